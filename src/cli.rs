@@ -1,0 +1,155 @@
+//! Command-line interface: the subcommands and their options, with the help text a user
+//! reads. Parsing only; each subcommand is carried out in `main.rs` by the layer it names.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "trainwatch",
+    version,
+    about = "Supervise long training jobs and run the Watch Mode Protocol in a terminal or in Discord",
+    long_about = "trainwatch starts a training job, stays in watch mode for the whole run, reports \
+errors the moment they appear (classified, with the traceback), posts status updates, timeout \
+warnings and a completion report, and takes decisions (restart, kill, continue, investigate).\n\n\
+With no config at all it wraps one command:  trainwatch run -- python train.py"
+)]
+pub struct Cli {
+    /// Log filter for trainwatch's own diagnostics (e.g. `info`, `trainwatch=debug`);
+    /// also read from TRAINWATCH_LOG.
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log_level: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Supervise jobs with the terminal as the chat, until every job has ended.
+    ///
+    /// Either the jobs of a config file (all of them, or the ones named), or one command
+    /// given after `--` with no config at all. Exit status: 0 when every job completed,
+    /// 1 when any failed or was killed, 2 on a usage or config error.
+    Run(RunArgs),
+    /// Run the Discord bot: supervise the configured jobs and take decisions from Discord.
+    Serve(ServeArgs),
+    /// Validate a config file and print the resolved jobs.
+    CheckConfig(CheckConfigArgs),
+    /// Show what the store knows of runs, incidents and decisions.
+    Status(StatusArgs),
+    /// Analyse a finished log: verdict, category, the line to look at, each incident.
+    Triage(TriageArgs),
+    /// Holds one job process and records how it ended (internal; started by trainwatch).
+    #[command(name = "__shim", hide = true)]
+    Shim(crate::exec::shim::ShimArgs),
+    /// A small training program for the demo: logs progress, writes checkpoints, fails once
+    /// with a real-looking traceback, resumes from its checkpoint and completes.
+    #[command(name = "demo-train", hide = true)]
+    DemoTrain(crate::demo::DemoTrainArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Config file declaring the jobs (TOML).
+    #[arg(short, long, value_name = "FILE", conflicts_with_all = ["log", "expected", "max"])]
+    pub config: Option<PathBuf>,
+
+    /// The store (SQLite) to use; default: the config's `store.path`, else ./.trainwatch/state.db.
+    #[arg(long, value_name = "FILE")]
+    pub store: Option<PathBuf>,
+
+    /// Log file of the wrapped command (default: ./trainwatch-<program>.log).
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+
+    /// Expected duration of the wrapped command (e.g. 12h, 90m); drives percent complete.
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration_arg)]
+    pub expected: Option<std::time::Duration>,
+
+    /// Maximum duration of the wrapped command; past it a TIMEOUT WARNING is posted.
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration_arg)]
+    pub max: Option<std::time::Duration>,
+
+    /// Status update interval for the wrapped command (default 30m).
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration_arg)]
+    pub status_interval: Option<std::time::Duration>,
+
+    /// Take decisions typed on standard input even when it is not a terminal.
+    #[arg(long, conflicts_with = "unattended")]
+    pub attended: bool,
+
+    /// Never wait for typed decisions: each job's `on_error` policy decides.
+    /// This is the default when standard input is not a terminal.
+    #[arg(long)]
+    pub unattended: bool,
+
+    /// Colour the output: auto (when stdout is a terminal), always, never.
+    #[arg(long, value_name = "WHEN", default_value = "auto")]
+    pub color: ColorChoice,
+
+    /// Jobs to supervise (default: all jobs of the config) — or, after `--`, the command to wrap.
+    #[arg(value_name = "JOB")]
+    pub jobs: Vec<String>,
+
+    /// The command to wrap, with its arguments (after `--`).
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Config file declaring the jobs and the `[discord]` section.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// The store (SQLite) to use; default: the config's `store.path`, else ./.trainwatch/state.db.
+    #[arg(long, value_name = "FILE")]
+    pub store: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckConfigArgs {
+    /// Config file to validate.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this job.
+    #[arg(value_name = "JOB")]
+    pub job: Option<String>,
+    /// Config file (to find the store and the job list).
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The store (SQLite) to read; default: the config's `store.path`, else ./.trainwatch/state.db.
+    #[arg(long, value_name = "FILE")]
+    pub store: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TriageArgs {
+    /// The log to analyse (read as a stream: any size).
+    #[arg(value_name = "LOG")]
+    pub log: PathBuf,
+    /// The process's exit status: a number, or 128+signal as a shell reports it (137 = SIGKILL).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub exit_code: Option<i32>,
+    /// Print the machine-readable JSON form.
+    #[arg(long)]
+    pub json: bool,
+    /// R-hat above this is a convergence problem.
+    #[arg(long, value_name = "X", default_value_t = 1.1)]
+    pub rhat_threshold: f64,
+}

@@ -1,0 +1,3 @@
+//! (module under construction)
+#[derive(Debug, clap::Args)]
+pub struct DemoTrainArgs {}

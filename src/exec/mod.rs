@@ -1,0 +1,2 @@
+//! (module under construction)
+pub mod shim;

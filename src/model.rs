@@ -1,0 +1,336 @@
+//! Domain types shared by every layer: job and run identities, the protocol's error
+//! categories, severities and personas, incidents found in a log, and how a process ended.
+//! They are plain data (serde-able) so the engine can stay pure and the store can keep them.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// The name of a job declared in the config. Restricted to a safe alphabet because it ends
+/// up in file paths, button ids and chat commands.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct JobName(String);
+
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("invalid job name {0:?}: use 1-64 characters from A-Z a-z 0-9 _ . -, not starting with . or -")]
+pub struct InvalidJobName(pub String);
+
+impl JobName {
+    pub fn new(s: impl Into<String>) -> Result<Self, InvalidJobName> {
+        let s = s.into();
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && !s.starts_with(['.', '-'])
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if ok {
+            Ok(Self(s))
+        } else {
+            Err(InvalidJobName(s))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for JobName {
+    type Error = InvalidJobName;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::new(s)
+    }
+}
+impl From<JobName> for String {
+    fn from(j: JobName) -> String {
+        j.0
+    }
+}
+impl FromStr for JobName {
+    type Err = InvalidJobName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::new(s)
+    }
+}
+impl fmt::Display for JobName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The number of a supervised run of a job (1, 2, …). A run spans every restart of the
+/// training until it completes, fails or is killed; each restart is a new attempt (new PID)
+/// in the same run, appending to the same log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RunId(pub u32);
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// The protocol's four error categories.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Category {
+    Implementation,
+    Data,
+    Resource,
+    Convergence,
+}
+
+impl Category {
+    pub const ALL: [Category; 4] = [
+        Category::Implementation,
+        Category::Data,
+        Category::Resource,
+        Category::Convergence,
+    ];
+
+    /// Who the protocol asks to fix an error of this category.
+    pub fn owner(self) -> Persona {
+        match self {
+            Category::Implementation | Category::Resource => Persona::CodeTranslator,
+            Category::Data => Persona::DataEngineer,
+            Category::Convergence => Persona::Modeler,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Implementation => "implementation",
+            Category::Data => "data",
+            Category::Resource => "resource",
+            Category::Convergence => "convergence",
+        }
+    }
+}
+
+impl fmt::Display for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Category {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Category::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown category {s:?} (expected implementation, data, resource or convergence)")
+            })
+    }
+}
+
+/// Fatal: the problem ends the run. Warning: the run goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Warning,
+    Fatal,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Warning => "warning",
+            Severity::Fatal => "fatal",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The people the protocol names. In chat they are roles or users mapped in the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Persona {
+    Director,
+    CodeTranslator,
+    DataEngineer,
+    Modeler,
+    TimeValidator,
+    /// May start jobs (not a protocol persona; the director may always start too).
+    Starter,
+}
+
+impl Persona {
+    pub const ALL: [Persona; 6] = [
+        Persona::Director,
+        Persona::CodeTranslator,
+        Persona::DataEngineer,
+        Persona::Modeler,
+        Persona::TimeValidator,
+        Persona::Starter,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Persona::Director => "director",
+            Persona::CodeTranslator => "code_translator",
+            Persona::DataEngineer => "data_engineer",
+            Persona::Modeler => "modeler",
+            Persona::TimeValidator => "time_validator",
+            Persona::Starter => "starter",
+        }
+    }
+}
+
+impl fmt::Display for Persona {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Persona {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Persona::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown persona {s:?} (expected director, code_translator, data_engineer, modeler, time_validator or starter)"
+                )
+            })
+    }
+}
+
+/// A problem found in a log or in how the process ended, with its evidence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    pub category: Category,
+    pub severity: Severity,
+    /// 1-based line number (lines split on `\n`) of the line that states the problem;
+    /// 0 when the evidence is not a log line (e.g. an exit by signal).
+    pub line: u64,
+    /// The line that states the problem by itself (the exception line `Type: message`,
+    /// never the bare `Traceback (most recent call last):` header). Cut for display.
+    pub text: String,
+    /// Surrounding evidence: the traceback block, or a few lines of context.
+    pub excerpt: Vec<String>,
+    /// How many identical incidents were folded into this one (a burst is one incident).
+    pub count: u32,
+}
+
+/// How a supervised process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExitOutcome {
+    /// Exited normally with this code.
+    Code(i32),
+    /// Killed by this signal number.
+    Signal(i32),
+    /// The process is gone but how it ended could not be learned (its holder died too).
+    Unknown,
+}
+
+impl ExitOutcome {
+    pub fn success(self) -> bool {
+        matches!(self, ExitOutcome::Code(0))
+    }
+    /// The status as a shell reports it (128 + signal), None when unknown.
+    pub fn shell_status(self) -> Option<i32> {
+        match self {
+            ExitOutcome::Code(c) => Some(c),
+            ExitOutcome::Signal(s) => Some(128 + s),
+            ExitOutcome::Unknown => None,
+        }
+    }
+    /// Parse a shell-style status: values above 128 up to 128+64 are read as signals.
+    pub fn from_shell_status(n: i32) -> Self {
+        if (129..=128 + 64).contains(&n) {
+            ExitOutcome::Signal(n - 128)
+        } else {
+            ExitOutcome::Code(n)
+        }
+    }
+}
+
+impl fmt::Display for ExitOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExitOutcome::Code(c) => write!(f, "exit code {c}"),
+            ExitOutcome::Signal(s) => {
+                let name = nix::sys::signal::Signal::try_from(*s)
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_else(|_| format!("signal {s}"));
+                write!(f, "killed by {name} ({})", 128 + s)
+            }
+            ExitOutcome::Unknown => f.write_str("ended, status unknown"),
+        }
+    }
+}
+
+/// Who sent a command: a chat user with the personas the config grants them, or the job's
+/// own `on_error` policy acting unattended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// Stable identity (chat user id, or local user name).
+    pub id: String,
+    /// How to show them (`@alice`).
+    pub display: String,
+    pub personas: Vec<Persona>,
+    /// True for the unattended policy: acts with the director's authority.
+    pub is_policy: bool,
+}
+
+impl Actor {
+    pub fn user(id: impl Into<String>, display: impl Into<String>, personas: Vec<Persona>) -> Self {
+        Self {
+            id: id.into(),
+            display: display.into(),
+            personas,
+            is_policy: false,
+        }
+    }
+    pub fn policy() -> Self {
+        Self {
+            id: "policy".into(),
+            display: "on_error policy".into(),
+            personas: vec![Persona::Director],
+            is_policy: true,
+        }
+    }
+    pub fn has(&self, p: Persona) -> bool {
+        self.personas.contains(&p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_names_are_restricted() {
+        assert!(JobName::new("model_3").is_ok());
+        assert!(JobName::new("a.b-c").is_ok());
+        assert!(JobName::new("").is_err());
+        assert!(JobName::new("-rf").is_err());
+        assert!(JobName::new("a b").is_err());
+        assert!(JobName::new("a/b").is_err());
+        assert!(JobName::new("x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn category_owners_follow_the_protocol() {
+        assert_eq!(Category::Implementation.owner(), Persona::CodeTranslator);
+        assert_eq!(Category::Resource.owner(), Persona::CodeTranslator);
+        assert_eq!(Category::Data.owner(), Persona::DataEngineer);
+        assert_eq!(Category::Convergence.owner(), Persona::Modeler);
+    }
+
+    #[test]
+    fn shell_status_round_trips_signals() {
+        assert_eq!(ExitOutcome::from_shell_status(137), ExitOutcome::Signal(9));
+        assert_eq!(ExitOutcome::from_shell_status(1), ExitOutcome::Code(1));
+        assert_eq!(ExitOutcome::Signal(11).shell_status(), Some(139));
+        assert_eq!(ExitOutcome::Signal(9).to_string(), "killed by SIGKILL (137)");
+    }
+}

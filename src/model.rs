@@ -24,7 +24,8 @@ impl JobName {
         let ok = !s.is_empty()
             && s.len() <= 64
             && !s.starts_with(['.', '-'])
-            && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
         if ok {
             Ok(Self(s))
         } else {
@@ -264,6 +265,28 @@ impl fmt::Display for ExitOutcome {
                 write!(f, "killed by {name} ({})", 128 + s)
             }
             ExitOutcome::Unknown => f.write_str("ended, status unknown"),
+        }
+    }
+}
+
+/// What to do, unattended, when a fatal error halts a run and nobody can decide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    /// Wait for a decision (unattended: the run fails once the process has ended).
+    Wait,
+    /// Kill the job.
+    Kill,
+    /// Restart it (from the newest checkpoint when the job has one), at most `limit` times per run.
+    Restart { limit: u32 },
+}
+
+impl fmt::Display for OnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OnError::Wait => f.write_str("wait"),
+            OnError::Kill => f.write_str("kill"),
+            OnError::Restart { limit } => write!(f, "restart (up to {limit} times)"),
         }
     }
 }

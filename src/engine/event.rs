@@ -1,0 +1,145 @@
+//! What flows into and out of the engine. Events carry the time they happened, so the
+//! engine never reads a clock; actions are requests the supervisor carries out.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::message::{
+    ConvergenceView, Decision, DecisionPoint, Message, MessageKey, OutputFile, ProgressView, Reply,
+};
+use crate::model::{Actor, ExitOutcome, Incident, RunId};
+
+/// A chat command, already parsed, with the report it refers to when it came from a button.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// Start a new run of the job.
+    Start,
+    /// Ask for a status update now.
+    Status,
+    /// A decision: from `/decide`, `/kill`, `/restart`, or a button.
+    Decide {
+        decision: Decision,
+        /// Set by buttons: the run and report the button was posted under.
+        target: Option<(RunId, DecisionPoint)>,
+        /// For "continue" after a timeout warning: how far to push the horizon.
+        extend: Option<Duration>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Event {
+    /// The executor started the job's process (after a Spawn action).
+    Spawned {
+        pid: u32,
+        checkpoint: Option<PathBuf>,
+        previous_log: Option<PathBuf>,
+    },
+    /// The executor could not start the process.
+    SpawnFailed { error: String },
+    /// A detector found a problem. `key` is the supervisor's id for it within the run, so
+    /// later evidence (`IncidentUpdated`) can be attached to the same incident.
+    Incident { key: u64, incident: Incident },
+    /// More evidence for an incident already reported (rest of the traceback, a burst count).
+    IncidentUpdated { key: u64, incident: Incident },
+    /// The log grew; the last complete line (display form) and its number.
+    LogActivity { last_line: String, line_no: u64 },
+    /// Latest progress and metrics from the log.
+    Progress {
+        progress: ProgressView,
+        convergence: Option<ConvergenceView>,
+    },
+    /// The process ended. `outputs` are the job's expected output files, stat'ed by the
+    /// supervisor at exit so the completion report can list their sizes.
+    Exited {
+        outcome: ExitOutcome,
+        outputs: Vec<OutputFile>,
+    },
+    /// Time passed (the supervisor ticks; what is due is decided here).
+    Tick,
+    /// A command from chat (or the console), with who sent it.
+    Command { command: Command, by: Actor },
+}
+
+/// An event and when it happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Input {
+    pub at: DateTime<Utc>,
+    pub event: Event,
+}
+
+/// Something the engine wants done.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Action {
+    /// Post a new message to the job's chat.
+    Post(Message),
+    /// Replace a posted message (same key) with this newer version.
+    Update(Message),
+    /// Close a report's decision: disable its buttons and note who decided (“Restarted by @x at 14:02”).
+    Resolve {
+        run: RunId,
+        key: MessageKey,
+        note: String,
+    },
+    /// Answer the sender of a command (ephemeral).
+    Reply(Reply),
+    /// Start the job's process. A new run (`append: false`) starts a fresh log; a restart
+    /// appends and, when `resume`, resumes from the newest checkpoint if the job has one.
+    Spawn {
+        run: RunId,
+        attempt: u32,
+        append: bool,
+        resume: bool,
+    },
+    /// Stop the job's process group (TERM, then KILL after the grace period).
+    Kill,
+    /// Append to the audit trail (decisions, refusals, incidents…).
+    Record(Record),
+    /// The run is over; nothing more will happen until a new Start.
+    RunEnded { run: RunId, success: bool },
+}
+
+/// A fact for the store's history, beyond the engine's own state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Record {
+    RunStarted {
+        run: RunId,
+        by: String,
+    },
+    AttemptStarted {
+        run: RunId,
+        attempt: u32,
+        pid: u32,
+        checkpoint: Option<PathBuf>,
+    },
+    AttemptEnded {
+        run: RunId,
+        attempt: u32,
+        outcome: ExitOutcome,
+    },
+    Incident {
+        run: RunId,
+        seq: u32,
+        incident: Incident,
+    },
+    IncidentResolved {
+        run: RunId,
+        seq: u32,
+        resolution: String,
+        by: Option<String>,
+    },
+    Decision {
+        run: Option<RunId>,
+        decision: String,
+        by: Actor,
+        accepted: bool,
+        detail: String,
+    },
+    RunEnded {
+        run: RunId,
+        state: String,
+        detail: String,
+    },
+}

@@ -1,0 +1,306 @@
+//! The protocol's messages as typed values. Each carries the fields the protocol shows
+//! and the personas it addresses; rendering (terminal text, Discord embeds) is the chat
+//! adapter's job. A `MessageKey` names a report so it can later be edited in place
+//! (traceback completed, decision taken).
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Actor, Category, ExitOutcome, Incident, JobName, Persona, RunId};
+
+/// What a director (or validator) can decide on a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Restart,
+    Kill,
+    Continue,
+    Investigate,
+}
+
+impl Decision {
+    pub const ALL: [Decision; 4] = [
+        Decision::Restart,
+        Decision::Kill,
+        Decision::Continue,
+        Decision::Investigate,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Restart => "restart",
+            Decision::Kill => "kill",
+            Decision::Continue => "continue",
+            Decision::Investigate => "investigate",
+        }
+    }
+    /// Past tense for "Restarted by @x at 14:02".
+    pub fn done(self) -> &'static str {
+        match self {
+            Decision::Restart => "Restarted",
+            Decision::Kill => "Killed",
+            Decision::Continue => "Monitoring continued",
+            Decision::Investigate => "Investigation requested",
+        }
+    }
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Decision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Decision::ALL
+            .into_iter()
+            .find(|d| d.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown decision {s:?} (expected restart, kill, continue or investigate)")
+            })
+    }
+}
+
+/// A report that awaits a decision: an error report (by incident number) or a timeout warning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionPoint {
+    Incident(u32),
+    Timeout(u32),
+}
+
+/// Names a posted message within a run, so an adapter can find it again to edit it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKey {
+    Started,
+    Incident(u32),
+    Warning(u32),
+    Status(u32),
+    Timeout(u32),
+    Restarting(u32),
+    Investigate(u32),
+    Notice(u32),
+    Final,
+}
+
+impl fmt::Display for MessageKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MessageKey::Started => f.write_str("started"),
+            MessageKey::Incident(n) => write!(f, "incident-{n}"),
+            MessageKey::Warning(n) => write!(f, "warning-{n}"),
+            MessageKey::Status(n) => write!(f, "status-{n}"),
+            MessageKey::Timeout(n) => write!(f, "timeout-{n}"),
+            MessageKey::Restarting(n) => write!(f, "restarting-{n}"),
+            MessageKey::Investigate(n) => write!(f, "investigate-{n}"),
+            MessageKey::Notice(n) => write!(f, "notice-{n}"),
+            MessageKey::Final => f.write_str("final"),
+        }
+    }
+}
+
+/// A button under a report: what it decides, on which report, with the protocol's label.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Button {
+    pub decision: Decision,
+    pub point: DecisionPoint,
+    pub label: String,
+}
+
+/// An expected output file and its size, or None when it is missing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputFile {
+    pub path: PathBuf,
+    pub size: Option<u64>,
+}
+
+/// How an incident was resolved, for the completion report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resolution {
+    pub what: String,
+    pub by: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// One error encountered during a run, and what became of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentSummary {
+    pub seq: u32,
+    pub category: Category,
+    pub text: String,
+    pub line: u64,
+    pub count: u32,
+    pub fatal: bool,
+    pub resolution: Option<Resolution>,
+}
+
+/// Progress and metrics as shown in a status update (filled when the log provides them).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProgressView {
+    pub percent: Option<f64>,
+    pub step: Option<u64>,
+    pub total: Option<u64>,
+    pub rate_per_sec: Option<f64>,
+    pub eta: Option<Duration>,
+    /// Latest values of the metrics the log prints (loss, accuracy…), in display order.
+    pub metrics: Vec<(String, f64)>,
+    /// A warning that the projected finish is past the maximum duration.
+    pub overrun: Option<Duration>,
+}
+
+/// Sampler diagnostics for the completion report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConvergenceView {
+    pub chains: Option<u64>,
+    pub draws: Option<u64>,
+    pub samples: Option<u64>,
+    pub max_rhat: Option<f64>,
+    pub min_ess: Option<f64>,
+    pub divergences: Option<u64>,
+}
+
+/// The body of each protocol message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Body {
+    /// "Training started with PID … Log file … Entering watch mode."
+    TrainingStarted {
+        pid: u32,
+        log_file: PathBuf,
+        argv: Vec<String>,
+        expected: Option<Duration>,
+        max: Option<Duration>,
+        /// An earlier log moved aside so this run starts a fresh one.
+        previous_log: Option<PathBuf>,
+    },
+    /// "⚠️ ERROR DETECTED": the report that awaits the director's decision.
+    ErrorDetected {
+        seq: u32,
+        pid: Option<u32>,
+        log_file: PathBuf,
+        incident: Incident,
+        /// Set when the process has already ended.
+        exit: Option<ExitOutcome>,
+        elapsed: Duration,
+    },
+    /// A problem that does not stop the run (a ConvergenceWarning, a caught exception).
+    WarningNoticed {
+        seq: u32,
+        log_file: PathBuf,
+        incident: Incident,
+    },
+    /// "Phase 5B Training Status Update".
+    StatusUpdate {
+        pid: u32,
+        log_file: PathBuf,
+        elapsed: Duration,
+        expected: Option<Duration>,
+        progress: ProgressView,
+        last_line: Option<String>,
+        /// Warnings noticed so far (no fatal error is open while the run is "running normally").
+        open: Vec<IncidentSummary>,
+    },
+    /// "⚠️ TIMEOUT WARNING".
+    TimeoutWarning {
+        pid: u32,
+        expected: Option<Duration>,
+        max: Duration,
+        elapsed: Duration,
+        last_line: Option<String>,
+    },
+    /// "Restarting training with fixed code…".
+    Restarting {
+        old_pid: Option<u32>,
+        new_pid: u32,
+        log_file: PathBuf,
+        checkpoint: Option<PathBuf>,
+        decided_by: String,
+        attempt: u32,
+    },
+    /// A decision was taken (continue monitoring, or a kill on its way).
+    DecisionTaken {
+        decision: Decision,
+        by: String,
+        detail: String,
+    },
+    /// The protocol's investigation request, addressed to the category's owner.
+    Investigate {
+        owner: Persona,
+        requested_by: String,
+        incident: Option<Incident>,
+        log_file: PathBuf,
+        last_line: Option<String>,
+    },
+    /// "✅ Phase 5B Training Complete".
+    Completed {
+        total: Duration,
+        attempts: u32,
+        outputs: Vec<OutputFile>,
+        log_file: PathBuf,
+        errors: Vec<IncidentSummary>,
+        convergence: Option<ConvergenceView>,
+    },
+    /// The run ended without success: the process failed and nobody (or the policy) restarted it.
+    Failed {
+        exit: Option<ExitOutcome>,
+        reason: String,
+        total: Duration,
+        log_file: PathBuf,
+        last_line: Option<String>,
+        errors: Vec<IncidentSummary>,
+    },
+    /// The run was killed by a decision.
+    Killed {
+        by: String,
+        pid: Option<u32>,
+        total: Duration,
+        log_file: PathBuf,
+        errors: Vec<IncidentSummary>,
+    },
+}
+
+impl Body {
+    /// Short title, as the protocol heads each message.
+    pub fn title(&self) -> &'static str {
+        match self {
+            Body::TrainingStarted { .. } => "✅ Training started",
+            Body::ErrorDetected { .. } => "⚠️ ERROR DETECTED",
+            Body::WarningNoticed { .. } => "⚠️ Warning noticed",
+            Body::StatusUpdate { .. } => "📊 Training Status Update",
+            Body::TimeoutWarning { .. } => "⚠️ TIMEOUT WARNING",
+            Body::Restarting { .. } => "🔄 Restarting training",
+            Body::DecisionTaken { .. } => "📝 Decision",
+            Body::Investigate { .. } => "🔍 Investigation requested",
+            Body::Completed { .. } => "✅ Training Complete",
+            Body::Failed { .. } => "❌ Training Failed",
+            Body::Killed { .. } => "🛑 Training Killed",
+        }
+    }
+}
+
+/// A message the bot posts, addressed to personas, possibly with decision buttons.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub job: JobName,
+    pub run: RunId,
+    pub key: MessageKey,
+    pub at: DateTime<Utc>,
+    /// Personas the protocol addresses in this message (mentioned in chat).
+    pub to: Vec<Persona>,
+    pub body: Body,
+    pub buttons: Vec<Button>,
+}
+
+/// Answer to a command, shown only to who sent it (ephemeral in Discord).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    pub to: Actor,
+    pub accepted: bool,
+    pub text: String,
+}

@@ -1,1 +1,461 @@
-//! (module under construction)
+//! The store: one SQLite file holding what must survive a restart of trainwatch — each
+//! job's engine state and log position, the history of runs, attempts and incidents, the
+//! audit log of every decision (append-only), and the outbox of chat messages.
+//!
+//! Writes for one engine step go in one transaction, so a crash leaves either the state
+//! before the event or the state after it, never half of each.
+
+mod outbox;
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::engine::{Action, JobState, Record};
+use crate::model::{ExitOutcome, JobName};
+
+pub use outbox::{OutboxEntry, OutboxKind};
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("cannot open the store {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("cannot create the store's folder {path}: {source}")]
+    Folder {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("store: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("store: corrupt record: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("the store {path} was written by a newer trainwatch (schema {found}, this one knows {known})")]
+    Schema { path: PathBuf, found: i64, known: i64 },
+}
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    job TEXT PRIMARY KEY,
+    state TEXT NOT NULL,          -- engine JobState, JSON
+    follow TEXT,                  -- log follower position, JSON
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    job TEXT NOT NULL, run INTEGER NOT NULL,
+    started_at TEXT NOT NULL, started_by TEXT NOT NULL,
+    ended_at TEXT, state TEXT NOT NULL, detail TEXT,
+    PRIMARY KEY (job, run)
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    job TEXT NOT NULL, run INTEGER NOT NULL, attempt INTEGER NOT NULL,
+    pid INTEGER NOT NULL, started_at TEXT NOT NULL, checkpoint TEXT,
+    ended_at TEXT, outcome TEXT,
+    PRIMARY KEY (job, run, attempt)
+);
+CREATE TABLE IF NOT EXISTS incidents (
+    job TEXT NOT NULL, run INTEGER NOT NULL, seq INTEGER NOT NULL,
+    at TEXT NOT NULL, category TEXT NOT NULL, severity TEXT NOT NULL,
+    line INTEGER NOT NULL, text TEXT NOT NULL, excerpt TEXT NOT NULL, count INTEGER NOT NULL,
+    resolution TEXT, resolved_by TEXT, resolved_at TEXT,
+    PRIMARY KEY (job, run, seq)
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL, job TEXT NOT NULL, run INTEGER,
+    action TEXT NOT NULL, actor_id TEXT NOT NULL, actor TEXT NOT NULL,
+    accepted INTEGER NOT NULL, detail TEXT NOT NULL
+);
+-- The audit log is never rewritten.
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    job TEXT NOT NULL, run INTEGER NOT NULL, key TEXT NOT NULL,
+    kind TEXT NOT NULL,           -- post | update | resolve
+    payload TEXT NOT NULL,        -- JSON
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    sent_at TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (channel, id) WHERE sent_at IS NULL;
+CREATE TABLE IF NOT EXISTS posted (
+    job TEXT NOT NULL, run INTEGER NOT NULL, key TEXT NOT NULL,
+    channel TEXT NOT NULL, message_id TEXT NOT NULL,
+    PRIMARY KEY (job, run, key)
+);
+"#;
+
+/// A handle on the store file.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// One run as `status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRow {
+    pub job: String,
+    pub run: u32,
+    pub started_at: String,
+    pub started_by: String,
+    pub ended_at: Option<String>,
+    pub state: String,
+    pub detail: Option<String>,
+    pub attempts: Vec<AttemptRow>,
+    pub incidents: Vec<IncidentRow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptRow {
+    pub attempt: u32,
+    pub pid: u32,
+    pub started_at: String,
+    pub checkpoint: Option<String>,
+    pub ended_at: Option<String>,
+    pub outcome: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IncidentRow {
+    pub seq: u32,
+    pub at: String,
+    pub category: String,
+    pub severity: String,
+    pub line: u64,
+    pub text: String,
+    pub count: u32,
+    pub resolution: Option<String>,
+    pub resolved_by: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditRow {
+    pub id: i64,
+    pub at: String,
+    pub job: String,
+    pub run: Option<u32>,
+    pub action: String,
+    pub actor_id: String,
+    pub actor: String,
+    pub accepted: bool,
+    pub detail: String,
+}
+
+impl Store {
+    /// Open (creating when needed) the store at `path`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let conn = Connection::open(path).map_err(|source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // WAL: readers (`trainwatch status`) never block the supervisor.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.execute_batch(SCHEMA)?;
+        let found: Option<i64> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
+                r.get::<_, String>(0)
+            })
+            .optional()?
+            .and_then(|v| v.parse().ok());
+        match found {
+            Some(v) if v > SCHEMA_VERSION => {
+                return Err(StoreError::Schema {
+                    path: path.to_path_buf(),
+                    found: v,
+                    known: SCHEMA_VERSION,
+                })
+            }
+            Some(_) => {}
+            None => {
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema', ?1)",
+                    params![SCHEMA_VERSION.to_string()],
+                )?;
+            }
+        }
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The saved engine state and log position of a job.
+    pub fn load_job(
+        &self,
+        job: &JobName,
+    ) -> Result<Option<(JobState, Option<serde_json::Value>)>, StoreError> {
+        let row: Option<(String, Option<String>)> = self
+            .conn
+            .query_row(
+                "SELECT state, follow FROM jobs WHERE job = ?1",
+                params![job.as_str()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        match row {
+            None => Ok(None),
+            Some((state, follow)) => {
+                let state: JobState = serde_json::from_str(&state)?;
+                let follow = follow.map(|f| serde_json::from_str(&f)).transpose()?;
+                Ok(Some((state, follow)))
+            }
+        }
+    }
+
+    /// Persist one engine step: the facts it recorded, then its new state and log position,
+    /// in one transaction.
+    pub fn commit_step(
+        &mut self,
+        job: &JobName,
+        at: DateTime<Utc>,
+        actions: &[Action],
+        state: &JobState,
+        follow: Option<&serde_json::Value>,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        for action in actions {
+            if let Action::Record(record) = action {
+                write_record(&tx, job, at, record)?;
+            }
+        }
+        let state = serde_json::to_string(state)?;
+        let follow = follow.map(serde_json::to_string).transpose()?;
+        tx.execute(
+            "INSERT INTO jobs (job, state, follow, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(job) DO UPDATE SET state = excluded.state,
+                 follow = COALESCE(excluded.follow, jobs.follow), updated_at = excluded.updated_at",
+            params![job.as_str(), state, follow, ts(at)],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Save only the log position (cheap, done periodically while a log grows).
+    pub fn save_follow(&self, job: &JobName, follow: &serde_json::Value) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE jobs SET follow = ?2 WHERE job = ?1",
+            params![job.as_str(), serde_json::to_string(follow)?],
+        )?;
+        Ok(())
+    }
+
+    /// Runs (newest first), with their attempts and incidents; all jobs or one.
+    pub fn runs(&self, job: Option<&str>, limit: usize) -> Result<Vec<RunRow>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT job, run, started_at, started_by, ended_at, state, detail FROM runs
+             WHERE (?1 IS NULL OR job = ?1) ORDER BY started_at DESC, job, run DESC LIMIT ?2",
+        )?;
+        let mut runs: Vec<RunRow> = stmt
+            .query_map(params![job, limit as i64], |r| {
+                Ok(RunRow {
+                    job: r.get(0)?,
+                    run: r.get(1)?,
+                    started_at: r.get(2)?,
+                    started_by: r.get(3)?,
+                    ended_at: r.get(4)?,
+                    state: r.get(5)?,
+                    detail: r.get(6)?,
+                    attempts: Vec::new(),
+                    incidents: Vec::new(),
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        for run in &mut runs {
+            let mut a = self.conn.prepare(
+                "SELECT attempt, pid, started_at, checkpoint, ended_at, outcome FROM attempts
+                 WHERE job = ?1 AND run = ?2 ORDER BY attempt",
+            )?;
+            run.attempts = a
+                .query_map(params![run.job, run.run], |r| {
+                    Ok(AttemptRow {
+                        attempt: r.get(0)?,
+                        pid: r.get(1)?,
+                        started_at: r.get(2)?,
+                        checkpoint: r.get(3)?,
+                        ended_at: r.get(4)?,
+                        outcome: r.get(5)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            let mut i = self.conn.prepare(
+                "SELECT seq, at, category, severity, line, text, count, resolution, resolved_by FROM incidents
+                 WHERE job = ?1 AND run = ?2 ORDER BY seq",
+            )?;
+            run.incidents = i
+                .query_map(params![run.job, run.run], |r| {
+                    Ok(IncidentRow {
+                        seq: r.get(0)?,
+                        at: r.get(1)?,
+                        category: r.get(2)?,
+                        severity: r.get(3)?,
+                        line: r.get(4)?,
+                        text: r.get(5)?,
+                        count: r.get(6)?,
+                        resolution: r.get(7)?,
+                        resolved_by: r.get(8)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+        }
+        Ok(runs)
+    }
+
+    /// The audit log, oldest first; all jobs or one.
+    pub fn audit(&self, job: Option<&str>) -> Result<Vec<AuditRow>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, at, job, run, action, actor_id, actor, accepted, detail FROM audit
+             WHERE (?1 IS NULL OR job = ?1) ORDER BY id",
+        )?;
+        let rows = stmt
+            .query_map(params![job], |r| {
+                Ok(AuditRow {
+                    id: r.get(0)?,
+                    at: r.get(1)?,
+                    job: r.get(2)?,
+                    run: r.get(3)?,
+                    action: r.get(4)?,
+                    actor_id: r.get(5)?,
+                    actor: r.get(6)?,
+                    accepted: r.get::<_, i64>(7)? != 0,
+                    detail: r.get(8)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// Names of the jobs the store has state for.
+    pub fn jobs(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT job FROM jobs ORDER BY job")?;
+        let rows = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    pub(crate) fn conn(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
+
+fn ts(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn outcome_text(o: &ExitOutcome) -> String {
+    o.to_string()
+}
+
+fn write_record(
+    tx: &rusqlite::Transaction<'_>,
+    job: &JobName,
+    at: DateTime<Utc>,
+    record: &Record,
+) -> Result<(), StoreError> {
+    let job = job.as_str();
+    match record {
+        Record::RunStarted { run, by } => {
+            tx.execute(
+                "INSERT OR REPLACE INTO runs (job, run, started_at, started_by, state) VALUES (?1, ?2, ?3, ?4, 'running')",
+                params![job, run.0, ts(at), by],
+            )?;
+        }
+        Record::AttemptStarted {
+            run,
+            attempt,
+            pid,
+            checkpoint,
+        } => {
+            tx.execute(
+                "INSERT OR REPLACE INTO attempts (job, run, attempt, pid, started_at, checkpoint) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![job, run.0, attempt, pid, ts(at), checkpoint.as_ref().map(|c| c.display().to_string())],
+            )?;
+        }
+        Record::AttemptEnded {
+            run,
+            attempt,
+            outcome,
+        } => {
+            tx.execute(
+                "UPDATE attempts SET ended_at = ?4, outcome = ?5 WHERE job = ?1 AND run = ?2 AND attempt = ?3",
+                params![job, run.0, attempt, ts(at), outcome_text(outcome)],
+            )?;
+        }
+        Record::Incident { run, seq, incident } => {
+            tx.execute(
+                "INSERT OR REPLACE INTO incidents (job, run, seq, at, category, severity, line, text, excerpt, count)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    job,
+                    run.0,
+                    seq,
+                    ts(at),
+                    incident.category.as_str(),
+                    incident.severity.as_str(),
+                    incident.line as i64,
+                    incident.text,
+                    serde_json::to_string(&incident.excerpt)?,
+                    incident.count
+                ],
+            )?;
+        }
+        Record::IncidentResolved {
+            run,
+            seq,
+            resolution,
+            by,
+        } => {
+            tx.execute(
+                "UPDATE incidents SET resolution = ?4, resolved_by = ?5, resolved_at = ?6 WHERE job = ?1 AND run = ?2 AND seq = ?3",
+                params![job, run.0, seq, resolution, by, ts(at)],
+            )?;
+        }
+        Record::Decision {
+            run,
+            decision,
+            by,
+            accepted,
+            detail,
+        } => {
+            tx.execute(
+                "INSERT INTO audit (at, job, run, action, actor_id, actor, accepted, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![ts(at), job, run.map(|r| r.0), decision, by.id, by.display, *accepted as i64, detail],
+            )?;
+        }
+        Record::RunEnded { run, state, detail } => {
+            tx.execute(
+                "UPDATE runs SET ended_at = ?3, state = ?4, detail = ?5 WHERE job = ?1 AND run = ?2",
+                params![job, run.0, ts(at), state, detail],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,158 @@
+use chrono::{TimeZone, Utc};
+
+use super::*;
+use crate::engine::{Action, JobState, Record};
+use crate::model::{Actor, Category, Incident, JobName, Persona, RunId, Severity};
+
+fn job() -> JobName {
+    JobName::new("model_3").unwrap()
+}
+
+#[test]
+fn a_step_persists_state_history_and_audit_and_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub/state.db");
+    let at = Utc.with_ymd_and_hms(2026, 11, 29, 8, 0, 0).unwrap();
+    let state = JobState {
+        last_run: 1,
+        run: None,
+    };
+    {
+        let mut store = Store::open(&path).unwrap();
+        let actions = vec![
+            Action::Record(Record::RunStarted {
+                run: RunId(1),
+                by: "@dana".into(),
+            }),
+            Action::Record(Record::AttemptStarted {
+                run: RunId(1),
+                attempt: 1,
+                pid: 4242,
+                checkpoint: None,
+            }),
+            Action::Record(Record::Incident {
+                run: RunId(1),
+                seq: 1,
+                incident: Incident {
+                    category: Category::Resource,
+                    severity: Severity::Fatal,
+                    line: 88,
+                    text: "MemoryError".into(),
+                    excerpt: vec!["Traceback (most recent call last):".into(), "MemoryError".into()],
+                    count: 1,
+                },
+            }),
+            Action::Record(Record::Decision {
+                run: Some(RunId(1)),
+                decision: "restart".into(),
+                by: Actor::user("u1", "@dana", vec![Persona::Director]),
+                accepted: true,
+                detail: "restarting model_3".into(),
+            }),
+            Action::Record(Record::IncidentResolved {
+                run: RunId(1),
+                seq: 1,
+                resolution: "restarted".into(),
+                by: Some("@dana".into()),
+            }),
+        ];
+        let follow = serde_json::json!({"offset": 1234, "line_no": 88});
+        store
+            .commit_step(&job(), at, &actions, &state, Some(&follow))
+            .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let (loaded, follow) = store.load_job(&job()).unwrap().unwrap();
+    assert_eq!(loaded, state);
+    assert_eq!(follow.unwrap()["offset"], 1234);
+    let runs = store.runs(Some("model_3"), 10).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].attempts[0].pid, 4242);
+    assert_eq!(runs[0].incidents[0].text, "MemoryError");
+    assert_eq!(runs[0].incidents[0].resolution.as_deref(), Some("restarted"));
+    let audit = store.audit(None).unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].actor, "@dana");
+    assert!(audit[0].accepted);
+}
+
+#[test]
+fn the_audit_log_cannot_be_rewritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+    let at = Utc::now();
+    let actions = vec![Action::Record(Record::Decision {
+        run: None,
+        decision: "start".into(),
+        by: Actor::user("u1", "@eve", vec![]),
+        accepted: false,
+        detail: "no role".into(),
+    })];
+    store
+        .commit_step(&job(), at, &actions, &JobState::default(), None)
+        .unwrap();
+    assert!(store.conn().execute("UPDATE audit SET accepted = 1", []).is_err());
+    assert!(store.conn().execute("DELETE FROM audit", []).is_err());
+    assert_eq!(store.audit(Some("model_3")).unwrap().len(), 1);
+}
+
+#[test]
+fn outbox_keeps_order_until_marked_sent_and_remembers_message_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+    let at = Utc::now();
+    let a = store
+        .enqueue(
+            at,
+            "c1",
+            &job(),
+            RunId(1),
+            "started",
+            OutboxKind::Post,
+            &serde_json::json!({"n": 1}),
+        )
+        .unwrap();
+    let b = store
+        .enqueue(
+            at,
+            "c1",
+            &job(),
+            RunId(1),
+            "incident-1",
+            OutboxKind::Post,
+            &serde_json::json!({"n": 2}),
+        )
+        .unwrap();
+    let pending = store.pending(10).unwrap();
+    assert_eq!(pending.iter().map(|e| e.id).collect::<Vec<_>>(), vec![a, b]);
+    store.mark_failed(a, "503").unwrap();
+    assert_eq!(store.pending(10).unwrap()[0].attempts, 1);
+    store.mark_sent(a, at, Some("9001")).unwrap();
+    assert_eq!(store.pending(10).unwrap().len(), 1);
+    assert_eq!(
+        store.posted("model_3", 1, "started").unwrap(),
+        Some(("c1".into(), "9001".into()))
+    );
+    assert_eq!(
+        store.posted_by_message_id("9001").unwrap(),
+        Some(("model_3".into(), 1, "started".into()))
+    );
+    // Survives reopening.
+    drop(store);
+    let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+    assert_eq!(store.pending(10).unwrap()[0].id, b);
+}
+
+#[test]
+fn a_store_from_a_newer_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let mut store = Store::open(&path).unwrap();
+    store
+        .conn()
+        .execute("UPDATE meta SET value = '99' WHERE key = 'schema'", [])
+        .unwrap();
+    drop(store);
+    let err = Store::open(&path).err().unwrap();
+    assert!(err.to_string().contains("newer trainwatch"), "{err}");
+}

@@ -1,1 +1,60 @@
-//! (module under construction)
+//! Chat: where the protocol's messages go and where decisions come from. One trait for
+//! outgoing messages, one type for incoming commands; adapters (console, Discord) do the
+//! rendering and the transport. Text that comes from a log is untrusted: `sanitize`
+//! neutralises mentions, control characters and secrets before any adapter shows it.
+
+pub mod command;
+pub mod console;
+pub mod render;
+pub mod sanitize;
+
+use tokio::sync::oneshot;
+
+use crate::engine::{Command, Message, MessageKey, Reply};
+use crate::model::{Actor, JobName, RunId};
+
+/// A message-level change for the chat.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outgoing {
+    Post(Message),
+    Update(Message),
+    Resolve {
+        job: JobName,
+        run: RunId,
+        key: MessageKey,
+        note: String,
+    },
+}
+
+impl Outgoing {
+    pub fn job(&self) -> &JobName {
+        match self {
+            Outgoing::Post(m) | Outgoing::Update(m) => &m.job,
+            Outgoing::Resolve { job, .. } => job,
+        }
+    }
+}
+
+/// Delivery of outgoing messages. Adapters with durable delivery return an outbox entry
+/// (`(channel, payload)`) from `to_outbox`: the supervisor stores it in the same
+/// transaction as the engine step that produced it, then calls `wake`. Adapters without
+/// (the console) return None and get `deliver` called after the step is committed.
+pub trait ChatSink: Send + Sync {
+    fn to_outbox(&self, _out: &Outgoing) -> Option<(String, serde_json::Value)> {
+        None
+    }
+    /// New outbox entries are waiting.
+    fn wake(&self) {}
+    /// Show a message now (adapters without an outbox).
+    fn deliver(&self, out: &Outgoing);
+}
+
+/// A command from a person (or a script), routed to one job.
+#[derive(Debug)]
+pub struct Inbound {
+    pub job: JobName,
+    pub command: Command,
+    pub by: Actor,
+    /// Where the engine's answers go (ephemeral replies).
+    pub reply: oneshot::Sender<Vec<Reply>>,
+}

@@ -1,0 +1,252 @@
+//! The console: the embedded default chat. Messages are printed in the protocol's wording
+//! (coloured on a terminal); decisions are typed as lines (`/decide model_3 restart`).
+//! The local user acts with the personas the config's `[roles]` gives their login name;
+//! with no `[roles]` at all, the one person at the terminal holds every persona.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Mutex;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::{mpsc, oneshot};
+
+use super::command::{self, TextCommand};
+use super::render::{self, persona_tag};
+use super::{ChatSink, Inbound, Outgoing};
+use crate::engine::{Body, Command, Reply};
+use crate::model::{Actor, JobName, Persona};
+
+/// ANSI styling, or none.
+#[derive(Debug, Clone, Copy)]
+struct Style {
+    on: bool,
+}
+
+impl Style {
+    fn paint(self, code: &str, s: &str) -> String {
+        if self.on {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+}
+
+/// Prints messages to a writer (stdout in real use).
+pub struct Console {
+    out: Mutex<Box<dyn Write + Send>>,
+    style: Style,
+    /// Who holds each persona, shown next to the mention (`@director (alice)`).
+    holders: BTreeMap<Persona, String>,
+}
+
+impl Console {
+    pub fn new(out: Box<dyn Write + Send>, color: bool, holders: BTreeMap<Persona, String>) -> Self {
+        Self {
+            out: Mutex::new(out),
+            style: Style { on: color },
+            holders,
+        }
+    }
+
+    fn mention(&self, p: Persona) -> String {
+        match self.holders.get(&p) {
+            Some(h) => format!("{} ({h})", persona_tag(p)),
+            None => persona_tag(p),
+        }
+    }
+
+    fn write(&self, text: &str) {
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        // A closed stdout (e.g. `| head`) must not take the supervisor down.
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.flush();
+    }
+
+    /// Print replies to a command.
+    pub fn print_replies(&self, replies: &[Reply]) {
+        let mut s = String::new();
+        for r in replies {
+            let mark = if r.accepted {
+                self.style.paint("32", "✓")
+            } else {
+                self.style.paint("31", "✗")
+            };
+            s.push_str(&format!("{mark} {}\n", r.text));
+        }
+        self.write(&s);
+    }
+
+    pub fn print_line(&self, line: &str) {
+        self.write(&format!("{line}\n"));
+    }
+
+    fn colour_of(body: &Body) -> &'static str {
+        match body {
+            Body::ErrorDetected { .. } | Body::Failed { .. } => "1;31",
+            Body::WarningNoticed { .. } | Body::TimeoutWarning { .. } | Body::Killed { .. } => "1;33",
+            Body::Completed { .. } | Body::TrainingStarted { .. } => "1;32",
+            _ => "1;36",
+        }
+    }
+
+    fn format_post(&self, m: &crate::engine::Message) -> String {
+        let r = render::render(m);
+        let mut s = String::new();
+        let time = m.at.format("%H:%M:%S");
+        let to = if m.to.is_empty() {
+            String::new()
+        } else {
+            let names: Vec<String> = m.to.iter().map(|p| self.mention(*p)).collect();
+            format!(" → {}", names.join(" "))
+        };
+        s.push_str(&format!(
+            "\n{} {}{}\n",
+            self.style.paint("2", &format!("[{time}] @model_trainer")),
+            self.style.paint(Self::colour_of(&m.body), &r.title),
+            to
+        ));
+        for l in &r.lines {
+            s.push_str(&format!("  {l}\n"));
+        }
+        for l in &r.excerpt {
+            s.push_str(&format!("  {} {l}\n", self.style.paint("2", "┆")));
+        }
+        if let Some(f) = &r.footer {
+            s.push_str(&format!("  {f}\n"));
+        }
+        if !m.buttons.is_empty() {
+            let opts: Vec<String> = m
+                .buttons
+                .iter()
+                .map(|b| format!("/decide {} {}", m.job, b.decision))
+                .collect();
+            s.push_str(&format!(
+                "  {} {}\n",
+                self.style.paint("2", "decide:"),
+                opts.join("  |  ")
+            ));
+        }
+        s
+    }
+
+    fn format_update(&self, m: &crate::engine::Message) -> Option<String> {
+        match &m.body {
+            Body::ErrorDetected {
+                seq, incident, exit, ..
+            } => {
+                let mut parts = Vec::new();
+                if let Some(e) = exit {
+                    parts.push(format!("process {e}"));
+                }
+                if incident.count > 1 {
+                    parts.push(format!("{} occurrences", incident.count));
+                }
+                parts.push(format!("traceback {} lines", incident.excerpt.len()));
+                Some(format!(
+                    "  ↳ {} error #{seq} update: {}\n",
+                    m.job,
+                    parts.join(", ")
+                ))
+            }
+            Body::WarningNoticed { seq, incident, .. } if incident.count > 1 => Some(format!(
+                "  ↳ {} warning #{seq}: {} occurrences\n",
+                m.job, incident.count
+            )),
+            _ => None,
+        }
+    }
+}
+
+impl ChatSink for Console {
+    fn deliver(&self, out: &Outgoing) {
+        let text = match out {
+            Outgoing::Post(m) => Some(self.format_post(m)),
+            Outgoing::Update(m) => self.format_update(m),
+            Outgoing::Resolve { job, key, note, .. } => Some(format!("  ↳ {job} {key}: {note}\n")),
+        };
+        if let Some(t) = text {
+            self.write(&t);
+        }
+    }
+}
+
+/// The person at the terminal.
+pub fn local_actor(personas: Vec<Persona>) -> Actor {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "local".into());
+    Actor::user(format!("local:{user}"), format!("@{user}"), personas)
+}
+
+/// Read commands from standard input until it closes, sending them to the supervisor.
+/// Answers are printed on the console.
+pub async fn read_commands(
+    console: std::sync::Arc<Console>,
+    actor: Actor,
+    jobs: Vec<JobName>,
+    inbound: mpsc::Sender<Inbound>,
+) {
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let parsed = match command::parse(line) {
+            Ok(p) => p,
+            Err(e) => {
+                console.print_replies(&[Reply {
+                    to: actor.clone(),
+                    accepted: false,
+                    text: e,
+                }]);
+                continue;
+            }
+        };
+        let targets: Vec<(JobName, Command)> = match parsed {
+            TextCommand::Help => {
+                console.print_line(command::HELP);
+                continue;
+            }
+            TextCommand::StatusAll => jobs.iter().map(|j| (j.clone(), Command::Status)).collect(),
+            TextCommand::Job { job, command } => match resolve_job(job.as_deref(), &jobs) {
+                Ok(j) => vec![(j, command)],
+                Err(e) => {
+                    console.print_replies(&[Reply {
+                        to: actor.clone(),
+                        accepted: false,
+                        text: e,
+                    }]);
+                    continue;
+                }
+            },
+        };
+        for (job, command) in targets {
+            let (tx, rx) = oneshot::channel();
+            let msg = Inbound {
+                job,
+                command,
+                by: actor.clone(),
+                reply: tx,
+            };
+            if inbound.send(msg).await.is_err() {
+                return;
+            }
+            if let Ok(replies) = rx.await {
+                console.print_replies(&replies);
+            }
+        }
+    }
+}
+
+fn resolve_job(job: Option<&str>, jobs: &[JobName]) -> Result<JobName, String> {
+    match job {
+        Some(j) => jobs.iter().find(|x| x.as_str() == j).cloned().ok_or_else(|| {
+            let names: Vec<&str> = jobs.iter().map(|j| j.as_str()).collect();
+            format!("unknown job {j:?}; jobs here: {}", names.join(", "))
+        }),
+        None if jobs.len() == 1 => Ok(jobs[0].clone()),
+        None => Err("several jobs are supervised: name one (e.g. /decide JOB restart)".into()),
+    }
+}

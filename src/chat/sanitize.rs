@@ -1,0 +1,135 @@
+//! Untrusted text (log lines, tracebacks) made safe to show: no control characters that
+//! could drive a terminal, no mention that could ping `@everyone` or a role, no secret
+//! (tokens, keys, passwords) posted to a channel, and a length limit that keeps the start.
+
+use std::sync::OnceLock;
+
+use regex::Regex;
+
+/// Remove terminal control sequences and control characters (keeps tabs as spaces).
+pub fn strip_controls(s: &str) -> String {
+    static ANSI: OnceLock<Regex> = OnceLock::new();
+    let ansi = ANSI.get_or_init(|| {
+        Regex::new(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[@-Z\\-_])").unwrap()
+    });
+    let s = ansi.replace_all(s, "");
+    s.chars()
+        .filter_map(|c| match c {
+            '\t' => Some(' '),
+            c if c.is_control() => None,
+            // Bidirectional overrides can make a line read differently than it is.
+            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => None,
+            c => Some(c),
+        })
+        .collect()
+}
+
+/// Neutralise chat mentions: `@everyone`, `@here`, `<@id>`, `<@&id>`, `<#id>`.
+/// A zero-width space after the `@` or `<` keeps the text readable but inert.
+pub fn defuse_mentions(s: &str) -> String {
+    static MENTION: OnceLock<Regex> = OnceLock::new();
+    let re = MENTION.get_or_init(|| Regex::new(r"@(everyone|here)|<(@[!&]?|#)(\d+)>").unwrap());
+    re.replace_all(s, |c: &regex::Captures<'_>| {
+        if let Some(w) = c.get(1) {
+            format!("@\u{200B}{}", w.as_str())
+        } else {
+            format!("<\u{200B}{}{}>", &c[2], &c[3])
+        }
+    })
+    .into_owned()
+}
+
+/// Replace things that look like credentials with `[REDACTED]`.
+pub fn redact_secrets(s: &str) -> String {
+    static SECRETS: OnceLock<Vec<Regex>> = OnceLock::new();
+    let res = SECRETS.get_or_init(|| {
+        [
+            // key=value / key: value where the key names a secret
+            r#"(?i)\b((?:api[_-]?key|access[_-]?key|secret(?:[_-]?key)?|token|password|passwd|pwd|auth)\b["']?\s*[=:]\s*["']?)[^\s"',;]{4,}"#,
+            r"(?i)\b(bearer\s+)[a-z0-9._~+/=-]{8,}",
+            r"\b(AKIA|ASIA)[0-9A-Z]{16}\b",
+            r"\bgh[pousr]_[A-Za-z0-9]{20,}\b",
+            r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b",
+            r"\bhf_[A-Za-z0-9]{20,}\b",
+            r"\bsk-[A-Za-z0-9_-]{20,}\b",
+            // Discord bot tokens: three base64url parts separated by dots
+            r"\b[MNO][A-Za-z0-9_-]{23,27}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,40}\b",
+            r"-----BEGIN [A-Z ]*PRIVATE KEY-----",
+        ]
+        .iter()
+        .map(|p| Regex::new(p).expect("secret pattern"))
+        .collect()
+    });
+    let mut out = s.to_string();
+    for re in res {
+        out = re
+            .replace_all(&out, |c: &regex::Captures<'_>| match c.get(1) {
+                Some(prefix) if prefix.as_str().ends_with(['=', ':', ' ', '"', '\'']) => {
+                    format!("{}[REDACTED]", prefix.as_str())
+                }
+                _ => "[REDACTED]".to_string(),
+            })
+            .into_owned();
+    }
+    out
+}
+
+/// Everything above, for a line from a log.
+pub fn untrusted(s: &str) -> String {
+    defuse_mentions(&redact_secrets(&strip_controls(s)))
+}
+
+/// Cut to at most `max` characters, keeping the start and saying how much was cut.
+pub fn cut(s: &str, max: usize) -> String {
+    let n = s.chars().count();
+    if n <= max {
+        return s.to_string();
+    }
+    let keep = max.saturating_sub(1);
+    let mut out: String = s.chars().take(keep).collect();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mentions_are_defused() {
+        let s = defuse_mentions("ping @everyone and @here and <@123> <@!45> <@&678> <#9>");
+        assert!(!s.contains("@everyone") && !s.contains("@here"));
+        assert!(!s.contains("<@123>") && !s.contains("<@&678>") && !s.contains("<#9>"));
+        assert!(s.contains("everyone") && s.contains("678"));
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let s = redact_secrets(
+            "WANDB_API_KEY=abcd1234efgh5678 token: 'xyzxyzxyz' Authorization: Bearer abc.def.ghi123",
+        );
+        assert!(!s.contains("abcd1234efgh5678"), "{s}");
+        assert!(!s.contains("xyzxyzxyz"), "{s}");
+        assert!(!s.contains("abc.def.ghi123"), "{s}");
+        assert!(s.contains("WANDB_API_KEY=[REDACTED]"), "{s}");
+        let s = redact_secrets("aws AKIAABCDEFGHIJKLMNOP and ghp_0123456789abcdefghijABCDEFGHIJ");
+        assert_eq!(s, "aws [REDACTED] and [REDACTED]");
+        // Ordinary training output is left alone.
+        assert_eq!(
+            redact_secrets("epoch 3 loss=0.41 tokens=5000"),
+            "epoch 3 loss=0.41 tokens=5000"
+        );
+    }
+
+    #[test]
+    fn terminal_controls_are_stripped() {
+        assert_eq!(strip_controls("\x1b[31mred\x1b[0m\x07 x\ty\r"), "red x y");
+        assert_eq!(strip_controls("a\u{202E}b"), "ab");
+    }
+
+    #[test]
+    fn cut_keeps_the_start() {
+        assert_eq!(cut("abcdef", 4), "abc…");
+        assert_eq!(cut("abc", 4), "abc");
+    }
+}

@@ -45,7 +45,7 @@ pub fn redact_secrets(s: &str) -> String {
     let res = SECRETS.get_or_init(|| {
         [
             // key=value / key: value where the key names a secret
-            r#"(?i)\b((?:api[_-]?key|access[_-]?key|secret(?:[_-]?key)?|token|password|passwd|pwd|auth)\b["']?\s*[=:]\s*["']?)[^\s"',;]{4,}"#,
+            r#"(?i)\b([a-z0-9_]*(?:api[_-]?key|access[_-]?key|secret(?:[_-]?key)?|token|password|passwd|pwd|auth)\b["']?\s*[=:]\s*["']?)[^\s"',;]{4,}"#,
             r"(?i)\b(bearer\s+)[a-z0-9._~+/=-]{8,}",
             r"\b(AKIA|ASIA)[0-9A-Z]{16}\b",
             r"\bgh[pousr]_[A-Za-z0-9]{20,}\b",

@@ -406,10 +406,36 @@ async fn changed_returns_at_once_while_a_backlog_remains() {
         read_budget: 1024,
         poll_armed: Duration::from_secs(3600),
         poll_unarmed: Duration::from_secs(3600),
+        ..FollowOptions::default()
     };
     let mut f = Follower::with_options(path, FollowState::default(), opts);
     assert!(f.read_available(|_| {}).unwrap().more);
     tokio::time::timeout(Duration::from_secs(5), f.changed())
         .await
         .expect("backlog: no waiting");
+}
+
+/// Without inotify (or when events never come, as on NFS) the poll still picks appends up.
+/// Time is paused, so the poll interval elapses without real waiting.
+#[tokio::test(start_paused = true)]
+async fn polling_alone_still_follows_the_log() {
+    let (_dir, path) = setup();
+    let opts = FollowOptions {
+        inotify: false,
+        poll_unarmed: Duration::from_millis(500),
+        ..FollowOptions::default()
+    };
+    let mut f = Follower::with_options(path.clone(), FollowState::default(), opts);
+    let mut lines = Vec::new();
+    for round in 0..3 {
+        append(&path, format!("poll {round}\n").as_bytes());
+        let before = tokio::time::Instant::now();
+        f.changed().await;
+        assert!(
+            tokio::time::Instant::now() >= before + Duration::from_millis(500),
+            "with inotify off, changed() is the poll interval"
+        );
+        f.read_available(|l| lines.push(l)).unwrap();
+    }
+    assert_eq!(pairs(&lines), [(1, "poll 0"), (2, "poll 1"), (3, "poll 2")]);
 }

@@ -118,6 +118,9 @@ pub struct FollowOptions {
     /// Most bytes one `read_available` call reads, so a huge backlog (resuming after a
     /// long outage) does not stall the caller's thread; the rest comes with `more`.
     pub read_budget: u64,
+    /// Wake on inotify events (Linux). Turn off where events do not reflect writes, e.g. a
+    /// log on NFS written from another host: then only polling (`poll_unarmed`) is used.
+    pub inotify: bool,
 }
 
 impl Default for FollowOptions {
@@ -126,6 +129,7 @@ impl Default for FollowOptions {
             poll_armed: Duration::from_secs(1),
             poll_unarmed: Duration::from_millis(250),
             read_budget: 64 << 20,
+            inotify: true,
         }
     }
 }
@@ -289,7 +293,7 @@ impl Follower {
             return;
         }
         #[cfg(target_os = "linux")]
-        {
+        if self.opts.inotify {
             let open = self.log.as_ref().map(|l| (&l.file, l.id));
             let armed = self.watch.arm(&self.path, open);
             if armed.fresh {
@@ -304,8 +308,8 @@ impl Follower {
                 _ = self.watch.wait(self.name.as_ref()) => {}
                 _ = tokio::time::sleep(poll) => {}
             }
+            return;
         }
-        #[cfg(not(target_os = "linux"))]
         tokio::time::sleep(self.opts.poll_unarmed).await;
     }
 

@@ -439,3 +439,32 @@ async fn polling_alone_still_follows_the_log() {
     }
     assert_eq!(pairs(&lines), [(1, "poll 0"), (2, "poll 1"), (3, "poll 2")]);
 }
+
+#[test]
+fn resuming_after_a_truncate_and_rewrite_while_away_starts_over() {
+    let (_dir, path) = setup();
+    append(&path, b"first run line 1\nfirst run line 2\n");
+    let mut f = Follower::new(path.clone(), FollowState::default());
+    assert_eq!(read(&mut f).len(), 2);
+    let state = f.state();
+    drop(f);
+
+    // Same inode, cut to zero and written again past the saved offset.
+    fs::write(
+        &path,
+        b"second run, a longer line 1\nsecond run line 2\nline 3\n",
+    )
+    .unwrap();
+    let mut f = Follower::new(path.clone(), state);
+    let mut out = Vec::new();
+    let stats = f.read_available(|l| out.push(l)).unwrap();
+    assert!(stats.truncated);
+    assert_eq!(
+        pairs(&out),
+        [
+            (1, "second run, a longer line 1"),
+            (2, "second run line 2"),
+            (3, "line 3")
+        ]
+    );
+}

@@ -29,7 +29,8 @@ pub use line::{HEAD_KEEP, TAIL_KEEP};
 /// `offset` is the byte offset just past the last line handed out (an incomplete last
 /// line is re-read on resume); `line_no` counts the `\n`-terminated lines before it;
 /// `dev`/`ino` identify the file the offset belongs to, so a log rotated while nobody
-/// was watching is noticed.
+/// was watching is noticed; `head` fingerprints the file's first bytes, so a log
+/// truncated and rewritten past the offset while nobody was watching is noticed too.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default)]
 pub struct FollowState {
@@ -37,6 +38,41 @@ pub struct FollowState {
     pub line_no: u64,
     pub dev: Option<u64>,
     pub ino: Option<u64>,
+    pub head: Option<HeadPrint>,
+}
+
+/// A fingerprint of a file's first `len` bytes (up to [`HeadPrint::MAX_LEN`]).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HeadPrint {
+    pub len: u32,
+    /// FNV-1a 64 of those bytes: stable across versions, unlike std's hasher.
+    pub hash: u64,
+}
+
+impl HeadPrint {
+    pub const MAX_LEN: u32 = 1024;
+
+    fn of(bytes: &[u8]) -> Self {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for &b in bytes {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        Self {
+            len: bytes.len() as u32,
+            hash,
+        }
+    }
+
+    /// The fingerprint of the first `len` bytes of `file`; `None` if it is shorter.
+    fn read(file: &File, len: u32) -> io::Result<Option<Self>> {
+        let mut bytes = vec![0; len as usize];
+        match file.read_exact_at(&mut bytes, 0) {
+            Ok(()) => Ok(Some(Self::of(&bytes))),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 impl FollowState {
@@ -225,7 +261,9 @@ impl Follower {
     /// [`read_available`](Self::read_available), lending each line instead of allocating it.
     pub fn read_available_with(&mut self, mut f: impl FnMut(LineRef<'_>)) -> io::Result<ReadStats> {
         let mut stats = ReadStats::default();
-        let result = self.read_inner(&mut f, &mut stats);
+        let result = self
+            .read_inner(&mut f, &mut stats)
+            .and_then(|()| self.update_head_print());
         self.backlog = stats.more;
         result.map(|()| stats)
     }
@@ -328,7 +366,10 @@ impl Follower {
             }
             let log = self.log.as_ref().expect("opened above");
             if log.file.metadata()?.len() < self.read_pos {
-                tracing::info!(path = %self.path.display(), "log truncated, following it from the start");
+                tracing::info!(
+                    path = %self.path.display(),
+                    "log truncated, reading from the start",
+                );
                 stats.truncated = true;
                 self.restart_at_zero(None);
                 continue;
@@ -354,7 +395,10 @@ impl Follower {
             }
             match self.open_path()? {
                 Some(log) => {
-                    tracing::info!(path = %self.path.display(), "log rotated, following the new file");
+                    tracing::info!(
+                        path = %self.path.display(),
+                        "log rotated, reading the new file",
+                    );
                     stats.rotated = true;
                     self.restart_at_zero(Some(log));
                 }
@@ -376,8 +420,23 @@ impl Follower {
         }
     }
 
+    /// Fingerprints the start of the file once the committed offset covers it (a file
+    /// still shorter than [`HeadPrint::MAX_LEN`] is re-fingerprinted as it grows).
+    fn update_head_print(&mut self) -> io::Result<()> {
+        let Some(log) = self.log.as_ref() else {
+            return Ok(());
+        };
+        let want = self.state.offset.min(u64::from(HeadPrint::MAX_LEN)) as u32;
+        if want == 0 || self.state.head.map(|h| h.len) == Some(want) {
+            return Ok(());
+        }
+        self.state.head = HeadPrint::read(&log.file, want)?;
+        Ok(())
+    }
+
     /// First open, honouring the saved state: same file → continue at the saved offset
-    /// (a shrunk file is caught as a truncation by the read loop); another file → the log
+    /// unless its start changed (truncated and rewritten while we were away; a merely
+    /// shrunk file is caught as a truncation by the read loop); another file → the log
     /// was rotated while we were away: finish the old file if it is still beside the new
     /// one under another name, else start the new one from 0.
     fn open_initial(&mut self, stats: &mut ReadStats) -> io::Result<bool> {
@@ -388,18 +447,36 @@ impl Follower {
         match self.state.file_id() {
             Some(saved) if saved != log.id => {
                 if let Some(old) = self.find_sibling(saved) {
-                    tracing::info!(path = %self.path.display(), "log was rotated while away, finishing the old file first");
+                    tracing::info!(
+                        path = %self.path.display(),
+                        "rotated while away: old file first",
+                    );
                     self.adopt(old);
                 } else {
                     tracing::warn!(
                         path = %self.path.display(),
-                        "log was replaced while away and the old file is gone; following the new file from its start"
+                        "replaced while away, old file gone: new file from its start"
                     );
                     stats.rotated = true;
                     self.restart_at_zero(Some(log));
                 }
             }
-            _ => self.adopt(log),
+            _ => {
+                let rewritten = match self.state.head {
+                    Some(saved) => HeadPrint::read(&log.file, saved.len)? != Some(saved),
+                    None => false,
+                };
+                if rewritten {
+                    tracing::info!(
+                        path = %self.path.display(),
+                        "rewritten while away: from the start",
+                    );
+                    stats.truncated = true;
+                    self.restart_at_zero(Some(log));
+                } else {
+                    self.adopt(log);
+                }
+            }
         }
         Ok(true)
     }
@@ -417,6 +494,7 @@ impl Follower {
         self.state.offset = 0;
         self.state.line_no = 0;
         self.read_pos = 0;
+        self.state.head = None;
         self.partial.clear();
         if let Some(log) = new {
             self.state.dev = Some(log.id.dev);
@@ -564,11 +642,28 @@ mod tests {
             line_no: 3,
             dev: Some(7),
             ino: Some(9),
+            head: Some(HeadPrint::of(b"hello")),
         };
         let json = serde_json::to_string(&s).unwrap();
         assert_eq!(serde_json::from_str::<FollowState>(&json).unwrap(), s);
         let old: FollowState = serde_json::from_str(r#"{"offset":5}"#).unwrap();
         assert_eq!(old.offset, 5);
         assert_eq!(old.ino, None);
+    }
+
+    #[test]
+    fn head_print_tells_contents_apart() {
+        assert_eq!(HeadPrint::of(b"abc"), HeadPrint::of(b"abc"));
+        assert_ne!(HeadPrint::of(b"abc"), HeadPrint::of(b"abd"));
+        // Published FNV-1a 64 test vector, so persisted prints stay comparable.
+        assert_eq!(HeadPrint::of(b"a").hash, 0xaf63dc4c8601ec8c);
+    }
+
+    #[test]
+    fn follower_and_its_wait_can_move_to_another_task() {
+        fn is_send<T: Send>(_: &T) {}
+        let mut f = Follower::new(PathBuf::from("x.log"), FollowState::default());
+        is_send(&f.changed());
+        is_send(&f);
     }
 }

@@ -109,7 +109,11 @@ impl Watch {
                 }
                 // Typically the directory does not exist yet; polling covers it.
                 Err(e) => {
-                    tracing::debug!(dir = %dir.display(), error = %e, "cannot watch log directory yet")
+                    tracing::debug!(
+                        dir = %dir.display(),
+                        error = %e,
+                        "cannot watch the directory yet",
+                    )
                 }
             }
         }
@@ -124,7 +128,12 @@ impl Watch {
                 // Watching through the descriptor targets exactly the inode we read, even
                 // when the path already names a newer file or none at all.
                 let via_fd = format!("/proc/self/fd/{}", file.as_raw_fd());
-                match inotify.add_watch(via_fd.as_str(), FILE_MASK) {
+                // Without /proc, the path: it names our file except mid-rotation, and the
+                // directory watch and the poll cover that moment.
+                let added = inotify
+                    .add_watch(via_fd.as_str(), FILE_MASK)
+                    .or_else(|_| inotify.add_watch(path, FILE_MASK));
+                match added {
                     Ok(wd) => {
                         armed.file_wd = Some((wd, id));
                         out.fresh = true;

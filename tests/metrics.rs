@@ -160,6 +160,10 @@ fn pymc_log_gives_chains_draws_divergences_rhat_and_ess() {
     assert_eq!(conv.divergences, Some(5));
     assert_eq!(conv.max_rhat, Some(1.071));
     assert_eq!(conv.min_ess, Some(20.476));
+    assert_eq!(
+        conv.summary(),
+        "2 chains × 150 draws = 300 samples; max R-hat 1.071; min ESS 20; 5 divergences"
+    );
 }
 
 #[test]
@@ -179,6 +183,27 @@ fn lightning_bar_postfix_and_key_value_lines() {
     assert_eq!(snap.latest.get("acc"), Some(&0.5));
     assert_eq!(snap.step, Some(7), "the latest step source wins");
     assert!(!snap.latest.contains_key("Epoch"));
+}
+
+#[test]
+fn a_bar_without_total_still_gives_the_step() {
+    let mut tracker = MetricsTracker::new(MetricsConfig::default());
+    tracker.push_line(
+        "570it [00:10, 55.10it/s]\r1140it [00:20, 57.00it/s]",
+        at(0.0),
+    );
+    let snap = tracker.snapshot();
+    assert_eq!((snap.step, snap.total), (Some(1140), None));
+    assert_eq!(snap.rate_per_sec, Some(57.0));
+    let p = progress(
+        &snap,
+        Duration::from_secs(20),
+        Some(Duration::from_secs(80)),
+    );
+    assert_eq!(
+        (p.basis, p.percent),
+        (Some(ProgressBasis::Time), Some(25.0))
+    );
 }
 
 #[test]

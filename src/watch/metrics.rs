@@ -182,6 +182,31 @@ impl Convergence {
     fn is_empty(&self) -> bool {
         *self == Convergence::default()
     }
+
+    /// The facts for a completion report, e.g. `2 chains × 150 draws = 300 samples; max
+    /// R-hat 1.071; min ESS 20; 5 divergences`. Only what the log stated is listed.
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        match (self.chains, self.draws) {
+            (Some(c), Some(d)) => parts.push(format!(
+                "{c} chains × {d} draws = {} samples",
+                u64::from(c) * d
+            )),
+            (Some(c), None) => parts.push(format!("{c} chains")),
+            (None, Some(d)) => parts.push(format!("{d} draws per chain")),
+            (None, None) => {}
+        }
+        if let Some(r) = self.max_rhat {
+            parts.push(format!("max R-hat {r:.3}"));
+        }
+        if let Some(e) = self.min_ess {
+            parts.push(format!("min ESS {e:.0}"));
+        }
+        if let Some(d) = self.divergences {
+            parts.push(format!("{d} divergence{}", if d == 1 { "" } else { "s" }));
+        }
+        parts.join("; ")
+    }
 }
 
 /// The tracker's state at a moment.
@@ -794,7 +819,7 @@ fn kv_pairs(seg: &str) -> Vec<Pair> {
     let re = KV.get_or_init(|| {
         // `:` needs a space after it so that clock times (12:30:05) are not pairs.
         Regex::new(
-            r"(?:^|[^A-Za-z0-9_./\-])(?P<key>[A-Za-z][A-Za-z0-9_./\-]{0,63})\s*(?:=|:\s)\s*(?P<num>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?i:nan|infinity|inf))(?P<unit>[A-Za-z_%]*)",
+            r"(?:^|[^A-Za-z0-9_./\-])(?P<key>[A-Za-z][A-Za-z0-9_./\-]{0,63})\s*(?:=|:\s)\s*(?P<num>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?i:nan|infinity|inf))(?P<unit>[A-Za-z_%]*)(?P<clock>:\d)?",
         )
         .expect("valid regex")
     });
@@ -806,6 +831,10 @@ fn kv_pairs(seg: &str) -> Vec<Pair> {
                 .any(|ch| ch.is_ascii_alphabetic() && ch != 'e' && ch != 'E');
             // `name=inference` is not infinity.
             if alpha && !c.name("unit").is_some_and(|u| u.as_str().is_empty()) {
+                return None;
+            }
+            // `ETA: 1:23` is a clock, not the number 1.
+            if c.name("clock").is_some() {
                 return None;
             }
             Some(Pair {
@@ -935,10 +964,11 @@ mod tests {
 
     #[test]
     fn kv_skips_clock_times_and_words_starting_with_inf() {
-        let keys: Vec<String> = kv_pairs("12:30:05 name=inference loss: 0.5 lr=1e-3 acc=97%")
-            .into_iter()
-            .map(|p| format!("{}={}", p.key, p.value))
-            .collect();
+        let keys: Vec<String> =
+            kv_pairs("12:30:05 name=inference loss: 0.5 ETA: 1:23 lr=1e-3 acc=97%")
+                .into_iter()
+                .map(|p| format!("{}={}", p.key, p.value))
+                .collect();
         assert_eq!(keys, ["loss=0.5", "lr=0.001", "acc=97"]);
     }
 

@@ -303,6 +303,18 @@ async fn a_job_whose_shim_died_ends_unknown() {
     }
 }
 
+#[tokio::test]
+async fn sigterm_to_the_shim_stops_the_job_and_is_still_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = spawn(&spec(dir.path(), "sleep 300")).await.unwrap();
+    kill(Pid::from_raw(h.shim_pid as i32), Signal::SIGTERM).unwrap();
+    assert_eq!(
+        bounded("job end", h.wait()).await,
+        ExitOutcome::Signal(Signal::SIGTERM as i32)
+    );
+    until("group reaped", || group_gone(h.pid)).await;
+}
+
 #[test]
 fn resume_picks_the_newest_checkpoint() {
     let dir = tempfile::tempdir().unwrap();

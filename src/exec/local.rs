@@ -309,7 +309,9 @@ impl JobHandle {
         self.status().is_none()
     }
 
-    /// Wait for the job to end and learn how. Cancellable: drop the future.
+    /// Wait for the job's main process to end and learn how. Workers it left running (still
+    /// in its process group) do not hold this up; [`JobHandle::kill`] reaches them.
+    /// Cancellable: drop the future.
     pub async fn wait(&self) -> ExitOutcome {
         let mut shim_exited = self.shim_exited.clone();
         loop {

@@ -6,7 +6,8 @@
 //! it, and records how it ended — all in the run's state folder.
 //!
 //! The shim is also a child subreaper: workers the job leaves behind are re-parented to the
-//! shim and reaped, so no zombie of the job's group lingers. Its own diagnostics go to its
+//! shim and reaped, so no zombie of the job's group lingers. A SIGTERM/SIGINT/SIGHUP sent to
+//! the shim is passed on to the job's group, so such an end is still recorded. Its own diagnostics go to its
 //! stderr, which trainwatch points at `shim.log` in the state folder.
 
 use std::fs::OpenOptions;
@@ -14,7 +15,10 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use std::sync::atomic::{AtomicI32, Ordering};
+
 use nix::errno::Errno;
+use nix::sys::signal::{SigHandler, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
@@ -123,8 +127,13 @@ pub fn run(args: ShimArgs) -> i32 {
     };
     let mut status = 0;
     if let Err(e) = state::write_atomic(dir, state::JOB_FILE, &record) {
-        eprintln!("trainwatch shim: cannot record the job's PID: {e}");
+        // Nobody could ever find, stop or account for this job: take it down rather than
+        // leave an unsupervised run behind, and say why if the folder still takes writes.
+        let _ = nix::sys::signal::kill(Pid::from_raw(-(pid as i32)), Signal::SIGKILL);
+        fail(format!("cannot record the job's PID: {e}"));
         status = RECORD_FAILED;
+    } else {
+        forward_termination_to(pid);
     }
 
     // Reap every child (the job, then any orphaned worker) until none is left; record the
@@ -164,4 +173,30 @@ pub fn run(args: ShimArgs) -> i32 {
         status = RECORD_FAILED;
     }
     status
+}
+
+/// The job's process group, read by the signal handler.
+static JOB_PGID: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward(sig: libc::c_int) {
+    let pgid = JOB_PGID.load(Ordering::Relaxed);
+    if pgid > 1 {
+        // SAFETY: kill is async-signal-safe.
+        unsafe {
+            libc::kill(-pgid, sig);
+        }
+    }
+}
+
+/// A SIGTERM, SIGINT or SIGHUP sent to the shim (by a user, or at shutdown) is passed on to
+/// the job's group instead of killing the shim, so the job's end is still recorded.
+/// Handlers reset to the default on exec, so the job itself is unaffected.
+fn forward_termination_to(pid: u32) {
+    JOB_PGID.store(pid as i32, Ordering::Relaxed);
+    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        // SAFETY: the handler only reads an atomic and calls kill.
+        if let Err(e) = unsafe { nix::sys::signal::signal(sig, SigHandler::Handler(forward)) } {
+            eprintln!("trainwatch shim: cannot forward {sig}: {e}");
+        }
+    }
 }

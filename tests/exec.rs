@@ -233,6 +233,8 @@ async fn a_forgotten_job_is_adopted_and_its_end_learned() {
     assert!(h.is_running());
     fs::write(dir.path().join("go"), b"").unwrap();
     assert_eq!(bounded("adopted job", h.wait()).await, ExitOutcome::Code(7));
+    let ended = h.ended_at().expect("the end time is recorded");
+    assert!(ended >= h.started_at);
     match adopt(&state).unwrap() {
         Some(Adopted::Ended(o)) => assert_eq!(o, ExitOutcome::Code(7)),
         other => panic!("expected Ended, got {other:?}"),

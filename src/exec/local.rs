@@ -27,7 +27,8 @@ const FINE_POLL: Duration = Duration::from_millis(25);
 /// After SIGKILL, how long `kill` waits for the group to be gone before returning anyway.
 const AFTER_KILL: Duration = Duration::from_secs(5);
 
-/// What to run and where. `argv` is run as is (no shell).
+/// What to run and where. `argv` is run as is (no shell; `argv[0]` is looked up in `PATH`).
+/// Relative paths are taken from trainwatch's current directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpawnSpec {
     pub argv: Vec<String>,
@@ -305,6 +306,14 @@ impl JobHandle {
         Some(self.recorded().unwrap_or(ExitOutcome::Unknown))
     }
 
+    /// When the job's end was recorded by its shim, if it was.
+    pub fn ended_at(&self) -> Option<SystemTime> {
+        state::read::<ExitRecord>(&self.state_dir, state::EXIT_FILE)
+            .ok()
+            .flatten()
+            .map(|r| UNIX_EPOCH + Duration::from_millis(r.ended_at_ms))
+    }
+
     pub fn is_running(&self) -> bool {
         self.status().is_none()
     }
@@ -389,5 +398,43 @@ fn signal_group(pgid: u32, sig: Signal) -> Result<(), ExecError> {
     match kill(Pid::from_raw(-raw), sig) {
         Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
         Err(source) => Err(ExecError::Signal { pgid, source }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn kill_leaves_alone_a_process_that_reused_the_pid() {
+        use std::os::unix::process::CommandExt;
+        let mut other = std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = other.id();
+        let real = state::proc_stat(pid).unwrap().starttime;
+        let h = JobHandle {
+            pid,
+            shim_pid: pid,
+            state_dir: PathBuf::from("/nonexistent"),
+            log: PathBuf::from("/nonexistent/log"),
+            moved_log: None,
+            started_at: UNIX_EPOCH,
+            // The job we once started had this PID, but started at another time.
+            starttime: real + 1,
+            shim_starttime: real + 1,
+            shim_exited: None,
+        };
+        assert_eq!(h.status(), Some(ExitOutcome::Unknown));
+        h.kill(Duration::ZERO).await.unwrap();
+        assert_eq!(
+            other.try_wait().unwrap(),
+            None,
+            "an unrelated process was signalled"
+        );
+        other.kill().unwrap();
+        other.wait().unwrap();
     }
 }

@@ -6,6 +6,7 @@ use trainwatch::cli::{Cli, Command};
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Shim(args) => std::process::exit(trainwatch::exec::shim::run(args)),
         other => anyhow::bail!("{other:?}: not wired yet"),
     }
 }

@@ -197,7 +197,7 @@ fn params_files_in_toml_json_and_yaml_are_read_by_dotted_key() {
 [[design]]
 name = "draws"
 expected = 2000
-from = { file = "cfg/p.toml", key = "sampler.draws" }
+from = { file = "./cfg/p.toml", key = "sampler.draws" }
 [[design]]
 name = "algorithm"
 expected = "NUTS"
@@ -555,4 +555,23 @@ fn a_missing_workdir_or_a_bad_glob_is_an_error_not_a_panic() {
     assert!(e.to_string().contains("without \"..\""), "{e}");
     let e = take_snapshot(dir.path(), &["[".into()], &d).unwrap_err();
     assert!(e.to_string().starts_with("watch glob \"[\""), "{e}");
+}
+
+#[test]
+fn a_symlink_out_of_the_workdir_is_neither_hashed_nor_read() {
+    let outside = tempfile::tempdir().unwrap();
+    write(outside.path(), "secret.toml", "draws = 2000\n");
+    let dir = job_dir();
+    std::os::unix::fs::symlink(outside.path().join("secret.toml"), dir.path().join("p.toml")).unwrap();
+    let d = design(
+        r#"
+[[design]]
+name = "draws"
+expected = 2000
+from = { file = "p.toml", key = "draws" }
+"#,
+    );
+    let s = take_snapshot(dir.path(), &["*.toml".into()], &d).unwrap();
+    assert!(s.files.is_empty(), "{:?}", s.files);
+    assert!(s.params["draws"].is_err());
 }

@@ -459,7 +459,11 @@ fn parse_source(s: &RawSource) -> Result<ParamSource, String> {
                 return Err(format!("key {key:?} has an empty segment"));
             }
             check_relative(file)?;
-            let path = PathBuf::from(file);
+            // "./p.toml" and "p.toml" are one file: keep the form snapshots key files by.
+            let path: PathBuf = Path::new(file)
+                .components()
+                .filter(|c| matches!(c, Component::Normal(_)))
+                .collect();
             if FileFormat::of(&path).is_none() {
                 return Err(format!(
                     "params file {file:?} must end in .toml, .json, .yaml or .yml"

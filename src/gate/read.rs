@@ -31,6 +31,14 @@ pub(crate) fn read_param(
 ) -> Result<ParamValue, String> {
     match source {
         ParamSource::File { path, key } => {
+            // `files` holds the path only when it is a regular file inside the workdir.
+            if !files.iter().any(|f| f == path) {
+                let why = match std::fs::symlink_metadata(workdir.join(path)) {
+                    Err(e) => io_reason(&e),
+                    Ok(_) => "not a regular file inside the workdir".into(),
+                };
+                return Err(format!("{}: {why}", path.display()));
+            }
             let text = read_text(&workdir.join(path)).map_err(|e| format!("{}: {e}", path.display()))?;
             let format = FileFormat::of(path)
                 .ok_or_else(|| format!("{}: not a .toml, .json or .yaml file", path.display()))?;
@@ -324,6 +332,18 @@ mod tests {
         assert_eq!(parse_number(" '0.95' "), Ok(ParamValue::Number(0.95)));
         assert!(parse_number("many").unwrap_err().contains("not a number"));
         assert!(parse_number("inf").is_err());
+    }
+
+    #[test]
+    fn hostile_nesting_is_an_error_or_a_value_never_a_crash() {
+        let deep_flow = format!("a: {}1{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert!(lookup(FileFormat::Yaml, &deep_flow, "a.b").is_err());
+        let deep_block: String = (0..500).map(|i| format!("{}k{i}:\n", " ".repeat(i))).collect();
+        assert!(lookup(FileFormat::Yaml, &deep_block, "k0.nope").is_err());
+        let deep_json = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(lookup(FileFormat::Json, &deep_json, "0").is_err());
+        let deep_toml = format!("a = {}1{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(lookup(FileFormat::Toml, &deep_toml, "a").is_err());
     }
 
     #[test]

@@ -150,11 +150,20 @@ fn expand(workdir: &Path, pattern: &str) -> Result<BTreeSet<PathBuf>, GateError>
         pattern
     );
     let paths = glob::glob(&full).map_err(|e| bad(e.to_string()))?;
+    let root = workdir.canonicalize().map_err(|e| bad(e.to_string()))?;
     let mut out = BTreeSet::new();
     for entry in paths {
         let Ok(path) = entry else { continue };
         if !path.is_file() {
             continue;
+        }
+        // A symlink out of the workdir is not the job's code; do not read what it points at.
+        match path.canonicalize() {
+            Ok(real) if real.starts_with(&root) => {}
+            _ => {
+                tracing::debug!(file = %path.display(), "skipping a file that resolves outside the workdir");
+                continue;
+            }
         }
         if let Ok(r) = path.strip_prefix(workdir) {
             out.insert(r.to_path_buf());

@@ -575,3 +575,24 @@ from = { file = "p.toml", key = "draws" }
     assert!(s.files.is_empty(), "{:?}", s.files);
     assert!(s.params["draws"].is_err());
 }
+
+#[test]
+fn a_design_template_binds_to_the_job_name() {
+    let dir = job_dir();
+    let d = design(
+        r#"
+[[design]]
+name = "draws"
+expected = 2000
+from = { pattern = 'draws=(\d+)', files = ["{job}.py"] }
+"#,
+    );
+    let job = trainwatch::model::JobName::new("model_3").unwrap();
+    let bound = trainwatch::gate::bind_job(&d, &job);
+    let s = take_snapshot(dir.path(), &[], &bound).unwrap();
+    assert_eq!(s.params["draws"], Ok(ParamValue::Number(2000.0)));
+    assert!(s.files.contains_key(Path::new("model_3.py")));
+    // Unbound, the placeholder matches no file and says so.
+    let s = take_snapshot(dir.path(), &[], &d).unwrap();
+    assert!(s.params["draws"].as_ref().unwrap_err().contains("{job}.py"));
+}

@@ -11,6 +11,8 @@ use regex::Regex;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
+use crate::model::JobName;
+
 /// The parameter whose change means "algorithm changed" in the CHANGES SUMMARY.
 pub const ALGORITHM: &str = "algorithm";
 /// The parameter whose set difference gives "features added/removed".
@@ -343,6 +345,28 @@ pub fn parse_design(raw: &[RawDesignParam]) -> Result<Vec<DesignParam>, DesignEr
         out.push(p);
     }
     Ok(out)
+}
+
+/// Replaces `{job}` / `{name}` in the sources' paths and globs with the job's name, so one
+/// design template can serve `model_1`, `model_2`, … (`files = ["{job}.py"]`).
+pub fn bind_job(design: &[DesignParam], job: &JobName) -> Vec<DesignParam> {
+    let sub = |s: &str| s.replace("{job}", job.as_str()).replace("{name}", job.as_str());
+    design
+        .iter()
+        .map(|p| DesignParam {
+            source: match &p.source {
+                ParamSource::File { path, key } => ParamSource::File {
+                    path: PathBuf::from(sub(&path.to_string_lossy())),
+                    key: key.clone(),
+                },
+                ParamSource::Pattern { regex, files } => ParamSource::Pattern {
+                    regex: regex.clone(),
+                    files: files.iter().map(|f| sub(f)).collect(),
+                },
+            },
+            ..p.clone()
+        })
+        .collect()
 }
 
 impl TryFrom<RawDesignParam> for DesignParam {

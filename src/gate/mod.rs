@@ -16,8 +16,8 @@ use std::path::PathBuf;
 pub use changes::{changes, render_changes, ChangesSummary, FileChange, ParamChange};
 pub use compare::{compare, render_table, Comparison, ComparisonRow, Verdict};
 pub use design::{
-    parse_design, CaptureRegex, DesignError, DesignParam, ParamSource, ParamValue, RawDesignParam, RawSource,
-    RawValue, Tolerance,
+    bind_job, parse_design, CaptureRegex, DesignError, DesignParam, ParamSource, ParamValue, RawDesignParam,
+    RawSource, RawValue, Tolerance,
 };
 pub use git::{GitBase, LineStat};
 pub use snapshot::{take_snapshot, watch_from_argv, ParamReading, Snapshot};

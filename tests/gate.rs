@@ -596,3 +596,44 @@ from = { pattern = 'draws=(\d+)', files = ["{job}.py"] }
     let s = take_snapshot(dir.path(), &[], &d).unwrap();
     assert!(s.params["draws"].as_ref().unwrap_err().contains("{job}.py"));
 }
+
+#[test]
+fn a_workdir_inside_a_larger_repository_gets_line_stats_for_its_own_files() {
+    let repo = tempfile::tempdir().unwrap();
+    write(repo.path(), "jobs/m3/model_3.py", MODEL_V1);
+    write(repo.path(), "jobs/m3/params.yaml", "sampler:\n  chains: 4\n");
+    write(repo.path(), "other/model_9.py", "draws=1\n");
+    git(repo.path(), &["init", "-q"]);
+    git(repo.path(), &["add", "-A"]);
+    git(repo.path(), &["commit", "-q", "-m", "v1"]);
+    let workdir = repo.path().join("jobs/m3");
+    let d = design(DESIGN);
+    let before = take_snapshot(&workdir, &[], &d).unwrap();
+    let clean: Vec<&Path> = before
+        .git
+        .as_ref()
+        .unwrap()
+        .clean
+        .iter()
+        .map(PathBuf::as_path)
+        .collect();
+    assert_eq!(clean, [Path::new("model_3.py"), Path::new("params.yaml")]);
+    write(repo.path(), "jobs/m3/params.yaml", "sampler:\n  chains: 8\n");
+    write(repo.path(), "other/model_9.py", "draws=2\n");
+    let after = take_snapshot(&workdir, &[], &d).unwrap();
+    let s = changes(&before, &after, &d, &workdir);
+    assert_eq!(
+        s.files_modified.len(),
+        1,
+        "files outside the workdir are not the job's"
+    );
+    let f = &s.files_modified[0];
+    assert_eq!(f.path, Path::new("params.yaml"));
+    assert_eq!(f.lines.as_ref().unwrap().ranges, vec![(2, 2)]);
+    assert_eq!(s.params_changed[0].name, "chains");
+    assert!(
+        s.compliance.contains("chains is 8 (design 4, tolerance exact)"),
+        "{}",
+        s.compliance
+    );
+}

@@ -17,7 +17,7 @@ use thiserror::Error;
 use crate::engine::{Action, JobState, Record};
 use crate::model::{ExitOutcome, JobName};
 
-pub use outbox::{OutboxEntry, OutboxKind};
+pub use outbox::{OutboxEntry, OutboxItem, OutboxKind};
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -238,8 +238,12 @@ impl Store {
         actions: &[Action],
         state: &JobState,
         follow: Option<&serde_json::Value>,
+        outbox: &[OutboxItem],
     ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
+        for item in outbox {
+            outbox::insert(&tx, at, job, item)?;
+        }
         for action in actions {
             if let Action::Record(record) = action {
                 write_record(&tx, job, at, record)?;

@@ -151,11 +151,22 @@ fn bad_duration_names_line_column_and_key() {
         loc.message
     );
 
-    // A bad default is reported under [defaults], where it must be fixed.
+    // A bad default is reported under [defaults], where it must be fixed — even when every
+    // job sets its own value, or there is no job yet.
     let loc = fail("[defaults]\nstatus_interval = \"0s\"\n[jobs.a]\nargv = [\"x\"]\n");
     assert_eq!(
         (loc.line, loc.key.as_deref()),
         (Some(2), Some("defaults.status_interval"))
+    );
+    let loc = fail("[defaults]\nmax = \"1 fortnight\"\n[jobs.a]\nargv = [\"x\"]\nmax = \"1h\"\n");
+    assert_eq!(
+        (loc.line, loc.key.as_deref()),
+        (Some(2), Some("defaults.max"))
+    );
+    let loc = fail("[defaults]\n\n[defaults.detect]\nignore = [\"[\"]\n");
+    assert_eq!(
+        (loc.line, loc.key.as_deref()),
+        (Some(4), Some("defaults.detect.ignore"))
     );
 }
 

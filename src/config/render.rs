@@ -95,14 +95,46 @@ fn write_all(s: &mut String, cfg: &Config, is_set: &dyn Fn(&str) -> bool) -> std
     Ok(())
 }
 
+/// Environment variables whose value is probably a credential (API keys, tokens): their
+/// values are not printed, so the output can be pasted into a chat or an issue.
+fn looks_secret(name: &str) -> bool {
+    let n = name.to_ascii_uppercase();
+    [
+        "TOKEN",
+        "SECRET",
+        "PASSWORD",
+        "PASSWD",
+        "KEY",
+        "CREDENTIAL",
+        "AUTH",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
+}
+
 fn write_job(s: &mut String, j: &JobSpec) -> std::fmt::Result {
     writeln!(s, "[{}]", j.name)?;
     writeln!(s, "  argv:            {}", list(&j.argv))?;
-    writeln!(s, "  workdir:         {}", j.workdir.display())?;
+    let missing = if j.workdir.is_dir() {
+        ""
+    } else {
+        " (not found)"
+    };
+    writeln!(s, "  workdir:         {}{missing}", j.workdir.display())?;
     if j.env.is_empty() {
         writeln!(s, "  env:             -")?;
     } else {
-        let pairs: Vec<String> = j.env.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+        let pairs: Vec<String> = j
+            .env
+            .iter()
+            .map(|(k, v)| {
+                if looks_secret(k) {
+                    format!("{k}=<hidden>")
+                } else {
+                    format!("{k}={v:?}")
+                }
+            })
+            .collect();
         writeln!(s, "  env:             {}", pairs.join(" "))?;
     }
     writeln!(s, "  log:             {}", j.log.display())?;
@@ -182,6 +214,7 @@ director = ["alice", "role:111"]
 [jobs.m]
 argv = ["python", "m.py"]
 max = "24h"
+env = { WANDB_API_KEY = "k-123", PYTHONUNBUFFERED = "1" }
 [discord]
 token_env = "TW_TEST_TOKEN_VAR"
 channel = 222
@@ -204,5 +237,10 @@ channel = 222
             "{out}"
         );
         assert!(out.contains("director         alice, role:111"), "{out}");
+        assert!(
+            out.contains("PYTHONUNBUFFERED=\"1\" WANDB_API_KEY=<hidden>"),
+            "{out}"
+        );
+        assert!(!out.contains("k-123"), "{out}");
     }
 }

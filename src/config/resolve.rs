@@ -49,6 +49,22 @@ pub(crate) fn resolve(text: &str, source: &Path) -> R<Config> {
         ));
     }
 
+    if let Some(d) = defaults {
+        // Check [defaults] on its own too: a bad default that every job overrides would
+        // otherwise go unnoticed until a new job inherits it.
+        let no_job = RawJob::default();
+        let name = JobName::new("defaults").expect("a valid job name");
+        let ctx = JobCtx {
+            o: &o,
+            job: &no_job,
+            def: Some(d.get_ref()),
+            prefix: "defaults".into(),
+            name: &name,
+            key_span: d.span(),
+        };
+        ctx.resolve(&base, Vec::new())?;
+    }
+
     let mut jobs = Vec::with_capacity(raw.jobs.len());
     for (key, job) in &raw.jobs {
         let name = JobName::new(key.get_ref().as_str())
@@ -61,7 +77,8 @@ pub(crate) fn resolve(text: &str, source: &Path) -> R<Config> {
             name: &name,
             key_span: key.span(),
         };
-        jobs.push(j.resolve(&base)?);
+        let argv = j.required_argv()?;
+        jobs.push(j.resolve(&base, argv)?);
     }
     // BTreeMap iteration already gives name order; sort anyway so the promise does not hang
     // on the raw map type.
@@ -381,19 +398,21 @@ impl<'a> JobCtx<'a> {
         })
     }
 
-    fn resolve(&self, config_dir: &Path) -> R<JobSpec> {
+    /// The job's own command (never a default).
+    fn required_argv(&self) -> R<Vec<String>> {
+        match &self.job.argv {
+            Some(v) => self.argv(v, &format!("{}.argv", self.prefix)),
+            None => Err(self.o.at(
+                self.key_span.clone(),
+                &self.prefix,
+                "argv is required: the command to run, e.g. argv = [\"python\", \"train.py\"]",
+            )),
+        }
+    }
+
+    fn resolve(&self, config_dir: &Path, argv: Vec<String>) -> R<JobSpec> {
         let o = self.o;
         let name = self.name.as_str();
-
-        let argv =
-            match &self.job.argv {
-                Some(v) => self.argv(v, &format!("{}.argv", self.prefix))?,
-                None => return Err(o.at(
-                    self.key_span.clone(),
-                    &self.prefix,
-                    "argv is required: the command to run, e.g. argv = [\"python\", \"train.py\"]",
-                )),
-            };
 
         let workdir = self.path("workdir", |j| j.workdir.as_ref(), ".", config_dir)?;
 

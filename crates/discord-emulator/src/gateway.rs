@@ -216,7 +216,7 @@ fn identify(shared: &Shared, conn_id: u64, v: &Value) -> Result<(String, Vec<Val
     let mut frames = Vec::new();
     match sequence_dispatch(shared, &sid, "READY", ready) {
         Ok(f) => frames.push(f),
-        Err(e) => tracing::error!(error = %e, "READY payload invalid"),
+        Err(e) => report_invalid(shared, e),
     }
     if cfg.send_guild_create {
         let spec = GuildSpec {
@@ -233,11 +233,18 @@ fn identify(shared: &Shared, conn_id: u64, v: &Value) -> Result<(String, Vec<Val
             payloads::guild_create_json(&spec),
         ) {
             Ok(f) => frames.push(f),
-            Err(e) => tracing::error!(error = %e, "GUILD_CREATE payload invalid"),
+            Err(e) => report_invalid(shared, e),
         }
     }
     shared.update(|i| i.gateway.ready_sent += 1);
     Ok((sid, frames))
+}
+
+fn report_invalid(shared: &Shared, e: crate::EmulatorError) {
+    match e {
+        crate::EmulatorError::InvalidPayload(v) => shared.record_validation(v),
+        other => tracing::error!(error = %other, "gateway payload not sent"),
+    }
 }
 
 /// RESUME → missed dispatches + RESUMED, or None (→ op 9) for an unknown session.

@@ -812,6 +812,16 @@ impl Emulator {
         .await
     }
 
+    /// Waits until no gateway connection carries the bot's session (after a close or drop,
+    /// before the bot reconnects). Dispatches injected then are replayed on RESUME.
+    pub async fn wait_disconnected(&self, timeout: Duration) -> Result<(), EmulatorError> {
+        self.wait_state(timeout, "the gateway session to be disconnected", |i| {
+            let sid = i.current_session.as_ref()?;
+            i.sessions.get(sid)?.conn.is_none().then_some(())
+        })
+        .await
+    }
+
     /// Waits until the gateway counters satisfy `pred`.
     pub async fn wait_gateway<F>(
         &self,

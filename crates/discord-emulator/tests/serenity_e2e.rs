@@ -10,6 +10,7 @@ use common::{channel, start_emulator, Bot, Mode, Seen, WAIT};
 use discord_emulator::{CommandOpt, EmuUser, Fault, RequestBody};
 use serenity::all::{
     ButtonStyle, CreateActionRow, CreateAttachment, CreateButton, CreateEmbed, CreateMessage,
+    CreateThread, EditMessage,
 };
 
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\nnot-really-a-png";
@@ -44,15 +45,33 @@ async fn full_round_trip(mode: Mode) {
     assert!(
         matches!(bot.until(|s| matches!(s, Seen::Ready { .. })).await, Seen::Ready { user_id } if user_id == emu.config().bot_user_id)
     );
-    let registered = bot
-        .until(|s| matches!(s, Seen::CommandsRegistered(_)))
-        .await;
+    // Handlers run concurrently: collect cache-ready and registration in either order.
+    let mut cache = None;
+    let mut registered = None;
+    for _ in 0..2 {
+        match bot
+            .until(|s| matches!(s, Seen::CacheReady(_) | Seen::CommandsRegistered(_)))
+            .await
+        {
+            Seen::CacheReady(g) => cache = Some(g),
+            other => registered = Some(other),
+        }
+    }
+    assert_eq!(
+        cache,
+        Some(vec![emu.config().guild_id]),
+        "GUILD_CREATE filled serenity's cache"
+    );
     assert_eq!(
         registered,
-        Seen::CommandsRegistered(vec!["status".into(), "ping".into()])
+        Some(Seen::CommandsRegistered(vec![
+            "status".into(),
+            "ping".into(),
+            "slow".into()
+        ]))
     );
     let cmds = emu.guild_commands(emu.config().guild_id);
-    assert_eq!(cmds.len(), 2);
+    assert_eq!(cmds.len(), 3);
     assert!(cmds
         .iter()
         .all(|c| c["id"].as_str().is_some_and(|id| !id.is_empty())));
@@ -144,6 +163,60 @@ async fn full_round_trip(mode: Mode) {
     assert!(emu
         .click_button(ch.get(), sent.id.get(), "no-such-button", &alice)
         .is_err());
+
+    // Editing the message and starting a thread from it.
+    ch.edit_message(
+        &bot.http,
+        sent.id,
+        EditMessage::new()
+            .content("run 3 finished (edited)")
+            .components(vec![]),
+    )
+    .await
+    .expect("edited");
+    let stored = emu
+        .messages(ch.get())
+        .into_iter()
+        .find(|m| m["id"] == sent.id.to_string())
+        .unwrap();
+    assert_eq!(stored["content"], "run 3 finished (edited)");
+    assert_eq!(stored["components"], serde_json::json!([]));
+    assert!(stored["edited_timestamp"].is_string());
+    assert!(
+        emu.click_button(ch.get(), sent.id.get(), "restart", &alice)
+            .is_err(),
+        "buttons are gone"
+    );
+    let thread = ch
+        .create_thread_from_message(&bot.http, sent.id, CreateThread::new("run-3"))
+        .await
+        .expect("thread created");
+    assert_eq!(thread.name, "run-3");
+    assert_eq!(thread.parent_id, Some(ch));
+    thread
+        .id
+        .say(&bot.http, "details in the thread")
+        .await
+        .expect("posted in thread");
+    assert_eq!(
+        emu.messages(thread.id.get())[0]["content"],
+        "details in the thread"
+    );
+
+    // Deferred reply, original response edited, then a follow-up.
+    let slow = emu
+        .slash_command(ch.get(), &alice, "slow", vec![])
+        .expect("dispatched");
+    bot.until(|s| matches!(s, Seen::SlowDone)).await;
+    assert_eq!(emu.interaction_callback(&slow).unwrap()["type"], 5);
+    let done = emu
+        .wait_message(ch.get(), WAIT, |m| m["content"] == "slow: done")
+        .await
+        .unwrap();
+    assert_eq!(done["flags"], 64, "ephemeral, no longer loading");
+    emu.wait_message(ch.get(), WAIT, |m| m["content"] == "slow: follow-up")
+        .await
+        .unwrap();
 
     // Autocomplete.
     let ac = emu

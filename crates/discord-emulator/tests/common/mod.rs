@@ -10,8 +10,8 @@ use discord_emulator::{Emulator, EmulatorConfig};
 use serenity::all::{
     ChannelId, ClientBuilder, CommandDataOptionValue, CommandOptionType, Context,
     CreateAutocompleteResponse, CreateCommand, CreateCommandOption, CreateInteractionResponse,
-    CreateInteractionResponseMessage, EventHandler, GatewayIntents, GuildId, Http, HttpBuilder,
-    Interaction, Ready, ShardManager,
+    CreateInteractionResponseFollowup, CreateInteractionResponseMessage, EditInteractionResponse,
+    EventHandler, GatewayIntents, GuildId, Http, HttpBuilder, Interaction, Ready, ShardManager,
 };
 use tokio::sync::mpsc;
 
@@ -50,6 +50,8 @@ pub enum Seen {
     Autocomplete {
         partial: String,
     },
+    CacheReady(Vec<u64>),
+    SlowDone,
     Error(String),
 }
 
@@ -75,8 +77,9 @@ impl EventHandler for Handler {
                     ),
             );
         let ping = CreateCommand::new("ping").description("Liveness");
+        let slow = CreateCommand::new("slow").description("Deferred answer");
         match GuildId::new(self.guild)
-            .set_commands(&ctx.http, vec![status, ping])
+            .set_commands(&ctx.http, vec![status, ping, slow])
             .await
         {
             Ok(cmds) => {
@@ -90,8 +93,40 @@ impl EventHandler for Handler {
         }
     }
 
+    async fn cache_ready(&self, ctx: Context, guilds: Vec<GuildId>) {
+        // Only guilds whose GUILD_CREATE deserialized are in the cache.
+        let cached = guilds
+            .into_iter()
+            .filter(|g| ctx.cache.guild(*g).is_some())
+            .map(|g| g.get())
+            .collect();
+        let _ = self.tx.send(Seen::CacheReady(cached));
+    }
+
     async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
         match interaction {
+            Interaction::Command(cmd) if cmd.data.name == "slow" => {
+                // Defer, then fill in the original response, then a follow-up.
+                let r = async {
+                    cmd.defer_ephemeral(&ctx.http).await?;
+                    cmd.edit_response(
+                        &ctx.http,
+                        EditInteractionResponse::new().content("slow: done"),
+                    )
+                    .await?;
+                    cmd.create_followup(
+                        &ctx.http,
+                        CreateInteractionResponseFollowup::new().content("slow: follow-up"),
+                    )
+                    .await?;
+                    Ok::<_, serenity::Error>(())
+                }
+                .await;
+                let _ = self.tx.send(match r {
+                    Ok(()) => Seen::SlowDone,
+                    Err(e) => Seen::Error(format!("slow: {e}")),
+                });
+            }
             Interaction::Command(cmd) => {
                 let mut sub = None;
                 let mut arg = None;

@@ -16,8 +16,32 @@
 //! [`EmulatorConfig::validate`] is on (the default in debug builds): gateway frames that
 //! would become `Event::Unknown` are refused, REST answers that would not deserialize are
 //! recorded in [`Emulator::validation_errors`] and make [`Emulator::shutdown`] fail.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use discord_emulator::{CommandOpt, EmuUser, Emulator, EmulatorConfig};
+//! use serenity::all::{ClientBuilder, GatewayIntents, HttpBuilder};
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let emu = Emulator::start(EmulatorConfig::default()).await?;
+//! let http = HttpBuilder::new("token").proxy(emu.proxy_url()).ratelimiter_disabled(true).build();
+//! let mut client = ClientBuilder::new_with_http(http, GatewayIntents::GUILDS).await?;
+//! let shards = client.shard_manager.clone();
+//! tokio::spawn(async move { let _ = client.start().await; });
+//! emu.wait_ready(Duration::from_secs(10)).await?;
+//!
+//! let alice = EmuUser::new(42, "alice").with_roles([emu.config().roles[0].0]);
+//! let channel = emu.config().channels[0].0;
+//! let inj = emu.slash_command(channel, &alice, "status", vec![CommandOpt::string("job", "resnet")])?;
+//! let reply = emu.wait_callback(&inj, Duration::from_secs(10)).await?;
+//! assert_eq!(reply["data"]["flags"], 64); // the bot answered ephemerally
+//!
+//! shards.shutdown_all().await;
+//! emu.shutdown().await?;
+//! # Ok(()) }
+//! ```
 
 #![recursion_limit = "256"]
+#![warn(missing_docs)]
 
 mod gateway;
 pub mod payloads;
@@ -448,7 +472,8 @@ impl Emulator {
             .collect()
     }
 
-    /// Messages of a channel as users see them, oldest first, edits applied.
+    /// Messages of a channel, oldest first, edits applied and deletions removed; includes
+    /// ephemeral interaction replies (flags 64) so tests can read them too.
     pub fn messages(&self, channel_id: u64) -> Vec<Value> {
         self.shared
             .read()
@@ -456,6 +481,16 @@ impl Emulator {
             .get(&channel_id)
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// Messages of a channel that every member sees: without ephemeral ones (flag 64,
+    /// which only the invoking user sees) and without deferred "thinking" placeholders
+    /// (flag 128) that were never filled in.
+    pub fn public_messages(&self, channel_id: u64) -> Vec<Value> {
+        self.messages(channel_id)
+            .into_iter()
+            .filter(|m| m["flags"].as_u64().unwrap_or(0) & (64 | 128) == 0)
+            .collect()
     }
 
     /// Bytes of an uploaded attachment, by attachment id.

@@ -104,6 +104,17 @@ async fn full_round_trip(mode: Mode) {
     assert_eq!(cb["type"], 4);
     assert_eq!(cb["data"]["flags"], 64, "reply is ephemeral");
     assert_eq!(cb["data"]["content"], "status job resnet");
+    let reply = emu
+        .wait_message(ch.get(), WAIT, |m| m["content"] == "status job resnet")
+        .await
+        .unwrap();
+    assert_eq!(reply["flags"], 64);
+    assert!(
+        emu.public_messages(ch.get())
+            .iter()
+            .all(|m| m["id"] != reply["id"]),
+        "an ephemeral reply is not public"
+    );
 
     // A message with an embed, buttons and a file shows up in the channel store.
     let sent = ch

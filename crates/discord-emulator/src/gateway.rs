@@ -18,8 +18,14 @@ use crate::state::{spawn_scoped, GwControl, Session, Shared};
 pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) {
     let mut next_conn = 0u64;
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                // E.g. out of file descriptors: back off instead of spinning.
+                tracing::warn!(error = %e, "emulator gateway accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                continue;
+            }
         };
         next_conn += 1;
         let sh = shared.clone();

@@ -786,10 +786,18 @@ impl Emulator {
     }
 
     /// Waits until `pred` holds on the recorded requests; returns the requests then.
+    ///
+    /// ```no_run
+    /// # async fn demo(emu: &discord_emulator::Emulator) -> Result<(), discord_emulator::EmulatorError> {
+    /// let reqs = emu
+    ///     .wait_for(|r| r.iter().any(|r| r.method == "POST" && r.path.ends_with("/messages")), std::time::Duration::from_secs(5))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn wait_for<F>(
         &self,
-        timeout: Duration,
         pred: F,
+        timeout: Duration,
     ) -> Result<Vec<RecordedRequest>, EmulatorError>
     where
         F: Fn(&[RecordedRequest]) -> bool,
@@ -804,8 +812,8 @@ impl Emulator {
     pub async fn wait_message<F>(
         &self,
         channel_id: u64,
-        timeout: Duration,
         pred: F,
+        timeout: Duration,
     ) -> Result<Value, EmulatorError>
     where
         F: Fn(&Value) -> bool,
@@ -860,8 +868,8 @@ impl Emulator {
     /// Waits until the gateway counters satisfy `pred`.
     pub async fn wait_gateway<F>(
         &self,
-        timeout: Duration,
         pred: F,
+        timeout: Duration,
     ) -> Result<GatewayStats, EmulatorError>
     where
         F: Fn(&GatewayStats) -> bool,

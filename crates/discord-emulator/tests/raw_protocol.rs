@@ -304,3 +304,41 @@ async fn connect_only_to_discord_and_only_when_enabled() {
     assert!(plain.ca_cert_pem().is_none());
     plain.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn user_message_is_dispatched_and_stored() {
+    let emu = emulator().await;
+    let (mut ws, _) = identify(&emu).await;
+    recv_json(&mut ws).await; // GUILD_CREATE
+    emu.wait_ready(WAIT).await.unwrap();
+    let ch = emu.config().channels[0].0;
+    let bob = EmuUser::new(7, "bob").with_roles([emu.config().roles[0].0]);
+    let msg = emu.post_user_message(ch, &bob, "!status").unwrap();
+    let frame = recv_json(&mut ws).await;
+    assert_eq!(frame["t"], "MESSAGE_CREATE");
+    assert_eq!(frame["d"]["content"], "!status");
+    assert_eq!(frame["d"]["author"]["id"], "7");
+    assert_eq!(emu.public_messages(ch), vec![msg.clone()]);
+
+    // The bot cannot edit someone else's message, and the refusal is recorded.
+    let url = format!(
+        "{}/api/v10/channels/{ch}/messages/{}",
+        emu.proxy_url(),
+        msg["id"].as_str().unwrap()
+    );
+    let resp = client()
+        .patch(url)
+        .header("authorization", format!("Bot {TOKEN}"))
+        .json(&json!({"content": "hijacked"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let reqs = emu
+        .wait_for(|r| r.iter().any(|r| r.method == "PATCH"), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(reqs.last().unwrap().status, 403);
+    assert_eq!(emu.messages(ch)[0]["content"], "!status");
+    emu.shutdown().await.unwrap();
+}

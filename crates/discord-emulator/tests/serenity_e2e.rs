@@ -105,7 +105,7 @@ async fn full_round_trip(mode: Mode) {
     assert_eq!(cb["data"]["flags"], 64, "reply is ephemeral");
     assert_eq!(cb["data"]["content"], "status job resnet");
     let reply = emu
-        .wait_message(ch.get(), WAIT, |m| m["content"] == "status job resnet")
+        .wait_message(ch.get(), |m| m["content"] == "status job resnet", WAIT)
         .await
         .unwrap();
     assert_eq!(reply["flags"], 64);
@@ -122,7 +122,7 @@ async fn full_round_trip(mode: Mode) {
         .await
         .expect("message sent");
     let stored = emu
-        .wait_message(ch.get(), WAIT, |m| m["id"] == sent.id.to_string())
+        .wait_message(ch.get(), |m| m["id"] == sent.id.to_string(), WAIT)
         .await
         .expect("stored");
     assert_eq!(stored["content"], "run 3 finished");
@@ -221,11 +221,11 @@ async fn full_round_trip(mode: Mode) {
     bot.until(|s| matches!(s, Seen::SlowDone)).await;
     assert_eq!(emu.interaction_callback(&slow).unwrap()["type"], 5);
     let done = emu
-        .wait_message(ch.get(), WAIT, |m| m["content"] == "slow: done")
+        .wait_message(ch.get(), |m| m["content"] == "slow: done", WAIT)
         .await
         .unwrap();
     assert_eq!(done["flags"], 64, "ephemeral, no longer loading");
-    emu.wait_message(ch.get(), WAIT, |m| m["content"] == "slow: follow-up")
+    emu.wait_message(ch.get(), |m| m["content"] == "slow: follow-up", WAIT)
         .await
         .unwrap();
 
@@ -374,7 +374,7 @@ async fn gateway_close_4000_resumes_and_interactions_still_arrive() {
 
     assert_eq!(emu.gateway_close(4000), 1);
     let stats = emu
-        .wait_gateway(WAIT, |g| g.resumes >= 1)
+        .wait_gateway(|g| g.resumes >= 1, WAIT)
         .await
         .expect("resumed");
     assert_eq!(stats.identifies, 1, "resumed, not re-identified");
@@ -395,11 +395,11 @@ async fn gateway_close_4000_resumes_and_interactions_still_arrive() {
 
     // A TCP drop and an op 7 also end in a resume.
     emu.gateway_drop();
-    emu.wait_gateway(WAIT, |g| g.resumes >= 2)
+    emu.wait_gateway(|g| g.resumes >= 2, WAIT)
         .await
         .expect("resumed after drop");
     emu.gateway_reconnect();
-    emu.wait_gateway(WAIT, |g| g.resumes >= 3)
+    emu.wait_gateway(|g| g.resumes >= 3, WAIT)
         .await
         .expect("resumed after op 7");
     emu.wait_ready(WAIT).await.unwrap();

@@ -413,3 +413,28 @@ async fn gateway_close_4000_resumes_and_interactions_still_arrive() {
     bot.stop().await;
     emu.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_session_makes_serenity_identify_again() {
+    let emu = start_emulator().await;
+    let mut bot = Bot::start(&emu, Mode::PlainProxy).await;
+    bot.until(|s| matches!(s, Seen::CommandsRegistered(_)))
+        .await;
+
+    assert_eq!(emu.gateway_invalid_session(false), 1);
+    // serenity waits a few seconds before identifying again; only the outcome is checked.
+    emu.wait_gateway(|g| g.identifies >= 2, WAIT)
+        .await
+        .expect("fresh IDENTIFY after op 9");
+    emu.wait_ready(WAIT).await.unwrap();
+    let alice = operator(&emu);
+    let inj = emu
+        .slash_command(channel(&emu).get(), &alice, "ping", vec![])
+        .expect("dispatched on the new session");
+    emu.wait_callback(&inj, WAIT)
+        .await
+        .expect("callback on the new session");
+
+    bot.stop().await;
+    emu.shutdown().await.unwrap();
+}

@@ -110,10 +110,7 @@ async fn env_and_workdir_come_from_the_spec() {
     assert_eq!(bounded("job", h.wait()).await, ExitOutcome::Code(0));
     let out = read(&dir.path().join("logs/job.log"));
     let canon = fs::canonicalize(&work).unwrap();
-    assert_eq!(
-        out,
-        format!("from spec; not $expanded\n{}\n", canon.display())
-    );
+    assert_eq!(out, format!("from spec; not $expanded\n{}\n", canon.display()));
 }
 
 #[tokio::test]
@@ -132,9 +129,7 @@ async fn kill_takes_down_every_worker_of_the_job() {
         other => panic!("expected AlreadyRunning, got {other:?}"),
     }
 
-    bounded("kill", h.kill(Duration::from_secs(10)))
-        .await
-        .unwrap();
+    bounded("kill", h.kill(Duration::from_secs(10))).await.unwrap();
     assert_eq!(live_members(h.pid), 0);
     // Zombies are reaped by the shim; then the group is empty.
     until("group reaped", || group_gone(h.pid)).await;
@@ -157,9 +152,7 @@ async fn a_job_ignoring_sigterm_gets_sigkill_after_the_grace_period() {
         .await
         .unwrap();
     until("trap installed", || read(&log).contains("ready")).await;
-    bounded("kill", h.kill(Duration::from_millis(300)))
-        .await
-        .unwrap();
+    bounded("kill", h.kill(Duration::from_millis(300))).await.unwrap();
     assert_eq!(
         bounded("exit", h.wait()).await,
         ExitOutcome::Signal(Signal::SIGKILL as i32)
@@ -253,9 +246,7 @@ fn helper_spawn_then_linger() {
         return;
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let h = rt
-        .block_on(spawn(&spec(Path::new(&dir), WAIT_FOR_GO)))
-        .unwrap();
+    let h = rt.block_on(spawn(&spec(Path::new(&dir), WAIT_FOR_GO))).unwrap();
     println!("SPAWNED {}", h.pid);
     // Bounded: the parent SIGKILLs us long before this ends.
     std::thread::sleep(Duration::from_secs(60));

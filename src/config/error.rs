@@ -13,10 +13,7 @@ use thiserror::Error;
 pub enum ConfigError {
     /// The file could not be read.
     #[error("{}: cannot read the config: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     /// The file was read but something in it is wrong (syntax, type, or meaning).
     #[error("{0}")]
     Invalid(Box<Located>),
@@ -84,12 +81,7 @@ pub(crate) struct Origin<'a> {
 }
 
 impl Origin<'_> {
-    pub fn at(
-        &self,
-        span: Range<usize>,
-        key: impl Into<String>,
-        message: impl Into<String>,
-    ) -> ConfigError {
+    pub fn at(&self, span: Range<usize>, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
         let (line, col) = line_col(self.text, span.start);
         ConfigError::Invalid(Box::new(Located {
             file: self.file.to_path_buf(),
@@ -148,12 +140,7 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
     best.map(|(_, k)| k)
 }
 
-fn consider(
-    span: Option<Range<usize>>,
-    path: &str,
-    offset: usize,
-    best: &mut Option<(usize, String)>,
-) {
+fn consider(span: Option<Range<usize>>, path: &str, offset: usize, best: &mut Option<(usize, String)>) {
     let Some(span) = span else { return };
     let covers = span.contains(&offset) || (span.is_empty() && span.start == offset);
     if !covers {
@@ -183,12 +170,7 @@ pub(crate) fn join(prefix: &str, key: &str) -> String {
     }
 }
 
-fn collect_table(
-    t: &toml_edit::Table,
-    prefix: &str,
-    offset: usize,
-    best: &mut Option<(usize, String)>,
-) {
+fn collect_table(t: &toml_edit::Table, prefix: &str, offset: usize, best: &mut Option<(usize, String)>) {
     for (k, _) in t.iter() {
         let Some((key, item)) = t.get_key_value(k) else {
             continue;
@@ -199,12 +181,7 @@ fn collect_table(
     }
 }
 
-fn collect_item(
-    item: &toml_edit::Item,
-    path: &str,
-    offset: usize,
-    best: &mut Option<(usize, String)>,
-) {
+fn collect_item(item: &toml_edit::Item, path: &str, offset: usize, best: &mut Option<(usize, String)>) {
     match item {
         toml_edit::Item::None => {}
         toml_edit::Item::Value(v) => collect_value(v, path, offset, best),
@@ -221,12 +198,7 @@ fn collect_item(
     }
 }
 
-fn collect_value(
-    v: &toml_edit::Value,
-    path: &str,
-    offset: usize,
-    best: &mut Option<(usize, String)>,
-) {
+fn collect_value(v: &toml_edit::Value, path: &str, offset: usize, best: &mut Option<(usize, String)>) {
     consider(v.span(), path, offset, best);
     match v {
         toml_edit::Value::Array(a) => {

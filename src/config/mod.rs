@@ -79,9 +79,7 @@ impl Config {
     /// the roles and the Discord section. Never a token: only its variable's name and
     /// whether that variable is set.
     pub fn describe(&self) -> String {
-        render::describe(self, |var| {
-            std::env::var_os(var).is_some_and(|v| !v.is_empty())
-        })
+        render::describe(self, |var| std::env::var_os(var).is_some_and(|v| !v.is_empty()))
     }
 }
 
@@ -147,34 +145,14 @@ impl JobSpec {
     /// The resume command for a checkpoint file: `resume_argv` with `{checkpoint}` replaced.
     pub fn resume_command(&self, checkpoint: &Path) -> Option<Vec<String>> {
         let ckpt = checkpoint.to_string_lossy();
-        self.resume_argv.as_ref().map(|argv| {
-            argv.iter()
-                .map(|a| a.replace("{checkpoint}", &ckpt))
-                .collect()
-        })
+        self.resume_argv
+            .as_ref()
+            .map(|argv| argv.iter().map(|a| a.replace("{checkpoint}", &ckpt)).collect())
     }
 }
 
-/// What the unattended policy does when the job fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnError {
-    /// Wait for a person's decision.
-    Wait,
-    /// Stop the job.
-    Kill,
-    /// Restart (from the newest checkpoint if any), at most `limit` times in a run.
-    Restart { limit: u32 },
-}
-
-impl std::fmt::Display for OnError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            OnError::Wait => f.write_str("wait"),
-            OnError::Kill => f.write_str("kill"),
-            OnError::Restart { limit } => write!(f, "restart (at most {limit} times)"),
-        }
-    }
-}
+/// What the unattended policy does when the job fails (shared with the engine).
+pub use crate::model::OnError;
 
 /// Settings of the log detectors.
 #[derive(Debug, Clone)]

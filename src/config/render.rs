@@ -54,17 +54,10 @@ fn write_all(s: &mut String, cfg: &Config, is_set: &dyn Fn(&str) -> bool) -> std
     }
     writeln!(s)?;
     match &cfg.discord {
-        None => writeln!(
-            s,
-            "discord: not configured (needed only by `trainwatch serve`)"
-        )?,
+        None => writeln!(s, "discord: not configured (needed only by `trainwatch serve`)")?,
         Some(d) => {
             writeln!(s, "discord:")?;
-            let state = if is_set(&d.token_env) {
-                "set"
-            } else {
-                "NOT set"
-            };
+            let state = if is_set(&d.token_env) { "set" } else { "NOT set" };
             writeln!(s, "  token_env:   {} ({state})", d.token_env)?;
             writeln!(
                 s,
@@ -73,16 +66,8 @@ fn write_all(s: &mut String, cfg: &Config, is_set: &dyn Fn(&str) -> bool) -> std
             )?;
             writeln!(s, "  channel:     {}", d.channel)?;
             writeln!(s, "  status_mode: {}", d.status_mode)?;
-            writeln!(
-                s,
-                "  proxy_url:   {}",
-                d.proxy_url.as_deref().unwrap_or("-")
-            )?;
-            writeln!(
-                s,
-                "  https_proxy: {}",
-                d.https_proxy.as_deref().unwrap_or("-")
-            )?;
+            writeln!(s, "  proxy_url:   {}", d.proxy_url.as_deref().unwrap_or("-"))?;
+            writeln!(s, "  https_proxy: {}", d.https_proxy.as_deref().unwrap_or("-"))?;
             match &d.ca_cert {
                 None => writeln!(s, "  ca_cert:     -")?,
                 Some(p) => {
@@ -115,11 +100,7 @@ fn looks_secret(name: &str) -> bool {
 fn write_job(s: &mut String, j: &JobSpec) -> std::fmt::Result {
     writeln!(s, "[{}]", j.name)?;
     writeln!(s, "  argv:            {}", list(&j.argv))?;
-    let missing = if j.workdir.is_dir() {
-        ""
-    } else {
-        " (not found)"
-    };
+    let missing = if j.workdir.is_dir() { "" } else { " (not found)" };
     writeln!(s, "  workdir:         {}{missing}", j.workdir.display())?;
     if j.env.is_empty() {
         writeln!(s, "  env:             -")?;
@@ -141,20 +122,12 @@ fn write_job(s: &mut String, j: &JobSpec) -> std::fmt::Result {
     writeln!(s, "  expected:        {}", opt_duration(j.expected))?;
     writeln!(s, "  max:             {}", opt_duration(j.max))?;
     writeln!(s, "  stall_timeout:   {}", opt_duration(j.stall_timeout))?;
-    writeln!(
-        s,
-        "  status_interval: {}",
-        format_duration(j.status_interval)
-    )?;
+    writeln!(s, "  status_interval: {}", format_duration(j.status_interval))?;
     writeln!(s, "  results:         {}", j.results.display())?;
     writeln!(s, "  model:           {}", j.model.display())?;
     let outputs: Vec<String> = j.outputs.iter().map(|p| p.display().to_string()).collect();
     writeln!(s, "  outputs:         {}", list(&outputs))?;
-    writeln!(
-        s,
-        "  checkpoint:      {}",
-        j.checkpoint.as_deref().unwrap_or("-")
-    )?;
+    writeln!(s, "  checkpoint:      {}", j.checkpoint.as_deref().unwrap_or("-"))?;
     match &j.resume_argv {
         Some(a) => writeln!(s, "  resume_argv:     {}", list(a))?,
         None => writeln!(s, "  resume_argv:     -")?,
@@ -182,16 +155,8 @@ fn write_job(s: &mut String, j: &JobSpec) -> std::fmt::Result {
     }
     let m = &j.metrics;
     writeln!(s, "  metrics:")?;
-    writeln!(
-        s,
-        "    step:           {}",
-        m.step.as_deref().unwrap_or("-")
-    )?;
-    writeln!(
-        s,
-        "    total:          {}",
-        m.total.as_deref().unwrap_or("-")
-    )?;
+    writeln!(s, "    step:           {}", m.step.as_deref().unwrap_or("-"))?;
+    writeln!(s, "    total:          {}", m.total.as_deref().unwrap_or("-"))?;
     writeln!(s, "    chart:          {}", list(&m.chart))?;
     writeln!(s, "    diverge_factor: {:?}", m.diverge_factor)?;
     if m.patterns.is_empty() {
@@ -224,10 +189,7 @@ channel = 222
     fn shows_token_variable_and_whether_it_is_set() {
         let cfg = Config::parse(TEXT, Path::new("/srv/p/tw.toml")).unwrap();
         let out = describe(&cfg, |v| v == "TW_TEST_TOKEN_VAR");
-        assert!(
-            out.contains("token_env:   TW_TEST_TOKEN_VAR (set)"),
-            "{out}"
-        );
+        assert!(out.contains("token_env:   TW_TEST_TOKEN_VAR (set)"), "{out}");
         let out = describe(&cfg, |_| false);
         assert!(out.contains("TW_TEST_TOKEN_VAR (NOT set)"), "{out}");
         assert!(out.contains("max:             24h"), "{out}");

@@ -13,10 +13,10 @@ use super::error::{join, ConfigError, Origin};
 use super::raw::{DiscordId, RawConfig, RawDetect, RawDiscord, RawJob, RawMetrics, SList, S};
 use super::roles::{check_discord_id, Principal, Roles};
 use super::{
-    format_duration, parse_duration, Config, DetectSettings, DiscordConfig, JobSpec,
-    MetricsSettings, OnError, StatusMode, DEFAULT_DIVERGE_FACTOR, DEFAULT_KILL_GRACE, DEFAULT_LOG,
-    DEFAULT_MODEL, DEFAULT_RESTART_LIMIT, DEFAULT_RESULTS, DEFAULT_RHAT_THRESHOLD,
-    DEFAULT_STATUS_INTERVAL, DEFAULT_STORE, DEFAULT_TOKEN_ENV,
+    format_duration, parse_duration, Config, DetectSettings, DiscordConfig, JobSpec, MetricsSettings,
+    OnError, StatusMode, DEFAULT_DIVERGE_FACTOR, DEFAULT_KILL_GRACE, DEFAULT_LOG, DEFAULT_MODEL,
+    DEFAULT_RESTART_LIMIT, DEFAULT_RESULTS, DEFAULT_RHAT_THRESHOLD, DEFAULT_STATUS_INTERVAL, DEFAULT_STORE,
+    DEFAULT_TOKEN_ENV,
 };
 
 type R<T> = Result<T, ConfigError>;
@@ -147,9 +147,7 @@ fn expand(t: &str, name: Option<&str>) -> Result<String, String> {
                     } else {
                         "no placeholder is expanded here"
                     };
-                    return Err(format!(
-                        "unknown placeholder {{{word}}} in {t:?}: {allowed}"
-                    ));
+                    return Err(format!("unknown placeholder {{{word}}} in {t:?}: {allowed}"));
                 }
             }
             rest = &after[word_len + 1..];
@@ -178,16 +176,10 @@ fn resolve_roles(o: &Origin, raw: &BTreeMap<S<String>, SList>) -> R<Roles> {
     let mut map: BTreeMap<Persona, Vec<Principal>> = BTreeMap::new();
     for (k, list) in raw {
         let key = join("roles", k.get_ref());
-        let persona: Persona = k
-            .get_ref()
-            .parse()
-            .map_err(|m: String| o.at(k.span(), &key, m))?;
+        let persona: Persona = k.get_ref().parse().map_err(|m: String| o.at(k.span(), &key, m))?;
         let entry = map.entry(persona).or_default();
         for p in list.get_ref() {
-            let principal: Principal = p
-                .get_ref()
-                .parse()
-                .map_err(|m: String| o.at(p.span(), &key, m))?;
+            let principal: Principal = p.get_ref().parse().map_err(|m: String| o.at(p.span(), &key, m))?;
             if !entry.contains(&principal) {
                 entry.push(principal);
             }
@@ -325,9 +317,7 @@ impl<'a> JobCtx<'a> {
         if let Some(v) = get(self.job) {
             return Some((v, format!("{}.{field}", self.prefix)));
         }
-        self.def
-            .and_then(get)
-            .map(|v| (v, format!("defaults.{field}")))
+        self.def.and_then(get).map(|v| (v, format!("defaults.{field}")))
     }
 
     fn duration(
@@ -368,11 +358,9 @@ impl<'a> JobCtx<'a> {
         }
         let first = &v.get_ref()[0];
         if first.get_ref().trim().is_empty() {
-            return Err(self.o.at(
-                first.span(),
-                key,
-                "the program (first element) must not be empty",
-            ));
+            return Err(self
+                .o
+                .at(first.span(), key, "the program (first element) must not be empty"));
         }
         v.get_ref()
             .iter()
@@ -444,9 +432,7 @@ impl<'a> JobCtx<'a> {
         let max = self.duration("max", |j| j.max.as_ref())?;
         if let (Some(e), Some(m)) = (expected, max) {
             if m < e {
-                let (v, key) = self
-                    .pick("max", |j| j.max.as_ref())
-                    .expect("max was just read");
+                let (v, key) = self.pick("max", |j| j.max.as_ref()).expect("max was just read");
                 return Err(o.at(
                     v.span(),
                     key,
@@ -568,9 +554,7 @@ impl<'a> JobCtx<'a> {
                     return Err(o.at(
                         v.span(),
                         key,
-                        format!(
-                        "unknown on_error {other:?}: expected \"wait\", \"kill\" or \"restart\""
-                    ),
+                        format!("unknown on_error {other:?}: expected \"wait\", \"kill\" or \"restart\""),
                     ))
                 }
             },
@@ -631,21 +615,20 @@ impl<'a> JobCtx<'a> {
     fn detect(&self) -> R<DetectSettings> {
         let o = self.o;
         let d = |j: &'a RawJob| -> Option<&'a RawDetect> { j.detect.as_ref() };
-        let rhat_threshold =
-            match self.pick("detect.rhat_threshold", |j| d(j)?.rhat_threshold.as_ref()) {
-                None => DEFAULT_RHAT_THRESHOLD,
-                Some((v, key)) => {
-                    let x = *v.get_ref();
-                    if !(x.is_finite() && x > 1.0) {
-                        return Err(o.at(
-                            v.span(),
-                            key,
-                            format!("rhat_threshold must be a number above 1.0, got {x}"),
-                        ));
-                    }
-                    x
+        let rhat_threshold = match self.pick("detect.rhat_threshold", |j| d(j)?.rhat_threshold.as_ref()) {
+            None => DEFAULT_RHAT_THRESHOLD,
+            Some((v, key)) => {
+                let x = *v.get_ref();
+                if !(x.is_finite() && x > 1.0) {
+                    return Err(o.at(
+                        v.span(),
+                        key,
+                        format!("rhat_threshold must be a number above 1.0, got {x}"),
+                    ));
                 }
-            };
+                x
+            }
+        };
         let ignore = match self.pick("detect.ignore", |j| d(j)?.ignore.as_ref()) {
             None => Vec::new(),
             Some((list, key)) => list
@@ -701,21 +684,20 @@ impl<'a> JobCtx<'a> {
                 .map(|v| metric_name(v, &key))
                 .collect::<R<Vec<_>>>()?,
         };
-        let diverge_factor =
-            match self.pick("metrics.diverge_factor", |j| m(j)?.diverge_factor.as_ref()) {
-                None => DEFAULT_DIVERGE_FACTOR,
-                Some((v, key)) => {
-                    let x = *v.get_ref();
-                    if !(x.is_finite() && x > 1.0) {
-                        return Err(o.at(
-                            v.span(),
-                            key,
-                            format!("diverge_factor must be a number above 1.0, got {x}"),
-                        ));
-                    }
-                    x
+        let diverge_factor = match self.pick("metrics.diverge_factor", |j| m(j)?.diverge_factor.as_ref()) {
+            None => DEFAULT_DIVERGE_FACTOR,
+            Some((v, key)) => {
+                let x = *v.get_ref();
+                if !(x.is_finite() && x > 1.0) {
+                    return Err(o.at(
+                        v.span(),
+                        key,
+                        format!("diverge_factor must be a number above 1.0, got {x}"),
+                    ));
                 }
-            };
+                x
+            }
+        };
         let mut patterns = Vec::new();
         if let Some((map, key)) = self.pick("metrics.patterns", |j| m(j)?.patterns.as_ref()) {
             for (name, v) in map {
@@ -805,8 +787,7 @@ pub(crate) fn wrap(
 ) -> R<JobSpec> {
     if argv.is_empty() || argv[0].trim().is_empty() {
         return Err(ConfigError::Usage(
-            "nothing to run: give the command after --, e.g. trainwatch run -- python train.py"
-                .into(),
+            "nothing to run: give the command after --, e.g. trainwatch run -- python train.py".into(),
         ));
     }
     if argv.iter().any(|a| a.contains('\0')) {
@@ -829,9 +810,7 @@ pub(crate) fn wrap(
         ("--status-interval", status_interval),
     ] {
         if d.is_some_and(|d| d.is_zero()) {
-            return Err(ConfigError::Usage(format!(
-                "{flag} must be greater than zero"
-            )));
+            return Err(ConfigError::Usage(format!("{flag} must be greater than zero")));
         }
     }
     let workdir = absolute(cwd)?;

@@ -121,10 +121,7 @@ mod tests {
                 Principal::DiscordRole("111".into()),
             ],
         );
-        m.insert(
-            Persona::TimeValidator,
-            vec![Principal::DiscordUser("222".into())],
-        );
+        m.insert(Persona::TimeValidator, vec![Principal::DiscordUser("222".into())]);
         let roles = Roles::new(m);
         let someone = [
             Principal::DiscordUser("222".into()),

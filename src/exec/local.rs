@@ -92,10 +92,7 @@ pub async fn spawn(spec: &SpawnSpec) -> Result<JobHandle, ExecError> {
 }
 
 /// [`spawn`] with an explicit bound on the wait for the job's PID.
-pub async fn spawn_with_timeout(
-    spec: &SpawnSpec,
-    timeout: Duration,
-) -> Result<JobHandle, ExecError> {
+pub async fn spawn_with_timeout(spec: &SpawnSpec, timeout: Duration) -> Result<JobHandle, ExecError> {
     if spec.argv.first().map_or(true, |p| p.is_empty()) {
         return Err(ExecError::InvalidSpec("the job's argv is empty".into()));
     }
@@ -111,8 +108,7 @@ pub async fn spawn_with_timeout(
     fs::create_dir_all(&state_dir)
         .map_err(|e| ExecError::io(format!("creating {}", state_dir.display()), e))?;
     if let Some(parent) = log.parent() {
-        fs::create_dir_all(parent)
-            .map_err(|e| ExecError::io(format!("creating {}", parent.display()), e))?;
+        fs::create_dir_all(parent).map_err(|e| ExecError::io(format!("creating {}", parent.display()), e))?;
     }
     if let Some(Adopted::Running(h)) = adopt(&state_dir)? {
         return Err(ExecError::AlreadyRunning { pid: h.pid });
@@ -128,8 +124,9 @@ pub async fn spawn_with_timeout(
 
     let shim_program = match &spec.shim_program {
         Some(p) => p.clone(),
-        None => std::env::current_exe()
-            .map_err(|e| ExecError::io("locating the trainwatch executable", e))?,
+        None => {
+            std::env::current_exe().map_err(|e| ExecError::io("locating the trainwatch executable", e))?
+        }
     };
     let shim_log = fs::OpenOptions::new()
         .create(true)
@@ -157,18 +154,11 @@ pub async fn spawn_with_timeout(
     // SAFETY: setsid is async-signal-safe and touches no memory of the parent. Its own
     // session detaches the shim from our terminal and from signals sent to our group.
     unsafe {
-        cmd.pre_exec(|| {
-            nix::unistd::setsid()
-                .map(|_| ())
-                .map_err(std::io::Error::from)
-        });
+        cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(std::io::Error::from));
     }
-    let mut child = cmd.spawn().map_err(|e| {
-        ExecError::Spawn(format!(
-            "cannot start the shim {}: {e}",
-            shim_program.display()
-        ))
-    })?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| ExecError::Spawn(format!("cannot start the shim {}: {e}", shim_program.display())))?;
     let (tx, rx) = watch::channel(false);
     // Reap the shim when it ends (no zombie), and wake waiters.
     tokio::spawn(async move {
@@ -190,8 +180,7 @@ pub async fn spawn_with_timeout(
         }
         if *rx.borrow() {
             // The shim is gone; it may have written its record just before exiting.
-            if let Some(err) = state::read::<SpawnErrorRecord>(&state_dir, state::SPAWN_ERROR_FILE)?
-            {
+            if let Some(err) = state::read::<SpawnErrorRecord>(&state_dir, state::SPAWN_ERROR_FILE)? {
                 return Err(ExecError::Spawn(err.message));
             }
             if state::read::<JobRecord>(&state_dir, state::JOB_FILE)?.is_none() {
@@ -297,9 +286,7 @@ impl JobHandle {
         if let Some(o) = self.recorded() {
             return Some(o);
         }
-        if state::is_alive(self.pid, self.starttime)
-            || state::is_alive(self.shim_pid, self.shim_starttime)
-        {
+        if state::is_alive(self.pid, self.starttime) || state::is_alive(self.shim_pid, self.shim_starttime) {
             return None;
         }
         // Both gone. The shim may have written its record between the two looks above.

@@ -27,10 +27,7 @@ pub fn resolve_resume(
     if resume_argv.is_empty() {
         return Err(ExecError::InvalidSpec("the resume argv is empty".into()));
     }
-    if !resume_argv
-        .iter()
-        .any(|a| a.contains(CHECKPOINT_PLACEHOLDER))
-    {
+    if !resume_argv.iter().any(|a| a.contains(CHECKPOINT_PLACEHOLDER)) {
         return Err(ExecError::InvalidSpec(format!(
             "the resume argv has no {CHECKPOINT_PLACEHOLDER} placeholder"
         )));

@@ -85,11 +85,7 @@ pub fn run(args: ShimArgs) -> i32 {
         .stderr(log_err);
     // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
     unsafe {
-        cmd.pre_exec(|| {
-            nix::unistd::setsid()
-                .map(|_| ())
-                .map_err(std::io::Error::from)
-        });
+        cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(std::io::Error::from));
     }
     let child = match cmd.spawn() {
         Ok(c) => c,
@@ -97,10 +93,7 @@ pub fn run(args: ShimArgs) -> i32 {
             let what = if e.kind() == std::io::ErrorKind::NotFound {
                 // Either the program or the working directory is missing; say which.
                 if !args.workdir.is_dir() {
-                    format!(
-                        "working directory {} does not exist",
-                        args.workdir.display()
-                    )
+                    format!("working directory {} does not exist", args.workdir.display())
                 } else {
                     format!("program {:?} not found", args.argv[0])
                 }

@@ -149,8 +149,7 @@ mod tests {
 
     #[test]
     fn stat_parsing_survives_odd_command_names() {
-        let line =
-            "4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
+        let line = "4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
         let s = parse_stat(line).unwrap();
         assert_eq!(s.state, 'S');
         assert_eq!(s.pgrp, 4242);
@@ -170,10 +169,7 @@ mod tests {
             ended_at_ms: 5,
         };
         write_atomic(dir.path(), EXIT_FILE, &rec).unwrap();
-        assert_eq!(
-            read::<ExitRecord>(dir.path(), EXIT_FILE).unwrap(),
-            Some(rec)
-        );
+        assert_eq!(read::<ExitRecord>(dir.path(), EXIT_FILE).unwrap(), Some(rec));
         assert_eq!(read::<ExitRecord>(dir.path(), JOB_FILE).unwrap(), None);
         fs::write(dir.path().join(JOB_FILE), b"{not json").unwrap();
         assert!(matches!(

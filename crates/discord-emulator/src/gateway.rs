@@ -180,9 +180,7 @@ async fn close(
 fn token_ok(shared: &Shared, token: Option<&str>) -> bool {
     match (&shared.cfg.token, token) {
         (None, _) => true,
-        (Some(expected), Some(got)) => {
-            got == expected || got.strip_prefix("Bot ") == Some(expected)
-        }
+        (Some(expected), Some(got)) => got == expected || got.strip_prefix("Bot ") == Some(expected),
         (Some(_), None) => false,
     }
 }
@@ -232,12 +230,7 @@ fn identify(shared: &Shared, conn_id: u64, v: &Value) -> Result<(String, Vec<Val
             roles: &cfg.roles,
             channels: &cfg.channels,
         };
-        match sequence_dispatch(
-            shared,
-            &sid,
-            "GUILD_CREATE",
-            payloads::guild_create_json(&spec),
-        ) {
+        match sequence_dispatch(shared, &sid, "GUILD_CREATE", payloads::guild_create_json(&spec)) {
             Ok(f) => frames.push(f),
             Err(e) => report_invalid(shared, e),
         }

@@ -653,17 +653,11 @@ impl Emulator {
                 channel: channel_id,
                 message: message_id,
             })?;
-        let clickable = message["components"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|row| {
-                row["components"].as_array().into_iter().flatten().any(|c| {
-                    c["type"] == 2
-                        && c["custom_id"] == custom_id
-                        && !c["disabled"].as_bool().unwrap_or(false)
-                })
-            });
+        let clickable = message["components"].as_array().into_iter().flatten().any(|row| {
+            row["components"].as_array().into_iter().flatten().any(|c| {
+                c["type"] == 2 && c["custom_id"] == custom_id && !c["disabled"].as_bool().unwrap_or(false)
+            })
+        });
         if !clickable {
             return Err(EmulatorError::NoSuchButton {
                 message: message_id,
@@ -704,9 +698,7 @@ impl Emulator {
             "context": 0,
             "attachment_size_limit": 10_485_760,
         });
-        let component_message = message
-            .as_ref()
-            .and_then(|m| m["id"].as_str()?.parse().ok());
+        let component_message = message.as_ref().and_then(|m| m["id"].as_str()?.parse().ok());
         if let Some(m) = message {
             d["message"] = m;
         }
@@ -794,11 +786,7 @@ impl Emulator {
     ///     .await?;
     /// # Ok(()) }
     /// ```
-    pub async fn wait_for<F>(
-        &self,
-        pred: F,
-        timeout: Duration,
-    ) -> Result<Vec<RecordedRequest>, EmulatorError>
+    pub async fn wait_for<F>(&self, pred: F, timeout: Duration) -> Result<Vec<RecordedRequest>, EmulatorError>
     where
         F: Fn(&[RecordedRequest]) -> bool,
     {
@@ -818,17 +806,9 @@ impl Emulator {
     where
         F: Fn(&Value) -> bool,
     {
-        self.wait_state(
-            timeout,
-            &format!("a message in channel {channel_id}"),
-            |i| {
-                i.messages
-                    .get(&channel_id)?
-                    .iter()
-                    .find(|m| pred(m))
-                    .cloned()
-            },
-        )
+        self.wait_state(timeout, &format!("a message in channel {channel_id}"), |i| {
+            i.messages.get(&channel_id)?.iter().find(|m| pred(m)).cloned()
+        })
         .await
     }
 
@@ -866,11 +846,7 @@ impl Emulator {
     }
 
     /// Waits until the gateway counters satisfy `pred`.
-    pub async fn wait_gateway<F>(
-        &self,
-        pred: F,
-        timeout: Duration,
-    ) -> Result<GatewayStats, EmulatorError>
+    pub async fn wait_gateway<F>(&self, pred: F, timeout: Duration) -> Result<GatewayStats, EmulatorError>
     where
         F: Fn(&GatewayStats) -> bool,
     {

@@ -12,8 +12,7 @@ use tokio_tungstenite::tungstenite::Message as Ws;
 const WAIT: Duration = Duration::from_secs(10);
 const TOKEN: &str = "raw.test.token";
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn emulator() -> Emulator {
     Emulator::start(EmulatorConfig {
@@ -44,10 +43,9 @@ async fn send(ws: &mut Socket, v: Value) {
 }
 
 async fn connect(emu: &Emulator) -> Socket {
-    let (ws, _) =
-        tokio_tungstenite::connect_async(format!("{}/?v=10&encoding=json", emu.gateway_url()))
-            .await
-            .unwrap();
+    let (ws, _) = tokio_tungstenite::connect_async(format!("{}/?v=10&encoding=json", emu.gateway_url()))
+        .await
+        .unwrap();
     ws
 }
 
@@ -71,11 +69,7 @@ async fn gateway_handshake_heartbeat_resume_and_invalid_session() {
     let emu = emulator().await;
     let (mut ws, ready) = identify(&emu).await;
     assert_eq!(
-        (
-            ready["op"].as_u64(),
-            ready["t"].as_str(),
-            ready["s"].as_u64()
-        ),
+        (ready["op"].as_u64(), ready["t"].as_str(), ready["s"].as_u64()),
         (Some(0), Some("READY"), Some(1))
     );
     assert_eq!(
@@ -279,12 +273,7 @@ async fn connect_only_to_discord_and_only_when_enabled() {
             )
             .build()
             .unwrap();
-        async move {
-            client
-                .get(format!("https://{host}/api/v10/gateway"))
-                .send()
-                .await
-        }
+        async move { client.get(format!("https://{host}/api/v10/gateway")).send().await }
     };
     let ok = proxied("discord.com").await.unwrap();
     assert_eq!(ok.status(), 200);

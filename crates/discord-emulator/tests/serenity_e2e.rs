@@ -9,8 +9,8 @@ use std::time::Duration;
 use common::{channel, start_emulator, Bot, Mode, Seen, WAIT};
 use discord_emulator::{CommandOpt, EmuUser, Fault, RequestBody};
 use serenity::all::{
-    ButtonStyle, CreateActionRow, CreateAttachment, CreateButton, CreateEmbed, CreateMessage,
-    CreateThread, EditMessage,
+    ButtonStyle, CreateActionRow, CreateAttachment, CreateButton, CreateEmbed, CreateMessage, CreateThread,
+    EditMessage,
 };
 
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\nnot-really-a-png";
@@ -128,16 +128,9 @@ async fn full_round_trip(mode: Mode) {
     assert_eq!(stored["content"], "run 3 finished");
     assert_eq!(stored["embeds"][0]["title"], "Run 3");
     assert_eq!(stored["embeds"][0]["image"]["url"], "attachment://loss.png");
-    assert_eq!(
-        stored["components"][0]["components"][0]["custom_id"],
-        "restart"
-    );
+    assert_eq!(stored["components"][0]["components"][0]["custom_id"], "restart");
     assert_eq!(stored["attachments"][0]["filename"], "loss.png");
-    let att_id: u64 = stored["attachments"][0]["id"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let att_id: u64 = stored["attachments"][0]["id"].as_str().unwrap().parse().unwrap();
     assert_eq!(emu.attachment_data(att_id).as_deref(), Some(PNG));
     assert_eq!(
         sent.attachments[0].filename, "loss.png",
@@ -276,8 +269,7 @@ async fn round_trip_through_https_connect_proxy() {
 async fn rate_limit_is_waited_out_by_serenity_ratelimiter() {
     let emu = start_emulator().await;
     let mut bot = Bot::start(&emu, Mode::HttpsProxy).await;
-    bot.until(|s| matches!(s, Seen::CommandsRegistered(_)))
-        .await;
+    bot.until(|s| matches!(s, Seen::CommandsRegistered(_))).await;
     let ch = channel(&emu);
 
     emu.inject_fault(
@@ -296,10 +288,7 @@ async fn rate_limit_is_waited_out_by_serenity_ratelimiter() {
         .map(|r| r.status)
         .collect();
     assert_eq!(posts, vec![429, 200]);
-    assert_eq!(
-        emu.messages(ch.get()).last().unwrap()["id"],
-        sent.id.to_string()
-    );
+    assert_eq!(emu.messages(ch.get()).last().unwrap()["id"], sent.id.to_string());
 
     bot.stop().await;
     emu.shutdown().await.unwrap();
@@ -309,8 +298,7 @@ async fn rate_limit_is_waited_out_by_serenity_ratelimiter() {
 async fn rate_limit_without_ratelimiter_is_an_error() {
     let emu = start_emulator().await;
     let mut bot = Bot::start(&emu, Mode::PlainProxy).await;
-    bot.until(|s| matches!(s, Seen::CommandsRegistered(_)))
-        .await;
+    bot.until(|s| matches!(s, Seen::CommandsRegistered(_))).await;
     let ch = channel(&emu);
 
     emu.inject_fault(Fault::rate_limited(Duration::from_millis(100)).on_path("/messages"));
@@ -328,8 +316,7 @@ async fn rate_limit_without_ratelimiter_is_an_error() {
 async fn server_error_and_dropped_connection_surface_as_errors() {
     let emu = start_emulator().await;
     let mut bot = Bot::start(&emu, Mode::HttpsProxy).await;
-    bot.until(|s| matches!(s, Seen::CommandsRegistered(_)))
-        .await;
+    bot.until(|s| matches!(s, Seen::CommandsRegistered(_))).await;
     let ch = channel(&emu);
 
     emu.inject_fault(Fault::status(503).on_method("POST").on_path("/messages"));
@@ -367,16 +354,12 @@ async fn server_error_and_dropped_connection_surface_as_errors() {
 async fn gateway_close_4000_resumes_and_interactions_still_arrive() {
     let emu = start_emulator().await;
     let mut bot = Bot::start(&emu, Mode::PlainProxy).await;
-    bot.until(|s| matches!(s, Seen::CommandsRegistered(_)))
-        .await;
+    bot.until(|s| matches!(s, Seen::CommandsRegistered(_))).await;
     let ch = channel(&emu);
     let alice = operator(&emu);
 
     assert_eq!(emu.gateway_close(4000), 1);
-    let stats = emu
-        .wait_gateway(|g| g.resumes >= 1, WAIT)
-        .await
-        .expect("resumed");
+    let stats = emu.wait_gateway(|g| g.resumes >= 1, WAIT).await.expect("resumed");
     assert_eq!(stats.identifies, 1, "resumed, not re-identified");
     assert!(stats.connections >= 2);
     emu.wait_ready(WAIT).await.unwrap();
@@ -406,9 +389,7 @@ async fn gateway_close_4000_resumes_and_interactions_still_arrive() {
     let inj = emu
         .slash_command(ch.get(), &alice, "ping", vec![])
         .expect("dispatched");
-    emu.wait_callback(&inj, WAIT)
-        .await
-        .expect("callback after op 7");
+    emu.wait_callback(&inj, WAIT).await.expect("callback after op 7");
 
     bot.stop().await;
     emu.shutdown().await.unwrap();
@@ -418,8 +399,7 @@ async fn gateway_close_4000_resumes_and_interactions_still_arrive() {
 async fn invalid_session_makes_serenity_identify_again() {
     let emu = start_emulator().await;
     let mut bot = Bot::start(&emu, Mode::PlainProxy).await;
-    bot.until(|s| matches!(s, Seen::CommandsRegistered(_)))
-        .await;
+    bot.until(|s| matches!(s, Seen::CommandsRegistered(_))).await;
 
     assert_eq!(emu.gateway_invalid_session(false), 1);
     // serenity waits a few seconds before identifying again; only the outcome is checked.

@@ -44,9 +44,7 @@ fn fail(text: &str) -> Located {
 }
 
 fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("config")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("config").join(name)
 }
 
 #[test]
@@ -127,17 +125,10 @@ fn unknown_key_is_reported_at_its_line() {
     let loc = fail("[jobs.a]\nargv = [\"x\"]\n\nmaxx = \"1h\"\n");
     assert_eq!((loc.line, loc.column), (Some(4), Some(1)));
     assert_eq!(loc.key.as_deref(), Some("jobs.a.maxx"));
-    assert!(
-        loc.message.contains("unknown field `maxx`"),
-        "{}",
-        loc.message
-    );
+    assert!(loc.message.contains("unknown field `maxx`"), "{}", loc.message);
 
     let loc = fail("[store]\npath = \"x\"\ncolour = 1\n");
-    assert_eq!(
-        (loc.line, loc.key.as_deref()),
-        (Some(3), Some("store.colour"))
-    );
+    assert_eq!((loc.line, loc.key.as_deref()), (Some(3), Some("store.colour")));
 }
 
 #[test]
@@ -159,10 +150,7 @@ fn bad_duration_names_line_column_and_key() {
         (Some(2), Some("defaults.status_interval"))
     );
     let loc = fail("[defaults]\nmax = \"1 fortnight\"\n[jobs.a]\nargv = [\"x\"]\nmax = \"1h\"\n");
-    assert_eq!(
-        (loc.line, loc.key.as_deref()),
-        (Some(2), Some("defaults.max"))
-    );
+    assert_eq!((loc.line, loc.key.as_deref()), (Some(2), Some("defaults.max")));
     let loc = fail("[defaults]\n\n[defaults.detect]\nignore = [\"[\"]\n");
     assert_eq!(
         (loc.line, loc.key.as_deref()),
@@ -173,15 +161,9 @@ fn bad_duration_names_line_column_and_key() {
 #[test]
 fn empty_or_missing_argv_is_refused() {
     let loc = fail("[jobs.a]\nargv = []\n");
-    assert_eq!(
-        (loc.line, loc.key.as_deref()),
-        (Some(2), Some("jobs.a.argv"))
-    );
+    assert_eq!((loc.line, loc.key.as_deref()), (Some(2), Some("jobs.a.argv")));
     let loc = fail("[jobs.a]\nargv = [\"\", \"x\"]\n");
-    assert_eq!(
-        (loc.line, loc.key.as_deref()),
-        (Some(2), Some("jobs.a.argv"))
-    );
+    assert_eq!((loc.line, loc.key.as_deref()), (Some(2), Some("jobs.a.argv")));
     let loc = fail("[jobs.a]\nlog = \"x.log\"\n");
     assert_eq!((loc.line, loc.key.as_deref()), (Some(1), Some("jobs.a")));
     assert!(loc.message.contains("argv is required"));
@@ -199,9 +181,8 @@ fn bad_job_name_is_refused() {
 
 #[test]
 fn resume_argv_needs_checkpoint_placeholder_and_glob() {
-    let loc = fail(
-        "[jobs.a]\nargv = [\"x\"]\ncheckpoint = \"c/*.ckpt\"\nresume_argv = [\"x\", \"--resume\"]\n",
-    );
+    let loc =
+        fail("[jobs.a]\nargv = [\"x\"]\ncheckpoint = \"c/*.ckpt\"\nresume_argv = [\"x\", \"--resume\"]\n");
     assert_eq!(
         (loc.line, loc.key.as_deref()),
         (Some(4), Some("jobs.a.resume_argv"))
@@ -213,11 +194,7 @@ fn resume_argv_needs_checkpoint_placeholder_and_glob() {
         (loc.line, loc.key.as_deref()),
         (Some(3), Some("jobs.a.resume_argv"))
     );
-    assert!(
-        loc.message.contains("needs `checkpoint`"),
-        "{}",
-        loc.message
-    );
+    assert!(loc.message.contains("needs `checkpoint`"), "{}", loc.message);
 
     // {checkpoint} is not a path placeholder.
     let loc = fail("[jobs.a]\nargv = [\"x\"]\nlog = \"{checkpoint}.log\"\n");
@@ -228,10 +205,7 @@ fn resume_argv_needs_checkpoint_placeholder_and_glob() {
 fn token_in_discord_section_is_refused_without_echoing_it() {
     let text = "[discord]\nchannel = \"1\"\ntoken = \"MTIz.secret-token-value\"\n";
     let loc = fail(text);
-    assert_eq!(
-        (loc.line, loc.key.as_deref()),
-        (Some(3), Some("discord.token"))
-    );
+    assert_eq!((loc.line, loc.key.as_deref()), (Some(3), Some("discord.token")));
     assert!(loc.message.contains("token_env"), "{}", loc.message);
     assert!(!loc.message.contains("secret-token-value"));
 
@@ -243,8 +217,7 @@ fn token_in_discord_section_is_refused_without_echoing_it() {
 
 #[test]
 fn bad_regex_is_reported_at_the_pattern() {
-    let loc =
-        fail("[jobs.a]\nargv = [\"x\"]\n[jobs.a.detect]\nignore = [\"ok\",\n  \"(unclosed\"]\n");
+    let loc = fail("[jobs.a]\nargv = [\"x\"]\n[jobs.a.detect]\nignore = [\"ok\",\n  \"(unclosed\"]\n");
     assert_eq!((loc.line, loc.column), (Some(5), Some(3)));
     assert_eq!(loc.key.as_deref(), Some("jobs.a.detect.ignore"));
     assert!(
@@ -280,10 +253,7 @@ fn unknown_persona_and_bad_principal_are_refused() {
 #[test]
 fn wrong_types_name_the_key() {
     let loc = fail("[jobs.a]\nargv = \"python train.py\"\n");
-    assert_eq!(
-        (loc.line, loc.key.as_deref()),
-        (Some(2), Some("jobs.a.argv"))
-    );
+    assert_eq!((loc.line, loc.key.as_deref()), (Some(2), Some("jobs.a.argv")));
     assert!(loc.message.contains("expected a list"), "{}", loc.message);
 
     let loc = fail("[jobs.a]\nargv = [\"x\"]\nenv = { PYTHONUNBUFFERED = 1 }\n");
@@ -299,10 +269,7 @@ fn wrong_types_name_the_key() {
     );
 
     let loc = fail("[jobs.a]\nargv = [\"x\"]\nchannel = \"#general\"\n");
-    assert_eq!(
-        (loc.line, loc.key.as_deref()),
-        (Some(3), Some("jobs.a.channel"))
-    );
+    assert_eq!((loc.line, loc.key.as_deref()), (Some(3), Some("jobs.a.channel")));
 }
 
 #[test]
@@ -377,10 +344,7 @@ resume_argv = ["python", "m.py", "--from", "{checkpoint}"]
     );
     let j = &cfg.jobs[0];
     assert_eq!(j.log, PathBuf::from("/proj/conf/logs/model_7.log"));
-    assert_eq!(
-        j.outputs,
-        [PathBuf::from("/proj/conf/out/model_7/trace.nc")]
-    );
+    assert_eq!(j.outputs, [PathBuf::from("/proj/conf/out/model_7/trace.nc")]);
     assert_eq!(
         j.results,
         PathBuf::from("/proj/conf/output/results/results_model_7.csv")
@@ -389,10 +353,7 @@ resume_argv = ["python", "m.py", "--from", "{checkpoint}"]
         j.model,
         PathBuf::from("/proj/conf/output/implementation/models/model_model_7_full.pkl")
     );
-    assert_eq!(
-        j.checkpoint.as_deref(),
-        Some("/proj/conf/ckpt/model_7-*.pt")
-    );
+    assert_eq!(j.checkpoint.as_deref(), Some("/proj/conf/ckpt/model_7-*.pt"));
     assert_eq!(
         j.resume_command(Path::new("/proj/conf/ckpt/model_7-3.pt"))
             .unwrap(),
@@ -404,10 +365,7 @@ resume_argv = ["python", "m.py", "--from", "{checkpoint}"]
     );
 
     let loc = fail("[jobs.a]\nargv = [\"x\"]\nresults = \"out/{nmae}.csv\"\n");
-    assert_eq!(
-        (loc.line, loc.key.as_deref()),
-        (Some(3), Some("jobs.a.results"))
-    );
+    assert_eq!((loc.line, loc.key.as_deref()), (Some(3), Some("jobs.a.results")));
     assert!(loc.message.contains("{nmae}"), "{}", loc.message);
 }
 
@@ -479,10 +437,7 @@ fn wrap_mode_derives_name_and_log() {
     )
     .unwrap();
     assert_eq!(j.name.as_str(), "train_model");
-    assert_eq!(
-        j.log,
-        PathBuf::from("/home/u/proj/trainwatch-train_model.log")
-    );
+    assert_eq!(j.log, PathBuf::from("/home/u/proj/trainwatch-train_model.log"));
     assert_eq!(j.workdir, cwd);
     assert_eq!(j.argv[2], "scripts/train model.py", "argv untouched");
     assert_eq!(j.expected, Some(Duration::from_secs(3600)));

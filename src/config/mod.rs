@@ -114,6 +114,13 @@ pub struct JobSpec {
     pub channel: Option<String>,
     pub detect: DetectSettings,
     pub metrics: MetricsSettings,
+    /// The design expectations table (Phase 4.5 gate), bound to this job's name.
+    pub design: Vec<crate::gate::DesignParam>,
+    /// Extra files (globs relative to the workdir) a fix summary covers, besides the files
+    /// named in argv and the design's sources.
+    pub watch: Vec<String>,
+    /// How long a validator's approval stays valid (None: until used).
+    pub approval_ttl: Option<Duration>,
 }
 
 impl JobSpec {

@@ -53,6 +53,12 @@ pub(crate) struct RawJob {
     pub channel: Option<S<DiscordId>>,
     pub detect: Option<RawDetect>,
     pub metrics: Option<RawMetrics>,
+    /// The design expectations table (Phase 4.5): `[[jobs.NAME.design]]` entries.
+    pub design: Option<S<Vec<crate::gate::RawDesignParam>>>,
+    /// Extra files (globs, relative to the workdir) whose changes a fix summary lists.
+    pub watch: Option<SList>,
+    /// How long a validator's approval stays valid.
+    pub approval_ttl: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

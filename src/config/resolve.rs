@@ -520,6 +520,22 @@ impl<'a> JobCtx<'a> {
 
         let detect = self.detect()?;
         let metrics = self.metrics()?;
+        let design = match self.pick("design", |j| j.design.as_ref()) {
+            None => Vec::new(),
+            Some((v, key)) => {
+                let parsed = crate::gate::parse_design(v.get_ref()).map_err(|e| o.at(v.span(), key, e.to_string()))?;
+                crate::gate::bind_job(&parsed, &self.name)
+            }
+        };
+        let watch = match self.pick("watch", |j| j.watch.as_ref()) {
+            None => Vec::new(),
+            Some((list, key)) => list
+                .get_ref()
+                .iter()
+                .map(|v| template(o, v, &key, Some(name)))
+                .collect::<R<Vec<_>>>()?,
+        };
+        let approval_ttl = self.duration("approval_ttl", |j| j.approval_ttl.as_ref())?;
 
         Ok(JobSpec {
             name: self.name.clone(),
@@ -541,6 +557,9 @@ impl<'a> JobCtx<'a> {
             channel,
             detect,
             metrics,
+            design,
+            watch,
+            approval_ttl,
         })
     }
 
@@ -837,6 +856,9 @@ pub(crate) fn wrap(
         kill_grace: DEFAULT_KILL_GRACE,
         channel: None,
         detect: DetectSettings::default(),
+        design: Vec::new(),
+        watch: Vec::new(),
+        approval_ttl: None,
         metrics: MetricsSettings::default(),
         env: BTreeMap::new(),
         workdir,

@@ -6,6 +6,7 @@ use trainwatch::cli::{Cli, Command};
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Triage(args) => std::process::exit(trainwatch::watch::triage::run(&args)),
         other => anyhow::bail!("{other:?}: not wired yet"),
     }
 }

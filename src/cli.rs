@@ -40,6 +40,9 @@ pub enum Command {
     /// Show what the store knows of runs, incidents and decisions.
     Status(StatusArgs),
     /// Analyse a finished log: verdict, category, the line to look at, each incident.
+    ///
+    /// Uses the same detectors as the live watcher. Exit status: 0 ok, 1 an error was
+    /// found, 3 warnings only, 2 the log could not be read.
     Triage(TriageArgs),
     /// Holds one job process and records how it ended (internal; started by trainwatch).
     #[command(name = "__shim", hide = true)]

@@ -155,6 +155,11 @@ fn data(short: &str, msg: &str, ctx: &TbContext) -> bool {
         ],
     ) || (lower.contains("label") && has_any(&lower, &["out of range", "out of bounds", "invalid"]))
         || (lower.contains("shape") && has_any(&lower, &["mismatch", "expected", "incompatible"]))
+        || (lower.contains("does not match")
+            && has_any(
+                &lower,
+                &["samples", "labels", "shape", "features", "length", "rows"],
+            ))
 }
 
 /// Classify an exception `name: msg` (name may be empty for a native library's fatal line).

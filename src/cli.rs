@@ -155,4 +155,11 @@ pub struct TriageArgs {
     /// R-hat above this is a convergence problem.
     #[arg(long, value_name = "X", default_value_t = 1.1)]
     pub rhat_threshold: f64,
+    /// Extra evidence: a line matching REGEX is an incident of CATEGORY (implementation,
+    /// data, resource, convergence). Repeatable, e.g. `--pattern 'resource=GPU \d+ fell off the bus'`.
+    #[arg(long = "pattern", value_name = "CATEGORY=REGEX")]
+    pub patterns: Vec<String>,
+    /// Lines matching REGEX are never evidence. Repeatable.
+    #[arg(long = "ignore", value_name = "REGEX")]
+    pub ignore: Vec<String>,
 }

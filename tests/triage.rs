@@ -322,4 +322,28 @@ fn the_cli_prints_the_documented_json_and_exit_status() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("verdict: ok"));
+
+    // A job's own pattern turns a line of the clean log into evidence; a bad one is refused.
+    let out = Command::new(env!("CARGO_BIN_EXE_trainwatch"))
+        .args([
+            "triage",
+            "--json",
+            "--exit-code",
+            "0",
+            "--pattern",
+            "resource=Killed processes",
+        ])
+        .arg(fixtures().join(&clean.log))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "warnings only");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["category"], "resource");
+    let out = Command::new(env!("CARGO_BIN_EXE_trainwatch"))
+        .args(["triage", "--pattern", "gpu=x"])
+        .arg(fixtures().join(&clean.log))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown category"));
 }

@@ -320,9 +320,12 @@ pub fn triage_file(
 /// `trainwatch triage`: print the report, return the process exit status
 /// (0 ok, 1 an error found, 3 warnings only; 2 when the log cannot be read).
 pub fn run(args: &crate::cli::TriageArgs) -> i32 {
-    let cfg = DetectConfig {
-        rhat_threshold: args.rhat_threshold,
-        ..DetectConfig::default()
+    let cfg = match DetectConfig::from_patterns(args.rhat_threshold, &args.patterns, &args.ignore) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("trainwatch triage: {e}");
+            return 2;
+        }
     };
     let exit = args.exit_code.map(ExitOutcome::from_shell_status);
     match triage_file(&args.log, cfg, exit) {

@@ -207,6 +207,8 @@ pub(crate) fn classify_exception(name: &str, msg: &str, ctx: &TbContext) -> Verd
 pub(crate) struct ExcLine<'a> {
     pub name: &'a str,
     pub msg: &'a str,
+    /// The whole exception line.
+    pub line: &'a str,
 }
 
 /// Parse `line` as an exception line. Names must look like exception classes so that a line
@@ -244,7 +246,7 @@ pub(crate) fn parse_exception_line(line: &str) -> Option<ExcLine<'_>> {
     let plausible = SUFFIXES.iter().any(|s| short.ends_with(s))
         || (name.contains('.') && short.starts_with(|c: char| c.is_ascii_uppercase() || c == '_'))
         || (uppercase >= 2 && short.starts_with(|c: char| c.is_ascii_uppercase()));
-    plausible.then_some(ExcLine { name, msg })
+    plausible.then_some(ExcLine { name, msg, line })
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ mod rules;
 use std::collections::{HashMap, VecDeque};
 
 use regex::Regex;
+use thiserror::Error;
 
 use crate::model::{Category, ExitOutcome, Incident, Severity};
 use classify::{ExcLine, TbContext};
@@ -33,6 +34,69 @@ pub struct DetectConfig {
     pub extra: Vec<(Category, Regex)>,
     /// Lines matching one of these are never evidence.
     pub ignore: Vec<Regex>,
+}
+
+/// A pattern of a job's detection settings that cannot be used.
+#[derive(Debug, Error)]
+pub enum PatternError {
+    #[error("pattern {0:?}: expected CATEGORY=REGEX")]
+    NoCategory(String),
+    #[error("pattern {pattern:?}: {reason}")]
+    Category { pattern: String, reason: String },
+    #[error("pattern {pattern:?}: invalid regex: {source}")]
+    Regex {
+        pattern: String,
+        #[source]
+        source: regex::Error,
+    },
+    #[error("R-hat threshold {0} must be a number above 1")]
+    Rhat(f64),
+}
+
+impl DetectConfig {
+    /// Build from text settings (a job's config, the command line): `extra` items are
+    /// `CATEGORY=REGEX`, `ignore` items are regexes.
+    pub fn from_patterns<S: AsRef<str>>(
+        rhat_threshold: f64,
+        extra: &[S],
+        ignore: &[S],
+    ) -> Result<Self, PatternError> {
+        if !(rhat_threshold.is_finite() && rhat_threshold > 1.0) {
+            return Err(PatternError::Rhat(rhat_threshold));
+        }
+        let regex = |p: &str, full: &str| {
+            Regex::new(p).map_err(|source| PatternError::Regex {
+                pattern: full.to_string(),
+                source,
+            })
+        };
+        let extra = extra
+            .iter()
+            .map(|e| {
+                let e = e.as_ref();
+                let (cat, re) = e
+                    .split_once('=')
+                    .ok_or_else(|| PatternError::NoCategory(e.to_string()))?;
+                let cat: Category =
+                    cat.trim()
+                        .parse()
+                        .map_err(|reason| PatternError::Category {
+                            pattern: e.to_string(),
+                            reason,
+                        })?;
+                Ok((cat, regex(re, e)?))
+            })
+            .collect::<Result<_, PatternError>>()?;
+        let ignore = ignore
+            .iter()
+            .map(|p| regex(p.as_ref(), p.as_ref()))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            rhat_threshold,
+            extra,
+            ignore,
+        })
+    }
 }
 
 impl Default for DetectConfig {
@@ -146,6 +210,8 @@ struct Block {
     ctx: TbContext,
     interleaved: u32,
     ignored: bool,
+    /// An exception group's traceback: every line carries a `  | ` margin.
+    group: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,6 +230,8 @@ struct After {
     left: u32,
     blank: bool,
     chain: bool,
+    /// After an exception group: its sub-exceptions follow in `| `/`+-` margins.
+    group: bool,
 }
 
 #[derive(Debug)]
@@ -533,6 +601,8 @@ impl Detector {
             Some(i) => &t[i..],
             None => t,
         };
+        let group = t.contains("Exception Group Traceback");
+        let header = if group { t.trim_start() } else { header };
         lines.push(header.to_string());
         self.mode = Mode::Block(Block {
             target,
@@ -540,6 +610,7 @@ impl Detector {
             ctx: TbContext::default(),
             interleaved: 0,
             ignored,
+            group,
         });
     }
 
@@ -656,11 +727,21 @@ impl Detector {
             left,
             blank: false,
             chain: false,
+            group: false,
         });
     }
 
     fn in_block(&mut self, mut b: Block, n: u64, vis: &str, out: &mut Vec<Finding>) {
-        let t = vis.trim_end();
+        let full = vis.trim_end();
+        // Inside an exception group, read each line without its `  | ` margin.
+        let t = if b.group {
+            full.trim_start()
+                .strip_prefix('|')
+                .map(|r| r.strip_prefix(' ').unwrap_or(r))
+                .unwrap_or(full)
+        } else {
+            full
+        };
         if t.trim().is_empty() {
             self.mode = Mode::Block(b);
             return;
@@ -679,12 +760,12 @@ impl Detector {
             if b.lines.len() >= MAX_EXCERPT * 2 {
                 b.lines.remove(EXCERPT_HEAD);
             }
-            b.lines.push(cut(t, MAX_LINE_CHARS));
+            b.lines.push(cut(full, MAX_LINE_CHARS));
             self.mode = Mode::Block(b);
             return;
         }
         if let Some(e) = classify::parse_exception_line(t) {
-            self.exception(b, n, t, e, out);
+            self.exception(b, n, full, e, out);
             return;
         }
         // Output of another thread or process between the frames.
@@ -694,10 +775,13 @@ impl Detector {
         }
     }
 
-    fn exception(&mut self, b: Block, n: u64, t: &str, e: ExcLine<'_>, out: &mut Vec<Finding>) {
+    fn exception(&mut self, b: Block, n: u64, full: &str, e: ExcLine<'_>, out: &mut Vec<Finding>) {
         let v = classify::classify_exception(e.name, e.msg, &b.ctx);
         let mut lines = b.lines;
-        lines.push(cut(t, MAX_LINE_CHARS));
+        lines.push(cut(full, MAX_LINE_CHARS));
+        // The exception line itself, without an exception group's margin.
+        let t = &full[full.len() - e.line.len()..];
+        let group = b.group;
         let (idx, append) = match b.target {
             Target::Fresh => {
                 let key = burst::key(v.category, t);
@@ -742,9 +826,10 @@ impl Detector {
             idx,
             append,
             kind: AfterKind::Exception,
-            left: 10,
+            left: if group { 200 } else { 10 },
             blank: false,
             chain: false,
+            group,
         });
     }
 
@@ -783,6 +868,8 @@ impl Detector {
             AfterKind::Exception => {
                 if t.trim() == "\"\"\"" {
                     true
+                } else if a.group {
+                    a.left > 0 && t.trim_start().starts_with(['|', '+'])
                 } else {
                     !a.blank && a.left > 0 && !looks_like_log_record(t) && self.same_story(&a, t)
                 }

@@ -71,7 +71,8 @@ fn divergence_re() -> &'static Regex {
     static R: OnceLock<Regex> = OnceLock::new();
     re(
         &R,
-        r"(?i)\b(\d+)\s+(?:divergences?|divergent\s+(?:transitions|samples))\b",
+        // The sampler's wording, not "step 12 divergence=0.3" (a KL divergence metric).
+        r"(?i)\b(\d+)\s+(?:divergences\b|divergence\s+after|divergent\s+(?:transitions|samples))",
     )
 }
 
@@ -287,6 +288,7 @@ mod tests {
         assert_eq!(cat("epoch 3 train_error=0.12 val_error=0.15"), None);
         assert_eq!(cat("tests: 12 passed, 0 failed"), None);
         assert_eq!(cat("There were 0 divergences after tuning."), None);
+        assert_eq!(cat("step 12 divergence=0.31 kl_divergence 0.2"), None);
         assert_eq!(cat("max r_hat = 1.004"), None);
         assert_eq!(cat("INFO loading data from disk"), None);
         assert_eq!(
@@ -307,6 +309,10 @@ mod tests {
         use Category::*;
         assert_eq!(
             cat("There were 37 divergences after tuning. Increase `target_accept`."),
+            Some((Convergence, false))
+        );
+        assert_eq!(
+            cat("There was 1 divergence after tuning."),
             Some((Convergence, false))
         );
         assert_eq!(cat("max r_hat = 1.42"), Some((Convergence, false)));

@@ -40,6 +40,9 @@ pub enum Command {
     /// Show what the store knows of runs, incidents and decisions.
     Status(StatusArgs),
     /// Analyse a finished log: verdict, category, the line to look at, each incident.
+    ///
+    /// Uses the same detectors as the live watcher. Exit status: 0 ok, 1 an error was
+    /// found, 3 warnings only, 2 the log could not be read.
     Triage(TriageArgs),
     /// Holds one job process and records how it ended (internal; started by trainwatch).
     #[command(name = "__shim", hide = true)]
@@ -152,4 +155,11 @@ pub struct TriageArgs {
     /// R-hat above this is a convergence problem.
     #[arg(long, value_name = "X", default_value_t = 1.1)]
     pub rhat_threshold: f64,
+    /// Extra evidence: a line matching REGEX is an incident of CATEGORY (implementation,
+    /// data, resource, convergence). Repeatable, e.g. `--pattern 'resource=GPU \d+ fell off the bus'`.
+    #[arg(long = "pattern", value_name = "CATEGORY=REGEX")]
+    pub patterns: Vec<String>,
+    /// Lines matching REGEX are never evidence. Repeatable.
+    #[arg(long = "ignore", value_name = "REGEX")]
+    pub ignore: Vec<String>,
 }

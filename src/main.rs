@@ -51,7 +51,7 @@ fn init_tracing(level: Option<&str>) {
 fn run_command(command: Command) -> Result<i32> {
     match command {
         Command::Run(args) => runtime()?.block_on(cmd_run(args)),
-        Command::Serve(args) => runtime()?.block_on(trainwatch::chat::discord::serve(args)),
+        Command::Serve(_) => bail!("trainwatch serve: the Discord adapter is not in this build"),
         Command::CheckConfig(args) => cmd_check_config(&args.file),
         Command::Status(args) => cmd_status(args),
         Command::Triage(args) => cmd_triage(args),
@@ -83,9 +83,7 @@ fn cmd_check_config(file: &Path) -> Result<i32> {
 }
 
 fn cmd_triage(args: trainwatch::cli::TriageArgs) -> Result<i32> {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    Ok(trainwatch::watch::triage::run_cli(&args, &mut out)?)
+    Ok(trainwatch::watch::triage::run(&args))
 }
 
 /// Default store location when neither the command line nor a config names one.

@@ -15,9 +15,7 @@ use thiserror::Error;
 pub struct JobName(String);
 
 #[derive(Debug, Error, PartialEq, Eq)]
-#[error(
-    "invalid job name {0:?}: use 1-64 characters from A-Z a-z 0-9 _ . -, not starting with . or -"
-)]
+#[error("invalid job name {0:?}: use 1-64 characters from A-Z a-z 0-9 _ . -, not starting with . or -")]
 pub struct InvalidJobName(pub String);
 
 impl JobName {
@@ -356,9 +354,6 @@ mod tests {
         assert_eq!(ExitOutcome::from_shell_status(137), ExitOutcome::Signal(9));
         assert_eq!(ExitOutcome::from_shell_status(1), ExitOutcome::Code(1));
         assert_eq!(ExitOutcome::Signal(11).shell_status(), Some(139));
-        assert_eq!(
-            ExitOutcome::Signal(9).to_string(),
-            "killed by SIGKILL (137)"
-        );
+        assert_eq!(ExitOutcome::Signal(9).to_string(), "killed by SIGKILL (137)");
     }
 }

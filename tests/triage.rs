@@ -55,12 +55,7 @@ fn triage_gets_every_fixture_right() {
     let mut wrong = Vec::new();
     for c in &cases {
         let exit = ExitOutcome::from_shell_status(c.exit_status);
-        let r = triage_file(
-            &fixtures().join(&c.log),
-            DetectConfig::default(),
-            Some(exit),
-        )
-        .expect("triage");
+        let r = triage_file(&fixtures().join(&c.log), DetectConfig::default(), Some(exit)).expect("triage");
         let verdict = r.verdict.as_str();
         let category = r.category.map(|c| c.as_str().to_string());
         let first = r.first_error().map(|i| (i.line, i.text.clone()));
@@ -130,10 +125,7 @@ fn the_live_watcher_reports_what_triage_reports() {
 
 #[test]
 fn a_fatal_traceback_is_reported_at_its_exception_line_and_completed_later() {
-    let c = cases()
-        .into_iter()
-        .find(|c| c.name == "impl_chained")
-        .unwrap();
+    let c = cases().into_iter().find(|c| c.name == "impl_chained").unwrap();
     let log = read_log(&c);
     let (_, own, findings) = live(&log, Some(ExitOutcome::from_shell_status(c.exit_status)));
     let want = c.first_error.unwrap();
@@ -158,10 +150,7 @@ fn a_fatal_traceback_is_reported_at_its_exception_line_and_completed_later() {
 
 #[test]
 fn a_burst_of_identical_lines_is_one_incident_with_a_count() {
-    let c = cases()
-        .into_iter()
-        .find(|c| c.name == "conv_loss_nan")
-        .unwrap();
+    let c = cases().into_iter().find(|c| c.name == "conv_loss_nan").unwrap();
     let (_, own, findings) = live(&read_log(&c), Some(ExitOutcome::Code(0)));
     assert_eq!(own.len(), 1, "{own:?}");
     assert!(own[0].count > 10, "count {}", own[0].count);
@@ -252,10 +241,7 @@ fn extra_and_ignore_patterns_and_the_rhat_threshold_are_configurable() {
     };
     let r = analyse_reader(Cursor::new(log), cfg, None).unwrap();
     let cats: Vec<_> = r.incidents.iter().map(|i| (i.line, i.category)).collect();
-    assert_eq!(
-        cats,
-        vec![(2, Category::Resource), (3, Category::Convergence)]
-    );
+    assert_eq!(cats, vec![(2, Category::Resource), (3, Category::Convergence)]);
 }
 
 #[test]
@@ -280,30 +266,20 @@ fn hostile_input_does_not_break_line_numbers() {
 
 #[test]
 fn the_cli_prints_the_documented_json_and_exit_status() {
-    let c = cases()
-        .into_iter()
-        .find(|c| c.name == "data_nan_input")
-        .unwrap();
+    let c = cases().into_iter().find(|c| c.name == "data_nan_input").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_trainwatch"))
         .args(["triage", "--json", "--exit-code"])
         .arg(c.exit_status.to_string())
         .arg(fixtures().join(&c.log))
         .output()
         .expect("run trainwatch");
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "exit status 1: an error was found"
-    );
+    assert_eq!(out.status.code(), Some(1), "exit status 1: an error was found");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
     assert_eq!(keys.len(), 4, "{keys:?}");
     assert_eq!(v["verdict"], "error");
     assert_eq!(v["category"], "data");
-    assert_eq!(
-        v["first_error"]["line"],
-        c.first_error.as_ref().unwrap().line
-    );
+    assert_eq!(v["first_error"]["line"], c.first_error.as_ref().unwrap().line);
     let inc = &v["incidents"][0];
     let mut ikeys: Vec<_> = inc.as_object().unwrap().keys().cloned().collect();
     ikeys.sort();
@@ -311,10 +287,7 @@ fn the_cli_prints_the_documented_json_and_exit_status() {
     assert_eq!(inc["severity"], "fatal");
     assert!(inc["excerpt"][0].as_str().unwrap().starts_with("Traceback"));
 
-    let clean = cases()
-        .into_iter()
-        .find(|c| c.name == "clean_traps")
-        .unwrap();
+    let clean = cases().into_iter().find(|c| c.name == "clean_traps").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_trainwatch"))
         .args(["triage", "--exit-code", "0"])
         .arg(fixtures().join(&clean.log))

@@ -425,6 +425,7 @@ impl JobMachine {
         }));
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn decide(
         &mut self,
         at: DateTime<Utc>,

@@ -99,11 +99,7 @@ impl TriageReport {
         } else {
             Verdict::Warning
         };
-        let wanted = if fatal {
-            Severity::Fatal
-        } else {
-            Severity::Warning
-        };
+        let wanted = if fatal { Severity::Fatal } else { Severity::Warning };
         // The earliest line that states the problem among the incidents that make the
         // verdict; an incident with no line (an exit status) only when there is no other.
         let primary = incidents
@@ -123,9 +119,7 @@ impl TriageReport {
 
     /// The incident that states the problem with a log line, if any.
     pub fn first_error(&self) -> Option<&Incident> {
-        self.primary
-            .map(|k| &self.incidents[k])
-            .filter(|i| i.line > 0)
+        self.primary.map(|k| &self.incidents[k]).filter(|i| i.line > 0)
     }
 
     /// The machine-readable form (exactly the documented schema).
@@ -162,9 +156,9 @@ impl TriageReport {
         match (self.first_error(), self.primary) {
             (Some(i), _) => s.push_str(&format!("look at line {}: {}\n", i.line, i.text)),
             (None, Some(k)) => s.push_str(&format!("look at: {}\n", self.incidents[k].text)),
-            (None, None) => s.push_str(
-                "no incidents: nothing in the log or the exit status points at a problem\n",
-            ),
+            (None, None) => {
+                s.push_str("no incidents: nothing in the log or the exit status points at a problem\n")
+            }
         }
         if !self.incidents.is_empty() {
             s.push_str(&format!("\nincidents ({}):\n", self.incidents.len()));

@@ -13,8 +13,7 @@ pub(crate) fn key(category: Category, text: &str) -> u64 {
     let mut in_number = false;
     for c in text.trim().chars() {
         // Digits, and hex digits right after a digit (0x7f3a…), fold into one '#'.
-        let numeric =
-            c.is_ascii_digit() || (in_number && c.is_ascii_hexdigit()) || (in_number && c == 'x');
+        let numeric = c.is_ascii_digit() || (in_number && c.is_ascii_hexdigit()) || (in_number && c == 'x');
         if numeric {
             if !in_number {
                 '#'.hash(&mut h);

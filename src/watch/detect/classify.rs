@@ -255,14 +255,7 @@ mod tests {
 
     fn cat(line: &str, pandas: bool) -> Category {
         let e = parse_exception_line(line).expect("exception line");
-        classify_exception(
-            e.name,
-            e.msg,
-            &TbContext {
-                pandas_frame: pandas,
-            },
-        )
-        .category
+        classify_exception(e.name, e.msg, &TbContext { pandas_frame: pandas }).category
     }
 
     #[test]
@@ -286,7 +279,10 @@ mod tests {
             Implementation
         );
         assert_eq!(
-            cat("numpy._core._exceptions._ArrayMemoryError: Unable to allocate 7.28 TiB for an array", false),
+            cat(
+                "numpy._core._exceptions._ArrayMemoryError: Unable to allocate 7.28 TiB for an array",
+                false
+            ),
             Resource
         );
         assert_eq!(
@@ -297,10 +293,7 @@ mod tests {
             Resource
         );
         assert_eq!(
-            cat(
-                "RuntimeError: Found no NVIDIA driver on your system.",
-                false
-            ),
+            cat("RuntimeError: Found no NVIDIA driver on your system.", false),
             Resource
         );
         assert_eq!(
@@ -308,18 +301,18 @@ mod tests {
             Resource
         );
         assert_eq!(cat("ValueError: Input X contains NaN.", false), Data);
-        assert_eq!(cat("ValueError: X has 5 features, but LinearRegression is expecting 4 features as input.", false), Data);
+        assert_eq!(
+            cat(
+                "ValueError: X has 5 features, but LinearRegression is expecting 4 features as input.",
+                false
+            ),
+            Data
+        );
         assert_eq!(
             cat("FloatingPointError: overflow encountered in exp", false),
             Convergence
         );
-        assert_eq!(
-            cat("RuntimeError: loss is nan at step 40", false),
-            Convergence
-        );
-        assert_eq!(
-            cat("ValueError: Unknown solver 'foo'", false),
-            Implementation
-        );
+        assert_eq!(cat("RuntimeError: loss is nan at step 40", false), Convergence);
+        assert_eq!(cat("ValueError: Unknown solver 'foo'", false), Implementation);
     }
 }

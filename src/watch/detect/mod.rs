@@ -77,13 +77,10 @@ impl DetectConfig {
                 let (cat, re) = e
                     .split_once('=')
                     .ok_or_else(|| PatternError::NoCategory(e.to_string()))?;
-                let cat: Category =
-                    cat.trim()
-                        .parse()
-                        .map_err(|reason| PatternError::Category {
-                            pattern: e.to_string(),
-                            reason,
-                        })?;
+                let cat: Category = cat.trim().parse().map_err(|reason| PatternError::Category {
+                    pattern: e.to_string(),
+                    reason,
+                })?;
                 Ok((cat, regex(re, e)?))
             })
             .collect::<Result<_, PatternError>>()?;
@@ -377,9 +374,7 @@ impl Detector {
                     // (sys.exit(n), a shell `exit`, an error message in a form we do not
                     // know). That is the code's logic speaking, so the implementation
                     // owner reads the log first.
-                    let text = format!(
-                        "the process ended with exit code {code} and the log states no error"
-                    );
+                    let text = format!("the process ended with exit code {code} and the log states no error");
                     self.exit_incident(Category::Implementation, text, &mut out);
                 }
             }
@@ -700,17 +695,9 @@ impl Detector {
             excerpt.extend(self.ring.iter().rev().take(4).rev().cloned());
         }
         excerpt.push(cut(t, MAX_LINE_CHARS));
-        let Some((idx, new)) = self.occurrence(
-            key,
-            n,
-            h.category,
-            true,
-            h.looks_fatal,
-            false,
-            t,
-            excerpt,
-            out,
-        ) else {
+        let Some((idx, new)) =
+            self.occurrence(key, n, h.category, true, h.looks_fatal, false, t, excerpt, out)
+        else {
             return;
         };
         let (kind, left) = match h.kind {
@@ -785,9 +772,9 @@ impl Detector {
         let (idx, append) = match b.target {
             Target::Fresh => {
                 let key = burst::key(v.category, t);
-                let Some(r) = self.occurrence(
-                    key, n, v.category, v.strong, !b.ignored, b.ignored, t, lines, out,
-                ) else {
+                let Some(r) =
+                    self.occurrence(key, n, v.category, v.strong, !b.ignored, b.ignored, t, lines, out)
+                else {
                     return;
                 };
                 r
@@ -901,9 +888,7 @@ impl Detector {
         }
         match rules::classify_line(t, self.cfg.rhat_threshold) {
             LineKind::Hit(h) => {
-                !h.looks_fatal
-                    && h.category == self.incidents[a.idx].category
-                    && h.kind == HitKind::Plain
+                !h.looks_fatal && h.category == self.incidents[a.idx].category && h.kind == HitKind::Plain
             }
             LineKind::Nothing => true,
             _ => false,
@@ -944,17 +929,7 @@ impl Detector {
                     let key = burst::key(Category::Convergence, "r_hat table above threshold");
                     let excerpt = vec![tb.header.clone(), cut(vis.trim_end(), MAX_LINE_CHARS)];
                     tb.idx = self
-                        .occurrence(
-                            key,
-                            n,
-                            Category::Convergence,
-                            true,
-                            false,
-                            false,
-                            t,
-                            excerpt,
-                            out,
-                        )
+                        .occurrence(key, n, Category::Convergence, true, false, false, t, excerpt, out)
                         .map(|(i, new)| if new { i } else { usize::MAX });
                 }
                 Some(usize::MAX) => {}

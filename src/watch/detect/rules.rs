@@ -296,10 +296,7 @@ mod tests {
             LineKind::NoiseWarning
         );
         assert_eq!(
-            classify_line(
-                "The rhat statistic is larger than 1.01 for some parameters.",
-                1.1
-            ),
+            classify_line("The rhat statistic is larger than 1.01 for some parameters.", 1.1),
             LineKind::Nothing
         );
     }
@@ -316,10 +313,7 @@ mod tests {
             Some((Convergence, false))
         );
         assert_eq!(cat("max r_hat = 1.42"), Some((Convergence, false)));
-        assert_eq!(
-            cat("step 300 | loss=nan | lr 0.1"),
-            Some((Convergence, false))
-        );
+        assert_eq!(cat("step 300 | loss=nan | lr 0.1"), Some((Convergence, false)));
         assert_eq!(cat("Killed"), Some((Resource, true)));
         assert_eq!(
             cat("Fatal Python error: Segmentation fault"),
@@ -341,13 +335,7 @@ mod tests {
 
     #[test]
     fn rhat_threshold_is_configurable() {
-        assert!(matches!(
-            classify_line("R-hat: 1.05", 1.01),
-            LineKind::Hit(_)
-        ));
-        assert!(matches!(
-            classify_line("R-hat: 1.05", 1.1),
-            LineKind::Nothing
-        ));
+        assert!(matches!(classify_line("R-hat: 1.05", 1.01), LineKind::Hit(_)));
+        assert!(matches!(classify_line("R-hat: 1.05", 1.1), LineKind::Nothing));
     }
 }

@@ -48,10 +48,7 @@ KeyError: 'label'
 ";
     let inc = lines(log, Some(ExitOutcome::Code(1)));
     assert_eq!(inc.len(), 1);
-    assert_eq!(
-        (inc[0].line, inc[0].text.as_str()),
-        (14, "KeyError: 'label'")
-    );
+    assert_eq!((inc[0].line, inc[0].text.as_str()), (14, "KeyError: 'label'"));
     assert_eq!(inc[0].category, Category::Data);
     assert_eq!(inc[0].severity, Severity::Fatal);
 }
@@ -103,9 +100,7 @@ fn the_same_caught_traceback_every_epoch_is_one_incident() {
     let one = "Traceback (most recent call last):\n  File \"t.py\", line 4, in step\nValueError: could not convert string to float: 'x'\n";
     let mut log = String::new();
     for e in 0..3 {
-        log.push_str(&format!(
-            "epoch {e} start\n{one}epoch {e} done\nsaved\nok\n"
-        ));
+        log.push_str(&format!("epoch {e} start\n{one}epoch {e} done\nsaved\nok\n"));
     }
     let (findings, inc) = run(&log, Some(ExitOutcome::Code(0)));
     assert_eq!(inc.len(), 1);
@@ -169,18 +164,14 @@ fn an_exception_group_is_read_inside_its_margin() {
     let inc = lines(log, Some(ExitOutcome::Code(1)));
     assert_eq!(inc.len(), 1);
     assert_eq!(inc[0].line, 4);
-    assert_eq!(
-        inc[0].text,
-        "ExceptionGroup: several failures (2 sub-exceptions)"
-    );
+    assert_eq!(inc[0].text, "ExceptionGroup: several failures (2 sub-exceptions)");
     assert_eq!(inc[0].excerpt.len(), 9);
     assert_eq!(inc[0].severity, Severity::Fatal);
 }
 
 #[test]
 fn text_settings_build_a_config_or_say_what_is_wrong() {
-    let cfg =
-        DetectConfig::from_patterns(1.05, &["resource = GPU \\d+ lost"], &["^DEBUG"]).unwrap();
+    let cfg = DetectConfig::from_patterns(1.05, &["resource = GPU \\d+ lost"], &["^DEBUG"]).unwrap();
     assert_eq!(cfg.extra[0].0, Category::Resource);
     assert_eq!(cfg.ignore.len(), 1);
     let e = DetectConfig::from_patterns(1.1, &["gpu=x"], &[]).unwrap_err();

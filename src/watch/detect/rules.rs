@@ -131,7 +131,10 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
     if t.starts_with("Exception ignored in") {
         return LineKind::ExceptionIgnored;
     }
-    if let Some(c) = warning_line_re().captures(t) {
+    // Cheap literal guards first: the regexes below capture, which costs far more.
+    let warning = t.contains("Warning: ") && t.contains(':');
+    let hat = t.contains("hat") || t.contains("HAT") || t.contains("Hat");
+    if let Some(c) = warning.then(|| warning_line_re().captures(t)).flatten() {
         let class = c.get(1).map_or("", |m| m.as_str());
         let msg = c.get(2).map_or("", |m| m.as_str());
         let short = classify::short_name(class);
@@ -212,7 +215,10 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
             }
         }
     }
-    if let Some(c) = rhat_pymc_re().captures(t) {
+    if let Some(c) = (hat && t.contains("rhat statistic"))
+        .then(|| rhat_pymc_re().captures(t))
+        .flatten()
+    {
         // PyMC warns above 1.01; the protocol's bar is the configured threshold.
         let bar: f64 = c[1].parse().unwrap_or(0.0);
         return if bar >= rhat_threshold {
@@ -221,10 +227,10 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
             LineKind::Nothing
         };
     }
-    if let Some(k) = rhat_table_header(t) {
+    if let Some(k) = t.contains("r_hat").then(|| rhat_table_header(t)).flatten() {
         return k;
     }
-    if let Some(c) = rhat_value_re().captures(t) {
+    if let Some(c) = hat.then(|| rhat_value_re().captures(t)).flatten() {
         let v = &c[1];
         let bad = v
             .parse::<f64>()

@@ -62,9 +62,27 @@ fn re(cell: &'static OnceLock<Regex>, pat: &str) -> &'static Regex {
     cell.get_or_init(|| Regex::new(pat).expect("static regex"))
 }
 
-fn warning_line_re() -> &'static Regex {
-    static R: OnceLock<Regex> = OnceLock::new();
-    re(&R, r"^(?:.*?):\d+: ([A-Za-z_][A-Za-z0-9_.]*Warning): (.*)$")
+/// A Python warning as the `warnings` module prints it: `path:N: ClassWarning: message`
+/// (maybe behind a logging prefix). Returns the class, the message and where the class
+/// starts. Hand-parsed: this runs on every line that mentions a warning.
+fn parse_warning_line(t: &str) -> Option<(&str, &str, usize)> {
+    let p = t.find("Warning: ")?;
+    let end = p + "Warning".len();
+    let b = t.as_bytes();
+    let mut start = p;
+    while start > 0 && (b[start - 1].is_ascii_alphanumeric() || matches!(b[start - 1], b'_' | b'.'))
+    {
+        start -= 1;
+    }
+    if !(b[start].is_ascii_alphabetic() || b[start] == b'_') {
+        return None;
+    }
+    let before = t[..start].strip_suffix(": ")?;
+    let path = before.trim_end_matches(|c: char| c.is_ascii_digit());
+    if path.len() == before.len() || !path.ends_with(':') {
+        return None;
+    }
+    Some((&t[start..end], &t[end + 2..], start))
 }
 
 fn divergence_re() -> &'static Regex {
@@ -132,13 +150,10 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
         return LineKind::ExceptionIgnored;
     }
     // Cheap literal guards first: the regexes below capture, which costs far more.
-    let warning = t.contains("Warning: ") && t.contains(':');
     let hat = t.contains("hat") || t.contains("HAT") || t.contains("Hat");
-    if let Some(c) = warning.then(|| warning_line_re().captures(t)).flatten() {
-        let class = c.get(1).map_or("", |m| m.as_str());
-        let msg = c.get(2).map_or("", |m| m.as_str());
+    if let Some((class, msg, start)) = parse_warning_line(t) {
         let short = classify::short_name(class);
-        let key = &t[c.get(1).map_or(0, |m| m.start())..];
+        let key = &t[start..];
         if matches!(
             short,
             "ConvergenceWarning"

@@ -320,3 +320,86 @@ fn the_cli_prints_the_documented_json_and_exit_status() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown category"));
 }
+
+/// A small deterministic generator (no extra dependency): xorshift.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        xs[(self.next() % xs.len() as u64) as usize]
+    }
+}
+
+#[test]
+fn scrambled_logs_never_crash_and_live_equals_triage() {
+    // Fragments of every construct the detector knows, shuffled into nonsense.
+    const FRAGMENTS: &[&str] = &[
+        "Traceback (most recent call last):",
+        "  File \"/v/pandas/core/frame.py\", line 1, in f",
+        "    x = y[\"é\"]",
+        "KeyError: 'ñ'",
+        "ValueError: Input X contains NaN.",
+        "During handling of the above exception, another exception occurred:",
+        "The above exception was the direct cause of the following exception:",
+        "",
+        "\"\"\"",
+        "concurrent.futures.process._RemoteTraceback: ",
+        "Original Traceback (most recent call last):",
+        "  + Exception Group Traceback (most recent call last):",
+        "  | ValueError: x",
+        "  +-+---- 1 ----",
+        "Exception ignored in: <function f>",
+        "/p/x.py:3: ConvergenceWarning: lbfgs failed to converge",
+        "/p/x.py:3: FutureWarning: stuff",
+        "  warnings.warn(",
+        "Fatal Python error: Segmentation fault",
+        "Current thread 0x01 (most recent call first):",
+        "[LightGBM] [Fatal] Label must be in [0, 3)",
+        "Killed",
+        "        mean  sd  r_hat",
+        "a  1.0  2.0  1.9",
+        "b  1.0  2.0  nan",
+        "There were 3 divergences after tuning.",
+        "epoch 1 loss=nan",
+        "epoch 2 loss=0.3 \u{1F600} ✓",
+        "\r 50%|#####     | 5/10\r",
+        "Warning: ",
+        "x: 1: Warning: y",
+        "Error",
+        "  File",
+        "SyntaxError: bad",
+        "ordinary output line",
+    ];
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    for round in 0..40 {
+        let mut log = String::new();
+        for _ in 0..300 {
+            let a = rng.pick(FRAGMENTS);
+            let b = rng.pick(FRAGMENTS);
+            match rng.next() % 6 {
+                0 => log.push_str(&format!("{a}{b}")),
+                1 => log.push_str(&format!("{a}\r{b}")),
+                _ => log.push_str(a),
+            }
+            log.push('\n');
+        }
+        let exit = match round % 4 {
+            0 => None,
+            1 => Some(ExitOutcome::Code(0)),
+            2 => Some(ExitOutcome::Code(1)),
+            _ => Some(ExitOutcome::Signal(9)),
+        };
+        let (rebuilt, own, _) = live(log.as_bytes(), exit);
+        let triage =
+            analyse_reader(Cursor::new(log.as_bytes()), DetectConfig::default(), exit).unwrap();
+        assert_eq!(rebuilt, own, "round {round}");
+        assert_eq!(own, triage.incidents, "round {round}");
+        let _ = triage.to_json();
+        let _ = triage.to_human();
+    }
+}

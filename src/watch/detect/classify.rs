@@ -38,6 +38,16 @@ fn has_any(hay: &str, needles: &[&str]) -> bool {
 
 /// True when `msg` says a loss (or objective) became NaN or infinite.
 pub(crate) fn loss_not_finite(msg: &str) -> bool {
+    let b = msg.as_bytes();
+    let non_finite = memchr::memmem::find(b, b"nan").is_some()
+        || memchr::memmem::find(b, b"NaN").is_some()
+        || memchr::memmem::find(b, b"inf").is_some()
+        || memchr::memmem::find(b, b"Inf").is_some()
+        || memchr::memmem::find(b, b"NAN").is_some()
+        || memchr::memmem::find(b, b"INF").is_some();
+    if !non_finite {
+        return false;
+    }
     let lower = msg.to_ascii_lowercase();
     let Some(pos) = lower.find("loss").or_else(|| lower.find("objective")) else {
         return false;

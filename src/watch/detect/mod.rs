@@ -236,7 +236,9 @@ struct Table {
     col: usize,
     ncols: usize,
     header: String,
-    idx: Option<usize>,
+    /// The incident of this table's rows above the threshold, and whether its rows go into
+    /// the excerpt (not when the table repeats an earlier one: a burst).
+    idx: Option<(usize, bool)>,
 }
 
 #[derive(Debug)]
@@ -928,12 +930,11 @@ impl Detector {
                 None => {
                     let key = burst::key(Category::Convergence, "r_hat table above threshold");
                     let excerpt = vec![tb.header.clone(), cut(vis.trim_end(), MAX_LINE_CHARS)];
-                    tb.idx = self
-                        .occurrence(key, n, Category::Convergence, true, false, false, t, excerpt, out)
-                        .map(|(i, new)| if new { i } else { usize::MAX });
+                    tb.idx =
+                        self.occurrence(key, n, Category::Convergence, true, false, false, t, excerpt, out);
                 }
-                Some(usize::MAX) => {}
-                Some(i) => {
+                Some((_, false)) => {}
+                Some((i, true)) => {
                     self.append(i, vis.trim_end());
                     self.updated(i, out);
                 }

@@ -62,9 +62,26 @@ fn re(cell: &'static OnceLock<Regex>, pat: &str) -> &'static Regex {
     cell.get_or_init(|| Regex::new(pat).expect("static regex"))
 }
 
-fn warning_line_re() -> &'static Regex {
-    static R: OnceLock<Regex> = OnceLock::new();
-    re(&R, r"^(?:.*?):\d+: ([A-Za-z_][A-Za-z0-9_.]*Warning): (.*)$")
+/// A Python warning as the `warnings` module prints it: `path:N: ClassWarning: message`
+/// (maybe behind a logging prefix). Returns the class, the message and where the class
+/// starts. Hand-parsed: this runs on every line that mentions a warning.
+fn parse_warning_line(t: &str) -> Option<(&str, &str, usize)> {
+    let p = t.find("Warning: ")?;
+    let end = p + "Warning".len();
+    let b = t.as_bytes();
+    let mut start = p;
+    while start > 0 && (b[start - 1].is_ascii_alphanumeric() || matches!(b[start - 1], b'_' | b'.')) {
+        start -= 1;
+    }
+    if !(b[start].is_ascii_alphabetic() || b[start] == b'_') {
+        return None;
+    }
+    let before = t[..start].strip_suffix(": ")?;
+    let path = before.trim_end_matches(|c: char| c.is_ascii_digit());
+    if path.len() == before.len() || !path.ends_with(':') {
+        return None;
+    }
+    Some((&t[start..end], &t[end + 2..], start))
 }
 
 fn divergence_re() -> &'static Regex {
@@ -131,11 +148,11 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
     if t.starts_with("Exception ignored in") {
         return LineKind::ExceptionIgnored;
     }
-    if let Some(c) = warning_line_re().captures(t) {
-        let class = c.get(1).map_or("", |m| m.as_str());
-        let msg = c.get(2).map_or("", |m| m.as_str());
+    // Cheap literal guards first: the regexes below capture, which costs far more.
+    let hat = t.contains("hat") || t.contains("HAT") || t.contains("Hat");
+    if let Some((class, msg, start)) = parse_warning_line(t) {
         let short = classify::short_name(class);
-        let key = &t[c.get(1).map_or(0, |m| m.start())..];
+        let key = &t[start..];
         if matches!(
             short,
             "ConvergenceWarning"
@@ -212,7 +229,10 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
             }
         }
     }
-    if let Some(c) = rhat_pymc_re().captures(t) {
+    if let Some(c) = (hat && t.contains("rhat statistic"))
+        .then(|| rhat_pymc_re().captures(t))
+        .flatten()
+    {
         // PyMC warns above 1.01; the protocol's bar is the configured threshold.
         let bar: f64 = c[1].parse().unwrap_or(0.0);
         return if bar >= rhat_threshold {
@@ -221,10 +241,10 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
             LineKind::Nothing
         };
     }
-    if let Some(k) = rhat_table_header(t) {
+    if let Some(k) = t.contains("r_hat").then(|| rhat_table_header(t)).flatten() {
         return k;
     }
-    if let Some(c) = rhat_value_re().captures(t) {
+    if let Some(c) = hat.then(|| rhat_value_re().captures(t)).flatten() {
         let v = &c[1];
         let bad = v
             .parse::<f64>()

@@ -395,8 +395,7 @@ fn scrambled_logs_never_crash_and_live_equals_triage() {
             _ => Some(ExitOutcome::Signal(9)),
         };
         let (rebuilt, own, _) = live(log.as_bytes(), exit);
-        let triage =
-            analyse_reader(Cursor::new(log.as_bytes()), DetectConfig::default(), exit).unwrap();
+        let triage = analyse_reader(Cursor::new(log.as_bytes()), DetectConfig::default(), exit).unwrap();
         assert_eq!(rebuilt, own, "round {round}");
         assert_eq!(own, triage.incidents, "round {round}");
         let _ = triage.to_json();

@@ -1098,6 +1098,26 @@ impl JobMachine {
             )
         };
         out.push(Action::Post(msg));
+        if was == Phase::Starting {
+            // The process may write (and fail) before its start is confirmed: what the log
+            // showed meanwhile is reported now, as this attempt's.
+            let early: Vec<u32> = self
+                .active_mut()
+                .map(|run| {
+                    run.incidents
+                        .iter_mut()
+                        .filter(|i| i.posted.is_none() && i.resolution.is_none())
+                        .map(|i| {
+                            i.attempt = attempt;
+                            i.seq
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            for seq in early {
+                self.report_incident(at, seq, out);
+            }
+        }
     }
 
     fn spawn_failed(&mut self, at: DateTime<Utc>, error: String, out: &mut Vec<Action>) {

@@ -1730,6 +1730,34 @@ mod progress_and_stalls {
     }
 
     #[test]
+    fn an_error_logged_before_the_start_is_confirmed_is_reported_after_it() {
+        let mut s = Sim::new(settings());
+        s.cmd(0, director(), Command::Start);
+        // The process wrote its NaN loss before the executor reported its PID.
+        let nan = Incident {
+            category: Category::Convergence,
+            severity: Severity::Fatal,
+            line: 49,
+            text: "loss is nan (not a finite number)".into(),
+            excerpt: vec!["{'loss': nan}".into()],
+            count: 1,
+        };
+        assert!(posts(&s.at(
+            1,
+            Event::Incident {
+                key: 9,
+                incident: nan
+            }
+        ))
+        .is_empty());
+        let a = s.at(2, spawned(11));
+        let keys: Vec<MessageKey> = posts(&a).iter().map(|m| m.key).collect();
+        assert_eq!(keys, [MessageKey::Started, MessageKey::Incident(1)]);
+        assert_eq!(s.phase(), Phase::Halted);
+        assert_eq!(s.m.run().unwrap().incidents[0].attempt, 1);
+    }
+
+    #[test]
     fn stored_messages_without_attachments_still_load() {
         let mut s = Sim::new(settings()).started(7);
         let a = s.at(30 * MIN, Event::Tick);

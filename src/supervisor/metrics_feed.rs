@@ -76,49 +76,20 @@ impl LineGate {
         if self.every_line {
             return true;
         }
-        if self.table_left > 0 {
-            self.table_left -= 1;
-            return true;
-        }
         let b = text.as_bytes();
-        for (i, &c) in b.iter().enumerate() {
-            let hit = match c {
-                // `key=value`, `key = value`
-                b'=' => {
-                    let j = skip_spaces(b, i + 1);
-                    j < b.len() && numeric_start(b[j])
-                }
-                // `key: value`, JSON `"key":value` (a clock's 12:30 is neither).
-                b':' => {
-                    let spaced = b.get(i + 1).is_some_and(|n| *n == b' ' || *n == b'\t');
-                    let quoted = i > 0 && b[i - 1] == b'"';
-                    let j = skip_spaces(b, i + 1);
-                    (spaced || quoted) && j < b.len() && numeric_start(b[j])
-                }
-                // A dict or JSON record.
-                b'{' => true,
-                // tqdm's `[00:10<00:07, …]` or `[00:10, 5.1it/s]`.
-                b'[' => {
-                    let mut j = i + 1;
-                    while j < b.len() && (b[j].is_ascii_digit() || b[j] == b':') {
-                        j += 1;
-                    }
-                    j > i + 1 && j < b.len() && (b[j] == b'<' || b[j] == b',')
-                }
-                // ArviZ summary header (`r_hat`, `ess_bulk`): its rows follow.
-                b'_' => {
-                    let header = (i >= 1 && b[i - 1] == b'r' && b[i + 1..].starts_with(b"hat"))
-                        || (i >= 3 && &b[i - 3..i] == b"ess");
-                    if header {
-                        self.table_left = TABLE_ROWS;
-                    }
-                    header
-                }
-                _ => false,
-            };
-            if hit {
+        if self.table_left > 0 {
+            // Every row holds numbers; a line without any ends the table.
+            if b.iter().any(u8::is_ascii_digit) {
+                self.table_left -= 1;
                 return true;
             }
+            self.table_left = 0;
+        }
+        // SIMD scans for the few bytes that can start a metric; ordinary lines cost little more.
+        if memchr::memchr3_iter(b'=', b':', b'[', b).any(|i| self.hit_at(b, i))
+            || memchr::memchr2_iter(b'{', b'_', b).any(|i| self.hit_at(b, i))
+        {
+            return true;
         }
         // PyMC's sampler lines: "Sampling 4 chains …", "There were 3 divergences …".
         static CHAIN: OnceLock<Finder<'static>> = OnceLock::new();
@@ -126,6 +97,52 @@ impl LineGate {
         let chain = CHAIN.get_or_init(|| Finder::new(b"chain"));
         let diverg = DIVERG.get_or_init(|| Finder::new(b"diverg"));
         chain.find(b).is_some() || diverg.find(b).is_some()
+    }
+
+    /// Whether the byte at `i` (one of `= : [ { _`) starts something the tracker reads.
+    fn hit_at(&mut self, b: &[u8], i: usize) -> bool {
+        match b[i] {
+            // `key=value`, `key = value`
+            b'=' => {
+                let j = skip_spaces(b, i + 1);
+                j < b.len() && numeric_start(b[j])
+            }
+            // `key: value`, JSON `"key":value` (a clock's 12:30 is neither).
+            b':' => {
+                let spaced = b.get(i + 1).is_some_and(|n| *n == b' ' || *n == b'\t');
+                let quoted = i > 0 && b[i - 1] == b'"';
+                let j = skip_spaces(b, i + 1);
+                (spaced || quoted) && j < b.len() && numeric_start(b[j])
+            }
+            // A dict or JSON record.
+            b'{' => true,
+            // tqdm's `[00:10<00:07, …]` or `[00:10, 5.1it/s]`.
+            b'[' => {
+                let mut j = i + 1;
+                while j < b.len() && (b[j].is_ascii_digit() || b[j] == b':') {
+                    j += 1;
+                }
+                j > i + 1 && j < b.len() && (b[j] == b'<' || b[j] == b',')
+            }
+            // ArviZ summary header (`r_hat`, `ess_bulk`): its rows follow.
+            b'_' => {
+                // A column name starts after a space (not `process_id`, `access_token`).
+                let word_at = |start: usize| start == 0 || b[start - 1].is_ascii_whitespace();
+                let rest = &b[i + 1..];
+                let header = (i >= 1 && b[i - 1] == b'r' && word_at(i - 1) && rest.starts_with(b"hat"))
+                    || (i >= 3
+                        && &b[i - 3..i] == b"ess"
+                        && word_at(i - 3)
+                        && [&b"bulk"[..], b"tail", b"mean", b"sd"]
+                            .iter()
+                            .any(|w| rest.starts_with(w)));
+                if header {
+                    self.table_left = TABLE_ROWS;
+                }
+                header
+            }
+            _ => false,
+        }
     }
 }
 
@@ -251,10 +268,16 @@ mod tests {
     }
 
     #[test]
-    fn summary_rows_follow_their_header() {
+    fn summary_rows_follow_their_header_until_a_line_without_numbers() {
         let mut g = gate();
         assert!(g.wants("        mean     sd  hdi_3%  hdi_97%  ess_bulk  ess_tail  r_hat"));
         assert!(g.wants("mu     4.4  3.3  -1.8  10.6  120.0  130.0  1.02"));
+        assert!(g.wants("theta[0]     4.4  3.3  -1.8  10.6  120.0  130.0  1.02"));
+        assert!(!g.wants("Done."));
+        assert!(!g.wants("worker 3 loaded shard 7"));
+        // Identifiers that merely contain the column names are not headers.
+        assert!(!g.wants("INFO process_id 12 access_token set, success_rate ok"));
+        assert!(!g.wants("worker 3 loaded shard 7"));
     }
 
     /// The gate must not change what the tracker learns from real logs.

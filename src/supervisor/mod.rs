@@ -40,6 +40,7 @@ pub struct Options {
 /// The running supervisor.
 pub struct Supervisor {
     jobs: BTreeMap<JobName, mpsc::Sender<JobMsg>>,
+    inbox: tokio::task::JoinHandle<()>,
     ended_rx: mpsc::UnboundedReceiver<RunEnd>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     active_at_start: BTreeSet<JobName>,
@@ -76,8 +77,10 @@ impl Supervisor {
             tasks.push(tokio::spawn(rt.run(rx)));
             jobs.insert(name, tx);
         }
+        let inbox = tokio::spawn(poll_inbox(store.clone(), jobs.clone()));
         Ok(Supervisor {
             jobs,
+            inbox,
             ended_rx,
             tasks,
             active_at_start,
@@ -163,9 +166,54 @@ impl Supervisor {
 
     /// Stop every job task (the jobs themselves keep running under their shims).
     pub async fn shutdown(self) {
+        self.inbox.abort();
+        let _ = self.inbox.await;
         drop(self.jobs);
         for t in self.tasks {
             let _ = t.await;
+        }
+    }
+}
+
+/// How often commands sent from other terminals (`trainwatch send`) are picked up.
+const INBOX_POLL: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// Carry out commands queued in the store by `trainwatch send`, as their senders.
+async fn poll_inbox(store: Arc<Mutex<Store>>, jobs: BTreeMap<JobName, mpsc::Sender<JobMsg>>) {
+    let names: Vec<JobName> = jobs.keys().cloned().collect();
+    let mut tick = tokio::time::interval(INBOX_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let taken = {
+            let mut s = store.lock().unwrap_or_else(|e| e.into_inner());
+            s.inbox_take(chrono::Utc::now(), &names)
+        };
+        let entries = match taken {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading commands sent from other terminals");
+                continue;
+            }
+        };
+        for entry in entries {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let Some(job) = jobs.get(&entry.job) else { continue };
+            let msg = JobMsg::Inbound(Inbound {
+                job: entry.job.clone(),
+                command: entry.command,
+                by: entry.by,
+                reply: tx,
+            });
+            let replies = if job.send(msg).await.is_ok() {
+                rx.await.unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            let mut s = store.lock().unwrap_or_else(|e| e.into_inner());
+            if let Err(e) = s.inbox_reply(entry.id, chrono::Utc::now(), &replies) {
+                tracing::warn!(error = %e, "answering a command sent from another terminal");
+            }
         }
     }
 }

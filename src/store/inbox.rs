@@ -78,10 +78,14 @@ impl Store {
                         by,
                     }),
                     Err(e) => {
-                        let reply = serde_json::json!([{ "accepted": false, "text": format!("unreadable command: {e}") }]);
+                        let reply = vec![Reply {
+                            to: Actor::user("", "", vec![]),
+                            accepted: false,
+                            text: format!("unreadable command: {e}"),
+                        }];
                         tx.execute(
                             "UPDATE inbox SET reply = ?2, done_at = ?3 WHERE id = ?1",
-                            params![id, reply.to_string(), ts(at)],
+                            params![id, serde_json::to_string(&reply)?, ts(at)],
                         )?;
                     }
                 }
@@ -113,22 +117,9 @@ impl Store {
         match row {
             None => Ok((false, None)),
             Some((taken, reply)) => {
-                let replies = match reply {
-                    Some(r) => Some(serde_json::from_str::<Vec<Reply>>(&r).unwrap_or_else(|_| {
-                        // An error row written without an actor: show its text.
-                        let v: serde_json::Value = serde_json::from_str(&r).unwrap_or_default();
-                        v.as_array()
-                            .into_iter()
-                            .flatten()
-                            .map(|x| Reply {
-                                to: Actor::user("", "", vec![]),
-                                accepted: false,
-                                text: x["text"].as_str().unwrap_or("unreadable answer").to_string(),
-                            })
-                            .collect()
-                    })),
-                    None => None,
-                };
+                let replies = reply
+                    .map(|r| serde_json::from_str::<Vec<Reply>>(&r))
+                    .transpose()?;
                 Ok((taken.is_some(), replies))
             }
         }

@@ -905,9 +905,16 @@ mod tests {
     }
 
     #[test]
-    fn clean_drops_dot_components() {
+    fn clean_drops_dot_components_and_resolves_parents_lexically() {
         assert_eq!(clean(Path::new("/a/./b/.")), PathBuf::from("/a/b"));
-        assert_eq!(clean(Path::new("/a/../b")), PathBuf::from("/a/../b"));
+        assert_eq!(clean(Path::new("/a/../b")), PathBuf::from("/b"));
+        assert_eq!(
+            clean(Path::new("/work/config/../output/x.log")),
+            PathBuf::from("/work/output/x.log")
+        );
+        // Nothing to cancel: a leading `..` of a relative path stays.
+        assert_eq!(clean(Path::new("../a")), PathBuf::from("../a"));
+        assert_eq!(clean(Path::new("/..")), PathBuf::from("/.."));
     }
 
     #[test]

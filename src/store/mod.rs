@@ -419,9 +419,14 @@ fn write_record(
             )?;
         }
         Record::Incident { run, seq, incident } => {
+            // An incident is written when found and again when more evidence arrives; its
+            // resolution (written separately) is kept.
             tx.execute(
-                "INSERT OR REPLACE INTO incidents (job, run, seq, at, category, severity, line, text, excerpt, count)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                "INSERT INTO incidents (job, run, seq, at, category, severity, line, text, excerpt, count)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT(job, run, seq) DO UPDATE SET category = excluded.category,
+                     severity = excluded.severity, line = excluded.line, text = excluded.text,
+                     excerpt = excluded.excerpt, count = excluded.count",
                 params![
                     job,
                     run.0,

@@ -271,7 +271,7 @@ impl JobRuntime {
                     None => break,
                 },
                 Some(internal) = self.internal_rx.recv() => self.internal(internal),
-                _ = self.follower.changed() => self.read_log(),
+                _ = self.follower.changed(), if self.reading() => self.read_log(),
                 _ = sleep_until_opt(deadline) => {
                     self.step(Event::Tick);
                 }
@@ -284,6 +284,15 @@ impl JobRuntime {
             }
         }
         self.save_follow(true);
+    }
+
+    /// The log is read except while a process is being started: what it writes then is read
+    /// right after the engine knows the process (so its incidents belong to its attempt).
+    fn reading(&self) -> bool {
+        !self
+            .machine
+            .run()
+            .is_some_and(|r| matches!(r.phase, Phase::Starting | Phase::Restarting) && !r.alive)
     }
 
     fn inbound(&mut self, i: Inbound) {
@@ -388,6 +397,7 @@ impl JobRuntime {
                     checkpoint,
                     previous_log,
                 });
+                self.read_log();
                 if new_run {
                     // What fixes will be compared against: the code this run started with.
                     match self.snapshot() {

@@ -76,6 +76,8 @@ pub(crate) struct JobRuntime {
     internal_rx: mpsc::UnboundedReceiver<Internal>,
     ended: mpsc::UnboundedSender<RunEnd>,
     last_line_at: Option<Instant>,
+    /// The code as a new run's process is started (what its fixes are compared against).
+    baseline: Option<gate::Snapshot>,
     follow_saved_at: Instant,
     follow_dirty: bool,
 }
@@ -148,6 +150,7 @@ impl JobRuntime {
             ended: args.ended,
             spec: args.spec,
             last_line_at: None,
+            baseline: None,
             follow_saved_at: Instant::now(),
             follow_dirty: false,
         })
@@ -397,16 +400,12 @@ impl JobRuntime {
                     checkpoint,
                     previous_log,
                 });
-                self.read_log();
                 if new_run {
-                    // What fixes will be compared against: the code this run started with.
-                    match self.snapshot() {
-                        Ok(snapshot) => {
-                            self.step(Event::Baseline { snapshot });
-                        }
-                        Err(e) => warn!(job = %self.spec.name, error = %e, "recording the code at run start"),
+                    if let Some(snapshot) = self.baseline.take() {
+                        self.step(Event::Baseline { snapshot });
                     }
                 }
+                self.read_log();
             }
             Internal::SpawnFailed { error } => {
                 self.step(Event::SpawnFailed { error });
@@ -607,6 +606,14 @@ impl JobRuntime {
         if !append {
             // A new run: a fresh log (the executor moves an old one aside) read from its start.
             self.follower = Follower::new(self.spec.log.clone(), FollowState::default());
+            // What fixes will be compared against: the code as the process starts.
+            self.baseline = match self.snapshot() {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    warn!(job = %self.spec.name, error = %e, "recording the code at run start");
+                    None
+                }
+            };
         }
         self.detector = Detector::new(detect_config(&self.spec));
         self.detector_gen += 1;

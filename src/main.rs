@@ -185,7 +185,7 @@ async fn cmd_run(args: RunArgs) -> Result<i32> {
         starter.personas.push(Persona::Starter);
     }
 
-    let store = Store::open(&store_path)?;
+    let store = Arc::new(std::sync::Mutex::new(Store::open(&store_path)?));
     let state_root = store_path
         .parent()
         .map(Path::to_path_buf)
@@ -199,6 +199,7 @@ async fn cmd_run(args: RunArgs) -> Result<i32> {
         chat,
         Options {
             unattended,
+            policy_when_set: false,
             state_root,
             shim: std::env::current_exe().context("locating the trainwatch executable")?,
         },

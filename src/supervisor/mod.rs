@@ -31,6 +31,9 @@ pub enum SupervisorError {
 pub struct Options {
     /// No person can decide: each job's `on_error` policy does.
     pub unattended: bool,
+    /// People decide in chat, except for jobs whose `on_error` is `kill` or `restart`: there
+    /// the team chose to let the policy act (e.g. overnight) — `trainwatch serve`.
+    pub policy_when_set: bool,
     /// Where each attempt's shim keeps its state (PID, exit status).
     pub state_root: PathBuf,
     /// The executable that runs the shim (normally trainwatch itself).
@@ -50,20 +53,21 @@ impl Supervisor {
     /// Restore every job from the store and start its task (re-adopting running processes).
     pub fn start(
         specs: Vec<JobSpec>,
-        store: Store,
+        store: Arc<Mutex<Store>>,
         chat: Arc<dyn ChatSink>,
         opts: Options,
     ) -> Result<Supervisor, SupervisorError> {
-        let store = Arc::new(Mutex::new(store));
         let (ended_tx, ended_rx) = mpsc::unbounded_channel();
         let mut jobs = BTreeMap::new();
         let mut tasks = Vec::new();
         let mut active_at_start = BTreeSet::new();
         for spec in specs {
             let name = spec.name.clone();
+            let unattended =
+                opts.unattended || (opts.policy_when_set && spec.on_error != crate::model::OnError::Wait);
             let rt = JobRuntime::new(JobRuntimeArgs {
                 spec,
-                unattended: opts.unattended,
+                unattended,
                 store: store.clone(),
                 chat: chat.clone(),
                 state_root: opts.state_root.clone(),
@@ -162,6 +166,26 @@ impl Supervisor {
             }
         }
         results
+    }
+
+    /// Serve commands until `stop` resolves (the bot's main loop).
+    pub async fn serve(
+        &mut self,
+        inbound: &mut mpsc::Receiver<Inbound>,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                msg = inbound.recv() => match msg {
+                    Some(i) => self.route(i).await,
+                    None => break,
+                },
+                // Run endings need no action here (chat already has the reports); drain them.
+                Some(_) = self.ended_rx.recv() => {}
+                _ = &mut stop => break,
+            }
+        }
     }
 
     /// Stop every job task (the jobs themselves keep running under their shims).

@@ -106,6 +106,26 @@ fn expand_self(specs: &mut [JobSpec]) -> Result<()> {
     Ok(())
 }
 
+/// The protocol's log folders (`output/implementation/logs/`) may not exist yet.
+fn create_log_folders(specs: &[JobSpec]) -> Result<()> {
+    for spec in specs {
+        if let Some(dir) = spec.log.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the log folder {}", dir.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Where the shims keep each attempt's state: beside the store.
+fn state_root_of(store_path: &Path) -> PathBuf {
+    store_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("runs")
+}
+
 async fn cmd_run(args: RunArgs) -> Result<i32> {
     let cwd = std::env::current_dir().context("reading the current folder")?;
     let (mut specs, store_path, roles) = if !args.command.is_empty() {
@@ -162,12 +182,7 @@ async fn cmd_run(args: RunArgs) -> Result<i32> {
         bail!("the config declares no jobs");
     }
     expand_self(&mut specs)?;
-    for spec in &specs {
-        if let Some(dir) = spec.log.parent() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating the log folder {}", dir.display()))?;
-        }
-    }
+    create_log_folders(&specs)?;
 
     let stdin_tty = std::io::stdin().is_terminal();
     let unattended = args.unattended || (!args.attended && !stdin_tty);
@@ -186,11 +201,7 @@ async fn cmd_run(args: RunArgs) -> Result<i32> {
     }
 
     let store = Arc::new(std::sync::Mutex::new(Store::open(&store_path)?));
-    let state_root = store_path
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join("runs");
+    let state_root = state_root_of(&store_path);
     let console = Arc::new(Console::new(Box::new(std::io::stdout()), color, holders));
     let chat: Arc<dyn ChatSink> = console.clone();
     let mut sup = Supervisor::start(

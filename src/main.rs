@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use trainwatch::chat::console::{self, Console};
 use trainwatch::chat::ChatSink;
-use trainwatch::cli::{Cli, ColorChoice, Command, RunArgs, StatusArgs};
+use trainwatch::cli::{AuditArgs, Cli, ColorChoice, Command, RunArgs, SendArgs, StatusArgs};
 use trainwatch::config::{Config, JobSpec};
 use trainwatch::model::{JobName, Persona};
 use trainwatch::store::Store;
@@ -54,6 +54,8 @@ fn run_command(command: Command) -> Result<i32> {
         Command::Serve(_) => bail!("trainwatch serve: the Discord adapter is not in this build"),
         Command::CheckConfig(args) => cmd_check_config(&args.file),
         Command::Status(args) => cmd_status(args),
+        Command::Audit(args) => cmd_audit(args),
+        Command::Send(args) => cmd_send(args),
         Command::Triage(args) => cmd_triage(args),
         Command::Shim(args) => Ok(trainwatch::exec::shim::run(args)),
         Command::DemoTrain(args) => Ok(trainwatch::demo::run(args)),
@@ -102,6 +104,26 @@ fn expand_self(specs: &mut [JobSpec]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The protocol's log folders (`output/implementation/logs/`) may not exist yet.
+fn create_log_folders(specs: &[JobSpec]) -> Result<()> {
+    for spec in specs {
+        if let Some(dir) = spec.log.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the log folder {}", dir.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Where the shims keep each attempt's state: beside the store.
+fn state_root_of(store_path: &Path) -> PathBuf {
+    store_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("runs")
 }
 
 async fn cmd_run(args: RunArgs) -> Result<i32> {
@@ -160,12 +182,7 @@ async fn cmd_run(args: RunArgs) -> Result<i32> {
         bail!("the config declares no jobs");
     }
     expand_self(&mut specs)?;
-    for spec in &specs {
-        if let Some(dir) = spec.log.parent() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating the log folder {}", dir.display()))?;
-        }
-    }
+    create_log_folders(&specs)?;
 
     let stdin_tty = std::io::stdin().is_terminal();
     let unattended = args.unattended || (!args.attended && !stdin_tty);
@@ -175,31 +192,7 @@ async fn cmd_run(args: RunArgs) -> Result<i32> {
         ColorChoice::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     };
 
-    // The person at the terminal: with no [roles] they hold every persona (single-user use);
-    // with [roles], exactly what the config grants their login name.
-    let probe = console::local_actor(vec![]);
-    let login = probe.id.trim_start_matches("local:").to_string();
-    let (personas, holders) = match &roles {
-        Some(r) if !r.is_empty() => {
-            let p = r.personas_of(&[trainwatch::config::Principal::Local(login.clone())]);
-            let mut holders = BTreeMap::new();
-            for persona in Persona::ALL {
-                let names: Vec<String> = r
-                    .principals(persona)
-                    .iter()
-                    .filter_map(|p| match p {
-                        trainwatch::config::Principal::Local(n) => Some(n.clone()),
-                        _ => None,
-                    })
-                    .collect();
-                if !names.is_empty() {
-                    holders.insert(persona, names.join(", "));
-                }
-            }
-            (p, holders)
-        }
-        _ => (Persona::ALL.to_vec(), BTreeMap::new()),
-    };
+    let (personas, holders) = console_personas(roles.as_ref());
     let actor = console::local_actor(personas.clone());
     // Whoever runs `trainwatch run` starts the jobs they named.
     let mut starter = actor.clone();
@@ -207,12 +200,8 @@ async fn cmd_run(args: RunArgs) -> Result<i32> {
         starter.personas.push(Persona::Starter);
     }
 
-    let store = Store::open(&store_path)?;
-    let state_root = store_path
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join("runs");
+    let store = Arc::new(std::sync::Mutex::new(Store::open(&store_path)?));
+    let state_root = state_root_of(&store_path);
     let console = Arc::new(Console::new(Box::new(std::io::stdout()), color, holders));
     let chat: Arc<dyn ChatSink> = console.clone();
     let mut sup = Supervisor::start(
@@ -221,6 +210,7 @@ async fn cmd_run(args: RunArgs) -> Result<i32> {
         chat,
         Options {
             unattended,
+            policy_when_set: false,
             state_root,
             shim: std::env::current_exe().context("locating the trainwatch executable")?,
         },
@@ -286,6 +276,98 @@ async fn cmd_run(args: RunArgs) -> Result<i32> {
     }
 }
 
+/// The personas of the person at this terminal, and who holds each persona (for display).
+/// With no `[roles]` they hold every persona (single-user use); with `[roles]`, exactly what
+/// the config grants their login.
+fn console_personas(roles: Option<&trainwatch::config::Roles>) -> (Vec<Persona>, BTreeMap<Persona, String>) {
+    use trainwatch::config::Principal;
+    let login = console::local_login();
+    match roles {
+        Some(r) if !r.is_empty() => {
+            let personas = r.personas_of(&[Principal::Local(login)]);
+            let mut holders = BTreeMap::new();
+            for persona in Persona::ALL {
+                let names: Vec<String> = r
+                    .principals(persona)
+                    .iter()
+                    .filter_map(|p| match p {
+                        Principal::Local(n) => Some(n.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                if !names.is_empty() {
+                    holders.insert(persona, names.join(", "));
+                }
+            }
+            (personas, holders)
+        }
+        _ => (Persona::ALL.to_vec(), BTreeMap::new()),
+    }
+}
+
+fn cmd_send(args: SendArgs) -> Result<i32> {
+    use trainwatch::chat::command::{self, TextCommand};
+    let cfg = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("trainwatch: {e}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let line = args.command.join(" ");
+    let (job, command) = match command::parse(&line).map_err(|e| anyhow::anyhow!(e))? {
+        TextCommand::Job { job, command } => (job, command),
+        TextCommand::StatusAll => bail!("name a job: /status JOB"),
+        TextCommand::Help => {
+            println!("{}", command::HELP);
+            return Ok(0);
+        }
+    };
+    let job = match job {
+        Some(j) => j,
+        None if cfg.jobs.len() == 1 => cfg.jobs[0].name.to_string(),
+        None => bail!("several jobs are declared: name one"),
+    };
+    let Some(spec) = cfg.job(&job) else {
+        let names: Vec<&str> = cfg.jobs.iter().map(|j| j.name.as_str()).collect();
+        bail!(
+            "no job {job:?} in {}; jobs there: {}",
+            args.config.display(),
+            names.join(", ")
+        );
+    };
+    let (personas, _) = console_personas(Some(&cfg.roles));
+    let actor = console::local_actor(personas);
+    let store_path = args.store.clone().unwrap_or_else(|| cfg.store_path.clone());
+    if !store_path.exists() {
+        bail!(
+            "no store at {}: is trainwatch supervising {job}?",
+            store_path.display()
+        );
+    }
+    let mut store = Store::open(&store_path)?;
+    let id = store.inbox_push(chrono::Utc::now(), &spec.name, &command, &actor)?;
+    let deadline = std::time::Instant::now() + args.wait;
+    loop {
+        let (taken, answer) = store.inbox_answer(id)?;
+        if let Some(replies) = answer {
+            let mut ok = true;
+            for r in &replies {
+                println!("{} {}", if r.accepted { "✓" } else { "✗" }, r.text);
+                ok &= r.accepted;
+            }
+            return Ok(if ok { 0 } else { 1 });
+        }
+        if std::time::Instant::now() >= deadline {
+            if !taken && store.inbox_withdraw(id)? {
+                bail!("no trainwatch picked the command up within {:?}: is `trainwatch run`/`serve` supervising {job} with this store?", args.wait);
+            }
+            bail!("the command was taken but not answered within {:?}", args.wait);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = match signal(SignalKind::terminate()) {
@@ -298,16 +380,11 @@ async fn shutdown_signal() {
     }
 }
 
-fn cmd_status(args: StatusArgs) -> Result<i32> {
-    let store_path = match (&args.store, &args.config) {
+/// Open the store named on the command line, or the config's, or the default one.
+fn open_existing_store(store: &Option<PathBuf>, config: &Option<PathBuf>) -> Result<Store> {
+    let store_path = match (store, config) {
         (Some(s), _) => s.clone(),
-        (None, Some(c)) => match Config::load(c) {
-            Ok(cfg) => cfg.store_path,
-            Err(e) => {
-                eprintln!("{e}");
-                return Ok(EXIT_USAGE);
-            }
-        },
+        (None, Some(c)) => Config::load(c).map_err(|e| anyhow::anyhow!("{e}"))?.store_path,
         (None, None) => default_store(),
     };
     if !store_path.exists() {
@@ -316,7 +393,35 @@ fn cmd_status(args: StatusArgs) -> Result<i32> {
             store_path.display()
         );
     }
-    let store = Store::open(&store_path)?;
+    Ok(Store::open(&store_path)?)
+}
+
+fn cmd_audit(args: AuditArgs) -> Result<i32> {
+    let store = open_existing_store(&args.store, &args.config)?;
+    let rows = store.audit(args.job.as_deref())?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(0);
+    }
+    if rows.is_empty() {
+        println!(
+            "the audit log is empty{}",
+            args.job.map(|j| format!(" for {j}")).unwrap_or_default()
+        );
+    }
+    for a in &rows {
+        let verdict = if a.accepted { "accepted" } else { "REFUSED" };
+        let run = a.run.map(|r| format!(" run {r}")).unwrap_or_default();
+        println!(
+            "#{} {} {}{run} {} by {} ({}) {verdict}: {}",
+            a.id, a.at, a.job, a.action, a.actor, a.actor_id, a.detail
+        );
+    }
+    Ok(0)
+}
+
+fn cmd_status(args: StatusArgs) -> Result<i32> {
+    let store = open_existing_store(&args.store, &args.config)?;
     let runs = store.runs(args.job.as_deref(), 50)?;
     let audit = store.audit(args.job.as_deref())?;
     if args.json {

@@ -165,6 +165,30 @@ fn write_job(s: &mut String, j: &JobSpec) -> std::fmt::Result {
     for (name, re) in &m.patterns {
         writeln!(s, "    patterns:       {name}: {:?}", re.as_str())?;
     }
+    if j.design.is_empty() {
+        writeln!(s, "  design:           - (no re-validation gate)")?;
+    } else {
+        writeln!(s, "  design (Phase 4.5 gate):")?;
+    }
+    for p in &j.design {
+        let from = match &p.source {
+            crate::gate::ParamSource::File { path, key } => format!("{}, key {key}", path.display()),
+            crate::gate::ParamSource::Pattern { regex, files } => {
+                format!("/{}/ in {}", regex.0.as_str(), files.join(", "))
+            }
+        };
+        writeln!(
+            s,
+            "    {:<15} {} ({}) from {from}",
+            p.name, p.expected, p.tolerance
+        )?;
+    }
+    if let Some(t) = j.approval_ttl {
+        writeln!(s, "  approval_ttl:    {}", format_duration(t))?;
+    }
+    if !j.watch.is_empty() {
+        writeln!(s, "  watch:           {}", list(&j.watch))?;
+    }
     Ok(())
 }
 

@@ -109,11 +109,17 @@ fn absolute(p: &Path) -> R<PathBuf> {
 
 /// Drop `.` components (`./a/./b` → `a/b`). `..` is kept: resolving it without the file
 /// system would be wrong across symlinks.
+/// Lexically tidy a path: drop `.`, and let `..` cancel the folder before it (as Go's
+/// `filepath.Clean` does), so `config/../output` is shown and used as `output`.
 fn clean(p: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in p.components() {
-        if c != Component::CurDir {
-            out.push(c.as_os_str());
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.components().next_back(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            _ => out.push(c.as_os_str()),
         }
     }
     if out.as_os_str().is_empty() {
@@ -899,9 +905,16 @@ mod tests {
     }
 
     #[test]
-    fn clean_drops_dot_components() {
+    fn clean_drops_dot_components_and_resolves_parents_lexically() {
         assert_eq!(clean(Path::new("/a/./b/.")), PathBuf::from("/a/b"));
-        assert_eq!(clean(Path::new("/a/../b")), PathBuf::from("/a/../b"));
+        assert_eq!(clean(Path::new("/a/../b")), PathBuf::from("/b"));
+        assert_eq!(
+            clean(Path::new("/work/config/../output/x.log")),
+            PathBuf::from("/work/output/x.log")
+        );
+        // Nothing to cancel: a leading `..` of a relative path stays.
+        assert_eq!(clean(Path::new("../a")), PathBuf::from("../a"));
+        assert_eq!(clean(Path::new("/..")), PathBuf::from("/.."));
     }
 
     #[test]

@@ -1234,8 +1234,13 @@ impl JobMachine {
             return self.incident(at, key, incident, out);
         };
         let was = run.incidents[idx].incident.severity;
-        run.incidents[idx].incident = incident;
         let seq = run.incidents[idx].seq;
+        out.push(Action::Record(Record::Incident {
+            run: run.id,
+            seq,
+            incident: incident.clone(),
+        }));
+        run.incidents[idx].incident = incident;
         let posted = run.incidents[idx].posted;
         let now = run.incidents[idx].incident.severity;
         match posted {

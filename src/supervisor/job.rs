@@ -3,7 +3,6 @@
 //! committed to the store before it is shown, so a crash of trainwatch loses nothing and a
 //! restart re-adopts the job where it was.
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -90,6 +89,8 @@ pub(crate) struct JobRuntime {
     internal_rx: mpsc::UnboundedReceiver<Internal>,
     ended: mpsc::UnboundedSender<RunEnd>,
     last_line_at: Option<Instant>,
+    /// The code as a new run's process is started (what its fixes are compared against).
+    baseline: Option<gate::Snapshot>,
     follow_saved_at: Instant,
     follow_dirty: bool,
     /// Metrics of the current run, fed the lines the gate lets through.
@@ -99,8 +100,6 @@ pub(crate) struct JobRuntime {
     stall: Option<StallDetector>,
     stall_checked_at: Instant,
     health_seq: u64,
-    /// Detector incidents made fatal because the loss on their line is not finite.
-    fatal_keys: HashSet<u64>,
 }
 
 pub(crate) struct JobRuntimeArgs {
@@ -163,7 +162,6 @@ impl JobRuntime {
             stall: None,
             stall_checked_at: Instant::now(),
             health_seq: 0,
-            fatal_keys: HashSet::new(),
             follower: Follower::new(args.spec.log.clone(), follow),
             detector,
             detector_gen: 0,
@@ -178,6 +176,7 @@ impl JobRuntime {
             ended: args.ended,
             spec: args.spec,
             last_line_at: None,
+            baseline: None,
             follow_saved_at: Instant::now(),
             follow_dirty: false,
         })
@@ -304,7 +303,7 @@ impl JobRuntime {
                     None => break,
                 },
                 Some(internal) = self.internal_rx.recv() => self.internal(internal),
-                _ = self.follower.changed() => self.read_log(),
+                _ = self.follower.changed(), if self.reading() => self.read_log(),
                 _ = sleep_until_opt(deadline) => {
                     // Time-based progress moves with the clock: refresh it for the status update.
                     self.send_progress();
@@ -320,6 +319,15 @@ impl JobRuntime {
             }
         }
         self.save_follow(true);
+    }
+
+    /// The log is read except while a process is being started: what it writes then is read
+    /// right after the engine knows the process (so its incidents belong to its attempt).
+    fn reading(&self) -> bool {
+        !self
+            .machine
+            .run()
+            .is_some_and(|r| matches!(r.phase, Phase::Starting | Phase::Restarting) && !r.alive)
     }
 
     fn inbound(&mut self, i: Inbound) {
@@ -426,14 +434,11 @@ impl JobRuntime {
                     previous_log,
                 });
                 if new_run {
-                    // What fixes will be compared against: the code this run started with.
-                    match self.snapshot() {
-                        Ok(snapshot) => {
-                            self.step(Event::Baseline { snapshot });
-                        }
-                        Err(e) => warn!(job = %self.spec.name, error = %e, "recording the code at run start"),
+                    if let Some(snapshot) = self.baseline.take() {
+                        self.step(Event::Baseline { snapshot });
                     }
                 }
+                self.read_log();
             }
             Internal::SpawnFailed { error } => {
                 self.step(Event::SpawnFailed { error });
@@ -600,37 +605,19 @@ impl JobRuntime {
     }
 
     /// Detector findings and metric health signals (with their line numbers) as incidents.
-    /// A non-finite loss on a line the detector also reported makes that incident fatal
-    /// rather than adding a second one.
-    fn findings(&mut self, mut findings: Vec<Finding>, signals: Vec<(u64, HealthSignal)>) {
+    /// A non-finite loss on a line the detector also reported is that incident (the
+    /// detector's verdict stands, as `trainwatch triage` gives it), not a second one.
+    fn findings(&mut self, findings: Vec<Finding>, signals: Vec<(u64, HealthSignal)>) {
         let mut own = Vec::new();
         for (line, signal) in signals {
-            let fatal = matches!(signal, HealthSignal::LossNonFinite { .. });
-            let same_line = findings.iter_mut().find_map(|f| match f {
-                Finding::New { index, incident }
-                    if fatal
-                        && incident.line == line
-                        && incident.category == crate::model::Category::Convergence =>
-                {
-                    Some((*index, incident))
-                }
-                _ => None,
-            });
-            match same_line {
-                Some((index, _)) => {
-                    let key = self.key(index);
-                    self.fatal_keys.insert(key);
-                }
-                None => own.push(signal.to_incident(line)),
-            }
-        }
-        for f in findings.iter_mut() {
-            let (Finding::New { index, incident } | Finding::Updated { index, incident }) = f;
-            if self
-                .fatal_keys
-                .contains(&((self.detector_gen << 32) | *index as u64))
-            {
-                incident.severity = crate::model::Severity::Fatal;
+            let seen = matches!(signal, HealthSignal::LossNonFinite { .. })
+                && findings.iter().any(|f| match f {
+                    Finding::New { incident, .. } | Finding::Updated { incident, .. } => {
+                        incident.line == line && incident.category == crate::model::Category::Convergence
+                    }
+                });
+            if !seen {
+                own.push(health_incident(&signal, line));
             }
         }
         self.detector_findings(findings);
@@ -784,7 +771,14 @@ impl JobRuntime {
             let metrics = metrics_feed::metrics_config(&self.spec);
             self.gate = LineGate::new(&metrics);
             self.tracker = MetricsTracker::new(metrics);
-            self.fatal_keys.clear();
+            // What fixes will be compared against: the code as the process starts.
+            self.baseline = match self.snapshot() {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    warn!(job = %self.spec.name, error = %e, "recording the code at run start");
+                    None
+                }
+            };
         }
         self.detector = Detector::new(detect_config(&self.spec));
         self.detector_gen += 1;
@@ -898,4 +892,29 @@ fn instant_at(at: DateTime<Utc>) -> Instant {
     let now = Utc::now();
     let wait = (at - now).to_std().unwrap_or_default();
     Instant::now() + wait
+}
+
+/// A health signal as an incident, with its numbers short enough to read in chat
+/// (an exploding loss is 4.6e46, not 46 digits).
+fn health_incident(signal: &HealthSignal, line: u64) -> crate::model::Incident {
+    let mut incident = signal.to_incident(line);
+    if let HealthSignal::LossDiverging {
+        key,
+        value,
+        running_min,
+    } = signal
+    {
+        let ratio = value / running_min;
+        let ratio = if ratio < 1e4 {
+            format!("{ratio:.1}")
+        } else {
+            format!("{ratio:.1e}")
+        };
+        incident.text = format!(
+            "{key} is diverging: {} is {ratio}× its lowest value so far ({})",
+            crate::chat::render::metric_value(*value),
+            crate::chat::render::metric_value(*running_min)
+        );
+    }
+    incident
 }

@@ -32,6 +32,9 @@ pub enum SupervisorError {
 pub struct Options {
     /// No person can decide: each job's `on_error` policy does.
     pub unattended: bool,
+    /// People decide in chat, except for jobs whose `on_error` is `kill` or `restart`: there
+    /// the team chose to let the policy act (e.g. overnight) — `trainwatch serve`.
+    pub policy_when_set: bool,
     /// Where each attempt's shim keeps its state (PID, exit status).
     pub state_root: PathBuf,
     /// The executable that runs the shim (normally trainwatch itself).
@@ -41,6 +44,7 @@ pub struct Options {
 /// The running supervisor.
 pub struct Supervisor {
     jobs: BTreeMap<JobName, mpsc::Sender<JobMsg>>,
+    inbox: tokio::task::JoinHandle<()>,
     ended_rx: mpsc::UnboundedReceiver<RunEnd>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     active_at_start: BTreeSet<JobName>,
@@ -50,20 +54,21 @@ impl Supervisor {
     /// Restore every job from the store and start its task (re-adopting running processes).
     pub fn start(
         specs: Vec<JobSpec>,
-        store: Store,
+        store: Arc<Mutex<Store>>,
         chat: Arc<dyn ChatSink>,
         opts: Options,
     ) -> Result<Supervisor, SupervisorError> {
-        let store = Arc::new(Mutex::new(store));
         let (ended_tx, ended_rx) = mpsc::unbounded_channel();
         let mut jobs = BTreeMap::new();
         let mut tasks = Vec::new();
         let mut active_at_start = BTreeSet::new();
         for spec in specs {
             let name = spec.name.clone();
+            let unattended =
+                opts.unattended || (opts.policy_when_set && spec.on_error != crate::model::OnError::Wait);
             let rt = JobRuntime::new(JobRuntimeArgs {
                 spec,
-                unattended: opts.unattended,
+                unattended,
                 store: store.clone(),
                 chat: chat.clone(),
                 state_root: opts.state_root.clone(),
@@ -77,8 +82,10 @@ impl Supervisor {
             tasks.push(tokio::spawn(rt.run(rx)));
             jobs.insert(name, tx);
         }
+        let inbox = tokio::spawn(poll_inbox(store.clone(), jobs.clone()));
         Ok(Supervisor {
             jobs,
+            inbox,
             ended_rx,
             tasks,
             active_at_start,
@@ -162,11 +169,76 @@ impl Supervisor {
         results
     }
 
+    /// Serve commands until `stop` resolves (the bot's main loop).
+    pub async fn serve(
+        &mut self,
+        inbound: &mut mpsc::Receiver<Inbound>,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                msg = inbound.recv() => match msg {
+                    Some(i) => self.route(i).await,
+                    None => break,
+                },
+                // Run endings need no action here (chat already has the reports); drain them.
+                Some(_) = self.ended_rx.recv() => {}
+                _ = &mut stop => break,
+            }
+        }
+    }
+
     /// Stop every job task (the jobs themselves keep running under their shims).
     pub async fn shutdown(self) {
+        self.inbox.abort();
+        let _ = self.inbox.await;
         drop(self.jobs);
         for t in self.tasks {
             let _ = t.await;
+        }
+    }
+}
+
+/// How often commands sent from other terminals (`trainwatch send`) are picked up.
+const INBOX_POLL: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// Carry out commands queued in the store by `trainwatch send`, as their senders.
+async fn poll_inbox(store: Arc<Mutex<Store>>, jobs: BTreeMap<JobName, mpsc::Sender<JobMsg>>) {
+    let names: Vec<JobName> = jobs.keys().cloned().collect();
+    let mut tick = tokio::time::interval(INBOX_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let taken = {
+            let mut s = store.lock().unwrap_or_else(|e| e.into_inner());
+            s.inbox_take(chrono::Utc::now(), &names)
+        };
+        let entries = match taken {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading commands sent from other terminals");
+                continue;
+            }
+        };
+        for entry in entries {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let Some(job) = jobs.get(&entry.job) else { continue };
+            let msg = JobMsg::Inbound(Inbound {
+                job: entry.job.clone(),
+                command: entry.command,
+                by: entry.by,
+                reply: tx,
+            });
+            let replies = if job.send(msg).await.is_ok() {
+                rx.await.unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            let mut s = store.lock().unwrap_or_else(|e| e.into_inner());
+            if let Err(e) = s.inbox_reply(entry.id, chrono::Utc::now(), &replies) {
+                tracing::warn!(error = %e, "answering a command sent from another terminal");
+            }
         }
     }
 }

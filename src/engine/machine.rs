@@ -424,6 +424,17 @@ impl JobMachine {
             None => format!("{job}: no run yet"),
             Some(r) => {
                 let mut t = format!("{job} run {}: {}{}", r.id, r.phase.as_str(), pid_suffix(r.pid));
+                match (r.progress.step, r.progress.total, r.progress.percent) {
+                    (Some(step), Some(total), Some(p)) => {
+                        t.push_str(&format!("; step {step}/{total} ({p:.1}%)"))
+                    }
+                    (Some(step), _, _) => t.push_str(&format!("; step {step}")),
+                    (None, _, Some(p)) => t.push_str(&format!("; {p:.1}% of the expected time")),
+                    _ => {}
+                }
+                if r.stall.is_some() {
+                    t.push_str("; looks hung (no output or progress)");
+                }
                 if let Some(line) = &r.last_line {
                     t.push_str(&format!("; last log line {}: {}", r.last_line_no, line));
                 }

@@ -1758,6 +1758,17 @@ mod progress_and_stalls {
     }
 
     #[test]
+    fn the_status_command_tells_the_step_and_a_stall() {
+        let mut s = Sim::new(settings()).started(7);
+        s.at(10 * MIN, progress(300, 1000, None));
+        s.at(20 * MIN, stalled(12 * MIN));
+        let a = s.cmd(21 * MIN, director(), Command::Status);
+        let text = &replies(&a)[0].text;
+        assert!(text.contains("step 300/1000 (30.0%)"), "{text}");
+        assert!(text.contains("looks hung"), "{text}");
+    }
+
+    #[test]
     fn stored_messages_without_attachments_still_load() {
         let mut s = Sim::new(settings()).started(7);
         let a = s.at(30 * MIN, Event::Tick);

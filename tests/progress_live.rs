@@ -195,6 +195,23 @@ fn a_nan_loss_is_one_convergence_incident() {
     assert!(report.contains("convergence"), "{report}");
 }
 
+#[test]
+fn a_run_too_slow_for_its_maximum_is_warned_once_before_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    // 1000 steps at ~20/s need ~50 s; the maximum is 30 s. It stops early at step 60.
+    let cfg = config(
+        dir.path(),
+        "for i in $(seq 1 60); do echo \"step=$i total=1000 loss=0.5\"; sleep 0.05; done",
+        "max = \"30s\"\n[jobs.m.metrics]\ntotal = \"total\"",
+    );
+    let (code, out) = run_to_end(&cfg, dir.path(), Duration::from_secs(60));
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.matches("Projected to overrun").count(), 1, "{out}");
+    let warning = message(&out, "Projected to overrun");
+    assert!(warning.contains("above the maximum of 30s"), "{warning}");
+    assert!(!out.contains("TIMEOUT WARNING"), "{out}");
+}
+
 /// Read stdout lines of a child into a channel.
 fn lines_of(child: &mut std::process::Child) -> mpsc::Receiver<String> {
     let out = child.stdout.take().unwrap();

@@ -93,6 +93,26 @@ struct Blocked {
     delay: Option<Duration>,
 }
 
+/// How long to wait before the next attempt on a channel after `err`, and the backoff to
+/// remember: a 429 waits exactly what Discord asked and leaves the backoff alone; anything
+/// else doubles the previous backoff, from `initial` up to `max`.
+pub fn retry_after(
+    err: &RestError,
+    prev: Option<Duration>,
+    policy: &RetryPolicy,
+) -> (Duration, Option<Duration>) {
+    match err {
+        RestError::RateLimited { retry_after } => (*retry_after, prev),
+        _ => {
+            let d = match prev {
+                Some(p) => (p * 2).min(policy.max),
+                None => policy.initial,
+            };
+            (d, Some(d))
+        }
+    }
+}
+
 impl Worker {
     fn with_store<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
         // A panic elsewhere while holding the lock must not stop delivery.
@@ -141,20 +161,10 @@ impl Worker {
                         progressed = true;
                     }
                     Err(err) => {
-                        let (until, delay) = match &err {
-                            RestError::RateLimited { retry_after } => (
-                                Instant::now() + *retry_after,
-                                blocked.get(&e.channel).and_then(|b| b.delay),
-                            ),
-                            _ => {
-                                let d = match blocked.get(&e.channel).and_then(|b| b.delay) {
-                                    Some(prev) => (prev * 2).min(self.policy.max),
-                                    None => self.policy.initial,
-                                };
-                                (Instant::now() + d, Some(d))
-                            }
-                        };
-                        tracing::warn!(id = e.id, channel = %e.channel, error = %err, retry_in = ?(until - Instant::now()), "delivery failed; will retry");
+                        let prev = blocked.get(&e.channel).and_then(|b| b.delay);
+                        let (wait, delay) = retry_after(&err, prev, &self.policy);
+                        let until = Instant::now() + wait;
+                        tracing::warn!(id = e.id, channel = %e.channel, error = %err, retry_in = ?wait, "delivery failed; will retry");
                         let _ = self.with_store(|s| s.mark_failed(e.id, &err.to_string()));
                         blocked.insert(e.channel.clone(), Blocked { until, delay });
                         stuck.insert(e.channel.clone());
@@ -257,5 +267,47 @@ impl Worker {
                 self.rest.edit_message(ch, mid, &edit).await.map(Some)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_and_429_waits_as_told() {
+        let p = RetryPolicy {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(30),
+            poll: Duration::from_secs(30),
+        };
+        let t = RestError::Transient("503".into());
+        let mut prev = None;
+        let mut waits = Vec::new();
+        for _ in 0..8 {
+            let (w, d) = retry_after(&t, prev, &p);
+            waits.push(w.as_secs());
+            prev = d;
+        }
+        assert_eq!(waits, vec![1, 2, 4, 8, 16, 30, 30, 30]);
+        let limited = RestError::RateLimited {
+            retry_after: Duration::from_millis(7500),
+        };
+        let (w, d) = retry_after(&limited, Some(Duration::from_secs(4)), &p);
+        assert_eq!(w, Duration::from_millis(7500));
+        assert_eq!(d, Some(Duration::from_secs(4)));
+    }
+
+    #[test]
+    fn envelopes_survive_the_outbox() {
+        let env = Envelope::Resolve {
+            job: JobName::new("m").unwrap(),
+            run: RunId(3),
+            key: MessageKey::Timeout(1),
+            note: "Killed by @x at 14:02 UTC".into(),
+        };
+        let v = serde_json::to_value(&env).unwrap();
+        assert_eq!(v["op"], "resolve");
+        assert_eq!(serde_json::from_value::<Envelope>(v).unwrap(), env);
     }
 }

@@ -78,7 +78,7 @@ impl Default for RetryPolicy {
 
 /// How far back to look for the run's previous status message.
 const STATUS_LOOKBACK: u32 = 32;
-const BATCH: usize = 200;
+const BATCH: usize = 500;
 
 pub(crate) struct Worker {
     pub rest: Arc<Rest>,
@@ -102,7 +102,7 @@ pub fn retry_after(
     policy: &RetryPolicy,
 ) -> (Duration, Option<Duration>) {
     match err {
-        RestError::RateLimited { retry_after } => (*retry_after, prev),
+        RestError::RateLimited { retry_after, .. } => (*retry_after, prev),
         _ => {
             let d = match prev {
                 Some(p) => (p * 2).min(policy.max),
@@ -122,6 +122,8 @@ impl Worker {
 
     pub async fn run(self) {
         let mut blocked: HashMap<String, Blocked> = HashMap::new();
+        // A global 429 holds every channel.
+        let mut global_until: Option<Instant> = None;
         loop {
             let entries = match self.with_store(|s| s.pending(BATCH)) {
                 Ok(e) => e,
@@ -134,6 +136,9 @@ impl Worker {
             let mut progressed = false;
             let mut stuck: HashSet<String> = HashSet::new();
             for e in entries {
+                if global_until.is_some_and(|g| g > Instant::now()) {
+                    break;
+                }
                 if stuck.contains(&e.channel) {
                     continue;
                 }
@@ -164,6 +169,9 @@ impl Worker {
                         let prev = blocked.get(&e.channel).and_then(|b| b.delay);
                         let (wait, delay) = retry_after(&err, prev, &self.policy);
                         let until = Instant::now() + wait;
+                        if let RestError::RateLimited { global: true, .. } = err {
+                            global_until = Some(until);
+                        }
                         tracing::warn!(id = e.id, channel = %e.channel, error = %err, retry_in = ?wait, "delivery failed; will retry");
                         let _ = self.with_store(|s| s.mark_failed(e.id, &err.to_string()));
                         blocked.insert(e.channel.clone(), Blocked { until, delay });
@@ -177,6 +185,7 @@ impl Worker {
             let wake_at = blocked
                 .values()
                 .map(|b| b.until)
+                .chain(global_until)
                 .filter(|u| *u > Instant::now())
                 .min()
                 .unwrap_or_else(|| Instant::now() + self.policy.poll)
@@ -292,6 +301,7 @@ mod tests {
         assert_eq!(waits, vec![1, 2, 4, 8, 16, 30, 30, 30]);
         let limited = RestError::RateLimited {
             retry_after: Duration::from_millis(7500),
+            global: false,
         };
         let (w, d) = retry_after(&limited, Some(Duration::from_secs(4)), &p);
         assert_eq!(w, Duration::from_millis(7500));

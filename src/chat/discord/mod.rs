@@ -224,11 +224,22 @@ pub struct DiscordRunning {
 
 impl DiscordRunning {
     /// Close the gateway connection and stop delivery (unsent entries stay in the outbox).
-    pub async fn shutdown(self) {
-        self.shards.shutdown_all().await;
+    /// Bounded: a gateway that does not close in time is dropped.
+    pub async fn shutdown(mut self) {
         self.delivery.abort();
-        let _ = self.delivery.await;
-        let _ = self.gateway.await;
+        let _ = (&mut self.delivery).await;
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.shards.shutdown_all())
+            .await
+            .is_err()
+        {
+            tracing::warn!("the Discord gateway did not close in time");
+        }
+        if tokio::time::timeout(SHUTDOWN_GRACE, &mut self.gateway)
+            .await
+            .is_err()
+        {
+            self.gateway.abort();
+        }
     }
 
     /// Wait until the gateway connection ends for good (e.g. an invalid token).
@@ -304,6 +315,9 @@ struct Core {
     channels: (u64, BTreeMap<JobName, u64>),
     inbound: mpsc::Sender<Inbound>,
 }
+
+/// How long shutting down waits for the gateway to close.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// How long a command waits for the engine's answer (the interaction is deferred meanwhile).
 const REPLY_TIMEOUT: Duration = Duration::from_secs(60);

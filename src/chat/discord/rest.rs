@@ -16,9 +16,9 @@ pub const DISCORD_ORIGIN: &str = "https://discord.com";
 /// Why a request failed, as the retry policy sees it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RestError {
-    /// 429: wait this long, then try again.
-    #[error("rate limited for {retry_after:?}")]
-    RateLimited { retry_after: Duration },
+    /// 429: wait this long, then try again; `global` holds every route, not just this one.
+    #[error("rate limited for {retry_after:?}{}", if *global { " (global)" } else { "" })]
+    RateLimited { retry_after: Duration, global: bool },
     /// 5xx, timeouts, connection errors: retry with backoff.
     #[error("transient: {0}")]
     Transient(String),
@@ -68,6 +68,7 @@ impl Rest {
             .await
             .map_err(|e| RestError::Transient(e.without_url().to_string()))?;
         let status = resp.status();
+        let global_header = resp.headers().get("x-ratelimit-global").is_some();
         let retry_header = resp
             .headers()
             .get("retry-after")
@@ -94,8 +95,15 @@ impl Rest {
                             .and_then(Value::as_f64)
                     })
                     .unwrap_or(1.0);
+                let global = global_header
+                    || body
+                        .as_ref()
+                        .and_then(|b| b.get("global"))
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false);
                 Err(RestError::RateLimited {
                     retry_after: secs_to_duration(secs),
+                    global,
                 })
             }
             s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => {

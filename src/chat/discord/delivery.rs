@@ -154,7 +154,21 @@ impl Worker {
                         if let Err(err) = self.with_store(|s| s.mark_sent(e.id, now, mid.as_deref())) {
                             tracing::error!(error = %err, id = e.id, "sent but could not mark the outbox entry");
                         }
-                        blocked.remove(&e.channel);
+                        match self.rest.take_pause() {
+                            // The channel's bucket is empty: wait for its reset, not for a 429.
+                            Some(p) => {
+                                blocked.insert(
+                                    e.channel.clone(),
+                                    Blocked {
+                                        until: Instant::now() + p,
+                                        delay: None,
+                                    },
+                                );
+                            }
+                            None => {
+                                blocked.remove(&e.channel);
+                            }
+                        }
                         progressed = true;
                     }
                     Err(RestError::Permanent { status, body }) => {

@@ -31,6 +31,8 @@ pub struct Rest {
     client: reqwest::Client,
     base: String,
     auth: String,
+    /// Set when a successful answer said its bucket is exhausted: how long until it resets.
+    pause: std::sync::Mutex<Option<Duration>>,
 }
 
 impl std::fmt::Debug for Rest {
@@ -51,6 +53,7 @@ impl Rest {
             client,
             base: format!("{origin}/api/v10"),
             auth: format!("Bot {}", token.trim_start_matches("Bot ")),
+            pause: std::sync::Mutex::new(None),
         }
     }
 
@@ -69,6 +72,11 @@ impl Rest {
             .map_err(|e| RestError::Transient(e.without_url().to_string()))?;
         let status = resp.status();
         let global_header = resp.headers().get("x-ratelimit-global").is_some();
+        if status.is_success() {
+            let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok());
+            let hint = pause_hint(header("x-ratelimit-remaining"), header("x-ratelimit-reset-after"));
+            *self.pause.lock().unwrap_or_else(|p| p.into_inner()) = hint;
+        }
         let retry_header = resp
             .headers()
             .get("retry-after")
@@ -116,6 +124,12 @@ impl Rest {
         }
     }
 
+    /// The pause the last successful request asked for (its rate-limit bucket is empty),
+    /// so the next request on that route waits instead of drawing a 429.
+    pub fn take_pause(&self) -> Option<Duration> {
+        self.pause.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
     /// Create a message; returns its id.
     pub async fn post_message(&self, channel: u64, body: &Value) -> Result<u64, RestError> {
         let v = self
@@ -158,9 +172,21 @@ impl Rest {
     }
 }
 
+/// `x-ratelimit-remaining: 0` with `x-ratelimit-reset-after: secs` means: wait that long.
+pub fn pause_hint(remaining: Option<&str>, reset_after: Option<&str>) -> Option<Duration> {
+    let remaining: u64 = remaining?.trim().parse().ok()?;
+    let secs: f64 = reset_after?.trim().parse().ok()?;
+    (remaining == 0 && secs > 0.0).then(|| secs_to_duration(secs))
+}
+
 fn secs_to_duration(secs: f64) -> Duration {
-    // A hostile or broken header must not park delivery for days.
-    Duration::from_secs_f64(secs.clamp(0.0, 3600.0))
+    // A hostile or broken header must neither park delivery for days nor panic (NaN).
+    let secs = if secs.is_nan() {
+        1.0
+    } else {
+        secs.clamp(0.0, 3600.0)
+    };
+    Duration::from_secs_f64(secs)
 }
 
 fn id_of(v: &Value) -> Result<u64, RestError> {
@@ -185,4 +211,40 @@ pub fn http_client(
     }
     b.build()
         .map_err(|e| DiscordError::Setup(format!("HTTP client: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_exhausted_bucket_asks_for_a_pause() {
+        assert_eq!(
+            pause_hint(Some("0"), Some("1.5")),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(pause_hint(Some("3"), Some("1.5")), None);
+        assert_eq!(pause_hint(Some("0"), None), None);
+        assert_eq!(pause_hint(Some("x"), Some("1")), None);
+        // A hostile value is capped at an hour, a negative or NaN one ignored.
+        assert_eq!(
+            pause_hint(Some("0"), Some("1e12")),
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(pause_hint(Some("0"), Some("-4")), None);
+        assert_eq!(pause_hint(Some("0"), Some("NaN")), None);
+        assert_eq!(secs_to_duration(f64::NAN), Duration::from_secs(1));
+        assert_eq!(secs_to_duration(f64::INFINITY), Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn the_token_is_never_shown() {
+        let r = Rest::new(
+            reqwest::Client::new(),
+            Some("http://127.0.0.1:9/"),
+            "secret-token",
+        );
+        assert!(!format!("{r:?}").contains("secret-token"));
+        assert_eq!(r.base, "http://127.0.0.1:9/api/v10");
+    }
 }

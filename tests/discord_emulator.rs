@@ -737,6 +737,24 @@ async fn slash_commands_answer_ephemerally_and_autocomplete_job_names() {
             cb["data"]["choices"],
             serde_json::json!([{"name": "model_3", "value": "model_3"}])
         );
+        // Also inside a subcommand.
+        let ac = bot
+            .emu
+            .autocomplete(
+                CH,
+                &director(),
+                "train",
+                vec![CommandOpt::subcommand(
+                    "kill",
+                    vec![CommandOpt::focused_string("job", "other")],
+                )],
+            )
+            .unwrap();
+        let cb = bot.emu.wait_callback(&ac, WAIT).await.unwrap();
+        assert_eq!(
+            cb["data"]["choices"],
+            serde_json::json!([{"name": "other_job", "value": "other_job"}])
+        );
         bot.stop().await;
     })
     .await;

@@ -69,8 +69,7 @@ pub struct Mentions {
 impl Mentions {
     pub fn for_personas(to: &[Persona], map: &[(Persona, Vec<DiscordPrincipal>)]) -> Self {
         let mut m = Mentions::default();
-        for (persona, principals) in map.iter().filter(|(p, _)| to.contains(p)) {
-            let _ = persona;
+        for (_, principals) in map.iter().filter(|(p, _)| to.contains(p)) {
             for p in principals {
                 match *p {
                     DiscordPrincipal::Role(id) if !m.roles.contains(&id) => m.roles.push(id),

@@ -19,9 +19,8 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::{json, Value};
 use serenity::all::{
-    ChannelId, ClientBuilder, CommandDataOption, CommandDataOptionValue, CommandInteraction,
-    ComponentInteraction, Context, EventHandler, GatewayIntents, GuildId, HttpBuilder, Interaction,
-    MessageId, Ready, ShardManager,
+    ClientBuilder, CommandDataOption, CommandDataOptionValue, CommandInteraction, ComponentInteraction,
+    Context, EventHandler, GatewayIntents, GuildId, HttpBuilder, Interaction, Ready, ShardManager,
 };
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
@@ -70,6 +69,27 @@ pub struct DiscordSetup {
     pub https_proxy: Option<String>,
     pub ca_cert_pem: Option<Vec<u8>>,
     pub retry: RetryPolicy,
+}
+
+impl DiscordSetup {
+    /// A setup posting everything to `default_channel`, with no jobs or roles yet and the
+    /// default status mode and retry policy; fill in the rest.
+    pub fn new(token: impl Into<String>, default_channel: u64) -> Self {
+        DiscordSetup {
+            token: token.into(),
+            guild_id: None,
+            default_channel,
+            job_channels: BTreeMap::new(),
+            jobs: Vec::new(),
+            job_logs: BTreeMap::new(),
+            personas: Vec::new(),
+            status_mode: StatusMode::default(),
+            proxy_url: None,
+            https_proxy: None,
+            ca_cert_pem: None,
+            retry: RetryPolicy::default(),
+        }
+    }
 }
 
 impl std::fmt::Debug for DiscordSetup {
@@ -529,12 +549,7 @@ async fn on_button(core: &Core, ctx: &Context, c: ComponentInteraction) -> seren
                 let edit = embed::resolved_edit(&current, &note);
                 if let Err(e) = ctx
                     .http
-                    .edit_message(
-                        ChannelId::new(c.channel_id.get()),
-                        MessageId::new(c.message.id.get()),
-                        &edit,
-                        vec![],
-                    )
+                    .edit_message(c.channel_id, c.message.id, &edit, vec![])
                     .await
                 {
                     tracing::warn!(error = %e, "cannot mark the report decided; the outbox will");

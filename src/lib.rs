@@ -3,17 +3,21 @@
 //! The shape is a pure core with adapters at its edges (see the README):
 //! - [`engine`]: the protocol as a per-job state machine — events in, actions out, no I/O;
 //! - [`watch`]: following a job's log and detecting incidents and metrics in it;
+//! - [`chart`]: PNG charts of metrics for status updates and reports;
 //! - [`exec`]: running a job (own process group, held by a shim so it survives us);
+//! - [`gate`]: the Phase 4.5 re-validation evidence — design expectations, snapshots, changes;
 //! - [`chat`]: where messages go and decisions come from (console, Discord);
 //! - [`store`]: SQLite — runs, incidents, decisions, the outbox;
 //! - [`supervisor`]: the runtime that wires one engine per job to the edges.
 
+pub mod chart;
 pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod engine;
 pub mod exec;
+pub mod gate;
 pub mod model;
 pub mod store;
 pub mod supervisor;

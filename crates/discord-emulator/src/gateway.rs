@@ -18,8 +18,14 @@ use crate::state::{spawn_scoped, GwControl, Session, Shared};
 pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) {
     let mut next_conn = 0u64;
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                // E.g. out of file descriptors: back off instead of spinning.
+                tracing::warn!(error = %e, "emulator gateway accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                continue;
+            }
         };
         next_conn += 1;
         let sh = shared.clone();
@@ -174,9 +180,7 @@ async fn close(
 fn token_ok(shared: &Shared, token: Option<&str>) -> bool {
     match (&shared.cfg.token, token) {
         (None, _) => true,
-        (Some(expected), Some(got)) => {
-            got == expected || got.strip_prefix("Bot ") == Some(expected)
-        }
+        (Some(expected), Some(got)) => got == expected || got.strip_prefix("Bot ") == Some(expected),
         (Some(_), None) => false,
     }
 }
@@ -216,7 +220,7 @@ fn identify(shared: &Shared, conn_id: u64, v: &Value) -> Result<(String, Vec<Val
     let mut frames = Vec::new();
     match sequence_dispatch(shared, &sid, "READY", ready) {
         Ok(f) => frames.push(f),
-        Err(e) => tracing::error!(error = %e, "READY payload invalid"),
+        Err(e) => report_invalid(shared, e),
     }
     if cfg.send_guild_create {
         let spec = GuildSpec {
@@ -226,18 +230,20 @@ fn identify(shared: &Shared, conn_id: u64, v: &Value) -> Result<(String, Vec<Val
             roles: &cfg.roles,
             channels: &cfg.channels,
         };
-        match sequence_dispatch(
-            shared,
-            &sid,
-            "GUILD_CREATE",
-            payloads::guild_create_json(&spec),
-        ) {
+        match sequence_dispatch(shared, &sid, "GUILD_CREATE", payloads::guild_create_json(&spec)) {
             Ok(f) => frames.push(f),
-            Err(e) => tracing::error!(error = %e, "GUILD_CREATE payload invalid"),
+            Err(e) => report_invalid(shared, e),
         }
     }
     shared.update(|i| i.gateway.ready_sent += 1);
     Ok((sid, frames))
+}
+
+fn report_invalid(shared: &Shared, e: crate::EmulatorError) {
+    match e {
+        crate::EmulatorError::InvalidPayload(v) => shared.record_validation(v),
+        other => tracing::error!(error = %other, "gateway payload not sent"),
+    }
 }
 
 /// RESUME → missed dispatches + RESUMED, or None (→ op 9) for an unknown session.

@@ -16,8 +16,32 @@
 //! [`EmulatorConfig::validate`] is on (the default in debug builds): gateway frames that
 //! would become `Event::Unknown` are refused, REST answers that would not deserialize are
 //! recorded in [`Emulator::validation_errors`] and make [`Emulator::shutdown`] fail.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use discord_emulator::{CommandOpt, EmuUser, Emulator, EmulatorConfig};
+//! use serenity::all::{ClientBuilder, GatewayIntents, HttpBuilder};
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let emu = Emulator::start(EmulatorConfig::default()).await?;
+//! let http = HttpBuilder::new("token").proxy(emu.proxy_url()).ratelimiter_disabled(true).build();
+//! let mut client = ClientBuilder::new_with_http(http, GatewayIntents::GUILDS).await?;
+//! let shards = client.shard_manager.clone();
+//! tokio::spawn(async move { let _ = client.start().await; });
+//! emu.wait_ready(Duration::from_secs(10)).await?;
+//!
+//! let alice = EmuUser::new(42, "alice").with_roles([emu.config().roles[0].0]);
+//! let channel = emu.config().channels[0].0;
+//! let inj = emu.slash_command(channel, &alice, "status", vec![CommandOpt::string("job", "resnet")])?;
+//! let reply = emu.wait_callback(&inj, Duration::from_secs(10)).await?;
+//! assert_eq!(reply["data"]["flags"], 64); // the bot answered ephemerally
+//!
+//! shards.shutdown_all().await;
+//! emu.shutdown().await?;
+//! # Ok(()) }
+//! ```
 
 #![recursion_limit = "256"]
+#![warn(missing_docs)]
 
 mod gateway;
 pub mod payloads;
@@ -448,7 +472,8 @@ impl Emulator {
             .collect()
     }
 
-    /// Messages of a channel as users see them, oldest first, edits applied.
+    /// Messages of a channel, oldest first, edits applied and deletions removed; includes
+    /// ephemeral interaction replies (flags 64) so tests can read them too.
     pub fn messages(&self, channel_id: u64) -> Vec<Value> {
         self.shared
             .read()
@@ -456,6 +481,16 @@ impl Emulator {
             .get(&channel_id)
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// Messages of a channel that every member sees: without ephemeral ones (flag 64,
+    /// which only the invoking user sees) and without deferred "thinking" placeholders
+    /// (flag 128) that were never filled in.
+    pub fn public_messages(&self, channel_id: u64) -> Vec<Value> {
+        self.messages(channel_id)
+            .into_iter()
+            .filter(|m| m["flags"].as_u64().unwrap_or(0) & (64 | 128) == 0)
+            .collect()
     }
 
     /// Bytes of an uploaded attachment, by attachment id.
@@ -618,17 +653,11 @@ impl Emulator {
                 channel: channel_id,
                 message: message_id,
             })?;
-        let clickable = message["components"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|row| {
-                row["components"].as_array().into_iter().flatten().any(|c| {
-                    c["type"] == 2
-                        && c["custom_id"] == custom_id
-                        && !c["disabled"].as_bool().unwrap_or(false)
-                })
-            });
+        let clickable = message["components"].as_array().into_iter().flatten().any(|row| {
+            row["components"].as_array().into_iter().flatten().any(|c| {
+                c["type"] == 2 && c["custom_id"] == custom_id && !c["disabled"].as_bool().unwrap_or(false)
+            })
+        });
         if !clickable {
             return Err(EmulatorError::NoSuchButton {
                 message: message_id,
@@ -669,9 +698,7 @@ impl Emulator {
             "context": 0,
             "attachment_size_limit": 10_485_760,
         });
-        let component_message = message
-            .as_ref()
-            .and_then(|m| m["id"].as_str()?.parse().ok());
+        let component_message = message.as_ref().and_then(|m| m["id"].as_str()?.parse().ok());
         if let Some(m) = message {
             d["message"] = m;
         }
@@ -751,11 +778,15 @@ impl Emulator {
     }
 
     /// Waits until `pred` holds on the recorded requests; returns the requests then.
-    pub async fn wait_for<F>(
-        &self,
-        timeout: Duration,
-        pred: F,
-    ) -> Result<Vec<RecordedRequest>, EmulatorError>
+    ///
+    /// ```no_run
+    /// # async fn demo(emu: &discord_emulator::Emulator) -> Result<(), discord_emulator::EmulatorError> {
+    /// let reqs = emu
+    ///     .wait_for(|r| r.iter().any(|r| r.method == "POST" && r.path.ends_with("/messages")), std::time::Duration::from_secs(5))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn wait_for<F>(&self, pred: F, timeout: Duration) -> Result<Vec<RecordedRequest>, EmulatorError>
     where
         F: Fn(&[RecordedRequest]) -> bool,
     {
@@ -769,23 +800,15 @@ impl Emulator {
     pub async fn wait_message<F>(
         &self,
         channel_id: u64,
-        timeout: Duration,
         pred: F,
+        timeout: Duration,
     ) -> Result<Value, EmulatorError>
     where
         F: Fn(&Value) -> bool,
     {
-        self.wait_state(
-            timeout,
-            &format!("a message in channel {channel_id}"),
-            |i| {
-                i.messages
-                    .get(&channel_id)?
-                    .iter()
-                    .find(|m| pred(m))
-                    .cloned()
-            },
-        )
+        self.wait_state(timeout, &format!("a message in channel {channel_id}"), |i| {
+            i.messages.get(&channel_id)?.iter().find(|m| pred(m)).cloned()
+        })
         .await
     }
 
@@ -812,12 +835,18 @@ impl Emulator {
         .await
     }
 
+    /// Waits until no gateway connection carries the bot's session (after a close or drop,
+    /// before the bot reconnects). Dispatches injected then are replayed on RESUME.
+    pub async fn wait_disconnected(&self, timeout: Duration) -> Result<(), EmulatorError> {
+        self.wait_state(timeout, "the gateway session to be disconnected", |i| {
+            let sid = i.current_session.as_ref()?;
+            i.sessions.get(sid)?.conn.is_none().then_some(())
+        })
+        .await
+    }
+
     /// Waits until the gateway counters satisfy `pred`.
-    pub async fn wait_gateway<F>(
-        &self,
-        timeout: Duration,
-        pred: F,
-    ) -> Result<GatewayStats, EmulatorError>
+    pub async fn wait_gateway<F>(&self, pred: F, timeout: Duration) -> Result<GatewayStats, EmulatorError>
     where
         F: Fn(&GatewayStats) -> bool,
     {

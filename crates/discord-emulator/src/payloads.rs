@@ -263,11 +263,7 @@ fn verr(what: impl Into<String>, reason: impl ToString, payload: &Value) -> Vali
 /// Checks a full gateway frame (`{op, d, s, t}`) the way serenity's shard reads it; a
 /// dispatch must not come out as `Event::Unknown` (serenity drops those silently).
 pub fn check_gateway_frame(frame: &Value) -> Result<(), ValidationError> {
-    let what = format!(
-        "gateway op {} {}",
-        frame["op"],
-        frame["t"].as_str().unwrap_or("")
-    );
+    let what = format!("gateway op {} {}", frame["op"], frame["t"].as_str().unwrap_or(""));
     match serde_json::from_value::<GatewayEvent>(frame.clone()) {
         Ok(GatewayEvent::Dispatch(_, Event::Unknown(u))) => Err(verr(
             what,

@@ -135,10 +135,7 @@ fn take_fault(i: &mut Inner, method: &str, route: &str) -> Option<FaultKind> {
 
 fn fault_reply(kind: &FaultKind) -> Reply {
     match kind {
-        FaultKind::RateLimited {
-            retry_after,
-            global,
-        } => {
+        FaultKind::RateLimited { retry_after, global } => {
             let secs = retry_after.as_secs_f64();
             let mut headers = vec![
                 ("retry-after".to_string(), format!("{secs}")),
@@ -164,10 +161,7 @@ fn fault_reply(kind: &FaultKind) -> Reply {
                 })),
             }
         }
-        FaultKind::Status(code) => Reply::json(
-            *code,
-            json!({"message": "emulated server error", "code": 0}),
-        ),
+        FaultKind::Status(code) => Reply::json(*code, json!({"message": "emulated server error", "code": 0})),
         FaultKind::DropConnection => Reply::DropConnection,
     }
 }
@@ -249,10 +243,7 @@ fn parse_multipart(boundary: &str, body: &[u8]) -> RequestBody {
             });
         }
     }
-    RequestBody::Multipart {
-        payload_json,
-        files,
-    }
+    RequestBody::Multipart { payload_json, files }
 }
 
 fn disposition_param(line: &str, key: &str) -> Option<String> {
@@ -285,10 +276,7 @@ fn route_request(
             .is_some_and(|a| a == &format!("Bot {expected}") || a == expected);
         let webhook_route = route.starts_with("/webhooks/") || route.starts_with("/interactions/");
         if !ok && !webhook_route && !route.starts_with("/gateway") {
-            return (
-                Reply::error(401, 0, "401: Unauthorized"),
-                RestShape::Unchecked,
-            );
+            return (Reply::error(401, 0, "401: Unauthorized"), RestShape::Unchecked);
         }
     }
     let segs: Vec<&str> = route.trim_matches('/').split('/').collect();
@@ -323,9 +311,7 @@ fn route_request(
                     Reply::json(200, Value::Array(m.iter().rev().cloned().collect())),
                     RestShape::Messages,
                 ),
-                None if i.channels.contains_key(&c) => {
-                    (Reply::json(200, json!([])), RestShape::Messages)
-                }
+                None if i.channels.contains_key(&c) => (Reply::json(200, json!([])), RestShape::Messages),
                 None => unknown_channel(),
             }),
             None => unknown_route(),
@@ -356,9 +342,7 @@ fn route_request(
             _ => unknown_route(),
         },
         ("POST", ["channels", c, "typing"]) => match id(c) {
-            Some(c) if shared.read().channels.contains_key(&c) => {
-                (Reply::no_content(), RestShape::Unchecked)
-            }
+            Some(c) if shared.read().channels.contains_key(&c) => (Reply::no_content(), RestShape::Unchecked),
             _ => unknown_channel(),
         },
         ("POST", ["channels", c, "messages", m, "threads"]) => match (id(c), id(m)) {
@@ -366,9 +350,7 @@ fn route_request(
             _ => unknown_route(),
         },
         ("POST", ["interactions", iid, token, "callback"]) => match id(iid) {
-            Some(iid) => {
-                shared.update(|i| interaction_callback(shared, i, iid, token, &json, &files))
-            }
+            Some(iid) => shared.update(|i| interaction_callback(shared, i, iid, token, &json, &files)),
             None => unknown_interaction(),
         },
         ("POST", ["webhooks", app, token]) if id(app) == Some(cfg.application_id) => {
@@ -381,8 +363,8 @@ fn route_request(
             let cmds = shared.read().global_commands.clone();
             (Reply::json(200, Value::Array(cmds)), RestShape::Commands)
         }
-        ("PUT", ["applications", app, "commands"]) if id(app) == Some(cfg.application_id) => shared
-            .update(|i| {
+        ("PUT", ["applications", app, "commands"]) if id(app) == Some(cfg.application_id) => {
+            shared.update(|i| {
                 let old = std::mem::take(&mut i.global_commands);
                 match overwrite_commands(shared, &old, None, &json) {
                     Ok(new) => {
@@ -394,26 +376,18 @@ fn route_request(
                         r
                     }
                 }
-            }),
-        ("GET", ["applications", app, "guilds", g, "commands"])
-            if id(app) == Some(cfg.application_id) =>
-        {
+            })
+        }
+        ("GET", ["applications", app, "guilds", g, "commands"]) if id(app) == Some(cfg.application_id) => {
             match id(g) {
                 Some(g) => {
-                    let cmds = shared
-                        .read()
-                        .guild_commands
-                        .get(&g)
-                        .cloned()
-                        .unwrap_or_default();
+                    let cmds = shared.read().guild_commands.get(&g).cloned().unwrap_or_default();
                     (Reply::json(200, Value::Array(cmds)), RestShape::Commands)
                 }
                 None => unknown_route(),
             }
         }
-        ("PUT", ["applications", app, "guilds", g, "commands"])
-            if id(app) == Some(cfg.application_id) =>
-        {
+        ("PUT", ["applications", app, "guilds", g, "commands"]) if id(app) == Some(cfg.application_id) => {
             match id(g) {
                 Some(g) if g == cfg.guild_id => shared.update(|i| {
                     let old = i.guild_commands.remove(&g).unwrap_or_default();
@@ -428,10 +402,7 @@ fn route_request(
                         }
                     }
                 }),
-                _ => (
-                    Reply::error(404, 10004, "Unknown Guild"),
-                    RestShape::Unchecked,
-                ),
+                _ => (Reply::error(404, 10004, "Unknown Guild"), RestShape::Unchecked),
             }
         }
         _ => unknown_route(),
@@ -440,10 +411,7 @@ fn route_request(
 
 impl Shared {
     pub(crate) fn gateway_url(&self) -> String {
-        self.gateway_url
-            .lock()
-            .map(|g| g.clone())
-            .unwrap_or_default()
+        self.gateway_url.lock().map(|g| g.clone()).unwrap_or_default()
     }
 }
 
@@ -451,16 +419,10 @@ fn unknown_route() -> (Reply, RestShape) {
     (Reply::error(404, 0, "404: Not Found"), RestShape::Unchecked)
 }
 fn unknown_channel() -> (Reply, RestShape) {
-    (
-        Reply::error(404, 10003, "Unknown Channel"),
-        RestShape::Unchecked,
-    )
+    (Reply::error(404, 10003, "Unknown Channel"), RestShape::Unchecked)
 }
 fn unknown_message() -> (Reply, RestShape) {
-    (
-        Reply::error(404, 10008, "Unknown Message"),
-        RestShape::Unchecked,
-    )
+    (Reply::error(404, 10008, "Unknown Message"), RestShape::Unchecked)
 }
 fn unknown_interaction() -> (Reply, RestShape) {
     (
@@ -469,10 +431,7 @@ fn unknown_interaction() -> (Reply, RestShape) {
     )
 }
 fn unknown_webhook() -> (Reply, RestShape) {
-    (
-        Reply::error(404, 10015, "Unknown Webhook"),
-        RestShape::Unchecked,
-    )
+    (Reply::error(404, 10015, "Unknown Webhook"), RestShape::Unchecked)
 }
 
 fn find_message(i: &Inner, c: u64, m: u64) -> Option<&Value> {
@@ -480,10 +439,7 @@ fn find_message(i: &Inner, c: u64, m: u64) -> Option<&Value> {
 }
 
 fn find_message_mut(i: &mut Inner, c: u64, m: u64) -> Option<&mut Value> {
-    i.messages
-        .get_mut(&c)?
-        .iter_mut()
-        .find(|v| id_is(&v["id"], m))
+    i.messages.get_mut(&c)?.iter_mut().find(|v| id_is(&v["id"], m))
 }
 
 /// Attachment objects for uploaded files, keyed by the `files[n]` index the client used.
@@ -637,11 +593,7 @@ fn apply_edit(
         let keep_ids: Vec<String> = keep
             .iter()
             .filter_map(|a| a.get("id"))
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| v.to_string())
-            })
+            .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
             .collect();
         let mut kept: Vec<Value> = msg["attachments"]
             .as_array()
@@ -677,8 +629,7 @@ fn edit_message(
     body: &Value,
     files: &[FilePart],
 ) -> (Reply, RestShape) {
-    let is_bots =
-        find_message(i, c, m).map(|msg| id_is(&msg["author"]["id"], shared.cfg.bot_user_id));
+    let is_bots = find_message(i, c, m).map(|msg| id_is(&msg["author"]["id"], shared.cfg.bot_user_id));
     match is_bots {
         None => unknown_message(),
         Some(false) => (
@@ -705,31 +656,17 @@ fn delete_message(i: &mut Inner, c: u64, m: u64) -> (Reply, RestShape) {
     }
 }
 
-fn create_thread(
-    shared: &Shared,
-    i: &mut Inner,
-    c: u64,
-    m: u64,
-    body: &Value,
-) -> (Reply, RestShape) {
+fn create_thread(shared: &Shared, i: &mut Inner, c: u64, m: u64, body: &Value) -> (Reply, RestShape) {
     if find_message(i, c, m).is_none() {
         return unknown_message();
     }
     if i.channels.contains_key(&m) {
         return (
-            Reply::error(
-                400,
-                160004,
-                "A thread has already been created for this message",
-            ),
+            Reply::error(400, 160004, "A thread has already been created for this message"),
             RestShape::Unchecked,
         );
     }
-    let Some(name) = body
-        .get("name")
-        .and_then(Value::as_str)
-        .filter(|n| !n.is_empty())
-    else {
+    let Some(name) = body.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()) else {
         return (
             Reply::json(
                 400,
@@ -744,14 +681,7 @@ fn create_thread(
         .unwrap_or(1440);
     // Discord gives a thread started from a message the message's id.
     i.channels.insert(m, c);
-    let thread = payloads::thread_json(
-        m,
-        shared.cfg.guild_id,
-        c,
-        shared.cfg.bot_user_id,
-        name,
-        archive,
-    );
+    let thread = payloads::thread_json(m, shared.cfg.guild_id, c, shared.cfg.bot_user_id, name, archive);
     if let Some(msg) = find_message_mut(i, c, m) {
         msg["thread"] = thread.clone();
     }
@@ -874,10 +804,7 @@ fn followup(
         return unknown_webhook();
     };
     if rec.callback.is_none() {
-        return (
-            Reply::error(404, 10015, "Unknown Webhook"),
-            RestShape::Unchecked,
-        );
+        return (Reply::error(404, 10015, "Unknown Webhook"), RestShape::Unchecked);
     }
     let msg = new_message(
         shared,
@@ -981,10 +908,7 @@ mod tests {
     fn multipart_parts_are_split() {
         let body = b"--XX\r\nContent-Disposition: form-data; name=\"files[0]\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\nPNGDATA\r\n--XX\r\nContent-Disposition: form-data; name=\"payload_json\"\r\n\r\n{\"content\":\"hi\"}\r\n--XX--\r\n";
         match parse_body(Some("multipart/form-data; boundary=XX"), body) {
-            RequestBody::Multipart {
-                payload_json,
-                files,
-            } => {
+            RequestBody::Multipart { payload_json, files } => {
                 assert_eq!(payload_json, Some(json!({"content": "hi"})));
                 assert_eq!(files.len(), 1);
                 assert_eq!(files[0].field, "files[0]");

@@ -32,8 +32,14 @@ type Resp = Response<Full<Bytes>>;
 /// Accepts connections until shutdown.
 pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                // E.g. out of file descriptors: back off instead of spinning.
+                tracing::warn!(error = %e, "emulator HTTP accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                continue;
+            }
         };
         let sh = shared.clone();
         spawn_scoped(&shared, async move {
@@ -48,11 +54,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) {
     }
 }
 
-async fn handle(
-    shared: Arc<Shared>,
-    req: Request<Body>,
-    tls: bool,
-) -> Result<Resp, DropConnection> {
+async fn handle(shared: Arc<Shared>, req: Request<Body>, tls: bool) -> Result<Resp, DropConnection> {
     if req.method() == Method::CONNECT {
         return Ok(connect(shared, req));
     }
@@ -112,11 +114,7 @@ fn plain(status: StatusCode) -> Resp {
 /// `CONNECT host:443`: answer 200, then speak TLS on the upgraded stream and serve the
 /// same REST API inside it.
 fn connect(shared: Arc<Shared>, req: Request<Body>) -> Resp {
-    let authority = req
-        .uri()
-        .authority()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let authority = req.uri().authority().map(|a| a.to_string()).unwrap_or_default();
     let host = authority
         .rsplit_once(':')
         .map(|(h, _)| h)
@@ -162,8 +160,7 @@ fn connect(shared: Arc<Shared>, req: Request<Body>) -> Resp {
 /// Returns (CA certificate PEM, rustls server config).
 pub(crate) fn make_tls() -> Result<(String, Arc<rustls::ServerConfig>), crate::EmulatorError> {
     use rcgen::{
-        BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair,
-        KeyUsagePurpose,
+        BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose,
     };
     let tls_err = |e: &dyn std::fmt::Display| crate::EmulatorError::Tls(e.to_string());
 
@@ -181,9 +178,8 @@ pub(crate) fn make_tls() -> Result<(String, Arc<rustls::ServerConfig>), crate::E
     let ca = ca_params.self_signed(&ca_key).map_err(|e| tls_err(&e))?;
 
     let leaf_key = KeyPair::generate().map_err(|e| tls_err(&e))?;
-    let mut leaf_params =
-        CertificateParams::new(TLS_HOSTS.iter().map(|h| h.to_string()).collect::<Vec<_>>())
-            .map_err(|e| tls_err(&e))?;
+    let mut leaf_params = CertificateParams::new(TLS_HOSTS.iter().map(|h| h.to_string()).collect::<Vec<_>>())
+        .map_err(|e| tls_err(&e))?;
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, "discord.com");
     leaf_params.distinguished_name = dn;

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use discord_emulator::{Emulator, EmulatorConfig};
 use serenity::all::{
-    ChannelId, ClientBuilder, CommandDataOptionValue, CommandOptionType, Context,
-    CreateAutocompleteResponse, CreateCommand, CreateCommandOption, CreateInteractionResponse,
-    CreateInteractionResponseMessage, EventHandler, GatewayIntents, GuildId, Http, HttpBuilder,
-    Interaction, Ready, ShardManager,
+    ChannelId, ClientBuilder, CommandDataOptionValue, CommandOptionType, Context, CreateAutocompleteResponse,
+    CreateCommand, CreateCommandOption, CreateInteractionResponse, CreateInteractionResponseFollowup,
+    CreateInteractionResponseMessage, EditInteractionResponse, EventHandler, GatewayIntents, GuildId, Http,
+    HttpBuilder, Interaction, Ready, ShardManager,
 };
 use tokio::sync::mpsc;
 
@@ -50,6 +50,8 @@ pub enum Seen {
     Autocomplete {
         partial: String,
     },
+    CacheReady(Vec<u64>),
+    SlowDone,
     Error(String),
 }
 
@@ -64,19 +66,17 @@ impl EventHandler for Handler {
         let _ = self.tx.send(Seen::Ready {
             user_id: ready.user.id.get(),
         });
-        let status = CreateCommand::new("status")
-            .description("Show a job")
-            .add_option(
-                CreateCommandOption::new(CommandOptionType::SubCommand, "job", "One job")
-                    .add_sub_option(
-                        CreateCommandOption::new(CommandOptionType::String, "name", "Job name")
-                            .required(true)
-                            .set_autocomplete(true),
-                    ),
-            );
+        let status = CreateCommand::new("status").description("Show a job").add_option(
+            CreateCommandOption::new(CommandOptionType::SubCommand, "job", "One job").add_sub_option(
+                CreateCommandOption::new(CommandOptionType::String, "name", "Job name")
+                    .required(true)
+                    .set_autocomplete(true),
+            ),
+        );
         let ping = CreateCommand::new("ping").description("Liveness");
+        let slow = CreateCommand::new("slow").description("Deferred answer");
         match GuildId::new(self.guild)
-            .set_commands(&ctx.http, vec![status, ping])
+            .set_commands(&ctx.http, vec![status, ping, slow])
             .await
         {
             Ok(cmds) => {
@@ -90,17 +90,44 @@ impl EventHandler for Handler {
         }
     }
 
+    async fn cache_ready(&self, ctx: Context, guilds: Vec<GuildId>) {
+        // Only guilds whose GUILD_CREATE deserialized are in the cache.
+        let cached = guilds
+            .into_iter()
+            .filter(|g| ctx.cache.guild(*g).is_some())
+            .map(|g| g.get())
+            .collect();
+        let _ = self.tx.send(Seen::CacheReady(cached));
+    }
+
     async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
         match interaction {
+            Interaction::Command(cmd) if cmd.data.name == "slow" => {
+                // Defer, then fill in the original response, then a follow-up.
+                let r = async {
+                    cmd.defer_ephemeral(&ctx.http).await?;
+                    cmd.edit_response(&ctx.http, EditInteractionResponse::new().content("slow: done"))
+                        .await?;
+                    cmd.create_followup(
+                        &ctx.http,
+                        CreateInteractionResponseFollowup::new().content("slow: follow-up"),
+                    )
+                    .await?;
+                    Ok::<_, serenity::Error>(())
+                }
+                .await;
+                let _ = self.tx.send(match r {
+                    Ok(()) => Seen::SlowDone,
+                    Err(e) => Seen::Error(format!("slow: {e}")),
+                });
+            }
             Interaction::Command(cmd) => {
                 let mut sub = None;
                 let mut arg = None;
                 for o in &cmd.data.options {
                     if let CommandDataOptionValue::SubCommand(inner) = &o.value {
                         sub = Some(o.name.clone());
-                        arg = inner
-                            .iter()
-                            .find_map(|i| i.value.as_str().map(str::to_string));
+                        arg = inner.iter().find_map(|i| i.value.as_str().map(str::to_string));
                     }
                 }
                 let roles: Vec<u64> = cmd
@@ -149,9 +176,7 @@ impl EventHandler for Handler {
                     .create_response(&ctx.http, CreateInteractionResponse::Message(reply))
                     .await
                 {
-                    let _ = self
-                        .tx
-                        .send(Seen::Error(format!("component response: {e}")));
+                    let _ = self.tx.send(Seen::Error(format!("component response: {e}")));
                 }
             }
             Interaction::Autocomplete(a) => {
@@ -169,16 +194,13 @@ impl EventHandler for Handler {
                     .create_response(&ctx.http, CreateInteractionResponse::Autocomplete(resp))
                     .await
                 {
-                    let _ = self
-                        .tx
-                        .send(Seen::Error(format!("autocomplete response: {e}")));
+                    let _ = self.tx.send(Seen::Error(format!("autocomplete response: {e}")));
                 }
             }
             other => {
-                let _ = self.tx.send(Seen::Error(format!(
-                    "unexpected interaction {:?}",
-                    other.kind()
-                )));
+                let _ = self
+                    .tx
+                    .send(Seen::Error(format!("unexpected interaction {:?}", other.kind())));
             }
         }
     }
@@ -192,10 +214,9 @@ pub fn http_for(emu: &Emulator, mode: Mode) -> Http {
             .ratelimiter_disabled(true)
             .build(),
         Mode::HttpsProxy => {
-            let ca = reqwest::Certificate::from_pem(
-                emu.ca_cert_pem().expect("https proxy mode on").as_bytes(),
-            )
-            .expect("CA parses");
+            let ca =
+                reqwest::Certificate::from_pem(emu.ca_cert_pem().expect("https proxy mode on").as_bytes())
+                    .expect("CA parses");
             let client = reqwest::Client::builder()
                 .proxy(reqwest::Proxy::all(emu.https_proxy_url()).expect("proxy url"))
                 .add_root_certificate(ca)

@@ -1,0 +1,652 @@
+//! The log follower: reads a training job's log as it grows, from a stored offset, and
+//! hands out complete lines with their 1-based line numbers. It never reads a file whole
+//! and keeps memory bounded whatever the size of the log or of a line; it survives
+//! copytruncate, rotation by rename, a log that does not exist yet, partial last lines,
+//! `\r` progress bars and invalid UTF-8. Its position is a small serde value
+//! ([`FollowState`]) that the supervisor persists, so following resumes exactly where it
+//! left off after a restart. [`Follower::changed`] wakes the caller on inotify events
+//! (Linux), with a slow poll as a safety net.
+
+mod line;
+
+#[cfg(target_os = "linux")]
+mod inotify;
+
+use std::ffi::OsString;
+use std::fs::{File, Metadata};
+use std::io;
+use std::os::unix::fs::{DirEntryExt, FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use line::{render_line, Partial};
+pub use line::{HEAD_KEEP, TAIL_KEEP};
+
+/// Where following stands: persist it, and pass it back to [`Follower::new`] to resume.
+///
+/// `offset` is the byte offset just past the last line handed out (an incomplete last
+/// line is re-read on resume); `line_no` counts the `\n`-terminated lines before it;
+/// `dev`/`ino` identify the file the offset belongs to, so a log rotated while nobody
+/// was watching is noticed; `head` fingerprints the file's first bytes, so a log
+/// truncated and rewritten past the offset while nobody was watching is noticed too.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct FollowState {
+    pub offset: u64,
+    pub line_no: u64,
+    pub dev: Option<u64>,
+    pub ino: Option<u64>,
+    pub head: Option<HeadPrint>,
+}
+
+/// A fingerprint of a file's first `len` bytes (up to [`HeadPrint::MAX_LEN`]).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HeadPrint {
+    pub len: u32,
+    /// FNV-1a 64 of those bytes: stable across versions, unlike std's hasher.
+    pub hash: u64,
+}
+
+impl HeadPrint {
+    pub const MAX_LEN: u32 = 1024;
+
+    fn of(bytes: &[u8]) -> Self {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for &b in bytes {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        Self {
+            len: bytes.len() as u32,
+            hash,
+        }
+    }
+
+    /// The fingerprint of the first `len` bytes of `file`; `None` if it is shorter.
+    fn read(file: &File, len: u32) -> io::Result<Option<Self>> {
+        let mut bytes = vec![0; len as usize];
+        match file.read_exact_at(&mut bytes, 0) {
+            Ok(()) => Ok(Some(Self::of(&bytes))),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl FollowState {
+    fn file_id(&self) -> Option<FileId> {
+        Some(FileId {
+            dev: self.dev?,
+            ino: self.ino?,
+        })
+    }
+}
+
+/// One complete line of the log, owned.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// 1-based; counts `\n` only, so a `\r`-redrawn progress bar is one line.
+    pub no: u64,
+    /// Lossy UTF-8 without the line terminator (`\n` or `\r\n`); an over-long line is cut
+    /// to its head and tail around a `…[N bytes cut]…` marker.
+    pub text: String,
+    /// Whether bytes were cut out of `text`.
+    pub cut: bool,
+}
+
+/// One complete line, lent to the callback of [`Follower::read_available_with`] to spare
+/// an allocation per line. Same fields as [`LogLine`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LineRef<'a> {
+    pub no: u64,
+    pub text: &'a str,
+    pub cut: bool,
+}
+
+impl LineRef<'_> {
+    pub fn to_log_line(&self) -> LogLine {
+        LogLine {
+            no: self.no,
+            text: self.text.to_owned(),
+            cut: self.cut,
+        }
+    }
+}
+
+/// What one read did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReadStats {
+    /// Bytes read from the log(s).
+    pub bytes: u64,
+    /// Lines handed to the callback (including a flushed partial line).
+    pub lines: u64,
+    /// The file shrank below the read position (copytruncate): following restarted at 0.
+    pub truncated: bool,
+    /// The path now names another file: the old one was finished and the new one is
+    /// followed from its start.
+    pub rotated: bool,
+    /// The log does not exist (yet).
+    pub missing: bool,
+    /// The read budget ran out before the end of the data: call again (soon) for more.
+    pub more: bool,
+}
+
+impl ReadStats {
+    fn absorb(&mut self, other: ReadStats) {
+        self.bytes += other.bytes;
+        self.lines += other.lines;
+        self.truncated |= other.truncated;
+        self.rotated |= other.rotated;
+        self.missing = other.missing;
+        self.more = other.more;
+    }
+}
+
+/// Tuning knobs; the defaults suit a supervisor of a few dozen jobs.
+#[derive(Clone, Debug)]
+pub struct FollowOptions {
+    /// Safety-net poll when inotify watches the file and its directory.
+    pub poll_armed: Duration,
+    /// Poll when inotify cannot cover us (no inotify, directory missing, other OS).
+    pub poll_unarmed: Duration,
+    /// Most bytes one `read_available` call reads, so a huge backlog (resuming after a
+    /// long outage) does not stall the caller's thread; the rest comes with `more`.
+    pub read_budget: u64,
+    /// Wake on inotify events (Linux). Turn off where events do not reflect writes, e.g. a
+    /// log on NFS written from another host: then only polling (`poll_unarmed`) is used.
+    pub inotify: bool,
+}
+
+impl Default for FollowOptions {
+    fn default() -> Self {
+        Self {
+            poll_armed: Duration::from_secs(1),
+            poll_unarmed: Duration::from_millis(250),
+            read_budget: 64 << 20,
+            inotify: true,
+        }
+    }
+}
+
+/// Identity of a file across renames: device and inode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+impl FileId {
+    fn of(m: &Metadata) -> Self {
+        Self {
+            dev: m.dev(),
+            ino: m.ino(),
+        }
+    }
+}
+
+struct OpenLog {
+    file: File,
+    id: FileId,
+}
+
+/// Big reads keep syscalls rare; small enough that dozens of followers stay cheap.
+const READ_CHUNK: usize = 128 * 1024;
+/// Bound on reopen/restart rounds per call, so a file flapping between truncations and
+/// renames cannot keep one call busy forever.
+const MAX_SWITCHES: u32 = 8;
+
+/// Follows one log file. See the module documentation.
+pub struct Follower {
+    path: PathBuf,
+    name: Option<OsString>,
+    opts: FollowOptions,
+    /// Committed position: what was handed out.
+    state: FollowState,
+    log: Option<OpenLog>,
+    /// Where the next read starts; past `state.offset` by the bytes held in `partial`.
+    read_pos: u64,
+    partial: Partial,
+    scratch: String,
+    joined: Vec<u8>,
+    buf: Vec<u8>,
+    /// The last read stopped on its budget, not at the end of the data.
+    backlog: bool,
+    #[cfg(target_os = "linux")]
+    watch: inotify::Watch,
+}
+
+impl Follower {
+    /// A follower of `path` starting from `state` (`FollowState::default()` for the
+    /// beginning of the log). Opens nothing yet: the file may not exist.
+    pub fn new(path: PathBuf, state: FollowState) -> Self {
+        Self::with_options(path, state, FollowOptions::default())
+    }
+
+    pub fn with_options(path: PathBuf, state: FollowState, opts: FollowOptions) -> Self {
+        Self {
+            name: path.file_name().map(|n| n.to_os_string()),
+            path,
+            opts,
+            read_pos: state.offset,
+            state,
+            log: None,
+            partial: Partial::default(),
+            scratch: String::new(),
+            joined: Vec::new(),
+            buf: Vec::new(),
+            backlog: false,
+            #[cfg(target_os = "linux")]
+            watch: inotify::Watch::new(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The position to persist. Lines handed out before this call are covered by it.
+    pub fn state(&self) -> FollowState {
+        self.state.clone()
+    }
+
+    /// Reads everything appended since the last call (up to the read budget, see
+    /// [`ReadStats::more`]) and calls `f` once per complete line. Returns at the end of
+    /// the data; never waits for more.
+    pub fn read_available(&mut self, mut f: impl FnMut(LogLine)) -> io::Result<ReadStats> {
+        self.read_available_with(|l| f(l.to_log_line()))
+    }
+
+    /// [`read_available`](Self::read_available), lending each line instead of allocating it.
+    pub fn read_available_with(&mut self, mut f: impl FnMut(LineRef<'_>)) -> io::Result<ReadStats> {
+        let mut stats = ReadStats::default();
+        let result = self
+            .read_inner(&mut f, &mut stats)
+            .and_then(|()| self.update_head_print());
+        self.backlog = stats.more;
+        result.map(|()| stats)
+    }
+
+    /// For the end of a run: reads to the end of the log whatever the budget, then hands
+    /// out an unterminated last line (the process died mid-line) via
+    /// [`flush_partial`](Self::flush_partial).
+    pub fn finish(&mut self, mut f: impl FnMut(LogLine)) -> io::Result<ReadStats> {
+        let mut total = ReadStats::default();
+        loop {
+            let stats = self.read_available(&mut f)?;
+            let more = stats.more;
+            total.absorb(stats);
+            if !more {
+                break;
+            }
+        }
+        if self.flush_partial(&mut f) {
+            total.lines += 1;
+        }
+        Ok(total)
+    }
+
+    /// Hands out the incomplete last line as a line, if there is one; returns whether it
+    /// did. The line number is not advanced: should the line be continued later (a
+    /// restarted process appending to the same log), the continuation is handed out
+    /// under the same number, which is the line's number in the file.
+    pub fn flush_partial(&mut self, mut f: impl FnMut(LogLine)) -> bool {
+        self.flush_partial_with(&mut |l: LineRef<'_>| f(l.to_log_line()))
+    }
+
+    fn flush_partial_with(&mut self, f: &mut impl FnMut(LineRef<'_>)) -> bool {
+        if self.partial.is_empty() {
+            return false;
+        }
+        let cut = self.partial.render(&mut self.scratch, &mut self.joined);
+        f(LineRef {
+            no: self.state.line_no + 1,
+            text: &self.scratch,
+            cut,
+        });
+        self.partial.clear();
+        self.state.offset = self.read_pos;
+        true
+    }
+
+    /// The incomplete last line as a terminal would show it (its last non-empty
+    /// `\r`-segment, see [`display_segment`]), e.g. a tqdm bar being redrawn.
+    pub fn pending_tail(&self) -> Option<String> {
+        if self.partial.is_empty() {
+            return None;
+        }
+        let (mut text, mut joined) = (String::new(), Vec::new());
+        self.partial.render(&mut text, &mut joined);
+        Some(display_segment(&text).to_owned())
+    }
+
+    /// Waits until the log may have changed: an inotify event about it, or the fallback
+    /// poll interval elapsed. Returns at once when the last read left data behind, or
+    /// when a watch was just set up (something may have happened before it existed).
+    /// Cancel-safe, so it can sit in a `tokio::select!`.
+    pub async fn changed(&mut self) {
+        if self.backlog {
+            tokio::task::yield_now().await;
+            return;
+        }
+        #[cfg(target_os = "linux")]
+        if self.opts.inotify {
+            let open = self.log.as_ref().map(|l| (&l.file, l.id));
+            let armed = self.watch.arm(&self.path, open);
+            if armed.fresh {
+                return;
+            }
+            let poll = if armed.complete {
+                self.opts.poll_armed
+            } else {
+                self.opts.poll_unarmed
+            };
+            tokio::select! {
+                _ = self.watch.wait(self.name.as_ref()) => {}
+                _ = tokio::time::sleep(poll) => {}
+            }
+            return;
+        }
+        tokio::time::sleep(self.opts.poll_unarmed).await;
+    }
+
+    fn read_inner(&mut self, f: &mut impl FnMut(LineRef<'_>), stats: &mut ReadStats) -> io::Result<()> {
+        if self.log.is_none() && !self.open_initial(stats)? {
+            return Ok(());
+        }
+        for _ in 0..MAX_SWITCHES {
+            if !self.drain(f, stats)? {
+                stats.more = true;
+                return Ok(());
+            }
+            let log = self.log.as_ref().expect("opened above");
+            if log.file.metadata()?.len() < self.read_pos {
+                tracing::info!(
+                    path = %self.path.display(),
+                    "log truncated, reading from the start",
+                );
+                stats.truncated = true;
+                self.restart_at_zero(None);
+                continue;
+            }
+            let current = log.id;
+            let new_file = match std::fs::metadata(&self.path) {
+                Ok(m) if FileId::of(&m) != current => true,
+                // Same file, or the path is gone (deleted, or renamed and not yet
+                // recreated): keep reading what we hold; the writer may still use it.
+                _ => false,
+            };
+            if !new_file {
+                return Ok(());
+            }
+            // The writer may have written to the old file after our last read.
+            if !self.drain(f, stats)? {
+                stats.more = true;
+                return Ok(());
+            }
+            // The old file is finished; a last line without `\n` is still a line.
+            if self.flush_partial_with(f) {
+                stats.lines += 1;
+            }
+            match self.open_path()? {
+                Some(log) => {
+                    tracing::info!(
+                        path = %self.path.display(),
+                        "log rotated, reading the new file",
+                    );
+                    stats.rotated = true;
+                    self.restart_at_zero(Some(log));
+                }
+                None => return Ok(()),
+            }
+        }
+        stats.more = true;
+        Ok(())
+    }
+
+    fn open_path(&self) -> io::Result<Option<OpenLog>> {
+        match File::open(&self.path) {
+            Ok(file) => {
+                let id = FileId::of(&file.metadata()?);
+                Ok(Some(OpenLog { file, id }))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Fingerprints the start of the file once the committed offset covers it (a file
+    /// still shorter than [`HeadPrint::MAX_LEN`] is re-fingerprinted as it grows).
+    fn update_head_print(&mut self) -> io::Result<()> {
+        let Some(log) = self.log.as_ref() else {
+            return Ok(());
+        };
+        let want = self.state.offset.min(u64::from(HeadPrint::MAX_LEN)) as u32;
+        if want == 0 || self.state.head.map(|h| h.len) == Some(want) {
+            return Ok(());
+        }
+        self.state.head = HeadPrint::read(&log.file, want)?;
+        Ok(())
+    }
+
+    /// First open, honouring the saved state: same file → continue at the saved offset
+    /// unless its start changed (truncated and rewritten while we were away; a merely
+    /// shrunk file is caught as a truncation by the read loop); another file → the log
+    /// was rotated while we were away: finish the old file if it is still beside the new
+    /// one under another name, else start the new one from 0.
+    fn open_initial(&mut self, stats: &mut ReadStats) -> io::Result<bool> {
+        let Some(log) = self.open_path()? else {
+            stats.missing = true;
+            return Ok(false);
+        };
+        match self.state.file_id() {
+            Some(saved) if saved != log.id => {
+                if let Some(old) = self.find_sibling(saved) {
+                    tracing::info!(
+                        path = %self.path.display(),
+                        "rotated while away: old file first",
+                    );
+                    self.adopt(old);
+                } else {
+                    tracing::warn!(
+                        path = %self.path.display(),
+                        "replaced while away, old file gone: new file from its start"
+                    );
+                    stats.rotated = true;
+                    self.restart_at_zero(Some(log));
+                }
+            }
+            _ => {
+                let rewritten = match self.state.head {
+                    Some(saved) => HeadPrint::read(&log.file, saved.len)? != Some(saved),
+                    None => false,
+                };
+                if rewritten {
+                    tracing::info!(
+                        path = %self.path.display(),
+                        "rewritten while away: from the start",
+                    );
+                    stats.truncated = true;
+                    self.restart_at_zero(Some(log));
+                } else {
+                    self.adopt(log);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn adopt(&mut self, log: OpenLog) {
+        self.state.dev = Some(log.id.dev);
+        self.state.ino = Some(log.id.ino);
+        self.read_pos = self.state.offset;
+        self.partial.clear();
+        self.log = Some(log);
+    }
+
+    /// Back to the start of a file: `Some` a new one, `None` the current one.
+    fn restart_at_zero(&mut self, new: Option<OpenLog>) {
+        self.state.offset = 0;
+        self.state.line_no = 0;
+        self.read_pos = 0;
+        self.state.head = None;
+        self.partial.clear();
+        if let Some(log) = new {
+            self.state.dev = Some(log.id.dev);
+            self.state.ino = Some(log.id.ino);
+            self.log = Some(log);
+        }
+    }
+
+    /// The file with identity `id` in the log's directory (e.g. `train.log.1`).
+    fn find_sibling(&self, id: FileId) -> Option<OpenLog> {
+        let dir = match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let entries = std::fs::read_dir(dir).ok()?;
+        for entry in entries.flatten() {
+            // The inode from the directory entry spares a stat per entry.
+            if entry.ino() != id.ino {
+                continue;
+            }
+            let Ok(file) = File::open(entry.path()) else {
+                continue;
+            };
+            let Ok(meta) = file.metadata() else { continue };
+            if FileId::of(&meta) == id {
+                return Some(OpenLog { file, id });
+            }
+        }
+        None
+    }
+
+    /// Reads the open file from `read_pos` to its end or until the budget is spent;
+    /// returns whether it reached the end.
+    fn drain(&mut self, f: &mut impl FnMut(LineRef<'_>), stats: &mut ReadStats) -> io::Result<bool> {
+        let mut buf = std::mem::take(&mut self.buf);
+        if buf.len() != READ_CHUNK {
+            buf = vec![0; READ_CHUNK];
+        }
+        let result = self.drain_into(&mut buf, f, stats);
+        self.buf = buf;
+        result
+    }
+
+    fn drain_into(
+        &mut self,
+        buf: &mut [u8],
+        f: &mut impl FnMut(LineRef<'_>),
+        stats: &mut ReadStats,
+    ) -> io::Result<bool> {
+        loop {
+            if stats.bytes >= self.opts.read_budget {
+                return Ok(false);
+            }
+            let Some(log) = self.log.as_ref() else {
+                return Ok(true);
+            };
+            let room = self.opts.read_budget - stats.bytes;
+            let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+            let n = match log.file.read_at(&mut buf[..want], self.read_pos) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if n == 0 {
+                return Ok(true);
+            }
+            let start = self.read_pos;
+            self.read_pos += n as u64;
+            stats.bytes += n as u64;
+            self.split(&buf[..n], start, f, stats);
+            if n < want {
+                // A short read is the end of the file as of now; spare the empty read.
+                return Ok(true);
+            }
+        }
+    }
+
+    /// Cuts `chunk` (which starts at file offset `start`) into lines.
+    fn split(&mut self, chunk: &[u8], start: u64, f: &mut impl FnMut(LineRef<'_>), stats: &mut ReadStats) {
+        let mut line_start = 0;
+        for nl in memchr::memchr_iter(b'\n', chunk) {
+            let piece = &chunk[line_start..nl];
+            self.state.line_no += 1;
+            let no = self.state.line_no;
+            if self.partial.is_empty() {
+                let piece = piece.strip_suffix(b"\r").unwrap_or(piece);
+                let (text, cut) = render_line(piece, &mut self.scratch);
+                f(LineRef { no, text, cut });
+            } else {
+                self.partial.push(piece);
+                self.partial.strip_trailing_cr();
+                let cut = self.partial.render(&mut self.scratch, &mut self.joined);
+                f(LineRef {
+                    no,
+                    text: &self.scratch,
+                    cut,
+                });
+                self.partial.clear();
+            }
+            stats.lines += 1;
+            line_start = nl + 1;
+            self.state.offset = start + line_start as u64;
+        }
+        if line_start < chunk.len() {
+            self.partial.push(&chunk[line_start..]);
+        }
+    }
+}
+
+/// What a terminal shows of a line redrawn with `\r` (tqdm and friends): its last
+/// non-empty `\r`-separated segment.
+pub fn display_segment(line: &str) -> &str {
+    line.rsplit('\r').find(|s| !s.is_empty()).unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_segment_takes_the_last_redraw() {
+        assert_eq!(display_segment(" 10%|#  |\r 50%|### |\r100%|####|"), "100%|####|");
+        assert_eq!(display_segment("epoch 3\r"), "epoch 3");
+        assert_eq!(display_segment("\r\r"), "");
+        assert_eq!(display_segment("plain"), "plain");
+    }
+
+    #[test]
+    fn state_round_trips_through_json_and_tolerates_missing_fields() {
+        let s = FollowState {
+            offset: 42,
+            line_no: 3,
+            dev: Some(7),
+            ino: Some(9),
+            head: Some(HeadPrint::of(b"hello")),
+        };
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<FollowState>(&json).unwrap(), s);
+        let old: FollowState = serde_json::from_str(r#"{"offset":5}"#).unwrap();
+        assert_eq!(old.offset, 5);
+        assert_eq!(old.ino, None);
+    }
+
+    #[test]
+    fn head_print_tells_contents_apart() {
+        assert_eq!(HeadPrint::of(b"abc"), HeadPrint::of(b"abc"));
+        assert_ne!(HeadPrint::of(b"abc"), HeadPrint::of(b"abd"));
+        // Published FNV-1a 64 test vector, so persisted prints stay comparable.
+        assert_eq!(HeadPrint::of(b"a").hash, 0xaf63dc4c8601ec8c);
+    }
+
+    #[test]
+    fn follower_and_its_wait_can_move_to_another_task() {
+        fn is_send<T: Send>(_: &T) {}
+        let mut f = Follower::new(PathBuf::from("x.log"), FollowState::default());
+        is_send(&f.changed());
+        is_send(&f);
+    }
+}

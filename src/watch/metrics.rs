@@ -1,0 +1,970 @@
+//! Metrics read from a training log, without any change to the training code.
+//!
+//! A [`MetricsTracker`] is fed the log line by line and recognises what common training stacks
+//! print: `key=value` / `key: value` pairs, tqdm bars (also their `\r` redraws), metric records
+//! printed as Python dicts or JSON lines (Hugging Face Trainer, PyTorch Lightning), PyMC's
+//! sampler messages and ArviZ summary tables (chains, draws, divergences, r_hat, ess), plus
+//! per-job named regexes. It keeps the latest value of each metric, the step/total and the step
+//! rate, a convergence summary, and bounded, downsampled series for charting; it raises
+//! [`HealthSignal`]s for a non-finite or diverging loss. It does no I/O: time comes in as data.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::OnceLock;
+
+use chrono::{DateTime, Utc};
+use regex::Regex;
+use thiserror::Error;
+
+use crate::model::{Category, Incident, Severity};
+
+/// Most distinct metric names remembered; a log that invents names forever cannot grow us.
+const MAX_KEYS: usize = 256;
+/// Longest piece of a line that is parsed; metrics sit near the start and regexes stay cheap.
+const MAX_SEGMENT_BYTES: usize = 16 * 1024;
+/// Longest line kept as evidence in a signal.
+const MAX_EVIDENCE_CHARS: usize = 400;
+/// Step observations kept to measure the rate.
+const RATE_SAMPLES: usize = 64;
+/// The measured rate looks back at most this far.
+const RATE_WINDOW_SECS: i64 = 120;
+
+/// Per-job settings for metric extraction.
+#[derive(Debug, Clone)]
+pub struct MetricsConfig {
+    /// Extra metrics: a name and a regex whose first capture group is the number.
+    pub extra: Vec<(String, Regex)>,
+    /// The key that holds the step (e.g. `global_step`). When unset, tqdm bars and the keys
+    /// `step` / `global_step` give it.
+    pub step_key: Option<String>,
+    /// The key that holds the total number of steps. When unset, tqdm bars give it.
+    pub total_key: Option<String>,
+    /// Metric names kept as series for charts.
+    pub chart: Vec<String>,
+    /// A loss this many times above its running minimum is reported as diverging.
+    pub diverge_factor: f64,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            extra: Vec::new(),
+            step_key: None,
+            total_key: None,
+            chart: vec!["loss".to_owned()],
+            diverge_factor: 3.0,
+        }
+    }
+}
+
+/// A rejected metrics setting.
+#[derive(Debug, Error)]
+pub enum MetricsConfigError {
+    #[error("invalid regex for metric {name:?}: {source}")]
+    BadRegex {
+        name: String,
+        #[source]
+        source: regex::Error,
+    },
+    #[error("the regex for metric {name:?} needs exactly one capture group for the number, it has {groups}")]
+    CaptureGroups { name: String, groups: usize },
+    #[error("diverge_factor must be a finite number above 1, got {0}")]
+    DivergeFactor(f64),
+}
+
+impl MetricsConfig {
+    /// Adds a named regex after checking it has one capture group.
+    pub fn add_extra(&mut self, name: &str, pattern: &str) -> Result<(), MetricsConfigError> {
+        let re = Regex::new(pattern).map_err(|source| MetricsConfigError::BadRegex {
+            name: name.to_owned(),
+            source,
+        })?;
+        let groups = re.captures_len() - 1;
+        if groups != 1 {
+            return Err(MetricsConfigError::CaptureGroups {
+                name: name.to_owned(),
+                groups,
+            });
+        }
+        self.extra.push((name.to_owned(), re));
+        Ok(())
+    }
+
+    /// Checks the settings a user can get wrong.
+    pub fn validate(&self) -> Result<(), MetricsConfigError> {
+        if !(self.diverge_factor.is_finite() && self.diverge_factor > 1.0) {
+            return Err(MetricsConfigError::DivergeFactor(self.diverge_factor));
+        }
+        Ok(())
+    }
+}
+
+/// Something about the training's health seen in its metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HealthSignal {
+    /// A loss became NaN or infinite (reported once until it is finite again).
+    LossNonFinite {
+        key: String,
+        line: String,
+        value: String,
+    },
+    /// A loss rose above `diverge_factor` × its running minimum (reported once until it
+    /// falls back under that bound).
+    LossDiverging {
+        key: String,
+        value: f64,
+        running_min: f64,
+    },
+}
+
+impl HealthSignal {
+    /// Both are convergence problems in the protocol's terms.
+    pub fn category(&self) -> Category {
+        Category::Convergence
+    }
+    /// A non-finite loss poisons the weights, so the run is lost; a rising loss may recover.
+    pub fn severity(&self) -> Severity {
+        match self {
+            HealthSignal::LossNonFinite { .. } => Severity::Fatal,
+            HealthSignal::LossDiverging { .. } => Severity::Warning,
+        }
+    }
+    /// A one-line statement of the problem for chat.
+    pub fn describe(&self) -> String {
+        match self {
+            HealthSignal::LossNonFinite { key, value, .. } => {
+                format!("{key} is {value} (not a finite number)")
+            }
+            HealthSignal::LossDiverging {
+                key,
+                value,
+                running_min,
+            } => format!(
+                "{key} is diverging: {value} is {:.1}× its lowest value so far ({running_min})",
+                value / running_min
+            ),
+        }
+    }
+    /// The signal as an incident found at 1-based log line `line` (0 if unknown).
+    pub fn to_incident(&self, line: u64) -> Incident {
+        let excerpt = match self {
+            HealthSignal::LossNonFinite { line, .. } => vec![line.clone()],
+            HealthSignal::LossDiverging { .. } => Vec::new(),
+        };
+        Incident {
+            category: self.category(),
+            severity: self.severity(),
+            line,
+            text: self.describe(),
+            excerpt,
+            count: 1,
+        }
+    }
+}
+
+/// MCMC convergence facts found in the log; each is None until the log states it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Convergence {
+    pub chains: Option<u32>,
+    /// Draws per chain (after tuning).
+    pub draws: Option<u64>,
+    /// Tuning iterations per chain.
+    pub tune: Option<u64>,
+    pub divergences: Option<u64>,
+    pub max_rhat: Option<f64>,
+    pub min_ess: Option<f64>,
+}
+
+impl Convergence {
+    /// Total posterior samples: draws × chains.
+    pub fn samples(&self) -> Option<u64> {
+        Some(self.draws? * u64::from(self.chains?))
+    }
+    fn is_empty(&self) -> bool {
+        *self == Convergence::default()
+    }
+
+    /// The facts for a completion report, e.g. `2 chains × 150 draws = 300 samples; max
+    /// R-hat 1.071; min ESS 20; 5 divergences`. Only what the log stated is listed.
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        match (self.chains, self.draws) {
+            (Some(c), Some(d)) => {
+                parts.push(format!("{c} chains × {d} draws = {} samples", u64::from(c) * d))
+            }
+            (Some(c), None) => parts.push(format!("{c} chains")),
+            (None, Some(d)) => parts.push(format!("{d} draws per chain")),
+            (None, None) => {}
+        }
+        if let Some(r) = self.max_rhat {
+            parts.push(format!("max R-hat {r:.3}"));
+        }
+        if let Some(e) = self.min_ess {
+            parts.push(format!("min ESS {e:.0}"));
+        }
+        if let Some(d) = self.divergences {
+            parts.push(format!("{d} divergence{}", if d == 1 { "" } else { "s" }));
+        }
+        parts.join("; ")
+    }
+}
+
+/// The tracker's state at a moment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetricsSnapshot {
+    /// The latest value of each metric (NaN/inf included as they were).
+    pub latest: BTreeMap<String, f64>,
+    pub step: Option<u64>,
+    pub total: Option<u64>,
+    /// Steps per second, measured over the recent lines (or as the tqdm bar reports it).
+    pub rate_per_sec: Option<f64>,
+    pub convergence: Option<Convergence>,
+}
+
+/// Most buckets a [`Series`] keeps; each yields at most a low, a high and a gap marker.
+const MAX_BUCKETS: usize = 1024;
+
+/// Summary of consecutive raw points: their lowest and highest finite values (in arrival
+/// order, so spikes survive downsampling) and whether a non-finite value was among them.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    n: u64,
+    lo: Option<(u64, f64, f64)>,
+    hi: Option<(u64, f64, f64)>,
+    nonfinite: bool,
+}
+
+impl Bucket {
+    fn merge(self, other: Bucket) -> Bucket {
+        let pick = |a: Option<(u64, f64, f64)>, b: Option<(u64, f64, f64)>, lower: bool| match (a, b) {
+            (Some(a), Some(b)) => {
+                if (lower && b.2 < a.2) || (!lower && b.2 > a.2) {
+                    Some(b)
+                } else {
+                    Some(a)
+                }
+            }
+            (a, b) => a.or(b),
+        };
+        Bucket {
+            n: self.n + other.n,
+            lo: pick(self.lo, other.lo, true),
+            hi: pick(self.hi, other.hi, false),
+            nonfinite: self.nonfinite || other.nonfinite,
+        }
+    }
+}
+
+/// A metric over steps, downsampled so that it stays small however long the run: raw points
+/// go into buckets of equal count; when the buckets run out, neighbours are merged and the
+/// bucket size doubles. At most [`Series::MAX_POINTS`] points come out.
+#[derive(Debug, Clone)]
+pub struct Series {
+    buckets: Vec<Bucket>,
+    per_bucket: u64,
+    raw_len: u64,
+    nonfinite: u64,
+    last: Option<(f64, f64)>,
+}
+
+impl Default for Series {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Series {
+    /// Bound on [`Series::points`]' length.
+    pub const MAX_POINTS: usize = 3 * MAX_BUCKETS;
+
+    pub fn new() -> Self {
+        Self {
+            buckets: Vec::new(),
+            per_bucket: 1,
+            raw_len: 0,
+            nonfinite: 0,
+            last: None,
+        }
+    }
+
+    /// Adds a point; `y` may be NaN or infinite (it then shows as a gap).
+    pub fn push(&mut self, x: f64, y: f64) {
+        let seq = self.raw_len;
+        self.raw_len += 1;
+        self.last = Some((x, y));
+        let finite = x.is_finite() && y.is_finite();
+        if !finite {
+            self.nonfinite += 1;
+        }
+        let point = finite.then_some((seq, x, y));
+        let fresh = Bucket {
+            n: 1,
+            lo: point,
+            hi: point,
+            nonfinite: !finite,
+        };
+        match self.buckets.last_mut() {
+            Some(b) if b.n < self.per_bucket => *b = b.merge(fresh),
+            _ => {
+                if self.buckets.len() == MAX_BUCKETS {
+                    self.compact();
+                }
+                self.buckets.push(fresh);
+            }
+        }
+    }
+
+    fn compact(&mut self) {
+        let merged: Vec<Bucket> = self
+            .buckets
+            .chunks(2)
+            .map(|c| c.iter().copied().reduce(Bucket::merge).expect("chunk not empty"))
+            .collect();
+        self.buckets = merged;
+        self.per_bucket *= 2;
+    }
+
+    /// The downsampled points in arrival order. A point with a NaN `y` marks where non-finite
+    /// values were: a chart breaks its line there.
+    pub fn points(&self) -> Vec<(f64, f64)> {
+        let mut out = Vec::with_capacity(self.buckets.len() * 2);
+        for b in &self.buckets {
+            match (b.lo, b.hi) {
+                (Some(lo), Some(hi)) if lo.0 == hi.0 => out.push((lo.1, lo.2)),
+                (Some(lo), Some(hi)) => {
+                    let (a, c) = if lo.0 < hi.0 { (lo, hi) } else { (hi, lo) };
+                    out.push((a.1, a.2));
+                    out.push((c.1, c.2));
+                }
+                _ => {}
+            }
+            if b.nonfinite {
+                let x =
+                    b.hi.or(b.lo)
+                        .map(|p| p.1)
+                        .unwrap_or_else(|| out.last().map(|p| p.0).unwrap_or(f64::NAN));
+                out.push((x, f64::NAN));
+            }
+        }
+        out
+    }
+
+    /// How many points [`Series::points`] returns.
+    pub fn len(&self) -> usize {
+        self.buckets
+            .iter()
+            .map(|b| {
+                let finite = match (b.lo, b.hi) {
+                    (Some(lo), Some(hi)) if lo.0 == hi.0 => 1,
+                    (Some(_), Some(_)) => 2,
+                    _ => 0,
+                };
+                finite + usize::from(b.nonfinite)
+            })
+            .sum()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.raw_len == 0
+    }
+    /// How many points were pushed in all.
+    pub fn raw_len(&self) -> u64 {
+        self.raw_len
+    }
+    /// How many pushed values were NaN or infinite.
+    pub fn nonfinite(&self) -> u64 {
+        self.nonfinite
+    }
+    /// The last point pushed, as it was.
+    pub fn last(&self) -> Option<(f64, f64)> {
+        self.last
+    }
+}
+
+/// Per loss key: its running minimum and which alarms are up (so each is told once).
+#[derive(Debug, Clone, Default)]
+struct LossState {
+    running_min: Option<f64>,
+    nonfinite: bool,
+    diverging: bool,
+}
+
+/// Columns of an ArviZ summary table being read.
+#[derive(Debug, Clone)]
+struct SummaryTable {
+    columns: usize,
+    rhat: Vec<usize>,
+    ess: Vec<usize>,
+    max_rhat: Option<f64>,
+    min_ess: Option<f64>,
+}
+
+/// Where the step counter comes from, so a tqdm bar and a step key do not fight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StepSource {
+    Tqdm,
+    Record,
+}
+
+/// Follows a job's metrics line by line; memory stays bounded whatever the run length.
+#[derive(Debug, Clone)]
+pub struct MetricsTracker {
+    cfg: MetricsConfig,
+    latest: BTreeMap<String, f64>,
+    series: BTreeMap<String, Series>,
+    loss: BTreeMap<String, LossState>,
+    step: Option<u64>,
+    total: Option<u64>,
+    step_samples: VecDeque<(DateTime<Utc>, u64)>,
+    reported_rate: Option<f64>,
+    convergence: Convergence,
+    table: Option<SummaryTable>,
+}
+
+/// One parsed value: the key, its text as printed and the number.
+struct Pair {
+    key: String,
+    text: String,
+    value: f64,
+}
+
+impl MetricsTracker {
+    pub fn new(cfg: MetricsConfig) -> Self {
+        let series = cfg
+            .chart
+            .iter()
+            .map(|name| (name.clone(), Series::new()))
+            .collect();
+        Self {
+            cfg,
+            latest: BTreeMap::new(),
+            series,
+            loss: BTreeMap::new(),
+            step: None,
+            total: None,
+            step_samples: VecDeque::new(),
+            reported_rate: None,
+            convergence: Convergence::default(),
+            table: None,
+        }
+    }
+
+    pub fn config(&self) -> &MetricsConfig {
+        &self.cfg
+    }
+
+    /// The current step, if any source gave one.
+    pub fn step(&self) -> Option<u64> {
+        self.step
+    }
+
+    /// One log line (may contain '\r' segments from tqdm); `at` is the time it was read.
+    pub fn push_line(&mut self, line: &str, at: DateTime<Utc>) -> Vec<HealthSignal> {
+        let mut signals = Vec::new();
+        for segment in line.split(['\r', '\n']) {
+            let segment = truncate_bytes(segment, MAX_SEGMENT_BYTES);
+            let clean = strip_ansi(segment);
+            if clean.trim().is_empty() {
+                continue;
+            }
+            self.push_segment(&clean, at, &mut signals);
+        }
+        signals
+    }
+
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        MetricsSnapshot {
+            latest: self.latest.clone(),
+            step: self.step,
+            total: self.total,
+            rate_per_sec: self.rate(),
+            convergence: (!self.convergence.is_empty()).then(|| self.convergence.clone()),
+        }
+    }
+
+    /// The downsampled series of a charted metric (see [`MetricsConfig::chart`]).
+    pub fn series(&self, name: &str) -> Option<&Series> {
+        self.series.get(name)
+    }
+
+    fn push_segment(&mut self, seg: &str, at: DateTime<Utc>, signals: &mut Vec<HealthSignal>) {
+        if self.summary_row(seg) || self.summary_header(seg) {
+            return;
+        }
+        self.tqdm(seg, at);
+        self.pymc(seg);
+
+        let mut pairs = dict_pairs(seg);
+        if pairs.is_empty() {
+            pairs = kv_pairs(seg);
+        }
+        for (name, re) in &self.cfg.extra {
+            if let Some(c) = re.captures(seg) {
+                let text = c.get(1).or_else(|| c.get(0)).map_or("", |m| m.as_str());
+                if let Some(value) = parse_number(text) {
+                    pairs.retain(|p| &p.key != name);
+                    pairs.push(Pair {
+                        key: name.clone(),
+                        text: text.to_owned(),
+                        value,
+                    });
+                }
+            }
+        }
+        if pairs.is_empty() {
+            return;
+        }
+        self.record(pairs, seg, at, signals);
+    }
+
+    /// Applies the values of one record (one line's worth of pairs).
+    fn record(&mut self, pairs: Vec<Pair>, seg: &str, at: DateTime<Utc>, signals: &mut Vec<HealthSignal>) {
+        let as_count = |v: f64| (0.0..1e18).contains(&v).then_some(v as u64);
+        let step_keys: Vec<&str> = match &self.cfg.step_key {
+            Some(k) => vec![k.as_str()],
+            None => vec!["step", "global_step"],
+        };
+        let record_step = pairs
+            .iter()
+            .find(|p| step_keys.contains(&p.key.as_str()))
+            .and_then(|p| as_count(p.value));
+        if let Some(s) = record_step {
+            self.set_step(s, at, StepSource::Record);
+        }
+        if let Some(tk) = &self.cfg.total_key {
+            if let Some(t) = pairs
+                .iter()
+                .find(|p| &p.key == tk)
+                .and_then(|p| as_count(p.value))
+            {
+                self.total = Some(t);
+            }
+        }
+
+        for p in pairs {
+            self.convergence_pair(&p);
+            if is_loss_key(&p.key) {
+                self.check_loss(&p, seg, signals);
+            }
+            if let Some(series) = self.series.get_mut(&p.key) {
+                let x = record_step
+                    .or(self.step)
+                    .map_or(series.raw_len() as f64, |s| s as f64);
+                series.push(x, p.value);
+            }
+            if self.latest.len() < MAX_KEYS || self.latest.contains_key(&p.key) {
+                self.latest.insert(p.key, p.value);
+            } else {
+                tracing::debug!(key = %p.key, "metric ignored: too many distinct metric names");
+            }
+        }
+    }
+
+    fn check_loss(&mut self, p: &Pair, seg: &str, signals: &mut Vec<HealthSignal>) {
+        if !self.loss.contains_key(&p.key) && self.loss.len() >= MAX_KEYS {
+            return;
+        }
+        let factor = self.cfg.diverge_factor;
+        let st = self.loss.entry(p.key.clone()).or_default();
+        if !p.value.is_finite() {
+            if !st.nonfinite {
+                st.nonfinite = true;
+                signals.push(HealthSignal::LossNonFinite {
+                    key: p.key.clone(),
+                    line: truncate_chars(seg.trim(), MAX_EVIDENCE_CHARS),
+                    value: p.text.clone(),
+                });
+            }
+            return;
+        }
+        st.nonfinite = false;
+        // The factor test only makes sense for a positive minimum (a loss that can go
+        // negative, like an ELBO, has no meaningful "3× the minimum").
+        if let Some(min) = st.running_min.filter(|m| *m > 0.0) {
+            if factor > 1.0 && p.value > factor * min {
+                if !st.diverging {
+                    st.diverging = true;
+                    signals.push(HealthSignal::LossDiverging {
+                        key: p.key.clone(),
+                        value: p.value,
+                        running_min: min,
+                    });
+                }
+            } else {
+                st.diverging = false;
+            }
+        }
+        st.running_min = Some(st.running_min.map_or(p.value, |m| m.min(p.value)));
+    }
+
+    fn convergence_pair(&mut self, p: &Pair) {
+        let key = p.key.to_ascii_lowercase();
+        let v = p.value;
+        let c = &mut self.convergence;
+        match key.as_str() {
+            "r_hat" | "rhat" | "r-hat" | "max_rhat" | "max_r_hat" if v.is_finite() => {
+                c.max_rhat = Some(c.max_rhat.map_or(v, |m| m.max(v)));
+            }
+            "ess" | "ess_bulk" | "ess_tail" | "min_ess" if v.is_finite() => {
+                c.min_ess = Some(c.min_ess.map_or(v, |m| m.min(v)));
+            }
+            "divergences" | "diverging" | "n_divergences" if v.is_finite() && v >= 0.0 => {
+                c.divergences = Some(v as u64);
+            }
+            "chains" if (1.0..1e6).contains(&v) => c.chains = Some(v as u32),
+            "draws" if v.is_finite() && v >= 0.0 => c.draws = Some(v as u64),
+            _ => {}
+        }
+    }
+
+    fn set_step(&mut self, step: u64, at: DateTime<Utc>, source: StepSource) {
+        // A configured step key is the only source of steps; otherwise a bar and a record
+        // may both speak, and the latest wins.
+        if self.cfg.step_key.is_some() && source == StepSource::Tqdm {
+            return;
+        }
+        if let Some(old) = self.step {
+            if step < old {
+                // A new bar (next epoch) or a restart: the old samples say nothing of the rate.
+                self.step_samples.clear();
+            }
+        }
+        if self.step != Some(step) || self.step_samples.is_empty() {
+            self.step_samples.push_back((at, step));
+            if self.step_samples.len() > RATE_SAMPLES {
+                self.step_samples.pop_front();
+            }
+        }
+        self.step = Some(step);
+    }
+
+    fn rate(&self) -> Option<f64> {
+        let measured = (|| {
+            let &(t1, s1) = self.step_samples.back()?;
+            let &(t0, s0) = self
+                .step_samples
+                .iter()
+                .find(|(t, _)| (t1 - *t).num_seconds() <= RATE_WINDOW_SECS)?;
+            let dt = (t1 - t0).num_milliseconds() as f64 / 1000.0;
+            (dt >= 1.0 && s1 > s0).then(|| (s1 - s0) as f64 / dt)
+        })();
+        measured.or(self.reported_rate)
+    }
+
+    fn tqdm(&mut self, seg: &str, at: DateTime<Utc>) {
+        static BAR: OnceLock<Regex> = OnceLock::new();
+        static OPEN: OnceLock<Regex> = OnceLock::new();
+        let bar = BAR.get_or_init(|| {
+            Regex::new(
+                r"(?P<n>\d+(?:\.\d+)?[kMGT]?)/(?P<total>\d+(?:\.\d+)?[kMGT]?) ?\[[\d:]+<(?:[\d:]+|\?)(?:, *(?P<rate>\?|\d+(?:\.\d+)?[kMGT]?) ?(?P<unit>[A-Za-z]+/s|s/[A-Za-z]+))?",
+            )
+            .expect("valid regex")
+        });
+        let open = OPEN.get_or_init(|| {
+            Regex::new(
+                r"(?:^|[\s:|])(?P<n>\d+(?:\.\d+)?[kMGT]?)[A-Za-z]* \[[\d:]+, *(?P<rate>\?|\d+(?:\.\d+)?[kMGT]?) ?(?P<unit>[A-Za-z]+/s|s/[A-Za-z]+)",
+            )
+            .expect("valid regex")
+        });
+        let (caps, has_total) = match bar.captures(seg) {
+            Some(c) => (c, true),
+            None => match open.captures(seg) {
+                Some(c) => (c, false),
+                None => return,
+            },
+        };
+        let Some(n) = caps.name("n").and_then(|m| parse_scaled(m.as_str())) else {
+            return;
+        };
+        let total = if has_total {
+            caps.name("total").and_then(|m| parse_scaled(m.as_str()))
+        } else {
+            None
+        };
+        if self.cfg.step_key.is_some() {
+            return;
+        }
+        self.set_step(n, at, StepSource::Tqdm);
+        if self.cfg.total_key.is_none() {
+            if let Some(t) = total.filter(|t| *t > 0) {
+                self.total = Some(t);
+            }
+        }
+        let rate = caps
+            .name("rate")
+            .and_then(|r| parse_scaled_f64(r.as_str()))
+            .filter(|r| r.is_finite() && *r > 0.0);
+        if let (Some(r), Some(unit)) = (rate, caps.name("unit")) {
+            // "s/it" is tqdm's way to print rates below one per second.
+            self.reported_rate = Some(if unit.as_str().starts_with("s/") {
+                1.0 / r
+            } else {
+                r
+            });
+        }
+    }
+
+    fn pymc(&mut self, seg: &str) {
+        static SAMPLING: OnceLock<Regex> = OnceLock::new();
+        static JOBS: OnceLock<Regex> = OnceLock::new();
+        static DIVERGENCES: OnceLock<Regex> = OnceLock::new();
+        let sampling = SAMPLING.get_or_init(|| {
+            Regex::new(r"Sampling (\d+) chains? for ([\d_,]+) tune and ([\d_,]+) draw iterations")
+                .expect("valid regex")
+        });
+        let jobs =
+            JOBS.get_or_init(|| Regex::new(r"sampling \((\d+) chains? in \d+ jobs?\)").expect("valid regex"));
+        let divergences = DIVERGENCES
+            .get_or_init(|| Regex::new(r"There (?:were|was) ([\d_,]+) divergences?").expect("valid regex"));
+        let int = |s: &str| s.replace(['_', ','], "").parse::<u64>().ok();
+        let c = &mut self.convergence;
+        if let Some(m) = sampling.captures(seg) {
+            c.chains = int(&m[1]).and_then(|v| u32::try_from(v).ok()).or(c.chains);
+            c.tune = int(&m[2]).or(c.tune);
+            c.draws = int(&m[3]).or(c.draws);
+        } else if let Some(m) = jobs.captures(seg) {
+            c.chains = int(&m[1]).and_then(|v| u32::try_from(v).ok()).or(c.chains);
+        }
+        if let Some(m) = divergences.captures(seg) {
+            c.divergences = int(&m[1]).or(c.divergences);
+        }
+    }
+
+    /// An ArviZ `az.summary` header: names only, with r_hat or an ess column among them.
+    fn summary_header(&mut self, seg: &str) -> bool {
+        let cols: Vec<&str> = seg.split_whitespace().collect();
+        let is_name = |t: &&str| {
+            t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '%' | '.'))
+                && parse_number(t).is_none()
+        };
+        let rhat: Vec<usize> = (0..cols.len()).filter(|&i| cols[i] == "r_hat").collect();
+        let ess: Vec<usize> = (0..cols.len())
+            .filter(|&i| matches!(cols[i], "ess_bulk" | "ess_tail" | "ess_mean" | "ess"))
+            .collect();
+        if cols.len() < 2 || (rhat.is_empty() && ess.is_empty()) || !cols.iter().all(is_name) {
+            return false;
+        }
+        self.table = Some(SummaryTable {
+            columns: cols.len(),
+            rhat,
+            ess,
+            max_rhat: None,
+            min_ess: None,
+        });
+        true
+    }
+
+    /// A row of the summary table being read; ends the table on anything else.
+    fn summary_row(&mut self, seg: &str) -> bool {
+        let Some(table) = &mut self.table else {
+            return false;
+        };
+        let toks: Vec<&str> = seg.split_whitespace().collect();
+        // The row label (e.g. `theta[0, 1]`) may hold spaces, so count columns from the right.
+        if toks.len() <= table.columns {
+            self.table = None;
+            return false;
+        }
+        let values: Option<Vec<f64>> = toks[toks.len() - table.columns..]
+            .iter()
+            .map(|t| parse_number(t))
+            .collect();
+        let Some(values) = values else {
+            self.table = None;
+            return false;
+        };
+        for &i in &table.rhat {
+            if values[i].is_finite() {
+                table.max_rhat = Some(table.max_rhat.map_or(values[i], |m| m.max(values[i])));
+            }
+        }
+        for &i in &table.ess {
+            if values[i].is_finite() {
+                table.min_ess = Some(table.min_ess.map_or(values[i], |m| m.min(values[i])));
+            }
+        }
+        // The latest table describes the current fit, so it replaces earlier figures.
+        if table.max_rhat.is_some() {
+            self.convergence.max_rhat = table.max_rhat;
+        }
+        if table.min_ess.is_some() {
+            self.convergence.min_ess = table.min_ess;
+        }
+        true
+    }
+}
+
+/// Whether a metric is a loss (`loss`, `train_loss`, `val/loss`, …).
+pub fn is_loss_key(key: &str) -> bool {
+    key.to_ascii_lowercase().ends_with("loss")
+}
+
+/// `key=value` and `key: value` pairs.
+fn kv_pairs(seg: &str) -> Vec<Pair> {
+    static KV: OnceLock<Regex> = OnceLock::new();
+    let re = KV.get_or_init(|| {
+        // `:` needs a space after it so that clock times (12:30:05) are not pairs.
+        Regex::new(
+            r"(?:^|[^A-Za-z0-9_./\-])(?P<key>[A-Za-z][A-Za-z0-9_./\-]{0,63})\s*(?:=|:\s)\s*(?P<num>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?i:nan|infinity|inf))(?P<unit>[A-Za-z_%]*)(?P<clock>:\d)?",
+        )
+        .expect("valid regex")
+    });
+    re.captures_iter(seg)
+        .filter_map(|c| {
+            let num = c.name("num")?.as_str();
+            let alpha = num
+                .chars()
+                .any(|ch| ch.is_ascii_alphabetic() && ch != 'e' && ch != 'E');
+            // `name=inference` is not infinity.
+            if alpha && !c.name("unit").is_some_and(|u| u.as_str().is_empty()) {
+                return None;
+            }
+            // `ETA: 1:23` is a clock, not the number 1.
+            if c.name("clock").is_some() {
+                return None;
+            }
+            Some(Pair {
+                key: c.name("key")?.as_str().to_owned(),
+                text: num.to_owned(),
+                value: parse_number(num)?,
+            })
+        })
+        .collect()
+}
+
+/// Pairs of a record printed as a Python dict or a JSON object.
+fn dict_pairs(seg: &str) -> Vec<Pair> {
+    static PAIR: OnceLock<Regex> = OnceLock::new();
+    let (Some(open), Some(close)) = (seg.find('{'), seg.rfind('}')) else {
+        return Vec::new();
+    };
+    if close <= open {
+        return Vec::new();
+    }
+    let body = &seg[open..=close];
+    let re = PAIR.get_or_init(|| {
+        Regex::new(r#"['"](?P<key>[^'"]{1,64})['"]\s*:\s*(?P<val>[^,{}\[\]]+(?:\([^)]*\))?)"#)
+            .expect("valid regex")
+    });
+    re.captures_iter(body)
+        .filter_map(|c| {
+            let raw = c.name("val")?.as_str().trim();
+            let text = unwrap_call(raw);
+            Some(Pair {
+                key: c.name("key")?.as_str().to_owned(),
+                text: text.to_owned(),
+                value: parse_number(text)?,
+            })
+        })
+        .collect()
+}
+
+/// `tensor(0.69, device='cuda:0')` or `np.float64(0.69)` → `0.69`.
+fn unwrap_call(raw: &str) -> &str {
+    match raw.find('(') {
+        Some(i)
+            if raw[..i]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') =>
+        {
+            let inner = &raw[i + 1..];
+            let end = inner.find([',', ')']).unwrap_or(inner.len());
+            inner[..end].trim()
+        }
+        _ => raw,
+    }
+}
+
+/// A number as training code prints it, NaN and infinities included.
+fn parse_number(s: &str) -> Option<f64> {
+    let s = s.trim().trim_matches(|c| c == '\'' || c == '"');
+    if s.is_empty() || s.len() > 40 {
+        return None;
+    }
+    s.parse::<f64>().ok()
+}
+
+/// tqdm counts with `unit_scale` (1.2k, 3M).
+fn parse_scaled_f64(s: &str) -> Option<f64> {
+    let (num, mult) = match s.chars().last()? {
+        'k' => (&s[..s.len() - 1], 1e3),
+        'M' => (&s[..s.len() - 1], 1e6),
+        'G' => (&s[..s.len() - 1], 1e9),
+        'T' => (&s[..s.len() - 1], 1e12),
+        _ => (s, 1.0),
+    };
+    num.parse::<f64>().ok().map(|v| v * mult)
+}
+
+fn parse_scaled(s: &str) -> Option<u64> {
+    parse_scaled_f64(s)
+        .filter(|v| v.is_finite() && *v >= 0.0 && *v < 1e18)
+        .map(|v| v.round() as u64)
+}
+
+/// Removes ANSI escape sequences (cursor moves of nested tqdm bars, colours).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        if chars.peek() == Some(&'[') {
+            chars.next();
+            // CSI: parameters then one final byte in @..~
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+        } else {
+            chars.next();
+        }
+    }
+    out
+}
+
+fn truncate_bytes(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+fn truncate_chars(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kv_skips_clock_times_and_words_starting_with_inf() {
+        let keys: Vec<String> = kv_pairs("12:30:05 name=inference loss: 0.5 ETA: 1:23 lr=1e-3 acc=97%")
+            .into_iter()
+            .map(|p| format!("{}={}", p.key, p.value))
+            .collect();
+        assert_eq!(keys, ["loss=0.5", "lr=0.001", "acc=97"]);
+    }
+
+    #[test]
+    fn unwraps_tensor_reprs() {
+        let pairs = dict_pairs("{'loss': tensor(0.25, device='cuda:0'), 'x': np.float64(2.5)}");
+        let got: Vec<(String, f64)> = pairs.into_iter().map(|p| (p.key, p.value)).collect();
+        assert_eq!(got, [("loss".to_owned(), 0.25), ("x".to_owned(), 2.5)]);
+    }
+
+    #[test]
+    fn strips_ansi_cursor_moves() {
+        assert_eq!(strip_ansi("\u{1b}[A\u{1b}[2Kloss=1"), "loss=1");
+    }
+}

@@ -1,0 +1,277 @@
+//! Progress, ETA and stall maths for a running job — pure functions of the metrics and of
+//! time passed in as data, so the engine can call them on any clock and tests need no sleep.
+//!
+//! [`progress`] gives percent complete (from step/total when the log has them, else from
+//! elapsed / expected), the rate and the ETA; [`projected_overrun`] says by how much the
+//! projected finish passes the max duration, so a warning can go out before the timeout.
+//! [`StallDetector`] tells a hung job (alive, but no new line or no new step) from a slow one
+//! (steps still advancing, just fewer per second than usual).
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::watch::metrics::MetricsSnapshot;
+
+/// What the percentage is measured against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressBasis {
+    /// step / total from the log.
+    Steps,
+    /// elapsed / expected duration from the job's config.
+    Time,
+}
+
+/// How far a job is and when it should end.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Progress {
+    /// 0–100, None when neither step/total nor an expected duration is known.
+    pub percent: Option<f64>,
+    pub basis: Option<ProgressBasis>,
+    pub step: Option<u64>,
+    pub total: Option<u64>,
+    /// Steps per second.
+    pub rate_per_sec: Option<f64>,
+    /// Time still needed from now.
+    pub eta: Option<Duration>,
+}
+
+fn secs(x: f64) -> Option<Duration> {
+    Duration::try_from_secs_f64(x).ok()
+}
+
+/// Progress from the latest metrics and the time the run has taken.
+pub fn progress(snapshot: &MetricsSnapshot, elapsed: Duration, expected: Option<Duration>) -> Progress {
+    let rate = snapshot.rate_per_sec.filter(|r| r.is_finite() && *r > 0.0);
+    let mut p = Progress {
+        step: snapshot.step,
+        total: snapshot.total,
+        rate_per_sec: rate,
+        ..Progress::default()
+    };
+    if let (Some(step), Some(total)) = (snapshot.step, snapshot.total.filter(|t| *t > 0)) {
+        let done = step.min(total);
+        let remaining = (total - done) as f64;
+        p.basis = Some(ProgressBasis::Steps);
+        p.percent = Some(done as f64 / total as f64 * 100.0);
+        p.eta = if remaining == 0.0 {
+            Some(Duration::ZERO)
+        } else if let Some(r) = rate {
+            secs(remaining / r)
+        } else if done > 0 {
+            // No rate measured yet: assume the pace so far holds.
+            secs(elapsed.as_secs_f64() * remaining / done as f64)
+        } else {
+            None
+        };
+    } else if let Some(expected) = expected.filter(|e| !e.is_zero()) {
+        p.basis = Some(ProgressBasis::Time);
+        p.percent = Some((elapsed.as_secs_f64() / expected.as_secs_f64() * 100.0).min(100.0));
+        p.eta = expected.checked_sub(elapsed);
+    }
+    p
+}
+
+/// By how much the projected finish (now + ETA) passes `max`; None when it does not, or
+/// when either is unknown.
+pub fn projected_overrun(progress: &Progress, elapsed: Duration, max: Option<Duration>) -> Option<Duration> {
+    let finish = elapsed.checked_add(progress.eta?)?;
+    finish.checked_sub(max?).filter(|d| !d.is_zero())
+}
+
+/// What kind of silence a stall is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StallKind {
+    /// The process is alive but writes nothing.
+    NoOutput,
+    /// Lines keep coming but the step counter does not move.
+    NoProgress,
+}
+
+/// A job that looks hung.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stall {
+    /// The last sign of life of the kind that stopped (last line, or last step advance).
+    pub since: DateTime<Utc>,
+    pub kind: StallKind,
+    /// The last line read, for context.
+    pub last_line: Option<String>,
+}
+
+/// How the steps are moving.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pace {
+    /// Not enough steps seen to judge.
+    Unknown,
+    Steady {
+        rate_per_sec: f64,
+    },
+    /// Still advancing, but at under `slow_ratio` of the run's usual rate.
+    Slow {
+        rate_per_sec: f64,
+        usual_per_sec: f64,
+    },
+    Stalled(Stall),
+}
+
+/// Step samples are kept at most this often per stall window, which bounds memory.
+const SAMPLES_PER_WINDOW: u32 = 64;
+const MAX_SAMPLES: usize = 4 * SAMPLES_PER_WINDOW as usize;
+/// A gap is only a stall when it is this many times the usual time between steps, so a job
+/// whose steps are naturally slower than the stall timeout is not called hung.
+const USUAL_GAP_FACTOR: f64 = 3.0;
+const MAX_LINE_CHARS: usize = 300;
+
+/// Watches for a job that is alive but silent or stuck. Fed "line seen at t" and "step
+/// advanced at t"; asked `check(now, alive)`.
+#[derive(Debug, Clone)]
+pub struct StallDetector {
+    stall_after: Duration,
+    slow_ratio: f64,
+    started: DateTime<Utc>,
+    last_line: Option<(DateTime<Utc>, String)>,
+    first_step: Option<(DateTime<Utc>, u64)>,
+    last_step: Option<(DateTime<Utc>, u64)>,
+    samples: VecDeque<(DateTime<Utc>, u64)>,
+}
+
+fn to_chrono(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+impl StallDetector {
+    /// `stall_after` is the job's stall timeout; watching starts at `started`.
+    pub fn new(stall_after: Duration, started: DateTime<Utc>) -> Self {
+        Self {
+            stall_after,
+            slow_ratio: 0.5,
+            started,
+            last_line: None,
+            first_step: None,
+            last_step: None,
+            samples: VecDeque::new(),
+        }
+    }
+
+    /// A rate under this fraction of the usual one is "slow" (default 0.5).
+    pub fn with_slow_ratio(mut self, ratio: f64) -> Self {
+        if ratio.is_finite() && ratio > 0.0 && ratio < 1.0 {
+            self.slow_ratio = ratio;
+        }
+        self
+    }
+
+    pub fn line_seen(&mut self, at: DateTime<Utc>, line: &str) {
+        let line = match line.char_indices().nth(MAX_LINE_CHARS) {
+            Some((i, _)) => format!("{}…", &line[..i]),
+            None => line.to_owned(),
+        };
+        self.last_line = Some((at, line));
+    }
+
+    /// The step counter read at `at`. Only a change counts as progress; a step lower than
+    /// before (a new epoch's bar, a restart) starts the rate history afresh.
+    pub fn step_seen(&mut self, at: DateTime<Utc>, step: u64) {
+        match self.last_step {
+            Some((_, last)) if last == step => return,
+            Some((_, last)) if step < last => {
+                self.samples.clear();
+                self.first_step = None;
+            }
+            _ => {}
+        }
+        self.last_step = Some((at, step));
+        if self.first_step.is_none() {
+            self.first_step = Some((at, step));
+        }
+        let spacing = to_chrono(self.stall_after / SAMPLES_PER_WINDOW);
+        // Keep samples about `spacing` apart: a new one within `spacing` of the one before
+        // the last just moves the last forward.
+        let n = self.samples.len();
+        if n >= 2 && at - self.samples[n - 2].0 < spacing {
+            self.samples[n - 1] = (at, step);
+        } else {
+            self.samples.push_back((at, step));
+        }
+        if self.samples.len() > MAX_SAMPLES {
+            self.samples.pop_front();
+        }
+    }
+
+    /// The run's usual time per step, from the first to the last step seen.
+    pub fn usual_rate(&self) -> Option<f64> {
+        let (t0, s0) = self.first_step?;
+        let (t1, s1) = self.last_step?;
+        let dt = (t1 - t0).num_milliseconds() as f64 / 1000.0;
+        (dt > 0.0 && s1 > s0).then(|| (s1 - s0) as f64 / dt)
+    }
+
+    fn threshold(&self) -> chrono::Duration {
+        let base = to_chrono(self.stall_after);
+        match self.usual_rate() {
+            Some(rate) => {
+                let usual_gap =
+                    chrono::Duration::milliseconds((USUAL_GAP_FACTOR / rate * 1000.0).min(1e15) as i64);
+                base.max(usual_gap)
+            }
+            None => base,
+        }
+    }
+
+    /// A stall as of `now`, or None. A process that is not alive is never stalled (its exit
+    /// is reported instead).
+    pub fn check(&self, now: DateTime<Utc>, process_alive: bool) -> Option<Stall> {
+        if !process_alive {
+            return None;
+        }
+        let threshold = self.threshold();
+        let last_line_at = self.last_line.as_ref().map_or(self.started, |l| l.0);
+        let last_line = self.last_line.as_ref().map(|l| l.1.clone());
+        if now - last_line_at >= threshold {
+            return Some(Stall {
+                since: last_line_at,
+                kind: StallKind::NoOutput,
+                last_line,
+            });
+        }
+        let (step_at, _) = self.last_step?;
+        (now - step_at >= threshold).then_some(Stall {
+            since: step_at,
+            kind: StallKind::NoProgress,
+            last_line,
+        })
+    }
+
+    /// Steady, slow or stalled as of `now`. The recent rate is measured over the last stall
+    /// window and compared with the run's usual rate.
+    pub fn pace(&self, now: DateTime<Utc>, process_alive: bool) -> Pace {
+        if let Some(stall) = self.check(now, process_alive) {
+            return Pace::Stalled(stall);
+        }
+        let Some(usual) = self.usual_rate() else {
+            return Pace::Unknown;
+        };
+        let window = to_chrono(self.stall_after);
+        if window <= chrono::Duration::zero() {
+            return Pace::Steady { rate_per_sec: usual };
+        }
+        let start = now - window;
+        let (Some((_, last)), Some(&(_, base))) = (
+            self.last_step,
+            self.samples.iter().rev().find(|(t, _)| *t <= start),
+        ) else {
+            // The run is younger than one window: its usual rate is all there is.
+            return Pace::Steady { rate_per_sec: usual };
+        };
+        let recent = last.saturating_sub(base) as f64 / (window.num_milliseconds() as f64 / 1000.0);
+        if recent < usual * self.slow_ratio {
+            Pace::Slow {
+                rate_per_sec: recent,
+                usual_per_sec: usual,
+            }
+        } else {
+            Pace::Steady { rate_per_sec: recent }
+        }
+    }
+}

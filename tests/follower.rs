@@ -1,0 +1,445 @@
+//! Behaviour of the log follower against real files: what a supervisor watching a
+//! training log sees as the log grows, is rotated, truncated, or outlives trainwatch.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use trainwatch::watch::follower::{
+    display_segment, FollowOptions, FollowState, Follower, LogLine, HEAD_KEEP, TAIL_KEEP,
+};
+
+fn append(path: &Path, bytes: &[u8]) {
+    let mut f = OpenOptions::new().create(true).append(true).open(path).unwrap();
+    f.write_all(bytes).unwrap();
+}
+
+fn read(f: &mut Follower) -> Vec<LogLine> {
+    let mut out = Vec::new();
+    let stats = f.read_available(|l| out.push(l)).unwrap();
+    assert!(!stats.more);
+    out
+}
+
+fn pairs(lines: &[LogLine]) -> Vec<(u64, &str)> {
+    lines.iter().map(|l| (l.no, l.text.as_str())).collect()
+}
+
+fn setup() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("training_1_full.log");
+    (dir, path)
+}
+
+#[test]
+fn appends_are_read_incrementally_with_line_numbers() {
+    let (_dir, path) = setup();
+    append(&path, b"epoch 1\nepoch 2\n");
+    let mut f = Follower::new(path.clone(), FollowState::default());
+    assert_eq!(pairs(&read(&mut f)), [(1, "epoch 1"), (2, "epoch 2")]);
+    assert!(read(&mut f).is_empty(), "nothing new, nothing read");
+
+    append(&path, b"epoch 3\n\nepoch 5\r\n");
+    assert_eq!(
+        pairs(&read(&mut f)),
+        [(3, "epoch 3"), (4, ""), (5, "epoch 5")],
+        "empty lines count, CRLF is a terminator"
+    );
+    let st = f.state();
+    assert_eq!(st.line_no, 5);
+    assert_eq!(st.offset, fs::metadata(&path).unwrap().len());
+}
+
+#[test]
+fn partial_line_is_held_until_its_newline_arrives() {
+    let (_dir, path) = setup();
+    append(&path, b"step 1 ok\nTraceback (most rec");
+    let mut f = Follower::new(path.clone(), FollowState::default());
+    assert_eq!(pairs(&read(&mut f)), [(1, "step 1 ok")]);
+    assert_eq!(f.pending_tail().as_deref(), Some("Traceback (most rec"));
+    assert_eq!(
+        f.state().offset,
+        10,
+        "the committed offset stops before the partial line"
+    );
+
+    append(&path, b"ent call last):\n");
+    assert_eq!(pairs(&read(&mut f)), [(2, "Traceback (most recent call last):")]);
+    assert_eq!(f.pending_tail(), None);
+}
+
+#[test]
+fn carriage_return_progress_bars_are_one_line_shown_by_their_last_redraw() {
+    let (_dir, path) = setup();
+    append(&path, b"\r  0%|          | 0/10\r 50%|#####     | 5/10");
+    let mut f = Follower::new(path.clone(), FollowState::default());
+    assert!(read(&mut f).is_empty());
+    assert_eq!(f.pending_tail().as_deref(), Some(" 50%|#####     | 5/10"));
+
+    append(&path, b"\r100%|##########| 10/10\nloss=0.1\n");
+    let lines = read(&mut f);
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0].no, 1);
+    assert!(lines[0].text.contains(" 50%|"), "the line keeps every redraw");
+    assert_eq!(display_segment(&lines[0].text), "100%|##########| 10/10");
+    assert_eq!(
+        pairs(&lines[1..]),
+        [(2, "loss=0.1")],
+        "\\r does not count as a line"
+    );
+}
+
+#[test]
+fn invalid_utf8_is_replaced_and_following_goes_on() {
+    let (_dir, path) = setup();
+    append(&path, b"ok\nbroken \xff\xfe\xc3 bytes\nafter\n");
+    let mut f = Follower::new(path, FollowState::default());
+    assert_eq!(
+        pairs(&read(&mut f)),
+        [
+            (1, "ok"),
+            (2, "broken \u{FFFD}\u{FFFD}\u{FFFD} bytes"),
+            (3, "after")
+        ]
+    );
+}
+
+#[test]
+fn a_100_mb_line_is_cut_for_display_keeping_both_ends() {
+    let (_dir, path) = setup();
+    let mut f = Follower::new(path.clone(), FollowState::default());
+    let mut file = OpenOptions::new().create(true).append(true).open(&path).unwrap();
+    file.write_all(b"before\nTraceback at the start ").unwrap();
+    let chunk = vec![b'x'; 1 << 20];
+    let mut seen = Vec::new();
+    for i in 0..100 {
+        file.write_all(&chunk).unwrap();
+        if i % 10 == 0 {
+            // Reading mid-line keeps only a bounded head and tail of it.
+            f.read_available(|l| seen.push(l)).unwrap();
+            let tail = f.pending_tail().unwrap();
+            assert!(tail.len() <= HEAD_KEEP + TAIL_KEEP + 64);
+        }
+    }
+    file.write_all(b" RuntimeError: CUDA out of memory\nafter\n")
+        .unwrap();
+    drop(file);
+    f.read_available(|l| seen.push(l)).unwrap();
+
+    assert_eq!(seen.len(), 3);
+    assert_eq!(pairs(&seen[..1]), [(1, "before")]);
+    let big = &seen[1];
+    assert_eq!(big.no, 2);
+    assert!(big.cut);
+    assert!(big.text.starts_with("Traceback at the start"));
+    assert!(big.text.ends_with("RuntimeError: CUDA out of memory"));
+    let line_len =
+        "Traceback at the start ".len() + 100 * (1 << 20) + " RuntimeError: CUDA out of memory".len();
+    let cut = line_len - HEAD_KEEP - TAIL_KEEP;
+    assert!(
+        big.text.contains(&format!("…[{cut} bytes cut]…")),
+        "the marker says how much is missing"
+    );
+    assert!(big.text.len() <= HEAD_KEEP + TAIL_KEEP + 64);
+    assert_eq!(pairs(&seen[2..]), [(3, "after")]);
+}
+
+#[test]
+fn copytruncate_restarts_from_the_beginning() {
+    let (_dir, path) = setup();
+    append(&path, b"old 1\nold 2\nold 3\n");
+    let mut f = Follower::new(path.clone(), FollowState::default());
+    assert_eq!(read(&mut f).len(), 3);
+
+    // logrotate copytruncate: copy away, then cut the file to zero in place.
+    fs::copy(&path, path.with_extension("log.1")).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&path, b"new 1\n");
+
+    let mut out = Vec::new();
+    let stats = f.read_available(|l| out.push(l)).unwrap();
+    assert!(stats.truncated);
+    assert_eq!(pairs(&out), [(1, "new 1")]);
+    assert_eq!(f.state().offset, 6);
+}
+
+#[test]
+fn rename_rotation_finishes_the_old_file_then_follows_the_new_one() {
+    let (dir, path) = setup();
+    append(&path, b"a 1\na 2\n");
+    let mut f = Follower::new(path.clone(), FollowState::default());
+    assert_eq!(read(&mut f).len(), 2);
+
+    // The writer keeps writing to the renamed file before reopening the path; its last
+    // line has no newline.
+    append(&path, b"a 3\na 4 unterminated");
+    fs::rename(&path, dir.path().join("training_1_full.log.1")).unwrap();
+    let mut out = Vec::new();
+    let stats = f.read_available(|l| out.push(l)).unwrap();
+    assert!(!stats.rotated, "no new file yet: keep following the old one");
+    assert_eq!(pairs(&out), [(3, "a 3")]);
+
+    append(&path, b"b 1\nb 2\n");
+    out.clear();
+    let stats = f.read_available(|l| out.push(l)).unwrap();
+    assert!(stats.rotated);
+    assert_eq!(pairs(&out), [(4, "a 4 unterminated"), (1, "b 1"), (2, "b 2")]);
+    let new_ino = {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(&path).unwrap().ino()
+    };
+    assert_eq!(f.state().ino, Some(new_ino));
+}
+
+#[test]
+fn a_log_that_does_not_exist_yet_is_waited_for() {
+    let (dir, _) = setup();
+    let path = dir.path().join("logs/later.log");
+    let mut f = Follower::new(path.clone(), FollowState::default());
+    let stats = f.read_available(|_| panic!("no file, no lines")).unwrap();
+    assert!(stats.missing);
+
+    fs::create_dir(dir.path().join("logs")).unwrap();
+    append(&path, b"hello\n");
+    assert_eq!(pairs(&read(&mut f)), [(1, "hello")]);
+}
+
+#[test]
+fn resuming_from_a_saved_state_continues_with_the_same_line_numbers() {
+    let (_dir, path) = setup();
+    append(&path, b"l1\nl2\nl3 partial");
+    let mut f = Follower::new(path.clone(), FollowState::default());
+    assert_eq!(read(&mut f).len(), 2);
+    let saved = serde_json::to_string(&f.state()).unwrap();
+    drop(f); // trainwatch restarts; the job keeps writing
+
+    append(&path, b" done\nl4\n");
+    let state: FollowState = serde_json::from_str(&saved).unwrap();
+    let mut f = Follower::new(path.clone(), state);
+    assert_eq!(pairs(&read(&mut f)), [(3, "l3 partial done"), (4, "l4")]);
+}
+
+#[test]
+fn resuming_after_a_rotation_while_away_finishes_the_old_file_first() {
+    let (dir, path) = setup();
+    append(&path, b"old 1\n");
+    let mut f = Follower::new(path.clone(), FollowState::default());
+    assert_eq!(read(&mut f).len(), 1);
+    let state = f.state();
+    drop(f);
+
+    append(&path, b"old 2\n");
+    fs::rename(&path, dir.path().join("training_1_full.log.1")).unwrap();
+    append(&path, b"new 1\n");
+
+    let mut f = Follower::new(path.clone(), state);
+    let mut out = Vec::new();
+    let stats = f.read_available(|l| out.push(l)).unwrap();
+    assert!(stats.rotated);
+    assert_eq!(pairs(&out), [(2, "old 2"), (1, "new 1")]);
+}
+
+#[test]
+fn resuming_when_the_old_file_is_gone_starts_the_new_one_from_zero() {
+    let (_dir, path) = setup();
+    append(&path, b"old 1\nold 2\n");
+    let mut f = Follower::new(path.clone(), FollowState::default());
+    assert_eq!(read(&mut f).len(), 2);
+    let state = f.state();
+    drop(f);
+
+    fs::remove_file(&path).unwrap();
+    // Make it less likely that the new file reuses the old inode number.
+    let _hold = File::create(path.with_extension("other")).unwrap();
+    append(&path, b"fresh 1\n");
+    let mut f = Follower::new(path.clone(), state);
+    let mut out = Vec::new();
+    let stats = f.read_available(|l| out.push(l)).unwrap();
+    // A recycled inode number looks like the same file, shrunk: a truncation.
+    assert!(stats.rotated || stats.truncated);
+    assert_eq!(pairs(&out), [(1, "fresh 1")]);
+}
+
+#[test]
+fn finish_hands_out_a_line_cut_short_by_the_process_dying() {
+    let (_dir, path) = setup();
+    append(&path, b"step 7\nKilled while writi");
+    let mut f = Follower::new(path.clone(), FollowState::default());
+    let mut out = Vec::new();
+    f.finish(|l| out.push(l)).unwrap();
+    assert_eq!(pairs(&out), [(1, "step 7"), (2, "Killed while writi")]);
+    assert_eq!(f.pending_tail(), None);
+
+    // A restarted attempt appends to the same log: the file's line 2 continues.
+    append(&path, b"ng\nrestarted\n");
+    assert_eq!(pairs(&read(&mut f)), [(2, "ng"), (3, "restarted")]);
+}
+
+#[test]
+fn a_small_read_budget_spreads_a_backlog_over_calls_without_losing_lines() {
+    let (_dir, path) = setup();
+    let mut text = String::new();
+    for i in 1..=5000 {
+        text.push_str(&format!("line {i}\n"));
+    }
+    append(&path, text.as_bytes());
+    let opts = FollowOptions {
+        read_budget: 4096,
+        ..FollowOptions::default()
+    };
+    let mut f = Follower::with_options(path, FollowState::default(), opts);
+    let mut out = Vec::new();
+    let mut calls = 0;
+    loop {
+        calls += 1;
+        assert!(calls < 1000, "must reach the end");
+        let stats = f.read_available(|l| out.push(l)).unwrap();
+        if !stats.more {
+            break;
+        }
+    }
+    assert!(calls > 1);
+    assert_eq!(out.len(), 5000);
+    assert!(out
+        .iter()
+        .enumerate()
+        .all(|(i, l)| l.no == i as u64 + 1 && l.text == format!("line {}", i + 1)));
+}
+
+/// Polls so slow that only an inotify event can wake `changed()` within the test's bound.
+#[cfg(target_os = "linux")]
+fn inotify_only() -> FollowOptions {
+    FollowOptions {
+        poll_armed: Duration::from_secs(3600),
+        poll_unarmed: Duration::from_secs(3600),
+        ..FollowOptions::default()
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn changed_wakes_on_an_append() {
+    let (_dir, path) = setup();
+    append(&path, b"start\n");
+    let mut f = Follower::with_options(path.clone(), FollowState::default(), inotify_only());
+    assert_eq!(read(&mut f).len(), 1);
+    // The first call sets the watches up and returns so the caller re-reads.
+    tokio::time::timeout(Duration::from_secs(5), f.changed())
+        .await
+        .expect("returns after arming");
+    assert!(read(&mut f).is_empty());
+
+    let writer = {
+        let path = path.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            append(&path, b"loss=nan\n");
+        })
+    };
+    tokio::time::timeout(Duration::from_secs(5), f.changed())
+        .await
+        .expect("an append wakes the follower");
+    writer.await.unwrap();
+    assert_eq!(pairs(&read(&mut f)), [(2, "loss=nan")]);
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn changed_wakes_when_the_log_is_created_and_when_it_is_rotated() {
+    let (dir, path) = setup();
+    let mut f = Follower::with_options(path.clone(), FollowState::default(), inotify_only());
+    assert!(f.read_available(|_| {}).unwrap().missing);
+    tokio::time::timeout(Duration::from_secs(5), f.changed())
+        .await
+        .expect("returns after arming");
+
+    append(&path, b"first\n");
+    tokio::time::timeout(Duration::from_secs(5), f.changed())
+        .await
+        .expect("creation wakes the follower");
+    assert_eq!(pairs(&read(&mut f)), [(1, "first")]);
+    // Arms the watch on the now open file.
+    tokio::time::timeout(Duration::from_secs(5), f.changed())
+        .await
+        .expect("returns after arming");
+
+    fs::rename(&path, dir.path().join("rotated.log")).unwrap();
+    append(&path, b"second\n");
+    tokio::time::timeout(Duration::from_secs(5), f.changed())
+        .await
+        .expect("rotation wakes the follower");
+    assert_eq!(pairs(&read(&mut f)), [(1, "second")]);
+}
+
+#[tokio::test]
+async fn changed_returns_at_once_while_a_backlog_remains() {
+    let (_dir, path) = setup();
+    append(&path, "x\n".repeat(10_000).as_bytes());
+    let opts = FollowOptions {
+        read_budget: 1024,
+        poll_armed: Duration::from_secs(3600),
+        poll_unarmed: Duration::from_secs(3600),
+        ..FollowOptions::default()
+    };
+    let mut f = Follower::with_options(path, FollowState::default(), opts);
+    assert!(f.read_available(|_| {}).unwrap().more);
+    tokio::time::timeout(Duration::from_secs(5), f.changed())
+        .await
+        .expect("backlog: no waiting");
+}
+
+/// Without inotify (or when events never come, as on NFS) the poll still picks appends up.
+/// Time is paused, so the poll interval elapses without real waiting.
+#[tokio::test(start_paused = true)]
+async fn polling_alone_still_follows_the_log() {
+    let (_dir, path) = setup();
+    let opts = FollowOptions {
+        inotify: false,
+        poll_unarmed: Duration::from_millis(500),
+        ..FollowOptions::default()
+    };
+    let mut f = Follower::with_options(path.clone(), FollowState::default(), opts);
+    let mut lines = Vec::new();
+    for round in 0..3 {
+        append(&path, format!("poll {round}\n").as_bytes());
+        let before = tokio::time::Instant::now();
+        f.changed().await;
+        assert!(
+            tokio::time::Instant::now() >= before + Duration::from_millis(500),
+            "with inotify off, changed() is the poll interval"
+        );
+        f.read_available(|l| lines.push(l)).unwrap();
+    }
+    assert_eq!(pairs(&lines), [(1, "poll 0"), (2, "poll 1"), (3, "poll 2")]);
+}
+
+#[test]
+fn resuming_after_a_truncate_and_rewrite_while_away_starts_over() {
+    let (_dir, path) = setup();
+    append(&path, b"first run line 1\nfirst run line 2\n");
+    let mut f = Follower::new(path.clone(), FollowState::default());
+    assert_eq!(read(&mut f).len(), 2);
+    let state = f.state();
+    drop(f);
+
+    // Same inode, cut to zero and written again past the saved offset.
+    fs::write(&path, b"second run, a longer line 1\nsecond run line 2\nline 3\n").unwrap();
+    let mut f = Follower::new(path.clone(), state);
+    let mut out = Vec::new();
+    let stats = f.read_available(|l| out.push(l)).unwrap();
+    assert!(stats.truncated);
+    assert_eq!(
+        pairs(&out),
+        [
+            (1, "second run, a longer line 1"),
+            (2, "second run line 2"),
+            (3, "line 3")
+        ]
+    );
+}

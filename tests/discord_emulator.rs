@@ -103,10 +103,13 @@ impl Bot {
         let (chat, running) = connect(s, store.clone(), tx).await.unwrap();
         emu.wait_ready(WAIT).await.unwrap();
         let guild = emu.config().guild_id;
-        emu.wait_for(WAIT, |r| {
-            r.iter()
-                .any(|q| q.method == "PUT" && q.path.contains(&format!("/guilds/{guild}/commands")))
-        })
+        emu.wait_for(
+            |r| {
+                r.iter()
+                    .any(|q| q.method == "PUT" && q.path.contains(&format!("/guilds/{guild}/commands")))
+            },
+            WAIT,
+        )
         .await
         .unwrap();
         Bot {
@@ -134,9 +137,11 @@ impl Bot {
     /// A message the bot posted (not an interaction answer), matching `pred`.
     async fn report(&self, channel: u64, pred: impl Fn(&Value) -> bool) -> Value {
         self.emu
-            .wait_message(channel, WAIT, |m| {
-                m["embeds"].as_array().is_some_and(|e| !e.is_empty()) && pred(m)
-            })
+            .wait_message(
+                channel,
+                |m| m["embeds"].as_array().is_some_and(|e| !e.is_empty()) && pred(m),
+                WAIT,
+            )
             .await
             .unwrap()
     }
@@ -168,11 +173,14 @@ impl Bot {
         let token = token.to_string();
         let reqs = self
             .emu
-            .wait_for(WAIT, |r| {
-                r.iter().any(|q| {
-                    q.method == "POST" && q.path.starts_with("/webhooks/") && q.path.ends_with(&token)
-                })
-            })
+            .wait_for(
+                |r| {
+                    r.iter().any(|q| {
+                        q.method == "POST" && q.path.starts_with("/webhooks/") && q.path.ends_with(&token)
+                    })
+                },
+                WAIT,
+            )
             .await
             .unwrap();
         reqs.into_iter()
@@ -239,14 +247,19 @@ fn error_report(job_name: &str, run: u32, seq: u32) -> Outgoing {
             exit: None,
             elapsed: Duration::from_secs(3600),
         },
-        buttons: Decision::ALL
-            .iter()
-            .map(|d| Button {
-                decision: *d,
-                point: DecisionPoint::Incident(seq),
-                label: d.as_str().into(),
-            })
-            .collect(),
+        buttons: [
+            Decision::Restart,
+            Decision::Kill,
+            Decision::Continue,
+            Decision::Investigate,
+        ]
+        .iter()
+        .map(|d| Button {
+            decision: *d,
+            point: DecisionPoint::Incident(seq),
+            label: d.as_str().into(),
+        })
+        .collect(),
     })
 }
 
@@ -334,7 +347,7 @@ async fn error_report_is_posted_with_mentions_allowed_mentions_and_buttons() {
         // What was sent: only the addressed role and user may be pinged.
         let is_post =
             |q: &RecordedRequest| q.method == "POST" && q.path == format!("/channels/{CH}/messages");
-        let reqs = bot.emu.wait_for(WAIT, |r| r.iter().any(is_post)).await.unwrap();
+        let reqs = bot.emu.wait_for(|r| r.iter().any(is_post), WAIT).await.unwrap();
         let sent = reqs.into_iter().find(is_post).unwrap();
         let body = sent.body.json().unwrap();
         assert_eq!(body["allowed_mentions"]["parse"], serde_json::json!([]));
@@ -523,7 +536,7 @@ async fn a_429_is_waited_out_per_channel_and_a_restart_loses_nothing() {
         );
         bot.send(notice("model_3", 1, "waits for the rate limit"));
         bot.emu
-            .wait_for(WAIT, |r| r.iter().any(|q| q.status == 429))
+            .wait_for(|r| r.iter().any(|q| q.status == 429), WAIT)
             .await
             .unwrap();
         // Another channel is not held up.
@@ -553,7 +566,7 @@ async fn a_429_is_waited_out_per_channel_and_a_restart_loses_nothing() {
         let (tx, _inbound) = mpsc::channel(16);
         let (_chat, running) = connect(setup(&emu, dir.path()), store.clone(), tx).await.unwrap();
         let m = emu
-            .wait_message(CH, WAIT, |m| m.to_string().contains("waits for the rate limit"))
+            .wait_message(CH, |m| m.to_string().contains("waits for the rate limit"), WAIT)
             .await
             .unwrap();
         assert!(m["embeds"][0]["title"].as_str().unwrap().contains("Decision"));
@@ -660,9 +673,11 @@ async fn slash_commands_answer_ephemerally_and_autocomplete_job_names() {
         assert_eq!(cb["data"]["flags"], 64);
         let answer = bot
             .emu
-            .wait_message(CH, WAIT, |m| {
-                m["content"].as_str().unwrap_or("").contains("model_3 is running")
-            })
+            .wait_message(
+                CH,
+                |m| m["content"].as_str().unwrap_or("").contains("model_3 is running"),
+                WAIT,
+            )
             .await
             .unwrap();
         assert_eq!(answer["flags"].as_u64().unwrap() & 64, 64);
@@ -683,9 +698,11 @@ async fn slash_commands_answer_ephemerally_and_autocomplete_job_names() {
         bot.emu.wait_callback(&bad, WAIT).await.unwrap();
         let why = bot
             .emu
-            .wait_message(CH, WAIT, |m| {
-                m["content"].as_str().unwrap_or("").contains("unknown job")
-            })
+            .wait_message(
+                CH,
+                |m| m["content"].as_str().unwrap_or("").contains("unknown job"),
+                WAIT,
+            )
             .await
             .unwrap();
         assert!(why["content"].as_str().unwrap().contains("model_3, other_job"));
@@ -713,9 +730,11 @@ async fn slash_commands_answer_ephemerally_and_autocomplete_job_names() {
             .unwrap();
         let logs = bot
             .emu
-            .wait_message(CH, WAIT, |m| {
-                m["content"].as_str().unwrap_or("").contains("epoch 2 loss=0.5")
-            })
+            .wait_message(
+                CH,
+                |m| m["content"].as_str().unwrap_or("").contains("epoch 2 loss=0.5"),
+                WAIT,
+            )
             .await
             .unwrap();
         let text = logs["content"].as_str().unwrap();
@@ -768,10 +787,13 @@ async fn works_through_an_https_proxy_with_its_own_ca() {
         let m = bot.report(CH, |m| title(m).contains("ERROR DETECTED")).await;
         let posts = bot
             .emu
-            .wait_for(WAIT, |r| {
-                r.iter()
-                    .any(|q| q.method == "POST" && q.path == format!("/channels/{CH}/messages"))
-            })
+            .wait_for(
+                |r| {
+                    r.iter()
+                        .any(|q| q.method == "POST" && q.path == format!("/channels/{CH}/messages"))
+                },
+                WAIT,
+            )
             .await
             .unwrap();
         assert!(posts
@@ -823,7 +845,7 @@ async fn a_button_posted_before_a_restart_still_works_after_it() {
         running.take().unwrap().shutdown().await;
         let (tx, mut inbound) = mpsc::channel(16);
         let (_chat, running) = connect(setup(&emu, dir.path()), store.clone(), tx).await.unwrap();
-        emu.wait_gateway(WAIT, |g| g.identifies >= 2).await.unwrap();
+        emu.wait_gateway(|g| g.identifies >= 2, WAIT).await.unwrap();
         emu.wait_ready(WAIT).await.unwrap();
         emu.click_button(CH, id(&m), "tw1:investigate:model_3:3:i5", &director())
             .unwrap();

@@ -102,6 +102,10 @@ fn colour(m: &Message) -> u32 {
         Body::TrainingStarted { .. } | Body::Completed { .. } => 0x2ECC71,
         Body::DecisionTaken { .. } => 0x95A5A6,
         Body::Investigate { .. } => 0x9B59B6,
+        Body::FixSubmitted { .. } => 0x3498DB,
+        Body::RevalidationRequired { .. } => 0xE67E22,
+        Body::ValidationDecided { approved: true, .. } => 0x2ECC71,
+        Body::ValidationDecided { approved: false, .. } => 0xE74C3C,
         Body::Failed { .. } => 0xE74C3C,
         Body::Killed { .. } => 0x992D22,
     }
@@ -316,6 +320,8 @@ fn style(d: Decision) -> u8 {
         Decision::Kill => 4,
         Decision::Continue => 3,
         Decision::Investigate => 2,
+        Decision::Approve => 3,
+        Decision::Reject => 4,
     }
 }
 
@@ -450,14 +456,19 @@ mod tests {
                 exit: None,
                 elapsed: Duration::from_secs(3725),
             },
-            buttons: Decision::ALL
-                .iter()
-                .map(|d| Button {
-                    decision: *d,
-                    point: DecisionPoint::Incident(2),
-                    label: d.as_str().into(),
-                })
-                .collect(),
+            buttons: [
+                Decision::Restart,
+                Decision::Kill,
+                Decision::Continue,
+                Decision::Investigate,
+            ]
+            .iter()
+            .map(|d| Button {
+                decision: *d,
+                point: DecisionPoint::Incident(2),
+                label: d.as_str().into(),
+            })
+            .collect(),
         }
     }
 

@@ -1,6 +1,6 @@
 //! The `custom_id` of a decision button: `tw1:<decision>:<job>:<run>:<point>`, e.g.
 //! `tw1:restart:model_3:4:i2` (point `i<seq>` for an error report, `t<n>` for a timeout
-//! warning). Everything a click needs is in the id, so buttons posted before a bot restart
+//! warning, `f<n>` for a fix awaiting validation). Everything a click needs is in the id, so buttons posted before a bot restart
 //! keep working; the engine checks that run and point still await a decision. Ids come
 //! back from Discord as untrusted input and are parsed strictly.
 
@@ -72,6 +72,7 @@ impl ButtonId {
             Some(("t", n)) => {
                 DecisionPoint::Timeout(number(n).ok_or(ButtonIdError::Malformed("invalid point"))?)
             }
+            Some(("f", n)) => DecisionPoint::Fix(number(n).ok_or(ButtonIdError::Malformed("invalid point"))?),
             _ => return Err(ButtonIdError::Malformed("invalid point")),
         };
         Ok(ButtonId {
@@ -95,6 +96,7 @@ impl fmt::Display for ButtonId {
         let point = match self.point {
             DecisionPoint::Incident(n) => format!("i{n}"),
             DecisionPoint::Timeout(n) => format!("t{n}"),
+            DecisionPoint::Fix(n) => format!("f{n}"),
         };
         write!(f, "{PREFIX}:{}:{}:{}:{point}", self.decision, self.job, self.run)
     }
@@ -120,6 +122,9 @@ mod tests {
         assert_eq!(ButtonId::parse("tw1:restart:model_3:4:i2").unwrap(), b);
         let t = id(Decision::Continue, "a.b-c", 12, DecisionPoint::Timeout(1));
         assert_eq!(ButtonId::parse(&t.encode().unwrap()).unwrap(), t);
+        let f = id(Decision::Approve, "m", 1, DecisionPoint::Fix(3));
+        assert_eq!(f.encode().unwrap(), "tw1:approve:m:1:f3");
+        assert_eq!(ButtonId::parse("tw1:approve:m:1:f3").unwrap(), f);
     }
 
     #[test]

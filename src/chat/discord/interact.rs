@@ -20,6 +20,16 @@ use super::embed::{cut16, MAX_CONTENT};
 use super::ids::ButtonId;
 use super::DiscordPrincipal;
 
+/// The decisions `/decide` offers (approve/reject go through `/validate`).
+const DECIDE: [Decision; 4] = [
+    Decision::Restart,
+    Decision::Kill,
+    Decision::Continue,
+    Decision::Investigate,
+];
+/// Longest fix summary or verdict reason taken from chat.
+const MAX_TEXT: usize = 500;
+
 /// Most log lines `/train logs` shows.
 pub const MAX_LOG_LINES: usize = 200;
 const DEFAULT_LOG_LINES: usize = 20;
@@ -35,10 +45,15 @@ pub fn commands() -> Value {
         "type": 4, "name": "lines", "description": "How many lines (default 20)",
         "required": false, "min_value": 1, "max_value": MAX_LOG_LINES
     }));
-    let decisions: Vec<Value> = Decision::ALL
+    let decisions: Vec<Value> = DECIDE
         .iter()
         .map(|d| json!({"name": d.as_str(), "value": d.as_str()}))
         .collect();
+    let text = |name: &str, description: &str, required: bool| json!({"type": 3, "name": name, "description": description, "required": required, "max_length": MAX_TEXT});
+    let verdict = |name: &str, description: &str| {
+        json!({"type": 1, "name": name, "description": description,
+               "options": [job(), text("reason", "Why (shown in the verdict)", false)]})
+    };
     json!([
         {
             "type": 1, "name": "train", "description": "Run and watch training jobs",
@@ -57,6 +72,21 @@ pub fn commands() -> Value {
                 job(),
                 {"type": 3, "name": "decision", "description": "What to do", "required": true, "choices": decisions},
                 {"type": 3, "name": "extend", "description": "For continue after a timeout warning: how long (e.g. 2h)", "required": false}
+            ]
+        },
+        {
+            "type": 1, "name": "fix", "description": "Fixes to a job's code",
+            "options": [{
+                "type": 1, "name": "submit",
+                "description": "A fix is ready: trainwatch computes the CHANGES SUMMARY",
+                "options": [job(), text("summary", "What was fixed, in a few words", true)]
+            }]
+        },
+        {
+            "type": 1, "name": "validate", "description": "The validator's verdict on the latest fix",
+            "options": [
+                verdict("approve", "Approve the latest fix"),
+                verdict("reject", "Reject the latest fix")
             ]
         }
     ])
@@ -123,10 +153,32 @@ pub fn parse_invocation(inv: &Invocation, jobs: &[JobName]) -> Result<Request, S
             };
             Ok(Request::Logs { job, lines })
         }
+        ("fix", Some("submit")) => {
+            let job = job()?;
+            let summary = free_text(inv.options.get("summary")).ok_or("the summary is required")?;
+            Ok(Request::Engine {
+                job,
+                command: Command::SubmitFix {
+                    summary,
+                    evidence: None,
+                },
+            })
+        }
+        ("validate", Some(verdict @ ("approve" | "reject"))) => Ok(Request::Engine {
+            job: job()?,
+            command: Command::Validate {
+                approve: verdict == "approve",
+                reason: free_text(inv.options.get("reason")),
+            },
+        }),
         ("decide", None) => {
             let job = job()?;
             let raw = inv.options.get("decision").map(String::as_str).unwrap_or("");
-            let decision: Decision = raw.parse().map_err(|e: String| defuse_mentions(&e))?;
+            let decision: Decision = raw
+                .parse()
+                .ok()
+                .filter(|d| DECIDE.contains(d))
+                .ok_or_else(|| "decision must be restart, kill, continue or investigate".to_string())?;
             let extend: Option<Duration> = inv
                 .options
                 .get("extend")
@@ -147,6 +199,12 @@ pub fn parse_invocation(inv: &Invocation, jobs: &[JobName]) -> Result<Request, S
         }
         _ => Err("unknown command".into()),
     }
+}
+
+/// Text typed in chat for the record (a fix summary, a reason): trimmed, cut, never empty.
+fn free_text(s: Option<&String>) -> Option<String> {
+    let t = s?.trim();
+    (!t.is_empty()).then(|| t.chars().take(MAX_TEXT).collect())
 }
 
 /// A button click: the job must be one of ours; the engine checks run and report.
@@ -319,6 +377,36 @@ mod tests {
             parse_invocation(&inv("train", Some("list"), &[]), &jobs()),
             Ok(Request::List)
         );
+        let r = parse_invocation(
+            &inv(
+                "fix",
+                Some("submit"),
+                &[("job", "bert"), ("summary", " use fit() not fit_transform() ")],
+            ),
+            &jobs(),
+        )
+        .unwrap();
+        assert_eq!(
+            r,
+            Request::Engine {
+                job: JobName::new("bert").unwrap(),
+                command: Command::SubmitFix {
+                    summary: "use fit() not fit_transform()".into(),
+                    evidence: None
+                }
+            }
+        );
+        let r = parse_invocation(&inv("validate", Some("reject"), &[("job", "bert")]), &jobs()).unwrap();
+        assert_eq!(
+            r,
+            Request::Engine {
+                job: JobName::new("bert").unwrap(),
+                command: Command::Validate {
+                    approve: false,
+                    reason: None
+                }
+            }
+        );
     }
 
     #[test]
@@ -331,7 +419,19 @@ mod tests {
             &jobs(),
         )
         .unwrap_err();
-        assert!(e.contains("unknown decision"), "{e}");
+        assert!(e.contains("decision must be"), "{e}");
+        let e = parse_invocation(
+            &inv("decide", None, &[("job", "bert"), ("decision", "approve")]),
+            &jobs(),
+        )
+        .unwrap_err();
+        assert!(e.contains("decision must be"), "{e}");
+        let e = parse_invocation(
+            &inv("fix", Some("submit"), &[("job", "bert"), ("summary", "  ")]),
+            &jobs(),
+        )
+        .unwrap_err();
+        assert!(e.contains("summary"), "{e}");
         let e = parse_invocation(
             &inv(
                 "decide",

@@ -92,6 +92,66 @@ impl DiscordSetup {
     }
 }
 
+impl DiscordSetup {
+    /// The setup a config file describes: channels, jobs and their logs, the roles' Discord
+    /// principals, the proxy settings (reading the CA file). Err when the file has no
+    /// `[discord]` section, an id is not a number or the CA file cannot be read.
+    pub fn from_config(cfg: &crate::config::Config, token: String) -> Result<Self, DiscordError> {
+        let d = cfg
+            .discord
+            .as_ref()
+            .ok_or_else(|| DiscordError::Setup("the config has no [discord] section".into()))?;
+        let id = |what: &str, s: &str| {
+            s.trim()
+                .parse::<u64>()
+                .map_err(|_| DiscordError::Setup(format!("{what}: {s:?} is not a Discord id")))
+        };
+        let mut setup = DiscordSetup::new(token, id("discord.channel", &d.channel)?);
+        setup.guild_id = d
+            .guild_id
+            .as_deref()
+            .map(|g| id("discord.guild_id", g))
+            .transpose()?;
+        for job in &cfg.jobs {
+            if let Some(c) = &job.channel {
+                setup
+                    .job_channels
+                    .insert(job.name.clone(), id(&format!("{}.channel", job.name), c)?);
+            }
+            setup.jobs.push(job.name.clone());
+            setup.job_logs.insert(job.name.clone(), job.log.clone());
+        }
+        for persona in Persona::ALL {
+            let principals: Vec<DiscordPrincipal> = cfg
+                .roles
+                .principals(persona)
+                .iter()
+                .filter_map(|p| match p {
+                    crate::config::Principal::DiscordUser(u) => u.parse().ok().map(DiscordPrincipal::User),
+                    crate::config::Principal::DiscordRole(r) => r.parse().ok().map(DiscordPrincipal::Role),
+                    crate::config::Principal::Local(_) => None,
+                })
+                .collect();
+            if !principals.is_empty() {
+                setup.personas.push((persona, principals));
+            }
+        }
+        setup.status_mode = match d.status_mode {
+            crate::config::StatusMode::Edit => StatusMode::Edit,
+            crate::config::StatusMode::New => StatusMode::New,
+        };
+        setup.proxy_url = d.proxy_url.clone();
+        setup.https_proxy = d.https_proxy.clone();
+        setup.ca_cert_pem = match &d.ca_cert {
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                DiscordError::Setup(format!("cannot read the CA certificate {}: {e}", path.display()))
+            })?),
+            None => None,
+        };
+        Ok(setup)
+    }
+}
+
 impl std::fmt::Debug for DiscordSetup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The token is never shown.
@@ -623,6 +683,57 @@ mod tests {
             },
             vec![],
         ))
+    }
+
+    #[test]
+    fn the_setup_follows_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), "PEM").unwrap();
+        let text = r#"
+[roles]
+director = ["role:111", "user:7", "alice"]
+modeler = ["role:333"]
+
+[jobs.model_3]
+argv = ["python", "train.py"]
+channel = "222"
+
+[jobs.bert]
+argv = ["python", "bert.py"]
+
+[discord]
+channel = "100"
+guild_id = "9"
+status_mode = "new"
+proxy_url = "http://127.0.0.1:8080"
+ca_cert = "ca.pem"
+"#;
+        let cfg = crate::config::Config::parse(text, &dir.path().join("tw.toml")).unwrap();
+        let s = DiscordSetup::from_config(&cfg, "tok".into()).unwrap();
+        assert_eq!((s.default_channel, s.guild_id), (100, Some(9)));
+        assert_eq!(
+            s.job_channels,
+            [(JobName::new("model_3").unwrap(), 222)].into_iter().collect()
+        );
+        assert_eq!(s.jobs.len(), 2);
+        assert_eq!(s.job_logs.len(), 2);
+        assert_eq!(
+            s.personas,
+            vec![
+                (
+                    Persona::Director,
+                    vec![DiscordPrincipal::Role(111), DiscordPrincipal::User(7)]
+                ),
+                (Persona::Modeler, vec![DiscordPrincipal::Role(333)]),
+            ]
+        );
+        assert_eq!(s.status_mode, StatusMode::New);
+        assert_eq!(s.proxy_url.as_deref(), Some("http://127.0.0.1:8080"));
+        assert_eq!(s.ca_cert_pem.as_deref(), Some(&b"PEM"[..]));
+        assert!(!format!("{s:?}").contains("tok\""), "the token is never shown");
+        let no_discord =
+            crate::config::Config::parse("[jobs.a]\nargv = [\"x\"]\n", &dir.path().join("t.toml")).unwrap();
+        assert!(DiscordSetup::from_config(&no_discord, "t".into()).is_err());
     }
 
     #[test]

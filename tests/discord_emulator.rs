@@ -13,15 +13,14 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use trainwatch::chat::discord::{
-    connect, outbox_meta, DiscordChat, DiscordPrincipal, DiscordRunning, DiscordSetup, RetryPolicy,
-    StatusMode,
+    connect, DiscordChat, DiscordPrincipal, DiscordRunning, DiscordSetup, RetryPolicy, StatusMode,
 };
 use trainwatch::chat::{ChatSink, Inbound, Outgoing};
 use trainwatch::engine::{
     Body, Button, Command, Decision, DecisionPoint, Message, MessageKey, ProgressView, Reply,
 };
 use trainwatch::model::{Category, Incident, JobName, Persona, RunId, Severity};
-use trainwatch::store::Store;
+use trainwatch::store::{OutboxItem, Store};
 
 const TOKEN: &str = "MTAwMDAwMDAwMDAwMDAwMDAx.emulated.token-for-tests";
 const WAIT: Duration = Duration::from_secs(20);
@@ -125,11 +124,19 @@ impl Bot {
     /// What the supervisor does with an engine step's output: store, then wake.
     fn send(&self, out: Outgoing) {
         let (channel, payload) = self.chat.to_outbox(&out).unwrap();
-        let (run, key, kind) = outbox_meta(&out);
+        let item = OutboxItem::new(channel, &out, payload);
         self.store
             .lock()
             .unwrap()
-            .enqueue(Utc::now(), &channel, out.job(), run, &key, kind, &payload)
+            .enqueue(
+                Utc::now(),
+                &item.channel,
+                out.job(),
+                item.run,
+                &item.key,
+                item.kind,
+                &item.payload,
+            )
             .unwrap();
         self.chat.wake();
     }

@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 use crate::chat::{ChatSink, Inbound, Outgoing};
 use crate::engine::{Body, MessageKey, Reply};
 use crate::model::{Actor, JobName, Persona, RunId};
-use crate::store::{OutboxKind, Store, StoreError};
+use crate::store::{OutboxItem, Store, StoreError};
 
 pub use delivery::{Envelope, RetryPolicy};
 use embed::Mentions;
@@ -261,15 +261,6 @@ impl DiscordChat {
     }
 }
 
-/// What the supervisor stores with an outbox entry besides the payload.
-pub fn outbox_meta(out: &Outgoing) -> (RunId, String, OutboxKind) {
-    match out {
-        Outgoing::Post(m) => (m.run, m.key.to_string(), OutboxKind::Post),
-        Outgoing::Update(m) => (m.run, m.key.to_string(), OutboxKind::Update),
-        Outgoing::Resolve { run, key, .. } => (*run, key.to_string(), OutboxKind::Resolve),
-    }
-}
-
 impl ChatSink for DiscordChat {
     fn to_outbox(&self, out: &Outgoing) -> Option<(String, Value)> {
         Some(self.entry(out))
@@ -283,10 +274,18 @@ impl ChatSink for DiscordChat {
     /// gets it queued there in its own transaction.
     fn deliver(&self, out: &Outgoing) {
         let (channel, payload) = self.entry(out);
-        let (run, key, kind) = outbox_meta(out);
+        let item = OutboxItem::new(channel, out, payload);
         let queued = {
             let mut store = self.store.lock().unwrap_or_else(|p| p.into_inner());
-            store.enqueue(Utc::now(), &channel, out.job(), run, &key, kind, &payload)
+            store.enqueue(
+                Utc::now(),
+                &item.channel,
+                out.job(),
+                item.run,
+                &item.key,
+                item.kind,
+                &item.payload,
+            )
         };
         match queued {
             Ok(_) => self.wake(),
@@ -734,6 +733,19 @@ ca_cert = "ca.pem"
         let no_discord =
             crate::config::Config::parse("[jobs.a]\nargv = [\"x\"]\n", &dir.path().join("t.toml")).unwrap();
         assert!(DiscordSetup::from_config(&no_discord, "t".into()).is_err());
+    }
+
+    #[test]
+    fn a_direct_delivery_is_queued_in_the_outbox() {
+        let (_d, c) = chat(StatusMode::Edit);
+        c.deliver(&status(1));
+        let pending = c.store.lock().unwrap().pending(10).unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(
+            (pending[0].channel.as_str(), pending[0].key.as_str()),
+            ("200", "status-1")
+        );
+        assert_eq!(pending[0].kind, crate::store::OutboxKind::Post);
     }
 
     #[test]

@@ -51,7 +51,7 @@ fn init_tracing(level: Option<&str>) {
 fn run_command(command: Command) -> Result<i32> {
     match command {
         Command::Run(args) => runtime()?.block_on(cmd_run(args)),
-        Command::Serve(_) => bail!("trainwatch serve: the Discord adapter is not in this build"),
+        Command::Serve(args) => runtime()?.block_on(cmd_serve(args)),
         Command::CheckConfig(args) => cmd_check_config(&args.file),
         Command::Status(args) => cmd_status(args),
         Command::Audit(args) => cmd_audit(args),
@@ -124,6 +124,56 @@ fn state_root_of(store_path: &Path) -> PathBuf {
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."))
         .join("runs")
+}
+
+async fn cmd_serve(args: trainwatch::cli::ServeArgs) -> Result<i32> {
+    use trainwatch::chat::discord::{self, DiscordSetup};
+    let cfg = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("trainwatch: {e}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let Some(d) = &cfg.discord else {
+        bail!(
+            "{} has no [discord] section: trainwatch serve needs one (see config/discord.toml)",
+            args.config.display()
+        );
+    };
+    let token = d.token().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let setup = DiscordSetup::from_config(&cfg, token)?;
+    let mut specs = cfg.jobs.clone();
+    expand_self(&mut specs)?;
+    create_log_folders(&specs)?;
+    let store_path = args.store.clone().unwrap_or_else(|| cfg.store_path.clone());
+    let store = Arc::new(std::sync::Mutex::new(Store::open(&store_path)?));
+    let (tx, mut rx) = mpsc::channel(64);
+    let (chat, running) = discord::connect(setup, store.clone(), tx)
+        .await
+        .context("connecting to Discord")?;
+    let mut sup = Supervisor::start(
+        specs,
+        store,
+        chat,
+        Options {
+            unattended: false,
+            policy_when_set: true,
+            state_root: state_root_of(&store_path),
+            shim: std::env::current_exe().context("locating the trainwatch executable")?,
+        },
+    )?;
+    for job in sup.readopted() {
+        tracing::info!(%job, "re-adopted the run that was under way");
+    }
+    eprintln!(
+        "trainwatch serve: supervising {} job(s) for Discord; stop with Ctrl-C (the jobs keep running)",
+        sup.job_names().len()
+    );
+    sup.serve(&mut rx, shutdown_signal()).await;
+    running.shutdown().await;
+    sup.shutdown().await;
+    Ok(0)
 }
 
 async fn cmd_run(args: RunArgs) -> Result<i32> {

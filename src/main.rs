@@ -446,7 +446,7 @@ fn open_existing_store(store: &Option<PathBuf>, config: &Option<PathBuf>) -> Res
     Ok(Store::open(&store_path)?)
 }
 
-fn cmd_audit(args: AuditArgs) -> Result<i32> {
+fn cmd_audit(AuditArgs { query: args }: AuditArgs) -> Result<i32> {
     let store = open_existing_store(&args.store, &args.config)?;
     let rows = store.audit(args.job.as_deref())?;
     if args.json {
@@ -470,7 +470,7 @@ fn cmd_audit(args: AuditArgs) -> Result<i32> {
     Ok(0)
 }
 
-fn cmd_status(args: StatusArgs) -> Result<i32> {
+fn cmd_status(StatusArgs { query: args }: StatusArgs) -> Result<i32> {
     let store = open_existing_store(&args.store, &args.config)?;
     let runs = store.runs(args.job.as_deref(), 50)?;
     let audit = store.audit(args.job.as_deref())?;

@@ -267,6 +267,7 @@ fn error_report(job_name: &str, run: u32, seq: u32) -> Outgoing {
             label: d.as_str().into(),
         })
         .collect(),
+        attachments: Vec::new(),
     })
 }
 
@@ -283,6 +284,7 @@ fn notice(job_name: &str, n: u32, text: &str) -> Outgoing {
             detail: text.into(),
         },
         buttons: vec![],
+        attachments: Vec::new(),
     })
 }
 
@@ -303,6 +305,7 @@ fn status(n: u32, elapsed_min: u64) -> Outgoing {
             open: vec![],
         },
         buttons: vec![],
+        attachments: Vec::new(),
     })
 }
 
@@ -630,6 +633,7 @@ async fn an_investigation_request_goes_to_a_thread_on_the_report() {
                 last_line: None,
             },
             buttons: vec![],
+            attachments: Vec::new(),
         }));
         // Discord gives a thread started on a message that message's id.
         let thread = id(&report);

@@ -97,7 +97,7 @@ fn colour(m: &Message) -> u32 {
     match &m.body {
         Body::ErrorDetected { incident, .. } if incident.severity == Severity::Fatal => 0xE74C3C,
         Body::ErrorDetected { .. } | Body::WarningNoticed { .. } => 0xF1C40F,
-        Body::TimeoutWarning { .. } => 0xE67E22,
+        Body::TimeoutWarning { .. } | Body::StallWarning { .. } | Body::OverrunWarning { .. } => 0xE67E22,
         Body::StatusUpdate { .. } | Body::Restarting { .. } => 0x3498DB,
         Body::TrainingStarted { .. } | Body::Completed { .. } => 0x2ECC71,
         Body::DecisionTaken { .. } => 0x95A5A6,
@@ -469,6 +469,7 @@ mod tests {
                 label: d.as_str().into(),
             })
             .collect(),
+            attachments: Vec::new(),
         }
     }
 

@@ -73,6 +73,9 @@ impl ButtonId {
                 DecisionPoint::Timeout(number(n).ok_or(ButtonIdError::Malformed("invalid point"))?)
             }
             Some(("f", n)) => DecisionPoint::Fix(number(n).ok_or(ButtonIdError::Malformed("invalid point"))?),
+            Some(("s", n)) => {
+                DecisionPoint::Stall(number(n).ok_or(ButtonIdError::Malformed("invalid point"))?)
+            }
             _ => return Err(ButtonIdError::Malformed("invalid point")),
         };
         Ok(ButtonId {
@@ -97,6 +100,7 @@ impl fmt::Display for ButtonId {
             DecisionPoint::Incident(n) => format!("i{n}"),
             DecisionPoint::Timeout(n) => format!("t{n}"),
             DecisionPoint::Fix(n) => format!("f{n}"),
+            DecisionPoint::Stall(n) => format!("s{n}"),
         };
         write!(f, "{PREFIX}:{}:{}:{}:{point}", self.decision, self.job, self.run)
     }

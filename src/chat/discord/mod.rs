@@ -664,6 +664,7 @@ mod tests {
             to: vec![],
             body,
             buttons,
+            attachments: Vec::new(),
         }
     }
 

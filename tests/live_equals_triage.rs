@@ -2,6 +2,10 @@
 //! fixture log of the triage corpus is replayed by a real job under `trainwatch run` (the
 //! job prints the log and ends as the original program did), and the incidents the store
 //! recorded are compared with triage's — category, severity, line and text.
+//!
+//! One addition is expected and excluded: live watching also follows the metrics, and warns
+//! when the loss diverges (a factor above its running minimum, issue 6); a finished log's
+//! triage has no such trend warning. Everything the detectors find must be identical.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -72,6 +76,7 @@ fn every_fixture_gives_the_same_incidents_live_and_in_triage() {
             .unwrap()
             .iter()
             .map(key)
+            .filter(|(_, _, _, text)| !text.contains(" is diverging: "))
             .collect();
         let triage = json(
             &[

@@ -86,7 +86,7 @@ pub fn run(args: DemoTrainArgs) -> i32 {
         let loss = loss_at(step);
         let epoch = step * 4 / args.steps.max(1) + 1;
         say(&format!(
-            "epoch {epoch} step {step}/{} loss={loss:.4} val_error={:.4} lr=0.001",
+            "epoch {epoch} step={step} total_steps={} loss={loss:.4} val_error={:.4} lr=0.001",
             args.steps,
             loss * 0.9 + 0.02
         ));

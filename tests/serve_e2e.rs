@@ -19,6 +19,7 @@ const WAIT: Duration = Duration::from_secs(30);
 const CH: u64 = 300_000_000_000_000_001;
 const DIRECTOR_ROLE: u64 = 400_000_000_000_000_001;
 const TRANSLATOR_ROLE: u64 = 400_000_000_000_000_002;
+const MODELER_ROLE: u64 = 400_000_000_000_000_003;
 const DIRECTOR: u64 = 600_000_000_000_000_001;
 const TRANSLATOR: u64 = 600_000_000_000_000_002;
 const VALIDATOR: u64 = 600_000_000_000_000_003;
@@ -52,6 +53,7 @@ async fn emulator(via: Via) -> Emulator {
         roles: vec![
             (DIRECTOR_ROLE, "director".into()),
             (TRANSLATOR_ROLE, "code-translator".into()),
+            (MODELER_ROLE, "modeler".into()),
         ],
         token: Some(TOKEN.into()),
         https_proxy: via == Via::HttpsProxy,
@@ -62,7 +64,15 @@ async fn emulator(via: Via) -> Emulator {
 }
 
 /// A config with the team's roles, the emulator as Discord, and `jobs` (TOML) appended.
-fn write_config(dir: &Path, emu: &Emulator, via: Via, extra_roles: &str, jobs: &str) -> PathBuf {
+/// `status_mode`: "new" (a message per status update) or "edit" (one, edited in place).
+fn write_config(
+    dir: &Path,
+    emu: &Emulator,
+    via: Via,
+    status_mode: &str,
+    extra_roles: &str,
+    jobs: &str,
+) -> PathBuf {
     let connection = match via {
         Via::Proxy => format!("proxy_url = \"{}\"", emu.proxy_url()),
         Via::HttpsProxy => {
@@ -92,7 +102,7 @@ code_translator = ["role:{TRANSLATOR_ROLE}"]
 token_env = "TW_E2E_DISCORD_TOKEN"
 guild_id = "{guild}"
 channel = "{CH}"
-status_mode = "new"
+status_mode = "{status_mode}"
 {connection}
 
 {jobs}
@@ -229,9 +239,10 @@ async fn report_where(emu: &Emulator, serve: &Serve, needle: &str, pred: impl Fn
     {
         Ok(m) => m,
         Err(e) => panic!(
-            "{e}: no {needle:?} report; the channel has {:?}\nserve logs:\n{}",
+            "{e}: no {needle:?} report; the channel has {:?}\nserve logs:\n{}\nrequests Discord refused: {:#?}",
             reports(emu).iter().map(title).collect::<Vec<_>>(),
-            serve.logs()
+            serve.logs(),
+            emu.requests().iter().filter(|q| q.status >= 300).map(|q| (q.method.clone(), q.path.clone(), q.status, q.body.json().cloned())).collect::<Vec<_>>()
         ),
     }
 }
@@ -460,7 +471,7 @@ resume_argv = ["{BIN}", "demo-train", "--name", "m1", "--steps", "30", "--step-m
 kill_grace = "2s"
 "#
     );
-    let cfg = write_config(dir.path(), &emu, Via::Proxy, "", &job);
+    let cfg = write_config(dir.path(), &emu, Via::Proxy, "new", "", &job);
     let mut serve = Serve::start(dir.path(), &cfg);
     bot_ready(&emu, &serve, 1).await;
 
@@ -582,7 +593,7 @@ expected = "10m"
 max = "20m"
 status_interval = "1h"
 "#;
-    let cfg = write_config(dir.path(), &emu, Via::Proxy, "", job);
+    let cfg = write_config(dir.path(), &emu, Via::Proxy, "new", "", job);
     let mut serve = Serve::start(dir.path(), &cfg);
     bot_ready(&emu, &serve, 1).await;
     let (_, pid) = start_job(&emu, &mut serve, "m2").await;
@@ -659,7 +670,7 @@ async fn an_outage_loses_nothing_and_keeps_the_order() {
         20,
         "status_interval = \"300ms\"\non_error = \"restart\"\nrestart_limit = 1",
     );
-    let cfg = write_config(dir.path(), &emu, Via::Proxy, "", &job);
+    let cfg = write_config(dir.path(), &emu, Via::Proxy, "new", "", &job);
     let mut serve = Serve::start(dir.path(), &cfg);
     bot_ready(&emu, &serve, 1).await;
     let (_, _pid) = start_job(&emu, &mut serve, "m3").await;
@@ -727,7 +738,7 @@ from = { file = "params.toml", key = "chains" }
 "#,
     );
     let roles = format!("time_validator = [\"user:{VALIDATOR}\", \"role:{TRANSLATOR_ROLE}\"]");
-    let cfg = write_config(dir.path(), &emu, Via::HttpsProxy, &roles, &job);
+    let cfg = write_config(dir.path(), &emu, Via::HttpsProxy, "new", &roles, &job);
     let mut serve = Serve::start(dir.path(), &cfg);
     bot_ready(&emu, &serve, 1).await;
     let (_, pid) = start_job(&emu, &mut serve, "m4").await;
@@ -819,6 +830,102 @@ from = { file = "params.toml", key = "chains" }
         !reqs.is_empty() && reqs.iter().all(|q| q.tls),
         "a request bypassed the proxy"
     );
+    drop(serve);
+    emu.shutdown().await.unwrap();
+}
+
+/// Test 5: a run past its maximum gets a TIMEOUT WARNING for the director; Investigate asks
+/// the modeler (pinged) and closes the warning; `/train kill` ends the run ("Training
+/// Killed", the process group gone); status updates in edit mode stay one message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_warning_investigate_then_kill() {
+    let emu = emulator(Via::Proxy).await;
+    let dir = tempfile::tempdir().unwrap();
+    // A slow sampler that logs progress; bounded to 60 s if nobody kills it.
+    let job = r#"
+[jobs.m5]
+argv = ["sh", "-c", "i=0; while [ $i -lt 600 ]; do echo \"epoch 1 step $i/600 loss=0.5\"; sleep 0.1; i=$((i+1)); done"]
+expected = "500ms"
+max = "1s"
+status_interval = "300ms"
+"#;
+    let roles = format!("modeler = [\"role:{MODELER_ROLE}\"]");
+    let cfg = write_config(dir.path(), &emu, Via::Proxy, "edit", &roles, job);
+    let mut serve = Serve::start(dir.path(), &cfg);
+    bot_ready(&emu, &serve, 1).await;
+    let (_, pid) = start_job(&emu, &mut serve, "m5").await;
+
+    let warning = report(&emu, &serve, "TIMEOUT WARNING").await;
+    assert!(
+        serde_json::to_string(&warning["embeds"][0])
+            .unwrap()
+            .contains(&pid.to_string()),
+        "the warning names the PID: {warning}"
+    );
+    assert_eq!(warning["content"], format!("<@&{DIRECTOR_ROLE}>"));
+    assert_eq!(
+        labels(&warning),
+        ["Continue monitoring", "Investigate", "Terminate and restart"]
+    );
+    let warning_id: u64 = warning["id"].as_str().unwrap().parse().unwrap();
+    let click = emu
+        .click_button(CH, warning_id, &button(&warning, "investigate"), &director())
+        .unwrap();
+    let answer = click_answer(&emu, &click).await;
+    assert!(
+        answer["content"]
+            .as_str()
+            .unwrap()
+            .contains("asked @modeler to investigate m5"),
+        "{answer}"
+    );
+    // The request goes into a thread on the warning (Discord gives it the message's id).
+    let asked = emu
+        .wait_message(warning_id, |m| title(m).contains("Investigation requested"), WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}: no investigation request in the warning's thread"));
+    assert!(
+        asked["content"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("<@&{MODELER_ROLE}>")),
+        "{asked}"
+    );
+    emu.wait_message(
+        CH,
+        |m| m["id"] == warning["id"] && enabled_buttons(m).is_empty(),
+        WAIT,
+    )
+    .await
+    .unwrap();
+    assert!(alive(pid), "investigating leaves the run going");
+
+    let cmd = train(&emu, &director(), "kill", "m5");
+    command_answer(&emu, &cmd).await;
+    let killed = report(&emu, &serve, "Training Killed").await;
+    assert!(
+        description(&killed).contains(&format!("Killed by @ann (PID {pid})")),
+        "{killed}"
+    );
+    assert!(!alive(pid), "the job's process is gone");
+    serve.stop();
+
+    // Edit mode: the status updates were one message, edited in place.
+    let titles: Vec<String> = reports(&emu).iter().map(|m| title(m).to_string()).collect();
+    assert_eq!(
+        titles.iter().filter(|t| t.contains("Status Update")).count(),
+        1,
+        "{titles:?}"
+    );
+    let status = reports(&emu)
+        .into_iter()
+        .find(|m| title(m).contains("Status Update"))
+        .unwrap();
+    assert!(
+        !status["edited_timestamp"].is_null(),
+        "updated in place: {status}"
+    );
+    assert_eq!(count_titled(&emu, "Training Killed"), 1);
     drop(serve);
     emu.shutdown().await.unwrap();
 }

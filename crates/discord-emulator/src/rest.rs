@@ -321,6 +321,15 @@ fn route_request(
                 if !i.channels.contains_key(&c) {
                     return unknown_channel();
                 }
+                // Discord's idempotent create: with `enforce_nonce`, a nonce the same author
+                // already used returns that message instead of creating another. (Discord
+                // forgets nonces after a few minutes; the emulator keeps them for its life.)
+                if let Some(n) = enforced_nonce(&json) {
+                    let earlier = i.messages.values().flatten().find(|m| m.get("nonce") == Some(&n));
+                    if let Some(m) = earlier {
+                        return (Reply::json(200, m.clone()), RestShape::Message);
+                    }
+                }
                 let msg = new_message(shared, i, c, &json, &files, None);
                 (Reply::json(200, msg), RestShape::Message)
             }),
@@ -494,6 +503,14 @@ fn build_attachments(
 }
 
 /// Builds and stores a message as Discord would return it.
+/// The nonce of a create-message body that asks Discord to enforce it.
+fn enforced_nonce(body: &Value) -> Option<Value> {
+    if body.get("enforce_nonce").and_then(Value::as_bool) != Some(true) {
+        return None;
+    }
+    body.get("nonce").filter(|n| n.is_string() || n.is_u64()).cloned()
+}
+
 fn new_message(
     shared: &Shared,
     i: &mut Inner,
@@ -534,6 +551,9 @@ fn new_message(
         "flags": body.get("flags").and_then(Value::as_u64).unwrap_or(0),
         "components": body.get("components").cloned().unwrap_or_else(|| json!([])),
     });
+    if let Some(n) = body.get("nonce").filter(|n| n.is_string() || n.is_u64()) {
+        msg["nonce"] = n.clone();
+    }
     if let Some(r) = body.get("message_reference") {
         msg["message_reference"] = r.clone();
         msg["type"] = json!(19);

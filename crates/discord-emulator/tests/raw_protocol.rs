@@ -331,3 +331,37 @@ async fn user_message_is_dispatched_and_stored() {
     assert_eq!(emu.messages(ch)[0]["content"], "!status");
     emu.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_enforced_nonce_creates_a_message_once() {
+    let emu = emulator().await;
+    let base = emu.proxy_url();
+    let http = client();
+    let ch = emu.config().channels[0].0;
+    let post = |body: Value| {
+        http.post(format!("{base}/api/v10/channels/{ch}/messages"))
+            .header("authorization", format!("Bot {TOKEN}"))
+            .json(&body)
+            .send()
+    };
+    let first: Value = post(json!({"content": "once", "nonce": "n-1", "enforce_nonce": true}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let again: Value = post(json!({"content": "once", "nonce": "n-1", "enforce_nonce": true}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["id"], first["id"], "the same message is returned");
+    assert_eq!(first["nonce"], "n-1");
+    // Without enforce_nonce, Discord does not deduplicate.
+    post(json!({"content": "twice", "nonce": "n-2"})).await.unwrap();
+    post(json!({"content": "twice", "nonce": "n-2"})).await.unwrap();
+    let contents: Vec<Value> = emu.messages(ch).iter().map(|m| m["content"].clone()).collect();
+    assert_eq!(contents, [json!("once"), json!("twice"), json!("twice")]);
+    emu.shutdown().await.unwrap();
+}

@@ -225,6 +225,7 @@ impl Worker {
 
     /// Send one entry; the message id to remember for later edits.
     async fn deliver(&self, e: &OutboxEntry) -> Result<Option<u64>, RestError> {
+        let body_of = |body: Value| with_nonce(body, &nonce_of(e));
         let bad = |why: String| RestError::Permanent { status: 0, body: why };
         let channel: u64 = e
             .channel
@@ -242,6 +243,7 @@ impl Worker {
                 thread_on,
                 thread_name,
             } => {
+                let post = body_of(body.clone());
                 if let (true, MessageKey::Status(n)) = (edit_status, key) {
                     let previous = (n.saturating_sub(STATUS_LOOKBACK).max(1)..n)
                         .rev()
@@ -259,7 +261,7 @@ impl Worker {
                     if let Some((ch, mid)) = self.posted(&job, run, report) {
                         let name = thread_name.unwrap_or_else(|| format!("{job} run {run}"));
                         match self.rest.start_thread(ch, mid, &embed::cut16(&name, 100)).await {
-                            Ok(thread) => return self.rest.post_message(thread, &body).await.map(Some),
+                            Ok(thread) => return self.rest.post_message(thread, &post).await.map(Some),
                             // No thread possible (already one, no permission): the channel will do.
                             Err(RestError::Permanent { status, body: why }) => {
                                 tracing::info!(status, error = %why, "cannot start a thread; posting in the channel");
@@ -268,7 +270,7 @@ impl Worker {
                         }
                     }
                 }
-                self.rest.post_message(channel, &body).await.map(Some)
+                self.rest.post_message(channel, &post).await.map(Some)
             }
             Envelope::Update { job, run, key, body } => {
                 if let Some((ch, mid)) = self.posted(&job, run, key) {
@@ -279,7 +281,7 @@ impl Worker {
                     }
                 }
                 // Never posted (abandoned) or deleted: the newer version is posted instead.
-                self.rest.post_message(channel, &body).await.map(Some)
+                self.rest.post_message(channel, &body_of(body)).await.map(Some)
             }
             Envelope::Resolve { job, run, key, note } => {
                 let Some((ch, mid)) = self.posted(&job, run, key) else {
@@ -291,6 +293,29 @@ impl Worker {
             }
         }
     }
+}
+
+/// The nonce an entry's posts carry, the same on every attempt and after a restart: a
+/// crash between Discord's answer and `mark_sent` makes the next process send the entry
+/// again, and Discord's `enforce_nonce` then returns the first message instead of posting
+/// a duplicate. Derived from the entry's id and payload (which holds the message's time),
+/// so entries of another store never share it; 25 characters is Discord's limit.
+fn nonce_of(e: &OutboxEntry) -> String {
+    use sha2::{Digest, Sha256};
+    let digest =
+        Sha256::digest(format!("{}\n{}\n{}\n{}\n{}", e.id, e.job, e.run, e.key, e.payload).as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    hex[..25].to_string()
+}
+
+/// A create-message body asking Discord to post it at most once per nonce. (Edits are
+/// idempotent already and do not take a nonce.)
+fn with_nonce(mut body: Value, nonce: &str) -> Value {
+    if let Some(o) = body.as_object_mut() {
+        o.insert("nonce".into(), Value::String(nonce.into()));
+        o.insert("enforce_nonce".into(), Value::Bool(true));
+    }
+    body
 }
 
 #[cfg(test)]
@@ -333,5 +358,30 @@ mod tests {
         let v = serde_json::to_value(&env).unwrap();
         assert_eq!(v["op"], "resolve");
         assert_eq!(serde_json::from_value::<Envelope>(v).unwrap(), env);
+    }
+
+    #[test]
+    fn a_post_carries_the_same_enforced_nonce_on_every_attempt() {
+        let entry = |id: i64| OutboxEntry {
+            id,
+            channel: "1".into(),
+            job: "m".into(),
+            run: 1,
+            key: "started".into(),
+            kind: crate::store::OutboxKind::Post,
+            payload: serde_json::json!({"op": "post", "at": "2026-01-01T00:00:00Z"}),
+            attempts: 0,
+        };
+        let n = nonce_of(&entry(7));
+        assert_eq!(n.len(), 25, "Discord's limit");
+        assert_eq!(
+            n,
+            nonce_of(&entry(7)),
+            "a retry (or the next process) sends the same"
+        );
+        assert_ne!(n, nonce_of(&entry(8)));
+        let body = with_nonce(serde_json::json!({"content": "x"}), &n);
+        assert_eq!(body["nonce"], n.as_str());
+        assert_eq!(body["enforce_nonce"], true);
     }
 }

@@ -346,6 +346,7 @@ pub fn render(m: &Message) -> Rendered {
         }
         Body::Restarting {
             old_pid,
+            old_ended,
             new_pid,
             log_file,
             checkpoint,
@@ -356,7 +357,8 @@ pub fn render(m: &Message) -> Rendered {
                 "Restarting training (attempt {attempt}, decided by {decided_by})..."
             ));
             match old_pid {
-                Some(p) => lines.push(format!("Old process killed: PID {p}")),
+                Some(p) if !*old_ended => lines.push(format!("Old process killed: PID {p}")),
+                Some(p) => lines.push(format!("Old process: PID {p} had already ended")),
                 None => lines.push("Old process: already ended".into()),
             }
             lines.push(format!("New process started: PID {new_pid}"));

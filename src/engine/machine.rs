@@ -173,6 +173,9 @@ pub struct RunState {
     pub baseline: Option<Snapshot>,
     #[serde(default)]
     pub fixes: Vec<FixEntry>,
+    /// The restart under way had to kill the old process (false: it had already ended).
+    #[serde(default)]
+    pub killed_for_restart: bool,
     /// "Hung?" warnings posted in this run.
     #[serde(default)]
     pub stall_count: u32,
@@ -401,6 +404,7 @@ impl JobMachine {
             decided: Vec::new(),
             baseline: None,
             fixes: Vec::new(),
+            killed_for_restart: false,
             stall_count: 0,
             stall: None,
             overrun_warned: false,
@@ -1016,6 +1020,7 @@ impl JobMachine {
         run.pending_by = Some(by.to_string());
         run.phase = Phase::Restarting;
         run.horizon = None;
+        run.killed_for_restart = run.alive;
         if run.alive {
             out.push(Action::Kill);
         } else {
@@ -1058,6 +1063,7 @@ impl JobMachine {
             return;
         }
         let old_pid = run.pid;
+        let old_ended = !run.killed_for_restart;
         run.attempt += 1;
         run.attempt_started_at = at;
         run.pid = Some(pid);
@@ -1100,6 +1106,7 @@ impl JobMachine {
                 vec![Persona::Director],
                 Body::Restarting {
                     old_pid,
+                    old_ended,
                     new_pid: pid,
                     log_file,
                     checkpoint,

@@ -278,6 +278,9 @@ pub enum Body {
     /// "Restarting training with fixed code…".
     Restarting {
         old_pid: Option<u32>,
+        /// The old process had already ended by itself (nothing was killed).
+        #[serde(default)]
+        old_ended: bool,
         new_pid: u32,
         log_file: PathBuf,
         checkpoint: Option<PathBuf>,

@@ -700,6 +700,7 @@ fn restart_kills_the_old_process_and_appends_to_the_same_log() {
     match &posts(&a)[0].body {
         Body::Restarting {
             old_pid,
+            old_ended,
             new_pid,
             checkpoint,
             decided_by,
@@ -707,6 +708,7 @@ fn restart_kills_the_old_process_and_appends_to_the_same_log() {
             log_file,
         } => {
             assert_eq!(*old_pid, Some(10));
+            assert!(!old_ended, "the old process was killed for the restart");
             assert_eq!(*new_pid, 11);
             assert_eq!(
                 checkpoint.as_deref(),
@@ -733,6 +735,18 @@ fn restart_of_an_exited_process_spawns_directly() {
         append: true,
         resume: true
     }));
+    let a = sim.at(HOUR + 61, spawned(11));
+    assert!(
+        matches!(
+            posts(&a)[0].body,
+            Body::Restarting {
+                old_pid: Some(10),
+                old_ended: true,
+                ..
+            }
+        ),
+        "the report says the old process had already ended"
+    );
 }
 
 #[test]

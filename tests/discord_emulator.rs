@@ -875,3 +875,118 @@ async fn a_button_posted_before_a_restart_still_works_after_it() {
     })
     .await;
 }
+
+/// A valid `w`×1 grey PNG (different widths give different files).
+fn tiny_png(w: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, w, 1);
+        enc.set_color(png::ColorType::Grayscale);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut writer = enc.write_header().unwrap();
+        writer.write_image_data(&vec![128u8; w as usize]).unwrap();
+    }
+    out
+}
+
+fn with_chart(out: Outgoing, path: PathBuf) -> Outgoing {
+    let Outgoing::Post(mut m) = out else {
+        panic!("not a post")
+    };
+    m.attachments = vec![path];
+    Outgoing::Post(m)
+}
+
+fn attachment_of(bot: &Bot, m: &Value) -> (String, Vec<u8>) {
+    let a = &m["attachments"][0];
+    let aid: u64 = a["id"].as_str().unwrap().parse().unwrap();
+    (
+        a["filename"].as_str().unwrap().to_string(),
+        bot.emu.attachment_data(aid).expect("stored attachment"),
+    )
+}
+
+/// The recorded create-message request (recorded once answered, so waited for).
+async fn posted_request(bot: &Bot) -> RecordedRequest {
+    let is_post = |r: &RecordedRequest| r.method == "POST" && r.path == format!("/channels/{CH}/messages");
+    let reqs = bot.emu.wait_for(|rs| rs.iter().any(is_post), WAIT).await.unwrap();
+    reqs.into_iter().find(is_post).unwrap()
+}
+
+fn epoch(n: u32) -> impl Fn(&Value) -> bool {
+    move |m: &Value| {
+        m["embeds"][0]["description"]
+            .as_str()
+            .unwrap_or("")
+            .contains(&format!("epoch {n}"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_chart_is_uploaded_shown_in_the_embed_and_replaced_by_the_next() {
+    bounded(async move {
+        let bot = Bot::start().await;
+        let charts = bot.dir.path().join("charts");
+        std::fs::create_dir_all(&charts).unwrap();
+        let (one, two) = (tiny_png(3), tiny_png(5));
+        std::fs::write(charts.join("status-1.png"), &one).unwrap();
+        std::fs::write(charts.join("status-2.png"), &two).unwrap();
+
+        bot.send(with_chart(status(1, 30), charts.join("status-1.png")));
+        let first = bot.report(CH, epoch(1)).await;
+        assert_eq!(
+            attachment_of(&bot, &first),
+            ("status-1.png".to_string(), one.clone())
+        );
+        assert_eq!(first["embeds"][0]["image"]["url"], "attachment://status-1.png");
+        // The upload is multipart and still asks Discord to post it at most once.
+        let post = posted_request(&bot).await;
+        assert_eq!(post.body.files().len(), 1);
+        assert_eq!(post.body.files()[0].content_type.as_deref(), Some("image/png"));
+        let payload = post.body.json().unwrap();
+        assert_eq!(payload["enforce_nonce"], true);
+        assert!(payload["nonce"].is_string());
+
+        // Edit mode: the same message now shows the newer chart, and only that one.
+        bot.send(with_chart(status(2, 60), charts.join("status-2.png")));
+        let second = bot.report(CH, epoch(2)).await;
+        assert_eq!(id(&first), id(&second), "the same message, edited");
+        assert_eq!(second["attachments"].as_array().unwrap().len(), 1);
+        assert_eq!(attachment_of(&bot, &second), ("status-2.png".to_string(), two));
+        assert_eq!(second["embeds"][0]["image"]["url"], "attachment://status-2.png");
+
+        // The next chart is gone by the time it is sent: the status still updates, and
+        // no longer shows a chart of older numbers.
+        bot.send(with_chart(status(3, 90), charts.join("status-3.png")));
+        let third = bot.report(CH, epoch(3)).await;
+        assert_eq!(id(&first), id(&third));
+        assert_eq!(third["attachments"], serde_json::json!([]));
+        assert!(third["embeds"][0].get("image").is_none());
+        assert_eq!(bot.reports(CH).len(), 1);
+        bot.drained().await;
+        bot.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_chart_does_not_hold_back_the_message() {
+    bounded(async move {
+        let bot = Bot::start().await;
+        let gone = bot.dir.path().join("charts").join("status-1.png");
+        bot.send(with_chart(status(1, 30), gone));
+        let m = bot.report(CH, epoch(1)).await;
+        assert_eq!(m["attachments"], serde_json::json!([]));
+        assert!(m["embeds"][0].get("image").is_none());
+        let post = posted_request(&bot).await;
+        assert!(
+            post.headers
+                .get("content-type")
+                .is_some_and(|c| c.starts_with("application/json")),
+            "without files the body stays JSON"
+        );
+        bot.drained().await;
+        bot.stop().await;
+    })
+    .await;
+}

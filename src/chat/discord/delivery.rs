@@ -8,6 +8,7 @@
 //! `mark_sent` commits (one SQLite write), that entry is sent again after the restart.
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,8 +22,8 @@ use crate::engine::MessageKey;
 use crate::model::{JobName, RunId};
 use crate::store::{OutboxEntry, Store};
 
-use super::embed;
 use super::rest::{Rest, RestError};
+use super::{attach, embed};
 
 /// What an outbox entry for Discord holds: the rendered body plus what delivery must
 /// decide when it sends (edit the run's status message, thread under a report).
@@ -42,12 +43,18 @@ pub enum Envelope {
         thread_on: Option<MessageKey>,
         #[serde(default)]
         thread_name: Option<String>,
+        /// Files to upload with it (paths, read at send time: the outbox stays small).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<PathBuf>,
     },
     Update {
         job: JobName,
         run: RunId,
         key: MessageKey,
         body: Value,
+        /// Replace the message's files with these; none keeps the files it has.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<PathBuf>,
     },
     Resolve {
         job: JobName,
@@ -242,14 +249,18 @@ impl Worker {
                 edit_status,
                 thread_on,
                 thread_name,
+                attachments,
             } => {
-                let post = body_of(body.clone());
+                let files = attach::load(&attachments);
+                let post = body_of(attach::describe(body.clone(), &files, false));
                 if let (true, MessageKey::Status(n)) = (edit_status, key) {
                     let previous = (n.saturating_sub(STATUS_LOOKBACK).max(1)..n)
                         .rev()
                         .find_map(|m| self.posted(&job, run, MessageKey::Status(m)));
                     if let Some((ch, mid)) = previous {
-                        match self.rest.edit_message(ch, mid, &body).await {
+                        // The edited status shows this update's chart, never the last one's.
+                        let edit = attach::describe(body, &files, true);
+                        match self.rest.edit_message_with(ch, mid, &edit, &files).await {
                             Ok(id) => return Ok(Some(id)),
                             // Deleted by someone: post a fresh one below.
                             Err(RestError::Permanent { status: 404, .. }) => {}
@@ -261,7 +272,9 @@ impl Worker {
                     if let Some((ch, mid)) = self.posted(&job, run, report) {
                         let name = thread_name.unwrap_or_else(|| format!("{job} run {run}"));
                         match self.rest.start_thread(ch, mid, &embed::cut16(&name, 100)).await {
-                            Ok(thread) => return self.rest.post_message(thread, &post).await.map(Some),
+                            Ok(thread) => {
+                                return self.rest.post_message_with(thread, &post, &files).await.map(Some)
+                            }
                             // No thread possible (already one, no permission): the channel will do.
                             Err(RestError::Permanent { status, body: why }) => {
                                 tracing::info!(status, error = %why, "cannot start a thread; posting in the channel");
@@ -270,18 +283,32 @@ impl Worker {
                         }
                     }
                 }
-                self.rest.post_message(channel, &post).await.map(Some)
+                self.rest
+                    .post_message_with(channel, &post, &files)
+                    .await
+                    .map(Some)
             }
-            Envelope::Update { job, run, key, body } => {
+            Envelope::Update {
+                job,
+                run,
+                key,
+                body,
+                attachments,
+            } => {
+                let files = attach::load(&attachments);
+                let body = attach::describe(body, &files, false);
                 if let Some((ch, mid)) = self.posted(&job, run, key) {
-                    match self.rest.edit_message(ch, mid, &body).await {
+                    match self.rest.edit_message_with(ch, mid, &body, &files).await {
                         Ok(id) => return Ok(Some(id)),
                         Err(RestError::Permanent { status: 404, .. }) => {}
                         Err(err) => return Err(err),
                     }
                 }
                 // Never posted (abandoned) or deleted: the newer version is posted instead.
-                self.rest.post_message(channel, &body_of(body)).await.map(Some)
+                self.rest
+                    .post_message_with(channel, &body_of(body), &files)
+                    .await
+                    .map(Some)
             }
             Envelope::Resolve { job, run, key, note } => {
                 let Some((ch, mid)) = self.posted(&job, run, key) else {

@@ -5,6 +5,7 @@
 //! carry their target in their `custom_id` (`ids`), so one global handler serves buttons
 //! posted before a restart too.
 
+pub mod attach;
 pub mod delivery;
 pub mod embed;
 pub mod ids;
@@ -232,6 +233,7 @@ impl DiscordChat {
                         && matches!(m.key, MessageKey::Status(_)),
                     thread_on,
                     thread_name: thread_on.map(|k| format!("Investigate {} run {} ({k})", m.job, m.run)),
+                    attachments: m.attachments.clone(),
                 }
             }
             Outgoing::Update(m) => {
@@ -242,6 +244,7 @@ impl DiscordChat {
                     run: m.run,
                     key: m.key,
                     body: embed::message_body(m, &mentions),
+                    attachments: m.attachments.clone(),
                 }
             }
             Outgoing::Resolve { job, run, key, note } => Envelope::Resolve {
@@ -778,6 +781,27 @@ ca_cert = "ca.pem"
             note: "n".into(),
         };
         assert_eq!(c.to_outbox(&resolve).unwrap().0, "100");
+    }
+
+    #[test]
+    fn the_outbox_keeps_chart_paths_not_their_bytes() {
+        let (_d, c) = chat(StatusMode::Edit);
+        let Outgoing::Post(mut m) = status(3) else {
+            unreachable!()
+        };
+        m.attachments = vec![PathBuf::from("charts/status-3.png")];
+        let (_, payload) = c.to_outbox(&Outgoing::Post(m)).unwrap();
+        assert_eq!(payload["attachments"], serde_json::json!(["charts/status-3.png"]));
+        let env: Envelope = serde_json::from_value(payload).unwrap();
+        let Envelope::Post { attachments, .. } = env else {
+            panic!("not a post: {env:?}")
+        };
+        assert_eq!(attachments, vec![PathBuf::from("charts/status-3.png")]);
+        // Entries stored before attachments existed still load.
+        let (_, mut old) = c.to_outbox(&status(4)).unwrap();
+        assert!(old.get("attachments").is_none());
+        old.as_object_mut().unwrap().remove("attachments");
+        assert!(serde_json::from_value::<Envelope>(old).is_ok());
     }
 
     #[test]

@@ -36,7 +36,9 @@ const NONFINITE_MARK: RGBColor = RGBColor(214, 39, 40);
 
 #[derive(Debug, Error)]
 pub enum ChartError {
-    #[error("chart size {width}×{height} is out of range ({MIN_WIDTH}×{MIN_HEIGHT} to {MAX_SIDE}×{MAX_SIDE})")]
+    #[error(
+        "chart size {width}×{height} is out of range ({MIN_WIDTH}×{MIN_HEIGHT} to {MAX_SIDE}×{MAX_SIDE})"
+    )]
     BadSize { width: u32, height: u32 },
     #[error("nothing to chart: no series has a finite value")]
     NoData,
@@ -54,9 +56,8 @@ fn draw_err<E: std::fmt::Display>(e: E) -> ChartError {
 
 fn ensure_font() -> Result<(), ChartError> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
-    let ok = *REGISTERED.get_or_init(|| {
-        plotters::style::register_font(FONT, FontStyle::Normal, FONT_BYTES).is_ok()
-    });
+    let ok = *REGISTERED
+        .get_or_init(|| plotters::style::register_font(FONT, FontStyle::Normal, FONT_BYTES).is_ok());
     ok.then_some(()).ok_or(ChartError::Font)
 }
 
@@ -128,15 +129,7 @@ pub fn render_chart(
         let panels = body.split_evenly((data.len(), 1));
         let last = panels.len() - 1;
         for (i, (panel, (name, s, pts))) in panels.iter().zip(&data).enumerate() {
-            draw_panel(
-                panel,
-                name,
-                s,
-                pts,
-                PALETTE[i % PALETTE.len()],
-                i == last,
-                height,
-            )?;
+            draw_panel(panel, name, s, pts, PALETTE[i % PALETTE.len()], i == last, height)?;
         }
         root.present().map_err(draw_err)?;
     }
@@ -163,11 +156,9 @@ fn draw_panel(
     height: u32,
 ) -> Result<(), ChartError> {
     let fin = pts.iter().filter(|p| usable(p));
-    let (x0, x1) = fin
-        .clone()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
-            (a.min(p.0), b.max(p.0))
-        });
+    let (x0, x1) = fin.clone().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+        (a.min(p.0), b.max(p.0))
+    });
     let (y0, y1) = fin.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
         (a.min(p.1), b.max(p.1))
     });
@@ -178,11 +169,7 @@ fn draw_panel(
     let mut chart = ChartBuilder::on(area)
         .margin(6)
         .margin_right(16)
-        .x_label_area_size(if bottom {
-            label_px * 2 + 8
-        } else {
-            label_px + 8
-        })
+        .x_label_area_size(if bottom { label_px * 2 + 8 } else { label_px + 8 })
         .y_label_area_size(label_px * 4)
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(draw_err)?;
@@ -207,10 +194,7 @@ fn draw_panel(
     for run in pts.split(|p| !usable(p)).filter(|r| !r.is_empty()) {
         // Segment by segment: plotters' wide polylines lose steep spikes at their joins.
         chart
-            .draw_series(
-                run.windows(2)
-                    .map(|w| PathElement::new(vec![w[0], w[1]], style)),
-            )
+            .draw_series(run.windows(2).map(|w| PathElement::new(vec![w[0], w[1]], style)))
             .map_err(draw_err)?;
         if run.len() == 1 || pts.len() <= DOTS_UP_TO {
             chart

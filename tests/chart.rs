@@ -86,10 +86,7 @@ fn loss_chart_from_a_real_log_is_a_phone_sized_png() {
     assert_eq!((img.width, img.height), (800, 400));
     img.assert_not_blank();
     assert!(img.count(SERIES_BLUE) > 200, "the loss line is drawn");
-    assert!(
-        img.count(SERIES_ORANGE) > 200,
-        "the learning-rate line is drawn"
-    );
+    assert!(img.count(SERIES_ORANGE) > 200, "the learning-rate line is drawn");
     assert!(img.count(MARK_RED) > 0, "the NaN loss at the end is marked");
 }
 
@@ -99,10 +96,7 @@ fn one_point_still_charts() {
     let img = decode(&render_chart("first step", &[("loss", &s)], 640, 320).unwrap());
     assert_eq!((img.width, img.height), (640, 320));
     img.assert_not_blank();
-    assert!(
-        img.count(SERIES_BLUE) > 10,
-        "the lone point is drawn as a dot"
-    );
+    assert!(img.count(SERIES_BLUE) > 10, "the lone point is drawn as a dot");
 }
 
 #[test]
@@ -144,10 +138,7 @@ fn a_million_points_are_downsampled_keeping_spikes() {
         999_999.0,
         "the last bucket reaches the end"
     );
-    assert!(
-        pts.windows(2).all(|w| w[0].0 <= w[1].0),
-        "points stay in order"
-    );
+    assert!(pts.windows(2).all(|w| w[0].0 <= w[1].0), "points stay in order");
 
     let img = decode(&render_chart("long run", &[("loss", &s)], 800, 400).unwrap());
     assert_eq!((img.width, img.height), (800, 400));
@@ -158,10 +149,7 @@ fn a_million_points_are_downsampled_keeping_spikes() {
         .iter()
         .filter(|p| **p == SERIES_BLUE)
         .count();
-    assert!(
-        top_half_line > 50,
-        "the spike is drawn ({top_half_line} px)"
-    );
+    assert!(top_half_line > 50, "the spike is drawn ({top_half_line} px)");
 }
 
 #[test]

@@ -11,11 +11,7 @@ use trainwatch::watch::follower::{
 };
 
 fn append(path: &Path, bytes: &[u8]) {
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
+    let mut f = OpenOptions::new().create(true).append(true).open(path).unwrap();
     f.write_all(bytes).unwrap();
 }
 
@@ -69,10 +65,7 @@ fn partial_line_is_held_until_its_newline_arrives() {
     );
 
     append(&path, b"ent call last):\n");
-    assert_eq!(
-        pairs(&read(&mut f)),
-        [(2, "Traceback (most recent call last):")]
-    );
+    assert_eq!(pairs(&read(&mut f)), [(2, "Traceback (most recent call last):")]);
     assert_eq!(f.pending_tail(), None);
 }
 
@@ -88,10 +81,7 @@ fn carriage_return_progress_bars_are_one_line_shown_by_their_last_redraw() {
     let lines = read(&mut f);
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0].no, 1);
-    assert!(
-        lines[0].text.contains(" 50%|"),
-        "the line keeps every redraw"
-    );
+    assert!(lines[0].text.contains(" 50%|"), "the line keeps every redraw");
     assert_eq!(display_segment(&lines[0].text), "100%|##########| 10/10");
     assert_eq!(
         pairs(&lines[1..]),
@@ -119,11 +109,7 @@ fn invalid_utf8_is_replaced_and_following_goes_on() {
 fn a_100_mb_line_is_cut_for_display_keeping_both_ends() {
     let (_dir, path) = setup();
     let mut f = Follower::new(path.clone(), FollowState::default());
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .unwrap();
+    let mut file = OpenOptions::new().create(true).append(true).open(&path).unwrap();
     file.write_all(b"before\nTraceback at the start ").unwrap();
     let chunk = vec![b'x'; 1 << 20];
     let mut seen = Vec::new();
@@ -148,9 +134,8 @@ fn a_100_mb_line_is_cut_for_display_keeping_both_ends() {
     assert!(big.cut);
     assert!(big.text.starts_with("Traceback at the start"));
     assert!(big.text.ends_with("RuntimeError: CUDA out of memory"));
-    let line_len = "Traceback at the start ".len()
-        + 100 * (1 << 20)
-        + " RuntimeError: CUDA out of memory".len();
+    let line_len =
+        "Traceback at the start ".len() + 100 * (1 << 20) + " RuntimeError: CUDA out of memory".len();
     let cut = line_len - HEAD_KEEP - TAIL_KEEP;
     assert!(
         big.text.contains(&format!("…[{cut} bytes cut]…")),
@@ -197,20 +182,14 @@ fn rename_rotation_finishes_the_old_file_then_follows_the_new_one() {
     fs::rename(&path, dir.path().join("training_1_full.log.1")).unwrap();
     let mut out = Vec::new();
     let stats = f.read_available(|l| out.push(l)).unwrap();
-    assert!(
-        !stats.rotated,
-        "no new file yet: keep following the old one"
-    );
+    assert!(!stats.rotated, "no new file yet: keep following the old one");
     assert_eq!(pairs(&out), [(3, "a 3")]);
 
     append(&path, b"b 1\nb 2\n");
     out.clear();
     let stats = f.read_available(|l| out.push(l)).unwrap();
     assert!(stats.rotated);
-    assert_eq!(
-        pairs(&out),
-        [(4, "a 4 unterminated"), (1, "b 1"), (2, "b 2")]
-    );
+    assert_eq!(pairs(&out), [(4, "a 4 unterminated"), (1, "b 1"), (2, "b 2")]);
     let new_ino = {
         use std::os::unix::fs::MetadataExt;
         fs::metadata(&path).unwrap().ino()
@@ -450,11 +429,7 @@ fn resuming_after_a_truncate_and_rewrite_while_away_starts_over() {
     drop(f);
 
     // Same inode, cut to zero and written again past the saved offset.
-    fs::write(
-        &path,
-        b"second run, a longer line 1\nsecond run line 2\nline 3\n",
-    )
-    .unwrap();
+    fs::write(&path, b"second run, a longer line 1\nsecond run line 2\nline 3\n").unwrap();
     let mut f = Follower::new(path.clone(), state);
     let mut out = Vec::new();
     let stats = f.read_available(|l| out.push(l)).unwrap();

@@ -11,10 +11,7 @@ use trainwatch::watch::progress::{
 };
 
 fn fixture(name: &str) -> String {
-    let path = format!(
-        "{}/tests/fixtures/metrics/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/tests/fixtures/metrics/{name}", env!("CARGO_MANIFEST_DIR"));
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
     String::from_utf8(bytes).expect("fixture is UTF-8")
 }
@@ -116,14 +113,8 @@ fn hf_trainer_dicts_and_json_lines_give_series_latest_and_a_nan_signal() {
         .collect();
     assert_eq!(ys.len(), 40);
     assert_eq!(ys[0], 0.6684);
-    assert!(
-        ys.windows(2).all(|w| w[1] < w[0]),
-        "loss falls over the run"
-    );
-    assert!(
-        loss.points().last().unwrap().1.is_nan(),
-        "the NaN shows as a gap"
-    );
+    assert!(ys.windows(2).all(|w| w[1] < w[0]), "loss falls over the run");
+    assert!(loss.points().last().unwrap().1.is_nan(), "the NaN shows as a gap");
     let xs: Vec<f64> = loss.points().iter().take(40).map(|p| p.0).collect();
     let expected: Vec<f64> = (1..=40).map(|i| f64::from(i) * 10.0).collect();
     assert_eq!(
@@ -133,11 +124,7 @@ fn hf_trainer_dicts_and_json_lines_give_series_latest_and_a_nan_signal() {
 
     let val = tracker.series("val_loss").unwrap();
     let steps: Vec<f64> = val.points().iter().map(|p| p.0).collect();
-    assert_eq!(
-        steps,
-        [100.0, 200.0, 300.0, 400.0],
-        "JSON lines carry their step"
-    );
+    assert_eq!(steps, [100.0, 200.0, 300.0, 400.0], "JSON lines carry their step");
 
     let snap = tracker.snapshot();
     assert_eq!((snap.step, snap.total), (Some(400), Some(400)));
@@ -173,10 +160,7 @@ fn lightning_bar_postfix_and_key_value_lines() {
         "Epoch 1:  45%|████▌     | 45/100 [00:01<00:02, 25.00it/s, v_num=0, train_loss=0.693]",
         at(0.0),
     );
-    tracker.push_line(
-        "2026-01-01 10:00:05 INFO step: 7 loss: 1.25 acc=0.5",
-        at(1.0),
-    );
+    tracker.push_line("2026-01-01 10:00:05 INFO step: 7 loss: 1.25 acc=0.5", at(1.0));
     let snap = tracker.snapshot();
     assert_eq!(snap.latest.get("train_loss"), Some(&0.693));
     assert_eq!(snap.latest.get("loss"), Some(&1.25));
@@ -188,22 +172,12 @@ fn lightning_bar_postfix_and_key_value_lines() {
 #[test]
 fn a_bar_without_total_still_gives_the_step() {
     let mut tracker = MetricsTracker::new(MetricsConfig::default());
-    tracker.push_line(
-        "570it [00:10, 55.10it/s]\r1140it [00:20, 57.00it/s]",
-        at(0.0),
-    );
+    tracker.push_line("570it [00:10, 55.10it/s]\r1140it [00:20, 57.00it/s]", at(0.0));
     let snap = tracker.snapshot();
     assert_eq!((snap.step, snap.total), (Some(1140), None));
     assert_eq!(snap.rate_per_sec, Some(57.0));
-    let p = progress(
-        &snap,
-        Duration::from_secs(20),
-        Some(Duration::from_secs(80)),
-    );
-    assert_eq!(
-        (p.basis, p.percent),
-        (Some(ProgressBasis::Time), Some(25.0))
-    );
+    let p = progress(&snap, Duration::from_secs(20), Some(Duration::from_secs(80)));
+    assert_eq!((p.basis, p.percent), (Some(ProgressBasis::Time), Some(25.0)));
 }
 
 #[test]
@@ -296,10 +270,7 @@ fn configured_step_total_and_extra_regexes() {
         ..MetricsConfig::default()
     };
     cfg.add_extra("acc", r"accuracy (\d+(?:\.\d+)?)%").unwrap();
-    assert!(
-        cfg.add_extra("bad", r"accuracy \d+").is_err(),
-        "no capture group"
-    );
+    assert!(cfg.add_extra("bad", r"accuracy \d+").is_err(), "no capture group");
     assert!(cfg.add_extra("bad", r"(unclosed").is_err());
     assert!(cfg.validate().is_ok());
     assert!(MetricsConfig {
@@ -369,11 +340,7 @@ fn progress_from_steps_with_and_without_a_rate() {
     assert_eq!(p.eta, Some(Duration::from_secs(150)));
 
     // No rate yet: the pace so far (250 steps in 100 s) is extrapolated.
-    let p = progress(
-        &snap(Some(250), Some(1000), None),
-        Duration::from_secs(100),
-        None,
-    );
+    let p = progress(&snap(Some(250), Some(1000), None), Duration::from_secs(100), None);
     assert_eq!(p.eta, Some(Duration::from_secs(300)));
 
     let p = progress(
@@ -396,11 +363,7 @@ fn progress_from_time_when_the_log_has_no_total() {
     assert_eq!(p.percent, Some(25.0));
     assert_eq!(p.eta, Some(Duration::from_secs(90 * MIN)));
 
-    let late = progress(
-        &snap(None, None, None),
-        Duration::from_secs(150 * MIN),
-        expected,
-    );
+    let late = progress(&snap(None, None, None), Duration::from_secs(150 * MIN), expected);
     assert_eq!((late.percent, late.eta), (Some(100.0), None));
 
     let unknown = progress(&snap(None, None, None), Duration::from_secs(60), None);
@@ -455,10 +418,7 @@ fn silence_past_the_stall_timeout_is_a_no_output_stall() {
 
     // Nothing at all since the start is a stall too.
     let fresh = StallDetector::new(Duration::from_secs(10 * MIN), t0());
-    assert_eq!(
-        fresh.check(at((11 * MIN) as f64), true).unwrap().since,
-        t0()
-    );
+    assert_eq!(fresh.check(at((11 * MIN) as f64), true).unwrap().since, t0());
 }
 
 #[test]
@@ -480,10 +440,7 @@ fn a_slowdown_is_slow_not_stalled() {
     let mut d = StallDetector::new(Duration::from_secs(10 * MIN), t0());
     let mut step = 0;
     run_steps(&mut d, 0, 30 * MIN, 10, &mut step);
-    assert!(matches!(
-        d.pace(at((30 * MIN) as f64), true),
-        Pace::Steady { .. }
-    ));
+    assert!(matches!(d.pace(at((30 * MIN) as f64), true), Pace::Steady { .. }));
     // Six times slower for 20 minutes: still moving.
     run_steps(&mut d, 30 * MIN, 50 * MIN, 60, &mut step);
     let now = at((50 * MIN) as f64);
@@ -508,8 +465,6 @@ fn steps_longer_than_the_stall_timeout_are_not_hung() {
     run_steps(&mut d, 0, 80 * MIN, 20 * MIN, &mut step);
     let last = 60 * MIN;
     assert_eq!(d.check(at((last + 30 * MIN) as f64), true), None);
-    let stall = d
-        .check(at((last + 61 * MIN) as f64), true)
-        .expect("3 usual gaps");
+    let stall = d.check(at((last + 61 * MIN) as f64), true).expect("3 usual gaps");
     assert_eq!(stall.kind, StallKind::NoOutput);
 }

@@ -351,11 +351,7 @@ impl Follower {
         tokio::time::sleep(self.opts.poll_unarmed).await;
     }
 
-    fn read_inner(
-        &mut self,
-        f: &mut impl FnMut(LineRef<'_>),
-        stats: &mut ReadStats,
-    ) -> io::Result<()> {
+    fn read_inner(&mut self, f: &mut impl FnMut(LineRef<'_>), stats: &mut ReadStats) -> io::Result<()> {
         if self.log.is_none() && !self.open_initial(stats)? {
             return Ok(());
         }
@@ -528,11 +524,7 @@ impl Follower {
 
     /// Reads the open file from `read_pos` to its end or until the budget is spent;
     /// returns whether it reached the end.
-    fn drain(
-        &mut self,
-        f: &mut impl FnMut(LineRef<'_>),
-        stats: &mut ReadStats,
-    ) -> io::Result<bool> {
+    fn drain(&mut self, f: &mut impl FnMut(LineRef<'_>), stats: &mut ReadStats) -> io::Result<bool> {
         let mut buf = std::mem::take(&mut self.buf);
         if buf.len() != READ_CHUNK {
             buf = vec![0; READ_CHUNK];
@@ -577,13 +569,7 @@ impl Follower {
     }
 
     /// Cuts `chunk` (which starts at file offset `start`) into lines.
-    fn split(
-        &mut self,
-        chunk: &[u8],
-        start: u64,
-        f: &mut impl FnMut(LineRef<'_>),
-        stats: &mut ReadStats,
-    ) {
+    fn split(&mut self, chunk: &[u8], start: u64, f: &mut impl FnMut(LineRef<'_>), stats: &mut ReadStats) {
         let mut line_start = 0;
         for nl in memchr::memchr_iter(b'\n', chunk) {
             let piece = &chunk[line_start..nl];
@@ -626,10 +612,7 @@ mod tests {
 
     #[test]
     fn display_segment_takes_the_last_redraw() {
-        assert_eq!(
-            display_segment(" 10%|#  |\r 50%|### |\r100%|####|"),
-            "100%|####|"
-        );
+        assert_eq!(display_segment(" 10%|#  |\r 50%|### |\r100%|####|"), "100%|####|");
         assert_eq!(display_segment("epoch 3\r"), "epoch 3");
         assert_eq!(display_segment("\r\r"), "");
         assert_eq!(display_segment("plain"), "plain");

@@ -188,10 +188,9 @@ impl Convergence {
     pub fn summary(&self) -> String {
         let mut parts = Vec::new();
         match (self.chains, self.draws) {
-            (Some(c), Some(d)) => parts.push(format!(
-                "{c} chains × {d} draws = {} samples",
-                u64::from(c) * d
-            )),
+            (Some(c), Some(d)) => {
+                parts.push(format!("{c} chains × {d} draws = {} samples", u64::from(c) * d))
+            }
             (Some(c), None) => parts.push(format!("{c} chains")),
             (None, Some(d)) => parts.push(format!("{d} draws per chain")),
             (None, None) => {}
@@ -236,17 +235,16 @@ struct Bucket {
 
 impl Bucket {
     fn merge(self, other: Bucket) -> Bucket {
-        let pick =
-            |a: Option<(u64, f64, f64)>, b: Option<(u64, f64, f64)>, lower: bool| match (a, b) {
-                (Some(a), Some(b)) => {
-                    if (lower && b.2 < a.2) || (!lower && b.2 > a.2) {
-                        Some(b)
-                    } else {
-                        Some(a)
-                    }
+        let pick = |a: Option<(u64, f64, f64)>, b: Option<(u64, f64, f64)>, lower: bool| match (a, b) {
+            (Some(a), Some(b)) => {
+                if (lower && b.2 < a.2) || (!lower && b.2 > a.2) {
+                    Some(b)
+                } else {
+                    Some(a)
                 }
-                (a, b) => a.or(b),
-            };
+            }
+            (a, b) => a.or(b),
+        };
         Bucket {
             n: self.n + other.n,
             lo: pick(self.lo, other.lo, true),
@@ -319,12 +317,7 @@ impl Series {
         let merged: Vec<Bucket> = self
             .buckets
             .chunks(2)
-            .map(|c| {
-                c.iter()
-                    .copied()
-                    .reduce(Bucket::merge)
-                    .expect("chunk not empty")
-            })
+            .map(|c| c.iter().copied().reduce(Bucket::merge).expect("chunk not empty"))
             .collect();
         self.buckets = merged;
         self.per_bucket *= 2;
@@ -523,13 +516,7 @@ impl MetricsTracker {
     }
 
     /// Applies the values of one record (one line's worth of pairs).
-    fn record(
-        &mut self,
-        pairs: Vec<Pair>,
-        seg: &str,
-        at: DateTime<Utc>,
-        signals: &mut Vec<HealthSignal>,
-    ) {
+    fn record(&mut self, pairs: Vec<Pair>, seg: &str, at: DateTime<Utc>, signals: &mut Vec<HealthSignal>) {
         let as_count = |v: f64| (0.0..1e18).contains(&v).then_some(v as u64);
         let step_keys: Vec<&str> = match &self.cfg.step_key {
             Some(k) => vec![k.as_str()],
@@ -723,12 +710,10 @@ impl MetricsTracker {
             Regex::new(r"Sampling (\d+) chains? for ([\d_,]+) tune and ([\d_,]+) draw iterations")
                 .expect("valid regex")
         });
-        let jobs = JOBS.get_or_init(|| {
-            Regex::new(r"sampling \((\d+) chains? in \d+ jobs?\)").expect("valid regex")
-        });
-        let divergences = DIVERGENCES.get_or_init(|| {
-            Regex::new(r"There (?:were|was) ([\d_,]+) divergences?").expect("valid regex")
-        });
+        let jobs =
+            JOBS.get_or_init(|| Regex::new(r"sampling \((\d+) chains? in \d+ jobs?\)").expect("valid regex"));
+        let divergences = DIVERGENCES
+            .get_or_init(|| Regex::new(r"There (?:were|was) ([\d_,]+) divergences?").expect("valid regex"));
         let int = |s: &str| s.replace(['_', ','], "").parse::<u64>().ok();
         let c = &mut self.convergence;
         if let Some(m) = sampling.captures(seg) {
@@ -964,11 +949,10 @@ mod tests {
 
     #[test]
     fn kv_skips_clock_times_and_words_starting_with_inf() {
-        let keys: Vec<String> =
-            kv_pairs("12:30:05 name=inference loss: 0.5 ETA: 1:23 lr=1e-3 acc=97%")
-                .into_iter()
-                .map(|p| format!("{}={}", p.key, p.value))
-                .collect();
+        let keys: Vec<String> = kv_pairs("12:30:05 name=inference loss: 0.5 ETA: 1:23 lr=1e-3 acc=97%")
+            .into_iter()
+            .map(|p| format!("{}={}", p.key, p.value))
+            .collect();
         assert_eq!(keys, ["loss=0.5", "lr=0.001", "acc=97"]);
     }
 

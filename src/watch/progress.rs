@@ -42,11 +42,7 @@ fn secs(x: f64) -> Option<Duration> {
 }
 
 /// Progress from the latest metrics and the time the run has taken.
-pub fn progress(
-    snapshot: &MetricsSnapshot,
-    elapsed: Duration,
-    expected: Option<Duration>,
-) -> Progress {
+pub fn progress(snapshot: &MetricsSnapshot, elapsed: Duration, expected: Option<Duration>) -> Progress {
     let rate = snapshot.rate_per_sec.filter(|r| r.is_finite() && *r > 0.0);
     let mut p = Progress {
         step: snapshot.step,
@@ -79,11 +75,7 @@ pub fn progress(
 
 /// By how much the projected finish (now + ETA) passes `max`; None when it does not, or
 /// when either is unknown.
-pub fn projected_overrun(
-    progress: &Progress,
-    elapsed: Duration,
-    max: Option<Duration>,
-) -> Option<Duration> {
+pub fn projected_overrun(progress: &Progress, elapsed: Duration, max: Option<Duration>) -> Option<Duration> {
     let finish = elapsed.checked_add(progress.eta?)?;
     finish.checked_sub(max?).filter(|d| !d.is_zero())
 }
@@ -219,9 +211,8 @@ impl StallDetector {
         let base = to_chrono(self.stall_after);
         match self.usual_rate() {
             Some(rate) => {
-                let usual_gap = chrono::Duration::milliseconds(
-                    (USUAL_GAP_FACTOR / rate * 1000.0).min(1e15) as i64,
-                );
+                let usual_gap =
+                    chrono::Duration::milliseconds((USUAL_GAP_FACTOR / rate * 1000.0).min(1e15) as i64);
                 base.max(usual_gap)
             }
             None => base,
@@ -263,9 +254,7 @@ impl StallDetector {
         };
         let window = to_chrono(self.stall_after);
         if window <= chrono::Duration::zero() {
-            return Pace::Steady {
-                rate_per_sec: usual,
-            };
+            return Pace::Steady { rate_per_sec: usual };
         }
         let start = now - window;
         let (Some((_, last)), Some(&(_, base))) = (
@@ -273,9 +262,7 @@ impl StallDetector {
             self.samples.iter().rev().find(|(t, _)| *t <= start),
         ) else {
             // The run is younger than one window: its usual rate is all there is.
-            return Pace::Steady {
-                rate_per_sec: usual,
-            };
+            return Pace::Steady { rate_per_sec: usual };
         };
         let recent = last.saturating_sub(base) as f64 / (window.num_milliseconds() as f64 / 1000.0);
         if recent < usual * self.slow_ratio {
@@ -284,9 +271,7 @@ impl StallDetector {
                 usual_per_sec: usual,
             }
         } else {
-            Pace::Steady {
-                rate_per_sec: recent,
-            }
+            Pace::Steady { rate_per_sec: recent }
         }
     }
 }

@@ -150,8 +150,7 @@ impl Watch {
         let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)?;
         // SAFETY: the descriptor is owned by the `Inotify` inside the `AsyncFd`, and is
         // neither replaced nor closed before the `AsyncFd` is dropped.
-        let registered =
-            unsafe { AsyncFd::register_with_interest(InotifyFd(inotify), Interest::READABLE) };
+        let registered = unsafe { AsyncFd::register_with_interest(InotifyFd(inotify), Interest::READABLE) };
         Ok(registered?)
     }
 
@@ -166,12 +165,11 @@ impl Watch {
                 Ok(g) => g,
                 Err(e) => break e,
             };
-            let events =
-                match guard.try_io(|fd| fd.get_ref().0.read_events().map_err(io::Error::from)) {
-                    Ok(Ok(events)) => events,
-                    Ok(Err(e)) => break e,
-                    Err(_would_block) => continue,
-                };
+            let events = match guard.try_io(|fd| fd.get_ref().0.read_events().map_err(io::Error::from)) {
+                Ok(Ok(events)) => events,
+                Ok(Err(e)) => break e,
+                Err(_would_block) => continue,
+            };
             drop(guard);
             if armed.relevant(&events, name) {
                 return;
@@ -197,9 +195,8 @@ impl Armed {
                 }
                 hit = true;
             } else if self.dir_wd == Some(e.wd) {
-                let dir_gone = AddWatchFlags::IN_IGNORED
-                    | AddWatchFlags::IN_DELETE_SELF
-                    | AddWatchFlags::IN_MOVE_SELF;
+                let dir_gone =
+                    AddWatchFlags::IN_IGNORED | AddWatchFlags::IN_DELETE_SELF | AddWatchFlags::IN_MOVE_SELF;
                 if e.mask.intersects(dir_gone) {
                     if e.mask.contains(AddWatchFlags::IN_MOVE_SELF) {
                         // Still valid on the moved directory, which is no longer ours.

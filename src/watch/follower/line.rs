@@ -104,12 +104,7 @@ pub(crate) fn render_line<'a>(line: &'a [u8], scratch: &'a mut String) -> (&'a s
     } else {
         scratch.clear();
         let cut = (line.len() - HEAD_KEEP - TAIL_KEEP) as u64;
-        render_cut(
-            scratch,
-            &line[..HEAD_KEEP],
-            &line[line.len() - TAIL_KEEP..],
-            cut,
-        );
+        render_cut(scratch, &line[..HEAD_KEEP], &line[line.len() - TAIL_KEEP..], cut);
         (scratch.as_str(), true)
     }
 }
@@ -118,11 +113,7 @@ pub(crate) fn render_line<'a>(line: &'a [u8], scratch: &'a mut String) -> (&'a s
 /// visible ends are not garbled by a character sliced in half.
 fn render_cut(out: &mut String, head: &[u8], tail: &[u8], cut: u64) {
     let head_end = complete_prefix_len(head);
-    let tail_start = tail
-        .iter()
-        .take(3)
-        .take_while(|b| is_continuation(**b))
-        .count();
+    let tail_start = tail.iter().take(3).take_while(|b| is_continuation(**b)).count();
     let cut = cut + (head.len() - head_end) as u64 + tail_start as u64;
     push_lossy(out, &head[..head_end]);
     // Writing into a String cannot fail.
@@ -194,11 +185,7 @@ mod tests {
         assert!(cut);
         assert!(text.starts_with("START"));
         assert!(text.ends_with("END"));
-        assert!(
-            text.contains("…[1003 bytes cut]…"),
-            "{}",
-            &text[HEAD_KEEP - 10..]
-        );
+        assert!(text.contains("…[1003 bytes cut]…"), "{}", &text[HEAD_KEEP - 10..]);
         assert!(text.len() < HEAD_KEEP + TAIL_KEEP + 64);
     }
 

@@ -39,7 +39,19 @@ pub enum Command {
     CheckConfig(CheckConfigArgs),
     /// Show what the store knows of runs, incidents and decisions.
     Status(StatusArgs),
+    /// Send a command to the trainwatch that supervises a job, from another terminal — as
+    /// yourself (your login and the personas the config gives it). This is how a second
+    /// person approves a fix at a console: four eyes need two logins.
+    ///
+    /// Example: trainwatch send --config jobs.toml -- /validate approve model_3 within tolerance
+    Send(SendArgs),
+    /// Print the audit log: every decision, fix submission, approval, rejection, kill and
+    /// restart — with who, when, what, and the file hashes a review bound to. Append-only.
+    Audit(AuditArgs),
     /// Analyse a finished log: verdict, category, the line to look at, each incident.
+    ///
+    /// Uses the same detectors as the live watcher. Exit status: 0 ok, 1 an error was
+    /// found, 3 warnings only, 2 the log could not be read.
     Triage(TriageArgs),
     /// Holds one job process and records how it ended (internal; started by trainwatch).
     #[command(name = "__shim", hide = true)]
@@ -139,6 +151,39 @@ pub struct StatusArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct SendArgs {
+    /// Config file of the jobs (to find the store and the roles).
+    #[arg(short, long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// The store (SQLite) the supervisor uses; default: the config's `store.path`.
+    #[arg(long, value_name = "FILE")]
+    pub store: Option<PathBuf>,
+    /// How long to wait for the supervisor's answer.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = crate::config::parse_duration_arg)]
+    pub wait: std::time::Duration,
+    /// The command, as typed in the console: /decide JOB restart, /fix submit JOB SUMMARY,
+    /// /validate approve|reject JOB [REASON], /status JOB …
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only this job.
+    #[arg(value_name = "JOB")]
+    pub job: Option<String>,
+    /// Config file (to find the store).
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The store (SQLite) to read; default: the config's `store.path`, else ./.trainwatch/state.db.
+    #[arg(long, value_name = "FILE")]
+    pub store: Option<PathBuf>,
+    /// Print JSON (one array of entries) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct TriageArgs {
     /// The log to analyse (read as a stream: any size).
     #[arg(value_name = "LOG")]
@@ -152,4 +197,11 @@ pub struct TriageArgs {
     /// R-hat above this is a convergence problem.
     #[arg(long, value_name = "X", default_value_t = 1.1)]
     pub rhat_threshold: f64,
+    /// Extra evidence: a line matching REGEX is an incident of CATEGORY (implementation,
+    /// data, resource, convergence). Repeatable, e.g. `--pattern 'resource=GPU \d+ fell off the bus'`.
+    #[arg(long = "pattern", value_name = "CATEGORY=REGEX")]
+    pub patterns: Vec<String>,
+    /// Lines matching REGEX are never evidence. Repeatable.
+    #[arg(long = "ignore", value_name = "REGEX")]
+    pub ignore: Vec<String>,
 }

@@ -286,7 +286,7 @@ impl fmt::Display for OnError {
         match self {
             OnError::Wait => f.write_str("wait"),
             OnError::Kill => f.write_str("kill"),
-            OnError::Restart { limit } => write!(f, "restart (up to {limit} times)"),
+            OnError::Restart { limit } => write!(f, "restart (at most {limit} times)"),
         }
     }
 }

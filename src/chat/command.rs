@@ -25,6 +25,8 @@ pub const HELP: &str = "commands:
   /decide JOB restart|kill|continue|investigate [EXTEND]
   /restart JOB    /kill JOB    /investigate JOB
   /continue JOB [EXTEND]                      EXTEND: after a timeout warning, e.g. 2h
+  /fix submit JOB SUMMARY...                  a fix is ready: trainwatch computes the CHANGES SUMMARY
+  /validate approve|reject JOB [REASON...]    the validator's verdict on the latest fix (Phase 4.5)
   /start JOB                                  start a new run of a job that has ended
   /help";
 
@@ -58,6 +60,39 @@ pub fn parse(line: &str) -> Result<TextCommand, String> {
     };
     match verb {
         "help" | "?" => Ok(TextCommand::Help),
+        "fix" => {
+            // `/fix submit JOB summary…`: the summary is the rest of the line, as typed.
+            let usage = "usage: /fix submit JOB SUMMARY (what was fixed, in a few words)";
+            match args {
+                ["submit", job, first, ..] => {
+                    let summary = rest_after(line, &["fix", "submit", job]).unwrap_or(first).trim();
+                    Ok(TextCommand::Job {
+                        job: Some(job.to_string()),
+                        command: Command::SubmitFix {
+                            summary: summary.chars().take(500).collect(),
+                            evidence: None,
+                        },
+                    })
+                }
+                _ => Err(usage.into()),
+            }
+        }
+        "validate" => {
+            let usage = "usage: /validate approve|reject JOB [REASON]";
+            let (approve, job) = match args {
+                ["approve", job, ..] => (true, *job),
+                ["reject", job, ..] => (false, *job),
+                _ => return Err(usage.into()),
+            };
+            let verb2 = if approve { "approve" } else { "reject" };
+            let reason = rest_after(line, &["validate", verb2, job])
+                .map(|r| r.trim().chars().take(500).collect::<String>())
+                .filter(|r| !r.is_empty());
+            Ok(TextCommand::Job {
+                job: Some(job.to_string()),
+                command: Command::Validate { approve, reason },
+            })
+        }
         "status" => {
             too_many(1)?;
             Ok(match args.first() {
@@ -105,6 +140,16 @@ pub fn parse(line: &str) -> Result<TextCommand, String> {
         }
         other => Err(format!("unknown command /{other}; type /help")),
     }
+}
+
+/// The text of `line` after the given leading words (a leading `/` allowed), verbatim.
+fn rest_after<'a>(line: &'a str, words: &[&str]) -> Option<&'a str> {
+    let mut rest = line.trim_start();
+    rest = rest.strip_prefix('/').unwrap_or(rest);
+    for w in words {
+        rest = rest.trim_start().strip_prefix(w)?;
+    }
+    Some(rest)
 }
 
 /// Convenience for tests and scripts.
@@ -157,6 +202,37 @@ mod tests {
         let c = parse("/continue 90m").unwrap();
         assert_eq!(extend_of(&c), Some(Duration::from_secs(5400)));
         assert!(matches!(parse("/status").unwrap(), TextCommand::StatusAll));
+    }
+
+    #[test]
+    fn parses_fix_and_validate_with_free_text() {
+        let (job, cmd) = job_cmd("/fix submit model_3 use fit() instead of fit_transform(), lines 80-90");
+        assert_eq!(job.as_deref(), Some("model_3"));
+        assert_eq!(
+            cmd,
+            Command::SubmitFix {
+                summary: "use fit() instead of fit_transform(), lines 80-90".into(),
+                evidence: None
+            }
+        );
+        let (_, cmd) = job_cmd("/validate reject model_3 draws below the design's 2000");
+        assert_eq!(
+            cmd,
+            Command::Validate {
+                approve: false,
+                reason: Some("draws below the design's 2000".into())
+            }
+        );
+        let (_, cmd) = job_cmd("validate approve model_3");
+        assert_eq!(
+            cmd,
+            Command::Validate {
+                approve: true,
+                reason: None
+            }
+        );
+        assert!(parse("/fix submit model_3").unwrap_err().contains("usage"));
+        assert!(parse("/validate maybe model_3").unwrap_err().contains("usage"));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::command::{self, TextCommand};
 use super::render::{self, persona_tag};
 use super::{ChatSink, Inbound, Outgoing};
-use crate::engine::{Body, Command, Reply};
+use crate::engine::{Body, Command, Decision, Reply};
 use crate::model::{Actor, JobName, Persona};
 
 /// ANSI styling, or none.
@@ -119,7 +119,10 @@ impl Console {
             let opts: Vec<String> = m
                 .buttons
                 .iter()
-                .map(|b| format!("/decide {} {}", m.job, b.decision))
+                .map(|b| match b.decision {
+                    Decision::Approve | Decision::Reject => format!("/validate {} {}", b.decision, m.job),
+                    d => format!("/decide {} {d}", m.job),
+                })
                 .collect();
             s.push_str(&format!(
                 "  {} {}\n",
@@ -171,11 +174,19 @@ impl ChatSink for Console {
     }
 }
 
+/// The login of the person at this terminal, from the process's user id (not from
+/// environment variables, which anyone can set).
+pub fn local_login() -> String {
+    let uid = nix::unistd::Uid::current();
+    match nix::unistd::User::from_uid(uid) {
+        Ok(Some(u)) => u.name,
+        _ => format!("uid{uid}"),
+    }
+}
+
 /// The person at the terminal.
 pub fn local_actor(personas: Vec<Persona>) -> Actor {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "local".into());
+    let user = local_login();
     Actor::user(format!("local:{user}"), format!("@{user}"), personas)
 }
 

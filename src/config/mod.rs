@@ -1,6 +1,257 @@
 //! Configuration: jobs, roles and chat settings read from a TOML file, validated into
 //! typed values. A bad config is reported with the file, the line and the key.
+//!
+//! `raw` mirrors the file (with spans), `resolve` checks it and builds the types below,
+//! `render` prints them for `trainwatch check-config`. `JobSpec::wrap` builds a job from a
+//! bare command line for the no-config mode.
 
 mod duration;
+mod error;
+mod raw;
+mod render;
+mod resolve;
+mod roles;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub use duration::{format_duration, parse_duration, parse_duration_arg};
+pub use error::{ConfigError, Located};
+pub use roles::{Principal, Roles};
+
+use crate::model::{Category, JobName};
+
+/// Status updates every 30 minutes unless a job says otherwise (the protocol's interval).
+pub const DEFAULT_STATUS_INTERVAL: Duration = Duration::from_secs(30 * 60);
+/// Time between SIGTERM and SIGKILL when a job is stopped.
+pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(30);
+/// Restarts allowed by `on_error = "restart"` when `restart_limit` is not given.
+pub const DEFAULT_RESTART_LIMIT: u32 = 3;
+/// R-hat above this is a convergence problem (the protocol's threshold).
+pub const DEFAULT_RHAT_THRESHOLD: f64 = 1.1;
+/// A loss this many times its best value counts as diverging.
+pub const DEFAULT_DIVERGE_FACTOR: f64 = 3.0;
+/// The protocol's file layout, relative to the job's workdir; `{name}` is the job name.
+pub const DEFAULT_LOG: &str = "output/implementation/logs/training_{name}_full.log";
+pub const DEFAULT_RESULTS: &str = "output/results/results_{name}.csv";
+pub const DEFAULT_MODEL: &str = "output/implementation/models/model_{name}_full.pkl";
+/// The store, relative to the config file's folder.
+pub const DEFAULT_STORE: &str = ".trainwatch/state.db";
+/// The environment variable read for the Discord token when `token_env` is not given.
+pub const DEFAULT_TOKEN_ENV: &str = "DISCORD_TOKEN";
+
+/// A validated config file.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The config file (absolute).
+    pub source: PathBuf,
+    /// The SQLite store (absolute).
+    pub store_path: PathBuf,
+    pub roles: Roles,
+    /// Sorted by name.
+    pub jobs: Vec<JobSpec>,
+    /// Present only when the file has a `[discord]` section.
+    pub discord: Option<DiscordConfig>,
+}
+
+impl Config {
+    /// Read and validate a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Validate config text; `source` is where it came from: errors name it, and relative
+    /// paths in the config resolve against its folder.
+    pub fn parse(text: &str, source: &Path) -> Result<Config, ConfigError> {
+        resolve::resolve(text, source)
+    }
+
+    pub fn job(&self, name: &str) -> Option<&JobSpec> {
+        self.jobs.iter().find(|j| j.name.as_str() == name)
+    }
+
+    /// The report printed by `trainwatch check-config`: every job with every resolved field,
+    /// the roles and the Discord section. Never a token: only its variable's name and
+    /// whether that variable is set.
+    pub fn describe(&self) -> String {
+        render::describe(self, |var| std::env::var_os(var).is_some_and(|v| !v.is_empty()))
+    }
+}
+
+/// One job, every field resolved: absolute paths with `{name}` expanded, defaults applied.
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    pub name: JobName,
+    /// The command, as an argv (never a shell string).
+    pub argv: Vec<String>,
+    pub workdir: PathBuf,
+    pub env: BTreeMap<String, String>,
+    pub log: PathBuf,
+    pub expected: Option<Duration>,
+    /// Past it: TIMEOUT WARNING.
+    pub max: Option<Duration>,
+    /// No new log output for this long: a stall.
+    pub stall_timeout: Option<Duration>,
+    pub status_interval: Duration,
+    pub results: PathBuf,
+    pub model: PathBuf,
+    /// Extra expected output files.
+    pub outputs: Vec<PathBuf>,
+    /// Absolute glob of the checkpoint files; the newest match is resumed from.
+    pub checkpoint: Option<String>,
+    /// The command that resumes from a checkpoint; one element contains `{checkpoint}`,
+    /// to be replaced by the checkpoint's path.
+    pub resume_argv: Option<Vec<String>>,
+    pub on_error: OnError,
+    /// SIGTERM → SIGKILL grace.
+    pub kill_grace: Duration,
+    /// Discord channel id for this job's messages (else the default channel).
+    pub channel: Option<String>,
+    pub detect: DetectSettings,
+    pub metrics: MetricsSettings,
+    /// The design expectations table (Phase 4.5 gate), bound to this job's name.
+    pub design: Vec<crate::gate::DesignParam>,
+    /// Extra files (globs relative to the workdir) a fix summary covers, besides the files
+    /// named in argv and the design's sources.
+    pub watch: Vec<String>,
+    /// How long a validator's approval stays valid (None: until used).
+    pub approval_ttl: Option<Duration>,
+}
+
+impl JobSpec {
+    /// The no-config mode: `trainwatch run [--log F] [--expected D] [--max D] -- CMD ARGS`.
+    /// The job is named after the program (`python train.py` → `train`); its log defaults to
+    /// `./trainwatch-<name>.log`; relative paths resolve against `cwd`.
+    pub fn wrap(
+        argv: Vec<String>,
+        cwd: &Path,
+        log: Option<PathBuf>,
+        expected: Option<Duration>,
+        max: Option<Duration>,
+        status_interval: Option<Duration>,
+    ) -> Result<JobSpec, ConfigError> {
+        resolve::wrap(argv, cwd, log, expected, max, status_interval)
+    }
+
+    /// Every expected output file (results, model, outputs), for the completion report.
+    pub fn output_files(&self) -> Vec<PathBuf> {
+        let mut files = vec![self.results.clone(), self.model.clone()];
+        for o in &self.outputs {
+            if !files.contains(o) {
+                files.push(o.clone());
+            }
+        }
+        files
+    }
+
+    /// The resume command for a checkpoint file: `resume_argv` with `{checkpoint}` replaced.
+    pub fn resume_command(&self, checkpoint: &Path) -> Option<Vec<String>> {
+        let ckpt = checkpoint.to_string_lossy();
+        self.resume_argv
+            .as_ref()
+            .map(|argv| argv.iter().map(|a| a.replace("{checkpoint}", &ckpt)).collect())
+    }
+}
+
+/// What the unattended policy does when the job fails (shared with the engine).
+pub use crate::model::OnError;
+
+/// Settings of the log detectors.
+#[derive(Debug, Clone)]
+pub struct DetectSettings {
+    pub rhat_threshold: f64,
+    /// Lines matching any of these are never reported.
+    pub ignore: Vec<regex::Regex>,
+    /// Extra patterns, each reporting its category.
+    pub extra: Vec<(Category, regex::Regex)>,
+}
+
+impl Default for DetectSettings {
+    fn default() -> Self {
+        Self {
+            rhat_threshold: DEFAULT_RHAT_THRESHOLD,
+            ignore: Vec::new(),
+            extra: Vec::new(),
+        }
+    }
+}
+
+/// Settings of the metrics extraction.
+#[derive(Debug, Clone)]
+pub struct MetricsSettings {
+    /// Which metric is the step counter.
+    pub step: Option<String>,
+    /// Which metric is the total number of steps.
+    pub total: Option<String>,
+    /// Metrics drawn in the status chart.
+    pub chart: Vec<String>,
+    pub diverge_factor: f64,
+    /// Extra named metrics, each regex with exactly one capture group (the value).
+    pub patterns: Vec<(String, regex::Regex)>,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            step: None,
+            total: None,
+            chart: Vec::new(),
+            diverge_factor: DEFAULT_DIVERGE_FACTOR,
+            patterns: Vec::new(),
+        }
+    }
+}
+
+/// The `[discord]` section, needed by `trainwatch serve`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscordConfig {
+    /// Name of the environment variable holding the bot token.
+    pub token_env: String,
+    /// Guild for guild-scoped commands; global commands when absent.
+    pub guild_id: Option<String>,
+    /// Default channel id.
+    pub channel: String,
+    pub status_mode: StatusMode,
+    /// serenity's HTTP proxy mode (all REST calls go to this base URL).
+    pub proxy_url: Option<String>,
+    /// An HTTPS proxy (CONNECT) for REST and the gateway.
+    pub https_proxy: Option<String>,
+    /// An extra root CA (PEM, absolute path) to trust, e.g. a corporate proxy's.
+    pub ca_cert: Option<PathBuf>,
+}
+
+impl DiscordConfig {
+    /// The token from the environment; the error names the variable (never a value).
+    pub fn token(&self) -> Result<String, ConfigError> {
+        match std::env::var(&self.token_env) {
+            Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_string()),
+            _ => Err(ConfigError::Usage(format!(
+                "the Discord token is not set: put it in the environment variable {} (named by [discord].token_env)",
+                self.token_env
+            ))),
+        }
+    }
+}
+
+/// How status updates appear in Discord.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusMode {
+    /// One status message per run, edited in place.
+    Edit,
+    /// A new message each time.
+    New,
+}
+
+impl std::fmt::Display for StatusMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StatusMode::Edit => "edit",
+            StatusMode::New => "new",
+        })
+    }
+}

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::message::{
     ConvergenceView, Decision, DecisionPoint, Message, MessageKey, OutputFile, ProgressView, Reply,
 };
+use crate::gate::{ChangesSummary, Comparison, Snapshot};
 use crate::model::{Actor, ExitOutcome, Incident, RunId};
 
 /// A chat command, already parsed, with the report it refers to when it came from a button.
@@ -27,6 +28,23 @@ pub enum Command {
         /// For "continue" after a timeout warning: how far to push the horizon.
         extend: Option<Duration>,
     },
+    /// `/fix submit`: a fix is ready. The chat sends it without evidence; the supervisor
+    /// computes the evidence from the job's files before the engine sees it.
+    SubmitFix {
+        summary: String,
+        evidence: Option<Box<FixEvidence>>,
+    },
+    /// `/validate approve|reject`: the validator's verdict on the latest fix.
+    Validate { approve: bool, reason: Option<String> },
+}
+
+/// What a fix changed, computed from the job's files (never typed by hand).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FixEvidence {
+    pub changes: ChangesSummary,
+    pub comparison: Comparison,
+    /// The snapshot of the code as submitted: an approval binds to its file hashes.
+    pub reviewed: Snapshot,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,8 +77,15 @@ pub enum Event {
     },
     /// Time passed (the supervisor ticks; what is due is decided here).
     Tick,
-    /// A command from chat (or the console), with who sent it.
-    Command { command: Command, by: Actor },
+    /// A command from chat (or the console), with who sent it. `code` is the job's code as it
+    /// is now (file hashes), taken by the supervisor for decisions that a review binds.
+    Command {
+        command: Command,
+        by: Actor,
+        code: Option<Snapshot>,
+    },
+    /// The state of the job's code when a run starts: what a fix is compared against.
+    Baseline { snapshot: Snapshot },
 }
 
 /// An event and when it happened.

@@ -13,12 +13,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::event::{Action, Command, Event, Input, Record};
+use super::event::{Action, Command, Event, FixEvidence, Input, Record};
 use super::message::{
     Body, Button, ConvergenceView, Decision, DecisionPoint, IncidentSummary, Message, MessageKey, OutputFile,
     ProgressView, Reply, Resolution,
 };
 use crate::config::format_duration;
+use crate::gate::Snapshot;
 use crate::model::{Actor, Category, ExitOutcome, Incident, JobName, OnError, Persona, RunId, Severity};
 
 /// What the engine needs to know about a job (taken from its config).
@@ -33,6 +34,8 @@ pub struct JobSettings {
     pub on_error: OnError,
     /// No person can take decisions (no TTY, no chat): the `on_error` policy decides.
     pub unattended: bool,
+    /// How long a validator's approval stays valid (None: until used).
+    pub approval_ttl: Option<Duration>,
 }
 
 /// Where a run is in the protocol.
@@ -84,6 +87,41 @@ pub struct IncidentEntry {
     pub resolution: Option<Resolution>,
 }
 
+/// Where a submitted fix stands in the Phase 4.5 gate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FixStatus {
+    /// No design parameter changed: the director may resume directly.
+    Simple,
+    /// Design parameters changed: restart is refused until the validator approves.
+    AwaitingValidation,
+    Approved {
+        by: String,
+        at: DateTime<Utc>,
+        expires: Option<DateTime<Utc>>,
+    },
+    Rejected {
+        by: String,
+        at: DateTime<Utc>,
+        reason: Option<String>,
+    },
+    /// A newer fix replaced it before it was decided.
+    Superseded,
+    /// Training was resumed with it.
+    Applied { at: DateTime<Utc> },
+}
+
+/// A fix submitted during a run, with its evidence and verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FixEntry {
+    pub seq: u32,
+    pub by: Actor,
+    pub at: DateTime<Utc>,
+    pub summary: String,
+    pub evidence: FixEvidence,
+    pub status: FixStatus,
+}
+
 /// A decision already taken on a report (so a second click can be told who decided).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decided {
@@ -123,6 +161,11 @@ pub struct RunState {
     pub progress: ProgressView,
     pub convergence: Option<ConvergenceView>,
     pub decided: Vec<Decided>,
+    /// The job's code when the run started (what fixes are compared against).
+    #[serde(default)]
+    pub baseline: Option<Snapshot>,
+    #[serde(default)]
+    pub fixes: Vec<FixEntry>,
 }
 
 /// Everything the engine remembers about a job; persisted after every event, so a
@@ -170,7 +213,14 @@ impl JobMachine {
         let mut out = Vec::new();
         let at = input.at;
         match input.event {
-            Event::Command { command, by } => self.command(at, command, by, &mut out),
+            Event::Command { command, by, code } => self.command(at, command, by, code, &mut out),
+            Event::Baseline { snapshot } => {
+                if let Some(run) = self.active_mut() {
+                    if run.baseline.is_none() {
+                        run.baseline = Some(snapshot);
+                    }
+                }
+            }
             Event::Spawned {
                 pid,
                 checkpoint,
@@ -223,15 +273,39 @@ impl JobMachine {
 
     // ---- commands -------------------------------------------------------------------
 
-    fn command(&mut self, at: DateTime<Utc>, command: Command, by: Actor, out: &mut Vec<Action>) {
+    fn command(
+        &mut self,
+        at: DateTime<Utc>,
+        command: Command,
+        by: Actor,
+        code: Option<Snapshot>,
+        out: &mut Vec<Action>,
+    ) {
         match command {
             Command::Start => self.start(at, by, out),
             Command::Status => self.status_query(by, out),
             Command::Decide {
+                decision: decision @ (Decision::Approve | Decision::Reject),
+                target,
+                ..
+            } => {
+                let fix = match target {
+                    Some((run, DecisionPoint::Fix(n))) => Some((run, n)),
+                    Some(_) => {
+                        let reason = format!("{decision} applies to a submitted fix, not to this report");
+                        return self.refuse(&by, decision.as_str(), reason, out);
+                    }
+                    None => None,
+                };
+                self.validate(at, decision == Decision::Approve, None, fix, by, code, out)
+            }
+            Command::Decide {
                 decision,
                 target,
                 extend,
-            } => self.decide(at, decision, target, extend, by, out),
+            } => self.decide(at, decision, target, extend, by, code, out),
+            Command::SubmitFix { summary, evidence } => self.submit_fix(at, summary, evidence, by, out),
+            Command::Validate { approve, reason } => self.validate(at, approve, reason, None, by, code, out),
         }
     }
 
@@ -310,6 +384,8 @@ impl JobMachine {
             progress: ProgressView::default(),
             convergence: None,
             decided: Vec::new(),
+            baseline: None,
+            fixes: Vec::new(),
         });
         out.push(Action::Record(Record::RunStarted {
             run: id,
@@ -349,6 +425,7 @@ impl JobMachine {
         }));
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn decide(
         &mut self,
         at: DateTime<Utc>,
@@ -356,6 +433,7 @@ impl JobMachine {
         target: Option<(RunId, DecisionPoint)>,
         extend: Option<Duration>,
         by: Actor,
+        code: Option<Snapshot>,
         out: &mut Vec<Action>,
     ) {
         let what = decision.as_str();
@@ -411,6 +489,10 @@ impl JobMachine {
                     let reason = format!("{job} is {}; restart is not possible now", phase.as_str());
                     return self.refuse(&by, what, reason, out);
                 }
+                if let Some(reason) = self.gate_blocks(at, code.as_ref()) {
+                    return self.refuse(&by, what, reason, out);
+                }
+                self.mark_fix_applied(at);
                 self.accept(&by, what, format!("restarting {job}"), out);
                 self.close_open(at, decision, &by.display, out);
                 self.restart(&by.display, out);
@@ -468,6 +550,7 @@ impl JobMachine {
                 );
                 out.push(Action::Post(msg));
             }
+            Decision::Approve | Decision::Reject => unreachable!("routed to validate"),
             Decision::Investigate => {
                 if !matches!(phase, Phase::Halted | Phase::TimeoutWarned) {
                     let reason = format!("nothing of {job} awaits investigation ({})", phase.as_str());
@@ -506,6 +589,361 @@ impl JobMachine {
         }
     }
 
+    // ---- the Phase 4.5 gate ---------------------------------------------------------------
+
+    fn submit_fix(
+        &mut self,
+        at: DateTime<Utc>,
+        summary: String,
+        evidence: Option<Box<FixEvidence>>,
+        by: Actor,
+        out: &mut Vec<Action>,
+    ) {
+        let job = self.settings.job.clone();
+        let fixers = [
+            Persona::Director,
+            Persona::CodeTranslator,
+            Persona::DataEngineer,
+            Persona::Modeler,
+        ];
+        if !fixers.iter().any(|p| by.has(*p)) {
+            let reason = format!(
+                "{} may not submit fixes: that needs the code_translator, data_engineer, modeler or director role",
+                by.display
+            );
+            return self.refuse(&by, "fix_submit", reason, out);
+        }
+        let Some(run) = self.state.run.as_ref().filter(|r| !r.phase.is_over()) else {
+            return self.refuse(
+                &by,
+                "fix_submit",
+                format!("{job} has no run under way to fix"),
+                out,
+            );
+        };
+        if run.phase == Phase::Stopping {
+            return self.refuse(&by, "fix_submit", format!("{job} is being killed"), out);
+        }
+        let Some(evidence) = evidence else {
+            let reason = "the changes could not be computed from the job's files".to_string();
+            return self.refuse(&by, "fix_submit", reason, out);
+        };
+        let evidence = *evidence;
+        let seq = run.fixes.len() as u32 + 1;
+        let run_id = run.id;
+        // A newer fix replaces any earlier one that was not used yet.
+        let mut superseded = Vec::new();
+        let run = self.active_mut().expect("active run checked above");
+        for f in run.fixes.iter_mut() {
+            if matches!(
+                f.status,
+                FixStatus::AwaitingValidation
+                    | FixStatus::Rejected { .. }
+                    | FixStatus::Approved { .. }
+                    | FixStatus::Simple
+            ) {
+                if f.status == FixStatus::AwaitingValidation {
+                    superseded.push(f.seq);
+                }
+                f.status = FixStatus::Superseded;
+            }
+        }
+        for n in superseded {
+            out.push(Action::Resolve {
+                run: run_id,
+                key: MessageKey::Gate(n),
+                note: format!("superseded by fix #{seq}"),
+            });
+        }
+        let design_changed = evidence.changes.design_changed;
+        let status = if design_changed {
+            FixStatus::AwaitingValidation
+        } else {
+            FixStatus::Simple
+        };
+        run.fixes.push(FixEntry {
+            seq,
+            by: by.clone(),
+            at,
+            summary: summary.clone(),
+            evidence: evidence.clone(),
+            status,
+        });
+        let changed: Vec<String> = evidence
+            .changes
+            .params_changed
+            .iter()
+            .map(|p| p.name.clone())
+            .collect();
+        let detail = format!(
+            "fix #{seq}: {summary}; design changed: {}; {}",
+            if design_changed {
+                format!("yes ({})", changed.join(", "))
+            } else {
+                "no".into()
+            },
+            hashes_text(&evidence.reviewed)
+        );
+        out.push(Action::Record(Record::Decision {
+            run: Some(run_id),
+            decision: "fix_submit".into(),
+            by: by.clone(),
+            accepted: true,
+            detail,
+        }));
+        let msg = self.message(
+            at,
+            MessageKey::Fix(seq),
+            vec![Persona::Director],
+            Body::FixSubmitted {
+                seq,
+                by: by.display.clone(),
+                summary,
+                changes: evidence.changes.clone(),
+            },
+        );
+        out.push(Action::Post(msg));
+        if design_changed {
+            let point = DecisionPoint::Fix(seq);
+            let mut msg = self.message(
+                at,
+                MessageKey::Gate(seq),
+                vec![Persona::TimeValidator],
+                Body::RevalidationRequired {
+                    seq,
+                    submitted_by: by.display.clone(),
+                    changes: evidence.changes,
+                    comparison: evidence.comparison,
+                },
+            );
+            msg.buttons = vec![
+                Button {
+                    decision: Decision::Approve,
+                    point,
+                    label: "Approve".into(),
+                },
+                Button {
+                    decision: Decision::Reject,
+                    point,
+                    label: "Reject".into(),
+                },
+            ];
+            out.push(Action::Post(msg));
+            out.push(Action::Reply(Reply {
+                to: by,
+                accepted: true,
+                text: format!(
+                    "fix #{seq} submitted; it changes design parameters ({}): @time_validator must approve it before {job} may resume",
+                    changed.join(", ")
+                ),
+            }));
+        } else {
+            out.push(Action::Reply(Reply {
+                to: by,
+                accepted: true,
+                text: format!(
+                    "fix #{seq} submitted: a simple bug fix (no design parameter changed); @director may resume {job} directly"
+                ),
+            }));
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn validate(
+        &mut self,
+        at: DateTime<Utc>,
+        approve: bool,
+        reason: Option<String>,
+        target: Option<(RunId, u32)>,
+        by: Actor,
+        code: Option<Snapshot>,
+        out: &mut Vec<Action>,
+    ) {
+        let what = if approve { "approve" } else { "reject" };
+        let job = self.settings.job.clone();
+        if !by.has(Persona::TimeValidator) {
+            let reason = format!(
+                "{} may not {what} fixes: that needs the time_validator role",
+                by.display
+            );
+            return self.refuse(&by, what, reason, out);
+        }
+        let Some(run) = self.state.run.as_ref() else {
+            return self.refuse(&by, what, format!("{job} has no run"), out);
+        };
+        if let Some((target_run, n)) = target {
+            if target_run != run.id {
+                let reason = format!(
+                    "that fix belongs to run {target_run} of {job}; the latest run is {}",
+                    run.id
+                );
+                return self.refuse(&by, what, reason, out);
+            }
+            if let Some(d) = run.decided.iter().find(|d| d.point == DecisionPoint::Fix(n)) {
+                let reason = format!(
+                    "already decided: {} by {} at {}",
+                    d.decision.done(),
+                    d.by,
+                    hhmm(d.at)
+                );
+                return self.refuse(&by, what, reason, out);
+            }
+            if run.fixes.last().map(|f| f.seq) != Some(n) {
+                let reason = format!("fix #{n} was superseded by a newer fix of {job}");
+                return self.refuse(&by, what, reason, out);
+            }
+        }
+        if run.phase.is_over() {
+            return self.refuse(&by, what, format!("run {} of {job} is over", run.id), out);
+        }
+        let Some(fix) = run.fixes.last() else {
+            return self.refuse(&by, what, format!("no fix of {job} awaits validation"), out);
+        };
+        let seq = fix.seq;
+        if fix.status != FixStatus::AwaitingValidation {
+            let reason = format!(
+                "fix #{seq} of {job} does not await validation ({})",
+                status_text(&fix.status)
+            );
+            return self.refuse(&by, what, reason, out);
+        }
+        if fix.by.id == by.id {
+            let reason = format!(
+                "{} submitted fix #{seq}: someone else must validate it (four eyes)",
+                by.display
+            );
+            return self.refuse(&by, what, reason, out);
+        }
+        if let Some(current) = &code {
+            if !current.same_code_as(&fix.evidence.reviewed) {
+                let reason = format!(
+                    "the code of {job} changed after fix #{seq} was submitted: submit the fix again so the review covers what will run"
+                );
+                return self.refuse(&by, what, reason, out);
+            }
+        }
+        let run_id = run.id;
+        let hashes = hashes_text(&fix.evidence.reviewed);
+        let expires = if approve {
+            self.settings.approval_ttl.map(|t| at + chrono_dur(t))
+        } else {
+            None
+        };
+        let run = self.active_mut().expect("checked above");
+        let fix = run.fixes.last_mut().expect("checked above");
+        fix.status = if approve {
+            FixStatus::Approved {
+                by: by.display.clone(),
+                at,
+                expires,
+            }
+        } else {
+            FixStatus::Rejected {
+                by: by.display.clone(),
+                at,
+                reason: reason.clone(),
+            }
+        };
+        run.decided.push(Decided {
+            point: DecisionPoint::Fix(seq),
+            decision: if approve {
+                Decision::Approve
+            } else {
+                Decision::Reject
+            },
+            by: by.display.clone(),
+            at,
+        });
+        let note = format!(
+            "{} by {} at {}",
+            if approve { "Approved" } else { "Rejected" },
+            by.display,
+            hhmm(at)
+        );
+        out.push(Action::Resolve {
+            run: run_id,
+            key: MessageKey::Gate(seq),
+            note,
+        });
+        let reason_text = reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+        let detail = format!(
+            "fix #{seq} {}{reason_text}; bound to {hashes}",
+            if approve { "approved" } else { "rejected" }
+        );
+        self.accept(&by, what, detail, out);
+        let to = if approve {
+            vec![Persona::Director]
+        } else {
+            vec![Persona::CodeTranslator]
+        };
+        let msg = self.message(
+            at,
+            MessageKey::Verdict(seq),
+            to,
+            Body::ValidationDecided {
+                seq,
+                approved: approve,
+                by: by.display.clone(),
+                reason,
+                expires,
+            },
+        );
+        out.push(Action::Post(msg));
+    }
+
+    /// Why training may not resume now, if the gate says so.
+    fn gate_blocks(&self, at: DateTime<Utc>, code: Option<&Snapshot>) -> Option<String> {
+        let job = &self.settings.job;
+        let fix = self.run()?.fixes.last()?;
+        let n = fix.seq;
+        match &fix.status {
+            FixStatus::AwaitingValidation => {
+                let changed: Vec<&str> = fix
+                    .evidence
+                    .changes
+                    .params_changed
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect();
+                Some(format!(
+                    "fix #{n} changes design parameters ({}): training may not resume until @time_validator approves it (/validate approve {job})",
+                    changed.join(", ")
+                ))
+            }
+            FixStatus::Rejected { by, reason, .. } => {
+                let why = reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+                Some(format!(
+                    "fix #{n} was rejected by {by}{why}; full rework required — submit a new fix (/fix submit {job} ...)"
+                ))
+            }
+            FixStatus::Approved { expires, .. } => {
+                if let Some(e) = expires.filter(|e| at > *e) {
+                    return Some(format!(
+                        "the approval of fix #{n} expired at {}; a new review is required (submit the fix again)",
+                        hhmm(e)
+                    ));
+                }
+                match code {
+                    Some(c) if !c.same_code_as(&fix.evidence.reviewed) => Some(format!(
+                        "the code of {job} changed after fix #{n} was approved: the approval is void; submit the fix again for review"
+                    )),
+                    _ => None,
+                }
+            }
+            FixStatus::Simple | FixStatus::Superseded | FixStatus::Applied { .. } => None,
+        }
+    }
+
+    /// The latest fix is what training now resumes with.
+    fn mark_fix_applied(&mut self, at: DateTime<Utc>) {
+        let Some(run) = self.active_mut() else { return };
+        if let Some(fix) = run.fixes.last_mut() {
+            if matches!(fix.status, FixStatus::Approved { .. } | FixStatus::Simple) {
+                fix.status = FixStatus::Applied { at };
+            }
+        }
+    }
+
     fn default_extension(&self) -> Duration {
         self.settings
             .max
@@ -523,13 +961,9 @@ impl JobMachine {
             by: by.to_string(),
             at,
         });
-        let key = match point {
-            DecisionPoint::Incident(seq) => MessageKey::Incident(seq),
-            DecisionPoint::Timeout(n) => MessageKey::Timeout(n),
-        };
         out.push(Action::Resolve {
             run: run.id,
-            key,
+            key: point_key(point),
             note: format!("{} by {} at {}", decision.done(), by, hhmm(at)),
         });
         if let DecisionPoint::Incident(seq) = point {
@@ -537,7 +971,7 @@ impl JobMachine {
                 Decision::Restart => "restarted",
                 Decision::Kill => "killed",
                 Decision::Continue => "monitoring continued",
-                Decision::Investigate => return,
+                Decision::Investigate | Decision::Approve | Decision::Reject => return,
             };
             resolve_incidents(run, Some(seq), resolution, Some(by), at, out);
         }
@@ -764,8 +1198,13 @@ impl JobMachine {
             return self.incident(at, key, incident, out);
         };
         let was = run.incidents[idx].incident.severity;
-        run.incidents[idx].incident = incident;
         let seq = run.incidents[idx].seq;
+        out.push(Action::Record(Record::Incident {
+            run: run.id,
+            seq,
+            incident: incident.clone(),
+        }));
+        run.incidents[idx].incident = incident;
         let posted = run.incidents[idx].posted;
         let now = run.incidents[idx].incident.severity;
         match posted {
@@ -889,6 +1328,16 @@ impl JobMachine {
                     return;
                 }
                 let n = run.auto_restarts + 1;
+                if let Some(reason) = self.gate_blocks(at, None) {
+                    // The gate binds the policy too: the run waits (or fails once the process is gone).
+                    self.refuse(&policy, "restart", reason.clone(), out);
+                    if !alive {
+                        let last_exit = self.run().and_then(|r| r.last_exit);
+                        self.finish_failed(at, last_exit, reason, out);
+                    }
+                    return;
+                }
+                self.mark_fix_applied(at);
                 self.accept(
                     &policy,
                     "restart",
@@ -1189,10 +1638,32 @@ pub fn exit_incident(outcome: ExitOutcome) -> Incident {
     }
 }
 
+fn status_text(s: &FixStatus) -> String {
+    match s {
+        FixStatus::Simple => "a simple bug fix".into(),
+        FixStatus::AwaitingValidation => "awaiting validation".into(),
+        FixStatus::Approved { by, at, .. } => format!("approved by {by} at {}", hhmm(*at)),
+        FixStatus::Rejected { by, at, .. } => format!("rejected by {by} at {}", hhmm(*at)),
+        FixStatus::Superseded => "superseded".into(),
+        FixStatus::Applied { at } => format!("applied at {}", hhmm(*at)),
+    }
+}
+
+/// The reviewed files and their hashes, short, for the audit log.
+fn hashes_text(s: &Snapshot) -> String {
+    let files: Vec<String> = s
+        .files
+        .iter()
+        .map(|(p, h)| format!("{}={}", p.display(), &h[..h.len().min(12)]))
+        .collect();
+    format!("files [{}]", files.join(", "))
+}
+
 fn point_key(point: DecisionPoint) -> MessageKey {
     match point {
         DecisionPoint::Incident(seq) => MessageKey::Incident(seq),
         DecisionPoint::Timeout(n) => MessageKey::Timeout(n),
+        DecisionPoint::Fix(n) => MessageKey::Gate(n),
     }
 }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::gate::{ChangesSummary, Comparison};
 use crate::model::{Actor, Category, ExitOutcome, Incident, JobName, Persona, RunId};
 
 /// What a director (or validator) can decide on a report.
@@ -20,14 +21,19 @@ pub enum Decision {
     Kill,
     Continue,
     Investigate,
+    /// The validator's verdict on a fix that changes the design (Phase 4.5).
+    Approve,
+    Reject,
 }
 
 impl Decision {
-    pub const ALL: [Decision; 4] = [
+    pub const ALL: [Decision; 6] = [
         Decision::Restart,
         Decision::Kill,
         Decision::Continue,
         Decision::Investigate,
+        Decision::Approve,
+        Decision::Reject,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -35,6 +41,8 @@ impl Decision {
             Decision::Kill => "kill",
             Decision::Continue => "continue",
             Decision::Investigate => "investigate",
+            Decision::Approve => "approve",
+            Decision::Reject => "reject",
         }
     }
     /// Past tense for "Restarted by @x at 14:02".
@@ -44,6 +52,8 @@ impl Decision {
             Decision::Kill => "Killed",
             Decision::Continue => "Monitoring continued",
             Decision::Investigate => "Investigation requested",
+            Decision::Approve => "Approved",
+            Decision::Reject => "Rejected",
         }
     }
 }
@@ -72,6 +82,8 @@ impl std::str::FromStr for Decision {
 pub enum DecisionPoint {
     Incident(u32),
     Timeout(u32),
+    /// A submitted fix awaiting the validator (Phase 4.5 gate).
+    Fix(u32),
 }
 
 /// Names a posted message within a run, so an adapter can find it again to edit it.
@@ -86,6 +98,12 @@ pub enum MessageKey {
     Restarting(u32),
     Investigate(u32),
     Notice(u32),
+    /// The CHANGES SUMMARY of fix n.
+    Fix(u32),
+    /// RE-VALIDATION REQUIRED for fix n (with Approve / Reject).
+    Gate(u32),
+    /// The validator's verdict on fix n.
+    Verdict(u32),
     Final,
 }
 
@@ -100,6 +118,9 @@ impl fmt::Display for MessageKey {
             MessageKey::Restarting(n) => write!(f, "restarting-{n}"),
             MessageKey::Investigate(n) => write!(f, "investigate-{n}"),
             MessageKey::Notice(n) => write!(f, "notice-{n}"),
+            MessageKey::Fix(n) => write!(f, "fix-{n}"),
+            MessageKey::Gate(n) => write!(f, "gate-{n}"),
+            MessageKey::Verdict(n) => write!(f, "verdict-{n}"),
             MessageKey::Final => f.write_str("final"),
         }
     }
@@ -237,6 +258,29 @@ pub enum Body {
         log_file: PathBuf,
         last_line: Option<String>,
     },
+    /// A fix was submitted: the protocol's CHANGES SUMMARY, computed from the job's files.
+    FixSubmitted {
+        seq: u32,
+        by: String,
+        summary: String,
+        changes: ChangesSummary,
+    },
+    /// "RE-VALIDATION REQUIRED": the fix changes design parameters; the validator must
+    /// approve before training may resume.
+    RevalidationRequired {
+        seq: u32,
+        submitted_by: String,
+        changes: ChangesSummary,
+        comparison: Comparison,
+    },
+    /// The validator's verdict.
+    ValidationDecided {
+        seq: u32,
+        approved: bool,
+        by: String,
+        reason: Option<String>,
+        expires: Option<DateTime<Utc>>,
+    },
     /// "✅ Phase 5B Training Complete".
     Completed {
         total: Duration,
@@ -277,6 +321,10 @@ impl Body {
             Body::Restarting { .. } => "🔄 Restarting training",
             Body::DecisionTaken { .. } => "📝 Decision",
             Body::Investigate { .. } => "🔍 Investigation requested",
+            Body::FixSubmitted { .. } => "📋 CHANGES SUMMARY",
+            Body::RevalidationRequired { .. } => "🛂 RE-VALIDATION REQUIRED",
+            Body::ValidationDecided { approved: true, .. } => "✅ Fix APPROVED",
+            Body::ValidationDecided { approved: false, .. } => "❌ Fix REJECTED",
             Body::Completed { .. } => "✅ Training Complete",
             Body::Failed { .. } => "❌ Training Failed",
             Body::Killed { .. } => "🛑 Training Killed",

@@ -9,7 +9,7 @@ mod message;
 #[cfg(test)]
 mod tests;
 
-pub use event::{Action, Command, Event, Input, Record};
+pub use event::{Action, Command, Event, FixEvidence, Input, Record};
 pub use machine::{
     exit_incident, Decided, IncidentEntry, JobMachine, JobSettings, JobState, Phase, RunState,
 };

@@ -1,3 +1,195 @@
-//! (module under construction)
-#[derive(Debug, clap::Args)]
-pub struct ShimArgs {}
+//! The shim: a small process (`trainwatch __shim …`) that holds one job, like podman's conmon.
+//! trainwatch starts it detached (own session, stdin from /dev/null), so trainwatch may exit
+//! or be killed while the job goes on. The shim opens the log in append mode and hands it to
+//! the job as stdout and stderr (no pipes: nothing is lost if the shim dies), starts the job
+//! in its own session and process group, records the job's PID and start time, waits for
+//! it, and records how it ended — all in the run's state folder.
+//!
+//! The shim is also a child subreaper: workers the job leaves behind are re-parented to the
+//! shim and reaped, so no zombie of the job's group lingers. A SIGTERM/SIGINT/SIGHUP sent to
+//! the shim is passed on to the job's group, so such an end is still recorded. Its own diagnostics go to its
+//! stderr, which trainwatch points at `shim.log` in the state folder.
+
+use std::fs::OpenOptions;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use nix::errno::Errno;
+use nix::sys::signal::{SigHandler, Signal};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+
+use super::state::{self, ExitRecord, JobRecord, SpawnErrorRecord};
+use crate::model::ExitOutcome;
+
+/// Arguments of the hidden `__shim` subcommand. The job's environment is the shim's own
+/// (trainwatch sets it when starting the shim), so no secret ends up on a command line.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ShimArgs {
+    /// The run's state folder (must exist).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: PathBuf,
+    /// The job's log file, opened in append mode (created if missing).
+    #[arg(long, value_name = "FILE")]
+    pub log: PathBuf,
+    /// The job's working directory.
+    #[arg(long, value_name = "DIR")]
+    pub workdir: PathBuf,
+    /// The job's argv.
+    #[arg(last = true, required = true, num_args = 1.., value_name = "ARGV")]
+    pub argv: Vec<String>,
+}
+
+/// Exit status of the shim when the job could not be started (as a shell does).
+pub const SPAWN_FAILED: i32 = 127;
+/// Exit status of the shim when it could not record what happened.
+pub const RECORD_FAILED: i32 = 70;
+
+/// Run the shim to the end; returns the shim's own exit status (0 when the job ran and its
+/// end was recorded, whatever the job's status).
+pub fn run(args: ShimArgs) -> i32 {
+    let dir = &args.state_dir;
+    let fail = |message: String| -> i32 {
+        eprintln!("trainwatch shim: {message}");
+        match state::write_atomic(dir, state::SPAWN_ERROR_FILE, &SpawnErrorRecord { message }) {
+            Ok(()) => SPAWN_FAILED,
+            Err(e) => {
+                eprintln!("trainwatch shim: cannot record the spawn error: {e}");
+                RECORD_FAILED
+            }
+        }
+    };
+
+    // Become the reaper of whatever the job orphans, before the job exists.
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        eprintln!("trainwatch shim: cannot become a child subreaper ({e}); orphans go to init");
+    }
+
+    let log = match OpenOptions::new().create(true).append(true).open(&args.log) {
+        Ok(f) => f,
+        Err(e) => return fail(format!("cannot open log {}: {e}", args.log.display())),
+    };
+    let log_err = match log.try_clone() {
+        Ok(f) => f,
+        Err(e) => return fail(format!("cannot duplicate the log descriptor: {e}")),
+    };
+
+    let mut cmd = Command::new(&args.argv[0]);
+    cmd.args(&args.argv[1..])
+        .current_dir(&args.workdir)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err);
+    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(std::io::Error::from));
+    }
+    let child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            let what = if e.kind() == std::io::ErrorKind::NotFound {
+                // Either the program or the working directory is missing; say which.
+                if !args.workdir.is_dir() {
+                    format!("working directory {} does not exist", args.workdir.display())
+                } else {
+                    format!("program {:?} not found", args.argv[0])
+                }
+            } else {
+                format!("cannot start {:?}: {e}", args.argv[0])
+            };
+            return fail(what);
+        }
+    };
+    drop(cmd); // closes our copies of the log descriptors
+    let pid = child.id();
+    // Reaping goes through waitpid(-1) below, not through `child`.
+    drop(child);
+
+    let me = std::process::id();
+    let record = JobRecord {
+        pid,
+        starttime: state::proc_stat(pid).map(|s| s.starttime).unwrap_or(0),
+        shim_pid: me,
+        shim_starttime: state::proc_stat(me).map(|s| s.starttime).unwrap_or(0),
+        started_at_ms: state::now_ms(),
+        argv: args.argv.clone(),
+        log: args.log.clone(),
+    };
+    let mut status = 0;
+    if let Err(e) = state::write_atomic(dir, state::JOB_FILE, &record) {
+        // Nobody could ever find, stop or account for this job: take it down rather than
+        // leave an unsupervised run behind, and say why if the folder still takes writes.
+        let _ = nix::sys::signal::kill(Pid::from_raw(-(pid as i32)), Signal::SIGKILL);
+        fail(format!("cannot record the job's PID: {e}"));
+        status = RECORD_FAILED;
+    } else {
+        forward_termination_to(pid);
+    }
+
+    // Reap every child (the job, then any orphaned worker) until none is left; record the
+    // job's own end the moment it happens.
+    let mut recorded = false;
+    loop {
+        match waitpid(Pid::from_raw(-1), None) {
+            Ok(ws) => {
+                let (who, outcome) = match ws {
+                    WaitStatus::Exited(p, code) => (p, ExitOutcome::Code(code)),
+                    WaitStatus::Signaled(p, sig, _core) => (p, ExitOutcome::Signal(sig as i32)),
+                    _ => continue,
+                };
+                if !recorded && who.as_raw() as u32 == pid {
+                    recorded = true;
+                    let rec = ExitRecord {
+                        outcome,
+                        ended_at_ms: state::now_ms(),
+                    };
+                    if let Err(e) = state::write_atomic(dir, state::EXIT_FILE, &rec) {
+                        eprintln!("trainwatch shim: cannot record the job's end ({outcome}): {e}");
+                        status = RECORD_FAILED;
+                    }
+                }
+            }
+            Err(Errno::EINTR) => continue,
+            Err(Errno::ECHILD) => break,
+            Err(e) => {
+                eprintln!("trainwatch shim: waitpid failed: {e}");
+                status = RECORD_FAILED;
+                break;
+            }
+        }
+    }
+    if !recorded {
+        eprintln!("trainwatch shim: the job ended without a status");
+        status = RECORD_FAILED;
+    }
+    status
+}
+
+/// The job's process group, read by the signal handler.
+static JOB_PGID: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward(sig: libc::c_int) {
+    let pgid = JOB_PGID.load(Ordering::Relaxed);
+    if pgid > 1 {
+        // SAFETY: kill is async-signal-safe.
+        unsafe {
+            libc::kill(-pgid, sig);
+        }
+    }
+}
+
+/// A SIGTERM, SIGINT or SIGHUP sent to the shim (by a user, or at shutdown) is passed on to
+/// the job's group instead of killing the shim, so the job's end is still recorded.
+/// Handlers reset to the default on exec, so the job itself is unaffected.
+fn forward_termination_to(pid: u32) {
+    JOB_PGID.store(pid as i32, Ordering::Relaxed);
+    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        // SAFETY: the handler only reads an atomic and calls kill.
+        if let Err(e) = unsafe { nix::sys::signal::signal(sig, SigHandler::Handler(forward)) } {
+            eprintln!("trainwatch shim: cannot forward {sig}: {e}");
+        }
+    }
+}

@@ -5,6 +5,7 @@
 //! Writes for one engine step go in one transaction, so a crash leaves either the state
 //! before the event or the state after it, never half of each.
 
+mod inbox;
 mod outbox;
 
 use std::path::{Path, PathBuf};
@@ -17,7 +18,8 @@ use thiserror::Error;
 use crate::engine::{Action, JobState, Record};
 use crate::model::{ExitOutcome, JobName};
 
-pub use outbox::{OutboxEntry, OutboxKind};
+pub use inbox::InboxEntry;
+pub use outbox::{OutboxEntry, OutboxItem, OutboxKind};
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -93,6 +95,12 @@ CREATE TABLE IF NOT EXISTS outbox (
     sent_at TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (channel, id) WHERE sent_at IS NULL;
+CREATE TABLE IF NOT EXISTS inbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL, job TEXT NOT NULL,
+    command TEXT NOT NULL, actor TEXT NOT NULL,   -- JSON
+    taken_at TEXT, reply TEXT, done_at TEXT
+);
 CREATE TABLE IF NOT EXISTS posted (
     job TEXT NOT NULL, run INTEGER NOT NULL, key TEXT NOT NULL,
     channel TEXT NOT NULL, message_id TEXT NOT NULL,
@@ -238,8 +246,12 @@ impl Store {
         actions: &[Action],
         state: &JobState,
         follow: Option<&serde_json::Value>,
+        outbox: &[OutboxItem],
     ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
+        for item in outbox {
+            outbox::insert(&tx, at, job, item)?;
+        }
         for action in actions {
             if let Action::Record(record) = action {
                 write_record(&tx, job, at, record)?;
@@ -407,9 +419,14 @@ fn write_record(
             )?;
         }
         Record::Incident { run, seq, incident } => {
+            // An incident is written when found and again when more evidence arrives; its
+            // resolution (written separately) is kept.
             tx.execute(
-                "INSERT OR REPLACE INTO incidents (job, run, seq, at, category, severity, line, text, excerpt, count)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                "INSERT INTO incidents (job, run, seq, at, category, severity, line, text, excerpt, count)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT(job, run, seq) DO UPDATE SET category = excluded.category,
+                     severity = excluded.severity, line = excluded.line, text = excluded.text,
+                     excerpt = excluded.excerpt, count = excluded.count",
                 params![
                     job,
                     run.0,

@@ -52,6 +52,55 @@ pub struct OutboxEntry {
     pub attempts: u32,
 }
 
+/// A message to queue, produced by an engine step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxItem {
+    pub channel: String,
+    pub run: RunId,
+    pub key: String,
+    pub kind: OutboxKind,
+    pub payload: serde_json::Value,
+}
+
+impl OutboxItem {
+    pub fn new(channel: String, out: &crate::chat::Outgoing, payload: serde_json::Value) -> Self {
+        use crate::chat::Outgoing;
+        let (run, key, kind) = match out {
+            Outgoing::Post(m) => (m.run, m.key.to_string(), OutboxKind::Post),
+            Outgoing::Update(m) => (m.run, m.key.to_string(), OutboxKind::Update),
+            Outgoing::Resolve { run, key, .. } => (*run, key.to_string(), OutboxKind::Resolve),
+        };
+        Self {
+            channel,
+            run,
+            key,
+            kind,
+            payload,
+        }
+    }
+}
+
+pub(super) fn insert(
+    tx: &rusqlite::Transaction<'_>,
+    at: DateTime<Utc>,
+    job: &JobName,
+    item: &OutboxItem,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO outbox (created_at, channel, job, run, key, kind, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            ts(at),
+            item.channel,
+            job.as_str(),
+            item.run.0,
+            item.key,
+            item.kind.as_str(),
+            serde_json::to_string(&item.payload)?
+        ],
+    )?;
+    Ok(())
+}
+
 impl Store {
     /// Queue a message for `channel`; returns its outbox id.
     #[allow(clippy::too_many_arguments)]

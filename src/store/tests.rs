@@ -58,7 +58,7 @@ fn a_step_persists_state_history_and_audit_and_reopens() {
         ];
         let follow = serde_json::json!({"offset": 1234, "line_no": 88});
         store
-            .commit_step(&job(), at, &actions, &state, Some(&follow))
+            .commit_step(&job(), at, &actions, &state, Some(&follow), &[])
             .unwrap();
     }
     let store = Store::open(&path).unwrap();
@@ -89,7 +89,7 @@ fn the_audit_log_cannot_be_rewritten() {
         detail: "no role".into(),
     })];
     store
-        .commit_step(&job(), at, &actions, &JobState::default(), None)
+        .commit_step(&job(), at, &actions, &JobState::default(), None, &[])
         .unwrap();
     assert!(store.conn().execute("UPDATE audit SET accepted = 1", []).is_err());
     assert!(store.conn().execute("DELETE FROM audit", []).is_err());

@@ -2,10 +2,15 @@
 //!
 //! - [`follower`]: reads the log incrementally as it grows (bounded memory,
 //!   rotation/truncation-proof, resumable);
+//! - [`detect`]: detectors that classify what the log shows (tracebacks, native crashes,
+//!   sampler and solver diagnostics), incrementally, with bursts folded;
+//! - [`triage`]: the post-mortem of a finished log, built on the same detectors;
 //! - [`metrics`]: metric values, step/total, rate, MCMC convergence and loss health, parsed
 //!   from the log lines, with bounded series for charts;
 //! - [`progress`]: percent complete, ETA, projected overrun and stall/slow detection.
 
+pub mod detect;
 pub mod follower;
 pub mod metrics;
 pub mod progress;
+pub mod triage;

@@ -1,0 +1,993 @@
+//! Incident detection in a training log, line by line, the way an ML engineer reads it:
+//! whole Python tracebacks (chained, from worker processes, interleaved with output),
+//! native crashes, resource exhaustion, sampler and solver diagnostics. The same
+//! [`Detector`] serves the live watcher (one line at a time, reporting at the first fatal
+//! line and completing the report as the rest arrives) and `trainwatch triage` (all lines,
+//! then [`Detector::finish`] with the exit status), so both report the same incidents.
+//!
+//! Severity is decided from what happens next: evidence that usually ends a run (a
+//! traceback, `CUDA out of memory`) is reported fatal at once, and becomes a warning when
+//! the log goes on with ordinary output (the program caught it) or the process exits 0.
+
+mod burst;
+mod classify;
+mod prefilter;
+mod rules;
+
+use std::collections::{HashMap, VecDeque};
+
+use regex::Regex;
+use thiserror::Error;
+
+use crate::model::{Category, ExitOutcome, Incident, Severity};
+use classify::{ExcLine, TbContext};
+use prefilter::Prefilter;
+use rules::{Hit, HitKind, LineKind};
+
+/// Per-job detection settings.
+#[derive(Debug, Clone)]
+pub struct DetectConfig {
+    /// R-hat above this is a convergence problem (the protocol's 1.1 by default).
+    pub rhat_threshold: f64,
+    /// Extra patterns: a line matching one is an incident of that category (checked before
+    /// the built-in rules, so a job can name its own fatal lines).
+    pub extra: Vec<(Category, Regex)>,
+    /// Lines matching one of these are never evidence.
+    pub ignore: Vec<Regex>,
+}
+
+/// A pattern of a job's detection settings that cannot be used.
+#[derive(Debug, Error)]
+pub enum PatternError {
+    #[error("pattern {0:?}: expected CATEGORY=REGEX")]
+    NoCategory(String),
+    #[error("pattern {pattern:?}: {reason}")]
+    Category { pattern: String, reason: String },
+    #[error("pattern {pattern:?}: invalid regex: {source}")]
+    Regex {
+        pattern: String,
+        #[source]
+        source: regex::Error,
+    },
+    #[error("R-hat threshold {0} must be a number above 1")]
+    Rhat(f64),
+}
+
+impl DetectConfig {
+    /// Build from text settings (a job's config, the command line): `extra` items are
+    /// `CATEGORY=REGEX`, `ignore` items are regexes.
+    pub fn from_patterns<S: AsRef<str>>(
+        rhat_threshold: f64,
+        extra: &[S],
+        ignore: &[S],
+    ) -> Result<Self, PatternError> {
+        if !(rhat_threshold.is_finite() && rhat_threshold > 1.0) {
+            return Err(PatternError::Rhat(rhat_threshold));
+        }
+        let regex = |p: &str, full: &str| {
+            Regex::new(p).map_err(|source| PatternError::Regex {
+                pattern: full.to_string(),
+                source,
+            })
+        };
+        let extra = extra
+            .iter()
+            .map(|e| {
+                let e = e.as_ref();
+                let (cat, re) = e
+                    .split_once('=')
+                    .ok_or_else(|| PatternError::NoCategory(e.to_string()))?;
+                let cat: Category = cat.trim().parse().map_err(|reason| PatternError::Category {
+                    pattern: e.to_string(),
+                    reason,
+                })?;
+                Ok((cat, regex(re, e)?))
+            })
+            .collect::<Result<_, PatternError>>()?;
+        let ignore = ignore
+            .iter()
+            .map(|p| regex(p.as_ref(), p.as_ref()))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            rhat_threshold,
+            extra,
+            ignore,
+        })
+    }
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        Self {
+            rhat_threshold: 1.1,
+            extra: Vec::new(),
+            ignore: Vec::new(),
+        }
+    }
+}
+
+/// What the detector learned from a line (or from the end of the log).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Finding {
+    /// A new incident (index = position in emission order, 0-based).
+    New { index: usize, incident: Incident },
+    /// More evidence for incident `index` (rest of a traceback arrived, severity settled,
+    /// count grew in a burst).
+    Updated { index: usize, incident: Incident },
+}
+
+impl Finding {
+    pub fn index(&self) -> usize {
+        match self {
+            Finding::New { index, .. } | Finding::Updated { index, .. } => *index,
+        }
+    }
+    pub fn incident(&self) -> &Incident {
+        match self {
+            Finding::New { incident, .. } | Finding::Updated { incident, .. } => incident,
+        }
+    }
+}
+
+/// Ordinary lines after fatal-looking evidence that show the program went on (caught it).
+const SURVIVE_AFTER: u64 = 3;
+/// With a failing exit, the latest fatal-looking evidence is taken as the cause if no more
+/// than this many ordinary lines follow it (stdout buffered until exit can land after the
+/// traceback, so "nothing after it" would be too strict).
+const CAUSE_WITHIN: u64 = 200;
+/// Bounds that keep memory flat whatever the log holds.
+const MAX_INCIDENTS: usize = 1000;
+const MAX_EXCERPT: usize = 60;
+const EXCERPT_HEAD: usize = 8;
+const MAX_LINE_CHARS: usize = 400;
+const RING: usize = 5;
+
+/// What a terminal shows of a log line: the text after the last carriage return (progress
+/// bars redraw themselves with '\r'), without a trailing one (CRLF logs).
+pub fn visible(raw: &str) -> &str {
+    let line = raw.trim_end_matches('\r');
+    match line.rfind('\r') {
+        Some(i) => &line[i + 1..],
+        None => line,
+    }
+}
+
+/// Cut `s` to at most `max` bytes on a char boundary, marking the cut.
+pub(crate) fn cut(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+#[derive(Debug, Clone)]
+struct Meta {
+    looks_fatal: bool,
+    strong: bool,
+    /// The latest occurrence was followed by ordinary output.
+    survived: bool,
+    /// The latest occurrence was swallowed (`Exception ignored in`).
+    caught: bool,
+    /// Set by the exit status, overrides the log-based guess.
+    forced: Option<Severity>,
+    /// Excerpt lines dropped from the middle.
+    omitted: usize,
+}
+
+impl Meta {
+    fn severity(&self) -> Severity {
+        if let Some(s) = self.forced {
+            return s;
+        }
+        if self.looks_fatal && !self.survived && !self.caught {
+            Severity::Fatal
+        } else {
+            Severity::Warning
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Fresh,
+    /// A chained traceback of incident `.0` (`.1`: its lines go into the excerpt).
+    Chained(usize, bool),
+    /// DataLoader's `Original Traceback` inside incident `.0`: holds the root cause.
+    Original(usize, bool),
+}
+
+#[derive(Debug)]
+struct Block {
+    target: Target,
+    lines: Vec<String>,
+    ctx: TbContext,
+    interleaved: u32,
+    ignored: bool,
+    /// An exception group's traceback: every line carries a `  | ` margin.
+    group: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterKind {
+    Exception,
+    Warning,
+    Faulthandler,
+    Native,
+}
+
+#[derive(Debug)]
+struct After {
+    idx: usize,
+    append: bool,
+    kind: AfterKind,
+    left: u32,
+    blank: bool,
+    chain: bool,
+    /// After an exception group: its sub-exceptions follow in `| `/`+-` margins.
+    group: bool,
+}
+
+#[derive(Debug)]
+struct Table {
+    col: usize,
+    ncols: usize,
+    header: String,
+    /// The incident of this table's rows above the threshold, and whether its rows go into
+    /// the excerpt (not when the table repeats an earlier one: a burst).
+    idx: Option<(usize, bool)>,
+}
+
+#[derive(Debug)]
+enum Mode {
+    Normal,
+    Block(Block),
+    After(After),
+    /// A noise warning's message: skip up to this many lines (ends at its source line).
+    Skip(u32),
+    Table(Table),
+}
+
+/// The incremental detector. Feed lines in order; read findings as they come.
+#[derive(Debug)]
+pub struct Detector {
+    cfg: DetectConfig,
+    pre: Prefilter,
+    incidents: Vec<Incident>,
+    meta: Vec<Meta>,
+    by_key: HashMap<u64, usize>,
+    mode: Mode,
+    /// The last few lines (for context before a line that states a problem, and for the
+    /// exit-status incident's excerpt).
+    ring: VecDeque<String>,
+    /// Lines that introduce the next traceback (`_RemoteTraceback:`, `Exception ignored in`).
+    prefix: Vec<String>,
+    ignore_next: bool,
+    /// Incident whose latest occurrence looks fatal and has not been survived yet.
+    pending_fatal: Option<usize>,
+    /// Incident with the latest fatal-looking occurrence.
+    last_fatal: Option<usize>,
+    /// Ordinary lines since the latest fatal-looking occurrence.
+    tail_ordinary: u64,
+    finished: bool,
+}
+
+impl Detector {
+    pub fn new(cfg: DetectConfig) -> Self {
+        Self {
+            cfg,
+            pre: Prefilter::new(),
+            incidents: Vec::new(),
+            meta: Vec::new(),
+            by_key: HashMap::new(),
+            mode: Mode::Normal,
+            ring: VecDeque::with_capacity(RING),
+            prefix: Vec::new(),
+            ignore_next: false,
+            pending_fatal: None,
+            last_fatal: None,
+            tail_ordinary: 0,
+            finished: false,
+        }
+    }
+
+    pub fn config(&self) -> &DetectConfig {
+        &self.cfg
+    }
+
+    /// Incidents so far, in emission order (index = the `index` of findings).
+    pub fn incidents(&self) -> &[Incident] {
+        &self.incidents
+    }
+
+    /// Feed one log line (1-based line number, text without the trailing '\n'; may
+    /// contain '\r').
+    pub fn push_line(&mut self, line_no: u64, line: &str) -> Vec<Finding> {
+        let mut out = Vec::new();
+        self.step(line_no, line, &mut out);
+        out
+    }
+
+    /// True when the next lines may be handed over in bulk with
+    /// [`Detector::push_ordinary`] as long as [`Detector::could_matter`] finds nothing in
+    /// them: the detector is between blocks and has no per-line work to do.
+    pub fn bulk_ok(&self) -> bool {
+        matches!(self.mode, Mode::Normal) && self.cfg.extra.is_empty() && self.prefix.is_empty()
+    }
+
+    /// Offset of the first byte in `hay` that could make its line evidence (the prefilter),
+    /// None when every line in `hay` is ordinary.
+    pub fn could_matter(&self, hay: &[u8]) -> Option<usize> {
+        self.pre.find(hay)
+    }
+
+    /// `count` lines that [`Detector::could_matter`] found nothing in, of which `tail` are
+    /// the last few (any number, in order). Same effect as pushing them one by one, only
+    /// valid while [`Detector::bulk_ok`].
+    pub fn push_ordinary(&mut self, count: u64, tail: &[&str]) -> Vec<Finding> {
+        let mut out = Vec::new();
+        if count == 0 {
+            return out;
+        }
+        debug_assert!(self.bulk_ok());
+        let skip = tail.len().saturating_sub(RING);
+        for t in &tail[skip..] {
+            self.remember(t);
+        }
+        self.count_ordinary(count, &mut out);
+        out
+    }
+
+    /// The log went quiet for a while (live mode): settle anything pending.
+    pub fn idle(&mut self) -> Vec<Finding> {
+        // Everything is reported as it arrives; quiet only closes the message or table
+        // being read, so that later lines are taken for what they are.
+        self.settle(false);
+        Vec::new()
+    }
+
+    /// End of the log / the process ended with this outcome (None = unknown, e.g. triage
+    /// without --exit-code).
+    pub fn finish(&mut self, exit: Option<ExitOutcome>) -> Vec<Finding> {
+        let mut out = Vec::new();
+        self.settle(true);
+        if self.finished {
+            return out;
+        }
+        self.finished = true;
+        match exit {
+            Some(ExitOutcome::Code(0)) => {
+                // The run ended by itself: nothing it printed ended it.
+                for i in 0..self.meta.len() {
+                    self.set_forced(i, Severity::Warning, &mut out);
+                }
+            }
+            Some(ExitOutcome::Code(code)) => {
+                let cause = self
+                    .last_fatal
+                    .filter(|&i| !self.meta[i].caught && self.tail_ordinary <= CAUSE_WITHIN);
+                if let Some(i) = cause {
+                    self.set_forced(i, Severity::Fatal, &mut out);
+                } else if !self.has_fatal() {
+                    // Nothing in the log explains the failure: the program chose to stop
+                    // (sys.exit(n), a shell `exit`, an error message in a form we do not
+                    // know). That is the code's logic speaking, so the implementation
+                    // owner reads the log first.
+                    let text = format!("the process ended with exit code {code} and the log states no error");
+                    self.exit_incident(Category::Implementation, text, &mut out);
+                }
+            }
+            Some(ExitOutcome::Signal(sig)) => {
+                if !self.has_fatal() {
+                    let outcome = ExitOutcome::Signal(sig);
+                    let (category, why) = match sig {
+                        // A native crash is a bug in the code or a library it calls.
+                        4 | 6 | 7 | 8 | 11 => (Category::Implementation, "native crash"),
+                        9 => (Category::Resource, "killed (OOM killer?)"),
+                        // Stopped from outside: a scheduler limit, a user, a supervisor.
+                        _ => (Category::Resource, "stopped from outside"),
+                    };
+                    let text = format!("{outcome} with no traceback: {why}");
+                    self.exit_incident(category, text, &mut out);
+                }
+            }
+            Some(ExitOutcome::Unknown) | None => {}
+        }
+        out
+    }
+
+    fn has_fatal(&self) -> bool {
+        self.incidents.iter().any(|i| i.severity == Severity::Fatal)
+    }
+
+    fn exit_incident(&mut self, category: Category, text: String, out: &mut Vec<Finding>) {
+        let excerpt = self
+            .ring
+            .iter()
+            .filter(|l| !l.trim().is_empty())
+            .cloned()
+            .collect();
+        let inc = Incident {
+            category,
+            severity: Severity::Fatal,
+            line: 0,
+            text,
+            excerpt,
+            count: 1,
+        };
+        self.meta.push(Meta {
+            looks_fatal: true,
+            strong: true,
+            survived: false,
+            caught: false,
+            forced: Some(Severity::Fatal),
+            omitted: 0,
+        });
+        self.incidents.push(inc.clone());
+        out.push(Finding::New {
+            index: self.incidents.len() - 1,
+            incident: inc,
+        });
+    }
+
+    fn set_forced(&mut self, i: usize, s: Severity, out: &mut Vec<Finding>) {
+        self.meta[i].forced = Some(s);
+        self.sync_severity(i, out);
+    }
+
+    /// Recompute incident `i`'s severity; report it when it changed.
+    fn sync_severity(&mut self, i: usize, out: &mut Vec<Finding>) {
+        let s = self.meta[i].severity();
+        if self.incidents[i].severity != s {
+            self.incidents[i].severity = s;
+            self.updated(i, out);
+        }
+    }
+
+    fn updated(&self, i: usize, out: &mut Vec<Finding>) {
+        // One finding per incident per line is enough: replace an earlier one.
+        if let Some(pos) = out.iter().position(|f| f.index() == i) {
+            let f = &mut out[pos];
+            match f {
+                Finding::New { incident, .. } | Finding::Updated { incident, .. } => {
+                    *incident = self.incidents[i].clone();
+                }
+            }
+            return;
+        }
+        out.push(Finding::Updated {
+            index: i,
+            incident: self.incidents[i].clone(),
+        });
+    }
+
+    /// End whatever is in progress. A traceback cut off before its exception line says
+    /// nothing by itself (the exit status will), so it is dropped.
+    fn settle(&mut self, at_end: bool) {
+        match &self.mode {
+            Mode::Block(_) if !at_end => {}
+            _ => self.mode = Mode::Normal,
+        }
+        if at_end {
+            self.prefix.clear();
+        }
+    }
+
+    fn remember(&mut self, line: &str) {
+        let mut s = if self.ring.len() == RING {
+            self.ring.pop_front().unwrap_or_default()
+        } else {
+            String::new()
+        };
+        s.clear();
+        let mut end = line.len().min(MAX_LINE_CHARS);
+        while !line.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.push_str(&line[..end]);
+        self.ring.push_back(s);
+    }
+
+    fn step(&mut self, n: u64, raw: &str, out: &mut Vec<Finding>) {
+        let vis = visible(raw);
+        match std::mem::replace(&mut self.mode, Mode::Normal) {
+            Mode::Normal => self.normal(n, vis, out),
+            Mode::Block(b) => self.in_block(b, n, vis, out),
+            Mode::After(a) => self.after(a, n, vis, out),
+            Mode::Skip(left) => self.skip(left, n, vis, out),
+            Mode::Table(t) => self.table(t, n, vis, out),
+        }
+        self.remember(vis);
+    }
+
+    fn count_ordinary(&mut self, count: u64, out: &mut Vec<Finding>) {
+        self.tail_ordinary = self.tail_ordinary.saturating_add(count);
+        if !self.prefix.is_empty() {
+            self.prefix.clear();
+            self.ignore_next = false;
+        }
+        if let Some(i) = self.pending_fatal {
+            if self.tail_ordinary >= SURVIVE_AFTER {
+                self.pending_fatal = None;
+                self.meta[i].survived = true;
+                self.sync_severity(i, out);
+            }
+        }
+    }
+
+    fn ignored(&self, vis: &str) -> bool {
+        self.cfg.ignore.iter().any(|r| r.is_match(vis))
+    }
+
+    fn normal(&mut self, n: u64, vis: &str, out: &mut Vec<Finding>) {
+        let extra = if self.cfg.extra.is_empty() {
+            None
+        } else {
+            self.cfg
+                .extra
+                .iter()
+                .find(|(_, r)| r.is_match(vis))
+                .map(|(c, _)| *c)
+        };
+        if extra.is_none() && !self.pre.maybe(vis.as_bytes()) {
+            // The hot path: an ordinary line.
+            if !self.prefix.is_empty() && vis.trim() == "\"\"\"" {
+                self.prefix.push(vis.to_string());
+                return;
+            }
+            self.count_ordinary(1, out);
+            return;
+        }
+        if self.ignored(vis) {
+            self.count_ordinary(1, out);
+            return;
+        }
+        if let Some(category) = extra {
+            let t = vis.trim();
+            let h = Hit {
+                category,
+                looks_fatal: true,
+                kind: HitKind::Plain,
+                key: t,
+                message: "",
+            };
+            self.hit(n, vis, h, out);
+            return;
+        }
+        match rules::classify_line(vis, self.cfg.rhat_threshold) {
+            LineKind::TracebackHeader | LineKind::OriginalHeader => {
+                self.start_block(Target::Fresh, vis);
+            }
+            LineKind::RemoteWrapper => self.prefix.push(cut(vis, MAX_LINE_CHARS)),
+            LineKind::ExceptionIgnored => {
+                self.ignore_next = true;
+                self.prefix.push(cut(vis, MAX_LINE_CHARS));
+            }
+            LineKind::NoiseWarning => {
+                self.count_ordinary(1, out);
+                self.mode = Mode::Skip(12);
+            }
+            LineKind::Hit(h) => self.hit(n, vis, h, out),
+            LineKind::RhatTable { col, ncols } => {
+                self.count_ordinary(1, out);
+                self.mode = Mode::Table(Table {
+                    col,
+                    ncols,
+                    header: cut(vis, MAX_LINE_CHARS),
+                    idx: None,
+                });
+            }
+            LineKind::Nothing => self.count_ordinary(1, out),
+        }
+    }
+
+    fn start_block(&mut self, target: Target, vis: &str) {
+        let mut lines = if target == Target::Fresh {
+            std::mem::take(&mut self.prefix)
+        } else {
+            Vec::new()
+        };
+        let ignored = target == Target::Fresh && std::mem::take(&mut self.ignore_next);
+        // Keep the header readable when it was glued after a progress bar.
+        let t = vis.trim_end();
+        let header = match t.rfind("Traceback (most recent call last):") {
+            Some(i) if t[..i].ends_with("Original ") => &t[i - "Original ".len()..],
+            Some(i) => &t[i..],
+            None => t,
+        };
+        let group = t.contains("Exception Group Traceback");
+        let header = if group { t.trim_start() } else { header };
+        lines.push(header.to_string());
+        self.mode = Mode::Block(Block {
+            target,
+            lines,
+            ctx: TbContext::default(),
+            interleaved: 0,
+            ignored,
+            group,
+        });
+    }
+
+    /// Record one occurrence of evidence: a new incident, or one more of a known one.
+    /// Returns the incident's index and whether it is new.
+    #[allow(clippy::too_many_arguments)]
+    fn occurrence(
+        &mut self,
+        key: u64,
+        n: u64,
+        category: Category,
+        strong: bool,
+        looks_fatal: bool,
+        caught: bool,
+        text: &str,
+        excerpt: Vec<String>,
+        out: &mut Vec<Finding>,
+    ) -> Option<(usize, bool)> {
+        let fatalish = looks_fatal && !caught;
+        if let Some(&i) = self.by_key.get(&key) {
+            let m = &mut self.meta[i];
+            m.survived = false;
+            m.caught = caught;
+            m.looks_fatal |= looks_fatal;
+            self.incidents[i].count = self.incidents[i].count.saturating_add(1);
+            self.incidents[i].severity = self.meta[i].severity();
+            if fatalish {
+                self.note_fatal(i);
+            }
+            self.updated(i, out);
+            return Some((i, false));
+        }
+        if self.incidents.len() >= MAX_INCIDENTS {
+            tracing::debug!(line = n, "incident limit reached; evidence dropped");
+            return None;
+        }
+        let meta = Meta {
+            looks_fatal,
+            strong,
+            survived: false,
+            caught,
+            forced: None,
+            omitted: 0,
+        };
+        let mut inc = Incident {
+            category,
+            severity: meta.severity(),
+            line: n,
+            text: cut(text.trim(), MAX_LINE_CHARS),
+            excerpt: Vec::new(),
+            count: 1,
+        };
+        let i = self.incidents.len();
+        self.meta.push(meta);
+        for l in excerpt {
+            push_excerpt(&mut inc.excerpt, &mut self.meta[i].omitted, l);
+        }
+        self.incidents.push(inc);
+        self.by_key.insert(key, i);
+        if fatalish {
+            self.note_fatal(i);
+        }
+        out.push(Finding::New {
+            index: i,
+            incident: self.incidents[i].clone(),
+        });
+        Some((i, true))
+    }
+
+    fn note_fatal(&mut self, i: usize) {
+        self.pending_fatal = Some(i);
+        self.last_fatal = Some(i);
+        self.tail_ordinary = 0;
+    }
+
+    fn append(&mut self, i: usize, line: &str) {
+        let (inc, m) = (&mut self.incidents[i], &mut self.meta[i]);
+        push_excerpt(&mut inc.excerpt, &mut m.omitted, cut(line, MAX_LINE_CHARS));
+    }
+
+    fn hit(&mut self, n: u64, vis: &str, h: Hit<'_>, out: &mut Vec<Finding>) {
+        let t = vis.trim_end();
+        let key = burst::key(h.category, h.key);
+        let mut excerpt = Vec::new();
+        if h.kind == HitKind::Exception {
+            // SyntaxError & co. without a header: the lines before show file, code, caret.
+            excerpt.extend(self.ring.iter().rev().take(4).rev().cloned());
+        }
+        excerpt.push(cut(t, MAX_LINE_CHARS));
+        let Some((idx, new)) =
+            self.occurrence(key, n, h.category, true, h.looks_fatal, false, t, excerpt, out)
+        else {
+            return;
+        };
+        let (kind, left) = match h.kind {
+            HitKind::PyWarning => (AfterKind::Warning, 10),
+            HitKind::Faulthandler => (AfterKind::Faulthandler, 80),
+            HitKind::Native => (AfterKind::Native, 0),
+            HitKind::Exception => (AfterKind::Exception, 10),
+            HitKind::Plain => return,
+        };
+        self.mode = Mode::After(After {
+            idx,
+            append: new,
+            kind,
+            left,
+            blank: false,
+            chain: false,
+            group: false,
+        });
+    }
+
+    fn in_block(&mut self, mut b: Block, n: u64, vis: &str, out: &mut Vec<Finding>) {
+        let full = vis.trim_end();
+        // Inside an exception group, read each line without its `  | ` margin.
+        let t = if b.group {
+            full.trim_start()
+                .strip_prefix('|')
+                .map(|r| r.strip_prefix(' ').unwrap_or(r))
+                .unwrap_or(full)
+        } else {
+            full
+        };
+        if t.trim().is_empty() {
+            self.mode = Mode::Block(b);
+            return;
+        }
+        if t.ends_with("Traceback (most recent call last):") {
+            // Another traceback began before this one ended (another process): the first
+            // was cut off; follow the new one.
+            let target = b.target;
+            self.start_block(target, vis);
+            return;
+        }
+        if t.starts_with([' ', '\t']) {
+            if t.contains("File \"") && (t.contains("/pandas/") || t.contains("\\pandas\\")) {
+                b.ctx.pandas_frame = true;
+            }
+            if b.lines.len() >= MAX_EXCERPT * 2 {
+                b.lines.remove(EXCERPT_HEAD);
+            }
+            b.lines.push(cut(full, MAX_LINE_CHARS));
+            self.mode = Mode::Block(b);
+            return;
+        }
+        if let Some(e) = classify::parse_exception_line(t) {
+            self.exception(b, n, full, e, out);
+            return;
+        }
+        // Output of another thread or process between the frames.
+        b.interleaved += 1;
+        if b.interleaved <= 40 {
+            self.mode = Mode::Block(b);
+        }
+    }
+
+    fn exception(&mut self, b: Block, n: u64, full: &str, e: ExcLine<'_>, out: &mut Vec<Finding>) {
+        let v = classify::classify_exception(e.name, e.msg, &b.ctx);
+        let mut lines = b.lines;
+        lines.push(cut(full, MAX_LINE_CHARS));
+        // The exception line itself, without an exception group's margin.
+        let t = &full[full.len() - e.line.len()..];
+        let group = b.group;
+        let (idx, append) = match b.target {
+            Target::Fresh => {
+                let key = burst::key(v.category, t);
+                let Some(r) =
+                    self.occurrence(key, n, v.category, v.strong, !b.ignored, b.ignored, t, lines, out)
+                else {
+                    return;
+                };
+                r
+            }
+            Target::Chained(i, append) => {
+                if append {
+                    for l in &lines {
+                        self.append(i, l);
+                    }
+                    if !self.meta[i].strong && v.strong {
+                        self.meta[i].strong = true;
+                        self.incidents[i].category = v.category;
+                    }
+                    self.updated(i, out);
+                }
+                (i, append)
+            }
+            Target::Original(i, append) => {
+                if append {
+                    for l in &lines {
+                        self.append(i, l);
+                    }
+                    // The worker's exception is the root cause; the wrapper only relays it.
+                    self.incidents[i].line = n;
+                    self.incidents[i].text = cut(t.trim(), MAX_LINE_CHARS);
+                    if v.strong || !self.meta[i].strong {
+                        self.incidents[i].category = v.category;
+                        self.meta[i].strong = v.strong;
+                    }
+                    self.updated(i, out);
+                }
+                (i, append)
+            }
+        };
+        self.mode = Mode::After(After {
+            idx,
+            append,
+            kind: AfterKind::Exception,
+            left: if group { 200 } else { 10 },
+            blank: false,
+            chain: false,
+            group,
+        });
+    }
+
+    fn after(&mut self, mut a: After, n: u64, vis: &str, out: &mut Vec<Finding>) {
+        let t = vis.trim_end();
+        if t.trim().is_empty() {
+            a.blank = true;
+            if a.kind != AfterKind::Warning {
+                self.mode = Mode::After(a);
+            }
+            return;
+        }
+        if t.starts_with("During handling of the above exception")
+            || t.starts_with("The above exception was the direct cause")
+        {
+            a.chain = true;
+            if a.append {
+                self.append(a.idx, t);
+                self.updated(a.idx, out);
+            }
+            self.mode = Mode::After(a);
+            return;
+        }
+        if t.ends_with("Traceback (most recent call last):") {
+            let target = if t.ends_with("Original Traceback (most recent call last):") {
+                Target::Original(a.idx, a.append)
+            } else if a.chain || (a.kind == AfterKind::Native && !a.blank) {
+                Target::Chained(a.idx, a.append)
+            } else {
+                Target::Fresh
+            };
+            self.start_block(target, vis);
+            return;
+        }
+        let absorb = match a.kind {
+            AfterKind::Exception => {
+                if t.trim() == "\"\"\"" {
+                    true
+                } else if a.group {
+                    a.left > 0 && t.trim_start().starts_with(['|', '+'])
+                } else {
+                    !a.blank && a.left > 0 && !looks_like_log_record(t) && self.same_story(&a, t)
+                }
+            }
+            AfterKind::Warning => a.left > 0 && self.same_story(&a, t),
+            AfterKind::Faulthandler => a.left > 0 && is_faulthandler_line(t),
+            AfterKind::Native => false,
+        };
+        if !absorb {
+            self.normal(n, vis, out);
+            return;
+        }
+        a.left = a.left.saturating_sub(1);
+        if a.append {
+            self.append(a.idx, t);
+            self.updated(a.idx, out);
+        }
+        // A warning's message ends with its source line, indented by two spaces.
+        if a.kind == AfterKind::Warning && t.starts_with("  ") {
+            return;
+        }
+        self.mode = Mode::After(a);
+    }
+
+    /// Can `t` continue the message of incident `a` (rather than be evidence of its own)?
+    fn same_story(&self, a: &After, t: &str) -> bool {
+        if !self.pre.maybe(t.as_bytes()) {
+            return true;
+        }
+        match rules::classify_line(t, self.cfg.rhat_threshold) {
+            LineKind::Hit(h) => {
+                !h.looks_fatal && h.category == self.incidents[a.idx].category && h.kind == HitKind::Plain
+            }
+            LineKind::Nothing => true,
+            _ => false,
+        }
+    }
+
+    fn skip(&mut self, left: u32, n: u64, vis: &str, out: &mut Vec<Finding>) {
+        let t = vis.trim_end();
+        let structural = t.ends_with("Traceback (most recent call last):")
+            || (self.pre.maybe(t.as_bytes())
+                && !matches!(
+                    rules::classify_line(t, self.cfg.rhat_threshold),
+                    LineKind::Nothing
+                ));
+        if left == 0 || t.trim().is_empty() || structural {
+            self.normal(n, vis, out);
+            return;
+        }
+        self.count_ordinary(1, out);
+        if !t.starts_with("  ") {
+            self.mode = Mode::Skip(left - 1);
+        }
+    }
+
+    fn table(&mut self, mut tb: Table, n: u64, vis: &str, out: &mut Vec<Finding>) {
+        let t = vis.trim();
+        let Some(v) = rules::rhat_row(t, tb.col, tb.ncols) else {
+            if t == "..." || t.starts_with("...") {
+                self.mode = Mode::Table(tb);
+                return;
+            }
+            self.normal(n, vis, out);
+            return;
+        };
+        if v.is_nan() || v > self.cfg.rhat_threshold {
+            match tb.idx {
+                None => {
+                    let key = burst::key(Category::Convergence, "r_hat table above threshold");
+                    let excerpt = vec![tb.header.clone(), cut(vis.trim_end(), MAX_LINE_CHARS)];
+                    tb.idx =
+                        self.occurrence(key, n, Category::Convergence, true, false, false, t, excerpt, out);
+                }
+                Some((_, false)) => {}
+                Some((i, true)) => {
+                    self.append(i, vis.trim_end());
+                    self.updated(i, out);
+                }
+            }
+        } else {
+            self.count_ordinary(1, out);
+        }
+        self.mode = Mode::Table(tb);
+    }
+}
+
+fn push_excerpt(ex: &mut Vec<String>, omitted: &mut usize, line: String) {
+    if ex.len() >= MAX_EXCERPT {
+        // Keep the head (where it started) and the tail (the frames that matter).
+        if *omitted == 0 {
+            ex.insert(EXCERPT_HEAD, String::new());
+        }
+        ex.remove(EXCERPT_HEAD + 1);
+        *omitted += 1;
+        ex[EXCERPT_HEAD] = format!("  [… {omitted} lines …]");
+    }
+    ex.push(line);
+}
+
+/// A line that starts a new log record rather than continuing an exception's message.
+fn looks_like_log_record(t: &str) -> bool {
+    let b = t.as_bytes();
+    let dated = b.len() >= 10 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-';
+    dated
+        || t.starts_with('[')
+        || t.contains("%|")
+        || [
+            "INFO", "DEBUG", "WARNING", "ERROR", "CRITICAL", "epoch", "Epoch", "step", "Step",
+        ]
+        .iter()
+        .any(|p| t.starts_with(p))
+}
+
+fn is_faulthandler_line(t: &str) -> bool {
+    [
+        "Current thread",
+        "Thread 0x",
+        "  File ",
+        "Extension modules:",
+        "Python runtime state:",
+        "  <no Python frame>",
+        "Stack (most recent call first)",
+        "Fatal Python error",
+        "Garbage-collecting",
+    ]
+    .iter()
+    .any(|p| t.starts_with(p))
+}
+
+#[cfg(test)]
+mod tests;

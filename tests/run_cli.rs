@@ -1,0 +1,338 @@
+//! End to end in the terminal: `trainwatch run` supervising real processes — the demo's
+//! whole protocol unattended, the wrap mode, and re-adoption after trainwatch is SIGKILLed.
+//! Waits are bounded (liveness limits, never timing assertions).
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_trainwatch");
+
+fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+/// Run trainwatch to completion (bounded), returning (status, stdout, stderr).
+fn run_to_end(args: &[&str], cwd: &Path, limit: Duration) -> (i32, String, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "trainwatch did not finish within {limit:?}; stdout so far:\n{}",
+                t_out.join().unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (
+        status.code().unwrap_or(-1),
+        t_out.join().unwrap(),
+        t_err.join().unwrap(),
+    )
+}
+
+fn demo_config(dir: &Path, fail_at: u32, policy: &str) -> PathBuf {
+    let cfg = dir.join("tw.toml");
+    write(
+        &cfg,
+        &format!(
+            r#"
+[store]
+path = "state/state.db"
+
+[jobs.m1]
+argv = ["{BIN}", "demo-train", "--name", "m1", "--steps", "30", "--step-ms", "30", "--fail-at", "{fail_at}"]
+expected = "1s"
+max = "10m"
+status_interval = "300ms"
+checkpoint = "output/implementation/checkpoints/model_{{name}}_step*.ckpt"
+resume_argv = ["{BIN}", "demo-train", "--name", "m1", "--steps", "30", "--step-ms", "30", "--resume", "{{checkpoint}}"]
+{policy}
+kill_grace = "2s"
+"#
+        ),
+    );
+    cfg
+}
+
+#[test]
+fn the_demo_protocol_runs_unattended_start_error_restart_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = demo_config(dir.path(), 12, "on_error = \"restart\"\nrestart_limit = 2");
+    let (code, out, err) = run_to_end(
+        &["run", "--config", cfg.to_str().unwrap()],
+        dir.path(),
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let order = [
+        "Training started",
+        "ERROR DETECTED",
+        "CUDA out of memory",
+        "Error Type: resource",
+        "Restarting training",
+        "Resumed from checkpoint",
+        "Training Complete",
+        "Ready for Phase 5.5 validation",
+    ];
+    let mut at = 0;
+    for needle in order {
+        let pos = out[at..]
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} missing (in order) in:\n{out}"));
+        at += pos;
+    }
+    assert!(out.contains("Status Update"), "no status update in:\n{out}");
+    // The error report names the line of the exception, not the traceback header.
+    let log =
+        std::fs::read_to_string(dir.path().join("output/implementation/logs/training_m1_full.log")).unwrap();
+    let err_line = log.lines().position(|l| l.contains("OutOfMemoryError")).unwrap() + 1;
+    assert!(
+        out.contains(&format!("Line: {err_line}")),
+        "line {err_line} not reported in:\n{out}"
+    );
+    // Restart appended to the same log: the first attempt's traceback and the resumed run are both there.
+    assert!(log.contains("Traceback (most recent call last):") && log.contains("Loading checkpoint"));
+    // The completion report lists the error and how it was resolved, and the output files with sizes.
+    let report = &out[out.find("Training Complete").unwrap()..];
+    assert!(report.contains("restarted by on_error policy"), "{report}");
+    assert!(report.contains("results_m1.csv ("), "{report}");
+    assert!(!report.contains("MISSING"), "{report}");
+
+    // The store remembers it all.
+    let (code, status, _) = run_to_end(
+        &["status", "--config", cfg.to_str().unwrap()],
+        dir.path(),
+        Duration::from_secs(20),
+    );
+    assert_eq!(code, 0);
+    assert!(status.contains("m1 run 1: completed"), "{status}");
+    assert!(status.contains("attempt 2"), "{status}");
+    assert!(status.contains("resource"), "{status}");
+}
+
+#[test]
+fn unattended_wait_policy_reports_the_failure_and_exits_nonzero() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = demo_config(dir.path(), 5, "on_error = \"wait\"");
+    let (code, out, _) = run_to_end(
+        &["run", "--config", cfg.to_str().unwrap()],
+        dir.path(),
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("ERROR DETECTED") && out.contains("Training Failed"),
+        "{out}"
+    );
+    assert!(!out.contains("Restarting training"), "{out}");
+}
+
+#[test]
+fn wrap_mode_needs_no_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run_to_end(
+        &[
+            "run",
+            "--store",
+            "s/state.db",
+            "--",
+            "sh",
+            "-c",
+            "echo step 1; echo 'KeyError: missing'; exit 3",
+        ],
+        dir.path(),
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(out.contains("Training started"), "{out}");
+    assert!(out.contains("ERROR DETECTED"), "{out}");
+    assert!(out.contains("Training Failed"), "{out}");
+    assert!(
+        dir.path().join("trainwatch-sh.log").exists() || out.contains(".log"),
+        "{out}"
+    );
+
+    let (code, out, _) = run_to_end(
+        &["run", "--store", "s/state.db", "--", "true"],
+        dir.path(),
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Training Complete"), "{out}");
+}
+
+#[test]
+fn usage_errors_are_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = run_to_end(&["run"], dir.path(), Duration::from_secs(10));
+    assert_eq!(code, 2);
+    assert!(err.contains("--config") && err.contains("--"), "{err}");
+    let cfg = demo_config(dir.path(), 0, "");
+    let (code, _, err) = run_to_end(
+        &["run", "--config", cfg.to_str().unwrap(), "nope"],
+        dir.path(),
+        Duration::from_secs(10),
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("no job \"nope\""), "{err}");
+}
+
+/// Read stdout lines of a child into a channel.
+fn lines_of(child: &mut std::process::Child) -> mpsc::Receiver<String> {
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn wait_for(rx: &mpsc::Receiver<String>, needle: &str, limit: Duration, seen: &mut Vec<String>) {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+            let hit = line.contains(needle);
+            seen.push(line);
+            if hit {
+                return;
+            }
+        }
+    }
+    panic!("{needle:?} not seen within {limit:?}; saw:\n{}", seen.join("\n"));
+}
+
+fn alive(pid: i32) -> bool {
+    // Signal 0 probes for existence.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+#[test]
+fn trainwatch_killed_mid_run_readopts_the_job_and_reports_completion_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("go");
+    let cfg = dir.path().join("tw.toml");
+    // The job waits for a marker file, so the test decides when it ends.
+    write(
+        &cfg,
+        &format!(
+            r#"
+[store]
+path = "state/state.db"
+[jobs.long]
+argv = ["sh", "-c", "echo started; while [ ! -e '{}' ]; do sleep 0.05; done; echo done; mkdir -p output/results output/implementation/models; echo x > output/results/results_long.csv; echo y > output/implementation/models/model_long_full.pkl"]
+status_interval = "1h"
+"#,
+            marker.display()
+        ),
+    );
+    let mut first = Command::new(BIN)
+        .args(["run", "--unattended", "--config", cfg.to_str().unwrap()])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let rx = lines_of(&mut first);
+    let mut seen = Vec::new();
+    wait_for(
+        &rx,
+        "Training started with PID",
+        Duration::from_secs(20),
+        &mut seen,
+    );
+    let pid: i32 = seen
+        .last()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(alive(pid));
+    // trainwatch dies without any chance to clean up.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(alive(pid), "the job must survive its supervisor");
+
+    let mut second = Command::new(BIN)
+        .args(["run", "--unattended", "--config", cfg.to_str().unwrap()])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let rx2 = lines_of(&mut second);
+    let mut seen2 = Vec::new();
+    wait_for(&rx2, "re-adopted", Duration::from_secs(20), &mut seen2);
+    write(&marker, "");
+    wait_for(&rx2, "Training Complete", Duration::from_secs(20), &mut seen2);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = second.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "second trainwatch did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    while let Ok(l) = rx2.recv_timeout(Duration::from_millis(200)) {
+        seen2.push(l);
+    }
+    assert_eq!(status.code(), Some(0), "{}", seen2.join("\n"));
+    let all: Vec<&String> = seen.iter().chain(seen2.iter()).collect();
+    assert_eq!(all.iter().filter(|l| l.contains("Training Complete")).count(), 1);
+    assert_eq!(
+        all.iter()
+            .filter(|l| l.contains("Training started with PID"))
+            .count(),
+        1,
+        "no second start"
+    );
+    assert!(!alive(pid));
+
+    // A third start is a fresh run (run 2), not a re-adoption.
+    let (code, out, _) = run_to_end(
+        &["status", "--config", cfg.to_str().unwrap()],
+        dir.path(),
+        Duration::from_secs(10),
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("long run 1: completed"), "{out}");
+}

@@ -64,10 +64,7 @@ fn training_log(bytes: usize) -> Vec<u8> {
 }
 
 fn lines(log: &[u8]) -> Vec<String> {
-    String::from_utf8_lossy(log)
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    String::from_utf8_lossy(log).lines().map(str::to_owned).collect()
 }
 
 fn follower(c: &mut Criterion) {
@@ -83,9 +80,7 @@ fn follower(c: &mut Criterion) {
             let mut f = Follower::new(path.clone(), FollowState::default());
             let mut n = 0u64;
             loop {
-                let st = f
-                    .read_available_with(|l| n += l.text.len() as u64)
-                    .expect("read");
+                let st = f.read_available_with(|l| n += l.text.len() as u64).expect("read");
                 if !st.more {
                     break;
                 }
@@ -114,8 +109,7 @@ fn detect(c: &mut Criterion) {
     });
     g.bench_function("analyse_reader (bulk prefilter), 8 MiB", |b| {
         b.iter(|| {
-            let r = analyse_reader(Cursor::new(&log), DetectConfig::default(), None)
-                .expect("in-memory read");
+            let r = analyse_reader(Cursor::new(&log), DetectConfig::default(), None).expect("in-memory read");
             black_box(r)
         })
     });

@@ -27,6 +27,8 @@ pub struct Tw {
 impl Tw {
     pub fn start(bin: &Path, args: &[String], dir: &Path) -> io::Result<Tw> {
         let stderr = File::create(dir.join("trainwatch.stderr"))?;
+        // The child runs in `dir`: a relative path to the binary must not change meaning.
+        let bin = fs::canonicalize(bin)?;
         let mut child = Command::new(bin)
             .args(args)
             .current_dir(dir)

@@ -93,7 +93,7 @@ else
 fi
 if [ "$HAVE_TRIAGE" = 1 ]; then
     "$TB" measure --label triage --repeat 3 --bytes "$BYTES" -- "$TW" triage "$LOG" >> "$RES"
-    note triage_incidents "$("$TW" triage --json "$LOG" 2>/dev/null | grep -o '"line":' | wc -l || true)"
+    note triage_incidents "$("$TW" triage --json "$LOG" 2>/dev/null | grep -c '"severity":' || true)"
 else
     note triage_skip "trainwatch triage is not wired in this build"
 fi
@@ -137,7 +137,7 @@ if [ -n "${TW_BENCH_OUT:-}" ]; then cp "$RES" "$TW_BENCH_OUT"; fi
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "-"; else printf "%.2f", a / b }'; }
 mb() { awk -v k="$1" 'BEGIN { if (k == "") print ""; else printf "%.1f", k / 1024 }'; }
 le() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || a == "none") print "?"; else if (a + 0 <= b + 0) print "met"; else print "MISSED" }'; }
-row() { printf '| %-44s | %-22s | %-16s | %-34s | %-6s |\n' "$@"; }
+row() { printf '| %-44s | %-24s | %-17s | %-38s | %-6s |\n' "$@"; }
 NM="not measured"
 
 CORES=$(nproc)
@@ -156,39 +156,39 @@ if [ -n "$R" ]; then row "Throughput: ripgrep -c" "$R MB/s" "" "" ""; else row "
 if [ -n "$T" ]; then
     V1=$(awk -v t="$T" -v g="$G" 'BEGIN { print (t > g) ? "met" : "MISSED" }')
     V2=$(awk -v t="$T" -v r="$R" 'BEGIN { if (r == "") print "?"; else print (t >= r / 2) ? "met" : "MISSED" }')
-    row "Throughput: trainwatch triage ($TRIAGE_SIZE)" "$T MB/s" "> grep" "×$(ratio "$T" "$G") of grep" "$V1"
-    row "  … against ripgrep" "" "≥ 0.5 × rg" "×$(ratio "$T" "$R") of ripgrep" "$V2"
-    row "  … peak RSS of triage" "$(mb "$(get triage_rss_peak_kb)") MB" "" "$(get triage_incidents) incidents classified" ""
+    row "Throughput: trainwatch triage ($TRIAGE_SIZE)" "$T MB/s" "> grep" "$(ratio "$T" "$G")x grep" "$V1"
+    row "  - against ripgrep" "" ">= 0.5 x rg" "$(ratio "$T" "$R")x ripgrep" "$V2"
+    row "  - peak RSS of triage" "$(mb "$(get triage_rss_peak_kb)") MB" "" "$(get triage_incidents) incidents classified" ""
 else
-    row "Throughput: trainwatch triage" "$NM: $(get triage_skip)" "> grep, ≥ rg/2" "" "?"
+    row "Throughput: trainwatch triage" "$NM: $(get triage_skip)" "> grep, >= rg/2" "" "?"
 fi
 
 # Latency
 if [ "$HAVE_RUN" = 1 ] && [ -n "$(get latency_console_p99_ms)" ]; then
     P50=$(get latency_console_p50_ms); P99=$(get latency_console_p99_ms); MX=$(get latency_console_max_ms)
-    row "Latency to console, p50 (n=$(get latency_console_n))" "$P50 ms" "" "reference watcher 31 s: ×$(ratio 31000 "$P50") faster" ""
-    row "Latency to console, p99" "$P99 ms" "≤ 20 ms" "reference 59 s; tail|grep 0.2 ms" "$(le "$P99" 20)"
+    row "Latency to console, p50 (n=$(get latency_console_n))" "$P50 ms" "" "reference 31 s: $(awk -v p="$P50" 'BEGIN{printf "%.0f", 31000/p}')× faster" ""
+    row "Latency to console, p99" "$P99 ms" "<= 20 ms" "reference 59 s; tail|grep 0.2 ms" "$(le "$P99" 20)"
     row "Latency to console, max" "$MX ms" "" "missed reports: $(get latency_console_missed)" ""
 elif [ "$HAVE_RUN" = 1 ]; then
-    row "Latency to console" "$NM: $(get latency_error)" "p99 ≤ 20 ms" "" "?"
+    row "Latency to console" "$NM: $(get latency_error)" "p99 <= 20 ms" "" "?"
 else
-    row "Latency to console" "$NM: trainwatch run is not wired in this build" "p99 ≤ 20 ms" "" "?"
+    row "Latency to console" "$NM: trainwatch run is not wired in this build" "p99 <= 20 ms" "" "?"
 fi
-row "Latency to Discord emulator REST" "$NM: no Discord adapter in this build" "p99 ≤ 100 ms" "" "?"
+row "Latency to Discord emulator REST" "$NM: no Discord adapter in this build" "p99 <= 100 ms" "" "?"
 
 # Memory
 if [ "$HAVE_RUN" = 1 ] && [ -n "$(get follow_rss_peak_kb)" ]; then
     FP=$(mb "$(get follow_rss_peak_kb)")
     FLAT=""
     for g in 1 2 5 10; do v=$(get "follow_rss_at_${g}g_kb"); [ -n "$v" ] && FLAT="$FLAT ${g}G:$(mb "$v")"; done
-    row "Peak RSS following a log to $(awk -v b="$(get follow_log_bytes)" 'BEGIN{printf "%.1f GB", b/1e9}')" "$FP MB" "≤ 50 MB, flat" "readlines(): ~2× log size" "$(le "$FP" 50)"
-    row "  … RSS as the log grew (MB)" "${FLAT# }" "" "" ""
-    row "  … final error reported after last write" "$(get follow_final_report_lag_ms) ms" "" "wall $(get follow_wall_s) s for the whole log" ""
+    row "Peak RSS following a log to $(awk -v b="$(get follow_log_bytes)" 'BEGIN{printf "%.1f GB", b/1e9}')" "$FP MB" "<= 50 MB, flat" "readlines(): ~2× log size" "$(le "$FP" 50)"
+    row "  - RSS as the log grew (MB)" "${FLAT# }" "" "" ""
+    row "  - final error reported after last write" "$(get follow_final_report_lag_ms) ms" "" "wall $(get follow_wall_s) s for the whole log" ""
     MP=$(mb "$(get many_rss_peak_kb)")
-    row "Peak RSS supervising $(get many_jobs_started) jobs (50 KB/s each)" "$MP MB" "≤ 50 MB" "" "$(le "$MP" 50)"
+    row "Peak RSS supervising $(get many_jobs_started) jobs (50 KB/s each)" "$MP MB" "<= 50 MB" "" "$(le "$MP" 50)"
 else
-    row "Peak RSS following a 10 GB log" "$NM: trainwatch run is not wired in this build" "≤ 50 MB" "" "?"
-    row "Peak RSS supervising 50 jobs" "$NM: trainwatch run is not wired in this build" "≤ 50 MB" "" "?"
+    row "Peak RSS following a 10 GB log" "$NM: trainwatch run is not wired in this build" "<= 50 MB" "" "?"
+    row "Peak RSS supervising 50 jobs" "$NM: trainwatch run is not wired in this build" "<= 50 MB" "" "?"
 fi
 
 # Idle
@@ -204,8 +204,8 @@ if [ -n "$(get burst_error_reports)" ]; then
     BR=$(get burst_error_reports)
     BV=$(awk -v n="$BR" -v m="$(mb "$(get burst_rss_peak_kb)")" 'BEGIN { print (n == 1 && m <= 50) ? "met" : "MISSED" }')
     row "Burst: $(get burst_lines) error lines in $(get burst_write_ms) ms" "$BR ERROR report(s)" "1 report + count" "count shown: $(get burst_occurrences); messages: $(get burst_messages)" "$BV"
-    row "  … peak RSS during the burst" "$(mb "$(get burst_rss_peak_kb)") MB" "≤ 50 MB" "" "$(le "$(mb "$(get burst_rss_peak_kb)")" 50)"
-    row "  … 429s from the emulator" "$NM: no Discord adapter in this build" "all handled" "" "?"
+    row "  - peak RSS during the burst" "$(mb "$(get burst_rss_peak_kb)") MB" "<= 50 MB" "" "$(le "$(mb "$(get burst_rss_peak_kb)")" 50)"
+    row "  - 429s from the emulator" "$NM: no Discord adapter in this build" "all handled" "" "?"
 else
     row "Burst: 100,000 error lines in a second" "$NM: trainwatch run is not wired in this build" "1 report" "" "?"
 fi

@@ -211,6 +211,21 @@ fn stats(name: &str, mut v: Vec<f64>) {
     println!("{name}_max_ms={:.3}", v.last().copied().unwrap_or(f64::NAN));
 }
 
+#[cfg(test)]
+mod tests {
+    use super::occurrences;
+
+    #[test]
+    fn reads_the_count_of_a_report_or_an_update() {
+        assert_eq!(occurrences("  Occurrences: 42"), Some(42));
+        assert_eq!(
+            occurrences("  ↳ job error #1 update: 100000 occurrences, traceback 1 lines"),
+            Some(100000)
+        );
+        assert_eq!(occurrences("  Error: no count here"), None);
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct LatencyArgs {
     /// The trainwatch executable.
@@ -389,7 +404,7 @@ pub fn follow(a: &FollowArgs) -> io::Result<()> {
     let deadline = t0 + 20 * 60 * 1_000_000_000;
     loop {
         while let Ok(l) = tw.lines.try_recv() {
-            if report_at.is_none() && l.1.contains("ERROR DETECTED") {
+            if report_at.is_none() && l.1.contains("'feature_final'") {
                 report_at = Some(l.0);
             }
             tw.transcript.push(l);
@@ -413,7 +428,7 @@ pub fn follow(a: &FollowArgs) -> io::Result<()> {
         std::thread::sleep(Duration::from_millis(100));
     }
     while let Some(l) = tw.next_line(Duration::from_millis(200)) {
-        if report_at.is_none() && l.1.contains("ERROR DETECTED") {
+        if report_at.is_none() && l.1.contains("'feature_final'") {
             report_at = Some(l.0);
         }
     }
@@ -505,7 +520,7 @@ pub fn many(a: &ManyArgs) -> io::Result<()> {
     let deadline = t0 + ((a.secs + 120.0) * 1e9) as u64;
     loop {
         while let Ok(l) = tw.lines.try_recv() {
-            if l.1.contains("Training started") {
+            if l.1.contains("Training started with PID") {
                 started += 1;
             }
             tw.transcript.push(l);
@@ -615,11 +630,7 @@ pub fn burst_run(a: &BurstRunArgs) -> io::Result<()> {
     println!("burst_error_reports={}", tw.count("ERROR DETECTED"));
     println!("burst_warning_reports={}", tw.count("WARNING"));
     println!("burst_messages={}", tw.count(" (run "));
-    let occ = tw
-        .transcript
-        .iter()
-        .filter_map(|(_, l)| l.split("Occurrences: ").nth(1)?.trim().parse::<u64>().ok())
-        .max();
+    let occ = tw.transcript.iter().filter_map(|(_, l)| occurrences(l)).max();
     println!(
         "burst_occurrences={}",
         occ.map_or("none".to_string(), |o| o.to_string())
@@ -633,6 +644,18 @@ pub fn burst_run(a: &BurstRunArgs) -> io::Result<()> {
     Ok(())
 }
 
+/// The count a report shows: `Occurrences: N`, or `N occurrences` in an update line.
+fn occurrences(line: &str) -> Option<u64> {
+    if let Some(rest) = line.split("Occurrences: ").nth(1) {
+        return rest.trim().parse().ok();
+    }
+    let before = line.split(" occurrences").next()?;
+    if before.len() == line.len() {
+        return None;
+    }
+    before.rsplit([' ', ',', ':']).next()?.parse().ok()
+}
+
 #[derive(Debug, clap::Args)]
 pub struct MeasureArgs {
     /// Prefix of the printed keys.
@@ -644,7 +667,7 @@ pub struct MeasureArgs {
     /// Bytes processed, to print MB/s.
     #[arg(long)]
     pub bytes: Option<u64>,
-    /// The command and its arguments; its standard output is discarded.
+    /// The command and its arguments; its standard output is read and discarded.
     #[arg(last = true, required = true)]
     pub cmd: Vec<String>,
 }
@@ -654,10 +677,14 @@ pub fn measure(a: &MeasureArgs) -> io::Result<()> {
     let mut best: Option<(f64, f64, f64, i64, i32)> = None;
     for _ in 0..a.repeat.max(1) {
         let t0 = mono_ns();
-        let child = Command::new(&a.cmd[0])
+        // Output to a pipe we drain, not /dev/null: GNU grep notices /dev/null and stops at
+        // the first match, which would time nothing.
+        let mut child = Command::new(&a.cmd[0])
             .args(&a.cmd[1..])
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .spawn()?;
+        let mut out = child.stdout.take().expect("piped stdout");
+        let drain = std::thread::spawn(move || io::copy(&mut out, &mut io::sink()));
         let mut status = 0;
         // SAFETY: rusage is plain data, filled by wait4 for our own child.
         let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
@@ -666,6 +693,7 @@ pub fn measure(a: &MeasureArgs) -> io::Result<()> {
             return Err(io::Error::last_os_error());
         }
         let wall = (mono_ns() - t0) as f64 / 1e9;
+        let _ = drain.join();
         let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
         let code = if libc::WIFEXITED(status) {
             libc::WEXITSTATUS(status)

@@ -129,10 +129,10 @@ impl LogGen {
 
     fn metric_line(&mut self, out: &mut Vec<u8>) {
         self.step += 1;
-        if self.step % 5000 == 0 {
+        if self.step.is_multiple_of(5000) {
             self.epoch += 1;
         }
-        if self.step % 4 == 0 {
+        if self.step.is_multiple_of(4) {
             self.secs += 1;
         }
         self.timestamp(out);

@@ -136,10 +136,17 @@ pub struct CheckConfigArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
+    #[command(flatten)]
+    pub query: StoreQuery,
+}
+
+/// Which store to read, and what of it: shared by `status` and `audit`.
+#[derive(Debug, Args)]
+pub struct StoreQuery {
     /// Only this job.
     #[arg(value_name = "JOB")]
     pub job: Option<String>,
-    /// Config file (to find the store and the job list).
+    /// Config file (to find the store).
     #[arg(short, long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// The store (SQLite) to read; default: the config's `store.path`, else ./.trainwatch/state.db.
@@ -169,18 +176,8 @@ pub struct SendArgs {
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {
-    /// Only this job.
-    #[arg(value_name = "JOB")]
-    pub job: Option<String>,
-    /// Config file (to find the store).
-    #[arg(short, long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// The store (SQLite) to read; default: the config's `store.path`, else ./.trainwatch/state.db.
-    #[arg(long, value_name = "FILE")]
-    pub store: Option<PathBuf>,
-    /// Print JSON (one array of entries) instead of text.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub query: StoreQuery,
 }
 
 #[derive(Debug, Args)]

@@ -51,7 +51,7 @@ fn init_tracing(level: Option<&str>) {
 fn run_command(command: Command) -> Result<i32> {
     match command {
         Command::Run(args) => runtime()?.block_on(cmd_run(args)),
-        Command::Serve(_) => bail!("trainwatch serve: the Discord adapter is not in this build"),
+        Command::Serve(args) => runtime()?.block_on(cmd_serve(args)),
         Command::CheckConfig(args) => cmd_check_config(&args.file),
         Command::Status(args) => cmd_status(args),
         Command::Audit(args) => cmd_audit(args),
@@ -104,6 +104,76 @@ fn expand_self(specs: &mut [JobSpec]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The protocol's log folders (`output/implementation/logs/`) may not exist yet.
+fn create_log_folders(specs: &[JobSpec]) -> Result<()> {
+    for spec in specs {
+        if let Some(dir) = spec.log.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the log folder {}", dir.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Where the shims keep each attempt's state: beside the store.
+fn state_root_of(store_path: &Path) -> PathBuf {
+    store_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("runs")
+}
+
+async fn cmd_serve(args: trainwatch::cli::ServeArgs) -> Result<i32> {
+    use trainwatch::chat::discord::{self, DiscordSetup};
+    let cfg = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("trainwatch: {e}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let Some(d) = &cfg.discord else {
+        bail!(
+            "{} has no [discord] section: trainwatch serve needs one (see config/discord.toml)",
+            args.config.display()
+        );
+    };
+    let token = d.token().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let setup = DiscordSetup::from_config(&cfg, token)?;
+    let mut specs = cfg.jobs.clone();
+    expand_self(&mut specs)?;
+    create_log_folders(&specs)?;
+    let store_path = args.store.clone().unwrap_or_else(|| cfg.store_path.clone());
+    let store = Arc::new(std::sync::Mutex::new(Store::open(&store_path)?));
+    let (tx, mut rx) = mpsc::channel(64);
+    let (chat, running) = discord::connect(setup, store.clone(), tx)
+        .await
+        .context("connecting to Discord")?;
+    let mut sup = Supervisor::start(
+        specs,
+        store,
+        chat,
+        Options {
+            unattended: false,
+            policy_when_set: true,
+            state_root: state_root_of(&store_path),
+            shim: std::env::current_exe().context("locating the trainwatch executable")?,
+        },
+    )?;
+    for job in sup.readopted() {
+        tracing::info!(%job, "re-adopted the run that was under way");
+    }
+    eprintln!(
+        "trainwatch serve: supervising {} job(s) for Discord; stop with Ctrl-C (the jobs keep running)",
+        sup.job_names().len()
+    );
+    sup.serve(&mut rx, shutdown_signal()).await;
+    running.shutdown().await;
+    sup.shutdown().await;
+    Ok(0)
 }
 
 async fn cmd_run(args: RunArgs) -> Result<i32> {
@@ -162,12 +232,7 @@ async fn cmd_run(args: RunArgs) -> Result<i32> {
         bail!("the config declares no jobs");
     }
     expand_self(&mut specs)?;
-    for spec in &specs {
-        if let Some(dir) = spec.log.parent() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating the log folder {}", dir.display()))?;
-        }
-    }
+    create_log_folders(&specs)?;
 
     let stdin_tty = std::io::stdin().is_terminal();
     let unattended = args.unattended || (!args.attended && !stdin_tty);
@@ -186,11 +251,7 @@ async fn cmd_run(args: RunArgs) -> Result<i32> {
     }
 
     let store = Arc::new(std::sync::Mutex::new(Store::open(&store_path)?));
-    let state_root = store_path
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join("runs");
+    let state_root = state_root_of(&store_path);
     let console = Arc::new(Console::new(Box::new(std::io::stdout()), color, holders));
     let chat: Arc<dyn ChatSink> = console.clone();
     let mut sup = Supervisor::start(
@@ -385,7 +446,7 @@ fn open_existing_store(store: &Option<PathBuf>, config: &Option<PathBuf>) -> Res
     Ok(Store::open(&store_path)?)
 }
 
-fn cmd_audit(args: AuditArgs) -> Result<i32> {
+fn cmd_audit(AuditArgs { query: args }: AuditArgs) -> Result<i32> {
     let store = open_existing_store(&args.store, &args.config)?;
     let rows = store.audit(args.job.as_deref())?;
     if args.json {
@@ -409,7 +470,7 @@ fn cmd_audit(args: AuditArgs) -> Result<i32> {
     Ok(0)
 }
 
-fn cmd_status(args: StatusArgs) -> Result<i32> {
+fn cmd_status(StatusArgs { query: args }: StatusArgs) -> Result<i32> {
     let store = open_existing_store(&args.store, &args.config)?;
     let runs = store.runs(args.job.as_deref(), 50)?;
     let audit = store.audit(args.job.as_deref())?;

@@ -84,7 +84,11 @@ impl Console {
     fn colour_of(body: &Body) -> &'static str {
         match body {
             Body::ErrorDetected { .. } | Body::Failed { .. } => "1;31",
-            Body::WarningNoticed { .. } | Body::TimeoutWarning { .. } | Body::Killed { .. } => "1;33",
+            Body::WarningNoticed { .. }
+            | Body::TimeoutWarning { .. }
+            | Body::StallWarning { .. }
+            | Body::OverrunWarning { .. }
+            | Body::Killed { .. } => "1;33",
             Body::Completed { .. } | Body::TrainingStarted { .. } => "1;32",
             _ => "1;36",
         }
@@ -129,6 +133,9 @@ impl Console {
                 self.style.paint("2", "decide:"),
                 opts.join("  |  ")
             ));
+        }
+        for a in &m.attachments {
+            s.push_str(&format!("  Chart: {}\n", a.display()));
         }
         s
     }

@@ -5,6 +5,7 @@
 
 pub mod command;
 pub mod console;
+pub mod discord;
 pub mod render;
 pub mod sanitize;
 

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use crate::config::format_duration;
-use crate::engine::{Body, IncidentSummary, Message, ProgressView};
+use crate::engine::{Body, IncidentSummary, Message, ProgressView, StallKind};
 use crate::model::{ExitOutcome, Persona, Severity};
 
 use super::sanitize::{cut, untrusted};
@@ -96,12 +96,20 @@ fn progress_lines(p: &ProgressView, out: &mut Vec<String>) {
     } else if let Some(step) = p.step {
         out.push(format!("Progress: step {step}"));
     }
-    if let Some(rate) = p.rate_per_sec {
-        let eta = p.eta.map(|e| format!(", ETA {}", dur(e))).unwrap_or_default();
-        out.push(format!("Rate: {rate:.2} steps/s{eta}"));
+    match (p.rate_per_sec, p.eta) {
+        (Some(rate), eta) => {
+            let eta = eta.map(|e| format!(", ETA {}", dur(e))).unwrap_or_default();
+            out.push(format!("Rate: {rate:.2} steps/s{eta}"));
+        }
+        (None, Some(eta)) => out.push(format!("ETA: {}", dur(eta))),
+        (None, None) => {}
     }
     if !p.metrics.is_empty() {
-        let m: Vec<String> = p.metrics.iter().map(|(k, v)| format!("{k}={v:.4}")).collect();
+        let m: Vec<String> = p
+            .metrics
+            .iter()
+            .map(|(k, v)| format!("{}={}", untrusted(k), metric_value(*v)))
+            .collect();
         out.push(format!("Metrics: {}", m.join(" ")));
     }
     if let Some(over) = p.overrun {
@@ -109,6 +117,19 @@ fn progress_lines(p: &ProgressView, out: &mut Vec<String>) {
             "⚠️ Projected to finish {} after the maximum duration",
             dur(over)
         ));
+    }
+}
+
+/// A metric as read: 0.6931, 5.000e-5, NaN.
+pub fn metric_value(v: f64) -> String {
+    let a = v.abs();
+    if v.fract() == 0.0 && a < 1e12 {
+        // Counts (epochs, examples, steps) read as integers.
+        format!("{v:.0}")
+    } else if !v.is_finite() || (1e-3..1e5).contains(&a) {
+        format!("{v:.4}")
+    } else {
+        format!("{v:.3e}")
     }
 }
 
@@ -261,6 +282,65 @@ pub fn render(m: &Message) -> Rendered {
             }
             footer = Some(format!(
                 "Action: Continue monitoring, investigate, or terminate and restart? Awaiting {} decision.",
+                persona_tag(Persona::Director)
+            ));
+        }
+        Body::StallWarning {
+            seq,
+            pid,
+            stall,
+            since,
+            stalled_for,
+            step,
+            last_line,
+        } => {
+            lines.push(format!("Model: {job} · stall #{seq}"));
+            lines.push(format!("PID: {pid} (alive)"));
+            let since = since.format("%H:%M:%S UTC");
+            let stalled_for = dur(*stalled_for);
+            match stall {
+                StallKind::NoOutput => lines.push(format!("No new log line since {since} ({stalled_for})")),
+                StallKind::NoProgress => {
+                    let at = step.map(|s| format!(" (step {s})")).unwrap_or_default();
+                    lines.push(format!(
+                        "Log lines still come, but no progress since {since}{at} ({stalled_for})"
+                    ))
+                }
+            }
+            if let Some(l) = last_line {
+                lines.push(format!("Last log line: {}", line(l)));
+            }
+            footer = Some(format!(
+                "Is it hung? Restart, kill, continue monitoring or investigate? Awaiting {} decision.",
+                persona_tag(Persona::Director)
+            ));
+        }
+        Body::OverrunWarning {
+            pid,
+            elapsed,
+            projected_total,
+            max,
+            eta,
+            progress,
+        } => {
+            lines.push(format!("Model: {job}"));
+            lines.push(format!("PID: {pid}"));
+            let pct = progress
+                .percent
+                .map(|p| format!(" ({p:.1}% complete)"))
+                .unwrap_or_default();
+            lines.push(format!("Elapsed: {}{pct}", dur(*elapsed)));
+            if let Some(p) = progress.percent {
+                lines.push(bar(p));
+            }
+            lines.push(format!(
+                "Projected total: {} — above the maximum of {} (ETA {})",
+                dur(*projected_total),
+                dur(*max),
+                dur(*eta)
+            ));
+            footer = Some(format!(
+                "Early warning: the run will likely hit its timeout. {} may act now or wait for the timeout warning.",
                 persona_tag(Persona::Director)
             ));
         }

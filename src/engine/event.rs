@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::message::{
-    ConvergenceView, Decision, DecisionPoint, Message, MessageKey, OutputFile, ProgressView, Reply,
+    ConvergenceView, Decision, DecisionPoint, Message, MessageKey, OutputFile, ProgressView, Reply, StallKind,
 };
 use crate::gate::{ChangesSummary, Comparison, Snapshot};
 use crate::model::{Actor, ExitOutcome, Incident, RunId};
@@ -69,6 +69,15 @@ pub enum Event {
         progress: ProgressView,
         convergence: Option<ConvergenceView>,
     },
+    /// The process is alive but has been silent (or its steps stood still) for the stall
+    /// timeout. Sent on every check while the stall lasts; the engine warns once per episode.
+    Stalled {
+        since: DateTime<Utc>,
+        kind: StallKind,
+        last_line: Option<String>,
+    },
+    /// Output or progress resumed after a stall: the episode is over.
+    StallEnded,
     /// The process ended. `outputs` are the job's expected output files, stat'ed by the
     /// supervisor at exit so the completion report can list their sizes.
     Exited {

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::event::{Action, Command, Event, FixEvidence, Input, Record};
 use super::message::{
     Body, Button, ConvergenceView, Decision, DecisionPoint, IncidentSummary, Message, MessageKey, OutputFile,
-    ProgressView, Reply, Resolution,
+    ProgressView, Reply, Resolution, StallKind,
 };
 use crate::config::format_duration;
 use crate::gate::Snapshot;
@@ -131,6 +131,13 @@ pub struct Decided {
     pub at: DateTime<Utc>,
 }
 
+/// A stall the engine has warned about; it lasts until output or progress resumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StallEpisode {
+    pub since: DateTime<Utc>,
+    pub kind: StallKind,
+}
+
 /// The state of one run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunState {
@@ -166,6 +173,15 @@ pub struct RunState {
     pub baseline: Option<Snapshot>,
     #[serde(default)]
     pub fixes: Vec<FixEntry>,
+    /// "Hung?" warnings posted in this run.
+    #[serde(default)]
+    pub stall_count: u32,
+    /// The stall under way, once warned about (one warning per episode).
+    #[serde(default)]
+    pub stall: Option<StallEpisode>,
+    /// The early overrun warning went out (once per run).
+    #[serde(default)]
+    pub overrun_warned: bool,
 }
 
 /// Everything the engine remembers about a job; persisted after every event, so a
@@ -238,14 +254,13 @@ impl JobMachine {
             Event::Progress {
                 progress,
                 convergence,
-            } => {
-                if let Some(run) = self.active_mut() {
-                    run.progress = progress;
-                    if convergence.is_some() {
-                        run.convergence = convergence;
-                    }
-                }
-            }
+            } => self.progress(at, progress, convergence, &mut out),
+            Event::Stalled {
+                since,
+                kind,
+                last_line,
+            } => self.stalled(at, since, kind, last_line, &mut out),
+            Event::StallEnded => self.stall_ended(at, &mut out),
             Event::Exited { outcome, outputs } => self.exited(at, outcome, outputs, &mut out),
             Event::Tick => self.tick(at, &mut out),
         }
@@ -386,6 +401,9 @@ impl JobMachine {
             decided: Vec::new(),
             baseline: None,
             fixes: Vec::new(),
+            stall_count: 0,
+            stall: None,
+            overrun_warned: false,
         });
         out.push(Action::Record(Record::RunStarted {
             run: id,
@@ -406,6 +424,17 @@ impl JobMachine {
             None => format!("{job}: no run yet"),
             Some(r) => {
                 let mut t = format!("{job} run {}: {}{}", r.id, r.phase.as_str(), pid_suffix(r.pid));
+                match (r.progress.step, r.progress.total, r.progress.percent) {
+                    (Some(step), Some(total), Some(p)) => {
+                        t.push_str(&format!("; step {step}/{total} ({p:.1}%)"))
+                    }
+                    (Some(step), _, _) => t.push_str(&format!("; step {step}")),
+                    (None, _, Some(p)) => t.push_str(&format!("; {p:.1}% of the expected time")),
+                    _ => {}
+                }
+                if r.stall.is_some() {
+                    t.push_str("; looks hung (no output or progress)");
+                }
                 if let Some(line) = &r.last_line {
                     t.push_str(&format!("; last log line {}: {}", r.last_line_no, line));
                 }
@@ -483,6 +512,7 @@ impl JobMachine {
         }
         let phase = run.phase;
         let alive = run.alive;
+        let stall_open = phase == Phase::Running && matches!(run.open, Some(DecisionPoint::Stall(_)));
         match decision {
             Decision::Restart => {
                 if !matches!(phase, Phase::Running | Phase::Halted | Phase::TimeoutWarned) {
@@ -514,6 +544,7 @@ impl JobMachine {
                             .unwrap_or_else(|| "status unknown".into())
                     )),
                     (Phase::Halted, true) | (Phase::TimeoutWarned, _) => None,
+                    (Phase::Running, true) if stall_open => None,
                     _ => Some(format!("nothing of {job} awaits a decision ({})", phase.as_str())),
                 };
                 if let Some(reason) = reason {
@@ -552,7 +583,7 @@ impl JobMachine {
             }
             Decision::Approve | Decision::Reject => unreachable!("routed to validate"),
             Decision::Investigate => {
-                if !matches!(phase, Phase::Halted | Phase::TimeoutWarned) {
+                if !(stall_open || matches!(phase, Phase::Halted | Phase::TimeoutWarned)) {
                     let reason = format!("nothing of {job} awaits investigation ({})", phase.as_str());
                     return self.refuse(&by, what, reason, out);
                 }
@@ -562,6 +593,9 @@ impl JobMachine {
                         .iter()
                         .find(|i| i.seq == seq)
                         .map(|i| i.incident.clone()),
+                    Some(DecisionPoint::Stall(_)) => {
+                        run.stall.map(|s| stall_incident(s, run.last_line.clone()))
+                    }
                     _ => None,
                 };
                 // A run past its maximum is most often a sampler or optimiser that converges
@@ -1031,6 +1065,11 @@ impl JobMachine {
         run.phase = Phase::Running;
         run.next_status = at + interval;
         run.horizon = max.map(|m| at + chrono_dur(m));
+        // A new process: an earlier stall (and its question) is over.
+        run.stall = None;
+        if let Some(DecisionPoint::Stall(_)) = run.open {
+            run.open = None;
+        }
         let (id, attempt) = (run.id, run.attempt);
         let decided_by = run.pending_by.take().unwrap_or_default();
         out.push(Action::Record(Record::AttemptStarted {
@@ -1070,6 +1109,26 @@ impl JobMachine {
             )
         };
         out.push(Action::Post(msg));
+        if was == Phase::Starting {
+            // The process may write (and fail) before its start is confirmed: what the log
+            // showed meanwhile is reported now, as this attempt's.
+            let early: Vec<u32> = self
+                .active_mut()
+                .map(|run| {
+                    run.incidents
+                        .iter_mut()
+                        .filter(|i| i.posted.is_none() && i.resolution.is_none())
+                        .map(|i| {
+                            i.attempt = attempt;
+                            i.seq
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            for seq in early {
+                self.report_incident(at, seq, out);
+            }
+        }
     }
 
     fn spawn_failed(&mut self, at: DateTime<Utc>, error: String, out: &mut Vec<Action>) {
@@ -1136,11 +1195,11 @@ impl JobMachine {
         if !matches!(run.phase, Phase::Running | Phase::TimeoutWarned) {
             return;
         }
-        if let Some(DecisionPoint::Timeout(n)) = run.open.take() {
-            // The error supersedes the timeout question.
+        if let Some(point @ (DecisionPoint::Timeout(_) | DecisionPoint::Stall(_))) = run.open.take() {
+            // The error supersedes the timeout or stall question.
             out.push(Action::Resolve {
                 run: run.id,
-                key: MessageKey::Timeout(n),
+                key: point_key(point),
                 note: format!("superseded by error #{seq}"),
             });
         }
@@ -1158,19 +1217,7 @@ impl JobMachine {
         let run = self.run().expect("error report needs a run");
         let entry = &run.incidents[(seq - 1) as usize];
         let point = DecisionPoint::Incident(seq);
-        let buttons = [
-            (Decision::Restart, "Restart"),
-            (Decision::Kill, "Kill"),
-            (Decision::Continue, "Continue"),
-            (Decision::Investigate, "Investigate"),
-        ]
-        .into_iter()
-        .map(|(decision, label)| Button {
-            decision,
-            point,
-            label: label.into(),
-        })
-        .collect();
+        let buttons = decision_buttons(point);
         let mut msg = self.message(
             entry.at,
             MessageKey::Incident(seq),
@@ -1370,6 +1417,13 @@ impl JobMachine {
             run.horizon = None;
             run.timeout_count += 1;
             let n = run.timeout_count;
+            if let Some(DecisionPoint::Stall(k)) = run.open {
+                out.push(Action::Resolve {
+                    run: run.id,
+                    key: MessageKey::Stall(k),
+                    note: "superseded by the timeout warning".into(),
+                });
+            }
             run.phase = Phase::TimeoutWarned;
             run.open = Some(DecisionPoint::Timeout(n));
             let point = DecisionPoint::Timeout(n);
@@ -1427,6 +1481,96 @@ impl JobMachine {
             };
             let msg = self.message(at, MessageKey::Status(n), vec![], body);
             out.push(Action::Post(msg));
+        }
+    }
+
+    // ---- progress, stalls, overrun -------------------------------------------------------
+
+    /// Latest progress from the log; warns once when the projected finish passes the maximum.
+    fn progress(
+        &mut self,
+        at: DateTime<Utc>,
+        progress: ProgressView,
+        convergence: Option<ConvergenceView>,
+        out: &mut Vec<Action>,
+    ) {
+        let max = self.settings.max;
+        let Some(run) = self.active_mut() else { return };
+        if convergence.is_some() {
+            run.convergence = convergence;
+        }
+        let over = progress.overrun;
+        run.progress = progress;
+        // Only ahead of the timeout: once it has passed, the timeout warning asks instead.
+        let ahead = run.phase == Phase::Running && run.alive && run.horizon.is_some_and(|h| at < h);
+        let (Some(over), Some(max), false, true) = (over, max, run.overrun_warned, ahead) else {
+            return;
+        };
+        run.overrun_warned = true;
+        let elapsed = dur(at - run.attempt_started_at);
+        let body = Body::OverrunWarning {
+            pid: run.pid.unwrap_or_default(),
+            elapsed,
+            projected_total: max + over,
+            max,
+            eta: run
+                .progress
+                .eta
+                .unwrap_or_else(|| (max + over).saturating_sub(elapsed)),
+            progress: run.progress.clone(),
+        };
+        let msg = self.message(at, MessageKey::Overrun, vec![Persona::Director], body);
+        out.push(Action::Post(msg));
+    }
+
+    /// The process looks hung: ask the director, once per stall episode.
+    fn stalled(
+        &mut self,
+        at: DateTime<Utc>,
+        since: DateTime<Utc>,
+        kind: StallKind,
+        last_line: Option<String>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(run) = self.active_mut() else { return };
+        // Another question (an error, the timeout) already awaits a decision; the stall is
+        // asked about once that is settled, if it still lasts.
+        if run.phase != Phase::Running || !run.alive || run.open.is_some() || run.stall.is_some() {
+            return;
+        }
+        run.stall_count += 1;
+        let n = run.stall_count;
+        run.stall = Some(StallEpisode { since, kind });
+        let point = DecisionPoint::Stall(n);
+        run.open = Some(point);
+        let last_line = last_line.or_else(|| run.last_line.clone());
+        let body = Body::StallWarning {
+            seq: n,
+            pid: run.pid.unwrap_or_default(),
+            stall: kind,
+            since,
+            stalled_for: dur(at - since),
+            step: run.progress.step,
+            last_line,
+        };
+        let mut msg = self.message(at, MessageKey::Stall(n), vec![Persona::Director], body);
+        msg.buttons = decision_buttons(point);
+        out.push(Action::Post(msg));
+    }
+
+    /// Output or progress came back: the stall is over, and so is its question.
+    fn stall_ended(&mut self, at: DateTime<Utc>, out: &mut Vec<Action>) {
+        let Some(run) = self.active_mut() else { return };
+        if run.stall.take().is_none() {
+            return;
+        }
+        if let Some(DecisionPoint::Stall(n)) = run.open {
+            run.open = None;
+            out.push(Action::Resolve {
+                run: run.id,
+                key: MessageKey::Stall(n),
+                note: format!("output resumed at {}", hhmm(at)),
+            });
         }
     }
 
@@ -1554,6 +1698,7 @@ impl JobMachine {
             to,
             body,
             buttons: Vec::new(),
+            attachments: Vec::new(),
         }
     }
 }
@@ -1659,11 +1804,46 @@ fn hashes_text(s: &Snapshot) -> String {
     format!("files [{}]", files.join(", "))
 }
 
+/// Restart / Kill / Continue / Investigate under a report.
+fn decision_buttons(point: DecisionPoint) -> Vec<Button> {
+    [
+        (Decision::Restart, "Restart"),
+        (Decision::Kill, "Kill"),
+        (Decision::Continue, "Continue"),
+        (Decision::Investigate, "Investigate"),
+    ]
+    .into_iter()
+    .map(|(decision, label)| Button {
+        decision,
+        point,
+        label: label.into(),
+    })
+    .collect()
+}
+
+/// What an investigation of a stall is about. A hung process is most often a deadlock in
+/// data loading or a collective operation, or a resource wait: the code translator is asked.
+fn stall_incident(stall: StallEpisode, last_line: Option<String>) -> Incident {
+    let what = match stall.kind {
+        StallKind::NoOutput => "the process is alive but has written nothing",
+        StallKind::NoProgress => "the process writes but its step counter has not moved",
+    };
+    Incident {
+        category: Category::Resource,
+        severity: Severity::Warning,
+        line: 0,
+        text: format!("{what} since {} (hung?)", hhmm(stall.since)),
+        excerpt: last_line.into_iter().collect(),
+        count: 1,
+    }
+}
+
 fn point_key(point: DecisionPoint) -> MessageKey {
     match point {
         DecisionPoint::Incident(seq) => MessageKey::Incident(seq),
         DecisionPoint::Timeout(n) => MessageKey::Timeout(n),
         DecisionPoint::Fix(n) => MessageKey::Gate(n),
+        DecisionPoint::Stall(n) => MessageKey::Stall(n),
     }
 }
 

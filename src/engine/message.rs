@@ -84,6 +84,8 @@ pub enum DecisionPoint {
     Timeout(u32),
     /// A submitted fix awaiting the validator (Phase 4.5 gate).
     Fix(u32),
+    /// A "hung?" warning (stall episode n of the run).
+    Stall(u32),
 }
 
 /// Names a posted message within a run, so an adapter can find it again to edit it.
@@ -104,6 +106,10 @@ pub enum MessageKey {
     Gate(u32),
     /// The validator's verdict on fix n.
     Verdict(u32),
+    /// The "hung?" warning of stall episode n.
+    Stall(u32),
+    /// The early warning that the run is projected to pass its maximum duration.
+    Overrun,
     Final,
 }
 
@@ -121,6 +127,8 @@ impl fmt::Display for MessageKey {
             MessageKey::Fix(n) => write!(f, "fix-{n}"),
             MessageKey::Gate(n) => write!(f, "gate-{n}"),
             MessageKey::Verdict(n) => write!(f, "verdict-{n}"),
+            MessageKey::Stall(n) => write!(f, "stall-{n}"),
+            MessageKey::Overrun => f.write_str("overrun"),
             MessageKey::Final => f.write_str("final"),
         }
     }
@@ -173,6 +181,16 @@ pub struct ProgressView {
     pub metrics: Vec<(String, f64)>,
     /// A warning that the projected finish is past the maximum duration.
     pub overrun: Option<Duration>,
+}
+
+/// What kind of silence a stall is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StallKind {
+    /// The process is alive but writes nothing.
+    NoOutput,
+    /// Lines keep coming but the step counter does not move.
+    NoProgress,
 }
 
 /// Sampler diagnostics for the completion report.
@@ -234,6 +252,28 @@ pub enum Body {
         max: Duration,
         elapsed: Duration,
         last_line: Option<String>,
+    },
+    /// "Hung?": the process is alive but silent (or its steps stand still) for the stall timeout.
+    StallWarning {
+        seq: u32,
+        pid: u32,
+        stall: StallKind,
+        /// The last sign of life of the kind that stopped (last line, or last step advance).
+        since: DateTime<Utc>,
+        /// How long it has been silent or stuck when the warning went out.
+        stalled_for: Duration,
+        step: Option<u64>,
+        last_line: Option<String>,
+    },
+    /// The projected finish (elapsed + ETA) falls after the maximum duration: told once,
+    /// ahead of the timeout.
+    OverrunWarning {
+        pid: u32,
+        elapsed: Duration,
+        projected_total: Duration,
+        max: Duration,
+        eta: Duration,
+        progress: ProgressView,
     },
     /// "Restarting training with fixed code…".
     Restarting {
@@ -318,6 +358,8 @@ impl Body {
             Body::WarningNoticed { .. } => "⚠️ Warning noticed",
             Body::StatusUpdate { .. } => "📊 Training Status Update",
             Body::TimeoutWarning { .. } => "⚠️ TIMEOUT WARNING",
+            Body::StallWarning { .. } => "⚠️ HUNG? No progress",
+            Body::OverrunWarning { .. } => "⚠️ Projected to overrun",
             Body::Restarting { .. } => "🔄 Restarting training",
             Body::DecisionTaken { .. } => "📝 Decision",
             Body::Investigate { .. } => "🔍 Investigation requested",
@@ -343,6 +385,10 @@ pub struct Message {
     pub to: Vec<Persona>,
     pub body: Body,
     pub buttons: Vec<Button>,
+    /// Files shown with the message (a chart PNG). The engine leaves this empty; the
+    /// supervisor attaches what it renders.
+    #[serde(default)]
+    pub attachments: Vec<PathBuf>,
 }
 
 /// Answer to a command, shown only to who sent it (ephemeral in Discord).

@@ -11,9 +11,9 @@ mod tests;
 
 pub use event::{Action, Command, Event, FixEvidence, Input, Record};
 pub use machine::{
-    exit_incident, Decided, IncidentEntry, JobMachine, JobSettings, JobState, Phase, RunState,
+    exit_incident, Decided, IncidentEntry, JobMachine, JobSettings, JobState, Phase, RunState, StallEpisode,
 };
 pub use message::{
     Body, Button, ConvergenceView, Decision, DecisionPoint, IncidentSummary, Message, MessageKey, OutputFile,
-    ProgressView, Reply, Resolution,
+    ProgressView, Reply, Resolution, StallKind,
 };

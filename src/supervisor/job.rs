@@ -15,7 +15,8 @@ use tracing::{debug, info, warn};
 use crate::chat::{ChatSink, Inbound, Outgoing};
 use crate::config::JobSpec;
 use crate::engine::{
-    Action, Command, Decision, Event, FixEvidence, Input, JobMachine, JobSettings, OutputFile, Phase, Reply,
+    Action, Body, Command, Decision, Event, FixEvidence, Input, JobMachine, JobSettings, Message, MessageKey,
+    OutputFile, Phase, Reply,
 };
 use crate::exec::{self, Adopted, JobHandle, SpawnSpec};
 use crate::gate;
@@ -23,11 +24,23 @@ use crate::model::{ExitOutcome, JobName, RunId};
 use crate::store::{OutboxItem, Store};
 use crate::watch::detect::{DetectConfig, Detector, Finding};
 use crate::watch::follower::{display_segment, FollowState, Follower};
+use crate::watch::metrics::{HealthSignal, MetricsTracker};
+use crate::watch::progress::StallDetector;
+
+use super::metrics_feed::{self, LineGate};
 
 /// How long the log must stay quiet before pending detector state is settled.
 const IDLE_SETTLE: Duration = Duration::from_secs(2);
 /// How often the log position is saved while the log grows without any event worth a commit.
 const FOLLOW_SAVE_EVERY: Duration = Duration::from_secs(5);
+/// Stall checks run this often relative to the stall timeout, within the bounds below.
+const STALL_CHECKS_PER_TIMEOUT: u32 = 4;
+const STALL_CHECK_MIN: Duration = Duration::from_millis(50);
+const STALL_CHECK_MAX: Duration = Duration::from_secs(5);
+/// Incident keys of health signals (loss NaN, diverging) have the top bit set; the
+/// detector's keys (`gen << 32 | index`) and exit keys (`u64::MAX - attempt`) never do or
+/// stay far above.
+const HEALTH_KEY_BIT: u64 = 1 << 63;
 
 /// Messages to a job's task.
 pub(crate) enum JobMsg {
@@ -80,6 +93,13 @@ pub(crate) struct JobRuntime {
     baseline: Option<gate::Snapshot>,
     follow_saved_at: Instant,
     follow_dirty: bool,
+    /// Metrics of the current run, fed the lines the gate lets through.
+    tracker: MetricsTracker,
+    gate: LineGate,
+    /// Watches for a hung process (None: no stall timeout, or no process).
+    stall: Option<StallDetector>,
+    stall_checked_at: Instant,
+    health_seq: u64,
 }
 
 pub(crate) struct JobRuntimeArgs {
@@ -135,7 +155,13 @@ impl JobRuntime {
         };
         let (internal_tx, internal_rx) = mpsc::unbounded_channel();
         let detector = Detector::new(detect_config(&args.spec));
+        let metrics = metrics_feed::metrics_config(&args.spec);
         Ok(Self {
+            gate: LineGate::new(&metrics),
+            tracker: MetricsTracker::new(metrics),
+            stall: None,
+            stall_checked_at: Instant::now(),
+            health_seq: 0,
             follower: Follower::new(args.spec.log.clone(), follow),
             detector,
             detector_gen: 0,
@@ -214,6 +240,8 @@ impl JobRuntime {
                         self.handle = Some(h);
                         if run.phase == Phase::Stopping {
                             self.kill();
+                        } else {
+                            self.stall = self.new_stall_detector();
                         }
                     }
                     Ok(Some(Adopted::Ended(outcome))) => {
@@ -263,6 +291,7 @@ impl JobRuntime {
         loop {
             let deadline = self.machine.next_deadline().map(instant_at);
             let idle_at = self.last_line_at.map(|t| t + IDLE_SETTLE);
+            let stall_at = self.next_stall_check();
             tokio::select! {
                 msg = inbox.recv() => match msg {
                     Some(JobMsg::Inbound(i)) => self.inbound(i),
@@ -276,12 +305,15 @@ impl JobRuntime {
                 Some(internal) = self.internal_rx.recv() => self.internal(internal),
                 _ = self.follower.changed(), if self.reading() => self.read_log(),
                 _ = sleep_until_opt(deadline) => {
+                    // Time-based progress moves with the clock: refresh it for the status update.
+                    self.send_progress();
                     self.step(Event::Tick);
                 }
+                _ = sleep_until_opt(stall_at) => self.check_stall(),
                 _ = sleep_until_opt(idle_at) => {
                     self.last_line_at = None;
                     let findings = self.detector.idle();
-                    self.findings(findings);
+                    self.findings(findings, Vec::new());
                     self.save_follow(true);
                 }
             }
@@ -394,6 +426,7 @@ impl JobRuntime {
                 self.watch_exit(handle.clone());
                 let pid = handle.pid;
                 self.handle = Some(handle);
+                self.stall = self.new_stall_detector();
                 let new_run = self.machine.run().is_some_and(|r| r.phase == Phase::Starting);
                 self.step(Event::Spawned {
                     pid,
@@ -415,16 +448,29 @@ impl JobRuntime {
                     return; // a stale waiter from an earlier attempt
                 }
                 self.handle = None;
+                self.stall = None;
                 // Everything written before the exit is read and judged first, so the report
                 // carries the traceback that explains the exit.
                 self.read_log();
                 let mut findings = Vec::new();
-                let detector = &mut self.detector;
+                let mut signals = Vec::new();
+                let now = Utc::now();
+                let (detector, tracker, gate) = (&mut self.detector, &mut self.tracker, &mut self.gate);
                 self.follower.flush_partial(|line| {
                     findings.extend(detector.push_line(line.no, &line.text));
+                    if gate.wants(&line.text) {
+                        signals.extend(
+                            tracker
+                                .push_line(&line.text, now)
+                                .into_iter()
+                                .map(|s| (line.no, s)),
+                        );
+                    }
                 });
                 findings.extend(self.detector.finish(Some(outcome)));
-                self.findings(findings);
+                self.findings(findings, signals);
+                // The completion report shows the final figures (convergence, last step).
+                self.send_progress();
                 let outputs = if outcome.success() {
                     self.outputs()
                 } else {
@@ -449,33 +495,140 @@ impl JobRuntime {
             .collect()
     }
 
-    /// Read what the log gained; feed the detectors; tell the engine.
+    /// Read what the log gained; feed the detectors and the metrics; tell the engine.
     fn read_log(&mut self) {
         let mut findings = Vec::new();
-        let mut last: Option<(u64, String)> = None;
-        let detector = &mut self.detector;
+        let mut signals: Vec<(u64, HealthSignal)> = Vec::new();
+        let mut last_no: Option<u64> = None;
+        let mut last_text = String::new();
+        let mut fed = false;
+        // One clock reading per batch: the lines of a batch arrived together.
+        let now = Utc::now();
+        let (detector, tracker, gate) = (&mut self.detector, &mut self.tracker, &mut self.gate);
         let res = self.follower.read_available_with(|line| {
             findings.extend(detector.push_line(line.no, line.text));
+            if gate.wants(line.text) {
+                fed = true;
+                signals.extend(
+                    tracker
+                        .push_line(line.text, now)
+                        .into_iter()
+                        .map(|s| (line.no, s)),
+                );
+            }
             let shown = display_segment(line.text);
             if !shown.trim().is_empty() {
-                last = Some((line.no, shown.to_string()));
+                // Copied once per batch below, not once per line.
+                last_text.clear();
+                last_text.push_str(shown);
+                last_no = Some(line.no);
             }
         });
         if let Err(e) = res {
             warn!(job = %self.spec.name, error = %e, "reading the log");
         }
+        let last = last_no.map(|no| (no, last_text));
         if last.is_some() || !findings.is_empty() {
             self.last_line_at = Some(Instant::now());
             self.follow_dirty = true;
         }
-        self.findings(findings);
+        if let Some(stall) = &mut self.stall {
+            if let Some((_, text)) = &last {
+                stall.line_seen(now, text);
+            }
+            if let Some(step) = self.tracker.step() {
+                stall.step_seen(now, step);
+            }
+        }
+        self.findings(findings, signals);
         if let Some((line_no, last_line)) = last {
             self.step(Event::LogActivity { last_line, line_no });
+        }
+        if fed {
+            self.send_progress();
         }
         self.save_follow(false);
     }
 
-    fn findings(&mut self, findings: Vec<Finding>) {
+    /// Progress and convergence as the tracker sees them now, for the engine.
+    fn send_progress(&mut self) {
+        let Some(run) = self.machine.run().filter(|r| !r.phase.is_over()) else {
+            return;
+        };
+        let elapsed = (Utc::now() - run.attempt_started_at).to_std().unwrap_or_default();
+        let snap = self.tracker.snapshot();
+        let progress = metrics_feed::progress_view(
+            &snap,
+            self.tracker.config(),
+            elapsed,
+            self.spec.expected,
+            self.spec.max,
+        );
+        let convergence = snap.convergence.as_ref().map(metrics_feed::convergence_view);
+        self.step(Event::Progress {
+            progress,
+            convergence,
+        });
+    }
+
+    fn new_stall_detector(&self) -> Option<StallDetector> {
+        self.spec.stall_timeout.map(|t| StallDetector::new(t, Utc::now()))
+    }
+
+    fn next_stall_check(&self) -> Option<Instant> {
+        let timeout = self.spec.stall_timeout?;
+        self.stall.as_ref()?;
+        let every = (timeout / STALL_CHECKS_PER_TIMEOUT).clamp(STALL_CHECK_MIN, STALL_CHECK_MAX);
+        Some(self.stall_checked_at + every)
+    }
+
+    /// Tell the engine whether the process looks hung (it warns once per episode).
+    fn check_stall(&mut self) {
+        self.stall_checked_at = Instant::now();
+        let Some(detector) = &self.stall else { return };
+        let alive =
+            self.handle.is_some() && self.machine.run().is_some_and(|r| r.alive && !r.phase.is_over());
+        match detector.check(Utc::now(), alive) {
+            Some(stall) => {
+                self.step(Event::Stalled {
+                    since: stall.since,
+                    kind: metrics_feed::stall_kind(stall.kind),
+                    last_line: stall.last_line,
+                });
+            }
+            None => {
+                if self.machine.run().is_some_and(|r| r.stall.is_some()) {
+                    self.step(Event::StallEnded);
+                }
+            }
+        }
+    }
+
+    /// Detector findings and metric health signals (with their line numbers) as incidents.
+    /// A non-finite loss on a line the detector also reported is that incident (the
+    /// detector's verdict stands, as `trainwatch triage` gives it), not a second one.
+    fn findings(&mut self, findings: Vec<Finding>, signals: Vec<(u64, HealthSignal)>) {
+        let mut own = Vec::new();
+        for (line, signal) in signals {
+            let seen = matches!(signal, HealthSignal::LossNonFinite { .. })
+                && findings.iter().any(|f| match f {
+                    Finding::New { incident, .. } | Finding::Updated { incident, .. } => {
+                        incident.line == line && incident.category == crate::model::Category::Convergence
+                    }
+                });
+            if !seen {
+                own.push(health_incident(&signal, line));
+            }
+        }
+        self.detector_findings(findings);
+        for incident in own {
+            self.health_seq += 1;
+            let key = HEALTH_KEY_BIT | self.health_seq;
+            self.step(Event::Incident { key, incident });
+        }
+    }
+
+    fn detector_findings(&mut self, findings: Vec<Finding>) {
         // A burst updates the same incident many times in one read: only the newest matters.
         let mut updates: Vec<(u64, crate::model::Incident)> = Vec::new();
         for f in findings {
@@ -526,11 +679,19 @@ impl JobRuntime {
     /// Run one event through the engine and carry out its actions. Returns the replies
     /// meant for whoever sent a command.
     fn step(&mut self, event: Event) -> Vec<Reply> {
-        let quiet = matches!(event, Event::LogActivity { .. } | Event::Progress { .. });
+        let quiet = matches!(
+            event,
+            Event::LogActivity { .. } | Event::Progress { .. } | Event::Stalled { .. } | Event::StallEnded
+        );
         let at = Utc::now();
-        let actions = self.machine.handle(Input { at, event });
+        let mut actions = self.machine.handle(Input { at, event });
         if quiet && actions.is_empty() {
             return Vec::new();
+        }
+        for a in actions.iter_mut() {
+            if let Action::Post(m) = a {
+                self.attach_chart(m);
+            }
         }
         let outgoing: Vec<Outgoing> = actions
             .iter()
@@ -604,8 +765,12 @@ impl JobRuntime {
 
     fn spawn(&mut self, run: RunId, attempt: u32, append: bool, resume: bool) {
         if !append {
-            // A new run: a fresh log (the executor moves an old one aside) read from its start.
+            // A new run: a fresh log (the executor moves an old one aside) read from its start,
+            // and fresh metrics. A restart keeps them: it resumes the same training.
             self.follower = Follower::new(self.spec.log.clone(), FollowState::default());
+            let metrics = metrics_feed::metrics_config(&self.spec);
+            self.gate = LineGate::new(&metrics);
+            self.tracker = MetricsTracker::new(metrics);
             // What fixes will be compared against: the code as the process starts.
             self.baseline = match self.snapshot() {
                 Ok(s) => Some(s),
@@ -661,6 +826,37 @@ impl JobRuntime {
         });
     }
 
+    /// Status updates and the completion report carry the metrics chart, written under the
+    /// run's folder; nothing is attached while no charted metric has a value.
+    fn attach_chart(&self, m: &mut Message) {
+        let name = match (&m.body, m.key) {
+            (Body::StatusUpdate { .. }, MessageKey::Status(n)) => format!("status-{n}.png"),
+            (Body::Completed { .. }, _) => "final.png".to_string(),
+            _ => return,
+        };
+        let title = format!("{} — run {}", self.spec.name, m.run);
+        let png = match metrics_feed::render(&title, &self.tracker) {
+            Ok(png) => png,
+            Err(crate::chart::ChartError::NoData) => return,
+            Err(e) => {
+                warn!(job = %self.spec.name, error = %e, "rendering the metrics chart");
+                return;
+            }
+        };
+        let dir = self
+            .state_root
+            .join(self.spec.name.as_str())
+            .join(format!("run-{}", m.run.0))
+            .join("charts");
+        let path = dir.join(name);
+        match std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, png)) {
+            Ok(()) => m.attachments.push(path),
+            Err(e) => {
+                warn!(job = %self.spec.name, error = %e, path = %path.display(), "writing the metrics chart")
+            }
+        }
+    }
+
     fn watch_exit(&self, handle: Arc<JobHandle>) {
         let tx = self.internal_tx.clone();
         tokio::spawn(async move {
@@ -696,4 +892,29 @@ fn instant_at(at: DateTime<Utc>) -> Instant {
     let now = Utc::now();
     let wait = (at - now).to_std().unwrap_or_default();
     Instant::now() + wait
+}
+
+/// A health signal as an incident, with its numbers short enough to read in chat
+/// (an exploding loss is 4.6e46, not 46 digits).
+fn health_incident(signal: &HealthSignal, line: u64) -> crate::model::Incident {
+    let mut incident = signal.to_incident(line);
+    if let HealthSignal::LossDiverging {
+        key,
+        value,
+        running_min,
+    } = signal
+    {
+        let ratio = value / running_min;
+        let ratio = if ratio < 1e4 {
+            format!("{ratio:.1}")
+        } else {
+            format!("{ratio:.1e}")
+        };
+        incident.text = format!(
+            "{key} is diverging: {} is {ratio}× its lowest value so far ({})",
+            crate::chat::render::metric_value(*value),
+            crate::chat::render::metric_value(*running_min)
+        );
+    }
+    incident
 }

@@ -1,0 +1,337 @@
+//! The outbox worker: sends stored Discord messages in id order per channel, marks each
+//! sent right after Discord accepted it, and retries the rest — a 429 after its
+//! `retry-after`, a 5xx or network error with capped exponential backoff — so a gateway
+//! disconnect, an outage or a restart of the bot loses nothing. A request Discord rejects
+//! as invalid (other 4xx) is abandoned with the error so it does not block its channel.
+//!
+//! Duplicate window: if the process dies after Discord accepted a message and before
+//! `mark_sent` commits (one SQLite write), that entry is sent again after the restart.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::engine::MessageKey;
+use crate::model::{JobName, RunId};
+use crate::store::{OutboxEntry, Store};
+
+use super::embed;
+use super::rest::{Rest, RestError};
+
+/// What an outbox entry for Discord holds: the rendered body plus what delivery must
+/// decide when it sends (edit the run's status message, thread under a report).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Envelope {
+    Post {
+        job: JobName,
+        run: RunId,
+        key: MessageKey,
+        body: Value,
+        /// Status mode "edit": replace the run's previous status message if there is one.
+        #[serde(default)]
+        edit_status: bool,
+        /// Post in a thread started on this report (investigation requests).
+        #[serde(default)]
+        thread_on: Option<MessageKey>,
+        #[serde(default)]
+        thread_name: Option<String>,
+    },
+    Update {
+        job: JobName,
+        run: RunId,
+        key: MessageKey,
+        body: Value,
+    },
+    Resolve {
+        job: JobName,
+        run: RunId,
+        key: MessageKey,
+        note: String,
+    },
+}
+
+/// Backoff for transient failures: doubles from `initial` up to `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub initial: Duration,
+    pub max: Duration,
+    /// How often the outbox is looked at without a wake-up (entries written by another process).
+    pub poll: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(30),
+            poll: Duration::from_secs(30),
+        }
+    }
+}
+
+/// How far back to look for the run's previous status message.
+const STATUS_LOOKBACK: u32 = 32;
+const BATCH: usize = 500;
+
+pub(crate) struct Worker {
+    pub rest: Arc<Rest>,
+    pub store: Arc<Mutex<Store>>,
+    pub notify: Arc<Notify>,
+    pub policy: RetryPolicy,
+}
+
+/// Per-channel retry state: not before `until`; `delay` is the last backoff used.
+struct Blocked {
+    until: Instant,
+    delay: Option<Duration>,
+}
+
+/// How long to wait before the next attempt on a channel after `err`, and the backoff to
+/// remember: a 429 waits exactly what Discord asked and leaves the backoff alone; anything
+/// else doubles the previous backoff, from `initial` up to `max`.
+pub fn retry_after(
+    err: &RestError,
+    prev: Option<Duration>,
+    policy: &RetryPolicy,
+) -> (Duration, Option<Duration>) {
+    match err {
+        RestError::RateLimited { retry_after, .. } => (*retry_after, prev),
+        _ => {
+            let d = match prev {
+                Some(p) => (p * 2).min(policy.max),
+                None => policy.initial,
+            };
+            (d, Some(d))
+        }
+    }
+}
+
+impl Worker {
+    fn with_store<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
+        // A panic elsewhere while holding the lock must not stop delivery.
+        let mut guard = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
+    }
+
+    pub async fn run(self) {
+        let mut blocked: HashMap<String, Blocked> = HashMap::new();
+        // A global 429 holds every channel.
+        let mut global_until: Option<Instant> = None;
+        loop {
+            let entries = match self.with_store(|s| s.pending(BATCH)) {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the outbox");
+                    Vec::new()
+                }
+            };
+            let full = entries.len() == BATCH;
+            let mut progressed = false;
+            let mut stuck: HashSet<String> = HashSet::new();
+            for e in entries {
+                if global_until.is_some_and(|g| g > Instant::now()) {
+                    break;
+                }
+                if stuck.contains(&e.channel) {
+                    continue;
+                }
+                if blocked.get(&e.channel).is_some_and(|b| b.until > Instant::now()) {
+                    stuck.insert(e.channel.clone());
+                    continue;
+                }
+                let result = self.deliver(&e).await;
+                let now = Utc::now();
+                match result {
+                    Ok(mid) => {
+                        let mid = mid.map(|m| m.to_string());
+                        if let Err(err) = self.with_store(|s| s.mark_sent(e.id, now, mid.as_deref())) {
+                            tracing::error!(error = %err, id = e.id, "sent but could not mark the outbox entry");
+                        }
+                        match self.rest.take_pause() {
+                            // The channel's bucket is empty: wait for its reset, not for a 429.
+                            Some(p) => {
+                                blocked.insert(
+                                    e.channel.clone(),
+                                    Blocked {
+                                        until: Instant::now() + p,
+                                        delay: None,
+                                    },
+                                );
+                            }
+                            None => {
+                                blocked.remove(&e.channel);
+                            }
+                        }
+                        progressed = true;
+                    }
+                    Err(RestError::Permanent { status, body }) => {
+                        let why = format!("{status}: {body}");
+                        tracing::error!(id = e.id, channel = %e.channel, error = %why, "Discord rejected an outbox entry; abandoned");
+                        if let Err(err) = self.with_store(|s| s.mark_abandoned(e.id, now, &why)) {
+                            tracing::error!(error = %err, id = e.id, "could not mark an outbox entry abandoned");
+                        }
+                        progressed = true;
+                    }
+                    Err(err) => {
+                        let prev = blocked.get(&e.channel).and_then(|b| b.delay);
+                        let (wait, delay) = retry_after(&err, prev, &self.policy);
+                        let until = Instant::now() + wait;
+                        if let RestError::RateLimited { global: true, .. } = err {
+                            global_until = Some(until);
+                        }
+                        tracing::warn!(id = e.id, channel = %e.channel, error = %err, retry_in = ?wait, "delivery failed; will retry");
+                        let _ = self.with_store(|s| s.mark_failed(e.id, &err.to_string()));
+                        blocked.insert(e.channel.clone(), Blocked { until, delay });
+                        stuck.insert(e.channel.clone());
+                    }
+                }
+            }
+            if full && progressed {
+                continue;
+            }
+            let wake_at = blocked
+                .values()
+                .map(|b| b.until)
+                .chain(global_until)
+                .filter(|u| *u > Instant::now())
+                .min()
+                .unwrap_or_else(|| Instant::now() + self.policy.poll)
+                .min(Instant::now() + self.policy.poll);
+            tokio::select! {
+                _ = self.notify.notified() => {}
+                _ = tokio::time::sleep_until(wake_at) => {}
+            }
+        }
+    }
+
+    fn posted(&self, job: &JobName, run: RunId, key: MessageKey) -> Option<(u64, u64)> {
+        let found = self.with_store(|s| s.posted(job.as_str(), run.0, &key.to_string()));
+        match found {
+            Ok(Some((ch, mid))) => Some((ch.parse().ok()?, mid.parse().ok()?)),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read posted messages");
+                None
+            }
+        }
+    }
+
+    /// Send one entry; the message id to remember for later edits.
+    async fn deliver(&self, e: &OutboxEntry) -> Result<Option<u64>, RestError> {
+        let bad = |why: String| RestError::Permanent { status: 0, body: why };
+        let channel: u64 = e
+            .channel
+            .parse()
+            .map_err(|_| bad(format!("invalid channel id {:?}", e.channel)))?;
+        let env: Envelope = serde_json::from_value(e.payload.clone())
+            .map_err(|err| bad(format!("unreadable outbox payload: {err}")))?;
+        match env {
+            Envelope::Post {
+                job,
+                run,
+                key,
+                body,
+                edit_status,
+                thread_on,
+                thread_name,
+            } => {
+                if let (true, MessageKey::Status(n)) = (edit_status, key) {
+                    let previous = (n.saturating_sub(STATUS_LOOKBACK).max(1)..n)
+                        .rev()
+                        .find_map(|m| self.posted(&job, run, MessageKey::Status(m)));
+                    if let Some((ch, mid)) = previous {
+                        match self.rest.edit_message(ch, mid, &body).await {
+                            Ok(id) => return Ok(Some(id)),
+                            // Deleted by someone: post a fresh one below.
+                            Err(RestError::Permanent { status: 404, .. }) => {}
+                            Err(err) => return Err(err),
+                        }
+                    }
+                }
+                if let Some(report) = thread_on {
+                    if let Some((ch, mid)) = self.posted(&job, run, report) {
+                        let name = thread_name.unwrap_or_else(|| format!("{job} run {run}"));
+                        match self.rest.start_thread(ch, mid, &embed::cut16(&name, 100)).await {
+                            Ok(thread) => return self.rest.post_message(thread, &body).await.map(Some),
+                            // No thread possible (already one, no permission): the channel will do.
+                            Err(RestError::Permanent { status, body: why }) => {
+                                tracing::info!(status, error = %why, "cannot start a thread; posting in the channel");
+                            }
+                            Err(err) => return Err(err),
+                        }
+                    }
+                }
+                self.rest.post_message(channel, &body).await.map(Some)
+            }
+            Envelope::Update { job, run, key, body } => {
+                if let Some((ch, mid)) = self.posted(&job, run, key) {
+                    match self.rest.edit_message(ch, mid, &body).await {
+                        Ok(id) => return Ok(Some(id)),
+                        Err(RestError::Permanent { status: 404, .. }) => {}
+                        Err(err) => return Err(err),
+                    }
+                }
+                // Never posted (abandoned) or deleted: the newer version is posted instead.
+                self.rest.post_message(channel, &body).await.map(Some)
+            }
+            Envelope::Resolve { job, run, key, note } => {
+                let Some((ch, mid)) = self.posted(&job, run, key) else {
+                    return Err(bad(format!("report {key} of {job} run {run} was never posted")));
+                };
+                let current = self.rest.get_message(ch, mid).await?;
+                let edit = embed::resolved_edit(&current, &note);
+                self.rest.edit_message(ch, mid, &edit).await.map(Some)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_and_429_waits_as_told() {
+        let p = RetryPolicy {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(30),
+            poll: Duration::from_secs(30),
+        };
+        let t = RestError::Transient("503".into());
+        let mut prev = None;
+        let mut waits = Vec::new();
+        for _ in 0..8 {
+            let (w, d) = retry_after(&t, prev, &p);
+            waits.push(w.as_secs());
+            prev = d;
+        }
+        assert_eq!(waits, vec![1, 2, 4, 8, 16, 30, 30, 30]);
+        let limited = RestError::RateLimited {
+            retry_after: Duration::from_millis(7500),
+            global: false,
+        };
+        let (w, d) = retry_after(&limited, Some(Duration::from_secs(4)), &p);
+        assert_eq!(w, Duration::from_millis(7500));
+        assert_eq!(d, Some(Duration::from_secs(4)));
+    }
+
+    #[test]
+    fn envelopes_survive_the_outbox() {
+        let env = Envelope::Resolve {
+            job: JobName::new("m").unwrap(),
+            run: RunId(3),
+            key: MessageKey::Timeout(1),
+            note: "Killed by @x at 14:02 UTC".into(),
+        };
+        let v = serde_json::to_value(&env).unwrap();
+        assert_eq!(v["op"], "resolve");
+        assert_eq!(serde_json::from_value::<Envelope>(v).unwrap(), env);
+    }
+}

@@ -1,0 +1,620 @@
+//! Discord rendering: a protocol `Message` becomes a message body (content with the
+//! addressed mentions, one embed, decision buttons, `allowed_mentions` limited to exactly
+//! those mentions). Log text arrives sanitized from `render` (mentions defused, secrets
+//! redacted) and is fenced so it cannot break out of its code block. Discord's size limits
+//! are met by trimming the traceback excerpt first, never by dropping the error line.
+
+use serde_json::{json, Value};
+
+use crate::chat::render::{self, line};
+use crate::engine::{Body, Button, Decision, Message};
+use crate::model::{Persona, Severity};
+
+use super::ids::ButtonId;
+use super::DiscordPrincipal;
+
+pub const MAX_CONTENT: usize = 2000;
+pub const MAX_TITLE: usize = 256;
+pub const MAX_DESCRIPTION: usize = 4096;
+pub const MAX_FIELDS: usize = 25;
+pub const MAX_FIELD_NAME: usize = 256;
+pub const MAX_FIELD_VALUE: usize = 1024;
+pub const MAX_FOOTER: usize = 2048;
+pub const MAX_EMBED_TOTAL: usize = 6000;
+/// Buttons per action row, rows per message.
+const ROW: usize = 5;
+const ROWS: usize = 5;
+
+/// Discord counts UTF-16 code units; counting them never undercounts.
+pub fn len16(s: &str) -> usize {
+    s.encode_utf16().count()
+}
+
+/// Cut to at most `max` UTF-16 units, keeping the start, marking the cut with `…`.
+pub fn cut16(s: &str, max: usize) -> String {
+    if len16(s) <= max {
+        return s.to_string();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        if used + c.len_utf16() + 1 > max {
+            break;
+        }
+        used += c.len_utf16();
+        out.push(c);
+    }
+    if max > 0 {
+        out.push('…');
+    }
+    out
+}
+
+/// Keep log text inside its code block: a ``` in the text would close the fence.
+fn fence_safe(s: &str) -> String {
+    s.replace("```", "`\u{200B}`\u{200B}`")
+}
+
+fn block(s: &str) -> String {
+    format!("```\n{}\n```", fence_safe(s))
+}
+
+/// Who a message pings: the principals mapped to the personas it addresses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mentions {
+    pub roles: Vec<u64>,
+    pub users: Vec<u64>,
+}
+
+impl Mentions {
+    pub fn for_personas(to: &[Persona], map: &[(Persona, Vec<DiscordPrincipal>)]) -> Self {
+        let mut m = Mentions::default();
+        for (_, principals) in map.iter().filter(|(p, _)| to.contains(p)) {
+            for p in principals {
+                match *p {
+                    DiscordPrincipal::Role(id) if !m.roles.contains(&id) => m.roles.push(id),
+                    DiscordPrincipal::User(id) if !m.users.contains(&id) => m.users.push(id),
+                    _ => {}
+                }
+            }
+        }
+        m
+    }
+
+    fn content(&self) -> String {
+        let mut parts: Vec<String> = self.roles.iter().map(|r| format!("<@&{r}>")).collect();
+        parts.extend(self.users.iter().map(|u| format!("<@{u}>")));
+        parts.join(" ")
+    }
+
+    /// Only these ids may ping; `parse: []` disables @everyone/@here and any other mention.
+    pub fn allowed(&self) -> Value {
+        json!({ "parse": [], "roles": self.roles, "users": self.users, "replied_user": false })
+    }
+}
+
+fn colour(m: &Message) -> u32 {
+    match &m.body {
+        Body::ErrorDetected { incident, .. } if incident.severity == Severity::Fatal => 0xE74C3C,
+        Body::ErrorDetected { .. } | Body::WarningNoticed { .. } => 0xF1C40F,
+        Body::TimeoutWarning { .. } | Body::StallWarning { .. } | Body::OverrunWarning { .. } => 0xE67E22,
+        Body::StatusUpdate { .. } | Body::Restarting { .. } => 0x3498DB,
+        Body::TrainingStarted { .. } | Body::Completed { .. } => 0x2ECC71,
+        Body::DecisionTaken { .. } => 0x95A5A6,
+        Body::Investigate { .. } => 0x9B59B6,
+        Body::FixSubmitted { .. } => 0x3498DB,
+        Body::RevalidationRequired { .. } => 0xE67E22,
+        Body::ValidationDecided { approved: true, .. } => 0x2ECC71,
+        Body::ValidationDecided { approved: false, .. } => 0xE74C3C,
+        Body::Failed { .. } => 0xE74C3C,
+        Body::Killed { .. } => 0x992D22,
+    }
+}
+
+/// An embed under construction, before the limits are applied.
+struct Draft {
+    title: String,
+    /// Description text that must stay (the error line, the message's lines).
+    head: String,
+    /// Traceback / context lines: trimmed first when the message is too large.
+    excerpt: Vec<String>,
+    fields: Vec<(String, String, bool)>,
+    footer: Option<String>,
+}
+
+fn field(name: &str, value: impl Into<String>, inline: bool) -> (String, String, bool) {
+    (name.to_string(), value.into(), inline)
+}
+
+fn draft(m: &Message) -> Draft {
+    let r = render::render(m);
+    let mut footer = r.footer;
+    if let Body::StatusUpdate { .. } = m.body {
+        // In edit mode this message is replaced every interval: say when it was last.
+        let updated = format!("updated {}", m.at.format("%H:%M UTC"));
+        footer = Some(match footer {
+            Some(f) => format!("{f} · {updated}"),
+            None => updated,
+        });
+    }
+    let mut d = Draft {
+        title: r.title,
+        head: r.lines.join("\n"),
+        excerpt: r.excerpt,
+        fields: Vec::new(),
+        footer,
+    };
+    match &m.body {
+        Body::ErrorDetected {
+            seq,
+            pid,
+            log_file,
+            incident,
+            exit,
+            elapsed,
+        } => {
+            let pid = pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
+            let pid = match exit {
+                Some(e) => format!("{pid} ({e})"),
+                None => pid,
+            };
+            d.fields = vec![
+                field("Job", format!("{} · error #{seq}", m.job), true),
+                field("PID", pid, true),
+                field("Category", incident.category.as_str(), true),
+                field("Line", line_no(incident.line), true),
+                field("Elapsed", crate::config::format_duration(*elapsed), true),
+                field("Severity", severity(incident.severity, exit.is_some()), true),
+                field("Log file", log_file.display().to_string(), false),
+            ];
+            if incident.count > 1 {
+                d.fields
+                    .push(field("Occurrences", incident.count.to_string(), true));
+            }
+            d.head = format!("**Error**\n{}", block(&line(&incident.text)));
+        }
+        Body::WarningNoticed {
+            seq,
+            log_file,
+            incident,
+        } => {
+            d.fields = vec![
+                field("Job", format!("{} · warning #{seq}", m.job), true),
+                field("Category", incident.category.as_str(), true),
+                field("Line", line_no(incident.line), true),
+                field("Log file", log_file.display().to_string(), false),
+            ];
+            if incident.count > 1 {
+                d.fields
+                    .push(field("Occurrences", incident.count.to_string(), true));
+            }
+            d.head = format!("**Warning** (the run goes on)\n{}", block(&line(&incident.text)));
+        }
+        _ => {}
+    }
+    d
+}
+
+fn line_no(n: u64) -> String {
+    if n > 0 {
+        n.to_string()
+    } else {
+        "-".into()
+    }
+}
+
+fn severity(s: Severity, ended: bool) -> &'static str {
+    match (s, ended) {
+        (Severity::Fatal, true) => "CRITICAL (training halted)",
+        (Severity::Fatal, false) => "CRITICAL",
+        (Severity::Warning, _) => "warning",
+    }
+}
+
+/// The excerpt's tail lines that fit in `budget` units as a code block, with a marker for
+/// what was cut (the end of a traceback is where the error is).
+fn fit_excerpt(lines: &[String], budget: usize) -> Option<String> {
+    const HEADING: &str = "\n**Traceback / context**\n";
+    let overhead = len16(HEADING) + len16("```\n\n```");
+    if lines.is_empty() || budget <= overhead + 40 {
+        return None;
+    }
+    let room = budget - overhead;
+    let safe: Vec<String> = lines.iter().map(|l| fence_safe(l)).collect();
+    let mut kept: Vec<&str> = Vec::new();
+    let mut used = 0;
+    for l in safe.iter().rev() {
+        // Leave room for the marker line.
+        let need = len16(l) + 1;
+        if used + need + 40 > room {
+            break;
+        }
+        used += need;
+        kept.push(l);
+    }
+    kept.reverse();
+    let cut = safe.len() - kept.len();
+    let mut text = String::new();
+    if cut > 0 {
+        text.push_str(&format!("… {cut} earlier line(s) cut\n"));
+    }
+    if kept.is_empty() {
+        // A single huge last line: show its start.
+        text.push_str(&cut16(safe.last().map(String::as_str).unwrap_or(""), room - 40));
+    } else {
+        text.push_str(&kept.join("\n"));
+    }
+    Some(format!("{HEADING}```\n{text}\n```"))
+}
+
+fn embed_total(title: &str, description: &str, fields: &[(String, String, bool)], footer: &str) -> usize {
+    len16(title)
+        + len16(description)
+        + len16(footer)
+        + fields.iter().map(|(n, v, _)| len16(n) + len16(v)).sum::<usize>()
+}
+
+/// Apply every embed limit. The head (error line) is only cut when it alone exceeds the
+/// description limit, which `render::line` already prevents for a log line.
+fn finish(d: Draft, colour: u32, at: &str) -> Value {
+    let title = cut16(&d.title, MAX_TITLE);
+    let footer = d.footer.map(|f| cut16(&f, MAX_FOOTER)).unwrap_or_default();
+    let mut fields: Vec<(String, String, bool)> = d
+        .fields
+        .into_iter()
+        .take(MAX_FIELDS)
+        .map(|(n, v, i)| {
+            let v = if v.is_empty() { "-".to_string() } else { v };
+            (cut16(&n, MAX_FIELD_NAME), cut16(&v, MAX_FIELD_VALUE), i)
+        })
+        .collect();
+    let head = cut16(&d.head, MAX_DESCRIPTION);
+    // Fields give way before the head: halve the longest value until the fixed part fits
+    // with room to spare (bounded: each round shortens a value).
+    for _ in 0..64 {
+        if embed_total(&title, &head, &fields, &footer) <= MAX_EMBED_TOTAL - 200 {
+            break;
+        }
+        let Some(longest) = fields.iter_mut().max_by_key(|f| len16(&f.1)) else {
+            break;
+        };
+        if len16(&longest.1) <= 16 {
+            break;
+        }
+        let half = len16(&longest.1) / 2;
+        longest.1 = cut16(&longest.1, half);
+    }
+    let footer = if embed_total(&title, &head, &fields, &footer) > MAX_EMBED_TOTAL {
+        cut16(&footer, 100)
+    } else {
+        footer
+    };
+    let fixed = embed_total(&title, &head, &fields, &footer);
+    let budget = (MAX_DESCRIPTION - len16(&head)).min(MAX_EMBED_TOTAL.saturating_sub(fixed));
+    let mut description = head;
+    if let Some(ex) = fit_excerpt(&d.excerpt, budget) {
+        description.push_str(&ex);
+    }
+    let mut embed = json!({
+        "title": title,
+        "description": description,
+        "color": colour,
+        "timestamp": at,
+        "fields": fields.iter().map(|(n, v, i)| json!({"name": n, "value": v, "inline": i})).collect::<Vec<_>>(),
+    });
+    if !footer.is_empty() {
+        embed["footer"] = json!({ "text": footer });
+    }
+    embed
+}
+
+/// The embed of a message.
+pub fn embed(m: &Message) -> Value {
+    finish(draft(m), colour(m), &m.at.to_rfc3339())
+}
+
+fn style(d: Decision) -> u8 {
+    // 1 primary, 2 secondary, 3 success, 4 danger
+    match d {
+        Decision::Restart => 1,
+        Decision::Kill => 4,
+        Decision::Continue => 3,
+        Decision::Investigate => 2,
+        Decision::Approve => 3,
+        Decision::Reject => 4,
+    }
+}
+
+/// Action rows of buttons; a button whose id would be too long is left out (and logged).
+pub fn components(m: &Message, disabled: bool) -> Vec<Value> {
+    let buttons: Vec<Value> = m
+        .buttons
+        .iter()
+        .filter_map(|b: &Button| {
+            let id = ButtonId {
+                decision: b.decision,
+                job: m.job.clone(),
+                run: m.run,
+                point: b.point,
+            };
+            let Some(custom_id) = id.encode() else {
+                tracing::warn!(job = %m.job, run = %m.run, "button id too long; button left out (use /decide)");
+                return None;
+            };
+            Some(json!({
+                "type": 2,
+                "style": style(b.decision),
+                "label": cut16(&b.label, 80),
+                "custom_id": custom_id,
+                "disabled": disabled,
+            }))
+        })
+        .take(ROW * ROWS)
+        .collect();
+    buttons
+        .chunks(ROW)
+        .map(|row| json!({ "type": 1, "components": row }))
+        .collect()
+}
+
+/// The full body to create (or replace) a message.
+pub fn message_body(m: &Message, mentions: &Mentions) -> Value {
+    json!({
+        "content": cut16(&mentions.content(), MAX_CONTENT),
+        "embeds": [embed(m)],
+        "components": components(m, false),
+        "allowed_mentions": mentions.allowed(),
+    })
+}
+
+/// An edit that closes a decided report: every button disabled, the note as footer.
+/// Built from the message as Discord has it, so applying it twice changes nothing.
+pub fn resolved_edit(current: &Value, note: &str) -> Value {
+    let note = cut16(note, MAX_FOOTER);
+    let mut embeds: Vec<Value> = current
+        .get("embeds")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if let Some(first) = embeds.first_mut().and_then(Value::as_object_mut) {
+        first.insert("footer".into(), json!({ "text": note }));
+        // A longer footer may push a full embed past the total: the description gives way.
+        let total = embed_len(&Value::Object(first.clone()));
+        if total > MAX_EMBED_TOTAL {
+            let desc = first.get("description").and_then(Value::as_str).unwrap_or("");
+            let keep = len16(desc).saturating_sub(total - MAX_EMBED_TOTAL);
+            first.insert("description".into(), json!(cut16(desc, keep)));
+        }
+    }
+    let components: Vec<Value> = current
+        .get("components")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|mut row| {
+            if let Some(items) = row.get_mut("components").and_then(Value::as_array_mut) {
+                for c in items {
+                    c["disabled"] = json!(true);
+                }
+            }
+            row
+        })
+        .collect();
+    json!({
+        "embeds": embeds,
+        "components": components,
+        "allowed_mentions": { "parse": [] },
+    })
+}
+
+/// Size of an embed as Discord counts it toward the 6000 total.
+pub fn embed_len(e: &Value) -> usize {
+    let s = |v: Option<&Value>| v.and_then(Value::as_str).map(len16).unwrap_or(0);
+    let fields = e
+        .get("fields")
+        .and_then(Value::as_array)
+        .map(|fs| fs.iter().map(|f| s(f.get("name")) + s(f.get("value"))).sum())
+        .unwrap_or(0);
+    s(e.get("title"))
+        + s(e.get("description"))
+        + s(e.get("footer").and_then(|f| f.get("text")))
+        + s(e.get("author").and_then(|a| a.get("name")))
+        + fields
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::engine::DecisionPoint;
+    use crate::model::{Category, Incident, JobName, RunId};
+
+    fn error_report(text: &str, excerpt: Vec<String>, log: &str, job: &str) -> Message {
+        Message {
+            job: JobName::new(job).unwrap(),
+            run: RunId(4),
+            key: crate::engine::MessageKey::Incident(2),
+            at: chrono::Utc.with_ymd_and_hms(2026, 1, 2, 14, 2, 0).unwrap(),
+            to: vec![Persona::Director, Persona::CodeTranslator],
+            body: Body::ErrorDetected {
+                seq: 2,
+                pid: Some(4242),
+                log_file: PathBuf::from(log),
+                incident: Incident {
+                    category: Category::Implementation,
+                    severity: Severity::Fatal,
+                    line: 1234,
+                    text: text.into(),
+                    excerpt,
+                    count: 1,
+                },
+                exit: None,
+                elapsed: Duration::from_secs(3725),
+            },
+            buttons: [
+                Decision::Restart,
+                Decision::Kill,
+                Decision::Continue,
+                Decision::Investigate,
+            ]
+            .iter()
+            .map(|d| Button {
+                decision: *d,
+                point: DecisionPoint::Incident(2),
+                label: d.as_str().into(),
+            })
+            .collect(),
+            attachments: Vec::new(),
+        }
+    }
+
+    fn map() -> Vec<(Persona, Vec<DiscordPrincipal>)> {
+        vec![
+            (
+                Persona::Director,
+                vec![DiscordPrincipal::Role(111), DiscordPrincipal::User(7)],
+            ),
+            (Persona::CodeTranslator, vec![DiscordPrincipal::Role(222)]),
+            (Persona::Modeler, vec![DiscordPrincipal::Role(333)]),
+        ]
+    }
+
+    fn assert_within_limits(body: &Value) {
+        assert!(len16(body["content"].as_str().unwrap()) <= MAX_CONTENT);
+        for e in body["embeds"].as_array().unwrap() {
+            assert!(len16(e["title"].as_str().unwrap()) <= MAX_TITLE);
+            assert!(len16(e["description"].as_str().unwrap()) <= MAX_DESCRIPTION);
+            let fields = e["fields"].as_array().unwrap();
+            assert!(fields.len() <= MAX_FIELDS);
+            for f in fields {
+                assert!(len16(f["name"].as_str().unwrap()) <= MAX_FIELD_NAME);
+                let v = f["value"].as_str().unwrap();
+                assert!(!v.is_empty() && len16(v) <= MAX_FIELD_VALUE);
+            }
+            if let Some(f) = e.get("footer") {
+                assert!(len16(f["text"].as_str().unwrap()) <= MAX_FOOTER);
+            }
+            assert!(embed_len(e) <= MAX_EMBED_TOTAL, "embed is {} long", embed_len(e));
+        }
+    }
+
+    #[test]
+    fn error_report_shows_the_protocol_fields_and_pings_only_the_addressed() {
+        let m = error_report(
+            "RuntimeError: CUDA out of memory @everyone <@&999>",
+            vec![
+                "Traceback (most recent call last):".into(),
+                "  File \"train.py\", line 3".into(),
+            ],
+            "/data/logs/model_3.log",
+            "model_3",
+        );
+        let body = message_body(&m, &Mentions::for_personas(&m.to, &map()));
+        assert_eq!(body["content"], "<@&111> <@&222> <@7>");
+        assert_eq!(
+            body["allowed_mentions"],
+            json!({"parse": [], "roles": [111, 222], "users": [7], "replied_user": false})
+        );
+        let e = &body["embeds"][0];
+        assert_eq!(e["color"], 0xE74C3C);
+        let names: Vec<&str> = e["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap())
+            .collect();
+        for n in ["Job", "PID", "Category", "Line", "Elapsed", "Log file"] {
+            assert!(names.contains(&n), "missing field {n}: {names:?}");
+        }
+        let desc = e["description"].as_str().unwrap();
+        assert!(desc.contains("RuntimeError: CUDA out of memory"));
+        assert!(desc.contains("Traceback (most recent call last)"));
+        let text = body.to_string();
+        assert!(
+            !text.contains("@everyone") && !text.contains("<@&999>"),
+            "log text must not ping"
+        );
+        let row = &body["components"][0]["components"];
+        assert_eq!(row.as_array().unwrap().len(), 4);
+        assert_eq!(row[0]["custom_id"], "tw1:restart:model_3:4:i2");
+        assert_eq!(row[0]["disabled"], false);
+        assert_within_limits(&body);
+    }
+
+    #[test]
+    fn nobody_is_pinged_when_nobody_is_addressed() {
+        let mut m = error_report("x", vec![], "l", "j");
+        m.to.clear();
+        let body = message_body(&m, &Mentions::for_personas(&m.to, &map()));
+        assert_eq!(body["content"], "");
+        assert_eq!(body["allowed_mentions"]["parse"], json!([]));
+        assert_eq!(body["allowed_mentions"]["roles"], json!([]));
+        assert_eq!(body["allowed_mentions"]["users"], json!([]));
+    }
+
+    #[test]
+    fn huge_inputs_fit_every_limit_and_keep_the_error_line() {
+        let error = format!("ValueError: bad shape {}", "é".repeat(100_000));
+        let excerpt: Vec<String> = (0..20_000)
+            .map(|i| format!("frame {i} {}", "🔥".repeat(3000)))
+            .collect();
+        let log = format!("/{}", "d".repeat(20_000));
+        let m = error_report(&error, excerpt, &log, &"j".repeat(64));
+        let body = message_body(&m, &Mentions::for_personas(&m.to, &map()));
+        assert_within_limits(&body);
+        let desc = body["embeds"][0]["description"].as_str().unwrap();
+        assert!(
+            desc.contains("ValueError: bad shape"),
+            "the error line is never dropped"
+        );
+        // Other messages too: a status update with a huge last line, a failure with many errors.
+        let mut s = m.clone();
+        s.body = Body::Investigate {
+            owner: Persona::Modeler,
+            requested_by: "@x".repeat(10_000),
+            incident: None,
+            log_file: PathBuf::from(&log),
+            last_line: Some("z".repeat(50_000)),
+        };
+        assert_within_limits(&message_body(&s, &Mentions::default()));
+    }
+
+    #[test]
+    fn fences_in_log_text_cannot_escape_the_code_block() {
+        let m = error_report(
+            "Error ```\n**bold** @here",
+            vec!["```".into(), "x```y".into()],
+            "l",
+            "j",
+        );
+        let desc = embed(&m)["description"].as_str().unwrap().to_string();
+        assert_eq!(desc.matches("```").count(), 4, "{desc}");
+        assert!(!desc.contains("@here"));
+    }
+
+    #[test]
+    fn resolving_disables_buttons_notes_who_and_is_idempotent() {
+        let m = error_report("E", vec!["t".into()], "l", "j");
+        let posted = message_body(&m, &Mentions::default());
+        let once = resolved_edit(&posted, "Restarted by @ann at 14:02 UTC");
+        assert_eq!(
+            once["embeds"][0]["footer"]["text"],
+            "Restarted by @ann at 14:02 UTC"
+        );
+        for b in once["components"][0]["components"].as_array().unwrap() {
+            assert_eq!(b["disabled"], true);
+        }
+        assert_eq!(once["embeds"][0]["title"], posted["embeds"][0]["title"]);
+        let twice = resolved_edit(&once, "Restarted by @ann at 14:02 UTC");
+        assert_eq!(once, twice);
+        // A full embed stays within the total once the note is added.
+        let big = error_report("E", (0..5000).map(|i| format!("line {i}")).collect(), "l", "j");
+        let edit = resolved_edit(&message_body(&big, &Mentions::default()), &"n".repeat(3000));
+        assert!(embed_len(&edit["embeds"][0]) <= MAX_EMBED_TOTAL);
+    }
+}

@@ -1,0 +1,832 @@
+//! The Discord adapter. Outgoing protocol messages are rendered to Discord message bodies
+//! (`embed`) and handed to the supervisor as outbox entries; the `delivery` worker sends
+//! them with retries. Incoming slash commands and button clicks (`interact`) arrive over
+//! serenity's gateway connection and go to the supervisor as `Inbound` commands. Buttons
+//! carry their target in their `custom_id` (`ids`), so one global handler serves buttons
+//! posted before a restart too.
+
+pub mod delivery;
+pub mod embed;
+pub mod ids;
+pub mod interact;
+pub mod rest;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::{json, Value};
+use serenity::all::{
+    ClientBuilder, CommandDataOption, CommandDataOptionValue, CommandInteraction, ComponentInteraction,
+    Context, EventHandler, GatewayIntents, GuildId, HttpBuilder, Interaction, Ready, ShardManager,
+};
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::task::JoinHandle;
+
+use crate::chat::{ChatSink, Inbound, Outgoing};
+use crate::engine::{Body, MessageKey, Reply};
+use crate::model::{Actor, JobName, Persona, RunId};
+use crate::store::{OutboxItem, Store, StoreError};
+
+pub use delivery::{Envelope, RetryPolicy};
+use embed::Mentions;
+use interact::{Invocation, Request};
+
+/// Who holds a persona in Discord: a user, or everyone with a role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DiscordPrincipal {
+    User(u64),
+    Role(u64),
+}
+
+/// Status updates: one message per run edited in place, or a new message each time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StatusMode {
+    #[default]
+    Edit,
+    New,
+}
+
+/// Everything the adapter needs, independent of the config file's shape.
+#[derive(Clone)]
+pub struct DiscordSetup {
+    pub token: String,
+    /// Slash commands are registered in this guild (instant), else globally.
+    pub guild_id: Option<u64>,
+    pub default_channel: u64,
+    pub job_channels: BTreeMap<JobName, u64>,
+    pub jobs: Vec<JobName>,
+    /// Each job's log file, for `/train logs`.
+    pub job_logs: BTreeMap<JobName, PathBuf>,
+    pub personas: Vec<(Persona, Vec<DiscordPrincipal>)>,
+    pub status_mode: StatusMode,
+    /// Replaces `https://discord.com` (a local proxy or emulator); serenity's rate limiter
+    /// is then off and delivery paces itself on 429s.
+    pub proxy_url: Option<String>,
+    /// An HTTPS proxy for all requests, with `ca_cert_pem` trusted in addition to the roots.
+    pub https_proxy: Option<String>,
+    pub ca_cert_pem: Option<Vec<u8>>,
+    pub retry: RetryPolicy,
+}
+
+impl DiscordSetup {
+    /// A setup posting everything to `default_channel`, with no jobs or roles yet and the
+    /// default status mode and retry policy; fill in the rest.
+    pub fn new(token: impl Into<String>, default_channel: u64) -> Self {
+        DiscordSetup {
+            token: token.into(),
+            guild_id: None,
+            default_channel,
+            job_channels: BTreeMap::new(),
+            jobs: Vec::new(),
+            job_logs: BTreeMap::new(),
+            personas: Vec::new(),
+            status_mode: StatusMode::default(),
+            proxy_url: None,
+            https_proxy: None,
+            ca_cert_pem: None,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+impl DiscordSetup {
+    /// The setup a config file describes: channels, jobs and their logs, the roles' Discord
+    /// principals, the proxy settings (reading the CA file). Err when the file has no
+    /// `[discord]` section, an id is not a number or the CA file cannot be read.
+    pub fn from_config(cfg: &crate::config::Config, token: String) -> Result<Self, DiscordError> {
+        let d = cfg
+            .discord
+            .as_ref()
+            .ok_or_else(|| DiscordError::Setup("the config has no [discord] section".into()))?;
+        let id = |what: &str, s: &str| {
+            s.trim()
+                .parse::<u64>()
+                .map_err(|_| DiscordError::Setup(format!("{what}: {s:?} is not a Discord id")))
+        };
+        let mut setup = DiscordSetup::new(token, id("discord.channel", &d.channel)?);
+        setup.guild_id = d
+            .guild_id
+            .as_deref()
+            .map(|g| id("discord.guild_id", g))
+            .transpose()?;
+        for job in &cfg.jobs {
+            if let Some(c) = &job.channel {
+                setup
+                    .job_channels
+                    .insert(job.name.clone(), id(&format!("{}.channel", job.name), c)?);
+            }
+            setup.jobs.push(job.name.clone());
+            setup.job_logs.insert(job.name.clone(), job.log.clone());
+        }
+        for persona in Persona::ALL {
+            let principals: Vec<DiscordPrincipal> = cfg
+                .roles
+                .principals(persona)
+                .iter()
+                .filter_map(|p| match p {
+                    crate::config::Principal::DiscordUser(u) => u.parse().ok().map(DiscordPrincipal::User),
+                    crate::config::Principal::DiscordRole(r) => r.parse().ok().map(DiscordPrincipal::Role),
+                    crate::config::Principal::Local(_) => None,
+                })
+                .collect();
+            if !principals.is_empty() {
+                setup.personas.push((persona, principals));
+            }
+        }
+        setup.status_mode = match d.status_mode {
+            crate::config::StatusMode::Edit => StatusMode::Edit,
+            crate::config::StatusMode::New => StatusMode::New,
+        };
+        setup.proxy_url = d.proxy_url.clone();
+        setup.https_proxy = d.https_proxy.clone();
+        setup.ca_cert_pem = match &d.ca_cert {
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                DiscordError::Setup(format!("cannot read the CA certificate {}: {e}", path.display()))
+            })?),
+            None => None,
+        };
+        Ok(setup)
+    }
+}
+
+impl std::fmt::Debug for DiscordSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token is never shown.
+        f.debug_struct("DiscordSetup")
+            .field("guild_id", &self.guild_id)
+            .field("default_channel", &self.default_channel)
+            .field("job_channels", &self.job_channels)
+            .field("jobs", &self.jobs)
+            .field("status_mode", &self.status_mode)
+            .field("proxy_url", &self.proxy_url)
+            .field("https_proxy", &self.https_proxy)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DiscordError {
+    #[error("Discord setup: {0}")]
+    Setup(String),
+    #[error("Discord gateway: {0}")]
+    Gateway(#[from] Box<serenity::Error>),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The outgoing side: renders messages into outbox entries.
+pub struct DiscordChat {
+    default_channel: u64,
+    job_channels: BTreeMap<JobName, u64>,
+    personas: Vec<(Persona, Vec<DiscordPrincipal>)>,
+    status_mode: StatusMode,
+    store: Arc<Mutex<Store>>,
+    notify: Arc<Notify>,
+    /// The latest report with buttons per run, so an investigation request can be
+    /// threaded under it. Memory only: after a restart the request goes to the channel.
+    reports: Mutex<HashMap<(JobName, RunId), MessageKey>>,
+}
+
+impl DiscordChat {
+    pub fn new(setup: &DiscordSetup, store: Arc<Mutex<Store>>) -> Self {
+        DiscordChat {
+            default_channel: setup.default_channel,
+            job_channels: setup.job_channels.clone(),
+            personas: setup.personas.clone(),
+            status_mode: setup.status_mode,
+            store,
+            notify: Arc::new(Notify::new()),
+            reports: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn channel_for(&self, job: &JobName) -> u64 {
+        self.job_channels
+            .get(job)
+            .copied()
+            .unwrap_or(self.default_channel)
+    }
+
+    /// The outbox payload for an outgoing change.
+    pub fn envelope(&self, out: &Outgoing) -> Envelope {
+        match out {
+            Outgoing::Post(m) => {
+                let mentions = Mentions::for_personas(&m.to, &self.personas);
+                let mut reports = self.reports.lock().unwrap_or_else(|p| p.into_inner());
+                if !m.buttons.is_empty() {
+                    reports.insert((m.job.clone(), m.run), m.key);
+                }
+                let thread_on = match m.body {
+                    Body::Investigate { .. } => reports.get(&(m.job.clone(), m.run)).copied(),
+                    _ => None,
+                };
+                Envelope::Post {
+                    job: m.job.clone(),
+                    run: m.run,
+                    key: m.key,
+                    body: embed::message_body(m, &mentions),
+                    edit_status: self.status_mode == StatusMode::Edit
+                        && matches!(m.key, MessageKey::Status(_)),
+                    thread_on,
+                    thread_name: thread_on.map(|k| format!("Investigate {} run {} ({k})", m.job, m.run)),
+                }
+            }
+            Outgoing::Update(m) => {
+                // An edit does not ping again, so the mentions stay in the content only.
+                let mentions = Mentions::for_personas(&m.to, &self.personas);
+                Envelope::Update {
+                    job: m.job.clone(),
+                    run: m.run,
+                    key: m.key,
+                    body: embed::message_body(m, &mentions),
+                }
+            }
+            Outgoing::Resolve { job, run, key, note } => Envelope::Resolve {
+                job: job.clone(),
+                run: *run,
+                key: *key,
+                note: note.clone(),
+            },
+        }
+    }
+
+    /// The outbox entry for an outgoing change: (channel, payload).
+    pub fn entry(&self, out: &Outgoing) -> (String, Value) {
+        let env = self.envelope(out);
+        let payload = serde_json::to_value(&env).expect("envelopes serialize");
+        (self.channel_for(out.job()).to_string(), payload)
+    }
+}
+
+impl ChatSink for DiscordChat {
+    fn to_outbox(&self, out: &Outgoing) -> Option<(String, Value)> {
+        Some(self.entry(out))
+    }
+
+    fn wake(&self) {
+        self.notify.notify_one();
+    }
+
+    /// Discord delivers through the outbox; a caller that hands a message over directly
+    /// gets it queued there in its own transaction.
+    fn deliver(&self, out: &Outgoing) {
+        let (channel, payload) = self.entry(out);
+        let item = OutboxItem::new(channel, out, payload);
+        let queued = {
+            let mut store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+            store.enqueue(
+                Utc::now(),
+                &item.channel,
+                out.job(),
+                item.run,
+                &item.key,
+                item.kind,
+                &item.payload,
+            )
+        };
+        match queued {
+            Ok(_) => self.wake(),
+            Err(e) => tracing::error!(error = %e, job = %out.job(), "cannot queue a Discord message"),
+        }
+    }
+}
+
+/// The running adapter: the gateway client and the delivery worker.
+pub struct DiscordRunning {
+    gateway: JoinHandle<Result<(), serenity::Error>>,
+    delivery: JoinHandle<()>,
+    shards: Arc<ShardManager>,
+}
+
+impl DiscordRunning {
+    /// Close the gateway connection and stop delivery (unsent entries stay in the outbox).
+    /// Bounded: a gateway that does not close in time is dropped.
+    pub async fn shutdown(mut self) {
+        self.delivery.abort();
+        let _ = (&mut self.delivery).await;
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.shards.shutdown_all())
+            .await
+            .is_err()
+        {
+            tracing::warn!("the Discord gateway did not close in time");
+        }
+        if tokio::time::timeout(SHUTDOWN_GRACE, &mut self.gateway)
+            .await
+            .is_err()
+        {
+            self.gateway.abort();
+        }
+    }
+
+    /// Wait until the gateway connection ends for good (e.g. an invalid token).
+    pub async fn gateway_ended(&mut self) -> Result<(), DiscordError> {
+        match (&mut self.gateway).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(DiscordError::Gateway(Box::new(e))),
+            Err(e) => Err(DiscordError::Setup(format!("gateway task: {e}"))),
+        }
+    }
+}
+
+/// Connect to Discord: start the gateway client (which registers the slash commands once
+/// ready) and the outbox delivery worker.
+pub async fn connect(
+    setup: DiscordSetup,
+    store: Arc<Mutex<Store>>,
+    inbound: mpsc::Sender<Inbound>,
+) -> Result<(Arc<DiscordChat>, DiscordRunning), DiscordError> {
+    if setup.token.trim().is_empty() {
+        return Err(DiscordError::Setup("the bot token is empty".into()));
+    }
+    let client = rest::http_client(setup.https_proxy.as_deref(), setup.ca_cert_pem.as_deref())?;
+    let mut hb = HttpBuilder::new(&setup.token);
+    if let Some(p) = &setup.proxy_url {
+        // serenity's rate limiter ignores the proxy; delivery paces itself on 429s instead.
+        hb = hb.proxy(p.trim_end_matches('/')).ratelimiter_disabled(true);
+    }
+    if setup.https_proxy.is_some() || setup.ca_cert_pem.is_some() {
+        hb = hb.client(client.clone());
+    }
+    let http = hb.build();
+    let chat = Arc::new(DiscordChat::new(&setup, store.clone()));
+    let handler = Handler {
+        core: Arc::new(Core {
+            jobs: setup.jobs.clone(),
+            job_logs: setup.job_logs.clone(),
+            personas: setup.personas.clone(),
+            guild_id: setup.guild_id,
+            channels: (setup.default_channel, setup.job_channels.clone()),
+            inbound,
+        }),
+    };
+    let mut gateway = ClientBuilder::new_with_http(http, GatewayIntents::GUILDS)
+        .event_handler(handler)
+        .await
+        .map_err(|e| DiscordError::Gateway(Box::new(e)))?;
+    let shards = gateway.shard_manager.clone();
+    let gateway = tokio::spawn(async move { gateway.start().await });
+    let worker = delivery::Worker {
+        rest: Arc::new(rest::Rest::new(client, setup.proxy_url.as_deref(), &setup.token)),
+        store,
+        notify: chat.notify.clone(),
+        policy: setup.retry,
+    };
+    let delivery = tokio::spawn(worker.run());
+    chat.wake();
+    Ok((
+        chat,
+        DiscordRunning {
+            gateway,
+            delivery,
+            shards,
+        },
+    ))
+}
+
+struct Core {
+    jobs: Vec<JobName>,
+    job_logs: BTreeMap<JobName, PathBuf>,
+    personas: Vec<(Persona, Vec<DiscordPrincipal>)>,
+    guild_id: Option<u64>,
+    channels: (u64, BTreeMap<JobName, u64>),
+    inbound: mpsc::Sender<Inbound>,
+}
+
+/// How long shutting down waits for the gateway to close.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// How long a command waits for the engine's answer (the interaction is deferred meanwhile).
+const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Core {
+    async fn ask(
+        &self,
+        job: JobName,
+        command: crate::engine::Command,
+        by: Actor,
+    ) -> Result<Vec<Reply>, String> {
+        let (tx, rx) = oneshot::channel();
+        self.inbound
+            .send(Inbound {
+                job,
+                command,
+                by,
+                reply: tx,
+            })
+            .await
+            .map_err(|_| "trainwatch is shutting down".to_string())?;
+        match tokio::time::timeout(REPLY_TIMEOUT, rx).await {
+            Ok(Ok(replies)) => Ok(replies),
+            Ok(Err(_)) => Err("the command was dropped (trainwatch is shutting down?)".into()),
+            Err(_) => Err("no answer from the supervisor in time; check the channel for the outcome".into()),
+        }
+    }
+
+    fn actor_of(&self, user: &serenity::all::User, roles: &[u64]) -> Actor {
+        interact::actor(user.id.get(), &user.name, roles, &self.personas)
+    }
+}
+
+struct Handler {
+    core: Arc<Core>,
+}
+
+fn ephemeral(content: &str) -> Value {
+    json!({ "content": content, "flags": 64, "allowed_mentions": { "parse": [] } })
+}
+
+#[serenity::async_trait]
+impl EventHandler for Handler {
+    async fn ready(&self, ctx: Context, ready: Ready) {
+        ctx.http.set_application_id(ready.application.id);
+        let commands = interact::commands();
+        let done = match self.core.guild_id {
+            Some(g) => ctx
+                .http
+                .create_guild_commands(GuildId::new(g), &commands)
+                .await
+                .map(|_| ()),
+            None => ctx.http.create_global_commands(&commands).await.map(|_| ()),
+        };
+        match done {
+            Ok(()) => {
+                tracing::info!(guild = ?self.core.guild_id, "Discord connected; slash commands registered")
+            }
+            Err(e) => tracing::error!(error = %e, "cannot register the slash commands"),
+        }
+    }
+
+    async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
+        let core = self.core.clone();
+        let result = match interaction {
+            Interaction::Command(c) => on_command(&core, &ctx, c).await,
+            Interaction::Autocomplete(c) => on_autocomplete(&core, &ctx, c).await,
+            Interaction::Component(c) => on_button(&core, &ctx, c).await,
+            _ => Ok(()),
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "cannot answer an interaction");
+        }
+    }
+}
+
+fn roles_of(member: Option<&serenity::all::Member>) -> Vec<u64> {
+    member
+        .map(|m| m.roles.iter().map(|r| r.get()).collect())
+        .unwrap_or_default()
+}
+
+fn option_text(v: &CommandDataOptionValue) -> Option<String> {
+    match v {
+        CommandDataOptionValue::String(s) => Some(s.clone()),
+        CommandDataOptionValue::Integer(i) => Some(i.to_string()),
+        CommandDataOptionValue::Number(n) => Some(n.to_string()),
+        CommandDataOptionValue::Boolean(b) => Some(b.to_string()),
+        CommandDataOptionValue::Autocomplete { value, .. } => Some(value.clone()),
+        _ => None,
+    }
+}
+
+fn invocation(name: &str, options: &[CommandDataOption]) -> Invocation {
+    let mut inv = Invocation {
+        name: name.to_string(),
+        ..Default::default()
+    };
+    let mut opts = options;
+    if let [CommandDataOption {
+        name: sub,
+        value: CommandDataOptionValue::SubCommand(inner),
+        ..
+    }] = options
+    {
+        inv.sub = Some(sub.clone());
+        opts = inner;
+    }
+    for o in opts {
+        if let Some(v) = option_text(&o.value) {
+            inv.options.insert(o.name.clone(), v);
+        }
+    }
+    inv
+}
+
+async fn on_command(core: &Core, ctx: &Context, c: CommandInteraction) -> serenity::Result<()> {
+    // Deferred and ephemeral: the engine may take a moment, and answers are for the sender only.
+    ctx.http
+        .create_interaction_response(c.id, &c.token, &json!({"type": 5, "data": {"flags": 64}}), vec![])
+        .await?;
+    let inv = invocation(&c.data.name, &c.data.options);
+    let by = core.actor_of(&c.user, &roles_of(c.member.as_deref()));
+    let answer = match interact::parse_invocation(&inv, &core.jobs) {
+        Err(why) => why,
+        Ok(Request::List) => interact::list_text(&core.jobs, |j| {
+            core.channels.1.get(j).copied().unwrap_or(core.channels.0)
+        }),
+        Ok(Request::Logs { job, lines }) => {
+            if by.personas.is_empty() {
+                format!(
+                    "{} may not read logs: that needs one of the configured roles",
+                    by.display
+                )
+            } else {
+                let path = core.job_logs.get(&job).cloned();
+                tokio::task::spawn_blocking(move || interact::logs_text(&job, path.as_ref(), lines))
+                    .await
+                    .unwrap_or_else(|e| format!("cannot read the log: {e}"))
+            }
+        }
+        Ok(Request::Engine { job, command }) => match core.ask(job, command, by).await {
+            Ok(replies) => interact::reply_text(&replies),
+            Err(why) => why,
+        },
+    };
+    ctx.http
+        .edit_original_interaction_response(
+            &c.token,
+            &json!({"content": answer, "allowed_mentions": {"parse": []}}),
+            vec![],
+        )
+        .await?;
+    Ok(())
+}
+
+async fn on_autocomplete(core: &Core, ctx: &Context, c: CommandInteraction) -> serenity::Result<()> {
+    let typed = c
+        .data
+        .autocomplete()
+        .map(|a| a.value.to_string())
+        .unwrap_or_default();
+    let choices: Vec<Value> = interact::complete(&typed, &core.jobs)
+        .into_iter()
+        .map(|j| json!({"name": j, "value": j}))
+        .collect();
+    ctx.http
+        .create_interaction_response(
+            c.id,
+            &c.token,
+            &json!({"type": 8, "data": {"choices": choices}}),
+            vec![],
+        )
+        .await
+}
+
+async fn on_button(core: &Core, ctx: &Context, c: ComponentInteraction) -> serenity::Result<()> {
+    let id = match interact::parse_button(&c.data.custom_id, &core.jobs) {
+        Ok(id) => id,
+        Err(why) => {
+            return ctx
+                .http
+                .create_interaction_response(
+                    c.id,
+                    &c.token,
+                    &json!({"type": 4, "data": ephemeral(&why)}),
+                    vec![],
+                )
+                .await;
+        }
+    };
+    // Deferred update: the report is edited below once the engine accepted.
+    ctx.http
+        .create_interaction_response(c.id, &c.token, &json!({"type": 6}), vec![])
+        .await?;
+    let by = core.actor_of(&c.user, &roles_of(c.member.as_ref()));
+    let display = by.display.clone();
+    let answer = match core.ask(id.job.clone(), id.command(), by).await {
+        Ok(replies) => {
+            if replies.iter().any(|r| r.accepted) {
+                // The same edit the outbox's Resolve makes (the engine's note may differ by
+                // its clock; it is applied after and wins). Both only disable and annotate.
+                let note = format!(
+                    "{} by {display} at {}",
+                    id.decision.done(),
+                    Utc::now().format("%H:%M UTC")
+                );
+                let current = serde_json::to_value(&*c.message).unwrap_or(Value::Null);
+                let edit = embed::resolved_edit(&current, &note);
+                if let Err(e) = ctx
+                    .http
+                    .edit_message(c.channel_id, c.message.id, &edit, vec![])
+                    .await
+                {
+                    tracing::warn!(error = %e, "cannot mark the report decided; the outbox will");
+                }
+            }
+            interact::reply_text(&replies)
+        }
+        Err(why) => why,
+    };
+    ctx.http
+        .create_followup_message(&c.token, &ephemeral(&answer), vec![])
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Button, Decision, DecisionPoint, Message, ProgressView};
+    use crate::model::{Category, Incident, Severity};
+
+    fn setup(mode: StatusMode) -> DiscordSetup {
+        let job = JobName::new("model_3").unwrap();
+        DiscordSetup {
+            token: "t".into(),
+            guild_id: Some(1),
+            default_channel: 100,
+            job_channels: [(job.clone(), 200)].into_iter().collect(),
+            jobs: vec![job, JobName::new("other").unwrap()],
+            job_logs: BTreeMap::new(),
+            personas: vec![(Persona::Modeler, vec![DiscordPrincipal::Role(5)])],
+            status_mode: mode,
+            proxy_url: None,
+            https_proxy: None,
+            ca_cert_pem: None,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    fn chat(mode: StatusMode) -> (tempfile::TempDir, DiscordChat) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let chat = DiscordChat::new(&setup(mode), Arc::new(Mutex::new(store)));
+        (dir, chat)
+    }
+
+    fn msg(job: &str, key: MessageKey, body: Body, buttons: Vec<Button>) -> Message {
+        Message {
+            job: JobName::new(job).unwrap(),
+            run: RunId(1),
+            key,
+            at: Utc::now(),
+            to: vec![],
+            body,
+            buttons,
+            attachments: Vec::new(),
+        }
+    }
+
+    fn status(n: u32) -> Outgoing {
+        Outgoing::Post(msg(
+            "model_3",
+            MessageKey::Status(n),
+            Body::StatusUpdate {
+                pid: 1,
+                log_file: "l".into(),
+                elapsed: Duration::from_secs(60),
+                expected: None,
+                progress: ProgressView::default(),
+                last_line: None,
+                open: vec![],
+            },
+            vec![],
+        ))
+    }
+
+    #[test]
+    fn the_setup_follows_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), "PEM").unwrap();
+        let text = r#"
+[roles]
+director = ["role:111", "user:7", "alice"]
+modeler = ["role:333"]
+
+[jobs.model_3]
+argv = ["python", "train.py"]
+channel = "222"
+
+[jobs.bert]
+argv = ["python", "bert.py"]
+
+[discord]
+channel = "100"
+guild_id = "9"
+status_mode = "new"
+proxy_url = "http://127.0.0.1:8080"
+ca_cert = "ca.pem"
+"#;
+        let cfg = crate::config::Config::parse(text, &dir.path().join("tw.toml")).unwrap();
+        let s = DiscordSetup::from_config(&cfg, "tok".into()).unwrap();
+        assert_eq!((s.default_channel, s.guild_id), (100, Some(9)));
+        assert_eq!(
+            s.job_channels,
+            [(JobName::new("model_3").unwrap(), 222)].into_iter().collect()
+        );
+        assert_eq!(s.jobs.len(), 2);
+        assert_eq!(s.job_logs.len(), 2);
+        assert_eq!(
+            s.personas,
+            vec![
+                (
+                    Persona::Director,
+                    vec![DiscordPrincipal::Role(111), DiscordPrincipal::User(7)]
+                ),
+                (Persona::Modeler, vec![DiscordPrincipal::Role(333)]),
+            ]
+        );
+        assert_eq!(s.status_mode, StatusMode::New);
+        assert_eq!(s.proxy_url.as_deref(), Some("http://127.0.0.1:8080"));
+        assert_eq!(s.ca_cert_pem.as_deref(), Some(&b"PEM"[..]));
+        assert!(!format!("{s:?}").contains("tok\""), "the token is never shown");
+        let no_discord =
+            crate::config::Config::parse("[jobs.a]\nargv = [\"x\"]\n", &dir.path().join("t.toml")).unwrap();
+        assert!(DiscordSetup::from_config(&no_discord, "t".into()).is_err());
+    }
+
+    #[test]
+    fn a_direct_delivery_is_queued_in_the_outbox() {
+        let (_d, c) = chat(StatusMode::Edit);
+        c.deliver(&status(1));
+        let pending = c.store.lock().unwrap().pending(10).unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(
+            (pending[0].channel.as_str(), pending[0].key.as_str()),
+            ("200", "status-1")
+        );
+        assert_eq!(pending[0].kind, crate::store::OutboxKind::Post);
+    }
+
+    #[test]
+    fn entries_go_to_the_job_channel_and_status_edits_follow_the_mode() {
+        let (_d, c) = chat(StatusMode::Edit);
+        let (channel, payload) = c.to_outbox(&status(3)).unwrap();
+        assert_eq!(channel, "200");
+        let env: Envelope = serde_json::from_value(payload).unwrap();
+        assert!(matches!(
+            env,
+            Envelope::Post {
+                edit_status: true,
+                ..
+            }
+        ));
+        let (_d, c) = chat(StatusMode::New);
+        let env: Envelope = serde_json::from_value(c.to_outbox(&status(3)).unwrap().1).unwrap();
+        assert!(matches!(
+            env,
+            Envelope::Post {
+                edit_status: false,
+                ..
+            }
+        ));
+        let resolve = Outgoing::Resolve {
+            job: JobName::new("other").unwrap(),
+            run: RunId(1),
+            key: MessageKey::Incident(1),
+            note: "n".into(),
+        };
+        assert_eq!(c.to_outbox(&resolve).unwrap().0, "100");
+    }
+
+    #[test]
+    fn an_investigation_is_threaded_under_the_report_that_asked_for_it() {
+        let (_d, c) = chat(StatusMode::Edit);
+        let incident = Incident {
+            category: Category::Convergence,
+            severity: Severity::Fatal,
+            line: 3,
+            text: "diverged".into(),
+            excerpt: vec![],
+            count: 1,
+        };
+        let report = msg(
+            "model_3",
+            MessageKey::Incident(2),
+            Body::ErrorDetected {
+                seq: 2,
+                pid: Some(1),
+                log_file: "l".into(),
+                incident: incident.clone(),
+                exit: None,
+                elapsed: Duration::ZERO,
+            },
+            vec![Button {
+                decision: Decision::Investigate,
+                point: DecisionPoint::Incident(2),
+                label: "Investigate".into(),
+            }],
+        );
+        c.to_outbox(&Outgoing::Post(report));
+        let mut ask = msg(
+            "model_3",
+            MessageKey::Investigate(1),
+            Body::Investigate {
+                owner: Persona::Modeler,
+                requested_by: "@ann".into(),
+                incident: Some(incident),
+                log_file: "l".into(),
+                last_line: None,
+            },
+            vec![],
+        );
+        ask.to = vec![Persona::Modeler];
+        let env: Envelope = serde_json::from_value(c.to_outbox(&Outgoing::Post(ask)).unwrap().1).unwrap();
+        let Envelope::Post { thread_on, body, .. } = env else {
+            panic!("a post")
+        };
+        assert_eq!(thread_on, Some(MessageKey::Incident(2)));
+        assert_eq!(body["content"], "<@&5>");
+    }
+}

@@ -1,0 +1,877 @@
+//! The Discord adapter against the local Discord emulator (REST + gateway on 127.0.0.1):
+//! what the team sees in the channel, what a click or a slash command turns into, and that
+//! the outbox survives 5xx, 429 and a restart of the bot. The supervisor's part (storing
+//! the outbox entry, answering `Inbound`) is played by the test.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use discord_emulator::{CommandOpt, EmuUser, Emulator, EmulatorConfig, Fault, RecordedRequest};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use trainwatch::chat::discord::{
+    connect, DiscordChat, DiscordPrincipal, DiscordRunning, DiscordSetup, RetryPolicy, StatusMode,
+};
+use trainwatch::chat::{ChatSink, Inbound, Outgoing};
+use trainwatch::engine::{
+    Body, Button, Command, Decision, DecisionPoint, Message, MessageKey, ProgressView, Reply,
+};
+use trainwatch::model::{Category, Incident, JobName, Persona, RunId, Severity};
+use trainwatch::store::{OutboxItem, Store};
+
+const TOKEN: &str = "MTAwMDAwMDAwMDAwMDAwMDAx.emulated.token-for-tests";
+const WAIT: Duration = Duration::from_secs(20);
+const CH: u64 = 300_000_000_000_000_001;
+const CH2: u64 = 300_000_000_000_000_002;
+const DIRECTOR_ROLE: u64 = 400_000_000_000_000_001;
+const TRANSLATOR: u64 = 500_000_000_000_000_007;
+
+fn job(s: &str) -> JobName {
+    JobName::new(s).unwrap()
+}
+
+fn director() -> EmuUser {
+    EmuUser::new(600_000_000_000_000_001, "ann").with_roles([DIRECTOR_ROLE])
+}
+
+fn outsider() -> EmuUser {
+    EmuUser::new(600_000_000_000_000_002, "eve")
+}
+
+struct Bot {
+    emu: Emulator,
+    chat: Arc<DiscordChat>,
+    running: Option<DiscordRunning>,
+    inbound: mpsc::Receiver<Inbound>,
+    store: Arc<Mutex<Store>>,
+    dir: tempfile::TempDir,
+}
+
+fn setup(emu: &Emulator, dir: &std::path::Path) -> DiscordSetup {
+    DiscordSetup {
+        token: TOKEN.into(),
+        guild_id: Some(emu.config().guild_id),
+        default_channel: CH,
+        job_channels: [(job("other_job"), CH2)].into_iter().collect(),
+        jobs: vec![job("model_3"), job("other_job")],
+        job_logs: [(job("model_3"), dir.join("model_3.log"))].into_iter().collect(),
+        personas: vec![
+            (Persona::Director, vec![DiscordPrincipal::Role(DIRECTOR_ROLE)]),
+            (Persona::CodeTranslator, vec![DiscordPrincipal::User(TRANSLATOR)]),
+        ],
+        status_mode: StatusMode::Edit,
+        proxy_url: Some(emu.proxy_url()),
+        https_proxy: None,
+        ca_cert_pem: None,
+        retry: RetryPolicy {
+            initial: Duration::from_millis(20),
+            max: Duration::from_millis(200),
+            poll: Duration::from_secs(1),
+        },
+    }
+}
+
+impl Bot {
+    async fn start() -> Bot {
+        Bot::start_with(false).await
+    }
+
+    /// `https`: through the emulator's CONNECT proxy with its test CA (serenity's rate
+    /// limiter on), else with the emulator as `proxy_url` (rate limiter off).
+    async fn start_with(https: bool) -> Bot {
+        let emu = Emulator::start(EmulatorConfig {
+            channels: vec![(CH, "training".into()), (CH2, "other".into())],
+            token: Some(TOKEN.into()),
+            https_proxy: https,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Mutex::new(Store::open(&dir.path().join("state.db")).unwrap()));
+        let (tx, inbound) = mpsc::channel(16);
+        let mut s = setup(&emu, dir.path());
+        if https {
+            s.proxy_url = None;
+            s.https_proxy = Some(emu.https_proxy_url());
+            s.ca_cert_pem = Some(emu.ca_cert_pem().unwrap().as_bytes().to_vec());
+        }
+        let (chat, running) = connect(s, store.clone(), tx).await.unwrap();
+        emu.wait_ready(WAIT).await.unwrap();
+        let guild = emu.config().guild_id;
+        emu.wait_for(
+            |r| {
+                r.iter()
+                    .any(|q| q.method == "PUT" && q.path.contains(&format!("/guilds/{guild}/commands")))
+            },
+            WAIT,
+        )
+        .await
+        .unwrap();
+        Bot {
+            emu,
+            chat,
+            running: Some(running),
+            inbound,
+            store,
+            dir,
+        }
+    }
+
+    /// What the supervisor does with an engine step's output: store, then wake.
+    fn send(&self, out: Outgoing) {
+        let (channel, payload) = self.chat.to_outbox(&out).unwrap();
+        let item = OutboxItem::new(channel, &out, payload);
+        self.store
+            .lock()
+            .unwrap()
+            .enqueue(
+                Utc::now(),
+                &item.channel,
+                out.job(),
+                item.run,
+                &item.key,
+                item.kind,
+                &item.payload,
+            )
+            .unwrap();
+        self.chat.wake();
+    }
+
+    /// A message the bot posted (not an interaction answer), matching `pred`.
+    async fn report(&self, channel: u64, pred: impl Fn(&Value) -> bool) -> Value {
+        self.emu
+            .wait_message(
+                channel,
+                |m| m["embeds"].as_array().is_some_and(|e| !e.is_empty()) && pred(m),
+                WAIT,
+            )
+            .await
+            .unwrap()
+    }
+
+    fn reports(&self, channel: u64) -> Vec<Value> {
+        self.emu
+            .messages(channel)
+            .into_iter()
+            .filter(|m| m["embeds"].as_array().is_some_and(|e| !e.is_empty()))
+            .collect()
+    }
+
+    /// Play the supervisor for one inbound command: check it, answer with `replies`.
+    async fn answer(
+        &mut self,
+        replies: impl FnOnce(&Inbound) -> Vec<Reply>,
+    ) -> (JobName, Command, trainwatch::model::Actor) {
+        let inbound = tokio::time::timeout(WAIT, self.inbound.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let r = replies(&inbound);
+        let seen = (inbound.job.clone(), inbound.command.clone(), inbound.by.clone());
+        inbound.reply.send(r).unwrap();
+        seen
+    }
+
+    async fn followup(&self, token: &str) -> RecordedRequest {
+        let token = token.to_string();
+        let reqs = self
+            .emu
+            .wait_for(
+                |r| {
+                    r.iter().any(|q| {
+                        q.method == "POST" && q.path.starts_with("/webhooks/") && q.path.ends_with(&token)
+                    })
+                },
+                WAIT,
+            )
+            .await
+            .unwrap();
+        reqs.into_iter()
+            .find(|q| q.method == "POST" && q.path.starts_with("/webhooks/") && q.path.ends_with(&token))
+            .unwrap()
+    }
+
+    async fn drained(&self) {
+        drained(&self.store).await;
+    }
+
+    async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+        self.emu.shutdown().await.unwrap();
+    }
+}
+
+/// A whole test gets this long: a hang becomes a failure that names the test.
+async fn bounded(test: impl std::future::Future<Output = ()>) {
+    tokio::time::timeout(Duration::from_secs(120), test)
+        .await
+        .expect("the test did not finish in time");
+}
+
+/// Wait (bounded) until every outbox entry is marked sent.
+async fn drained(store: &Mutex<Store>) {
+    for _ in 0..400 {
+        if store.lock().unwrap().pending(10).unwrap().is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the outbox was not drained");
+}
+
+fn at() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 2, 14, 2, 0).unwrap()
+}
+
+fn error_report(job_name: &str, run: u32, seq: u32) -> Outgoing {
+    Outgoing::Post(Message {
+        job: job(job_name),
+        run: RunId(run),
+        key: MessageKey::Incident(seq),
+        at: at(),
+        to: vec![Persona::Director, Persona::CodeTranslator],
+        body: Body::ErrorDetected {
+            seq,
+            pid: Some(4242),
+            log_file: PathBuf::from("logs/model_3.log"),
+            incident: Incident {
+                category: Category::Implementation,
+                severity: Severity::Fatal,
+                line: 87,
+                text: "RuntimeError: shape mismatch @everyone".into(),
+                excerpt: vec![
+                    "Traceback (most recent call last):".into(),
+                    "  File \"train.py\", line 87".into(),
+                ],
+                count: 1,
+            },
+            exit: None,
+            elapsed: Duration::from_secs(3600),
+        },
+        buttons: [
+            Decision::Restart,
+            Decision::Kill,
+            Decision::Continue,
+            Decision::Investigate,
+        ]
+        .iter()
+        .map(|d| Button {
+            decision: *d,
+            point: DecisionPoint::Incident(seq),
+            label: d.as_str().into(),
+        })
+        .collect(),
+        attachments: Vec::new(),
+    })
+}
+
+fn notice(job_name: &str, n: u32, text: &str) -> Outgoing {
+    Outgoing::Post(Message {
+        job: job(job_name),
+        run: RunId(1),
+        key: MessageKey::Notice(n),
+        at: at(),
+        to: vec![],
+        body: Body::DecisionTaken {
+            decision: Decision::Continue,
+            by: "@ann".into(),
+            detail: text.into(),
+        },
+        buttons: vec![],
+        attachments: Vec::new(),
+    })
+}
+
+fn status(n: u32, elapsed_min: u64) -> Outgoing {
+    Outgoing::Post(Message {
+        job: job("model_3"),
+        run: RunId(1),
+        key: MessageKey::Status(n),
+        at: at(),
+        to: vec![],
+        body: Body::StatusUpdate {
+            pid: 4242,
+            log_file: "logs/model_3.log".into(),
+            elapsed: Duration::from_secs(elapsed_min * 60),
+            expected: None,
+            progress: ProgressView::default(),
+            last_line: Some(format!("epoch {n}")),
+            open: vec![],
+        },
+        buttons: vec![],
+        attachments: Vec::new(),
+    })
+}
+
+fn buttons(m: &Value) -> Vec<Value> {
+    m["components"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
+fn id(m: &Value) -> u64 {
+    m["id"].as_str().unwrap().parse().unwrap()
+}
+
+fn title(m: &Value) -> String {
+    m["embeds"][0]["title"].as_str().unwrap_or("").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_report_is_posted_with_mentions_allowed_mentions_and_buttons() {
+    bounded(async move {
+        let bot = Bot::start().await;
+        let commands = bot.emu.guild_commands(bot.emu.config().guild_id);
+        let names: Vec<&str> = commands.iter().filter_map(|c| c["name"].as_str()).collect();
+        assert!(names.contains(&"train") && names.contains(&"decide"), "{names:?}");
+
+        bot.send(error_report("model_3", 4, 2));
+        let m = bot.report(CH, |m| title(m).contains("ERROR DETECTED")).await;
+        assert_eq!(m["content"], format!("<@&{DIRECTOR_ROLE}> <@{TRANSLATOR}>"));
+        let ids: Vec<String> = buttons(&m)
+            .iter()
+            .map(|b| b["custom_id"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            ids,
+            ["restart", "kill", "continue", "investigate"].map(|d| format!("tw1:{d}:model_3:4:i2"))
+        );
+        let embed = &m["embeds"][0];
+        assert!(embed["description"]
+            .as_str()
+            .unwrap()
+            .contains("RuntimeError: shape mismatch"));
+        assert!(
+            !m.to_string().contains("@everyone"),
+            "log text must not ping everyone"
+        );
+        // What was sent: only the addressed role and user may be pinged.
+        let is_post =
+            |q: &RecordedRequest| q.method == "POST" && q.path == format!("/channels/{CH}/messages");
+        let reqs = bot.emu.wait_for(|r| r.iter().any(is_post), WAIT).await.unwrap();
+        let sent = reqs.into_iter().find(is_post).unwrap();
+        let body = sent.body.json().unwrap();
+        assert_eq!(body["allowed_mentions"]["parse"], serde_json::json!([]));
+        assert_eq!(
+            body["allowed_mentions"]["roles"],
+            serde_json::json!([DIRECTOR_ROLE])
+        );
+        assert_eq!(body["allowed_mentions"]["users"], serde_json::json!([TRANSLATOR]));
+        // Marked sent, with the message id remembered for later edits.
+        bot.drained().await;
+        let posted = bot
+            .store
+            .lock()
+            .unwrap()
+            .posted("model_3", 4, "incident-2")
+            .unwrap();
+        assert_eq!(posted, Some((CH.to_string(), id(&m).to_string())));
+        assert!(bot.store.lock().unwrap().pending(10).unwrap().is_empty());
+        bot.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directors_click_is_a_targeted_decision_and_the_report_is_closed_in_place() {
+    bounded(async move {
+        let mut bot = Bot::start().await;
+        bot.send(error_report("model_3", 4, 2));
+        let m = bot.report(CH, |m| title(m).contains("ERROR DETECTED")).await;
+        let click = bot
+            .emu
+            .click_button(CH, id(&m), "tw1:restart:model_3:4:i2", &director())
+            .unwrap();
+        let (j, command, by) = bot
+            .answer(|i| {
+                vec![Reply {
+                    to: i.by.clone(),
+                    accepted: true,
+                    text: "restarting model_3".into(),
+                }]
+            })
+            .await;
+        assert_eq!(j, job("model_3"));
+        assert_eq!(
+            command,
+            Command::Decide {
+                decision: Decision::Restart,
+                target: Some((RunId(4), DecisionPoint::Incident(2))),
+                extend: None
+            }
+        );
+        assert_eq!(by.id, director().id.to_string());
+        assert_eq!(by.display, "@ann");
+        assert_eq!(by.personas, vec![Persona::Director]);
+        // The answer is for the clicker only.
+        let f = bot.followup(&click.token).await;
+        let body = f.body.json().unwrap();
+        assert_eq!(body["flags"], 64);
+        assert!(body["content"].as_str().unwrap().contains("restarting model_3"));
+        // The report is closed in place: buttons disabled, who decided in the footer.
+        let closed = bot
+            .report(CH, |x| {
+                id(x) == id(&m) && buttons(x).iter().all(|b| b["disabled"] == true)
+            })
+            .await;
+        let footer = closed["embeds"][0]["footer"]["text"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(footer.starts_with("Restarted by @ann at "), "{footer}");
+        assert_eq!(bot.reports(CH).len(), 1, "edited, not reposted");
+
+        // The engine's Resolve arrives through the outbox: same state, its note.
+        bot.send(Outgoing::Resolve {
+            job: job("model_3"),
+            run: RunId(4),
+            key: MessageKey::Incident(2),
+            note: "Restarted by @ann at 14:02 UTC".into(),
+        });
+        let resolved = bot
+            .report(CH, |x| {
+                x["embeds"][0]["footer"]["text"] == "Restarted by @ann at 14:02 UTC"
+            })
+            .await;
+        assert!(buttons(&resolved).iter().all(|b| b["disabled"] == true));
+        assert_eq!(title(&resolved), title(&m));
+        // Nobody can click it again.
+        assert!(bot
+            .emu
+            .click_button(CH, id(&m), "tw1:kill:model_3:4:i2", &director())
+            .is_err());
+        bot.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_click_without_the_role_is_refused_ephemerally() {
+    bounded(async move {
+        let mut bot = Bot::start().await;
+        bot.send(error_report("model_3", 1, 1));
+        let m = bot.report(CH, |m| title(m).contains("ERROR DETECTED")).await;
+        let click = bot
+            .emu
+            .click_button(CH, id(&m), "tw1:kill:model_3:1:i1", &outsider())
+            .unwrap();
+        let (_, _, by) = bot
+            .answer(|i| {
+                // What the engine answers a user without the director persona.
+                assert!(i.by.personas.is_empty());
+                vec![Reply {
+                    to: i.by.clone(),
+                    accepted: false,
+                    text: format!(
+                        "{} may not kill model_3: decisions need the director role",
+                        i.by.display
+                    ),
+                }]
+            })
+            .await;
+        assert_eq!(by.display, "@eve");
+        let f = bot.followup(&click.token).await;
+        let body = f.body.json().unwrap();
+        assert_eq!(body["flags"], 64);
+        assert!(body["content"]
+            .as_str()
+            .unwrap()
+            .contains("@eve may not kill model_3"));
+        // The report still awaits a decision.
+        let now = bot.report(CH, |x| id(x) == id(&m)).await;
+        assert!(buttons(&now).iter().all(|b| b["disabled"] == false));
+        bot.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outbox_delivers_in_order_after_discord_answered_503_for_a_while() {
+    bounded(async move {
+        let bot = Bot::start().await;
+        bot.emu.inject_fault(
+            Fault::status(503)
+                .times(4)
+                .on_method("POST")
+                .on_path(format!("/channels/{CH}/messages")),
+        );
+        for n in 1..=3 {
+            bot.send(notice("model_3", n, &format!("note number {n}")));
+        }
+        bot.report(CH, |m| {
+            m["embeds"][0]["description"]
+                .as_str()
+                .unwrap_or("")
+                .contains("note number 3")
+        })
+        .await;
+        let order: Vec<String> = bot
+            .reports(CH)
+            .iter()
+            .map(|m| m["embeds"][0]["description"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(order.len(), 3, "each message exactly once: {order:?}");
+        for (i, d) in order.iter().enumerate() {
+            assert!(
+                d.contains(&format!("note number {}", i + 1)),
+                "out of order: {order:?}"
+            );
+        }
+        bot.drained().await;
+        let failed = bot.emu.requests().iter().filter(|q| q.status == 503).count();
+        assert_eq!(failed, 4);
+        bot.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_is_waited_out_per_channel_and_a_restart_loses_nothing() {
+    bounded(async move {
+        let bot = Bot::start().await;
+        // Discord asks this channel to wait an hour.
+        bot.emu.inject_fault(
+            Fault::rate_limited(Duration::from_secs(3600))
+                .times(1)
+                .on_path(format!("/channels/{CH}/messages")),
+        );
+        bot.send(notice("model_3", 1, "waits for the rate limit"));
+        bot.emu
+            .wait_for(|r| r.iter().any(|q| q.status == 429), WAIT)
+            .await
+            .unwrap();
+        // Another channel is not held up.
+        bot.send(notice("other_job", 1, "other channel"));
+        bot.report(CH2, |_| true).await;
+        // Far more than the test's 20 ms backoff: a client ignoring retry-after would have retried.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let tries = bot
+            .emu
+            .requests()
+            .iter()
+            .filter(|q| q.method == "POST" && q.path == format!("/channels/{CH}/messages"))
+            .count();
+        assert_eq!(tries, 1, "retried before retry-after");
+        assert!(bot.reports(CH).is_empty());
+
+        // The bot restarts: the entry is still in the outbox and goes out.
+        let Bot {
+            emu,
+            chat: _,
+            mut running,
+            inbound: _,
+            store,
+            dir,
+        } = bot;
+        running.take().unwrap().shutdown().await;
+        let (tx, _inbound) = mpsc::channel(16);
+        let (_chat, running) = connect(setup(&emu, dir.path()), store.clone(), tx).await.unwrap();
+        let m = emu
+            .wait_message(CH, |m| m.to_string().contains("waits for the rate limit"), WAIT)
+            .await
+            .unwrap();
+        assert!(m["embeds"][0]["title"].as_str().unwrap().contains("Decision"));
+        drained(&store).await;
+        running.shutdown().await;
+        emu.shutdown().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_updates_edit_one_message_per_run() {
+    bounded(async move {
+        let bot = Bot::start().await;
+        bot.send(status(1, 30));
+        let first = bot.report(CH, |m| title(m).contains("Status")).await;
+        bot.send(status(2, 60));
+        let second = bot
+            .report(CH, |m| {
+                m["embeds"][0]["description"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("epoch 2")
+            })
+            .await;
+        assert_eq!(id(&first), id(&second), "the same message, edited");
+        assert_eq!(bot.reports(CH).len(), 1);
+        assert!(second["embeds"][0]["footer"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("updated 14:02 UTC"));
+        bot.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_investigation_request_goes_to_a_thread_on_the_report() {
+    bounded(async move {
+        let bot = Bot::start().await;
+        bot.send(error_report("model_3", 1, 1));
+        let report = bot.report(CH, |m| title(m).contains("ERROR DETECTED")).await;
+        bot.send(Outgoing::Post(Message {
+            job: job("model_3"),
+            run: RunId(1),
+            key: MessageKey::Investigate(1),
+            at: at(),
+            to: vec![Persona::CodeTranslator],
+            body: Body::Investigate {
+                owner: Persona::CodeTranslator,
+                requested_by: "@ann".into(),
+                incident: None,
+                log_file: "logs/model_3.log".into(),
+                last_line: None,
+            },
+            buttons: vec![],
+            attachments: Vec::new(),
+        }));
+        // Discord gives a thread started on a message that message's id.
+        let thread = id(&report);
+        let asked = bot
+            .report(thread, |m| m.to_string().contains("please investigate"))
+            .await;
+        assert_eq!(asked["content"], format!("<@{TRANSLATOR}>"));
+        assert!(bot
+            .emu
+            .requests()
+            .iter()
+            .any(|q| q.method == "POST" && q.path == format!("/channels/{CH}/messages/{thread}/threads")));
+        assert_eq!(bot.reports(CH).len(), 1, "not in the channel itself");
+        bot.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slash_commands_answer_ephemerally_and_autocomplete_job_names() {
+    bounded(async move {
+        let mut bot = Bot::start().await;
+        // /train status model_3 → the engine's Status command, answered to the sender only.
+        let cmd = bot
+            .emu
+            .slash_command(
+                CH,
+                &director(),
+                "train",
+                vec![CommandOpt::subcommand(
+                    "status",
+                    vec![CommandOpt::string("job", "model_3")],
+                )],
+            )
+            .unwrap();
+        let (j, command, _) = bot
+            .answer(|i| {
+                vec![Reply {
+                    to: i.by.clone(),
+                    accepted: true,
+                    text: "model_3 is running (run 1, PID 4242)".into(),
+                }]
+            })
+            .await;
+        assert_eq!((j, command), (job("model_3"), Command::Status));
+        let cb = bot.emu.wait_callback(&cmd, WAIT).await.unwrap();
+        assert_eq!(cb["type"], 5);
+        assert_eq!(cb["data"]["flags"], 64);
+        let answer = bot
+            .emu
+            .wait_message(
+                CH,
+                |m| m["content"].as_str().unwrap_or("").contains("model_3 is running"),
+                WAIT,
+            )
+            .await
+            .unwrap();
+        assert_eq!(answer["flags"].as_u64().unwrap() & 64, 64);
+
+        // An unknown job is answered with the reason, without bothering the engine.
+        let bad = bot
+            .emu
+            .slash_command(
+                CH,
+                &director(),
+                "decide",
+                vec![
+                    CommandOpt::string("job", "nope"),
+                    CommandOpt::string("decision", "kill"),
+                ],
+            )
+            .unwrap();
+        bot.emu.wait_callback(&bad, WAIT).await.unwrap();
+        let why = bot
+            .emu
+            .wait_message(
+                CH,
+                |m| m["content"].as_str().unwrap_or("").contains("unknown job"),
+                WAIT,
+            )
+            .await
+            .unwrap();
+        assert!(why["content"].as_str().unwrap().contains("model_3, other_job"));
+        assert!(bot.inbound.try_recv().is_err());
+
+        // /train logs: the log's last lines, sanitized.
+        std::fs::write(
+            bot.dir.path().join("model_3.log"),
+            "epoch 1\nepoch 2 loss=0.5\nping @everyone\n",
+        )
+        .unwrap();
+        bot.emu
+            .slash_command(
+                CH,
+                &director(),
+                "train",
+                vec![CommandOpt::subcommand(
+                    "logs",
+                    vec![
+                        CommandOpt::string("job", "model_3"),
+                        CommandOpt::integer("lines", 2),
+                    ],
+                )],
+            )
+            .unwrap();
+        let logs = bot
+            .emu
+            .wait_message(
+                CH,
+                |m| m["content"].as_str().unwrap_or("").contains("epoch 2 loss=0.5"),
+                WAIT,
+            )
+            .await
+            .unwrap();
+        let text = logs["content"].as_str().unwrap();
+        assert!(!text.contains("epoch 1") && !text.contains("@everyone"), "{text}");
+
+        // Autocomplete offers matching job names.
+        let ac = bot
+            .emu
+            .autocomplete(
+                CH,
+                &director(),
+                "decide",
+                vec![CommandOpt::focused_string("job", "mod")],
+            )
+            .unwrap();
+        let cb = bot.emu.wait_callback(&ac, WAIT).await.unwrap();
+        assert_eq!(cb["type"], 8);
+        assert_eq!(
+            cb["data"]["choices"],
+            serde_json::json!([{"name": "model_3", "value": "model_3"}])
+        );
+        // Also inside a subcommand.
+        let ac = bot
+            .emu
+            .autocomplete(
+                CH,
+                &director(),
+                "train",
+                vec![CommandOpt::subcommand(
+                    "kill",
+                    vec![CommandOpt::focused_string("job", "other")],
+                )],
+            )
+            .unwrap();
+        let cb = bot.emu.wait_callback(&ac, WAIT).await.unwrap();
+        assert_eq!(
+            cb["data"]["choices"],
+            serde_json::json!([{"name": "other_job", "value": "other_job"}])
+        );
+        bot.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn works_through_an_https_proxy_with_its_own_ca() {
+    bounded(async move {
+        let mut bot = Bot::start_with(true).await;
+        bot.send(error_report("model_3", 2, 1));
+        let m = bot.report(CH, |m| title(m).contains("ERROR DETECTED")).await;
+        let posts = bot
+            .emu
+            .wait_for(
+                |r| {
+                    r.iter()
+                        .any(|q| q.method == "POST" && q.path == format!("/channels/{CH}/messages"))
+                },
+                WAIT,
+            )
+            .await
+            .unwrap();
+        assert!(posts
+            .iter()
+            .filter(|q| q.method == "POST" && q.path == format!("/channels/{CH}/messages"))
+            .all(|q| q.tls));
+        let click = bot
+            .emu
+            .click_button(CH, id(&m), "tw1:continue:model_3:2:i1", &director())
+            .unwrap();
+        let (_, command, _) = bot
+            .answer(|i| {
+                vec![Reply {
+                    to: i.by.clone(),
+                    accepted: true,
+                    text: "continuing to monitor model_3".into(),
+                }]
+            })
+            .await;
+        assert!(matches!(
+            command,
+            Command::Decide {
+                decision: Decision::Continue,
+                ..
+            }
+        ));
+        let f = bot.followup(&click.token).await;
+        assert_eq!(f.body.json().unwrap()["flags"], 64);
+        assert!(f.tls);
+        bot.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_button_posted_before_a_restart_still_works_after_it() {
+    bounded(async move {
+        let bot = Bot::start().await;
+        bot.send(error_report("model_3", 3, 5));
+        let m = bot.report(CH, |m| title(m).contains("ERROR DETECTED")).await;
+        bot.drained().await;
+        let Bot {
+            emu,
+            mut running,
+            store,
+            dir,
+            ..
+        } = bot;
+        running.take().unwrap().shutdown().await;
+        let (tx, mut inbound) = mpsc::channel(16);
+        let (_chat, running) = connect(setup(&emu, dir.path()), store.clone(), tx).await.unwrap();
+        emu.wait_gateway(|g| g.identifies >= 2, WAIT).await.unwrap();
+        emu.wait_ready(WAIT).await.unwrap();
+        emu.click_button(CH, id(&m), "tw1:investigate:model_3:3:i5", &director())
+            .unwrap();
+        let got = tokio::time::timeout(WAIT, inbound.recv()).await.unwrap().unwrap();
+        assert_eq!(
+            got.command,
+            Command::Decide {
+                decision: Decision::Investigate,
+                target: Some((RunId(3), DecisionPoint::Incident(5))),
+                extend: None
+            }
+        );
+        got.reply.send(vec![]).unwrap();
+        running.shutdown().await;
+        emu.shutdown().await.unwrap();
+    })
+    .await;
+}

@@ -4,6 +4,7 @@
 //! (`latency`, `follow`, `many`, `burst-run`, `measure`). Benchmark-only: not part of the
 //! product.
 
+mod discord;
 mod gen;
 mod jobs;
 mod orch;
@@ -31,6 +32,8 @@ enum Cmd {
     Burst(jobs::BurstArgs),
     /// Detection latency from an appended error line to trainwatch's console report.
     Latency(orch::LatencyArgs),
+    /// Detection latency to the Discord emulator's REST endpoint, through `trainwatch serve`.
+    LatencyDiscord(discord::DiscordLatencyArgs),
     /// Peak RSS while trainwatch follows one log growing to a given size.
     Follow(orch::FollowArgs),
     /// Many jobs under one trainwatch: peak RSS, or CPU time while they are quiet.
@@ -48,6 +51,7 @@ fn main() {
         Cmd::Inject(a) => jobs::inject(a),
         Cmd::Burst(a) => jobs::burst(a),
         Cmd::Latency(a) => orch::latency(a).map(|()| 0),
+        Cmd::LatencyDiscord(a) => discord::latency(a).map(|()| 0),
         Cmd::Follow(a) => orch::follow(a).map(|()| 0),
         Cmd::Many(a) => orch::many(a).map(|()| 0),
         Cmd::BurstRun(a) => orch::burst_run(a).map(|()| 0),

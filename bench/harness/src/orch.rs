@@ -203,7 +203,7 @@ fn s(p: &Path) -> String {
     p.display().to_string()
 }
 
-fn stats(name: &str, mut v: Vec<f64>) {
+pub(crate) fn stats(name: &str, mut v: Vec<f64>) {
     v.sort_by(|a, b| a.total_cmp(b));
     println!("{name}_n={}", v.len());
     println!("{name}_p50_ms={:.3}", percentile(&v, 50.0));

@@ -381,6 +381,9 @@ pub fn follow(a: &FollowArgs) -> io::Result<()> {
         "--size".into(),
         size,
         "--fatal-at-end".into(),
+        // The run crashes on that traceback, as a run that ends with one does.
+        "--exit-code".into(),
+        "1".into(),
         "--stamps".into(),
         s(&stamps),
     ];
@@ -404,7 +407,7 @@ pub fn follow(a: &FollowArgs) -> io::Result<()> {
     let deadline = t0 + 20 * 60 * 1_000_000_000;
     loop {
         while let Ok(l) = tw.lines.try_recv() {
-            if report_at.is_none() && l.1.contains("'feature_final'") {
+            if report_at.is_none() && (l.1.contains("'feature_final'") || l.1.contains("ERROR DETECTED")) {
                 report_at = Some(l.0);
             }
             tw.transcript.push(l);
@@ -428,7 +431,7 @@ pub fn follow(a: &FollowArgs) -> io::Result<()> {
         std::thread::sleep(Duration::from_millis(100));
     }
     while let Some(l) = tw.next_line(Duration::from_millis(200)) {
-        if report_at.is_none() && l.1.contains("'feature_final'") {
+        if report_at.is_none() && (l.1.contains("'feature_final'") || l.1.contains("ERROR DETECTED")) {
             report_at = Some(l.0);
         }
     }

@@ -445,6 +445,14 @@ pub fn follow(a: &FollowArgs) -> io::Result<()> {
     let fatal_at = fs::read_to_string(&stamps)
         .ok()
         .and_then(|t| t.split_whitespace().nth(1)?.parse::<u64>().ok());
+    // The first report after the final crash was written (a caught traceback earlier in
+    // the log may have been reported before it).
+    let report_at = fatal_at.and_then(|w| {
+        tw.transcript
+            .iter()
+            .find(|(t, l)| *t >= w && (l.contains("ERROR DETECTED") || l.contains("'feature_final'")))
+            .map(|(t, _)| *t)
+    });
     match (fatal_at, report_at) {
         (Some(w), Some(r)) if r >= w => {
             println!("follow_final_report_lag_ms={:.1}", (r - w) as f64 / 1e6)

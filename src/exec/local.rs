@@ -21,7 +21,12 @@ use crate::model::ExitOutcome;
 /// How long [`spawn`] waits for the shim to report the job's PID.
 pub const DEFAULT_SPAWN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often an adopted job is looked at (reacting within ~0.5 s is enough for a chat bot).
-const POLL: Duration = Duration::from_millis(200);
+/// How often an adopted job's state is checked (we are not the shim's parent, so nothing
+/// wakes us when it ends). Idle cost matters: 20 quiet jobs must cost < 0.1 % of a core.
+const POLL: Duration = Duration::from_secs(1);
+/// The same while we are the shim's parent: its exit wakes us at once; this only catches a
+/// job whose main process ended while workers it left keep the shim alive.
+const PARENT_POLL: Duration = Duration::from_secs(2);
 /// Poll step while a spawn or a kill is in progress (short operations, worth a finer grain).
 const FINE_POLL: Duration = Duration::from_millis(25);
 /// After SIGKILL, how long `kill` waits for the group to be gone before returning anyway.
@@ -317,7 +322,7 @@ impl JobHandle {
             match shim_exited.as_mut() {
                 Some(rx) => {
                     tokio::select! {
-                        _ = sleep(POLL) => {}
+                        _ = sleep(PARENT_POLL) => {}
                         changed = rx.changed() => {
                             if changed.is_err() {
                                 // The reaper is done; plain polling from here on.

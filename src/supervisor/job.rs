@@ -303,7 +303,9 @@ impl JobRuntime {
                     None => break,
                 },
                 Some(internal) = self.internal_rx.recv() => self.internal(internal),
-                _ = self.follower.changed(), if self.reading() => self.read_log(),
+                _ = self.follower.changed(), if self.reading() => {
+                    self.read_log();
+                }
                 _ = sleep_until_opt(deadline) => {
                     // Time-based progress moves with the clock: refresh it for the status update.
                     self.send_progress();
@@ -449,15 +451,16 @@ impl JobRuntime {
                 }
                 self.handle = None;
                 self.stall = None;
-                // Everything written before the exit is read and judged first, so the report
-                // carries the traceback that explains the exit.
-                self.read_log();
+                // Everything written before the exit is read and judged first (the whole
+                // backlog, past the per-read budget), so the report carries the traceback
+                // that explains the exit and the completion report every error.
+                while self.read_log() {}
                 let mut findings = Vec::new();
                 let mut signals = Vec::new();
                 let now = Utc::now();
                 let (detector, tracker, gate) = (&mut self.detector, &mut self.tracker, &mut self.gate);
                 self.follower.flush_partial(|line| {
-                    findings.extend(detector.push_line(line.no, &line.text));
+                    coalesce(&mut findings, detector.push_line(line.no, &line.text));
                     if gate.wants(&line.text) {
                         signals.extend(
                             tracker
@@ -496,7 +499,8 @@ impl JobRuntime {
     }
 
     /// Read what the log gained; feed the detectors and the metrics; tell the engine.
-    fn read_log(&mut self) {
+    /// Returns true when the read stopped at its budget with more of the log waiting.
+    fn read_log(&mut self) -> bool {
         let mut findings = Vec::new();
         let mut signals: Vec<(u64, HealthSignal)> = Vec::new();
         let mut last_no: Option<u64> = None;
@@ -506,7 +510,7 @@ impl JobRuntime {
         let now = Utc::now();
         let (detector, tracker, gate) = (&mut self.detector, &mut self.tracker, &mut self.gate);
         let res = self.follower.read_available_with(|line| {
-            findings.extend(detector.push_line(line.no, line.text));
+            coalesce(&mut findings, detector.push_line(line.no, line.text));
             if gate.wants(line.text) {
                 fed = true;
                 signals.extend(
@@ -524,9 +528,13 @@ impl JobRuntime {
                 last_no = Some(line.no);
             }
         });
-        if let Err(e) = res {
-            warn!(job = %self.spec.name, error = %e, "reading the log");
-        }
+        let more = match res {
+            Ok(stats) => stats.more,
+            Err(e) => {
+                warn!(job = %self.spec.name, error = %e, "reading the log");
+                false
+            }
+        };
         let last = last_no.map(|no| (no, last_text));
         if last.is_some() || !findings.is_empty() {
             self.last_line_at = Some(Instant::now());
@@ -548,6 +556,7 @@ impl JobRuntime {
             self.send_progress();
         }
         self.save_follow(false);
+        more
     }
 
     /// Progress and convergence as the tracker sees them now, for the engine.
@@ -877,6 +886,23 @@ impl JobRuntime {
                 warn!(%job, error = %e, "killing the job");
             }
         });
+    }
+}
+
+/// Add a line's findings to a batch, folding consecutive updates of one incident into the
+/// newest: a burst of 100,000 identical errors in one read keeps one update, not 100,000
+/// copies of the incident.
+fn coalesce(batch: &mut Vec<Finding>, new: Vec<Finding>) {
+    for f in new {
+        if let (Finding::Updated { index, .. }, Some(Finding::Updated { index: last, .. })) =
+            (&f, batch.last())
+        {
+            if index == last {
+                *batch.last_mut().expect("checked") = f;
+                continue;
+            }
+        }
+        batch.push(f);
     }
 }
 

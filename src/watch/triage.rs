@@ -285,13 +285,14 @@ fn feed(det: &mut Detector, region: &[u8], line_no: &mut u64) {
     }
 }
 
-/// The last `k` lines of `run` (which ends with '\n'), decoded.
-fn tail_lines(run: &[u8], k: usize) -> Vec<String> {
+/// The last `k` lines of `run` (which ends with '\n'), decoded — borrowed when they are valid
+/// UTF-8 (the common case: this runs once per run of ordinary lines, so it must not allocate).
+fn tail_lines(run: &[u8], k: usize) -> Vec<std::borrow::Cow<'_, str>> {
     let body = run.strip_suffix(b"\n").unwrap_or(run);
-    let mut out: Vec<String> = body
+    let mut out: Vec<std::borrow::Cow<'_, str>> = body
         .rsplit(|&b| b == b'\n')
         .take(k)
-        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .map(String::from_utf8_lossy)
         .collect();
     out.reverse();
     out

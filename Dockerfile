@@ -11,7 +11,10 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+# Every workspace member must be present for cargo to load the workspace.
 COPY crates ./crates
+COPY bench ./bench
+COPY assets ./assets
 COPY src ./src
 COPY benches ./benches
 COPY tests ./tests

@@ -26,7 +26,7 @@ pub const DEFAULT_SPAWN_TIMEOUT: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_secs(1);
 /// The same while we are the shim's parent: its exit wakes us at once; this only catches a
 /// job whose main process ended while workers it left keep the shim alive.
-const PARENT_POLL: Duration = Duration::from_secs(2);
+const PARENT_POLL: Duration = Duration::from_secs(5);
 /// Poll step while a spawn or a kill is in progress (short operations, worth a finer grain).
 const FINE_POLL: Duration = Duration::from_millis(25);
 /// After SIGKILL, how long `kill` waits for the group to be gone before returning anyway.

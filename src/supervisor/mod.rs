@@ -201,7 +201,7 @@ impl Supervisor {
 }
 
 /// How often commands sent from other terminals (`trainwatch send`) are picked up.
-const INBOX_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+const INBOX_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Carry out commands queued in the store by `trainwatch send`, as their senders.
 async fn poll_inbox(store: Arc<Mutex<Store>>, jobs: BTreeMap<JobName, mpsc::Sender<JobMsg>>) {

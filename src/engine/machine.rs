@@ -482,20 +482,7 @@ impl JobMachine {
             return self.refuse(&by, what, format!("{job} has no run to {what}"), out);
         };
         if let Some((target_run, point)) = target {
-            if target_run != run.id {
-                let reason = format!(
-                    "that report belongs to run {target_run} of {job}; the latest run is {}",
-                    run.id
-                );
-                return self.refuse(&by, what, reason, out);
-            }
-            if let Some(d) = run.decided.iter().find(|d| d.point == point) {
-                let reason = format!(
-                    "already decided: {} by {} at {}",
-                    d.decision.done(),
-                    d.by,
-                    hhmm(d.at)
-                );
+            if let Some(reason) = stale_target(run, target_run, point, "report", &job) {
                 return self.refuse(&by, what, reason, out);
             }
             if run.open != Some(point) {
@@ -810,20 +797,7 @@ impl JobMachine {
             return self.refuse(&by, what, format!("{job} has no run"), out);
         };
         if let Some((target_run, n)) = target {
-            if target_run != run.id {
-                let reason = format!(
-                    "that fix belongs to run {target_run} of {job}; the latest run is {}",
-                    run.id
-                );
-                return self.refuse(&by, what, reason, out);
-            }
-            if let Some(d) = run.decided.iter().find(|d| d.point == DecisionPoint::Fix(n)) {
-                let reason = format!(
-                    "already decided: {} by {} at {}",
-                    d.decision.done(),
-                    d.by,
-                    hhmm(d.at)
-                );
+            if let Some(reason) = stale_target(run, target_run, DecisionPoint::Fix(n), "fix", &job) {
                 return self.refuse(&by, what, reason, out);
             }
             if run.fixes.last().map(|f| f.seq) != Some(n) {
@@ -1788,6 +1762,31 @@ pub fn exit_incident(outcome: ExitOutcome) -> Incident {
         excerpt: Vec::new(),
         count: 1,
     }
+}
+
+/// Why a button's target (a report or fix of some run) can no longer be decided: it belongs
+/// to another run, or someone already decided it.
+fn stale_target(
+    run: &RunState,
+    target_run: RunId,
+    point: DecisionPoint,
+    noun: &str,
+    job: &JobName,
+) -> Option<String> {
+    if target_run != run.id {
+        return Some(format!(
+            "that {noun} belongs to run {target_run} of {job}; the latest run is {}",
+            run.id
+        ));
+    }
+    run.decided.iter().find(|d| d.point == point).map(|d| {
+        format!(
+            "already decided: {} by {} at {}",
+            d.decision.done(),
+            d.by,
+            hhmm(d.at)
+        )
+    })
 }
 
 fn status_text(s: &FixStatus) -> String {

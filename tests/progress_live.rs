@@ -3,11 +3,13 @@
 //! (`tests/fixtures/metrics/`), or hang. Waits are bounded (liveness limits, never timing
 //! assertions).
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+mod support;
+use support::{lines_of, wait_for};
 
 const BIN: &str = env!("CARGO_BIN_EXE_trainwatch");
 
@@ -210,35 +212,6 @@ fn a_run_too_slow_for_its_maximum_is_warned_once_before_the_timeout() {
     let warning = message(&out, "Projected to overrun");
     assert!(warning.contains("above the maximum of 30s"), "{warning}");
     assert!(!out.contains("TIMEOUT WARNING"), "{out}");
-}
-
-/// Read stdout lines of a child into a channel.
-fn lines_of(child: &mut std::process::Child) -> mpsc::Receiver<String> {
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-fn wait_for(rx: &mpsc::Receiver<String>, needle: &str, limit: Duration, seen: &mut Vec<String>) {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
-            let hit = line.contains(needle);
-            seen.push(line);
-            if hit {
-                return;
-            }
-        }
-    }
-    panic!("{needle:?} not seen within {limit:?}; saw:\n{}", seen.join("\n"));
 }
 
 #[test]

@@ -2,11 +2,13 @@
 //! whole protocol unattended, the wrap mode, and re-adoption after trainwatch is SIGKILLed.
 //! Waits are bounded (liveness limits, never timing assertions).
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+mod support;
+use support::{lines_of, wait_for};
 
 const BIN: &str = env!("CARGO_BIN_EXE_trainwatch");
 
@@ -204,35 +206,6 @@ fn usage_errors_are_explained() {
     );
     assert_eq!(code, 2);
     assert!(err.contains("no job \"nope\""), "{err}");
-}
-
-/// Read stdout lines of a child into a channel.
-fn lines_of(child: &mut std::process::Child) -> mpsc::Receiver<String> {
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-fn wait_for(rx: &mpsc::Receiver<String>, needle: &str, limit: Duration, seen: &mut Vec<String>) {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
-            let hit = line.contains(needle);
-            seen.push(line);
-            if hit {
-                return;
-            }
-        }
-    }
-    panic!("{needle:?} not seen within {limit:?}; saw:\n{}", seen.join("\n"));
 }
 
 fn alive(pid: i32) -> bool {

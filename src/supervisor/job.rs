@@ -522,7 +522,8 @@ impl JobRuntime {
             }
             let shown = display_segment(line.text);
             if !shown.trim().is_empty() {
-                // Copied once per batch below, not once per line.
+                // A short copy into a reused buffer (no allocation per line): the line is only
+                // lent for the duration of this callback.
                 last_text.clear();
                 last_text.push_str(shown);
                 last_no = Some(line.no);

@@ -5,7 +5,7 @@
 //! - [`watch`]: following a job's log and detecting incidents and metrics in it;
 //! - [`chart`]: PNG charts of metrics for status updates and reports;
 //! - [`exec`]: running a job (own process group, held by a shim so it survives us);
-//! - [`gate`]: the Phase 4.5 re-validation evidence — design expectations, snapshots, changes;
+//! - [`review`]: the evidence a Phase 4.5 review reads — design expectations, snapshots, changes;
 //! - [`chat`]: where messages go and decisions come from (console, Discord);
 //! - [`store`]: SQLite — runs, incidents, decisions, the outbox;
 //! - [`supervisor`]: the runtime that wires one engine per job to the edges.
@@ -17,8 +17,8 @@ pub mod config;
 pub mod demo;
 pub mod engine;
 pub mod exec;
-pub mod gate;
 pub mod model;
+pub mod review;
 pub mod store;
 pub mod supervisor;
 pub mod watch;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde::Deserialize;
-use trainwatch::gate::{
+use trainwatch::review::{
     changes, compare, parse_design, render_changes, render_table, take_snapshot, watch_from_argv,
     DesignError, DesignParam, ParamValue, RawDesignParam, Snapshot, Tolerance, Verdict,
 };
@@ -588,7 +588,7 @@ from = { pattern = 'draws=(\d+)', files = ["{job}.py"] }
 "#,
     );
     let job = trainwatch::model::JobName::new("model_3").unwrap();
-    let bound = trainwatch::gate::bind_job(&d, &job);
+    let bound = trainwatch::review::bind_job(&d, &job);
     let s = take_snapshot(dir.path(), &[], &bound).unwrap();
     assert_eq!(s.params["draws"], Ok(ParamValue::Number(2000.0)));
     assert!(s.files.contains_key(Path::new("model_3.py")));

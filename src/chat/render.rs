@@ -419,7 +419,7 @@ pub fn render(m: &Message) -> Rendered {
                 line(summary)
             ));
             lines.push("📋 CHANGES SUMMARY (computed from the job's files):".into());
-            lines.extend(crate::gate::render_changes(changes).iter().map(|l| line(l)));
+            lines.extend(crate::review::render_changes(changes).iter().map(|l| line(l)));
             footer = Some(if changes.design_changed {
                 format!(
                     "Design parameters changed: {} must re-validate (Phase 4.5).",
@@ -445,7 +445,7 @@ pub fn render(m: &Message) -> Rendered {
             let changed: Vec<String> = changes.params_changed.iter().map(|p| p.name.clone()).collect();
             lines.push(format!("Changes: {}", changed.join(", ")));
             lines.push("Comparison with the Design Expectations Table:".into());
-            lines.extend(crate::gate::render_table(comparison).iter().map(|l| line(l)));
+            lines.extend(crate::review::render_table(comparison).iter().map(|l| line(l)));
             lines.push(format!(
                 "Overall score: {:.0}% of rows within tolerance",
                 comparison.score * 100.0

@@ -115,7 +115,7 @@ pub struct JobSpec {
     pub detect: DetectSettings,
     pub metrics: MetricsSettings,
     /// The design expectations table (Phase 4.5 gate), bound to this job's name.
-    pub design: Vec<crate::gate::DesignParam>,
+    pub design: Vec<crate::review::DesignParam>,
     /// Extra files (globs relative to the workdir) a fix summary covers, besides the files
     /// named in argv and the design's sources.
     pub watch: Vec<String>,

@@ -54,7 +54,7 @@ pub(crate) struct RawJob {
     pub detect: Option<RawDetect>,
     pub metrics: Option<RawMetrics>,
     /// The design expectations table (Phase 4.5): `[[jobs.NAME.design]]` entries.
-    pub design: Option<S<Vec<crate::gate::RawDesignParam>>>,
+    pub design: Option<S<Vec<crate::review::RawDesignParam>>>,
     /// Extra files (globs, relative to the workdir) whose changes a fix summary lists.
     pub watch: Option<SList>,
     /// How long a validator's approval stays valid.

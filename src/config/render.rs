@@ -172,8 +172,8 @@ fn write_job(s: &mut String, j: &JobSpec) -> std::fmt::Result {
     }
     for p in &j.design {
         let from = match &p.source {
-            crate::gate::ParamSource::File { path, key } => format!("{}, key {key}", path.display()),
-            crate::gate::ParamSource::Pattern { regex, files } => {
+            crate::review::ParamSource::File { path, key } => format!("{}, key {key}", path.display()),
+            crate::review::ParamSource::Pattern { regex, files } => {
                 format!("/{}/ in {}", regex.0.as_str(), files.join(", "))
             }
         };

@@ -529,9 +529,9 @@ impl<'a> JobCtx<'a> {
         let design = match self.pick("design", |j| j.design.as_ref()) {
             None => Vec::new(),
             Some((v, key)) => {
-                let parsed =
-                    crate::gate::parse_design(v.get_ref()).map_err(|e| o.at(v.span(), key, e.to_string()))?;
-                crate::gate::bind_job(&parsed, self.name)
+                let parsed = crate::review::parse_design(v.get_ref())
+                    .map_err(|e| o.at(v.span(), key, e.to_string()))?;
+                crate::review::bind_job(&parsed, self.name)
             }
         };
         let watch = match self.pick("watch", |j| j.watch.as_ref()) {

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use super::message::{
     ConvergenceView, Decision, DecisionPoint, Message, MessageKey, OutputFile, ProgressView, Reply, StallKind,
 };
-use crate::gate::{ChangesSummary, Comparison, Snapshot};
 use crate::model::{Actor, ExitOutcome, Incident, RunId};
+use crate::review::{ChangesSummary, Comparison, Snapshot};
 
 /// A chat command, already parsed, with the report it refers to when it came from a button.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

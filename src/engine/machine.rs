@@ -19,8 +19,8 @@ use super::message::{
     ProgressView, Reply, Resolution, StallKind,
 };
 use crate::config::format_duration;
-use crate::gate::Snapshot;
 use crate::model::{Actor, Category, ExitOutcome, Incident, JobName, OnError, Persona, RunId, Severity};
+use crate::review::Snapshot;
 
 /// What the engine needs to know about a job (taken from its config).
 #[derive(Debug, Clone, PartialEq)]

@@ -10,8 +10,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::gate::{ChangesSummary, Comparison};
 use crate::model::{Actor, Category, ExitOutcome, Incident, JobName, Persona, RunId};
+use crate::review::{ChangesSummary, Comparison};
 
 /// What a director (or validator) can decide on a report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -990,7 +990,7 @@ mod gate {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::gate::{
+    use crate::review::{
         ChangesSummary, Comparison, ComparisonRow, ParamChange, ParamValue, Snapshot, Verdict,
     };
 

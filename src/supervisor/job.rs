@@ -19,8 +19,8 @@ use crate::engine::{
     OutputFile, Phase, Reply,
 };
 use crate::exec::{self, Adopted, JobHandle, SpawnSpec};
-use crate::gate;
 use crate::model::{ExitOutcome, JobName, RunId};
+use crate::review;
 use crate::store::{OutboxItem, Store};
 use crate::watch::detect::{DetectConfig, Detector, Finding};
 use crate::watch::follower::{display_segment, FollowState, Follower};
@@ -90,7 +90,7 @@ pub(crate) struct JobRuntime {
     ended: mpsc::UnboundedSender<RunEnd>,
     last_line_at: Option<Instant>,
     /// The code as a new run's process is started (what its fixes are compared against).
-    baseline: Option<gate::Snapshot>,
+    baseline: Option<review::Snapshot>,
     follow_saved_at: Instant,
     follow_dirty: bool,
     /// Metrics of the current run, fed the lines the gate lets through.
@@ -379,20 +379,20 @@ impl JobRuntime {
     }
 
     /// The design expectations bound to this job.
-    fn design(&self) -> &[crate::gate::DesignParam] {
+    fn design(&self) -> &[crate::review::DesignParam] {
         &self.spec.design
     }
 
     /// Files a fix summary covers: the files named in argv, the configured globs, the
     /// design's sources.
     fn watched(&self) -> Vec<String> {
-        let mut w = gate::watch_from_argv(&self.spec.workdir, &self.spec.argv);
+        let mut w = review::watch_from_argv(&self.spec.workdir, &self.spec.argv);
         w.extend(self.spec.watch.iter().cloned());
         w
     }
 
-    fn snapshot(&self) -> Result<gate::Snapshot, gate::GateError> {
-        gate::take_snapshot(&self.spec.workdir, &self.watched(), self.design())
+    fn snapshot(&self) -> Result<review::Snapshot, review::GateError> {
+        review::take_snapshot(&self.spec.workdir, &self.watched(), self.design())
     }
 
     /// The CHANGES SUMMARY and comparison table of the code as it is now, against the run's start.
@@ -407,8 +407,8 @@ impl JobRuntime {
             .clone()
             .ok_or("the code was not recorded when this run started")?;
         let now = self.snapshot().map_err(|e| e.to_string())?;
-        let changes = gate::changes(&baseline, &now, self.design(), &self.spec.workdir);
-        let comparison = gate::compare(self.design(), &now);
+        let changes = review::changes(&baseline, &now, self.design(), &self.spec.workdir);
+        let comparison = review::compare(self.design(), &now);
         Ok(FixEvidence {
             changes,
             comparison,

@@ -18,6 +18,7 @@ pub mod demo;
 pub mod engine;
 pub mod exec;
 pub mod model;
+pub mod redact;
 pub mod review;
 pub mod store;
 pub mod supervisor;

@@ -14,6 +14,7 @@ pub mod chart;
 pub mod chat;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod demo;
 pub mod engine;
 pub mod exec;

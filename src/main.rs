@@ -356,7 +356,7 @@ fn console_personas(roles: Option<&trainwatch::config::Roles>) -> (Vec<Persona>,
 }
 
 fn cmd_send(args: SendArgs) -> Result<i32> {
-    use trainwatch::chat::command::{self, TextCommand};
+    use trainwatch::chat::request::{self as command, TextCommand};
     let cfg = match Config::load(&args.config) {
         Ok(c) => c,
         Err(e) => {

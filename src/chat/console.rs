@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 
-use super::command::{self, TextCommand};
+use super::request::{self as command, TextCommand};
 use super::render::{self, persona_tag};
 use super::{ChatSink, Inbound, Outgoing};
 use crate::engine::{Body, Command, Decision, Reply};

@@ -3,7 +3,7 @@
 //! rendering and the transport. Text that comes from a log is untrusted: `sanitize`
 //! neutralises mentions, control characters and secrets before any adapter shows it.
 
-pub mod command;
+pub mod request;
 pub mod console;
 pub mod discord;
 pub mod render;

@@ -1,0 +1,5 @@
+//! Requests from people: console lines, Discord slash commands and button ids.
+
+pub mod line;
+
+pub use line::{extend_of, parse, TextCommand, HELP};

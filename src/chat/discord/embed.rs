@@ -10,7 +10,7 @@ use crate::chat::render::{self, line};
 use crate::engine::{Body, Button, Decision, Message};
 use crate::model::{Persona, Severity};
 
-use super::ids::ButtonId;
+use crate::chat::request::button::ButtonId;
 use super::DiscordPrincipal;
 
 pub const MAX_CONTENT: usize = 2000;

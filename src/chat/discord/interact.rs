@@ -17,7 +17,7 @@ use crate::engine::{Command, Decision, Reply};
 use crate::model::{Actor, JobName, Persona};
 
 use super::embed::{cut16, MAX_CONTENT};
-use super::ids::ButtonId;
+use crate::chat::request::button::ButtonId;
 use super::DiscordPrincipal;
 
 /// The decisions `/decide` offers (approve/reject go through `/validate`).

@@ -8,7 +8,6 @@
 pub mod attach;
 pub mod delivery;
 pub mod embed;
-pub mod ids;
 pub mod interact;
 pub mod rest;
 

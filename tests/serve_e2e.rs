@@ -531,6 +531,7 @@ kill_grace = "2s"
     assert!(alive(pid), "a refused click does nothing to the job");
 
     // The director restarts: the old process is killed, the new one resumes from a checkpoint.
+    let before_click = emu.requests().len();
     let click = emu
         .click_button(
             CH,
@@ -564,6 +565,13 @@ kill_grace = "2s"
     let done = report(&emu, &serve, "Training Complete").await;
     assert!(description(&done).contains("SUCCESS"), "{done}");
     assert!(description(&done).contains("Attempts: 2"), "{done}");
+    // One decision, one edit of its report (the engine's resolution, through the outbox).
+    let error_path = format!("/channels/{CH}/messages/{}", error["id"].as_str().unwrap());
+    let edits = emu.requests()[before_click..]
+        .iter()
+        .filter(|q| q.method == "PATCH" && q.path == error_path)
+        .count();
+    assert_eq!(edits, 1, "the decided report is edited once");
     for t in [
         "Training started",
         "ERROR DETECTED",

@@ -10,8 +10,8 @@ use crate::chat::render::{self, line};
 use crate::engine::{Body, Button, Decision, Message};
 use crate::model::{Persona, Severity};
 
-use crate::chat::request::button::ButtonId;
 use super::DiscordPrincipal;
+use crate::chat::request::button::ButtonId;
 
 pub const MAX_CONTENT: usize = 2000;
 pub const MAX_TITLE: usize = 256;

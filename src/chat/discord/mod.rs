@@ -1,9 +1,12 @@
 //! The Discord adapter. Outgoing protocol messages are rendered to Discord message bodies
 //! (`embed`) and handed to the supervisor as outbox entries; the `delivery` worker sends
 //! them with retries. Incoming slash commands and button clicks (`interact`) arrive over
-//! serenity's gateway connection and go to the supervisor as `Inbound` commands. Buttons
-//! carry their target in their `custom_id` (`ids`), so one global handler serves buttons
-//! posted before a restart too.
+//! serenity's gateway connection, are validated like any other request
+//! (`crate::chat::request`) and go to the supervisor as `Inbound` commands; answers are
+//! written with serenity's interaction builders. Buttons carry their target in their
+//! `custom_id`, so one global handler serves buttons posted before a restart too. A click
+//! only asks: the report is closed by the engine's `Resolve`, through the outbox like every
+//! other change, so a decision edits its report exactly once whichever way it was taken.
 
 pub mod attach;
 pub mod delivery;
@@ -17,36 +20,32 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use serde_json::{json, Value};
 use serenity::all::{
-    ClientBuilder, CommandDataOption, CommandDataOptionValue, CommandInteraction, ComponentInteraction,
-    Context, EventHandler, GatewayIntents, GuildId, HttpBuilder, Interaction, Ready, ShardManager,
+    ClientBuilder, Command as SlashCommand, CommandDataOption, CommandDataOptionValue, CommandInteraction,
+    ComponentInteraction, Context, CreateAllowedMentions, CreateAutocompleteResponse,
+    CreateInteractionResponse, CreateInteractionResponseFollowup, CreateInteractionResponseMessage,
+    EditInteractionResponse, EventHandler, GatewayIntents, GuildId, HttpBuilder, Interaction, Ready,
+    ShardManager,
 };
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 
+use crate::chat::request::{self, Request};
 use crate::chat::{ChatSink, Inbound, Outgoing};
-use crate::engine::{Body, MessageKey, Reply};
+use crate::config::StatusMode;
+use crate::engine::{Body, Command, MessageKey, Reply};
 use crate::model::{Actor, JobName, Persona, RunId};
 use crate::store::{OutboxItem, Store, StoreError};
 
 pub use delivery::{Envelope, RetryPolicy};
 use embed::Mentions;
-use interact::{Invocation, Request};
+use interact::Invocation;
 
 /// Who holds a persona in Discord: a user, or everyone with a role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DiscordPrincipal {
     User(u64),
     Role(u64),
-}
-
-/// Status updates: one message per run edited in place, or a new message each time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum StatusMode {
-    #[default]
-    Edit,
-    New,
 }
 
 /// Everything the adapter needs, independent of the config file's shape.
@@ -136,10 +135,7 @@ impl DiscordSetup {
                 setup.personas.push((persona, principals));
             }
         }
-        setup.status_mode = match d.status_mode {
-            crate::config::StatusMode::Edit => StatusMode::Edit,
-            crate::config::StatusMode::New => StatusMode::New,
-        };
+        setup.status_mode = d.status_mode;
         setup.proxy_url = d.proxy_url.clone();
         setup.https_proxy = d.https_proxy.clone();
         setup.ca_cert_pem = match &d.ca_cert {
@@ -255,16 +251,16 @@ impl DiscordChat {
         }
     }
 
-    /// The outbox entry for an outgoing change: (channel, payload).
-    pub fn entry(&self, out: &Outgoing) -> (String, Value) {
+    /// The outbox entry for an outgoing change.
+    pub fn entry(&self, out: &Outgoing) -> OutboxItem {
         let env = self.envelope(out);
         let payload = serde_json::to_value(&env).expect("envelopes serialize");
-        (self.channel_for(out.job()).to_string(), payload)
+        out.outbox_item(self.channel_for(out.job()).to_string(), payload)
     }
 }
 
 impl ChatSink for DiscordChat {
-    fn to_outbox(&self, out: &Outgoing) -> Option<(String, Value)> {
+    fn to_outbox(&self, out: &Outgoing) -> Option<OutboxItem> {
         Some(self.entry(out))
     }
 
@@ -275,19 +271,10 @@ impl ChatSink for DiscordChat {
     /// Discord delivers through the outbox; a caller that hands a message over directly
     /// gets it queued there in its own transaction.
     fn deliver(&self, out: &Outgoing) {
-        let (channel, payload) = self.entry(out);
-        let item = OutboxItem::new(channel, out, payload);
+        let item = self.entry(out);
         let queued = {
             let mut store = self.store.lock().unwrap_or_else(|p| p.into_inner());
-            store.enqueue(
-                Utc::now(),
-                &item.channel,
-                out.job(),
-                item.run,
-                &item.key,
-                item.kind,
-                &item.payload,
-            )
+            store.enqueue(Utc::now(), out.job(), &item)
         };
         match queued {
             Ok(_) => self.wake(),
@@ -320,15 +307,6 @@ impl DiscordRunning {
             .is_err()
         {
             self.gateway.abort();
-        }
-    }
-
-    /// Wait until the gateway connection ends for good (e.g. an invalid token).
-    pub async fn gateway_ended(&mut self) -> Result<(), DiscordError> {
-        match (&mut self.gateway).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(DiscordError::Gateway(Box::new(e))),
-            Err(e) => Err(DiscordError::Setup(format!("gateway task: {e}"))),
         }
     }
 }
@@ -404,12 +382,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Core {
-    async fn ask(
-        &self,
-        job: JobName,
-        command: crate::engine::Command,
-        by: Actor,
-    ) -> Result<Vec<Reply>, String> {
+    async fn ask(&self, job: JobName, command: Command, by: Actor) -> Result<Vec<Reply>, String> {
         let (tx, rx) = oneshot::channel();
         self.inbound
             .send(Inbound {
@@ -427,6 +400,42 @@ impl Core {
         }
     }
 
+    /// Carry out a validated request; the text is the sender's ephemeral answer.
+    async fn answer(&self, request: Request, by: Actor) -> String {
+        match request {
+            Request::Engine { job, command } => match self.ask(job, command, by).await {
+                Ok(replies) => interact::reply_text(&replies),
+                Err(why) => why,
+            },
+            Request::StatusAll => {
+                let mut replies = Vec::new();
+                for job in &self.jobs {
+                    match self.ask(job.clone(), Command::Status, by.clone()).await {
+                        Ok(r) => replies.extend(r),
+                        Err(why) => return why,
+                    }
+                }
+                interact::reply_text(&replies)
+            }
+            Request::List => interact::list_text(&self.jobs, |j| {
+                self.channels.1.get(j).copied().unwrap_or(self.channels.0)
+            }),
+            Request::Logs { job, lines } => {
+                if by.personas.is_empty() {
+                    return format!(
+                        "{} may not read logs: that needs one of the configured roles",
+                        by.display
+                    );
+                }
+                let path = self.job_logs.get(&job).cloned();
+                tokio::task::spawn_blocking(move || interact::logs_text(&job, path.as_ref(), lines))
+                    .await
+                    .unwrap_or_else(|e| format!("cannot read the log: {e}"))
+            }
+            Request::Help => interact::HELP.into(),
+        }
+    }
+
     fn actor_of(&self, user: &serenity::all::User, roles: &[u64]) -> Actor {
         interact::actor(user.id.get(), &user.name, roles, &self.personas)
     }
@@ -436,8 +445,9 @@ struct Handler {
     core: Arc<Core>,
 }
 
-fn ephemeral(content: &str) -> Value {
-    json!({ "content": content, "flags": 64, "allowed_mentions": { "parse": [] } })
+/// Answers never ping: the text may quote what someone typed.
+fn no_mentions() -> CreateAllowedMentions {
+    CreateAllowedMentions::new()
 }
 
 #[serenity::async_trait]
@@ -446,12 +456,10 @@ impl EventHandler for Handler {
         ctx.http.set_application_id(ready.application.id);
         let commands = interact::commands();
         let done = match self.core.guild_id {
-            Some(g) => ctx
-                .http
-                .create_guild_commands(GuildId::new(g), &commands)
+            Some(g) => GuildId::new(g).set_commands(&ctx, commands).await.map(|_| ()),
+            None => SlashCommand::set_global_commands(&ctx, commands)
                 .await
                 .map(|_| ()),
-            None => ctx.http.create_global_commands(&commands).await.map(|_| ()),
         };
         match done {
             Ok(()) => {
@@ -517,41 +525,19 @@ fn invocation(name: &str, options: &[CommandDataOption]) -> Invocation {
 
 async fn on_command(core: &Core, ctx: &Context, c: CommandInteraction) -> serenity::Result<()> {
     // Deferred and ephemeral: the engine may take a moment, and answers are for the sender only.
-    ctx.http
-        .create_interaction_response(c.id, &c.token, &json!({"type": 5, "data": {"flags": 64}}), vec![])
-        .await?;
-    let inv = invocation(&c.data.name, &c.data.options);
+    c.defer_ephemeral(ctx).await?;
     let by = core.actor_of(&c.user, &roles_of(c.member.as_deref()));
-    let answer = match interact::parse_invocation(&inv, &core.jobs) {
-        Err(why) => why,
-        Ok(Request::List) => interact::list_text(&core.jobs, |j| {
-            core.channels.1.get(j).copied().unwrap_or(core.channels.0)
-        }),
-        Ok(Request::Logs { job, lines }) => {
-            if by.personas.is_empty() {
-                format!(
-                    "{} may not read logs: that needs one of the configured roles",
-                    by.display
-                )
-            } else {
-                let path = core.job_logs.get(&job).cloned();
-                tokio::task::spawn_blocking(move || interact::logs_text(&job, path.as_ref(), lines))
-                    .await
-                    .unwrap_or_else(|e| format!("cannot read the log: {e}"))
-            }
-        }
-        Ok(Request::Engine { job, command }) => match core.ask(job, command, by).await {
-            Ok(replies) => interact::reply_text(&replies),
-            Err(why) => why,
-        },
+    let answer = match invocation(&c.data.name, &c.data.options).request(&core.jobs) {
+        Ok(request) => core.answer(request, by).await,
+        Err(why) => why.to_string(),
     };
-    ctx.http
-        .edit_original_interaction_response(
-            &c.token,
-            &json!({"content": answer, "allowed_mentions": {"parse": []}}),
-            vec![],
-        )
-        .await?;
+    c.edit_response(
+        ctx,
+        EditInteractionResponse::new()
+            .content(answer)
+            .allowed_mentions(no_mentions()),
+    )
+    .await?;
     Ok(())
 }
 
@@ -561,68 +547,43 @@ async fn on_autocomplete(core: &Core, ctx: &Context, c: CommandInteraction) -> s
         .autocomplete()
         .map(|a| a.value.to_string())
         .unwrap_or_default();
-    let choices: Vec<Value> = interact::complete(&typed, &core.jobs)
+    let choices = interact::complete(&typed, &core.jobs)
         .into_iter()
-        .map(|j| json!({"name": j, "value": j}))
-        .collect();
-    ctx.http
-        .create_interaction_response(
-            c.id,
-            &c.token,
-            &json!({"type": 8, "data": {"choices": choices}}),
-            vec![],
-        )
+        .fold(CreateAutocompleteResponse::new(), |r, j| {
+            r.add_string_choice(j.clone(), j)
+        });
+    c.create_response(ctx, CreateInteractionResponse::Autocomplete(choices))
         .await
 }
 
+/// A click asks the engine and tells the clicker its answer. It does not touch the report:
+/// an accepted decision's `Resolve` closes it through the outbox.
 async fn on_button(core: &Core, ctx: &Context, c: ComponentInteraction) -> serenity::Result<()> {
-    let id = match interact::parse_button(&c.data.custom_id, &core.jobs) {
-        Ok(id) => id,
+    let request = match request::from_button(&c.data.custom_id, &core.jobs) {
+        Ok(r) => r,
         Err(why) => {
-            return ctx
-                .http
-                .create_interaction_response(
-                    c.id,
-                    &c.token,
-                    &json!({"type": 4, "data": ephemeral(&why)}),
-                    vec![],
-                )
+            let refusal = CreateInteractionResponseMessage::new()
+                .content(why.to_string())
+                .ephemeral(true)
+                .allowed_mentions(no_mentions());
+            return c
+                .create_response(ctx, CreateInteractionResponse::Message(refusal))
                 .await;
         }
     };
-    // Deferred update: the report is edited below once the engine accepted.
-    ctx.http
-        .create_interaction_response(c.id, &c.token, &json!({"type": 6}), vec![])
+    // Acknowledged without a visible change; the answer follows once the engine gave it.
+    c.create_response(ctx, CreateInteractionResponse::Acknowledge)
         .await?;
     let by = core.actor_of(&c.user, &roles_of(c.member.as_ref()));
-    let display = by.display.clone();
-    let answer = match core.ask(id.job.clone(), id.command(), by).await {
-        Ok(replies) => {
-            if replies.iter().any(|r| r.accepted) {
-                // The same edit the outbox's Resolve makes (the engine's note may differ by
-                // its clock; it is applied after and wins). Both only disable and annotate.
-                let note = format!(
-                    "{} by {display} at {}",
-                    id.decision.done(),
-                    Utc::now().format("%H:%M UTC")
-                );
-                let current = serde_json::to_value(&*c.message).unwrap_or(Value::Null);
-                let edit = embed::resolved_edit(&current, &note);
-                if let Err(e) = ctx
-                    .http
-                    .edit_message(c.channel_id, c.message.id, &edit, vec![])
-                    .await
-                {
-                    tracing::warn!(error = %e, "cannot mark the report decided; the outbox will");
-                }
-            }
-            interact::reply_text(&replies)
-        }
-        Err(why) => why,
-    };
-    ctx.http
-        .create_followup_message(&c.token, &ephemeral(&answer), vec![])
-        .await?;
+    let answer = core.answer(request, by).await;
+    c.create_followup(
+        ctx,
+        CreateInteractionResponseFollowup::new()
+            .content(answer)
+            .ephemeral(true)
+            .allowed_mentions(no_mentions()),
+    )
+    .await?;
     Ok(())
 }
 
@@ -754,9 +715,12 @@ ca_cert = "ca.pem"
     #[test]
     fn entries_go_to_the_job_channel_and_status_edits_follow_the_mode() {
         let (_d, c) = chat(StatusMode::Edit);
-        let (channel, payload) = c.to_outbox(&status(3)).unwrap();
-        assert_eq!(channel, "200");
-        let env: Envelope = serde_json::from_value(payload).unwrap();
+        let item = c.to_outbox(&status(3)).unwrap();
+        assert_eq!(
+            (item.channel.as_str(), item.run, item.key.as_str(), item.kind),
+            ("200", RunId(1), "status-3", crate::store::OutboxKind::Post)
+        );
+        let env: Envelope = serde_json::from_value(item.payload).unwrap();
         assert!(matches!(
             env,
             Envelope::Post {
@@ -765,7 +729,7 @@ ca_cert = "ca.pem"
             }
         ));
         let (_d, c) = chat(StatusMode::New);
-        let env: Envelope = serde_json::from_value(c.to_outbox(&status(3)).unwrap().1).unwrap();
+        let env: Envelope = serde_json::from_value(c.to_outbox(&status(3)).unwrap().payload).unwrap();
         assert!(matches!(
             env,
             Envelope::Post {
@@ -779,7 +743,11 @@ ca_cert = "ca.pem"
             key: MessageKey::Incident(1),
             note: "n".into(),
         };
-        assert_eq!(c.to_outbox(&resolve).unwrap().0, "100");
+        let item = c.to_outbox(&resolve).unwrap();
+        assert_eq!(
+            (item.channel.as_str(), item.key.as_str(), item.kind),
+            ("100", "incident-1", crate::store::OutboxKind::Resolve)
+        );
     }
 
     #[test]
@@ -789,7 +757,7 @@ ca_cert = "ca.pem"
             unreachable!()
         };
         m.attachments = vec![PathBuf::from("charts/status-3.png")];
-        let (_, payload) = c.to_outbox(&Outgoing::Post(m)).unwrap();
+        let payload = c.to_outbox(&Outgoing::Post(m)).unwrap().payload;
         assert_eq!(payload["attachments"], serde_json::json!(["charts/status-3.png"]));
         let env: Envelope = serde_json::from_value(payload).unwrap();
         let Envelope::Post { attachments, .. } = env else {
@@ -797,7 +765,7 @@ ca_cert = "ca.pem"
         };
         assert_eq!(attachments, vec![PathBuf::from("charts/status-3.png")]);
         // Entries stored before attachments existed still load.
-        let (_, mut old) = c.to_outbox(&status(4)).unwrap();
+        let mut old = c.to_outbox(&status(4)).unwrap().payload;
         assert!(old.get("attachments").is_none());
         old.as_object_mut().unwrap().remove("attachments");
         assert!(serde_json::from_value::<Envelope>(old).is_ok());
@@ -845,7 +813,8 @@ ca_cert = "ca.pem"
             vec![],
         );
         ask.to = vec![Persona::Modeler];
-        let env: Envelope = serde_json::from_value(c.to_outbox(&Outgoing::Post(ask)).unwrap().1).unwrap();
+        let env: Envelope =
+            serde_json::from_value(c.to_outbox(&Outgoing::Post(ask)).unwrap().payload).unwrap();
         let Envelope::Post { thread_on, body, .. } = env else {
             panic!("a post")
         };

@@ -178,11 +178,6 @@ impl Rest {
         self.pause.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
-    /// Create a message; returns its id.
-    pub async fn post_message(&self, channel: u64, body: &Value) -> Result<u64, RestError> {
-        self.post_message_with(channel, body, &[]).await
-    }
-
     /// Create a message with files; `body` refers to `files[n]` as attachment id `n`.
     pub async fn post_message_with(
         &self,

@@ -1,24 +1,11 @@
-//! Text commands as typed in the console (`/decide model_3 restart`), parsed into the
-//! engine's commands. Chat input is untrusted: anything unexpected is an error message,
-//! never a guess.
+//! Requests as typed at the console or with `trainwatch send` (`/decide model_3 restart`):
+//! the line's words become a verb and its arguments, which the request module validates
+//! like any other transport's. Only the syntax lives here.
 
-use std::time::Duration;
-
+use super::{validate, Args, Request, RequestError, Verb};
 use crate::config::parse_duration;
-use crate::engine::{Command, Decision};
-
-/// A parsed line.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TextCommand {
-    /// A command for one job (`job` None: the only job, if there is exactly one).
-    Job {
-        job: Option<String>,
-        command: Command,
-    },
-    /// Status of every job.
-    StatusAll,
-    Help,
-}
+use crate::engine::Decision;
+use crate::model::JobName;
 
 pub const HELP: &str = "commands:
   /status [JOB]                               where the job (or every job) stands
@@ -30,115 +17,125 @@ pub const HELP: &str = "commands:
   /start JOB                                  start a new run of a job that has ended
   /help";
 
-pub fn parse(line: &str) -> Result<TextCommand, String> {
+/// Parse a line and validate it against the configured `jobs`.
+pub fn parse(line: &str, jobs: &[JobName]) -> Result<Request, RequestError> {
+    let (verb, args) = words(line)?;
+    validate(verb, args, jobs)
+}
+
+/// The verb and arguments a line spells.
+fn words(line: &str) -> Result<(Verb, Args<'_>), RequestError> {
     let words: Vec<&str> = line.split_whitespace().collect();
     let Some((&verb, args)) = words.split_first() else {
-        return Err("empty command; type /help".into());
+        return Err(RequestError::Empty);
     };
     let verb = verb.strip_prefix('/').unwrap_or(verb);
-    let decide =
-        |decision: Decision, job: Option<&str>, extend: Option<&str>| -> Result<TextCommand, String> {
-            let extend = extend.map(parse_duration).transpose()?;
-            if extend.is_some() && decision != Decision::Continue {
-                return Err(format!("{decision} takes no duration"));
-            }
-            Ok(TextCommand::Job {
-                job: job.map(str::to_string),
-                command: Command::Decide {
-                    decision,
-                    target: None,
-                    extend,
-                },
-            })
-        };
-    let too_many = |max: usize| -> Result<(), String> {
+    let too_many = |max: usize| -> Result<(), RequestError> {
         if args.len() > max {
-            Err(format!("too many arguments for /{verb}; type /help"))
+            Err(RequestError::TooManyArguments(verb.to_string()))
         } else {
             Ok(())
         }
     };
+    let is_decision = |w: &str| w.parse::<Decision>().is_ok();
     match verb {
-        "help" | "?" => Ok(TextCommand::Help),
+        "help" | "?" => Ok((Verb::Help, Args::default())),
         "fix" => {
             // `/fix submit JOB summary…`: the summary is the rest of the line, as typed.
-            let usage = "usage: /fix submit JOB SUMMARY (what was fixed, in a few words)";
-            match args {
-                ["submit", job, first, ..] => {
-                    let summary = rest_after(line, &["fix", "submit", job]).unwrap_or(first).trim();
-                    Ok(TextCommand::Job {
-                        job: Some(job.to_string()),
-                        command: Command::SubmitFix {
-                            summary: summary.chars().take(500).collect(),
-                            evidence: None,
-                        },
-                    })
-                }
-                _ => Err(usage.into()),
-            }
+            let ["submit", job, ..] = args else {
+                return Err(RequestError::Usage(
+                    "/fix submit JOB SUMMARY (what was fixed, in a few words)",
+                ));
+            };
+            Ok((
+                Verb::FixSubmit,
+                Args {
+                    job: Some(job),
+                    text: rest_after(line, &["fix", "submit", job]),
+                    ..Args::default()
+                },
+            ))
         }
         "validate" => {
-            let usage = "usage: /validate approve|reject JOB [REASON]";
-            let (approve, job) = match args {
-                ["approve", job, ..] => (true, *job),
-                ["reject", job, ..] => (false, *job),
-                _ => return Err(usage.into()),
+            let (approve, verb2, job) = match args {
+                ["approve", job, ..] => (true, "approve", *job),
+                ["reject", job, ..] => (false, "reject", *job),
+                _ => return Err(RequestError::Usage("/validate approve|reject JOB [REASON]")),
             };
-            let verb2 = if approve { "approve" } else { "reject" };
-            let reason = rest_after(line, &["validate", verb2, job])
-                .map(|r| r.trim().chars().take(500).collect::<String>())
-                .filter(|r| !r.is_empty());
-            Ok(TextCommand::Job {
-                job: Some(job.to_string()),
-                command: Command::Validate { approve, reason },
-            })
+            Ok((
+                Verb::Validate { approve },
+                Args {
+                    job: Some(job),
+                    text: rest_after(line, &["validate", verb2, job]),
+                    ..Args::default()
+                },
+            ))
         }
         "status" => {
             too_many(1)?;
-            Ok(match args.first() {
-                Some(job) => TextCommand::Job {
-                    job: Some(job.to_string()),
-                    command: Command::Status,
+            Ok((
+                Verb::Status,
+                Args {
+                    job: args.first().copied(),
+                    ..Args::default()
                 },
-                None => TextCommand::StatusAll,
-            })
+            ))
         }
         "start" => {
             too_many(1)?;
-            Ok(TextCommand::Job {
-                job: args.first().map(|s| s.to_string()),
-                command: Command::Start,
-            })
+            Ok((
+                Verb::Start,
+                Args {
+                    job: args.first().copied(),
+                    ..Args::default()
+                },
+            ))
         }
         "decide" => {
             too_many(3)?;
-            let (job, decision, extend) = match args {
-                [d] => (None, *d, None),
-                [j, d] if d.parse::<Decision>().is_ok() => (Some(*j), *d, None),
-                [d, e] if d.parse::<Decision>().is_ok() => (None, *d, Some(*e)),
-                [j, d, e] => (Some(*j), *d, Some(*e)),
-                [j, d] => (Some(*j), *d, None),
-                _ => return Err("usage: /decide JOB restart|kill|continue|investigate [EXTEND]".into()),
+            let args = match args {
+                [d] => decide(None, d, None),
+                [j, d] if is_decision(d) => decide(Some(j), d, None),
+                [d, e] if is_decision(d) => decide(None, d, Some(e)),
+                [j, d, e] => decide(Some(j), d, Some(e)),
+                [j, d] => decide(Some(j), d, None),
+                _ => {
+                    return Err(RequestError::Usage(
+                        "/decide JOB restart|kill|continue|investigate [EXTEND]",
+                    ))
+                }
             };
-            decide(decision.parse()?, job, extend)
+            Ok((Verb::Decide, args))
         }
         "restart" | "kill" | "investigate" => {
             too_many(1)?;
-            decide(verb.parse()?, args.first().copied(), None)
+            Ok((Verb::Decide, decide(args.first().copied(), verb, None)))
         }
         "continue" => {
             too_many(2)?;
-            match args {
-                [] => decide(Decision::Continue, None, None),
+            let args = match args {
+                [] => decide(None, verb, None),
+                // `/continue 2h`: a duration, not a job named like one.
                 [x] if parse_duration(x).is_ok() && !x.chars().all(|c| c.is_ascii_alphabetic()) => {
-                    decide(Decision::Continue, None, Some(*x))
+                    decide(None, verb, Some(x))
                 }
-                [j] => decide(Decision::Continue, Some(*j), None),
-                [j, e] => decide(Decision::Continue, Some(*j), Some(*e)),
+                [j] => decide(Some(j), verb, None),
+                [j, e] => decide(Some(j), verb, Some(e)),
                 _ => unreachable!("bounded by too_many"),
-            }
+            };
+            Ok((Verb::Decide, args))
         }
-        other => Err(format!("unknown command /{other}; type /help")),
+        other => Err(RequestError::UnknownCommand(other.to_string())),
+    }
+}
+
+/// The arguments of a decision.
+fn decide<'a>(job: Option<&'a str>, decision: &'a str, extend: Option<&'a str>) -> Args<'a> {
+    Args {
+        job,
+        decision: Some(decision),
+        extend,
+        ..Args::default()
     }
 }
 
@@ -152,32 +149,39 @@ fn rest_after<'a>(line: &'a str, words: &[&str]) -> Option<&'a str> {
     Some(rest)
 }
 
-/// Convenience for tests and scripts.
-pub fn extend_of(c: &TextCommand) -> Option<Duration> {
-    match c {
-        TextCommand::Job {
-            command: Command::Decide { extend, .. },
-            ..
-        } => *extend,
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::Command;
+    use std::time::Duration;
 
-    fn job_cmd(line: &str) -> (Option<String>, Command) {
-        match parse(line).unwrap() {
-            TextCommand::Job { job, command } => (job, command),
+    fn jobs() -> Vec<JobName> {
+        ["model_3", "m", "bert"]
+            .map(|j| JobName::new(j).unwrap())
+            .to_vec()
+    }
+
+    fn job_cmd(line: &str) -> (JobName, Command) {
+        match parse(line, &jobs()).unwrap() {
+            Request::Engine { job, command } => (job, command),
             other => panic!("{other:?}"),
+        }
+    }
+
+    fn extend_of(r: &Request) -> Option<Duration> {
+        match r {
+            Request::Engine {
+                command: Command::Decide { extend, .. },
+                ..
+            } => *extend,
+            _ => None,
         }
     }
 
     #[test]
     fn parses_decisions() {
         let (job, cmd) = job_cmd("/decide model_3 restart");
-        assert_eq!(job.as_deref(), Some("model_3"));
+        assert_eq!(job.as_str(), "model_3");
         assert!(matches!(
             cmd,
             Command::Decide {
@@ -187,7 +191,7 @@ mod tests {
             }
         ));
         let (job, cmd) = job_cmd("kill model_3");
-        assert_eq!(job.as_deref(), Some("model_3"));
+        assert_eq!(job.as_str(), "model_3");
         assert!(matches!(
             cmd,
             Command::Decide {
@@ -195,19 +199,24 @@ mod tests {
                 ..
             }
         ));
-        let (job, _) = job_cmd("/decide investigate");
-        assert_eq!(job, None);
-        let c = parse("/continue model_3 2h").unwrap();
+        let (_, args) = words("/decide investigate").unwrap();
+        assert_eq!(args.job, None);
+        let solo = [JobName::new("solo").unwrap()];
+        assert!(matches!(
+            parse("/decide investigate", &solo).unwrap(),
+            Request::Engine { job, .. } if job == solo[0]
+        ));
+        let c = parse("/continue model_3 2h", &jobs()).unwrap();
         assert_eq!(extend_of(&c), Some(Duration::from_secs(7200)));
-        let c = parse("/continue 90m").unwrap();
+        let c = parse("/continue 90m", &solo).unwrap();
         assert_eq!(extend_of(&c), Some(Duration::from_secs(5400)));
-        assert!(matches!(parse("/status").unwrap(), TextCommand::StatusAll));
+        assert!(matches!(parse("/status", &jobs()).unwrap(), Request::StatusAll));
     }
 
     #[test]
     fn parses_fix_and_validate_with_free_text() {
         let (job, cmd) = job_cmd("/fix submit model_3 use fit() instead of fit_transform(), lines 80-90");
-        assert_eq!(job.as_deref(), Some("model_3"));
+        assert_eq!(job.as_str(), "model_3");
         assert_eq!(
             cmd,
             Command::SubmitFix {
@@ -231,23 +240,23 @@ mod tests {
                 reason: None
             }
         );
-        assert!(parse("/fix submit model_3").unwrap_err().contains("usage"));
-        assert!(parse("/validate maybe model_3").unwrap_err().contains("usage"));
+        let err = |line: &str| parse(line, &jobs()).unwrap_err().to_string();
+        assert!(err("/fix submit model_3").contains("usage"));
+        assert!(err("/fix model_3").contains("usage"));
+        assert!(err("/validate maybe model_3").contains("usage"));
     }
 
     #[test]
     fn rejects_nonsense_with_a_reason() {
-        assert!(parse("").unwrap_err().contains("empty"));
-        assert!(parse("/rm -rf /").unwrap_err().contains("unknown command"));
-        assert!(parse("/decide model_3 explode")
-            .unwrap_err()
-            .contains("unknown decision"));
-        assert!(parse("/kill a b").unwrap_err().contains("too many"));
-        assert!(parse("/decide m restart 2h")
-            .unwrap_err()
-            .contains("takes no duration"));
-        assert!(parse("/continue m soon")
-            .unwrap_err()
-            .contains("invalid duration"));
+        let err = |line: &str| parse(line, &jobs()).unwrap_err().to_string();
+        assert!(err("").contains("empty"));
+        assert!(err("/rm -rf /").contains("unknown command"));
+        assert!(err("/decide model_3 explode").contains("unknown decision"));
+        assert!(err("/decide model_3 approve").contains("unknown decision"));
+        assert!(err("/kill a b").contains("too many"));
+        assert!(err("/decide m restart 2h").contains("takes no duration"));
+        assert!(err("/continue m soon").contains("invalid duration"));
+        assert!(err("/kill nope").contains("unknown job \"nope\"; known jobs: model_3, m, bert"));
+        assert!(err("/kill").contains("several jobs"));
     }
 }

@@ -899,14 +899,21 @@ status_interval = "300ms"
             .contains(&format!("<@&{MODELER_ROLE}>")),
         "{asked}"
     );
-    emu.wait_message(
-        CH,
-        |m| m["id"] == warning["id"] && enabled_buttons(m).is_empty(),
-        WAIT,
-    )
-    .await
-    .unwrap();
     assert!(alive(pid), "investigating leaves the run going");
+    // Investigating is not the decision: the warning still awaits one, untouched.
+    let warning_path = format!("/channels/{CH}/messages/{warning_id}");
+    let edits_of_warning = || {
+        emu.requests()
+            .iter()
+            .filter(|q| q.method == "PATCH" && q.path == warning_path)
+            .count()
+    };
+    assert_eq!(edits_of_warning(), 0, "{:?}", current(&emu, &warning["id"]));
+    assert_eq!(
+        enabled_buttons(&current(&emu, &warning["id"])).len(),
+        3,
+        "the warning still offers its decisions"
+    );
 
     let cmd = train(&emu, &director(), "kill", "m5");
     command_answer(&emu, &cmd).await;
@@ -916,6 +923,15 @@ status_interval = "300ms"
         "{killed}"
     );
     assert!(!alive(pid), "the job's process is gone");
+    // The kill decided the warning: closed in place, by one edit.
+    emu.wait_message(
+        CH,
+        |m| m["id"] == warning["id"] && enabled_buttons(m).is_empty(),
+        WAIT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(edits_of_warning(), 1, "one decision, one edit");
     serve.stop();
 
     // Edit mode: the status updates were one message, edited in place.

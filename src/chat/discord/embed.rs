@@ -6,7 +6,10 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use serenity::all::{ButtonStyle, CreateActionRow, CreateButton, CreateEmbed, CreateEmbedFooter, Timestamp};
+use serenity::all::{
+    ButtonStyle, CreateActionRow, CreateAllowedMentions, CreateButton, CreateEmbed, CreateEmbedFooter,
+    Timestamp,
+};
 
 use crate::chat::render::{self, line};
 use crate::engine::{Body, Button, Decision, Message};
@@ -404,7 +407,7 @@ pub fn resolved_edit(current: &Value, note: &str) -> Value {
     json!({
         "embeds": embeds,
         "components": components,
-        "allowed_mentions": { "parse": [] },
+        "allowed_mentions": CreateAllowedMentions::new(),
     })
 }
 

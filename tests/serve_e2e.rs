@@ -342,6 +342,22 @@ fn button(m: &Value, decision: &str) -> String {
         .unwrap_or_else(|| panic!("no enabled {decision} button on {m}"))
 }
 
+/// Waits until message `id` has no button left to click.
+async fn wait_closed(emu: &Emulator, id: &Value) {
+    emu.wait_message(CH, |m| m["id"] == *id && enabled_buttons(m).is_empty(), WAIT)
+        .await
+        .unwrap();
+}
+
+/// How many times the bot edited message `id`, counting the requests from index `from` on.
+fn edits_of(emu: &Emulator, id: &Value, from: usize) -> usize {
+    let path = format!("/channels/{CH}/messages/{}", id.as_str().unwrap());
+    emu.requests()[from..]
+        .iter()
+        .filter(|q| q.method == "PATCH" && q.path == path)
+        .count()
+}
+
 fn current(emu: &Emulator, id: &Value) -> Value {
     emu.messages(CH)
         .into_iter()
@@ -554,24 +570,17 @@ kill_grace = "2s"
     assert!(text.contains("decided by @ann"), "{text}");
     assert!(!alive(pid), "the old process is gone");
     // The decided report's buttons are closed.
-    emu.wait_message(
-        CH,
-        |m| m["id"] == error["id"] && enabled_buttons(m).is_empty(),
-        WAIT,
-    )
-    .await
-    .unwrap();
+    wait_closed(&emu, &error["id"]).await;
 
     let done = report(&emu, &serve, "Training Complete").await;
     assert!(description(&done).contains("SUCCESS"), "{done}");
     assert!(description(&done).contains("Attempts: 2"), "{done}");
     // One decision, one edit of its report (the engine's resolution, through the outbox).
-    let error_path = format!("/channels/{CH}/messages/{}", error["id"].as_str().unwrap());
-    let edits = emu.requests()[before_click..]
-        .iter()
-        .filter(|q| q.method == "PATCH" && q.path == error_path)
-        .count();
-    assert_eq!(edits, 1, "the decided report is edited once");
+    assert_eq!(
+        edits_of(&emu, &error["id"], before_click),
+        1,
+        "the decided report is edited once"
+    );
     for t in [
         "Training started",
         "ERROR DETECTED",
@@ -624,13 +633,7 @@ status_interval = "1h"
         !answer.contains("may not") && !answer.contains("no open"),
         "{answer}"
     );
-    emu.wait_message(
-        CH,
-        |m| m["id"] == error["id"] && enabled_buttons(m).is_empty(),
-        WAIT,
-    )
-    .await
-    .unwrap();
+    wait_closed(&emu, &error["id"]).await;
     assert!(alive(pid), "Continue leaves the same process running");
 
     std::fs::write(dir.path().join("go"), "").unwrap();
@@ -901,14 +904,7 @@ status_interval = "300ms"
     );
     assert!(alive(pid), "investigating leaves the run going");
     // Investigating is not the decision: the warning still awaits one, untouched.
-    let warning_path = format!("/channels/{CH}/messages/{warning_id}");
-    let edits_of_warning = || {
-        emu.requests()
-            .iter()
-            .filter(|q| q.method == "PATCH" && q.path == warning_path)
-            .count()
-    };
-    assert_eq!(edits_of_warning(), 0, "{:?}", current(&emu, &warning["id"]));
+    assert_eq!(edits_of(&emu, &warning["id"], 0), 0);
     assert_eq!(
         enabled_buttons(&current(&emu, &warning["id"])).len(),
         3,
@@ -924,14 +920,8 @@ status_interval = "300ms"
     );
     assert!(!alive(pid), "the job's process is gone");
     // The kill decided the warning: closed in place, by one edit.
-    emu.wait_message(
-        CH,
-        |m| m["id"] == warning["id"] && enabled_buttons(m).is_empty(),
-        WAIT,
-    )
-    .await
-    .unwrap();
-    assert_eq!(edits_of_warning(), 1, "one decision, one edit");
+    wait_closed(&emu, &warning["id"]).await;
+    assert_eq!(edits_of(&emu, &warning["id"], 0), 1, "one decision, one edit");
     serve.stop();
 
     // Edit mode: the status updates were one message, edited in place.

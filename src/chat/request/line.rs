@@ -71,22 +71,18 @@ fn words(line: &str) -> Result<(Verb, Args<'_>), RequestError> {
                 },
             ))
         }
-        "status" => {
+        "status" | "start" => {
             too_many(1)?;
+            let job = args.first().copied();
+            let verb = if verb == "status" {
+                Verb::Status
+            } else {
+                Verb::Start
+            };
             Ok((
-                Verb::Status,
+                verb,
                 Args {
-                    job: args.first().copied(),
-                    ..Args::default()
-                },
-            ))
-        }
-        "start" => {
-            too_many(1)?;
-            Ok((
-                Verb::Start,
-                Args {
-                    job: args.first().copied(),
+                    job,
                     ..Args::default()
                 },
             ))

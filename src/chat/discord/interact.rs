@@ -372,6 +372,64 @@ mod tests {
     }
 
     #[test]
+    fn a_slash_command_and_its_console_line_are_the_same_request() {
+        let same = |line: &str, slash: Invocation| {
+            assert_eq!(
+                request::line::parse(line, &jobs()),
+                slash.request(&jobs()),
+                "{line}"
+            );
+        };
+        same("/kill bert", inv("train", Some("kill"), &[("job", "bert")]));
+        same(
+            "/decide bert continue 2h",
+            inv(
+                "decide",
+                None,
+                &[("job", "bert"), ("decision", "continue"), ("extend", "2h")],
+            ),
+        );
+        same(
+            "/fix submit bert  use fit() ",
+            inv(
+                "fix",
+                Some("submit"),
+                &[("job", "bert"), ("summary", " use fit() ")],
+            ),
+        );
+        same(
+            "/validate reject model_3 too few draws",
+            inv(
+                "validate",
+                Some("reject"),
+                &[("job", "model_3"), ("reason", "too few draws")],
+            ),
+        );
+        // Refusals too: the same error, so the same text.
+        same(
+            "/decide bert kill 2h",
+            inv(
+                "decide",
+                None,
+                &[("job", "bert"), ("decision", "kill"), ("extend", "2h")],
+            ),
+        );
+        same(
+            "/decide bert approve",
+            inv("decide", None, &[("job", "bert"), ("decision", "approve")]),
+        );
+        same("/start nope", inv("train", Some("start"), &[("job", "nope")]));
+        same(
+            "/continue bert soon",
+            inv(
+                "decide",
+                None,
+                &[("job", "bert"), ("decision", "continue"), ("extend", "soon")],
+            ),
+        );
+    }
+
+    #[test]
     fn every_registered_option_is_one_the_requests_read() {
         let registered = serde_json::to_value(commands()).unwrap();
         let names: Vec<&str> = registered

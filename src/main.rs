@@ -356,7 +356,7 @@ fn console_personas(roles: Option<&trainwatch::config::Roles>) -> (Vec<Persona>,
 }
 
 fn cmd_send(args: SendArgs) -> Result<i32> {
-    use trainwatch::chat::command::{self, TextCommand};
+    use trainwatch::chat::request::{line, Request};
     let cfg = match Config::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
@@ -364,28 +364,17 @@ fn cmd_send(args: SendArgs) -> Result<i32> {
             return Ok(EXIT_USAGE);
         }
     };
-    let line = args.command.join(" ");
-    let (job, command) = match command::parse(&line).map_err(|e| anyhow::anyhow!(e))? {
-        TextCommand::Job { job, command } => (job, command),
-        TextCommand::StatusAll => bail!("name a job: /status JOB"),
-        TextCommand::Help => {
-            println!("{}", command::HELP);
+    let jobs: Vec<JobName> = cfg.jobs.iter().map(|j| j.name.clone()).collect();
+    let (job, command) = match line::parse(&args.command.join(" "), &jobs)? {
+        Request::Engine { job, command } => (job, command),
+        Request::StatusAll => bail!("name a job: /status JOB"),
+        Request::Help => {
+            println!("{}", line::HELP);
             return Ok(0);
         }
+        Request::Logs { .. } | Request::List => bail!("that is a Discord command"),
     };
-    let job = match job {
-        Some(j) => j,
-        None if cfg.jobs.len() == 1 => cfg.jobs[0].name.to_string(),
-        None => bail!("several jobs are declared: name one"),
-    };
-    let Some(spec) = cfg.job(&job) else {
-        let names: Vec<&str> = cfg.jobs.iter().map(|j| j.name.as_str()).collect();
-        bail!(
-            "no job {job:?} in {}; jobs there: {}",
-            args.config.display(),
-            names.join(", ")
-        );
-    };
+    let spec = cfg.job(job.as_str()).context("a validated job is configured")?;
     let (personas, _) = console_personas(Some(&cfg.roles));
     let actor = console::local_actor(personas);
     let store_path = args.store.clone().unwrap_or_else(|| cfg.store_path.clone());

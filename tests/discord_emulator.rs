@@ -13,14 +13,15 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use trainwatch::chat::discord::{
-    connect, DiscordChat, DiscordPrincipal, DiscordRunning, DiscordSetup, RetryPolicy, StatusMode,
+    connect, DiscordChat, DiscordPrincipal, DiscordRunning, DiscordSetup, RetryPolicy,
 };
 use trainwatch::chat::{ChatSink, Inbound, Outgoing};
+use trainwatch::config::StatusMode;
 use trainwatch::engine::{
     Body, Button, Command, Decision, DecisionPoint, Message, MessageKey, ProgressView, Reply,
 };
 use trainwatch::model::{Category, Incident, JobName, Persona, RunId, Severity};
-use trainwatch::store::{OutboxItem, Store};
+use trainwatch::store::Store;
 
 const TOKEN: &str = "MTAwMDAwMDAwMDAwMDAwMDAx.emulated.token-for-tests";
 const WAIT: Duration = Duration::from_secs(20);
@@ -123,20 +124,11 @@ impl Bot {
 
     /// What the supervisor does with an engine step's output: store, then wake.
     fn send(&self, out: Outgoing) {
-        let (channel, payload) = self.chat.to_outbox(&out).unwrap();
-        let item = OutboxItem::new(channel, &out, payload);
+        let item = self.chat.to_outbox(&out).unwrap();
         self.store
             .lock()
             .unwrap()
-            .enqueue(
-                Utc::now(),
-                &item.channel,
-                out.job(),
-                item.run,
-                &item.key,
-                item.kind,
-                &item.payload,
-            )
+            .enqueue(Utc::now(), out.job(), &item)
             .unwrap();
         self.chat.wake();
     }
@@ -318,6 +310,15 @@ fn buttons(m: &Value) -> Vec<Value> {
         .collect()
 }
 
+/// How many times the bot edited message `message` in `channel`.
+fn edits_of(emu: &Emulator, channel: u64, message: u64) -> usize {
+    let path = format!("/channels/{channel}/messages/{message}");
+    emu.requests()
+        .iter()
+        .filter(|q| q.method == "PATCH" && q.path == path)
+        .count()
+}
+
 fn id(m: &Value) -> u64 {
     m["id"].as_str().unwrap().parse().unwrap()
 }
@@ -417,7 +418,25 @@ async fn a_directors_click_is_a_targeted_decision_and_the_report_is_closed_in_pl
         let body = f.body.json().unwrap();
         assert_eq!(body["flags"], 64);
         assert!(body["content"].as_str().unwrap().contains("restarting model_3"));
-        // The report is closed in place: buttons disabled, who decided in the footer.
+        // The click itself changes nothing in the channel: the answer came after the engine's
+        // reply, and the report is still as posted.
+        assert_eq!(
+            edits_of(&bot.emu, CH, id(&m)),
+            0,
+            "a click does not edit the report"
+        );
+        assert!(buttons(&bot.reports(CH)[0])
+            .iter()
+            .all(|b| b["disabled"] == false));
+
+        // The engine's Resolve arrives through the outbox and closes the report in place:
+        // buttons disabled, who decided in the footer.
+        bot.send(Outgoing::Resolve {
+            job: job("model_3"),
+            run: RunId(4),
+            key: MessageKey::Incident(2),
+            note: "Restarted by @ann at 14:02 UTC".into(),
+        });
         let closed = bot
             .report(CH, |x| {
                 id(x) == id(&m) && buttons(x).iter().all(|b| b["disabled"] == true)
@@ -428,22 +447,11 @@ async fn a_directors_click_is_a_targeted_decision_and_the_report_is_closed_in_pl
             .unwrap()
             .to_string();
         assert!(footer.starts_with("Restarted by @ann at "), "{footer}");
+        assert_eq!(footer, "Restarted by @ann at 14:02 UTC");
         assert_eq!(bot.reports(CH).len(), 1, "edited, not reposted");
-
-        // The engine's Resolve arrives through the outbox: same state, its note.
-        bot.send(Outgoing::Resolve {
-            job: job("model_3"),
-            run: RunId(4),
-            key: MessageKey::Incident(2),
-            note: "Restarted by @ann at 14:02 UTC".into(),
-        });
-        let resolved = bot
-            .report(CH, |x| {
-                x["embeds"][0]["footer"]["text"] == "Restarted by @ann at 14:02 UTC"
-            })
-            .await;
-        assert!(buttons(&resolved).iter().all(|b| b["disabled"] == true));
-        assert_eq!(title(&resolved), title(&m));
+        assert_eq!(title(&closed), title(&m));
+        bot.drained().await;
+        assert_eq!(edits_of(&bot.emu, CH, id(&m)), 1, "one decision, one edit");
         // Nobody can click it again.
         assert!(bot
             .emu

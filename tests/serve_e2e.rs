@@ -342,6 +342,22 @@ fn button(m: &Value, decision: &str) -> String {
         .unwrap_or_else(|| panic!("no enabled {decision} button on {m}"))
 }
 
+/// Waits until message `id` has no button left to click.
+async fn wait_closed(emu: &Emulator, id: &Value) {
+    emu.wait_message(CH, |m| m["id"] == *id && enabled_buttons(m).is_empty(), WAIT)
+        .await
+        .unwrap();
+}
+
+/// How many times the bot edited message `id`, counting the requests from index `from` on.
+fn edits_of(emu: &Emulator, id: &Value, from: usize) -> usize {
+    let path = format!("/channels/{CH}/messages/{}", id.as_str().unwrap());
+    emu.requests()[from..]
+        .iter()
+        .filter(|q| q.method == "PATCH" && q.path == path)
+        .count()
+}
+
 fn current(emu: &Emulator, id: &Value) -> Value {
     emu.messages(CH)
         .into_iter()
@@ -531,6 +547,7 @@ kill_grace = "2s"
     assert!(alive(pid), "a refused click does nothing to the job");
 
     // The director restarts: the old process is killed, the new one resumes from a checkpoint.
+    let before_click = emu.requests().len();
     let click = emu
         .click_button(
             CH,
@@ -553,17 +570,17 @@ kill_grace = "2s"
     assert!(text.contains("decided by @ann"), "{text}");
     assert!(!alive(pid), "the old process is gone");
     // The decided report's buttons are closed.
-    emu.wait_message(
-        CH,
-        |m| m["id"] == error["id"] && enabled_buttons(m).is_empty(),
-        WAIT,
-    )
-    .await
-    .unwrap();
+    wait_closed(&emu, &error["id"]).await;
 
     let done = report(&emu, &serve, "Training Complete").await;
     assert!(description(&done).contains("SUCCESS"), "{done}");
     assert!(description(&done).contains("Attempts: 2"), "{done}");
+    // One decision, one edit of its report (the engine's resolution, through the outbox).
+    assert_eq!(
+        edits_of(&emu, &error["id"], before_click),
+        1,
+        "the decided report is edited once"
+    );
     for t in [
         "Training started",
         "ERROR DETECTED",
@@ -616,13 +633,7 @@ status_interval = "1h"
         !answer.contains("may not") && !answer.contains("no open"),
         "{answer}"
     );
-    emu.wait_message(
-        CH,
-        |m| m["id"] == error["id"] && enabled_buttons(m).is_empty(),
-        WAIT,
-    )
-    .await
-    .unwrap();
+    wait_closed(&emu, &error["id"]).await;
     assert!(alive(pid), "Continue leaves the same process running");
 
     std::fs::write(dir.path().join("go"), "").unwrap();
@@ -891,14 +902,14 @@ status_interval = "300ms"
             .contains(&format!("<@&{MODELER_ROLE}>")),
         "{asked}"
     );
-    emu.wait_message(
-        CH,
-        |m| m["id"] == warning["id"] && enabled_buttons(m).is_empty(),
-        WAIT,
-    )
-    .await
-    .unwrap();
     assert!(alive(pid), "investigating leaves the run going");
+    // Investigating is not the decision: the warning still awaits one, untouched.
+    assert_eq!(edits_of(&emu, &warning["id"], 0), 0);
+    assert_eq!(
+        enabled_buttons(&current(&emu, &warning["id"])).len(),
+        3,
+        "the warning still offers its decisions"
+    );
 
     let cmd = train(&emu, &director(), "kill", "m5");
     command_answer(&emu, &cmd).await;
@@ -908,6 +919,9 @@ status_interval = "300ms"
         "{killed}"
     );
     assert!(!alive(pid), "the job's process is gone");
+    // The kill decided the warning: closed in place, by one edit.
+    wait_closed(&emu, &warning["id"]).await;
+    assert_eq!(edits_of(&emu, &warning["id"], 0), 1, "one decision, one edit");
     serve.stop();
 
     // Edit mode: the status updates were one message, edited in place.

@@ -10,8 +10,8 @@ use std::sync::Mutex;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 
-use super::command::{self, TextCommand};
 use super::render::{self, persona_tag};
+use super::request::{line, Request};
 use super::{ChatSink, Inbound, Outgoing};
 use crate::engine::{Body, Command, Decision, Reply};
 use crate::model::{Actor, JobName, Persona};
@@ -211,34 +211,29 @@ pub async fn read_commands(
         if line.is_empty() {
             continue;
         }
-        let parsed = match command::parse(line) {
-            Ok(p) => p,
-            Err(e) => {
-                console.print_replies(&[Reply {
-                    to: actor.clone(),
-                    accepted: false,
-                    text: e,
-                }]);
-                continue;
-            }
+        let refuse = |text: String| {
+            console.print_replies(&[Reply {
+                to: actor.clone(),
+                accepted: false,
+                text,
+            }])
         };
-        let targets: Vec<(JobName, Command)> = match parsed {
-            TextCommand::Help => {
-                console.print_line(command::HELP);
+        let targets: Vec<(JobName, Command)> = match line::parse(line, &jobs) {
+            Err(e) => {
+                refuse(e.to_string());
                 continue;
             }
-            TextCommand::StatusAll => jobs.iter().map(|j| (j.clone(), Command::Status)).collect(),
-            TextCommand::Job { job, command } => match resolve_job(job.as_deref(), &jobs) {
-                Ok(j) => vec![(j, command)],
-                Err(e) => {
-                    console.print_replies(&[Reply {
-                        to: actor.clone(),
-                        accepted: false,
-                        text: e,
-                    }]);
-                    continue;
-                }
-            },
+            Ok(Request::Help) => {
+                console.print_line(line::HELP);
+                continue;
+            }
+            Ok(Request::StatusAll) => jobs.iter().map(|j| (j.clone(), Command::Status)).collect(),
+            Ok(Request::Engine { job, command }) => vec![(job, command)],
+            // The console's lines do not spell these; its log is in the job's log file.
+            Ok(Request::Logs { .. } | Request::List) => {
+                refuse("that is a Discord command".into());
+                continue;
+            }
         };
         for (job, command) in targets {
             let (tx, rx) = oneshot::channel();
@@ -255,16 +250,5 @@ pub async fn read_commands(
                 console.print_replies(&replies);
             }
         }
-    }
-}
-
-fn resolve_job(job: Option<&str>, jobs: &[JobName]) -> Result<JobName, String> {
-    match job {
-        Some(j) => jobs.iter().find(|x| x.as_str() == j).cloned().ok_or_else(|| {
-            let names: Vec<&str> = jobs.iter().map(|j| j.as_str()).collect();
-            format!("unknown job {j:?}; jobs here: {}", names.join(", "))
-        }),
-        None if jobs.len() == 1 => Ok(jobs[0].clone()),
-        None => Err("several jobs are supervised: name one (e.g. /decide JOB restart)".into()),
     }
 }

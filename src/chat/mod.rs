@@ -1,18 +1,20 @@
 //! Chat: where the protocol's messages go and where decisions come from. One trait for
-//! outgoing messages, one type for incoming commands; adapters (console, Discord) do the
+//! outgoing messages, one language for incoming requests (`request`: console lines, slash
+//! commands and buttons parse and validate alike); adapters (console, Discord) do the
 //! rendering and the transport. Text that comes from a log is untrusted: `sanitize`
 //! neutralises mentions, control characters and secrets before any adapter shows it.
 
-pub mod command;
 pub mod console;
 pub mod discord;
 pub mod render;
+pub mod request;
 pub mod sanitize;
 
 use tokio::sync::oneshot;
 
 use crate::engine::{Command, Message, MessageKey, Reply};
 use crate::model::{Actor, JobName, RunId};
+use crate::store::{OutboxItem, OutboxKind};
 
 /// A message-level change for the chat.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,14 +36,30 @@ impl Outgoing {
             Outgoing::Resolve { job, .. } => job,
         }
     }
+
+    /// The outbox entry that delivers this change to `channel` with an adapter's `payload`.
+    pub fn outbox_item(&self, channel: String, payload: serde_json::Value) -> OutboxItem {
+        let (run, key, kind) = match self {
+            Outgoing::Post(m) => (m.run, m.key, OutboxKind::Post),
+            Outgoing::Update(m) => (m.run, m.key, OutboxKind::Update),
+            Outgoing::Resolve { run, key, .. } => (*run, *key, OutboxKind::Resolve),
+        };
+        OutboxItem {
+            channel,
+            run,
+            key: key.to_string(),
+            kind,
+            payload,
+        }
+    }
 }
 
 /// Delivery of outgoing messages. Adapters with durable delivery return an outbox entry
-/// (`(channel, payload)`) from `to_outbox`: the supervisor stores it in the same
-/// transaction as the engine step that produced it, then calls `wake`. Adapters without
-/// (the console) return None and get `deliver` called after the step is committed.
+/// from `to_outbox`: the supervisor stores it in the same transaction as the engine step
+/// that produced it, then calls `wake`. Adapters without (the console) return None and get
+/// `deliver` called after the step is committed.
 pub trait ChatSink: Send + Sync {
-    fn to_outbox(&self, _out: &Outgoing) -> Option<(String, serde_json::Value)> {
+    fn to_outbox(&self, _out: &Outgoing) -> Option<OutboxItem> {
         None
     }
     /// New outbox entries are waiting.

@@ -239,9 +239,10 @@ impl DiscordConfig {
 }
 
 /// How status updates appear in Discord.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum StatusMode {
     /// One status message per run, edited in place.
+    #[default]
     Edit,
     /// A new message each time.
     New,

@@ -52,7 +52,8 @@ pub struct OutboxEntry {
     pub attempts: u32,
 }
 
-/// A message to queue, produced by an engine step.
+/// A message to queue, produced by an engine step: where it goes, which report it is
+/// (`run`, `key`), what to do, and the chat adapter's payload, opaque to the store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxItem {
     pub channel: String,
@@ -60,24 +61,6 @@ pub struct OutboxItem {
     pub key: String,
     pub kind: OutboxKind,
     pub payload: serde_json::Value,
-}
-
-impl OutboxItem {
-    pub fn new(channel: String, out: &crate::chat::Outgoing, payload: serde_json::Value) -> Self {
-        use crate::chat::Outgoing;
-        let (run, key, kind) = match out {
-            Outgoing::Post(m) => (m.run, m.key.to_string(), OutboxKind::Post),
-            Outgoing::Update(m) => (m.run, m.key.to_string(), OutboxKind::Update),
-            Outgoing::Resolve { run, key, .. } => (*run, key.to_string(), OutboxKind::Resolve),
-        };
-        Self {
-            channel,
-            run,
-            key,
-            kind,
-            payload,
-        }
-    }
 }
 
 pub(super) fn insert(
@@ -102,23 +85,18 @@ pub(super) fn insert(
 }
 
 impl Store {
-    /// Queue a message for `channel`; returns its outbox id.
-    #[allow(clippy::too_many_arguments)]
+    /// Queue a message outside an engine step; returns its outbox id.
     pub fn enqueue(
         &mut self,
         at: DateTime<Utc>,
-        channel: &str,
         job: &JobName,
-        run: RunId,
-        key: &str,
-        kind: OutboxKind,
-        payload: &serde_json::Value,
+        item: &OutboxItem,
     ) -> Result<i64, StoreError> {
-        self.conn().execute(
-            "INSERT INTO outbox (created_at, channel, job, run, key, kind, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![ts(at), channel, job.as_str(), run.0, key, kind.as_str(), serde_json::to_string(payload)?],
-        )?;
-        Ok(self.conn().last_insert_rowid())
+        let tx = self.conn().transaction()?;
+        insert(&tx, at, job, item)?;
+        let id = tx.last_insert_rowid();
+        tx.commit()?;
+        Ok(id)
     }
 
     /// Unsent entries, oldest first (all channels).
@@ -211,21 +189,6 @@ impl Store {
                 "SELECT channel, message_id FROM posted WHERE job = ?1 AND run = ?2 AND key = ?3",
                 params![job, run, key],
                 |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?)
-    }
-
-    /// Find which job/run/key a posted chat message belongs to.
-    pub fn posted_by_message_id(
-        &mut self,
-        message_id: &str,
-    ) -> Result<Option<(String, u32, String)>, StoreError> {
-        Ok(self
-            .conn()
-            .query_row(
-                "SELECT job, run, key FROM posted WHERE message_id = ?1",
-                params![message_id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?)
     }

@@ -21,7 +21,7 @@ use crate::engine::{
 use crate::exec::{self, Adopted, JobHandle, SpawnSpec};
 use crate::model::{ExitOutcome, JobName, RunId};
 use crate::review;
-use crate::store::{OutboxItem, Store};
+use crate::store::Store;
 use crate::watch::detect::{DetectConfig, Detector, Finding};
 use crate::watch::follower::{display_segment, FollowState, Follower};
 use crate::watch::metrics::{HealthSignal, MetricsTracker};
@@ -721,7 +721,7 @@ impl JobRuntime {
         let mut direct = Vec::new();
         for o in outgoing {
             match self.chat.to_outbox(&o) {
-                Some((channel, payload)) => outbox.push(OutboxItem::new(channel, &o, payload)),
+                Some(item) => outbox.push(item),
                 None => direct.push(o),
             }
         }

@@ -4,14 +4,19 @@
 //! redacted) and is fenced so it cannot break out of its code block. Discord's size limits
 //! are met by trimming the traceback excerpt first, never by dropping the error line.
 
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
+use serenity::all::{
+    ButtonStyle, CreateActionRow, CreateAllowedMentions, CreateButton, CreateEmbed, CreateEmbedFooter,
+    Timestamp,
+};
 
 use crate::chat::render::{self, line};
 use crate::engine::{Body, Button, Decision, Message};
 use crate::model::{Persona, Severity};
 
-use super::ids::ButtonId;
 use super::DiscordPrincipal;
+use crate::chat::request::button::ButtonId;
 
 pub const MAX_CONTENT: usize = 2000;
 pub const MAX_TITLE: usize = 256;
@@ -256,7 +261,7 @@ fn embed_total(title: &str, description: &str, fields: &[(String, String, bool)]
 
 /// Apply every embed limit. The head (error line) is only cut when it alone exceeds the
 /// description limit, which `render::line` already prevents for a log line.
-fn finish(d: Draft, colour: u32, at: &str) -> Value {
+fn finish(d: Draft, colour: u32, at: DateTime<Utc>) -> Value {
     let title = cut16(&d.title, MAX_TITLE);
     let footer = d.footer.map(|f| cut16(&f, MAX_FOOTER)).unwrap_or_default();
     let mut fields: Vec<(String, String, bool)> = d
@@ -295,39 +300,37 @@ fn finish(d: Draft, colour: u32, at: &str) -> Value {
     if let Some(ex) = fit_excerpt(&d.excerpt, budget) {
         description.push_str(&ex);
     }
-    let mut embed = json!({
-        "title": title,
-        "description": description,
-        "color": colour,
-        "timestamp": at,
-        "fields": fields.iter().map(|(n, v, i)| json!({"name": n, "value": v, "inline": i})).collect::<Vec<_>>(),
-    });
-    if !footer.is_empty() {
-        embed["footer"] = json!({ "text": footer });
+    let mut embed = CreateEmbed::new()
+        .title(title)
+        .description(description)
+        .colour(colour)
+        .fields(fields);
+    if let Ok(at) = Timestamp::from_millis(at.timestamp_millis()) {
+        embed = embed.timestamp(at);
     }
-    embed
+    if !footer.is_empty() {
+        embed = embed.footer(CreateEmbedFooter::new(footer));
+    }
+    serde_json::to_value(embed).expect("embeds serialize")
 }
 
 /// The embed of a message.
 pub fn embed(m: &Message) -> Value {
-    finish(draft(m), colour(m), &m.at.to_rfc3339())
+    finish(draft(m), colour(m), m.at)
 }
 
-fn style(d: Decision) -> u8 {
-    // 1 primary, 2 secondary, 3 success, 4 danger
+fn style(d: Decision) -> ButtonStyle {
     match d {
-        Decision::Restart => 1,
-        Decision::Kill => 4,
-        Decision::Continue => 3,
-        Decision::Investigate => 2,
-        Decision::Approve => 3,
-        Decision::Reject => 4,
+        Decision::Restart => ButtonStyle::Primary,
+        Decision::Kill | Decision::Reject => ButtonStyle::Danger,
+        Decision::Continue | Decision::Approve => ButtonStyle::Success,
+        Decision::Investigate => ButtonStyle::Secondary,
     }
 }
 
 /// Action rows of buttons; a button whose id would be too long is left out (and logged).
-pub fn components(m: &Message, disabled: bool) -> Vec<Value> {
-    let buttons: Vec<Value> = m
+pub fn components(m: &Message, disabled: bool) -> Vec<CreateActionRow> {
+    let buttons: Vec<CreateButton> = m
         .buttons
         .iter()
         .filter_map(|b: &Button| {
@@ -341,23 +344,23 @@ pub fn components(m: &Message, disabled: bool) -> Vec<Value> {
                 tracing::warn!(job = %m.job, run = %m.run, "button id too long; button left out (use /decide)");
                 return None;
             };
-            Some(json!({
-                "type": 2,
-                "style": style(b.decision),
-                "label": cut16(&b.label, 80),
-                "custom_id": custom_id,
-                "disabled": disabled,
-            }))
+            Some(
+                CreateButton::new(custom_id)
+                    .style(style(b.decision))
+                    .label(cut16(&b.label, 80))
+                    .disabled(disabled),
+            )
         })
         .take(ROW * ROWS)
         .collect();
     buttons
         .chunks(ROW)
-        .map(|row| json!({ "type": 1, "components": row }))
+        .map(|row| CreateActionRow::Buttons(row.to_vec()))
         .collect()
 }
 
-/// The full body to create (or replace) a message.
+/// The full body to create (or replace) a message. Not a serialized `CreateMessage`: that
+/// always carries `attachments: []`, which on an edit would drop the message's files.
 pub fn message_body(m: &Message, mentions: &Mentions) -> Value {
     json!({
         "content": cut16(&mentions.content(), MAX_CONTENT),
@@ -404,7 +407,7 @@ pub fn resolved_edit(current: &Value, note: &str) -> Value {
     json!({
         "embeds": embeds,
         "components": components,
-        "allowed_mentions": { "parse": [] },
+        "allowed_mentions": CreateAllowedMentions::new(),
     })
 }
 
@@ -489,9 +492,12 @@ mod tests {
         for e in body["embeds"].as_array().unwrap() {
             assert!(len16(e["title"].as_str().unwrap()) <= MAX_TITLE);
             assert!(len16(e["description"].as_str().unwrap()) <= MAX_DESCRIPTION);
-            let fields = e["fields"].as_array().unwrap();
+            // A serialized embed has no `fields` key when it has none.
+            let fields = e
+                .get("fields")
+                .map_or(Vec::new(), |f| f.as_array().unwrap().clone());
             assert!(fields.len() <= MAX_FIELDS);
-            for f in fields {
+            for f in &fields {
                 assert!(len16(f["name"].as_str().unwrap()) <= MAX_FIELD_NAME);
                 let v = f["value"].as_str().unwrap();
                 assert!(!v.is_empty() && len16(v) <= MAX_FIELD_VALUE);

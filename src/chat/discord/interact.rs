@@ -1,95 +1,103 @@
 //! Incoming interactions: the slash commands (`/train …`, `/decide`) with job-name
-//! autocomplete, and the decision buttons. Each becomes an engine `Command` sent to the
-//! supervisor as an `Inbound` with the clicking user as `Actor` (personas from their user
-//! id and role ids); the engine's replies are answered ephemerally. Everything here is
-//! untrusted input: unknown jobs, malformed ids and missing roles get an answer, not a crash.
+//! autocomplete, and the decision buttons. A slash command is reduced to the request
+//! module's verb and arguments (`request`), a button's custom_id goes to
+//! `request::from_button`, so both are validated exactly like a console line; the result
+//! is sent to the supervisor as an `Inbound` with the clicking user as `Actor` (personas
+//! from their user id and role ids), and the engine's replies are answered ephemerally.
+//! Everything here is untrusted input: unknown jobs, malformed ids and missing roles get
+//! an answer, not a crash.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use serde_json::{json, Value};
+use serenity::all::{CommandOptionType, CreateCommand, CreateCommandOption};
 
+use crate::chat::request::{self, Args, Request, RequestError, Verb, DECIDE, MAX_LOG_LINES, MAX_TEXT};
 use crate::chat::sanitize::{defuse_mentions, untrusted};
-use crate::config::parse_duration;
-use crate::engine::{Command, Decision, Reply};
+use crate::engine::Reply;
 use crate::model::{Actor, JobName, Persona};
 
 use super::embed::{cut16, MAX_CONTENT};
-use super::ids::ButtonId;
 use super::DiscordPrincipal;
 
-/// The decisions `/decide` offers (approve/reject go through `/validate`).
-const DECIDE: [Decision; 4] = [
-    Decision::Restart,
-    Decision::Kill,
-    Decision::Continue,
-    Decision::Investigate,
-];
-/// Longest fix summary or verdict reason taken from chat.
-const MAX_TEXT: usize = 500;
+/// The answer to a request for help.
+pub const HELP: &str =
+    "commands: /train start|status|kill|restart|logs|list, /decide JOB DECISION [EXTEND], \
+/fix submit JOB SUMMARY, /validate approve|reject JOB [REASON]";
 
-/// Most log lines `/train logs` shows.
-pub const MAX_LOG_LINES: usize = 200;
-const DEFAULT_LOG_LINES: usize = 20;
 /// How much of the log's end is read for `/train logs`.
 const TAIL_BYTES: u64 = 64 * 1024;
 
-/// The slash commands, as Discord's bulk-overwrite body.
-pub fn commands() -> Value {
-    let job = || json!({"type": 3, "name": "job", "description": "The job", "required": true, "autocomplete": true});
-    let sub = |name: &str, description: &str| json!({"type": 1, "name": name, "description": description, "options": [job()]});
-    let mut logs = sub("logs", "Show the last lines of a job's log (only to you)");
-    logs["options"].as_array_mut().expect("options").push(json!({
-        "type": 4, "name": "lines", "description": "How many lines (default 20)",
-        "required": false, "min_value": 1, "max_value": MAX_LOG_LINES
-    }));
-    let decisions: Vec<Value> = DECIDE
-        .iter()
-        .map(|d| json!({"name": d.as_str(), "value": d.as_str()}))
-        .collect();
-    let text = |name: &str, description: &str, required: bool| json!({"type": 3, "name": name, "description": description, "required": required, "max_length": MAX_TEXT});
-    let verdict = |name: &str, description: &str| {
-        json!({"type": 1, "name": name, "description": description,
-               "options": [job(), text("reason", "Why (shown in the verdict)", false)]})
+/// The slash commands, for Discord's bulk overwrite.
+pub fn commands() -> Vec<CreateCommand> {
+    let job = || {
+        CreateCommandOption::new(CommandOptionType::String, "job", "The job")
+            .required(true)
+            .set_autocomplete(true)
     };
-    json!([
-        {
-            "type": 1, "name": "train", "description": "Run and watch training jobs",
-            "options": [
+    let text = |name: &str, description: &str, required: bool| {
+        CreateCommandOption::new(CommandOptionType::String, name, description)
+            .required(required)
+            .max_length(MAX_TEXT as u16)
+    };
+    let sub = |name: &str, description: &str| {
+        CreateCommandOption::new(CommandOptionType::SubCommand, name, description).add_sub_option(job())
+    };
+    let logs = sub("logs", "Show the last lines of a job's log (only to you)").add_sub_option(
+        CreateCommandOption::new(
+            CommandOptionType::Integer,
+            "lines",
+            format!("How many lines (default {})", request::DEFAULT_LOG_LINES),
+        )
+        .min_int_value(1)
+        .max_int_value(MAX_LOG_LINES as u64),
+    );
+    let decision = DECIDE.iter().fold(
+        CreateCommandOption::new(CommandOptionType::String, "decision", "What to do").required(true),
+        |o, d| o.add_string_choice(d.as_str(), d.as_str()),
+    );
+    let verdict = |name: &str, description: &str| {
+        sub(name, description).add_sub_option(text("reason", "Why (shown in the verdict)", false))
+    };
+    vec![
+        CreateCommand::new("train")
+            .description("Run and watch training jobs")
+            .set_options(vec![
                 sub("start", "Start a new run of a job"),
                 sub("status", "Post the job's status now"),
                 sub("kill", "Kill the job's process"),
                 sub("restart", "Restart the job"),
                 logs,
-                {"type": 1, "name": "list", "description": "List the jobs"}
-            ]
-        },
-        {
-            "type": 1, "name": "decide", "description": "Decide on a job's open report",
-            "options": [
+                CreateCommandOption::new(CommandOptionType::SubCommand, "list", "List the jobs"),
+            ]),
+        CreateCommand::new("decide")
+            .description("Decide on a job's open report")
+            .set_options(vec![
                 job(),
-                {"type": 3, "name": "decision", "description": "What to do", "required": true, "choices": decisions},
-                {"type": 3, "name": "extend", "description": "For continue after a timeout warning: how long (e.g. 2h)", "required": false}
-            ]
-        },
-        {
-            "type": 1, "name": "fix", "description": "Fixes to a job's code",
-            "options": [{
-                "type": 1, "name": "submit",
-                "description": "A fix is ready: trainwatch computes the CHANGES SUMMARY",
-                "options": [job(), text("summary", "What was fixed, in a few words", true)]
-            }]
-        },
-        {
-            "type": 1, "name": "validate", "description": "The validator's verdict on the latest fix",
-            "options": [
+                decision,
+                CreateCommandOption::new(
+                    CommandOptionType::String,
+                    "extend",
+                    "For continue after a timeout warning: how long (e.g. 2h)",
+                ),
+            ]),
+        CreateCommand::new("fix")
+            .description("Fixes to a job's code")
+            .add_option(
+                sub(
+                    "submit",
+                    "A fix is ready: trainwatch computes the CHANGES SUMMARY",
+                )
+                .add_sub_option(text("summary", "What was fixed, in a few words", true)),
+            ),
+        CreateCommand::new("validate")
+            .description("The validator's verdict on the latest fix")
+            .set_options(vec![
                 verdict("approve", "Approve the latest fix"),
-                verdict("reject", "Reject the latest fix")
-            ]
-        }
-    ])
+                verdict("reject", "Reject the latest fix"),
+            ]),
+    ]
 }
 
 /// A slash command reduced to plain values: its name, subcommand and string/int options.
@@ -100,127 +108,37 @@ pub struct Invocation {
     pub options: BTreeMap<String, String>,
 }
 
-/// What an interaction asks for.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Request {
-    Engine { job: JobName, command: Command },
-    Logs { job: JobName, lines: usize },
-    List,
-}
-
-/// Parse a slash command against the configured jobs. Err is the ephemeral answer.
-pub fn parse_invocation(inv: &Invocation, jobs: &[JobName]) -> Result<Request, String> {
-    let job = || -> Result<JobName, String> {
-        let raw = inv.options.get("job").map(String::as_str).unwrap_or("");
-        let shown = cut16(&defuse_mentions(raw), 64);
-        JobName::new(raw)
-            .ok()
-            .filter(|j| jobs.contains(j))
-            .ok_or_else(|| format!("unknown job {shown:?}; known jobs: {}", job_list(jobs)))
-    };
-    let decide = |decision: Decision| Command::Decide {
-        decision,
-        target: None,
-        extend: None,
-    };
-    match (inv.name.as_str(), inv.sub.as_deref()) {
-        ("train", Some("list")) => Ok(Request::List),
-        ("train", Some("start")) => Ok(Request::Engine {
-            job: job()?,
-            command: Command::Start,
-        }),
-        ("train", Some("status")) => Ok(Request::Engine {
-            job: job()?,
-            command: Command::Status,
-        }),
-        ("train", Some("kill")) => Ok(Request::Engine {
-            job: job()?,
-            command: decide(Decision::Kill),
-        }),
-        ("train", Some("restart")) => Ok(Request::Engine {
-            job: job()?,
-            command: decide(Decision::Restart),
-        }),
-        ("train", Some("logs")) => {
-            let job = job()?;
-            let lines = match inv.options.get("lines") {
-                None => DEFAULT_LOG_LINES,
-                Some(n) => n
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=MAX_LOG_LINES).contains(n))
-                    .ok_or_else(|| format!("lines must be 1 to {MAX_LOG_LINES}"))?,
-            };
-            Ok(Request::Logs { job, lines })
-        }
-        ("fix", Some("submit")) => {
-            let job = job()?;
-            let summary = free_text(inv.options.get("summary")).ok_or("the summary is required")?;
-            Ok(Request::Engine {
-                job,
-                command: Command::SubmitFix {
-                    summary,
-                    evidence: None,
-                },
-            })
-        }
-        ("validate", Some(verdict @ ("approve" | "reject"))) => Ok(Request::Engine {
-            job: job()?,
-            command: Command::Validate {
-                approve: verdict == "approve",
-                reason: free_text(inv.options.get("reason")),
-            },
-        }),
-        ("decide", None) => {
-            let job = job()?;
-            let raw = inv.options.get("decision").map(String::as_str).unwrap_or("");
-            let decision: Decision = raw
-                .parse()
-                .ok()
-                .filter(|d| DECIDE.contains(d))
-                .ok_or_else(|| "decision must be restart, kill, continue or investigate".to_string())?;
-            let extend: Option<Duration> = inv
-                .options
-                .get("extend")
-                .map(|s| parse_duration(s))
-                .transpose()
-                .map_err(|e| defuse_mentions(&e))?;
-            if extend.is_some() && decision != Decision::Continue {
-                return Err(format!("{decision} takes no duration"));
+impl Invocation {
+    /// The request this slash command is, validated against the configured jobs.
+    pub fn request(&self, jobs: &[JobName]) -> Result<Request, RequestError> {
+        let opt = |name: &str| self.options.get(name).map(String::as_str);
+        let (verb, decision) = match (self.name.as_str(), self.sub.as_deref()) {
+            ("train", Some("list")) => (Verb::List, None),
+            ("train", Some("start")) => (Verb::Start, None),
+            ("train", Some("status")) => (Verb::Status, None),
+            ("train", Some(d @ ("kill" | "restart"))) => (Verb::Decide, Some(d)),
+            ("train", Some("logs")) => (Verb::Logs, None),
+            ("fix", Some("submit")) => (Verb::FixSubmit, None),
+            ("validate", Some("approve")) => (Verb::Validate { approve: true }, None),
+            ("validate", Some("reject")) => (Verb::Validate { approve: false }, None),
+            ("decide", None) => (Verb::Decide, opt("decision")),
+            _ => {
+                let name = match &self.sub {
+                    Some(sub) => format!("{} {sub}", self.name),
+                    None => self.name.clone(),
+                };
+                return Err(RequestError::UnknownCommand(cut16(&defuse_mentions(&name), 64)));
             }
-            Ok(Request::Engine {
-                job,
-                command: Command::Decide {
-                    decision,
-                    target: None,
-                    extend,
-                },
-            })
-        }
-        _ => Err("unknown command".into()),
+        };
+        let args = Args {
+            job: opt("job"),
+            decision,
+            extend: opt("extend"),
+            text: opt("summary").or(opt("reason")),
+            lines: opt("lines"),
+        };
+        request::validate(verb, args, jobs)
     }
-}
-
-/// Text typed in chat for the record (a fix summary, a reason): trimmed, cut, never empty.
-fn free_text(s: Option<&String>) -> Option<String> {
-    let t = s?.trim();
-    (!t.is_empty()).then(|| t.chars().take(MAX_TEXT).collect())
-}
-
-/// A button click: the job must be one of ours; the engine checks run and report.
-pub fn parse_button(custom_id: &str, jobs: &[JobName]) -> Result<ButtonId, String> {
-    let id = ButtonId::parse(custom_id).map_err(|e| format!("this button cannot be used: {e}"))?;
-    if !jobs.contains(&id.job) {
-        return Err(format!("{} is not a job of this bot (any more)", id.job));
-    }
-    Ok(id)
-}
-
-fn job_list(jobs: &[JobName]) -> String {
-    if jobs.is_empty() {
-        return "none".into();
-    }
-    jobs.iter().map(JobName::as_str).collect::<Vec<_>>().join(", ")
 }
 
 /// Job names for autocomplete: those containing what was typed, prefix matches first, at
@@ -332,8 +250,8 @@ fn read_tail(path: &Path) -> std::io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::DecisionPoint;
-    use crate::model::RunId;
+    use crate::engine::{Command, Decision};
+    use std::time::Duration;
 
     fn jobs() -> Vec<JobName> {
         vec![JobName::new("model_3").unwrap(), JobName::new("bert").unwrap()]
@@ -349,7 +267,9 @@ mod tests {
 
     #[test]
     fn slash_commands_become_engine_commands() {
-        let r = parse_invocation(&inv("train", Some("restart"), &[("job", "model_3")]), &jobs()).unwrap();
+        let r = inv("train", Some("restart"), &[("job", "model_3")])
+            .request(&jobs())
+            .unwrap();
         assert_eq!(
             r,
             Request::Engine {
@@ -361,30 +281,26 @@ mod tests {
                 }
             }
         );
-        let r = parse_invocation(
-            &inv(
-                "decide",
-                None,
-                &[("job", "bert"), ("decision", "continue"), ("extend", "2h")],
-            ),
-            &jobs(),
+        let r = inv(
+            "decide",
+            None,
+            &[("job", "bert"), ("decision", "continue"), ("extend", "2h")],
         )
+        .request(&jobs())
         .unwrap();
         assert!(
             matches!(r, Request::Engine { command: Command::Decide { decision: Decision::Continue, extend: Some(d), .. }, .. } if d == Duration::from_secs(7200))
         );
         assert_eq!(
-            parse_invocation(&inv("train", Some("list"), &[]), &jobs()),
+            inv("train", Some("list"), &[]).request(&jobs()),
             Ok(Request::List)
         );
-        let r = parse_invocation(
-            &inv(
-                "fix",
-                Some("submit"),
-                &[("job", "bert"), ("summary", " use fit() not fit_transform() ")],
-            ),
-            &jobs(),
+        let r = inv(
+            "fix",
+            Some("submit"),
+            &[("job", "bert"), ("summary", " use fit() not fit_transform() ")],
         )
+        .request(&jobs())
         .unwrap();
         assert_eq!(
             r,
@@ -396,7 +312,9 @@ mod tests {
                 }
             }
         );
-        let r = parse_invocation(&inv("validate", Some("reject"), &[("job", "bert")]), &jobs()).unwrap();
+        let r = inv("validate", Some("reject"), &[("job", "bert")])
+            .request(&jobs())
+            .unwrap();
         assert_eq!(
             r,
             Request::Engine {
@@ -411,61 +329,154 @@ mod tests {
 
     #[test]
     fn bad_input_gets_a_reason() {
-        let e = parse_invocation(&inv("train", Some("kill"), &[("job", "@everyone")]), &jobs()).unwrap_err();
+        let e = inv("train", Some("kill"), &[("job", "@everyone")])
+            .request(&jobs())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown job") && !e.contains("@everyone"), "{e}");
         assert!(e.contains("model_3, bert"));
-        let e = parse_invocation(
-            &inv("decide", None, &[("job", "bert"), ("decision", "reboot")]),
-            &jobs(),
-        )
-        .unwrap_err();
+        let e = inv("decide", None, &[("job", "bert"), ("decision", "reboot")])
+            .request(&jobs())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("decision must be"), "{e}");
-        let e = parse_invocation(
-            &inv("decide", None, &[("job", "bert"), ("decision", "approve")]),
-            &jobs(),
-        )
-        .unwrap_err();
+        let e = inv("decide", None, &[("job", "bert"), ("decision", "approve")])
+            .request(&jobs())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("decision must be"), "{e}");
-        let e = parse_invocation(
-            &inv("fix", Some("submit"), &[("job", "bert"), ("summary", "  ")]),
-            &jobs(),
-        )
-        .unwrap_err();
+        let e = inv("fix", Some("submit"), &[("job", "bert"), ("summary", "  ")])
+            .request(&jobs())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("summary"), "{e}");
-        let e = parse_invocation(
-            &inv(
+        let e = inv(
+            "decide",
+            None,
+            &[("job", "bert"), ("decision", "kill"), ("extend", "2h")],
+        )
+        .request(&jobs())
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("takes no duration"));
+        let e = inv("train", Some("logs"), &[("job", "bert"), ("lines", "100000")])
+            .request(&jobs())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("lines must be"));
+        let e = inv("train", Some("reboot @here"), &[])
+            .request(&jobs())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown command") && !e.contains("@here"), "{e}");
+    }
+
+    #[test]
+    fn a_slash_command_and_its_console_line_are_the_same_request() {
+        let same = |line: &str, slash: Invocation| {
+            assert_eq!(
+                request::line::parse(line, &jobs()),
+                slash.request(&jobs()),
+                "{line}"
+            );
+        };
+        same("/kill bert", inv("train", Some("kill"), &[("job", "bert")]));
+        same(
+            "/decide bert continue 2h",
+            inv(
+                "decide",
+                None,
+                &[("job", "bert"), ("decision", "continue"), ("extend", "2h")],
+            ),
+        );
+        same(
+            "/fix submit bert  use fit() ",
+            inv(
+                "fix",
+                Some("submit"),
+                &[("job", "bert"), ("summary", " use fit() ")],
+            ),
+        );
+        same(
+            "/validate reject model_3 too few draws",
+            inv(
+                "validate",
+                Some("reject"),
+                &[("job", "model_3"), ("reason", "too few draws")],
+            ),
+        );
+        // Refusals too: the same error, so the same text.
+        same(
+            "/decide bert kill 2h",
+            inv(
                 "decide",
                 None,
                 &[("job", "bert"), ("decision", "kill"), ("extend", "2h")],
             ),
-            &jobs(),
-        )
-        .unwrap_err();
-        assert!(e.contains("takes no duration"));
-        let e = parse_invocation(
-            &inv("train", Some("logs"), &[("job", "bert"), ("lines", "100000")]),
-            &jobs(),
-        )
-        .unwrap_err();
-        assert!(e.contains("lines must be"));
+        );
+        same(
+            "/decide bert approve",
+            inv("decide", None, &[("job", "bert"), ("decision", "approve")]),
+        );
+        same("/start nope", inv("train", Some("start"), &[("job", "nope")]));
+        same(
+            "/continue bert soon",
+            inv(
+                "decide",
+                None,
+                &[("job", "bert"), ("decision", "continue"), ("extend", "soon")],
+            ),
+        );
     }
 
     #[test]
-    fn buttons_carry_their_target() {
-        let id = parse_button("tw1:kill:bert:7:t1", &jobs()).unwrap();
-        assert_eq!(id.job.as_str(), "bert");
+    fn every_registered_option_is_one_the_requests_read() {
+        let registered = serde_json::to_value(commands()).unwrap();
+        let names: Vec<&str> = registered
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["train", "decide", "fix", "validate"]);
+        let fix = &registered[2]["options"][0];
         assert_eq!(
-            id.command(),
-            Command::Decide {
-                decision: Decision::Kill,
-                target: Some((RunId(7), DecisionPoint::Timeout(1))),
-                extend: None
-            }
+            (fix["name"].as_str(), fix["type"].as_u64()),
+            (Some("submit"), Some(1))
         );
-        assert!(parse_button("tw1:kill:other:7:t1", &jobs())
-            .unwrap_err()
-            .contains("not a job"));
-        assert!(parse_button("tw1:kill:bert:7", &jobs()).is_err());
+        assert_eq!(fix["options"][1]["max_length"], MAX_TEXT);
+        let choices: Vec<&str> = registered[1]["options"][1]["choices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["value"].as_str().unwrap())
+            .collect();
+        assert_eq!(choices, DECIDE.map(|d| d.as_str()));
+        // Each subcommand the registration offers is understood.
+        for c in registered.as_array().unwrap() {
+            let name = c["name"].as_str().unwrap();
+            let subs: Vec<Option<&str>> = match c["options"][0]["type"].as_u64() {
+                Some(1) => c["options"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|o| o["name"].as_str())
+                    .collect(),
+                _ => vec![None],
+            };
+            for sub in subs {
+                let r = inv(
+                    name,
+                    sub,
+                    &[("job", "bert"), ("decision", "kill"), ("summary", "s")],
+                )
+                .request(&jobs());
+                assert!(
+                    !matches!(r, Err(RequestError::UnknownCommand(_))),
+                    "{name} {sub:?}: {r:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -1,14 +1,17 @@
 //! The Discord adapter. Outgoing protocol messages are rendered to Discord message bodies
 //! (`embed`) and handed to the supervisor as outbox entries; the `delivery` worker sends
-//! them with retries. Incoming slash commands and button clicks (`interact`) arrive over
-//! serenity's gateway connection and go to the supervisor as `Inbound` commands. Buttons
-//! carry their target in their `custom_id` (`ids`), so one global handler serves buttons
-//! posted before a restart too.
+//! them with retries. Incoming slash commands and button clicks arrive over serenity's
+//! gateway connection (`handler`; their shapes in `interact`), are validated like any other
+//! request (`crate::chat::request`) and go to the supervisor as `Inbound` commands; answers
+//! are written with serenity's interaction builders. Buttons carry their target in their
+//! `custom_id`, so one global handler serves buttons posted before a restart too. A click
+//! only asks: the report is closed by the engine's `Resolve`, through the outbox like every
+//! other change, so a decision edits its report exactly once whichever way it was taken.
 
 pub mod attach;
 pub mod delivery;
 pub mod embed;
-pub mod ids;
+mod handler;
 pub mod interact;
 pub mod rest;
 
@@ -18,36 +21,25 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use serde_json::{json, Value};
-use serenity::all::{
-    ClientBuilder, CommandDataOption, CommandDataOptionValue, CommandInteraction, ComponentInteraction,
-    Context, EventHandler, GatewayIntents, GuildId, HttpBuilder, Interaction, Ready, ShardManager,
-};
-use tokio::sync::{mpsc, oneshot, Notify};
+use serenity::all::{ClientBuilder, GatewayIntents, HttpBuilder, ShardManager};
+use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
 use crate::chat::{ChatSink, Inbound, Outgoing};
-use crate::engine::{Body, MessageKey, Reply};
-use crate::model::{Actor, JobName, Persona, RunId};
+use crate::config::StatusMode;
+use crate::engine::{Body, MessageKey};
+use crate::model::{JobName, Persona, RunId};
 use crate::store::{OutboxItem, Store, StoreError};
 
 pub use delivery::{Envelope, RetryPolicy};
 use embed::Mentions;
-use interact::{Invocation, Request};
+use handler::{Core, Handler};
 
 /// Who holds a persona in Discord: a user, or everyone with a role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DiscordPrincipal {
     User(u64),
     Role(u64),
-}
-
-/// Status updates: one message per run edited in place, or a new message each time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum StatusMode {
-    #[default]
-    Edit,
-    New,
 }
 
 /// Everything the adapter needs, independent of the config file's shape.
@@ -137,10 +129,7 @@ impl DiscordSetup {
                 setup.personas.push((persona, principals));
             }
         }
-        setup.status_mode = match d.status_mode {
-            crate::config::StatusMode::Edit => StatusMode::Edit,
-            crate::config::StatusMode::New => StatusMode::New,
-        };
+        setup.status_mode = d.status_mode;
         setup.proxy_url = d.proxy_url.clone();
         setup.https_proxy = d.https_proxy.clone();
         setup.ca_cert_pem = match &d.ca_cert {
@@ -256,16 +245,16 @@ impl DiscordChat {
         }
     }
 
-    /// The outbox entry for an outgoing change: (channel, payload).
-    pub fn entry(&self, out: &Outgoing) -> (String, Value) {
+    /// The outbox entry for an outgoing change.
+    pub fn entry(&self, out: &Outgoing) -> OutboxItem {
         let env = self.envelope(out);
         let payload = serde_json::to_value(&env).expect("envelopes serialize");
-        (self.channel_for(out.job()).to_string(), payload)
+        out.outbox_item(self.channel_for(out.job()).to_string(), payload)
     }
 }
 
 impl ChatSink for DiscordChat {
-    fn to_outbox(&self, out: &Outgoing) -> Option<(String, Value)> {
+    fn to_outbox(&self, out: &Outgoing) -> Option<OutboxItem> {
         Some(self.entry(out))
     }
 
@@ -276,19 +265,10 @@ impl ChatSink for DiscordChat {
     /// Discord delivers through the outbox; a caller that hands a message over directly
     /// gets it queued there in its own transaction.
     fn deliver(&self, out: &Outgoing) {
-        let (channel, payload) = self.entry(out);
-        let item = OutboxItem::new(channel, out, payload);
+        let item = self.entry(out);
         let queued = {
             let mut store = self.store.lock().unwrap_or_else(|p| p.into_inner());
-            store.enqueue(
-                Utc::now(),
-                &item.channel,
-                out.job(),
-                item.run,
-                &item.key,
-                item.kind,
-                &item.payload,
-            )
+            store.enqueue(Utc::now(), out.job(), &item)
         };
         match queued {
             Ok(_) => self.wake(),
@@ -321,15 +301,6 @@ impl DiscordRunning {
             .is_err()
         {
             self.gateway.abort();
-        }
-    }
-
-    /// Wait until the gateway connection ends for good (e.g. an invalid token).
-    pub async fn gateway_ended(&mut self) -> Result<(), DiscordError> {
-        match (&mut self.gateway).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(DiscordError::Gateway(Box::new(e))),
-            Err(e) => Err(DiscordError::Setup(format!("gateway task: {e}"))),
         }
     }
 }
@@ -389,243 +360,8 @@ pub async fn connect(
     ))
 }
 
-struct Core {
-    jobs: Vec<JobName>,
-    job_logs: BTreeMap<JobName, PathBuf>,
-    personas: Vec<(Persona, Vec<DiscordPrincipal>)>,
-    guild_id: Option<u64>,
-    channels: (u64, BTreeMap<JobName, u64>),
-    inbound: mpsc::Sender<Inbound>,
-}
-
 /// How long shutting down waits for the gateway to close.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
-/// How long a command waits for the engine's answer (the interaction is deferred meanwhile).
-const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
-
-impl Core {
-    async fn ask(
-        &self,
-        job: JobName,
-        command: crate::engine::Command,
-        by: Actor,
-    ) -> Result<Vec<Reply>, String> {
-        let (tx, rx) = oneshot::channel();
-        self.inbound
-            .send(Inbound {
-                job,
-                command,
-                by,
-                reply: tx,
-            })
-            .await
-            .map_err(|_| "trainwatch is shutting down".to_string())?;
-        match tokio::time::timeout(REPLY_TIMEOUT, rx).await {
-            Ok(Ok(replies)) => Ok(replies),
-            Ok(Err(_)) => Err("the command was dropped (trainwatch is shutting down?)".into()),
-            Err(_) => Err("no answer from the supervisor in time; check the channel for the outcome".into()),
-        }
-    }
-
-    fn actor_of(&self, user: &serenity::all::User, roles: &[u64]) -> Actor {
-        interact::actor(user.id.get(), &user.name, roles, &self.personas)
-    }
-}
-
-struct Handler {
-    core: Arc<Core>,
-}
-
-fn ephemeral(content: &str) -> Value {
-    json!({ "content": content, "flags": 64, "allowed_mentions": { "parse": [] } })
-}
-
-#[serenity::async_trait]
-impl EventHandler for Handler {
-    async fn ready(&self, ctx: Context, ready: Ready) {
-        ctx.http.set_application_id(ready.application.id);
-        let commands = interact::commands();
-        let done = match self.core.guild_id {
-            Some(g) => ctx
-                .http
-                .create_guild_commands(GuildId::new(g), &commands)
-                .await
-                .map(|_| ()),
-            None => ctx.http.create_global_commands(&commands).await.map(|_| ()),
-        };
-        match done {
-            Ok(()) => {
-                tracing::info!(guild = ?self.core.guild_id, "Discord connected; slash commands registered")
-            }
-            Err(e) => tracing::error!(error = %e, "cannot register the slash commands"),
-        }
-    }
-
-    async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
-        let core = self.core.clone();
-        let result = match interaction {
-            Interaction::Command(c) => on_command(&core, &ctx, c).await,
-            Interaction::Autocomplete(c) => on_autocomplete(&core, &ctx, c).await,
-            Interaction::Component(c) => on_button(&core, &ctx, c).await,
-            _ => Ok(()),
-        };
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "cannot answer an interaction");
-        }
-    }
-}
-
-fn roles_of(member: Option<&serenity::all::Member>) -> Vec<u64> {
-    member
-        .map(|m| m.roles.iter().map(|r| r.get()).collect())
-        .unwrap_or_default()
-}
-
-fn option_text(v: &CommandDataOptionValue) -> Option<String> {
-    match v {
-        CommandDataOptionValue::String(s) => Some(s.clone()),
-        CommandDataOptionValue::Integer(i) => Some(i.to_string()),
-        CommandDataOptionValue::Number(n) => Some(n.to_string()),
-        CommandDataOptionValue::Boolean(b) => Some(b.to_string()),
-        CommandDataOptionValue::Autocomplete { value, .. } => Some(value.clone()),
-        _ => None,
-    }
-}
-
-fn invocation(name: &str, options: &[CommandDataOption]) -> Invocation {
-    let mut inv = Invocation {
-        name: name.to_string(),
-        ..Default::default()
-    };
-    let mut opts = options;
-    if let [CommandDataOption {
-        name: sub,
-        value: CommandDataOptionValue::SubCommand(inner),
-        ..
-    }] = options
-    {
-        inv.sub = Some(sub.clone());
-        opts = inner;
-    }
-    for o in opts {
-        if let Some(v) = option_text(&o.value) {
-            inv.options.insert(o.name.clone(), v);
-        }
-    }
-    inv
-}
-
-async fn on_command(core: &Core, ctx: &Context, c: CommandInteraction) -> serenity::Result<()> {
-    // Deferred and ephemeral: the engine may take a moment, and answers are for the sender only.
-    ctx.http
-        .create_interaction_response(c.id, &c.token, &json!({"type": 5, "data": {"flags": 64}}), vec![])
-        .await?;
-    let inv = invocation(&c.data.name, &c.data.options);
-    let by = core.actor_of(&c.user, &roles_of(c.member.as_deref()));
-    let answer = match interact::parse_invocation(&inv, &core.jobs) {
-        Err(why) => why,
-        Ok(Request::List) => interact::list_text(&core.jobs, |j| {
-            core.channels.1.get(j).copied().unwrap_or(core.channels.0)
-        }),
-        Ok(Request::Logs { job, lines }) => {
-            if by.personas.is_empty() {
-                format!(
-                    "{} may not read logs: that needs one of the configured roles",
-                    by.display
-                )
-            } else {
-                let path = core.job_logs.get(&job).cloned();
-                tokio::task::spawn_blocking(move || interact::logs_text(&job, path.as_ref(), lines))
-                    .await
-                    .unwrap_or_else(|e| format!("cannot read the log: {e}"))
-            }
-        }
-        Ok(Request::Engine { job, command }) => match core.ask(job, command, by).await {
-            Ok(replies) => interact::reply_text(&replies),
-            Err(why) => why,
-        },
-    };
-    ctx.http
-        .edit_original_interaction_response(
-            &c.token,
-            &json!({"content": answer, "allowed_mentions": {"parse": []}}),
-            vec![],
-        )
-        .await?;
-    Ok(())
-}
-
-async fn on_autocomplete(core: &Core, ctx: &Context, c: CommandInteraction) -> serenity::Result<()> {
-    let typed = c
-        .data
-        .autocomplete()
-        .map(|a| a.value.to_string())
-        .unwrap_or_default();
-    let choices: Vec<Value> = interact::complete(&typed, &core.jobs)
-        .into_iter()
-        .map(|j| json!({"name": j, "value": j}))
-        .collect();
-    ctx.http
-        .create_interaction_response(
-            c.id,
-            &c.token,
-            &json!({"type": 8, "data": {"choices": choices}}),
-            vec![],
-        )
-        .await
-}
-
-async fn on_button(core: &Core, ctx: &Context, c: ComponentInteraction) -> serenity::Result<()> {
-    let id = match interact::parse_button(&c.data.custom_id, &core.jobs) {
-        Ok(id) => id,
-        Err(why) => {
-            return ctx
-                .http
-                .create_interaction_response(
-                    c.id,
-                    &c.token,
-                    &json!({"type": 4, "data": ephemeral(&why)}),
-                    vec![],
-                )
-                .await;
-        }
-    };
-    // Deferred update: the report is edited below once the engine accepted.
-    ctx.http
-        .create_interaction_response(c.id, &c.token, &json!({"type": 6}), vec![])
-        .await?;
-    let by = core.actor_of(&c.user, &roles_of(c.member.as_ref()));
-    let display = by.display.clone();
-    let answer = match core.ask(id.job.clone(), id.command(), by).await {
-        Ok(replies) => {
-            if replies.iter().any(|r| r.accepted) {
-                // The same edit the outbox's Resolve makes (the engine's note may differ by
-                // its clock; it is applied after and wins). Both only disable and annotate.
-                let note = format!(
-                    "{} by {display} at {}",
-                    id.decision.done(),
-                    Utc::now().format("%H:%M UTC")
-                );
-                let current = serde_json::to_value(&*c.message).unwrap_or(Value::Null);
-                let edit = embed::resolved_edit(&current, &note);
-                if let Err(e) = ctx
-                    .http
-                    .edit_message(c.channel_id, c.message.id, &edit, vec![])
-                    .await
-                {
-                    tracing::warn!(error = %e, "cannot mark the report decided; the outbox will");
-                }
-            }
-            interact::reply_text(&replies)
-        }
-        Err(why) => why,
-    };
-    ctx.http
-        .create_followup_message(&c.token, &ephemeral(&answer), vec![])
-        .await?;
-    Ok(())
-}
 
 #[cfg(test)]
 mod tests {
@@ -755,9 +491,12 @@ ca_cert = "ca.pem"
     #[test]
     fn entries_go_to_the_job_channel_and_status_edits_follow_the_mode() {
         let (_d, c) = chat(StatusMode::Edit);
-        let (channel, payload) = c.to_outbox(&status(3)).unwrap();
-        assert_eq!(channel, "200");
-        let env: Envelope = serde_json::from_value(payload).unwrap();
+        let item = c.to_outbox(&status(3)).unwrap();
+        assert_eq!(
+            (item.channel.as_str(), item.run, item.key.as_str(), item.kind),
+            ("200", RunId(1), "status-3", crate::store::OutboxKind::Post)
+        );
+        let env: Envelope = serde_json::from_value(item.payload).unwrap();
         assert!(matches!(
             env,
             Envelope::Post {
@@ -766,7 +505,7 @@ ca_cert = "ca.pem"
             }
         ));
         let (_d, c) = chat(StatusMode::New);
-        let env: Envelope = serde_json::from_value(c.to_outbox(&status(3)).unwrap().1).unwrap();
+        let env: Envelope = serde_json::from_value(c.to_outbox(&status(3)).unwrap().payload).unwrap();
         assert!(matches!(
             env,
             Envelope::Post {
@@ -780,7 +519,11 @@ ca_cert = "ca.pem"
             key: MessageKey::Incident(1),
             note: "n".into(),
         };
-        assert_eq!(c.to_outbox(&resolve).unwrap().0, "100");
+        let item = c.to_outbox(&resolve).unwrap();
+        assert_eq!(
+            (item.channel.as_str(), item.key.as_str(), item.kind),
+            ("100", "incident-1", crate::store::OutboxKind::Resolve)
+        );
     }
 
     #[test]
@@ -790,7 +533,7 @@ ca_cert = "ca.pem"
             unreachable!()
         };
         m.attachments = vec![PathBuf::from("charts/status-3.png")];
-        let (_, payload) = c.to_outbox(&Outgoing::Post(m)).unwrap();
+        let payload = c.to_outbox(&Outgoing::Post(m)).unwrap().payload;
         assert_eq!(payload["attachments"], serde_json::json!(["charts/status-3.png"]));
         let env: Envelope = serde_json::from_value(payload).unwrap();
         let Envelope::Post { attachments, .. } = env else {
@@ -798,7 +541,7 @@ ca_cert = "ca.pem"
         };
         assert_eq!(attachments, vec![PathBuf::from("charts/status-3.png")]);
         // Entries stored before attachments existed still load.
-        let (_, mut old) = c.to_outbox(&status(4)).unwrap();
+        let mut old = c.to_outbox(&status(4)).unwrap().payload;
         assert!(old.get("attachments").is_none());
         old.as_object_mut().unwrap().remove("attachments");
         assert!(serde_json::from_value::<Envelope>(old).is_ok());
@@ -846,7 +589,8 @@ ca_cert = "ca.pem"
             vec![],
         );
         ask.to = vec![Persona::Modeler];
-        let env: Envelope = serde_json::from_value(c.to_outbox(&Outgoing::Post(ask)).unwrap().1).unwrap();
+        let env: Envelope =
+            serde_json::from_value(c.to_outbox(&Outgoing::Post(ask)).unwrap().payload).unwrap();
         let Envelope::Post { thread_on, body, .. } = env else {
             panic!("a post")
         };

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use reqwest::{multipart, Method, StatusCode};
 use serde_json::Value;
+use serenity::all::{AutoArchiveDuration, CreateThread};
 
 use super::DiscordError;
 
@@ -178,11 +179,6 @@ impl Rest {
         self.pause.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
-    /// Create a message; returns its id.
-    pub async fn post_message(&self, channel: u64, body: &Value) -> Result<u64, RestError> {
-        self.post_message_with(channel, body, &[]).await
-    }
-
     /// Create a message with files; `body` refers to `files[n]` as attachment id `n`.
     pub async fn post_message_with(
         &self,
@@ -235,7 +231,8 @@ impl Rest {
 
     /// Start a thread on a message; returns the thread's channel id.
     pub async fn start_thread(&self, channel: u64, message: u64, name: &str) -> Result<u64, RestError> {
-        let body = serde_json::json!({ "name": name, "auto_archive_duration": 1440 });
+        let thread = CreateThread::new(name).auto_archive_duration(AutoArchiveDuration::OneDay);
+        let body = serde_json::to_value(thread).expect("thread builders serialize");
         let v = self
             .call(
                 Method::POST,

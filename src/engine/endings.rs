@@ -1,0 +1,131 @@
+//! How a run ends: completed, failed or killed, with the final report.
+
+use chrono::{DateTime, Utc};
+
+use super::decisions::point_key;
+use super::event::{Action, Record};
+use super::incidents::{resolve_incidents, summaries};
+use super::machine::{dur, hhmm, JobMachine};
+use super::message::{Body, MessageKey, OutputFile};
+use super::state::Phase;
+use crate::model::{ExitOutcome, Persona};
+
+impl JobMachine {
+    pub(super) fn finish_completed(
+        &mut self,
+        at: DateTime<Utc>,
+        outputs: Vec<OutputFile>,
+        out: &mut Vec<Action>,
+    ) {
+        let log_file = self.settings.log.clone();
+        let Some(run) = self.active_mut() else { return };
+        if let Some(point) = run.open.take() {
+            out.push(Action::Resolve {
+                run: run.id,
+                key: point_key(point),
+                note: "the run went on and completed".into(),
+            });
+        }
+        resolve_incidents(run, None, "the run went on and completed", None, at, out);
+        let body = Body::Completed {
+            total: dur(at - run.started_at),
+            attempts: run.attempt,
+            outputs,
+            log_file,
+            errors: summaries(run),
+            convergence: run.convergence.clone(),
+        };
+        self.end(
+            at,
+            Phase::Completed,
+            "completed".into(),
+            body,
+            vec![Persona::Director],
+            out,
+        );
+    }
+
+    pub(super) fn finish_failed(
+        &mut self,
+        at: DateTime<Utc>,
+        exit: Option<ExitOutcome>,
+        reason: String,
+        out: &mut Vec<Action>,
+    ) {
+        let log_file = self.settings.log.clone();
+        let Some(run) = self.active_mut() else { return };
+        if let Some(point) = run.open.take() {
+            out.push(Action::Resolve {
+                run: run.id,
+                key: point_key(point),
+                note: format!("run failed: {reason}"),
+            });
+        }
+        resolve_incidents(run, None, "unresolved: the run failed", None, at, out);
+        let body = Body::Failed {
+            exit,
+            reason: reason.clone(),
+            total: dur(at - run.started_at),
+            log_file,
+            last_line: run.last_line.clone(),
+            errors: summaries(run),
+        };
+        self.end(at, Phase::Failed, reason, body, vec![Persona::Director], out);
+    }
+
+    pub(super) fn finish_killed(&mut self, at: DateTime<Utc>, out: &mut Vec<Action>) {
+        let log_file = self.settings.log.clone();
+        let Some(run) = self.active_mut() else { return };
+        let by = run.pending_by.take().unwrap_or_else(|| "someone".into());
+        if let Some(point) = run.open.take() {
+            out.push(Action::Resolve {
+                run: run.id,
+                key: point_key(point),
+                note: format!("Killed by {by} at {}", hhmm(at)),
+            });
+        }
+        resolve_incidents(run, None, "killed", Some(&by), at, out);
+        let body = Body::Killed {
+            by: by.clone(),
+            pid: run.pid,
+            total: dur(at - run.started_at),
+            log_file,
+            errors: summaries(run),
+        };
+        self.end(
+            at,
+            Phase::Killed,
+            format!("killed by {by}"),
+            body,
+            vec![Persona::Director],
+            out,
+        );
+    }
+
+    pub(super) fn end(
+        &mut self,
+        at: DateTime<Utc>,
+        phase: Phase,
+        detail: String,
+        body: Body,
+        to: Vec<Persona>,
+        out: &mut Vec<Action>,
+    ) {
+        let msg = self.message(at, MessageKey::Final, to, body);
+        let Some(run) = self.active_mut() else { return };
+        run.phase = phase;
+        run.ended_at = Some(at);
+        run.alive = false;
+        let id = run.id;
+        out.push(Action::Post(msg));
+        out.push(Action::Record(Record::RunEnded {
+            run: id,
+            state: phase.as_str().into(),
+            detail,
+        }));
+        out.push(Action::RunEnded {
+            run: id,
+            success: phase == Phase::Completed,
+        });
+    }
+}

@@ -3,14 +3,13 @@
 
 use chrono::{DateTime, Utc};
 
-use super::decisions::decision_buttons;
+use super::decisions::{buttons, decision_buttons};
 use super::event::Action;
 use super::incidents::summaries;
-use super::machine::{chrono_dur, dur, hhmm, JobMachine};
-use super::message::{
-    Body, Button, ConvergenceView, Decision, DecisionPoint, MessageKey, ProgressView, StallKind,
-};
+use super::machine::{chrono_dur, dur, JobMachine};
+use super::message::{Body, ConvergenceView, DecisionPoint, MessageKey, ProgressView, StallKind};
 use super::state::{Phase, StallEpisode};
+use super::text;
 use crate::model::Persona;
 
 impl JobMachine {
@@ -35,24 +34,13 @@ impl JobMachine {
                 out.push(Action::Resolve {
                     run: run.id,
                     key: MessageKey::Stall(k),
-                    note: "superseded by the timeout warning".into(),
+                    note: text::SUPERSEDED_BY_TIMEOUT.into(),
                 });
             }
             run.phase = Phase::TimeoutWarned;
             run.open = Some(DecisionPoint::Timeout(n));
             let point = DecisionPoint::Timeout(n);
-            let buttons = [
-                (Decision::Continue, "Continue monitoring"),
-                (Decision::Investigate, "Investigate"),
-                (Decision::Restart, "Terminate and restart"),
-            ]
-            .into_iter()
-            .map(|(decision, label)| Button {
-                decision,
-                point,
-                label: label.into(),
-            })
-            .collect();
+            let buttons = buttons(point, &text::TIMEOUT_BUTTONS);
             let body = Body::TimeoutWarning {
                 pid: run.pid.unwrap_or_default(),
                 expected,
@@ -181,7 +169,7 @@ impl JobMachine {
             out.push(Action::Resolve {
                 run: run.id,
                 key: MessageKey::Stall(n),
-                note: format!("output resumed at {}", hhmm(at)),
+                note: text::output_resumed(at),
             });
         }
     }

@@ -7,10 +7,10 @@ use chrono::{DateTime, Utc};
 
 use super::event::{Action, Record};
 use super::incidents::{resolve_incidents, stall_incident};
-use super::machine::{chrono_dur, hhmm, JobMachine};
-use super::message::{Body, Button, Decision, DecisionPoint, MessageKey, ProgressView, Reply};
-use super::state::{Decided, Phase, RunState};
-use crate::config::format_duration;
+use super::machine::{chrono_dur, JobMachine};
+use super::message::{Body, Button, Decision, DecisionPoint, MessageKey, Reply};
+use super::state::{AppliedFix, Decided, Phase, RunState};
+use super::text::{self, StatusParts};
 use crate::model::{Actor, JobName, OnError, Persona, RunId, Severity};
 use crate::review::Snapshot;
 
@@ -21,61 +21,18 @@ const DEFAULT_EXTENSION_DIVISOR: u32 = 4;
 impl JobMachine {
     pub(super) fn start(&mut self, at: DateTime<Utc>, by: Actor, out: &mut Vec<Action>) {
         let job = self.settings.job.clone();
-        if !(by.has(Persona::Director) || by.has(Persona::Starter)) {
-            let reason = format!(
-                "{} may not start jobs: that needs the director or starter role",
-                by.display
-            );
-            return self.refuse(&by, "start", reason, out);
-        }
         if let Some(run) = self.run().filter(|r| !r.phase.is_over()) {
-            let reason = format!(
-                "{job} is already {} (run {}{})",
-                run.phase.as_str(),
-                run.id,
-                pid_suffix(run.pid)
-            );
+            let reason = text::already_running(&job, run.phase, run.id, run.pid);
             return self.refuse(&by, "start", reason, out);
         }
         let id = RunId(self.state.last_run + 1);
         self.state.last_run = id.0;
-        self.state.run = Some(RunState {
-            id,
-            phase: Phase::Starting,
-            started_at: at,
-            started_by: by.display.clone(),
-            ended_at: None,
-            attempt: 0,
-            attempt_started_at: at,
-            pid: None,
-            alive: false,
-            last_exit: None,
-            open: None,
-            horizon: None,
-            next_status: at,
-            status_count: 0,
-            timeout_count: 0,
-            notice_count: 0,
-            incidents: Vec::new(),
-            auto_restarts: 0,
-            pending_by: Some(by.display.clone()),
-            last_line: None,
-            last_line_no: 0,
-            progress: ProgressView::default(),
-            convergence: None,
-            decided: Vec::new(),
-            baseline: None,
-            fixes: Vec::new(),
-            killed_for_restart: false,
-            stall_count: 0,
-            stall: None,
-            overrun_warned: false,
-        });
+        self.state.run = Some(RunState::new(id, at, &by.display));
         out.push(Action::Record(Record::RunStarted {
             run: id,
             by: by.display.clone(),
         }));
-        self.accept(&by, "start", format!("starting {job} (run {id})"), out);
+        self.accept(&by, "start", text::starting(&job, id), out);
         out.push(Action::Spawn {
             run: id,
             attempt: 1,
@@ -87,31 +44,24 @@ impl JobMachine {
     pub(super) fn status_query(&self, by: Actor, out: &mut Vec<Action>) {
         let job = &self.settings.job;
         let text = match self.run() {
-            None => format!("{job}: no run yet"),
-            Some(r) => {
-                let mut t = format!("{job} run {}: {}{}", r.id, r.phase.as_str(), pid_suffix(r.pid));
-                match (r.progress.step, r.progress.total, r.progress.percent) {
-                    (Some(step), Some(total), Some(p)) => {
-                        t.push_str(&format!("; step {step}/{total} ({p:.1}%)"))
-                    }
-                    (Some(step), _, _) => t.push_str(&format!("; step {step}")),
-                    (None, _, Some(p)) => t.push_str(&format!("; {p:.1}% of the expected time")),
-                    _ => {}
-                }
-                if r.stall.is_some() {
-                    t.push_str("; looks hung (no output or progress)");
-                }
-                if let Some(line) = &r.last_line {
-                    t.push_str(&format!("; last log line {}: {}", r.last_line_no, line));
-                }
-                let fatal = r
+            None => text::no_run_yet(job),
+            Some(r) => text::status(StatusParts {
+                job,
+                run: r.id,
+                phase: r.phase,
+                pid: r.pid,
+                step: r.progress.step,
+                total: r.progress.total,
+                percent: r.progress.percent,
+                hung: r.stall.is_some(),
+                last_line: r.last_line.as_deref().map(|l| (r.last_line_no, l)),
+                incidents: r.incidents.len(),
+                fatal: r
                     .incidents
                     .iter()
                     .filter(|i| i.incident.severity == Severity::Fatal)
-                    .count();
-                t.push_str(&format!("; {} incident(s), {} fatal", r.incidents.len(), fatal));
-                t
-            }
+                    .count(),
+            }),
         };
         out.push(Action::Reply(Reply {
             to: by,
@@ -133,34 +83,20 @@ impl JobMachine {
     ) {
         let what = decision.as_str();
         let job = self.settings.job.clone();
-        if !by.has(Persona::Director) {
-            let reason = format!(
-                "{} may not {what} {job}: decisions need the director role",
-                by.display
-            );
-            return self.refuse(&by, what, reason, out);
-        }
         let Some(run) = self.state.run.as_ref() else {
-            return self.refuse(&by, what, format!("{job} has no run to {what}"), out);
+            return self.refuse(&by, what, text::no_run_to(&job, what), out);
         };
         if let Some((target_run, point)) = target {
             if let Some(reason) = stale_target(run, target_run, point, "report", &job) {
                 return self.refuse(&by, what, reason, out);
             }
             if run.open != Some(point) {
-                let reason = format!(
-                    "that report no longer awaits a decision ({job} is {})",
-                    run.phase.as_str()
-                );
+                let reason = text::no_longer_awaits(&job, run.phase);
                 return self.refuse(&by, what, reason, out);
             }
         }
         if run.phase.is_over() {
-            let reason = format!(
-                "run {} of {job} has already {}; use start for a new run",
-                run.id,
-                run.phase.as_str()
-            );
+            let reason = text::run_already_over(&job, run.id, run.phase);
             return self.refuse(&by, what, reason, out);
         }
         let phase = run.phase;
@@ -169,52 +105,39 @@ impl JobMachine {
         match decision {
             Decision::Restart => {
                 if !matches!(phase, Phase::Running | Phase::Halted | Phase::TimeoutWarned) {
-                    let reason = format!("{job} is {}; restart is not possible now", phase.as_str());
+                    let reason = text::restart_not_possible(&job, phase);
                     return self.refuse(&by, what, reason, out);
                 }
                 if let Some(reason) = self.gate_blocks(at, code.as_ref()) {
                     return self.refuse(&by, what, reason, out);
                 }
-                self.mark_fix_applied(at);
-                self.accept(&by, what, format!("restarting {job}"), out);
-                self.close_open(at, decision, &by.display, out);
+                let fix = self.mark_fix_applied(at);
+                self.accept(&by, what, text::restarting(&job), out);
+                self.close_open(at, decision, fix, &by.display, out);
                 self.restart(&by.display, out);
             }
             Decision::Kill => {
                 if matches!(phase, Phase::Stopping) {
-                    return self.refuse(&by, what, format!("{job} is already being killed"), out);
+                    return self.refuse(&by, what, text::already_being_killed(&job), out);
                 }
-                self.accept(&by, what, format!("killing {job}"), out);
-                self.close_open(at, decision, &by.display, out);
+                self.accept(&by, what, text::killing(&job), out);
+                self.close_open(at, decision, None, &by.display, out);
                 self.kill(at, &by.display, out);
             }
             Decision::Continue => {
                 let reason = match (phase, alive) {
-                    (Phase::Halted, false) => Some(format!(
-                        "{job}'s process has ended ({}); restart or kill",
-                        run.last_exit
-                            .map(|e| e.to_string())
-                            .unwrap_or_else(|| "status unknown".into())
-                    )),
+                    (Phase::Halted, false) => Some(text::process_has_ended(&job, run.last_exit)),
                     (Phase::Halted, true) | (Phase::TimeoutWarned, _) => None,
                     (Phase::Running, true) if stall_open => None,
-                    _ => Some(format!("nothing of {job} awaits a decision ({})", phase.as_str())),
+                    _ => Some(text::nothing_awaits_decision(&job, phase)),
                 };
                 if let Some(reason) = reason {
                     return self.refuse(&by, what, reason, out);
                 }
-                let detail = if phase == Phase::TimeoutWarned {
-                    let ext = extend.unwrap_or_else(|| self.default_extension());
-                    format!(
-                        "continuing to monitor {job}; next timeout warning in {}",
-                        format_duration(ext)
-                    )
-                } else {
-                    format!("continuing to monitor {job}")
-                };
-                self.accept(&by, what, detail.clone(), out);
-                self.close_open(at, decision, &by.display, out);
                 let ext = extend.unwrap_or_else(|| self.default_extension());
+                let detail = text::continuing(&job, (phase == Phase::TimeoutWarned).then_some(ext));
+                self.accept(&by, what, detail.clone(), out);
+                self.close_open(at, decision, None, &by.display, out);
                 let run = self.active_mut().expect("active run checked above");
                 if phase == Phase::TimeoutWarned {
                     run.horizon = Some(at + chrono_dur(ext));
@@ -237,7 +160,7 @@ impl JobMachine {
             Decision::Approve | Decision::Reject => unreachable!("routed to validate"),
             Decision::Investigate => {
                 if !(stall_open || matches!(phase, Phase::Halted | Phase::TimeoutWarned)) {
-                    let reason = format!("nothing of {job} awaits investigation ({})", phase.as_str());
+                    let reason = text::nothing_awaits_investigation(&job, phase);
                     return self.refuse(&by, what, reason, out);
                 }
                 let incident = match run.open {
@@ -254,7 +177,7 @@ impl JobMachine {
                 // A run past its maximum is most often a sampler or optimiser that converges
                 // slowly: the modeler is asked first.
                 let owner = incident.as_ref().map_or(Persona::Modeler, |i| i.category.owner());
-                self.accept(&by, what, format!("asked @{owner} to investigate {job}"), out);
+                self.accept(&by, what, text::asked_to_investigate(&job, owner), out);
                 let (log_file, last_line) = (self.settings.log.clone(), run.last_line.clone());
                 let run = self.active_mut().expect("active run checked above");
                 run.notice_count += 1;
@@ -288,6 +211,7 @@ impl JobMachine {
         &mut self,
         at: DateTime<Utc>,
         decision: Decision,
+        fix: Option<AppliedFix>,
         by: &str,
         out: &mut Vec<Action>,
     ) {
@@ -302,16 +226,17 @@ impl JobMachine {
         out.push(Action::Resolve {
             run: run.id,
             key: point_key(point),
-            note: format!("{} by {} at {}", decision.done(), by, hhmm(at)),
+            note: text::decided_note(decision, by, at),
         });
         if let DecisionPoint::Incident(seq) = point {
-            let resolution = match decision {
-                Decision::Restart => "restarted",
-                Decision::Kill => "killed",
-                Decision::Continue => "monitoring continued",
-                Decision::Investigate | Decision::Approve | Decision::Reject => return,
+            let Some(resolution) = text::resolved_by_decision(decision) else {
+                return;
             };
-            resolve_incidents(run, Some(seq), resolution, Some(by), at, out);
+            let resolution = match fix {
+                Some(f) if decision == Decision::Restart => text::fixed_and_restarted(f.seq, &f.summary),
+                _ => resolution.to_string(),
+            };
+            resolve_incidents(run, Some(seq), &resolution, Some(by), at, out);
         }
     }
 
@@ -358,27 +283,21 @@ impl JobMachine {
         match self.settings.on_error {
             OnError::Wait => {
                 if !alive {
-                    self.finish_failed(
-                        at,
-                        run.last_exit,
-                        "the process failed and nobody can decide (unattended, on_error = wait)".into(),
-                        out,
-                    );
+                    self.finish_failed(at, run.last_exit, text::POLICY_WAIT_FAILED.into(), out);
                 }
                 // Still alive (the program caught its error and goes on): keep watching.
             }
             OnError::Kill => {
-                let detail = "on_error = kill".to_string();
-                self.accept(&policy, "kill", detail, out);
-                self.close_open(at, Decision::Kill, &policy.display, out);
+                self.accept(&policy, "kill", text::POLICY_KILL.into(), out);
+                self.close_open(at, Decision::Kill, None, &policy.display, out);
                 self.kill(at, &policy.display, out);
             }
             OnError::Restart { limit } => {
                 if run.auto_restarts >= limit {
-                    let reason = format!("on_error = restart: limit of {limit} restart(s) reached");
+                    let reason = text::policy_limit_reached(limit);
                     if alive {
                         self.accept(&policy, "kill", reason, out);
-                        self.close_open(at, Decision::Kill, &policy.display, out);
+                        self.close_open(at, Decision::Kill, None, &policy.display, out);
                         self.kill(at, &policy.display, out);
                     } else {
                         self.finish_failed(at, run.last_exit, reason, out);
@@ -395,14 +314,9 @@ impl JobMachine {
                     }
                     return;
                 }
-                self.mark_fix_applied(at);
-                self.accept(
-                    &policy,
-                    "restart",
-                    format!("on_error = restart ({n} of {limit})"),
-                    out,
-                );
-                self.close_open(at, Decision::Restart, &policy.display, out);
+                let fix = self.mark_fix_applied(at);
+                self.accept(&policy, "restart", text::policy_restart(n, limit), out);
+                self.close_open(at, Decision::Restart, fix, &policy.display, out);
                 if let Some(run) = self.active_mut() {
                     run.auto_restarts = n;
                 }
@@ -422,36 +336,29 @@ pub(super) fn stale_target(
     job: &JobName,
 ) -> Option<String> {
     if target_run != run.id {
-        return Some(format!(
-            "that {noun} belongs to run {target_run} of {job}; the latest run is {}",
-            run.id
-        ));
+        return Some(text::other_run(noun, target_run, job, run.id));
     }
-    run.decided.iter().find(|d| d.point == point).map(|d| {
-        format!(
-            "already decided: {} by {} at {}",
-            d.decision.done(),
-            d.by,
-            hhmm(d.at)
-        )
-    })
+    run.decided
+        .iter()
+        .find(|d| d.point == point)
+        .map(|d| text::already_decided(d.decision, &d.by, d.at))
 }
 
 /// Restart / Kill / Continue / Investigate under a report.
 pub(super) fn decision_buttons(point: DecisionPoint) -> Vec<Button> {
-    [
-        (Decision::Restart, "Restart"),
-        (Decision::Kill, "Kill"),
-        (Decision::Continue, "Continue"),
-        (Decision::Investigate, "Investigate"),
-    ]
-    .into_iter()
-    .map(|(decision, label)| Button {
-        decision,
-        point,
-        label: label.into(),
-    })
-    .collect()
+    buttons(point, &text::DECISION_BUTTONS)
+}
+
+/// Buttons for one report, from (decision, label) pairs.
+pub(super) fn buttons(point: DecisionPoint, labels: &[(Decision, &str)]) -> Vec<Button> {
+    labels
+        .iter()
+        .map(|&(decision, label)| Button {
+            decision,
+            point,
+            label: label.into(),
+        })
+        .collect()
 }
 
 pub(super) fn point_key(point: DecisionPoint) -> MessageKey {
@@ -461,8 +368,4 @@ pub(super) fn point_key(point: DecisionPoint) -> MessageKey {
         DecisionPoint::Fix(n) => MessageKey::Gate(n),
         DecisionPoint::Stall(n) => MessageKey::Stall(n),
     }
-}
-
-pub(super) fn pid_suffix(pid: Option<u32>) -> String {
-    pid.map(|p| format!(", PID {p}")).unwrap_or_default()
 }

@@ -5,9 +5,11 @@ use chrono::{DateTime, Utc};
 use super::decisions::point_key;
 use super::event::{Action, Record};
 use super::incidents::{resolve_incidents, summaries};
-use super::machine::{dur, hhmm, JobMachine};
+use super::machine::{dur, JobMachine};
+use super::message::Decision;
 use super::message::{Body, MessageKey, OutputFile};
 use super::state::Phase;
+use super::text;
 use crate::model::{ExitOutcome, Persona};
 
 impl JobMachine {
@@ -23,10 +25,10 @@ impl JobMachine {
             out.push(Action::Resolve {
                 run: run.id,
                 key: point_key(point),
-                note: "the run went on and completed".into(),
+                note: text::WENT_ON_AND_COMPLETED.into(),
             });
         }
-        resolve_incidents(run, None, "the run went on and completed", None, at, out);
+        resolve_incidents(run, None, text::WENT_ON_AND_COMPLETED, None, at, out);
         let body = Body::Completed {
             total: dur(at - run.started_at),
             attempts: run.attempt,
@@ -38,7 +40,7 @@ impl JobMachine {
         self.end(
             at,
             Phase::Completed,
-            "completed".into(),
+            text::COMPLETED.into(),
             body,
             vec![Persona::Director],
             out,
@@ -58,10 +60,10 @@ impl JobMachine {
             out.push(Action::Resolve {
                 run: run.id,
                 key: point_key(point),
-                note: format!("run failed: {reason}"),
+                note: text::run_failed_note(&reason),
             });
         }
-        resolve_incidents(run, None, "unresolved: the run failed", None, at, out);
+        resolve_incidents(run, None, text::UNRESOLVED_FAILED, None, at, out);
         let body = Body::Failed {
             exit,
             reason: reason.clone(),
@@ -76,15 +78,15 @@ impl JobMachine {
     pub(super) fn finish_killed(&mut self, at: DateTime<Utc>, out: &mut Vec<Action>) {
         let log_file = self.settings.log.clone();
         let Some(run) = self.active_mut() else { return };
-        let by = run.pending_by.take().unwrap_or_else(|| "someone".into());
+        let by = run.pending_by.take().unwrap_or_else(|| text::SOMEONE.into());
         if let Some(point) = run.open.take() {
             out.push(Action::Resolve {
                 run: run.id,
                 key: point_key(point),
-                note: format!("Killed by {by} at {}", hhmm(at)),
+                note: text::decided_note(Decision::Kill, &by, at),
             });
         }
-        resolve_incidents(run, None, "killed", Some(&by), at, out);
+        resolve_incidents(run, None, text::KILLED, Some(&by), at, out);
         let body = Body::Killed {
             by: by.clone(),
             pid: run.pid,
@@ -95,7 +97,7 @@ impl JobMachine {
         self.end(
             at,
             Phase::Killed,
-            format!("killed by {by}"),
+            text::killed_by(&by),
             body,
             vec![Persona::Director],
             out,

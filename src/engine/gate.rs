@@ -3,11 +3,12 @@
 
 use chrono::{DateTime, Utc};
 
-use super::decisions::stale_target;
+use super::decisions::{buttons, stale_target};
 use super::event::{Action, FixEvidence, Record};
-use super::machine::{chrono_dur, hhmm, JobMachine};
-use super::message::{Body, Button, Decision, DecisionPoint, MessageKey, Reply};
-use super::state::{Decided, FixEntry, FixStatus, Phase};
+use super::machine::{chrono_dur, JobMachine};
+use super::message::{Body, Decision, DecisionPoint, MessageKey, Reply};
+use super::state::{AppliedFix, Decided, FixEntry, FixStatus, Phase};
+use super::text;
 use crate::model::{Actor, Persona, RunId};
 use crate::review::Snapshot;
 
@@ -21,34 +22,20 @@ impl JobMachine {
         out: &mut Vec<Action>,
     ) {
         let job = self.settings.job.clone();
-        let fixers = [
-            Persona::Director,
-            Persona::CodeTranslator,
-            Persona::DataEngineer,
-            Persona::Modeler,
-        ];
-        if !fixers.iter().any(|p| by.has(*p)) {
-            let reason = format!(
-                "{} may not submit fixes: that needs the code_translator, data_engineer, modeler or director role",
-                by.display
-            );
-            return self.refuse(&by, "fix_submit", reason, out);
-        }
         let Some(run) = self.state.run.as_ref().filter(|r| !r.phase.is_over()) else {
-            return self.refuse(
-                &by,
-                "fix_submit",
-                format!("{job} has no run under way to fix"),
-                out,
-            );
+            return self.refuse(&by, "fix_submit", text::no_run_to_fix(&job), out);
         };
         if run.phase == Phase::Stopping {
-            return self.refuse(&by, "fix_submit", format!("{job} is being killed"), out);
+            return self.refuse(&by, "fix_submit", text::being_killed(&job), out);
         }
         let Some(evidence) = evidence else {
-            let reason = "the changes could not be computed from the job's files".to_string();
-            return self.refuse(&by, "fix_submit", reason, out);
+            return self.refuse(&by, "fix_submit", text::NO_EVIDENCE.into(), out);
         };
+        if evidence.changes.files_modified.is_empty() && evidence.changes.params_changed.is_empty() {
+            // Refused, not recorded: a fix that changes nothing is most often one not yet
+            // saved, and recording it would supersede a fix that awaits validation.
+            return self.refuse(&by, "fix_submit", text::nothing_changed(&job, run.id), out);
+        }
         let evidence = *evidence;
         let seq = run.fixes.len() as u32 + 1;
         let run_id = run.id;
@@ -73,7 +60,7 @@ impl JobMachine {
             out.push(Action::Resolve {
                 run: run_id,
                 key: MessageKey::Gate(n),
-                note: format!("superseded by fix #{seq}"),
+                note: text::superseded_by_fix(seq),
             });
         }
         let design_changed = evidence.changes.design_changed;
@@ -96,15 +83,7 @@ impl JobMachine {
             .iter()
             .map(|p| p.name.clone())
             .collect();
-        let detail = format!(
-            "fix #{seq}: {summary}; design changed: {}; {}",
-            if design_changed {
-                format!("yes ({})", changed.join(", "))
-            } else {
-                "no".into()
-            },
-            hashes_text(&evidence.reviewed)
-        );
+        let detail = text::fix_audit(seq, &summary, &changed, &evidence.reviewed);
         out.push(Action::Record(Record::Decision {
             run: Some(run_id),
             decision: "fix_submit".into(),
@@ -137,34 +116,18 @@ impl JobMachine {
                     comparison: evidence.comparison,
                 },
             );
-            msg.buttons = vec![
-                Button {
-                    decision: Decision::Approve,
-                    point,
-                    label: "Approve".into(),
-                },
-                Button {
-                    decision: Decision::Reject,
-                    point,
-                    label: "Reject".into(),
-                },
-            ];
+            msg.buttons = buttons(point, &text::GATE_BUTTONS);
             out.push(Action::Post(msg));
             out.push(Action::Reply(Reply {
                 to: by,
                 accepted: true,
-                text: format!(
-                    "fix #{seq} submitted; it changes design parameters ({}): @time_validator must approve it before {job} may resume",
-                    changed.join(", ")
-                ),
+                text: text::fix_needs_validation(seq, &job, &changed),
             }));
         } else {
             out.push(Action::Reply(Reply {
                 to: by,
                 accepted: true,
-                text: format!(
-                    "fix #{seq} submitted: a simple bug fix (no design parameter changed); @director may resume {job} directly"
-                ),
+                text: text::fix_is_simple(seq, &job),
             }));
         }
     }
@@ -182,56 +145,41 @@ impl JobMachine {
     ) {
         let what = if approve { "approve" } else { "reject" };
         let job = self.settings.job.clone();
-        if !by.has(Persona::TimeValidator) {
-            let reason = format!(
-                "{} may not {what} fixes: that needs the time_validator role",
-                by.display
-            );
-            return self.refuse(&by, what, reason, out);
-        }
         let Some(run) = self.state.run.as_ref() else {
-            return self.refuse(&by, what, format!("{job} has no run"), out);
+            return self.refuse(&by, what, text::no_run(&job), out);
         };
         if let Some((target_run, n)) = target {
             if let Some(reason) = stale_target(run, target_run, DecisionPoint::Fix(n), "fix", &job) {
                 return self.refuse(&by, what, reason, out);
             }
             if run.fixes.last().map(|f| f.seq) != Some(n) {
-                let reason = format!("fix #{n} was superseded by a newer fix of {job}");
+                let reason = text::fix_superseded(n, &job);
                 return self.refuse(&by, what, reason, out);
             }
         }
         if run.phase.is_over() {
-            return self.refuse(&by, what, format!("run {} of {job} is over", run.id), out);
+            return self.refuse(&by, what, text::run_over(&job, run.id), out);
         }
         let Some(fix) = run.fixes.last() else {
-            return self.refuse(&by, what, format!("no fix of {job} awaits validation"), out);
+            return self.refuse(&by, what, text::no_fix_awaits(&job), out);
         };
         let seq = fix.seq;
         if fix.status != FixStatus::AwaitingValidation {
-            let reason = format!(
-                "fix #{seq} of {job} does not await validation ({})",
-                status_text(&fix.status)
-            );
+            let reason = text::fix_does_not_await(seq, &job, &fix.status);
             return self.refuse(&by, what, reason, out);
         }
         if fix.by.id == by.id {
-            let reason = format!(
-                "{} submitted fix #{seq}: someone else must validate it (four eyes)",
-                by.display
-            );
+            let reason = text::four_eyes(&by.display, seq);
             return self.refuse(&by, what, reason, out);
         }
         if let Some(current) = &code {
             if !current.same_code_as(&fix.evidence.reviewed) {
-                let reason = format!(
-                    "the code of {job} changed after fix #{seq} was submitted: submit the fix again so the review covers what will run"
-                );
+                let reason = text::code_changed_since_submitted(&job, seq);
                 return self.refuse(&by, what, reason, out);
             }
         }
         let run_id = run.id;
-        let hashes = hashes_text(&fix.evidence.reviewed);
+        let reviewed = fix.evidence.reviewed.clone();
         let expires = if approve {
             self.settings.approval_ttl.map(|t| at + chrono_dur(t))
         } else {
@@ -262,22 +210,13 @@ impl JobMachine {
             by: by.display.clone(),
             at,
         });
-        let note = format!(
-            "{} by {} at {}",
-            if approve { "Approved" } else { "Rejected" },
-            by.display,
-            hhmm(at)
-        );
+        let note = text::verdict_note(approve, &by.display, at);
         out.push(Action::Resolve {
             run: run_id,
             key: MessageKey::Gate(seq),
             note,
         });
-        let reason_text = reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
-        let detail = format!(
-            "fix #{seq} {}{reason_text}; bound to {hashes}",
-            if approve { "approved" } else { "rejected" }
-        );
+        let detail = text::verdict_audit(seq, approve, reason.as_deref(), &reviewed);
         self.accept(&by, what, detail, out);
         let to = if approve {
             vec![Persona::Director]
@@ -313,28 +252,17 @@ impl JobMachine {
                     .iter()
                     .map(|p| p.name.as_str())
                     .collect();
-                Some(format!(
-                    "fix #{n} changes design parameters ({}): training may not resume until @time_validator approves it (/validate approve {job})",
-                    changed.join(", ")
-                ))
+                Some(text::gate_awaits_validation(n, job, &changed))
             }
             FixStatus::Rejected { by, reason, .. } => {
-                let why = reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
-                Some(format!(
-                    "fix #{n} was rejected by {by}{why}; full rework required — submit a new fix (/fix submit {job} ...)"
-                ))
+                Some(text::gate_rejected(n, job, by, reason.as_deref()))
             }
             FixStatus::Approved { expires, .. } => {
                 if let Some(e) = expires.filter(|e| at > *e) {
-                    return Some(format!(
-                        "the approval of fix #{n} expired at {}; a new review is required (submit the fix again)",
-                        hhmm(e)
-                    ));
+                    return Some(text::approval_expired(n, e));
                 }
                 match code {
-                    Some(c) if !c.same_code_as(&fix.evidence.reviewed) => Some(format!(
-                        "the code of {job} changed after fix #{n} was approved: the approval is void; submit the fix again for review"
-                    )),
+                    Some(c) if !c.same_code_as(&fix.evidence.reviewed) => Some(text::approval_void(n, job)),
                     _ => None,
                 }
             }
@@ -342,34 +270,17 @@ impl JobMachine {
         }
     }
 
-    /// The latest fix is what training now resumes with.
-    pub(super) fn mark_fix_applied(&mut self, at: DateTime<Utc>) {
-        let Some(run) = self.active_mut() else { return };
-        if let Some(fix) = run.fixes.last_mut() {
-            if matches!(fix.status, FixStatus::Approved { .. } | FixStatus::Simple) {
-                fix.status = FixStatus::Applied { at };
-            }
+    /// The latest fix is what training now resumes with; returns it, to name it in the
+    /// resolution of the error it fixed.
+    pub(super) fn mark_fix_applied(&mut self, at: DateTime<Utc>) -> Option<AppliedFix> {
+        let fix = self.active_mut()?.fixes.last_mut()?;
+        if !matches!(fix.status, FixStatus::Approved { .. } | FixStatus::Simple) {
+            return None;
         }
+        fix.status = FixStatus::Applied { at };
+        Some(AppliedFix {
+            seq: fix.seq,
+            summary: fix.summary.clone(),
+        })
     }
-}
-
-pub(super) fn status_text(s: &FixStatus) -> String {
-    match s {
-        FixStatus::Simple => "a simple bug fix".into(),
-        FixStatus::AwaitingValidation => "awaiting validation".into(),
-        FixStatus::Approved { by, at, .. } => format!("approved by {by} at {}", hhmm(*at)),
-        FixStatus::Rejected { by, at, .. } => format!("rejected by {by} at {}", hhmm(*at)),
-        FixStatus::Superseded => "superseded".into(),
-        FixStatus::Applied { at } => format!("applied at {}", hhmm(*at)),
-    }
-}
-
-/// The reviewed files and their hashes, short, for the audit log.
-pub(super) fn hashes_text(s: &Snapshot) -> String {
-    let files: Vec<String> = s
-        .files
-        .iter()
-        .map(|(p, h)| format!("{}={}", p.display(), &h[..h.len().min(12)]))
-        .collect();
-    format!("files [{}]", files.join(", "))
 }

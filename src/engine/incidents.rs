@@ -5,9 +5,10 @@ use chrono::{DateTime, Utc};
 
 use super::decisions::{decision_buttons, point_key};
 use super::event::{Action, Record};
-use super::machine::{dur, hhmm, JobMachine};
-use super::message::{Body, DecisionPoint, IncidentSummary, Message, MessageKey, Resolution, StallKind};
+use super::machine::{dur, JobMachine};
+use super::message::{Body, DecisionPoint, IncidentSummary, Message, MessageKey, Resolution};
 use super::state::{IncidentEntry, Phase, RunState, StallEpisode};
+use super::text;
 use crate::model::{Category, ExitOutcome, Incident, Persona, Severity};
 
 impl JobMachine {
@@ -77,7 +78,7 @@ impl JobMachine {
             out.push(Action::Resolve {
                 run: run.id,
                 key: point_key(point),
-                note: format!("superseded by error #{seq}"),
+                note: text::superseded_by_error(seq),
             });
         }
         run.phase = Phase::Halted;
@@ -183,7 +184,7 @@ pub(super) fn resolve_incidents(
             continue;
         }
         let what = if seq.is_none() && entry.incident.severity == Severity::Warning {
-            "noted; the run went on"
+            text::WARNING_NOTED
         } else {
             what
         };
@@ -247,15 +248,11 @@ pub fn exit_incident(outcome: ExitOutcome) -> Incident {
 /// What an investigation of a stall is about. A hung process is most often a deadlock in
 /// data loading or a collective operation, or a resource wait: the code translator is asked.
 pub(super) fn stall_incident(stall: StallEpisode, last_line: Option<String>) -> Incident {
-    let what = match stall.kind {
-        StallKind::NoOutput => "the process is alive but has written nothing",
-        StallKind::NoProgress => "the process writes but its step counter has not moved",
-    };
     Incident {
         category: Category::Resource,
         severity: Severity::Warning,
         line: 0,
-        text: format!("{what} since {} (hung?)", hhmm(stall.since)),
+        text: text::stall_text(stall.kind, stall.since),
         excerpt: last_line.into_iter().collect(),
         count: 1,
     }

@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use super::event::{Action, Command, Event, Input, Record};
 use super::message::{Body, Decision, DecisionPoint, Message, MessageKey, Reply};
 use super::state::{JobState, Phase, RunState};
+use super::text;
 use crate::model::{Actor, JobName, OnError, Persona, RunId};
 use crate::review::Snapshot;
 
@@ -132,6 +133,9 @@ impl JobMachine {
         code: Option<Snapshot>,
         out: &mut Vec<Action>,
     ) {
+        if let Err((what, reason)) = authorize(&command, &by, &self.settings.job) {
+            return self.refuse(&by, what, reason, out);
+        }
         match command {
             Command::Start => self.start(at, by, out),
             Command::Status => self.status_query(by, out),
@@ -143,7 +147,7 @@ impl JobMachine {
                 let fix = match target {
                     Some((run, DecisionPoint::Fix(n))) => Some((run, n)),
                     Some(_) => {
-                        let reason = format!("{decision} applies to a submitted fix, not to this report");
+                        let reason = text::not_for_this_report(decision);
                         return self.refuse(&by, decision.as_str(), reason, out);
                     }
                     None => None,
@@ -210,8 +214,41 @@ impl JobMachine {
     }
 }
 
-pub(super) fn hhmm(at: DateTime<Utc>) -> String {
-    at.format("%H:%M UTC").to_string()
+/// Who may give which command: the protocol's roles, checked here once for every command
+/// before any protocol area sees it. On refusal: the audit name of the command and why.
+fn authorize(command: &Command, by: &Actor, job: &JobName) -> Result<(), (&'static str, String)> {
+    const STARTERS: &[Persona] = &[Persona::Director, Persona::Starter];
+    const DIRECTORS: &[Persona] = &[Persona::Director];
+    const FIXERS: &[Persona] = &[
+        Persona::Director,
+        Persona::CodeTranslator,
+        Persona::DataEngineer,
+        Persona::Modeler,
+    ];
+    const VALIDATORS: &[Persona] = &[Persona::TimeValidator];
+    let verdict = |approve: bool| if approve { "approve" } else { "reject" };
+    let (what, needed) = match command {
+        Command::Status => return Ok(()),
+        Command::Start => ("start", STARTERS),
+        Command::Decide {
+            decision: d @ (Decision::Approve | Decision::Reject),
+            ..
+        } => (verdict(*d == Decision::Approve), VALIDATORS),
+        Command::Decide { decision, .. } => (decision.as_str(), DIRECTORS),
+        Command::SubmitFix { .. } => ("fix_submit", FIXERS),
+        Command::Validate { approve, .. } => (verdict(*approve), VALIDATORS),
+    };
+    if needed.iter().any(|p| by.has(*p)) {
+        return Ok(());
+    }
+    let who = by.display.as_str();
+    let reason = match command {
+        Command::Start => text::may_not_start(who),
+        Command::SubmitFix { .. } => text::may_not_fix(who),
+        _ if needed == VALIDATORS => text::may_not_validate(who, what),
+        _ => text::may_not_decide(who, what, job),
+    };
+    Err((what, reason))
 }
 
 pub(super) fn chrono_dur(d: Duration) -> chrono::Duration {

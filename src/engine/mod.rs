@@ -15,6 +15,7 @@ mod process;
 mod state;
 #[cfg(test)]
 mod tests;
+mod text;
 
 pub use event::{Action, Command, Event, FixEvidence, Input, Record};
 pub use incidents::exit_incident;

@@ -9,6 +9,7 @@ use super::incidents::exit_incident;
 use super::machine::{chrono_dur, JobMachine};
 use super::message::{Body, DecisionPoint, MessageKey, OutputFile};
 use super::state::Phase;
+use super::text;
 use crate::model::{ExitOutcome, Persona, Severity};
 
 impl JobMachine {
@@ -109,7 +110,7 @@ impl JobMachine {
             return;
         }
         run.alive = false;
-        self.finish_failed(at, None, format!("could not start the job: {error}"), out);
+        self.finish_failed(at, None, text::could_not_start(&error), out);
     }
 
     pub(super) fn exited(
@@ -137,9 +138,7 @@ impl JobMachine {
                 });
             }
             Phase::Stopping => self.finish_killed(at, out),
-            Phase::Starting => {
-                self.finish_failed(at, Some(outcome), "the job ended before it started".into(), out)
-            }
+            Phase::Starting => self.finish_failed(at, Some(outcome), text::ENDED_BEFORE_START.into(), out),
             Phase::Running | Phase::TimeoutWarned | Phase::Halted => {
                 if outcome.success() {
                     return self.finish_completed(at, outputs, out);

@@ -160,6 +160,51 @@ pub struct RunState {
     pub overrun_warned: bool,
 }
 
+impl RunState {
+    /// A run just started by `by`, its first process not yet spawned.
+    pub(super) fn new(id: RunId, at: DateTime<Utc>, by: &str) -> Self {
+        Self {
+            id,
+            phase: Phase::Starting,
+            started_at: at,
+            started_by: by.to_string(),
+            ended_at: None,
+            attempt: 0,
+            attempt_started_at: at,
+            pid: None,
+            alive: false,
+            last_exit: None,
+            open: None,
+            horizon: None,
+            next_status: at,
+            status_count: 0,
+            timeout_count: 0,
+            notice_count: 0,
+            incidents: Vec::new(),
+            auto_restarts: 0,
+            pending_by: Some(by.to_string()),
+            last_line: None,
+            last_line_no: 0,
+            progress: ProgressView::default(),
+            convergence: None,
+            decided: Vec::new(),
+            baseline: None,
+            fixes: Vec::new(),
+            killed_for_restart: false,
+            stall_count: 0,
+            stall: None,
+            overrun_warned: false,
+        }
+    }
+}
+
+/// The fix a restart resumed with, as the resolution of the error it fixed names it.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct AppliedFix {
+    pub seq: u32,
+    pub summary: String,
+}
+
 /// Everything the engine remembers about a job; persisted after every event, so a
 /// restarted trainwatch resumes exactly here.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

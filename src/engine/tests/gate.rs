@@ -3,7 +3,10 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::review::{ChangesSummary, Comparison, ComparisonRow, ParamChange, ParamValue, Snapshot, Verdict};
+use crate::engine::state::FixStatus;
+use crate::review::{
+    ChangesSummary, Comparison, ComparisonRow, FileChange, ParamChange, ParamValue, Snapshot, Verdict,
+};
 
 fn code(files: &[(&str, &str)]) -> Snapshot {
     Snapshot {
@@ -27,9 +30,20 @@ fn evidence(design_changed: bool, reviewed: Snapshot) -> Option<Box<FixEvidence>
     } else {
         vec![]
     };
+    // A fix changes the files it was made in (the code as reviewed).
+    let files_modified = reviewed
+        .files
+        .iter()
+        .map(|(path, hash)| FileChange {
+            path: path.clone(),
+            before: Some("0".repeat(64)),
+            after: Some(hash.clone()),
+            lines: None,
+        })
+        .collect();
     Some(Box::new(FixEvidence {
         changes: ChangesSummary {
-            files_modified: vec![],
+            files_modified,
             params_changed,
             algorithm_changed: false,
             features_added: vec![],
@@ -503,4 +517,74 @@ fn fix_submissions_and_verdicts_are_audited_with_hashes() {
     assert_eq!(audited[0].0, "approve");
     assert!(audited[0].1.contains("model_3.py=aaa"), "{:?}", audited[0]);
     assert_eq!(audited[0].2, "@vera");
+}
+
+#[test]
+fn a_fix_that_changes_nothing_is_refused_and_asks_whether_it_was_saved() {
+    let mut sim = halted_with_fix(true);
+    let mut unchanged = evidence(false, code(&[("model_3.py", "aaa")])).unwrap();
+    unchanged.changes.files_modified.clear();
+    let a = sim.cmd(
+        HOUR + 700,
+        translator(),
+        Command::SubmitFix {
+            summary: "try again".into(),
+            evidence: Some(unchanged),
+        },
+    );
+    let r = refused(&a).expect("a fix that changes nothing is refused");
+    assert!(
+        r.contains("nothing changed") && r.contains("since run 1 started"),
+        "{r}"
+    );
+    assert!(r.contains("was the fix saved?"), "{r}");
+    assert!(!r.contains("simple bug fix"), "{r}");
+    // Nothing is posted, and the fix that awaits validation is still the one to decide.
+    assert!(posts(&a).is_empty(), "{a:?}");
+    assert!(!a.iter().any(|x| matches!(x, Action::Resolve { .. })), "{a:?}");
+    let run = sim.m.run().unwrap();
+    assert_eq!(run.fixes.len(), 1);
+    assert_eq!(run.fixes[0].status, FixStatus::AwaitingValidation);
+    let a = sim.cmd(
+        HOUR + 800,
+        validator(),
+        Command::Validate {
+            approve: true,
+            reason: None,
+        },
+    );
+    assert!(refused(&a).is_none(), "{a:?}");
+}
+
+#[test]
+fn the_completion_report_names_the_fix_that_resolved_an_error() {
+    let mut sim = halted_with_fix(false);
+    let a = with_code(
+        &mut sim,
+        HOUR + 700,
+        director(),
+        restart(),
+        &[("model_3.py", "aaa")],
+    );
+    assert!(refused(&a).is_none(), "{a:?}");
+    // The audit records the same resolution when the restart is decided.
+    assert!(
+        a.iter().any(
+            |x| matches!(x, Action::Record(Record::IncidentResolved { resolution, .. })
+            if resolution == "fixed by fix #1 'use fit() not fit_transform()' and restarted")
+        ),
+        "{a:?}"
+    );
+    sim.at(HOUR + 710, exited(-1));
+    sim.at(HOUR + 720, spawned(11));
+    let a = sim.at(2 * HOUR, exited(0));
+    let Body::Completed { errors, .. } = &posts(&a)[0].body else {
+        panic!("{a:?}")
+    };
+    let r = errors[0].resolution.as_ref().unwrap();
+    assert_eq!(
+        r.what,
+        "fixed by fix #1 'use fit() not fit_transform()' and restarted"
+    );
+    assert_eq!(r.by.as_deref(), Some("@dana"));
 }

@@ -69,19 +69,20 @@ fn incident_list(errors: &[IncidentSummary]) -> Vec<String> {
                 String::new()
             };
             let at = if e.line > 0 {
-                format!(" [line {}]", e.line)
+                format!(" (line {})", e.line)
             } else {
                 String::new()
             };
             let res = match &e.resolution {
                 Some(r) => match &r.by {
-                    Some(by) => format!("{} by {by}", r.what),
-                    None => r.what.clone(),
+                    Some(by) => format!("{} by {by}", line(&r.what)),
+                    None => line(&r.what),
                 },
                 None => "open".into(),
             };
+            // The protocol's `{error} → {resolution}`.
             format!(
-                "  {}. {} ({}){at}{count} → {res}",
+                "  {}. {}{at}{count} [{}] → {res}",
                 e.seq,
                 line(&e.text),
                 e.category
@@ -227,6 +228,7 @@ pub fn render(m: &Message) -> Rendered {
             pid,
             log_file,
             elapsed,
+            attempt,
             expected,
             progress,
             last_line,
@@ -239,7 +241,10 @@ pub fn render(m: &Message) -> Rendered {
                 .percent
                 .map(|p| format!(" ({p:.1}% complete)"))
                 .unwrap_or_default();
-            lines.push(format!("Elapsed: {}{exp}{pct}", dur(*elapsed)));
+            let att = attempt
+                .map(|a| format!(" — attempt {} running for {}", a.attempt, dur(a.running_for)))
+                .unwrap_or_default();
+            lines.push(format!("Elapsed: {}{exp}{pct}{att}", dur(*elapsed)));
             if let Some(p) = progress.percent {
                 lines.push(bar(p));
             }
@@ -418,7 +423,8 @@ pub fn render(m: &Message) -> Rendered {
                 "Fix #{seq} for {job}, submitted by {by}: {}",
                 line(summary)
             ));
-            lines.push("📋 CHANGES SUMMARY (computed from the job's files):".into());
+            // The protocol's CHANGES SUMMARY, computed from the job's files; its heading
+            // is printed once, as the first line (the title names the fix).
             lines.extend(crate::review::render_changes(changes).iter().map(|l| line(l)));
             footer = Some(if changes.design_changed {
                 format!(

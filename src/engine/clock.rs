@@ -7,7 +7,9 @@ use super::decisions::{buttons, decision_buttons};
 use super::event::Action;
 use super::incidents::summaries;
 use super::machine::{chrono_dur, dur, JobMachine};
-use super::message::{Body, ConvergenceView, DecisionPoint, MessageKey, ProgressView, StallKind};
+use super::message::{
+    AttemptTime, Body, ConvergenceView, DecisionPoint, MessageKey, ProgressView, StallKind,
+};
 use super::state::{Phase, StallEpisode};
 use super::text;
 use crate::model::Persona;
@@ -63,7 +65,13 @@ impl JobMachine {
             }
             run.status_count += 1;
             let n = run.status_count;
-            let elapsed = dur(at - run.attempt_started_at);
+            // The run's time, as the percent counts the whole run; after a restart the
+            // attempt's own time is shown beside it.
+            let elapsed = dur(at - run.started_at);
+            let attempt = (run.attempt > 1).then(|| AttemptTime {
+                attempt: run.attempt,
+                running_for: dur(at - run.attempt_started_at),
+            });
             let mut progress = run.progress.clone();
             if progress.percent.is_none() {
                 progress.percent =
@@ -73,6 +81,7 @@ impl JobMachine {
                 pid: run.pid.unwrap_or_default(),
                 log_file,
                 elapsed,
+                attempt,
                 expected,
                 progress,
                 last_line: run.last_line.clone(),

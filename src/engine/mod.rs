@@ -21,7 +21,7 @@ pub use event::{Action, Command, Event, FixEvidence, Input, Record};
 pub use incidents::exit_incident;
 pub use machine::{JobMachine, JobSettings};
 pub use message::{
-    Body, Button, ConvergenceView, Decision, DecisionPoint, IncidentSummary, Message, MessageKey, OutputFile,
-    ProgressView, Reply, Resolution, StallKind,
+    AttemptTime, Body, Button, ConvergenceView, Decision, DecisionPoint, IncidentSummary, Message,
+    MessageKey, OutputFile, ProgressView, Reply, Resolution, StallKind,
 };
 pub use state::{Decided, IncidentEntry, JobState, Phase, RunState, StallEpisode};

@@ -451,3 +451,49 @@ fn the_status_command_tells_the_step_and_a_stall() {
     assert!(text.contains("step 300/1000 (30.0%)"), "{text}");
     assert!(text.contains("looks hung"), "{text}");
 }
+
+#[test]
+fn after_a_restart_the_status_update_shows_the_runs_elapsed_and_the_attempts() {
+    let mut sim = Sim::new(settings()).started(10);
+    sim.at(
+        4 * HOUR,
+        Event::Incident {
+            key: 1,
+            incident: key_error(120),
+        },
+    );
+    sim.decide(4 * HOUR + 60, director(), Decision::Restart);
+    sim.at(4 * HOUR + 120, exited(-1));
+    sim.at(4 * HOUR + 5 * MIN, spawned(11));
+    // The next status update is one interval after the new process started.
+    let a = sim.at(4 * HOUR + 35 * MIN, Event::Tick);
+    let Body::StatusUpdate {
+        elapsed,
+        attempt,
+        progress,
+        ..
+    } = &posts(&a)[0].body
+    else {
+        panic!("{a:?}")
+    };
+    assert_eq!(*elapsed, Duration::from_secs((4 * HOUR + 35 * MIN) as u64));
+    let attempt = attempt.expect("the attempt is shown after a restart");
+    assert_eq!(attempt.attempt, 2);
+    assert_eq!(attempt.running_for, Duration::from_secs(30 * 60));
+    // The percent of the expected 12h counts the whole run, as the elapsed does.
+    let p = progress.percent.unwrap();
+    assert!(
+        (p - (4.0 * 60.0 + 35.0) / (12.0 * 60.0) * 100.0).abs() < 0.01,
+        "{p}"
+    );
+}
+
+#[test]
+fn the_first_attempt_shows_no_attempt_time() {
+    let mut sim = Sim::new(settings()).started(10);
+    let a = sim.at(30 * MIN, Event::Tick);
+    assert!(matches!(
+        &posts(&a)[0].body,
+        Body::StatusUpdate { attempt: None, elapsed, .. } if *elapsed == Duration::from_secs(30 * 60)
+    ));
+}

@@ -8,7 +8,7 @@ use super::incidents::{resolve_incidents, summaries};
 use super::machine::{dur, JobMachine};
 use super::message::Decision;
 use super::message::{Body, MessageKey, OutputFile};
-use super::state::Phase;
+use super::state::{Phase, RunState};
 use super::text;
 use crate::model::{ExitOutcome, Persona};
 
@@ -21,13 +21,7 @@ impl JobMachine {
     ) {
         let log_file = self.settings.log.clone();
         let Some(run) = self.active_mut() else { return };
-        if let Some(point) = run.open.take() {
-            out.push(Action::Resolve {
-                run: run.id,
-                key: point_key(point),
-                note: text::WENT_ON_AND_COMPLETED.into(),
-            });
-        }
+        close_question(run, text::WENT_ON_AND_COMPLETED.into(), out);
         resolve_incidents(run, None, text::WENT_ON_AND_COMPLETED, None, at, out);
         let body = Body::Completed {
             total: dur(at - run.started_at),
@@ -56,13 +50,7 @@ impl JobMachine {
     ) {
         let log_file = self.settings.log.clone();
         let Some(run) = self.active_mut() else { return };
-        if let Some(point) = run.open.take() {
-            out.push(Action::Resolve {
-                run: run.id,
-                key: point_key(point),
-                note: text::run_failed_note(&reason),
-            });
-        }
+        close_question(run, text::run_failed_note(&reason), out);
         resolve_incidents(run, None, text::UNRESOLVED_FAILED, None, at, out);
         let body = Body::Failed {
             exit,
@@ -79,13 +67,7 @@ impl JobMachine {
         let log_file = self.settings.log.clone();
         let Some(run) = self.active_mut() else { return };
         let by = run.pending_by.take().unwrap_or_else(|| text::SOMEONE.into());
-        if let Some(point) = run.open.take() {
-            out.push(Action::Resolve {
-                run: run.id,
-                key: point_key(point),
-                note: text::decided_note(Decision::Kill, &by, at),
-            });
-        }
+        close_question(run, text::decided_note(Decision::Kill, &by, at), out);
         resolve_incidents(run, None, text::KILLED, Some(&by), at, out);
         let body = Body::Killed {
             by: by.clone(),
@@ -128,6 +110,17 @@ impl JobMachine {
         out.push(Action::RunEnded {
             run: id,
             success: phase == Phase::Completed,
+        });
+    }
+}
+
+/// The question still open when the run ends is closed, with why.
+fn close_question(run: &mut RunState, note: String, out: &mut Vec<Action>) {
+    if let Some(point) = run.open.take() {
+        out.push(Action::Resolve {
+            run: run.id,
+            key: point_key(point),
+            note,
         });
     }
 }

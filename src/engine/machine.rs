@@ -165,32 +165,26 @@ impl JobMachine {
     }
 
     pub(super) fn refuse(&self, by: &Actor, what: &str, reason: String, out: &mut Vec<Action>) {
-        out.push(Action::Record(Record::Decision {
-            run: self.run().map(|r| r.id),
-            decision: what.to_string(),
-            by: by.clone(),
-            accepted: false,
-            detail: reason.clone(),
-        }));
-        out.push(Action::Reply(Reply {
-            to: by.clone(),
-            accepted: false,
-            text: reason,
-        }));
+        self.answer(by, what, false, reason, out);
     }
 
     pub(super) fn accept(&self, by: &Actor, what: &str, detail: String, out: &mut Vec<Action>) {
+        self.answer(by, what, true, detail, out);
+    }
+
+    /// A command's answer goes to its sender and, with who asked, to the audit trail.
+    fn answer(&self, by: &Actor, what: &str, accepted: bool, text: String, out: &mut Vec<Action>) {
         out.push(Action::Record(Record::Decision {
             run: self.run().map(|r| r.id),
             decision: what.to_string(),
             by: by.clone(),
-            accepted: true,
-            detail: detail.clone(),
+            accepted,
+            detail: text.clone(),
         }));
         out.push(Action::Reply(Reply {
             to: by.clone(),
-            accepted: true,
-            text: detail,
+            accepted,
+            text,
         }));
     }
 

@@ -1,11 +1,8 @@
 //! The engine's entry point: `JobMachine::handle` takes an event with its time, dispatches it
 //! to the protocol area that owns it (decisions, gate, incidents, clock, endings, process
 //! events) and returns the actions to carry out. It does no I/O and reads no clock.
-//!
-//! A run goes Starting → Running, and from there to Halted (a fatal error awaits a
-//! decision), TimeoutWarned (past the maximum duration, awaiting a decision), Restarting
-//! (old process being stopped, new one starting, same log), Stopping (a kill is under way),
-//! and ends Completed, Failed or Killed.
+//! Who may give which command is decided here too, once (`authorize`). The phases of a
+//! run are described in the engine's module doc.
 
 use std::path::PathBuf;
 use std::time::Duration;

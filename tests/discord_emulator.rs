@@ -291,6 +291,7 @@ fn status(n: u32, elapsed_min: u64) -> Outgoing {
             pid: 4242,
             log_file: "logs/model_3.log".into(),
             elapsed: Duration::from_secs(elapsed_min * 60),
+            attempt: None,
             expected: None,
             progress: ProgressView::default(),
             last_line: Some(format!("epoch {n}")),

@@ -252,3 +252,131 @@ pub async fn read_commands(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+    use crate::engine::{AttemptTime, IncidentSummary, Message, MessageKey, ProgressView, Resolution};
+    use crate::model::{Category, RunId};
+    use crate::review::{ChangesSummary, FileChange};
+
+    /// A writer the test can read back.
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buffer {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// What the console prints for a message with this body.
+    fn printed(body: Body) -> String {
+        let buf = Buffer::default();
+        let console = Console::new(Box::new(buf.clone()), false, BTreeMap::new());
+        console.deliver(&Outgoing::Post(Message {
+            job: JobName::new("model_3").unwrap(),
+            run: RunId(1),
+            key: MessageKey::Final,
+            at: Utc.with_ymd_and_hms(2026, 11, 29, 13, 10, 0).unwrap(),
+            to: vec![],
+            body,
+            buttons: vec![],
+            attachments: vec![],
+        }));
+        let bytes = buf.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn the_changes_summary_heading_is_printed_once() {
+        let out = printed(Body::FixSubmitted {
+            seq: 1,
+            by: "@bob".into(),
+            summary: "smaller batch".into(),
+            changes: ChangesSummary {
+                files_modified: vec![FileChange {
+                    path: "train.py".into(),
+                    before: Some("a".into()),
+                    after: Some("b".into()),
+                    lines: None,
+                }],
+                params_changed: vec![],
+                algorithm_changed: false,
+                features_added: vec![],
+                features_removed: vec![],
+                design_changed: false,
+                compliance: "unchanged".into(),
+            },
+        });
+        assert_eq!(out.matches("CHANGES SUMMARY").count(), 1, "{out}");
+        assert!(
+            out.contains("Fix #1 for model_3, submitted by @bob: smaller batch"),
+            "{out}"
+        );
+        assert!(out.contains("- Files modified: train.py"), "{out}");
+    }
+
+    #[test]
+    fn errors_encountered_read_error_then_resolution_with_the_fix() {
+        let out = printed(Body::Completed {
+            total: Duration::from_secs(5 * 3600),
+            attempts: 2,
+            outputs: vec![],
+            log_file: "logs/train.log".into(),
+            errors: vec![IncidentSummary {
+                seq: 1,
+                category: Category::Resource,
+                text: "CUDA out of memory".into(),
+                line: 39,
+                count: 1,
+                fatal: true,
+                resolution: Some(Resolution {
+                    what: "fixed by fix #1 'smaller batch' and restarted".into(),
+                    by: Some("@x".into()),
+                    at: Utc.with_ymd_and_hms(2026, 11, 29, 9, 0, 0).unwrap(),
+                }),
+            }],
+            convergence: None,
+        });
+        assert!(
+            out.contains(
+                "1. CUDA out of memory (line 39) [resource] → fixed by fix #1 'smaller batch' and restarted by @x"
+            ),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn after_a_restart_elapsed_is_the_runs_with_the_attempts_beside_it() {
+        let out = printed(Body::StatusUpdate {
+            pid: 11,
+            log_file: "logs/train.log".into(),
+            elapsed: Duration::from_secs(5 * 3600 + 10 * 60),
+            attempt: Some(AttemptTime {
+                attempt: 2,
+                running_for: Duration::from_secs(3600 + 5 * 60),
+            }),
+            expected: Some(Duration::from_secs(12 * 3600)),
+            progress: ProgressView {
+                percent: Some(43.0),
+                ..ProgressView::default()
+            },
+            last_line: None,
+            open: vec![],
+        });
+        assert!(
+            out.contains("Elapsed: 5h 10m / ~12h (43.0% complete) — attempt 2 running for 1h 05m"),
+            "{out}"
+        );
+    }
+}

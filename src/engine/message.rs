@@ -183,6 +183,13 @@ pub struct ProgressView {
     pub overrun: Option<Duration>,
 }
 
+/// An attempt of a run and how long its process has been running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptTime {
+    pub attempt: u32,
+    pub running_for: Duration,
+}
+
 /// What kind of silence a stall is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -238,7 +245,11 @@ pub enum Body {
     StatusUpdate {
         pid: u32,
         log_file: PathBuf,
+        /// Since the run started (all attempts).
         elapsed: Duration,
+        /// The attempt under way, once the run has restarted (None for the first attempt).
+        #[serde(default)]
+        attempt: Option<AttemptTime>,
         expected: Option<Duration>,
         progress: ProgressView,
         last_line: Option<String>,
@@ -366,7 +377,7 @@ impl Body {
             Body::Restarting { .. } => "🔄 Restarting training",
             Body::DecisionTaken { .. } => "📝 Decision",
             Body::Investigate { .. } => "🔍 Investigation requested",
-            Body::FixSubmitted { .. } => "📋 CHANGES SUMMARY",
+            Body::FixSubmitted { .. } => "🔧 Fix submitted",
             Body::RevalidationRequired { .. } => "🛂 RE-VALIDATION REQUIRED",
             Body::ValidationDecided { approved: true, .. } => "✅ Fix APPROVED",
             Body::ValidationDecided { approved: false, .. } => "❌ Fix REJECTED",

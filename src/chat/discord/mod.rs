@@ -415,6 +415,7 @@ mod tests {
                 pid: 1,
                 log_file: "l".into(),
                 elapsed: Duration::from_secs(60),
+                attempt: None,
                 expected: None,
                 progress: ProgressView::default(),
                 last_line: None,

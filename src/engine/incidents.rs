@@ -1,0 +1,259 @@
+//! Incidents: numbered per run, reported as an error (halts the run) or a warning, updated
+//! in place as evidence grows, and resolved by decisions and endings.
+
+use chrono::{DateTime, Utc};
+
+use super::decisions::{decision_buttons, point_key};
+use super::event::{Action, Record};
+use super::machine::{dur, JobMachine};
+use super::message::{Body, DecisionPoint, IncidentSummary, Message, MessageKey, Resolution};
+use super::state::{IncidentEntry, Phase, RunState, StallEpisode};
+use super::text;
+use crate::model::{Category, ExitOutcome, Incident, Persona, Severity};
+
+impl JobMachine {
+    pub(super) fn incident(
+        &mut self,
+        at: DateTime<Utc>,
+        key: u64,
+        incident: Incident,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(run) = self.active_mut() else { return };
+        if run.incidents.iter().any(|i| i.key == key) {
+            return self.incident_updated(at, key, incident, out);
+        }
+        let seq = run.incidents.len() as u32 + 1;
+        run.incidents.push(IncidentEntry {
+            key,
+            seq,
+            attempt: run.attempt,
+            at,
+            incident: incident.clone(),
+            posted: None,
+            resolution: None,
+        });
+        out.push(Action::Record(Record::Incident {
+            run: run.id,
+            seq,
+            incident: incident.clone(),
+        }));
+        self.report_incident(at, seq, out);
+    }
+
+    /// Post what an incident calls for, given the phase: an error report that halts the
+    /// run, or a warning that does not.
+    pub(super) fn report_incident(&mut self, at: DateTime<Utc>, seq: u32, out: &mut Vec<Action>) {
+        let log_file = self.settings.log.clone();
+        let Some(run) = self.active_mut() else { return };
+        let idx = (seq - 1) as usize;
+        let entry = &run.incidents[idx];
+        let incident = entry.incident.clone();
+        let owner = incident.category.owner();
+        if incident.severity == Severity::Warning {
+            if entry.posted.is_some() {
+                return;
+            }
+            run.incidents[idx].posted = Some(MessageKey::Warning(seq));
+            let msg = self.message(
+                at,
+                MessageKey::Warning(seq),
+                vec![owner],
+                Body::WarningNoticed {
+                    seq,
+                    log_file,
+                    incident,
+                },
+            );
+            out.push(Action::Post(msg));
+            return;
+        }
+        // Fatal: halts the run, unless a decision is already pending or the run is being
+        // stopped or restarted anyway (then it is recorded and listed in the final report).
+        if !matches!(run.phase, Phase::Running | Phase::TimeoutWarned) {
+            return;
+        }
+        if let Some(point @ (DecisionPoint::Timeout(_) | DecisionPoint::Stall(_))) = run.open.take() {
+            // The error supersedes the timeout or stall question.
+            out.push(Action::Resolve {
+                run: run.id,
+                key: point_key(point),
+                note: text::superseded_by_error(seq),
+            });
+        }
+        run.phase = Phase::Halted;
+        run.open = Some(DecisionPoint::Incident(seq));
+        run.incidents[idx].posted = Some(MessageKey::Incident(seq));
+        let msg = self.error_report(at, seq);
+        out.push(Action::Post(msg));
+        if self.settings.unattended {
+            self.apply_policy(at, out);
+        }
+    }
+
+    pub(super) fn error_report(&self, at: DateTime<Utc>, seq: u32) -> Message {
+        let run = self.run().expect("error report needs a run");
+        let entry = &run.incidents[(seq - 1) as usize];
+        let point = DecisionPoint::Incident(seq);
+        let buttons = decision_buttons(point);
+        let mut msg = self.message(
+            entry.at,
+            MessageKey::Incident(seq),
+            vec![Persona::Director, entry.incident.category.owner()],
+            Body::ErrorDetected {
+                seq,
+                pid: run.pid,
+                log_file: self.settings.log.clone(),
+                incident: entry.incident.clone(),
+                exit: if run.alive { None } else { run.last_exit },
+                elapsed: dur(at - run.attempt_started_at),
+            },
+        );
+        msg.buttons = if run.open == Some(point) {
+            buttons
+        } else {
+            Vec::new()
+        };
+        msg
+    }
+
+    pub(super) fn incident_updated(
+        &mut self,
+        at: DateTime<Utc>,
+        key: u64,
+        incident: Incident,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(run) = self.active_mut() else { return };
+        let Some(idx) = run.incidents.iter().position(|i| i.key == key) else {
+            return self.incident(at, key, incident, out);
+        };
+        let was = run.incidents[idx].incident.severity;
+        let seq = run.incidents[idx].seq;
+        out.push(Action::Record(Record::Incident {
+            run: run.id,
+            seq,
+            incident: incident.clone(),
+        }));
+        run.incidents[idx].incident = incident;
+        let posted = run.incidents[idx].posted;
+        let now = run.incidents[idx].incident.severity;
+        match posted {
+            Some(MessageKey::Incident(_)) => {
+                let msg = self.error_report(at, seq);
+                out.push(Action::Update(msg));
+            }
+            Some(MessageKey::Warning(_)) if now == Severity::Fatal && was == Severity::Warning => {
+                self.report_incident(at, seq, out);
+            }
+            Some(MessageKey::Warning(_)) => {
+                let incident = run.incidents[idx].incident.clone();
+                let msg = self.message(
+                    at,
+                    MessageKey::Warning(seq),
+                    vec![incident.category.owner()],
+                    Body::WarningNoticed {
+                        seq,
+                        log_file: self.settings.log.clone(),
+                        incident,
+                    },
+                );
+                out.push(Action::Update(msg));
+            }
+            _ => self.report_incident(at, seq, out),
+        }
+    }
+}
+
+/// Mark unresolved incidents as resolved (one by number, or every fatal one when `seq` is None,
+/// plus, for None, every warning left open).
+pub(super) fn resolve_incidents(
+    run: &mut RunState,
+    seq: Option<u32>,
+    what: &str,
+    by: Option<&str>,
+    at: DateTime<Utc>,
+    out: &mut Vec<Action>,
+) {
+    for entry in run.incidents.iter_mut() {
+        let selected = match seq {
+            Some(s) => entry.seq == s,
+            None => true,
+        };
+        if !selected || entry.resolution.is_some() {
+            continue;
+        }
+        let what = if seq.is_none() && entry.incident.severity == Severity::Warning {
+            text::WARNING_NOTED
+        } else {
+            what
+        };
+        entry.resolution = Some(Resolution {
+            what: what.to_string(),
+            by: by.map(str::to_string),
+            at,
+        });
+        out.push(Action::Record(Record::IncidentResolved {
+            run: run.id,
+            seq: entry.seq,
+            resolution: what.to_string(),
+            by: by.map(str::to_string),
+        }));
+    }
+}
+
+pub(super) fn summaries(run: &RunState) -> Vec<IncidentSummary> {
+    run.incidents
+        .iter()
+        .map(|e| IncidentSummary {
+            seq: e.seq,
+            category: e.incident.category,
+            text: e.incident.text.clone(),
+            line: e.incident.line,
+            count: e.incident.count,
+            fatal: e.incident.severity == Severity::Fatal,
+            resolution: e.resolution.clone(),
+        })
+        .collect()
+}
+
+/// The incident that stands for a failure the log did not explain.
+pub fn exit_incident(outcome: ExitOutcome) -> Incident {
+    let (category, text) = match outcome {
+        // SIGKILL with no traceback is the kernel's OOM killer far more often than anything else.
+        ExitOutcome::Signal(9) => (
+            Category::Resource,
+            "process killed by SIGKILL with no traceback (out of memory? check the kernel log)".to_string(),
+        ),
+        ExitOutcome::Signal(_) => (Category::Implementation, format!("process {outcome}")),
+        ExitOutcome::Code(c) => (
+            Category::Implementation,
+            format!("process exited with code {c} and no error in its log"),
+        ),
+        ExitOutcome::Unknown => (
+            Category::Implementation,
+            "process ended and its exit status could not be learned".to_string(),
+        ),
+    };
+    Incident {
+        category,
+        severity: Severity::Fatal,
+        line: 0,
+        text,
+        excerpt: Vec::new(),
+        count: 1,
+    }
+}
+
+/// What an investigation of a stall is about. A hung process is most often a deadlock in
+/// data loading or a collective operation, or a resource wait: the code translator is asked.
+pub(super) fn stall_incident(stall: StallEpisode, last_line: Option<String>) -> Incident {
+    Incident {
+        category: Category::Resource,
+        severity: Severity::Warning,
+        line: 0,
+        text: text::stall_text(stall.kind, stall.since),
+        excerpt: last_line.into_iter().collect(),
+        count: 1,
+    }
+}

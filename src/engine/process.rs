@@ -1,0 +1,167 @@
+//! What the executor reports: the process started, could not start, or ended.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+
+use super::event::{Action, Record};
+use super::incidents::exit_incident;
+use super::machine::{chrono_dur, JobMachine};
+use super::message::{Body, DecisionPoint, MessageKey, OutputFile};
+use super::state::Phase;
+use super::text;
+use crate::model::{ExitOutcome, Persona, Severity};
+
+impl JobMachine {
+    pub(super) fn spawned(
+        &mut self,
+        at: DateTime<Utc>,
+        pid: u32,
+        checkpoint: Option<PathBuf>,
+        previous_log: Option<PathBuf>,
+        out: &mut Vec<Action>,
+    ) {
+        let interval = chrono_dur(self.settings.status_interval);
+        let max = self.settings.max;
+        let Some(run) = self.active_mut() else { return };
+        let was = run.phase;
+        if !matches!(was, Phase::Starting | Phase::Restarting) {
+            return;
+        }
+        let old_pid = run.pid;
+        let old_ended = !run.killed_for_restart;
+        run.attempt += 1;
+        run.attempt_started_at = at;
+        run.pid = Some(pid);
+        run.alive = true;
+        run.phase = Phase::Running;
+        run.next_status = at + interval;
+        run.horizon = max.map(|m| at + chrono_dur(m));
+        // A new process: an earlier stall (and its question) is over.
+        run.stall = None;
+        if let Some(DecisionPoint::Stall(_)) = run.open {
+            run.open = None;
+        }
+        let (id, attempt) = (run.id, run.attempt);
+        let decided_by = run.pending_by.take().unwrap_or_default();
+        out.push(Action::Record(Record::AttemptStarted {
+            run: id,
+            attempt,
+            pid,
+            checkpoint: checkpoint.clone(),
+        }));
+        let log_file = self.settings.log.clone();
+        let msg = if was == Phase::Starting {
+            self.message(
+                at,
+                MessageKey::Started,
+                vec![Persona::Director],
+                Body::TrainingStarted {
+                    pid,
+                    log_file,
+                    argv: self.settings.argv.clone(),
+                    expected: self.settings.expected,
+                    max: self.settings.max,
+                    previous_log,
+                },
+            )
+        } else {
+            self.message(
+                at,
+                MessageKey::Restarting(attempt),
+                vec![Persona::Director],
+                Body::Restarting {
+                    old_pid,
+                    old_ended,
+                    new_pid: pid,
+                    log_file,
+                    checkpoint,
+                    decided_by,
+                    attempt,
+                },
+            )
+        };
+        out.push(Action::Post(msg));
+        if was == Phase::Starting {
+            // The process may write (and fail) before its start is confirmed: what the log
+            // showed meanwhile is reported now, as this attempt's.
+            let early: Vec<u32> = self
+                .active_mut()
+                .map(|run| {
+                    run.incidents
+                        .iter_mut()
+                        .filter(|i| i.posted.is_none() && i.resolution.is_none())
+                        .map(|i| {
+                            i.attempt = attempt;
+                            i.seq
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            for seq in early {
+                self.report_incident(at, seq, out);
+            }
+        }
+    }
+
+    pub(super) fn spawn_failed(&mut self, at: DateTime<Utc>, error: String, out: &mut Vec<Action>) {
+        let Some(run) = self.active_mut() else { return };
+        if !matches!(run.phase, Phase::Starting | Phase::Restarting) {
+            return;
+        }
+        run.alive = false;
+        self.finish_failed(at, None, text::could_not_start(&error), out);
+    }
+
+    pub(super) fn exited(
+        &mut self,
+        at: DateTime<Utc>,
+        outcome: ExitOutcome,
+        outputs: Vec<OutputFile>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(run) = self.active_mut() else { return };
+        run.alive = false;
+        run.last_exit = Some(outcome);
+        out.push(Action::Record(Record::AttemptEnded {
+            run: run.id,
+            attempt: run.attempt,
+            outcome,
+        }));
+        match run.phase {
+            Phase::Restarting => {
+                out.push(Action::Spawn {
+                    run: run.id,
+                    attempt: run.attempt + 1,
+                    append: true,
+                    resume: true,
+                });
+            }
+            Phase::Stopping => self.finish_killed(at, out),
+            Phase::Starting => self.finish_failed(at, Some(outcome), text::ENDED_BEFORE_START.into(), out),
+            Phase::Running | Phase::TimeoutWarned | Phase::Halted => {
+                if outcome.success() {
+                    return self.finish_completed(at, outputs, out);
+                }
+                let attempt = run.attempt;
+                let reported = run
+                    .incidents
+                    .iter()
+                    .any(|i| i.attempt == attempt && i.incident.severity == Severity::Fatal);
+                if !reported {
+                    // Nothing in the log explained the failure: the exit itself is the evidence.
+                    let key = u64::MAX - u64::from(attempt);
+                    self.incident(at, key, exit_incident(outcome), out);
+                } else if let Some(DecisionPoint::Incident(seq)) = self.run().and_then(|r| r.open) {
+                    // The report is already out: show that the process has now ended.
+                    let msg = self.error_report(at, seq);
+                    out.push(Action::Update(msg));
+                }
+                if self.settings.unattended && self.run().is_some_and(|r| r.phase == Phase::Halted) {
+                    self.apply_policy(at, out);
+                }
+            }
+            Phase::Completed | Phase::Failed | Phase::Killed => {}
+        }
+    }
+}

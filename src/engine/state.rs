@@ -1,0 +1,214 @@
+//! The state of a job and its run, as persisted after every event: the phase, the
+//! incidents, the fixes and their verdicts, the decisions taken.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::event::FixEvidence;
+use super::message::{
+    ConvergenceView, Decision, DecisionPoint, MessageKey, ProgressView, Resolution, StallKind,
+};
+use crate::model::{Actor, ExitOutcome, Incident, RunId};
+use crate::review::Snapshot;
+
+/// Where a run is in the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Starting,
+    Running,
+    Halted,
+    TimeoutWarned,
+    Restarting,
+    Stopping,
+    Completed,
+    Failed,
+    Killed,
+}
+
+impl Phase {
+    pub fn is_over(self) -> bool {
+        matches!(self, Phase::Completed | Phase::Failed | Phase::Killed)
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Starting => "starting",
+            Phase::Running => "running",
+            Phase::Halted => "halted on error, awaiting decision",
+            Phase::TimeoutWarned => "past its maximum duration, awaiting decision",
+            Phase::Restarting => "restarting",
+            Phase::Stopping => "being killed",
+            Phase::Completed => "completed",
+            Phase::Failed => "failed",
+            Phase::Killed => "killed",
+        }
+    }
+}
+
+/// An incident within a run, with what became of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentEntry {
+    /// The supervisor's key (to attach later evidence).
+    pub key: u64,
+    /// 1-based number within the run, as shown in chat ("error #2").
+    pub seq: u32,
+    pub attempt: u32,
+    pub at: DateTime<Utc>,
+    pub incident: Incident,
+    /// The message that reported it, if one was posted.
+    pub posted: Option<MessageKey>,
+    pub resolution: Option<Resolution>,
+}
+
+/// Where a submitted fix stands in the Phase 4.5 gate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FixStatus {
+    /// No design parameter changed: the director may resume directly.
+    Simple,
+    /// Design parameters changed: restart is refused until the validator approves.
+    AwaitingValidation,
+    Approved {
+        by: String,
+        at: DateTime<Utc>,
+        expires: Option<DateTime<Utc>>,
+    },
+    Rejected {
+        by: String,
+        at: DateTime<Utc>,
+        reason: Option<String>,
+    },
+    /// A newer fix replaced it before it was decided.
+    Superseded,
+    /// Training was resumed with it.
+    Applied { at: DateTime<Utc> },
+}
+
+/// A fix submitted during a run, with its evidence and verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FixEntry {
+    pub seq: u32,
+    pub by: Actor,
+    pub at: DateTime<Utc>,
+    pub summary: String,
+    pub evidence: FixEvidence,
+    pub status: FixStatus,
+}
+
+/// A decision already taken on a report (so a second click can be told who decided).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decided {
+    pub point: DecisionPoint,
+    pub decision: Decision,
+    pub by: String,
+    pub at: DateTime<Utc>,
+}
+
+/// A stall the engine has warned about; it lasts until output or progress resumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StallEpisode {
+    pub since: DateTime<Utc>,
+    pub kind: StallKind,
+}
+
+/// The state of one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    pub id: RunId,
+    pub phase: Phase,
+    pub started_at: DateTime<Utc>,
+    pub started_by: String,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub attempt: u32,
+    pub attempt_started_at: DateTime<Utc>,
+    /// PID of the current (or last) process; `alive` says whether it still runs.
+    pub pid: Option<u32>,
+    pub alive: bool,
+    pub last_exit: Option<ExitOutcome>,
+    pub open: Option<DecisionPoint>,
+    /// When to post the timeout warning (None: no maximum, or already warned).
+    pub horizon: Option<DateTime<Utc>>,
+    pub next_status: DateTime<Utc>,
+    pub status_count: u32,
+    pub timeout_count: u32,
+    pub notice_count: u32,
+    pub incidents: Vec<IncidentEntry>,
+    pub auto_restarts: u32,
+    /// Who asked for the restart or kill under way.
+    pub pending_by: Option<String>,
+    pub last_line: Option<String>,
+    pub last_line_no: u64,
+    pub progress: ProgressView,
+    pub convergence: Option<ConvergenceView>,
+    pub decided: Vec<Decided>,
+    /// The job's code when the run started (what fixes are compared against).
+    #[serde(default)]
+    pub baseline: Option<Snapshot>,
+    #[serde(default)]
+    pub fixes: Vec<FixEntry>,
+    /// The restart under way had to kill the old process (false: it had already ended).
+    #[serde(default)]
+    pub killed_for_restart: bool,
+    /// "Hung?" warnings posted in this run.
+    #[serde(default)]
+    pub stall_count: u32,
+    /// The stall under way, once warned about (one warning per episode).
+    #[serde(default)]
+    pub stall: Option<StallEpisode>,
+    /// The early overrun warning went out (once per run).
+    #[serde(default)]
+    pub overrun_warned: bool,
+}
+
+impl RunState {
+    /// A run just started by `by`, its first process not yet spawned.
+    pub(super) fn new(id: RunId, at: DateTime<Utc>, by: &str) -> Self {
+        Self {
+            id,
+            phase: Phase::Starting,
+            started_at: at,
+            started_by: by.to_string(),
+            ended_at: None,
+            attempt: 0,
+            attempt_started_at: at,
+            pid: None,
+            alive: false,
+            last_exit: None,
+            open: None,
+            horizon: None,
+            next_status: at,
+            status_count: 0,
+            timeout_count: 0,
+            notice_count: 0,
+            incidents: Vec::new(),
+            auto_restarts: 0,
+            pending_by: Some(by.to_string()),
+            last_line: None,
+            last_line_no: 0,
+            progress: ProgressView::default(),
+            convergence: None,
+            decided: Vec::new(),
+            baseline: None,
+            fixes: Vec::new(),
+            killed_for_restart: false,
+            stall_count: 0,
+            stall: None,
+            overrun_warned: false,
+        }
+    }
+}
+
+/// The fix a restart resumed with, as the resolution of the error it fixed names it.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct AppliedFix {
+    pub seq: u32,
+    pub summary: String,
+}
+
+/// Everything the engine remembers about a job; persisted after every event, so a
+/// restarted trainwatch resumes exactly here.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobState {
+    pub last_run: u32,
+    pub run: Option<RunState>,
+}

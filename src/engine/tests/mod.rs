@@ -1,0 +1,162 @@
+//! Protocol rules, one test each, with time passed in as data: a 24-hour run takes
+//! milliseconds.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+
+use super::*;
+use crate::model::{Actor, Category, ExitOutcome, Incident, JobName, OnError, Persona, RunId, Severity};
+
+const MIN: i64 = 60;
+const HOUR: i64 = 3600;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 29, 8, 0, 0).unwrap()
+}
+
+fn settings() -> JobSettings {
+    JobSettings {
+        job: JobName::new("model_3").unwrap(),
+        argv: vec!["python".into(), "model_3.py".into()],
+        log: PathBuf::from("/runs/output/implementation/logs/training_model_3_full.log"),
+        expected: Some(Duration::from_secs(12 * 3600)),
+        max: Some(Duration::from_secs(24 * 3600)),
+        status_interval: Duration::from_secs(30 * 60),
+        on_error: OnError::Wait,
+        unattended: false,
+        approval_ttl: None,
+    }
+}
+
+fn director() -> Actor {
+    Actor::user("u1", "@dana", vec![Persona::Director])
+}
+
+fn translator() -> Actor {
+    Actor::user("u2", "@bob", vec![Persona::CodeTranslator])
+}
+
+/// A job machine and a clock, with helpers that feed events at `t0 + offset`.
+struct Sim {
+    m: JobMachine,
+}
+
+impl Sim {
+    fn new(s: JobSettings) -> Self {
+        Self {
+            m: JobMachine::new(s),
+        }
+    }
+    fn at(&mut self, secs: i64, event: Event) -> Vec<Action> {
+        self.m.handle(Input {
+            at: t0() + chrono::Duration::seconds(secs),
+            event,
+        })
+    }
+    fn cmd(&mut self, secs: i64, by: Actor, command: Command) -> Vec<Action> {
+        self.at(
+            secs,
+            Event::Command {
+                command,
+                by,
+                code: None,
+            },
+        )
+    }
+    fn decide(&mut self, secs: i64, by: Actor, decision: Decision) -> Vec<Action> {
+        self.cmd(
+            secs,
+            by,
+            Command::Decide {
+                decision,
+                target: None,
+                extend: None,
+            },
+        )
+    }
+    /// Start a run and let the executor report PID `pid`.
+    fn started(mut self, pid: u32) -> Self {
+        let a = self.cmd(0, director(), Command::Start);
+        assert!(a.contains(&Action::Spawn {
+            run: RunId(1),
+            attempt: 1,
+            append: false,
+            resume: false
+        }));
+        self.at(0, spawned(pid));
+        self
+    }
+    fn phase(&self) -> Phase {
+        self.m.run().unwrap().phase
+    }
+}
+
+fn spawned(pid: u32) -> Event {
+    Event::Spawned {
+        pid,
+        checkpoint: None,
+        previous_log: None,
+    }
+}
+
+fn exited(code: i32) -> Event {
+    Event::Exited {
+        outcome: ExitOutcome::Code(code),
+        outputs: vec![OutputFile {
+            path: "output/results/results_model_3.csv".into(),
+            size: Some(2048),
+        }],
+    }
+}
+
+fn key_error(line: u64) -> Incident {
+    Incident {
+        category: Category::Implementation,
+        severity: Severity::Fatal,
+        line,
+        text: "AttributeError: 'Model' object has no attribute 'fit_transform'".into(),
+        excerpt: vec![
+            "Traceback (most recent call last):".into(),
+            "  File \"model_3.py\", line 88, in <module>".into(),
+            "AttributeError: 'Model' object has no attribute 'fit_transform'".into(),
+        ],
+        count: 1,
+    }
+}
+
+fn posts(actions: &[Action]) -> Vec<&Message> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Post(m) => Some(m),
+            _ => None,
+        })
+        .collect()
+}
+
+fn replies(actions: &[Action]) -> Vec<&Reply> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Reply(r) => Some(r),
+            _ => None,
+        })
+        .collect()
+}
+
+fn refused(actions: &[Action]) -> Option<String> {
+    replies(actions)
+        .into_iter()
+        .find(|r| !r.accepted)
+        .map(|r| r.text.clone())
+}
+
+mod clock;
+mod decisions;
+mod endings;
+mod gate;
+mod incidents;
+mod policy;
+mod state;

@@ -1,0 +1,101 @@
+//! Unattended runs: the `on_error` policy decides when nobody can.
+
+use super::*;
+
+#[test]
+fn unattended_wait_policy_fails_the_run_when_the_process_dies() {
+    let mut s = settings();
+    s.unattended = true;
+    let mut sim = Sim::new(s).started(10);
+    sim.at(
+        HOUR,
+        Event::Incident {
+            key: 1,
+            incident: key_error(120),
+        },
+    );
+    assert_eq!(sim.phase(), Phase::Halted);
+    let a = sim.at(HOUR + 1, exited(1));
+    match &posts(&a)[0].body {
+        Body::Failed { exit, errors, .. } => {
+            assert_eq!(*exit, Some(ExitOutcome::Code(1)));
+            assert_eq!(errors.len(), 1);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(a.contains(&Action::RunEnded {
+        run: RunId(1),
+        success: false
+    }));
+}
+
+#[test]
+fn unattended_restart_policy_restarts_up_to_its_limit_then_fails() {
+    let mut s = settings();
+    s.unattended = true;
+    s.on_error = OnError::Restart { limit: 2 };
+    let mut sim = Sim::new(s).started(10);
+    let mut t = 0;
+    for pid in [11, 12] {
+        t += HOUR;
+        let a = sim.at(t, exited(1));
+        assert!(a.contains(&Action::Spawn {
+            run: RunId(1),
+            attempt: pid - 9,
+            append: true,
+            resume: true
+        }));
+        let a2 = sim.at(t + 1, spawned(pid));
+        match &posts(&a2)[0].body {
+            Body::Restarting { decided_by, .. } => assert_eq!(decided_by, "on_error policy"),
+            other => panic!("{other:?}"),
+        }
+    }
+    let a = sim.at(t + HOUR, exited(1));
+    assert!(!a.iter().any(|x| matches!(x, Action::Spawn { .. })));
+    match posts(&a).last().map(|m| &m.body) {
+        Some(Body::Failed { reason, errors, .. }) => {
+            assert!(reason.contains("limit of 2"), "{reason}");
+            assert_eq!(errors.len(), 3);
+            assert_eq!(
+                errors[0].resolution.as_ref().unwrap().by.as_deref(),
+                Some("on_error policy")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn unattended_kill_policy_kills_on_the_first_error() {
+    let mut s = settings();
+    s.unattended = true;
+    s.on_error = OnError::Kill;
+    let mut sim = Sim::new(s).started(10);
+    let a = sim.at(
+        HOUR,
+        Event::Incident {
+            key: 1,
+            incident: key_error(120),
+        },
+    );
+    assert!(a.contains(&Action::Kill));
+    let a = sim.at(
+        HOUR + 1,
+        Event::Exited {
+            outcome: ExitOutcome::Signal(15),
+            outputs: vec![],
+        },
+    );
+    assert!(matches!(posts(&a)[0].body, Body::Killed { .. }));
+}
+
+#[test]
+fn attended_runs_ignore_the_policy_and_wait_for_a_person() {
+    let mut s = settings();
+    s.on_error = OnError::Restart { limit: 3 };
+    let mut sim = Sim::new(s).started(10);
+    let a = sim.at(HOUR, exited(1));
+    assert!(!a.iter().any(|x| matches!(x, Action::Spawn { .. })));
+    assert_eq!(sim.phase(), Phase::Halted);
+}

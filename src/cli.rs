@@ -1,5 +1,5 @@
 //! Command-line interface: the subcommands and their options, with the help text a user
-//! reads. Parsing only; each subcommand is carried out in `main.rs` by the layer it names.
+//! reads. Parsing only; each subcommand is carried out by its module in the binary's `cmd/`.
 
 use std::path::PathBuf;
 

@@ -4,6 +4,8 @@
 
 mod cmd;
 
+use std::io::IsTerminal;
+
 use anyhow::Result;
 use clap::Parser;
 
@@ -31,6 +33,8 @@ fn init_tracing(level: Option<&str>) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never into a file or a pipe.
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 

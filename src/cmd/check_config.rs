@@ -9,7 +9,8 @@ use trainwatch::config::Config;
 use super::EXIT_USAGE;
 
 pub fn run(file: &Path) -> Result<i32> {
-    match Config::load(file) {
+    // The same checks `run` and `serve` make: a config accepted here is accepted there.
+    match Config::load(file).and_then(|cfg| cfg.check_supervisable(&cfg.store_path).map(|()| cfg)) {
         Ok(cfg) => {
             print!("{}", cfg.describe());
             println!("\nconfig OK");

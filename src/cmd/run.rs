@@ -5,15 +5,15 @@ use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use tokio::sync::mpsc;
 
 use trainwatch::chat::console::{self, Console};
 use trainwatch::chat::ChatSink;
 use trainwatch::cli::{ColorChoice, RunArgs};
-use trainwatch::config::{Config, JobSpec};
+use trainwatch::config::{check_store_path, Config, JobSpec};
 use trainwatch::model::{JobName, Persona};
-use trainwatch::store::Store;
+use trainwatch::store::{Store, SupervisorLocks};
 use trainwatch::supervisor::{Options, Supervisor};
 
 use super::{
@@ -35,7 +35,9 @@ pub async fn run(args: RunArgs) -> Result<i32> {
             args.max,
             args.status_interval,
         )?;
-        (vec![spec], args.store.clone().unwrap_or_else(default_store), None)
+        let store = args.store.clone().unwrap_or_else(default_store);
+        check_store_path(&store).map_err(|m| anyhow!(m))?;
+        (vec![spec], store, None)
     } else {
         let Some(path) = &args.config else {
             bail!("nothing to run: give --config FILE (jobs from a config) or a command after -- (e.g. trainwatch run -- python train.py)");
@@ -71,11 +73,12 @@ pub async fn run(args: RunArgs) -> Result<i32> {
             }
         }
         let store = args.store.clone().unwrap_or_else(|| cfg.store_path.clone());
+        if let Err(e) = cfg.check_supervisable(&store) {
+            eprintln!("{e}");
+            return Ok(EXIT_USAGE);
+        }
         (specs, store, Some(cfg.roles))
     };
-    if specs.is_empty() {
-        bail!("the config declares no jobs");
-    }
     expand_self(&mut specs)?;
     create_log_folders(&specs)?;
 
@@ -95,8 +98,16 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         starter.personas.push(Persona::Starter);
     }
 
-    let store = Arc::new(std::sync::Mutex::new(Store::open(&store_path)?));
     let state_root = state_root_of(&store_path);
+    // Held until we return; a crash releases it (flock), so the next start takes it over.
+    let _locks = match SupervisorLocks::acquire(&store_path, &state_root) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("trainwatch: {e}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let store = Arc::new(std::sync::Mutex::new(Store::open(&store_path)?));
     let console = Arc::new(Console::new(Box::new(std::io::stdout()), color, holders));
     let chat: Arc<dyn ChatSink> = console.clone();
     let mut sup = Supervisor::start(

@@ -75,12 +75,68 @@ impl Config {
         self.jobs.iter().find(|j| j.name.as_str() == name)
     }
 
+    /// What supervising needs beyond a well-formed file: at least one job, and a store
+    /// path (`store`: the config's own, or the one given on the command line) that can be
+    /// a database file. `trainwatch check-config`, `run` and `serve` all call this, so a
+    /// config the check accepts is one they accept.
+    pub fn check_supervisable(&self, store: &Path) -> Result<(), ConfigError> {
+        let at = |key: &str, message: String| {
+            ConfigError::Invalid(Box::new(Located {
+                file: self.source.clone(),
+                line: None,
+                column: None,
+                key: Some(key.to_string()),
+                message,
+            }))
+        };
+        if self.jobs.is_empty() {
+            return Err(at(
+                "jobs",
+                "the config declares no jobs: add one, e.g. [jobs.model_3] with argv = [\"python\", \"train.py\"]"
+                    .into(),
+            ));
+        }
+        check_store_path(store).map_err(|m| {
+            if store == self.store_path {
+                at("store.path", m)
+            } else {
+                ConfigError::Usage(format!("--store: {m}"))
+            }
+        })
+    }
+
     /// The report printed by `trainwatch check-config`: every job with every resolved field,
     /// the roles and the Discord section. Never a token: only its variable's name and
     /// whether that variable is set.
     pub fn describe(&self) -> String {
         render::describe(self, |var| std::env::var_os(var).is_some_and(|v| !v.is_empty()))
     }
+}
+
+/// A store path must name a file that can be created or opened: not a folder, and not
+/// below something that is not a folder. Checked without creating anything.
+pub fn check_store_path(path: &Path) -> Result<(), String> {
+    if path.is_dir() {
+        return Err(format!(
+            "the store {} is a folder, not a file: name the database file, e.g. {}",
+            path.display(),
+            path.join("state.db").display()
+        ));
+    }
+    // The nearest existing ancestor must be a folder (a file there blocks creating the rest).
+    if let Some(blocker) = path
+        .ancestors()
+        .skip(1)
+        .find(|a| a.exists())
+        .filter(|a| !a.is_dir())
+    {
+        return Err(format!(
+            "the store {} cannot be created: {} is not a folder",
+            path.display(),
+            blocker.display()
+        ));
+    }
+    Ok(())
 }
 
 /// One job, every field resolved: absolute paths with `{name}` expanded, defaults applied.

@@ -354,10 +354,10 @@ resume_argv = ["python", "m.py", "--from", "{checkpoint}"]
         PathBuf::from("/proj/conf/output/implementation/models/model_model_7_full.pkl")
     );
     assert_eq!(j.checkpoint.as_deref(), Some("/proj/conf/ckpt/model_7-*.pt"));
+    // `{checkpoint}` is kept for the executor to fill in (`exec::resolve_resume`).
     assert_eq!(
-        j.resume_command(Path::new("/proj/conf/ckpt/model_7-3.pt"))
-            .unwrap(),
-        ["python", "m.py", "--from", "/proj/conf/ckpt/model_7-3.pt"]
+        j.resume_argv.as_deref().unwrap(),
+        ["python", "m.py", "--from", "{checkpoint}"]
     );
     assert_eq!(
         j.output_files(),

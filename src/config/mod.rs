@@ -204,14 +204,6 @@ impl JobSpec {
         }
         files
     }
-
-    /// The resume command for a checkpoint file: `resume_argv` with `{checkpoint}` replaced.
-    pub fn resume_command(&self, checkpoint: &Path) -> Option<Vec<String>> {
-        let ckpt = checkpoint.to_string_lossy();
-        self.resume_argv
-            .as_ref()
-            .map(|argv| argv.iter().map(|a| a.replace("{checkpoint}", &ckpt)).collect())
-    }
 }
 
 /// What the unattended policy does when the job fails (shared with the engine).

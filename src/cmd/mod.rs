@@ -44,7 +44,12 @@ pub fn default_store() -> PathBuf {
 pub fn expand_self(specs: &mut [JobSpec]) -> Result<()> {
     let exe = std::env::current_exe().context("locating the trainwatch executable")?;
     for spec in specs {
-        for arg in spec.argv.iter_mut().chain(spec.resume_argv.iter_mut().flatten()) {
+        for arg in spec
+            .engine
+            .argv
+            .iter_mut()
+            .chain(spec.resume_argv.iter_mut().flatten())
+        {
             if arg == "{trainwatch}" {
                 *arg = exe.display().to_string();
             }
@@ -56,7 +61,7 @@ pub fn expand_self(specs: &mut [JobSpec]) -> Result<()> {
 /// The protocol's log folders (`output/implementation/logs/`) may not exist yet.
 pub fn create_log_folders(specs: &[JobSpec]) -> Result<()> {
     for spec in specs {
-        if let Some(dir) = spec.log.parent() {
+        if let Some(dir) = spec.engine.log.parent() {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("creating the log folder {}", dir.display()))?;
         }

@@ -57,7 +57,7 @@ pub async fn run(args: RunArgs) -> Result<i32> {
                 match cfg.job(name) {
                     Some(j) => specs.push(j.clone()),
                     None => {
-                        let names: Vec<&str> = cfg.jobs.iter().map(|j| j.name.as_str()).collect();
+                        let names: Vec<&str> = cfg.jobs.iter().map(|j| j.engine.job.as_str()).collect();
                         bail!(
                             "no job {name:?} in {}; jobs there: {}",
                             path.display(),
@@ -69,7 +69,7 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         }
         if let Some(s) = args.status_interval {
             for spec in &mut specs {
-                spec.status_interval = s;
+                spec.engine.status_interval = s;
             }
         }
         let store = args.store.clone().unwrap_or_else(|| cfg.store_path.clone());

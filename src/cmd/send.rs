@@ -30,11 +30,11 @@ pub fn run(args: SendArgs) -> Result<i32> {
     };
     let job = match job {
         Some(j) => j,
-        None if cfg.jobs.len() == 1 => cfg.jobs[0].name.to_string(),
+        None if cfg.jobs.len() == 1 => cfg.jobs[0].engine.job.to_string(),
         None => bail!("several jobs are declared: name one"),
     };
     let Some(spec) = cfg.job(&job) else {
-        let names: Vec<&str> = cfg.jobs.iter().map(|j| j.name.as_str()).collect();
+        let names: Vec<&str> = cfg.jobs.iter().map(|j| j.engine.job.as_str()).collect();
         bail!(
             "no job {job:?} in {}; jobs there: {}",
             args.config.display(),
@@ -51,7 +51,7 @@ pub fn run(args: SendArgs) -> Result<i32> {
         );
     }
     let mut store = Store::open(&store_path)?;
-    let id = store.inbox_push(chrono::Utc::now(), &spec.name, &command, &actor)?;
+    let id = store.inbox_push(chrono::Utc::now(), &spec.engine.job, &command, &actor)?;
     let deadline = std::time::Instant::now() + args.wait;
     loop {
         let (taken, answer) = store.inbox_answer(id)?;

@@ -20,7 +20,8 @@ pub use duration::{format_duration, parse_duration, parse_duration_arg};
 pub use error::{ConfigError, Located};
 pub use roles::{Principal, Roles};
 
-use crate::model::{Category, JobName};
+use crate::engine::JobSettings;
+use crate::watch::detect::DetectConfig;
 
 /// Status updates every 30 minutes unless a job says otherwise (the protocol's interval).
 pub const DEFAULT_STATUS_INTERVAL: Duration = Duration::from_secs(30 * 60);
@@ -72,7 +73,7 @@ impl Config {
     }
 
     pub fn job(&self, name: &str) -> Option<&JobSpec> {
-        self.jobs.iter().find(|j| j.name.as_str() == name)
+        self.jobs.iter().find(|j| j.engine.job.as_str() == name)
     }
 
     /// What supervising needs beyond a well-formed file: at least one job, and a store
@@ -142,18 +143,16 @@ pub fn check_store_path(path: &Path) -> Result<(), String> {
 /// One job, every field resolved: absolute paths with `{name}` expanded, defaults applied.
 #[derive(Debug, Clone)]
 pub struct JobSpec {
-    pub name: JobName,
-    /// The command, as an argv (never a shell string).
-    pub argv: Vec<String>,
+    /// What the engine runs the protocol with — the job's name, its command (an argv, never
+    /// a shell string), its log, expected and maximum durations, status interval, `on_error`
+    /// policy and approval lifetime — built here, handed to the engine as it is.
+    /// `engine.unattended` is always false in a config: whether anyone can decide is the
+    /// runtime's call (`trainwatch run --unattended`, `serve`'s policy), not the file's.
+    pub engine: JobSettings,
     pub workdir: PathBuf,
     pub env: BTreeMap<String, String>,
-    pub log: PathBuf,
-    pub expected: Option<Duration>,
-    /// Past it: TIMEOUT WARNING.
-    pub max: Option<Duration>,
     /// No new log output for this long: a stall.
     pub stall_timeout: Option<Duration>,
-    pub status_interval: Duration,
     pub results: PathBuf,
     pub model: PathBuf,
     /// Extra expected output files.
@@ -163,20 +162,17 @@ pub struct JobSpec {
     /// The command that resumes from a checkpoint; one element contains `{checkpoint}`,
     /// to be replaced by the checkpoint's path.
     pub resume_argv: Option<Vec<String>>,
-    pub on_error: OnError,
     /// SIGTERM → SIGKILL grace.
     pub kill_grace: Duration,
     /// Discord channel id for this job's messages (else the default channel).
     pub channel: Option<String>,
-    pub detect: DetectSettings,
+    pub detect: DetectConfig,
     pub metrics: MetricsSettings,
     /// The design expectations table (Phase 4.5 gate), bound to this job's name.
     pub design: Vec<crate::review::DesignParam>,
     /// Extra files (globs relative to the workdir) a fix summary covers, besides the files
     /// named in argv and the design's sources.
     pub watch: Vec<String>,
-    /// How long a validator's approval stays valid (None: until used).
-    pub approval_ttl: Option<Duration>,
 }
 
 impl JobSpec {
@@ -208,26 +204,6 @@ impl JobSpec {
 
 /// What the unattended policy does when the job fails (shared with the engine).
 pub use crate::model::OnError;
-
-/// Settings of the log detectors.
-#[derive(Debug, Clone)]
-pub struct DetectSettings {
-    pub rhat_threshold: f64,
-    /// Lines matching any of these are never reported.
-    pub ignore: Vec<regex::Regex>,
-    /// Extra patterns, each reporting its category.
-    pub extra: Vec<(Category, regex::Regex)>,
-}
-
-impl Default for DetectSettings {
-    fn default() -> Self {
-        Self {
-            rhat_threshold: DEFAULT_RHAT_THRESHOLD,
-            ignore: Vec::new(),
-            extra: Vec::new(),
-        }
-    }
-}
 
 /// Settings of the metrics extraction.
 #[derive(Debug, Clone)]

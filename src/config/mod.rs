@@ -3,7 +3,10 @@
 //!
 //! `raw` mirrors the file (with spans), `resolve` checks it and builds the types below,
 //! `render` prints them for `trainwatch check-config`. `JobSpec::wrap` builds a job from a
-//! bare command line for the no-config mode.
+//! bare command line for the no-config mode. What supervising needs beyond a valid file (at
+//! least one job, a usable store path) is one check, `Config::check_supervisable`, made by
+//! `check-config`, `run` and `serve` alike. A job's settings are built as the types their
+//! consumers use (`engine::JobSettings`, `watch::detect::DetectConfig`): nothing is mapped.
 
 mod duration;
 mod error;

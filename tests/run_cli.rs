@@ -467,3 +467,57 @@ fn check_config_and_run_refuse_a_store_path_that_is_a_folder_alike() {
     assert_eq!(code, 2, "{run_err}");
     assert!(run_err.contains("is a folder"), "{run_err}");
 }
+
+#[test]
+fn serve_refuses_a_store_that_a_run_already_supervises() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("go");
+    let cfg = dir.path().join("tw.toml");
+    // Proxies on a closed local port: should serve ever get past the lock, it reaches no one.
+    write(
+        &cfg,
+        &format!(
+            r#"
+[store]
+path = "state/state.db"
+[jobs.w]
+argv = ["sh", "-c", "echo started; while [ ! -e '{}' ]; do sleep 0.05; done"]
+status_interval = "1h"
+[discord]
+token_env = "TRAINWATCH_TEST_TOKEN"
+channel = "666666666666666666"
+proxy_url = "http://127.0.0.1:9"
+https_proxy = "http://127.0.0.1:9"
+"#,
+            marker.display()
+        ),
+    );
+    let mut run = spawn_run(&cfg, dir.path());
+    let rx = lines_of(&mut run);
+    let mut seen = Vec::new();
+    wait_for(
+        &rx,
+        "Training started with PID",
+        Duration::from_secs(20),
+        &mut seen,
+    );
+
+    let mut serve = Command::new(BIN)
+        .args(["serve", "--config", cfg.to_str().unwrap()])
+        .env("TRAINWATCH_TEST_TOKEN", "not-a-real-token")
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let code = exit_code_within(&mut serve, Duration::from_secs(20), "trainwatch serve");
+    let err = stderr_of(&mut serve);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&format!("PID {} on host", run.id())), "{err}");
+
+    write(&marker, "");
+    wait_for(&rx, "Training Complete", Duration::from_secs(20), &mut seen);
+    let code = exit_code_within(&mut run, Duration::from_secs(20), "trainwatch run");
+    assert_eq!(code, 0, "{}", seen.join("\n"));
+}

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # trainwatch's benchmark suite, end to end, in one command:
 #
-#   bench/run.sh              # every figure (about 10 minutes; needs ~12 GB of free disk)
-#   bench/run.sh --quick      # smaller data, fewer injections: a smoke run in ~2 minutes
+#   bench/run.sh              # every figure (about 17 minutes; needs ~12 GB of free disk)
+#   bench/run.sh --quick      # smaller data, fewer injections: a smoke run in ~4 minutes
 #   bench/run.sh --criterion  # also run the criterion micro-benchmarks (cargo bench)
 #
 # Builds in release mode, generates its own data in a temporary folder (removed on exit,
 # also on Ctrl-C), drives the real `trainwatch` binary, and prints a table of figures,
 # targets and ratios. Raw key=value results are kept in $TW_BENCH_OUT if it is set.
 # A figure whose piece cannot be measured here is printed as "not measured: <why>".
+# Every figure printed is measured in this run, the references included (the protocol's
+# 60 s polling watcher and tail -F | grep run against the same kind of job).
 set -euo pipefail
 
 QUICK=0
@@ -17,7 +19,7 @@ for a in "$@"; do
     case "$a" in
         --quick) QUICK=1 ;;
         --criterion) CRITERION=1 ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
         *) echo "unknown option $a (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -27,9 +29,13 @@ cd "$ROOT"
 
 if [ "$QUICK" = 1 ]; then
     TRIAGE_SIZE=256M; FOLLOW_SIZE=1G; INJECTIONS=40; MANY_SECS=10; IDLE_SECS=20; BURST_LINES=100000
+    REF_INJECTIONS=6; REF_SPACING_MS=10000
 else
     TRIAGE_SIZE=2G; FOLLOW_SIZE=10G; INJECTIONS=200; MANY_SECS=30; IDLE_SECS=120; BURST_LINES=100000
+    REF_INJECTIONS=20; REF_SPACING_MS=15000
 fi
+# The protocol's reference watcher polls every 60 s: its injections are spread over several
+# polls (REF_INJECTIONS x REF_SPACING_MS, then at most one more poll), so it takes minutes.
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -106,6 +112,16 @@ if [ "$HAVE_RUN" = 1 ]; then
     rm -rf "$WORK/latency"
 fi
 
+# --- 2b. the references, measured on the same job: tail -F | grep, and the protocol's watcher
+say "latency: tail -F | grep --line-buffered, $INJECTIONS injections (job writing 1 MB/s)"
+"$TB" latency-ref --watcher tail-grep --dir "$WORK/tailgrep" --injections "$INJECTIONS" --spacing-ms 50 \
+    --rate 1M --label latency_tailgrep >> "$RES" || true
+rm -rf "$WORK/tailgrep"
+say "latency: the protocol's reference watcher (polls every 60 s, re-reads the whole log), $REF_INJECTIONS injections over $((REF_INJECTIONS * REF_SPACING_MS / 1000)) s"
+"$TB" latency-ref --watcher poll --poll-secs 60 --dir "$WORK/reference" --injections "$REF_INJECTIONS" \
+    --spacing-ms "$REF_SPACING_MS" --rate 1M --label latency_reference >> "$RES" || true
+rm -rf "$WORK/reference"
+
 HAVE_SERVE=0
 if "$TW" serve --config "$WORK/none.toml" 2>&1 | grep -q -i "not in this build"; then :; else HAVE_SERVE=1; fi
 if [ "$HAVE_SERVE" = 1 ]; then
@@ -174,13 +190,34 @@ fi
 # Latency
 if [ "$HAVE_RUN" = 1 ] && [ -n "$(get latency_console_p99_ms)" ]; then
     P50=$(get latency_console_p50_ms); P99=$(get latency_console_p99_ms); MX=$(get latency_console_max_ms)
-    row "Latency to console, p50 (n=$(get latency_console_n))" "$P50 ms" "" "reference 31 s: $(awk -v p="$P50" 'BEGIN{printf "%.0f", 31000/p}')× faster" ""
-    row "Latency to console, p99" "$P99 ms" "<= 20 ms" "reference 59 s; tail|grep 0.2 ms" "$(le "$P99" 20)"
+    RP50=$(get latency_reference_p50_ms)
+    if [ -n "$RP50" ] && [ "$RP50" != "NaN" ]; then
+        REF50="reference watcher p50 $(awk -v r="$RP50" 'BEGIN{printf "%.1f s", r/1000}'): $(awk -v r="$RP50" -v p="$P50" 'BEGIN{printf "%.0f", r/p}')x faster"
+    else
+        REF50="reference watcher: $NM"
+    fi
+    row "Latency to console, p50 (n=$(get latency_console_n))" "$P50 ms" "" "$REF50" ""
+    row "Latency to console, p99" "$P99 ms" "<= 20 ms" "" "$(le "$P99" 20)"
     row "Latency to console, max" "$MX ms" "" "missed reports: $(get latency_console_missed)" ""
 elif [ "$HAVE_RUN" = 1 ]; then
     row "Latency to console" "$NM: $(get latency_error)" "p99 <= 20 ms" "" "?"
 else
     row "Latency to console" "$NM: trainwatch run is not wired in this build" "p99 <= 20 ms" "" "?"
+fi
+# The references, measured above on the same kind of job.
+if [ -n "$(get latency_reference_n)" ] && [ "$(get latency_reference_n)" != 0 ]; then
+    row "Reference watcher (60 s poll), p50 / p99 / max (n=$(get latency_reference_n))" \
+        "$(awk -v a="$(get latency_reference_p50_ms)" -v b="$(get latency_reference_p99_ms)" -v c="$(get latency_reference_max_ms)" 'BEGIN{printf "%.1f / %.1f / %.1f s", a/1000, b/1000, c/1000}')" \
+        "" "missed: $(get latency_reference_missed)" ""
+else
+    row "Reference watcher (60 s poll)" "$NM: no report paired" "" "" ""
+fi
+if [ -n "$(get latency_tailgrep_n)" ] && [ "$(get latency_tailgrep_n)" != 0 ]; then
+    row "tail -F | grep, p50 / p99 / max (n=$(get latency_tailgrep_n))" \
+        "$(get latency_tailgrep_p50_ms) / $(get latency_tailgrep_p99_ms) / $(get latency_tailgrep_max_ms) ms" \
+        "" "missed: $(get latency_tailgrep_missed); finds lines, classifies nothing" ""
+else
+    row "tail -F | grep" "$NM: no report paired" "" "" ""
 fi
 if [ -n "$(get latency_discord_p99_ms)" ]; then
     D99=$(get latency_discord_p99_ms)

@@ -1,5 +1,5 @@
 //! Command-line interface: the subcommands and their options, with the help text a user
-//! reads. Parsing only; each subcommand is carried out in `main.rs` by the layer it names.
+//! reads. Parsing only; each subcommand is carried out by its module in the binary's `cmd/`.
 
 use std::path::PathBuf;
 
@@ -31,11 +31,25 @@ pub enum Command {
     ///
     /// Either the jobs of a config file (all of them, or the ones named), or one command
     /// given after `--` with no config at all. Exit status: 0 when every job completed,
-    /// 1 when any failed or was killed, 2 on a usage or config error.
+    /// 1 when any failed or was killed, 2 on a usage or config error, or when another
+    /// supervisor holds the store.
+    ///
+    /// One supervisor per store: `run` and `serve` lock the store (a lock file beside it,
+    /// `STORE.lock`, naming the holder's PID and host) and its job state folder. A second one
+    /// refuses at once (exit 2), naming that PID and host. A holder that crashed or was
+    /// killed leaves no stale lock (the kernel releases it): the next start takes over and
+    /// re-adopts the jobs. Read-only commands (status, audit, triage, check-config, send)
+    /// take no lock.
     Run(RunArgs),
     /// Run the Discord bot: supervise the configured jobs and take decisions from Discord.
+    ///
+    /// Holds the store's lock like `run` (one supervisor per store; a second one refuses
+    /// with exit status 2, naming the holder's PID and host).
     Serve(ServeArgs),
     /// Validate a config file and print the resolved jobs.
+    ///
+    /// Makes the same checks as `run` and `serve` (at least one job; a store path that can
+    /// be a database file): exit status 0 when they would accept it, 2 when not.
     CheckConfig(CheckConfigArgs),
     /// Show what the store knows of runs, incidents and decisions.
     Status(StatusArgs),

@@ -53,21 +53,21 @@ fn example_config_loads_with_every_section() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
     let dir = dir.as_path();
     assert_eq!(cfg.store_path, dir.join(".trainwatch/state.db"));
-    let names: Vec<&str> = cfg.jobs.iter().map(|j| j.name.as_str()).collect();
+    let names: Vec<&str> = cfg.jobs.iter().map(|j| j.engine.job.as_str()).collect();
     assert_eq!(names, ["baseline", "model_3"], "sorted by name");
 
     let m = cfg.job("model_3").unwrap();
-    assert_eq!(m.argv, ["python", "output/implementation/code/model_3.py"]);
+    assert_eq!(m.engine.argv, ["python", "output/implementation/code/model_3.py"]);
     assert_eq!(m.workdir, dir);
     assert_eq!(m.env.get("PYTHONUNBUFFERED").map(String::as_str), Some("1"));
     assert_eq!(
-        m.log,
+        m.engine.log,
         dir.join("output/implementation/logs/training_model_3_full.log")
     );
-    assert_eq!(m.expected, Some(Duration::from_secs(12 * 3600)));
-    assert_eq!(m.max, Some(Duration::from_secs(24 * 3600)));
+    assert_eq!(m.engine.expected, Some(Duration::from_secs(12 * 3600)));
+    assert_eq!(m.engine.max, Some(Duration::from_secs(24 * 3600)));
     assert_eq!(m.stall_timeout, Some(Duration::from_secs(1800)));
-    assert_eq!(m.on_error, OnError::Restart { limit: 3 });
+    assert_eq!(m.engine.on_error, OnError::Restart { limit: 3 });
     assert_eq!(m.channel.as_deref(), Some("444444444444444444"));
     assert_eq!(
         m.checkpoint.as_deref(),
@@ -305,13 +305,13 @@ rhat_threshold = 1.2
 "#,
     );
     let a = cfg.job("a").unwrap();
-    assert_eq!(a.status_interval, Duration::from_secs(600));
-    assert_eq!(a.max, Some(Duration::from_secs(5 * 3600)));
-    assert_eq!(a.on_error, OnError::Restart { limit: 5 });
+    assert_eq!(a.engine.status_interval, Duration::from_secs(600));
+    assert_eq!(a.engine.max, Some(Duration::from_secs(5 * 3600)));
+    assert_eq!(a.engine.on_error, OnError::Restart { limit: 5 });
     assert_eq!(a.detect.rhat_threshold, 1.05);
     let b = cfg.job("b").unwrap();
-    assert_eq!(b.max, Some(Duration::from_secs(6 * 3600)));
-    assert_eq!(b.on_error, OnError::Kill);
+    assert_eq!(b.engine.max, Some(Duration::from_secs(6 * 3600)));
+    assert_eq!(b.engine.on_error, OnError::Kill);
     assert_eq!(b.detect.rhat_threshold, 1.2);
     // Detect keys fall back one by one.
     assert!(b.detect.ignore[0].is_match("noise line"));
@@ -319,14 +319,14 @@ rhat_threshold = 1.2
     // Built-in defaults.
     let c = parse("[jobs.c]\nargv = [\"c\"]\n");
     let c = &c.jobs[0];
-    assert_eq!(format_duration(c.status_interval), "30m");
+    assert_eq!(format_duration(c.engine.status_interval), "30m");
     assert_eq!(format_duration(c.kill_grace), "30s");
-    assert_eq!(c.on_error, OnError::Wait);
-    assert_eq!(c.expected, None);
+    assert_eq!(c.engine.on_error, OnError::Wait);
+    assert_eq!(c.engine.expected, None);
     assert_eq!(c.detect.rhat_threshold, 1.1);
     assert_eq!(c.metrics.diverge_factor, 3.0);
     let r = parse("[jobs.r]\nargv = [\"r\"]\non_error = \"restart\"\n");
-    assert_eq!(r.jobs[0].on_error, OnError::Restart { limit: 3 });
+    assert_eq!(r.jobs[0].engine.on_error, OnError::Restart { limit: 3 });
 }
 
 #[test]
@@ -343,7 +343,7 @@ resume_argv = ["python", "m.py", "--from", "{checkpoint}"]
 "#,
     );
     let j = &cfg.jobs[0];
-    assert_eq!(j.log, PathBuf::from("/proj/conf/logs/model_7.log"));
+    assert_eq!(j.engine.log, PathBuf::from("/proj/conf/logs/model_7.log"));
     assert_eq!(j.outputs, [PathBuf::from("/proj/conf/out/model_7/trace.nc")]);
     assert_eq!(
         j.results,
@@ -354,10 +354,10 @@ resume_argv = ["python", "m.py", "--from", "{checkpoint}"]
         PathBuf::from("/proj/conf/output/implementation/models/model_model_7_full.pkl")
     );
     assert_eq!(j.checkpoint.as_deref(), Some("/proj/conf/ckpt/model_7-*.pt"));
+    // `{checkpoint}` is kept for the executor to fill in (`exec::resolve_resume`).
     assert_eq!(
-        j.resume_command(Path::new("/proj/conf/ckpt/model_7-3.pt"))
-            .unwrap(),
-        ["python", "m.py", "--from", "/proj/conf/ckpt/model_7-3.pt"]
+        j.resume_argv.as_deref().unwrap(),
+        ["python", "m.py", "--from", "{checkpoint}"]
     );
     assert_eq!(
         j.output_files(),
@@ -399,13 +399,13 @@ ca_cert = "certs/ca.pem"
     let a = cfg.job("a").unwrap();
     assert_eq!(a.workdir, sub.join("runs/a"));
     assert_eq!(
-        a.log,
+        a.engine.log,
         sub.join("runs/a/a.log"),
         "job files are relative to the workdir"
     );
     let b = cfg.job("b").unwrap();
     assert_eq!(b.workdir, sub);
-    assert_eq!(b.log, PathBuf::from("/var/log/b.log"));
+    assert_eq!(b.engine.log, PathBuf::from("/var/log/b.log"));
     assert_eq!(cfg.discord.unwrap().ca_cert, Some(sub.join("certs/ca.pem")));
 
     // Default store: .trainwatch/state.db beside the config.
@@ -436,13 +436,16 @@ fn wrap_mode_derives_name_and_log() {
         None,
     )
     .unwrap();
-    assert_eq!(j.name.as_str(), "train_model");
-    assert_eq!(j.log, PathBuf::from("/home/u/proj/trainwatch-train_model.log"));
+    assert_eq!(j.engine.job.as_str(), "train_model");
+    assert_eq!(
+        j.engine.log,
+        PathBuf::from("/home/u/proj/trainwatch-train_model.log")
+    );
     assert_eq!(j.workdir, cwd);
-    assert_eq!(j.argv[2], "scripts/train model.py", "argv untouched");
-    assert_eq!(j.expected, Some(Duration::from_secs(3600)));
-    assert_eq!(j.status_interval, Duration::from_secs(1800));
-    assert_eq!(j.on_error, OnError::Wait);
+    assert_eq!(j.engine.argv[2], "scripts/train model.py", "argv untouched");
+    assert_eq!(j.engine.expected, Some(Duration::from_secs(3600)));
+    assert_eq!(j.engine.status_interval, Duration::from_secs(1800));
+    assert_eq!(j.engine.on_error, OnError::Wait);
 
     let j = JobSpec::wrap(
         argv(&["./bin/fit", "--x"]),
@@ -453,9 +456,9 @@ fn wrap_mode_derives_name_and_log() {
         Some(Duration::from_secs(60)),
     )
     .unwrap();
-    assert_eq!(j.name.as_str(), "fit");
-    assert_eq!(j.log, PathBuf::from("/home/u/proj/logs/fit.log"));
-    assert_eq!(j.status_interval, Duration::from_secs(60));
+    assert_eq!(j.engine.job.as_str(), "fit");
+    assert_eq!(j.engine.log, PathBuf::from("/home/u/proj/logs/fit.log"));
+    assert_eq!(j.engine.status_interval, Duration::from_secs(60));
 
     assert!(matches!(
         JobSpec::wrap(vec![], cwd, None, None, None, None),

@@ -234,41 +234,44 @@ async fn a_forgotten_job_is_adopted_and_its_end_learned() {
     }
 }
 
-/// Environment variable that turns [`helper_spawn_then_linger`] into a supervisor that
-/// starts a job and then waits to be killed.
-const HELPER_DIR: &str = "TRAINWATCH_EXEC_TEST_HELPER_DIR";
+/// Set in the child copy of [`a_job_survives_its_supervisor_being_killed_and_is_adopted`]:
+/// there the test plays the supervisor (spawns the job, reports its PID, waits to be killed).
+const SUPERVISOR_ROLE: &str = "TRAINWATCH_EXEC_TEST_SUPERVISOR_DIR";
 
-/// Not a test by itself: run by `a_job_survives_its_supervisor_being_killed` in a child
-/// process. Without the variable it does nothing.
-#[test]
-fn helper_spawn_then_linger() {
-    let Ok(dir) = std::env::var(HELPER_DIR) else {
-        return;
-    };
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let h = rt.block_on(spawn(&spec(Path::new(&dir), WAIT_FOR_GO))).unwrap();
-    println!("SPAWNED {}", h.pid);
-    // Bounded: the parent SIGKILLs us long before this ends.
-    std::thread::sleep(Duration::from_secs(60));
-}
-
+/// The supervisor that dies is this same test run again in a child process (a second process
+/// that calls `spawn` as trainwatch does); the environment variable picks the child's role.
+/// Either role asserts something: the child that the spawn succeeds, the parent the rest.
 #[tokio::test]
 async fn a_job_survives_its_supervisor_being_killed_and_is_adopted() {
+    if let Ok(dir) = std::env::var(SUPERVISOR_ROLE) {
+        let h = bounded("spawn", spawn(&spec(Path::new(&dir), WAIT_FOR_GO)))
+            .await
+            .unwrap();
+        println!("SPAWNED {}", h.pid);
+        // Wait to be killed. stdin is the parent's pipe: EOF means the parent is gone.
+        let _ = std::io::stdin().read_line(&mut String::new());
+        panic!("the supervisor copy is to be killed by its parent, not to end by itself");
+    }
     let dir = tempfile::tempdir().unwrap();
     let mut sup = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "helper_spawn_then_linger", "--nocapture"])
-        .env(HELPER_DIR, dir.path())
+        .args([
+            "--exact",
+            "a_job_survives_its_supervisor_being_killed_and_is_adopted",
+            "--nocapture",
+        ])
+        .env(SUPERVISOR_ROLE, dir.path())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let stdout = sup.stdout.take().unwrap();
-    // Reading ends at EOF at the latest (the helper exits within its own bound).
+    // Reading ends at EOF at the latest (the child ends when it cannot spawn).
     let pid: u32 = BufReader::new(stdout)
         .lines()
         .map_while(Result::ok)
         .find_map(|l| l.strip_prefix("SPAWNED ")?.trim().parse().ok())
-        .expect("the helper reports the job's PID");
+        .expect("the supervisor copy reports the job's PID");
     // The supervisor dies hard, as in a crash.
     sup.kill().unwrap();
     sup.wait().unwrap();

@@ -309,3 +309,215 @@ status_interval = "1h"
     assert_eq!(code, 0);
     assert!(out.contains("long run 1: completed"), "{out}");
 }
+
+/// Wait (bounded) for a child to exit; its exit code.
+fn exit_code_within(child: &mut std::process::Child, limit: Duration, what: &str) -> i32 {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s.code().unwrap_or(-1);
+        }
+        assert!(Instant::now() < deadline, "{what} did not exit within {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn spawn_run(cfg: &Path, cwd: &Path) -> std::process::Child {
+    Command::new(BIN)
+        .args(["run", "--unattended", "--config", cfg.to_str().unwrap()])
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn stderr_of(child: &mut std::process::Child) -> String {
+    let mut s = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut s).unwrap();
+    s
+}
+
+#[test]
+fn one_supervisor_per_store_the_second_refuses_naming_the_holder_and_a_killed_holder_is_taken_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("go");
+    let starts = dir.path().join("starts");
+    let cfg = dir.path().join("tw.toml");
+    // Every start of the job leaves a line in `starts`; the job ends when the test says so.
+    write(
+        &cfg,
+        &format!(
+            r#"
+[store]
+path = "state/state.db"
+[jobs.once]
+argv = ["sh", "-c", "echo x >> '{}'; echo started; while [ ! -e '{}' ]; do sleep 0.05; done; echo done"]
+status_interval = "1h"
+"#,
+            starts.display(),
+            marker.display()
+        ),
+    );
+    // Two supervisors started together on one config.
+    let mut a = spawn_run(&cfg, dir.path());
+    let mut b = spawn_run(&cfg, dir.path());
+    // Exactly one refuses, at once (it never waits for the other's job).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (mut holder, mut refused) = loop {
+        if a.try_wait().unwrap().is_some() {
+            break (b, a);
+        }
+        if b.try_wait().unwrap().is_some() {
+            break (a, b);
+        }
+        assert!(Instant::now() < deadline, "neither supervisor refused");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let code = exit_code_within(&mut refused, Duration::from_secs(5), "the refused supervisor");
+    let err = stderr_of(&mut refused);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&format!("PID {} on host", holder.id())), "{err}");
+    assert!(err.contains("already supervised by another trainwatch"), "{err}");
+
+    let rx = lines_of(&mut holder);
+    let mut seen = Vec::new();
+    wait_for(
+        &rx,
+        "Training started with PID",
+        Duration::from_secs(20),
+        &mut seen,
+    );
+    // The holder dies without any chance to clean up: the kernel releases its lock.
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+
+    let mut next = spawn_run(&cfg, dir.path());
+    let rx2 = lines_of(&mut next);
+    let mut seen2 = Vec::new();
+    wait_for(&rx2, "re-adopted", Duration::from_secs(20), &mut seen2);
+    // While it supervises, another one is still refused, naming the new holder.
+    let (code, _, err) = run_to_end(
+        &["run", "--unattended", "--config", cfg.to_str().unwrap()],
+        dir.path(),
+        Duration::from_secs(20),
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&format!("PID {} on host", next.id())), "{err}");
+    // Read-only commands take no lock.
+    let (code, out, err) = run_to_end(
+        &["status", "--config", cfg.to_str().unwrap()],
+        dir.path(),
+        Duration::from_secs(10),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("once run 1"), "{out}");
+
+    write(&marker, "");
+    wait_for(&rx2, "Training Complete", Duration::from_secs(20), &mut seen2);
+    let code = exit_code_within(&mut next, Duration::from_secs(20), "the re-adopting supervisor");
+    assert_eq!(code, 0, "{}", seen2.join("\n"));
+    assert_eq!(
+        std::fs::read_to_string(&starts).unwrap().lines().count(),
+        1,
+        "the job was spawned exactly once"
+    );
+}
+
+#[test]
+fn check_config_and_run_refuse_a_config_without_jobs_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("tw.toml");
+    write(&cfg, "[store]\npath = \"state/state.db\"\n");
+    let (code, _, check_err) = run_to_end(
+        &["check-config", cfg.to_str().unwrap()],
+        dir.path(),
+        Duration::from_secs(10),
+    );
+    assert_eq!(code, 2, "{check_err}");
+    assert!(check_err.contains("declares no jobs"), "{check_err}");
+    let (code, _, run_err) = run_to_end(
+        &["run", "--unattended", "--config", cfg.to_str().unwrap()],
+        dir.path(),
+        Duration::from_secs(10),
+    );
+    assert_eq!(code, 2, "{run_err}");
+    assert!(run_err.contains("declares no jobs"), "{run_err}");
+}
+
+#[test]
+fn check_config_and_run_refuse_a_store_path_that_is_a_folder_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    let cfg = dir.path().join("tw.toml");
+    write(&cfg, "[store]\npath = \"state\"\n[jobs.j]\nargv = [\"true\"]\n");
+    let (code, _, check_err) = run_to_end(
+        &["check-config", cfg.to_str().unwrap()],
+        dir.path(),
+        Duration::from_secs(10),
+    );
+    assert_eq!(code, 2, "{check_err}");
+    assert!(check_err.contains("is a folder"), "{check_err}");
+    let (code, _, run_err) = run_to_end(
+        &["run", "--unattended", "--config", cfg.to_str().unwrap()],
+        dir.path(),
+        Duration::from_secs(10),
+    );
+    assert_eq!(code, 2, "{run_err}");
+    assert!(run_err.contains("is a folder"), "{run_err}");
+}
+
+#[test]
+fn serve_refuses_a_store_that_a_run_already_supervises() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("go");
+    let cfg = dir.path().join("tw.toml");
+    // Proxies on a closed local port: should serve ever get past the lock, it reaches no one.
+    write(
+        &cfg,
+        &format!(
+            r#"
+[store]
+path = "state/state.db"
+[jobs.w]
+argv = ["sh", "-c", "echo started; while [ ! -e '{}' ]; do sleep 0.05; done"]
+status_interval = "1h"
+[discord]
+token_env = "TRAINWATCH_TEST_TOKEN"
+channel = "666666666666666666"
+proxy_url = "http://127.0.0.1:9"
+https_proxy = "http://127.0.0.1:9"
+"#,
+            marker.display()
+        ),
+    );
+    let mut run = spawn_run(&cfg, dir.path());
+    let rx = lines_of(&mut run);
+    let mut seen = Vec::new();
+    wait_for(
+        &rx,
+        "Training started with PID",
+        Duration::from_secs(20),
+        &mut seen,
+    );
+
+    let mut serve = Command::new(BIN)
+        .args(["serve", "--config", cfg.to_str().unwrap()])
+        .env("TRAINWATCH_TEST_TOKEN", "not-a-real-token")
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let code = exit_code_within(&mut serve, Duration::from_secs(20), "trainwatch serve");
+    let err = stderr_of(&mut serve);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&format!("PID {} on host", run.id())), "{err}");
+
+    write(&marker, "");
+    wait_for(&rx, "Training Complete", Duration::from_secs(20), &mut seen);
+    let code = exit_code_within(&mut run, Duration::from_secs(20), "trainwatch run");
+    assert_eq!(code, 0, "{}", seen.join("\n"));
+}

@@ -3,7 +3,10 @@
 //!
 //! `raw` mirrors the file (with spans), `resolve` checks it and builds the types below,
 //! `render` prints them for `trainwatch check-config`. `JobSpec::wrap` builds a job from a
-//! bare command line for the no-config mode.
+//! bare command line for the no-config mode. What supervising needs beyond a valid file (at
+//! least one job, a usable store path) is one check, `Config::check_supervisable`, made by
+//! `check-config`, `run` and `serve` alike. A job's settings are built as the types their
+//! consumers use (`engine::JobSettings`, `watch::detect::DetectConfig`): nothing is mapped.
 
 mod duration;
 mod error;
@@ -20,7 +23,8 @@ pub use duration::{format_duration, parse_duration, parse_duration_arg};
 pub use error::{ConfigError, Located};
 pub use roles::{Principal, Roles};
 
-use crate::model::{Category, JobName};
+use crate::engine::JobSettings;
+use crate::watch::detect::DetectConfig;
 
 /// Status updates every 30 minutes unless a job says otherwise (the protocol's interval).
 pub const DEFAULT_STATUS_INTERVAL: Duration = Duration::from_secs(30 * 60);
@@ -72,7 +76,37 @@ impl Config {
     }
 
     pub fn job(&self, name: &str) -> Option<&JobSpec> {
-        self.jobs.iter().find(|j| j.name.as_str() == name)
+        self.jobs.iter().find(|j| j.engine.job.as_str() == name)
+    }
+
+    /// What supervising needs beyond a well-formed file: at least one job, and a store
+    /// path (`store`: the config's own, or the one given on the command line) that can be
+    /// a database file. `trainwatch check-config`, `run` and `serve` all call this, so a
+    /// config the check accepts is one they accept.
+    pub fn check_supervisable(&self, store: &Path) -> Result<(), ConfigError> {
+        let at = |key: &str, message: String| {
+            ConfigError::Invalid(Box::new(Located {
+                file: self.source.clone(),
+                line: None,
+                column: None,
+                key: Some(key.to_string()),
+                message,
+            }))
+        };
+        if self.jobs.is_empty() {
+            return Err(at(
+                "jobs",
+                "the config declares no jobs: add one, e.g. [jobs.model_3] with argv = [\"python\", \"train.py\"]"
+                    .into(),
+            ));
+        }
+        check_store_path(store).map_err(|m| {
+            if store == self.store_path {
+                at("store.path", m)
+            } else {
+                ConfigError::Usage(format!("--store: {m}"))
+            }
+        })
     }
 
     /// The report printed by `trainwatch check-config`: every job with every resolved field,
@@ -83,21 +117,45 @@ impl Config {
     }
 }
 
+/// A store path must name a file that can be created or opened: not a folder, and not
+/// below something that is not a folder. Checked without creating anything.
+pub fn check_store_path(path: &Path) -> Result<(), String> {
+    if path.is_dir() {
+        return Err(format!(
+            "the store {} is a folder, not a file: name the database file, e.g. {}",
+            path.display(),
+            path.join("state.db").display()
+        ));
+    }
+    // The nearest existing ancestor must be a folder (a file there blocks creating the rest).
+    if let Some(blocker) = path
+        .ancestors()
+        .skip(1)
+        .find(|a| a.exists())
+        .filter(|a| !a.is_dir())
+    {
+        return Err(format!(
+            "the store {} cannot be created: {} is not a folder",
+            path.display(),
+            blocker.display()
+        ));
+    }
+    Ok(())
+}
+
 /// One job, every field resolved: absolute paths with `{name}` expanded, defaults applied.
 #[derive(Debug, Clone)]
 pub struct JobSpec {
-    pub name: JobName,
-    /// The command, as an argv (never a shell string).
-    pub argv: Vec<String>,
+    /// What the engine runs the protocol with — the job's name, its command (an argv, never
+    /// a shell string), its log, expected and maximum durations, status interval, `on_error`
+    /// policy and approval lifetime — built here, handed to the engine as it is.
+    /// `engine.unattended` is always false in a config: whether anyone can decide is the
+    /// runtime's call (`trainwatch run --unattended`, `serve`'s policy), not the file's.
+    pub engine: JobSettings,
     pub workdir: PathBuf,
     pub env: BTreeMap<String, String>,
-    pub log: PathBuf,
-    pub expected: Option<Duration>,
-    /// Past it: TIMEOUT WARNING.
-    pub max: Option<Duration>,
     /// No new log output for this long: a stall.
     pub stall_timeout: Option<Duration>,
-    pub status_interval: Duration,
     pub results: PathBuf,
     pub model: PathBuf,
     /// Extra expected output files.
@@ -107,20 +165,17 @@ pub struct JobSpec {
     /// The command that resumes from a checkpoint; one element contains `{checkpoint}`,
     /// to be replaced by the checkpoint's path.
     pub resume_argv: Option<Vec<String>>,
-    pub on_error: OnError,
     /// SIGTERM → SIGKILL grace.
     pub kill_grace: Duration,
     /// Discord channel id for this job's messages (else the default channel).
     pub channel: Option<String>,
-    pub detect: DetectSettings,
+    pub detect: DetectConfig,
     pub metrics: MetricsSettings,
     /// The design expectations table (Phase 4.5 gate), bound to this job's name.
     pub design: Vec<crate::review::DesignParam>,
     /// Extra files (globs relative to the workdir) a fix summary covers, besides the files
     /// named in argv and the design's sources.
     pub watch: Vec<String>,
-    /// How long a validator's approval stays valid (None: until used).
-    pub approval_ttl: Option<Duration>,
 }
 
 impl JobSpec {
@@ -148,38 +203,10 @@ impl JobSpec {
         }
         files
     }
-
-    /// The resume command for a checkpoint file: `resume_argv` with `{checkpoint}` replaced.
-    pub fn resume_command(&self, checkpoint: &Path) -> Option<Vec<String>> {
-        let ckpt = checkpoint.to_string_lossy();
-        self.resume_argv
-            .as_ref()
-            .map(|argv| argv.iter().map(|a| a.replace("{checkpoint}", &ckpt)).collect())
-    }
 }
 
 /// What the unattended policy does when the job fails (shared with the engine).
 pub use crate::model::OnError;
-
-/// Settings of the log detectors.
-#[derive(Debug, Clone)]
-pub struct DetectSettings {
-    pub rhat_threshold: f64,
-    /// Lines matching any of these are never reported.
-    pub ignore: Vec<regex::Regex>,
-    /// Extra patterns, each reporting its category.
-    pub extra: Vec<(Category, regex::Regex)>,
-}
-
-impl Default for DetectSettings {
-    fn default() -> Self {
-        Self {
-            rhat_threshold: DEFAULT_RHAT_THRESHOLD,
-            ignore: Vec::new(),
-            extra: Vec::new(),
-        }
-    }
-}
 
 /// Settings of the metrics extraction.
 #[derive(Debug, Clone)]

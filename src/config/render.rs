@@ -98,8 +98,8 @@ fn looks_secret(name: &str) -> bool {
 }
 
 fn write_job(s: &mut String, j: &JobSpec) -> std::fmt::Result {
-    writeln!(s, "[{}]", j.name)?;
-    writeln!(s, "  argv:            {}", list(&j.argv))?;
+    writeln!(s, "[{}]", j.engine.job)?;
+    writeln!(s, "  argv:            {}", list(&j.engine.argv))?;
     let missing = if j.workdir.is_dir() { "" } else { " (not found)" };
     writeln!(s, "  workdir:         {}{missing}", j.workdir.display())?;
     if j.env.is_empty() {
@@ -118,11 +118,15 @@ fn write_job(s: &mut String, j: &JobSpec) -> std::fmt::Result {
             .collect();
         writeln!(s, "  env:             {}", pairs.join(" "))?;
     }
-    writeln!(s, "  log:             {}", j.log.display())?;
-    writeln!(s, "  expected:        {}", opt_duration(j.expected))?;
-    writeln!(s, "  max:             {}", opt_duration(j.max))?;
+    writeln!(s, "  log:             {}", j.engine.log.display())?;
+    writeln!(s, "  expected:        {}", opt_duration(j.engine.expected))?;
+    writeln!(s, "  max:             {}", opt_duration(j.engine.max))?;
     writeln!(s, "  stall_timeout:   {}", opt_duration(j.stall_timeout))?;
-    writeln!(s, "  status_interval: {}", format_duration(j.status_interval))?;
+    writeln!(
+        s,
+        "  status_interval: {}",
+        format_duration(j.engine.status_interval)
+    )?;
     writeln!(s, "  results:         {}", j.results.display())?;
     writeln!(s, "  model:           {}", j.model.display())?;
     let outputs: Vec<String> = j.outputs.iter().map(|p| p.display().to_string()).collect();
@@ -132,7 +136,7 @@ fn write_job(s: &mut String, j: &JobSpec) -> std::fmt::Result {
         Some(a) => writeln!(s, "  resume_argv:     {}", list(a))?,
         None => writeln!(s, "  resume_argv:     -")?,
     }
-    let on_error = match j.on_error {
+    let on_error = match j.engine.on_error {
         OnError::Wait => "wait (for a decision)".to_string(),
         other => other.to_string(),
     };
@@ -183,7 +187,7 @@ fn write_job(s: &mut String, j: &JobSpec) -> std::fmt::Result {
             p.name, p.expected, p.tolerance
         )?;
     }
-    if let Some(t) = j.approval_ttl {
+    if let Some(t) = j.engine.approval_ttl {
         writeln!(s, "  approval_ttl:    {}", format_duration(t))?;
     }
     if !j.watch.is_empty() {

@@ -7,16 +7,17 @@ use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+use crate::engine::JobSettings;
 use crate::model::{Category, JobName, Persona};
+use crate::watch::detect::DetectConfig;
 
 use super::error::{join, ConfigError, Origin};
 use super::raw::{DiscordId, RawConfig, RawDetect, RawDiscord, RawJob, RawMetrics, SList, S};
 use super::roles::{check_discord_id, Principal, Roles};
 use super::{
-    format_duration, parse_duration, Config, DetectSettings, DiscordConfig, JobSpec, MetricsSettings,
-    OnError, StatusMode, DEFAULT_DIVERGE_FACTOR, DEFAULT_KILL_GRACE, DEFAULT_LOG, DEFAULT_MODEL,
-    DEFAULT_RESTART_LIMIT, DEFAULT_RESULTS, DEFAULT_RHAT_THRESHOLD, DEFAULT_STATUS_INTERVAL, DEFAULT_STORE,
-    DEFAULT_TOKEN_ENV,
+    format_duration, parse_duration, Config, DiscordConfig, JobSpec, MetricsSettings, OnError, StatusMode,
+    DEFAULT_DIVERGE_FACTOR, DEFAULT_KILL_GRACE, DEFAULT_LOG, DEFAULT_MODEL, DEFAULT_RESTART_LIMIT,
+    DEFAULT_RESULTS, DEFAULT_RHAT_THRESHOLD, DEFAULT_STATUS_INTERVAL, DEFAULT_STORE, DEFAULT_TOKEN_ENV,
 };
 
 type R<T> = Result<T, ConfigError>;
@@ -82,7 +83,7 @@ pub(crate) fn resolve(text: &str, source: &Path) -> R<Config> {
     }
     // BTreeMap iteration already gives name order; sort anyway so the promise does not hang
     // on the raw map type.
-    jobs.sort_by(|a, b| a.name.cmp(&b.name));
+    jobs.sort_by(|a, b| a.engine.job.cmp(&b.engine.job));
 
     let discord = match &raw.discord {
         Some(d) => Some(resolve_discord(&o, d, &base)?),
@@ -545,28 +546,32 @@ impl<'a> JobCtx<'a> {
         let approval_ttl = self.duration("approval_ttl", |j| j.approval_ttl.as_ref())?;
 
         Ok(JobSpec {
-            name: self.name.clone(),
-            argv,
+            engine: JobSettings {
+                job: self.name.clone(),
+                argv,
+                log,
+                expected,
+                max,
+                status_interval,
+                on_error,
+                // Whether anyone can decide is the runtime's to say, not the file's.
+                unattended: false,
+                approval_ttl,
+            },
             workdir,
             env,
-            log,
-            expected,
-            max,
             stall_timeout,
-            status_interval,
             results,
             model,
             outputs,
             checkpoint,
             resume_argv,
-            on_error,
             kill_grace,
             channel,
             detect,
             metrics,
             design,
             watch,
-            approval_ttl,
         })
     }
 
@@ -638,7 +643,7 @@ impl<'a> JobCtx<'a> {
         })
     }
 
-    fn detect(&self) -> R<DetectSettings> {
+    fn detect(&self) -> R<DetectConfig> {
         let o = self.o;
         let d = |j: &'a RawJob| -> Option<&'a RawDetect> { j.detect.as_ref() };
         let rhat_threshold = match self.pick("detect.rhat_threshold", |j| d(j)?.rhat_threshold.as_ref()) {
@@ -676,7 +681,7 @@ impl<'a> JobCtx<'a> {
                 }
             }
         }
-        Ok(DetectSettings {
+        Ok(DetectConfig {
             rhat_threshold,
             ignore,
             extra,
@@ -847,29 +852,33 @@ pub(crate) fn wrap(
         None => workdir.join(format!("trainwatch-{name}.log")),
     };
     let file = |t: &str| join_clean(&workdir, &t.replace("{name}", name.as_str()));
+    let (results, model) = (file(DEFAULT_RESULTS), file(DEFAULT_MODEL));
     Ok(JobSpec {
-        argv,
-        log,
-        expected,
-        max,
+        engine: JobSettings {
+            job: name,
+            argv,
+            log,
+            expected,
+            max,
+            status_interval: status_interval.unwrap_or(DEFAULT_STATUS_INTERVAL),
+            on_error: OnError::Wait,
+            unattended: false,
+            approval_ttl: None,
+        },
         stall_timeout: None,
-        status_interval: status_interval.unwrap_or(DEFAULT_STATUS_INTERVAL),
-        results: file(DEFAULT_RESULTS),
-        model: file(DEFAULT_MODEL),
+        results,
+        model,
         outputs: Vec::new(),
         checkpoint: None,
         resume_argv: None,
-        on_error: OnError::Wait,
         kill_grace: DEFAULT_KILL_GRACE,
         channel: None,
-        detect: DetectSettings::default(),
+        detect: DetectConfig::default(),
         design: Vec::new(),
         watch: Vec::new(),
-        approval_ttl: None,
         metrics: MetricsSettings::default(),
         env: BTreeMap::new(),
         workdir,
-        name,
     })
 }
 

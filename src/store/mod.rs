@@ -6,6 +6,7 @@
 //! before the event or the state after it, never half of each.
 
 mod inbox;
+mod lock;
 mod outbox;
 
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use crate::engine::{Action, JobState, Record};
 use crate::model::{ExitOutcome, JobName};
 
 pub use inbox::InboxEntry;
+pub use lock::{lock_path_of, Holder, LockError, SupervisorLock, SupervisorLocks};
 pub use outbox::{OutboxEntry, OutboxItem, OutboxKind};
 
 #[derive(Debug, Error)]

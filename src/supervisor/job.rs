@@ -22,7 +22,7 @@ use crate::exec::{self, Adopted, JobHandle, SpawnSpec};
 use crate::model::{ExitOutcome, JobName, RunId};
 use crate::review;
 use crate::store::Store;
-use crate::watch::detect::{DetectConfig, Detector, Finding};
+use crate::watch::detect::{Detector, Finding};
 use crate::watch::follower::{display_segment, FollowState, Follower};
 use crate::watch::metrics::{HealthSignal, MetricsTracker};
 use crate::watch::progress::StallDetector;
@@ -112,38 +112,20 @@ pub(crate) struct JobRuntimeArgs {
     pub ended: mpsc::UnboundedSender<RunEnd>,
 }
 
-pub(crate) fn settings_of(spec: &JobSpec, unattended: bool) -> JobSettings {
-    JobSettings {
-        job: spec.name.clone(),
-        argv: spec.argv.clone(),
-        log: spec.log.clone(),
-        expected: spec.expected,
-        max: spec.max,
-        status_interval: spec.status_interval,
-        on_error: spec.on_error,
-        unattended,
-        approval_ttl: spec.approval_ttl,
-    }
-}
-
-fn detect_config(spec: &JobSpec) -> DetectConfig {
-    DetectConfig {
-        rhat_threshold: spec.detect.rhat_threshold,
-        extra: spec.detect.extra.clone(),
-        ignore: spec.detect.ignore.clone(),
-    }
-}
-
 impl JobRuntime {
     /// Restore the job from the store (or start blank) and re-adopt a process that was
     /// running when trainwatch last stopped.
     pub(crate) fn new(args: JobRuntimeArgs) -> Result<Self, crate::store::StoreError> {
-        let settings = settings_of(&args.spec, args.unattended);
+        // The config builds the engine's settings; whether anyone can decide is ours to say.
+        let settings = JobSettings {
+            unattended: args.unattended,
+            ..args.spec.engine.clone()
+        };
         let saved = args
             .store
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .load_job(&args.spec.name)?;
+            .load_job(&args.spec.engine.job)?;
         let (machine, follow) = match saved {
             Some((state, follow)) => {
                 let follow = follow
@@ -154,7 +136,7 @@ impl JobRuntime {
             None => (JobMachine::new(settings), FollowState::default()),
         };
         let (internal_tx, internal_rx) = mpsc::unbounded_channel();
-        let detector = Detector::new(detect_config(&args.spec));
+        let detector = Detector::new(args.spec.detect.clone());
         let metrics = metrics_feed::metrics_config(&args.spec);
         Ok(Self {
             gate: LineGate::new(&metrics),
@@ -162,7 +144,7 @@ impl JobRuntime {
             stall: None,
             stall_checked_at: Instant::now(),
             health_seq: 0,
-            follower: Follower::new(args.spec.log.clone(), follow),
+            follower: Follower::new(args.spec.engine.log.clone(), follow),
             detector,
             detector_gen: 0,
             machine,
@@ -188,7 +170,7 @@ impl JobRuntime {
 
     fn attempt_dir(&self, run: RunId, attempt: u32) -> PathBuf {
         self.state_root
-            .join(self.spec.name.as_str())
+            .join(self.spec.engine.job.as_str())
             .join(format!("run-{}", run.0))
             .join(format!("attempt-{attempt}"))
     }
@@ -201,7 +183,7 @@ impl JobRuntime {
         if run.phase.is_over() {
             return;
         }
-        info!(job = %self.spec.name, run = run.id.0, phase = ?run.phase, "re-adopting");
+        info!(job = %self.spec.engine.job, run = run.id.0, phase = ?run.phase, "re-adopting");
         match run.phase {
             Phase::Starting | Phase::Restarting => {
                 let next = self.attempt_dir(run.id, run.attempt + 1);
@@ -364,7 +346,7 @@ impl JobRuntime {
                     let _ = i.reply.send(vec![Reply {
                         to: i.by,
                         accepted: false,
-                        text: format!("cannot compute the changes of {}: {why}", self.spec.name),
+                        text: format!("cannot compute the changes of {}: {why}", self.spec.engine.job),
                     }]);
                     return;
                 }
@@ -386,7 +368,7 @@ impl JobRuntime {
     /// Files a fix summary covers: the files named in argv, the configured globs, the
     /// design's sources.
     fn watched(&self) -> Vec<String> {
-        let mut w = review::watch_from_argv(&self.spec.workdir, &self.spec.argv);
+        let mut w = review::watch_from_argv(&self.spec.workdir, &self.spec.engine.argv);
         w.extend(self.spec.watch.iter().cloned());
         w
     }
@@ -423,7 +405,7 @@ impl JobRuntime {
                 handle,
                 checkpoint,
             } => {
-                debug!(job = %self.spec.name, attempt, pid = handle.pid, "spawned");
+                debug!(job = %self.spec.engine.job, attempt, pid = handle.pid, "spawned");
                 let previous_log = handle.moved_log.clone();
                 self.watch_exit(handle.clone());
                 let pid = handle.pid;
@@ -532,7 +514,7 @@ impl JobRuntime {
         let more = match res {
             Ok(stats) => stats.more,
             Err(e) => {
-                warn!(job = %self.spec.name, error = %e, "reading the log");
+                warn!(job = %self.spec.engine.job, error = %e, "reading the log");
                 false
             }
         };
@@ -571,8 +553,8 @@ impl JobRuntime {
             &snap,
             self.tracker.config(),
             elapsed,
-            self.spec.expected,
-            self.spec.max,
+            self.spec.engine.expected,
+            self.spec.engine.max,
         );
         let convergence = snap.convergence.as_ref().map(metrics_feed::convergence_view);
         self.step(Event::Progress {
@@ -679,8 +661,8 @@ impl JobRuntime {
             return;
         };
         let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
-        if let Err(e) = store.save_follow(&self.spec.name, &v) {
-            warn!(job = %self.spec.name, error = %e, "saving the log position");
+        if let Err(e) = store.save_follow(&self.spec.engine.job, &v) {
+            warn!(job = %self.spec.engine.job, error = %e, "saving the log position");
         }
         self.follow_saved_at = Instant::now();
         self.follow_dirty = false;
@@ -709,7 +691,7 @@ impl JobRuntime {
                 Action::Post(m) => Some(Outgoing::Post(m.clone())),
                 Action::Update(m) => Some(Outgoing::Update(m.clone())),
                 Action::Resolve { run, key, note } => Some(Outgoing::Resolve {
-                    job: self.spec.name.clone(),
+                    job: self.spec.engine.job.clone(),
                     run: *run,
                     key: *key,
                     note: note.clone(),
@@ -729,7 +711,7 @@ impl JobRuntime {
         {
             let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
             if let Err(e) = store.commit_step(
-                &self.spec.name,
+                &self.spec.engine.job,
                 at,
                 &actions,
                 &self.machine.state,
@@ -737,7 +719,7 @@ impl JobRuntime {
                 &outbox,
             ) {
                 // The run goes on; losing a history row is better than stopping the watch.
-                warn!(job = %self.spec.name, error = %e, "could not save to the store");
+                warn!(job = %self.spec.engine.job, error = %e, "could not save to the store");
             } else {
                 self.follow_saved_at = Instant::now();
                 self.follow_dirty = false;
@@ -762,7 +744,7 @@ impl JobRuntime {
                 Action::Kill => self.kill(),
                 Action::RunEnded { run, success } => {
                     let _ = self.ended.send(RunEnd {
-                        job: self.spec.name.clone(),
+                        job: self.spec.engine.job.clone(),
                         run,
                         success,
                     });
@@ -777,7 +759,7 @@ impl JobRuntime {
         if !append {
             // A new run: a fresh log (the executor moves an old one aside) read from its start,
             // and fresh metrics. A restart keeps them: it resumes the same training.
-            self.follower = Follower::new(self.spec.log.clone(), FollowState::default());
+            self.follower = Follower::new(self.spec.engine.log.clone(), FollowState::default());
             let metrics = metrics_feed::metrics_config(&self.spec);
             self.gate = LineGate::new(&metrics);
             self.tracker = MetricsTracker::new(metrics);
@@ -785,14 +767,14 @@ impl JobRuntime {
             self.baseline = match self.snapshot() {
                 Ok(s) => Some(s),
                 Err(e) => {
-                    warn!(job = %self.spec.name, error = %e, "recording the code at run start");
+                    warn!(job = %self.spec.engine.job, error = %e, "recording the code at run start");
                     None
                 }
             };
         }
-        self.detector = Detector::new(detect_config(&self.spec));
+        self.detector = Detector::new(self.spec.detect.clone());
         self.detector_gen += 1;
-        let mut argv = self.spec.argv.clone();
+        let mut argv = self.spec.engine.argv.clone();
         let mut checkpoint = None;
         if resume {
             if let (Some(glob), Some(resume_argv)) = (&self.spec.checkpoint, &self.spec.resume_argv) {
@@ -803,7 +785,7 @@ impl JobRuntime {
                     }
                     Ok(None) => {}
                     Err(e) => {
-                        warn!(job = %self.spec.name, error = %e, "looking for a checkpoint; starting from scratch")
+                        warn!(job = %self.spec.engine.job, error = %e, "looking for a checkpoint; starting from scratch")
                     }
                 }
             }
@@ -817,7 +799,7 @@ impl JobRuntime {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
-            log: self.spec.log.clone(),
+            log: self.spec.engine.log.clone(),
             append,
             state_dir: self.attempt_dir(run, attempt),
             shim_program: Some(self.shim.clone()),
@@ -844,25 +826,25 @@ impl JobRuntime {
             (Body::Completed { .. }, _) => "final.png".to_string(),
             _ => return,
         };
-        let title = format!("{} — run {}", self.spec.name, m.run);
+        let title = format!("{} — run {}", self.spec.engine.job, m.run);
         let png = match metrics_feed::render(&title, &self.tracker) {
             Ok(png) => png,
             Err(crate::chart::ChartError::NoData) => return,
             Err(e) => {
-                warn!(job = %self.spec.name, error = %e, "rendering the metrics chart");
+                warn!(job = %self.spec.engine.job, error = %e, "rendering the metrics chart");
                 return;
             }
         };
         let dir = self
             .state_root
-            .join(self.spec.name.as_str())
+            .join(self.spec.engine.job.as_str())
             .join(format!("run-{}", m.run.0))
             .join("charts");
         let path = dir.join(name);
         match std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, png)) {
             Ok(()) => m.attachments.push(path),
             Err(e) => {
-                warn!(job = %self.spec.name, error = %e, path = %path.display(), "writing the metrics chart")
+                warn!(job = %self.spec.engine.job, error = %e, path = %path.display(), "writing the metrics chart")
             }
         }
     }
@@ -881,7 +863,7 @@ impl JobRuntime {
     fn kill(&self) {
         let Some(handle) = self.handle.clone() else { return };
         let grace = self.spec.kill_grace;
-        let job = self.spec.name.clone();
+        let job = self.spec.engine.job.clone();
         tokio::spawn(async move {
             if let Err(e) = handle.kill(grace).await {
                 warn!(%job, error = %e, "killing the job");

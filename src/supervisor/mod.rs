@@ -63,9 +63,9 @@ impl Supervisor {
         let mut tasks = Vec::new();
         let mut active_at_start = BTreeSet::new();
         for spec in specs {
-            let name = spec.name.clone();
-            let unattended =
-                opts.unattended || (opts.policy_when_set && spec.on_error != crate::model::OnError::Wait);
+            let name = spec.engine.job.clone();
+            let unattended = opts.unattended
+                || (opts.policy_when_set && spec.engine.on_error != crate::model::OnError::Wait);
             let rt = JobRuntime::new(JobRuntimeArgs {
                 spec,
                 unattended,

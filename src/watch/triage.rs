@@ -1,10 +1,11 @@
-//! `trainwatch triage`: the post-mortem of a finished log. It streams the log through the
-//! same [`Detector`] the live watcher uses (all lines, then the exit status), so a log read
-//! after the fact gives the incidents the watcher reported while it ran. Memory stays
-//! bounded whatever the size of the log: a fixed read buffer, over-long lines cut.
+//! The post-mortem of a finished log, as a typed [`TriageReport`]: it streams the log through
+//! the same [`Detector`] the live watcher uses (all lines, then the exit status), so a log
+//! read after the fact gives the incidents the watcher reported while it ran. Memory stays
+//! bounded whatever the size of the log: a fixed read buffer, over-long lines cut. Pure: no
+//! command-line arguments, no printing (`trainwatch triage` does both in the binary).
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::Path;
 
 use serde::Serialize;
@@ -310,34 +311,4 @@ pub fn triage_file(
     };
     let f = File::open(path).map_err(err)?;
     analyse_reader(f, cfg, exit).map_err(err)
-}
-
-/// `trainwatch triage`: print the report, return the process exit status
-/// (0 ok, 1 an error found, 3 warnings only; 2 when the log cannot be read).
-pub fn run(args: &crate::cli::TriageArgs) -> i32 {
-    let cfg = match DetectConfig::from_patterns(args.rhat_threshold, &args.patterns, &args.ignore) {
-        Ok(cfg) => cfg,
-        Err(e) => {
-            eprintln!("trainwatch triage: {e}");
-            return 2;
-        }
-    };
-    let exit = args.exit_code.map(ExitOutcome::from_shell_status);
-    match triage_file(&args.log, cfg, exit) {
-        Ok(report) => {
-            let text = if args.json {
-                report.to_json() + "\n"
-            } else {
-                report.to_human()
-            };
-            let mut out = io::stdout().lock();
-            // A closed pipe (`| head`) is not an error of ours.
-            let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
-            report.verdict.exit_status()
-        }
-        Err(e) => {
-            eprintln!("trainwatch triage: {e}");
-            2
-        }
-    }
 }

@@ -1,7 +1,7 @@
 //! `twbench`: the measuring side of trainwatch's benchmark suite (`bench/run.sh` drives it).
 //! Job programs that trainwatch supervises during a measurement (`gen-log`, `inject`,
 //! `burst`), and orchestrators that start the real `trainwatch` binary, time and sample it
-//! (`latency`, `follow`, `many`, `burst-run`, `measure`). Benchmark-only: not part of the
+//! (`latency`, `latency-ref`, `follow`, `many`, `burst-run`, `measure`). Benchmark-only: not part of the
 //! product.
 
 mod discord;
@@ -9,6 +9,7 @@ mod gen;
 mod jobs;
 mod orch;
 mod probe;
+mod reference;
 
 use clap::{Parser, Subcommand};
 
@@ -34,6 +35,8 @@ enum Cmd {
     Latency(orch::LatencyArgs),
     /// Detection latency to the Discord emulator's REST endpoint, through `trainwatch serve`.
     LatencyDiscord(discord::DiscordLatencyArgs),
+    /// Detection latency of the references: the protocol's polling watcher, `tail -F | grep`.
+    LatencyRef(reference::RefLatencyArgs),
     /// Peak RSS while trainwatch follows one log growing to a given size.
     Follow(orch::FollowArgs),
     /// Many jobs under one trainwatch: peak RSS, or CPU time while they are quiet.
@@ -52,6 +55,7 @@ fn main() {
         Cmd::Burst(a) => jobs::burst(a),
         Cmd::Latency(a) => orch::latency(a).map(|()| 0),
         Cmd::LatencyDiscord(a) => discord::latency(a).map(|()| 0),
+        Cmd::LatencyRef(a) => reference::latency(a).map(|()| 0),
         Cmd::Follow(a) => orch::follow(a).map(|()| 0),
         Cmd::Many(a) => orch::many(a).map(|()| 0),
         Cmd::BurstRun(a) => orch::burst_run(a).map(|()| 0),

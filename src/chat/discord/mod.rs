@@ -107,12 +107,15 @@ impl DiscordSetup {
             .transpose()?;
         for job in &cfg.jobs {
             if let Some(c) = &job.channel {
-                setup
-                    .job_channels
-                    .insert(job.name.clone(), id(&format!("{}.channel", job.name), c)?);
+                setup.job_channels.insert(
+                    job.engine.job.clone(),
+                    id(&format!("{}.channel", job.engine.job), c)?,
+                );
             }
-            setup.jobs.push(job.name.clone());
-            setup.job_logs.insert(job.name.clone(), job.log.clone());
+            setup.jobs.push(job.engine.job.clone());
+            setup
+                .job_logs
+                .insert(job.engine.job.clone(), job.engine.log.clone());
         }
         for persona in Persona::ALL {
             let principals: Vec<DiscordPrincipal> = cfg

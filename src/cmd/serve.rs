@@ -1,0 +1,77 @@
+//! `trainwatch serve`: the Discord bot — supervise the configured jobs and take decisions
+//! from Discord until stopped (the jobs keep running).
+
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use tokio::sync::mpsc;
+
+use trainwatch::chat::discord::{self, DiscordSetup};
+use trainwatch::cli::ServeArgs;
+use trainwatch::config::Config;
+use trainwatch::store::{Store, SupervisorLocks};
+use trainwatch::supervisor::{Options, Supervisor};
+
+use super::{create_log_folders, expand_self, shutdown_signal, state_root_of, EXIT_USAGE};
+
+pub async fn run(args: ServeArgs) -> Result<i32> {
+    let cfg = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("trainwatch: {e}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let Some(d) = &cfg.discord else {
+        bail!(
+            "{} has no [discord] section: trainwatch serve needs one (see config/discord.toml)",
+            args.config.display()
+        );
+    };
+    let store_path = args.store.clone().unwrap_or_else(|| cfg.store_path.clone());
+    if let Err(e) = cfg.check_supervisable(&store_path) {
+        eprintln!("trainwatch: {e}");
+        return Ok(EXIT_USAGE);
+    }
+    let token = d.token().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let setup = DiscordSetup::from_config(&cfg, token)?;
+    let mut specs = cfg.jobs.clone();
+    expand_self(&mut specs)?;
+    create_log_folders(&specs)?;
+    let state_root = state_root_of(&store_path);
+    // Held until we return; a crash releases it (flock), so the next start takes it over.
+    let _locks = match SupervisorLocks::acquire(&store_path, &state_root) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("trainwatch: {e}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let store = Arc::new(std::sync::Mutex::new(Store::open(&store_path)?));
+    let (tx, mut rx) = mpsc::channel(64);
+    let (chat, running) = discord::connect(setup, store.clone(), tx)
+        .await
+        .context("connecting to Discord")?;
+    let mut sup = Supervisor::start(
+        specs,
+        store,
+        chat,
+        Options {
+            unattended: false,
+            policy_when_set: true,
+            state_root,
+            shim: std::env::current_exe().context("locating the trainwatch executable")?,
+        },
+    )?;
+    for job in sup.readopted() {
+        tracing::info!(%job, "re-adopted the run that was under way");
+    }
+    eprintln!(
+        "trainwatch serve: supervising {} job(s) for Discord; stop with Ctrl-C (the jobs keep running)",
+        sup.job_names().len()
+    );
+    sup.serve(&mut rx, shutdown_signal()).await;
+    running.shutdown().await;
+    sup.shutdown().await;
+    Ok(0)
+}

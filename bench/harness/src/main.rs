@@ -10,6 +10,7 @@ mod jobs;
 mod orch;
 mod probe;
 mod reference;
+mod score;
 
 use clap::{Parser, Subcommand};
 
@@ -45,6 +46,8 @@ enum Cmd {
     BurstRun(orch::BurstRunArgs),
     /// Run a command: wall time, CPU time, peak RSS, MB/s.
     Measure(orch::MeasureArgs),
+    /// Score `trainwatch triage` on fixture manifests: category, first line, false alarms.
+    TriageScore(score::ScoreArgs),
 }
 
 fn main() {
@@ -60,6 +63,7 @@ fn main() {
         Cmd::Many(a) => orch::many(a).map(|()| 0),
         Cmd::BurstRun(a) => orch::burst_run(a).map(|()| 0),
         Cmd::Measure(a) => orch::measure(a).map(|()| 0),
+        Cmd::TriageScore(a) => score::run(a).map(|()| 0),
     };
     match r {
         Ok(code) => std::process::exit(code),

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Score `trainwatch triage` on the real-framework fixture corpus (issue 12), tuned and
+# held-out parts separately: category accuracy, first error line accuracy, false alarms on
+# clean runs, and a per-fixture table of expected against got.
+#
+#   bench/triage_score.sh              # both parts of tests/fixtures/real
+#   bench/triage_score.sh --release    # measure a release build
+#   bench/triage_score.sh MANIFEST...  # other manifests (same schema)
+#
+# Builds trainwatch and twbench first; the scores are printed, never asserted.
+set -euo pipefail
+
+PROFILE=debug
+MANIFESTS=()
+for a in "$@"; do
+    case "$a" in
+        --release) PROFILE=release ;;
+        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+        *) MANIFESTS+=("$a") ;;
+    esac
+done
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+if [ ${#MANIFESTS[@]} -eq 0 ]; then
+    MANIFESTS=(tests/fixtures/real/tuned/manifest.json tests/fixtures/real/held-out/manifest.json)
+fi
+
+FLAGS=()
+[ "$PROFILE" = release ] && FLAGS=(--release)
+cargo build --quiet "${FLAGS[@]}" -p trainwatch -p twbench
+TARGET_DIR=$(cargo metadata --format-version 1 --no-deps 2>/dev/null \
+    | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+TARGET_DIR=${TARGET_DIR:-$ROOT/target}
+
+echo "triage score, $(date -u +%Y-%m-%d), trainwatch $(git rev-parse --short HEAD 2>/dev/null || echo '?') ($PROFILE)"
+echo
+"$TARGET_DIR/$PROFILE/twbench" triage-score --trainwatch "$TARGET_DIR/$PROFILE/trainwatch" "${MANIFESTS[@]}"

@@ -45,6 +45,15 @@ pub fn redact_secrets(s: &str) -> String {
     crate::redact::Redactor::default().line(s).into_owned()
 }
 
+/// Text for a terminal that holds untrusted parts (a status listing, a triage report): every
+/// line neutralised (no escape sequence, control or bidi character survives; colour on a
+/// terminal comes only from trainwatch's own code) and redacted, private-key blocks across
+/// lines hidden whole. Line breaks are kept; a trailing one too.
+pub fn for_terminal(s: &str) -> String {
+    let lines: Vec<String> = s.split('\n').map(strip_controls).collect();
+    crate::redact::Redactor::default().lines(&lines).join("\n")
+}
+
 /// Everything above, for a line from a log.
 pub fn untrusted(s: &str) -> String {
     defuse_mentions(&redact_secrets(&strip_controls(s)))
@@ -96,6 +105,17 @@ mod tests {
     fn terminal_controls_are_stripped() {
         assert_eq!(strip_controls("\x1b[31mred\x1b[0m\x07 x\ty\r"), "red x y");
         assert_eq!(strip_controls("a\u{202E}b"), "ab");
+    }
+
+    #[test]
+    fn terminal_text_keeps_its_lines_and_loses_escapes_and_secrets() {
+        let hostile = "verdict: error\nlook at line 3: \x1b]0;pwned\x07\x1b[2J\x1b]52;c;ZWNobyBoaQ==\x07KeyError token=abcd1234\n\u{9b}31mred\n";
+        let out = for_terminal(hostile);
+        assert_eq!(
+            out,
+            "verdict: error\nlook at line 3: KeyError token=[REDACTED]\n31mred\n"
+        );
+        assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{out:?}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::io::{self, Write};
 
+use trainwatch::chat::sanitize::for_terminal;
 use trainwatch::cli::TriageArgs;
 use trainwatch::model::ExitOutcome;
 use trainwatch::watch::detect::DetectConfig;
@@ -26,6 +27,9 @@ pub fn run(args: &TriageArgs) -> i32 {
             } else {
                 report.to_human()
             };
+            // The report quotes the log: neutralised and redacted for the terminal (JSON too:
+            // serde escapes C0 controls but not DEL or C1 ones such as U+009B, a CSI).
+            let text = for_terminal(&text);
             let mut out = io::stdout().lock();
             // A closed pipe (`| head`) is not an error of ours.
             let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());

@@ -15,8 +15,8 @@ use trainwatch::chat::ChatSink;
 use trainwatch::cli::{AuditArgs, Cli, ColorChoice, Command, RunArgs, SendArgs, StatusArgs};
 use trainwatch::config::{Config, JobSpec};
 use trainwatch::model::{JobName, Persona};
+use trainwatch::runtime::{Options, Supervisor};
 use trainwatch::store::Store;
-use trainwatch::supervisor::{Options, Supervisor};
 
 /// Exit status for usage and config errors.
 const EXIT_USAGE: i32 = 2;

@@ -27,7 +27,7 @@ use crate::watch::follower::{display_segment, FollowState, Follower};
 use crate::watch::metrics::{HealthSignal, MetricsTracker};
 use crate::watch::progress::StallDetector;
 
-use super::metrics_feed::{self, LineGate};
+use crate::watch::metric_lines::{self as metrics_feed, LineGate};
 
 /// How long the log must stay quiet before pending detector state is settled.
 const IDLE_SETTLE: Duration = Duration::from_secs(2);

@@ -3,7 +3,6 @@
 //! Stopping trainwatch never stops a job: the shim holds it, and the next start re-adopts it.
 
 mod job;
-mod metrics_feed;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

@@ -11,6 +11,7 @@
 
 pub mod detect;
 pub mod follower;
+pub mod metric_lines;
 pub mod metrics;
 pub mod progress;
 pub mod triage;

@@ -17,7 +17,7 @@ use trainwatch::chat::discord::{
 };
 use trainwatch::chat::{ChatSink, Inbound, Outgoing};
 use trainwatch::engine::{
-    Body, Button, Command, Decision, DecisionPoint, Message, MessageKey, ProgressView, Reply,
+    Body, Button, Command, Decision, DecisionPoint, Message, MessageKey, Progress, Reply,
 };
 use trainwatch::model::{Category, Incident, JobName, Persona, RunId, Severity};
 use trainwatch::store::{OutboxItem, Store};
@@ -300,7 +300,7 @@ fn status(n: u32, elapsed_min: u64) -> Outgoing {
             log_file: "logs/model_3.log".into(),
             elapsed: Duration::from_secs(elapsed_min * 60),
             expected: None,
-            progress: ProgressView::default(),
+            progress: Progress::default(),
             last_line: Some(format!("epoch {n}")),
             open: vec![],
         },

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use crate::config::format_duration;
-use crate::engine::{Body, IncidentSummary, Message, ProgressView, StallKind};
+use crate::engine::{Body, IncidentSummary, Message, Progress, StallKind};
 use crate::model::{ExitOutcome, Persona, Severity};
 
 use super::sanitize::{cut, untrusted};
@@ -90,7 +90,7 @@ fn incident_list(errors: &[IncidentSummary]) -> Vec<String> {
         .collect()
 }
 
-fn progress_lines(p: &ProgressView, out: &mut Vec<String>) {
+fn progress_lines(p: &Progress, out: &mut Vec<String>) {
     if let (Some(step), Some(total)) = (p.step, p.total) {
         out.push(format!("Progress: step {step} / {total}"));
     } else if let Some(step) = p.step {
@@ -503,7 +503,7 @@ pub fn render(m: &Message) -> Rendered {
                 lines.push(format!("- Attempts: {attempts}"));
             }
             if let Some(c) = convergence {
-                if let Some(s) = c.samples {
+                if let Some(s) = c.samples() {
                     lines.push(format!("- Samples: {s}"));
                 }
                 if let Some(ch) = c.chains {

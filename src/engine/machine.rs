@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use super::event::{Action, Command, Event, FixEvidence, Input, Record};
 use super::message::{
-    Body, Button, ConvergenceView, Decision, DecisionPoint, IncidentSummary, Message, MessageKey, OutputFile,
-    ProgressView, Reply, Resolution, StallKind,
+    Body, Button, Convergence, Decision, DecisionPoint, IncidentSummary, Message, MessageKey, OutputFile,
+    Progress, Reply, Resolution, StallKind,
 };
 use crate::config::format_duration;
 use crate::model::{Actor, Category, ExitOutcome, Incident, JobName, OnError, Persona, RunId, Severity};
@@ -165,8 +165,8 @@ pub struct RunState {
     pub pending_by: Option<String>,
     pub last_line: Option<String>,
     pub last_line_no: u64,
-    pub progress: ProgressView,
-    pub convergence: Option<ConvergenceView>,
+    pub progress: Progress,
+    pub convergence: Option<Convergence>,
     pub decided: Vec<Decided>,
     /// The job's code when the run started (what fixes are compared against).
     #[serde(default)]
@@ -399,7 +399,7 @@ impl JobMachine {
             pending_by: Some(by.display.clone()),
             last_line: None,
             last_line_no: 0,
-            progress: ProgressView::default(),
+            progress: Progress::default(),
             convergence: None,
             decided: Vec::new(),
             baseline: None,
@@ -1471,8 +1471,8 @@ impl JobMachine {
     fn progress(
         &mut self,
         at: DateTime<Utc>,
-        progress: ProgressView,
-        convergence: Option<ConvergenceView>,
+        progress: Progress,
+        convergence: Option<Convergence>,
         out: &mut Vec<Action>,
     ) {
         let max = self.settings.max;

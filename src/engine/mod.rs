@@ -6,6 +6,7 @@
 mod event;
 mod machine;
 mod message;
+mod query;
 #[cfg(test)]
 mod tests;
 
@@ -14,6 +15,7 @@ pub use machine::{
     exit_incident, Decided, IncidentEntry, JobMachine, JobSettings, JobState, Phase, RunState, StallEpisode,
 };
 pub use message::{
-    Body, Button, ConvergenceView, Decision, DecisionPoint, IncidentSummary, Message, MessageKey, OutputFile,
-    ProgressView, Reply, Resolution, StallKind,
+    Body, Button, Convergence, Decision, DecisionPoint, IncidentSummary, Message, MessageKey, OutputFile,
+    Progress, Reply, Resolution, StallKind,
 };
+pub use query::UnderWay;

@@ -3,6 +3,8 @@
 //! Stopping trainwatch never stops a job: the shim holds it, and the next start re-adopts it.
 
 mod job;
+mod readopt;
+mod spec;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

@@ -161,8 +161,10 @@ impl HealthSignal {
     }
 }
 
-/// MCMC convergence facts found in the log; each is None until the log states it.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// MCMC convergence facts found in the log; each is None until the log states it (the
+/// completion report shows them as they are).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Convergence {
     pub chains: Option<u32>,
     /// Draws per chain (after tuning).

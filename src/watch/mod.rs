@@ -13,5 +13,6 @@ pub mod detect;
 pub mod follower;
 pub mod metric_lines;
 pub mod metrics;
+pub mod pipeline;
 pub mod progress;
 pub mod triage;

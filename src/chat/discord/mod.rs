@@ -630,7 +630,7 @@ async fn on_button(core: &Core, ctx: &Context, c: ComponentInteraction) -> seren
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{Button, Decision, DecisionPoint, Message, ProgressView};
+    use crate::engine::{Button, Decision, DecisionPoint, Message, Progress};
     use crate::model::{Category, Incident, Severity};
 
     fn setup(mode: StatusMode) -> DiscordSetup {
@@ -680,7 +680,7 @@ mod tests {
                 log_file: "l".into(),
                 elapsed: Duration::from_secs(60),
                 expected: None,
-                progress: ProgressView::default(),
+                progress: Progress::default(),
                 last_line: None,
                 open: vec![],
             },

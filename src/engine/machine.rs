@@ -21,6 +21,8 @@ use super::message::{
 use crate::config::format_duration;
 use crate::model::{Actor, Category, ExitOutcome, Incident, JobName, OnError, Persona, RunId, Severity};
 use crate::review::Snapshot;
+// The one exit classifier, shared with the detector (live watching and triage).
+pub use crate::watch::detect::exit_incident;
 
 /// What the engine needs to know about a job (taken from its config).
 #[derive(Debug, Clone, PartialEq)]
@@ -1734,34 +1736,6 @@ fn summaries(run: &RunState) -> Vec<IncidentSummary> {
             resolution: e.resolution.clone(),
         })
         .collect()
-}
-
-/// The incident that stands for a failure the log did not explain.
-pub fn exit_incident(outcome: ExitOutcome) -> Incident {
-    let (category, text) = match outcome {
-        // SIGKILL with no traceback is the kernel's OOM killer far more often than anything else.
-        ExitOutcome::Signal(9) => (
-            Category::Resource,
-            "process killed by SIGKILL with no traceback (out of memory? check the kernel log)".to_string(),
-        ),
-        ExitOutcome::Signal(_) => (Category::Implementation, format!("process {outcome}")),
-        ExitOutcome::Code(c) => (
-            Category::Implementation,
-            format!("process exited with code {c} and no error in its log"),
-        ),
-        ExitOutcome::Unknown => (
-            Category::Implementation,
-            "process ended and its exit status could not be learned".to_string(),
-        ),
-    };
-    Incident {
-        category,
-        severity: Severity::Fatal,
-        line: 0,
-        text,
-        excerpt: Vec::new(),
-        count: 1,
-    }
 }
 
 /// Why a button's target (a report or fix of some run) can no longer be decided: it belongs

@@ -11,6 +11,7 @@
 
 mod burst;
 mod classify;
+mod exit;
 mod prefilter;
 mod rules;
 
@@ -21,6 +22,7 @@ use thiserror::Error;
 
 use crate::model::{Category, ExitOutcome, Incident, Severity};
 use classify::{ExcLine, TbContext};
+pub use exit::{exit_incident, exit_verdict};
 use prefilter::Prefilter;
 use rules::{Hit, HitKind, LineKind};
 
@@ -365,36 +367,19 @@ impl Detector {
                     self.set_forced(i, Severity::Warning, &mut out);
                 }
             }
-            Some(ExitOutcome::Code(code)) => {
+            Some(outcome @ ExitOutcome::Code(_)) => {
                 let cause = self
                     .last_fatal
                     .filter(|&i| !self.meta[i].caught && self.tail_ordinary <= CAUSE_WITHIN);
                 if let Some(i) = cause {
                     self.set_forced(i, Severity::Fatal, &mut out);
                 } else if !self.has_fatal() {
-                    // Nothing in the log explains the failure: the program chose to stop
-                    // (sys.exit(n), a shell `exit`, an error message in a form we do not
-                    // know). That is the code's logic speaking, so the implementation
-                    // owner reads the log first.
-                    let text = format!("the process ended with exit code {code} and the log states no error");
-                    self.exit_incident(Category::Implementation, text, &mut out);
+                    self.unexplained_exit(outcome, &mut out);
                 }
             }
-            Some(ExitOutcome::Signal(sig)) => {
-                if !self.has_fatal() {
-                    let outcome = ExitOutcome::Signal(sig);
-                    let (category, why) = match sig {
-                        // A native crash is a bug in the code or a library it calls.
-                        4 | 6 | 7 | 8 | 11 => (Category::Implementation, "native crash"),
-                        9 => (Category::Resource, "killed (OOM killer?)"),
-                        // Stopped from outside: a scheduler limit, a user, a supervisor.
-                        _ => (Category::Resource, "stopped from outside"),
-                    };
-                    let text = format!("{outcome} with no traceback: {why}");
-                    self.exit_incident(category, text, &mut out);
-                }
-            }
-            Some(ExitOutcome::Unknown) | None => {}
+            // A signal or an unknown end: only what the log said can explain it.
+            Some(outcome) if !self.has_fatal() => self.unexplained_exit(outcome, &mut out),
+            Some(_) | None => {}
         }
         out
     }
@@ -403,7 +388,11 @@ impl Detector {
         self.incidents.iter().any(|i| i.severity == Severity::Fatal)
     }
 
-    fn exit_incident(&mut self, category: Category, text: String, out: &mut Vec<Finding>) {
+    /// A failed exit that nothing in the log explains: the exit classifier's verdict.
+    fn unexplained_exit(&mut self, outcome: ExitOutcome, out: &mut Vec<Finding>) {
+        let Some((category, text)) = exit::exit_verdict(outcome) else {
+            return;
+        };
         let excerpt = self
             .ring
             .iter()

@@ -7,7 +7,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use trainwatch::model::{Category, Severity};
 use trainwatch::watch::metrics::{HealthSignal, MetricsConfig, MetricsSnapshot, MetricsTracker};
 use trainwatch::watch::progress::{
-    progress, projected_overrun, Pace, ProgressBasis, StallDetector, StallKind,
+    progress, projected_overrun, Pace, ProgressBasis, Slowdown, StallDetector, StallKind,
 };
 
 fn fixture(name: &str) -> String {
@@ -446,10 +446,10 @@ fn a_slowdown_is_slow_not_stalled() {
     let now = at((50 * MIN) as f64);
     assert_eq!(d.check(now, true), None);
     match d.pace(now, true) {
-        Pace::Slow {
+        Pace::Slow(Slowdown {
             rate_per_sec,
             usual_per_sec,
-        } => {
+        }) => {
             assert!((rate_per_sec - 1.0 / 60.0).abs() < 0.005, "{rate_per_sec}");
             assert!(usual_per_sec > 0.05, "{usual_per_sec}");
         }

@@ -104,6 +104,12 @@ fn progress_lines(p: &Progress, out: &mut Vec<String>) {
         (None, Some(eta)) => out.push(format!("ETA: {}", dur(eta))),
         (None, None) => {}
     }
+    if let Some(slow) = &p.slowdown {
+        out.push(format!(
+            "Pace: slow, not hung — {:.2} steps/s lately against its usual {:.2} steps/s",
+            slow.rate_per_sec, slow.usual_per_sec
+        ));
+    }
     if !p.metrics.is_empty() {
         let m: Vec<String> = p
             .metrics

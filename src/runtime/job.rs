@@ -426,10 +426,13 @@ impl JobRuntime {
 
     /// Progress and convergence as the pipeline measures them now, for the engine.
     fn send_progress(&mut self) {
-        let Some(elapsed) = self.machine.attempt_elapsed(Utc::now()) else {
+        let now = Utc::now();
+        let Some(elapsed) = self.machine.attempt_elapsed(now) else {
             return;
         };
-        let event = self.pipeline.progress(elapsed, self.spec.expected, self.spec.max);
+        let event = self
+            .pipeline
+            .progress(now, elapsed, self.spec.expected, self.spec.max);
         self.step(event);
     }
 

@@ -279,11 +279,23 @@ impl Pipeline {
         self.incidents(findings, Vec::new())
     }
 
-    /// Progress as of `elapsed` into the attempt, for a status update.
-    pub fn progress(&self, elapsed: Duration, expected: Option<Duration>, max: Option<Duration>) -> Event {
+    /// Progress as of `now`, `elapsed` into the attempt, for a status update: with whether
+    /// the job is slow against its own usual pace (a stall is told apart, by the stall check).
+    pub fn progress(
+        &self,
+        now: DateTime<Utc>,
+        elapsed: Duration,
+        expected: Option<Duration>,
+        max: Option<Duration>,
+    ) -> Event {
         let snap = self.tracker.snapshot();
+        let mut progress = progress::report(&snap, self.tracker.config(), elapsed, expected, max);
+        progress.slowdown = match self.stall.as_ref().map(|s| s.pace(now, true)) {
+            Some(Pace::Slow(slow)) => Some(slow),
+            _ => None,
+        };
         Event::Progress {
-            progress: progress::report(&snap, self.tracker.config(), elapsed, expected, max),
+            progress,
             convergence: snap.convergence,
         }
     }

@@ -43,6 +43,18 @@ pub struct Progress {
     pub metrics: Vec<(String, f64)>,
     /// A warning that the projected finish is past the maximum duration.
     pub overrun: Option<Duration>,
+    /// The steps still advance, but markedly slower than this run's usual pace: the job is
+    /// slow, not hung (None: steady, or too early to judge).
+    pub slowdown: Option<Slowdown>,
+}
+
+/// A run whose steps advance at under half its own usual rate.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Slowdown {
+    /// Steps per second over the last stall window.
+    pub rate_per_sec: f64,
+    /// Steps per second over the whole run so far.
+    pub usual_per_sec: f64,
 }
 
 fn secs(x: f64) -> Option<Duration> {
@@ -167,11 +179,8 @@ pub enum Pace {
     Steady {
         rate_per_sec: f64,
     },
-    /// Still advancing, but at under `slow_ratio` of the run's usual rate.
-    Slow {
-        rate_per_sec: f64,
-        usual_per_sec: f64,
-    },
+    /// Still advancing, but at under half the run's usual rate.
+    Slow(Slowdown),
     Stalled(Stall),
 }
 
@@ -182,13 +191,14 @@ const MAX_SAMPLES: usize = 4 * SAMPLES_PER_WINDOW as usize;
 /// whose steps are naturally slower than the stall timeout is not called hung.
 const USUAL_GAP_FACTOR: f64 = 3.0;
 const MAX_LINE_CHARS: usize = 300;
+/// A recent rate under this fraction of the run's usual one is "slow".
+const SLOW_RATIO: f64 = 0.5;
 
 /// Watches for a job that is alive but silent or stuck. Fed "line seen at t" and "step
 /// advanced at t"; asked `check(now, alive)`.
 #[derive(Debug, Clone)]
 pub struct StallDetector {
     stall_after: Duration,
-    slow_ratio: f64,
     started: DateTime<Utc>,
     last_line: Option<(DateTime<Utc>, String)>,
     first_step: Option<(DateTime<Utc>, u64)>,
@@ -205,21 +215,12 @@ impl StallDetector {
     pub fn new(stall_after: Duration, started: DateTime<Utc>) -> Self {
         Self {
             stall_after,
-            slow_ratio: 0.5,
             started,
             last_line: None,
             first_step: None,
             last_step: None,
             samples: VecDeque::new(),
         }
-    }
-
-    /// A rate under this fraction of the usual one is "slow" (default 0.5).
-    pub fn with_slow_ratio(mut self, ratio: f64) -> Self {
-        if ratio.is_finite() && ratio > 0.0 && ratio < 1.0 {
-            self.slow_ratio = ratio;
-        }
-        self
     }
 
     pub fn line_seen(&mut self, at: DateTime<Utc>, line: &str) {
@@ -325,11 +326,11 @@ impl StallDetector {
             return Pace::Steady { rate_per_sec: usual };
         };
         let recent = last.saturating_sub(base) as f64 / (window.num_milliseconds() as f64 / 1000.0);
-        if recent < usual * self.slow_ratio {
-            Pace::Slow {
+        if recent < usual * SLOW_RATIO {
+            Pace::Slow(Slowdown {
                 rate_per_sec: recent,
                 usual_per_sec: usual,
-            }
+            })
         } else {
             Pace::Steady { rate_per_sec: recent }
         }

@@ -149,3 +149,53 @@ fn three_pipelines_in_a_row_report_each_incident_once_under_its_own_key() {
     let keys: Vec<u64> = seen.iter().map(|(k, _)| *k).collect();
     assert!(all_distinct(&keys), "{seen:?}");
 }
+
+/// The status update's progress says "slow, not hung" when the job's steps advance at a
+/// fraction of its own usual pace, and nothing while the pace holds; a stall check meanwhile
+/// finds no stall. Time is data: each read is stamped with the simulated clock.
+#[test]
+fn progress_tells_a_slow_job_from_a_steady_one_by_its_own_pace() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("train.log");
+    std::fs::write(&log, "").unwrap();
+    let t0 = Utc::now();
+    let mut cfg = config(log.clone());
+    cfg.stall_timeout = Some(Duration::from_secs(600));
+    let mut p = Pipeline::new(cfg, PipelineState::default(), []);
+    p.new_run();
+    p.new_attempt(t0);
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    let mut step = 0;
+    let mut run = |p: &mut Pipeline, from_s: i64, to_s: i64, every_s: i64| {
+        let mut t = from_s;
+        while t < to_s {
+            step += 1;
+            writeln!(f, "step={step}/100000 loss=0.5").unwrap();
+            p.read(t0 + chrono::Duration::seconds(t));
+            t += every_s;
+        }
+    };
+    let slowdown = |p: &Pipeline, at_s: i64| {
+        let now = t0 + chrono::Duration::seconds(at_s);
+        match p.progress(now, Duration::from_secs(at_s as u64), None, None) {
+            Event::Progress { progress, .. } => progress.slowdown,
+            other => panic!("{other:?}"),
+        }
+    };
+    // 30 minutes at one step every 10 s: steady.
+    run(&mut p, 0, 1800, 10);
+    assert_eq!(slowdown(&p, 1800), None);
+    // Then 20 minutes at one step a minute: six times slower, still advancing.
+    run(&mut p, 1800, 3000, 60);
+    let slow = slowdown(&p, 3000).expect("slow");
+    assert!(slow.rate_per_sec < slow.usual_per_sec / 2.0, "{slow:?}");
+    assert!(matches!(
+        p.stall_check(t0 + chrono::Duration::seconds(3000)),
+        Some(Event::StallEnded)
+    ));
+    // Silent for longer than the stall timeout: that is a stall, not slowness.
+    match p.stall_check(t0 + chrono::Duration::seconds(3000 + 3600)) {
+        Some(Event::Stalled { .. }) => {}
+        other => panic!("expected a stall, got {other:?}"),
+    }
+}

@@ -13,7 +13,6 @@ use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
 use regex::Regex;
-use thiserror::Error;
 
 use crate::model::{Category, Incident, Severity};
 
@@ -53,48 +52,6 @@ impl Default for MetricsConfig {
             chart: vec!["loss".to_owned()],
             diverge_factor: 3.0,
         }
-    }
-}
-
-/// A rejected metrics setting.
-#[derive(Debug, Error)]
-pub enum MetricsConfigError {
-    #[error("invalid regex for metric {name:?}: {source}")]
-    BadRegex {
-        name: String,
-        #[source]
-        source: regex::Error,
-    },
-    #[error("the regex for metric {name:?} needs exactly one capture group for the number, it has {groups}")]
-    CaptureGroups { name: String, groups: usize },
-    #[error("diverge_factor must be a finite number above 1, got {0}")]
-    DivergeFactor(f64),
-}
-
-impl MetricsConfig {
-    /// Adds a named regex after checking it has one capture group.
-    pub fn add_extra(&mut self, name: &str, pattern: &str) -> Result<(), MetricsConfigError> {
-        let re = Regex::new(pattern).map_err(|source| MetricsConfigError::BadRegex {
-            name: name.to_owned(),
-            source,
-        })?;
-        let groups = re.captures_len() - 1;
-        if groups != 1 {
-            return Err(MetricsConfigError::CaptureGroups {
-                name: name.to_owned(),
-                groups,
-            });
-        }
-        self.extra.push((name.to_owned(), re));
-        Ok(())
-    }
-
-    /// Checks the settings a user can get wrong.
-    pub fn validate(&self) -> Result<(), MetricsConfigError> {
-        if !(self.diverge_factor.is_finite() && self.diverge_factor > 1.0) {
-            return Err(MetricsConfigError::DivergeFactor(self.diverge_factor));
-        }
-        Ok(())
     }
 }
 

@@ -136,6 +136,8 @@ pub struct Pipeline {
     tracker: MetricsTracker,
     /// Watches for a hung process while one runs (None: no stall timeout, or no process).
     stall: Option<StallDetector>,
+    /// The unfinished last line as last seen (a progress bar redrawn with `\r`).
+    partial: Option<String>,
     keys: IncidentKeys,
 }
 
@@ -149,6 +151,7 @@ impl Pipeline {
             filter: MetricLineFilter::new(&cfg.metrics),
             tracker: MetricsTracker::new(cfg.metrics.clone()),
             stall: None,
+            partial: None,
             keys: IncidentKeys::restore(saved.next_incident_key, used_keys),
             cfg,
         }
@@ -229,9 +232,16 @@ impl Pipeline {
             }
         };
         let activity = last_no.is_some() || !findings.is_empty();
+        // A progress bar redrawn with `\r` and no newline is output too: a job showing only
+        // that is alive and talking, not silent.
+        let partial = self.follower.pending_tail();
+        let redrawn = partial.is_some() && partial != self.partial;
+        self.partial = partial;
         if let Some(stall) = &mut self.stall {
             if last_no.is_some() {
                 stall.line_seen(now, &last_text);
+            } else if let (true, Some(tail)) = (redrawn, &self.partial) {
+                stall.line_seen(now, tail);
             }
             if let Some(step) = self.tracker.step() {
                 stall.step_seen(now, step);

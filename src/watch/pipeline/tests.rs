@@ -199,3 +199,35 @@ fn progress_tells_a_slow_job_from_a_steady_one_by_its_own_pace() {
         other => panic!("expected a stall, got {other:?}"),
     }
 }
+
+/// A job whose only output is a progress bar redrawn with `\r` (no newline for a long
+/// time) is talking, not silent: no stall while the bar moves; a stall once it stops.
+#[test]
+fn a_progress_bar_redrawn_without_newline_is_not_a_silent_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("train.log");
+    std::fs::write(&log, "loading\n").unwrap();
+    let t0 = Utc::now();
+    let mut cfg = config(log.clone());
+    cfg.stall_timeout = Some(Duration::from_secs(60));
+    let mut p = Pipeline::new(cfg, PipelineState::default(), []);
+    p.new_run();
+    p.new_attempt(t0);
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    let at = |s: i64| t0 + chrono::Duration::seconds(s);
+    p.read(at(0));
+    for i in 1..=10 {
+        write!(f, "\r{:3}%|{}", i * 10, "#".repeat(i)).unwrap();
+        p.read(at(i as i64 * 30));
+        assert!(
+            matches!(p.stall_check(at(i as i64 * 30 + 20)), Some(Event::StallEnded)),
+            "redraw {i}"
+        );
+    }
+    // The bar stops moving: silence, measured from its last redraw.
+    assert!(matches!(p.read(at(330)).events.as_slice(), []));
+    match p.stall_check(at(300 + 61)) {
+        Some(Event::Stalled { since, .. }) => assert_eq!(since, at(300)),
+        other => panic!("expected a stall, got {other:?}"),
+    }
+}

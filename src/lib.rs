@@ -8,7 +8,7 @@
 //! - [`review`]: the evidence a Phase 4.5 review reads — design expectations, snapshots, changes;
 //! - [`chat`]: where messages go and decisions come from (console, Discord);
 //! - [`store`]: SQLite — runs, incidents, decisions, the outbox;
-//! - [`supervisor`]: the runtime that wires one engine per job to the edges.
+//! - [`runtime`]: the supervisor that wires one engine per job to the edges.
 
 pub mod chart;
 pub mod chat;
@@ -21,6 +21,6 @@ pub mod exec;
 pub mod model;
 pub mod redact;
 pub mod review;
+pub mod runtime;
 pub mod store;
-pub mod supervisor;
 pub mod watch;

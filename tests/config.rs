@@ -538,3 +538,15 @@ fn truncated_configs_never_panic() {
         cut += 7;
     }
 }
+
+/// The metrics' settings are checked here, where the config is read: the tracker takes them
+/// as given (these checks moved from a test-only `MetricsConfig::add_extra`/`validate`).
+#[test]
+fn metric_settings_a_user_can_get_wrong_are_refused() {
+    let loc = fail("[jobs.a]\nargv = [\"x\"]\n[jobs.a.metrics]\ndiverge_factor = 0.5\n");
+    assert_eq!(loc.key.as_deref(), Some("jobs.a.metrics.diverge_factor"));
+    assert!(loc.message.contains("above 1"), "{}", loc.message);
+    let loc = fail("[jobs.a]\nargv = [\"x\"]\n[jobs.a.metrics.patterns]\nacc = \"(unclosed\"\n");
+    assert_eq!(loc.key.as_deref(), Some("jobs.a.metrics.patterns.acc"));
+    assert!(loc.message.contains("invalid regex"), "{}", loc.message);
+}

@@ -18,7 +18,7 @@ use trainwatch::chat::discord::{
 use trainwatch::chat::{ChatSink, Inbound, Outgoing};
 use trainwatch::config::StatusMode;
 use trainwatch::engine::{
-    Body, Button, Command, Decision, DecisionPoint, Message, MessageKey, ProgressView, Reply,
+    Body, Button, Command, Decision, DecisionPoint, Message, MessageKey, Progress, Reply,
 };
 use trainwatch::model::{Category, Incident, JobName, Persona, RunId, Severity};
 use trainwatch::store::Store;
@@ -293,7 +293,7 @@ fn status(n: u32, elapsed_min: u64) -> Outgoing {
             elapsed: Duration::from_secs(elapsed_min * 60),
             attempt: None,
             expected: None,
-            progress: ProgressView::default(),
+            progress: Progress::default(),
             last_line: Some(format!("epoch {n}")),
             open: vec![],
         },

@@ -521,3 +521,99 @@ https_proxy = "http://127.0.0.1:9"
     let code = exit_code_within(&mut run, Duration::from_secs(20), "trainwatch run");
     assert_eq!(code, 0, "{}", seen.join("\n"));
 }
+
+/// Issue 11, class 1: incidents survive any number of supervisor crashes. A job prints a
+/// distinct warning, then waits for the test; trainwatch is SIGKILLed and restarted three
+/// times, each time after the job printed the next warning (some while no supervisor ran).
+/// Every warning must be reported exactly once and stored exactly once.
+#[test]
+fn incidents_found_across_three_supervisor_crashes_are_each_reported_and_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("tw.toml");
+    write(
+        &cfg,
+        r#"
+[store]
+path = "state/state.db"
+[jobs.fit]
+argv = ["sh", "-c", "echo started; for i in 1 2 3 4; do echo \"/srv/fit.py:$i: ConvergenceWarning: lbfgs failed to converge after ${i}00 iteration(s)\"; echo \"step $i\"; while [ ! -e go$i ]; do sleep 0.05; done; done; echo done; mkdir -p output/results output/implementation/models; echo x > output/results/results_fit.csv; echo y > output/implementation/models/model_fit_full.pkl"]
+status_interval = "1h"
+"#,
+    );
+    let start = || {
+        let mut child = Command::new(BIN)
+            .args(["run", "--unattended", "--config", cfg.to_str().unwrap()])
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let rx = lines_of(&mut child);
+        (child, rx)
+    };
+    let warning = |i: u32| format!("lbfgs failed to converge after {i}00 iteration");
+    let mut all = Vec::new();
+    for i in 1..=3u32 {
+        let (mut sup, rx) = start();
+        let mut seen = Vec::new();
+        // Supervisor i sees warning i (the first one live, the others caught up on).
+        wait_for(&rx, &warning(i), Duration::from_secs(30), &mut seen);
+        // Let anything else it is about to print arrive, then kill it without warning.
+        while let Ok(l) = rx.recv_timeout(Duration::from_millis(300)) {
+            seen.push(l);
+        }
+        sup.kill().unwrap();
+        sup.wait().unwrap();
+        all.extend(seen);
+        // The next warning is printed while no supervisor runs.
+        write(&dir.path().join(format!("go{i}")), "");
+    }
+    let (mut last, rx) = start();
+    let mut seen = Vec::new();
+    wait_for(&rx, &warning(4), Duration::from_secs(30), &mut seen);
+    write(&dir.path().join("go4"), "");
+    wait_for(&rx, "Training Complete", Duration::from_secs(30), &mut seen);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = last.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the last trainwatch did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    while let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+        seen.push(l);
+    }
+    all.extend(seen);
+    assert_eq!(status.code(), Some(0), "{}", all.join("\n"));
+    let transcript = all.join("\n");
+    for i in 1..=4 {
+        let reported = all
+            .iter()
+            .filter(|l| l.trim_start().starts_with("Warning: ") && l.contains(&warning(i)))
+            .count();
+        assert_eq!(
+            reported, 1,
+            "warning {i} reported {reported} times:\n{transcript}"
+        );
+    }
+    assert_eq!(
+        all.iter()
+            .filter(|l| l.contains("Training started with PID"))
+            .count(),
+        1,
+        "no second start:\n{transcript}"
+    );
+
+    // The store holds each warning once, as its own incident.
+    let store = trainwatch::store::Store::open(&dir.path().join("state/state.db")).unwrap();
+    let runs = store.runs(Some("fit"), 10).unwrap();
+    assert_eq!(runs.len(), 1);
+    let texts: Vec<&str> = runs[0].incidents.iter().map(|i| i.text.as_str()).collect();
+    for i in 1..=4 {
+        let stored = texts.iter().filter(|t| t.contains(&warning(i))).count();
+        assert_eq!(stored, 1, "warning {i} stored {stored} times: {texts:?}");
+    }
+    assert_eq!(texts.len(), 4, "{texts:?}");
+}

@@ -261,7 +261,7 @@ mod tests {
     use chrono::{TimeZone, Utc};
 
     use super::*;
-    use crate::engine::{AttemptTime, IncidentSummary, Message, MessageKey, ProgressView, Resolution};
+    use crate::engine::{AttemptTime, IncidentSummary, Message, MessageKey, Progress, Resolution};
     use crate::model::{Category, RunId};
     use crate::review::{ChangesSummary, FileChange};
 
@@ -367,9 +367,9 @@ mod tests {
                 running_for: Duration::from_secs(3600 + 5 * 60),
             }),
             expected: Some(Duration::from_secs(12 * 3600)),
-            progress: ProgressView {
+            progress: Progress {
                 percent: Some(43.0),
-                ..ProgressView::default()
+                ..Progress::default()
             },
             last_line: None,
             open: vec![],

@@ -13,8 +13,8 @@ use trainwatch::chat::ChatSink;
 use trainwatch::cli::{ColorChoice, RunArgs};
 use trainwatch::config::{check_store_path, Config, JobSpec};
 use trainwatch::model::{JobName, Persona};
+use trainwatch::runtime::{Options, Supervisor};
 use trainwatch::store::{Store, SupervisorLocks};
-use trainwatch::supervisor::{Options, Supervisor};
 
 use super::{
     console_personas, create_log_folders, default_store, expand_self, shutdown_signal, state_root_of,

@@ -9,8 +9,8 @@ use tokio::sync::mpsc;
 use trainwatch::chat::discord::{self, DiscordSetup};
 use trainwatch::cli::ServeArgs;
 use trainwatch::config::Config;
+use trainwatch::runtime::{Options, Supervisor};
 use trainwatch::store::{Store, SupervisorLocks};
-use trainwatch::supervisor::{Options, Supervisor};
 
 use super::{create_log_folders, expand_self, shutdown_signal, state_root_of, EXIT_USAGE};
 

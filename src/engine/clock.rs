@@ -7,9 +7,7 @@ use super::decisions::{buttons, decision_buttons};
 use super::event::Action;
 use super::incidents::summaries;
 use super::machine::{chrono_dur, dur, JobMachine};
-use super::message::{
-    AttemptTime, Body, ConvergenceView, DecisionPoint, MessageKey, ProgressView, StallKind,
-};
+use super::message::{AttemptTime, Body, Convergence, DecisionPoint, MessageKey, Progress, StallKind};
 use super::state::{Phase, StallEpisode};
 use super::text;
 use crate::model::Persona;
@@ -99,8 +97,8 @@ impl JobMachine {
     pub(super) fn progress(
         &mut self,
         at: DateTime<Utc>,
-        progress: ProgressView,
-        convergence: Option<ConvergenceView>,
+        progress: Progress,
+        convergence: Option<Convergence>,
         out: &mut Vec<Action>,
     ) {
         let max = self.settings.max;

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::message::{
-    ConvergenceView, Decision, DecisionPoint, Message, MessageKey, OutputFile, ProgressView, Reply, StallKind,
+    Convergence, Decision, DecisionPoint, Message, MessageKey, OutputFile, Progress, Reply, StallKind,
 };
 use crate::model::{Actor, ExitOutcome, Incident, RunId};
 use crate::review::{ChangesSummary, Comparison, Snapshot};
@@ -66,8 +66,8 @@ pub enum Event {
     LogActivity { last_line: String, line_no: u64 },
     /// Latest progress and metrics from the log.
     Progress {
-        progress: ProgressView,
-        convergence: Option<ConvergenceView>,
+        progress: Progress,
+        convergence: Option<Convergence>,
     },
     /// The process is alive but has been silent (or its steps stood still) for the stall
     /// timeout. Sent on every check while the stall lasts; the engine warns once per episode.

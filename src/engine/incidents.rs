@@ -9,7 +9,7 @@ use super::machine::{dur, JobMachine};
 use super::message::{Body, DecisionPoint, IncidentSummary, Message, MessageKey, Resolution};
 use super::state::{IncidentEntry, Phase, RunState, StallEpisode};
 use super::text;
-use crate::model::{Category, ExitOutcome, Incident, Persona, Severity};
+use crate::model::{Category, Incident, Persona, Severity};
 
 impl JobMachine {
     pub(super) fn incident(
@@ -217,33 +217,8 @@ pub(super) fn summaries(run: &RunState) -> Vec<IncidentSummary> {
         .collect()
 }
 
-/// The incident that stands for a failure the log did not explain.
-pub fn exit_incident(outcome: ExitOutcome) -> Incident {
-    let (category, text) = match outcome {
-        // SIGKILL with no traceback is the kernel's OOM killer far more often than anything else.
-        ExitOutcome::Signal(9) => (
-            Category::Resource,
-            "process killed by SIGKILL with no traceback (out of memory? check the kernel log)".to_string(),
-        ),
-        ExitOutcome::Signal(_) => (Category::Implementation, format!("process {outcome}")),
-        ExitOutcome::Code(c) => (
-            Category::Implementation,
-            format!("process exited with code {c} and no error in its log"),
-        ),
-        ExitOutcome::Unknown => (
-            Category::Implementation,
-            "process ended and its exit status could not be learned".to_string(),
-        ),
-    };
-    Incident {
-        category,
-        severity: Severity::Fatal,
-        line: 0,
-        text,
-        excerpt: Vec::new(),
-        count: 1,
-    }
-}
+// The one exit classifier, shared with the detector (live watching and triage).
+pub use crate::watch::detect::exit_incident;
 
 /// What an investigation of a stall is about. A hung process is most often a deadlock in
 /// data loading or a collective operation, or a resource wait: the code translator is asked.

@@ -12,6 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Actor, Category, ExitOutcome, Incident, JobName, Persona, RunId};
 use crate::review::{ChangesSummary, Comparison};
+// The progress, convergence and stall facts are the log side's own plain data types: the
+// engine shows them as measured, with no copy of its own.
+pub use crate::watch::metrics::Convergence;
+pub use crate::watch::progress::{Progress, StallKind};
 
 /// What a director (or validator) can decide on a report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -169,46 +173,11 @@ pub struct IncidentSummary {
     pub resolution: Option<Resolution>,
 }
 
-/// Progress and metrics as shown in a status update (filled when the log provides them).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ProgressView {
-    pub percent: Option<f64>,
-    pub step: Option<u64>,
-    pub total: Option<u64>,
-    pub rate_per_sec: Option<f64>,
-    pub eta: Option<Duration>,
-    /// Latest values of the metrics the log prints (loss, accuracy…), in display order.
-    pub metrics: Vec<(String, f64)>,
-    /// A warning that the projected finish is past the maximum duration.
-    pub overrun: Option<Duration>,
-}
-
 /// An attempt of a run and how long its process has been running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttemptTime {
     pub attempt: u32,
     pub running_for: Duration,
-}
-
-/// What kind of silence a stall is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StallKind {
-    /// The process is alive but writes nothing.
-    NoOutput,
-    /// Lines keep coming but the step counter does not move.
-    NoProgress,
-}
-
-/// Sampler diagnostics for the completion report.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ConvergenceView {
-    pub chains: Option<u64>,
-    pub draws: Option<u64>,
-    pub samples: Option<u64>,
-    pub max_rhat: Option<f64>,
-    pub min_ess: Option<f64>,
-    pub divergences: Option<u64>,
 }
 
 /// The body of each protocol message.
@@ -251,7 +220,7 @@ pub enum Body {
         #[serde(default)]
         attempt: Option<AttemptTime>,
         expected: Option<Duration>,
-        progress: ProgressView,
+        progress: Progress,
         last_line: Option<String>,
         /// Warnings noticed so far (no fatal error is open while the run is "running normally").
         open: Vec<IncidentSummary>,
@@ -284,7 +253,7 @@ pub enum Body {
         projected_total: Duration,
         max: Duration,
         eta: Duration,
-        progress: ProgressView,
+        progress: Progress,
     },
     /// "Restarting training with fixed code…".
     Restarting {
@@ -342,7 +311,7 @@ pub enum Body {
         outputs: Vec<OutputFile>,
         log_file: PathBuf,
         errors: Vec<IncidentSummary>,
-        convergence: Option<ConvergenceView>,
+        convergence: Option<Convergence>,
     },
     /// The run ended without success: the process failed and nobody (or the policy) restarted it.
     Failed {

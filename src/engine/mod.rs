@@ -91,6 +91,7 @@ mod incidents;
 mod machine;
 mod message;
 mod process;
+mod query;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -100,7 +101,8 @@ pub use event::{Action, Command, Event, FixEvidence, Input, Record};
 pub use incidents::exit_incident;
 pub use machine::{JobMachine, JobSettings};
 pub use message::{
-    AttemptTime, Body, Button, ConvergenceView, Decision, DecisionPoint, IncidentSummary, Message,
-    MessageKey, OutputFile, ProgressView, Reply, Resolution, StallKind,
+    AttemptTime, Body, Button, Convergence, Decision, DecisionPoint, IncidentSummary, Message, MessageKey,
+    OutputFile, Progress, Reply, Resolution, StallKind,
 };
+pub use query::UnderWay;
 pub use state::{Decided, IncidentEntry, JobState, Phase, RunState, StallEpisode};

@@ -5,9 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::event::FixEvidence;
-use super::message::{
-    ConvergenceView, Decision, DecisionPoint, MessageKey, ProgressView, Resolution, StallKind,
-};
+use super::message::{Convergence, Decision, DecisionPoint, MessageKey, Progress, Resolution, StallKind};
 use crate::model::{Actor, ExitOutcome, Incident, RunId};
 use crate::review::Snapshot;
 
@@ -138,8 +136,8 @@ pub struct RunState {
     pub pending_by: Option<String>,
     pub last_line: Option<String>,
     pub last_line_no: u64,
-    pub progress: ProgressView,
-    pub convergence: Option<ConvergenceView>,
+    pub progress: Progress,
+    pub convergence: Option<Convergence>,
     pub decided: Vec<Decided>,
     /// The job's code when the run started (what fixes are compared against).
     #[serde(default)]
@@ -185,7 +183,7 @@ impl RunState {
             pending_by: Some(by.to_string()),
             last_line: None,
             last_line_no: 0,
-            progress: ProgressView::default(),
+            progress: Progress::default(),
             convergence: None,
             decided: Vec::new(),
             baseline: None,

@@ -11,11 +11,13 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
-use crate::watch::metrics::MetricsSnapshot;
+use crate::watch::metrics::{MetricsConfig, MetricsSnapshot};
 
 /// What the percentage is measured against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ProgressBasis {
     /// step / total from the log.
     Steps,
@@ -23,8 +25,10 @@ pub enum ProgressBasis {
     Time,
 }
 
-/// How far a job is and when it should end.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// How far a job is and when it should end, as a status update shows it (the engine keeps
+/// the latest one for its messages).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Progress {
     /// 0–100, None when neither step/total nor an expected duration is known.
     pub percent: Option<f64>,
@@ -35,6 +39,22 @@ pub struct Progress {
     pub rate_per_sec: Option<f64>,
     /// Time still needed from now.
     pub eta: Option<Duration>,
+    /// Latest values of the metrics the log prints (loss, accuracy…), in display order.
+    pub metrics: Vec<(String, f64)>,
+    /// A warning that the projected finish is past the maximum duration.
+    pub overrun: Option<Duration>,
+    /// The steps still advance, but markedly slower than this run's usual pace: the job is
+    /// slow, not hung (None: steady, or too early to judge).
+    pub slowdown: Option<Slowdown>,
+}
+
+/// A run whose steps advance at under half its own usual rate.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Slowdown {
+    /// Steps per second over the last stall window.
+    pub rate_per_sec: f64,
+    /// Steps per second over the whole run so far.
+    pub usual_per_sec: f64,
 }
 
 fn secs(x: f64) -> Option<Duration> {
@@ -80,8 +100,60 @@ pub fn projected_overrun(progress: &Progress, elapsed: Duration, max: Option<Dur
     finish.checked_sub(max?).filter(|d| !d.is_zero())
 }
 
+/// Most metrics listed in a status update.
+const SHOWN_METRICS: usize = 6;
+/// The early overrun warning waits for this much of the run, so the slow first steps
+/// (compilation, warm-up) do not raise it.
+const OVERRUN_MIN_PERCENT: f64 = 1.0;
+
+/// Progress as a status update shows it: percent, step/total, rate, ETA, the latest metrics
+/// (charted ones first) and the projected overrun of the maximum duration.
+pub fn report(
+    snap: &MetricsSnapshot,
+    cfg: &MetricsConfig,
+    elapsed: Duration,
+    expected: Option<Duration>,
+    max: Option<Duration>,
+) -> Progress {
+    let mut p = progress(snap, elapsed, expected);
+    // Only a step count measures the pace; a time-based percentage says nothing new.
+    let overrun =
+        if p.basis == Some(ProgressBasis::Steps) && p.percent.is_some_and(|x| x >= OVERRUN_MIN_PERCENT) {
+            projected_overrun(&p, elapsed, max)
+        } else {
+            None
+        };
+    p.metrics = latest_metrics(snap, cfg);
+    p.overrun = overrun;
+    p
+}
+
+fn latest_metrics(snap: &MetricsSnapshot, cfg: &MetricsConfig) -> Vec<(String, f64)> {
+    let hidden = |k: &str| {
+        matches!(k, "step" | "global_step")
+            || cfg.step_key.as_deref() == Some(k)
+            || cfg.total_key.as_deref() == Some(k)
+    };
+    let mut out: Vec<(String, f64)> = cfg
+        .chart
+        .iter()
+        .filter_map(|k| snap.latest.get(k).map(|v| (k.clone(), *v)))
+        .collect();
+    for (k, v) in &snap.latest {
+        if out.len() >= SHOWN_METRICS {
+            break;
+        }
+        if !hidden(k) && !out.iter().any(|(o, _)| o == k) {
+            out.push((k.clone(), *v));
+        }
+    }
+    out.truncate(SHOWN_METRICS);
+    out
+}
+
 /// What kind of silence a stall is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum StallKind {
     /// The process is alive but writes nothing.
     NoOutput,
@@ -107,11 +179,8 @@ pub enum Pace {
     Steady {
         rate_per_sec: f64,
     },
-    /// Still advancing, but at under `slow_ratio` of the run's usual rate.
-    Slow {
-        rate_per_sec: f64,
-        usual_per_sec: f64,
-    },
+    /// Still advancing, but at under half the run's usual rate.
+    Slow(Slowdown),
     Stalled(Stall),
 }
 
@@ -122,13 +191,14 @@ const MAX_SAMPLES: usize = 4 * SAMPLES_PER_WINDOW as usize;
 /// whose steps are naturally slower than the stall timeout is not called hung.
 const USUAL_GAP_FACTOR: f64 = 3.0;
 const MAX_LINE_CHARS: usize = 300;
+/// A recent rate under this fraction of the run's usual one is "slow".
+const SLOW_RATIO: f64 = 0.5;
 
 /// Watches for a job that is alive but silent or stuck. Fed "line seen at t" and "step
 /// advanced at t"; asked `check(now, alive)`.
 #[derive(Debug, Clone)]
 pub struct StallDetector {
     stall_after: Duration,
-    slow_ratio: f64,
     started: DateTime<Utc>,
     last_line: Option<(DateTime<Utc>, String)>,
     first_step: Option<(DateTime<Utc>, u64)>,
@@ -145,21 +215,12 @@ impl StallDetector {
     pub fn new(stall_after: Duration, started: DateTime<Utc>) -> Self {
         Self {
             stall_after,
-            slow_ratio: 0.5,
             started,
             last_line: None,
             first_step: None,
             last_step: None,
             samples: VecDeque::new(),
         }
-    }
-
-    /// A rate under this fraction of the usual one is "slow" (default 0.5).
-    pub fn with_slow_ratio(mut self, ratio: f64) -> Self {
-        if ratio.is_finite() && ratio > 0.0 && ratio < 1.0 {
-            self.slow_ratio = ratio;
-        }
-        self
     }
 
     pub fn line_seen(&mut self, at: DateTime<Utc>, line: &str) {
@@ -265,13 +326,44 @@ impl StallDetector {
             return Pace::Steady { rate_per_sec: usual };
         };
         let recent = last.saturating_sub(base) as f64 / (window.num_milliseconds() as f64 / 1000.0);
-        if recent < usual * self.slow_ratio {
-            Pace::Slow {
+        if recent < usual * SLOW_RATIO {
+            Pace::Slow(Slowdown {
                 rate_per_sec: recent,
                 usual_per_sec: usual,
-            }
+            })
         } else {
             Pace::Steady { rate_per_sec: recent }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_view_lists_charted_metrics_first_and_hides_the_step() {
+        let mut snap = MetricsSnapshot {
+            step: Some(50),
+            total: Some(100),
+            rate_per_sec: Some(1.0),
+            ..MetricsSnapshot::default()
+        };
+        for (k, v) in [("acc", 0.9), ("global_step", 50.0), ("loss", 0.3), ("lr", 1e-4)] {
+            snap.latest.insert(k.into(), v);
+        }
+        let v = report(
+            &snap,
+            &MetricsConfig::default(),
+            Duration::from_secs(50),
+            None,
+            Some(Duration::from_secs(60)),
+        );
+        assert_eq!(v.percent, Some(50.0));
+        assert_eq!(v.eta, Some(Duration::from_secs(50)));
+        let keys: Vec<&str> = v.metrics.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["loss", "acc", "lr"]);
+        // 50 s done + 50 s to go against a 60 s maximum.
+        assert_eq!(v.overrun, Some(Duration::from_secs(40)));
     }
 }

@@ -369,7 +369,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{Button, Decision, DecisionPoint, Message, ProgressView};
+    use crate::engine::{Button, Decision, DecisionPoint, Message, Progress};
     use crate::model::{Category, Incident, Severity};
 
     fn setup(mode: StatusMode) -> DiscordSetup {
@@ -420,7 +420,7 @@ mod tests {
                 elapsed: Duration::from_secs(60),
                 attempt: None,
                 expected: None,
-                progress: ProgressView::default(),
+                progress: Progress::default(),
                 last_line: None,
                 open: vec![],
             },

@@ -24,7 +24,7 @@ pub(super) fn render(m: &Message) -> Parts {
                 lines.push(format!("- Attempts: {attempts}"));
             }
             if let Some(c) = convergence {
-                if let Some(s) = c.samples {
+                if let Some(s) = c.samples() {
                     lines.push(format!("- Samples: {s}"));
                 }
                 if let Some(ch) = c.chains {

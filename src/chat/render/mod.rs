@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use crate::config::format_duration;
-use crate::engine::{Body, IncidentSummary, Message, ProgressView, StallKind};
+use crate::engine::{Body, IncidentSummary, Message, Progress, StallKind};
 use crate::model::{ExitOutcome, Persona, Severity};
 
 use super::sanitize::{cut, untrusted};
@@ -101,7 +101,7 @@ fn incident_list(errors: &[IncidentSummary]) -> Vec<String> {
         .collect()
 }
 
-fn progress_lines(p: &ProgressView, out: &mut Vec<String>) {
+fn progress_lines(p: &Progress, out: &mut Vec<String>) {
     if let (Some(step), Some(total)) = (p.step, p.total) {
         out.push(format!("Progress: step {step} / {total}"));
     } else if let Some(step) = p.step {
@@ -114,6 +114,12 @@ fn progress_lines(p: &ProgressView, out: &mut Vec<String>) {
         }
         (None, Some(eta)) => out.push(format!("ETA: {}", dur(eta))),
         (None, None) => {}
+    }
+    if let Some(slow) = &p.slowdown {
+        out.push(format!(
+            "Pace: slow, not hung — {:.2} steps/s lately against its usual {:.2} steps/s",
+            slow.rate_per_sec, slow.usual_per_sec
+        ));
     }
     if !p.metrics.is_empty() {
         let m: Vec<String> = p

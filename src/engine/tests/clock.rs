@@ -186,7 +186,7 @@ fn stalled(since_secs: i64) -> Event {
 
 fn progress(step: u64, total: u64, overrun: Option<Duration>) -> Event {
     Event::Progress {
-        progress: ProgressView {
+        progress: Progress {
             percent: Some(step as f64 / total as f64 * 100.0),
             step: Some(step),
             total: Some(total),
@@ -194,6 +194,7 @@ fn progress(step: u64, total: u64, overrun: Option<Duration>) -> Event {
             eta: Some(Duration::from_secs((total - step) * 2)),
             metrics: vec![("loss".into(), 0.41), ("lr".into(), 1e-4)],
             overrun,
+            ..Progress::default()
         },
         convergence: None,
     }

@@ -9,102 +9,22 @@
 //! traceback, `CUDA out of memory`) is reported fatal at once, and becomes a warning when
 //! the log goes on with ordinary output (the program caught it) or the process exits 0.
 
+mod blocks;
 mod burst;
 mod classify;
+mod config;
+mod exit;
 mod prefilter;
 mod rules;
 
 use std::collections::{HashMap, VecDeque};
 
-use regex::Regex;
-use thiserror::Error;
-
 use crate::model::{Category, ExitOutcome, Incident, Severity};
 use classify::{ExcLine, TbContext};
+pub use config::{DetectConfig, PatternError};
+pub use exit::{exit_incident, exit_verdict};
 use prefilter::Prefilter;
 use rules::{Hit, HitKind, LineKind};
-
-/// Per-job detection settings.
-#[derive(Debug, Clone)]
-pub struct DetectConfig {
-    /// R-hat above this is a convergence problem (the protocol's 1.1 by default).
-    pub rhat_threshold: f64,
-    /// Extra patterns: a line matching one is an incident of that category (checked before
-    /// the built-in rules, so a job can name its own fatal lines).
-    pub extra: Vec<(Category, Regex)>,
-    /// Lines matching one of these are never evidence.
-    pub ignore: Vec<Regex>,
-}
-
-/// A pattern of a job's detection settings that cannot be used.
-#[derive(Debug, Error)]
-pub enum PatternError {
-    #[error("pattern {0:?}: expected CATEGORY=REGEX")]
-    NoCategory(String),
-    #[error("pattern {pattern:?}: {reason}")]
-    Category { pattern: String, reason: String },
-    #[error("pattern {pattern:?}: invalid regex: {source}")]
-    Regex {
-        pattern: String,
-        #[source]
-        source: regex::Error,
-    },
-    #[error("R-hat threshold {0} must be a number above 1")]
-    Rhat(f64),
-}
-
-impl DetectConfig {
-    /// Build from text settings (a job's config, the command line): `extra` items are
-    /// `CATEGORY=REGEX`, `ignore` items are regexes.
-    pub fn from_patterns<S: AsRef<str>>(
-        rhat_threshold: f64,
-        extra: &[S],
-        ignore: &[S],
-    ) -> Result<Self, PatternError> {
-        if !(rhat_threshold.is_finite() && rhat_threshold > 1.0) {
-            return Err(PatternError::Rhat(rhat_threshold));
-        }
-        let regex = |p: &str, full: &str| {
-            Regex::new(p).map_err(|source| PatternError::Regex {
-                pattern: full.to_string(),
-                source,
-            })
-        };
-        let extra = extra
-            .iter()
-            .map(|e| {
-                let e = e.as_ref();
-                let (cat, re) = e
-                    .split_once('=')
-                    .ok_or_else(|| PatternError::NoCategory(e.to_string()))?;
-                let cat: Category = cat.trim().parse().map_err(|reason| PatternError::Category {
-                    pattern: e.to_string(),
-                    reason,
-                })?;
-                Ok((cat, regex(re, e)?))
-            })
-            .collect::<Result<_, PatternError>>()?;
-        let ignore = ignore
-            .iter()
-            .map(|p| regex(p.as_ref(), p.as_ref()))
-            .collect::<Result<_, _>>()?;
-        Ok(Self {
-            rhat_threshold,
-            extra,
-            ignore,
-        })
-    }
-}
-
-impl Default for DetectConfig {
-    fn default() -> Self {
-        Self {
-            rhat_threshold: 1.1,
-            extra: Vec::new(),
-            ignore: Vec::new(),
-        }
-    }
-}
 
 /// What the detector learned from a line (or from the end of the log).
 #[derive(Debug, Clone, PartialEq)]
@@ -365,36 +285,19 @@ impl Detector {
                     self.set_forced(i, Severity::Warning, &mut out);
                 }
             }
-            Some(ExitOutcome::Code(code)) => {
+            Some(outcome @ ExitOutcome::Code(_)) => {
                 let cause = self
                     .last_fatal
                     .filter(|&i| !self.meta[i].caught && self.tail_ordinary <= CAUSE_WITHIN);
                 if let Some(i) = cause {
                     self.set_forced(i, Severity::Fatal, &mut out);
                 } else if !self.has_fatal() {
-                    // Nothing in the log explains the failure: the program chose to stop
-                    // (sys.exit(n), a shell `exit`, an error message in a form we do not
-                    // know). That is the code's logic speaking, so the implementation
-                    // owner reads the log first.
-                    let text = format!("the process ended with exit code {code} and the log states no error");
-                    self.exit_incident(Category::Implementation, text, &mut out);
+                    self.unexplained_exit(outcome, &mut out);
                 }
             }
-            Some(ExitOutcome::Signal(sig)) => {
-                if !self.has_fatal() {
-                    let outcome = ExitOutcome::Signal(sig);
-                    let (category, why) = match sig {
-                        // A native crash is a bug in the code or a library it calls.
-                        4 | 6 | 7 | 8 | 11 => (Category::Implementation, "native crash"),
-                        9 => (Category::Resource, "killed (OOM killer?)"),
-                        // Stopped from outside: a scheduler limit, a user, a supervisor.
-                        _ => (Category::Resource, "stopped from outside"),
-                    };
-                    let text = format!("{outcome} with no traceback: {why}");
-                    self.exit_incident(category, text, &mut out);
-                }
-            }
-            Some(ExitOutcome::Unknown) | None => {}
+            // A signal or an unknown end: only what the log said can explain it.
+            Some(outcome) if !self.has_fatal() => self.unexplained_exit(outcome, &mut out),
+            Some(_) | None => {}
         }
         out
     }
@@ -403,7 +306,11 @@ impl Detector {
         self.incidents.iter().any(|i| i.severity == Severity::Fatal)
     }
 
-    fn exit_incident(&mut self, category: Category, text: String, out: &mut Vec<Finding>) {
+    /// A failed exit that nothing in the log explains: the exit classifier's verdict.
+    fn unexplained_exit(&mut self, outcome: ExitOutcome, out: &mut Vec<Finding>) {
+        let Some((category, text)) = exit::exit_verdict(outcome) else {
+            return;
+        };
         let excerpt = self
             .ring
             .iter()
@@ -719,231 +626,6 @@ impl Detector {
             group: false,
         });
     }
-
-    fn in_block(&mut self, mut b: Block, n: u64, vis: &str, out: &mut Vec<Finding>) {
-        let full = vis.trim_end();
-        // Inside an exception group, read each line without its `  | ` margin.
-        let t = if b.group {
-            full.trim_start()
-                .strip_prefix('|')
-                .map(|r| r.strip_prefix(' ').unwrap_or(r))
-                .unwrap_or(full)
-        } else {
-            full
-        };
-        if t.trim().is_empty() {
-            self.mode = Mode::Block(b);
-            return;
-        }
-        if t.ends_with("Traceback (most recent call last):") {
-            // Another traceback began before this one ended (another process): the first
-            // was cut off; follow the new one.
-            let target = b.target;
-            self.start_block(target, vis);
-            return;
-        }
-        if t.starts_with([' ', '\t']) {
-            if t.contains("File \"") && (t.contains("/pandas/") || t.contains("\\pandas\\")) {
-                b.ctx.pandas_frame = true;
-            }
-            if b.lines.len() >= MAX_EXCERPT * 2 {
-                b.lines.remove(EXCERPT_HEAD);
-            }
-            b.lines.push(cut(full, MAX_LINE_CHARS));
-            self.mode = Mode::Block(b);
-            return;
-        }
-        if let Some(e) = classify::parse_exception_line(t) {
-            self.exception(b, n, full, e, out);
-            return;
-        }
-        // Output of another thread or process between the frames.
-        b.interleaved += 1;
-        if b.interleaved <= 40 {
-            self.mode = Mode::Block(b);
-        }
-    }
-
-    fn exception(&mut self, b: Block, n: u64, full: &str, e: ExcLine<'_>, out: &mut Vec<Finding>) {
-        let v = classify::classify_exception(e.name, e.msg, &b.ctx);
-        let mut lines = b.lines;
-        lines.push(cut(full, MAX_LINE_CHARS));
-        // The exception line itself, without an exception group's margin.
-        let t = &full[full.len() - e.line.len()..];
-        let group = b.group;
-        let (idx, append) = match b.target {
-            Target::Fresh => {
-                let key = burst::key(v.category, t);
-                let Some(r) =
-                    self.occurrence(key, n, v.category, v.strong, !b.ignored, b.ignored, t, lines, out)
-                else {
-                    return;
-                };
-                r
-            }
-            Target::Chained(i, append) => {
-                if append {
-                    for l in &lines {
-                        self.append(i, l);
-                    }
-                    if !self.meta[i].strong && v.strong {
-                        self.meta[i].strong = true;
-                        self.incidents[i].category = v.category;
-                    }
-                    self.updated(i, out);
-                }
-                (i, append)
-            }
-            Target::Original(i, append) => {
-                if append {
-                    for l in &lines {
-                        self.append(i, l);
-                    }
-                    // The worker's exception is the root cause; the wrapper only relays it.
-                    self.incidents[i].line = n;
-                    self.incidents[i].text = cut(t.trim(), MAX_LINE_CHARS);
-                    if v.strong || !self.meta[i].strong {
-                        self.incidents[i].category = v.category;
-                        self.meta[i].strong = v.strong;
-                    }
-                    self.updated(i, out);
-                }
-                (i, append)
-            }
-        };
-        self.mode = Mode::After(After {
-            idx,
-            append,
-            kind: AfterKind::Exception,
-            left: if group { 200 } else { 10 },
-            blank: false,
-            chain: false,
-            group,
-        });
-    }
-
-    fn after(&mut self, mut a: After, n: u64, vis: &str, out: &mut Vec<Finding>) {
-        let t = vis.trim_end();
-        if t.trim().is_empty() {
-            a.blank = true;
-            if a.kind != AfterKind::Warning {
-                self.mode = Mode::After(a);
-            }
-            return;
-        }
-        if t.starts_with("During handling of the above exception")
-            || t.starts_with("The above exception was the direct cause")
-        {
-            a.chain = true;
-            if a.append {
-                self.append(a.idx, t);
-                self.updated(a.idx, out);
-            }
-            self.mode = Mode::After(a);
-            return;
-        }
-        if t.ends_with("Traceback (most recent call last):") {
-            let target = if t.ends_with("Original Traceback (most recent call last):") {
-                Target::Original(a.idx, a.append)
-            } else if a.chain || (a.kind == AfterKind::Native && !a.blank) {
-                Target::Chained(a.idx, a.append)
-            } else {
-                Target::Fresh
-            };
-            self.start_block(target, vis);
-            return;
-        }
-        let absorb = match a.kind {
-            AfterKind::Exception => {
-                if t.trim() == "\"\"\"" {
-                    true
-                } else if a.group {
-                    a.left > 0 && t.trim_start().starts_with(['|', '+'])
-                } else {
-                    !a.blank && a.left > 0 && !looks_like_log_record(t) && self.same_story(&a, t)
-                }
-            }
-            AfterKind::Warning => a.left > 0 && self.same_story(&a, t),
-            AfterKind::Faulthandler => a.left > 0 && is_faulthandler_line(t),
-            AfterKind::Native => false,
-        };
-        if !absorb {
-            self.normal(n, vis, out);
-            return;
-        }
-        a.left = a.left.saturating_sub(1);
-        if a.append {
-            self.append(a.idx, t);
-            self.updated(a.idx, out);
-        }
-        // A warning's message ends with its source line, indented by two spaces.
-        if a.kind == AfterKind::Warning && t.starts_with("  ") {
-            return;
-        }
-        self.mode = Mode::After(a);
-    }
-
-    /// Can `t` continue the message of incident `a` (rather than be evidence of its own)?
-    fn same_story(&self, a: &After, t: &str) -> bool {
-        if !self.pre.maybe(t.as_bytes()) {
-            return true;
-        }
-        match rules::classify_line(t, self.cfg.rhat_threshold) {
-            LineKind::Hit(h) => {
-                !h.looks_fatal && h.category == self.incidents[a.idx].category && h.kind == HitKind::Plain
-            }
-            LineKind::Nothing => true,
-            _ => false,
-        }
-    }
-
-    fn skip(&mut self, left: u32, n: u64, vis: &str, out: &mut Vec<Finding>) {
-        let t = vis.trim_end();
-        let structural = t.ends_with("Traceback (most recent call last):")
-            || (self.pre.maybe(t.as_bytes())
-                && !matches!(
-                    rules::classify_line(t, self.cfg.rhat_threshold),
-                    LineKind::Nothing
-                ));
-        if left == 0 || t.trim().is_empty() || structural {
-            self.normal(n, vis, out);
-            return;
-        }
-        self.count_ordinary(1, out);
-        if !t.starts_with("  ") {
-            self.mode = Mode::Skip(left - 1);
-        }
-    }
-
-    fn table(&mut self, mut tb: Table, n: u64, vis: &str, out: &mut Vec<Finding>) {
-        let t = vis.trim();
-        let Some(v) = rules::rhat_row(t, tb.col, tb.ncols) else {
-            if t == "..." || t.starts_with("...") {
-                self.mode = Mode::Table(tb);
-                return;
-            }
-            self.normal(n, vis, out);
-            return;
-        };
-        if v.is_nan() || v > self.cfg.rhat_threshold {
-            match tb.idx {
-                None => {
-                    let key = burst::key(Category::Convergence, "r_hat table above threshold");
-                    let excerpt = vec![tb.header.clone(), cut(vis.trim_end(), MAX_LINE_CHARS)];
-                    tb.idx =
-                        self.occurrence(key, n, Category::Convergence, true, false, false, t, excerpt, out);
-                }
-                Some((_, false)) => {}
-                Some((i, true)) => {
-                    self.append(i, vis.trim_end());
-                    self.updated(i, out);
-                }
-            }
-        } else {
-            self.count_ordinary(1, out);
-        }
-        self.mode = Mode::Table(tb);
-    }
 }
 
 fn push_excerpt(ex: &mut Vec<String>, omitted: &mut usize, line: String) {
@@ -957,36 +639,6 @@ fn push_excerpt(ex: &mut Vec<String>, omitted: &mut usize, line: String) {
         ex[EXCERPT_HEAD] = format!("  [… {omitted} lines …]");
     }
     ex.push(line);
-}
-
-/// A line that starts a new log record rather than continuing an exception's message.
-fn looks_like_log_record(t: &str) -> bool {
-    let b = t.as_bytes();
-    let dated = b.len() >= 10 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-';
-    dated
-        || t.starts_with('[')
-        || t.contains("%|")
-        || [
-            "INFO", "DEBUG", "WARNING", "ERROR", "CRITICAL", "epoch", "Epoch", "step", "Step",
-        ]
-        .iter()
-        .any(|p| t.starts_with(p))
-}
-
-fn is_faulthandler_line(t: &str) -> bool {
-    [
-        "Current thread",
-        "Thread 0x",
-        "  File ",
-        "Extension modules:",
-        "Python runtime state:",
-        "  <no Python frame>",
-        "Stack (most recent call first)",
-        "Fatal Python error",
-        "Garbage-collecting",
-    ]
-    .iter()
-    .any(|p| t.starts_with(p))
 }
 
 #[cfg(test)]

@@ -1,9 +1,17 @@
-//! The supervisor: one task per job (see `job`), a router that sends each chat command to
-//! its job, and the bookkeeping that tells `trainwatch run` when every job has ended.
+//! The runtime: the supervisor that wires one engine per job to the edges.
+//!
+//! - this module: the router that sends each chat command (and each command queued by
+//!   `trainwatch send`) to its job, and the bookkeeping that tells `trainwatch run` when
+//!   every job has ended;
+//! - `job`: one task per job — a select loop and the executor of the engine's actions;
+//! - `readopt`: what to do about a run found under way at start (a pure, tested plan);
+//! - `spec`: what the engine and the log pipeline get from a job's spec.
+//!
 //! Stopping trainwatch never stops a job: the shim holds it, and the next start re-adopts it.
 
 mod job;
-mod metrics_feed;
+mod readopt;
+mod spec;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

@@ -13,9 +13,17 @@ use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
 use regex::Regex;
-use thiserror::Error;
 
 use crate::model::{Category, Incident, Severity};
+
+mod parse;
+mod series;
+
+use parse::{
+    dict_pairs, kv_pairs, parse_number, parse_scaled, parse_scaled_f64, strip_ansi, truncate_bytes,
+    truncate_chars, Pair,
+};
+pub use series::Series;
 
 /// Most distinct metric names remembered; a log that invents names forever cannot grow us.
 const MAX_KEYS: usize = 256;
@@ -53,48 +61,6 @@ impl Default for MetricsConfig {
             chart: vec!["loss".to_owned()],
             diverge_factor: 3.0,
         }
-    }
-}
-
-/// A rejected metrics setting.
-#[derive(Debug, Error)]
-pub enum MetricsConfigError {
-    #[error("invalid regex for metric {name:?}: {source}")]
-    BadRegex {
-        name: String,
-        #[source]
-        source: regex::Error,
-    },
-    #[error("the regex for metric {name:?} needs exactly one capture group for the number, it has {groups}")]
-    CaptureGroups { name: String, groups: usize },
-    #[error("diverge_factor must be a finite number above 1, got {0}")]
-    DivergeFactor(f64),
-}
-
-impl MetricsConfig {
-    /// Adds a named regex after checking it has one capture group.
-    pub fn add_extra(&mut self, name: &str, pattern: &str) -> Result<(), MetricsConfigError> {
-        let re = Regex::new(pattern).map_err(|source| MetricsConfigError::BadRegex {
-            name: name.to_owned(),
-            source,
-        })?;
-        let groups = re.captures_len() - 1;
-        if groups != 1 {
-            return Err(MetricsConfigError::CaptureGroups {
-                name: name.to_owned(),
-                groups,
-            });
-        }
-        self.extra.push((name.to_owned(), re));
-        Ok(())
-    }
-
-    /// Checks the settings a user can get wrong.
-    pub fn validate(&self) -> Result<(), MetricsConfigError> {
-        if !(self.diverge_factor.is_finite() && self.diverge_factor > 1.0) {
-            return Err(MetricsConfigError::DivergeFactor(self.diverge_factor));
-        }
-        Ok(())
     }
 }
 
@@ -161,8 +127,10 @@ impl HealthSignal {
     }
 }
 
-/// MCMC convergence facts found in the log; each is None until the log states it.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// MCMC convergence facts found in the log; each is None until the log states it (the
+/// completion report shows them as they are).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Convergence {
     pub chains: Option<u32>,
     /// Draws per chain (after tuning).
@@ -220,165 +188,6 @@ pub struct MetricsSnapshot {
     pub convergence: Option<Convergence>,
 }
 
-/// Most buckets a [`Series`] keeps; each yields at most a low, a high and a gap marker.
-const MAX_BUCKETS: usize = 1024;
-
-/// Summary of consecutive raw points: their lowest and highest finite values (in arrival
-/// order, so spikes survive downsampling) and whether a non-finite value was among them.
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    n: u64,
-    lo: Option<(u64, f64, f64)>,
-    hi: Option<(u64, f64, f64)>,
-    nonfinite: bool,
-}
-
-impl Bucket {
-    fn merge(self, other: Bucket) -> Bucket {
-        let pick = |a: Option<(u64, f64, f64)>, b: Option<(u64, f64, f64)>, lower: bool| match (a, b) {
-            (Some(a), Some(b)) => {
-                if (lower && b.2 < a.2) || (!lower && b.2 > a.2) {
-                    Some(b)
-                } else {
-                    Some(a)
-                }
-            }
-            (a, b) => a.or(b),
-        };
-        Bucket {
-            n: self.n + other.n,
-            lo: pick(self.lo, other.lo, true),
-            hi: pick(self.hi, other.hi, false),
-            nonfinite: self.nonfinite || other.nonfinite,
-        }
-    }
-}
-
-/// A metric over steps, downsampled so that it stays small however long the run: raw points
-/// go into buckets of equal count; when the buckets run out, neighbours are merged and the
-/// bucket size doubles. At most [`Series::MAX_POINTS`] points come out.
-#[derive(Debug, Clone)]
-pub struct Series {
-    buckets: Vec<Bucket>,
-    per_bucket: u64,
-    raw_len: u64,
-    nonfinite: u64,
-    last: Option<(f64, f64)>,
-}
-
-impl Default for Series {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Series {
-    /// Bound on [`Series::points`]' length.
-    pub const MAX_POINTS: usize = 3 * MAX_BUCKETS;
-
-    pub fn new() -> Self {
-        Self {
-            buckets: Vec::new(),
-            per_bucket: 1,
-            raw_len: 0,
-            nonfinite: 0,
-            last: None,
-        }
-    }
-
-    /// Adds a point; `y` may be NaN or infinite (it then shows as a gap).
-    pub fn push(&mut self, x: f64, y: f64) {
-        let seq = self.raw_len;
-        self.raw_len += 1;
-        self.last = Some((x, y));
-        let finite = x.is_finite() && y.is_finite();
-        if !finite {
-            self.nonfinite += 1;
-        }
-        let point = finite.then_some((seq, x, y));
-        let fresh = Bucket {
-            n: 1,
-            lo: point,
-            hi: point,
-            nonfinite: !finite,
-        };
-        match self.buckets.last_mut() {
-            Some(b) if b.n < self.per_bucket => *b = b.merge(fresh),
-            _ => {
-                if self.buckets.len() == MAX_BUCKETS {
-                    self.compact();
-                }
-                self.buckets.push(fresh);
-            }
-        }
-    }
-
-    fn compact(&mut self) {
-        let merged: Vec<Bucket> = self
-            .buckets
-            .chunks(2)
-            .map(|c| c.iter().copied().reduce(Bucket::merge).expect("chunk not empty"))
-            .collect();
-        self.buckets = merged;
-        self.per_bucket *= 2;
-    }
-
-    /// The downsampled points in arrival order. A point with a NaN `y` marks where non-finite
-    /// values were: a chart breaks its line there.
-    pub fn points(&self) -> Vec<(f64, f64)> {
-        let mut out = Vec::with_capacity(self.buckets.len() * 2);
-        for b in &self.buckets {
-            match (b.lo, b.hi) {
-                (Some(lo), Some(hi)) if lo.0 == hi.0 => out.push((lo.1, lo.2)),
-                (Some(lo), Some(hi)) => {
-                    let (a, c) = if lo.0 < hi.0 { (lo, hi) } else { (hi, lo) };
-                    out.push((a.1, a.2));
-                    out.push((c.1, c.2));
-                }
-                _ => {}
-            }
-            if b.nonfinite {
-                let x =
-                    b.hi.or(b.lo)
-                        .map(|p| p.1)
-                        .unwrap_or_else(|| out.last().map(|p| p.0).unwrap_or(f64::NAN));
-                out.push((x, f64::NAN));
-            }
-        }
-        out
-    }
-
-    /// How many points [`Series::points`] returns.
-    pub fn len(&self) -> usize {
-        self.buckets
-            .iter()
-            .map(|b| {
-                let finite = match (b.lo, b.hi) {
-                    (Some(lo), Some(hi)) if lo.0 == hi.0 => 1,
-                    (Some(_), Some(_)) => 2,
-                    _ => 0,
-                };
-                finite + usize::from(b.nonfinite)
-            })
-            .sum()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.raw_len == 0
-    }
-    /// How many points were pushed in all.
-    pub fn raw_len(&self) -> u64 {
-        self.raw_len
-    }
-    /// How many pushed values were NaN or infinite.
-    pub fn nonfinite(&self) -> u64 {
-        self.nonfinite
-    }
-    /// The last point pushed, as it was.
-    pub fn last(&self) -> Option<(f64, f64)> {
-        self.last
-    }
-}
-
 /// Per loss key: its running minimum and which alarms are up (so each is told once).
 #[derive(Debug, Clone, Default)]
 struct LossState {
@@ -417,13 +226,6 @@ pub struct MetricsTracker {
     reported_rate: Option<f64>,
     convergence: Convergence,
     table: Option<SummaryTable>,
-}
-
-/// One parsed value: the key, its text as printed and the number.
-struct Pair {
-    key: String,
-    text: String,
-    value: f64,
 }
 
 impl MetricsTracker {
@@ -796,151 +598,6 @@ impl MetricsTracker {
 /// Whether a metric is a loss (`loss`, `train_loss`, `val/loss`, …).
 pub fn is_loss_key(key: &str) -> bool {
     key.to_ascii_lowercase().ends_with("loss")
-}
-
-/// `key=value` and `key: value` pairs.
-fn kv_pairs(seg: &str) -> Vec<Pair> {
-    static KV: OnceLock<Regex> = OnceLock::new();
-    let re = KV.get_or_init(|| {
-        // `:` needs a space after it so that clock times (12:30:05) are not pairs.
-        Regex::new(
-            r"(?:^|[^A-Za-z0-9_./\-])(?P<key>[A-Za-z][A-Za-z0-9_./\-]{0,63})\s*(?:=|:\s)\s*(?P<num>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?i:nan|infinity|inf))(?P<unit>[A-Za-z_%]*)(?P<clock>:\d)?",
-        )
-        .expect("valid regex")
-    });
-    re.captures_iter(seg)
-        .filter_map(|c| {
-            let num = c.name("num")?.as_str();
-            let alpha = num
-                .chars()
-                .any(|ch| ch.is_ascii_alphabetic() && ch != 'e' && ch != 'E');
-            // `name=inference` is not infinity.
-            if alpha && !c.name("unit").is_some_and(|u| u.as_str().is_empty()) {
-                return None;
-            }
-            // `ETA: 1:23` is a clock, not the number 1.
-            if c.name("clock").is_some() {
-                return None;
-            }
-            Some(Pair {
-                key: c.name("key")?.as_str().to_owned(),
-                text: num.to_owned(),
-                value: parse_number(num)?,
-            })
-        })
-        .collect()
-}
-
-/// Pairs of a record printed as a Python dict or a JSON object.
-fn dict_pairs(seg: &str) -> Vec<Pair> {
-    static PAIR: OnceLock<Regex> = OnceLock::new();
-    let (Some(open), Some(close)) = (seg.find('{'), seg.rfind('}')) else {
-        return Vec::new();
-    };
-    if close <= open {
-        return Vec::new();
-    }
-    let body = &seg[open..=close];
-    let re = PAIR.get_or_init(|| {
-        Regex::new(r#"['"](?P<key>[^'"]{1,64})['"]\s*:\s*(?P<val>[^,{}\[\]]+(?:\([^)]*\))?)"#)
-            .expect("valid regex")
-    });
-    re.captures_iter(body)
-        .filter_map(|c| {
-            let raw = c.name("val")?.as_str().trim();
-            let text = unwrap_call(raw);
-            Some(Pair {
-                key: c.name("key")?.as_str().to_owned(),
-                text: text.to_owned(),
-                value: parse_number(text)?,
-            })
-        })
-        .collect()
-}
-
-/// `tensor(0.69, device='cuda:0')` or `np.float64(0.69)` → `0.69`.
-fn unwrap_call(raw: &str) -> &str {
-    match raw.find('(') {
-        Some(i)
-            if raw[..i]
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') =>
-        {
-            let inner = &raw[i + 1..];
-            let end = inner.find([',', ')']).unwrap_or(inner.len());
-            inner[..end].trim()
-        }
-        _ => raw,
-    }
-}
-
-/// A number as training code prints it, NaN and infinities included.
-fn parse_number(s: &str) -> Option<f64> {
-    let s = s.trim().trim_matches(|c| c == '\'' || c == '"');
-    if s.is_empty() || s.len() > 40 {
-        return None;
-    }
-    s.parse::<f64>().ok()
-}
-
-/// tqdm counts with `unit_scale` (1.2k, 3M).
-fn parse_scaled_f64(s: &str) -> Option<f64> {
-    let (num, mult) = match s.chars().last()? {
-        'k' => (&s[..s.len() - 1], 1e3),
-        'M' => (&s[..s.len() - 1], 1e6),
-        'G' => (&s[..s.len() - 1], 1e9),
-        'T' => (&s[..s.len() - 1], 1e12),
-        _ => (s, 1.0),
-    };
-    num.parse::<f64>().ok().map(|v| v * mult)
-}
-
-fn parse_scaled(s: &str) -> Option<u64> {
-    parse_scaled_f64(s)
-        .filter(|v| v.is_finite() && *v >= 0.0 && *v < 1e18)
-        .map(|v| v.round() as u64)
-}
-
-/// Removes ANSI escape sequences (cursor moves of nested tqdm bars, colours).
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '\u{1b}' {
-            out.push(c);
-            continue;
-        }
-        if chars.peek() == Some(&'[') {
-            chars.next();
-            // CSI: parameters then one final byte in @..~
-            for c in chars.by_ref() {
-                if ('@'..='~').contains(&c) {
-                    break;
-                }
-            }
-        } else {
-            chars.next();
-        }
-    }
-    out
-}
-
-fn truncate_bytes(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
-fn truncate_chars(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_owned(),
-    }
 }
 
 #[cfg(test)]

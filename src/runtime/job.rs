@@ -1,7 +1,13 @@
-//! One job's task: owns its engine, follows its log through the detectors, holds its
-//! process handle, and carries out the engine's actions. Everything the engine decides is
-//! committed to the store before it is shown, so a crash of trainwatch loses nothing and a
-//! restart re-adopts the job where it was.
+//! One job's task: a select loop over commands, the log, the process and the clock, and the
+//! executor of the engine's actions. It owns the job's engine, its log [`Pipeline`] and its
+//! process handle. Everything the engine decides is committed to the store (with the
+//! pipeline's state) before it is shown, so a crash of trainwatch loses nothing and a restart
+//! re-adopts the job where it was (see `readopt`).
+//!
+//! State is held once: the engine holds the protocol's state (phase, liveness as the
+//! protocol knows it, the baseline, the progress shown), the pipeline what reading the log
+//! measures, and this task only the OS handle of the running process; it asks the engine
+//! through its read-only queries, never by reading its fields.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -15,32 +21,22 @@ use tracing::{debug, info, warn};
 use crate::chat::{ChatSink, Inbound, Outgoing};
 use crate::config::JobSpec;
 use crate::engine::{
-    Action, Body, Command, Decision, Event, FixEvidence, Input, JobMachine, JobSettings, Message, MessageKey,
-    OutputFile, Phase, Reply,
+    Action, Body, Command, Decision, Event, FixEvidence, Input, JobMachine, Message, MessageKey, OutputFile,
+    Reply,
 };
 use crate::exec::{self, Adopted, JobHandle, SpawnSpec};
 use crate::model::{ExitOutcome, JobName, RunId};
 use crate::review;
 use crate::store::Store;
-use crate::watch::detect::{Detector, Finding};
-use crate::watch::follower::{display_segment, FollowState, Follower};
-use crate::watch::metrics::{HealthSignal, MetricsTracker};
-use crate::watch::progress::StallDetector;
+use crate::watch::pipeline::{Pipeline, PipelineState};
 
-use super::metrics_feed::{self, LineGate};
+use super::readopt::{self, Found, Plan};
+use super::spec::{pipeline_config, settings_of};
 
 /// How long the log must stay quiet before pending detector state is settled.
 const IDLE_SETTLE: Duration = Duration::from_secs(2);
 /// How often the log position is saved while the log grows without any event worth a commit.
 const FOLLOW_SAVE_EVERY: Duration = Duration::from_secs(5);
-/// Stall checks run this often relative to the stall timeout, within the bounds below.
-const STALL_CHECKS_PER_TIMEOUT: u32 = 4;
-const STALL_CHECK_MIN: Duration = Duration::from_millis(50);
-const STALL_CHECK_MAX: Duration = Duration::from_secs(5);
-/// Incident keys of health signals (loss NaN, diverging) have the top bit set; the
-/// detector's keys (`gen << 32 | index`) and exit keys (`u64::MAX - attempt`) never do or
-/// stay far above.
-const HEALTH_KEY_BIT: u64 = 1 << 63;
 
 /// Messages to a job's task.
 pub(crate) enum JobMsg {
@@ -63,6 +59,8 @@ enum Internal {
         attempt: u32,
         handle: Arc<JobHandle>,
         checkpoint: Option<PathBuf>,
+        /// A new run's code as its process started (what its fixes are compared against).
+        baseline: Option<review::Snapshot>,
     },
     SpawnFailed {
         error: String,
@@ -78,10 +76,8 @@ pub(crate) struct JobRuntime {
     machine: JobMachine,
     store: Arc<Mutex<Store>>,
     chat: Arc<dyn ChatSink>,
-    follower: Follower,
-    detector: Detector,
-    /// Distinguishes detectors across attempts so incident keys never collide.
-    detector_gen: u64,
+    pipeline: Pipeline,
+    /// The running process (None while none runs, or while it is being started).
     handle: Option<Arc<JobHandle>>,
     state_root: PathBuf,
     shim: PathBuf,
@@ -89,17 +85,9 @@ pub(crate) struct JobRuntime {
     internal_rx: mpsc::UnboundedReceiver<Internal>,
     ended: mpsc::UnboundedSender<RunEnd>,
     last_line_at: Option<Instant>,
-    /// The code as a new run's process is started (what its fixes are compared against).
-    baseline: Option<review::Snapshot>,
     follow_saved_at: Instant,
     follow_dirty: bool,
-    /// Metrics of the current run, fed the lines the gate lets through.
-    tracker: MetricsTracker,
-    gate: LineGate,
-    /// Watches for a hung process (None: no stall timeout, or no process).
-    stall: Option<StallDetector>,
     stall_checked_at: Instant,
-    health_seq: u64,
 }
 
 pub(crate) struct JobRuntimeArgs {
@@ -116,37 +104,30 @@ impl JobRuntime {
     /// Restore the job from the store (or start blank) and re-adopt a process that was
     /// running when trainwatch last stopped.
     pub(crate) fn new(args: JobRuntimeArgs) -> Result<Self, crate::store::StoreError> {
-        // The config builds the engine's settings; whether anyone can decide is ours to say.
-        let settings = JobSettings {
-            unattended: args.unattended,
-            ..args.spec.engine.clone()
-        };
+        let settings = settings_of(&args.spec, args.unattended);
         let saved = args
             .store
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .load_job(&args.spec.engine.job)?;
-        let (machine, follow) = match saved {
-            Some((state, follow)) => {
-                let follow = follow
-                    .and_then(|f| serde_json::from_value::<FollowState>(f).ok())
+        let (machine, saved_pipeline) = match saved {
+            Some((state, pipeline)) => {
+                let pipeline = pipeline
+                    .and_then(|f| serde_json::from_value::<PipelineState>(f).ok())
                     .unwrap_or_default();
-                (JobMachine::restore(settings, state), follow)
+                (JobMachine::restore(settings, state), pipeline)
             }
-            None => (JobMachine::new(settings), FollowState::default()),
+            None => (JobMachine::new(settings), PipelineState::default()),
         };
         let (internal_tx, internal_rx) = mpsc::unbounded_channel();
-        let detector = Detector::new(args.spec.detect.clone());
-        let metrics = metrics_feed::metrics_config(&args.spec);
+        let pipeline = Pipeline::new(
+            pipeline_config(&args.spec),
+            saved_pipeline,
+            machine.incident_keys(),
+        );
         Ok(Self {
-            gate: LineGate::new(&metrics),
-            tracker: MetricsTracker::new(metrics),
-            stall: None,
             stall_checked_at: Instant::now(),
-            health_seq: 0,
-            follower: Follower::new(args.spec.engine.log.clone(), follow),
-            detector,
-            detector_gen: 0,
+            pipeline,
             machine,
             store: args.store,
             chat: args.chat,
@@ -158,7 +139,6 @@ impl JobRuntime {
             ended: args.ended,
             spec: args.spec,
             last_line_at: None,
-            baseline: None,
             follow_saved_at: Instant::now(),
             follow_dirty: false,
         })
@@ -175,91 +155,56 @@ impl JobRuntime {
             .join(format!("attempt-{attempt}"))
     }
 
-    /// Pick up a run that was under way when trainwatch stopped.
+    /// Pick up a run that was under way when trainwatch stopped (what to do: `readopt::plan`).
     fn readopt(&mut self) {
-        let Some(run) = self.machine.run().cloned() else {
+        let Some(saved) = self.machine.under_way() else {
             return;
         };
-        if run.phase.is_over() {
-            return;
-        }
-        info!(job = %self.spec.engine.job, run = run.id.0, phase = ?run.phase, "re-adopting");
-        match run.phase {
-            Phase::Starting | Phase::Restarting => {
-                let next = self.attempt_dir(run.id, run.attempt + 1);
-                match exec::adopt(&next) {
-                    Ok(Some(adopted)) => self.adopt_new_attempt(run.attempt + 1, adopted),
-                    _ => {
-                        // The new process never started: if the old one still runs (a restart
-                        // was killing it), finish the kill; otherwise start it now.
-                        let old = self.attempt_dir(run.id, run.attempt);
-                        match (run.phase, run.alive, exec::adopt(&old)) {
-                            (Phase::Restarting, true, Ok(Some(Adopted::Running(h)))) => {
-                                let h = Arc::new(h);
-                                self.watch_exit(h.clone());
-                                self.handle = Some(h);
-                                self.kill();
-                            }
-                            (Phase::Restarting, true, Ok(Some(Adopted::Ended(outcome)))) => {
-                                let pid = run.pid.unwrap_or_default();
-                                let _ = self.internal_tx.send(Internal::Exited { pid, outcome });
-                            }
-                            _ => {
-                                let append = run.phase == Phase::Restarting;
-                                self.spawn(run.id, run.attempt + 1, append, append);
-                            }
-                        }
-                    }
+        info!(job = %self.spec.engine.job, run = saved.run.0, phase = ?saved.phase, "re-adopting");
+        let plan = readopt::plan(saved, |attempt| {
+            match exec::adopt(&self.attempt_dir(saved.run, attempt)) {
+                Ok(Some(Adopted::Running(h))) => Found::Running(h),
+                Ok(Some(Adopted::Ended(outcome))) => Found::Ended(outcome),
+                Ok(None) => Found::Nothing,
+                Err(e) => {
+                    warn!(job = %self.spec.engine.job, attempt, error = %e, "reading an attempt's state");
+                    Found::Nothing
                 }
             }
-            _ if run.alive => {
-                let dir = self.attempt_dir(run.id, run.attempt);
-                let pid = run.pid.unwrap_or_default();
-                match exec::adopt(&dir) {
-                    Ok(Some(Adopted::Running(h))) => {
-                        let h = Arc::new(h);
-                        self.watch_exit(h.clone());
-                        self.handle = Some(h);
-                        if run.phase == Phase::Stopping {
-                            self.kill();
-                        } else {
-                            self.stall = self.new_stall_detector();
-                        }
-                    }
-                    Ok(Some(Adopted::Ended(outcome))) => {
-                        let _ = self.internal_tx.send(Internal::Exited { pid, outcome });
-                    }
-                    Ok(None) | Err(_) => {
-                        let _ = self.internal_tx.send(Internal::Exited {
-                            pid,
-                            outcome: ExitOutcome::Unknown,
-                        });
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn adopt_new_attempt(&mut self, attempt: u32, adopted: Adopted) {
-        match adopted {
-            Adopted::Running(h) => {
-                let h = Arc::new(h);
+        });
+        match plan {
+            Plan::Nothing => {}
+            Plan::AdoptStarted { attempt, handle } => {
                 let _ = self.internal_tx.send(Internal::Spawned {
                     attempt,
-                    handle: h,
+                    handle: Arc::new(handle),
                     checkpoint: None,
+                    baseline: None,
                 });
             }
-            Adopted::Ended(outcome) => {
-                // It started and ended while we were away: record both (its PID is not kept
-                // once it has ended; 0 stands for "unknown").
+            Plan::StartedAndEnded { outcome } => {
+                // Its PID is not kept once it has ended: 0 stands for "unknown".
                 let pid = 0;
+                self.pipeline.new_attempt(Utc::now());
                 self.step(Event::Spawned {
                     pid,
                     checkpoint: None,
                     previous_log: None,
                 });
+                let _ = self.internal_tx.send(Internal::Exited { pid, outcome });
+            }
+            Plan::Spawn { attempt, append } => self.spawn(saved.run, attempt, append, append),
+            Plan::Watch { handle, kill } => {
+                let h = Arc::new(handle);
+                self.watch_exit(h.clone());
+                self.handle = Some(h);
+                if kill {
+                    self.kill();
+                } else {
+                    self.pipeline.process_running(Utc::now());
+                }
+            }
+            Plan::Exited { pid, outcome } => {
                 let _ = self.internal_tx.send(Internal::Exited { pid, outcome });
             }
         }
@@ -285,7 +230,7 @@ impl JobRuntime {
                     None => break,
                 },
                 Some(internal) = self.internal_rx.recv() => self.internal(internal),
-                _ = self.follower.changed(), if self.reading() => {
+                _ = self.pipeline.changed(), if self.reading() => {
                     self.read_log();
                 }
                 _ = sleep_until_opt(deadline) => {
@@ -296,8 +241,9 @@ impl JobRuntime {
                 _ = sleep_until_opt(stall_at) => self.check_stall(),
                 _ = sleep_until_opt(idle_at) => {
                     self.last_line_at = None;
-                    let findings = self.detector.idle();
-                    self.findings(findings, Vec::new());
+                    for event in self.pipeline.idle() {
+                        self.step(event);
+                    }
                     self.save_follow(true);
                 }
             }
@@ -308,10 +254,7 @@ impl JobRuntime {
     /// The log is read except while a process is being started: what it writes then is read
     /// right after the engine knows the process (so its incidents belong to its attempt).
     fn reading(&self) -> bool {
-        !self
-            .machine
-            .run()
-            .is_some_and(|r| matches!(r.phase, Phase::Starting | Phase::Restarting) && !r.alive)
+        !self.machine.awaiting_process()
     }
 
     fn inbound(&mut self, i: Inbound) {
@@ -325,7 +268,7 @@ impl JobRuntime {
                     ..
                 }
         );
-        let code = if binds && self.machine.run().is_some_and(|r| !r.fixes.is_empty()) {
+        let code = if binds && self.machine.has_fixes() {
             self.snapshot().ok()
         } else {
             None
@@ -379,17 +322,13 @@ impl JobRuntime {
 
     /// The CHANGES SUMMARY and comparison table of the code as it is now, against the run's start.
     fn fix_evidence(&self) -> Result<FixEvidence, String> {
-        let run = self
+        self.machine.under_way().ok_or("no run is under way")?;
+        let baseline = self
             .machine
-            .run()
-            .filter(|r| !r.phase.is_over())
-            .ok_or("no run is under way")?;
-        let baseline = run
-            .baseline
-            .clone()
+            .run_baseline()
             .ok_or("the code was not recorded when this run started")?;
         let now = self.snapshot().map_err(|e| e.to_string())?;
-        let changes = review::changes(&baseline, &now, self.design(), &self.spec.workdir);
+        let changes = review::changes(baseline, &now, self.design(), &self.spec.workdir);
         let comparison = review::compare(self.design(), &now);
         Ok(FixEvidence {
             changes,
@@ -404,21 +343,22 @@ impl JobRuntime {
                 attempt,
                 handle,
                 checkpoint,
+                baseline,
             } => {
                 debug!(job = %self.spec.engine.job, attempt, pid = handle.pid, "spawned");
                 let previous_log = handle.moved_log.clone();
                 self.watch_exit(handle.clone());
                 let pid = handle.pid;
                 self.handle = Some(handle);
-                self.stall = self.new_stall_detector();
-                let new_run = self.machine.run().is_some_and(|r| r.phase == Phase::Starting);
+                self.pipeline.new_attempt(Utc::now());
+                let new_run = self.machine.starting_new_run();
                 self.step(Event::Spawned {
                     pid,
                     checkpoint,
                     previous_log,
                 });
                 if new_run {
-                    if let Some(snapshot) = self.baseline.take() {
+                    if let Some(snapshot) = baseline {
                         self.step(Event::Baseline { snapshot });
                     }
                 }
@@ -432,28 +372,14 @@ impl JobRuntime {
                     return; // a stale waiter from an earlier attempt
                 }
                 self.handle = None;
-                self.stall = None;
+                self.pipeline.process_ended();
                 // Everything written before the exit is read and judged first (the whole
                 // backlog, past the per-read budget), so the report carries the traceback
                 // that explains the exit and the completion report every error.
                 while self.read_log() {}
-                let mut findings = Vec::new();
-                let mut signals = Vec::new();
-                let now = Utc::now();
-                let (detector, tracker, gate) = (&mut self.detector, &mut self.tracker, &mut self.gate);
-                self.follower.flush_partial(|line| {
-                    coalesce(&mut findings, detector.push_line(line.no, &line.text));
-                    if gate.wants(&line.text) {
-                        signals.extend(
-                            tracker
-                                .push_line(&line.text, now)
-                                .into_iter()
-                                .map(|s| (line.no, s)),
-                        );
-                    }
-                });
-                findings.extend(self.detector.finish(Some(outcome)));
-                self.findings(findings, signals);
+                for event in self.pipeline.finish(outcome, Utc::now()) {
+                    self.step(event);
+                }
                 // The completion report shows the final figures (convergence, last step).
                 self.send_progress();
                 let outputs = if outcome.success() {
@@ -480,184 +406,56 @@ impl JobRuntime {
             .collect()
     }
 
-    /// Read what the log gained; feed the detectors and the metrics; tell the engine.
-    /// Returns true when the read stopped at its budget with more of the log waiting.
+    /// Read what the log gained through the pipeline and tell the engine. Returns true when
+    /// the read stopped at its budget with more of the log waiting.
     fn read_log(&mut self) -> bool {
-        let mut findings = Vec::new();
-        let mut signals: Vec<(u64, HealthSignal)> = Vec::new();
-        let mut last_no: Option<u64> = None;
-        let mut last_text = String::new();
-        let mut fed = false;
-        // One clock reading per batch: the lines of a batch arrived together.
-        let now = Utc::now();
-        let (detector, tracker, gate) = (&mut self.detector, &mut self.tracker, &mut self.gate);
-        let res = self.follower.read_available_with(|line| {
-            coalesce(&mut findings, detector.push_line(line.no, line.text));
-            if gate.wants(line.text) {
-                fed = true;
-                signals.extend(
-                    tracker
-                        .push_line(line.text, now)
-                        .into_iter()
-                        .map(|s| (line.no, s)),
-                );
-            }
-            let shown = display_segment(line.text);
-            if !shown.trim().is_empty() {
-                // A short copy into a reused buffer (no allocation per line): the line is only
-                // lent for the duration of this callback.
-                last_text.clear();
-                last_text.push_str(shown);
-                last_no = Some(line.no);
-            }
-        });
-        let more = match res {
-            Ok(stats) => stats.more,
-            Err(e) => {
-                warn!(job = %self.spec.engine.job, error = %e, "reading the log");
-                false
-            }
-        };
-        let last = last_no.map(|no| (no, last_text));
-        if last.is_some() || !findings.is_empty() {
+        let read = self.pipeline.read(Utc::now());
+        if read.activity {
             self.last_line_at = Some(Instant::now());
             self.follow_dirty = true;
         }
-        if let Some(stall) = &mut self.stall {
-            if let Some((_, text)) = &last {
-                stall.line_seen(now, text);
-            }
-            if let Some(step) = self.tracker.step() {
-                stall.step_seen(now, step);
-            }
+        for event in read.events {
+            self.step(event);
         }
-        self.findings(findings, signals);
-        if let Some((line_no, last_line)) = last {
-            self.step(Event::LogActivity { last_line, line_no });
-        }
-        if fed {
+        if read.metrics {
             self.send_progress();
         }
         self.save_follow(false);
-        more
+        read.more
     }
 
-    /// Progress and convergence as the tracker sees them now, for the engine.
+    /// Progress and convergence as the pipeline measures them now, for the engine.
     fn send_progress(&mut self) {
-        let Some(run) = self.machine.run().filter(|r| !r.phase.is_over()) else {
+        let now = Utc::now();
+        let Some(elapsed) = self.machine.attempt_elapsed(now) else {
             return;
         };
-        let elapsed = (Utc::now() - run.attempt_started_at).to_std().unwrap_or_default();
-        let snap = self.tracker.snapshot();
-        let progress = metrics_feed::progress_view(
-            &snap,
-            self.tracker.config(),
-            elapsed,
-            self.spec.engine.expected,
-            self.spec.engine.max,
-        );
-        let convergence = snap.convergence.as_ref().map(metrics_feed::convergence_view);
-        self.step(Event::Progress {
-            progress,
-            convergence,
-        });
-    }
-
-    fn new_stall_detector(&self) -> Option<StallDetector> {
-        self.spec.stall_timeout.map(|t| StallDetector::new(t, Utc::now()))
+        let event = self
+            .pipeline
+            .progress(now, elapsed, self.spec.engine.expected, self.spec.engine.max);
+        self.step(event);
     }
 
     fn next_stall_check(&self) -> Option<Instant> {
-        let timeout = self.spec.stall_timeout?;
-        self.stall.as_ref()?;
-        let every = (timeout / STALL_CHECKS_PER_TIMEOUT).clamp(STALL_CHECK_MIN, STALL_CHECK_MAX);
-        Some(self.stall_checked_at + every)
+        Some(self.stall_checked_at + self.pipeline.stall_check_every()?)
     }
 
-    /// Tell the engine whether the process looks hung (it warns once per episode).
+    /// Tell the engine what the stall watch measures now; it warns once per episode.
     fn check_stall(&mut self) {
         self.stall_checked_at = Instant::now();
-        let Some(detector) = &self.stall else { return };
-        let alive =
-            self.handle.is_some() && self.machine.run().is_some_and(|r| r.alive && !r.phase.is_over());
-        match detector.check(Utc::now(), alive) {
-            Some(stall) => {
-                self.step(Event::Stalled {
-                    since: stall.since,
-                    kind: metrics_feed::stall_kind(stall.kind),
-                    last_line: stall.last_line,
-                });
-            }
-            None => {
-                if self.machine.run().is_some_and(|r| r.stall.is_some()) {
-                    self.step(Event::StallEnded);
-                }
-            }
+        if self.handle.is_none() {
+            return;
         }
-    }
-
-    /// Detector findings and metric health signals (with their line numbers) as incidents.
-    /// A non-finite loss on a line the detector also reported is that incident (the
-    /// detector's verdict stands, as `trainwatch triage` gives it), not a second one.
-    fn findings(&mut self, findings: Vec<Finding>, signals: Vec<(u64, HealthSignal)>) {
-        let mut own = Vec::new();
-        for (line, signal) in signals {
-            let seen = matches!(signal, HealthSignal::LossNonFinite { .. })
-                && findings.iter().any(|f| match f {
-                    Finding::New { incident, .. } | Finding::Updated { incident, .. } => {
-                        incident.line == line && incident.category == crate::model::Category::Convergence
-                    }
-                });
-            if !seen {
-                own.push(health_incident(&signal, line));
-            }
+        if let Some(event) = self.pipeline.stall_check(Utc::now()) {
+            self.step(event);
         }
-        self.detector_findings(findings);
-        for incident in own {
-            self.health_seq += 1;
-            let key = HEALTH_KEY_BIT | self.health_seq;
-            self.step(Event::Incident { key, incident });
-        }
-    }
-
-    fn detector_findings(&mut self, findings: Vec<Finding>) {
-        // A burst updates the same incident many times in one read: only the newest matters.
-        let mut updates: Vec<(u64, crate::model::Incident)> = Vec::new();
-        for f in findings {
-            match f {
-                Finding::New { index, incident } => {
-                    let key = self.key(index);
-                    for (k, inc) in updates.drain(..) {
-                        self.step(Event::IncidentUpdated {
-                            key: k,
-                            incident: inc,
-                        });
-                    }
-                    self.step(Event::Incident { key, incident });
-                }
-                Finding::Updated { index, incident } => {
-                    let key = self.key(index);
-                    match updates.iter_mut().find(|(k, _)| *k == key) {
-                        Some(slot) => slot.1 = incident,
-                        None => updates.push((key, incident)),
-                    }
-                }
-            }
-        }
-        for (key, incident) in updates {
-            self.step(Event::IncidentUpdated { key, incident });
-        }
-    }
-
-    fn key(&self, index: usize) -> u64 {
-        (self.detector_gen << 32) | index as u64
     }
 
     fn save_follow(&mut self, force: bool) {
         if !self.follow_dirty || (!force && self.follow_saved_at.elapsed() < FOLLOW_SAVE_EVERY) {
             return;
         }
-        let Ok(v) = serde_json::to_value(self.follower.state()) else {
+        let Ok(v) = serde_json::to_value(self.pipeline.state()) else {
             return;
         };
         let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
@@ -707,7 +505,7 @@ impl JobRuntime {
                 None => direct.push(o),
             }
         }
-        let follow = serde_json::to_value(self.follower.state()).ok();
+        let follow = serde_json::to_value(self.pipeline.state()).ok();
         {
             let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
             if let Err(e) = store.commit_step(
@@ -756,15 +554,13 @@ impl JobRuntime {
     }
 
     fn spawn(&mut self, run: RunId, attempt: u32, append: bool, resume: bool) {
+        let mut baseline = None;
         if !append {
-            // A new run: a fresh log (the executor moves an old one aside) read from its start,
-            // and fresh metrics. A restart keeps them: it resumes the same training.
-            self.follower = Follower::new(self.spec.engine.log.clone(), FollowState::default());
-            let metrics = metrics_feed::metrics_config(&self.spec);
-            self.gate = LineGate::new(&metrics);
-            self.tracker = MetricsTracker::new(metrics);
+            // A new run: a fresh log and fresh metrics. A restart keeps them: it resumes the
+            // same training.
+            self.pipeline.new_run();
             // What fixes will be compared against: the code as the process starts.
-            self.baseline = match self.snapshot() {
+            baseline = match self.snapshot() {
                 Ok(s) => Some(s),
                 Err(e) => {
                     warn!(job = %self.spec.engine.job, error = %e, "recording the code at run start");
@@ -772,8 +568,6 @@ impl JobRuntime {
                 }
             };
         }
-        self.detector = Detector::new(self.spec.detect.clone());
-        self.detector_gen += 1;
         let mut argv = self.spec.engine.argv.clone();
         let mut checkpoint = None;
         if resume {
@@ -811,6 +605,7 @@ impl JobRuntime {
                     attempt,
                     handle: Arc::new(handle),
                     checkpoint,
+                    baseline,
                 },
                 Err(e) => Internal::SpawnFailed { error: e.to_string() },
             };
@@ -827,7 +622,7 @@ impl JobRuntime {
             _ => return,
         };
         let title = format!("{} — run {}", self.spec.engine.job, m.run);
-        let png = match metrics_feed::render(&title, &self.tracker) {
+        let png = match self.pipeline.chart(&title) {
             Ok(png) => png,
             Err(crate::chart::ChartError::NoData) => return,
             Err(e) => {
@@ -872,23 +667,6 @@ impl JobRuntime {
     }
 }
 
-/// Add a line's findings to a batch, folding consecutive updates of one incident into the
-/// newest: a burst of 100,000 identical errors in one read keeps one update, not 100,000
-/// copies of the incident.
-fn coalesce(batch: &mut Vec<Finding>, new: Vec<Finding>) {
-    for f in new {
-        if let (Finding::Updated { index, .. }, Some(Finding::Updated { index: last, .. })) =
-            (&f, batch.last())
-        {
-            if index == last {
-                *batch.last_mut().expect("checked") = f;
-                continue;
-            }
-        }
-        batch.push(f);
-    }
-}
-
 async fn sleep_until_opt(at: Option<Instant>) {
     match at {
         Some(t) => tokio::time::sleep_until(t).await,
@@ -901,29 +679,4 @@ fn instant_at(at: DateTime<Utc>) -> Instant {
     let now = Utc::now();
     let wait = (at - now).to_std().unwrap_or_default();
     Instant::now() + wait
-}
-
-/// A health signal as an incident, with its numbers short enough to read in chat
-/// (an exploding loss is 4.6e46, not 46 digits).
-fn health_incident(signal: &HealthSignal, line: u64) -> crate::model::Incident {
-    let mut incident = signal.to_incident(line);
-    if let HealthSignal::LossDiverging {
-        key,
-        value,
-        running_min,
-    } = signal
-    {
-        let ratio = value / running_min;
-        let ratio = if ratio < 1e4 {
-            format!("{ratio:.1}")
-        } else {
-            format!("{ratio:.1e}")
-        };
-        incident.text = format!(
-            "{key} is diverging: {} is {ratio}× its lowest value so far ({})",
-            crate::chat::render::metric_value(*value),
-            crate::chat::render::metric_value(*running_min)
-        );
-    }
-    incident
 }

@@ -1,51 +1,21 @@
-//! Between the log and the engine's progress view: a cheap gate that lets through only the
-//! lines a [`MetricsTracker`] could learn from (so ordinary log lines cost a byte scan, not a
-//! regex run), the tracker's configuration from a job's spec, the `ProgressView` /
-//! `ConvergenceView` the engine shows, and the status chart.
+//! The metric-line prefilter: one cheap pass over a line's bytes decides whether a
+//! [`MetricsTracker`](crate::watch::metrics::MetricsTracker) could learn anything from it, so
+//! ordinary log lines cost a byte scan, not a regex run. It must never hide a line the tracker
+//! would read (a test replays the fixture logs both ways).
 
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use memchr::memmem::Finder;
 
-use crate::chart::{self, ChartError};
-use crate::config::JobSpec;
-use crate::engine::{ConvergenceView, ProgressView, StallKind};
-use crate::watch::metrics::{Convergence, MetricsConfig, MetricsSnapshot, MetricsTracker};
-use crate::watch::progress::{self, ProgressBasis};
+use crate::watch::metrics::MetricsConfig;
 
 /// Lines let through after an ArviZ summary header, so its rows reach the tracker (which ends
 /// the table itself on the first line that is not a row).
 const TABLE_ROWS: u32 = 10_000;
-/// Most metrics listed in a status update.
-const SHOWN_METRICS: usize = 6;
-/// The early overrun warning waits for this much of the run, so the slow first steps
-/// (compilation, warm-up) do not raise it.
-const OVERRUN_MIN_PERCENT: f64 = 1.0;
-/// Size of the status chart.
-pub(crate) const CHART_SIZE: (u32, u32) = (800, 400);
-
-/// The tracker's settings from the job's `[metrics]`: the loss is always charted.
-pub(crate) fn metrics_config(spec: &JobSpec) -> MetricsConfig {
-    let m = &spec.metrics;
-    let mut chart = vec!["loss".to_string()];
-    for c in &m.chart {
-        if !chart.contains(c) {
-            chart.push(c.clone());
-        }
-    }
-    MetricsConfig {
-        extra: m.patterns.clone(),
-        step_key: m.step.clone(),
-        total_key: m.total.clone(),
-        chart,
-        diverge_factor: m.diverge_factor,
-    }
-}
 
 /// Decides, with one pass over the bytes, whether a line may carry a metric.
 #[derive(Debug, Clone)]
-pub(crate) struct LineGate {
+pub struct MetricLineFilter {
     /// Named regexes can match anything: every line goes to the tracker.
     every_line: bool,
     table_left: u32,
@@ -63,8 +33,8 @@ fn skip_spaces(b: &[u8], mut i: usize) -> usize {
     i
 }
 
-impl LineGate {
-    pub(crate) fn new(cfg: &MetricsConfig) -> Self {
+impl MetricLineFilter {
+    pub fn new(cfg: &MetricsConfig) -> Self {
         Self {
             every_line: !cfg.extra.is_empty(),
             table_left: 0,
@@ -72,7 +42,7 @@ impl LineGate {
     }
 
     /// True when the tracker should see this line.
-    pub(crate) fn wants(&mut self, text: &str) -> bool {
+    pub fn wants(&mut self, text: &str) -> bool {
         if self.every_line {
             return true;
         }
@@ -146,98 +116,19 @@ impl LineGate {
     }
 }
 
-/// The engine's progress view: percent, step/total, rate, ETA, the latest metrics (charted
-/// ones first) and the projected overrun of the maximum duration.
-pub(crate) fn progress_view(
-    snap: &MetricsSnapshot,
-    cfg: &MetricsConfig,
-    elapsed: Duration,
-    expected: Option<Duration>,
-    max: Option<Duration>,
-) -> ProgressView {
-    let p = progress::progress(snap, elapsed, expected);
-    // Only a step count measures the pace; a time-based percentage says nothing new.
-    let overrun =
-        if p.basis == Some(ProgressBasis::Steps) && p.percent.is_some_and(|x| x >= OVERRUN_MIN_PERCENT) {
-            progress::projected_overrun(&p, elapsed, max)
-        } else {
-            None
-        };
-    ProgressView {
-        percent: p.percent,
-        step: p.step,
-        total: p.total,
-        rate_per_sec: p.rate_per_sec,
-        eta: p.eta,
-        metrics: latest_metrics(snap, cfg),
-        overrun,
-    }
-}
-
-fn latest_metrics(snap: &MetricsSnapshot, cfg: &MetricsConfig) -> Vec<(String, f64)> {
-    let hidden = |k: &str| {
-        matches!(k, "step" | "global_step")
-            || cfg.step_key.as_deref() == Some(k)
-            || cfg.total_key.as_deref() == Some(k)
-    };
-    let mut out: Vec<(String, f64)> = cfg
-        .chart
-        .iter()
-        .filter_map(|k| snap.latest.get(k).map(|v| (k.clone(), *v)))
-        .collect();
-    for (k, v) in &snap.latest {
-        if out.len() >= SHOWN_METRICS {
-            break;
-        }
-        if !hidden(k) && !out.iter().any(|(o, _)| o == k) {
-            out.push((k.clone(), *v));
-        }
-    }
-    out.truncate(SHOWN_METRICS);
-    out
-}
-
-pub(crate) fn convergence_view(c: &Convergence) -> ConvergenceView {
-    ConvergenceView {
-        chains: c.chains.map(u64::from),
-        draws: c.draws,
-        samples: c.samples(),
-        max_rhat: c.max_rhat,
-        min_ess: c.min_ess,
-        divergences: c.divergences,
-    }
-}
-
-pub(crate) fn stall_kind(k: progress::StallKind) -> StallKind {
-    match k {
-        progress::StallKind::NoOutput => StallKind::NoOutput,
-        progress::StallKind::NoProgress => StallKind::NoProgress,
-    }
-}
-
-/// The chart of the charted metrics as a PNG; `NoData` when none has a value yet.
-pub(crate) fn render(title: &str, tracker: &MetricsTracker) -> Result<Vec<u8>, ChartError> {
-    let series: Vec<(&str, &crate::watch::metrics::Series)> = tracker
-        .config()
-        .chart
-        .iter()
-        .filter_map(|name| tracker.series(name).map(|s| (name.as_str(), s)))
-        .collect();
-    chart::render_chart(title, &series, CHART_SIZE.0, CHART_SIZE.1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::watch::metrics::{MetricsSnapshot, MetricsTracker};
     use chrono::{TimeZone, Utc};
 
-    fn gate() -> LineGate {
-        LineGate::new(&MetricsConfig::default())
+    fn filter() -> MetricLineFilter {
+        MetricLineFilter::new(&MetricsConfig::default())
     }
 
     #[test]
     fn ordinary_lines_are_skipped() {
-        let mut g = gate();
+        let mut g = filter();
         for l in [
             "2024-05-01 12:30:05,123 INFO loading shard 3 of 10: done",
             "Traceback (most recent call last):",
@@ -251,7 +142,7 @@ mod tests {
 
     #[test]
     fn metric_lines_pass() {
-        let mut g = gate();
+        let mut g = filter();
         for l in [
             "step=10/100 loss=0.5",
             "epoch 1 loss: 0.25",
@@ -269,7 +160,7 @@ mod tests {
 
     #[test]
     fn summary_rows_follow_their_header_until_a_line_without_numbers() {
-        let mut g = gate();
+        let mut g = filter();
         assert!(g.wants("        mean     sd  hdi_3%  hdi_97%  ess_bulk  ess_tail  r_hat"));
         assert!(g.wants("mu     4.4  3.3  -1.8  10.6  120.0  130.0  1.02"));
         assert!(g.wants("theta[0]     4.4  3.3  -1.8  10.6  120.0  130.0  1.02"));
@@ -280,9 +171,9 @@ mod tests {
         assert!(!g.wants("worker 3 loaded shard 7"));
     }
 
-    /// The gate must not change what the tracker learns from real logs.
+    /// The filter must not change what the tracker learns from real logs.
     #[test]
-    fn gate_keeps_every_metric_of_the_fixture_logs() {
+    fn filter_keeps_every_metric_of_the_fixture_logs() {
         let at = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
         for f in ["tqdm_bar.log", "hf_trainer_style.log", "pymc_sample.log"] {
             let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -291,7 +182,7 @@ mod tests {
             let text = std::fs::read_to_string(path).unwrap();
             let mut all = MetricsTracker::new(MetricsConfig::default());
             let mut gated = MetricsTracker::new(MetricsConfig::default());
-            let mut g = gate();
+            let mut g = filter();
             for line in text.lines() {
                 all.push_line(line, at);
                 if g.wants(line) {
@@ -303,31 +194,5 @@ mod tests {
             assert_eq!(format!("{a:?}"), format!("{b:?}"), "{f}");
             assert_ne!(all.snapshot(), MetricsSnapshot::default(), "{f} yields metrics");
         }
-    }
-
-    #[test]
-    fn progress_view_lists_charted_metrics_first_and_hides_the_step() {
-        let mut snap = MetricsSnapshot {
-            step: Some(50),
-            total: Some(100),
-            rate_per_sec: Some(1.0),
-            ..MetricsSnapshot::default()
-        };
-        for (k, v) in [("acc", 0.9), ("global_step", 50.0), ("loss", 0.3), ("lr", 1e-4)] {
-            snap.latest.insert(k.into(), v);
-        }
-        let v = progress_view(
-            &snap,
-            &MetricsConfig::default(),
-            Duration::from_secs(50),
-            None,
-            Some(Duration::from_secs(60)),
-        );
-        assert_eq!(v.percent, Some(50.0));
-        assert_eq!(v.eta, Some(Duration::from_secs(50)));
-        let keys: Vec<&str> = v.metrics.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(keys, ["loss", "acc", "lr"]);
-        // 50 s done + 50 s to go against a 60 s maximum.
-        assert_eq!(v.overrun, Some(Duration::from_secs(40)));
     }
 }

@@ -1,0 +1,158 @@
+//! The text forms metrics take in a log line (`key=value`, `key: value`, dicts and JSON
+//! records, scaled numbers such as `1.2k`), and the small string helpers the tracker needs.
+
+use std::sync::OnceLock;
+
+use regex::Regex;
+
+/// One parsed value: the key, its text as printed and the number.
+pub(super) struct Pair {
+    pub(super) key: String,
+    pub(super) text: String,
+    pub(super) value: f64,
+}
+
+/// `key=value` and `key: value` pairs.
+pub(super) fn kv_pairs(seg: &str) -> Vec<Pair> {
+    static KV: OnceLock<Regex> = OnceLock::new();
+    let re = KV.get_or_init(|| {
+        // `:` needs a space after it so that clock times (12:30:05) are not pairs.
+        Regex::new(
+            r"(?:^|[^A-Za-z0-9_./\-])(?P<key>[A-Za-z][A-Za-z0-9_./\-]{0,63})\s*(?:=|:\s)\s*(?P<num>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?i:nan|infinity|inf))(?P<unit>[A-Za-z_%]*)(?P<clock>:\d)?",
+        )
+        .expect("valid regex")
+    });
+    re.captures_iter(seg)
+        .filter_map(|c| {
+            let num = c.name("num")?.as_str();
+            let alpha = num
+                .chars()
+                .any(|ch| ch.is_ascii_alphabetic() && ch != 'e' && ch != 'E');
+            // `name=inference` is not infinity.
+            if alpha && !c.name("unit").is_some_and(|u| u.as_str().is_empty()) {
+                return None;
+            }
+            // `ETA: 1:23` is a clock, not the number 1.
+            if c.name("clock").is_some() {
+                return None;
+            }
+            Some(Pair {
+                key: c.name("key")?.as_str().to_owned(),
+                text: num.to_owned(),
+                value: parse_number(num)?,
+            })
+        })
+        .collect()
+}
+
+/// Pairs of a record printed as a Python dict or a JSON object.
+pub(super) fn dict_pairs(seg: &str) -> Vec<Pair> {
+    static PAIR: OnceLock<Regex> = OnceLock::new();
+    let (Some(open), Some(close)) = (seg.find('{'), seg.rfind('}')) else {
+        return Vec::new();
+    };
+    if close <= open {
+        return Vec::new();
+    }
+    let body = &seg[open..=close];
+    let re = PAIR.get_or_init(|| {
+        Regex::new(r#"['"](?P<key>[^'"]{1,64})['"]\s*:\s*(?P<val>[^,{}\[\]]+(?:\([^)]*\))?)"#)
+            .expect("valid regex")
+    });
+    re.captures_iter(body)
+        .filter_map(|c| {
+            let raw = c.name("val")?.as_str().trim();
+            let text = unwrap_call(raw);
+            Some(Pair {
+                key: c.name("key")?.as_str().to_owned(),
+                text: text.to_owned(),
+                value: parse_number(text)?,
+            })
+        })
+        .collect()
+}
+
+/// `tensor(0.69, device='cuda:0')` or `np.float64(0.69)` → `0.69`.
+fn unwrap_call(raw: &str) -> &str {
+    match raw.find('(') {
+        Some(i)
+            if raw[..i]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') =>
+        {
+            let inner = &raw[i + 1..];
+            let end = inner.find([',', ')']).unwrap_or(inner.len());
+            inner[..end].trim()
+        }
+        _ => raw,
+    }
+}
+
+/// A number as training code prints it, NaN and infinities included.
+pub(super) fn parse_number(s: &str) -> Option<f64> {
+    let s = s.trim().trim_matches(|c| c == '\'' || c == '"');
+    if s.is_empty() || s.len() > 40 {
+        return None;
+    }
+    s.parse::<f64>().ok()
+}
+
+/// tqdm counts with `unit_scale` (1.2k, 3M).
+pub(super) fn parse_scaled_f64(s: &str) -> Option<f64> {
+    let (num, mult) = match s.chars().last()? {
+        'k' => (&s[..s.len() - 1], 1e3),
+        'M' => (&s[..s.len() - 1], 1e6),
+        'G' => (&s[..s.len() - 1], 1e9),
+        'T' => (&s[..s.len() - 1], 1e12),
+        _ => (s, 1.0),
+    };
+    num.parse::<f64>().ok().map(|v| v * mult)
+}
+
+pub(super) fn parse_scaled(s: &str) -> Option<u64> {
+    parse_scaled_f64(s)
+        .filter(|v| v.is_finite() && *v >= 0.0 && *v < 1e18)
+        .map(|v| v.round() as u64)
+}
+
+/// Removes ANSI escape sequences (cursor moves of nested tqdm bars, colours).
+pub(super) fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        if chars.peek() == Some(&'[') {
+            chars.next();
+            // CSI: parameters then one final byte in @..~
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+        } else {
+            chars.next();
+        }
+    }
+    out
+}
+
+pub(super) fn truncate_bytes(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+pub(super) fn truncate_chars(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
+    }
+}

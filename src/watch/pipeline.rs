@@ -1,0 +1,447 @@
+//! The log pipeline of one job: bytes in, engine [`Event`]s out.
+//!
+//! It owns everything that reads the log — the [`Follower`] (where we are in the file), the
+//! [`Detector`] (tracebacks, crashes, diagnostics), the [`MetricLineFilter`] and the
+//! [`MetricsTracker`] (metrics and loss health), the [`StallDetector`] (is the process hung or
+//! just slow?) — and the one allocator of incident keys ([`IncidentKeys`]). The job's task
+//! drives it (read now, the log went quiet, the process ended, time to check for a stall) and
+//! steps the engine with what comes out; the pipeline never looks at the engine's state.
+//!
+//! Measuring and deciding are split: the pipeline measures (a stall as of now, the pace, the
+//! progress figures), the engine decides once per episode what to say about it.
+//!
+//! Incident identity: every incident the pipeline reports carries a key from one counter that
+//! is saved with the log position ([`PipelineState`]), in the same store transaction as the
+//! engine state that holds the keys. So a key is never handed out twice for a job, whatever
+//! number of supervisors come and go (a crash before the commit loses both the key and the
+//! incident, and the re-read lines find the incident again under a key not yet used).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::chart::{self, ChartError};
+use crate::engine::Event;
+use crate::model::{Category, ExitOutcome, Incident};
+use crate::watch::detect::{DetectConfig, Detector, Finding};
+use crate::watch::follower::{display_segment, FollowState, Follower};
+use crate::watch::metric_lines::MetricLineFilter;
+use crate::watch::metrics::{HealthSignal, MetricsConfig, MetricsTracker, Series};
+use crate::watch::progress::{self, Pace, StallDetector};
+
+/// Size of the status chart.
+const CHART_SIZE: (u32, u32) = (800, 400);
+/// Stall checks run this often relative to the stall timeout, within the bounds below.
+const STALL_CHECKS_PER_TIMEOUT: u32 = 4;
+const STALL_CHECK_MIN: Duration = Duration::from_millis(50);
+const STALL_CHECK_MAX: Duration = Duration::from_secs(5);
+/// Keys from here up belong to the engine, which files an exit the log did not explain as
+/// incident `u64::MAX - attempt`; the counter below starts at 0 and never gets near them.
+const ENGINE_KEYS_FROM: u64 = u64::MAX - u32::MAX as u64;
+
+/// What the store keeps of a pipeline between supervisors: the log position and the next
+/// incident key. Stored as one JSON value; a store written before incident keys were saved
+/// holds the bare follow state, which reads as next key 0 (see [`IncidentKeys::restore`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipelineState {
+    #[serde(flatten)]
+    pub follow: FollowState,
+    #[serde(default)]
+    pub next_incident_key: u64,
+}
+
+/// The one place incident keys come from. Detector incidents get a key when first seen (by
+/// the detector's index, which restarts at 0 with every new detector); health signals get a
+/// fresh key each.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IncidentKeys {
+    next: u64,
+    /// Keys of the current detector's incidents, by index.
+    detector: Vec<u64>,
+}
+
+impl IncidentKeys {
+    /// Continue from a saved counter. `used` are the keys the engine holds for the run under
+    /// way: the counter starts past them, so a store saved before the counter existed (or a
+    /// counter lost with a failed save) cannot reuse one.
+    pub fn restore(next: u64, used: impl IntoIterator<Item = u64>) -> Self {
+        let past_used = used
+            .into_iter()
+            .filter(|k| *k < ENGINE_KEYS_FROM)
+            .max()
+            .map_or(0, |k| k + 1);
+        Self {
+            next: next.max(past_used),
+            detector: Vec::new(),
+        }
+    }
+
+    /// The next key to hand out (what is saved).
+    pub fn next(&self) -> u64 {
+        self.next
+    }
+
+    /// A key for something that is not a detector incident.
+    pub fn fresh(&mut self) -> u64 {
+        let k = self.next;
+        self.next += 1;
+        k
+    }
+
+    /// The key of the current detector's incident `index` (allocated on first sight).
+    pub fn of_detector(&mut self, index: usize) -> u64 {
+        while self.detector.len() <= index {
+            let k = self.fresh();
+            self.detector.push(k);
+        }
+        self.detector[index]
+    }
+
+    /// A new detector starts counting its incidents at 0: they all get new keys.
+    pub fn new_detector(&mut self) {
+        self.detector.clear();
+    }
+}
+
+/// How a job's log is read, from its spec.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    pub log: PathBuf,
+    pub detect: DetectConfig,
+    pub metrics: MetricsConfig,
+    /// None: no stall detection.
+    pub stall_timeout: Option<Duration>,
+}
+
+/// What one read of the log produced.
+#[derive(Debug, Default)]
+pub struct Read {
+    /// Incidents (new and updated) and the newest line shown, in order.
+    pub events: Vec<Event>,
+    /// The read stopped at its budget with more of the log waiting.
+    pub more: bool,
+    /// New lines or findings arrived (the log is not quiet).
+    pub activity: bool,
+    /// Lines went to the metrics tracker: the progress figures may have moved.
+    pub metrics: bool,
+}
+
+pub struct Pipeline {
+    cfg: PipelineConfig,
+    follower: Follower,
+    detector: Detector,
+    filter: MetricLineFilter,
+    tracker: MetricsTracker,
+    /// Watches for a hung process while one runs (None: no stall timeout, or no process).
+    stall: Option<StallDetector>,
+    /// The unfinished last line as last seen (a progress bar redrawn with `\r`).
+    partial: Option<String>,
+    keys: IncidentKeys,
+}
+
+impl Pipeline {
+    /// A pipeline continuing from `saved`; `used_keys` are the incident keys of the run under
+    /// way (see [`IncidentKeys::restore`]).
+    pub fn new(cfg: PipelineConfig, saved: PipelineState, used_keys: impl IntoIterator<Item = u64>) -> Self {
+        Self {
+            follower: Follower::new(cfg.log.clone(), saved.follow),
+            detector: Detector::new(cfg.detect.clone()),
+            filter: MetricLineFilter::new(&cfg.metrics),
+            tracker: MetricsTracker::new(cfg.metrics.clone()),
+            stall: None,
+            partial: None,
+            keys: IncidentKeys::restore(saved.next_incident_key, used_keys),
+            cfg,
+        }
+    }
+
+    /// What the store keeps (saved with every engine step).
+    pub fn state(&self) -> PipelineState {
+        PipelineState {
+            follow: self.follower.state(),
+            next_incident_key: self.keys.next(),
+        }
+    }
+
+    /// A new run: a fresh log (the executor moves an old one aside) read from its start, and
+    /// fresh metrics. Incident keys go on counting.
+    pub fn new_run(&mut self) {
+        self.follower = Follower::new(self.cfg.log.clone(), FollowState::default());
+        self.filter = MetricLineFilter::new(&self.cfg.metrics);
+        self.tracker = MetricsTracker::new(self.cfg.metrics.clone());
+    }
+
+    /// A new process of the run (first attempt or a restart): what it prints is judged by a
+    /// fresh detector, so each attempt's incidents are its own.
+    pub fn new_attempt(&mut self, now: DateTime<Utc>) {
+        self.detector = Detector::new(self.cfg.detect.clone());
+        self.keys.new_detector();
+        self.process_running(now);
+    }
+
+    /// A process runs (spawned, or re-adopted): watch it for stalls from now.
+    pub fn process_running(&mut self, now: DateTime<Utc>) {
+        self.stall = self.cfg.stall_timeout.map(|t| StallDetector::new(t, now));
+    }
+
+    /// The process ended: nothing to watch for stalls any more.
+    pub fn process_ended(&mut self) {
+        self.stall = None;
+    }
+
+    /// Resolves when the log may have grown.
+    pub async fn changed(&mut self) {
+        self.follower.changed().await
+    }
+
+    /// Read what the log gained; feed the detector, the metrics and the stall watch.
+    pub fn read(&mut self, now: DateTime<Utc>) -> Read {
+        let mut findings = Vec::new();
+        let mut signals: Vec<(u64, HealthSignal)> = Vec::new();
+        let mut last_no: Option<u64> = None;
+        let mut last_text = String::new();
+        let mut fed = false;
+        let (detector, tracker, filter) = (&mut self.detector, &mut self.tracker, &mut self.filter);
+        let res = self.follower.read_available_with(|line| {
+            coalesce(&mut findings, detector.push_line(line.no, line.text));
+            if filter.wants(line.text) {
+                fed = true;
+                signals.extend(
+                    tracker
+                        .push_line(line.text, now)
+                        .into_iter()
+                        .map(|s| (line.no, s)),
+                );
+            }
+            let shown = display_segment(line.text);
+            if !shown.trim().is_empty() {
+                // A short copy into a reused buffer (no allocation per line): the line is only
+                // lent for the duration of this callback.
+                last_text.clear();
+                last_text.push_str(shown);
+                last_no = Some(line.no);
+            }
+        });
+        let more = match res {
+            Ok(stats) => stats.more,
+            Err(e) => {
+                tracing::warn!(log = %self.cfg.log.display(), error = %e, "reading the log");
+                false
+            }
+        };
+        let activity = last_no.is_some() || !findings.is_empty();
+        // A progress bar redrawn with `\r` and no newline is output too: a job showing only
+        // that is alive and talking, not silent.
+        let partial = self.follower.pending_tail();
+        let redrawn = partial.is_some() && partial != self.partial;
+        self.partial = partial;
+        if let Some(stall) = &mut self.stall {
+            if last_no.is_some() {
+                stall.line_seen(now, &last_text);
+            } else if let (true, Some(tail)) = (redrawn, &self.partial) {
+                stall.line_seen(now, tail);
+            }
+            if let Some(step) = self.tracker.step() {
+                stall.step_seen(now, step);
+            }
+        }
+        let mut events = self.incidents(findings, signals);
+        if let Some(line_no) = last_no {
+            events.push(Event::LogActivity {
+                last_line: last_text,
+                line_no,
+            });
+        }
+        Read {
+            events,
+            more,
+            activity,
+            metrics: fed,
+        }
+    }
+
+    /// The process ended with `outcome` and the log has been read to its end: judge its last
+    /// partial line and what the exit says (the one exit classifier, in the detector).
+    pub fn finish(&mut self, outcome: ExitOutcome, now: DateTime<Utc>) -> Vec<Event> {
+        let mut findings = Vec::new();
+        let mut signals = Vec::new();
+        let (detector, tracker, filter) = (&mut self.detector, &mut self.tracker, &mut self.filter);
+        self.follower.flush_partial(|line| {
+            coalesce(&mut findings, detector.push_line(line.no, &line.text));
+            if filter.wants(&line.text) {
+                signals.extend(
+                    tracker
+                        .push_line(&line.text, now)
+                        .into_iter()
+                        .map(|s| (line.no, s)),
+                );
+            }
+        });
+        findings.extend(self.detector.finish(Some(outcome)));
+        self.incidents(findings, signals)
+    }
+
+    /// The log went quiet for a while: settle what the detector holds pending.
+    pub fn idle(&mut self) -> Vec<Event> {
+        let findings = self.detector.idle();
+        self.incidents(findings, Vec::new())
+    }
+
+    /// Progress as of `now`, `elapsed` into the attempt, for a status update: with whether
+    /// the job is slow against its own usual pace (a stall is told apart, by the stall check).
+    pub fn progress(
+        &self,
+        now: DateTime<Utc>,
+        elapsed: Duration,
+        expected: Option<Duration>,
+        max: Option<Duration>,
+    ) -> Event {
+        let snap = self.tracker.snapshot();
+        let mut progress = progress::report(&snap, self.tracker.config(), elapsed, expected, max);
+        progress.slowdown = match self.stall.as_ref().map(|s| s.pace(now, true)) {
+            Some(Pace::Slow(slow)) => Some(slow),
+            _ => None,
+        };
+        Event::Progress {
+            progress,
+            convergence: snap.convergence,
+        }
+    }
+
+    /// How often to check for a stall; None while there is nothing to watch.
+    pub fn stall_check_every(&self) -> Option<Duration> {
+        let timeout = self.cfg.stall_timeout?;
+        self.stall.as_ref()?;
+        Some((timeout / STALL_CHECKS_PER_TIMEOUT).clamp(STALL_CHECK_MIN, STALL_CHECK_MAX))
+    }
+
+    /// The stall measure as of `now`: `Stalled` while the process looks hung (the engine
+    /// warns once per episode), `StallEnded` otherwise (the engine ignores it unless it had
+    /// warned). None when no process is watched.
+    pub fn stall_check(&self, now: DateTime<Utc>) -> Option<Event> {
+        let detector = self.stall.as_ref()?;
+        Some(match detector.pace(now, true) {
+            Pace::Stalled(stall) => Event::Stalled {
+                since: stall.since,
+                kind: stall.kind,
+                last_line: stall.last_line,
+            },
+            _ => Event::StallEnded,
+        })
+    }
+
+    /// The chart of the charted metrics as a PNG; `NoData` when none has a value yet.
+    pub fn chart(&self, title: &str) -> Result<Vec<u8>, ChartError> {
+        let series: Vec<(&str, &Series)> = self
+            .tracker
+            .config()
+            .chart
+            .iter()
+            .filter_map(|name| self.tracker.series(name).map(|s| (name.as_str(), s)))
+            .collect();
+        chart::render_chart(title, &series, CHART_SIZE.0, CHART_SIZE.1)
+    }
+
+    /// Detector findings and metric health signals (with their line numbers) as incident
+    /// events. A non-finite loss on a line the detector also reported is that incident (the
+    /// detector's verdict stands, as `trainwatch triage` gives it), not a second one.
+    fn incidents(&mut self, findings: Vec<Finding>, signals: Vec<(u64, HealthSignal)>) -> Vec<Event> {
+        let mut own = Vec::new();
+        for (line, signal) in signals {
+            let seen = matches!(signal, HealthSignal::LossNonFinite { .. })
+                && findings.iter().any(|f| match f {
+                    Finding::New { incident, .. } | Finding::Updated { incident, .. } => {
+                        incident.line == line && incident.category == Category::Convergence
+                    }
+                });
+            if !seen {
+                own.push(health_incident(&signal, line));
+            }
+        }
+        let mut events = self.detector_events(findings);
+        for incident in own {
+            let key = self.keys.fresh();
+            events.push(Event::Incident { key, incident });
+        }
+        events
+    }
+
+    fn detector_events(&mut self, findings: Vec<Finding>) -> Vec<Event> {
+        let mut events = Vec::new();
+        // A burst updates the same incident many times in one read: only the newest matters.
+        let mut updates: Vec<(u64, Incident)> = Vec::new();
+        for f in findings {
+            match f {
+                Finding::New { index, incident } => {
+                    let key = self.keys.of_detector(index);
+                    events.extend(
+                        updates
+                            .drain(..)
+                            .map(|(key, incident)| Event::IncidentUpdated { key, incident }),
+                    );
+                    events.push(Event::Incident { key, incident });
+                }
+                Finding::Updated { index, incident } => {
+                    let key = self.keys.of_detector(index);
+                    match updates.iter_mut().find(|(k, _)| *k == key) {
+                        Some(slot) => slot.1 = incident,
+                        None => updates.push((key, incident)),
+                    }
+                }
+            }
+        }
+        events.extend(
+            updates
+                .into_iter()
+                .map(|(key, incident)| Event::IncidentUpdated { key, incident }),
+        );
+        events
+    }
+}
+
+/// Add a line's findings to a batch, folding consecutive updates of one incident into the
+/// newest: a burst of 100,000 identical errors in one read keeps one update, not 100,000
+/// copies of the incident.
+fn coalesce(batch: &mut Vec<Finding>, new: Vec<Finding>) {
+    for f in new {
+        if let (Finding::Updated { index, .. }, Some(Finding::Updated { index: last, .. })) =
+            (&f, batch.last())
+        {
+            if index == last {
+                *batch.last_mut().expect("checked") = f;
+                continue;
+            }
+        }
+        batch.push(f);
+    }
+}
+
+/// A health signal as an incident, with its numbers short enough to read in chat
+/// (an exploding loss is 4.6e46, not 46 digits).
+fn health_incident(signal: &HealthSignal, line: u64) -> Incident {
+    let mut incident = signal.to_incident(line);
+    if let HealthSignal::LossDiverging {
+        key,
+        value,
+        running_min,
+    } = signal
+    {
+        let ratio = value / running_min;
+        let ratio = if ratio < 1e4 {
+            format!("{ratio:.1}")
+        } else {
+            format!("{ratio:.1e}")
+        };
+        incident.text = format!(
+            "{key} is diverging: {} is {ratio}× its lowest value so far ({})",
+            crate::chat::render::metric_value(*value),
+            crate::chat::render::metric_value(*running_min)
+        );
+    }
+    incident
+}
+
+#[cfg(test)]
+mod tests;

@@ -54,8 +54,13 @@ pub enum Command {
     /// Show what the store knows of runs, incidents and decisions.
     Status(StatusArgs),
     /// Send a command to the trainwatch that supervises a job, from another terminal — as
-    /// yourself (your login and the personas the config gives it). This is how a second
-    /// person approves a fix at a console: four eyes need two logins.
+    /// yourself: the supervisor learns your login from the kernel (a Unix socket in its state
+    /// folder, `runs/control.sock` beside the store) and gives it the personas of the
+    /// supervisor's own `[roles]`. This is how a second person approves a fix at a console:
+    /// four eyes need two logins. The socket is open to the supervisor's login and group
+    /// (mode 0660): to let a colleague send, give the state folder a group you share, setgid
+    /// (`chgrp trainers runs && chmod 2770 runs`). Nothing is queued: with no supervisor
+    /// running, send fails at once.
     ///
     /// Example: trainwatch send --config jobs.toml -- /validate approve model_3 within tolerance
     Send(SendArgs),
@@ -173,7 +178,7 @@ pub struct StoreQuery {
 
 #[derive(Debug, Args)]
 pub struct SendArgs {
-    /// Config file of the jobs (to find the store and the roles).
+    /// Config file of the jobs (only to find the store, and with it the supervisor's socket).
     #[arg(short, long, value_name = "FILE")]
     pub config: PathBuf,
     /// The store (SQLite) the supervisor uses; default: the config's `store.path`.

@@ -84,15 +84,16 @@ pub fn login_of(uid: u32) -> String {
     }
 }
 
-/// Listen on the socket. A socket file left by a supervisor that died is replaced; one that a
-/// live supervisor listens on is not (that supervisor holds the store's lock anyway).
-pub async fn bind(path: &Path) -> Result<UnixListener, ControlError> {
+/// Listen on the socket (inside a tokio runtime). A socket file left by a supervisor that
+/// died is replaced; one that a live supervisor listens on is not (that supervisor holds the
+/// store's lock anyway).
+pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
     let io_err = |source| ControlError::Io {
         path: path.to_path_buf(),
         source,
     };
     if path.exists() {
-        if UnixStream::connect(path).await.is_ok() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
             return Err(io_err(io::Error::new(
                 io::ErrorKind::AddrInUse,
                 "another supervisor listens on it",
@@ -243,7 +244,7 @@ mod tests {
 
     async fn server(dir: &Path) -> (PathBuf, Seen, tokio::sync::oneshot::Sender<()>) {
         let path = socket_path(dir);
-        let listener = bind(&path).await.unwrap();
+        let listener = bind(&path).unwrap();
         let seen: Seen = Arc::default();
         let s = seen.clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -337,7 +338,7 @@ mod tests {
     async fn a_live_supervisors_socket_is_not_taken_over() {
         let dir = tempfile::tempdir().unwrap();
         let (path, _seen, _stop) = server(dir.path()).await;
-        assert!(bind(&path).await.is_err());
+        assert!(bind(&path).is_err());
         assert!(send(&path, "/status", Duration::from_secs(5)).await.unwrap()[0].accepted);
     }
 

@@ -38,10 +38,20 @@ fn init_tracing(level: Option<&str>) {
         .try_init();
 }
 
+/// Run a supervising command to its end. Its state is committed by then; what may still hold
+/// the runtime is a blocking read of the terminal, which must not keep `run` from returning
+/// once every job has ended.
+fn supervise(cmd: impl std::future::Future<Output = Result<i32>>) -> Result<i32> {
+    let rt = cmd::runtime()?;
+    let code = rt.block_on(cmd);
+    rt.shutdown_background();
+    code
+}
+
 fn dispatch(command: Command) -> Result<i32> {
     match command {
-        Command::Run(args) => cmd::runtime()?.block_on(cmd::run::run(args)),
-        Command::Serve(args) => cmd::runtime()?.block_on(cmd::serve::run(args)),
+        Command::Run(args) => supervise(cmd::run::run(args)),
+        Command::Serve(args) => supervise(cmd::serve::run(args)),
         Command::CheckConfig(args) => cmd::check_config::run(&args.file),
         Command::Status(args) => cmd::status::run(args),
         Command::Audit(args) => cmd::audit::run(args),

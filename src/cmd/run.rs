@@ -119,6 +119,7 @@ pub async fn run(args: RunArgs) -> Result<i32> {
             policy_when_set: false,
             state_root,
             shim: std::env::current_exe().context("locating the trainwatch executable")?,
+            roles: roles.clone(),
         },
     )?;
     let names = sup.job_names();

@@ -1,16 +1,18 @@
-//! `trainwatch send`: hand a console command to the trainwatch supervising a job, through
-//! the store's inbox, and print its answer.
+//! `trainwatch send`: hand a console command to the trainwatch supervising a job, over its
+//! control socket, and print the answer. The supervisor learns who sent it from the kernel
+//! and gives that login the roles of *its own* config; nothing the sender writes or
+//! configures changes who they are. The sender's config only locates the supervisor.
 
-use anyhow::{bail, Context, Result};
+use std::time::Duration;
 
-use trainwatch::chat::console;
-use trainwatch::chat::request::{line, Request};
+use anyhow::Result;
+
+use trainwatch::chat::sanitize::for_terminal;
 use trainwatch::cli::SendArgs;
 use trainwatch::config::Config;
-use trainwatch::model::JobName;
-use trainwatch::store::Store;
+use trainwatch::control::{self, ControlError};
 
-use super::{console_personas, EXIT_USAGE};
+use super::{state_root_of, EXIT_USAGE};
 
 pub fn run(args: SendArgs) -> Result<i32> {
     let cfg = match Config::load(&args.config) {
@@ -20,45 +22,27 @@ pub fn run(args: SendArgs) -> Result<i32> {
             return Ok(EXIT_USAGE);
         }
     };
-    let jobs: Vec<JobName> = cfg.jobs.iter().map(|j| j.engine.job.clone()).collect();
-    let (job, command) = match line::parse(&args.command.join(" "), &jobs)? {
-        Request::Engine { job, command } => (job, command),
-        Request::StatusAll => bail!("name a job: /status JOB"),
-        Request::Help => {
-            println!("{}", line::HELP);
-            return Ok(0);
-        }
-        Request::Logs { .. } | Request::List => bail!("that is a Discord command"),
-    };
-    let spec = cfg.job(job.as_str()).context("a validated job is configured")?;
-    let (personas, _) = console_personas(Some(&cfg.roles));
-    let actor = console::local_actor(personas);
     let store_path = args.store.clone().unwrap_or_else(|| cfg.store_path.clone());
-    if !store_path.exists() {
-        bail!(
-            "no store at {}: is trainwatch supervising {job}?",
-            store_path.display()
-        );
-    }
-    let mut store = Store::open(&store_path)?;
-    let id = store.inbox_push(chrono::Utc::now(), &spec.engine.job, &command, &actor)?;
-    let deadline = std::time::Instant::now() + args.wait;
-    loop {
-        let (taken, answer) = store.inbox_answer(id)?;
-        if let Some(replies) = answer {
-            let mut ok = true;
-            for r in &replies {
-                println!("{} {}", if r.accepted { "✓" } else { "✗" }, r.text);
-                ok &= r.accepted;
+    let socket = control::socket_path(&state_root_of(&store_path));
+    let line = args.command.join(" ");
+    let wait = args.wait.max(Duration::from_secs(1));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match rt.block_on(control::send(&socket, &line, wait)) {
+        Ok(answers) => {
+            let mut ok = !answers.is_empty();
+            for a in &answers {
+                // The answer quotes chat input and log text: neutralised for the terminal.
+                println!("{} {}", if a.accepted { "✓" } else { "✗" }, for_terminal(&a.text));
+                ok &= a.accepted;
             }
-            return Ok(if ok { 0 } else { 1 });
+            Ok(if ok { 0 } else { 1 })
         }
-        if std::time::Instant::now() >= deadline {
-            if !taken && store.inbox_withdraw(id)? {
-                bail!("no trainwatch picked the command up within {:?}: is `trainwatch run`/`serve` supervising {job} with this store?", args.wait);
-            }
-            bail!("the command was taken but not answered within {:?}", args.wait);
+        Err(e @ (ControlError::NotRunning { .. } | ControlError::Denied { .. })) => {
+            eprintln!("trainwatch send: {e}");
+            Ok(1)
         }
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        Err(e) => Err(e.into()),
     }
 }

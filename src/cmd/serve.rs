@@ -61,6 +61,7 @@ pub async fn run(args: ServeArgs) -> Result<i32> {
             policy_when_set: true,
             state_root,
             shim: std::env::current_exe().context("locating the trainwatch executable")?,
+            roles: Some(cfg.roles.clone()),
         },
     )?;
     for job in sup.readopted() {

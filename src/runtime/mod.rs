@@ -1,8 +1,9 @@
 //! The runtime: the supervisor that wires one engine per job to the edges.
 //!
-//! - this module: the router that sends each chat command (and each command queued by
-//!   `trainwatch send`) to its job, and the bookkeeping that tells `trainwatch run` when
-//!   every job has ended;
+//! - this module: the router that sends each chat command to its job, and the bookkeeping
+//!   that tells `trainwatch run` when every job has ended;
+//! - `senders`: commands from other terminals (`trainwatch send`) on the control socket, as
+//!   the login the kernel names, with the roles of this supervisor's config;
 //! - `job`: one task per job — a select loop and the executor of the engine's actions;
 //! - `readopt`: what to do about a run found under way at start (a pure, tested plan);
 //! - `spec`: what the engine and the log pipeline get from a job's spec.
@@ -11,6 +12,7 @@
 
 mod job;
 mod readopt;
+mod senders;
 mod spec;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,7 +23,8 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 
 use crate::chat::{ChatSink, Inbound};
-use crate::config::JobSpec;
+use crate::config::{JobSpec, Roles};
+use crate::control::{self, ControlError};
 use crate::engine::Reply;
 use crate::model::{Actor, JobName};
 use crate::store::{Store, StoreError};
@@ -35,6 +38,8 @@ pub enum SupervisorError {
     Store(#[from] StoreError),
     #[error("unknown job {0:?}")]
     UnknownJob(String),
+    #[error(transparent)]
+    Control(#[from] ControlError),
 }
 
 pub struct Options {
@@ -47,12 +52,17 @@ pub struct Options {
     pub state_root: PathBuf,
     /// The executable that runs the shim (normally trainwatch itself).
     pub shim: PathBuf,
+    /// The roles of this supervisor's config: what a login sending from another terminal may
+    /// do (None or empty: only this login may act).
+    pub roles: Option<Roles>,
 }
 
 /// The running supervisor.
 pub struct Supervisor {
     jobs: BTreeMap<JobName, mpsc::Sender<JobMsg>>,
-    inbox: tokio::task::JoinHandle<()>,
+    /// Serves `trainwatch send` on the control socket.
+    senders: tokio::task::JoinHandle<()>,
+    socket: PathBuf,
     ended_rx: mpsc::UnboundedReceiver<RunEnd>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     active_at_start: BTreeSet<JobName>,
@@ -90,10 +100,13 @@ impl Supervisor {
             tasks.push(tokio::spawn(rt.run(rx)));
             jobs.insert(name, tx);
         }
-        let inbox = tokio::spawn(poll_inbox(store.clone(), jobs.clone()));
+        let socket = control::socket_path(&opts.state_root);
+        let listener = control::bind(&socket)?;
+        let senders = senders::spawn(listener, jobs.clone(), opts.roles);
         Ok(Supervisor {
             jobs,
-            inbox,
+            senders,
+            socket,
             ended_rx,
             tasks,
             active_at_start,
@@ -199,54 +212,12 @@ impl Supervisor {
 
     /// Stop every job task (the jobs themselves keep running under their shims).
     pub async fn shutdown(self) {
-        self.inbox.abort();
-        let _ = self.inbox.await;
+        self.senders.abort();
+        let _ = self.senders.await;
+        let _ = std::fs::remove_file(&self.socket);
         drop(self.jobs);
         for t in self.tasks {
             let _ = t.await;
-        }
-    }
-}
-
-/// How often commands sent from other terminals (`trainwatch send`) are picked up.
-const INBOX_POLL: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Carry out commands queued in the store by `trainwatch send`, as their senders.
-async fn poll_inbox(store: Arc<Mutex<Store>>, jobs: BTreeMap<JobName, mpsc::Sender<JobMsg>>) {
-    let names: Vec<JobName> = jobs.keys().cloned().collect();
-    let mut tick = tokio::time::interval(INBOX_POLL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let taken = {
-            let mut s = store.lock().unwrap_or_else(|e| e.into_inner());
-            s.inbox_take(chrono::Utc::now(), &names)
-        };
-        let entries = match taken {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::warn!(error = %e, "reading commands sent from other terminals");
-                continue;
-            }
-        };
-        for entry in entries {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            let Some(job) = jobs.get(&entry.job) else { continue };
-            let msg = JobMsg::Inbound(Inbound {
-                job: entry.job.clone(),
-                command: entry.command,
-                by: entry.by,
-                reply: tx,
-            });
-            let replies = if job.send(msg).await.is_ok() {
-                rx.await.unwrap_or_default()
-            } else {
-                Vec::new()
-            };
-            let mut s = store.lock().unwrap_or_else(|e| e.into_inner());
-            if let Err(e) = s.inbox_reply(entry.id, chrono::Utc::now(), &replies) {
-                tracing::warn!(error = %e, "answering a command sent from another terminal");
-            }
         }
     }
 }

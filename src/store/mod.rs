@@ -5,7 +5,6 @@
 //! Writes for one engine step go in one transaction, so a crash leaves either the state
 //! before the event or the state after it, never half of each.
 
-mod inbox;
 mod lock;
 mod outbox;
 
@@ -19,7 +18,6 @@ use thiserror::Error;
 use crate::engine::{Action, JobState, Record};
 use crate::model::{ExitOutcome, JobName};
 
-pub use inbox::InboxEntry;
 pub use lock::{lock_path_of, Holder, LockError, SupervisorLock, SupervisorLocks};
 pub use outbox::{OutboxEntry, OutboxItem, OutboxKind};
 
@@ -97,12 +95,6 @@ CREATE TABLE IF NOT EXISTS outbox (
     sent_at TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (channel, id) WHERE sent_at IS NULL;
-CREATE TABLE IF NOT EXISTS inbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    at TEXT NOT NULL, job TEXT NOT NULL,
-    command TEXT NOT NULL, actor TEXT NOT NULL,   -- JSON
-    taken_at TEXT, reply TEXT, done_at TEXT
-);
 CREATE TABLE IF NOT EXISTS posted (
     job TEXT NOT NULL, run INTEGER NOT NULL, key TEXT NOT NULL,
     channel TEXT NOT NULL, message_id TEXT NOT NULL,

@@ -157,6 +157,12 @@ impl Redactor {
             .collect()
     }
 
+    /// An incident's evidence: its line and its excerpt (read as consecutive lines).
+    pub fn incident(&self, incident: &mut crate::model::Incident) {
+        incident.text = self.line(&incident.text).into_owned();
+        incident.excerpt = self.lines(&incident.excerpt);
+    }
+
     /// A command line for display ("Command: …"): argv joined with spaces, flags and
     /// env-style assignments that name a secret redacted.
     pub fn command_line(&self, argv: &[String]) -> String {

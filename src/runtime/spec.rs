@@ -37,5 +37,6 @@ pub(crate) fn pipeline_config(spec: &JobSpec) -> PipelineConfig {
         detect: spec.detect.clone(),
         metrics: metrics_config(spec),
         stall_timeout: spec.stall_timeout,
+        redact: crate::redact::Redactor::default(),
     }
 }

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::chart::{self, ChartError};
 use crate::engine::Event;
 use crate::model::{Category, ExitOutcome, Incident};
+use crate::redact::Redactor;
 use crate::watch::detect::{DetectConfig, Detector, Finding};
 use crate::watch::follower::{display_segment, FollowState, Follower};
 use crate::watch::metric_lines::MetricLineFilter;
@@ -113,6 +114,8 @@ pub struct PipelineConfig {
     pub metrics: MetricsConfig,
     /// None: no stall detection.
     pub stall_timeout: Option<Duration>,
+    /// What is redacted from every event before it leaves the pipeline.
+    pub redact: Redactor,
 }
 
 /// What one read of the log produced.
@@ -255,7 +258,7 @@ impl Pipeline {
             });
         }
         Read {
-            events,
+            events: self.redacted(events),
             more,
             activity,
             metrics: fed,
@@ -280,13 +283,15 @@ impl Pipeline {
             }
         });
         findings.extend(self.detector.finish(Some(outcome)));
-        self.incidents(findings, signals)
+        let events = self.incidents(findings, signals);
+        self.redacted(events)
     }
 
     /// The log went quiet for a while: settle what the detector holds pending.
     pub fn idle(&mut self) -> Vec<Event> {
         let findings = self.detector.idle();
-        self.incidents(findings, Vec::new())
+        let events = self.incidents(findings, Vec::new());
+        self.redacted(events)
     }
 
     /// Progress as of `now`, `elapsed` into the attempt, for a status update: with whether
@@ -326,7 +331,7 @@ impl Pipeline {
             Pace::Stalled(stall) => Event::Stalled {
                 since: stall.since,
                 kind: stall.kind,
-                last_line: stall.last_line,
+                last_line: stall.last_line.map(|l| self.cfg.redact.line(&l).into_owned()),
             },
             _ => Event::StallEnded,
         })
@@ -347,6 +352,23 @@ impl Pipeline {
     /// Detector findings and metric health signals (with their line numbers) as incident
     /// events. A non-finite loss on a line the detector also reported is that incident (the
     /// detector's verdict stands, as `trainwatch triage` gives it), not a second one.
+    /// Every event leaves the pipeline redacted: what the engine holds, the store keeps and
+    /// any chat or terminal shows carries no secret. (The detector and the metrics read the
+    /// raw line: redaction must not hide an error from them.)
+    fn redacted(&self, mut events: Vec<Event>) -> Vec<Event> {
+        let r = &self.cfg.redact;
+        for e in &mut events {
+            match e {
+                Event::Incident { incident, .. } | Event::IncidentUpdated { incident, .. } => {
+                    r.incident(incident)
+                }
+                Event::LogActivity { last_line, .. } => *last_line = r.line(last_line).into_owned(),
+                _ => {}
+            }
+        }
+        events
+    }
+
     fn incidents(&mut self, findings: Vec<Finding>, signals: Vec<(u64, HealthSignal)>) -> Vec<Event> {
         let mut own = Vec::new();
         for (line, signal) in signals {

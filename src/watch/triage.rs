@@ -91,7 +91,10 @@ struct JsonReport<'a> {
 
 impl TriageReport {
     /// Verdict, category and the line to look at, from the incidents.
-    pub fn from_incidents(incidents: Vec<Incident>) -> Self {
+    pub fn from_incidents(mut incidents: Vec<Incident>) -> Self {
+        // The report quotes the log: the same redaction as live watching, before any output.
+        let redactor = crate::redact::Redactor::default();
+        incidents.iter_mut().for_each(|i| redactor.incident(i));
         let fatal = incidents.iter().any(|i| i.severity == Severity::Fatal);
         let verdict = if fatal {
             Verdict::Error

@@ -1,6 +1,7 @@
 //! The start of a run and its restarts: "Training started", "Restarting training".
 
 use super::*;
+use crate::redact::Redactor;
 
 /// Lines, excerpt and footer of a message of this family.
 pub(super) fn render(m: &Message) -> Parts {
@@ -17,7 +18,11 @@ pub(super) fn render(m: &Message) -> Parts {
         } => {
             lines.push(format!("Training started with PID: {pid}"));
             lines.push(format!("📄 Log file: {}", path(log_file)));
-            lines.push(format!("Command: {}", argv.join(" ")));
+            // Secrets passed on the command line (`--token x`, `HF_TOKEN=x`) are not shown.
+            lines.push(format!(
+                "Command: {}",
+                untrusted(&Redactor::default().command_line(argv))
+            ));
             if expected.is_some() || max.is_some() {
                 let e = expected.map(dur).unwrap_or_else(|| "?".into());
                 let x = max.map(dur).unwrap_or_else(|| "none".into());

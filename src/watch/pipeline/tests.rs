@@ -91,6 +91,7 @@ fn config(log: PathBuf) -> PipelineConfig {
         detect: DetectConfig::default(),
         metrics: MetricsConfig::default(),
         stall_timeout: None,
+        redact: crate::redact::Redactor::default(),
     }
 }
 

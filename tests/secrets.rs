@@ -1,0 +1,111 @@
+//! Secrets never reach a surface (issue 11, class 6): a job prints credentials of several
+//! kinds — an env-style key, a private key over several lines, a URL with a password, a
+//! GitHub token, a JWT — and is started with a token on its command line. Nothing of them
+//! may appear in the console, in `trainwatch status` (text and JSON), in `trainwatch audit`,
+//! in `trainwatch triage` (text and JSON), nor anywhere in the store's files on disk, which
+//! shows that redaction happens before anything is stored.
+
+use std::path::Path;
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_trainwatch");
+
+const SECRETS: &[&str] = &[
+    "wandbsecret123456",
+    "fakekeyfakekey",
+    "hunter2pw",
+    "ghp_0123456789abcdefghij",
+    "argvsecret999",
+    "dozjgNryP4J3jVmNHl0w5N",
+];
+
+const JOB: &str = r#"echo "starting with WANDB_API_KEY=wandbsecret123456"
+echo "auth eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
+echo "Traceback (most recent call last):"
+echo '  File "train.py", line 3, in <module>'
+echo "    key = load('-----BEGIN RSA PRIVATE KEY-----')"
+echo "MIIEpAIBAAKCAQEA7bq8fakekeyfakekeyFAKEKEY0123456789abcdefABCDEF"
+echo "-----END RSA PRIVATE KEY-----"
+echo "ValueError: bad credentials for https://alice:hunter2pw@hub.example.com token=ghp_0123456789abcdefghijABCDEFGHIJ"
+exit 1
+"#;
+
+fn run(args: &[&str], dir: &Path) -> String {
+    let o = Command::new(BIN).args(args).current_dir(dir).output().unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn assert_clean(surface: &str, text: &str) {
+    for s in SECRETS {
+        assert!(!text.contains(s), "{surface} shows the secret {s:?}:\n{text}");
+    }
+}
+
+#[test]
+fn no_secret_reaches_the_console_status_audit_triage_or_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("job.sh"), JOB).unwrap();
+    std::fs::write(
+        d.join("tw.toml"),
+        r#"
+[store]
+path = "state/state.db"
+[jobs.m]
+argv = ["sh", "job.sh", "--token", "argvsecret999"]
+status_interval = "1h"
+on_error = "wait"
+"#,
+    )
+    .unwrap();
+
+    let console = run(
+        &["run", "--unattended", "--color", "never", "--config", "tw.toml"],
+        d,
+    );
+    assert!(console.contains("ERROR DETECTED"), "{console}");
+    assert!(
+        console.contains("[REDACTED]"),
+        "the report still says where a secret was: {console}"
+    );
+    assert_clean("the console", &console);
+
+    for (surface, args) in [
+        ("status", vec!["status", "--config", "tw.toml"]),
+        ("status --json", vec!["status", "--json", "--config", "tw.toml"]),
+        ("audit", vec!["audit", "--config", "tw.toml"]),
+    ] {
+        let out = run(&args, d);
+        assert_clean(surface, &out);
+    }
+    let status = run(&["status", "--config", "tw.toml"], d);
+    assert!(status.contains("incident 1"), "{status}");
+
+    let log = "output/implementation/logs/training_m_full.log";
+    let raw = std::fs::read_to_string(d.join(log)).unwrap();
+    assert!(raw.contains("hunter2pw"), "the job's own log is the job's: {raw}");
+    for (surface, args) in [
+        ("triage", vec!["triage", log, "--exit-code", "1"]),
+        ("triage --json", vec!["triage", log, "--exit-code", "1", "--json"]),
+    ] {
+        let out = run(&args, d);
+        assert!(out.contains("ValueError"), "{surface}: {out}");
+        assert_clean(surface, &out);
+    }
+
+    // Every file of the store (the database and its journal), byte for byte.
+    let mut files = 0;
+    for e in std::fs::read_dir(d.join("state")).unwrap().flatten() {
+        if e.path().is_file() {
+            files += 1;
+            let bytes = std::fs::read(e.path()).unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            assert_clean(&format!("the store file {}", e.path().display()), &text);
+        }
+    }
+    assert!(files >= 1);
+}

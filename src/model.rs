@@ -326,6 +326,19 @@ impl Actor {
     }
 }
 
+/// A metric as read: 0.6931, 5.000e-5, NaN.
+pub fn metric_value(v: f64) -> String {
+    let a = v.abs();
+    if v.fract() == 0.0 && a < 1e12 {
+        // Counts (epochs, examples, steps) read as integers.
+        format!("{v:.0}")
+    } else if !v.is_finite() || (1e-3..1e5).contains(&a) {
+        format!("{v:.4}")
+    } else {
+        format!("{v:.3e}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

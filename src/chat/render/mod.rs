@@ -8,7 +8,7 @@ use std::path::Path;
 
 use crate::config::format_duration;
 use crate::engine::{Body, IncidentSummary, Message, Progress, StallKind};
-use crate::model::{ExitOutcome, Persona, Severity};
+use crate::model::{metric_value, ExitOutcome, Persona, Severity};
 
 use super::sanitize::{cut, untrusted};
 
@@ -134,19 +134,6 @@ fn progress_lines(p: &Progress, out: &mut Vec<String>) {
             "⚠️ Projected to finish {} after the maximum duration",
             dur(over)
         ));
-    }
-}
-
-/// A metric as read: 0.6931, 5.000e-5, NaN.
-pub fn metric_value(v: f64) -> String {
-    let a = v.abs();
-    if v.fract() == 0.0 && a < 1e12 {
-        // Counts (epochs, examples, steps) read as integers.
-        format!("{v:.0}")
-    } else if !v.is_finite() || (1e-3..1e5).contains(&a) {
-        format!("{v:.4}")
-    } else {
-        format!("{v:.3e}")
     }
 }
 

@@ -366,7 +366,7 @@ mod tests {
     #[test]
     fn metric_values_read_as_printed() {
         assert_eq!(metric_value(3.0), "3");
-        assert_eq!(metric_value(0.693147), "0.6931");
+        assert_eq!(metric_value(0.512345), "0.5123");
         assert_eq!(metric_value(5e-5), "5.000e-5");
         assert_eq!(metric_value(f64::NAN), "NaN");
         assert_eq!(metric_value(f64::INFINITY), "inf");

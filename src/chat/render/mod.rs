@@ -20,6 +20,8 @@ mod start;
 mod status;
 mod warnings;
 
+pub use error::{error_facts, ErrorFacts};
+
 /// Longest log line shown in a message (the full line is in the log file).
 pub const MAX_LINE: usize = 500;
 /// Most traceback lines shown in an excerpt.

@@ -533,6 +533,40 @@ mod tests {
         assert_within_limits(&body);
     }
 
+    /// Discord and the console word an ended process and its severity alike.
+    #[test]
+    fn the_embed_states_the_same_facts_as_the_console() {
+        let mut m = error_report("Killed", Vec::new(), "/data/logs/model_3.log", "model_3");
+        if let Body::ErrorDetected { exit, .. } = &mut m.body {
+            *exit = Some(crate::model::ExitOutcome::Signal(9));
+        }
+        let e = embed(&m);
+        let field = |name: &str| {
+            e["fields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["name"] == name)
+                .map(|f| f["value"].as_str().unwrap().to_string())
+                .unwrap()
+        };
+        assert_eq!(field("PID"), "4242 (killed by SIGKILL (137))");
+        assert_eq!(field("Severity"), "CRITICAL (training halted)");
+        assert_eq!(
+            field("Elapsed"),
+            crate::config::format_duration(Duration::from_secs(3725))
+        );
+        let lines = render::render(&m).lines;
+        assert!(
+            lines.contains(&"Process ID: 4242 (killed by SIGKILL (137))".to_string()),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(&"Severity: CRITICAL (training halted)".to_string()),
+            "{lines:?}"
+        );
+    }
+
     #[test]
     fn nobody_is_pinged_when_nobody_is_addressed() {
         let mut m = error_report("x", vec![], "l", "j");

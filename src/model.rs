@@ -1,6 +1,7 @@
 //! Domain types shared by every layer: job and run identities, the protocol's error
 //! categories, severities and personas, incidents found in a log, and how a process ended.
 //! They are plain data (serde-able) so the engine can stay pure and the store can keep them.
+//! `metric_value` lives here too: the log pipeline and chat both write metric values in text.
 
 use std::fmt;
 use std::str::FromStr;
@@ -326,6 +327,19 @@ impl Actor {
     }
 }
 
+/// A metric as read: 0.6931, 5.000e-5, NaN.
+pub fn metric_value(v: f64) -> String {
+    let a = v.abs();
+    if v.fract() == 0.0 && a < 1e12 {
+        // Counts (epochs, examples, steps) read as integers.
+        format!("{v:.0}")
+    } else if !v.is_finite() || (1e-3..1e5).contains(&a) {
+        format!("{v:.4}")
+    } else {
+        format!("{v:.3e}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,6 +361,15 @@ mod tests {
         assert_eq!(Category::Resource.owner(), Persona::CodeTranslator);
         assert_eq!(Category::Data.owner(), Persona::DataEngineer);
         assert_eq!(Category::Convergence.owner(), Persona::Modeler);
+    }
+
+    #[test]
+    fn metric_values_read_as_printed() {
+        assert_eq!(metric_value(3.0), "3");
+        assert_eq!(metric_value(0.512345), "0.5123");
+        assert_eq!(metric_value(5e-5), "5.000e-5");
+        assert_eq!(metric_value(f64::NAN), "NaN");
+        assert_eq!(metric_value(f64::INFINITY), "inf");
     }
 
     #[test]

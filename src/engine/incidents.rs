@@ -12,6 +12,8 @@ use super::text;
 use crate::model::{Category, Incident, Persona, Severity};
 
 impl JobMachine {
+    /// An incident found or grown. Its key decides which: the first sight of a key files a
+    /// new incident, a later one (new evidence, or the same one seen again) updates it.
     pub(super) fn incident(
         &mut self,
         at: DateTime<Utc>,
@@ -20,9 +22,14 @@ impl JobMachine {
         out: &mut Vec<Action>,
     ) {
         let Some(run) = self.active_mut() else { return };
-        if run.incidents.iter().any(|i| i.key == key) {
-            return self.incident_updated(at, key, incident, out);
+        match run.incidents.iter().position(|i| i.key == key) {
+            Some(idx) => self.update_incident(at, idx, incident, out),
+            None => self.file_incident(at, key, incident, out),
         }
+    }
+
+    fn file_incident(&mut self, at: DateTime<Utc>, key: u64, incident: Incident, out: &mut Vec<Action>) {
+        let Some(run) = self.active_mut() else { return };
         let seq = run.incidents.len() as u32 + 1;
         run.incidents.push(IncidentEntry {
             key,
@@ -117,17 +124,8 @@ impl JobMachine {
         msg
     }
 
-    pub(super) fn incident_updated(
-        &mut self,
-        at: DateTime<Utc>,
-        key: u64,
-        incident: Incident,
-        out: &mut Vec<Action>,
-    ) {
+    fn update_incident(&mut self, at: DateTime<Utc>, idx: usize, incident: Incident, out: &mut Vec<Action>) {
         let Some(run) = self.active_mut() else { return };
-        let Some(idx) = run.incidents.iter().position(|i| i.key == key) else {
-            return self.incident(at, key, incident, out);
-        };
         let was = run.incidents[idx].incident.severity;
         let seq = run.incidents[idx].seq;
         out.push(Action::Record(Record::Incident {

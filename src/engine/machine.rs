@@ -80,7 +80,7 @@ impl JobMachine {
             } => self.spawned(at, pid, checkpoint, previous_log, &mut out),
             Event::SpawnFailed { error } => self.spawn_failed(at, error, &mut out),
             Event::Incident { key, incident } => self.incident(at, key, incident, &mut out),
-            Event::IncidentUpdated { key, incident } => self.incident_updated(at, key, incident, &mut out),
+            Event::IncidentUpdated { key, incident } => self.incident(at, key, incident, &mut out),
             Event::LogActivity { last_line, line_no } => {
                 if let Some(run) = self.active_mut() {
                     run.last_line = Some(last_line);

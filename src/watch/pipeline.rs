@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::chart::{self, ChartError};
 use crate::engine::Event;
-use crate::model::{Category, ExitOutcome, Incident};
+use crate::model::{metric_value, Category, ExitOutcome, Incident};
 use crate::redact::Redactor;
 use crate::watch::detect::{DetectConfig, Detector, Finding};
 use crate::watch::follower::{display_segment, FollowState, Follower};
@@ -458,8 +458,8 @@ fn health_incident(signal: &HealthSignal, line: u64) -> Incident {
         };
         incident.text = format!(
             "{key} is diverging: {} is {ratio}× its lowest value so far ({})",
-            crate::chat::render::metric_value(*value),
-            crate::chat::render::metric_value(*running_min)
+            metric_value(*value),
+            metric_value(*running_min)
         );
     }
     incident

@@ -150,33 +150,22 @@ fn draft(m: &Message) -> Draft {
         footer,
     };
     match &m.body {
-        Body::ErrorDetected {
-            seq,
-            pid,
-            log_file,
-            incident,
-            exit,
-            elapsed,
-        } => {
-            let pid = pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
-            let pid = match exit {
-                Some(e) => format!("{pid} ({e})"),
-                None => pid,
-            };
+        Body::ErrorDetected { .. } => {
+            let f = render::error_facts(&m.body).expect("an error report has its facts");
             d.fields = vec![
-                field("Job", format!("{} · error #{seq}", m.job), true),
-                field("PID", pid, true),
-                field("Category", incident.category.as_str(), true),
-                field("Line", line_no(incident.line), true),
-                field("Elapsed", crate::config::format_duration(*elapsed), true),
-                field("Severity", severity(incident.severity, exit.is_some()), true),
-                field("Log file", log_file.display().to_string(), false),
+                field("Job", format!("{} · error #{}", m.job, f.seq), true),
+                field("PID", f.process, true),
+                field("Category", f.incident.category.as_str(), true),
+                field("Line", line_no(f.incident.line), true),
+                field("Elapsed", f.elapsed, true),
+                field("Severity", f.severity, true),
+                field("Log file", f.log_file, false),
             ];
-            if incident.count > 1 {
+            if f.incident.count > 1 {
                 d.fields
-                    .push(field("Occurrences", incident.count.to_string(), true));
+                    .push(field("Occurrences", f.incident.count.to_string(), true));
             }
-            d.head = format!("**Error**\n{}", block(&line(&incident.text)));
+            d.head = format!("**Error**\n{}", block(&line(&f.incident.text)));
         }
         Body::WarningNoticed {
             seq,
@@ -205,14 +194,6 @@ fn line_no(n: u64) -> String {
         n.to_string()
     } else {
         "-".into()
-    }
-}
-
-fn severity(s: Severity, ended: bool) -> &'static str {
-    match (s, ended) {
-        (Severity::Fatal, true) => "CRITICAL (training halted)",
-        (Severity::Fatal, false) => "CRITICAL",
-        (Severity::Warning, _) => "warning",
     }
 }
 
@@ -550,6 +531,40 @@ mod tests {
         assert_eq!(row[0]["custom_id"], "tw1:restart:model_3:4:i2");
         assert_eq!(row[0]["disabled"], false);
         assert_within_limits(&body);
+    }
+
+    /// Discord and the console word an ended process and its severity alike.
+    #[test]
+    fn the_embed_states_the_same_facts_as_the_console() {
+        let mut m = error_report("Killed", Vec::new(), "/data/logs/model_3.log", "model_3");
+        if let Body::ErrorDetected { exit, .. } = &mut m.body {
+            *exit = Some(crate::model::ExitOutcome::Signal(9));
+        }
+        let e = embed(&m);
+        let field = |name: &str| {
+            e["fields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["name"] == name)
+                .map(|f| f["value"].as_str().unwrap().to_string())
+                .unwrap()
+        };
+        assert_eq!(field("PID"), "4242 (killed by SIGKILL (137))");
+        assert_eq!(field("Severity"), "CRITICAL (training halted)");
+        assert_eq!(
+            field("Elapsed"),
+            crate::config::format_duration(Duration::from_secs(3725))
+        );
+        let lines = render::render(&m).lines;
+        assert!(
+            lines.contains(&"Process ID: 4242 (killed by SIGKILL (137))".to_string()),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(&"Severity: CRITICAL (training halted)".to_string()),
+            "{lines:?}"
+        );
     }
 
     #[test]

@@ -1,49 +1,80 @@
 //! The error report ("⚠️ ERROR DETECTED") and the warnings that do not halt the run.
 
 use super::*;
+use crate::model::Incident;
+
+/// What an error report states, worded once for every adapter: the console prints it as
+/// lines, Discord as embed fields.
+pub struct ErrorFacts<'a> {
+    pub seq: u32,
+    /// `1234 (killed by SIGKILL (137))` once the process ended; `-` when there was none.
+    pub process: String,
+    pub log_file: String,
+    pub incident: &'a Incident,
+    pub elapsed: String,
+    pub severity: &'static str,
+}
+
+/// The facts of an error report; None for any other message.
+pub fn error_facts(body: &Body) -> Option<ErrorFacts<'_>> {
+    let Body::ErrorDetected {
+        seq,
+        pid,
+        log_file,
+        incident,
+        exit,
+        elapsed,
+    } = body
+    else {
+        return None;
+    };
+    let pid = pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
+    let severity = match (incident.severity, exit) {
+        (Severity::Fatal, Some(_)) => "CRITICAL (training halted)",
+        (Severity::Fatal, None) => "CRITICAL",
+        (Severity::Warning, _) => "warning (the run goes on)",
+    };
+    Some(ErrorFacts {
+        seq: *seq,
+        process: match exit {
+            Some(e) => format!("{pid} ({e})"),
+            None => pid,
+        },
+        log_file: path(log_file),
+        incident,
+        elapsed: dur(*elapsed),
+        severity,
+    })
+}
+
+/// The line that states the incident, and where it stands in the log when it is a log line.
+fn stated(label: &str, incident: &Incident, lines: &mut Vec<String>) {
+    lines.push(format!("{label}: {}", line(&incident.text)));
+    if incident.line > 0 {
+        lines.push(format!("Line: {}", incident.line));
+    }
+}
 
 /// Lines, excerpt and footer of a message of this family.
 pub(super) fn render(m: &Message) -> Parts {
     let job = m.job.as_str();
     let mut lines = Vec::new();
-    let excerpt;
-    let footer = match &m.body {
-        Body::ErrorDetected {
-            seq,
-            pid,
-            log_file,
-            incident,
-            exit,
-            elapsed,
-        } => {
-            lines.push(format!("Model: {job} · error #{seq}"));
-            let pid = pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
-            match exit {
-                Some(e) => lines.push(format!("Process ID: {pid} ({e})")),
-                None => lines.push(format!("Process ID: {pid}")),
-            }
-            lines.push(format!("Log file: {}", path(log_file)));
-            lines.push(format!("Error: {}", line(&incident.text)));
-            if incident.line > 0 {
-                lines.push(format!("Line: {}", incident.line));
-            }
+    let (incident, footer) = match &m.body {
+        Body::ErrorDetected { .. } => {
+            let f = error_facts(&m.body).expect("an error report has its facts");
+            lines.push(format!("Model: {job} · error #{}", f.seq));
+            lines.push(format!("Process ID: {}", f.process));
+            lines.push(format!("Log file: {}", f.log_file));
+            stated("Error", f.incident, &mut lines);
             lines.push(format!("Timestamp: {}", m.at.format("%Y-%m-%d %H:%M:%S UTC")));
-            lines.push(format!("Elapsed: {}", dur(*elapsed)));
-            lines.push(format!("Error Type: {}", incident.category));
-            let severity = match (incident.severity, exit) {
-                (Severity::Fatal, Some(_)) => "CRITICAL (training halted)",
-                (Severity::Fatal, None) => "CRITICAL",
-                (Severity::Warning, _) => "warning (the run goes on)",
-            };
-            lines.push(format!("Severity: {severity}"));
-            if incident.count > 1 {
-                lines.push(format!("Occurrences: {}", incident.count));
-            }
-            excerpt = excerpt_lines(&incident.excerpt);
-            Some(format!(
+            lines.push(format!("Elapsed: {}", f.elapsed));
+            lines.push(format!("Error Type: {}", f.incident.category));
+            lines.push(format!("Severity: {}", f.severity));
+            let footer = format!(
                 "Action Required: Fix and resume training. Awaiting {} guidance (restart / kill / continue / investigate).",
                 persona_tag(Persona::Director)
-            ))
+            );
+            (f.incident, Some(footer))
         }
         Body::WarningNoticed {
             seq,
@@ -52,22 +83,18 @@ pub(super) fn render(m: &Message) -> Parts {
         } => {
             lines.push(format!("Model: {job} · warning #{seq}"));
             lines.push(format!("Log file: {}", path(log_file)));
-            lines.push(format!("Warning: {}", line(&incident.text)));
-            if incident.line > 0 {
-                lines.push(format!("Line: {}", incident.line));
-            }
+            stated("Warning", incident, &mut lines);
             lines.push(format!("Type: {} · the run goes on", incident.category));
-            if incident.count > 1 {
-                lines.push(format!("Occurrences: {}", incident.count));
-            }
-            excerpt = excerpt_lines(&incident.excerpt);
-            None
+            (incident, None)
         }
         _ => unreachable!("render() routes only this family here"),
     };
+    if incident.count > 1 {
+        lines.push(format!("Occurrences: {}", incident.count));
+    }
     Parts {
         lines,
-        excerpt,
+        excerpt: excerpt_lines(&incident.excerpt),
         footer,
     }
 }

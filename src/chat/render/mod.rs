@@ -8,7 +8,7 @@ use std::path::Path;
 
 use crate::config::format_duration;
 use crate::engine::{Body, IncidentSummary, Message, Progress, StallKind};
-use crate::model::{ExitOutcome, Persona, Severity};
+use crate::model::{metric_value, ExitOutcome, Persona, Severity};
 
 use super::sanitize::{cut, untrusted};
 
@@ -19,6 +19,8 @@ mod review;
 mod start;
 mod status;
 mod warnings;
+
+pub use error::{error_facts, ErrorFacts};
 
 /// Longest log line shown in a message (the full line is in the log file).
 pub const MAX_LINE: usize = 500;
@@ -134,19 +136,6 @@ fn progress_lines(p: &Progress, out: &mut Vec<String>) {
             "⚠️ Projected to finish {} after the maximum duration",
             dur(over)
         ));
-    }
-}
-
-/// A metric as read: 0.6931, 5.000e-5, NaN.
-pub fn metric_value(v: f64) -> String {
-    let a = v.abs();
-    if v.fract() == 0.0 && a < 1e12 {
-        // Counts (epochs, examples, steps) read as integers.
-        format!("{v:.0}")
-    } else if !v.is_finite() || (1e-3..1e5).contains(&a) {
-        format!("{v:.4}")
-    } else {
-        format!("{v:.3e}")
     }
 }
 

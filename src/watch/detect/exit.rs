@@ -70,6 +70,15 @@ pub fn exit_incident(outcome: ExitOutcome) -> Incident {
 mod tests {
     use super::*;
 
+    /// Failed exits with nothing in the log to explain them, each worded differently.
+    const UNEXPLAINED_FAILURES: [ExitOutcome; 5] = [
+        ExitOutcome::Code(2),
+        ExitOutcome::Signal(9),
+        ExitOutcome::Signal(15),
+        ExitOutcome::Signal(11),
+        ExitOutcome::Unknown,
+    ];
+
     fn category(outcome: ExitOutcome) -> Option<Category> {
         exit_verdict(outcome).map(|(c, _)| c)
     }
@@ -113,13 +122,7 @@ mod tests {
     #[test]
     fn the_detector_gives_the_classifiers_verdict_for_an_unexplained_exit() {
         use crate::watch::detect::{DetectConfig, Detector, Finding};
-        for outcome in [
-            ExitOutcome::Code(2),
-            ExitOutcome::Signal(9),
-            ExitOutcome::Signal(15),
-            ExitOutcome::Signal(11),
-            ExitOutcome::Unknown,
-        ] {
+        for outcome in UNEXPLAINED_FAILURES {
             let mut d = Detector::new(DetectConfig::default());
             assert!(d.push_line(1, "step 1 of 10").is_empty());
             let found = d.finish(Some(outcome));
@@ -140,13 +143,7 @@ mod tests {
 
     #[test]
     fn the_engine_files_the_same_verdict_as_the_detector() {
-        for outcome in [
-            ExitOutcome::Code(2),
-            ExitOutcome::Signal(9),
-            ExitOutcome::Signal(15),
-            ExitOutcome::Signal(11),
-            ExitOutcome::Unknown,
-        ] {
+        for outcome in UNEXPLAINED_FAILURES {
             let inc = exit_incident(outcome);
             let (category, text) = exit_verdict(outcome).unwrap();
             assert_eq!((inc.category, inc.text), (category, text));

@@ -10,10 +10,12 @@
 
 mod duration;
 mod error;
+mod paths;
 mod raw;
 mod render;
 mod resolve;
 mod roles;
+mod wrap;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -190,7 +192,7 @@ impl JobSpec {
         max: Option<Duration>,
         status_interval: Option<Duration>,
     ) -> Result<JobSpec, ConfigError> {
-        resolve::wrap(argv, cwd, log, expected, max, status_interval)
+        wrap::wrap(argv, cwd, log, expected, max, status_interval)
     }
 
     /// Every expected output file (results, model, outputs), for the completion report.

@@ -181,20 +181,6 @@ pub struct JobSpec {
 }
 
 impl JobSpec {
-    /// The no-config mode: `trainwatch run [--log F] [--expected D] [--max D] -- CMD ARGS`.
-    /// The job is named after the program (`python train.py` → `train`); its log defaults to
-    /// `./trainwatch-<name>.log`; relative paths resolve against `cwd`.
-    pub fn wrap(
-        argv: Vec<String>,
-        cwd: &Path,
-        log: Option<PathBuf>,
-        expected: Option<Duration>,
-        max: Option<Duration>,
-        status_interval: Option<Duration>,
-    ) -> Result<JobSpec, ConfigError> {
-        wrap::wrap(argv, cwd, log, expected, max, status_interval)
-    }
-
     /// Every expected output file (results, model, outputs), for the completion report.
     pub fn output_files(&self) -> Vec<PathBuf> {
         let mut files = vec![self.results.clone(), self.model.clone()];

@@ -16,8 +16,6 @@ pub(super) fn absolute(p: &Path) -> R<PathBuf> {
         })
 }
 
-/// Drop `.` components (`./a/./b` → `a/b`). `..` is kept: resolving it without the file
-/// system would be wrong across symlinks.
 /// Lexically tidy a path: drop `.`, and let `..` cancel the folder before it (as Go's
 /// `filepath.Clean` does), so `config/../output` is shown and used as `output`.
 pub(super) fn clean(p: &Path) -> PathBuf {

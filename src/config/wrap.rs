@@ -1,4 +1,4 @@
-//! The no-config mode: a job built from a bare command line.
+//! The no-config mode: `JobSpec::wrap` builds a job from a bare command line.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,8 +14,6 @@ use super::{
     format_duration, JobSpec, MetricsSettings, OnError, DEFAULT_KILL_GRACE, DEFAULT_MODEL, DEFAULT_RESULTS,
     DEFAULT_STATUS_INTERVAL,
 };
-
-type R<T> = Result<T, ConfigError>;
 
 /// Name a wrapped command after its program: the last `*.py` argument's stem
 /// (`python -u scripts/train.py --lr 3` → `train`), else the executable's file name.
@@ -55,78 +53,83 @@ fn sanitise_name(raw: &str) -> String {
     name
 }
 
-pub(super) fn wrap(
-    argv: Vec<String>,
-    cwd: &Path,
-    log: Option<PathBuf>,
-    expected: Option<Duration>,
-    max: Option<Duration>,
-    status_interval: Option<Duration>,
-) -> R<JobSpec> {
-    if argv.is_empty() || argv[0].trim().is_empty() {
-        return Err(ConfigError::Usage(
-            "nothing to run: give the command after --, e.g. trainwatch run -- python train.py".into(),
-        ));
-    }
-    if argv.iter().any(|a| a.contains('\0')) {
-        return Err(ConfigError::Usage(
-            "the command must not contain a NUL character".into(),
-        ));
-    }
-    if let (Some(e), Some(m)) = (expected, max) {
-        if m < e {
-            return Err(ConfigError::Usage(format!(
-                "--max ({}) is shorter than --expected ({})",
-                format_duration(m),
-                format_duration(e)
-            )));
+impl JobSpec {
+    /// The no-config mode: `trainwatch run [--log F] [--expected D] [--max D] -- CMD ARGS`.
+    /// The job is named after the program (`python train.py` → `train`); its log defaults to
+    /// `./trainwatch-<name>.log`; relative paths resolve against `cwd`.
+    pub fn wrap(
+        argv: Vec<String>,
+        cwd: &Path,
+        log: Option<PathBuf>,
+        expected: Option<Duration>,
+        max: Option<Duration>,
+        status_interval: Option<Duration>,
+    ) -> Result<JobSpec, ConfigError> {
+        if argv.is_empty() || argv[0].trim().is_empty() {
+            return Err(ConfigError::Usage(
+                "nothing to run: give the command after --, e.g. trainwatch run -- python train.py".into(),
+            ));
         }
-    }
-    for (flag, d) in [
-        ("--expected", expected),
-        ("--max", max),
-        ("--status-interval", status_interval),
-    ] {
-        if d.is_some_and(|d| d.is_zero()) {
-            return Err(ConfigError::Usage(format!("{flag} must be greater than zero")));
+        if argv.iter().any(|a| a.contains('\0')) {
+            return Err(ConfigError::Usage(
+                "the command must not contain a NUL character".into(),
+            ));
         }
+        if let (Some(e), Some(m)) = (expected, max) {
+            if m < e {
+                return Err(ConfigError::Usage(format!(
+                    "--max ({}) is shorter than --expected ({})",
+                    format_duration(m),
+                    format_duration(e)
+                )));
+            }
+        }
+        for (flag, d) in [
+            ("--expected", expected),
+            ("--max", max),
+            ("--status-interval", status_interval),
+        ] {
+            if d.is_some_and(|d| d.is_zero()) {
+                return Err(ConfigError::Usage(format!("{flag} must be greater than zero")));
+            }
+        }
+        let workdir = absolute(cwd)?;
+        let name = JobName::new(derive_name(&argv))
+            .map_err(|e| ConfigError::Usage(format!("cannot name the job after the command: {e}")))?;
+        let log = match log {
+            Some(l) => clean(&workdir.join(l)),
+            None => workdir.join(format!("trainwatch-{name}.log")),
+        };
+        let file = |t: &str| join_clean(&workdir, &t.replace("{name}", name.as_str()));
+        let (results, model) = (file(DEFAULT_RESULTS), file(DEFAULT_MODEL));
+        Ok(JobSpec {
+            engine: JobSettings {
+                job: name,
+                argv,
+                log,
+                expected,
+                max,
+                status_interval: status_interval.unwrap_or(DEFAULT_STATUS_INTERVAL),
+                on_error: OnError::Wait,
+                unattended: false,
+                approval_ttl: None,
+            },
+            stall_timeout: None,
+            results,
+            model,
+            outputs: Vec::new(),
+            checkpoint: None,
+            resume_argv: None,
+            kill_grace: DEFAULT_KILL_GRACE,
+            channel: None,
+            detect: DetectConfig::default(),
+            design: Vec::new(),
+            watch: Vec::new(),
+            metrics: MetricsSettings::default(),
+            env: BTreeMap::new(),
+            workdir,
+        })
     }
-    let workdir = absolute(cwd)?;
-    let name = JobName::new(derive_name(&argv))
-        .map_err(|e| ConfigError::Usage(format!("cannot name the job after the command: {e}")))?;
-    let log = match log {
-        Some(l) => clean(&workdir.join(l)),
-        None => workdir.join(format!("trainwatch-{name}.log")),
-    };
-    let file = |t: &str| join_clean(&workdir, &t.replace("{name}", name.as_str()));
-    let (results, model) = (file(DEFAULT_RESULTS), file(DEFAULT_MODEL));
-    Ok(JobSpec {
-        engine: JobSettings {
-            job: name,
-            argv,
-            log,
-            expected,
-            max,
-            status_interval: status_interval.unwrap_or(DEFAULT_STATUS_INTERVAL),
-            on_error: OnError::Wait,
-            unattended: false,
-            approval_ttl: None,
-        },
-        stall_timeout: None,
-        results,
-        model,
-        outputs: Vec::new(),
-        checkpoint: None,
-        resume_argv: None,
-        kill_grace: DEFAULT_KILL_GRACE,
-        channel: None,
-        detect: DetectConfig::default(),
-        design: Vec::new(),
-        watch: Vec::new(),
-        metrics: MetricsSettings::default(),
-        env: BTreeMap::new(),
-        workdir,
-    })
 }
 
 #[cfg(test)]

@@ -13,20 +13,11 @@ impl<'a> JobCtx<'a> {
     pub(super) fn detect(&self) -> R<DetectConfig> {
         let o = self.o;
         let d = |j: &'a RawJob| -> Option<&'a RawDetect> { j.detect.as_ref() };
-        let rhat_threshold = match self.pick("detect.rhat_threshold", |j| d(j)?.rhat_threshold.as_ref()) {
-            None => DEFAULT_RHAT_THRESHOLD,
-            Some((v, key)) => {
-                let x = *v.get_ref();
-                if !(x.is_finite() && x > 1.0) {
-                    return Err(o.at(
-                        v.span(),
-                        key,
-                        format!("rhat_threshold must be a number above 1.0, got {x}"),
-                    ));
-                }
-                x
-            }
-        };
+        let rhat_threshold = self.above_one(
+            "detect.rhat_threshold",
+            |j| d(j)?.rhat_threshold.as_ref(),
+            DEFAULT_RHAT_THRESHOLD,
+        )?;
         let ignore = match self.pick("detect.ignore", |j| d(j)?.ignore.as_ref()) {
             None => Vec::new(),
             Some((list, key)) => list
@@ -82,20 +73,11 @@ impl<'a> JobCtx<'a> {
                 .map(|v| metric_name(v, &key))
                 .collect::<R<Vec<_>>>()?,
         };
-        let diverge_factor = match self.pick("metrics.diverge_factor", |j| m(j)?.diverge_factor.as_ref()) {
-            None => DEFAULT_DIVERGE_FACTOR,
-            Some((v, key)) => {
-                let x = *v.get_ref();
-                if !(x.is_finite() && x > 1.0) {
-                    return Err(o.at(
-                        v.span(),
-                        key,
-                        format!("diverge_factor must be a number above 1.0, got {x}"),
-                    ));
-                }
-                x
-            }
-        };
+        let diverge_factor = self.above_one(
+            "metrics.diverge_factor",
+            |j| m(j)?.diverge_factor.as_ref(),
+            DEFAULT_DIVERGE_FACTOR,
+        )?;
         let mut patterns = Vec::new();
         if let Some((map, key)) = self.pick("metrics.patterns", |j| m(j)?.patterns.as_ref()) {
             for (name, v) in map {
@@ -124,6 +106,24 @@ impl<'a> JobCtx<'a> {
             diverge_factor,
             patterns,
         })
+    }
+
+    /// A threshold written as "this many times" (R-hat, the divergence factor): a finite
+    /// number above 1.0, else `default` when not given.
+    fn above_one(&self, field: &str, get: impl Fn(&'a RawJob) -> Option<&'a S<f64>>, default: f64) -> R<f64> {
+        let Some((v, key)) = self.pick(field, get) else {
+            return Ok(default);
+        };
+        let x = *v.get_ref();
+        if !(x.is_finite() && x > 1.0) {
+            let name = field.rsplit('.').next().unwrap_or(field);
+            return Err(self.o.at(
+                v.span(),
+                key,
+                format!("{name} must be a number above 1.0, got {x}"),
+            ));
+        }
+        Ok(x)
     }
 }
 

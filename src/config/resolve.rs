@@ -39,7 +39,7 @@ pub(crate) fn resolve(text: &str, source: &Path) -> R<Config> {
     let roles = resolve_roles(&o, &raw.roles)?;
 
     let defaults = raw.defaults.as_ref();
-    if let Some(argv) = defaults.and_then(|d| d.get_ref().argv.as_ref()) {
+    if let Some(argv) = defaults.and_then(|d| d.argv.as_ref()) {
         return Err(o.at(
             argv.span(),
             "defaults.argv",
@@ -55,10 +55,9 @@ pub(crate) fn resolve(text: &str, source: &Path) -> R<Config> {
         let ctx = JobCtx {
             o: &o,
             job: &no_job,
-            def: Some(d.get_ref()),
+            def: Some(d),
             prefix: "defaults".into(),
             name: &name,
-            key_span: d.span(),
         };
         ctx.resolve(&base, Vec::new())?;
     }
@@ -69,13 +68,12 @@ pub(crate) fn resolve(text: &str, source: &Path) -> R<Config> {
             .map_err(|e| o.at(key.span(), join("jobs", key.get_ref()), e.to_string()))?;
         let j = JobCtx {
             o: &o,
-            job: job.get_ref(),
-            def: defaults.map(|d| d.get_ref()),
+            job,
+            def: defaults,
             prefix: join("jobs", key.get_ref()),
             name: &name,
-            key_span: key.span(),
         };
-        let argv = j.required_argv()?;
+        let argv = j.required_argv(key.span())?;
         jobs.push(j.resolve(&base, argv)?);
     }
     // BTreeMap iteration already gives name order; sort anyway so the promise does not hang

@@ -27,7 +27,6 @@ pub(super) struct JobCtx<'a> {
     /// `jobs.<name>`
     pub(super) prefix: String,
     pub(super) name: &'a JobName,
-    pub(super) key_span: Range<usize>,
 }
 
 impl<'a> JobCtx<'a> {
@@ -109,12 +108,12 @@ impl<'a> JobCtx<'a> {
         })
     }
 
-    /// The job's own command (never a default).
-    pub(super) fn required_argv(&self) -> R<Vec<String>> {
+    /// The job's own command (never a default); `key_span` is the job's name in the file.
+    pub(super) fn required_argv(&self, key_span: Range<usize>) -> R<Vec<String>> {
         match &self.job.argv {
             Some(v) => self.argv(v, &format!("{}.argv", self.prefix)),
             None => Err(self.o.at(
-                self.key_span.clone(),
+                key_span,
                 &self.prefix,
                 "argv is required: the command to run, e.g. argv = [\"python\", \"train.py\"]",
             )),

@@ -1,9 +1,11 @@
 //! Configuration: jobs, roles and chat settings read from a TOML file, validated into
 //! typed values. A bad config is reported with the file, the line and the key.
 //!
-//! `raw` mirrors the file (with spans), `resolve` checks it and builds the types below,
-//! `render` prints them for `trainwatch check-config`. `JobSpec::wrap` builds a job from a
-//! bare command line for the no-config mode. What supervising needs beyond a valid file (at
+//! `raw` mirrors the file (with spans), `resolve` checks it and builds the types below (one
+//! submodule per part of the file: a job table, its `detect`/`metrics` tables, `[roles]` and
+//! `[discord]`), `paths` expands and tidies the paths it names, and `render` prints the
+//! result for `trainwatch check-config`. `wrap` (`JobSpec::wrap`) builds a job from a bare
+//! command line for the no-config mode. What supervising needs beyond a valid file (at
 //! least one job, a usable store path) is one check, `Config::check_supervisable`, made by
 //! `check-config`, `run` and `serve` alike. A job's settings are built as the types their
 //! consumers use (`engine::JobSettings`, `watch::detect::DetectConfig`): nothing is mapped.

@@ -550,3 +550,34 @@ fn metric_settings_a_user_can_get_wrong_are_refused() {
     assert_eq!(loc.key.as_deref(), Some("jobs.a.metrics.patterns.acc"));
     assert!(loc.message.contains("invalid regex"), "{}", loc.message);
 }
+
+/// R-hat's threshold and the divergence factor are both "this many times" ratios: each must
+/// be a finite number above 1.0, and the error names the key it was written under.
+#[test]
+fn ratio_thresholds_must_be_above_one() {
+    let loc = fail("[jobs.a]\nargv = [\"x\"]\n[jobs.a.detect]\nrhat_threshold = 1.0\n");
+    assert_eq!(loc.key.as_deref(), Some("jobs.a.detect.rhat_threshold"));
+    assert_eq!(loc.message, "rhat_threshold must be a number above 1.0, got 1");
+    let loc = fail("[defaults.metrics]\ndiverge_factor = nan\n[jobs.a]\nargv = [\"x\"]\n");
+    assert_eq!(
+        loc.key.as_deref(),
+        Some("defaults.metrics.diverge_factor"),
+        "{}",
+        loc.message
+    );
+    assert_eq!(loc.message, "diverge_factor must be a number above 1.0, got NaN");
+}
+
+/// A sub-table may be written before (or without) its parent's own header: TOML defines the
+/// parent implicitly, and the config reads it like any other.
+#[test]
+fn sub_tables_need_no_header_of_their_parent() {
+    let cfg = Config::parse(
+        "[defaults.metrics]\ndiverge_factor = 4.0\n[jobs.a.detect]\nrhat_threshold = 1.3\n[jobs.a]\nargv = [\"x\"]\n",
+        Path::new("conf/t.toml"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let a = cfg.job("a").unwrap();
+    assert_eq!(a.metrics.diverge_factor, 4.0);
+    assert_eq!(a.detect.rhat_threshold, 1.3);
+}

@@ -360,7 +360,7 @@ fn design_change_lists_files_params_algorithm_and_features() {
     assert!(s.algorithm_changed);
     assert_eq!(s.features_added, ["zip"]);
     assert_eq!(s.features_removed, ["income"]);
-    assert!(s.design_changed && !s.is_simple_bug_fix());
+    assert!(s.design_changed);
     assert!(
         s.compliance.starts_with("NOT compliant: 2 of 5"),
         "{}",
@@ -409,7 +409,7 @@ fn a_fix_that_changes_no_design_value_is_a_simple_bug_fix() {
     let s = changes(&before, &after, &d, dir.path());
     assert_eq!(s.files_modified.len(), 2);
     assert!(s.params_changed.is_empty());
-    assert!(!s.design_changed && s.is_simple_bug_fix());
+    assert!(!s.design_changed);
     assert!(!s.algorithm_changed);
     let text = render_changes(&s);
     assert_eq!(text[2], "- Parameters changed: none");

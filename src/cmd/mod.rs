@@ -13,13 +13,14 @@ pub mod triage;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
 
 use trainwatch::chat::console;
 use trainwatch::config::{Config, JobSpec, Roles};
 use trainwatch::model::Persona;
-use trainwatch::store::Store;
+use trainwatch::store::{Store, SupervisorLocks};
 
 /// Exit status for usage and config errors.
 pub const EXIT_USAGE: i32 = 2;
@@ -70,12 +71,41 @@ pub fn create_log_folders(specs: &[JobSpec]) -> Result<()> {
 }
 
 /// Where the shims keep each attempt's state: beside the store.
-pub fn state_root_of(store_path: &Path) -> PathBuf {
+fn state_root_of(store_path: &Path) -> PathBuf {
     store_path
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."))
         .join("runs")
+}
+
+/// The store of a supervising command (`run`, `serve`), opened under the locks that make
+/// this process its only supervisor. Dropping it releases them.
+pub struct OwnedStore {
+    pub store: Arc<Mutex<Store>>,
+    /// Where the shims keep each attempt's state (`state_root_of` the store).
+    pub state_root: PathBuf,
+    _locks: SupervisorLocks,
+}
+
+/// Take the store at `store_path` for this supervisor: lock it and its run state (flock, so a
+/// crash releases them), then open it. `None` when another supervisor holds it; the reason,
+/// naming the holder, is printed.
+pub fn take_store(store_path: &Path) -> Result<Option<OwnedStore>> {
+    let state_root = state_root_of(store_path);
+    let locks = match SupervisorLocks::acquire(store_path, &state_root) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("trainwatch: {e}");
+            return Ok(None);
+        }
+    };
+    let store = Arc::new(Mutex::new(Store::open(store_path)?));
+    Ok(Some(OwnedStore {
+        store,
+        state_root,
+        _locks: locks,
+    }))
 }
 
 /// Resolves on Ctrl-C or SIGTERM (never, if the signal cannot be watched).

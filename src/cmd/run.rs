@@ -14,10 +14,9 @@ use trainwatch::cli::{ColorChoice, RunArgs};
 use trainwatch::config::{check_store_path, Config, JobSpec};
 use trainwatch::model::{JobName, Persona};
 use trainwatch::runtime::{Options, Supervisor};
-use trainwatch::store::{Store, SupervisorLocks};
 
 use super::{
-    console_personas, create_log_folders, default_store, expand_self, shutdown_signal, state_root_of,
+    console_personas, create_log_folders, default_store, expand_self, shutdown_signal, take_store,
     EXIT_INTERRUPTED, EXIT_USAGE,
 };
 
@@ -98,26 +97,20 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         starter.personas.push(Persona::Starter);
     }
 
-    let state_root = state_root_of(&store_path);
-    // Held until we return; a crash releases it (flock), so the next start takes it over.
-    let _locks = match SupervisorLocks::acquire(&store_path, &state_root) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("trainwatch: {e}");
-            return Ok(EXIT_USAGE);
-        }
+    // Held until we return; a crash releases the locks, so the next start takes over.
+    let Some(owned) = take_store(&store_path)? else {
+        return Ok(EXIT_USAGE);
     };
-    let store = Arc::new(std::sync::Mutex::new(Store::open(&store_path)?));
     let console = Arc::new(Console::new(Box::new(std::io::stdout()), color, holders));
     let chat: Arc<dyn ChatSink> = console.clone();
     let mut sup = Supervisor::start(
         specs,
-        store,
+        owned.store.clone(),
         chat,
         Options {
             unattended,
             policy_when_set: false,
-            state_root,
+            state_root: owned.state_root.clone(),
             shim: std::env::current_exe().context("locating the trainwatch executable")?,
             roles: roles.clone(),
         },

@@ -1,8 +1,6 @@
 //! `trainwatch serve`: the Discord bot — supervise the configured jobs and take decisions
 //! from Discord until stopped (the jobs keep running).
 
-use std::sync::Arc;
-
 use anyhow::{bail, Context, Result};
 use tokio::sync::mpsc;
 
@@ -10,9 +8,8 @@ use trainwatch::chat::discord::{self, DiscordSetup};
 use trainwatch::cli::ServeArgs;
 use trainwatch::config::Config;
 use trainwatch::runtime::{Options, Supervisor};
-use trainwatch::store::{Store, SupervisorLocks};
 
-use super::{create_log_folders, expand_self, shutdown_signal, state_root_of, EXIT_USAGE};
+use super::{create_log_folders, expand_self, shutdown_signal, take_store, EXIT_USAGE};
 
 pub async fn run(args: ServeArgs) -> Result<i32> {
     let cfg = match Config::load(&args.config) {
@@ -38,28 +35,22 @@ pub async fn run(args: ServeArgs) -> Result<i32> {
     let mut specs = cfg.jobs.clone();
     expand_self(&mut specs)?;
     create_log_folders(&specs)?;
-    let state_root = state_root_of(&store_path);
-    // Held until we return; a crash releases it (flock), so the next start takes it over.
-    let _locks = match SupervisorLocks::acquire(&store_path, &state_root) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("trainwatch: {e}");
-            return Ok(EXIT_USAGE);
-        }
+    // Held until we return; a crash releases the locks, so the next start takes over.
+    let Some(owned) = take_store(&store_path)? else {
+        return Ok(EXIT_USAGE);
     };
-    let store = Arc::new(std::sync::Mutex::new(Store::open(&store_path)?));
     let (tx, mut rx) = mpsc::channel(64);
-    let (chat, running) = discord::connect(setup, store.clone(), tx)
+    let (chat, running) = discord::connect(setup, owned.store.clone(), tx)
         .await
         .context("connecting to Discord")?;
     let mut sup = Supervisor::start(
         specs,
-        store,
+        owned.store.clone(),
         chat,
         Options {
             unattended: false,
             policy_when_set: true,
-            state_root,
+            state_root: owned.state_root.clone(),
             shim: std::env::current_exe().context("locating the trainwatch executable")?,
             roles: Some(cfg.roles.clone()),
         },

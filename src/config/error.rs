@@ -170,7 +170,13 @@ pub(crate) fn join(prefix: &str, key: &str) -> String {
     }
 }
 
-fn collect_table(t: &toml_edit::Table, prefix: &str, offset: usize, best: &mut Option<(usize, String)>) {
+/// A table's keys and what they hold; `[section]` tables and `{ inline }` ones alike.
+fn collect_table(
+    t: &dyn toml_edit::TableLike,
+    prefix: &str,
+    offset: usize,
+    best: &mut Option<(usize, String)>,
+) {
     for (k, _) in t.iter() {
         let Some((key, item)) = t.get_key_value(k) else {
             continue;
@@ -206,16 +212,7 @@ fn collect_value(v: &toml_edit::Value, path: &str, offset: usize, best: &mut Opt
                 collect_value(x, path, offset, best);
             }
         }
-        toml_edit::Value::InlineTable(t) => {
-            for (k, _) in t.iter() {
-                let Some((key, item)) = t.get_key_value(k) else {
-                    continue;
-                };
-                let p = join(path, k);
-                consider(key.span(), &p, offset, best);
-                collect_item(item, &p, offset, best);
-            }
-        }
+        toml_edit::Value::InlineTable(t) => collect_table(t, path, offset, best),
         _ => {}
     }
 }

@@ -1,19 +1,23 @@
 //! Configuration: jobs, roles and chat settings read from a TOML file, validated into
 //! typed values. A bad config is reported with the file, the line and the key.
 //!
-//! `raw` mirrors the file (with spans), `resolve` checks it and builds the types below,
-//! `render` prints them for `trainwatch check-config`. `JobSpec::wrap` builds a job from a
-//! bare command line for the no-config mode. What supervising needs beyond a valid file (at
+//! `raw` mirrors the file (with spans), `resolve` checks it and builds the types below (one
+//! submodule per part of the file: a job table, its `detect`/`metrics` tables, `[roles]` and
+//! `[discord]`), `paths` expands and tidies the paths it names, and `render` prints the
+//! result for `trainwatch check-config`. `wrap` (`JobSpec::wrap`) builds a job from a bare
+//! command line for the no-config mode. What supervising needs beyond a valid file (at
 //! least one job, a usable store path) is one check, `Config::check_supervisable`, made by
 //! `check-config`, `run` and `serve` alike. A job's settings are built as the types their
 //! consumers use (`engine::JobSettings`, `watch::detect::DetectConfig`): nothing is mapped.
 
 mod duration;
 mod error;
+mod paths;
 mod raw;
 mod render;
 mod resolve;
 mod roles;
+mod wrap;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -179,20 +183,6 @@ pub struct JobSpec {
 }
 
 impl JobSpec {
-    /// The no-config mode: `trainwatch run [--log F] [--expected D] [--max D] -- CMD ARGS`.
-    /// The job is named after the program (`python train.py` → `train`); its log defaults to
-    /// `./trainwatch-<name>.log`; relative paths resolve against `cwd`.
-    pub fn wrap(
-        argv: Vec<String>,
-        cwd: &Path,
-        log: Option<PathBuf>,
-        expected: Option<Duration>,
-        max: Option<Duration>,
-        status_interval: Option<Duration>,
-    ) -> Result<JobSpec, ConfigError> {
-        resolve::wrap(argv, cwd, log, expected, max, status_interval)
-    }
-
     /// Every expected output file (results, model, outputs), for the completion report.
     pub fn output_files(&self) -> Vec<PathBuf> {
         let mut files = vec![self.results.clone(), self.model.clone()];

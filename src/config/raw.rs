@@ -18,9 +18,11 @@ pub(crate) struct RawConfig {
     pub store: Option<RawStore>,
     #[serde(default)]
     pub roles: BTreeMap<S<String>, SList>,
-    pub defaults: Option<S<RawJob>>,
+    // Job tables carry no span of their own: toml cannot give one to a table defined
+    // implicitly (`[defaults.metrics]` with no `[defaults]`), and errors point at values.
+    pub defaults: Option<RawJob>,
     #[serde(default)]
-    pub jobs: BTreeMap<S<String>, S<RawJob>>,
+    pub jobs: BTreeMap<S<String>, RawJob>,
     pub discord: Option<S<RawDiscord>>,
 }
 

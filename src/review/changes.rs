@@ -21,15 +21,10 @@ pub struct ChangesSummary {
     pub features_added: Vec<String>,
     pub features_removed: Vec<String>,
     /// Any design parameter's value (or readability) differs: re-validation is required.
+    /// When false the fix is a simple bug fix and the director may resume directly (the
+    /// engine's gate decides on this field).
     pub design_changed: bool,
     pub compliance: String,
-}
-
-impl ChangesSummary {
-    /// No design parameter changed: the director may resume directly.
-    pub fn is_simple_bug_fix(&self) -> bool {
-        !self.design_changed
-    }
 }
 
 /// One watched file whose content differs. `before` / `after` are SHA-256 hashes; None means

@@ -5,37 +5,15 @@
 //! The second login is the system's `nobody` user, so this part needs root (as in CI).
 
 use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_trainwatch");
-const NOBODY: u32 = 65534;
-
-fn me() -> String {
-    let out = Command::new("id").arg("-un").output().unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-fn send(bin: &Path, cfg: &Path, words: &str, as_uid: Option<u32>) -> Output {
-    let mut c = Command::new(bin);
-    c.args(["send", "--wait", "20s", "--config", cfg.to_str().unwrap(), "--"]);
-    c.args(words.split(' '));
-    if let Some(uid) = as_uid {
-        c.uid(uid).gid(uid);
-    }
-    c.output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+#[path = "support/second_login.rs"]
+mod second_login;
+use second_login::{me, send, text, NOBODY};
 
 fn wait_for(rx: &mpsc::Receiver<String>, needle: &str, seen: &mut Vec<String>) {
     let deadline = Instant::now() + Duration::from_secs(30);

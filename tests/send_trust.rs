@@ -6,41 +6,19 @@
 //! The second login is the system's `nobody` user, so those parts need root (as in CI); without
 //! root they are skipped with a printed reason.
 
-use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_trainwatch");
-const NOBODY: u32 = 65534;
-
-fn me() -> String {
-    let out = Command::new("id").arg("-un").output().unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
+#[path = "support/second_login.rs"]
+mod second_login;
+mod support;
+use second_login::{me, send, text, NOBODY};
 
 fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
-}
-
-fn send(bin: &Path, cfg: &Path, words: &str, as_uid: Option<u32>) -> Output {
-    let mut c = Command::new(bin);
-    c.args(["send", "--wait", "20s", "--config", cfg.to_str().unwrap(), "--"]);
-    c.args(words.split(' '));
-    if let Some(uid) = as_uid {
-        c.uid(uid).gid(uid);
-    }
-    c.output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn chmod(p: &Path, mode: u32) {
@@ -49,17 +27,7 @@ fn chmod(p: &Path, mode: u32) {
 }
 
 fn wait_for(rx: &mpsc::Receiver<String>, needle: &str, seen: &mut Vec<String>) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
-            let hit = line.contains(needle);
-            seen.push(line);
-            if hit {
-                return;
-            }
-        }
-    }
-    panic!("{needle:?} not seen; saw:\n{}", seen.join("\n"));
+    support::wait_for(rx, needle, Duration::from_secs(30), seen)
 }
 
 struct Setup {
@@ -120,15 +88,7 @@ fn supervise(s: &Setup) -> (Child, mpsc::Receiver<String>) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let out = tw.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = support::lines_of(&mut tw);
     (tw, rx)
 }
 

@@ -129,6 +129,10 @@ pub struct ReadStats {
     pub rotated: bool,
     /// The log does not exist (yet).
     pub missing: bool,
+    /// The log's path names a symbolic link or something other than a regular file (a log
+    /// swapped by someone who can write its folder): it is not opened, and the file already
+    /// open — the one the job writes — is still followed.
+    pub refused: bool,
     /// The read budget ran out before the end of the data: call again (soon) for more.
     pub more: bool,
 }
@@ -373,7 +377,12 @@ impl Follower {
                 continue;
             }
             let current = log.id;
-            let new_file = match std::fs::metadata(&self.path) {
+            // `symlink_metadata`: a path swapped for a link is never followed to its target.
+            let new_file = match std::fs::symlink_metadata(&self.path) {
+                Ok(m) if !m.file_type().is_file() => {
+                    stats.refused = true;
+                    false
+                }
                 Ok(m) if FileId::of(&m) != current => true,
                 // Same file, or the path is gone (deleted, or renamed and not yet
                 // recreated): keep reading what we hold; the writer may still use it.
@@ -391,7 +400,7 @@ impl Follower {
             if self.flush_partial_with(f) {
                 stats.lines += 1;
             }
-            match self.open_path()? {
+            match self.open_path(stats)? {
                 Some(log) => {
                     tracing::info!(
                         path = %self.path.display(),
@@ -407,13 +416,32 @@ impl Follower {
         Ok(())
     }
 
-    fn open_path(&self) -> io::Result<Option<OpenLog>> {
-        match File::open(&self.path) {
+    /// Open the log's path: never through a symbolic link (`O_NOFOLLOW`) and only a regular
+    /// file (`O_NONBLOCK` so that a FIFO put in its place cannot block us); anything else is
+    /// refused and reported in `stats`.
+    fn open_path(&self, stats: &mut ReadStats) -> io::Result<Option<OpenLog>> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&self.path);
+        match opened {
             Ok(file) => {
-                let id = FileId::of(&file.metadata()?);
-                Ok(Some(OpenLog { file, id }))
+                let meta = file.metadata()?;
+                if !meta.file_type().is_file() {
+                    stats.refused = true;
+                    return Ok(None);
+                }
+                Ok(Some(OpenLog {
+                    file,
+                    id: FileId::of(&meta),
+                }))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                stats.refused = true;
+                Ok(None)
+            }
             Err(e) => Err(e),
         }
     }
@@ -438,8 +466,8 @@ impl Follower {
     /// was rotated while we were away: finish the old file if it is still beside the new
     /// one under another name, else start the new one from 0.
     fn open_initial(&mut self, stats: &mut ReadStats) -> io::Result<bool> {
-        let Some(log) = self.open_path()? else {
-            stats.missing = true;
+        let Some(log) = self.open_path(stats)? else {
+            stats.missing = !stats.refused;
             return Ok(false);
         };
         match self.state.file_id() {

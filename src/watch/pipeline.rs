@@ -142,6 +142,8 @@ pub struct Pipeline {
     /// The unfinished last line as last seen (a progress bar redrawn with `\r`).
     partial: Option<String>,
     keys: IncidentKeys,
+    /// The log's path was found swapped (a link, not a regular file) and that was reported.
+    swap_reported: bool,
 }
 
 impl Pipeline {
@@ -156,6 +158,7 @@ impl Pipeline {
             stall: None,
             partial: None,
             keys: IncidentKeys::restore(saved.next_incident_key, used_keys),
+            swap_reported: false,
             cfg,
         }
     }
@@ -227,11 +230,11 @@ impl Pipeline {
                 last_no = Some(line.no);
             }
         });
-        let more = match res {
-            Ok(stats) => stats.more,
+        let (more, refused) = match res {
+            Ok(stats) => (stats.more, stats.refused),
             Err(e) => {
                 tracing::warn!(log = %self.cfg.log.display(), error = %e, "reading the log");
-                false
+                (false, false)
             }
         };
         let activity = last_no.is_some() || !findings.is_empty();
@@ -251,6 +254,13 @@ impl Pipeline {
             }
         }
         let mut events = self.incidents(findings, signals);
+        if refused && !self.swap_reported {
+            self.swap_reported = true;
+            events.push(Event::Incident {
+                key: self.keys.fresh(),
+                incident: swapped_log(&self.cfg.log),
+            });
+        }
         if let Some(line_no) = last_no {
             events.push(Event::LogActivity {
                 last_line: last_text,
@@ -442,6 +452,23 @@ fn coalesce(batch: &mut Vec<Finding>, new: Vec<Finding>) {
 
 /// A health signal as an incident, with its numbers short enough to read in chat
 /// (an exploding loss is 4.6e46, not 46 digits).
+/// The log's path no longer names the file the job writes: someone who can write its folder
+/// put a link (or a FIFO, a device…) there. Not read; said once, for a person to look at.
+fn swapped_log(path: &std::path::Path) -> Incident {
+    Incident {
+        category: Category::Resource,
+        severity: crate::model::Severity::Warning,
+        line: 0,
+        text: format!(
+            "the log path {} was replaced by a symbolic link or a file that is not a regular file: \
+             trainwatch does not read it and keeps following the file the job opened",
+            path.display()
+        ),
+        excerpt: Vec::new(),
+        count: 1,
+    }
+}
+
 fn health_incident(signal: &HealthSignal, line: u64) -> Incident {
     let mut incident = signal.to_incident(line);
     if let HealthSignal::LossDiverging {

@@ -83,6 +83,9 @@ on_error = "wait"
         "the swap was not reported:\n{out}"
     );
     // Said once: one warning report (the failure report then lists it among the errors).
-    let reports = out.lines().filter(|l| l.contains("Warning: the log path")).count();
+    let reports = out
+        .lines()
+        .filter(|l| l.contains("Warning: the log path"))
+        .count();
     assert_eq!(reports, 1, "{out}");
 }

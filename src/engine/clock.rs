@@ -3,11 +3,11 @@
 
 use chrono::{DateTime, Utc};
 
-use super::decisions::{buttons, decision_buttons};
 use super::event::Action;
 use super::incidents::summaries;
 use super::machine::{chrono_dur, dur, JobMachine};
 use super::message::{AttemptTime, Body, Convergence, DecisionPoint, MessageKey, Progress, StallKind};
+use super::report::{buttons, decision_buttons};
 use super::state::{Phase, StallEpisode};
 use super::text;
 use crate::model::Persona;

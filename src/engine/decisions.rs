@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use super::event::{Action, Record};
 use super::incidents::{resolve_incidents, stall_incident};
 use super::machine::{chrono_dur, JobMachine};
-use super::message::{Body, Button, Decision, DecisionPoint, MessageKey, Reply};
+use super::message::{Body, Decision, DecisionPoint, MessageKey, Reply};
+use super::report::point_key;
 use super::state::{AppliedFix, Decided, Phase, RunState};
 use super::text::{self, StatusParts};
 use crate::model::{Actor, JobName, OnError, Persona, RunId, Severity};
@@ -342,30 +343,4 @@ pub(super) fn stale_target(
         .iter()
         .find(|d| d.point == point)
         .map(|d| text::already_decided(d.decision, &d.by, d.at))
-}
-
-/// Restart / Kill / Continue / Investigate under a report.
-pub(super) fn decision_buttons(point: DecisionPoint) -> Vec<Button> {
-    buttons(point, &text::DECISION_BUTTONS)
-}
-
-/// Buttons for one report, from (decision, label) pairs.
-pub(super) fn buttons(point: DecisionPoint, labels: &[(Decision, &str)]) -> Vec<Button> {
-    labels
-        .iter()
-        .map(|&(decision, label)| Button {
-            decision,
-            point,
-            label: label.into(),
-        })
-        .collect()
-}
-
-pub(super) fn point_key(point: DecisionPoint) -> MessageKey {
-    match point {
-        DecisionPoint::Incident(seq) => MessageKey::Incident(seq),
-        DecisionPoint::Timeout(n) => MessageKey::Timeout(n),
-        DecisionPoint::Fix(n) => MessageKey::Gate(n),
-        DecisionPoint::Stall(n) => MessageKey::Stall(n),
-    }
 }

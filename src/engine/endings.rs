@@ -2,12 +2,12 @@
 
 use chrono::{DateTime, Utc};
 
-use super::decisions::point_key;
 use super::event::{Action, Record};
 use super::incidents::{resolve_incidents, summaries};
 use super::machine::{dur, JobMachine};
 use super::message::Decision;
 use super::message::{Body, MessageKey, OutputFile};
+use super::report::point_key;
 use super::state::{Phase, RunState};
 use super::text;
 use crate::model::{ExitOutcome, Persona};

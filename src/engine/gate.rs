@@ -3,10 +3,11 @@
 
 use chrono::{DateTime, Utc};
 
-use super::decisions::{buttons, stale_target};
+use super::decisions::stale_target;
 use super::event::{Action, FixEvidence, Record};
 use super::machine::{chrono_dur, JobMachine};
 use super::message::{Body, Decision, DecisionPoint, MessageKey, Reply};
+use super::report::buttons;
 use super::state::{AppliedFix, Decided, FixEntry, FixStatus, Phase};
 use super::text;
 use crate::model::{Actor, Persona, RunId};

@@ -3,10 +3,10 @@
 
 use chrono::{DateTime, Utc};
 
-use super::decisions::{decision_buttons, point_key};
 use super::event::{Action, Record};
 use super::machine::{dur, JobMachine};
 use super::message::{Body, DecisionPoint, IncidentSummary, Message, MessageKey, Resolution};
+use super::report::{decision_buttons, point_key};
 use super::state::{IncidentEntry, Phase, RunState, StallEpisode};
 use super::text;
 use crate::model::{Category, Incident, Persona, Severity};

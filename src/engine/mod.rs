@@ -92,6 +92,7 @@ mod machine;
 mod message;
 mod process;
 mod query;
+mod report;
 mod state;
 #[cfg(test)]
 mod tests;

@@ -2,7 +2,7 @@
 //! whole protocol unattended, the wrap mode, and re-adoption after trainwatch is SIGKILLed.
 //! Waits are bounded (liveness limits, never timing assertions).
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -616,4 +616,58 @@ status_interval = "1h"
         assert_eq!(stored, 1, "warning {i} stored {stored} times: {texts:?}");
     }
     assert_eq!(texts.len(), 4, "{texts:?}");
+}
+
+/// A director's `/kill` is a decision, not an incident: the Killed report lists no
+/// "stopped from outside" error for the SIGTERM trainwatch itself sent.
+#[test]
+fn a_directors_kill_is_no_incident_in_the_killed_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("tw.toml");
+    write(
+        &cfg,
+        r#"
+[store]
+path = "state/state.db"
+[jobs.k]
+argv = ["sh", "-c", "echo started; while true; do sleep 0.05; done"]
+status_interval = "1h"
+kill_grace = "2s"
+"#,
+    );
+    let mut tw = Command::new(BIN)
+        .args([
+            "run",
+            "--attended",
+            "--color",
+            "never",
+            "--config",
+            cfg.to_str().unwrap(),
+        ])
+        .current_dir(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let rx = support::lines_of(&mut tw);
+    let mut seen = Vec::new();
+    support::wait_for(
+        &rx,
+        "Training started with PID",
+        Duration::from_secs(20),
+        &mut seen,
+    );
+    let mut stdin = tw.stdin.take().unwrap();
+    writeln!(stdin, "/kill k").unwrap();
+    support::wait_for(&rx, "Training Killed", Duration::from_secs(20), &mut seen);
+    drop(stdin);
+    let status = tw.wait().unwrap();
+    while let Ok(l) = rx.try_recv() {
+        seen.push(l);
+    }
+    let out = seen.join("\n");
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert!(!out.contains("stopped from outside"), "{out}");
+    assert!(!out.contains("ERROR DETECTED"), "{out}");
 }

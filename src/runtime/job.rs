@@ -22,7 +22,7 @@ use crate::chat::{ChatSink, Inbound, Outgoing};
 use crate::config::JobSpec;
 use crate::engine::{
     Action, Body, Command, Decision, Event, FixEvidence, Input, JobMachine, Message, MessageKey, OutputFile,
-    Reply,
+    Phase, Reply,
 };
 use crate::exec::{self, Adopted, JobHandle, SpawnSpec};
 use crate::model::{ExitOutcome, JobName, RunId};
@@ -377,7 +377,13 @@ impl JobRuntime {
                 // backlog, past the per-read budget), so the report carries the traceback
                 // that explains the exit and the completion report every error.
                 while self.read_log() {}
-                for event in self.pipeline.finish(outcome, Utc::now()) {
+                // A process trainwatch stopped (a kill, a restart) did not fail by itself:
+                // its SIGTERM is no "stopped from outside" incident.
+                let ours = self
+                    .machine
+                    .under_way()
+                    .is_some_and(|u| matches!(u.phase, Phase::Stopping | Phase::Restarting));
+                for event in self.pipeline.finish((!ours).then_some(outcome), Utc::now()) {
                     self.step(event);
                 }
                 // The completion report shows the final figures (convergence, last step).

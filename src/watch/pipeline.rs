@@ -277,7 +277,9 @@ impl Pipeline {
 
     /// The process ended with `outcome` and the log has been read to its end: judge its last
     /// partial line and what the exit says (the one exit classifier, in the detector).
-    pub fn finish(&mut self, outcome: ExitOutcome, now: DateTime<Utc>) -> Vec<Event> {
+    /// `None`: trainwatch itself stopped the process (a kill, a restart), so its end explains
+    /// nothing and is no incident; what the log said before still counts.
+    pub fn finish(&mut self, outcome: Option<ExitOutcome>, now: DateTime<Utc>) -> Vec<Event> {
         let mut findings = Vec::new();
         let mut signals = Vec::new();
         let (detector, tracker, filter) = (&mut self.detector, &mut self.tracker, &mut self.filter);
@@ -292,7 +294,7 @@ impl Pipeline {
                 );
             }
         });
-        findings.extend(self.detector.finish(Some(outcome)));
+        findings.extend(self.detector.finish(outcome));
         let events = self.incidents(findings, signals);
         self.redacted(events)
     }

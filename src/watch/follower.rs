@@ -631,7 +631,8 @@ impl Follower {
 }
 
 /// What a terminal shows of a line redrawn with `\r` (tqdm and friends): its last
-/// non-empty `\r`-separated segment.
+/// non-empty `\r`-separated segment (so a CRLF line loses its `\r` too). The one definition:
+/// the detector reads lines through it as well, live and in triage.
 pub fn display_segment(line: &str) -> &str {
     line.rsplit('\r').find(|s| !s.is_empty()).unwrap_or("")
 }

@@ -11,7 +11,8 @@ use std::path::Path;
 use serde::Serialize;
 use thiserror::Error;
 
-use super::detect::{visible, DetectConfig, Detector};
+use super::detect::{DetectConfig, Detector};
+use super::follower::display_segment;
 use crate::model::{Category, ExitOutcome, Incident, Severity};
 
 /// Bytes read at a time; also the longest line kept whole (longer ones are cut).
@@ -274,7 +275,7 @@ fn feed(det: &mut Detector, region: &[u8], line_no: &mut u64) {
                 let run = &rest[..stop];
                 let count = memchr::memchr_iter(b'\n', run).count() as u64;
                 let tail = tail_lines(run, 5);
-                let tail: Vec<&str> = tail.iter().map(|s| visible(s)).collect();
+                let tail: Vec<&str> = tail.iter().map(|s| display_segment(s)).collect();
                 det.push_ordinary(count, &tail);
                 *line_no += count;
                 pos += stop;

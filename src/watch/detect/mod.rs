@@ -20,6 +20,7 @@ mod rules;
 use std::collections::{HashMap, VecDeque};
 
 use crate::model::{Category, ExitOutcome, Incident, Severity};
+use crate::watch::follower::display_segment;
 use classify::{ExcLine, TbContext};
 pub use config::{DetectConfig, PatternError};
 pub use exit::{exit_incident, exit_verdict};
@@ -61,16 +62,6 @@ const MAX_EXCERPT: usize = 60;
 const EXCERPT_HEAD: usize = 8;
 const MAX_LINE_CHARS: usize = 400;
 const RING: usize = 5;
-
-/// What a terminal shows of a log line: the text after the last carriage return (progress
-/// bars redraw themselves with '\r'), without a trailing one (CRLF logs).
-pub fn visible(raw: &str) -> &str {
-    let line = raw.trim_end_matches('\r');
-    match line.rfind('\r') {
-        Some(i) => &line[i + 1..],
-        None => line,
-    }
-}
 
 /// Cut `s` to at most `max` bytes on a char boundary, marking the cut.
 pub(crate) fn cut(s: &str, max: usize) -> String {
@@ -399,7 +390,7 @@ impl Detector {
     }
 
     fn step(&mut self, n: u64, raw: &str, out: &mut Vec<Finding>) {
-        let vis = visible(raw);
+        let vis = display_segment(raw);
         match std::mem::replace(&mut self.mode, Mode::Normal) {
             Mode::Normal => self.normal(n, vis, out),
             Mode::Block(b) => self.in_block(b, n, vis, out),

@@ -8,25 +8,16 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_trainwatch");
 #[path = "support/second_login.rs"]
 mod second_login;
+mod support;
 use second_login::{me, send, text, NOBODY};
 
 fn wait_for(rx: &mpsc::Receiver<String>, needle: &str, seen: &mut Vec<String>) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
-            let hit = line.contains(needle);
-            seen.push(line);
-            if hit {
-                return;
-            }
-        }
-    }
-    panic!("{needle:?} not seen; saw:\n{}", seen.join("\n"));
+    support::wait_for(rx, needle, Duration::from_secs(30), seen)
 }
 
 fn chmod_all(p: &Path, mode: u32) {

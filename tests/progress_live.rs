@@ -248,14 +248,7 @@ fn a_job_that_hangs_gets_one_hung_warning_and_it_closes_when_output_resumes() {
     write(&marker, "");
     wait_for(&rx, "output resumed", Duration::from_secs(30), &mut seen);
     wait_for(&rx, "Training Complete", Duration::from_secs(30), &mut seen);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "trainwatch did not exit");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = support::exit_within(&mut child, Duration::from_secs(20), "trainwatch");
     while let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
         seen.push(l);
     }

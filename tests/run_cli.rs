@@ -312,14 +312,7 @@ status_interval = "1h"
 
 /// Wait (bounded) for a child to exit; its exit code.
 fn exit_code_within(child: &mut std::process::Child, limit: Duration, what: &str) -> i32 {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s.code().unwrap_or(-1);
-        }
-        assert!(Instant::now() < deadline, "{what} did not exit within {limit:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    support::exit_within(child, limit, what).code().unwrap_or(-1)
 }
 
 fn spawn_run(cfg: &Path, cwd: &Path) -> std::process::Child {
@@ -574,14 +567,7 @@ status_interval = "1h"
     wait_for(&rx, &warning(4), Duration::from_secs(30), &mut seen);
     write(&dir.path().join("go4"), "");
     wait_for(&rx, "Training Complete", Duration::from_secs(30), &mut seen);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = last.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "the last trainwatch did not exit");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = support::exit_within(&mut last, Duration::from_secs(20), "the last trainwatch");
     while let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
         seen.push(l);
     }

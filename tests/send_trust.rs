@@ -95,11 +95,7 @@ fn supervise(s: &Setup) -> (Child, mpsc::Receiver<String>) {
 fn finish(s: &Setup, mut tw: Child, rx: &mpsc::Receiver<String>, seen: &mut Vec<String>) {
     std::fs::write(s.d.join("go"), "").unwrap();
     wait_for(rx, "Training Complete", seen);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while tw.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "trainwatch did not end");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    support::exit_within(&mut tw, Duration::from_secs(20), "trainwatch");
 }
 
 /// A `/kill` sent while no supervisor runs fails at once; the next supervisor never carries it

@@ -61,11 +61,7 @@ on_error = "wait"
     std::fs::write(d.join("swapped"), "").unwrap();
 
     support::wait_for(&rx, "Training Failed", Duration::from_secs(30), &mut seen);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while tw.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "trainwatch did not end");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    support::exit_within(&mut tw, Duration::from_secs(20), "trainwatch");
     while let Ok(l) = rx.try_recv() {
         seen.push(l);
     }

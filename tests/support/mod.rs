@@ -1,5 +1,7 @@
 //! Helpers shared by the tests that drive the `trainwatch` binary: reading a child's
-//! output line by line and waiting (bounded) for a line to appear.
+//! output line by line, waiting (bounded) for a line to appear, and for a child to exit.
+// Each test binary includes this module and uses a part of it.
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::sync::mpsc;
@@ -32,4 +34,16 @@ pub fn wait_for(rx: &mpsc::Receiver<String>, needle: &str, limit: Duration, seen
         }
     }
     panic!("{needle:?} not seen within {limit:?}; saw:\n{}", seen.join("\n"));
+}
+
+/// Wait (bounded) for a child to exit; its status. `what` names it in the failure.
+pub fn exit_within(child: &mut std::process::Child, limit: Duration, what: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "{what} did not exit within {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -23,22 +23,22 @@ impl JobMachine {
         let Some(run) = self.state.run.as_mut().filter(|r| !r.phase.is_over()) else {
             return;
         };
-        if !run.alive || !matches!(run.phase, Phase::Running | Phase::TimeoutWarned) {
+        if !run.alive || !matches!(run.phase, Phase::Running { .. } | Phase::TimeoutWarned { .. }) {
             return;
         }
-        if run.phase == Phase::Running && run.horizon.is_some_and(|h| at >= h) {
+        if let (Phase::Running { stall }, true) = (&run.phase, run.horizon.is_some_and(|h| at >= h)) {
+            let stall = *stall;
             run.horizon = None;
             run.timeout_count += 1;
             let n = run.timeout_count;
-            if let Some(DecisionPoint::Stall(k)) = run.open {
+            if let Some(k) = stall {
                 out.push(Action::Resolve {
                     run: run.id,
                     key: MessageKey::Stall(k),
                     note: text::SUPERSEDED_BY_TIMEOUT.into(),
                 });
             }
-            run.phase = Phase::TimeoutWarned;
-            run.open = Some(DecisionPoint::Timeout(n));
+            run.phase = Phase::TimeoutWarned { warning: n };
             let point = DecisionPoint::Timeout(n);
             let buttons = buttons(point, &text::TIMEOUT_BUTTONS);
             let body = Body::TimeoutWarning {
@@ -109,7 +109,8 @@ impl JobMachine {
         let over = progress.overrun;
         run.progress = progress;
         // Only ahead of the timeout: once it has passed, the timeout warning asks instead.
-        let ahead = run.phase == Phase::Running && run.alive && run.horizon.is_some_and(|h| at < h);
+        let ahead =
+            matches!(run.phase, Phase::Running { .. }) && run.alive && run.horizon.is_some_and(|h| at < h);
         let (Some(over), Some(max), false, true) = (over, max, run.overrun_warned, ahead) else {
             return;
         };
@@ -142,14 +143,14 @@ impl JobMachine {
         let Some(run) = self.active_mut() else { return };
         // Another question (an error, the timeout) already awaits a decision; the stall is
         // asked about once that is settled, if it still lasts.
-        if run.phase != Phase::Running || !run.alive || run.open.is_some() || run.stall.is_some() {
+        if run.phase != Phase::RUNNING || !run.alive || run.stall.is_some() {
             return;
         }
         run.stall_count += 1;
         let n = run.stall_count;
         run.stall = Some(StallEpisode { since, kind });
         let point = DecisionPoint::Stall(n);
-        run.open = Some(point);
+        run.phase = Phase::Running { stall: Some(n) };
         let last_line = last_line.or_else(|| run.last_line.clone());
         let body = Body::StallWarning {
             seq: n,
@@ -171,8 +172,8 @@ impl JobMachine {
         if run.stall.take().is_none() {
             return;
         }
-        if let Some(DecisionPoint::Stall(n)) = run.open {
-            run.open = None;
+        if let Phase::Running { stall: Some(n) } = run.phase {
+            run.phase = Phase::RUNNING;
             out.push(Action::Resolve {
                 run: run.id,
                 key: MessageKey::Stall(n),

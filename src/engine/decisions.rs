@@ -23,7 +23,7 @@ impl JobMachine {
     pub(super) fn start(&mut self, at: DateTime<Utc>, by: Actor, out: &mut Vec<Action>) {
         let job = self.settings.job.clone();
         if let Some(run) = self.run().filter(|r| !r.phase.is_over()) {
-            let reason = text::already_running(&job, run.phase, run.id, run.pid);
+            let reason = text::already_running(&job, &run.phase, run.id, run.pid);
             return self.refuse(&by, "start", reason, out);
         }
         let id = RunId(self.state.last_run + 1);
@@ -49,7 +49,7 @@ impl JobMachine {
             Some(r) => text::status(StatusParts {
                 job,
                 run: r.id,
-                phase: r.phase,
+                phase: &r.phase,
                 pid: r.pid,
                 step: r.progress.step,
                 total: r.progress.total,
@@ -91,22 +91,26 @@ impl JobMachine {
             if let Some(reason) = stale_target(run, target_run, point, "report", &job) {
                 return self.refuse(&by, what, reason, out);
             }
-            if run.open != Some(point) {
-                let reason = text::no_longer_awaits(&job, run.phase);
+            if run.phase.open() != Some(point) {
+                let reason = text::no_longer_awaits(&job, &run.phase);
                 return self.refuse(&by, what, reason, out);
             }
         }
         if run.phase.is_over() {
-            let reason = text::run_already_over(&job, run.id, run.phase);
+            let reason = text::run_already_over(&job, run.id, &run.phase);
             return self.refuse(&by, what, reason, out);
         }
-        let phase = run.phase;
+        let phase = run.phase.clone();
         let alive = run.alive;
-        let stall_open = phase == Phase::Running && matches!(run.open, Some(DecisionPoint::Stall(_)));
+        let stall_open = matches!(phase, Phase::Running { stall: Some(_) });
+        let timeout_open = matches!(phase, Phase::TimeoutWarned { .. });
         match decision {
             Decision::Restart => {
-                if !matches!(phase, Phase::Running | Phase::Halted | Phase::TimeoutWarned) {
-                    let reason = text::restart_not_possible(&job, phase);
+                if !matches!(
+                    phase,
+                    Phase::Running { .. } | Phase::Halted { .. } | Phase::TimeoutWarned { .. }
+                ) {
+                    let reason = text::restart_not_possible(&job, &phase);
                     return self.refuse(&by, what, reason, out);
                 }
                 if let Some(reason) = self.gate_blocks(at, code.as_ref()) {
@@ -118,7 +122,7 @@ impl JobMachine {
                 self.restart(&by.display, out);
             }
             Decision::Kill => {
-                if matches!(phase, Phase::Stopping) {
+                if matches!(phase, Phase::Stopping { .. }) {
                     return self.refuse(&by, what, text::already_being_killed(&job), out);
                 }
                 self.accept(&by, what, text::killing(&job), out);
@@ -126,24 +130,24 @@ impl JobMachine {
                 self.kill(at, &by.display, out);
             }
             Decision::Continue => {
-                let reason = match (phase, alive) {
-                    (Phase::Halted, false) => Some(text::process_has_ended(&job, run.last_exit)),
-                    (Phase::Halted, true) | (Phase::TimeoutWarned, _) => None,
-                    (Phase::Running, true) if stall_open => None,
-                    _ => Some(text::nothing_awaits_decision(&job, phase)),
+                let reason = match (&phase, alive) {
+                    (Phase::Halted { .. }, false) => Some(text::process_has_ended(&job, run.last_exit)),
+                    (Phase::Halted { .. }, true) | (Phase::TimeoutWarned { .. }, _) => None,
+                    (Phase::Running { .. }, true) if stall_open => None,
+                    _ => Some(text::nothing_awaits_decision(&job, &phase)),
                 };
                 if let Some(reason) = reason {
                     return self.refuse(&by, what, reason, out);
                 }
                 let ext = extend.unwrap_or_else(|| self.default_extension());
-                let detail = text::continuing(&job, (phase == Phase::TimeoutWarned).then_some(ext));
+                let detail = text::continuing(&job, timeout_open.then_some(ext));
                 self.accept(&by, what, detail.clone(), out);
                 self.close_open(at, decision, None, &by.display, out);
                 let run = self.active_mut().expect("active run checked above");
-                if phase == Phase::TimeoutWarned {
+                if timeout_open {
                     run.horizon = Some(at + chrono_dur(ext));
                 }
-                run.phase = Phase::Running;
+                run.phase = Phase::RUNNING;
                 run.notice_count += 1;
                 let key = MessageKey::Notice(run.notice_count);
                 let msg = self.message(
@@ -160,11 +164,11 @@ impl JobMachine {
             }
             Decision::Approve | Decision::Reject => unreachable!("routed to validate"),
             Decision::Investigate => {
-                if !(stall_open || matches!(phase, Phase::Halted | Phase::TimeoutWarned)) {
-                    let reason = text::nothing_awaits_investigation(&job, phase);
+                if !(stall_open || matches!(phase, Phase::Halted { .. } | Phase::TimeoutWarned { .. })) {
+                    let reason = text::nothing_awaits_investigation(&job, &phase);
                     return self.refuse(&by, what, reason, out);
                 }
-                let incident = match run.open {
+                let incident = match phase.open() {
                     Some(DecisionPoint::Incident(seq)) => run
                         .incidents
                         .iter()
@@ -207,7 +211,8 @@ impl JobMachine {
             .unwrap_or(self.settings.status_interval)
     }
 
-    /// Mark the report awaiting a decision as decided: disable its buttons, note who.
+    /// Mark the report awaiting a decision as decided: disable its buttons, note who. The
+    /// caller moves the run on to the phase the decision leads to (one without a question).
     pub(super) fn close_open(
         &mut self,
         at: DateTime<Utc>,
@@ -217,7 +222,7 @@ impl JobMachine {
         out: &mut Vec<Action>,
     ) {
         let Some(run) = self.active_mut() else { return };
-        let Some(point) = run.open.take() else { return };
+        let Some(point) = run.phase.open() else { return };
         run.decided.push(Decided {
             point,
             decision,
@@ -243,10 +248,11 @@ impl JobMachine {
 
     pub(super) fn restart(&mut self, by: &str, out: &mut Vec<Action>) {
         let Some(run) = self.active_mut() else { return };
-        run.pending_by = Some(by.to_string());
-        run.phase = Phase::Restarting;
+        run.phase = Phase::Restarting {
+            by: by.to_string(),
+            killed_old: run.alive,
+        };
         run.horizon = None;
-        run.killed_for_restart = run.alive;
         if run.alive {
             out.push(Action::Kill);
         } else {
@@ -261,9 +267,8 @@ impl JobMachine {
 
     pub(super) fn kill(&mut self, at: DateTime<Utc>, by: &str, out: &mut Vec<Action>) {
         let Some(run) = self.active_mut() else { return };
-        run.pending_by = Some(by.to_string());
+        run.phase = Phase::Stopping { by: by.to_string() };
         if run.alive {
-            run.phase = Phase::Stopping;
             out.push(Action::Kill);
         } else {
             // Nothing left to stop (the process already ended): the run ends here.
@@ -276,7 +281,7 @@ impl JobMachine {
         let Some(run) = self.state.run.as_ref() else {
             return;
         };
-        if run.phase != Phase::Halted {
+        if !matches!(run.phase, Phase::Halted { .. }) {
             return;
         }
         let alive = run.alive;

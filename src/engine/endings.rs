@@ -33,7 +33,7 @@ impl JobMachine {
         };
         self.end(
             at,
-            Phase::Completed,
+            Phase::Completed { at },
             text::COMPLETED.into(),
             body,
             vec![Persona::Director],
@@ -60,13 +60,23 @@ impl JobMachine {
             last_line: run.last_line.clone(),
             errors: summaries(run),
         };
-        self.end(at, Phase::Failed, reason, body, vec![Persona::Director], out);
+        self.end(
+            at,
+            Phase::Failed { at },
+            reason,
+            body,
+            vec![Persona::Director],
+            out,
+        );
     }
 
     pub(super) fn finish_killed(&mut self, at: DateTime<Utc>, out: &mut Vec<Action>) {
         let log_file = self.settings.log.clone();
         let Some(run) = self.active_mut() else { return };
-        let by = run.pending_by.take().unwrap_or_else(|| text::SOMEONE.into());
+        let by = match &run.phase {
+            Phase::Stopping { by } => by.clone(),
+            _ => text::SOMEONE.into(),
+        };
         close_question(run, text::decided_note(Decision::Kill, &by, at), out);
         resolve_incidents(run, None, text::KILLED, Some(&by), at, out);
         let body = Body::Killed {
@@ -78,7 +88,7 @@ impl JobMachine {
         };
         self.end(
             at,
-            Phase::Killed,
+            Phase::Killed { at },
             text::killed_by(&by),
             body,
             vec![Persona::Director],
@@ -97,26 +107,23 @@ impl JobMachine {
     ) {
         let msg = self.message(at, MessageKey::Final, to, body);
         let Some(run) = self.active_mut() else { return };
+        let (state, success) = (phase.as_str(), matches!(phase, Phase::Completed { .. }));
         run.phase = phase;
-        run.ended_at = Some(at);
         run.alive = false;
         let id = run.id;
         out.push(Action::Post(msg));
         out.push(Action::Record(Record::RunEnded {
             run: id,
-            state: phase.as_str().into(),
+            state: state.into(),
             detail,
         }));
-        out.push(Action::RunEnded {
-            run: id,
-            success: phase == Phase::Completed,
-        });
+        out.push(Action::RunEnded { run: id, success });
     }
 }
 
 /// The question still open when the run ends is closed, with why.
 fn close_question(run: &mut RunState, note: String, out: &mut Vec<Action>) {
-    if let Some(point) = run.open.take() {
+    if let Some(point) = run.phase.open() {
         out.push(Action::Resolve {
             run: run.id,
             key: point_key(point),

@@ -26,7 +26,7 @@ impl JobMachine {
         let Some(run) = self.state.run.as_ref().filter(|r| !r.phase.is_over()) else {
             return self.refuse(&by, "fix_submit", text::no_run_to_fix(&job), out);
         };
-        if run.phase == Phase::Stopping {
+        if matches!(run.phase, Phase::Stopping { .. }) {
             return self.refuse(&by, "fix_submit", text::being_killed(&job), out);
         }
         let Some(evidence) = evidence else {

@@ -77,10 +77,10 @@ impl JobMachine {
         }
         // Fatal: halts the run, unless a decision is already pending or the run is being
         // stopped or restarted anyway (then it is recorded and listed in the final report).
-        if !matches!(run.phase, Phase::Running | Phase::TimeoutWarned) {
+        if !matches!(run.phase, Phase::Running { .. } | Phase::TimeoutWarned { .. }) {
             return;
         }
-        if let Some(point @ (DecisionPoint::Timeout(_) | DecisionPoint::Stall(_))) = run.open.take() {
+        if let Some(point @ (DecisionPoint::Timeout(_) | DecisionPoint::Stall(_))) = run.phase.open() {
             // The error supersedes the timeout or stall question.
             out.push(Action::Resolve {
                 run: run.id,
@@ -88,8 +88,7 @@ impl JobMachine {
                 note: text::superseded_by_error(seq),
             });
         }
-        run.phase = Phase::Halted;
-        run.open = Some(DecisionPoint::Incident(seq));
+        run.phase = Phase::Halted { incident: seq };
         run.incidents[idx].posted = Some(MessageKey::Incident(seq));
         let msg = self.error_report(at, seq);
         out.push(Action::Post(msg));
@@ -116,7 +115,7 @@ impl JobMachine {
                 elapsed: dur(at - run.attempt_started_at),
             },
         );
-        msg.buttons = if run.open == Some(point) {
+        msg.buttons = if run.phase.open() == Some(point) {
             buttons
         } else {
             Vec::new()

@@ -106,11 +106,11 @@ impl JobMachine {
     /// When the next tick matters (status update or timeout), for a supervisor that sleeps.
     pub fn next_deadline(&self) -> Option<DateTime<Utc>> {
         let run = self.run()?;
-        if !matches!(run.phase, Phase::Running | Phase::TimeoutWarned) || !run.alive {
+        if !matches!(run.phase, Phase::Running { .. } | Phase::TimeoutWarned { .. }) || !run.alive {
             return None;
         }
         let status = Some(run.next_status);
-        let horizon = if run.phase == Phase::Running {
+        let horizon = if matches!(run.phase, Phase::Running { .. }) {
             run.horizon
         } else {
             None

@@ -12,7 +12,11 @@
 //! A run goes Starting → Running; from Running to Halted (a fatal error awaits a
 //! decision), TimeoutWarned (past the maximum, awaiting a decision), Restarting (old process
 //! stopping, new one starting on the same log) or Stopping (a kill under way); it ends
-//! Completed, Failed or Killed ([`Phase`]).
+//! Completed, Failed or Killed ([`Phase`]). Each phase carries what is true only in it —
+//! the question awaiting a decision (an error report, a timeout warning, a "hung?" question
+//! while running), who asked for the restart or kill under way, when the run ended — so
+//! at most one question is open at a time by construction, and a state stored by an older
+//! trainwatch is upgraded on load (`JobState::from_stored`).
 //!
 //! The protocol's rules, in its words, and where each is enforced (tests in `tests/<area>.rs`):
 //!

@@ -24,26 +24,22 @@ impl JobMachine {
         let interval = chrono_dur(self.settings.status_interval);
         let max = self.settings.max;
         let Some(run) = self.active_mut() else { return };
-        let was = run.phase;
-        if !matches!(was, Phase::Starting | Phase::Restarting) {
-            return;
-        }
+        let (first, old_ended, decided_by) = match &run.phase {
+            Phase::Starting => (true, true, String::new()),
+            Phase::Restarting { by, killed_old } => (false, !killed_old, by.clone()),
+            _ => return,
+        };
         let old_pid = run.pid;
-        let old_ended = !run.killed_for_restart;
         run.attempt += 1;
         run.attempt_started_at = at;
         run.pid = Some(pid);
         run.alive = true;
-        run.phase = Phase::Running;
+        // A new process: an earlier stall (and its question) is over.
+        run.phase = Phase::RUNNING;
         run.next_status = at + interval;
         run.horizon = max.map(|m| at + chrono_dur(m));
-        // A new process: an earlier stall (and its question) is over.
         run.stall = None;
-        if let Some(DecisionPoint::Stall(_)) = run.open {
-            run.open = None;
-        }
         let (id, attempt) = (run.id, run.attempt);
-        let decided_by = run.pending_by.take().unwrap_or_default();
         out.push(Action::Record(Record::AttemptStarted {
             run: id,
             attempt,
@@ -51,7 +47,7 @@ impl JobMachine {
             checkpoint: checkpoint.clone(),
         }));
         let log_file = self.settings.log.clone();
-        let msg = if was == Phase::Starting {
+        let msg = if first {
             self.message(
                 at,
                 MessageKey::Started,
@@ -82,7 +78,7 @@ impl JobMachine {
             )
         };
         out.push(Action::Post(msg));
-        if was == Phase::Starting {
+        if first {
             // The process may write (and fail) before its start is confirmed: what the log
             // showed meanwhile is reported now, as this attempt's.
             let early: Vec<u32> = self
@@ -106,7 +102,7 @@ impl JobMachine {
 
     pub(super) fn spawn_failed(&mut self, at: DateTime<Utc>, error: String, out: &mut Vec<Action>) {
         let Some(run) = self.active_mut() else { return };
-        if !matches!(run.phase, Phase::Starting | Phase::Restarting) {
+        if !matches!(run.phase, Phase::Starting | Phase::Restarting { .. }) {
             return;
         }
         run.alive = false;
@@ -129,7 +125,7 @@ impl JobMachine {
             outcome,
         }));
         match run.phase {
-            Phase::Restarting => {
+            Phase::Restarting { .. } => {
                 out.push(Action::Spawn {
                     run: run.id,
                     attempt: run.attempt + 1,
@@ -137,9 +133,9 @@ impl JobMachine {
                     resume: true,
                 });
             }
-            Phase::Stopping => self.finish_killed(at, out),
+            Phase::Stopping { .. } => self.finish_killed(at, out),
             Phase::Starting => self.finish_failed(at, Some(outcome), text::ENDED_BEFORE_START.into(), out),
-            Phase::Running | Phase::TimeoutWarned | Phase::Halted => {
+            Phase::Running { .. } | Phase::TimeoutWarned { .. } | Phase::Halted { .. } => {
                 if outcome.success() {
                     return self.finish_completed(at, outputs, out);
                 }
@@ -152,16 +148,20 @@ impl JobMachine {
                     // Nothing in the log explained the failure: the exit itself is the evidence.
                     let key = u64::MAX - u64::from(attempt);
                     self.incident(at, key, exit_incident(outcome), out);
-                } else if let Some(DecisionPoint::Incident(seq)) = self.run().and_then(|r| r.open) {
+                } else if let Some(DecisionPoint::Incident(seq)) = self.run().and_then(|r| r.phase.open()) {
                     // The report is already out: show that the process has now ended.
                     let msg = self.error_report(at, seq);
                     out.push(Action::Update(msg));
                 }
-                if self.settings.unattended && self.run().is_some_and(|r| r.phase == Phase::Halted) {
+                if self.settings.unattended
+                    && self
+                        .run()
+                        .is_some_and(|r| matches!(r.phase, Phase::Halted { .. }))
+                {
                     self.apply_policy(at, out);
                 }
             }
-            Phase::Completed | Phase::Failed | Phase::Killed => {}
+            Phase::Completed { .. } | Phase::Failed { .. } | Phase::Killed { .. } => {}
         }
     }
 }

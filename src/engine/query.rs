@@ -11,7 +11,7 @@ use crate::model::RunId;
 use crate::review::Snapshot;
 
 /// The run under way, as re-adoption needs to know it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnderWay {
     pub run: RunId,
     pub phase: Phase,
@@ -28,7 +28,7 @@ impl JobMachine {
         let r = self.run().filter(|r| !r.phase.is_over())?;
         Some(UnderWay {
             run: r.id,
-            phase: r.phase,
+            phase: r.phase.clone(),
             attempt: r.attempt,
             alive: r.alive,
             pid: r.pid,
@@ -39,12 +39,13 @@ impl JobMachine {
     /// to it, and is read once the engine knows it.
     pub fn awaiting_process(&self) -> bool {
         self.under_way()
-            .is_some_and(|u| matches!(u.phase, Phase::Starting | Phase::Restarting) && !u.alive)
+            .is_some_and(|u| matches!(u.phase, Phase::Starting | Phase::Restarting { .. }) && !u.alive)
     }
 
     /// The process being started is a new run's first (not a restart's).
     pub fn starting_new_run(&self) -> bool {
-        self.under_way().is_some_and(|u| u.phase == Phase::Starting)
+        self.under_way()
+            .is_some_and(|u| matches!(u.phase, Phase::Starting))
     }
 
     /// The run under way has fixes submitted (so decisions bind a review of the code).

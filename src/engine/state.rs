@@ -9,36 +9,80 @@ use super::message::{Convergence, Decision, DecisionPoint, MessageKey, Progress,
 use crate::model::{Actor, ExitOutcome, Incident, RunId};
 use crate::review::Snapshot;
 
-/// Where a run is in the protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Where a run is in the protocol, with what is true only in that phase: the question that
+/// awaits a decision, who asked for the restart or kill under way, when the run ended.
+/// (Whether the process still runs is not a phase: an error halts a run whose process may
+/// have ended or may go on, so liveness is `RunState::alive`.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
+    /// The run's first process is being started.
     Starting,
-    Running,
-    Halted,
-    TimeoutWarned,
-    Restarting,
-    Stopping,
-    Completed,
-    Failed,
-    Killed,
+    /// A process runs; `stall` is the "hung?" question (by its number) awaiting the director.
+    Running {
+        stall: Option<u32>,
+    },
+    /// An error halted the run: its report (error `incident`) awaits the director.
+    Halted {
+        incident: u32,
+    },
+    /// Past the maximum duration: timeout warning `warning` awaits the director.
+    TimeoutWarned {
+        warning: u32,
+    },
+    /// A restart asked for by `by`; `killed_old`: the old process had to be killed for it
+    /// (false: it had already ended).
+    Restarting {
+        by: String,
+        killed_old: bool,
+    },
+    /// A kill asked for by `by`, waiting for the process to end.
+    Stopping {
+        by: String,
+    },
+    Completed {
+        at: DateTime<Utc>,
+    },
+    Failed {
+        at: DateTime<Utc>,
+    },
+    Killed {
+        at: DateTime<Utc>,
+    },
 }
 
 impl Phase {
-    pub fn is_over(self) -> bool {
-        matches!(self, Phase::Completed | Phase::Failed | Phase::Killed)
+    /// A process runs and nothing but (perhaps) a stall question awaits.
+    pub const RUNNING: Phase = Phase::Running { stall: None };
+
+    pub fn is_over(&self) -> bool {
+        matches!(
+            self,
+            Phase::Completed { .. } | Phase::Failed { .. } | Phase::Killed { .. }
+        )
     }
-    pub fn as_str(self) -> &'static str {
+
+    /// The report that awaits a decision in this phase, if any.
+    pub fn open(&self) -> Option<DecisionPoint> {
+        match *self {
+            Phase::Running { stall: Some(n) } => Some(DecisionPoint::Stall(n)),
+            Phase::Halted { incident } => Some(DecisionPoint::Incident(incident)),
+            Phase::TimeoutWarned { warning } => Some(DecisionPoint::Timeout(warning)),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
         match self {
             Phase::Starting => "starting",
-            Phase::Running => "running",
-            Phase::Halted => "halted on error, awaiting decision",
-            Phase::TimeoutWarned => "past its maximum duration, awaiting decision",
-            Phase::Restarting => "restarting",
-            Phase::Stopping => "being killed",
-            Phase::Completed => "completed",
-            Phase::Failed => "failed",
-            Phase::Killed => "killed",
+            Phase::Running { .. } => "running",
+            Phase::Halted { .. } => "halted on error, awaiting decision",
+            Phase::TimeoutWarned { .. } => "past its maximum duration, awaiting decision",
+            Phase::Restarting { .. } => "restarting",
+            Phase::Stopping { .. } => "being killed",
+            Phase::Completed { .. } => "completed",
+            Phase::Failed { .. } => "failed",
+            Phase::Killed { .. } => "killed",
         }
     }
 }
@@ -116,14 +160,12 @@ pub struct RunState {
     pub phase: Phase,
     pub started_at: DateTime<Utc>,
     pub started_by: String,
-    pub ended_at: Option<DateTime<Utc>>,
     pub attempt: u32,
     pub attempt_started_at: DateTime<Utc>,
     /// PID of the current (or last) process; `alive` says whether it still runs.
     pub pid: Option<u32>,
     pub alive: bool,
     pub last_exit: Option<ExitOutcome>,
-    pub open: Option<DecisionPoint>,
     /// When to post the timeout warning (None: no maximum, or already warned).
     pub horizon: Option<DateTime<Utc>>,
     pub next_status: DateTime<Utc>,
@@ -132,8 +174,6 @@ pub struct RunState {
     pub notice_count: u32,
     pub incidents: Vec<IncidentEntry>,
     pub auto_restarts: u32,
-    /// Who asked for the restart or kill under way.
-    pub pending_by: Option<String>,
     pub last_line: Option<String>,
     pub last_line_no: u64,
     pub progress: Progress,
@@ -144,9 +184,6 @@ pub struct RunState {
     pub baseline: Option<Snapshot>,
     #[serde(default)]
     pub fixes: Vec<FixEntry>,
-    /// The restart under way had to kill the old process (false: it had already ended).
-    #[serde(default)]
-    pub killed_for_restart: bool,
     /// "Hung?" warnings posted in this run.
     #[serde(default)]
     pub stall_count: u32,
@@ -166,13 +203,11 @@ impl RunState {
             phase: Phase::Starting,
             started_at: at,
             started_by: by.to_string(),
-            ended_at: None,
             attempt: 0,
             attempt_started_at: at,
             pid: None,
             alive: false,
             last_exit: None,
-            open: None,
             horizon: None,
             next_status: at,
             status_count: 0,
@@ -180,7 +215,6 @@ impl RunState {
             notice_count: 0,
             incidents: Vec::new(),
             auto_restarts: 0,
-            pending_by: Some(by.to_string()),
             last_line: None,
             last_line_no: 0,
             progress: Progress::default(),
@@ -188,7 +222,6 @@ impl RunState {
             decided: Vec::new(),
             baseline: None,
             fixes: Vec::new(),
-            killed_for_restart: false,
             stall_count: 0,
             stall: None,
             overrun_warned: false,
@@ -209,4 +242,42 @@ pub(super) struct AppliedFix {
 pub struct JobState {
     pub last_run: u32,
     pub run: Option<RunState>,
+}
+
+impl JobState {
+    /// Reads a state as the store holds it, including one stored by an older trainwatch
+    /// (before phases carried their data), so a run under way survives an upgrade.
+    pub fn from_stored(json: &str) -> Result<JobState, serde_json::Error> {
+        let mut value: serde_json::Value = serde_json::from_str(json)?;
+        if let Some(run) = value.get_mut("run").and_then(serde_json::Value::as_object_mut) {
+            upgrade_phase(run);
+        }
+        serde_json::from_value(value)
+    }
+}
+
+/// Older stored form: `phase` a bare name, with the question awaiting a decision (`open`),
+/// who asked for the restart or kill (`pending_by`), whether the restart killed the old
+/// process (`killed_for_restart`) and when the run ended (`ended_at`) as fields of the run.
+fn upgrade_phase(run: &mut serde_json::Map<String, serde_json::Value>) {
+    use serde_json::{json, Value};
+    let Some(Value::String(name)) = run.get("phase").cloned() else {
+        return;
+    };
+    let open = run.remove("open").unwrap_or(Value::Null);
+    let by = run.remove("pending_by").unwrap_or(Value::Null);
+    let by = by.as_str().unwrap_or_default();
+    let killed_old = run.remove("killed_for_restart").and_then(|v| v.as_bool());
+    let ended_at = run.remove("ended_at").unwrap_or(Value::Null);
+    let point = |kind: &str| open.get(kind).cloned().unwrap_or(Value::Null);
+    let phase = match name.as_str() {
+        "running" => json!({ "running": { "stall": point("stall") } }),
+        "halted" => json!({ "halted": { "incident": point("incident") } }),
+        "timeout_warned" => json!({ "timeout_warned": { "warning": point("timeout") } }),
+        "restarting" => json!({ "restarting": { "by": by, "killed_old": killed_old.unwrap_or(false) } }),
+        "stopping" => json!({ "stopping": { "by": by } }),
+        "completed" | "failed" | "killed" => json!({ name: { "at": ended_at } }),
+        _ => return,
+    };
+    run.insert("phase".into(), phase);
 }

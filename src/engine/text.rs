@@ -45,7 +45,7 @@ pub(super) fn may_not_validate(by: &str, what: &str) -> String {
 
 // ---- start and status ----------------------------------------------------------------------
 
-pub(super) fn already_running(job: &JobName, phase: Phase, run: RunId, pid: Option<u32>) -> String {
+pub(super) fn already_running(job: &JobName, phase: &Phase, run: RunId, pid: Option<u32>) -> String {
     format!(
         "{job} is already {} (run {run}{})",
         phase.as_str(),
@@ -65,7 +65,7 @@ pub(super) fn no_run_yet(job: &JobName) -> String {
 pub(super) struct StatusParts<'a> {
     pub job: &'a JobName,
     pub run: RunId,
-    pub phase: Phase,
+    pub phase: &'a Phase,
     pub pid: Option<u32>,
     pub step: Option<u64>,
     pub total: Option<u64>,
@@ -110,21 +110,21 @@ pub(super) fn no_run_to(job: &JobName, what: &str) -> String {
     format!("{job} has no run to {what}")
 }
 
-pub(super) fn no_longer_awaits(job: &JobName, phase: Phase) -> String {
+pub(super) fn no_longer_awaits(job: &JobName, phase: &Phase) -> String {
     format!(
         "that report no longer awaits a decision ({job} is {})",
         phase.as_str()
     )
 }
 
-pub(super) fn run_already_over(job: &JobName, run: RunId, phase: Phase) -> String {
+pub(super) fn run_already_over(job: &JobName, run: RunId, phase: &Phase) -> String {
     format!(
         "run {run} of {job} has already {}; use start for a new run",
         phase.as_str()
     )
 }
 
-pub(super) fn restart_not_possible(job: &JobName, phase: Phase) -> String {
+pub(super) fn restart_not_possible(job: &JobName, phase: &Phase) -> String {
     format!("{job} is {}; restart is not possible now", phase.as_str())
 }
 
@@ -147,7 +147,7 @@ pub(super) fn process_has_ended(job: &JobName, exit: Option<ExitOutcome>) -> Str
     format!("{job}'s process has ended ({exit}); restart or kill")
 }
 
-pub(super) fn nothing_awaits_decision(job: &JobName, phase: Phase) -> String {
+pub(super) fn nothing_awaits_decision(job: &JobName, phase: &Phase) -> String {
     format!("nothing of {job} awaits a decision ({})", phase.as_str())
 }
 
@@ -161,7 +161,7 @@ pub(super) fn continuing(job: &JobName, next_timeout_in: Option<Duration>) -> St
     }
 }
 
-pub(super) fn nothing_awaits_investigation(job: &JobName, phase: Phase) -> String {
+pub(super) fn nothing_awaits_investigation(job: &JobName, phase: &Phase) -> String {
     format!("nothing of {job} awaits investigation ({})", phase.as_str())
 }
 

@@ -160,9 +160,10 @@ impl JobRuntime {
         let Some(saved) = self.machine.under_way() else {
             return;
         };
-        info!(job = %self.spec.engine.job, run = saved.run.0, phase = ?saved.phase, "re-adopting");
+        let run = saved.run;
+        info!(job = %self.spec.engine.job, run = run.0, phase = ?saved.phase, "re-adopting");
         let plan = readopt::plan(saved, |attempt| {
-            match exec::adopt(&self.attempt_dir(saved.run, attempt)) {
+            match exec::adopt(&self.attempt_dir(run, attempt)) {
                 Ok(Some(Adopted::Running(h))) => Found::Running(h),
                 Ok(Some(Adopted::Ended(outcome))) => Found::Ended(outcome),
                 Ok(None) => Found::Nothing,
@@ -193,7 +194,7 @@ impl JobRuntime {
                 });
                 let _ = self.internal_tx.send(Internal::Exited { pid, outcome });
             }
-            Plan::Spawn { attempt, append } => self.spawn(saved.run, attempt, append, append),
+            Plan::Spawn { attempt, append } => self.spawn(run, attempt, append, append),
             Plan::Watch { handle, kill } => {
                 let h = Arc::new(handle);
                 self.watch_exit(h.clone());
@@ -382,7 +383,7 @@ impl JobRuntime {
                 let ours = self
                     .machine
                     .under_way()
-                    .is_some_and(|u| matches!(u.phase, Phase::Stopping | Phase::Restarting));
+                    .is_some_and(|u| matches!(u.phase, Phase::Stopping { .. } | Phase::Restarting { .. }));
                 for event in self.pipeline.finish((!ours).then_some(outcome), Utc::now()) {
                     self.step(event);
                 }

@@ -64,7 +64,7 @@ pub(crate) fn plan<H>(saved: UnderWay, mut look: impl FnMut(u32) -> Found<H>) ->
     }
     let pid = saved.pid.unwrap_or_default();
     match saved.phase {
-        Phase::Starting | Phase::Restarting => {
+        Phase::Starting | Phase::Restarting { .. } => {
             let next = saved.attempt + 1;
             match look(next) {
                 Found::Running(handle) => Plan::AdoptStarted {
@@ -73,7 +73,7 @@ pub(crate) fn plan<H>(saved: UnderWay, mut look: impl FnMut(u32) -> Found<H>) ->
                 },
                 Found::Ended(outcome) => Plan::StartedAndEnded { outcome },
                 Found::Nothing => {
-                    let restarting = saved.phase == Phase::Restarting;
+                    let restarting = matches!(saved.phase, Phase::Restarting { .. });
                     // The new process never started: if the old one still runs (a restart
                     // was killing it), finish the kill; otherwise start it now.
                     let old = if restarting && saved.alive {
@@ -95,7 +95,7 @@ pub(crate) fn plan<H>(saved: UnderWay, mut look: impl FnMut(u32) -> Found<H>) ->
         _ if saved.alive => match look(saved.attempt) {
             Found::Running(handle) => Plan::Watch {
                 handle,
-                kill: saved.phase == Phase::Stopping,
+                kill: matches!(saved.phase, Phase::Stopping { .. }),
             },
             Found::Ended(outcome) => Plan::Exited { pid, outcome },
             Found::Nothing => Plan::Exited {
@@ -128,6 +128,17 @@ mod tests {
         }
     }
 
+    fn restarting() -> Phase {
+        Phase::Restarting {
+            by: "@dana".into(),
+            killed_old: true,
+        }
+    }
+
+    fn stopping() -> Phase {
+        Phase::Stopping { by: "@dana".into() }
+    }
+
     /// A lookup that answers from a table and records which attempts were asked about.
     fn table(answers: Vec<(u32, Found<&'static str>)>) -> (impl FnMut(u32) -> Found<&'static str>, Asked) {
         let asked = Asked::default();
@@ -144,7 +155,7 @@ mod tests {
 
     #[test]
     fn a_new_attempt_that_started_while_away_is_adopted() {
-        for phase in [Phase::Starting, Phase::Restarting] {
+        for phase in [Phase::Starting, restarting()] {
             let (look, asked) = table(vec![(2, Found::Running("h2"))]);
             assert_eq!(
                 plan(saved(phase, 1, true), look),
@@ -185,7 +196,7 @@ mod tests {
     fn a_restart_whose_old_process_still_runs_finishes_the_kill() {
         let (look, asked) = table(vec![(1, Found::Running("h1"))]);
         assert_eq!(
-            plan(saved(Phase::Restarting, 1, true), look),
+            plan(saved(restarting(), 1, true), look),
             Plan::Watch {
                 handle: "h1",
                 kill: true
@@ -198,7 +209,7 @@ mod tests {
     fn a_restart_whose_old_process_ended_takes_that_exit() {
         let (look, _) = table(vec![(1, Found::Ended(ExitOutcome::Signal(15)))]);
         assert_eq!(
-            plan(saved(Phase::Restarting, 1, true), look),
+            plan(saved(restarting(), 1, true), look),
             Plan::Exited {
                 pid: 4242,
                 outcome: ExitOutcome::Signal(15)
@@ -212,7 +223,7 @@ mod tests {
         for alive in [true, false] {
             let (look, asked) = table(vec![]);
             assert_eq!(
-                plan(saved(Phase::Restarting, 1, alive), look),
+                plan(saved(restarting(), 1, alive), look),
                 Plan::Spawn {
                     attempt: 2,
                     append: true
@@ -225,10 +236,14 @@ mod tests {
 
     #[test]
     fn a_running_process_is_watched_again() {
-        for phase in [Phase::Running, Phase::Halted, Phase::TimeoutWarned] {
+        for phase in [
+            Phase::RUNNING,
+            Phase::Halted { incident: 1 },
+            Phase::TimeoutWarned { warning: 1 },
+        ] {
             let (look, asked) = table(vec![(2, Found::Running("h"))]);
             assert_eq!(
-                plan(saved(phase, 2, true), look),
+                plan(saved(phase.clone(), 2, true), look),
                 Plan::Watch {
                     handle: "h",
                     kill: false
@@ -243,7 +258,7 @@ mod tests {
     fn a_kill_under_way_is_finished() {
         let (look, _) = table(vec![(1, Found::Running("h"))]);
         assert_eq!(
-            plan(saved(Phase::Stopping, 1, true), look),
+            plan(saved(stopping(), 1, true), look),
             Plan::Watch {
                 handle: "h",
                 kill: true
@@ -255,7 +270,7 @@ mod tests {
     fn a_process_that_ended_while_away_is_reported_with_its_outcome() {
         let (look, _) = table(vec![(1, Found::Ended(ExitOutcome::Code(0)))]);
         assert_eq!(
-            plan(saved(Phase::Running, 1, true), look),
+            plan(saved(Phase::RUNNING, 1, true), look),
             Plan::Exited {
                 pid: 4242,
                 outcome: ExitOutcome::Code(0)
@@ -267,7 +282,7 @@ mod tests {
     fn a_process_without_a_trace_ended_in_an_unknown_way() {
         let (look, _) = table(vec![]);
         assert_eq!(
-            plan(saved(Phase::Running, 1, true), look),
+            plan(saved(Phase::RUNNING, 1, true), look),
             Plan::Exited {
                 pid: 4242,
                 outcome: ExitOutcome::Unknown
@@ -277,12 +292,17 @@ mod tests {
 
     #[test]
     fn nothing_is_done_without_a_live_process_or_once_the_run_is_over() {
-        for phase in [Phase::Running, Phase::Halted, Phase::Stopping] {
+        let at = chrono::Utc::now();
+        for phase in [Phase::RUNNING, Phase::Halted { incident: 1 }, stopping()] {
             let (look, asked) = table(vec![(1, Found::Running("h"))]);
             assert_eq!(plan(saved(phase, 1, false), look), Plan::Nothing);
             assert!(asked.borrow().is_empty());
         }
-        for phase in [Phase::Completed, Phase::Failed, Phase::Killed] {
+        for phase in [
+            Phase::Completed { at },
+            Phase::Failed { at },
+            Phase::Killed { at },
+        ] {
             let (look, asked) = table(vec![(1, Found::Running("h"))]);
             assert_eq!(plan(saved(phase, 1, true), look), Plan::Nothing);
             assert!(asked.borrow().is_empty());

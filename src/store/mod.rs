@@ -224,7 +224,7 @@ impl Store {
         match row {
             None => Ok(None),
             Some((state, follow)) => {
-                let state: JobState = serde_json::from_str(&state)?;
+                let state = JobState::from_stored(&state)?;
                 let follow = follow.map(|f| serde_json::from_str(&f)).transpose()?;
                 Ok(Some((state, follow)))
             }

@@ -82,14 +82,14 @@ fn timeout_warning_at_max_duration_once_then_awaits_decision() {
         }
     }
     assert_eq!(warnings, vec![24 * 60], "exactly one warning, at the maximum");
-    assert_eq!(sim.phase(), Phase::TimeoutWarned);
+    assert_phase!(sim, Phase::TimeoutWarned { warning: 1 });
 }
 
 #[test]
 fn continue_after_timeout_sets_a_new_horizon() {
     let mut sim = Sim::new(settings()).started(10);
     sim.at(24 * HOUR, Event::Tick);
-    assert_eq!(sim.phase(), Phase::TimeoutWarned);
+    assert_phase!(sim, Phase::TimeoutWarned { warning: 1 });
     let a = sim.cmd(
         24 * HOUR + 60,
         director(),
@@ -101,7 +101,7 @@ fn continue_after_timeout_sets_a_new_horizon() {
     );
     assert!(refused(&a).is_none());
     assert!(a.iter().any(|x| matches!(x, Action::Resolve { key: MessageKey::Timeout(1), note, .. } if note.starts_with("Monitoring continued by @dana"))));
-    assert_eq!(sim.phase(), Phase::Running);
+    assert_phase!(sim, Phase::Running { stall: None });
     // No warning before the new horizon, one at it.
     let before: Vec<_> = (1..=119)
         .flat_map(|m| {
@@ -134,7 +134,7 @@ fn terminate_and_restart_after_timeout_kills_then_respawns_appending() {
         },
     );
     assert!(a.contains(&Action::Kill));
-    assert_eq!(sim.phase(), Phase::Restarting);
+    assert_phase!(sim, Phase::Restarting { .. });
     let a = sim.at(
         24 * HOUR + 8,
         Event::Exited {
@@ -163,7 +163,7 @@ fn investigate_after_timeout_asks_the_modeler_and_keeps_the_question_open() {
             ..
         }
     ));
-    assert_eq!(sim.phase(), Phase::TimeoutWarned);
+    assert_phase!(sim, Phase::TimeoutWarned { warning: 1 });
 }
 
 #[test]
@@ -250,7 +250,7 @@ fn a_stall_is_asked_about_once_per_episode_with_the_four_buttons() {
         x,
         Action::Resolve { key: MessageKey::Stall(1), note, .. } if note.contains("resumed")
     )));
-    assert_eq!(s.m.run().unwrap().open, None);
+    assert_eq!(s.m.run().unwrap().phase.open(), None);
     let a = s.at(60 * MIN, stalled(40 * MIN));
     assert_eq!(stall_key(&a), Some(2));
 }
@@ -276,7 +276,7 @@ fn continue_on_a_stall_keeps_watching_without_asking_again_in_the_same_episode()
             ..
         }
     )));
-    assert_eq!(s.phase(), Phase::Running);
+    assert_phase!(s, Phase::Running { stall: None });
     assert!(s.at(25 * MIN, stalled(5 * MIN)).is_empty());
     // A second click on the same button is told who decided.
     let a = s.cmd(
@@ -316,7 +316,7 @@ fn restart_and_investigate_work_on_a_stall() {
     s.at(22 * MIN, exited(143));
     s.at(22 * MIN, spawned(8));
     let run = s.m.run().unwrap();
-    assert_eq!((run.phase, run.stall, run.open), (Phase::Running, None, None));
+    assert_eq!((&run.phase, run.stall), (&Phase::Running { stall: None }, None));
 }
 
 #[test]
@@ -329,7 +329,7 @@ fn no_stall_question_while_another_decision_is_pending_or_the_run_is_not_running
             incident: key_error(12),
         },
     );
-    assert_eq!(s.phase(), Phase::Halted);
+    assert_phase!(s, Phase::Halted { incident: 1 });
     assert!(s.at(20 * MIN, stalled(5 * MIN)).is_empty());
     let mut s = Sim::new(settings());
     s.cmd(0, director(), Command::Start);
@@ -351,7 +351,7 @@ fn an_error_supersedes_an_open_stall_question() {
         x,
         Action::Resolve { key: MessageKey::Stall(1), note, .. } if note.contains("superseded")
     )));
-    assert_eq!(s.m.run().unwrap().open, Some(DecisionPoint::Incident(1)));
+    assert_eq!(s.m.run().unwrap().phase.open(), Some(DecisionPoint::Incident(1)));
 }
 
 #[test]
@@ -390,7 +390,7 @@ fn the_overrun_warning_goes_out_once_ahead_of_the_timeout() {
 fn no_overrun_warning_once_past_the_maximum() {
     let mut s = Sim::new(settings()).started(7);
     s.at(24 * HOUR, Event::Tick);
-    assert_eq!(s.phase(), Phase::TimeoutWarned);
+    assert_phase!(s, Phase::TimeoutWarned { warning: 1 });
     let a = s.at(24 * HOUR + 5, progress(900, 1000, Some(Duration::from_secs(600))));
     assert!(posts(&a).is_empty());
 }
@@ -438,7 +438,7 @@ fn an_error_logged_before_the_start_is_confirmed_is_reported_after_it() {
     let a = s.at(2, spawned(11));
     let keys: Vec<MessageKey> = posts(&a).iter().map(|m| m.key).collect();
     assert_eq!(keys, [MessageKey::Started, MessageKey::Incident(1)]);
-    assert_eq!(s.phase(), Phase::Halted);
+    assert_phase!(s, Phase::Halted { incident: 1 });
     assert_eq!(s.m.run().unwrap().incidents[0].attempt, 1);
 }
 

@@ -168,7 +168,7 @@ fn the_director_cannot_bypass_the_gate() {
     let r = refused(&a).expect("refused");
     assert!(r.contains("until @time_validator approves"), "{r}");
     assert!(!a.contains(&Action::Kill));
-    assert_eq!(sim.phase(), Phase::Halted);
+    assert_phase!(sim, Phase::Halted { incident: 1 });
     // Nor can the unattended policy.
     let mut s = settings();
     s.unattended = true;

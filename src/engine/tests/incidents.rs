@@ -14,7 +14,7 @@ fn nonzero_exit_without_log_evidence_is_reported_as_an_error() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(sim.phase(), Phase::Halted);
+    assert_phase!(sim, Phase::Halted { incident: 1 });
     assert!(
         !a.iter().any(|x| matches!(x, Action::RunEnded { .. })),
         "a person decides, the run is not over"
@@ -69,7 +69,7 @@ fn error_report_halts_mentions_owner_and_offers_four_buttons() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(sim.phase(), Phase::Halted);
+    assert_phase!(sim, Phase::Halted { incident: 1 });
     // No status updates while halted: the question is open.
     assert!(posts(&sim.at(2 * HOUR, Event::Tick)).is_empty());
 }
@@ -176,7 +176,7 @@ fn warnings_are_posted_to_the_owner_without_halting() {
     assert!(matches!(p[0].body, Body::WarningNoticed { .. }));
     assert_eq!(p[0].to, vec![Persona::Modeler]);
     assert!(p[0].buttons.is_empty());
-    assert_eq!(sim.phase(), Phase::Running);
+    assert_phase!(sim, Phase::Running { stall: None });
     // It shows in the next status update as open.
     let a = sim.at(2 * HOUR, Event::Tick);
     assert!(matches!(&posts(&a)[0].body, Body::StatusUpdate { open, .. } if open.len() == 1));

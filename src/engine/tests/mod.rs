@@ -9,6 +9,14 @@ use chrono::{DateTime, TimeZone, Utc};
 use super::*;
 use crate::model::{Actor, Category, ExitOutcome, Incident, JobName, OnError, Persona, RunId, Severity};
 
+/// The run's phase matches `$p` (a pattern: `Phase::Halted { incident: 1 }`, `Phase::Killed { .. }`).
+macro_rules! assert_phase {
+    ($sim:expr, $p:pat) => {{
+        let phase = $sim.phase();
+        assert!(matches!(phase, $p), "phase is {phase:?}");
+    }};
+}
+
 const MIN: i64 = 60;
 const HOUR: i64 = 3600;
 
@@ -89,7 +97,7 @@ impl Sim {
         self
     }
     fn phase(&self) -> Phase {
-        self.m.run().unwrap().phase
+        self.m.run().unwrap().phase.clone()
     }
 }
 

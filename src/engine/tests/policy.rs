@@ -14,7 +14,7 @@ fn unattended_wait_policy_fails_the_run_when_the_process_dies() {
             incident: key_error(120),
         },
     );
-    assert_eq!(sim.phase(), Phase::Halted);
+    assert_phase!(sim, Phase::Halted { incident: 1 });
     let a = sim.at(HOUR + 1, exited(1));
     match &posts(&a)[0].body {
         Body::Failed { exit, errors, .. } => {
@@ -97,5 +97,5 @@ fn attended_runs_ignore_the_policy_and_wait_for_a_person() {
     let mut sim = Sim::new(s).started(10);
     let a = sim.at(HOUR, exited(1));
     assert!(!a.iter().any(|x| matches!(x, Action::Spawn { .. })));
-    assert_eq!(sim.phase(), Phase::Halted);
+    assert_phase!(sim, Phase::Halted { incident: 1 });
 }

@@ -6,12 +6,7 @@ use super::*;
 fn start_spawns_fresh_log_and_posts_training_started_with_pid() {
     let mut sim = Sim::new(settings());
     let a = sim.cmd(0, director(), Command::Start);
-    assert!(a.contains(&Action::Spawn {
-        run: RunId(1),
-        attempt: 1,
-        append: false,
-        resume: false
-    }));
+    assert!(a.contains(&first_spawn()));
     assert_eq!(sim.phase(), Phase::Starting);
     let a = sim.at(1, spawned(4242));
     let p = posts(&a);
@@ -183,10 +178,7 @@ fn kill_decision_stops_the_group_and_reports_killed() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(a.contains(&Action::RunEnded {
-        run: RunId(1),
-        success: false
-    }));
+    assert!(a.contains(&run_ended(false)));
 }
 
 #[test]

@@ -29,10 +29,7 @@ fn exit_zero_completes_with_outputs_and_errors_resolved() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(a.contains(&Action::RunEnded {
-        run: RunId(1),
-        success: true
-    }));
+    assert!(a.contains(&run_ended(true)));
     assert_eq!(sim.phase(), Phase::Completed);
 }
 

@@ -239,11 +239,7 @@ fn an_expired_approval_requires_a_new_review() {
 #[test]
 fn approve_button_twice_says_who_decided_and_old_fix_buttons_are_refused() {
     let mut sim = halted_with_fix(true);
-    let click = |d| Command::Decide {
-        decision: d,
-        target: Some((RunId(1), DecisionPoint::Fix(1))),
-        extend: None,
-    };
+    let click = |d| decision_command(d, Some((RunId(1), DecisionPoint::Fix(1))));
     let a = sim.with_code(HOUR + 800, validator(), click(Decision::Approve), REVIEWED);
     assert!(refused(&a).is_none(), "{a:?}");
     let other = Actor::user("u8", "@val2", vec![Persona::TimeValidator]);

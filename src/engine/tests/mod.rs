@@ -68,27 +68,11 @@ impl Sim {
         )
     }
     fn decide(&mut self, secs: i64, by: Actor, decision: Decision) -> Vec<Action> {
-        self.cmd(
-            secs,
-            by,
-            Command::Decide {
-                decision,
-                target: None,
-                extend: None,
-            },
-        )
+        self.cmd(secs, by, decision_command(decision, None))
     }
     /// A button click: `decision` on the report of run 1 that asked `point`.
     fn click(&mut self, secs: i64, by: Actor, decision: Decision, point: DecisionPoint) -> Vec<Action> {
-        self.cmd(
-            secs,
-            by,
-            Command::Decide {
-                decision,
-                target: Some((RunId(1), point)),
-                extend: None,
-            },
-        )
+        self.cmd(secs, by, decision_command(decision, Some((RunId(1), point))))
     }
     /// The detector reports `incident` under the supervisor's `key`.
     fn incident(&mut self, secs: i64, key: u64, incident: Incident) -> Vec<Action> {
@@ -145,22 +129,12 @@ impl Sim {
     }
     /// `/restart` while the job's code is `files`.
     fn restart_with_code(&mut self, secs: i64, by: Actor, files: &[(&str, &str)]) -> Vec<Action> {
-        let restart = Command::Decide {
-            decision: Decision::Restart,
-            target: None,
-            extend: None,
-        };
-        self.with_code(secs, by, restart, files)
+        self.with_code(secs, by, decision_command(Decision::Restart, None), files)
     }
     /// Start a run and let the executor report PID `pid`.
     fn started(mut self, pid: u32) -> Self {
         let a = self.cmd(0, director(), Command::Start);
-        assert!(a.contains(&Action::Spawn {
-            run: RunId(1),
-            attempt: 1,
-            append: false,
-            resume: false
-        }));
+        assert!(a.contains(&first_spawn()));
         self.at(0, spawned(pid));
         self
     }
@@ -174,6 +148,34 @@ fn spawned(pid: u32) -> Event {
         pid,
         checkpoint: None,
         previous_log: None,
+    }
+}
+
+/// `decision` as a command: typed (no `target`), or from a button (the run and report it was
+/// posted under).
+fn decision_command(decision: Decision, target: Option<(RunId, DecisionPoint)>) -> Command {
+    Command::Decide {
+        decision,
+        target,
+        extend: None,
+    }
+}
+
+/// A new run's spawn: a fresh log, nothing to resume.
+fn first_spawn() -> Action {
+    Action::Spawn {
+        run: RunId(1),
+        attempt: 1,
+        append: false,
+        resume: false,
+    }
+}
+
+/// Run 1 is over, a success or not: nothing more happens until a new start.
+fn run_ended(success: bool) -> Action {
+    Action::RunEnded {
+        run: RunId(1),
+        success,
     }
 }
 

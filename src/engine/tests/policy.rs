@@ -16,10 +16,7 @@ fn unattended_wait_policy_fails_the_run_when_the_process_dies() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(a.contains(&Action::RunEnded {
-        run: RunId(1),
-        success: false
-    }));
+    assert!(a.contains(&run_ended(false)));
 }
 
 #[test]

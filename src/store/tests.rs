@@ -1,3 +1,6 @@
+//! The store's promises: a step commits state, history and audit together; the audit log
+//! cannot be rewritten; the outbox keeps order until sent; a newer schema is refused.
+
 use chrono::{TimeZone, Utc};
 
 use super::*;
@@ -6,6 +9,17 @@ use crate::model::{Actor, Category, Incident, JobName, Persona, RunId, Severity}
 
 fn job() -> JobName {
     JobName::new("model_3").unwrap()
+}
+
+/// A new message of run 1 for channel c1, under `key`, numbered `n` in its payload.
+fn post(key: &str, n: u32) -> OutboxItem {
+    OutboxItem {
+        channel: "c1".into(),
+        run: RunId(1),
+        key: key.into(),
+        kind: OutboxKind::Post,
+        payload: serde_json::json!({ "n": n }),
+    }
 }
 
 #[test]
@@ -101,32 +115,8 @@ fn outbox_keeps_order_until_marked_sent_and_remembers_message_ids() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(&dir.path().join("s.db")).unwrap();
     let at = Utc::now();
-    let a = store
-        .enqueue(
-            at,
-            &job(),
-            &OutboxItem {
-                channel: "c1".into(),
-                run: RunId(1),
-                key: "started".into(),
-                kind: OutboxKind::Post,
-                payload: serde_json::json!({"n": 1}),
-            },
-        )
-        .unwrap();
-    let b = store
-        .enqueue(
-            at,
-            &job(),
-            &OutboxItem {
-                channel: "c1".into(),
-                run: RunId(1),
-                key: "incident-1".into(),
-                kind: OutboxKind::Post,
-                payload: serde_json::json!({"n": 2}),
-            },
-        )
-        .unwrap();
+    let a = store.enqueue(at, &job(), &post("started", 1)).unwrap();
+    let b = store.enqueue(at, &job(), &post("incident-1", 2)).unwrap();
     let pending = store.pending(10).unwrap();
     assert_eq!(pending.iter().map(|e| e.id).collect::<Vec<_>>(), vec![a, b]);
     store.mark_failed(a, "503").unwrap();

@@ -124,30 +124,16 @@ fn continue_after_timeout_sets_a_new_horizon() {
 fn terminate_and_restart_after_timeout_kills_then_respawns_appending() {
     let mut sim = Sim::new(settings()).started(10);
     sim.at(24 * HOUR, Event::Tick);
-    let a = sim.cmd(
+    let a = sim.click(
         24 * HOUR + 5,
         director(),
-        Command::Decide {
-            decision: Decision::Restart,
-            target: Some((RunId(1), DecisionPoint::Timeout(1))),
-            extend: None,
-        },
+        Decision::Restart,
+        DecisionPoint::Timeout(1),
     );
     assert!(a.contains(&Action::Kill));
     assert_phase!(sim, Phase::Restarting { .. });
-    let a = sim.at(
-        24 * HOUR + 8,
-        Event::Exited {
-            outcome: ExitOutcome::Signal(15),
-            outputs: vec![],
-        },
-    );
-    assert!(a.contains(&Action::Spawn {
-        run: RunId(1),
-        attempt: 2,
-        append: true,
-        resume: true
-    }));
+    let a = sim.at(24 * HOUR + 8, signalled(15));
+    assert!(a.contains(&respawn(2)));
 }
 
 #[test]
@@ -259,15 +245,7 @@ fn a_stall_is_asked_about_once_per_episode_with_the_four_buttons() {
 fn continue_on_a_stall_keeps_watching_without_asking_again_in_the_same_episode() {
     let mut s = Sim::new(settings()).started(7);
     s.at(20 * MIN, stalled(5 * MIN));
-    let a = s.cmd(
-        21 * MIN,
-        director(),
-        Command::Decide {
-            decision: Decision::Continue,
-            target: Some((RunId(1), DecisionPoint::Stall(1))),
-            extend: None,
-        },
-    );
+    let a = s.click(21 * MIN, director(), Decision::Continue, DecisionPoint::Stall(1));
     assert_eq!(refused(&a), None);
     assert!(a.iter().any(|x| matches!(
         x,
@@ -279,15 +257,7 @@ fn continue_on_a_stall_keeps_watching_without_asking_again_in_the_same_episode()
     assert_phase!(s, Phase::Running { stall: None });
     assert!(s.at(25 * MIN, stalled(5 * MIN)).is_empty());
     // A second click on the same button is told who decided.
-    let a = s.cmd(
-        26 * MIN,
-        director(),
-        Command::Decide {
-            decision: Decision::Kill,
-            target: Some((RunId(1), DecisionPoint::Stall(1))),
-            extend: None,
-        },
-    );
+    let a = s.click(26 * MIN, director(), Decision::Kill, DecisionPoint::Stall(1));
     assert!(refused(&a).unwrap().contains("already decided"));
 }
 
@@ -322,13 +292,7 @@ fn restart_and_investigate_work_on_a_stall() {
 #[test]
 fn no_stall_question_while_another_decision_is_pending_or_the_run_is_not_running() {
     let mut s = Sim::new(settings()).started(7);
-    s.at(
-        10 * MIN,
-        Event::Incident {
-            key: 1,
-            incident: key_error(12),
-        },
-    );
+    s.incident(10 * MIN, 1, key_error(12));
     assert_phase!(s, Phase::Halted { incident: 1 });
     assert!(s.at(20 * MIN, stalled(5 * MIN)).is_empty());
     let mut s = Sim::new(settings());
@@ -340,13 +304,7 @@ fn no_stall_question_while_another_decision_is_pending_or_the_run_is_not_running
 fn an_error_supersedes_an_open_stall_question() {
     let mut s = Sim::new(settings()).started(7);
     s.at(20 * MIN, stalled(5 * MIN));
-    let a = s.at(
-        21 * MIN,
-        Event::Incident {
-            key: 1,
-            incident: key_error(40),
-        },
-    );
+    let a = s.incident(21 * MIN, 1, key_error(40));
     assert!(a.iter().any(|x| matches!(
         x,
         Action::Resolve { key: MessageKey::Stall(1), note, .. } if note.contains("superseded")
@@ -427,14 +385,7 @@ fn an_error_logged_before_the_start_is_confirmed_is_reported_after_it() {
         excerpt: vec!["{'loss': nan}".into()],
         count: 1,
     };
-    assert!(posts(&s.at(
-        1,
-        Event::Incident {
-            key: 9,
-            incident: nan
-        }
-    ))
-    .is_empty());
+    assert!(posts(&s.incident(1, 9, nan)).is_empty());
     let a = s.at(2, spawned(11));
     let keys: Vec<MessageKey> = posts(&a).iter().map(|m| m.key).collect();
     assert_eq!(keys, [MessageKey::Started, MessageKey::Incident(1)]);
@@ -455,14 +406,7 @@ fn the_status_command_tells_the_step_and_a_stall() {
 
 #[test]
 fn after_a_restart_the_status_update_shows_the_runs_elapsed_and_the_attempts() {
-    let mut sim = Sim::new(settings()).started(10);
-    sim.at(
-        4 * HOUR,
-        Event::Incident {
-            key: 1,
-            incident: key_error(120),
-        },
-    );
+    let mut sim = Sim::new(settings()).started(10).halted(4 * HOUR);
     sim.decide(4 * HOUR + 60, director(), Decision::Restart);
     sim.at(4 * HOUR + 120, exited(-1));
     sim.at(4 * HOUR + 5 * MIN, spawned(11));

@@ -6,12 +6,7 @@ use super::*;
 fn start_spawns_fresh_log_and_posts_training_started_with_pid() {
     let mut sim = Sim::new(settings());
     let a = sim.cmd(0, director(), Command::Start);
-    assert!(a.contains(&Action::Spawn {
-        run: RunId(1),
-        attempt: 1,
-        append: false,
-        resume: false
-    }));
+    assert!(a.contains(&first_spawn()));
     assert_phase!(sim, Phase::Starting);
     let a = sim.at(1, spawned(4242));
     let p = posts(&a);
@@ -79,23 +74,16 @@ fn decisions_are_refused_where_they_make_no_sense() {
 
 #[test]
 fn a_second_click_is_told_who_already_decided() {
-    let mut sim = Sim::new(settings()).started(10);
-    sim.at(
-        HOUR,
-        Event::Incident {
-            key: 1,
-            incident: key_error(120),
-        },
+    let mut sim = Sim::new(settings()).started(10).halted(HOUR);
+    let a = sim.click(
+        HOUR + 120,
+        director(),
+        Decision::Restart,
+        DecisionPoint::Incident(1),
     );
-    let click = |d| Command::Decide {
-        decision: d,
-        target: Some((RunId(1), DecisionPoint::Incident(1))),
-        extend: None,
-    };
-    let a = sim.cmd(HOUR + 120, director(), click(Decision::Restart));
     assert!(a.iter().any(|x| matches!(x, Action::Resolve { key: MessageKey::Incident(1), note, .. } if note == "Restarted by @dana at 09:02 UTC")));
     let other = Actor::user("u9", "@max", vec![Persona::Director]);
-    let r = refused(&sim.cmd(HOUR + 130, other, click(Decision::Kill))).unwrap();
+    let r = refused(&sim.click(HOUR + 130, other, Decision::Kill, DecisionPoint::Incident(1))).unwrap();
     assert_eq!(r, "already decided: Restarted by @dana at 09:02 UTC");
 }
 
@@ -105,48 +93,22 @@ fn a_button_from_an_older_run_is_refused() {
     sim.at(HOUR, exited(0));
     sim.cmd(HOUR + 1, director(), Command::Start);
     sim.at(HOUR + 2, spawned(20));
-    let a = sim.cmd(
-        HOUR + 3,
-        director(),
-        Command::Decide {
-            decision: Decision::Kill,
-            target: Some((RunId(1), DecisionPoint::Incident(1))),
-            extend: None,
-        },
-    );
+    let a = sim.click(HOUR + 3, director(), Decision::Kill, DecisionPoint::Incident(1));
     assert!(refused(&a).unwrap().contains("run 1"));
     assert_phase!(sim, Phase::Running { stall: None });
 }
 
 #[test]
 fn restart_kills_the_old_process_and_appends_to_the_same_log() {
-    let mut sim = Sim::new(settings()).started(10);
-    sim.at(
-        HOUR,
-        Event::Incident {
-            key: 1,
-            incident: key_error(120),
-        },
-    );
+    let mut sim = Sim::new(settings()).started(10).halted(HOUR);
     let a = sim.decide(HOUR + 60, director(), Decision::Restart);
     assert!(a.contains(&Action::Kill));
     assert!(
         !a.iter().any(|x| matches!(x, Action::Spawn { .. })),
         "spawn only after the old one is gone"
     );
-    let a = sim.at(
-        HOUR + 61,
-        Event::Exited {
-            outcome: ExitOutcome::Signal(15),
-            outputs: vec![],
-        },
-    );
-    assert!(a.contains(&Action::Spawn {
-        run: RunId(1),
-        attempt: 2,
-        append: true,
-        resume: true
-    }));
+    let a = sim.at(HOUR + 61, signalled(15));
+    assert!(a.contains(&respawn(2)));
     let a = sim.at(
         HOUR + 62,
         Event::Spawned {
@@ -187,12 +149,7 @@ fn restart_of_an_exited_process_spawns_directly() {
     sim.at(HOUR, exited(1));
     let a = sim.decide(HOUR + 60, director(), Decision::Restart);
     assert!(!a.contains(&Action::Kill));
-    assert!(a.contains(&Action::Spawn {
-        run: RunId(1),
-        attempt: 2,
-        append: true,
-        resume: true
-    }));
+    assert!(a.contains(&respawn(2)));
     let a = sim.at(HOUR + 61, spawned(11));
     assert!(
         matches!(
@@ -209,24 +166,11 @@ fn restart_of_an_exited_process_spawns_directly() {
 
 #[test]
 fn kill_decision_stops_the_group_and_reports_killed() {
-    let mut sim = Sim::new(settings()).started(10);
-    sim.at(
-        HOUR,
-        Event::Incident {
-            key: 1,
-            incident: key_error(120),
-        },
-    );
+    let mut sim = Sim::new(settings()).started(10).halted(HOUR);
     let a = sim.decide(HOUR + 60, director(), Decision::Kill);
     assert!(a.contains(&Action::Kill));
     assert_phase!(sim, Phase::Stopping { .. });
-    let a = sim.at(
-        HOUR + 65,
-        Event::Exited {
-            outcome: ExitOutcome::Signal(15),
-            outputs: vec![],
-        },
-    );
+    let a = sim.at(HOUR + 65, signalled(15));
     match &posts(&a)[0].body {
         Body::Killed { by, errors, .. } => {
             assert_eq!(by, "@dana");
@@ -234,22 +178,12 @@ fn kill_decision_stops_the_group_and_reports_killed() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(a.contains(&Action::RunEnded {
-        run: RunId(1),
-        success: false
-    }));
+    assert!(a.contains(&run_ended(false)));
 }
 
 #[test]
 fn continue_after_a_caught_error_returns_to_running() {
-    let mut sim = Sim::new(settings()).started(10);
-    sim.at(
-        HOUR,
-        Event::Incident {
-            key: 1,
-            incident: key_error(120),
-        },
-    );
+    let mut sim = Sim::new(settings()).started(10).halted(HOUR);
     let a = sim.decide(HOUR + 60, director(), Decision::Continue);
     assert!(refused(&a).is_none());
     assert_phase!(sim, Phase::Running { stall: None });
@@ -274,13 +208,7 @@ fn investigate_asks_the_categorys_owner() {
         let mut sim = Sim::new(settings()).started(10);
         let mut inc = key_error(120);
         inc.category = category;
-        sim.at(
-            HOUR,
-            Event::Incident {
-                key: 1,
-                incident: inc,
-            },
-        );
+        sim.incident(HOUR, 1, inc);
         let a = sim.decide(HOUR + 60, director(), Decision::Investigate);
         let p = posts(&a);
         assert_eq!(p[0].to, vec![owner]);

@@ -4,22 +4,9 @@ use super::*;
 
 #[test]
 fn exit_zero_completes_with_outputs_and_errors_resolved() {
-    let mut sim = Sim::new(settings()).started(10);
-    sim.at(
-        HOUR,
-        Event::Incident {
-            key: 1,
-            incident: key_error(120),
-        },
-    );
+    let mut sim = Sim::new(settings()).started(10).halted(HOUR);
     sim.decide(HOUR + 60, director(), Decision::Restart);
-    sim.at(
-        HOUR + 62,
-        Event::Exited {
-            outcome: ExitOutcome::Signal(15),
-            outputs: vec![],
-        },
-    );
+    sim.at(HOUR + 62, signalled(15));
     sim.at(HOUR + 63, spawned(11));
     let a = sim.at(10 * HOUR, exited(0));
     let p = posts(&a);
@@ -42,10 +29,7 @@ fn exit_zero_completes_with_outputs_and_errors_resolved() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(a.contains(&Action::RunEnded {
-        run: RunId(1),
-        success: true
-    }));
+    assert!(a.contains(&run_ended(true)));
     assert_phase!(sim, Phase::Completed { .. });
 }
 

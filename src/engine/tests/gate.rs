@@ -1,24 +1,10 @@
 //! The Phase 4.5 re-validation gate: fixes, design changes, the validator's verdict.
 
-use std::collections::BTreeMap;
-
 use super::*;
 use crate::engine::state::FixStatus;
 use crate::review::{
     ChangesSummary, Comparison, ComparisonRow, FileChange, ParamChange, ParamValue, Snapshot, Verdict,
 };
-
-fn code(files: &[(&str, &str)]) -> Snapshot {
-    Snapshot {
-        taken_at: t0(),
-        files: files
-            .iter()
-            .map(|(p, h)| (PathBuf::from(p), h.to_string()))
-            .collect(),
-        params: BTreeMap::new(),
-        git: None,
-    }
-}
 
 fn evidence(design_changed: bool, reviewed: Snapshot) -> Option<Box<FixEvidence>> {
     let params_changed = if design_changed {
@@ -73,64 +59,46 @@ fn validator() -> Actor {
     Actor::user("u7", "@vera", vec![Persona::TimeValidator])
 }
 
-/// A halted run with fix #1 submitted by @bob (design changed or not).
+const REVIEWED: &[(&str, &str)] = &[("model_3.py", "aaa")];
+
+/// A halted run with fix #1 submitted by @bob (design changed or not) at HOUR + 600, made in
+/// the code `REVIEWED`.
 fn halted_with_fix(design_changed: bool) -> Sim {
-    let mut sim = Sim::new(settings()).started(10);
-    sim.at(
-        HOUR,
-        Event::Incident {
-            key: 1,
-            incident: key_error(120),
-        },
-    );
-    let a = sim.cmd(
+    let mut sim = Sim::new(settings()).started(10).halted(HOUR);
+    let a = sim.submit_fix(
         HOUR + 600,
         translator(),
-        Command::SubmitFix {
-            summary: "use fit() not fit_transform()".into(),
-            evidence: evidence(design_changed, code(&[("model_3.py", "aaa")])),
-        },
+        "use fit() not fit_transform()",
+        evidence(design_changed, code(REVIEWED)),
     );
     assert!(refused(&a).is_none(), "{a:?}");
     sim
 }
 
-fn with_code(sim: &mut Sim, secs: i64, by: Actor, command: Command, files: &[(&str, &str)]) -> Vec<Action> {
-    sim.at(
-        secs,
-        Event::Command {
-            command,
-            by,
-            code: Some(code(files)),
-        },
-    )
-}
-
-fn restart() -> Command {
-    Command::Decide {
-        decision: Decision::Restart,
-        target: None,
-        extend: None,
-    }
+/// Run 1, with approvals that last an hour, halted at HOUR; a design-changing fix submitted at
+/// HOUR + 60 and approved at HOUR + 120 (with what the approval answered).
+fn approved_for_an_hour() -> (Sim, Vec<Action>) {
+    let mut s = settings();
+    s.approval_ttl = Some(Duration::from_secs(3600));
+    let mut sim = Sim::new(s).started(10).halted(HOUR);
+    sim.submit_fix(
+        HOUR + 60,
+        translator(),
+        "x",
+        evidence(true, code(&[("m.py", "a")])),
+    );
+    let a = sim.validate(HOUR + 120, validator(), true, None, &[("m.py", "a")]);
+    (sim, a)
 }
 
 #[test]
 fn a_design_change_posts_the_gate_to_the_validator_with_buttons() {
-    let mut sim = Sim::new(settings()).started(10);
-    sim.at(
-        HOUR,
-        Event::Incident {
-            key: 1,
-            incident: key_error(120),
-        },
-    );
-    let a = sim.cmd(
+    let mut sim = Sim::new(settings()).started(10).halted(HOUR);
+    let a = sim.submit_fix(
         HOUR + 600,
         translator(),
-        Command::SubmitFix {
-            summary: "fewer draws".into(),
-            evidence: evidence(true, code(&[("model_3.py", "aaa")])),
-        },
+        "fewer draws",
+        evidence(true, code(REVIEWED)),
     );
     let p = posts(&a);
     assert!(matches!(p[0].body, Body::FixSubmitted { seq: 1, .. }));
@@ -158,13 +126,7 @@ fn a_design_change_posts_the_gate_to_the_validator_with_buttons() {
 #[test]
 fn the_director_cannot_bypass_the_gate() {
     let mut sim = halted_with_fix(true);
-    let a = with_code(
-        &mut sim,
-        HOUR + 700,
-        director(),
-        restart(),
-        &[("model_3.py", "aaa")],
-    );
+    let a = sim.restart_with_code(HOUR + 700, director(), REVIEWED);
     let r = refused(&a).expect("refused");
     assert!(r.contains("until @time_validator approves"), "{r}");
     assert!(!a.contains(&Action::Kill));
@@ -174,24 +136,11 @@ fn the_director_cannot_bypass_the_gate() {
     s.unattended = true;
     s.on_error = OnError::Restart { limit: 3 };
     let mut sim = Sim::new(s).started(10);
-    sim.at(
-        HOUR,
-        Event::Incident {
-            key: 1,
-            incident: key_error(1),
-        },
-    );
+    sim.incident(HOUR, 1, key_error(1));
     sim.at(HOUR + 1, exited(1));
     // (the policy restarted once; a design-changing fix now blocks the next restart)
     sim.at(HOUR + 2, spawned(11));
-    sim.cmd(
-        HOUR + 3,
-        translator(),
-        Command::SubmitFix {
-            summary: "x".into(),
-            evidence: evidence(true, code(&[])),
-        },
-    );
+    sim.submit_fix(HOUR + 3, translator(), "x", evidence(true, code(&[])));
     let a = sim.at(HOUR + 4, exited(1));
     assert!(!a.iter().any(|x| matches!(x, Action::Spawn { .. })));
     assert!(matches!(posts(&a).last().unwrap().body, Body::Failed { .. }));
@@ -200,29 +149,14 @@ fn the_director_cannot_bypass_the_gate() {
 #[test]
 fn approval_lets_the_director_resume() {
     let mut sim = halted_with_fix(true);
-    let a = with_code(
-        &mut sim,
-        HOUR + 800,
-        validator(),
-        Command::Validate {
-            approve: true,
-            reason: None,
-        },
-        &[("model_3.py", "aaa")],
-    );
+    let a = sim.validate(HOUR + 800, validator(), true, None, REVIEWED);
     assert!(refused(&a).is_none(), "{a:?}");
     assert!(a.iter().any(|x| matches!(x, Action::Resolve { key: MessageKey::Gate(1), note, .. } if note.starts_with("Approved by @vera"))));
     assert!(posts(&a).iter().any(
         |m| matches!(m.body, Body::ValidationDecided { approved: true, .. })
             && m.to == vec![Persona::Director]
     ));
-    let a = with_code(
-        &mut sim,
-        HOUR + 900,
-        director(),
-        restart(),
-        &[("model_3.py", "aaa")],
-    );
+    let a = sim.restart_with_code(HOUR + 900, director(), REVIEWED);
     assert!(refused(&a).is_none(), "{a:?}");
     assert!(a.contains(&Action::Kill));
 }
@@ -230,37 +164,13 @@ fn approval_lets_the_director_resume() {
 #[test]
 fn approval_is_void_when_the_code_changes_after_review() {
     let mut sim = halted_with_fix(true);
-    with_code(
-        &mut sim,
-        HOUR + 800,
-        validator(),
-        Command::Validate {
-            approve: true,
-            reason: None,
-        },
-        &[("model_3.py", "aaa")],
-    );
-    let a = with_code(
-        &mut sim,
-        HOUR + 900,
-        director(),
-        restart(),
-        &[("model_3.py", "bbb")],
-    );
+    sim.validate(HOUR + 800, validator(), true, None, REVIEWED);
+    let a = sim.restart_with_code(HOUR + 900, director(), &[("model_3.py", "bbb")]);
     let r = refused(&a).expect("refused");
     assert!(r.contains("changed after fix #1 was approved"), "{r}");
     // Validating code that changed after submission is refused too.
     let mut sim = halted_with_fix(true);
-    let a = with_code(
-        &mut sim,
-        HOUR + 800,
-        validator(),
-        Command::Validate {
-            approve: true,
-            reason: None,
-        },
-        &[("model_3.py", "ccc")],
-    );
+    let a = sim.validate(HOUR + 800, validator(), true, None, &[("model_3.py", "ccc")]);
     assert!(refused(&a)
         .unwrap()
         .contains("changed after fix #1 was submitted"));
@@ -270,236 +180,83 @@ fn approval_is_void_when_the_code_changes_after_review() {
 fn self_approval_is_refused_whatever_roles_the_submitter_holds() {
     let mut sim = halted_with_fix(true);
     let bob_with_all_roles = Actor::user("u2", "@bob", Persona::ALL.to_vec());
-    let a = with_code(
-        &mut sim,
-        HOUR + 800,
-        bob_with_all_roles,
-        Command::Validate {
-            approve: true,
-            reason: None,
-        },
-        &[("model_3.py", "aaa")],
-    );
+    let a = sim.validate(HOUR + 800, bob_with_all_roles, true, None, REVIEWED);
     assert!(refused(&a).unwrap().contains("four eyes"));
     // And someone without the validator role cannot decide at all.
-    let a = with_code(
-        &mut sim,
-        HOUR + 801,
-        director(),
-        Command::Validate {
-            approve: true,
-            reason: None,
-        },
-        &[("model_3.py", "aaa")],
-    );
+    let a = sim.validate(HOUR + 801, director(), true, None, REVIEWED);
     assert!(refused(&a).unwrap().contains("time_validator role"));
 }
 
 #[test]
 fn rejection_blocks_until_a_new_fix_is_submitted() {
     let mut sim = halted_with_fix(true);
-    let a = with_code(
-        &mut sim,
+    let a = sim.validate(
         HOUR + 800,
         validator(),
-        Command::Validate {
-            approve: false,
-            reason: Some("draws below the design's 2000".into()),
-        },
-        &[("model_3.py", "aaa")],
+        false,
+        Some("draws below the design's 2000"),
+        REVIEWED,
     );
     let p = posts(&a);
     assert_eq!(p[0].to, vec![Persona::CodeTranslator]);
     assert!(
         matches!(&p[0].body, Body::ValidationDecided { approved: false, reason: Some(r), .. } if r.contains("2000"))
     );
-    let r = refused(&with_code(
-        &mut sim,
-        HOUR + 900,
-        director(),
-        restart(),
-        &[("model_3.py", "aaa")],
-    ))
-    .unwrap();
+    let r = refused(&sim.restart_with_code(HOUR + 900, director(), REVIEWED)).unwrap();
     assert!(
         r.contains("rejected by @vera") && r.contains("full rework"),
         "{r}"
     );
     // A new fix that keeps the design: a simple bug fix, the director may resume.
-    let a = sim.cmd(
-        HOUR + 1000,
-        translator(),
-        Command::SubmitFix {
-            summary: "redo".into(),
-            evidence: evidence(false, code(&[("model_3.py", "ddd")])),
-        },
-    );
+    let redone = &[("model_3.py", "ddd")];
+    let a = sim.submit_fix(HOUR + 1000, translator(), "redo", evidence(false, code(redone)));
     assert!(replies(&a)[0].text.contains("simple bug fix"));
-    let a = with_code(
-        &mut sim,
-        HOUR + 1100,
-        director(),
-        restart(),
-        &[("model_3.py", "ddd")],
-    );
+    let a = sim.restart_with_code(HOUR + 1100, director(), redone);
     assert!(refused(&a).is_none(), "{a:?}");
 }
 
 #[test]
 fn a_simple_bug_fix_needs_no_validation() {
     let mut sim = halted_with_fix(false);
-    let a = with_code(
-        &mut sim,
-        HOUR + 700,
-        director(),
-        restart(),
-        &[("model_3.py", "zzz")],
-    );
+    let a = sim.restart_with_code(HOUR + 700, director(), &[("model_3.py", "zzz")]);
     assert!(refused(&a).is_none(), "{a:?}");
 }
 
 #[test]
 fn an_expired_approval_requires_a_new_review() {
-    let mut s = settings();
-    s.approval_ttl = Some(Duration::from_secs(3600));
-    let mut sim = Sim::new(s).started(10);
-    sim.at(
-        HOUR,
-        Event::Incident {
-            key: 1,
-            incident: key_error(120),
-        },
-    );
-    sim.cmd(
-        HOUR + 60,
-        translator(),
-        Command::SubmitFix {
-            summary: "x".into(),
-            evidence: evidence(true, code(&[("m.py", "a")])),
-        },
-    );
-    let a = with_code(
-        &mut sim,
-        HOUR + 120,
-        validator(),
-        Command::Validate {
-            approve: true,
-            reason: None,
-        },
-        &[("m.py", "a")],
-    );
+    let (mut sim, a) = approved_for_an_hour();
     assert!(matches!(
         posts(&a)[0].body,
         Body::ValidationDecided { expires: Some(_), .. }
     ));
-    let r = refused(&with_code(
-        &mut sim,
-        3 * HOUR,
-        director(),
-        restart(),
-        &[("m.py", "a")],
-    ))
-    .unwrap();
+    let r = refused(&sim.restart_with_code(3 * HOUR, director(), &[("m.py", "a")])).unwrap();
     assert!(r.contains("expired"), "{r}");
     // Within the hour it would have been fine.
-    let mut s = settings();
-    s.approval_ttl = Some(Duration::from_secs(3600));
-    let mut sim = Sim::new(s).started(10);
-    sim.at(
-        HOUR,
-        Event::Incident {
-            key: 1,
-            incident: key_error(120),
-        },
-    );
-    sim.cmd(
-        HOUR + 60,
-        translator(),
-        Command::SubmitFix {
-            summary: "x".into(),
-            evidence: evidence(true, code(&[("m.py", "a")])),
-        },
-    );
-    with_code(
-        &mut sim,
-        HOUR + 120,
-        validator(),
-        Command::Validate {
-            approve: true,
-            reason: None,
-        },
-        &[("m.py", "a")],
-    );
-    assert!(refused(&with_code(
-        &mut sim,
-        HOUR + 1800,
-        director(),
-        restart(),
-        &[("m.py", "a")]
-    ))
-    .is_none());
+    let (mut sim, _) = approved_for_an_hour();
+    assert!(refused(&sim.restart_with_code(HOUR + 1800, director(), &[("m.py", "a")])).is_none());
 }
 
 #[test]
 fn approve_button_twice_says_who_decided_and_old_fix_buttons_are_refused() {
     let mut sim = halted_with_fix(true);
-    let click = |d| Command::Decide {
-        decision: d,
-        target: Some((RunId(1), DecisionPoint::Fix(1))),
-        extend: None,
-    };
-    let a = with_code(
-        &mut sim,
-        HOUR + 800,
-        validator(),
-        click(Decision::Approve),
-        &[("model_3.py", "aaa")],
-    );
+    let click = |d| decision_command(d, Some((RunId(1), DecisionPoint::Fix(1))));
+    let a = sim.with_code(HOUR + 800, validator(), click(Decision::Approve), REVIEWED);
     assert!(refused(&a).is_none(), "{a:?}");
     let other = Actor::user("u8", "@val2", vec![Persona::TimeValidator]);
-    let r = refused(&with_code(
-        &mut sim,
-        HOUR + 801,
-        other.clone(),
-        click(Decision::Reject),
-        &[("model_3.py", "aaa")],
-    ))
-    .unwrap();
+    let r = refused(&sim.with_code(HOUR + 801, other.clone(), click(Decision::Reject), REVIEWED)).unwrap();
     assert!(r.starts_with("already decided: Approved by @vera"), "{r}");
     // A second fix supersedes the first; its buttons no longer count.
     let mut sim = halted_with_fix(true);
-    sim.cmd(
-        HOUR + 900,
-        translator(),
-        Command::SubmitFix {
-            summary: "v2".into(),
-            evidence: evidence(true, code(&[("model_3.py", "eee")])),
-        },
-    );
-    let r = refused(&with_code(
-        &mut sim,
-        HOUR + 901,
-        other,
-        click(Decision::Approve),
-        &[("model_3.py", "eee")],
-    ))
-    .unwrap();
+    let v2 = &[("model_3.py", "eee")];
+    sim.submit_fix(HOUR + 900, translator(), "v2", evidence(true, code(v2)));
+    let r = refused(&sim.with_code(HOUR + 901, other, click(Decision::Approve), v2)).unwrap();
     assert!(r.contains("superseded"), "{r}");
 }
 
 #[test]
 fn fix_submissions_and_verdicts_are_audited_with_hashes() {
     let mut sim = halted_with_fix(true);
-    let a = with_code(
-        &mut sim,
-        HOUR + 800,
-        validator(),
-        Command::Validate {
-            approve: true,
-            reason: None,
-        },
-        &[("model_3.py", "aaa")],
-    );
+    let a = sim.validate(HOUR + 800, validator(), true, None, REVIEWED);
     let audited: Vec<_> = a
         .iter()
         .filter_map(|x| match x {
@@ -522,16 +279,9 @@ fn fix_submissions_and_verdicts_are_audited_with_hashes() {
 #[test]
 fn a_fix_that_changes_nothing_is_refused_and_asks_whether_it_was_saved() {
     let mut sim = halted_with_fix(true);
-    let mut unchanged = evidence(false, code(&[("model_3.py", "aaa")])).unwrap();
+    let mut unchanged = evidence(false, code(REVIEWED)).unwrap();
     unchanged.changes.files_modified.clear();
-    let a = sim.cmd(
-        HOUR + 700,
-        translator(),
-        Command::SubmitFix {
-            summary: "try again".into(),
-            evidence: Some(unchanged),
-        },
-    );
+    let a = sim.submit_fix(HOUR + 700, translator(), "try again", Some(unchanged));
     let r = refused(&a).expect("a fix that changes nothing is refused");
     assert!(
         r.contains("nothing changed") && r.contains("since run 1 started"),
@@ -559,13 +309,7 @@ fn a_fix_that_changes_nothing_is_refused_and_asks_whether_it_was_saved() {
 #[test]
 fn the_completion_report_names_the_fix_that_resolved_an_error() {
     let mut sim = halted_with_fix(false);
-    let a = with_code(
-        &mut sim,
-        HOUR + 700,
-        director(),
-        restart(),
-        &[("model_3.py", "aaa")],
-    );
+    let a = sim.restart_with_code(HOUR + 700, director(), REVIEWED);
     assert!(refused(&a).is_none(), "{a:?}");
     // The audit records the same resolution when the restart is decided.
     assert!(

@@ -24,13 +24,7 @@ fn nonzero_exit_without_log_evidence_is_reported_as_an_error() {
 #[test]
 fn sigkill_without_traceback_is_a_resource_error() {
     let mut sim = Sim::new(settings()).started(10);
-    let a = sim.at(
-        HOUR,
-        Event::Exited {
-            outcome: ExitOutcome::Signal(9),
-            outputs: vec![],
-        },
-    );
+    let a = sim.at(HOUR, signalled(9));
     let p = posts(&a);
     match &p[0].body {
         Body::ErrorDetected { incident, .. } => {
@@ -47,13 +41,7 @@ fn error_report_halts_mentions_owner_and_offers_four_buttons() {
     let mut sim = Sim::new(settings()).started(10);
     let mut inc = key_error(120);
     inc.category = Category::Data;
-    let a = sim.at(
-        HOUR,
-        Event::Incident {
-            key: 1,
-            incident: inc,
-        },
-    );
+    let a = sim.incident(HOUR, 1, inc);
     let p = posts(&a);
     assert_eq!(p.len(), 1);
     assert_eq!(p[0].to, vec![Persona::Director, Persona::DataEngineer]);
@@ -76,14 +64,7 @@ fn error_report_halts_mentions_owner_and_offers_four_buttons() {
 
 #[test]
 fn the_process_exit_after_an_error_report_updates_it_rather_than_posting_again() {
-    let mut sim = Sim::new(settings()).started(10);
-    sim.at(
-        HOUR,
-        Event::Incident {
-            key: 1,
-            incident: key_error(120),
-        },
-    );
+    let mut sim = Sim::new(settings()).started(10).halted(HOUR);
     let a = sim.at(HOUR + 1, exited(1));
     assert!(posts(&a).is_empty());
     let updated: Vec<_> = a
@@ -102,53 +83,22 @@ fn the_process_exit_after_an_error_report_updates_it_rather_than_posting_again()
 #[test]
 fn more_traceback_evidence_updates_the_report() {
     let mut sim = Sim::new(settings()).started(10);
-    sim.at(
-        HOUR,
-        Event::Incident {
-            key: 7,
-            incident: key_error(120),
-        },
-    );
+    sim.incident(HOUR, 7, key_error(120));
     let mut more = key_error(120);
     more.excerpt.push("  (chained) RuntimeError: wrapper".into());
-    let a = sim.at(
-        HOUR,
-        Event::IncidentUpdated {
-            key: 7,
-            incident: more.clone(),
-        },
-    );
+    let a = sim.incident_updated(HOUR, 7, more.clone());
     assert!(posts(&a).is_empty());
     assert!(a.iter().any(|x| matches!(x, Action::Update(m) if matches!(&m.body, Body::ErrorDetected { incident, .. } if incident.excerpt.len() == 4))));
 }
 
 #[test]
 fn a_burst_is_one_incident_and_a_second_error_while_halted_is_not_posted() {
-    let mut sim = Sim::new(settings()).started(10);
-    sim.at(
-        HOUR,
-        Event::Incident {
-            key: 1,
-            incident: key_error(120),
-        },
-    );
+    let mut sim = Sim::new(settings()).started(10).halted(HOUR);
     let mut burst = key_error(120);
     burst.count = 5000;
-    let a = sim.at(
-        HOUR,
-        Event::IncidentUpdated {
-            key: 1,
-            incident: burst,
-        },
-    );
+    let a = sim.incident_updated(HOUR, 1, burst);
     assert!(posts(&a).is_empty());
-    let a = sim.at(
-        HOUR + 1,
-        Event::Incident {
-            key: 2,
-            incident: key_error(130),
-        },
-    );
+    let a = sim.incident(HOUR + 1, 2, key_error(130));
     assert!(posts(&a).is_empty());
     assert_eq!(sim.m.run().unwrap().incidents.len(), 2);
     assert_eq!(sim.m.run().unwrap().incidents[0].incident.count, 5000);
@@ -165,13 +115,7 @@ fn warnings_are_posted_to_the_owner_without_halting() {
         excerpt: vec![],
         count: 1,
     };
-    let a = sim.at(
-        HOUR,
-        Event::Incident {
-            key: 1,
-            incident: warning,
-        },
-    );
+    let a = sim.incident(HOUR, 1, warning);
     let p = posts(&a);
     assert!(matches!(p[0].body, Body::WarningNoticed { .. }));
     assert_eq!(p[0].to, vec![Persona::Modeler]);

@@ -6,14 +6,7 @@ use super::*;
 fn unattended_wait_policy_fails_the_run_when_the_process_dies() {
     let mut s = settings();
     s.unattended = true;
-    let mut sim = Sim::new(s).started(10);
-    sim.at(
-        HOUR,
-        Event::Incident {
-            key: 1,
-            incident: key_error(120),
-        },
-    );
+    let mut sim = Sim::new(s).started(10).halted(HOUR);
     assert_phase!(sim, Phase::Halted { incident: 1 });
     let a = sim.at(HOUR + 1, exited(1));
     match &posts(&a)[0].body {
@@ -23,10 +16,7 @@ fn unattended_wait_policy_fails_the_run_when_the_process_dies() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(a.contains(&Action::RunEnded {
-        run: RunId(1),
-        success: false
-    }));
+    assert!(a.contains(&run_ended(false)));
 }
 
 #[test]
@@ -39,12 +29,7 @@ fn unattended_restart_policy_restarts_up_to_its_limit_then_fails() {
     for pid in [11, 12] {
         t += HOUR;
         let a = sim.at(t, exited(1));
-        assert!(a.contains(&Action::Spawn {
-            run: RunId(1),
-            attempt: pid - 9,
-            append: true,
-            resume: true
-        }));
+        assert!(a.contains(&respawn(pid - 9)));
         let a2 = sim.at(t + 1, spawned(pid));
         match &posts(&a2)[0].body {
             Body::Restarting { decided_by, .. } => assert_eq!(decided_by, "on_error policy"),
@@ -72,21 +57,9 @@ fn unattended_kill_policy_kills_on_the_first_error() {
     s.unattended = true;
     s.on_error = OnError::Kill;
     let mut sim = Sim::new(s).started(10);
-    let a = sim.at(
-        HOUR,
-        Event::Incident {
-            key: 1,
-            incident: key_error(120),
-        },
-    );
+    let a = sim.incident(HOUR, 1, key_error(120));
     assert!(a.contains(&Action::Kill));
-    let a = sim.at(
-        HOUR + 1,
-        Event::Exited {
-            outcome: ExitOutcome::Signal(15),
-            outputs: vec![],
-        },
-    );
+    let a = sim.at(HOUR + 1, signalled(15));
     assert!(matches!(posts(&a)[0].body, Body::Killed { .. }));
 }
 

@@ -4,14 +4,7 @@ use super::*;
 
 #[test]
 fn state_survives_a_round_trip_through_the_store_format() {
-    let mut sim = Sim::new(settings()).started(10);
-    sim.at(
-        HOUR,
-        Event::Incident {
-            key: 1,
-            incident: key_error(120),
-        },
-    );
+    let sim = Sim::new(settings()).started(10).halted(HOUR);
     let json = serde_json::to_string(&sim.m.state).unwrap();
     let restored: JobState = serde_json::from_str(&json).unwrap();
     let mut again = Sim {

@@ -6,10 +6,7 @@
 //! processes, the local Discord emulator; set-up shared through `support/serve.rs`. Waits
 //! are bounded; every process started is killed by PID when a test ends.
 
-use std::time::Duration;
-
 use discord_emulator::{CommandOpt, EmuUser, Emulator, InjectedInteraction, RecordedRequest};
-use serde_json::Value;
 
 #[path = "support/serve.rs"]
 mod serve;
@@ -184,6 +181,159 @@ async fn warning_status_logs_list_and_a_failed_run() {
         "{:?}",
         emu.validation_errors()
     );
+    serve.stop();
+    drop(serve);
+    emu.shutdown().await.unwrap();
+}
+
+/// `/decide JOB DECISION [extend]` as `user`.
+fn decide(
+    emu: &Emulator,
+    user: &EmuUser,
+    job: &str,
+    decision: &str,
+    extend: Option<&str>,
+) -> InjectedInteraction {
+    let mut opts = vec![
+        CommandOpt::string("job", job),
+        CommandOpt::string("decision", decision),
+    ];
+    if let Some(e) = extend {
+        opts.push(CommandOpt::string("extend", e));
+    }
+    slash(emu, user, "decide", opts)
+}
+
+/// The Kill button on an error report ends the run ("Training Killed", the report closed);
+/// on the next run's error, `/decide JOB restart` resumes it from its checkpoint to the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_button_then_decide_restart() {
+    let emu = emulator(Via::Proxy).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &emu,
+        Via::Proxy,
+        "new",
+        "",
+        &demo("mk", 30, 30, 8, "status_interval = \"1h\""),
+    );
+    let mut serve = Serve::start(dir.path(), &cfg);
+    bot_ready(&emu, &serve, 1).await;
+
+    let (_, pid) = start_job(&emu, &mut serve, "mk").await;
+    let error = report(&emu, &serve, "ERROR DETECTED").await;
+    let error_id: u64 = error["id"].as_str().unwrap().parse().unwrap();
+    let click = emu
+        .click_button(CH, error_id, &button(&error, "kill"), &director())
+        .unwrap();
+    let answer = click_answer(&emu, &click).await;
+    assert!(answer["content"].as_str().unwrap().starts_with('✅'), "{answer}");
+    let killed = report(&emu, &serve, "Training Killed").await;
+    assert!(description(&killed).contains("Killed by @ann"), "{killed}");
+    wait_closed(&emu, &error["id"]).await;
+    assert!(!alive(pid), "the run's process is gone");
+
+    // A new run fails the same way; this time the director decides by command.
+    let cmd = train(&emu, &director(), "start", "mk");
+    command_answer(&emu, &cmd).await;
+    let second = report_where(&emu, &serve, "ERROR DETECTED", |m| m["id"] != error["id"]).await;
+    let cmd = decide(&emu, &director(), "mk", "restart", None);
+    let answer = command_answer(&emu, &cmd).await;
+    assert!(answer.starts_with('✅'), "{answer}");
+    let restarting = report(&emu, &serve, "Restarting").await;
+    serve.watch_pid(number_after(description(&restarting), "New process started: PID"));
+    assert!(
+        description(&restarting).contains("Resumed from checkpoint"),
+        "{restarting}"
+    );
+    wait_closed(&emu, &second["id"]).await;
+    let done = report(&emu, &serve, "Training Complete").await;
+    assert!(description(&done).contains("SUCCESS"), "{done}");
+    serve.stop();
+    drop(serve);
+    emu.shutdown().await.unwrap();
+}
+
+/// After a TIMEOUT WARNING, `/decide JOB continue extend:2h` goes on monitoring with the
+/// next warning two hours on: the warning is closed, the decision posted, the run alive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continue_with_an_extension_after_a_timeout_warning() {
+    let emu = emulator(Via::Proxy).await;
+    let dir = tempfile::tempdir().unwrap();
+    let job = r#"
+[jobs.m6]
+argv = ["sh", "-c", "i=0; while [ $i -lt 600 ]; do echo \"epoch 1 step $i/600 loss=0.5\"; sleep 0.1; i=$((i+1)); done"]
+expected = "500ms"
+max = "1s"
+status_interval = "1h"
+"#;
+    let cfg = write_config(dir.path(), &emu, Via::Proxy, "new", "", job);
+    let mut serve = Serve::start(dir.path(), &cfg);
+    bot_ready(&emu, &serve, 1).await;
+    let (_, pid) = start_job(&emu, &mut serve, "m6").await;
+    let warning = report(&emu, &serve, "TIMEOUT WARNING").await;
+
+    let cmd = decide(&emu, &director(), "m6", "continue", Some("2h"));
+    let answer = command_answer(&emu, &cmd).await;
+    assert!(
+        answer.contains("continuing to monitor m6; next timeout warning in 2h"),
+        "{answer}"
+    );
+    wait_closed(&emu, &warning["id"]).await;
+    let noted = report_where(&emu, &serve, "", |m| {
+        description(m).contains("next timeout warning in 2h")
+    })
+    .await;
+    assert!(!noted["embeds"].as_array().unwrap().is_empty());
+    assert!(alive(pid), "continuing leaves the run going");
+    // The next warning is two hours away: killing it now, the run saw one warning.
+    let cmd = train(&emu, &director(), "kill", "m6");
+    command_answer(&emu, &cmd).await;
+    report(&emu, &serve, "Training Killed").await;
+    assert_eq!(count_titled(&emu, "TIMEOUT WARNING"), 1);
+    serve.stop();
+    drop(serve);
+    emu.shutdown().await.unwrap();
+}
+
+/// The gateway connection drops while a run waits for a decision; the director clicks
+/// Restart during the gap. The bot RESUMEs, receives the click, and restarts the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_click_during_a_gateway_drop_is_carried_out_after_the_resume() {
+    let emu = emulator(Via::Proxy).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &emu,
+        Via::Proxy,
+        "new",
+        "",
+        &demo("mg", 30, 30, 8, "status_interval = \"1h\""),
+    );
+    let mut serve = Serve::start(dir.path(), &cfg);
+    bot_ready(&emu, &serve, 1).await;
+    start_job(&emu, &mut serve, "mg").await;
+    let error = report(&emu, &serve, "ERROR DETECTED").await;
+    let error_id: u64 = error["id"].as_str().unwrap().parse().unwrap();
+    let resumes = emu.gateway_stats().resumes;
+
+    assert!(emu.gateway_drop() > 0, "the bot was connected");
+    emu.wait_disconnected(WAIT).await.unwrap();
+    // Injected while no connection carries the session: replayed on RESUME.
+    let click = emu
+        .click_button(CH, error_id, &button(&error, "restart"), &director())
+        .unwrap();
+    emu.wait_gateway(|g| g.resumes > resumes, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}: the bot never resumed\n{}", serve.logs()));
+    let answer = click_answer(&emu, &click).await;
+    assert!(answer["content"].as_str().unwrap().starts_with('✅'), "{answer}");
+    let restarting = report(&emu, &serve, "Restarting").await;
+    serve.watch_pid(number_after(description(&restarting), "New process started: PID"));
+    wait_closed(&emu, &error["id"]).await;
+    report(&emu, &serve, "Training Complete").await;
+    assert_eq!(count_titled(&emu, "Restarting"), 1, "one click, one restart");
     serve.stop();
     drop(serve);
     emu.shutdown().await.unwrap();

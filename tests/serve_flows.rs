@@ -338,3 +338,189 @@ async fn a_click_during_a_gateway_drop_is_carried_out_after_the_resume() {
     drop(serve);
     emu.shutdown().await.unwrap();
 }
+
+/// The design rows of the gate test: 30 parameters read from `params.toml`.
+const ROWS: usize = 30;
+
+fn row(i: usize) -> String {
+    format!("hierarchical_prior_scale_{i:02}")
+}
+
+fn write_params(dir: &std::path::Path, value: u32) {
+    let text: String = (0..ROWS).map(|i| format!("{} = {value}\n", row(i))).collect();
+    std::fs::write(dir.join("params.toml"), text).unwrap();
+}
+
+/// `/fix submit` by the code translator.
+async fn submit_fix(emu: &Emulator, job: &str, summary: &str) -> String {
+    let cmd = slash(
+        emu,
+        &translator(),
+        "fix",
+        vec![CommandOpt::subcommand(
+            "submit",
+            vec![
+                CommandOpt::string("job", job),
+                CommandOpt::string("summary", summary),
+            ],
+        )],
+    );
+    command_answer(emu, &cmd).await
+}
+
+/// Everything Discord received for the bot's posts titled `needle`: each body's
+/// description and the text of each attached file. Waits for `n` such posts (a request is
+/// recorded once it has been answered, which may be after the message is stored).
+async fn received_text(emu: &Emulator, needle: &str, n: usize) -> (Vec<String>, Vec<String>) {
+    let posts = |reqs: &[RecordedRequest]| -> Vec<RecordedRequest> {
+        reqs.iter()
+            .filter(|q| q.method == "POST" && q.status == 200)
+            .filter(|q| q.body.json().is_some_and(|b| title(b).contains(needle)))
+            .cloned()
+            .collect()
+    };
+    let reqs = emu.wait_for(|r| posts(r).len() >= n, WAIT).await.unwrap();
+    let mut embeds = Vec::new();
+    let mut files = Vec::new();
+    for q in posts(&reqs) {
+        embeds.push(description(q.body.json().unwrap()).to_string());
+        files.extend(
+            q.body
+                .files()
+                .iter()
+                .map(|f| String::from_utf8_lossy(&f.data).into_owned()),
+        );
+    }
+    (embeds, files)
+}
+
+/// A gate of 30 design rows: the verdict (score, every row outside tolerance) heads the
+/// message and every row reaches Discord (the complete table attached). The validator
+/// REJECTS; restart stays refused; the rework opens a new gate. The bot restarts while
+/// that gate is open: the Approve button posted before still works, and the four-eyes
+/// rule still holds (the submitter, who holds the validator role, is refused).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_fix_rework_and_a_bot_restart_during_the_gate() {
+    let emu = emulator(Via::Proxy).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_params(dir.path(), 1000);
+    let design: String = (0..ROWS)
+        .map(|i| {
+            format!(
+                "[[jobs.mr.design]]\nname = \"{n}\"\nexpected = 1000\ntolerance = \"±10%\"\nfrom = {{ file = \"params.toml\", key = \"{n}\" }}\n",
+                n = row(i)
+            )
+        })
+        .collect();
+    let job = demo("mr", 30, 30, 8, &format!("status_interval = \"1h\"\n{design}"));
+    let roles = format!("time_validator = [\"user:{VALIDATOR}\", \"role:{TRANSLATOR_ROLE}\"]");
+    let cfg = write_config(dir.path(), &emu, Via::Proxy, "new", &roles, &job);
+    let mut serve = Serve::start(dir.path(), &cfg);
+    bot_ready(&emu, &serve, 1).await;
+    start_job(&emu, &mut serve, "mr").await;
+    let error = report(&emu, &serve, "ERROR DETECTED").await;
+    let error_id: u64 = error["id"].as_str().unwrap().parse().unwrap();
+
+    // Fix 1 doubles every parameter: all 30 rows outside tolerance.
+    write_params(dir.path(), 2000);
+    let answer = submit_fix(&emu, "mr", "double the priors").await;
+    assert!(answer.contains("changes design parameters"), "{answer}");
+    let gate = report(&emu, &serve, "RE-VALIDATION REQUIRED").await;
+    let (embeds, files) = received_text(&emu, "RE-VALIDATION REQUIRED", 1).await;
+    let desc = &embeds[0];
+    let score = desc
+        .find("Overall score: 0% (0/30 within tolerance) — 30 row(s) NOT within tolerance")
+        .unwrap_or_else(|| panic!("the verdict heads the gate: {desc}"));
+    let everything = format!("{}\n{}", embeds.join("\n"), files.join("\n"));
+    for i in 0..ROWS {
+        let violated = format!("  {}: actual 2000 (design 1000, tolerance ±10%)", row(i));
+        let at = desc
+            .find(&violated)
+            .unwrap_or_else(|| panic!("row {i} not in the verdict: {desc}"));
+        assert!(score < at);
+        assert!(
+            everything
+                .lines()
+                .any(|l| l.starts_with(&row(i)) && l.contains("| 2000") && l.contains("outside")),
+            "table row {i} never reached Discord"
+        );
+    }
+    // 30 rows with their verdict do not fit one embed: the rest is attached, and said so.
+    assert_eq!(files.len(), 1, "{desc}");
+    assert!(desc.contains("attached as `mr-run1-gate-1.md`"), "{desc}");
+    assert!(files[0].contains("Comparison with the Design Expectations Table (all 30 rows)"));
+
+    // REJECT: the director still may not restart.
+    let gate_id: u64 = gate["id"].as_str().unwrap().parse().unwrap();
+    let click = emu
+        .click_button(CH, gate_id, &button(&gate, "reject"), &validator())
+        .unwrap();
+    click_answer(&emu, &click).await;
+    let rejected = report(&emu, &serve, "Fix REJECTED").await;
+    assert!(
+        rejected["embeds"][0]["footer"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("full rework required"),
+        "{rejected}"
+    );
+    let click = emu
+        .click_button(CH, error_id, &button(&error, "restart"), &director())
+        .unwrap();
+    let refusal = click_answer(&emu, &click).await;
+    assert!(
+        refusal["content"].as_str().unwrap().starts_with('⛔'),
+        "{refusal}"
+    );
+    assert_eq!(count_titled(&emu, "Restarting"), 0);
+
+    // The rework stays within tolerance: a new gate, all rows within.
+    write_params(dir.path(), 1050);
+    submit_fix(&emu, "mr", "rework within the design").await;
+    let gate2 = report_where(&emu, &serve, "RE-VALIDATION REQUIRED", |m| m["id"] != gate["id"]).await;
+    let (embeds, _) = received_text(&emu, "RE-VALIDATION REQUIRED", 2).await;
+    assert!(
+        embeds
+            .iter()
+            .any(|d| d.starts_with("@time_validator: RE-VALIDATION REQUIRED")
+                && d.contains("Overall score: 100% (30/30 within tolerance) — every row within tolerance")),
+        "{embeds:?}"
+    );
+    let gate2_id: u64 = gate2["id"].as_str().unwrap().parse().unwrap();
+    let approve = button(&gate2, "approve");
+
+    // The bot restarts while the gate is open.
+    serve.stop();
+    serve.spawn();
+    bot_ready(&emu, &serve, 2).await;
+    let click = emu.click_button(CH, gate2_id, &approve, &translator()).unwrap();
+    let refusal = click_answer(&emu, &click).await;
+    assert!(
+        refusal["content"].as_str().unwrap().contains("four eyes"),
+        "{refusal}"
+    );
+    assert_eq!(count_titled(&emu, "Fix APPROVED"), 0);
+    let click = emu.click_button(CH, gate2_id, &approve, &validator()).unwrap();
+    click_answer(&emu, &click).await;
+    report(&emu, &serve, "Fix APPROVED").await;
+    let click = emu
+        .click_button(
+            CH,
+            error_id,
+            &button(&current(&emu, &error["id"]), "restart"),
+            &director(),
+        )
+        .unwrap();
+    click_answer(&emu, &click).await;
+    let restarting = report(&emu, &serve, "Restarting").await;
+    serve.watch_pid(number_after(description(&restarting), "New process started: PID"));
+    report(&emu, &serve, "Training Complete").await;
+    assert!(
+        emu.validation_errors().is_empty(),
+        "{:?}",
+        emu.validation_errors()
+    );
+    serve.stop();
+    drop(serve);
+    emu.shutdown().await.unwrap();
+}

@@ -400,16 +400,15 @@ from = { file = "params.toml", key = "chains" }
 async fn timeout_warning_investigate_then_kill() {
     let emu = emulator(Via::Proxy).await;
     let dir = tempfile::tempdir().unwrap();
-    // A slow sampler that logs progress; bounded to 60 s if nobody kills it.
-    let job = r#"
-[jobs.m5]
-argv = ["sh", "-c", "i=0; while [ $i -lt 600 ]; do echo \"epoch 1 step $i/600 loss=0.5\"; sleep 0.1; i=$((i+1)); done"]
-expected = "500ms"
-max = "1s"
-status_interval = "300ms"
-"#;
     let roles = format!("modeler = [\"role:{MODELER_ROLE}\"]");
-    let cfg = write_config(dir.path(), &emu, Via::Proxy, "edit", &roles, job);
+    let cfg = write_config(
+        dir.path(),
+        &emu,
+        Via::Proxy,
+        "edit",
+        &roles,
+        &slow_sampler("m5", "300ms"),
+    );
     let mut serve = Serve::start(dir.path(), &cfg);
     bot_ready(&emu, &serve, 1).await;
     let (_, pid) = start_job(&emu, &mut serve, "m5").await;

@@ -7,6 +7,7 @@
 //! are bounded; every process started is killed by PID when a test ends.
 
 use discord_emulator::{CommandOpt, EmuUser, Emulator, InjectedInteraction, RecordedRequest};
+use serde_json::Value;
 
 #[path = "support/serve.rs"]
 mod serve;
@@ -92,20 +93,9 @@ fn many_jobs() -> (String, Vec<String>) {
 /// messages when needed; a job that cannot start ends in "Training Failed".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warning_status_logs_list_and_a_failed_run() {
-    let emu = emulator(Via::Proxy).await;
-    let dir = tempfile::tempdir().unwrap();
     let (filler, names) = many_jobs();
     let roles = format!("modeler = [\"role:{MODELER_ROLE}\"]");
-    let cfg = write_config(
-        dir.path(),
-        &emu,
-        Via::Proxy,
-        "new",
-        &roles,
-        &format!("{WARNS}\n{filler}"),
-    );
-    let mut serve = Serve::start(dir.path(), &cfg);
-    bot_ready(&emu, &serve, 1).await;
+    let (emu, _dir, mut serve) = serving(Via::Proxy, "new", &roles, &format!("{WARNS}\n{filler}")).await;
     let (_, pid) = start_job(&emu, &mut serve, "wl").await;
 
     let warning = report(&emu, &serve, "Warning noticed").await;
@@ -204,25 +194,26 @@ fn decide(
     slash(emu, user, "decide", opts)
 }
 
+/// A serve with demo job `job` started from Discord and halted by its error: the emulator,
+/// the folder, the serve, the error report, the run's PID.
+async fn failed_run(job: &str) -> (Emulator, tempfile::TempDir, Serve, Value, i32) {
+    let (emu, dir, mut serve) = serving(
+        Via::Proxy,
+        "new",
+        "",
+        &demo(job, 30, 30, 8, "status_interval = \"1h\""),
+    )
+    .await;
+    let (_, pid) = start_job(&emu, &mut serve, job).await;
+    let error = report(&emu, &serve, "ERROR DETECTED").await;
+    (emu, dir, serve, error, pid)
+}
+
 /// The Kill button on an error report ends the run ("Training Killed", the report closed);
 /// on the next run's error, `/decide JOB restart` resumes it from its checkpoint to the end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_button_then_decide_restart() {
-    let emu = emulator(Via::Proxy).await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(
-        dir.path(),
-        &emu,
-        Via::Proxy,
-        "new",
-        "",
-        &demo("mk", 30, 30, 8, "status_interval = \"1h\""),
-    );
-    let mut serve = Serve::start(dir.path(), &cfg);
-    bot_ready(&emu, &serve, 1).await;
-
-    let (_, pid) = start_job(&emu, &mut serve, "mk").await;
-    let error = report(&emu, &serve, "ERROR DETECTED").await;
+    let (emu, _dir, mut serve, error, pid) = failed_run("mk").await;
     let error_id: u64 = error["id"].as_str().unwrap().parse().unwrap();
     let click = emu
         .click_button(CH, error_id, &button(&error, "kill"), &director())
@@ -259,18 +250,7 @@ async fn kill_button_then_decide_restart() {
 /// next warning two hours on: the warning is closed, the decision posted, the run alive.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn continue_with_an_extension_after_a_timeout_warning() {
-    let emu = emulator(Via::Proxy).await;
-    let dir = tempfile::tempdir().unwrap();
-    let job = r#"
-[jobs.m6]
-argv = ["sh", "-c", "i=0; while [ $i -lt 600 ]; do echo \"epoch 1 step $i/600 loss=0.5\"; sleep 0.1; i=$((i+1)); done"]
-expected = "500ms"
-max = "1s"
-status_interval = "1h"
-"#;
-    let cfg = write_config(dir.path(), &emu, Via::Proxy, "new", "", job);
-    let mut serve = Serve::start(dir.path(), &cfg);
-    bot_ready(&emu, &serve, 1).await;
+    let (emu, _dir, mut serve) = serving(Via::Proxy, "new", "", &slow_sampler("m6", "1h")).await;
     let (_, pid) = start_job(&emu, &mut serve, "m6").await;
     let warning = report(&emu, &serve, "TIMEOUT WARNING").await;
 
@@ -301,20 +281,7 @@ status_interval = "1h"
 /// Restart during the gap. The bot RESUMEs, receives the click, and restarts the run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_click_during_a_gateway_drop_is_carried_out_after_the_resume() {
-    let emu = emulator(Via::Proxy).await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(
-        dir.path(),
-        &emu,
-        Via::Proxy,
-        "new",
-        "",
-        &demo("mg", 30, 30, 8, "status_interval = \"1h\""),
-    );
-    let mut serve = Serve::start(dir.path(), &cfg);
-    bot_ready(&emu, &serve, 1).await;
-    start_job(&emu, &mut serve, "mg").await;
-    let error = report(&emu, &serve, "ERROR DETECTED").await;
+    let (emu, _dir, mut serve, error, _) = failed_run("mg").await;
     let error_id: u64 = error["id"].as_str().unwrap().parse().unwrap();
     let resumes = emu.gateway_stats().resumes;
 
@@ -401,9 +368,6 @@ async fn received_text(emu: &Emulator, needle: &str, n: usize) -> (Vec<String>, 
 /// rule still holds (the submitter, who holds the validator role, is refused).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_fix_rework_and_a_bot_restart_during_the_gate() {
-    let emu = emulator(Via::Proxy).await;
-    let dir = tempfile::tempdir().unwrap();
-    write_params(dir.path(), 1000);
     let design: String = (0..ROWS)
         .map(|i| {
             format!(
@@ -414,9 +378,8 @@ async fn rejected_fix_rework_and_a_bot_restart_during_the_gate() {
         .collect();
     let job = demo("mr", 30, 30, 8, &format!("status_interval = \"1h\"\n{design}"));
     let roles = format!("time_validator = [\"user:{VALIDATOR}\", \"role:{TRANSLATOR_ROLE}\"]");
-    let cfg = write_config(dir.path(), &emu, Via::Proxy, "new", &roles, &job);
-    let mut serve = Serve::start(dir.path(), &cfg);
-    bot_ready(&emu, &serve, 1).await;
+    let (emu, dir, mut serve) = serving(Via::Proxy, "new", &roles, &job).await;
+    write_params(dir.path(), 1000);
     start_job(&emu, &mut serve, "mr").await;
     let error = report(&emu, &serve, "ERROR DETECTED").await;
     let error_id: u64 = error["id"].as_str().unwrap().parse().unwrap();
@@ -449,6 +412,14 @@ async fn rejected_fix_rework_and_a_bot_restart_during_the_gate() {
     assert_eq!(files.len(), 1, "{desc}");
     assert!(desc.contains("attached as `mr-run1-gate-1.md`"), "{desc}");
     assert!(files[0].contains("Comparison with the Design Expectations Table (all 30 rows)"));
+
+    // The CHANGES SUMMARY posted with the fix: every parameter's before → after.
+    let (embeds, files) = received_text(&emu, "Fix submitted", 1).await;
+    let summary = format!("{}\n{}", embeds.join("\n"), files.join("\n"));
+    for i in 0..ROWS {
+        let change = format!("  - {}: Before: 1000 → After: 2000", row(i));
+        assert!(summary.contains(&change), "{change:?} never reached Discord");
+    }
 
     // REJECT: the director still may not restart.
     let gate_id: u64 = gate["id"].as_str().unwrap().parse().unwrap();

@@ -470,3 +470,32 @@ kill_grace = "2s"
 "#
     )
 }
+
+/// A fresh emulator and a serve over it with `jobs` (TOML), the bot connected.
+pub async fn serving(
+    via: Via,
+    status_mode: &str,
+    extra_roles: &str,
+    jobs: &str,
+) -> (Emulator, tempfile::TempDir, Serve) {
+    let emu = emulator(via).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), &emu, via, status_mode, extra_roles, jobs);
+    let serve = Serve::start(dir.path(), &cfg);
+    bot_ready(&emu, &serve, 1).await;
+    (emu, dir, serve)
+}
+
+/// A slow sampler that logs progress, past its 1 s maximum at once (bounded to 60 s if
+/// nobody kills it), with status updates every `status_interval`.
+pub fn slow_sampler(job: &str, status_interval: &str) -> String {
+    format!(
+        r#"
+[jobs.{job}]
+argv = ["sh", "-c", "i=0; while [ $i -lt 600 ]; do echo \"epoch 1 step $i/600 loss=0.5\"; sleep 0.1; i=$((i+1)); done"]
+expected = "500ms"
+max = "1s"
+status_interval = "{status_interval}"
+"#
+    )
+}

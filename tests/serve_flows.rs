@@ -166,11 +166,6 @@ async fn warning_status_logs_list_and_a_failed_run() {
     let failed = report(&emu, &serve, "Training Failed").await;
     assert!(description(&failed).contains("could not start"), "{failed}");
     assert!(alive(pid), "another job's failure leaves this run alone");
-    assert!(
-        emu.validation_errors().is_empty(),
-        "{:?}",
-        emu.validation_errors()
-    );
     serve.stop();
     drop(serve);
     emu.shutdown().await.unwrap();
@@ -486,11 +481,6 @@ async fn rejected_fix_rework_and_a_bot_restart_during_the_gate() {
     let restarting = report(&emu, &serve, "Restarting").await;
     serve.watch_pid(number_after(description(&restarting), "New process started: PID"));
     report(&emu, &serve, "Training Complete").await;
-    assert!(
-        emu.validation_errors().is_empty(),
-        "{:?}",
-        emu.validation_errors()
-    );
     serve.stop();
     drop(serve);
     emu.shutdown().await.unwrap();

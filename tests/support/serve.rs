@@ -390,21 +390,20 @@ pub async fn bot_ready(emu: &Emulator, serve: &Serve, n: usize) {
     }
 }
 
+/// The JSON body of the first request that `is_it` (waited for).
+async fn first_body(emu: &Emulator, is_it: impl Fn(&discord_emulator::RecordedRequest) -> bool) -> Value {
+    let reqs = emu.wait_for(|r| r.iter().any(&is_it), WAIT).await.unwrap();
+    let q = reqs.into_iter().find(|q| is_it(q)).unwrap();
+    q.body.json().unwrap().clone()
+}
+
 /// The bot's ephemeral answer to a click (a follow-up on the interaction's webhook).
 pub async fn click_answer(emu: &Emulator, click: &InjectedInteraction) -> Value {
     let token = click.token.clone();
-    let is_it = |q: &discord_emulator::RecordedRequest| {
+    let body = first_body(emu, |q| {
         q.method == "POST" && q.path.starts_with("/webhooks/") && q.path.ends_with(&token)
-    };
-    let reqs = emu.wait_for(|r| r.iter().any(is_it), WAIT).await.unwrap();
-    let body = reqs
-        .into_iter()
-        .find(|q| is_it(q))
-        .unwrap()
-        .body
-        .json()
-        .unwrap()
-        .clone();
+    })
+    .await;
     assert_eq!(body["flags"].as_u64().unwrap_or(0) & 64, 64, "ephemeral: {body}");
     body
 }
@@ -418,18 +417,10 @@ pub async fn command_answer(emu: &Emulator, cmd: &InjectedInteraction) -> String
         "ephemeral: {cb}"
     );
     let token = cmd.token.clone();
-    let is_it = |q: &discord_emulator::RecordedRequest| {
+    let body = first_body(emu, |q| {
         q.method == "PATCH" && q.path.contains(&token) && q.path.ends_with("/messages/@original")
-    };
-    let reqs = emu.wait_for(|r| r.iter().any(is_it), WAIT).await.unwrap();
-    let body = reqs
-        .into_iter()
-        .find(|q| is_it(q))
-        .unwrap()
-        .body
-        .json()
-        .unwrap()
-        .clone();
+    })
+    .await;
     body["content"].as_str().unwrap_or("").to_string()
 }
 

@@ -331,8 +331,8 @@ async fn submit_fix(emu: &Emulator, job: &str, summary: &str) -> String {
 }
 
 /// Everything Discord received for the bot's posts titled `needle`: each body's
-/// description and the text of each attached file. Waits for `n` such posts (a request is
-/// recorded once it has been answered, which may be after the message is stored).
+/// description and the text of each attached markdown file (charts aside). Waits for `n`
+/// such posts (a request is recorded once answered, which may be after the message is stored).
 async fn received_text(emu: &Emulator, needle: &str, n: usize) -> (Vec<String>, Vec<String>) {
     let posts = |reqs: &[RecordedRequest]| -> Vec<RecordedRequest> {
         reqs.iter()
@@ -350,6 +350,7 @@ async fn received_text(emu: &Emulator, needle: &str, n: usize) -> (Vec<String>, 
             q.body
                 .files()
                 .iter()
+                .filter(|f| f.filename.as_deref().is_some_and(|n| n.ends_with(".md")))
                 .map(|f| String::from_utf8_lossy(&f.data).into_owned()),
         );
     }
@@ -481,6 +482,47 @@ async fn rejected_fix_rework_and_a_bot_restart_during_the_gate() {
     let restarting = report(&emu, &serve, "Restarting").await;
     serve.watch_pid(number_after(description(&restarting), "New process started: PID"));
     report(&emu, &serve, "Training Complete").await;
+    serve.stop();
+    drop(serve);
+    emu.shutdown().await.unwrap();
+}
+
+/// The path of output `i` of the completion test, under the job's folder.
+fn output(i: usize) -> String {
+    format!("output/results/posterior/chain_{i:02}/model_mo_posterior_draws_full_resolution.parquet")
+}
+
+/// A completion report with 42 output files: every one reaches Discord with its size (the
+/// complete report attached, and said so), "SUCCESS" first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completion_report_with_42_outputs_reaches_discord_whole() {
+    let outputs: Vec<String> = (0..42).map(|i| format!("\"{}\"", output(i))).collect();
+    let job = format!(
+        r#"
+[jobs.mo]
+argv = ["sh", "-c", 'for i in $(seq -w 0 41); do d=output/results/posterior/chain_$i; mkdir -p $d; echo draws > $d/model_mo_posterior_draws_full_resolution.parquet; done; echo "epoch 1 step 1/1 loss=0.1"']
+expected = "10m"
+max = "20m"
+status_interval = "1h"
+outputs = [{}]
+"#,
+        outputs.join(", ")
+    );
+    let (emu, _dir, mut serve) = serving(Via::Proxy, "new", "", &job).await;
+    start_job(&emu, &mut serve, "mo").await;
+    report(&emu, &serve, "Training Complete").await;
+    let (embeds, files) = received_text(&emu, "Training Complete", 1).await;
+    let desc = &embeds[0];
+    assert!(desc.starts_with("Model: mo\nStatus: SUCCESS"), "{desc}");
+    assert_eq!(files.len(), 1, "42 long paths do not fit one embed: {desc}");
+    assert!(desc.contains("attached as `mo-run1-final.md`"), "{desc}");
+    for i in 0..42 {
+        let path = output(i);
+        assert!(
+            files[0].lines().any(|l| l.contains(&path) && l.contains("(6 B)")),
+            "{path} and its size never reached Discord"
+        );
+    }
     serve.stop();
     drop(serve);
     emu.shutdown().await.unwrap();

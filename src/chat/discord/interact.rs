@@ -213,8 +213,18 @@ pub fn logs_text(job: &JobName, path: Option<&PathBuf>, n: usize) -> String {
         .map(|l| crate::chat::render::line(l).replace("```", "`\u{200B}``"))
         .collect();
     let wanted = &all[all.len().saturating_sub(n)..];
-    let header = format!("Last {} line(s) of the log of {job}:\n", wanted.len());
-    let room = MAX_CONTENT - super::embed::len16(&header) - 8;
+    // Said when not all of them fit one message: the header names what is shown.
+    let header = |shown: usize| {
+        if shown == wanted.len() {
+            format!("Last {shown} line(s) of the log of {job}:\n")
+        } else {
+            format!(
+                "Last {shown} of the {} line(s) asked for (what fits one message) of the log of {job}:\n",
+                wanted.len()
+            )
+        }
+    };
+    let room = MAX_CONTENT - super::embed::len16(&header(0)) - 8;
     // Newest lines matter most: drop from the start until the block fits.
     let mut start = 0;
     while start < wanted.len() && super::embed::len16(&wanted[start..].join("\n")) > room {
@@ -228,6 +238,7 @@ pub fn logs_text(job: &JobName, path: Option<&PathBuf>, n: usize) -> String {
     if body.is_empty() {
         return format!("the log of {job} is empty");
     }
+    let header = header(wanted.len() - start.min(wanted.len() - 1));
     format!("{header}```\n{body}\n```")
 }
 
@@ -528,6 +539,14 @@ mod tests {
             "log text cannot close the code block"
         );
         assert!(out.contains("step 4999"), "the newest lines are kept");
+        // Lines inside the code block: all but the header and the two fences.
+        let shown = out.lines().count() - 3;
+        assert!(
+            out.starts_with(&format!("Last {shown} of the 50 line(s) asked for")),
+            "the answer says how many of the lines asked for it shows: {out}"
+        );
+        let few = logs_text(&JobName::new("bert").unwrap(), Some(&path), 2);
+        assert!(few.starts_with("Last 2 line(s) of the log of bert"), "{few}");
         let missing = logs_text(&JobName::new("bert").unwrap(), Some(&dir.path().join("nope")), 5);
         assert!(missing.contains("cannot read"));
     }

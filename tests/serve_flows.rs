@@ -272,30 +272,39 @@ async fn continue_with_an_extension_after_a_timeout_warning() {
     emu.shutdown().await.unwrap();
 }
 
-/// The gateway connection drops while a run waits for a decision; the director clicks
-/// Restart during the gap. The bot RESUMEs, receives the click, and restarts the run.
+/// The gateway connection drops while a job runs (past its maximum, its TIMEOUT WARNING
+/// open); the director clicks "Continue monitoring" during the gap. The bot RESUMEs,
+/// receives the click and carries it out once: the warning closed, the job still running.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_click_during_a_gateway_drop_is_carried_out_after_the_resume() {
-    let (emu, _dir, mut serve, error, _) = failed_run("mg").await;
-    let error_id: u64 = error["id"].as_str().unwrap().parse().unwrap();
+    let (emu, _dir, mut serve) = serving(Via::Proxy, "new", "", &slow_sampler("mg", "1h")).await;
+    let (_, pid) = start_job(&emu, &mut serve, "mg").await;
+    let warning = report(&emu, &serve, "TIMEOUT WARNING").await;
+    let warning_id: u64 = warning["id"].as_str().unwrap().parse().unwrap();
     let resumes = emu.gateway_stats().resumes;
 
     assert!(emu.gateway_drop() > 0, "the bot was connected");
     emu.wait_disconnected(WAIT).await.unwrap();
+    assert!(alive(pid), "the job runs on through the gap");
     // Injected while no connection carries the session: replayed on RESUME.
     let click = emu
-        .click_button(CH, error_id, &button(&error, "restart"), &director())
+        .click_button(CH, warning_id, &button(&warning, "continue"), &director())
         .unwrap();
     emu.wait_gateway(|g| g.resumes > resumes, WAIT)
         .await
         .unwrap_or_else(|e| panic!("{e}: the bot never resumed\n{}", serve.logs()));
     let answer = click_answer(&emu, &click).await;
-    assert!(answer["content"].as_str().unwrap().starts_with('✅'), "{answer}");
-    let restarting = report(&emu, &serve, "Restarting").await;
-    serve.watch_pid(number_after(description(&restarting), "New process started: PID"));
-    wait_closed(&emu, &error["id"]).await;
-    report(&emu, &serve, "Training Complete").await;
-    assert_eq!(count_titled(&emu, "Restarting"), 1, "one click, one restart");
+    let text = answer["content"].as_str().unwrap();
+    assert!(
+        text.starts_with('✅') && text.contains("continuing to monitor mg"),
+        "{answer}"
+    );
+    wait_closed(&emu, &warning["id"]).await;
+    assert_eq!(edits_of(&emu, &warning["id"], 0), 1, "one click, one decision");
+    assert!(alive(pid), "continuing leaves the job running");
+    let cmd = train(&emu, &director(), "kill", "mg");
+    command_answer(&emu, &cmd).await;
+    report(&emu, &serve, "Training Killed").await;
     serve.stop();
     drop(serve);
     emu.shutdown().await.unwrap();

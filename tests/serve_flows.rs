@@ -300,12 +300,18 @@ async fn a_click_during_a_gateway_drop_is_carried_out_after_the_resume() {
         "{answer}"
     );
     wait_closed(&emu, &warning["id"]).await;
-    assert_eq!(edits_of(&emu, &warning["id"], 0), 1, "one click, one decision");
     assert!(alive(pid), "continuing leaves the job running");
     let cmd = train(&emu, &director(), "kill", "mg");
     command_answer(&emu, &cmd).await;
     report(&emu, &serve, "Training Killed").await;
     serve.stop();
+    // Counted once serve has stopped (a request is recorded after its answer).
+    assert_eq!(edits_of(&emu, &warning["id"], 0), 1, "one click, one decision");
+    let noted = reports(&emu)
+        .iter()
+        .filter(|m| description(m).contains("continuing to monitor mg"))
+        .count();
+    assert_eq!(noted, 1, "the replayed click is carried out once");
     drop(serve);
     emu.shutdown().await.unwrap();
 }

@@ -297,6 +297,30 @@ mod tests {
         String::from_utf8(bytes).unwrap()
     }
 
+    /// Issue 13 item 4 in the console: messages too large for a chat message are printed
+    /// whole, the gate's verdict (score, every row outside tolerance) before its table.
+    #[test]
+    fn large_messages_are_printed_whole_with_the_verdict_first() {
+        use crate::chat::render::large;
+        for body in [large::gate(30), large::fix(30), large::completed(42)] {
+            let needed = large::must_show(&body);
+            assert!(needed.len() >= 30);
+            let out = printed(body);
+            for n in &needed {
+                assert!(out.contains(n.as_str()), "{n:?} not printed:\n{out}");
+            }
+        }
+        let out = printed(large::gate(30));
+        let score = out
+            .find("Overall score: 33% (10/30 within tolerance) — 20 row(s) NOT within")
+            .expect(&out);
+        let table = out.find("Parameter ").expect(&out);
+        let last_violated = out
+            .find(&format!("  {}: actual ", large::row_name(29)))
+            .expect(&out);
+        assert!(score < last_violated && last_violated < table, "{out}");
+    }
+
     #[test]
     fn the_changes_summary_heading_is_printed_once() {
         let out = printed(Body::FixSubmitted {

@@ -22,6 +22,7 @@ use crate::engine::MessageKey;
 use crate::model::{JobName, RunId};
 use crate::store::{OutboxEntry, Store};
 
+use super::embed::TextFile;
 use super::rest::{Rest, RestError};
 use super::{attach, embed};
 
@@ -46,6 +47,9 @@ pub enum Envelope {
         /// Files to upload with it (paths, read at send time: the outbox stays small).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         attachments: Vec<PathBuf>,
+        /// Text files rendered with it (the complete message when it is too long for one).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        texts: Vec<TextFile>,
     },
     Update {
         job: JobName,
@@ -55,6 +59,8 @@ pub enum Envelope {
         /// Replace the message's files with these; none keeps the files it has.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         attachments: Vec<PathBuf>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        texts: Vec<TextFile>,
     },
     Resolve {
         job: JobName,
@@ -250,8 +256,9 @@ impl Worker {
                 thread_on,
                 thread_name,
                 attachments,
+                texts,
             } => {
-                let files = attach::load(&attachments);
+                let files = uploads(&attachments, &texts);
                 let post = body_of(attach::describe(body.clone(), &files, false));
                 if let (true, MessageKey::Status(n)) = (edit_status, key) {
                     let previous = (n.saturating_sub(STATUS_LOOKBACK).max(1)..n)
@@ -294,8 +301,9 @@ impl Worker {
                 key,
                 body,
                 attachments,
+                texts,
             } => {
-                let files = attach::load(&attachments);
+                let files = uploads(&attachments, &texts);
                 let body = attach::describe(body, &files, false);
                 if let Some((ch, mid)) = self.posted(&job, run, key) {
                     match self.rest.edit_message_with(ch, mid, &body, &files).await {
@@ -320,6 +328,13 @@ impl Worker {
             }
         }
     }
+}
+
+/// The files to send with a message: its charts, then its rendered text files.
+fn uploads(attachments: &[PathBuf], texts: &[TextFile]) -> Vec<super::rest::Upload> {
+    let mut files = attach::load(attachments);
+    files.extend(texts.iter().map(TextFile::upload));
+    files
 }
 
 /// The nonce an entry's posts carry, the same on every attempt and after a restart: a

@@ -2,9 +2,14 @@
 //! addressed mentions, one embed, decision buttons, `allowed_mentions` limited to exactly
 //! those mentions). Log text arrives sanitized from `render` (mentions defused, secrets
 //! redacted) and is fenced so it cannot break out of its code block. Discord's size limits
-//! are met by trimming the traceback excerpt first, never by dropping the error line.
+//! are met by trimming the traceback excerpt first, never by dropping the error line; a
+//! message whose own lines do not fit (a 30-row gate table, 42 output files) shows the
+//! whole lines that fit — the protocol's verdict comes first — says so, and carries the
+//! complete message as an attached markdown file. Nothing a decision depends on is cut
+//! silently.
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use serenity::all::{
     ButtonStyle, CreateActionRow, CreateAllowedMentions, CreateButton, CreateEmbed, CreateEmbedFooter,
@@ -15,7 +20,8 @@ use crate::chat::render::{self, line};
 use crate::engine::{Body, Button, Decision, Message};
 use crate::model::{Persona, Severity};
 
-use super::DiscordPrincipal;
+use super::rest::Upload;
+use super::{attach, DiscordPrincipal};
 use crate::chat::request::button::ButtonId;
 
 pub const MAX_CONTENT: usize = 2000;
@@ -51,6 +57,45 @@ pub fn cut16(s: &str, max: usize) -> String {
     }
     if max > 0 {
         out.push('…');
+    }
+    out
+}
+
+/// `text` as messages of at most `max` UTF-16 units, split at line ends, in order. A line
+/// longer than a message is split across messages, each later piece marked `↪`: nothing
+/// is dropped, so a long answer becomes several messages rather than a cut one.
+pub fn pages(text: &str, max: usize) -> Vec<String> {
+    const MORE: &str = "↪ ";
+    let max = max.max(len16(MORE) + 2);
+    let mut pieces: Vec<String> = Vec::new();
+    for l in text.lines() {
+        if len16(l) <= max {
+            pieces.push(l.to_string());
+            continue;
+        }
+        let mut piece = String::new();
+        for c in l.chars() {
+            if len16(&piece) + c.len_utf16() > max {
+                pieces.push(std::mem::take(&mut piece));
+                piece.push_str(MORE);
+            }
+            piece.push(c);
+        }
+        pieces.push(piece);
+    }
+    let mut out: Vec<String> = Vec::new();
+    let mut page = String::new();
+    for p in pieces {
+        if !page.is_empty() && len16(&page) + 1 + len16(&p) > max {
+            out.push(std::mem::take(&mut page));
+        }
+        if !page.is_empty() {
+            page.push('\n');
+        }
+        page.push_str(&p);
+    }
+    if !page.is_empty() || out.is_empty() {
+        out.push(page);
     }
     out
 }
@@ -116,11 +161,37 @@ fn colour(m: &Message) -> u32 {
     }
 }
 
+/// A text file sent with a message, built when it is rendered (so the outbox holds it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TextFile {
+    pub filename: String,
+    pub text: String,
+}
+
+impl TextFile {
+    pub fn upload(&self) -> Upload {
+        Upload {
+            filename: self.filename.clone(),
+            content_type: "text/markdown",
+            data: self.text.as_bytes().to_vec(),
+        }
+    }
+}
+
+/// A message as Discord receives it: the body and the files rendered with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outbound {
+    pub body: Value,
+    /// The complete message as markdown, when its lines do not all fit in the embed.
+    pub files: Vec<TextFile>,
+}
+
 /// An embed under construction, before the limits are applied.
 struct Draft {
     title: String,
-    /// Description text that must stay (the error line, the message's lines).
-    head: String,
+    /// Description lines that must stay (the error line, the message's lines), in order:
+    /// when they do not all fit, the first whole ones are shown and the rest go to a file.
+    head: Vec<String>,
     /// Traceback / context lines: trimmed first when the message is too large.
     excerpt: Vec<String>,
     fields: Vec<(String, String, bool)>,
@@ -144,7 +215,7 @@ fn draft(m: &Message) -> Draft {
     }
     let mut d = Draft {
         title: r.title,
-        head: r.lines.join("\n"),
+        head: r.lines,
         excerpt: r.excerpt,
         fields: Vec::new(),
         footer,
@@ -165,7 +236,7 @@ fn draft(m: &Message) -> Draft {
                 d.fields
                     .push(field("Occurrences", f.incident.count.to_string(), true));
             }
-            d.head = format!("**Error**\n{}", block(&line(&f.incident.text)));
+            d.head = vec![format!("**Error**\n{}", block(&line(&f.incident.text)))];
         }
         Body::WarningNoticed {
             seq,
@@ -182,7 +253,10 @@ fn draft(m: &Message) -> Draft {
                 d.fields
                     .push(field("Occurrences", incident.count.to_string(), true));
             }
-            d.head = format!("**Warning** (the run goes on)\n{}", block(&line(&incident.text)));
+            d.head = vec![format!(
+                "**Warning** (the run goes on)\n{}",
+                block(&line(&incident.text))
+            )];
         }
         _ => {}
     }
@@ -240,9 +314,33 @@ fn embed_total(title: &str, description: &str, fields: &[(String, String, bool)]
         + fields.iter().map(|(n, v, _)| len16(n) + len16(v)).sum::<usize>()
 }
 
-/// Apply every embed limit. The head (error line) is only cut when it alone exceeds the
-/// description limit, which `render::line` already prevents for a log line.
-fn finish(d: Draft, colour: u32, at: DateTime<Utc>) -> Value {
+/// The first whole `lines` that fit in `room` units, joined, and how many they are; when
+/// not even the first fits, its start (counted as not shown).
+fn pack(lines: &[String], room: usize) -> (String, usize) {
+    let mut out = String::new();
+    let mut n = 0;
+    for l in lines {
+        let sep = usize::from(n > 0);
+        if len16(&out) + sep + len16(l) > room {
+            break;
+        }
+        if n > 0 {
+            out.push('\n');
+        }
+        out.push_str(l);
+        n += 1;
+    }
+    if n == 0 {
+        if let Some(first) = lines.first() {
+            out = cut16(first, room);
+        }
+    }
+    (out, n)
+}
+
+/// Apply every embed limit. The head's lines are shown whole, in order, as many as fit;
+/// whether some did not (then the note names `file`, which carries them all).
+fn finish(d: Draft, colour: u32, at: DateTime<Utc>, file: &str) -> (Value, bool) {
     let title = cut16(&d.title, MAX_TITLE);
     let footer = d.footer.map(|f| cut16(&f, MAX_FOOTER)).unwrap_or_default();
     let mut fields: Vec<(String, String, bool)> = d
@@ -254,11 +352,12 @@ fn finish(d: Draft, colour: u32, at: DateTime<Utc>) -> Value {
             (cut16(&n, MAX_FIELD_NAME), cut16(&v, MAX_FIELD_VALUE), i)
         })
         .collect();
-    let head = cut16(&d.head, MAX_DESCRIPTION);
+    let full = d.head.join("\n");
+    let sized = cut16(&full, MAX_DESCRIPTION);
     // Fields give way before the head: halve the longest value until the fixed part fits
     // with room to spare (bounded: each round shortens a value).
     for _ in 0..64 {
-        if embed_total(&title, &head, &fields, &footer) <= MAX_EMBED_TOTAL - 200 {
+        if embed_total(&title, &sized, &fields, &footer) <= MAX_EMBED_TOTAL - 200 {
             break;
         }
         let Some(longest) = fields.iter_mut().max_by_key(|f| len16(&f.1)) else {
@@ -270,13 +369,32 @@ fn finish(d: Draft, colour: u32, at: DateTime<Utc>) -> Value {
         let half = len16(&longest.1) / 2;
         longest.1 = cut16(&longest.1, half);
     }
-    let footer = if embed_total(&title, &head, &fields, &footer) > MAX_EMBED_TOTAL {
+    let footer = if embed_total(&title, &sized, &fields, &footer) > MAX_EMBED_TOTAL {
         cut16(&footer, 100)
     } else {
         footer
     };
+    let room = MAX_DESCRIPTION.min(MAX_EMBED_TOTAL.saturating_sub(embed_total(&title, "", &fields, &footer)));
+    let (head, overflow) = if len16(&full) <= room {
+        (full, false)
+    } else {
+        let rest = |shown: usize| d.head.len() - shown;
+        let note = |shown: usize| {
+            format!(
+                "**⚠️ {} more line(s) did not fit in this message: the complete message is attached as `{file}`.**",
+                rest(shown)
+            )
+        };
+        // The note's length depends on the count only through its digits: reserve for the
+        // longest count.
+        let reserve = len16(&note(0)) + 1;
+        let (shown, n) = pack(&d.head, room.saturating_sub(reserve));
+        (format!("{shown}\n{}", note(n)), true)
+    };
     let fixed = embed_total(&title, &head, &fields, &footer);
-    let budget = (MAX_DESCRIPTION - len16(&head)).min(MAX_EMBED_TOTAL.saturating_sub(fixed));
+    let budget = MAX_DESCRIPTION
+        .saturating_sub(len16(&head))
+        .min(MAX_EMBED_TOTAL.saturating_sub(fixed));
     let mut description = head;
     if let Some(ex) = fit_excerpt(&d.excerpt, budget) {
         description.push_str(&ex);
@@ -292,12 +410,31 @@ fn finish(d: Draft, colour: u32, at: DateTime<Utc>) -> Value {
     if !footer.is_empty() {
         embed = embed.footer(CreateEmbedFooter::new(footer));
     }
-    serde_json::to_value(embed).expect("embeds serialize")
+    (serde_json::to_value(embed).expect("embeds serialize"), overflow)
+}
+
+/// The name of the file that carries the complete message `m`.
+fn file_name(m: &Message) -> String {
+    attach::safe_name(std::path::Path::new(&format!(
+        "{}-run{}-{}.md",
+        m.job, m.run, m.key
+    )))
+}
+
+/// The embed of a message, and the complete message as a file when its lines do not fit.
+fn embed_and_file(m: &Message) -> (Value, Option<TextFile>) {
+    let filename = file_name(m);
+    let (embed, overflow) = finish(draft(m), colour(m), m.at, &filename);
+    let file = overflow.then(|| TextFile {
+        filename,
+        text: render::render(m).markdown(),
+    });
+    (embed, file)
 }
 
 /// The embed of a message.
 pub fn embed(m: &Message) -> Value {
-    finish(draft(m), colour(m), m.at)
+    embed_and_file(m).0
 }
 
 fn style(d: Decision) -> ButtonStyle {
@@ -340,15 +477,20 @@ pub fn components(m: &Message, disabled: bool) -> Vec<CreateActionRow> {
         .collect()
 }
 
-/// The full body to create (or replace) a message. Not a serialized `CreateMessage`: that
-/// always carries `attachments: []`, which on an edit would drop the message's files.
-pub fn message_body(m: &Message, mentions: &Mentions) -> Value {
-    json!({
-        "content": cut16(&mentions.content(), MAX_CONTENT),
-        "embeds": [embed(m)],
-        "components": components(m, false),
-        "allowed_mentions": mentions.allowed(),
-    })
+/// The full body to create (or replace) a message, and its files. Not a serialized
+/// `CreateMessage`: that always carries `attachments: []`, which on an edit would drop the
+/// message's files.
+pub fn message(m: &Message, mentions: &Mentions) -> Outbound {
+    let (embed, file) = embed_and_file(m);
+    Outbound {
+        body: json!({
+            "content": cut16(&mentions.content(), MAX_CONTENT),
+            "embeds": [embed],
+            "components": components(m, false),
+            "allowed_mentions": mentions.allowed(),
+        }),
+        files: file.into_iter().collect(),
+    }
 }
 
 /// An edit that closes a decided report: every button disabled, the note as footer.
@@ -501,7 +643,7 @@ mod tests {
             "/data/logs/model_3.log",
             "model_3",
         );
-        let body = message_body(&m, &Mentions::for_personas(&m.to, &map()));
+        let body = message(&m, &Mentions::for_personas(&m.to, &map())).body;
         assert_eq!(body["content"], "<@&111> <@&222> <@7>");
         assert_eq!(
             body["allowed_mentions"],
@@ -571,7 +713,7 @@ mod tests {
     fn nobody_is_pinged_when_nobody_is_addressed() {
         let mut m = error_report("x", vec![], "l", "j");
         m.to.clear();
-        let body = message_body(&m, &Mentions::for_personas(&m.to, &map()));
+        let body = message(&m, &Mentions::for_personas(&m.to, &map())).body;
         assert_eq!(body["content"], "");
         assert_eq!(body["allowed_mentions"]["parse"], json!([]));
         assert_eq!(body["allowed_mentions"]["roles"], json!([]));
@@ -586,7 +728,7 @@ mod tests {
             .collect();
         let log = format!("/{}", "d".repeat(20_000));
         let m = error_report(&error, excerpt, &log, &"j".repeat(64));
-        let body = message_body(&m, &Mentions::for_personas(&m.to, &map()));
+        let body = message(&m, &Mentions::for_personas(&m.to, &map())).body;
         assert_within_limits(&body);
         let desc = body["embeds"][0]["description"].as_str().unwrap();
         assert!(
@@ -602,7 +744,7 @@ mod tests {
             log_file: PathBuf::from(&log),
             last_line: Some("z".repeat(50_000)),
         };
-        assert_within_limits(&message_body(&s, &Mentions::default()));
+        assert_within_limits(&message(&s, &Mentions::default()).body);
     }
 
     #[test]
@@ -621,7 +763,7 @@ mod tests {
     #[test]
     fn resolving_disables_buttons_notes_who_and_is_idempotent() {
         let m = error_report("E", vec!["t".into()], "l", "j");
-        let posted = message_body(&m, &Mentions::default());
+        let posted = message(&m, &Mentions::default()).body;
         let once = resolved_edit(&posted, "Restarted by @ann at 14:02 UTC");
         assert_eq!(
             once["embeds"][0]["footer"]["text"],
@@ -635,7 +777,84 @@ mod tests {
         assert_eq!(once, twice);
         // A full embed stays within the total once the note is added.
         let big = error_report("E", (0..5000).map(|i| format!("line {i}")).collect(), "l", "j");
-        let edit = resolved_edit(&message_body(&big, &Mentions::default()), &"n".repeat(3000));
+        let edit = resolved_edit(&message(&big, &Mentions::default()).body, &"n".repeat(3000));
         assert!(embed_len(&edit["embeds"][0]) <= MAX_EMBED_TOTAL);
+    }
+
+    /// Item 4 of issue 13: a gate of 30 rows, a CHANGES SUMMARY of 30 parameters and a
+    /// completion report of 42 outputs exceed an embed. The embed keeps every limit, shows
+    /// whole lines only, says what did not fit, and the attached file holds all of it.
+    #[test]
+    fn messages_larger_than_an_embed_show_the_verdict_first_and_attach_everything() {
+        use crate::chat::render::large;
+        for body in [large::gate(30), large::fix(30), large::completed(42)] {
+            let m = large::message(body);
+            let out = message(&m, &Mentions::default());
+            assert_within_limits(&out.body);
+            let desc = out.body["embeds"][0]["description"].as_str().unwrap();
+            assert_eq!(out.files.len(), 1, "{} needs its file", m.body.title());
+            let file = &out.files[0];
+            assert_eq!(file.filename, format!("model_3-run1-{}.md", m.key));
+            assert!(
+                desc.contains(&format!("attached as `{}`", file.filename)),
+                "the embed says where the rest is: {desc}"
+            );
+            let shown = desc.lines().filter(|l| !l.contains("did not fit")).count();
+            let rendered = render::render(&m).lines;
+            assert_eq!(
+                desc.lines().take(shown).collect::<Vec<_>>(),
+                rendered[..shown].iter().map(String::as_str).collect::<Vec<_>>(),
+                "the embed shows the first lines, whole"
+            );
+            let needed = large::must_show(&m.body);
+            assert!(needed.len() >= 30, "{needed:?}");
+            for needle in &needed {
+                assert!(
+                    file.text.contains(needle.as_str()),
+                    "{needle:?} missing from the file"
+                );
+            }
+            assert!(
+                needed.iter().any(|n| !desc.contains(n.as_str())),
+                "this size does not fit one embed (else the test proves nothing)"
+            );
+        }
+        // The gate's verdict comes first: the score and every row outside tolerance, with
+        // its values, in the embed itself, before the table.
+        let m = large::message(large::gate(30));
+        let desc = embed(&m)["description"].as_str().unwrap().to_string();
+        let score = desc
+            .find("Overall score: 33% (10/30 within tolerance)")
+            .expect(&desc);
+        for i in (0..30).filter(|i| i % 3 != 0) {
+            let row = format!("  {}: actual ", large::row_name(i));
+            let at = desc
+                .find(&row)
+                .unwrap_or_else(|| panic!("violated row {i} not shown: {desc}"));
+            assert!(score < at);
+        }
+        if let Some(table) = desc.find("Parameter ") {
+            assert!(score < table);
+        }
+        // A message that fits has no file.
+        let small = error_report("E", vec![], "l", "j");
+        assert!(message(&small, &Mentions::default()).files.is_empty());
+    }
+
+    #[test]
+    fn pages_split_at_line_ends_and_drop_nothing() {
+        let lines: Vec<String> = (0..300)
+            .map(|i| format!("line {i:03} {}", "x".repeat(20)))
+            .collect();
+        let text = lines.join("\n");
+        let p = pages(&text, 2000);
+        assert!(p.len() > 1);
+        assert!(p.iter().all(|p| len16(p) <= 2000));
+        assert_eq!(p.join("\n"), text, "whole lines, in order, all of them");
+        let long = format!("head {} tail", "é".repeat(10_000));
+        let p = pages(&long, 2000);
+        assert!(p.iter().all(|p| len16(p) <= 2000));
+        assert_eq!(p.concat().replace("↪ ", ""), long);
+        assert_eq!(pages("", 2000), vec![String::new()]);
     }
 }

@@ -58,39 +58,41 @@ impl Core {
         }
     }
 
-    /// Carry out a validated request; the text is the sender's ephemeral answer.
-    async fn answer(&self, request: Request, by: Actor) -> String {
+    /// Carry out a validated request; the sender's ephemeral answer, as one message or
+    /// more when it does not fit in one.
+    async fn answer(&self, request: Request, by: Actor) -> Vec<String> {
         match request {
             Request::Engine { job, command } => match self.ask(job, command, by).await {
-                Ok(replies) => interact::reply_text(&replies),
-                Err(why) => why,
+                Ok(replies) => interact::reply_pages(&replies),
+                Err(why) => vec![why],
             },
             Request::StatusAll => {
                 let mut replies = Vec::new();
                 for job in &self.jobs {
                     match self.ask(job.clone(), Command::Status, by.clone()).await {
                         Ok(r) => replies.extend(r),
-                        Err(why) => return why,
+                        Err(why) => return vec![why],
                     }
                 }
-                interact::reply_text(&replies)
+                interact::reply_pages(&replies)
             }
-            Request::List => interact::list_text(&self.jobs, |j| {
+            Request::List => interact::list_pages(&self.jobs, |j| {
                 self.channels.1.get(j).copied().unwrap_or(self.channels.0)
             }),
             Request::Logs { job, lines } => {
                 if by.personas.is_empty() {
-                    return format!(
+                    return vec![format!(
                         "{} may not read logs: that needs one of the configured roles",
                         by.display
-                    );
+                    )];
                 }
                 let path = self.job_logs.get(&job).cloned();
                 tokio::task::spawn_blocking(move || interact::logs_text(&job, path.as_ref(), lines))
                     .await
-                    .unwrap_or_else(|e| format!("cannot read the log: {e}"))
+                    .map(|t| vec![t])
+                    .unwrap_or_else(|e| vec![format!("cannot read the log: {e}")])
             }
-            Request::Help => interact::HELP.into(),
+            Request::Help => vec![interact::HELP.into()],
         }
     }
 
@@ -107,6 +109,14 @@ pub(super) struct Handler {
 /// Answers never ping: the text may quote what someone typed.
 fn no_mentions() -> CreateAllowedMentions {
     CreateAllowedMentions::new()
+}
+
+/// A part of an answer sent after the first, to the sender only.
+fn followup(text: String) -> CreateInteractionResponseFollowup {
+    CreateInteractionResponseFollowup::new()
+        .content(text)
+        .ephemeral(true)
+        .allowed_mentions(no_mentions())
 }
 
 #[serenity::async_trait]
@@ -188,15 +198,20 @@ async fn on_command(core: &Core, ctx: &Context, c: CommandInteraction) -> sereni
     let by = core.actor_of(&c.user, &roles_of(c.member.as_deref()));
     let answer = match invocation(&c.data.name, &c.data.options).request(&core.jobs) {
         Ok(request) => core.answer(request, by).await,
-        Err(why) => why.to_string(),
+        Err(why) => vec![why.to_string()],
     };
+    let mut pages = answer.into_iter();
     c.edit_response(
         ctx,
         EditInteractionResponse::new()
-            .content(answer)
+            .content(pages.next().unwrap_or_default())
             .allowed_mentions(no_mentions()),
     )
     .await?;
+    // What did not fit follows, in order, to the sender only.
+    for page in pages {
+        c.create_followup(ctx, followup(page)).await?;
+    }
     Ok(())
 }
 
@@ -234,14 +249,8 @@ async fn on_button(core: &Core, ctx: &Context, c: ComponentInteraction) -> seren
     c.create_response(ctx, CreateInteractionResponse::Acknowledge)
         .await?;
     let by = core.actor_of(&c.user, &roles_of(c.member.as_ref()));
-    let answer = core.answer(request, by).await;
-    c.create_followup(
-        ctx,
-        CreateInteractionResponseFollowup::new()
-            .content(answer)
-            .ephemeral(true)
-            .allowed_mentions(no_mentions()),
-    )
-    .await?;
+    for page in core.answer(request, by).await {
+        c.create_followup(ctx, followup(page)).await?;
+    }
     Ok(())
 }

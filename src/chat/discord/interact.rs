@@ -18,7 +18,7 @@ use crate::chat::sanitize::{defuse_mentions, untrusted};
 use crate::engine::Reply;
 use crate::model::{Actor, JobName, Persona};
 
-use super::embed::{cut16, MAX_CONTENT};
+use super::embed::{cut16, pages, MAX_CONTENT};
 use super::DiscordPrincipal;
 
 /// The answer to a request for help.
@@ -173,29 +173,30 @@ pub fn actor(user_id: u64, username: &str, roles: &[u64], map: &[(Persona, Vec<D
     Actor::user(user_id.to_string(), format!("@{}", untrusted(username)), personas)
 }
 
-/// The engine's answers as one ephemeral message.
-pub fn reply_text(replies: &[Reply]) -> String {
+/// The engine's answers as ephemeral messages: one, or more when they do not fit in one.
+pub fn reply_pages(replies: &[Reply]) -> Vec<String> {
     if replies.is_empty() {
-        return "nothing to do".into();
+        return vec!["nothing to do".into()];
     }
     let text = replies
         .iter()
         .map(|r| format!("{} {}", if r.accepted { "✅" } else { "⛔" }, r.text))
         .collect::<Vec<_>>()
         .join("\n");
-    cut16(&defuse_mentions(&text), MAX_CONTENT)
+    pages(&defuse_mentions(&text), MAX_CONTENT)
 }
 
-/// The jobs with their channels, for `/train list`.
-pub fn list_text(jobs: &[JobName], channel_of: impl Fn(&JobName) -> u64) -> String {
+/// The jobs with their channels, for `/train list`: every job, over as many messages as
+/// that takes (a line, and so a channel mention, is never split).
+pub fn list_pages(jobs: &[JobName], channel_of: impl Fn(&JobName) -> u64) -> Vec<String> {
     if jobs.is_empty() {
-        return "no jobs are configured".into();
+        return vec!["no jobs are configured".into()];
     }
     let lines: Vec<String> = jobs
         .iter()
         .map(|j| format!("• {j} → <#{}>", channel_of(j)))
         .collect();
-    cut16(&lines.join("\n"), MAX_CONTENT)
+    pages(&lines.join("\n"), MAX_CONTENT)
 }
 
 /// The last `n` lines of a log, sanitized, as a code block within Discord's 2000 characters.
@@ -212,8 +213,18 @@ pub fn logs_text(job: &JobName, path: Option<&PathBuf>, n: usize) -> String {
         .map(|l| crate::chat::render::line(l).replace("```", "`\u{200B}``"))
         .collect();
     let wanted = &all[all.len().saturating_sub(n)..];
-    let header = format!("Last {} line(s) of the log of {job}:\n", wanted.len());
-    let room = MAX_CONTENT - super::embed::len16(&header) - 8;
+    // Said when not all of them fit one message: the header names what is shown.
+    let header = |shown: usize| {
+        if shown == wanted.len() {
+            format!("Last {shown} line(s) of the log of {job}:\n")
+        } else {
+            format!(
+                "Last {shown} of the {} line(s) asked for (what fits one message) of the log of {job}:\n",
+                wanted.len()
+            )
+        }
+    };
+    let room = MAX_CONTENT - super::embed::len16(&header(0)) - 8;
     // Newest lines matter most: drop from the start until the block fits.
     let mut start = 0;
     while start < wanted.len() && super::embed::len16(&wanted[start..].join("\n")) > room {
@@ -227,6 +238,7 @@ pub fn logs_text(job: &JobName, path: Option<&PathBuf>, n: usize) -> String {
     if body.is_empty() {
         return format!("the log of {job} is empty");
     }
+    let header = header(wanted.len() - start.min(wanted.len() - 1));
     format!("{header}```\n{body}\n```")
 }
 
@@ -527,7 +539,63 @@ mod tests {
             "log text cannot close the code block"
         );
         assert!(out.contains("step 4999"), "the newest lines are kept");
+        // Lines inside the code block: all but the header and the two fences.
+        let shown = out.lines().count() - 3;
+        assert!(
+            out.starts_with(&format!("Last {shown} of the 50 line(s) asked for")),
+            "the answer says how many of the lines asked for it shows: {out}"
+        );
+        let few = logs_text(&JobName::new("bert").unwrap(), Some(&path), 2);
+        assert!(few.starts_with("Last 2 line(s) of the log of bert"), "{few}");
         let missing = logs_text(&JobName::new("bert").unwrap(), Some(&dir.path().join("nope")), 5);
         assert!(missing.contains("cannot read"));
+    }
+
+    /// `/train list` with 30 jobs of long names: every job with its whole channel mention,
+    /// over as many messages as it takes, each within Discord's 2000.
+    #[test]
+    fn a_long_job_list_is_paged_whole() {
+        let jobs: Vec<JobName> = (0..30)
+            .map(|i| JobName::new(format!("hierarchical_bayesian_model_variant_long_{i:02}")).unwrap())
+            .collect();
+        let channel = |j: &JobName| 300_000_000_000_000_000 + j.as_str().len() as u64;
+        let pages = list_pages(&jobs, channel);
+        assert!(pages.len() > 1, "30 long lines exceed one message");
+        for p in &pages {
+            assert!(super::super::embed::len16(p) <= MAX_CONTENT);
+        }
+        let all = pages.join("\n");
+        for j in &jobs {
+            assert!(all.contains(&format!("• {j} → <#{}>", channel(j))), "{j} missing");
+        }
+    }
+
+    /// `/train status` whose last log line is 10 KB: the answer is paged, and what follows
+    /// the line (the incident counts) and the other jobs' answers still arrive.
+    #[test]
+    fn a_status_with_a_huge_last_line_is_paged_whole() {
+        let reply = |text: String| Reply {
+            to: crate::model::Actor::user("1", "@ann", vec![]),
+            accepted: true,
+            text,
+        };
+        let huge = format!(
+            "m1 run 1: running; last log line 9: {}; 2 incident(s), 1 fatal",
+            "y".repeat(10_240)
+        );
+        let pages = reply_pages(&[
+            reply(huge),
+            reply("m2 run 1: running; 0 incident(s), 0 fatal".into()),
+        ]);
+        assert!(pages.len() > 1);
+        for p in &pages {
+            assert!(super::super::embed::len16(p) <= MAX_CONTENT);
+        }
+        let all = pages.concat().replace("↪ ", "");
+        assert!(all.contains(&format!("{}; 2 incident(s), 1 fatal", "y".repeat(10_240))));
+        assert!(pages
+            .last()
+            .unwrap()
+            .contains("m2 run 1: running; 0 incident(s), 0 fatal"));
     }
 }

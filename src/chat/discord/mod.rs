@@ -216,11 +216,13 @@ impl DiscordChat {
                     Body::Investigate { .. } => reports.get(&(m.job.clone(), m.run)).copied(),
                     _ => None,
                 };
+                let out = embed::message(m, &mentions);
                 Envelope::Post {
                     job: m.job.clone(),
                     run: m.run,
                     key: m.key,
-                    body: embed::message_body(m, &mentions),
+                    body: out.body,
+                    texts: out.files,
                     edit_status: self.status_mode == StatusMode::Edit
                         && matches!(m.key, MessageKey::Status(_)),
                     thread_on,
@@ -231,11 +233,13 @@ impl DiscordChat {
             Outgoing::Update(m) => {
                 // An edit does not ping again, so the mentions stay in the content only.
                 let mentions = Mentions::for_personas(&m.to, &self.personas);
+                let out = embed::message(m, &mentions);
                 Envelope::Update {
                     job: m.job.clone(),
                     run: m.run,
                     key: m.key,
-                    body: embed::message_body(m, &mentions),
+                    body: out.body,
+                    texts: out.files,
                     attachments: m.attachments.clone(),
                 }
             }

@@ -15,6 +15,8 @@ use super::sanitize::{cut, untrusted};
 mod decision;
 mod endings;
 mod error;
+#[cfg(test)]
+pub(crate) mod large;
 mod review;
 mod start;
 mod status;
@@ -35,6 +37,29 @@ pub struct Rendered {
     pub excerpt: Vec<String>,
     /// The closing line: what happens next / what is asked.
     pub footer: Option<String>,
+}
+
+impl Rendered {
+    /// The whole message as a markdown document: every line, the excerpt, the closing line.
+    /// What an adapter attaches when the message is larger than one chat message.
+    pub fn markdown(&self) -> String {
+        let mut s = format!("# {}\n\n", self.title);
+        for l in &self.lines {
+            // Two trailing spaces: a markdown line break, so rows stay rows.
+            s.push_str(&format!("{l}  \n"));
+        }
+        if !self.excerpt.is_empty() {
+            // Indented, not fenced: log text cannot close an indented block.
+            s.push('\n');
+            for l in &self.excerpt {
+                s.push_str(&format!("    {l}\n"));
+            }
+        }
+        if let Some(f) = &self.footer {
+            s.push_str(&format!("\n**{f}**\n"));
+        }
+        s
+    }
 }
 
 pub fn persona_tag(p: Persona) -> String {

@@ -21,7 +21,12 @@ pub(super) fn render(m: &Message) -> Parts {
             ));
             // The protocol's CHANGES SUMMARY, computed from the job's files; its heading
             // is printed once, as the first line (the title names the fix).
-            lines.extend(crate::review::render_changes(changes).iter().map(|l| line(l)));
+            // Uncut (`untrusted`, not `line`): every before → after is part of the decision.
+            lines.extend(
+                crate::review::render_changes(changes)
+                    .iter()
+                    .map(|l| untrusted(l)),
+            );
             footer = Some(if changes.design_changed {
                 format!(
                     "Design parameters changed: {} must re-validate (Phase 4.5).",
@@ -44,14 +49,39 @@ pub(super) fn render(m: &Message) -> Parts {
                 "{}: RE-VALIDATION REQUIRED — {submitted_by} has modified {job} (fix #{seq}).",
                 persona_tag(Persona::TimeValidator)
             ));
-            let changed: Vec<String> = changes.params_changed.iter().map(|p| p.name.clone()).collect();
-            lines.push(format!("Changes: {}", changed.join(", ")));
-            lines.push("Comparison with the Design Expectations Table:".into());
-            lines.extend(crate::review::render_table(comparison).iter().map(|l| line(l)));
+            // The verdict first (score, then every row outside tolerance with its values),
+            // so a reader who sees only the top of the message sees what decides it; then
+            // the whole table. Nothing here is cut: a validator approves every row.
+            let outside: Vec<&crate::review::ComparisonRow> =
+                comparison.rows.iter().filter(|r| !r.within()).collect();
+            let within = comparison.rows.len() - outside.len();
+            let verdict = if outside.is_empty() {
+                "every row within tolerance".to_string()
+            } else {
+                format!("{} row(s) NOT within tolerance:", outside.len())
+            };
             lines.push(format!(
-                "Overall score: {:.0}% of rows within tolerance",
-                comparison.score * 100.0
+                "Overall score: {:.0}% ({within}/{} within tolerance) — {verdict}",
+                comparison.score * 100.0,
+                comparison.rows.len()
             ));
+            for r in &outside {
+                lines.push(untrusted(&format!(
+                    "  {}: actual {} (design {}, tolerance {}) — {}",
+                    r.name, r.actual, r.design, r.tolerance, r.verdict
+                )));
+            }
+            let changed: Vec<String> = changes.params_changed.iter().map(|p| p.name.clone()).collect();
+            lines.push(untrusted(&format!("Changes: {}", changed.join(", "))));
+            lines.push(format!(
+                "Comparison with the Design Expectations Table (all {} rows):",
+                comparison.rows.len()
+            ));
+            lines.extend(
+                crate::review::render_table(comparison)
+                    .iter()
+                    .map(|l| untrusted(l)),
+            );
             footer = Some(
                 "Return APPROVE or REJECT. Do NOT allow training to resume until validation is complete."
                     .into(),

@@ -93,10 +93,12 @@ pub(super) fn status(s: StatusParts<'_>) -> String {
     if s.hung {
         t.push_str("; looks hung (no output or progress)");
     }
+    // The counts before the log line: a long line (a progress bar, a dumped tensor) must not
+    // push what the director decides on out of the message.
+    t.push_str(&format!("; {} incident(s), {} fatal", s.incidents, s.fatal));
     if let Some((n, line)) = s.last_line {
         t.push_str(&format!("; last log line {n}: {line}"));
     }
-    t.push_str(&format!("; {} incident(s), {} fatal", s.incidents, s.fatal));
     t
 }
 

@@ -405,6 +405,26 @@ fn the_status_command_tells_the_step_and_a_stall() {
 }
 
 #[test]
+fn the_status_answer_states_its_counts_before_the_last_log_line() {
+    let mut s = Sim::new(settings()).started(7);
+    let line = format!("epoch 3 {}", "█".repeat(10_000));
+    s.at(
+        MIN,
+        Event::LogActivity {
+            last_line: line.clone(),
+            line_no: 42,
+        },
+    );
+    s.incident(2 * MIN, 1, key_error(40));
+    let a = s.cmd(3 * MIN, director(), Command::Status);
+    let text = &replies(&a)[0].text;
+    let counts = text.find("1 incident(s), 1 fatal").expect(text);
+    let last = text.find("last log line 42").expect(text);
+    assert!(counts < last, "{text}");
+    assert!(text.ends_with(&line));
+}
+
+#[test]
 fn after_a_restart_the_status_update_shows_the_runs_elapsed_and_the_attempts() {
     let mut sim = Sim::new(settings()).started(10).halted(4 * HOUR);
     sim.decide(4 * HOUR + 60, director(), Decision::Restart);

@@ -115,6 +115,8 @@ pub enum MessageKey {
     /// The early warning that the run is projected to pass its maximum duration.
     Overrun,
     Final,
+    /// The supervisor's n-th word about its store (unwritable, replaced, writable again).
+    Store(u32),
 }
 
 impl fmt::Display for MessageKey {
@@ -134,6 +136,7 @@ impl fmt::Display for MessageKey {
             MessageKey::Stall(n) => write!(f, "stall-{n}"),
             MessageKey::Overrun => f.write_str("overrun"),
             MessageKey::Final => f.write_str("final"),
+            MessageKey::Store(n) => write!(f, "store-{n}"),
         }
     }
 }
@@ -330,6 +333,9 @@ pub enum Body {
         log_file: PathBuf,
         errors: Vec<IncidentSummary>,
     },
+    /// Not the protocol's: the supervisor's word on its store, so the team knows when what it
+    /// sees is not being kept (and when it is again).
+    Store { notice: StoreNotice },
 }
 
 impl Body {
@@ -353,8 +359,41 @@ impl Body {
             Body::Completed { .. } => "✅ Training Complete",
             Body::Failed { .. } => "❌ Training Failed",
             Body::Killed { .. } => "🛑 Training Killed",
+            Body::Store {
+                notice: StoreNotice::Unwritable { .. },
+            } => "💾 Store unwritable",
+            Body::Store {
+                notice: StoreNotice::Replaced { .. },
+            } => "💾 Store deleted or replaced",
+            Body::Store {
+                notice: StoreNotice::Recovered { .. },
+            } => "💾 Store writable again",
         }
     }
+}
+
+/// What the supervisor says about its store. Each is said once per episode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum StoreNotice {
+    /// Writes fail: what the job's steps recorded is held in memory and retried.
+    Unwritable {
+        path: PathBuf,
+        why: String,
+        retry_in: Duration,
+    },
+    /// The store file was deleted or replaced while in use: a new one was created at the same
+    /// path and what the supervisor holds (the job's state, its unwritten steps) written to it.
+    /// History written before is not in the new file.
+    Replaced { path: PathBuf },
+    /// Writes succeed again: every held step was written, except `dropped` history rows
+    /// beyond the bound (chat messages are never dropped).
+    Recovered {
+        path: PathBuf,
+        after: Duration,
+        steps: usize,
+        dropped: u64,
+    },
 }
 
 /// A message the bot posts, addressed to personas, possibly with decision buttons.

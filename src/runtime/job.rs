@@ -22,12 +22,13 @@ use crate::chat::{ChatSink, Inbound, Outgoing};
 use crate::config::JobSpec;
 use crate::engine::{
     Action, Body, Command, Decision, Event, FixEvidence, Input, JobMachine, Message, MessageKey, OutputFile,
-    Phase, Reply,
+    Phase, Record, Reply, StoreNotice,
 };
 use crate::exec::{self, Adopted, JobHandle, SpawnSpec};
 use crate::model::{ExitOutcome, JobName, RunId};
 use crate::review;
-use crate::store::Store;
+use crate::store::pending::Writer;
+use crate::store::{JobNow, OutboxItem, StepWrite, Store};
 use crate::watch::pipeline::{Pipeline, PipelineState};
 
 use super::readopt::{self, Found, Plan};
@@ -88,6 +89,10 @@ pub(crate) struct JobRuntime {
     follow_saved_at: Instant,
     follow_dirty: bool,
     stall_checked_at: Instant,
+    /// What this job could not write to the store yet, retried with backoff.
+    writer: Writer,
+    /// Store notices said so far (their message keys).
+    store_said: u32,
 }
 
 pub(crate) struct JobRuntimeArgs {
@@ -105,11 +110,10 @@ impl JobRuntime {
     /// running when trainwatch last stopped.
     pub(crate) fn new(args: JobRuntimeArgs) -> Result<Self, crate::store::StoreError> {
         let settings = settings_of(&args.spec, args.unattended);
-        let saved = args
-            .store
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .load_job(&args.spec.engine.job)?;
+        let (saved, generation) = {
+            let store = args.store.lock().unwrap_or_else(|e| e.into_inner());
+            (store.load_job(&args.spec.engine.job)?, store.generation())
+        };
         let (machine, saved_pipeline) = match saved {
             Some((state, pipeline)) => {
                 let pipeline = pipeline
@@ -126,6 +130,7 @@ impl JobRuntime {
             machine.incident_keys(),
         );
         Ok(Self {
+            writer: Writer::new(args.spec.engine.job.clone(), generation),
             stall_checked_at: Instant::now(),
             pipeline,
             machine,
@@ -141,6 +146,7 @@ impl JobRuntime {
             last_line_at: None,
             follow_saved_at: Instant::now(),
             follow_dirty: false,
+            store_said: 0,
         })
     }
 
@@ -219,6 +225,7 @@ impl JobRuntime {
             let deadline = self.machine.next_deadline().map(instant_at);
             let idle_at = self.last_line_at.map(|t| t + IDLE_SETTLE);
             let stall_at = self.next_stall_check();
+            let store_retry_at = self.writer.next_try().map(instant_at);
             tokio::select! {
                 msg = inbox.recv() => match msg {
                     Some(JobMsg::Inbound(i)) => self.inbound(i),
@@ -239,6 +246,7 @@ impl JobRuntime {
                     self.step(Event::Tick);
                 }
                 _ = sleep_until_opt(stall_at) => self.check_stall(),
+                _ = sleep_until_opt(store_retry_at) => self.retry_store(false),
                 _ = sleep_until_opt(idle_at) => {
                     self.last_line_at = None;
                     for event in self.pipeline.idle() {
@@ -249,6 +257,7 @@ impl JobRuntime {
             }
         }
         self.save_follow(true);
+        self.retry_store(true);
     }
 
     /// The log is read except while a process is being started: what it writes then is read
@@ -461,15 +470,12 @@ impl JobRuntime {
         if !self.follow_dirty || (!force && self.follow_saved_at.elapsed() < FOLLOW_SAVE_EVERY) {
             return;
         }
-        let Ok(v) = serde_json::to_value(self.pipeline.state()) else {
-            return;
-        };
-        let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
-        if let Err(e) = store.save_follow(&self.spec.engine.job, &v) {
-            warn!(job = %self.spec.engine.job, error = %e, "saving the log position");
-        }
-        self.follow_saved_at = Instant::now();
-        self.follow_dirty = false;
+        // A step with no facts: only the state and the log position are written.
+        self.persist(StepWrite {
+            at: Utc::now(),
+            records: Vec::new(),
+            outbox: Vec::new(),
+        });
     }
 
     /// Run one event through the engine and carry out its actions. Returns the replies
@@ -511,25 +517,17 @@ impl JobRuntime {
                 None => direct.push(o),
             }
         }
-        let follow = serde_json::to_value(self.pipeline.state()).ok();
-        {
-            let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
-            if let Err(e) = store.commit_step(
-                &self.spec.engine.job,
-                at,
-                &actions,
-                &self.machine.state,
-                follow.as_ref(),
-                &outbox,
-            ) {
-                // The run goes on; losing a history row is better than stopping the watch.
-                warn!(job = %self.spec.engine.job, error = %e, "could not save to the store");
-            } else {
-                self.follow_saved_at = Instant::now();
-                self.follow_dirty = false;
-            }
-        }
-        if !outbox.is_empty() {
+        let records: Vec<Record> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Record(r) => Some(r.clone()),
+                _ => None,
+            })
+            .collect();
+        let queued = !outbox.is_empty();
+        // The run goes on whatever the store does: a step it refuses is held and retried.
+        self.persist(StepWrite { at, records, outbox });
+        if queued {
             self.chat.wake();
         }
         for o in &direct {
@@ -557,6 +555,95 @@ impl JobRuntime {
             }
         }
         replies
+    }
+
+    /// Write a step (after what is held) with the engine's state and the log position as
+    /// they are now, and say in the chat what changed about the store.
+    fn persist(&mut self, step: StepWrite) {
+        let notices = self.with_writer(|writer, sink, now| writer.write(sink, step, now));
+        self.tell_store(notices);
+    }
+
+    /// Try the held steps again (when due, or now if `force`: the task is ending).
+    fn retry_store(&mut self, force: bool) {
+        let notices = self.with_writer(|writer, sink, now| {
+            if force {
+                writer.flush_now(sink, now)
+            } else {
+                writer.retry(sink, now)
+            }
+        });
+        self.tell_store(notices);
+        let (steps, records, outbox) = self.writer.held();
+        if force && steps > 0 {
+            tracing::error!(job = %self.spec.engine.job, steps, records, outbox, "stopping with writes the store never took");
+        }
+    }
+
+    fn with_writer(
+        &mut self,
+        f: impl FnOnce(&mut Writer, &mut Store, JobNow<'_>) -> Vec<StoreNotice>,
+    ) -> Vec<StoreNotice> {
+        let follow = serde_json::to_value(self.pipeline.state()).ok();
+        let now = JobNow {
+            at: Utc::now(),
+            state: &self.machine.state,
+            follow: follow.as_ref(),
+        };
+        let notices = {
+            let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut self.writer, &mut store, now)
+        };
+        if self.writer.next_try().is_none() {
+            self.follow_saved_at = Instant::now();
+            self.follow_dirty = false;
+        }
+        notices
+    }
+
+    /// Show store notices in the chat: directly (console), or through the outbox, held
+    /// like any message while the store refuses writes. What writing them says in turn is
+    /// told once more at most (a store failing again at once).
+    fn tell_store(&mut self, mut notices: Vec<StoreNotice>) {
+        for _ in 0..2 {
+            if notices.is_empty() {
+                return;
+            }
+            let mut outbox: Vec<OutboxItem> = Vec::new();
+            for notice in notices.drain(..) {
+                self.store_said += 1;
+                let run = self
+                    .machine
+                    .state
+                    .run
+                    .as_ref()
+                    .map_or(RunId(self.machine.state.last_run), |r| r.id);
+                let out = Outgoing::Post(Message {
+                    job: self.spec.engine.job.clone(),
+                    run,
+                    key: MessageKey::Store(self.store_said),
+                    at: Utc::now(),
+                    to: Vec::new(),
+                    body: Body::Store { notice },
+                    buttons: Vec::new(),
+                    attachments: Vec::new(),
+                });
+                match self.chat.to_outbox(&out) {
+                    Some(item) => outbox.push(item),
+                    None => self.chat.deliver(&out),
+                }
+            }
+            if outbox.is_empty() {
+                return;
+            }
+            let step = StepWrite {
+                at: Utc::now(),
+                records: Vec::new(),
+                outbox,
+            };
+            notices = self.with_writer(|writer, sink, now| writer.write(sink, step, now));
+            self.chat.wake();
+        }
     }
 
     fn spawn(&mut self, run: RunId, attempt: u32, append: bool, resume: bool) {

@@ -18,6 +18,7 @@ mod error;
 mod review;
 mod start;
 mod status;
+mod store;
 mod warnings;
 
 pub use error::{error_facts, ErrorFacts};
@@ -167,6 +168,7 @@ pub fn render(m: &Message) -> Rendered {
         }
         Body::Completed { .. } | Body::Failed { .. } | Body::Killed { .. } => endings::render(m),
         Body::DecisionTaken { .. } | Body::Investigate { .. } => decision::render(m),
+        Body::Store { .. } => store::render(m),
     };
     Rendered {
         title,

@@ -343,8 +343,11 @@ impl Store {
     /// replaced, a new store is created there (see [`Store::generation`]) and these writes
     /// go to it. Returns the generation written to.
     pub fn commit(&mut self, job: &JobName, steps: &[StepWrite], now: JobNow<'_>) -> Result<u64, StoreError> {
-        self.ensure_same_file()?;
+        let recreated = self.ensure_same_file()?;
         let tx = self.conn.transaction()?;
+        if recreated {
+            restore_run(&tx, job, now.state)?;
+        }
         for step in steps {
             for item in &step.outbox {
                 outbox::insert(&tx, step.at, job, item)?;
@@ -371,17 +374,17 @@ impl Store {
         self.generation
     }
 
-    /// Re-create the store when its path no longer names the file we opened.
-    fn ensure_same_file(&mut self) -> Result<(), StoreError> {
+    /// Re-create the store when its path no longer names the file we opened; true if it did.
+    fn ensure_same_file(&mut self) -> Result<bool, StoreError> {
         let now = file_id(&self.path);
         if now.is_some() && now == self.identity {
-            return Ok(());
+            return Ok(false);
         }
         tracing::error!(path = %self.path.display(), "the store file was deleted or replaced; creating a new one");
         let mut fresh = Store::open(&self.path)?;
         fresh.generation = self.generation + 1;
         *self = fresh;
-        Ok(())
+        Ok(true)
     }
 
     /// Runs (newest first), with their attempts and incidents; all jobs or one.
@@ -487,6 +490,45 @@ fn ts(at: DateTime<Utc>) -> String {
 
 fn outcome_text(o: &ExitOutcome) -> String {
     o.to_string()
+}
+
+/// Into a re-created store, what the engine's state still holds of the run under way: the
+/// run, its current attempt and its incidents (so `status` and the run's end find them).
+fn restore_run(tx: &rusqlite::Transaction<'_>, job: &JobName, state: &JobState) -> Result<(), StoreError> {
+    let Some(run) = &state.run else {
+        return Ok(());
+    };
+    tx.execute(
+        "INSERT OR IGNORE INTO runs (job, run, started_at, started_by, state) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            job.as_str(),
+            run.id.0,
+            ts(run.started_at),
+            run.started_by,
+            run.phase.as_str()
+        ],
+    )?;
+    if run.attempt > 0 {
+        tx.execute(
+            "INSERT OR IGNORE INTO attempts (job, run, attempt, pid, started_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                job.as_str(),
+                run.id.0,
+                run.attempt,
+                run.pid.unwrap_or(0),
+                ts(run.attempt_started_at)
+            ],
+        )?;
+    }
+    for entry in &run.incidents {
+        let record = Record::Incident {
+            run: run.id,
+            seq: entry.seq,
+            incident: entry.incident.clone(),
+        };
+        write_record(tx, job, entry.at, &record)?;
+    }
+    Ok(())
 }
 
 fn write_record(

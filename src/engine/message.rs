@@ -141,6 +141,38 @@ impl fmt::Display for MessageKey {
     }
 }
 
+impl std::str::FromStr for MessageKey {
+    type Err = String;
+
+    /// The key back from its text (as an outbox row keeps it): the inverse of `Display`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("not a message key: {s:?}");
+        match s {
+            "started" => return Ok(MessageKey::Started),
+            "overrun" => return Ok(MessageKey::Overrun),
+            "final" => return Ok(MessageKey::Final),
+            _ => {}
+        }
+        let (kind, n) = s.rsplit_once('-').ok_or_else(bad)?;
+        let n: u32 = n.parse().map_err(|_| bad())?;
+        Ok(match kind {
+            "incident" => MessageKey::Incident(n),
+            "warning" => MessageKey::Warning(n),
+            "status" => MessageKey::Status(n),
+            "timeout" => MessageKey::Timeout(n),
+            "restarting" => MessageKey::Restarting(n),
+            "investigate" => MessageKey::Investigate(n),
+            "notice" => MessageKey::Notice(n),
+            "fix" => MessageKey::Fix(n),
+            "gate" => MessageKey::Gate(n),
+            "verdict" => MessageKey::Verdict(n),
+            "stall" => MessageKey::Stall(n),
+            "store" => MessageKey::Store(n),
+            _ => return Err(bad()),
+        })
+    }
+}
+
 /// A button under a report: what it decides, on which report, with the protocol's label.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Button {

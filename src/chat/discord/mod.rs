@@ -217,9 +217,6 @@ impl DiscordChat {
                     _ => None,
                 };
                 Envelope::Post {
-                    job: m.job.clone(),
-                    run: m.run,
-                    key: m.key,
                     body: embed::message_body(m, &mentions),
                     edit_status: self.status_mode == StatusMode::Edit
                         && matches!(m.key, MessageKey::Status(_)),
@@ -232,19 +229,11 @@ impl DiscordChat {
                 // An edit does not ping again, so the mentions stay in the content only.
                 let mentions = Mentions::for_personas(&m.to, &self.personas);
                 Envelope::Update {
-                    job: m.job.clone(),
-                    run: m.run,
-                    key: m.key,
                     body: embed::message_body(m, &mentions),
                     attachments: m.attachments.clone(),
                 }
             }
-            Outgoing::Resolve { job, run, key, note } => Envelope::Resolve {
-                job: job.clone(),
-                run: *run,
-                key: *key,
-                note: note.clone(),
-            },
+            Outgoing::Resolve { note, .. } => Envelope::Resolve { note: note.clone() },
         }
     }
 

@@ -8,7 +8,7 @@
 //! pass of what it would have shown). Waits are bounded liveness limits, never timings; every
 //! process is killed and every mount undone when a test ends, even when it fails.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -17,75 +17,11 @@ use std::time::Duration;
 use trainwatch::store::Store;
 
 mod support;
+use support::tmpfs::Tmpfs;
 use support::{exit_within, lines_of, wait_for};
 
 const BIN: &str = env!("CARGO_BIN_EXE_trainwatch");
 const WAIT: Duration = Duration::from_secs(60);
-
-/// A tmpfs of `size` mounted on a fresh folder; unmounted on drop.
-struct Tmpfs {
-    path: PathBuf,
-}
-
-impl Tmpfs {
-    /// None (with the reason printed) where this machine cannot mount one.
-    fn mount(at: &Path, size: &str, test: &str) -> Option<Tmpfs> {
-        std::fs::create_dir_all(at).unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(at)
-            .output();
-        match out {
-            Ok(o) if o.status.success() => Some(Tmpfs {
-                path: at.to_path_buf(),
-            }),
-            Ok(o) => {
-                eprintln!(
-                    "SKIPPED {test}: cannot mount a tmpfs here (needs root): {}",
-                    String::from_utf8_lossy(&o.stderr).trim()
-                );
-                None
-            }
-            Err(e) => {
-                eprintln!("SKIPPED {test}: no mount command: {e}");
-                None
-            }
-        }
-    }
-
-    fn remount_read_only(&self) {
-        let ok = Command::new("mount")
-            .args(["-o", "remount,ro"])
-            .arg(&self.path)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "remounting {} read-only", self.path.display());
-    }
-
-    /// Fill the file system (a file `filler` in it) until a write fails for want of space.
-    fn fill(&self) -> PathBuf {
-        let filler = self.path.join("filler");
-        let mut f = std::fs::File::create(&filler).unwrap();
-        let chunk = vec![0x55u8; 64 * 1024];
-        loop {
-            if let Err(e) = f.write_all(&chunk) {
-                assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "filling: {e}");
-                break;
-            }
-        }
-        // The last bytes, smaller than a chunk.
-        while f.write_all(&[0x55u8; 512]).is_ok() {}
-        let _ = f.sync_all();
-        filler
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
-    }
-}
 
 /// A file made immutable (`chattr +i`: even root cannot write it); made mutable on drop.
 struct Immutable(PathBuf);

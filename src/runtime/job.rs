@@ -2,7 +2,8 @@
 //! executor of the engine's actions. It owns the job's engine, its log [`Pipeline`] and its
 //! process handle. Everything the engine decides is committed to the store (with the
 //! pipeline's state) before it is shown, so a crash of trainwatch loses nothing and a restart
-//! re-adopts the job where it was (see `readopt`).
+//! re-adopts the job where it was (see `readopt`). A commit the store refuses does not stop
+//! the watch: `persist` holds it and retries, and says so in the chat.
 //!
 //! State is held once: the engine holds the protocol's state (phase, liveness as the
 //! protocol knows it, the baseline, the progress shown), the pipeline what reading the log
@@ -22,16 +23,18 @@ use crate::chat::{ChatSink, Inbound, Outgoing};
 use crate::config::JobSpec;
 use crate::engine::{
     Action, Body, Command, Decision, Event, FixEvidence, Input, JobMachine, Message, MessageKey, OutputFile,
-    Phase, Record, Reply, StoreNotice,
+    Phase, Reply,
 };
 use crate::exec::{self, Adopted, JobHandle, SpawnSpec};
 use crate::model::{ExitOutcome, JobName, RunId};
 use crate::review;
 use crate::store::pending::Writer;
-use crate::store::{JobNow, OutboxItem, StepWrite, Store};
+use crate::store::Store;
 use crate::watch::pipeline::{Pipeline, PipelineState};
 
 use super::readopt::{self, Found, Plan};
+
+mod persist;
 use super::spec::{pipeline_config, settings_of};
 
 /// How long the log must stay quiet before pending detector state is settled.
@@ -471,11 +474,7 @@ impl JobRuntime {
             return;
         }
         // A step with no facts: only the state and the log position are written.
-        self.persist(StepWrite {
-            at: Utc::now(),
-            records: Vec::new(),
-            outbox: Vec::new(),
-        });
+        self.persist_step(Utc::now(), &[], Vec::new());
     }
 
     /// Run one event through the engine and carry out its actions. Returns the replies
@@ -517,16 +516,9 @@ impl JobRuntime {
                 None => direct.push(o),
             }
         }
-        let records: Vec<Record> = actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Record(r) => Some(r.clone()),
-                _ => None,
-            })
-            .collect();
         let queued = !outbox.is_empty();
         // The run goes on whatever the store does: a step it refuses is held and retried.
-        self.persist(StepWrite { at, records, outbox });
+        self.persist_step(at, &actions, outbox);
         if queued {
             self.chat.wake();
         }
@@ -555,95 +547,6 @@ impl JobRuntime {
             }
         }
         replies
-    }
-
-    /// Write a step (after what is held) with the engine's state and the log position as
-    /// they are now, and say in the chat what changed about the store.
-    fn persist(&mut self, step: StepWrite) {
-        let notices = self.with_writer(|writer, sink, now| writer.write(sink, step, now));
-        self.tell_store(notices);
-    }
-
-    /// Try the held steps again (when due, or now if `force`: the task is ending).
-    fn retry_store(&mut self, force: bool) {
-        let notices = self.with_writer(|writer, sink, now| {
-            if force {
-                writer.flush_now(sink, now)
-            } else {
-                writer.retry(sink, now)
-            }
-        });
-        self.tell_store(notices);
-        let (steps, records, outbox) = self.writer.held();
-        if force && steps > 0 {
-            tracing::error!(job = %self.spec.engine.job, steps, records, outbox, "stopping with writes the store never took");
-        }
-    }
-
-    fn with_writer(
-        &mut self,
-        f: impl FnOnce(&mut Writer, &mut Store, JobNow<'_>) -> Vec<StoreNotice>,
-    ) -> Vec<StoreNotice> {
-        let follow = serde_json::to_value(self.pipeline.state()).ok();
-        let now = JobNow {
-            at: Utc::now(),
-            state: &self.machine.state,
-            follow: follow.as_ref(),
-        };
-        let notices = {
-            let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
-            f(&mut self.writer, &mut store, now)
-        };
-        if self.writer.next_try().is_none() {
-            self.follow_saved_at = Instant::now();
-            self.follow_dirty = false;
-        }
-        notices
-    }
-
-    /// Show store notices in the chat: directly (console), or through the outbox, held
-    /// like any message while the store refuses writes. What writing them says in turn is
-    /// told once more at most (a store failing again at once).
-    fn tell_store(&mut self, mut notices: Vec<StoreNotice>) {
-        for _ in 0..2 {
-            if notices.is_empty() {
-                return;
-            }
-            let mut outbox: Vec<OutboxItem> = Vec::new();
-            for notice in notices.drain(..) {
-                self.store_said += 1;
-                let run = self
-                    .machine
-                    .state
-                    .run
-                    .as_ref()
-                    .map_or(RunId(self.machine.state.last_run), |r| r.id);
-                let out = Outgoing::Post(Message {
-                    job: self.spec.engine.job.clone(),
-                    run,
-                    key: MessageKey::Store(self.store_said),
-                    at: Utc::now(),
-                    to: Vec::new(),
-                    body: Body::Store { notice },
-                    buttons: Vec::new(),
-                    attachments: Vec::new(),
-                });
-                match self.chat.to_outbox(&out) {
-                    Some(item) => outbox.push(item),
-                    None => self.chat.deliver(&out),
-                }
-            }
-            if outbox.is_empty() {
-                return;
-            }
-            let step = StepWrite {
-                at: Utc::now(),
-                records: Vec::new(),
-                outbox,
-            };
-            notices = self.with_writer(|writer, sink, now| writer.write(sink, step, now));
-            self.chat.wake();
-        }
     }
 
     fn spawn(&mut self, run: RunId, attempt: u32, append: bool, resume: bool) {

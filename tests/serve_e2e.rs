@@ -13,6 +13,8 @@ use discord_emulator::{CommandOpt, Fault};
 #[path = "support/serve.rs"]
 mod serve;
 
+mod support;
+
 use serve::*;
 
 /// Test 1: start from Discord, an error report that pings the right roles, a refused click,
@@ -489,4 +491,71 @@ async fn timeout_warning_investigate_then_kill() {
     assert_eq!(count_titled(&emu, "Training Killed"), 1);
     drop(serve);
     emu.shutdown().await.unwrap();
+}
+
+/// The store's file system fills up mid-run and is freed again: the job stays watched, no
+/// message is lost (every warning reaches the channel, in the outbox's order), and the
+/// channel is told once that the store was unwritable and once that it is writable again.
+/// Needs root for the tmpfs; elsewhere it says why on stderr and returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_store_mid_run_loses_no_message_and_is_told_once_each_way() {
+    let test = "a_full_store_mid_run_loses_no_message_and_is_told_once_each_way";
+    let dir = tempfile::tempdir().unwrap();
+    // The store (and the shims' state beside it) on a small file system of its own.
+    let Some(fs) = support::tmpfs::Tmpfs::mount(&dir.path().join("state"), "4m", test) else {
+        return;
+    };
+    let emu = emulator(Via::Proxy).await;
+    let (go1, go2) = (dir.path().join("go1"), dir.path().join("go2"));
+    let script = format!(
+        "echo 'step 1 of 3'; while [ ! -e '{}' ]; do sleep 0.05; done; \
+         echo '/t/train.py:10: ConvergenceWarning: alpha did not converge'; \
+         echo '/t/train.py:20: ConvergenceWarning: beta did not converge'; \
+         while [ ! -e '{}' ]; do sleep 0.05; done; \
+         echo '/t/train.py:30: ConvergenceWarning: gamma did not converge'; echo 'step 3 of 3'",
+        go1.display(),
+        go2.display()
+    );
+    let job = format!("[jobs.m5]\nargv = [\"sh\", \"-c\", {script:?}]\nexpected = \"10m\"\n");
+    let cfg = write_config(dir.path(), &emu, Via::Proxy, "new", "", &job);
+    let mut serve = Serve::start(dir.path(), &cfg);
+    bot_ready(&emu, &serve, 1).await;
+    start_job(&emu, &mut serve, "m5").await;
+
+    let filler = fs.fill();
+    std::fs::write(&go1, "").unwrap();
+    // Discord hears of it through the outbox, so only once the store takes writes again:
+    // until then the supervisor's log says it.
+    let deadline = std::time::Instant::now() + WAIT;
+    while !serve.logs().contains("cannot write to the store") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no store fault seen:\n{}",
+            serve.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::fs::remove_file(filler).unwrap();
+    report(&emu, &serve, "Store writable again").await;
+    std::fs::write(&go2, "").unwrap();
+    report(&emu, &serve, "Training Complete").await;
+    serve.stop();
+
+    let seen = channel_posts(&emu);
+    for word in ["alpha", "beta", "gamma"] {
+        let n = seen
+            .iter()
+            .filter(|(t, d)| t.contains("Warning noticed") && d.contains(&format!("{word} did not converge")))
+            .count();
+        assert_eq!(n, 1, "{word} reported once: {seen:#?}");
+    }
+    assert_eq!(count_titled(&emu, "Store unwritable"), 1, "{seen:#?}");
+    assert_eq!(count_titled(&emu, "Store writable again"), 1, "{seen:#?}");
+    // Every queued post reached the channel, in the outbox's order (a warning's text may
+    // have been edited since with more context: titles say which message it is).
+    let titles = |posts: &[(String, String)]| posts.iter().map(|(t, _)| t.clone()).collect::<Vec<_>>();
+    assert_eq!(titles(&seen), titles(&outbox_posts(dir.path())));
+    drop(serve);
+    emu.shutdown().await.unwrap();
+    drop(fs);
 }

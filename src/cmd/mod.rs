@@ -20,7 +20,7 @@ use anyhow::{bail, Context, Result};
 use trainwatch::chat::console;
 use trainwatch::config::{Config, JobSpec, Roles};
 use trainwatch::model::Persona;
-use trainwatch::store::{Store, SupervisorLocks};
+use trainwatch::store::{self, LockError, Store, SupervisorLocks};
 
 /// Exit status for usage and config errors.
 pub const EXIT_USAGE: i32 = 2;
@@ -89,20 +89,36 @@ pub struct OwnedStore {
 }
 
 /// Take the store at `store_path` for this supervisor: lock it and its run state (flock, so a
-/// crash releases them), then open it. `None` when another supervisor holds it; the reason,
-/// naming the holder, is printed.
+/// crash releases them), then open it, refusing a store it could not write to (read-only, not
+/// a database, no space). `None` when another supervisor holds it or the store is unusable;
+/// the reason, naming the holder or the path and why, is printed.
 pub fn take_store(store_path: &Path) -> Result<Option<OwnedStore>> {
     let state_root = state_root_of(store_path);
     let locks = match SupervisorLocks::acquire(store_path, &state_root) {
         Ok(l) => l,
-        Err(e) => {
+        Err(e @ LockError::Held { .. }) => {
             eprintln!("trainwatch: {e}");
             return Ok(None);
         }
+        Err(LockError::Io { path, source }) => {
+            eprintln!(
+                "trainwatch: the store {} cannot be used: cannot create its lock file {}: {}",
+                store_path.display(),
+                path.display(),
+                store::plain_io_error(&source)
+            );
+            return Ok(None);
+        }
     };
-    let store = Arc::new(Mutex::new(Store::open(store_path)?));
+    let store = match Store::open_to_supervise(store_path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("trainwatch: {e}; nothing was started");
+            return Ok(None);
+        }
+    };
     Ok(Some(OwnedStore {
-        store,
+        store: Arc::new(Mutex::new(store)),
         state_root,
         _locks: locks,
     }))

@@ -115,6 +115,8 @@ pub enum MessageKey {
     /// The early warning that the run is projected to pass its maximum duration.
     Overrun,
     Final,
+    /// The supervisor's n-th word about its store (unwritable, replaced, writable again).
+    Store(u32),
 }
 
 impl fmt::Display for MessageKey {
@@ -134,7 +136,40 @@ impl fmt::Display for MessageKey {
             MessageKey::Stall(n) => write!(f, "stall-{n}"),
             MessageKey::Overrun => f.write_str("overrun"),
             MessageKey::Final => f.write_str("final"),
+            MessageKey::Store(n) => write!(f, "store-{n}"),
         }
+    }
+}
+
+impl std::str::FromStr for MessageKey {
+    type Err = String;
+
+    /// The key back from its text (as an outbox row keeps it): the inverse of `Display`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("not a message key: {s:?}");
+        match s {
+            "started" => return Ok(MessageKey::Started),
+            "overrun" => return Ok(MessageKey::Overrun),
+            "final" => return Ok(MessageKey::Final),
+            _ => {}
+        }
+        let (kind, n) = s.rsplit_once('-').ok_or_else(bad)?;
+        let n: u32 = n.parse().map_err(|_| bad())?;
+        Ok(match kind {
+            "incident" => MessageKey::Incident(n),
+            "warning" => MessageKey::Warning(n),
+            "status" => MessageKey::Status(n),
+            "timeout" => MessageKey::Timeout(n),
+            "restarting" => MessageKey::Restarting(n),
+            "investigate" => MessageKey::Investigate(n),
+            "notice" => MessageKey::Notice(n),
+            "fix" => MessageKey::Fix(n),
+            "gate" => MessageKey::Gate(n),
+            "verdict" => MessageKey::Verdict(n),
+            "stall" => MessageKey::Stall(n),
+            "store" => MessageKey::Store(n),
+            _ => return Err(bad()),
+        })
     }
 }
 
@@ -330,6 +365,9 @@ pub enum Body {
         log_file: PathBuf,
         errors: Vec<IncidentSummary>,
     },
+    /// Not the protocol's: the supervisor's word on its store, so the team knows when what it
+    /// sees is not being kept (and when it is again).
+    Store { notice: StoreNotice },
 }
 
 impl Body {
@@ -353,8 +391,41 @@ impl Body {
             Body::Completed { .. } => "✅ Training Complete",
             Body::Failed { .. } => "❌ Training Failed",
             Body::Killed { .. } => "🛑 Training Killed",
+            Body::Store {
+                notice: StoreNotice::Unwritable { .. },
+            } => "💾 Store unwritable",
+            Body::Store {
+                notice: StoreNotice::Replaced { .. },
+            } => "💾 Store deleted or replaced",
+            Body::Store {
+                notice: StoreNotice::Recovered { .. },
+            } => "💾 Store writable again",
         }
     }
+}
+
+/// What the supervisor says about its store. Each is said once per episode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum StoreNotice {
+    /// Writes fail: what the job's steps recorded is held in memory and retried.
+    Unwritable {
+        path: PathBuf,
+        why: String,
+        retry_in: Duration,
+    },
+    /// The store file was deleted or replaced while in use: a new one was created at the same
+    /// path and what the supervisor holds (the job's state, its unwritten steps) written to it.
+    /// History written before is not in the new file.
+    Replaced { path: PathBuf },
+    /// Writes succeed again: every held step was written, except `dropped` history rows
+    /// beyond the bound (chat messages are never dropped).
+    Recovered {
+        path: PathBuf,
+        after: Duration,
+        steps: usize,
+        dropped: u64,
+    },
 }
 
 /// A message the bot posts, addressed to personas, possibly with decision buttons.

@@ -107,7 +107,7 @@ pub use incidents::exit_incident;
 pub use machine::{JobMachine, JobSettings};
 pub use message::{
     AttemptTime, Body, Button, Convergence, Decision, DecisionPoint, IncidentSummary, Message, MessageKey,
-    OutputFile, Progress, Reply, Resolution, StallKind,
+    OutputFile, Progress, Reply, Resolution, StallKind, StoreNotice,
 };
 pub use query::UnderWay;
 pub use state::{Decided, IncidentEntry, JobState, Phase, RunState, StallEpisode};

@@ -2,7 +2,8 @@
 //! executor of the engine's actions. It owns the job's engine, its log [`Pipeline`] and its
 //! process handle. Everything the engine decides is committed to the store (with the
 //! pipeline's state) before it is shown, so a crash of trainwatch loses nothing and a restart
-//! re-adopts the job where it was (see `readopt`).
+//! re-adopts the job where it was (see `readopt`). A commit the store refuses does not stop
+//! the watch: `persist` holds it and retries, and says so in the chat.
 //!
 //! State is held once: the engine holds the protocol's state (phase, liveness as the
 //! protocol knows it, the baseline, the progress shown), the pipeline what reading the log
@@ -27,10 +28,13 @@ use crate::engine::{
 use crate::exec::{self, Adopted, JobHandle, SpawnSpec};
 use crate::model::{ExitOutcome, JobName, RunId};
 use crate::review;
+use crate::store::pending::Writer;
 use crate::store::Store;
 use crate::watch::pipeline::{Pipeline, PipelineState};
 
 use super::readopt::{self, Found, Plan};
+
+mod persist;
 use super::spec::{pipeline_config, settings_of};
 
 /// How long the log must stay quiet before pending detector state is settled.
@@ -88,6 +92,10 @@ pub(crate) struct JobRuntime {
     follow_saved_at: Instant,
     follow_dirty: bool,
     stall_checked_at: Instant,
+    /// What this job could not write to the store yet, retried with backoff.
+    writer: Writer,
+    /// Store notices said so far (their message keys).
+    store_said: u32,
 }
 
 pub(crate) struct JobRuntimeArgs {
@@ -105,11 +113,10 @@ impl JobRuntime {
     /// running when trainwatch last stopped.
     pub(crate) fn new(args: JobRuntimeArgs) -> Result<Self, crate::store::StoreError> {
         let settings = settings_of(&args.spec, args.unattended);
-        let saved = args
-            .store
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .load_job(&args.spec.engine.job)?;
+        let (saved, generation) = {
+            let store = args.store.lock().unwrap_or_else(|e| e.into_inner());
+            (store.load_job(&args.spec.engine.job)?, store.generation())
+        };
         let (machine, saved_pipeline) = match saved {
             Some((state, pipeline)) => {
                 let pipeline = pipeline
@@ -126,6 +133,7 @@ impl JobRuntime {
             machine.incident_keys(),
         );
         Ok(Self {
+            writer: Writer::new(args.spec.engine.job.clone(), generation),
             stall_checked_at: Instant::now(),
             pipeline,
             machine,
@@ -141,6 +149,7 @@ impl JobRuntime {
             last_line_at: None,
             follow_saved_at: Instant::now(),
             follow_dirty: false,
+            store_said: 0,
         })
     }
 
@@ -220,6 +229,7 @@ impl JobRuntime {
             let deadline = self.machine.next_deadline().map(instant_at);
             let idle_at = self.last_line_at.map(|t| t + IDLE_SETTLE);
             let stall_at = self.next_stall_check();
+            let store_retry_at = self.writer.next_try().map(instant_at);
             tokio::select! {
                 msg = inbox.recv() => match msg {
                     Some(JobMsg::Inbound(i)) => self.inbound(i),
@@ -240,6 +250,7 @@ impl JobRuntime {
                     self.step(Event::Tick);
                 }
                 _ = sleep_until_opt(stall_at) => self.check_stall(),
+                _ = sleep_until_opt(store_retry_at) => self.retry_store(false),
                 _ = sleep_until_opt(idle_at) => {
                     self.last_line_at = None;
                     for event in self.pipeline.idle() {
@@ -250,6 +261,7 @@ impl JobRuntime {
             }
         }
         self.save_follow(true);
+        self.retry_store(true);
     }
 
     /// The log is read except while a process is being started: what it writes then is read
@@ -462,15 +474,8 @@ impl JobRuntime {
         if !self.follow_dirty || (!force && self.follow_saved_at.elapsed() < FOLLOW_SAVE_EVERY) {
             return;
         }
-        let Ok(v) = serde_json::to_value(self.pipeline.state()) else {
-            return;
-        };
-        let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
-        if let Err(e) = store.save_follow(&self.spec.engine.job, &v) {
-            warn!(job = %self.spec.engine.job, error = %e, "saving the log position");
-        }
-        self.follow_saved_at = Instant::now();
-        self.follow_dirty = false;
+        // A step with no facts: only the state and the log position are written.
+        self.persist_step(Utc::now(), &[], Vec::new());
     }
 
     /// Run one event through the engine and carry out its actions. Returns the replies
@@ -512,25 +517,10 @@ impl JobRuntime {
                 None => direct.push(o),
             }
         }
-        let follow = serde_json::to_value(self.pipeline.state()).ok();
-        {
-            let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
-            if let Err(e) = store.commit_step(
-                &self.spec.engine.job,
-                at,
-                &actions,
-                &self.machine.state,
-                follow.as_ref(),
-                &outbox,
-            ) {
-                // The run goes on; losing a history row is better than stopping the watch.
-                warn!(job = %self.spec.engine.job, error = %e, "could not save to the store");
-            } else {
-                self.follow_saved_at = Instant::now();
-                self.follow_dirty = false;
-            }
-        }
-        if !outbox.is_empty() {
+        let queued = !outbox.is_empty();
+        // The run goes on whatever the store does: a step it refuses is held and retried.
+        self.persist_step(at, &actions, outbox);
+        if queued {
             self.chat.wake();
         }
         for o in &direct {

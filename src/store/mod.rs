@@ -4,9 +4,18 @@
 //!
 //! Writes for one engine step go in one transaction, so a crash leaves either the state
 //! before the event or the state after it, never half of each.
+//!
+//! A supervisor opens its store with [`Store::open_to_supervise`], which refuses a store it
+//! could not write (read-only, not a database, no space) with the path and the reason. While
+//! it runs, every commit first checks that the path still names the file it opened (device
+//! and inode): a store deleted or replaced under it is re-created, never written blindly
+//! into an unlinked file. Write faults are the [`pending`] writer's: it holds what could not
+//! be written, in bounded memory, and retries with backoff.
 
 mod lock;
 mod outbox;
+pub mod pending;
+mod usable;
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +29,7 @@ use crate::model::{ExitOutcome, JobName};
 
 pub use lock::{lock_path_of, Holder, LockError, SupervisorLock, SupervisorLocks};
 pub use outbox::{OutboxEntry, OutboxItem, OutboxKind};
+pub use usable::{free_bytes, io_why as plain_io_error, MIN_FREE_BYTES};
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -41,6 +51,22 @@ pub enum StoreError {
     Json(#[from] serde_json::Error),
     #[error("the store {path} was written by a newer trainwatch (schema {found}, this one knows {known})")]
     Schema { path: PathBuf, found: i64, known: i64 },
+    /// The store cannot be supervised from: `why` says what is wrong, in plain words.
+    #[error("the store {path} cannot be used: {why}")]
+    Unusable { path: PathBuf, why: String },
+}
+
+impl StoreError {
+    /// What went wrong, in plain words (for the chat): the SQLite or I/O cause's own words
+    /// when there is one, with what it means for a store.
+    pub fn why(&self) -> String {
+        match self {
+            StoreError::Sql(e) | StoreError::Open { source: e, .. } => usable::sql_why(e),
+            StoreError::Folder { source, .. } => usable::io_why(source),
+            StoreError::Unusable { why, .. } => why.clone(),
+            other => other.to_string(),
+        }
+    }
 }
 
 const SCHEMA_VERSION: i64 = 1;
@@ -106,6 +132,44 @@ CREATE TABLE IF NOT EXISTS posted (
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// Device and inode of the file opened: a different pair (or none) at `path` means the
+    /// store was deleted or replaced under us.
+    identity: Option<FileId>,
+    /// How many times the store file was re-created after being deleted or replaced.
+    generation: u64,
+}
+
+/// Device and inode of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+fn file_id(path: &Path) -> Option<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some(FileId {
+        dev: m.dev(),
+        ino: m.ino(),
+    })
+}
+
+/// One engine step's facts, as held until written: the history it recorded and the chat
+/// messages it queued, at the step's time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepWrite {
+    pub at: DateTime<Utc>,
+    pub records: Vec<Record>,
+    pub outbox: Vec<OutboxItem>,
+}
+
+/// What a job is now, written with every commit: only the newest matters.
+#[derive(Debug, Clone, Copy)]
+pub struct JobNow<'a> {
+    pub at: DateTime<Utc>,
+    pub state: &'a JobState,
+    pub follow: Option<&'a serde_json::Value>,
 }
 
 /// One run as `status` shows it.
@@ -201,7 +265,24 @@ impl Store {
         Ok(Store {
             conn,
             path: path.to_path_buf(),
+            identity: file_id(path),
+            generation: 0,
         })
+    }
+
+    /// Open the store a supervisor will write to, refusing one it could not use: a folder
+    /// or a read-only file or folder, a file that is not a SQLite database, a file system
+    /// without room. The error names the path and says why.
+    pub fn open_to_supervise(path: &Path) -> Result<Store, StoreError> {
+        let unusable = |why: String| StoreError::Unusable {
+            path: path.to_path_buf(),
+            why,
+        };
+        usable::check_path(path).map_err(unusable)?;
+        let store = Store::open(path).map_err(|e| unusable(e.why()))?;
+        usable::probe_write(&store.conn).map_err(|e| unusable(usable::sql_why(&e)))?;
+        usable::check_room(path).map_err(unusable)?;
+        Ok(store)
     }
 
     pub fn path(&self) -> &Path {
@@ -242,34 +323,68 @@ impl Store {
         follow: Option<&serde_json::Value>,
         outbox: &[OutboxItem],
     ) -> Result<(), StoreError> {
+        let step = StepWrite {
+            at,
+            records: actions
+                .iter()
+                .filter_map(|a| match a {
+                    Action::Record(r) => Some(r.clone()),
+                    _ => None,
+                })
+                .collect(),
+            outbox: outbox.to_vec(),
+        };
+        self.commit(job, std::slice::from_ref(&step), JobNow { at, state, follow })?;
+        Ok(())
+    }
+
+    /// Persist steps held in order, then the job's state as it is now, in one transaction.
+    /// First checks that the path still names the file opened; if it was deleted or
+    /// replaced, a new store is created there (see [`Store::generation`]) and these writes
+    /// go to it. Returns the generation written to.
+    pub fn commit(&mut self, job: &JobName, steps: &[StepWrite], now: JobNow<'_>) -> Result<u64, StoreError> {
+        let recreated = self.ensure_same_file()?;
         let tx = self.conn.transaction()?;
-        for item in outbox {
-            outbox::insert(&tx, at, job, item)?;
+        if recreated {
+            restore_run(&tx, job, now.state)?;
         }
-        for action in actions {
-            if let Action::Record(record) = action {
-                write_record(&tx, job, at, record)?;
+        for step in steps {
+            for item in &step.outbox {
+                outbox::insert(&tx, step.at, job, item)?;
+            }
+            for record in &step.records {
+                write_record(&tx, job, step.at, record)?;
             }
         }
-        let state = serde_json::to_string(state)?;
-        let follow = follow.map(serde_json::to_string).transpose()?;
+        let state = serde_json::to_string(now.state)?;
+        let follow = now.follow.map(serde_json::to_string).transpose()?;
         tx.execute(
             "INSERT INTO jobs (job, state, follow, updated_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(job) DO UPDATE SET state = excluded.state,
                  follow = COALESCE(excluded.follow, jobs.follow), updated_at = excluded.updated_at",
-            params![job.as_str(), state, follow, ts(at)],
+            params![job.as_str(), state, follow, ts(now.at)],
         )?;
         tx.commit()?;
-        Ok(())
+        Ok(self.generation)
     }
 
-    /// Save only the log position (cheap, done periodically while a log grows).
-    pub fn save_follow(&self, job: &JobName, follow: &serde_json::Value) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE jobs SET follow = ?2 WHERE job = ?1",
-            params![job.as_str(), serde_json::to_string(follow)?],
-        )?;
-        Ok(())
+    /// How many times the store file was re-created after it was deleted or replaced while
+    /// open (0: never).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Re-create the store when its path no longer names the file we opened; true if it did.
+    fn ensure_same_file(&mut self) -> Result<bool, StoreError> {
+        let now = file_id(&self.path);
+        if now.is_some() && now == self.identity {
+            return Ok(false);
+        }
+        tracing::error!(path = %self.path.display(), "the store file was deleted or replaced; creating a new one");
+        let mut fresh = Store::open(&self.path)?;
+        fresh.generation = self.generation + 1;
+        *self = fresh;
+        Ok(true)
     }
 
     /// Runs (newest first), with their attempts and incidents; all jobs or one.
@@ -375,6 +490,45 @@ fn ts(at: DateTime<Utc>) -> String {
 
 fn outcome_text(o: &ExitOutcome) -> String {
     o.to_string()
+}
+
+/// Into a re-created store, what the engine's state still holds of the run under way: the
+/// run, its current attempt and its incidents (so `status` and the run's end find them).
+fn restore_run(tx: &rusqlite::Transaction<'_>, job: &JobName, state: &JobState) -> Result<(), StoreError> {
+    let Some(run) = &state.run else {
+        return Ok(());
+    };
+    tx.execute(
+        "INSERT OR IGNORE INTO runs (job, run, started_at, started_by, state) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            job.as_str(),
+            run.id.0,
+            ts(run.started_at),
+            run.started_by,
+            run.phase.as_str()
+        ],
+    )?;
+    if run.attempt > 0 {
+        tx.execute(
+            "INSERT OR IGNORE INTO attempts (job, run, attempt, pid, started_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                job.as_str(),
+                run.id.0,
+                run.attempt,
+                run.pid.unwrap_or(0),
+                ts(run.attempt_started_at)
+            ],
+        )?;
+    }
+    for entry in &run.incidents {
+        let record = Record::Incident {
+            run: run.id,
+            seq: entry.seq,
+            incident: entry.incident.clone(),
+        };
+        write_record(tx, job, entry.at, &record)?;
+    }
+    Ok(())
 }
 
 fn write_record(

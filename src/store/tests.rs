@@ -146,3 +146,57 @@ fn a_store_from_a_newer_version_is_refused() {
     let err = Store::open(&path).err().unwrap();
     assert!(err.to_string().contains("newer trainwatch"), "{err}");
 }
+
+fn step_now(state: &JobState) -> JobNow<'_> {
+    JobNow {
+        at: Utc.with_ymd_and_hms(2026, 12, 1, 8, 0, 0).unwrap(),
+        state,
+        follow: None,
+    }
+}
+
+#[test]
+fn a_store_deleted_while_open_is_re_created_and_written_to_not_the_unlinked_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let mut store = Store::open(&path).unwrap();
+    let state = JobState {
+        last_run: 3,
+        run: None,
+    };
+    assert_eq!(store.commit(&job(), &[], step_now(&state)).unwrap(), 0);
+    std::fs::remove_file(&path).unwrap();
+    let _ = std::fs::remove_file(dir.path().join("state.db-wal"));
+    let _ = std::fs::remove_file(dir.path().join("state.db-shm"));
+    assert_eq!(store.commit(&job(), &[], step_now(&state)).unwrap(), 1);
+    assert_eq!(store.generation(), 1);
+    // What was written is in the file at the path, for the next supervisor.
+    let again = Store::open(&path).unwrap();
+    assert_eq!(again.load_job(&job()).unwrap().unwrap().0.last_run, 3);
+    // A file put in its place is no longer ours either.
+    drop(again);
+    std::fs::rename(&path, dir.path().join("moved.db")).unwrap();
+    Store::open(&path).unwrap();
+    assert_eq!(store.commit(&job(), &[], step_now(&state)).unwrap(), 2);
+}
+
+#[test]
+fn a_supervisor_refuses_a_store_that_is_not_a_database_or_is_a_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("notes.txt");
+    std::fs::write(&junk, "these are my notes, not a database\n".repeat(200)).unwrap();
+    let e = Store::open_to_supervise(&junk)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        e.contains("notes.txt") && e.contains("not a SQLite database"),
+        "{e}"
+    );
+    let e = Store::open_to_supervise(dir.path())
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("is a folder"), "{e}");
+    assert!(Store::open_to_supervise(&dir.path().join("ok/state.db")).is_ok());
+}

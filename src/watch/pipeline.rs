@@ -26,7 +26,7 @@ use crate::chart::{self, ChartError};
 use crate::engine::Event;
 use crate::model::{metric_value, Category, ExitOutcome, Incident};
 use crate::redact::Redactor;
-use crate::watch::detect::{DetectConfig, Detector, Finding};
+use crate::watch::detect::{DetectConfig, Detector, Finding, LogDisk};
 use crate::watch::follower::{display_segment, FollowState, Follower};
 use crate::watch::metric_lines::MetricLineFilter;
 use crate::watch::metrics::{HealthSignal, MetricsConfig, MetricsTracker, Series};
@@ -294,6 +294,9 @@ impl Pipeline {
                 );
             }
         });
+        if outcome.is_some_and(|o| !o.success()) {
+            self.detector.note_log_disk(LogDisk::full_at(&self.cfg.log));
+        }
         findings.extend(self.detector.finish(outcome));
         let events = self.incidents(findings, signals);
         self.redacted(events)

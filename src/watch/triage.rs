@@ -11,7 +11,7 @@ use std::path::Path;
 use serde::Serialize;
 use thiserror::Error;
 
-use super::detect::{DetectConfig, Detector};
+use super::detect::{DetectConfig, Detector, LogDisk};
 use super::follower::display_segment;
 use crate::model::{Category, ExitOutcome, Incident, Severity};
 
@@ -200,9 +200,20 @@ impl TriageReport {
 
 /// Run the detector over a whole log read from `r`, then the exit status.
 pub fn analyse_reader<R: Read>(
+    r: R,
+    cfg: DetectConfig,
+    exit: Option<ExitOutcome>,
+) -> io::Result<TriageReport> {
+    analyse(r, cfg, exit, None)
+}
+
+/// `disk`: the log's file system, when it is full (an exit the log is silent about is then
+/// explained by that, as in live watching).
+fn analyse<R: Read>(
     mut r: R,
     cfg: DetectConfig,
     exit: Option<ExitOutcome>,
+    disk: Option<LogDisk>,
 ) -> io::Result<TriageReport> {
     let mut det = Detector::new(cfg);
     let mut buf = vec![0u8; BUF];
@@ -256,6 +267,7 @@ pub fn analyse_reader<R: Read>(
         line_no += 1;
         det.push_line(line_no, &String::from_utf8_lossy(&buf[start..end]));
     }
+    det.note_log_disk(disk);
     det.finish(exit);
     Ok(TriageReport::from_incidents(det.incidents().to_vec()))
 }
@@ -314,5 +326,6 @@ pub fn triage_file(
         source,
     };
     let f = File::open(path).map_err(err)?;
-    analyse_reader(f, cfg, exit).map_err(err)
+    let disk = exit.filter(|o| !o.success()).and_then(|_| LogDisk::full_at(path));
+    analyse(f, cfg, exit, disk).map_err(err)
 }

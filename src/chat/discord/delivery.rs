@@ -27,14 +27,12 @@ use super::rest::{Rest, RestError};
 use super::{attach, embed};
 
 /// What an outbox entry for Discord holds: the rendered body plus what delivery must
-/// decide when it sends (edit the run's status message, thread under a report).
+/// decide when it sends (edit the run's status message, thread under a report). Which
+/// report it is (job, run, key) is the entry's row's, not repeated here.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Envelope {
     Post {
-        job: JobName,
-        run: RunId,
-        key: MessageKey,
         body: Value,
         /// Status mode "edit": replace the run's previous status message if there is one.
         #[serde(default)]
@@ -52,9 +50,6 @@ pub enum Envelope {
         texts: Vec<TextFile>,
     },
     Update {
-        job: JobName,
-        run: RunId,
-        key: MessageKey,
         body: Value,
         /// Replace the message's files with these; none keeps the files it has.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -63,9 +58,6 @@ pub enum Envelope {
         texts: Vec<TextFile>,
     },
     Resolve {
-        job: JobName,
-        run: RunId,
-        key: MessageKey,
         note: String,
     },
 }
@@ -246,11 +238,12 @@ impl Worker {
             .map_err(|_| bad(format!("invalid channel id {:?}", e.channel)))?;
         let env: Envelope = serde_json::from_value(e.payload.clone())
             .map_err(|err| bad(format!("unreadable outbox payload: {err}")))?;
+        // Which report this is lives in the entry's row, once (the payload says only what to show).
+        let job = JobName::new(e.job.clone()).map_err(|err| bad(format!("outbox entry's job: {err}")))?;
+        let run = RunId(e.run);
+        let key: MessageKey = e.key.parse().map_err(bad)?;
         match env {
             Envelope::Post {
-                job,
-                run,
-                key,
                 body,
                 edit_status,
                 thread_on,
@@ -296,9 +289,6 @@ impl Worker {
                     .map(Some)
             }
             Envelope::Update {
-                job,
-                run,
-                key,
                 body,
                 attachments,
                 texts,
@@ -318,7 +308,7 @@ impl Worker {
                     .await
                     .map(Some)
             }
-            Envelope::Resolve { job, run, key, note } => {
+            Envelope::Resolve { note } => {
                 let Some((ch, mid)) = self.posted(&job, run, key) else {
                     return Err(bad(format!("report {key} of {job} run {run} was never posted")));
                 };
@@ -392,14 +382,49 @@ mod tests {
     #[test]
     fn envelopes_survive_the_outbox() {
         let env = Envelope::Resolve {
-            job: JobName::new("m").unwrap(),
-            run: RunId(3),
-            key: MessageKey::Timeout(1),
             note: "Killed by @x at 14:02 UTC".into(),
         };
         let v = serde_json::to_value(&env).unwrap();
         assert_eq!(v["op"], "resolve");
         assert_eq!(serde_json::from_value::<Envelope>(v).unwrap(), env);
+    }
+
+    #[test]
+    fn an_entry_names_its_report_once_in_its_row_and_every_key_reads_back() {
+        use crate::engine::MessageKey as K;
+        for key in [
+            K::Started,
+            K::Incident(2),
+            K::Warning(3),
+            K::Status(4),
+            K::Timeout(5),
+            K::Restarting(6),
+            K::Investigate(7),
+            K::Notice(8),
+            K::Fix(9),
+            K::Gate(10),
+            K::Verdict(11),
+            K::Stall(12),
+            K::Overrun,
+            K::Final,
+            K::Store(13),
+        ] {
+            assert_eq!(key.to_string().parse::<K>(), Ok(key));
+        }
+        assert!("status-x".parse::<K>().is_err() && "nope".parse::<K>().is_err());
+        let env = Envelope::Update {
+            body: serde_json::json!({"content": "x"}),
+            attachments: Vec::new(),
+            texts: Vec::new(),
+        };
+        let v = serde_json::to_value(env).unwrap();
+        for field in ["job", "run", "key"] {
+            assert!(v.get(field).is_none(), "{field} is the row's: {v}");
+        }
+        // Entries queued before, with the report named in the payload too, still load.
+        let old =
+            serde_json::json!({"op": "resolve", "job": "m", "run": 1, "key": "incident-1", "note": "n"});
+        assert!(serde_json::from_value::<Envelope>(old).is_ok());
     }
 
     #[test]

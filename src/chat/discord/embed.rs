@@ -158,6 +158,7 @@ fn colour(m: &Message) -> u32 {
         Body::ValidationDecided { approved: false, .. } => 0xE74C3C,
         Body::Failed { .. } => 0xE74C3C,
         Body::Killed { .. } => 0x992D22,
+        Body::Store { .. } => 0xE67E22,
     }
 }
 

@@ -218,9 +218,6 @@ impl DiscordChat {
                 };
                 let out = embed::message(m, &mentions);
                 Envelope::Post {
-                    job: m.job.clone(),
-                    run: m.run,
-                    key: m.key,
                     body: out.body,
                     texts: out.files,
                     edit_status: self.status_mode == StatusMode::Edit
@@ -235,20 +232,12 @@ impl DiscordChat {
                 let mentions = Mentions::for_personas(&m.to, &self.personas);
                 let out = embed::message(m, &mentions);
                 Envelope::Update {
-                    job: m.job.clone(),
-                    run: m.run,
-                    key: m.key,
                     body: out.body,
                     texts: out.files,
                     attachments: m.attachments.clone(),
                 }
             }
-            Outgoing::Resolve { job, run, key, note } => Envelope::Resolve {
-                job: job.clone(),
-                run: *run,
-                key: *key,
-                note: note.clone(),
-            },
+            Outgoing::Resolve { note, .. } => Envelope::Resolve { note: note.clone() },
         }
     }
 

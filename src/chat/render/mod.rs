@@ -20,6 +20,7 @@ pub(crate) mod large;
 mod review;
 mod start;
 mod status;
+mod store;
 mod warnings;
 
 pub use error::{error_facts, ErrorFacts};
@@ -192,6 +193,7 @@ pub fn render(m: &Message) -> Rendered {
         }
         Body::Completed { .. } | Body::Failed { .. } | Body::Killed { .. } => endings::render(m),
         Body::DecisionTaken { .. } | Body::Investigate { .. } => decision::render(m),
+        Body::Store { .. } => store::render(m),
     };
     Rendered {
         title,

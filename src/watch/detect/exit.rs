@@ -10,13 +10,54 @@
 //!   or a library it calls;
 //! - exit code n (not 0): implementation — the program chose to stop (`sys.exit(n)`, a shell
 //!   `exit`, an error message in a form we do not know): the code's logic speaking;
-//! - status unknown (its holder died too): implementation, so the code's owner looks first.
+//! - status unknown (its holder died too): implementation, so the code's owner looks first;
+//! - any failed exit while the log's file system is full (see [`LogDisk`]): resource — the job
+//!   could not write (ENOSPC), and neither could its traceback, which is why the log is silent.
+//!   This comes first: it explains the silence the other rules assume.
+
+use std::path::{Path, PathBuf};
 
 use crate::model::{Category, ExitOutcome, Incident, Severity};
 
+/// The log's file system found full when the process ended: what explains an end the log
+/// is silent about, since nothing more could be written to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogDisk {
+    /// The folder holding the log.
+    pub folder: PathBuf,
+    /// Bytes still available to an unprivileged writer.
+    pub free: u64,
+}
+
+impl LogDisk {
+    /// Under this many free bytes the file system counts as full: a writer there meets ENOSPC.
+    pub const FULL_BELOW: u64 = 64 * 1024;
+
+    /// The log's file system as it is now (statvfs of the log's folder), when it is full;
+    /// None when it has room or cannot be asked.
+    pub fn full_at(log: &Path) -> Option<LogDisk> {
+        let folder = log.parent().filter(|d| !d.as_os_str().is_empty())?.to_path_buf();
+        let s = nix::sys::statvfs::statvfs(&folder).ok()?;
+        #[allow(clippy::useless_conversion)] // the field types differ between platforms
+        let free = u64::from(s.blocks_available()) * u64::from(s.fragment_size());
+        (free < Self::FULL_BELOW).then_some(LogDisk { folder, free })
+    }
+}
+
 /// The category and the one-line statement for a failed exit with nothing in the log to
-/// explain it; None for a success (exit code 0), which says nothing went wrong.
-pub fn exit_verdict(outcome: ExitOutcome) -> Option<(Category, String)> {
+/// explain it; None for a success (exit code 0), which says nothing went wrong. `disk` is the
+/// log's file system when it was found full at the exit.
+pub fn exit_verdict(outcome: ExitOutcome, disk: Option<&LogDisk>) -> Option<(Category, String)> {
+    if let (Some(d), false) = (disk, outcome == ExitOutcome::Code(0)) {
+        return Some((
+            Category::Resource,
+            format!(
+                "no space left on the file system of {} ({} bytes free): the job could not write its log (it ended with {outcome})",
+                d.folder.display(),
+                d.free
+            ),
+        ));
+    }
     let (category, text) = match outcome {
         ExitOutcome::Code(0) => return None,
         ExitOutcome::Code(code) => (
@@ -50,7 +91,7 @@ pub fn exit_verdict(outcome: ExitOutcome) -> Option<(Category, String)> {
 /// The incident that stands for a failed exit the log did not explain (no excerpt: the
 /// engine files it without the log at hand).
 pub fn exit_incident(outcome: ExitOutcome) -> Incident {
-    let (category, text) = exit_verdict(outcome).unwrap_or_else(|| {
+    let (category, text) = exit_verdict(outcome, None).unwrap_or_else(|| {
         (
             Category::Implementation,
             format!("the process ended with {outcome}"),
@@ -80,7 +121,7 @@ mod tests {
     ];
 
     fn category(outcome: ExitOutcome) -> Option<Category> {
-        exit_verdict(outcome).map(|(c, _)| c)
+        exit_verdict(outcome, None).map(|(c, _)| c)
     }
 
     #[test]
@@ -108,7 +149,7 @@ mod tests {
 
     #[test]
     fn the_text_says_why() {
-        let text = |o| exit_verdict(o).unwrap().1;
+        let text = |o| exit_verdict(o, None).unwrap().1;
         assert!(text(ExitOutcome::Signal(9)).contains("OOM killer"));
         assert!(text(ExitOutcome::Signal(15)).contains("stopped from outside"));
         assert!(text(ExitOutcome::Signal(15)).contains("SIGTERM"));
@@ -129,7 +170,7 @@ mod tests {
             let [Finding::New { incident, .. }] = found.as_slice() else {
                 panic!("{outcome:?}: {found:?}");
             };
-            let (category, text) = exit_verdict(outcome).unwrap();
+            let (category, text) = exit_verdict(outcome, None).unwrap();
             assert_eq!(
                 (incident.category, &incident.text),
                 (category, &text),
@@ -145,9 +186,51 @@ mod tests {
     fn the_engine_files_the_same_verdict_as_the_detector() {
         for outcome in UNEXPLAINED_FAILURES {
             let inc = exit_incident(outcome);
-            let (category, text) = exit_verdict(outcome).unwrap();
+            let (category, text) = exit_verdict(outcome, None).unwrap();
             assert_eq!((inc.category, inc.text), (category, text));
             assert_eq!(inc.severity, Severity::Fatal);
         }
+    }
+
+    fn full(folder: &str) -> LogDisk {
+        LogDisk {
+            folder: PathBuf::from(folder),
+            free: 0,
+        }
+    }
+
+    #[test]
+    fn a_full_log_file_system_explains_any_failed_exit_as_resource_and_names_it() {
+        let disk = full("out/logs");
+        for outcome in UNEXPLAINED_FAILURES.into_iter().chain([ExitOutcome::Code(120)]) {
+            let (category, text) = exit_verdict(outcome, Some(&disk)).unwrap();
+            assert_eq!(category, Category::Resource, "{outcome:?}");
+            assert!(
+                text.starts_with("no space left on the file system of out/logs"),
+                "{text}"
+            );
+        }
+        assert_eq!(exit_verdict(ExitOutcome::Code(0), Some(&disk)), None);
+    }
+
+    /// Live watching and triage alike: the detector given the log's full file system says so.
+    #[test]
+    fn the_detector_names_a_full_log_file_system() {
+        use crate::watch::detect::{DetectConfig, Detector, Finding};
+        let mut d = Detector::new(DetectConfig::default());
+        d.push_line(1, "step 1 of 10");
+        d.note_log_disk(Some(full("out/logs")));
+        let found = d.finish(Some(ExitOutcome::Code(1)));
+        let [Finding::New { incident, .. }] = found.as_slice() else {
+            panic!("{found:?}");
+        };
+        assert_eq!(incident.category, Category::Resource);
+        assert!(incident.text.contains("no space left"), "{}", incident.text);
+    }
+
+    #[test]
+    fn a_folder_with_room_is_not_full() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(LogDisk::full_at(&dir.path().join("train.log")), None);
     }
 }

@@ -23,7 +23,7 @@ use crate::model::{Category, ExitOutcome, Incident, Severity};
 use crate::watch::follower::display_segment;
 use classify::{ExcLine, TbContext};
 pub use config::{DetectConfig, PatternError};
-pub use exit::{exit_incident, exit_verdict};
+pub use exit::{exit_incident, exit_verdict, LogDisk};
 use prefilter::Prefilter;
 use rules::{Hit, HitKind, LineKind};
 
@@ -184,6 +184,8 @@ pub struct Detector {
     /// Ordinary lines since the latest fatal-looking occurrence.
     tail_ordinary: u64,
     finished: bool,
+    /// The log's file system, found full when the process ended (see [`LogDisk`]).
+    log_disk: Option<LogDisk>,
 }
 
 impl Detector {
@@ -202,7 +204,14 @@ impl Detector {
             last_fatal: None,
             tail_ordinary: 0,
             finished: false,
+            log_disk: None,
         }
+    }
+
+    /// The log's file system was found full at the end (before [`Detector::finish`]): an
+    /// exit the log does not explain is then explained by that.
+    pub fn note_log_disk(&mut self, disk: Option<LogDisk>) {
+        self.log_disk = disk;
     }
 
     pub fn config(&self) -> &DetectConfig {
@@ -299,7 +308,7 @@ impl Detector {
 
     /// A failed exit that nothing in the log explains: the exit classifier's verdict.
     fn unexplained_exit(&mut self, outcome: ExitOutcome, out: &mut Vec<Finding>) {
-        let Some((category, text)) = exit::exit_verdict(outcome) else {
+        let Some((category, text)) = exit::exit_verdict(outcome, self.log_disk.as_ref()) else {
             return;
         };
         let excerpt = self

@@ -299,6 +299,16 @@ impl Pipeline {
         self.redacted(events)
     }
 
+    /// An incident the executor found (not the log): it takes the run's next incident key
+    /// and is redacted like every other.
+    pub fn executor_incident(&mut self, incident: Incident) -> Event {
+        let event = Event::Incident {
+            key: self.keys.fresh(),
+            incident,
+        };
+        self.redacted(vec![event]).pop().expect("one event in, one out")
+    }
+
     /// The log went quiet for a while: settle what the detector holds pending.
     pub fn idle(&mut self) -> Vec<Event> {
         let findings = self.detector.idle();

@@ -228,4 +228,8 @@ pub struct TriageArgs {
     /// Lines matching REGEX are never evidence. Repeatable.
     #[arg(long = "ignore", value_name = "REGEX")]
     pub ignore: Vec<String>,
+    /// Text matching REGEX is redacted from the report, like the built-in secrets (a job's
+    /// `redact` patterns). Repeatable.
+    #[arg(long = "redact", value_name = "REGEX")]
+    pub redact: Vec<String>,
 }

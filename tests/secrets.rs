@@ -109,3 +109,111 @@ on_error = "wait"
     }
     assert!(files >= 1);
 }
+
+/// A job's own `redact` patterns (and those of `[defaults]`) hide what the built-in rules do
+/// not know, on every surface and in the store, through a real run; `check-config` shows them.
+#[test]
+fn a_jobs_own_redact_patterns_hide_its_secrets_everywhere() {
+    const OWN: &[&str] = &["ACME-482913", "ACME-118822", "ACME-777001", "corp-zebra-key"];
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("job.sh"),
+        r#"echo "licence ACME-482913 loaded"
+echo "vault corp-zebra-key opened"
+echo "Traceback (most recent call last):"
+echo '  File "train.py", line 3, in <module>'
+echo "ValueError: licence ACME-118822 expired"
+exit 1
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("tw.toml"),
+        r#"
+[store]
+path = "state/state.db"
+[defaults]
+redact = ['corp-[a-z]+-key']
+[jobs.m]
+argv = ["sh", "job.sh", "ACME-777001"]
+status_interval = "1h"
+on_error = "wait"
+redact = ['ACME-\d{6}']
+"#,
+    )
+    .unwrap();
+    let clean = |surface: &str, text: &str| {
+        for s in OWN {
+            assert!(
+                !text.contains(s),
+                "{surface} shows the job's secret {s:?}:\n{text}"
+            );
+        }
+    };
+
+    let shown = run(&["check-config", "tw.toml"], d);
+    assert!(
+        shown.contains(r"ACME-\\d{6}") && shown.contains("corp-[a-z]+-key"),
+        "{shown}"
+    );
+
+    let console = run(
+        &["run", "--unattended", "--color", "never", "--config", "tw.toml"],
+        d,
+    );
+    assert!(console.contains("ERROR DETECTED"), "{console}");
+    assert!(console.contains("licence [REDACTED] expired"), "{console}");
+    clean("the console", &console);
+    for (surface, args) in [
+        ("status", vec!["status", "--config", "tw.toml"]),
+        ("status --json", vec!["status", "--json", "--config", "tw.toml"]),
+        ("audit", vec!["audit", "--config", "tw.toml"]),
+    ] {
+        clean(surface, &run(&args, d));
+    }
+    let log = "output/implementation/logs/training_m_full.log";
+    let triage = run(&["triage", log, "--exit-code", "1", "--redact", r"ACME-\d{6}"], d);
+    assert!(triage.contains("ValueError"), "{triage}");
+    assert!(!triage.contains("ACME-118822"), "{triage}");
+    for e in std::fs::read_dir(d.join("state")).unwrap().flatten() {
+        if e.path().is_file() {
+            let bytes = std::fs::read(e.path()).unwrap();
+            clean(
+                &format!("the store file {}", e.path().display()),
+                &String::from_utf8_lossy(&bytes),
+            );
+        }
+    }
+}
+
+/// A bad `redact` regex is a config error naming the file, the line and the key, as for every
+/// other value.
+#[test]
+fn a_bad_redact_pattern_is_a_config_error_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("tw.toml"),
+        "[store]\npath = \"state/state.db\"\n[jobs.m]\nargv = [\"true\"]\nredact = [\"ok\", \"(unclosed\"]\n",
+    )
+    .unwrap();
+    let o = Command::new(BIN)
+        .args(["check-config", "tw.toml"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("tw.toml:5:") && err.contains("jobs.m.redact"),
+        "{err}"
+    );
+    assert!(err.contains("invalid regex"), "{err}");
+    let o = Command::new(BIN)
+        .args(["run", "--config", "tw.toml"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "run refuses it alike");
+}

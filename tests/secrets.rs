@@ -217,3 +217,130 @@ fn a_bad_redact_pattern_is_a_config_error_at_its_line() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "run refuses it alike");
 }
+
+/// The Discord surface: the same job supervised by `trainwatch serve` against the local
+/// Discord emulator, which records every request the bot makes. No secret (nor the job's own
+/// `redact` pattern's match) is in any message body, embed, edit, command answer or uploaded
+/// file the emulator received.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_reaches_discord() {
+    use discord_emulator::{CommandOpt, EmuUser, Emulator, EmulatorConfig};
+    const TOKEN: &str = "MTAwMDAwMDAwMDAwMDAwMDAx.emulated.token-for-secret-tests";
+    const CH: u64 = 300_000_000_000_000_001;
+    const DIRECTOR_ROLE: u64 = 400_000_000_000_000_001;
+    const WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+    const OWN: &str = "ACME-424242";
+
+    let emu = Emulator::start(EmulatorConfig {
+        channels: vec![(CH, "training".into())],
+        roles: vec![(DIRECTOR_ROLE, "director".into())],
+        token: Some(TOKEN.into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("job.sh"), format!("echo 'licence {OWN} loaded'\n{JOB}")).unwrap();
+    std::fs::write(
+        d.join("tw.toml"),
+        format!(
+            r#"
+[store]
+path = "state/state.db"
+[roles]
+director = ["role:{DIRECTOR_ROLE}"]
+[discord]
+token_env = "TW_SECRETS_DISCORD_TOKEN"
+guild_id = "{guild}"
+channel = "{CH}"
+proxy_url = "{proxy}"
+[jobs.m]
+argv = ["sh", "job.sh", "--token", "argvsecret999"]
+status_interval = "1h"
+on_error = "wait"
+redact = ['ACME-\d{{6}}']
+"#,
+            guild = emu.config().guild_id,
+            proxy = emu.proxy_url(),
+        ),
+    )
+    .unwrap();
+
+    struct Serve(std::process::Child);
+    impl Drop for Serve {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _serve = Serve(
+        Command::new(BIN)
+            .args(["serve", "--config", "tw.toml"])
+            .current_dir(d)
+            .env("TW_SECRETS_DISCORD_TOKEN", TOKEN)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(d.join("serve.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let commands = format!(
+        "/applications/{}/guilds/{}/commands",
+        emu.config().application_id,
+        emu.config().guild_id
+    );
+    emu.wait_for(
+        |r| r.iter().any(|q| q.method == "PUT" && q.path == commands),
+        WAIT,
+    )
+    .await
+    .expect("the bot registered its commands");
+
+    let director = EmuUser::new(600_000_000_000_000_001, "ann").with_roles([DIRECTOR_ROLE]);
+    let train = |sub: &str| {
+        emu.slash_command(
+            CH,
+            &director,
+            "train",
+            vec![CommandOpt::subcommand(sub, vec![CommandOpt::string("job", "m")])],
+        )
+        .unwrap()
+    };
+    let title = |m: &serde_json::Value| m["embeds"][0]["title"].as_str().unwrap_or("").to_string();
+    train("start");
+    let report = emu
+        .wait_message(CH, |m| title(m).contains("ERROR DETECTED"), WAIT)
+        .await
+        .expect("an error report");
+    assert!(report.to_string().contains("[REDACTED]"), "{report}");
+    // The status answer quotes the last log line and the open incident.
+    let status = train("status");
+    let token = status.token.clone();
+    emu.wait_for(
+        |r| r.iter().any(|q| q.method == "PATCH" && q.path.contains(&token)),
+        WAIT,
+    )
+    .await
+    .expect("an answer to /train status");
+
+    let requests = emu.requests();
+    assert!(requests.len() > 3, "{requests:?}");
+    for q in &requests {
+        let mut body = q.body.json().map(|v| v.to_string()).unwrap_or_default();
+        for f in q.body.files() {
+            body.push_str(&String::from_utf8_lossy(&f.data));
+        }
+        if let discord_emulator::RequestBody::Other(bytes) = &q.body {
+            body.push_str(&String::from_utf8_lossy(bytes));
+        }
+        for s in SECRETS.iter().chain([&OWN]) {
+            assert!(
+                !body.contains(s),
+                "{} {} sent the secret {s:?} to Discord: {body}",
+                q.method,
+                q.path
+            );
+        }
+    }
+}

@@ -203,6 +203,7 @@ impl JobRuntime {
             Plan::Watch { handle, kill } => {
                 let h = Arc::new(handle);
                 self.watch_exit(h.clone());
+                self.pipeline.set_writer(Some(h.pid));
                 self.handle = Some(h);
                 if kill {
                     self.kill();
@@ -359,6 +360,7 @@ impl JobRuntime {
                 let previous_log = handle.moved_log.clone();
                 self.watch_exit(handle.clone());
                 let pid = handle.pid;
+                self.pipeline.set_writer(Some(pid));
                 self.handle = Some(handle);
                 self.pipeline.new_attempt(Utc::now());
                 let new_run = self.machine.starting_new_run();
@@ -387,6 +389,7 @@ impl JobRuntime {
                 }
                 self.handle = None;
                 self.pipeline.process_ended();
+                self.pipeline.set_writer(None);
                 // Everything written before the exit is read and judged first (the whole
                 // backlog, past the per-read budget), so the report carries the traceback
                 // that explains the exit and the completion report every error.

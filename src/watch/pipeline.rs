@@ -197,6 +197,12 @@ impl Pipeline {
         self.stall = None;
     }
 
+    /// The job's process (None: none runs): the file it holds open is its log, whatever the
+    /// log's path names now (see `Follower::set_writer`).
+    pub fn set_writer(&mut self, pid: Option<u32>) {
+        self.follower.set_writer(pid);
+    }
+
     /// Resolves when the log may have grown.
     pub async fn changed(&mut self) {
         self.follower.changed().await
@@ -472,8 +478,9 @@ fn swapped_log(path: &std::path::Path) -> Incident {
         severity: crate::model::Severity::Warning,
         line: 0,
         text: format!(
-            "the log path {} was replaced by a symbolic link or a file that is not a regular file: \
-             trainwatch does not read it and keeps following the file the job opened",
+            "the log path {} was replaced by a symbolic link, a file that is not a regular file \
+             or a file the job does not write: trainwatch does not read it and keeps following \
+             the file the job opened",
             path.display()
         ),
         excerpt: Vec::new(),

@@ -271,7 +271,13 @@ pub fn adopt(state_dir: &Path) -> Result<Option<Adopted>, ExecError> {
     };
     let h = JobHandle::from_record(rec, state_dir);
     Ok(Some(match h.status() {
-        Some(outcome) => Adopted::Ended(outcome),
+        Some(outcome) => {
+            // A shim that was killed could not remove the job's cgroup; an empty one goes now.
+            if !state::is_alive(h.shim_pid, h.shim_starttime) {
+                contain::remove(&h.containment);
+            }
+            Adopted::Ended(outcome)
+        }
         None => Adopted::Running(h),
     }))
 }

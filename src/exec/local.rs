@@ -271,13 +271,7 @@ pub fn adopt(state_dir: &Path) -> Result<Option<Adopted>, ExecError> {
     };
     let h = JobHandle::from_record(rec, state_dir);
     Ok(Some(match h.status() {
-        Some(outcome) => {
-            // A shim that was killed could not remove the job's cgroup; an empty one goes now.
-            if !state::is_alive(h.shim_pid, h.shim_starttime) {
-                contain::remove(&h.containment);
-            }
-            Adopted::Ended(outcome)
-        }
+        Some(outcome) => Adopted::Ended(outcome),
         None => Adopted::Running(h),
     }))
 }
@@ -318,7 +312,9 @@ impl JobHandle {
         if state::is_alive(self.pid, self.starttime) || state::is_alive(self.shim_pid, self.shim_starttime) {
             return None;
         }
-        // Both gone. The shim may have written its record between the two looks above.
+        // Both gone. A shim that was killed could not remove the job's cgroup: an empty one
+        // goes now. The shim may have written its record between the looks above.
+        contain::remove(&self.containment);
         Some(self.recorded().unwrap_or(ExitOutcome::Unknown))
     }
 

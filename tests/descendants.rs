@@ -135,7 +135,7 @@ async fn exit_leaving_workers_is_recorded_and_they_are_ended(cgroup: bool) {
     let dir = tempfile::tempdir().unwrap();
     // The main process waits for both workers to be up, then exits 0 without them.
     let script =
-        format!("{ESCAPERS}; i=0; while [ ! -s w1.pid ] || [ ! -s w2.pid ]; do sleep 0.05; done; exit 0");
+        format!("{ESCAPERS}; i=0; while {{ [ ! -s w1.pid ] || [ ! -s w2.pid ]; }} && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; exit 0");
     let h = spawn(&spec(dir.path(), &script, cgroup)).await.unwrap();
     held_by(&h, cgroup);
     let workers = escaped_workers(dir.path(), &h).await;
@@ -186,7 +186,7 @@ fn write(path: &Path, text: &str) {
 fn a_directors_kill_through_run_ends_workers_that_left_the_session() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("tw.toml");
-    let script = format!("{ESCAPERS}; while true; do sleep 0.05; done");
+    let script = format!("{ESCAPERS}; i=0; while [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done");
     write(
         &cfg,
         &format!(
@@ -232,7 +232,7 @@ fn a_directors_kill_through_run_ends_workers_that_left_the_session() {
 #[test]
 fn run_reports_a_worker_left_by_a_main_process_that_exited_0() {
     let dir = tempfile::tempdir().unwrap();
-    let script = "setsid sh -c 'echo $$ > w1.pid; exec sleep 300' & while [ ! -s w1.pid ]; do sleep 0.05; done; echo done; exit 0";
+    let script = "setsid sh -c 'echo $$ > w1.pid; exec sleep 300' & i=0; while [ ! -s w1.pid ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; echo done; exit 0";
     let mut tw = Command::new(BIN)
         .args([
             "run",

@@ -73,7 +73,9 @@ fn no_escape_sequence_from_a_log_reaches_any_terminal_surface() {
     let d = dir.path();
     std::fs::write(
         d.join("job.sh"),
-        format!("{HOSTILE}while [ ! -e go ]; do sleep 0.05; done\nexit 1\n"),
+        format!(
+            "{HOSTILE}i=0; while [ ! -e go ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done\nexit 1\n"
+        ),
     )
     .unwrap();
     let me = second_login::me();

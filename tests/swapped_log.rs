@@ -101,7 +101,7 @@ fn a_log_replaced_by_another_regular_file_while_trainwatch_is_down_is_a_swap() {
 [store]
 path = "state/state.db"
 [jobs.m]
-argv = ["sh", "-c", "echo 'step 1 of the run'; echo 'ConvergenceWarning: lbfgs failed to converge (status=1)'; while [ ! -e swapped ]; do sleep 0.05; done; echo 'Traceback (most recent call last):'; echo '  File \"train.py\", line 9, in <module>'; echo \"KeyError: 'label'\"; exit 1"]
+argv = ["sh", "-c", "echo 'step 1 of the run'; echo 'ConvergenceWarning: lbfgs failed to converge (status=1)'; i=0; while [ ! -e swapped ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; echo 'Traceback (most recent call last):'; echo '  File \"train.py\", line 9, in <module>'; echo \"KeyError: 'label'\"; exit 1"]
 status_interval = "1h"
 on_error = "wait"
 "#,

@@ -40,6 +40,14 @@ pub enum Command {
     /// killed leaves no stale lock (the kernel releases it): the next start takes over and
     /// re-adopts the jobs. Read-only commands (status, audit, triage, check-config, send)
     /// take no lock.
+    ///
+    /// Nobody escapes a kill: `/kill` and a restart reach every process of the job, also
+    /// workers that left its session or process group (`setsid`, a double fork). Each job is
+    /// held in a cgroup v2 of its own where the machine allows it (a writable cgroup2 tree:
+    /// root, or a delegated subtree), else by its shim as child subreaper; the log line
+    /// "job started … held_by=…" says which. When a job's main process ends while other
+    /// processes of it still run, those are ended (SIGTERM, then SIGKILL after the job's
+    /// `kill_grace`) and a warning in the chat and the completion report names them.
     Run(RunArgs),
     /// Run the Discord bot: supervise the configured jobs and take decisions from Discord.
     ///
@@ -220,4 +228,8 @@ pub struct TriageArgs {
     /// Lines matching REGEX are never evidence. Repeatable.
     #[arg(long = "ignore", value_name = "REGEX")]
     pub ignore: Vec<String>,
+    /// Text matching REGEX is redacted from the report, like the built-in secrets (a job's
+    /// `redact` patterns). Repeatable.
+    #[arg(long = "redact", value_name = "REGEX")]
+    pub redact: Vec<String>,
 }

@@ -112,6 +112,11 @@ impl Redactor {
         Self { extra }
     }
 
+    /// The job's own patterns, as written.
+    pub fn patterns(&self) -> impl Iterator<Item = &str> {
+        self.extra.iter().map(Regex::as_str)
+    }
+
     /// One line (or any text without line structure that matters).
     pub fn line<'a>(&self, s: &'a str) -> Cow<'a, str> {
         if is_base64_blob(s) {

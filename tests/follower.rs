@@ -443,3 +443,40 @@ fn resuming_after_a_truncate_and_rewrite_while_away_starts_over() {
         ]
     );
 }
+
+/// With the job's process known (here the test itself holds the files), a new file at the
+/// path that the process does not hold open is a swap: refused, never read, while the file it
+/// does hold goes on being followed; a new file it holds is a rotation as before.
+#[test]
+fn with_a_writer_a_file_it_does_not_hold_is_refused_and_one_it_holds_is_a_rotation() {
+    let (_dir, path) = setup();
+    let mut job_file = OpenOptions::new().create(true).append(true).open(&path).unwrap();
+    job_file.write_all(b"one\n").unwrap();
+    let mut f = Follower::new(path.clone(), FollowState::default());
+    f.set_writer(Some(std::process::id()));
+    assert_eq!(pairs(&read(&mut f)), vec![(1, "one")]);
+
+    // Swapped: the name now points at a planted file; the job still writes its own.
+    fs::remove_file(&path).unwrap();
+    fs::write(&path, "planted\n").unwrap();
+    job_file.write_all(b"two\n").unwrap();
+    let mut lines = Vec::new();
+    let stats = f.read_available(|l| lines.push(l)).unwrap();
+    assert!(stats.refused && !stats.rotated, "{stats:?}");
+    assert_eq!(pairs(&lines), vec![(2, "two")]);
+    // Still refused once the writer can no longer be asked.
+    f.set_writer(None);
+    let mut lines = Vec::new();
+    let stats = f.read_available(|l| lines.push(l)).unwrap();
+    assert!(stats.refused && lines.is_empty(), "{stats:?} {lines:?}");
+
+    // A new file the job itself opened (a restart appending to the path) is followed.
+    f.set_writer(Some(std::process::id()));
+    fs::remove_file(&path).unwrap();
+    let mut next = OpenOptions::new().create(true).append(true).open(&path).unwrap();
+    next.write_all(b"three\n").unwrap();
+    let mut lines = Vec::new();
+    let stats = f.read_available(|l| lines.push(l)).unwrap();
+    assert!(stats.rotated && !stats.refused, "{stats:?}");
+    assert_eq!(pairs(&lines), vec![(1, "three")]);
+}

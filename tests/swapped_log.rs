@@ -85,3 +85,72 @@ on_error = "wait"
         .count();
     assert_eq!(reports, 1, "{out}");
 }
+
+/// While trainwatch is down, the log is deleted and another regular file put at its path (no
+/// link: `O_NOFOLLOW` cannot catch it; a new inode looks like a rotation). At re-adoption the
+/// job is found not to hold that file open: it is reported as a swap and never read, and the
+/// file the job does write — now without a name — is followed through the job's descriptor,
+/// so its error is still reported.
+#[test]
+fn a_log_replaced_by_another_regular_file_while_trainwatch_is_down_is_a_swap() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("tw.toml"),
+        r#"
+[store]
+path = "state/state.db"
+[jobs.m]
+argv = ["sh", "-c", "echo 'step 1 of the run'; echo 'ConvergenceWarning: lbfgs failed to converge (status=1)'; i=0; while [ ! -e swapped ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; echo 'Traceback (most recent call last):'; echo '  File \"train.py\", line 9, in <module>'; echo \"KeyError: 'label'\"; exit 1"]
+status_interval = "1h"
+on_error = "wait"
+"#,
+    )
+    .unwrap();
+    let supervise = || {
+        Command::new(BIN)
+            .args(["run", "--unattended", "--color", "never", "--config", "tw.toml"])
+            .current_dir(d)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = supervise();
+    let rx = support::lines_of(&mut first);
+    let mut seen = Vec::new();
+    // The warning is committed with the log's position and identity.
+    support::wait_for(&rx, "Warning noticed", Duration::from_secs(20), &mut seen);
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    let log = d.join("output/implementation/logs/training_m_full.log");
+    std::fs::remove_file(&log).unwrap();
+    std::fs::write(&log, "PRIVATE-CONTENT planted\nKeyError: 'planted'\n").unwrap();
+
+    let mut second = supervise();
+    let rx = support::lines_of(&mut second);
+    let mut seen = Vec::new();
+    support::wait_for(&rx, "was replaced by", Duration::from_secs(20), &mut seen);
+    std::fs::write(d.join("swapped"), "").unwrap();
+    support::wait_for(&rx, "Training Failed", Duration::from_secs(30), &mut seen);
+    support::exit_within(&mut second, Duration::from_secs(20), "trainwatch");
+    while let Ok(l) = rx.try_recv() {
+        seen.push(l);
+    }
+    let out = seen.join("\n");
+    assert!(
+        !out.contains("PRIVATE-CONTENT") && !out.contains("planted"),
+        "the planted file was read:\n{out}"
+    );
+    assert!(
+        out.contains("KeyError: 'label'"),
+        "the job's own error was lost:\n{out}"
+    );
+    let reports = out
+        .lines()
+        .filter(|l| l.contains("Warning: the log path"))
+        .count();
+    assert_eq!(reports, 1, "{out}");
+}

@@ -50,8 +50,13 @@ pub fn redact_secrets(s: &str) -> String {
 /// terminal comes only from trainwatch's own code) and redacted, private-key blocks across
 /// lines hidden whole. Line breaks are kept; a trailing one too.
 pub fn for_terminal(s: &str) -> String {
+    for_terminal_with(&crate::redact::Redactor::default(), s)
+}
+
+/// [`for_terminal`] with a job's own redaction patterns too.
+pub fn for_terminal_with(redactor: &crate::redact::Redactor, s: &str) -> String {
     let lines: Vec<String> = s.split('\n').map(strip_controls).collect();
-    crate::redact::Redactor::default().lines(&lines).join("\n")
+    redactor.lines(&lines).join("\n")
 }
 
 /// Everything above, for a line from a log.

@@ -3,9 +3,10 @@
 
 use std::io::{self, Write};
 
-use trainwatch::chat::sanitize::for_terminal;
+use trainwatch::chat::sanitize::for_terminal_with;
 use trainwatch::cli::TriageArgs;
 use trainwatch::model::ExitOutcome;
+use trainwatch::redact::Redactor;
 use trainwatch::watch::detect::DetectConfig;
 use trainwatch::watch::triage::triage_file;
 
@@ -19,6 +20,18 @@ pub fn run(args: &TriageArgs) -> i32 {
             return 2;
         }
     };
+    let redactor = match args
+        .redact
+        .iter()
+        .map(|p| regex::Regex::new(p))
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(patterns) => Redactor::new(patterns),
+        Err(e) => {
+            eprintln!("trainwatch triage: invalid --redact pattern: {e}");
+            return 2;
+        }
+    };
     let exit = args.exit_code.map(ExitOutcome::from_shell_status);
     match triage_file(&args.log, cfg, exit) {
         Ok(report) => {
@@ -29,7 +42,7 @@ pub fn run(args: &TriageArgs) -> i32 {
             };
             // The report quotes the log: neutralised and redacted for the terminal (JSON too:
             // serde escapes C0 controls but not DEL or C1 ones such as U+009B, a CSI).
-            let text = for_terminal(&text);
+            let text = for_terminal_with(&redactor, &text);
             let mut out = io::stdout().lock();
             // A closed pipe (`| head`) is not an error of ours.
             let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());

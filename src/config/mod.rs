@@ -180,6 +180,9 @@ pub struct JobSpec {
     /// Extra files (globs relative to the workdir) a fix summary covers, besides the files
     /// named in argv and the design's sources.
     pub watch: Vec<String>,
+    /// Built-in redaction plus the job's own `redact` patterns: what every surface the
+    /// job's text reaches hides.
+    pub redact: crate::redact::Redactor,
 }
 
 impl JobSpec {

@@ -61,6 +61,8 @@ pub(crate) struct RawJob {
     pub watch: Option<SList>,
     /// How long a validator's approval stays valid.
     pub approval_ttl: Option<S<String>>,
+    /// The job's own secrets: regexes whose matches are redacted like the built-in ones.
+    pub redact: Option<SList>,
 }
 
 #[derive(Debug, Default, Deserialize)]

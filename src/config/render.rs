@@ -157,6 +157,8 @@ fn write_job(s: &mut String, j: &JobSpec) -> std::fmt::Result {
     for (cat, re) in &j.detect.extra {
         writeln!(s, "    extra:          {cat}: {:?}", re.as_str())?;
     }
+    let redact: Vec<&str> = j.redact.patterns().collect();
+    writeln!(s, "  redact:          {}", list(&redact))?;
     let m = &j.metrics;
     writeln!(s, "  metrics:")?;
     writeln!(s, "    step:           {}", m.step.as_deref().unwrap_or("-"))?;

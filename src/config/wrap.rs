@@ -123,6 +123,7 @@ impl JobSpec {
             kill_grace: DEFAULT_KILL_GRACE,
             channel: None,
             detect: DetectConfig::default(),
+            redact: crate::redact::Redactor::default(),
             design: Vec::new(),
             watch: Vec::new(),
             metrics: MetricsSettings::default(),

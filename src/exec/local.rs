@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use tokio::sync::watch;
 use tokio::time::{sleep, Instant};
 
+use super::contain::{self, Containment, Roots};
 use super::state::{self, ExitRecord, JobRecord, SpawnErrorRecord};
 use super::{absolute, ExecError};
 use crate::model::ExitOutcome;
@@ -49,6 +49,11 @@ pub struct SpawnSpec {
     /// The program to run as `<program> __shim …`; `None` means the current executable.
     /// Tests pass the built `trainwatch` binary here.
     pub shim_program: Option<PathBuf>,
+    /// What processes left running after the main one ended get between SIGTERM and SIGKILL.
+    pub kill_grace: Duration,
+    /// Hold the job in a cgroup v2 of its own where the machine allows it (else, or when
+    /// false, the shim holds it as subreaper only).
+    pub cgroup: bool,
 }
 
 impl SpawnSpec {
@@ -61,9 +66,14 @@ impl SpawnSpec {
             append: false,
             state_dir,
             shim_program: None,
+            kill_grace: DEFAULT_LINGER_GRACE,
+            cgroup: true,
         }
     }
 }
+
+/// [`SpawnSpec::kill_grace`] unless set otherwise.
+pub const DEFAULT_LINGER_GRACE: Duration = Duration::from_secs(30);
 
 /// A started (or adopted) job. Cheap to clone; every clone sees the same job.
 #[derive(Debug, Clone)]
@@ -78,6 +88,8 @@ pub struct JobHandle {
     pub started_at: SystemTime,
     starttime: u64,
     shim_starttime: u64,
+    /// How the job's processes are held together: what a kill reaches.
+    pub containment: Containment,
     /// Set when we are the shim's parent: flips to true when the shim has been reaped.
     shim_exited: Option<watch::Receiver<bool>>,
 }
@@ -147,7 +159,12 @@ pub async fn spawn_with_timeout(spec: &SpawnSpec, timeout: Duration) -> Result<J
         .arg(&log)
         .arg("--workdir")
         .arg(&workdir)
-        .arg("--")
+        .arg("--grace-ms")
+        .arg(spec.kill_grace.as_millis().to_string());
+    if !spec.cgroup {
+        cmd.arg("--no-cgroup");
+    }
+    cmd.arg("--")
         .args(&spec.argv)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         // The shim must not pin the caller's current directory (or its mount).
@@ -174,7 +191,7 @@ pub async fn spawn_with_timeout(spec: &SpawnSpec, timeout: Duration) -> Result<J
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(rec) = state::read::<JobRecord>(&state_dir, state::JOB_FILE)? {
-            tracing::debug!(pid = rec.pid, shim = rec.shim_pid, "job started");
+            tracing::info!(pid = rec.pid, shim = rec.shim_pid, held_by = %rec.containment, "job started");
             let mut h = JobHandle::from_record(rec, state_dir);
             h.moved_log = moved_log;
             h.shim_exited = Some(rx);
@@ -270,6 +287,7 @@ impl JobHandle {
             started_at: UNIX_EPOCH + Duration::from_millis(rec.started_at_ms),
             starttime: rec.starttime,
             shim_starttime: rec.shim_starttime,
+            containment: rec.containment,
             shim_exited: None,
         }
     }
@@ -294,8 +312,20 @@ impl JobHandle {
         if state::is_alive(self.pid, self.starttime) || state::is_alive(self.shim_pid, self.shim_starttime) {
             return None;
         }
-        // Both gone. The shim may have written its record between the two looks above.
+        // Both gone. A shim that was killed could not remove the job's cgroup: an empty one
+        // goes now. The shim may have written its record between the looks above.
+        contain::remove(&self.containment);
         Some(self.recorded().unwrap_or(ExitOutcome::Unknown))
+    }
+
+    /// Processes of the job that were still running when its main process ended, as the
+    /// shim recorded them (it ends them); empty when none were, or nothing was recorded.
+    pub fn lingering(&self) -> Vec<u32> {
+        state::read::<ExitRecord>(&self.state_dir, state::EXIT_FILE)
+            .ok()
+            .flatten()
+            .map(|r| r.lingering)
+            .unwrap_or_default()
     }
 
     /// When the job's end was recorded by its shim, if it was.
@@ -336,60 +366,62 @@ impl JobHandle {
         }
     }
 
-    /// Stop the whole job: SIGTERM to its process group, SIGKILL to the group if anything
-    /// of it is still alive after `grace`. Returns when the group is gone (or, if even
-    /// SIGKILL does not take it down at once — a process stuck in the kernel — after a
-    /// few more seconds). Killing a job that already ended is not an error.
+    /// Stop the whole job — every process of it, including workers that left its session or
+    /// process group (see [`Containment`]): SIGTERM to all, SIGKILL to whatever is still
+    /// alive after `grace`. Returns when none is left (or, if even SIGKILL does not take one
+    /// down at once — a process stuck in the kernel — after a few more seconds). Killing a
+    /// job that already ended is not an error.
     pub async fn kill(&self, grace: Duration) -> Result<(), ExecError> {
-        let pgid = self.pid;
-        // A live process under our PID with another start time means our group is long
-        // gone (the kernel does not reuse a PID while its group exists): signal no one.
-        if let Some(st) = state::proc_stat(pgid) {
-            if st.starttime != self.starttime {
-                return Ok(());
-            }
-        }
-        if !state::group_alive(pgid) {
+        let roots = self.roots();
+        let left = || contain::members(&self.containment, roots);
+        let pids = left();
+        if pids.is_empty() {
             return Ok(());
         }
-        tracing::info!(pgid, "sending SIGTERM to the job's process group");
-        signal_group(pgid, Signal::SIGTERM)?;
+        tracing::info!(pgid = self.pid, processes = pids.len(), held_by = %self.containment, "sending SIGTERM to the job");
+        contain::signal(&self.containment, roots, &pids, Signal::SIGTERM);
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
-            if !state::group_alive(pgid) {
+            if left().is_empty() {
                 return Ok(());
             }
             sleep(FINE_POLL.min(deadline - Instant::now())).await;
         }
-        if !state::group_alive(pgid) {
-            return Ok(());
-        }
         tracing::info!(
-            pgid,
+            pgid = self.pid,
             ?grace,
-            "grace period over, sending SIGKILL to the job's process group"
+            "grace period over, sending SIGKILL to the job"
         );
-        signal_group(pgid, Signal::SIGKILL)?;
         let deadline = Instant::now() + AFTER_KILL;
-        while Instant::now() < deadline {
-            if !state::group_alive(pgid) {
+        loop {
+            let pids = left();
+            if pids.is_empty() {
                 return Ok(());
             }
+            if Instant::now() >= deadline {
+                tracing::warn!(
+                    pgid = self.pid,
+                    ?pids,
+                    "processes of the job still alive after SIGKILL"
+                );
+                return Ok(());
+            }
+            // Again each round: a process forked since the last look is signalled too.
+            contain::signal(&self.containment, roots, &pids, Signal::SIGKILL);
             sleep(FINE_POLL).await;
         }
-        tracing::warn!(pgid, "process group still alive after SIGKILL");
-        Ok(())
     }
-}
 
-fn signal_group(pgid: u32, sig: Signal) -> Result<(), ExecError> {
-    let raw = i32::try_from(pgid)
-        .ok()
-        .filter(|p| *p > 1)
-        .ok_or_else(|| ExecError::State(format!("implausible process group {pgid}")))?;
-    match kill(Pid::from_raw(-raw), sig) {
-        Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
-        Err(source) => Err(ExecError::Signal { pgid, source }),
+    /// Where the job's processes are to be found, leaving out PIDs that now belong to someone
+    /// else (a live process under our PID with another start time means ours is long gone,
+    /// and the kernel does not reuse a PID while its group exists).
+    fn roots(&self) -> Roots {
+        let original =
+            |pid: u32, starttime: u64| state::proc_stat(pid).map_or(true, |s| s.starttime == starttime);
+        Roots {
+            shim: state::is_alive(self.shim_pid, self.shim_starttime).then_some(self.shim_pid),
+            pgid: original(self.pid, self.starttime).then_some(self.pid),
+        }
     }
 }
 
@@ -417,6 +449,7 @@ mod tests {
             // The job we once started had this PID, but started at another time.
             starttime: real + 1,
             shim_starttime: real + 1,
+            containment: Containment::Subreaper,
             shim_exited: None,
         };
         assert_eq!(h.status(), Some(ExitOutcome::Unknown));

@@ -9,6 +9,7 @@
 //! - [`adopt`] finds a job again from its state folder;
 //! - [`resolve_resume`] picks the newest checkpoint for a restart.
 
+mod contain;
 mod local;
 mod resume;
 pub mod shim;
@@ -18,7 +19,8 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
-pub use local::{adopt, spawn, Adopted, JobHandle, SpawnSpec, DEFAULT_SPAWN_TIMEOUT};
+pub use contain::Containment;
+pub use local::{adopt, spawn, Adopted, JobHandle, SpawnSpec, DEFAULT_LINGER_GRACE, DEFAULT_SPAWN_TIMEOUT};
 pub use resume::{resolve_resume, CHECKPOINT_PLACEHOLDER};
 
 #[derive(Debug, Error)]

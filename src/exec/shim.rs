@@ -5,10 +5,17 @@
 //! in its own session and process group, records the job's PID and start time, waits for
 //! it, and records how it ended — all in the run's state folder.
 //!
-//! The shim is also a child subreaper: workers the job leaves behind are re-parented to the
-//! shim and reaped, so no zombie of the job's group lingers. A SIGTERM/SIGINT/SIGHUP sent to
-//! the shim is passed on to the job's group, so such an end is still recorded. Its own diagnostics go to its
-//! stderr, which trainwatch points at `shim.log` in the state folder.
+//! The shim holds all of the job's processes together (see [`super::contain`]): in a cgroup v2
+//! of its own where the machine allows it, and in any case as their child subreaper, so a
+//! worker that left the job's session is still re-parented to the shim, reaped, and reached
+//! by a kill. When the job's main process ends while other processes of the job still run,
+//! their PIDs are recorded with the exit and the shim ends them — SIGTERM, then SIGKILL after
+//! the job's grace period — before it exits itself (the policy: a job ends with its main
+//! process; nothing of it is left running unsupervised).
+//!
+//! A SIGTERM/SIGINT/SIGHUP sent to the shim is passed on to the job's group, so such an end
+//! is still recorded. Its own diagnostics go to its stderr, which trainwatch points at
+//! `shim.log` in the state folder.
 
 use std::fs::OpenOptions;
 use std::os::unix::process::CommandExt;
@@ -16,12 +23,14 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::signal::{SigHandler, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
+use super::contain::{self, Containment, Roots};
 use super::state::{self, ExitRecord, JobRecord, SpawnErrorRecord};
 use crate::model::ExitOutcome;
 
@@ -38,6 +47,13 @@ pub struct ShimArgs {
     /// The job's working directory.
     #[arg(long, value_name = "DIR")]
     pub workdir: PathBuf,
+    /// How long processes left running after the main one ended get between SIGTERM and
+    /// SIGKILL, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 30_000)]
+    pub grace_ms: u64,
+    /// Hold the job as subreaper only, even where a cgroup could be made.
+    #[arg(long)]
+    pub no_cgroup: bool,
     /// The job's argv.
     #[arg(last = true, required = true, num_args = 1.., value_name = "ARGV")]
     pub argv: Vec<String>,
@@ -77,15 +93,35 @@ pub fn run(args: ShimArgs) -> i32 {
         Err(e) => return fail(format!("cannot duplicate the log descriptor: {e}")),
     };
 
+    let me = std::process::id();
+    let cgroup = if args.no_cgroup {
+        None
+    } else {
+        match contain::make_cgroup(&format!("trainwatch-job-{me}")) {
+            Ok(dir) => Some(dir),
+            Err(why) => {
+                eprintln!("trainwatch shim: no cgroup for the job ({why}); holding it as subreaper");
+                None
+            }
+        }
+    };
+    let procs = cgroup.as_deref().and_then(contain::procs_file);
+
     let mut cmd = Command::new(&args.argv[0]);
     cmd.args(&args.argv[1..])
         .current_dir(&args.workdir)
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err);
-    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    // SAFETY: setsid, open, write and close are async-signal-safe; the path was made
+    // before the fork.
     unsafe {
-        cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(std::io::Error::from));
+        cmd.pre_exec(move || {
+            if let Some(p) = &procs {
+                contain::enter_cgroup(p);
+            }
+            nix::unistd::setsid().map(|_| ()).map_err(std::io::Error::from)
+        });
     }
     let child = match cmd.spawn() {
         Ok(c) => c,
@@ -100,6 +136,9 @@ pub fn run(args: ShimArgs) -> i32 {
             } else {
                 format!("cannot start {:?}: {e}", args.argv[0])
             };
+            if let Some(dir) = cgroup {
+                contain::remove(&Containment::Cgroup(dir));
+            }
             return fail(what);
         }
     };
@@ -108,7 +147,18 @@ pub fn run(args: ShimArgs) -> i32 {
     // Reaping goes through waitpid(-1) below, not through `child`.
     drop(child);
 
-    let me = std::process::id();
+    let containment = match cgroup {
+        Some(dir) if contain::in_cgroup(&dir, pid) => Containment::Cgroup(dir),
+        Some(dir) => {
+            eprintln!(
+                "trainwatch shim: the job did not enter {}; holding it as subreaper",
+                dir.display()
+            );
+            contain::remove(&Containment::Cgroup(dir));
+            Containment::Subreaper
+        }
+        None => Containment::Subreaper,
+    };
     let record = JobRecord {
         pid,
         starttime: state::proc_stat(pid).map(|s| s.starttime).unwrap_or(0),
@@ -117,12 +167,18 @@ pub fn run(args: ShimArgs) -> i32 {
         started_at_ms: state::now_ms(),
         argv: args.argv.clone(),
         log: args.log.clone(),
+        containment: containment.clone(),
     };
     let mut status = 0;
     if let Err(e) = state::write_atomic(dir, state::JOB_FILE, &record) {
         // Nobody could ever find, stop or account for this job: take it down rather than
         // leave an unsupervised run behind, and say why if the folder still takes writes.
-        let _ = nix::sys::signal::kill(Pid::from_raw(-(pid as i32)), Signal::SIGKILL);
+        let roots = Roots {
+            shim: Some(me),
+            pgid: Some(pid),
+        };
+        let pids = contain::members(&containment, roots);
+        contain::signal(&containment, roots, &pids, Signal::SIGKILL);
         fail(format!("cannot record the job's PID: {e}"));
         status = RECORD_FAILED;
     } else {
@@ -130,7 +186,11 @@ pub fn run(args: ShimArgs) -> i32 {
     }
 
     // Reap every child (the job, then any orphaned worker) until none is left; record the
-    // job's own end the moment it happens.
+    // job's own end the moment it happens, with what of the job still runs, and end that.
+    let roots = Roots {
+        shim: Some(me),
+        pgid: Some(pid),
+    };
     let mut recorded = false;
     loop {
         match waitpid(Pid::from_raw(-1), None) {
@@ -142,13 +202,22 @@ pub fn run(args: ShimArgs) -> i32 {
                 };
                 if !recorded && who.as_raw() as u32 == pid {
                     recorded = true;
+                    let lingering = contain::members(&containment, roots);
                     let rec = ExitRecord {
                         outcome,
                         ended_at_ms: state::now_ms(),
+                        lingering: lingering.clone(),
                     };
                     if let Err(e) = state::write_atomic(dir, state::EXIT_FILE, &rec) {
                         eprintln!("trainwatch shim: cannot record the job's end ({outcome}): {e}");
                         status = RECORD_FAILED;
+                    }
+                    if !lingering.is_empty() {
+                        eprintln!(
+                            "trainwatch shim: the job's main process ended ({outcome}) with {} of its processes still running ({lingering:?}); ending them",
+                            lingering.len()
+                        );
+                        end_lingering(&containment, roots, Duration::from_millis(args.grace_ms));
                     }
                 }
             }
@@ -161,11 +230,39 @@ pub fn run(args: ShimArgs) -> i32 {
             }
         }
     }
+    contain::remove(&containment);
     if !recorded {
         eprintln!("trainwatch shim: the job ended without a status");
         status = RECORD_FAILED;
     }
     status
+}
+
+/// SIGTERM to what is left of the job, SIGKILL after `grace` to what is still there, until
+/// nothing is (bounded: a process stuck in the kernel is given up on after a few seconds).
+/// Zombies do not count, so reaping can wait for the caller's loop.
+fn end_lingering(containment: &Containment, roots: Roots, grace: Duration) {
+    let step = Duration::from_millis(25);
+    let left = || contain::members(containment, roots);
+    let pids = left();
+    contain::signal(containment, roots, &pids, Signal::SIGTERM);
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline && !left().is_empty() {
+        std::thread::sleep(step);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let pids = left();
+        if pids.is_empty() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            eprintln!("trainwatch shim: processes {pids:?} still alive after SIGKILL");
+            return;
+        }
+        contain::signal(containment, roots, &pids, Signal::SIGKILL);
+        std::thread::sleep(step);
+    }
 }
 
 /// The job's process group, read by the signal handler.

@@ -11,6 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::contain::Containment;
 use super::ExecError;
 use crate::model::ExitOutcome;
 
@@ -37,12 +38,19 @@ pub(crate) struct JobRecord {
     pub started_at_ms: u64,
     pub argv: Vec<String>,
     pub log: PathBuf,
+    /// How the job's processes are held together (older records: the subreaper).
+    #[serde(default)]
+    pub containment: Containment,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ExitRecord {
     pub outcome: ExitOutcome,
     pub ended_at_ms: u64,
+    /// Processes of the job still running when its main process ended (the shim then
+    /// ends them: see `shim`).
+    #[serde(default)]
+    pub lingering: Vec<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +94,7 @@ pub(crate) fn read<T: DeserializeOwned>(dir: &Path, name: &str) -> Result<Option
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ProcStat {
     pub state: char,
+    pub ppid: i32,
     pub pgrp: i32,
     pub starttime: u64,
 }
@@ -105,6 +114,7 @@ pub(crate) fn parse_stat(line: &str) -> Option<ProcStat> {
     // fields[0] is field 3 (state); field N is fields[N - 3].
     Some(ProcStat {
         state: fields.first()?.chars().next()?,
+        ppid: fields.get(1)?.parse().ok()?,
         pgrp: fields.get(2)?.parse().ok()?,
         starttime: fields.get(19)?.parse().ok()?,
     })
@@ -120,29 +130,6 @@ pub(crate) fn is_alive(pid: u32, starttime: u64) -> bool {
     proc_stat(pid).is_some_and(|s| s.is_live() && s.starttime == starttime)
 }
 
-/// True when some live (not zombie) process is in process group `pgid`.
-pub(crate) fn group_alive(pgid: u32) -> bool {
-    use nix::sys::signal::kill;
-    use nix::unistd::Pid;
-    let Ok(raw) = i32::try_from(pgid) else {
-        return false;
-    };
-    // Cheap check first: ESRCH means the group is empty.
-    if kill(Pid::from_raw(-raw), None) == Err(nix::errno::Errno::ESRCH) {
-        return false;
-    }
-    // Members that ended but are not reaped yet (orphans under an init that does not reap)
-    // still answer the signal probe; only live ones count.
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return true;
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(proc_stat)
-        .any(|s| s.pgrp == raw && s.is_live())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +139,7 @@ mod tests {
         let line = "4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
         let s = parse_stat(line).unwrap();
         assert_eq!(s.state, 'S');
+        assert_eq!(s.ppid, 1);
         assert_eq!(s.pgrp, 4242);
         assert_eq!(s.starttime, 987654);
         assert!(s.is_live());
@@ -162,11 +150,23 @@ mod tests {
     }
 
     #[test]
+    fn records_written_before_containment_was_recorded_still_read() {
+        let job: JobRecord = serde_json::from_str(
+            r#"{"pid":5,"starttime":1,"shim_pid":4,"shim_starttime":1,"started_at_ms":0,"argv":["x"],"log":"l"}"#,
+        )
+        .unwrap();
+        assert_eq!(job.containment, Containment::Subreaper);
+        let exit: ExitRecord = serde_json::from_str(r#"{"outcome":{"code":0},"ended_at_ms":3}"#).unwrap();
+        assert!(exit.lingering.is_empty());
+    }
+
+    #[test]
     fn records_round_trip_atomically() {
         let dir = tempfile::tempdir().unwrap();
         let rec = ExitRecord {
             outcome: ExitOutcome::Signal(11),
             ended_at_ms: 5,
+            lingering: vec![42],
         };
         write_atomic(dir.path(), EXIT_FILE, &rec).unwrap();
         assert_eq!(read::<ExitRecord>(dir.path(), EXIT_FILE).unwrap(), Some(rec));

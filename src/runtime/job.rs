@@ -72,6 +72,8 @@ enum Internal {
     Exited {
         pid: u32,
         outcome: ExitOutcome,
+        /// Processes of the job still running when its main process ended (its shim ends them).
+        lingering: Vec<u32>,
     },
 }
 
@@ -201,12 +203,17 @@ impl JobRuntime {
                     checkpoint: None,
                     previous_log: None,
                 });
-                let _ = self.internal_tx.send(Internal::Exited { pid, outcome });
+                let _ = self.internal_tx.send(Internal::Exited {
+                    pid,
+                    outcome,
+                    lingering: Vec::new(),
+                });
             }
             Plan::Spawn { attempt, append } => self.spawn(run, attempt, append, append),
             Plan::Watch { handle, kill } => {
                 let h = Arc::new(handle);
                 self.watch_exit(h.clone());
+                self.pipeline.set_writer(Some(h.pid));
                 self.handle = Some(h);
                 if kill {
                     self.kill();
@@ -215,7 +222,11 @@ impl JobRuntime {
                 }
             }
             Plan::Exited { pid, outcome } => {
-                let _ = self.internal_tx.send(Internal::Exited { pid, outcome });
+                let _ = self.internal_tx.send(Internal::Exited {
+                    pid,
+                    outcome,
+                    lingering: Vec::new(),
+                });
             }
         }
     }
@@ -362,6 +373,7 @@ impl JobRuntime {
                 let previous_log = handle.moved_log.clone();
                 self.watch_exit(handle.clone());
                 let pid = handle.pid;
+                self.pipeline.set_writer(Some(pid));
                 self.handle = Some(handle);
                 self.pipeline.new_attempt(Utc::now());
                 let new_run = self.machine.starting_new_run();
@@ -380,12 +392,17 @@ impl JobRuntime {
             Internal::SpawnFailed { error } => {
                 self.step(Event::SpawnFailed { error });
             }
-            Internal::Exited { pid, outcome } => {
+            Internal::Exited {
+                pid,
+                outcome,
+                lingering,
+            } => {
                 if self.handle.as_ref().is_some_and(|h| h.pid != pid) {
                     return; // a stale waiter from an earlier attempt
                 }
                 self.handle = None;
                 self.pipeline.process_ended();
+                self.pipeline.set_writer(None);
                 // Everything written before the exit is read and judged first (the whole
                 // backlog, past the per-read budget), so the report carries the traceback
                 // that explains the exit and the completion report every error.
@@ -397,6 +414,10 @@ impl JobRuntime {
                     .under_way()
                     .is_some_and(|u| matches!(u.phase, Phase::Stopping { .. } | Phase::Restarting { .. }));
                 for event in self.pipeline.finish((!ours).then_some(outcome), Utc::now()) {
+                    self.step(event);
+                }
+                if !ours && !lingering.is_empty() {
+                    let event = self.pipeline.executor_incident(lingering_incident(&lingering));
                     self.step(event);
                 }
                 // The completion report shows the final figures (convergence, last step).
@@ -594,6 +615,8 @@ impl JobRuntime {
             append,
             state_dir: self.attempt_dir(run, attempt),
             shim_program: Some(self.shim.clone()),
+            kill_grace: self.spec.kill_grace,
+            cgroup: true,
         };
         let tx = self.internal_tx.clone();
         tokio::spawn(async move {
@@ -648,6 +671,7 @@ impl JobRuntime {
             let _ = tx.send(Internal::Exited {
                 pid: handle.pid,
                 outcome,
+                lingering: handle.lingering(),
             });
         });
     }
@@ -661,6 +685,24 @@ impl JobRuntime {
                 warn!(%job, error = %e, "killing the job");
             }
         });
+    }
+}
+
+/// Processes left running by a main process that ended by itself: the shim ends them (the
+/// policy in `exec::shim`), and the team hears of it, since the job did not clean up after itself.
+fn lingering_incident(pids: &[u32]) -> crate::model::Incident {
+    let list = pids.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
+    crate::model::Incident {
+        category: crate::model::Category::Implementation,
+        severity: crate::model::Severity::Warning,
+        line: 0,
+        text: format!(
+            "{} process(es) of the job were still running when its main process ended (PID {list}): \
+             trainwatch ended them (SIGTERM, then SIGKILL after the kill grace)",
+            pids.len()
+        ),
+        excerpt: Vec::new(),
+        count: 1,
     }
 }
 

@@ -6,9 +6,19 @@ use crate::watch::metrics::MetricsConfig;
 use crate::watch::pipeline::PipelineConfig;
 
 /// The engine's settings: the config builds them; whether anyone can decide is the runtime's.
+/// The engine shows the job's command ("Command: …") but never runs it (the runtime does,
+/// from the spec): it gets the argv with the job's own secrets redacted, the built-in rules
+/// being applied again where it is shown.
 pub(crate) fn settings_of(spec: &JobSpec, unattended: bool) -> JobSettings {
+    let argv = spec
+        .engine
+        .argv
+        .iter()
+        .map(|a| spec.redact.line(a).into_owned())
+        .collect();
     JobSettings {
         unattended,
+        argv,
         ..spec.engine.clone()
     }
 }
@@ -37,6 +47,6 @@ pub(crate) fn pipeline_config(spec: &JobSpec) -> PipelineConfig {
         detect: spec.detect.clone(),
         metrics: metrics_config(spec),
         stall_timeout: spec.stall_timeout,
-        redact: crate::redact::Redactor::default(),
+        redact: spec.redact.clone(),
     }
 }

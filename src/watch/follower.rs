@@ -219,6 +219,12 @@ pub struct Follower {
     buf: Vec<u8>,
     /// The last read stopped on its budget, not at the end of the data.
     backlog: bool,
+    /// The job's process, when known: the file it holds open is the log, whatever the path
+    /// names (see [`Follower::set_writer`]).
+    writer: Option<u32>,
+    /// A file found at the path that the job does not write: never read, even once the
+    /// job is gone and nobody can tell any more.
+    swapped: Option<FileId>,
     #[cfg(target_os = "linux")]
     watch: inotify::Watch,
 }
@@ -243,6 +249,8 @@ impl Follower {
             joined: Vec::new(),
             buf: Vec::new(),
             backlog: false,
+            writer: None,
+            swapped: None,
             #[cfg(target_os = "linux")]
             watch: inotify::Watch::new(),
         }
@@ -250,6 +258,69 @@ impl Follower {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The PID of the job's process (None: not known, or no process). With it, a file at
+    /// the log's path that the process does not hold open (looked up in `/proc/PID/fd`) is
+    /// taken for a swap, not a rotation: it is refused, and the file the process does hold
+    /// is followed instead, even if its name is gone (a log deleted and replaced while
+    /// trainwatch was down).
+    pub fn set_writer(&mut self, pid: Option<u32>) {
+        self.writer = pid;
+    }
+
+    /// Whether the writer holds the file `id` open; None when that cannot be told (no
+    /// writer known, or its descriptors unreadable: it ended).
+    fn writer_holds(&self, id: FileId) -> Option<bool> {
+        Some(self.writer_file(id)?.is_some())
+    }
+
+    /// The writer's open file with identity `id`, opened afresh through `/proc/PID/fd`;
+    /// None when the writer's descriptors cannot be read.
+    fn writer_file(&self, id: FileId) -> Option<Option<OpenLog>> {
+        let pid = self.writer?;
+        let entries = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+        Some(entries.flatten().find_map(|e| {
+            let meta = std::fs::metadata(e.path()).ok()?;
+            if !meta.file_type().is_file() || FileId::of(&meta) != id {
+                return None;
+            }
+            let file = File::open(e.path()).ok()?;
+            Some(OpenLog { file, id })
+        }))
+    }
+
+    /// The writer's standard output, when it is a regular file: where the shim pointed it,
+    /// the log (for a log never read before, so with no identity saved).
+    fn writer_stdout(&self) -> Option<OpenLog> {
+        let fd = format!("/proc/{}/fd/1", self.writer?);
+        let meta = std::fs::metadata(&fd).ok().filter(|m| m.file_type().is_file())?;
+        let file = File::open(&fd).ok()?;
+        Some(OpenLog {
+            file,
+            id: FileId::of(&meta),
+        })
+    }
+
+    /// A file at the path other than the one followed: not the job's (a swap) when the
+    /// writer does not hold it, or — when the writer cannot be asked — when it was found so
+    /// before.
+    fn is_swap(&mut self, id: FileId) -> bool {
+        match self.writer_holds(id) {
+            // The job writes it (an inode number reused for the job's own new file, too).
+            Some(true) => false,
+            Some(false) => {
+                if self.swapped != Some(id) {
+                    tracing::warn!(
+                        path = %self.path.display(),
+                        "the log's path names a file the job does not write: not read"
+                    );
+                    self.swapped = Some(id);
+                }
+                true
+            }
+            None => self.swapped == Some(id),
+        }
     }
 
     /// The position to persist. Lines handed out before this call are covered by it.
@@ -383,7 +454,14 @@ impl Follower {
                     stats.refused = true;
                     false
                 }
-                Ok(m) if FileId::of(&m) != current => true,
+                Ok(m) if FileId::of(&m) != current => {
+                    if self.is_swap(FileId::of(&m)) {
+                        stats.refused = true;
+                        false
+                    } else {
+                        true
+                    }
+                }
                 // Same file, or the path is gone (deleted, or renamed and not yet
                 // recreated): keep reading what we hold; the writer may still use it.
                 _ => false,
@@ -462,14 +540,39 @@ impl Follower {
 
     /// First open, honouring the saved state: same file → continue at the saved offset
     /// unless its start changed (truncated and rewritten while we were away; a merely
-    /// shrunk file is caught as a truncation by the read loop); another file → the log
-    /// was rotated while we were away: finish the old file if it is still beside the new
-    /// one under another name, else start the new one from 0.
+    /// shrunk file is caught as a truncation by the read loop); another file that the job
+    /// does not write → a swap: refused, and the job's own file followed; another file
+    /// otherwise → the log was rotated while we were away: finish the old file if it is
+    /// still beside the new one under another name, else start the new one from 0.
     fn open_initial(&mut self, stats: &mut ReadStats) -> io::Result<bool> {
         let Some(log) = self.open_path(stats)? else {
+            // Deleted (or refused) while we were away, but still written by the job.
+            if let Some(Some(held)) = self.state.file_id().and_then(|id| self.writer_file(id)) {
+                self.adopt(held);
+                return Ok(true);
+            }
             stats.missing = !stats.refused;
             return Ok(false);
         };
+        if self.state.file_id() != Some(log.id) && self.is_swap(log.id) {
+            // Replaced while away by a file the job does not write: follow the one it does,
+            // through its descriptor, even if no name is left to it.
+            stats.refused = true;
+            let held = match self.state.file_id() {
+                Some(saved) => self
+                    .writer_file(saved)
+                    .flatten()
+                    .or_else(|| self.find_sibling(saved)),
+                None => self.writer_stdout(),
+            };
+            return Ok(match held {
+                Some(held) => {
+                    self.adopt(held);
+                    true
+                }
+                None => false,
+            });
+        }
         match self.state.file_id() {
             Some(saved) if saved != log.id => {
                 if let Some(old) = self.find_sibling(saved) {

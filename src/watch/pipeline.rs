@@ -197,6 +197,12 @@ impl Pipeline {
         self.stall = None;
     }
 
+    /// The job's process (None: none runs): the file it holds open is its log, whatever the
+    /// log's path names now (see `Follower::set_writer`).
+    pub fn set_writer(&mut self, pid: Option<u32>) {
+        self.follower.set_writer(pid);
+    }
+
     /// Resolves when the log may have grown.
     pub async fn changed(&mut self) {
         self.follower.changed().await
@@ -300,6 +306,16 @@ impl Pipeline {
         findings.extend(self.detector.finish(outcome));
         let events = self.incidents(findings, signals);
         self.redacted(events)
+    }
+
+    /// An incident the executor found (not the log): it takes the run's next incident key
+    /// and is redacted like every other.
+    pub fn executor_incident(&mut self, incident: Incident) -> Event {
+        let event = Event::Incident {
+            key: self.keys.fresh(),
+            incident,
+        };
+        self.redacted(vec![event]).pop().expect("one event in, one out")
     }
 
     /// The log went quiet for a while: settle what the detector holds pending.
@@ -465,8 +481,9 @@ fn swapped_log(path: &std::path::Path) -> Incident {
         severity: crate::model::Severity::Warning,
         line: 0,
         text: format!(
-            "the log path {} was replaced by a symbolic link or a file that is not a regular file: \
-             trainwatch does not read it and keeps following the file the job opened",
+            "the log path {} was replaced by a symbolic link, a file that is not a regular file \
+             or a file the job does not write: trainwatch does not read it and keeps following \
+             the file the job opened",
             path.display()
         ),
         excerpt: Vec::new(),

@@ -126,27 +126,3 @@ impl<'a> JobCtx<'a> {
         Ok(x)
     }
 }
-
-/// The regex crate's message without its multi-line caret drawing.
-pub(super) fn regex_message(e: &regex::Error) -> String {
-    let text = e.to_string();
-    text.lines()
-        .rev()
-        .find_map(|l| l.strip_prefix("error: "))
-        .map(str::to_string)
-        .unwrap_or_else(|| text.lines().last().unwrap_or_default().trim().to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn regex_messages_are_one_line() {
-        let unclosed = String::from("(");
-        let e = regex::Regex::new(&unclosed).unwrap_err();
-        let m = regex_message(&e);
-        assert!(!m.contains('\n'));
-        assert!(m.contains("unclosed group"), "{m}");
-    }
-}

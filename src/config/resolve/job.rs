@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::engine::JobSettings;
 use crate::model::JobName;
+use crate::redact::Redactor;
 
 use super::super::error::{join, Origin};
 use super::super::paths::{expand, join_clean, template};
@@ -16,7 +17,6 @@ use super::super::{
     DEFAULT_RESTART_LIMIT, DEFAULT_RESULTS, DEFAULT_STATUS_INTERVAL,
 };
 use super::chat::discord_id;
-use super::detect::regex_message;
 use super::R;
 
 /// One job with the `[defaults]` it falls back on.
@@ -259,6 +259,7 @@ impl<'a> JobCtx<'a> {
                 .collect::<R<Vec<_>>>()?,
         };
         let approval_ttl = self.duration("approval_ttl", |j| j.approval_ttl.as_ref())?;
+        let redact = self.redact()?;
 
         Ok(JobSpec {
             engine: JobSettings {
@@ -287,7 +288,32 @@ impl<'a> JobCtx<'a> {
             metrics,
             design,
             watch,
+            redact,
         })
+    }
+
+    /// The job's `redact` patterns added to those of `[defaults]`: a secret named for the
+    /// whole file stays hidden in a job that names its own.
+    fn redact(&self) -> R<Redactor> {
+        let mut patterns = Vec::new();
+        let lists = [
+            self.def
+                .and_then(|d| d.redact.as_ref())
+                .map(|l| (l, "defaults.redact".to_string())),
+            self.job
+                .redact
+                .as_ref()
+                .map(|l| (l, format!("{}.redact", self.prefix))),
+        ];
+        for (list, key) in lists.into_iter().flatten() {
+            for v in list.get_ref() {
+                if v.get_ref().is_empty() {
+                    return Err(self.o.at(v.span(), &key, "a redact pattern must not be empty"));
+                }
+                patterns.push(self.regex(v, &key)?);
+            }
+        }
+        Ok(Redactor::new(patterns))
     }
 
     fn on_error(&self) -> R<OnError> {
@@ -356,5 +382,29 @@ impl<'a> JobCtx<'a> {
             }
             _ => OnError::Wait,
         })
+    }
+}
+
+/// The regex crate's message without its multi-line caret drawing.
+fn regex_message(e: &regex::Error) -> String {
+    let text = e.to_string();
+    text.lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("error: "))
+        .map(str::to_string)
+        .unwrap_or_else(|| text.lines().last().unwrap_or_default().trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regex_messages_are_one_line() {
+        let unclosed = String::from("(");
+        let e = regex::Regex::new(&unclosed).unwrap_err();
+        let m = regex_message(&e);
+        assert!(!m.contains('\n'));
+        assert!(m.contains("unclosed group"), "{m}");
     }
 }

@@ -12,6 +12,7 @@
 mod local;
 mod resume;
 pub mod shim;
+pub mod slurm;
 mod state;
 
 use std::path::PathBuf;

@@ -61,6 +61,29 @@ pub(crate) struct RawJob {
     pub watch: Option<SList>,
     /// How long a validator's approval stays valid.
     pub approval_ttl: Option<S<String>>,
+    /// `"local"` (the default) or `"slurm"`.
+    pub executor: Option<S<String>>,
+    /// `[jobs.NAME.slurm]`: how the job is submitted when `executor = "slurm"`.
+    pub slurm: Option<RawSlurm>,
+}
+
+/// `[jobs.NAME.slurm]` (and `[defaults.slurm]`). `gpus` and `mem` take a number or Slurm's
+/// own spelling (`"a100:4"`, `"16G"`), checked when resolved.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSlurm {
+    pub partition: Option<S<String>>,
+    pub account: Option<S<String>>,
+    pub qos: Option<S<String>>,
+    pub time_limit: Option<S<String>>,
+    pub nodes: Option<S<i64>>,
+    pub ntasks: Option<S<i64>>,
+    pub ntasks_per_node: Option<S<i64>>,
+    pub gpus: Option<S<toml::Value>>,
+    pub cpus_per_task: Option<S<i64>>,
+    pub mem: Option<S<toml::Value>>,
+    pub extra_args: Option<SList>,
+    pub launch: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -287,6 +287,7 @@ impl<'a> JobCtx<'a> {
             metrics,
             design,
             watch,
+            executor: super::slurm::executor(self)?,
         })
     }
 

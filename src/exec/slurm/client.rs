@@ -5,6 +5,7 @@
 //! once about a job that has ended. When `slurmctld` does not answer, the error says so
 //! ([`SlurmError::is_unreachable`]) and [`Backoff`] spaces out the next tries.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -138,9 +139,14 @@ impl SlurmClient {
     }
 
     async fn run(&self, argv: &[String]) -> Result<Ran, SlurmError> {
+        self.run_with_env(argv, &BTreeMap::new()).await
+    }
+
+    async fn run_with_env(&self, argv: &[String], env: &BTreeMap<String, String>) -> Result<Ran, SlurmError> {
         let program = argv[0].clone();
         let mut cmd = Command::new(&program);
         cmd.args(&argv[1..])
+            .envs(env)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -189,7 +195,15 @@ impl SlurmClient {
     }
 
     async fn run_ok(&self, argv: &[String]) -> Result<String, SlurmError> {
-        let ran = self.run(argv).await?;
+        self.run_ok_with_env(argv, &BTreeMap::new()).await
+    }
+
+    async fn run_ok_with_env(
+        &self,
+        argv: &[String],
+        env: &BTreeMap<String, String>,
+    ) -> Result<String, SlurmError> {
+        let ran = self.run_with_env(argv, env).await?;
         if ran.success {
             Ok(ran.stdout)
         } else {
@@ -201,7 +215,7 @@ impl SlurmClient {
     pub async fn submit(&self, sub: &Submission<'_>) -> Result<SlurmJobId, SlurmError> {
         write_script(sub.script_path, &sub.script())?;
         let argv = sub.sbatch_argv();
-        let out = self.run_ok(&argv).await?;
+        let out = self.run_ok_with_env(&argv, sub.env).await?;
         // `--parsable` prints `ID` or `ID;cluster`.
         let first = out.lines().next().unwrap_or_default();
         let id = first.split(';').next().unwrap_or_default();

@@ -109,7 +109,8 @@ impl Outcome {
     pub fn exit_outcome(&self) -> ExitOutcome {
         match self {
             Outcome::Completed => ExitOutcome::Code(0),
-            Outcome::Failed { code } => ExitOutcome::Code(*code),
+            // srun (and a shell) exit 128 + N for a task killed by signal N.
+            Outcome::Failed { code } => ExitOutcome::from_shell_status(*code),
             Outcome::Signalled { signal } => ExitOutcome::Signal(*signal),
             // Slurm ends these with SIGTERM then SIGKILL; OUT_OF_MEMORY is the OOM killer.
             Outcome::Cancelled { .. } | Outcome::Timeout | Outcome::Deadline => {
@@ -127,7 +128,12 @@ impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Outcome::Completed => f.write_str("completed"),
-            Outcome::Failed { code } => write!(f, "failed with exit code {code}"),
+            Outcome::Failed { code } => match ExitOutcome::from_shell_status(*code) {
+                ExitOutcome::Signal(s) => {
+                    write!(f, "failed with exit code {code} (a task killed by signal {s})")
+                }
+                _ => write!(f, "failed with exit code {code}"),
+            },
             Outcome::Signalled { signal } => write!(f, "killed by signal {signal}"),
             Outcome::Cancelled { by: Some(uid) } => write!(f, "cancelled by uid {uid}"),
             Outcome::Cancelled { by: None } => f.write_str("cancelled"),

@@ -69,6 +69,8 @@ impl SlurmSettings {
 pub struct Submission<'a> {
     pub name: &'a str,
     pub argv: &'a [String],
+    /// Set in sbatch's environment, which Slurm hands to the job (`--export=ALL`, its
+    /// default): values (tokens among them) are never written into the script.
     pub env: &'a BTreeMap<String, String>,
     pub workdir: &'a Path,
     /// The job's log (absolute): the batch script's output, appended to across restarts.
@@ -102,12 +104,6 @@ impl Submission<'_> {
         );
         s.push_str("set -u\n");
         let mut line: Vec<String> = vec!["exec".into()];
-        if !self.env.is_empty() {
-            // `env` takes any variable name the config accepts, without shell syntax.
-            line.push("env".into());
-            line.push("--".into());
-            line.extend(self.env.iter().map(|(k, v)| quote(&format!("{k}={v}"))));
-        }
         if self.settings.launch == Launch::Srun {
             line.push("srun".into());
             if let Some(pattern) = self.task_output_pattern() {
@@ -152,6 +148,28 @@ impl Submission<'_> {
         a.push(self.script_path.display().to_string());
         a
     }
+}
+
+/// Where a job's batch script is written: beside the store, `slurm/<job>.sbatch` (on the
+/// shared file system, like the store's folder).
+pub fn script_path(store: &Path, job: &str) -> PathBuf {
+    store
+        .parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join("slurm")
+        .join(format!("{job}.sbatch"))
+}
+
+/// The sbatch command line as a shell would show it (each word quoted), for
+/// `check-config`; `env` values are printed through `show_env` (which may hide secrets).
+pub fn command_line(sub: &Submission<'_>, show_env: impl Fn(&str, &str) -> String) -> String {
+    let mut words: Vec<String> = sub
+        .env
+        .iter()
+        .map(|(k, v)| quote(&format!("{k}={}", show_env(k, v))))
+        .collect();
+    words.extend(sub.sbatch_argv().iter().map(|w| quote(w)));
+    words.join(" ")
 }
 
 /// A time limit as sbatch reads it, `D-HH:MM:SS`, rounded up to the minute (Slurm's unit).
@@ -261,7 +279,7 @@ mod tests {
     #[test]
     fn several_tasks_write_one_output_per_rank() {
         let argv = vec!["python".to_string(), "train.py".into()];
-        let env = BTreeMap::from([("NCCL_DEBUG".to_string(), "WARN x".to_string())]);
+        let env = BTreeMap::from([("WANDB_API_KEY".to_string(), "secret".to_string())]);
         let s = SlurmSettings {
             nodes: Some(2),
             ntasks_per_node: Some(2),
@@ -269,9 +287,13 @@ mod tests {
         };
         assert_eq!(s.tasks(), 4);
         let sub = sub(&argv, &env, &s);
+        assert!(
+            !sub.script().contains("secret"),
+            "env values stay out of the script"
+        );
         assert_eq!(
             sub.script().lines().last().unwrap(),
-            "exec env -- 'NCCL_DEBUG=WARN x' srun --output=/shared/proj/logs/train.%t.log --open-mode=append -- python train.py"
+            "exec srun --output=/shared/proj/logs/train.%t.log --open-mode=append -- python train.py"
         );
         assert_eq!(
             sub.task_log(1).unwrap(),

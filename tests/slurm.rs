@@ -13,17 +13,25 @@ use trainwatch::exec::slurm::{
     JobState, Launch, Outcome, PendingReason, SlurmClient, SlurmJobId, SlurmSettings, Submission,
 };
 
-/// The cluster to test against, or None (with the reason printed) when there is none.
+/// The cluster to test against, or None (with the reason printed) when there is none. With
+/// `TRAINWATCH_REQUIRE_SLURM` set (CI does), a missing cluster fails the test instead.
 fn cluster(test: &str) -> Option<SlurmClient> {
+    let skip = |why: &str| {
+        assert!(
+            std::env::var_os("TRAINWATCH_REQUIRE_SLURM").is_none(),
+            "{test}: {why}, and TRAINWATCH_REQUIRE_SLURM is set"
+        );
+        eprintln!("SKIPPED {test}: {why}");
+    };
     let Some(conf) = std::env::var_os("SLURM_CONF").filter(|c| !c.is_empty()) else {
-        eprintln!("SKIPPED {test}: SLURM_CONF is not set (run `.ci/slurm up` and export `.ci/slurm env`)");
+        skip("SLURM_CONF is not set (run `.ci/slurm up`, then export `.ci/slurm env`)");
         return None;
     };
     let has_sbatch = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).any(|d| d.join("sbatch").is_file()))
         .unwrap_or(false);
     if !has_sbatch {
-        eprintln!("SKIPPED {test}: sbatch is not installed");
+        skip("sbatch is not installed");
         return None;
     }
     // The CI cluster has no slurmdbd: finished jobs are read from the job completion file.

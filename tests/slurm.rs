@@ -153,6 +153,10 @@ async fn a_job_that_exits_3_failed_with_exit_code_3() {
     let o = outcome_within(&c, id, QUICK).await;
     assert_eq!(o, Outcome::Failed { code: 3 });
     assert_eq!(o.to_string(), "failed with exit code 3");
+    // What re-adoption reads once the controller has purged the job: sacct's record.
+    let acct = c.accounting(&[id]).await.expect("sacct");
+    assert_eq!(acct.len(), 1, "{acct:?}");
+    assert_eq!(Outcome::from_acct(&acct[0]), Some(Outcome::Failed { code: 3 }));
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use trainwatch::exec::slurm::client::AcctSource;
 use trainwatch::exec::slurm::{
-    JobState, Launch, Outcome, PendingReason, SlurmClient, SlurmJobId, SlurmSettings, Submission,
+    JobState, JobStatus, Launch, Outcome, PendingReason, SlurmClient, SlurmJobId, SlurmSettings, Submission,
 };
 
 /// The cluster to test against, or None (with the reason printed) when there is none. With
@@ -239,6 +239,24 @@ async fn one_poll_sees_several_jobs_running_pending_held_and_ended() {
     let h = poll.get(held_id).unwrap();
     assert_eq!(h.state, JobState::Pending);
     assert!(PendingReason::parse(&h.reason).is_held(), "{}", h.reason);
+
+    // The same jobs as the runtime will follow them: one squeue, then only the ended ones
+    // looked up.
+    let st = c
+        .statuses(&[ends_id, runs_id, held_id, unknown])
+        .await
+        .expect("statuses");
+    let of = |id| st.iter().find(|(i, _)| *i == id).map(|(_, s)| s.clone()).unwrap();
+    assert_eq!(of(ends_id), JobStatus::Ended(Outcome::Completed));
+    assert!(
+        matches!(of(runs_id), JobStatus::Running { time_limit: None, .. }),
+        "{st:?}"
+    );
+    assert!(
+        matches!(of(held_id), JobStatus::Waiting { ref reason } if reason.is_held()),
+        "{st:?}"
+    );
+    assert_eq!(of(unknown), JobStatus::Unknown);
 }
 
 #[tokio::test]

@@ -13,10 +13,10 @@ use std::time::Duration;
 use thiserror::Error;
 use tokio::process::Command;
 
-use super::outcome::Outcome;
+use super::outcome::{Outcome, PendingReason};
 use super::query::{
-    parse_sacct, parse_scontrol, parse_squeue, AcctRecord, JobRecord, ParseError, QueueEntry, SACCT_FIELDS,
-    SQUEUE_FORMAT,
+    parse_sacct, parse_scontrol, parse_squeue, AcctRecord, JobRecord, JobState, ParseError, QueueEntry,
+    SACCT_FIELDS, SQUEUE_FORMAT,
 };
 use super::script::Submission;
 use super::SlurmJobId;
@@ -94,6 +94,27 @@ impl Poll {
     pub fn get(&self, id: SlurmJobId) -> Option<&QueueEntry> {
         self.entries.iter().find(|e| e.id == id)
     }
+}
+
+/// Where a followed job stands, as [`SlurmClient::statuses`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobStatus {
+    /// In the queue (pending, held, requeued), and why.
+    Waiting {
+        reason: PendingReason,
+    },
+    /// Running (or completing), for `elapsed` of its `time_limit` (None: no limit).
+    Running {
+        elapsed: Duration,
+        time_limit: Option<Duration>,
+    },
+    /// Suspended or stopped by Slurm: not running, not over.
+    Paused {
+        state: JobState,
+    },
+    Ended(Outcome),
+    /// Neither the controller nor sacct knows the job.
+    Unknown,
 }
 
 #[derive(Debug, Clone)]
@@ -245,6 +266,41 @@ impl SlurmClient {
             .filter(|id| !entries.iter().any(|e| e.id == *id))
             .collect();
         Ok(Poll { entries, missing })
+    }
+
+    /// Where every job in `ids` stands: one `squeue` call for all of them; then, only for
+    /// the jobs that have ended, `scontrol` (one call per job: it takes one id) and one
+    /// `sacct` call for all the jobs the controller no longer holds. A caller that stops
+    /// asking about a job once it has `Ended` keeps the per-interval cost at one call.
+    pub async fn statuses(&self, ids: &[SlurmJobId]) -> Result<Vec<(SlurmJobId, JobStatus)>, SlurmError> {
+        let poll = self.poll(ids).await?;
+        let acct = self.accounting(&poll.missing).await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let status = match poll.get(id) {
+                Some(e) if e.state.is_final() => match self.outcome(id).await? {
+                    Some(o) => JobStatus::Ended(o),
+                    None => JobStatus::Unknown,
+                },
+                Some(e) if e.state.is_waiting() => JobStatus::Waiting {
+                    reason: PendingReason::parse(&e.reason),
+                },
+                Some(e) if matches!(e.state, JobState::Suspended | JobState::Stopped) => JobStatus::Paused {
+                    state: e.state.clone(),
+                },
+                Some(e) => JobStatus::Running {
+                    elapsed: e.elapsed,
+                    time_limit: e.time_limit,
+                },
+                None => acct
+                    .iter()
+                    .find(|r| r.id == id)
+                    .and_then(Outcome::from_acct)
+                    .map_or(JobStatus::Unknown, JobStatus::Ended),
+            };
+            out.push((id, status));
+        }
+        Ok(out)
     }
 
     /// `scontrol show job -o ID`; None when the controller does not hold the job.

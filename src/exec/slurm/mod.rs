@@ -16,7 +16,7 @@ pub mod script;
 use std::fmt;
 use std::str::FromStr;
 
-pub use client::{Backoff, Poll, SlurmClient};
+pub use client::{Backoff, JobStatus, Poll, SlurmClient};
 pub use outcome::{Cause, Outcome, PendingReason};
 pub use query::{AcctRecord, JobRecord, JobState, QueueEntry, SlurmExit};
 pub use script::{Launch, SlurmSettings, Submission};

@@ -89,7 +89,6 @@ impl Job {
         }
     }
     async fn submit(&self, c: &SlurmClient, jobs: &mut Jobs) -> SlurmJobId {
-        std::fs::create_dir_all(self.log().parent().unwrap()).unwrap();
         let (log, script) = (self.log(), self.script_path());
         let id = c.submit(&self.submission(&log, &script)).await.expect("sbatch");
         jobs.0.push(id);

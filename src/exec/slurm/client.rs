@@ -55,7 +55,7 @@ pub enum SlurmError {
     },
     #[error(transparent)]
     Parse(#[from] ParseError),
-    #[error("writing the batch script {path}: {source}")]
+    #[error("writing {path} (the batch script or the log's folder): {source}")]
     Script {
         path: PathBuf,
         #[source]
@@ -235,6 +235,13 @@ impl SlurmClient {
     /// Write the batch script and submit it; the job id once sbatch accepted it.
     pub async fn submit(&self, sub: &Submission<'_>) -> Result<SlurmJobId, SlurmError> {
         write_script(sub.script_path, &sub.script())?;
+        // Slurm does not create the output's folder: the job would run with nowhere to write.
+        if let Some(dir) = sub.log.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| SlurmError::Script {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
         let argv = sub.sbatch_argv();
         let out = self.run_ok_with_env(&argv, sub.env).await?;
         // `--parsable` prints `ID` or `ID;cluster`.

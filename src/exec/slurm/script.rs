@@ -49,12 +49,13 @@ pub struct SlurmSettings {
 }
 
 impl SlurmSettings {
-    /// How many tasks (ranks) the job runs: `ntasks`, else nodes × tasks per node, else 1.
+    /// How many tasks (ranks) the job runs: `ntasks`, else nodes × tasks per node, else one
+    /// per node (sbatch's default).
     pub fn tasks(&self) -> u32 {
         match (self.ntasks, self.nodes, self.ntasks_per_node) {
             (Some(n), _, _) => n,
             (None, nodes, Some(per)) => nodes.unwrap_or(1).saturating_mul(per),
-            (None, _, None) => 1,
+            (None, nodes, None) => nodes.unwrap_or(1),
         }
     }
 
@@ -286,6 +287,12 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(s.tasks(), 4);
+        let per_node = SlurmSettings {
+            nodes: Some(2),
+            ..Default::default()
+        };
+        assert_eq!(per_node.tasks(), 2, "sbatch runs one task per node by default");
+        assert_eq!(SlurmSettings::default().tasks(), 1);
         let sub = sub(&argv, &env, &s);
         assert!(
             !sub.script().contains("secret"),

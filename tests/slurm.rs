@@ -274,3 +274,27 @@ async fn two_tasks_write_one_output_per_rank() {
         assert_eq!(text, format!("rank {rank} of 2\n"), "{}", path.display());
     }
 }
+
+#[tokio::test]
+async fn a_two_node_job_runs_one_rank_per_node_each_with_its_log() {
+    let Some(c) = cluster("two nodes") else { return };
+    let mut jobs = Jobs(Vec::new());
+    let mut job = Job::new(&["bash", "-c", "echo \"rank $SLURM_PROCID on $SLURMD_NODENAME\""]);
+    job.settings.nodes = Some(2);
+    let id = job.submit(&c, &mut jobs).await;
+    assert_eq!(outcome_within(&c, id, QUICK).await, Outcome::Completed);
+    let (log, script) = (job.log(), job.script_path());
+    let sub = job.submission(&log, &script);
+    let mut nodes = Vec::new();
+    for rank in 0..2 {
+        let path = sub.task_log(rank).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let node = text
+            .trim()
+            .strip_prefix(&format!("rank {rank} on "))
+            .unwrap_or_else(|| panic!("{text:?}"));
+        nodes.push(node.to_string());
+    }
+    nodes.sort();
+    assert_eq!(nodes, ["n1", "n2"], "one rank on each node");
+}

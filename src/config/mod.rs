@@ -183,9 +183,53 @@ pub struct JobSpec {
     /// Built-in redaction plus the job's own `redact` patterns: what every surface the
     /// job's text reaches hides.
     pub redact: crate::redact::Redactor,
+    /// Where the job runs: this machine, or a Slurm cluster.
+    pub executor: Executor,
+}
+
+/// Where a job runs (`executor = "local" | "slurm"`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Executor {
+    /// A process group on this machine, held by the shim.
+    #[default]
+    Local,
+    /// A batch job on a Slurm cluster, submitted with sbatch.
+    Slurm(crate::exec::slurm::SlurmSettings),
 }
 
 impl JobSpec {
+    /// The job's Slurm submission, when it runs on Slurm; its batch script lives at
+    /// `script_path` (see [`crate::exec::slurm::script::script_path`]).
+    pub fn slurm_submission<'a>(
+        &'a self,
+        script_path: &'a Path,
+    ) -> Option<crate::exec::slurm::Submission<'a>> {
+        match &self.executor {
+            Executor::Local => None,
+            Executor::Slurm(settings) => Some(crate::exec::slurm::Submission {
+                name: self.engine.job.as_str(),
+                argv: &self.engine.argv,
+                env: &self.env,
+                workdir: &self.workdir,
+                log: &self.engine.log,
+                script_path,
+                settings,
+            }),
+        }
+    }
+
+    /// Refuses a job whose executor cannot supervise it yet (Slurm: the submission is built
+    /// and checked, the runtime does not follow it yet), rather than pretending to run it.
+    pub fn check_executor_wired(&self) -> Result<(), ConfigError> {
+        match self.executor {
+            Executor::Local => Ok(()),
+            Executor::Slurm(_) => Err(ConfigError::Usage(format!(
+                "job {} has executor = \"slurm\": this version of trainwatch builds and checks its Slurm submission (see `trainwatch check-config`) but cannot supervise a Slurm job yet; use executor = \"local\" to run it here",
+                self.engine.job
+            ))),
+        }
+    }
+
     /// Every expected output file (results, model, outputs), for the completion report.
     pub fn output_files(&self) -> Vec<PathBuf> {
         let mut files = vec![self.results.clone(), self.model.clone()];

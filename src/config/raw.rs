@@ -63,6 +63,29 @@ pub(crate) struct RawJob {
     pub approval_ttl: Option<S<String>>,
     /// The job's own secrets: regexes whose matches are redacted like the built-in ones.
     pub redact: Option<SList>,
+    /// `"local"` (the default) or `"slurm"`.
+    pub executor: Option<S<String>>,
+    /// `[jobs.NAME.slurm]`: how the job is submitted when `executor = "slurm"`.
+    pub slurm: Option<RawSlurm>,
+}
+
+/// `[jobs.NAME.slurm]` (and `[defaults.slurm]`). `gpus` and `mem` take a number or Slurm's
+/// own spelling (`"a100:4"`, `"16G"`), checked when resolved.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSlurm {
+    pub partition: Option<S<String>>,
+    pub account: Option<S<String>>,
+    pub qos: Option<S<String>>,
+    pub time_limit: Option<S<String>>,
+    pub nodes: Option<S<i64>>,
+    pub ntasks: Option<S<i64>>,
+    pub ntasks_per_node: Option<S<i64>>,
+    pub gpus: Option<S<toml::Value>>,
+    pub cpus_per_task: Option<S<i64>>,
+    pub mem: Option<S<toml::Value>>,
+    pub extra_args: Option<SList>,
+    pub launch: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

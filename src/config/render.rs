@@ -36,6 +36,7 @@ fn write_all(s: &mut String, cfg: &Config, is_set: &dyn Fn(&str) -> bool) -> std
     for job in &cfg.jobs {
         writeln!(s)?;
         write_job(s, job)?;
+        write_executor(s, job, &cfg.store_path)?;
     }
     writeln!(s)?;
     writeln!(s, "roles:")?;
@@ -194,6 +195,37 @@ fn write_job(s: &mut String, j: &JobSpec) -> std::fmt::Result {
     }
     if !j.watch.is_empty() {
         writeln!(s, "  watch:           {}", list(&j.watch))?;
+    }
+    Ok(())
+}
+
+/// Where the job runs; for Slurm, the exact sbatch command line and batch script.
+fn write_executor(s: &mut String, j: &JobSpec, store: &std::path::Path) -> std::fmt::Result {
+    use crate::exec::slurm::script;
+    let path = script::script_path(store, j.engine.job.as_str());
+    let Some(sub) = j.slurm_submission(&path) else {
+        return writeln!(s, "  executor:        local");
+    };
+    writeln!(
+        s,
+        "  executor:        slurm (launch: {}, {} task(s); not supervised by this version yet)",
+        sub.settings.launch.as_str(),
+        sub.settings.tasks()
+    )?;
+    let shown = |k: &str, v: &str| {
+        if looks_secret(k) {
+            "<hidden>".to_string()
+        } else {
+            v.to_string()
+        }
+    };
+    writeln!(s, "  sbatch:          {}", script::command_line(&sub, shown))?;
+    if let Some(p) = sub.task_output_pattern() {
+        writeln!(s, "  task logs:       {} (%t: the task's rank)", p.display())?;
+    }
+    writeln!(s, "  batch script:    {}", path.display())?;
+    for line in sub.script().lines() {
+        writeln!(s, "    | {line}")?;
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 mod chat;
 mod detect;
 mod job;
+mod slurm;
 
 use std::path::{Path, PathBuf};
 

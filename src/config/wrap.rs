@@ -129,6 +129,7 @@ impl JobSpec {
             metrics: MetricsSettings::default(),
             env: BTreeMap::new(),
             workdir,
+            executor: super::Executor::Local,
         })
     }
 }

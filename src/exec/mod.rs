@@ -13,6 +13,7 @@ mod contain;
 mod local;
 mod resume;
 pub mod shim;
+pub mod slurm;
 mod state;
 
 use std::path::PathBuf;

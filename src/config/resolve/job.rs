@@ -289,6 +289,7 @@ impl<'a> JobCtx<'a> {
             design,
             watch,
             redact,
+            executor: super::slurm::executor(self)?,
         })
     }
 

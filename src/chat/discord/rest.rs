@@ -14,6 +14,14 @@ use super::DiscordError;
 /// Discord's API root when no proxy replaces it.
 pub const DISCORD_ORIGIN: &str = "https://discord.com";
 
+/// The agent Discord asks every bot to send (`DiscordBot ($url, $version)`); requests
+/// without a valid one may be blocked before they reach the API (a Cloudflare 403).
+pub const USER_AGENT: &str = concat!(
+    "DiscordBot (https://github.com/trainwatch/trainwatch, ",
+    env!("CARGO_PKG_VERSION"),
+    ")"
+);
+
 /// Why a request failed, as the retry policy sees it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RestError {
@@ -95,6 +103,7 @@ impl Rest {
             .client
             .request(method, format!("{}{path}", self.base))
             .header("Authorization", &self.auth)
+            .header(reqwest::header::USER_AGENT, USER_AGENT)
             .timeout(Duration::from_secs(30));
         if files.is_empty() {
             if let Some(b) = body {

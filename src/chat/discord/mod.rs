@@ -13,6 +13,7 @@ pub mod delivery;
 pub mod embed;
 mod handler;
 pub mod interact;
+mod plain;
 pub mod rest;
 
 use std::collections::{BTreeMap, HashMap};

@@ -14,6 +14,7 @@ pub mod embed;
 mod handler;
 pub mod interact;
 mod plain;
+mod register;
 pub mod rest;
 
 use std::collections::{BTreeMap, HashMap};

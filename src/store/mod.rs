@@ -7,6 +7,7 @@
 
 mod lock;
 mod outbox;
+mod report_threads;
 
 use std::path::{Path, PathBuf};
 
@@ -176,6 +177,7 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(report_threads::SCHEMA)?;
         let found: Option<i64> = conn
             .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
                 r.get::<_, String>(0)

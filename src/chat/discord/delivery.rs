@@ -298,6 +298,56 @@ impl Worker {
         }
     }
 
+    /// The thread under `report` (posted as `message` in `channel`): the one recorded for
+    /// it, else a new one (recorded, so requests after a restart join it). None when no
+    /// thread is possible (no permission…): the request goes to the channel.
+    async fn thread_for(
+        &self,
+        job: &JobName,
+        run: RunId,
+        report: MessageKey,
+        (channel, message): (u64, u64),
+        name: &str,
+    ) -> Result<Option<u64>, RestError> {
+        let key = serde_json::to_string(&report).expect("message keys serialize");
+        let known = match self.with_store(|s| s.latest_report(job.as_str(), run.0)) {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the reports' threads");
+                None
+            }
+        };
+        if let Some(thread) = known
+            .filter(|(r, _)| *r == key)
+            .and_then(|(_, t)| t?.parse().ok())
+        {
+            return Ok(Some(thread));
+        }
+        let thread = match self
+            .rest
+            .start_thread(channel, message, &embed::cut16(name, 100))
+            .await
+        {
+            Ok(thread) => thread,
+            // Started before, its record lost (a crash in between): Discord gives a thread
+            // started on a message that message's id.
+            Err(RestError::Permanent { status: 400, body }) if discord_code(&body) == Some(THREAD_EXISTS) => {
+                message
+            }
+            Err(RestError::Permanent { status, body: why }) => {
+                tracing::info!(status, error = %why, "cannot start a thread; posting in the channel");
+                return Ok(None);
+            }
+            Err(err) => return Err(err),
+        };
+        if let Err(e) =
+            self.with_store(|s| s.set_report_thread(job.as_str(), run.0, &key, &thread.to_string()))
+        {
+            tracing::error!(error = %e, "cannot record a report's thread");
+        }
+        Ok(Some(thread))
+    }
+
     /// Post the minimal plain-text form of a refused entry in its channel (not in a thread:
     /// the channel is where it is seen). Same nonce as the full form, which Discord never
     /// created, so a crash before `mark_sent` still posts it once.
@@ -363,15 +413,12 @@ impl Worker {
                 if let Some(report) = thread_on {
                     if let Some((ch, mid)) = self.posted(&job, run, report) {
                         let name = thread_name.unwrap_or_else(|| format!("{job} run {run}"));
-                        match self.rest.start_thread(ch, mid, &embed::cut16(&name, 100)).await {
-                            Ok(thread) => {
-                                return self.rest.post_message_with(thread, &post, &files).await.map(Some)
+                        if let Some(thread) = self.thread_for(&job, run, report, (ch, mid), &name).await? {
+                            match self.rest.post_message_with(thread, &post, &files).await {
+                                // The thread was deleted: the channel will do.
+                                Err(RestError::Permanent { status: 404, .. }) => {}
+                                sent => return sent.map(Some),
                             }
-                            // No thread possible (already one, no permission): the channel will do.
-                            Err(RestError::Permanent { status, body: why }) => {
-                                tracing::info!(status, error = %why, "cannot start a thread; posting in the channel");
-                            }
-                            Err(err) => return Err(err),
                         }
                     }
                 }
@@ -412,6 +459,14 @@ impl Worker {
             }
         }
     }
+}
+
+/// Discord's error code for "a thread has already been created for this message".
+const THREAD_EXISTS: u64 = 160_004;
+
+/// The `code` of a Discord error body.
+fn discord_code(body: &str) -> Option<u64> {
+    serde_json::from_str::<Value>(body).ok()?.get("code")?.as_u64()
 }
 
 /// What the token-or-permissions alarm says, once.

@@ -79,10 +79,12 @@ pub(crate) fn handle(shared: &Shared, req: Incoming<'_>) -> Reply {
     let body = parse_body(headers.get("content-type").map(String::as_str), req.body);
 
     let fault = shared.update(|i| take_fault(i, req.method, &route));
-    let (reply, shape) = match (fault, refusal(shared, req.method, &route, &headers, &body)) {
-        (Some(kind), _) => (fault_reply(&kind), RestShape::Unchecked),
-        (None, Some(refused)) => (refused, RestShape::Unchecked),
-        (None, None) => route_request(shared, req.method, &route, req.query, &headers, &body),
+    let (reply, shape) = match fault {
+        Some(kind) => (fault_reply(&kind), RestShape::Unchecked),
+        None => match refusal(shared, req.method, &route, &headers, &body) {
+            Some(refused) => (refused, RestShape::Unchecked),
+            None => route_request(shared, req.method, &route, req.query, &headers, &body),
+        },
     };
 
     if shared.cfg.validate {

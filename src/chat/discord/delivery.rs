@@ -213,6 +213,14 @@ impl Worker {
                         stuck.insert(e.channel.clone());
                         continue;
                     }
+                    // Not Discord's answer: an entry this version cannot read or address.
+                    Err(RestError::Permanent { status: 0, body }) => {
+                        tracing::error!(id = e.id, job = %e.job, key = %e.key, error = %body, "an outbox entry cannot be sent; abandoned (kept in the store)");
+                        if let Err(err) = self.with_store(|s| s.mark_abandoned(e.id, now, &body)) {
+                            tracing::error!(error = %err, id = e.id, "could not mark an outbox entry abandoned");
+                        }
+                        progressed = true;
+                    }
                     Err(RestError::Permanent { status, body }) => {
                         let why = format!("{status}: {body}");
                         tracing::error!(id = e.id, job = %e.job, key = %e.key, channel = %e.channel, discord_said = %why, "Discord refused a message; sending its plain-text form");

@@ -31,7 +31,8 @@ pub enum RestError {
     /// 5xx, timeouts, connection errors: retry with backoff.
     #[error("transient: {0}")]
     Transient(String),
-    /// Any other 4xx: the request itself is wrong and retrying will not help.
+    /// Any other 4xx: the request itself is wrong and retrying will not help. Status 0:
+    /// the request could not even be made (an unreadable entry, a bad attachment).
     #[error("rejected with {status}: {body}")]
     Permanent { status: u16, body: String },
 }

@@ -1066,11 +1066,15 @@ async fn a_report_discord_refuses_is_recorded_and_posted_as_plain_text() {
         );
         assert!(error.ends_with("delivered as plain text"), "{error}");
         // The pings of the plain form are the report's own.
-        let posts: Vec<Value> = bot
+        let is_post = |q: &&RecordedRequest| q.method == "POST" && q.path.ends_with("/messages");
+        let reqs = bot
             .emu
-            .requests()
+            .wait_for(|r| r.iter().filter(is_post).count() >= 2, WAIT)
+            .await
+            .unwrap();
+        let posts: Vec<Value> = reqs
             .iter()
-            .filter(|q| q.method == "POST" && q.path.ends_with("/messages"))
+            .filter(is_post)
             .filter_map(|q| q.body.json().cloned())
             .collect();
         assert_eq!(posts.len(), 2, "the full form, then the plain one");
@@ -1123,12 +1127,10 @@ async fn allowed_mentions_are_capped_at_discords_100() {
         let bot = Bot::start_adjusted(false, |s| s.personas[0].1 = many).await;
         bot.send(error_report("model_3", 1, 1));
         let m = bot.report(CH, |m| title(m).contains("ERROR DETECTED")).await;
-        let sent = bot
-            .emu
-            .requests()
-            .into_iter()
-            .find(|q| q.method == "POST" && q.path.ends_with("/messages"))
-            .unwrap();
+        // A request is recorded once it has been answered, maybe after the message shows.
+        let is_post = |q: &RecordedRequest| q.method == "POST" && q.path.ends_with("/messages");
+        let reqs = bot.emu.wait_for(|r| r.iter().any(is_post), WAIT).await.unwrap();
+        let sent = reqs.into_iter().find(is_post).unwrap();
         assert_eq!(sent.status, 200);
         let roles = sent.body.json().unwrap()["allowed_mentions"]["roles"]
             .as_array()

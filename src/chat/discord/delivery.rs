@@ -127,6 +127,20 @@ pub fn retry_after(
     }
 }
 
+/// Hold `channel` back after `err` (backoff as [`retry_after`] says); how long.
+fn hold(
+    blocked: &mut HashMap<String, Blocked>,
+    channel: &str,
+    err: &RestError,
+    policy: &RetryPolicy,
+) -> Duration {
+    let prev = blocked.get(channel).and_then(|b| b.delay);
+    let (wait, delay) = retry_after(err, prev, policy);
+    let until = Instant::now() + wait;
+    blocked.insert(channel.to_string(), Blocked { until, delay });
+    wait
+}
+
 impl Worker {
     fn with_store<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
         // A panic elsewhere while holding the lock must not stop delivery.
@@ -197,19 +211,15 @@ impl Worker {
                             auth_alarm = true;
                             tracing::error!(status, discord_said = %body, "{AUTH_ALARM}");
                         }
-                        let prev = blocked.get(&e.channel).and_then(|b| b.delay);
-                        let (wait, delay) =
-                            retry_after(&RestError::Transient(why.clone()), prev, &self.policy);
+                        let wait = hold(
+                            &mut blocked,
+                            &e.channel,
+                            &RestError::Transient(why.clone()),
+                            &self.policy,
+                        );
                         tracing::debug!(id = e.id, channel = %e.channel, error = %why, retry_in = ?wait, "refused for the token or permissions; kept");
                         let _ =
                             self.with_store(|s| s.mark_failed(e.id, &format!("refused by Discord: {why}")));
-                        blocked.insert(
-                            e.channel.clone(),
-                            Blocked {
-                                until: Instant::now() + wait,
-                                delay,
-                            },
-                        );
                         stuck.insert(e.channel.clone());
                         continue;
                     }
@@ -246,16 +256,8 @@ impl Worker {
                             }
                             Err(err) => {
                                 // Not delivered yet: the entry stays, and is tried again whole.
-                                let prev = blocked.get(&e.channel).and_then(|b| b.delay);
-                                let (wait, delay) = retry_after(&err, prev, &self.policy);
+                                let wait = hold(&mut blocked, &e.channel, &err, &self.policy);
                                 tracing::warn!(id = e.id, error = %err, retry_in = ?wait, "the plain-text form failed; will retry");
-                                blocked.insert(
-                                    e.channel.clone(),
-                                    Blocked {
-                                        until: Instant::now() + wait,
-                                        delay,
-                                    },
-                                );
                                 stuck.insert(e.channel.clone());
                                 continue;
                             }

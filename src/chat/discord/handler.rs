@@ -1,5 +1,5 @@
 //! The gateway side of the Discord adapter: serenity's event handler. Once connected it
-//! registers the slash commands; each interaction (slash command, autocomplete, button
+//! registers the slash commands if Discord's differ from ours (`register`); each interaction (slash command, autocomplete, button
 //! click) becomes a validated request (`crate::chat::request`), is carried out (the engine
 //! asked through the supervisor's `Inbound` channel, or a list or log tail answered here)
 //! and answered to the sender only, with serenity's interaction builders. A click only

@@ -326,7 +326,7 @@ impl DiscordRunning {
 }
 
 /// Connect to Discord: start the gateway client (which registers the slash commands once
-/// ready) and the outbox delivery worker.
+/// ready, when they changed) and the outbox delivery worker.
 pub async fn connect(
     setup: DiscordSetup,
     store: Arc<Mutex<Store>>,

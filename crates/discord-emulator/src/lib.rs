@@ -1,6 +1,8 @@
 //! A local Discord emulator for testing bots built on serenity 0.12.5: REST and gateway
 //! WebSocket on 127.0.0.1, a per-channel message store, interaction injection, fault
-//! injection (429, 5xx, dropped connections, gateway disconnects) and waiting helpers.
+//! injection (429, 5xx, dropped connections, gateway disconnects), Discord's refusals (no
+//! `DiscordBot` User-Agent: 403; more than 100 allowed mentions: 400; bodies a test names
+//! with [`Emulator::refuse`]: 400 Invalid Form Body) and waiting helpers.
 //!
 //! Two ways to point serenity at it:
 //! - [`Emulator::proxy_url`] with `HttpBuilder::new(token).proxy(url).ratelimiter_disabled(true)`

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use discord_emulator::{CommandOpt, EmuUser, Emulator, EmulatorConfig, Fault, RecordedRequest};
+use discord_emulator::{
+    CommandOpt, EmuUser, Emulator, EmulatorConfig, Fault, RecordedRequest, Refusal, MAX_ALLOWED_MENTIONS,
+};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -83,6 +85,11 @@ impl Bot {
     /// `https`: through the emulator's CONNECT proxy with its test CA (serenity's rate
     /// limiter on), else with the emulator as `proxy_url` (rate limiter off).
     async fn start_with(https: bool) -> Bot {
+        Bot::start_adjusted(https, |_| {}).await
+    }
+
+    /// As `start_with`, with the setup changed by `adjust` first.
+    async fn start_adjusted(https: bool, adjust: impl FnOnce(&mut DiscordSetup)) -> Bot {
         let emu = Emulator::start(EmulatorConfig {
             channels: vec![(CH, "training".into()), (CH2, "other".into())],
             token: Some(TOKEN.into()),
@@ -100,6 +107,7 @@ impl Bot {
             s.https_proxy = Some(emu.https_proxy_url());
             s.ca_cert_pem = Some(emu.ca_cert_pem().unwrap().as_bytes().to_vec());
         }
+        adjust(&mut s);
         let (chat, running) = connect(s, store.clone(), tx).await.unwrap();
         emu.wait_ready(WAIT).await.unwrap();
         let guild = emu.config().guild_id;
@@ -995,6 +1003,264 @@ async fn a_missing_chart_does_not_hold_back_the_message() {
             "without files the body stays JSON"
         );
         bot.drained().await;
+        bot.stop().await;
+    })
+    .await;
+}
+
+/// The outbox row of the entry for report `key`: (last error, sent).
+fn outbox_row(dir: &std::path::Path, key: &str) -> (Option<String>, bool) {
+    let db = rusqlite::Connection::open(dir.join("state.db")).unwrap();
+    db.query_row(
+        "SELECT last_error, sent_at IS NOT NULL FROM outbox WHERE key = ?1",
+        [key],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .unwrap()
+}
+
+fn content(m: &Value) -> &str {
+    m["content"].as_str().unwrap_or("")
+}
+
+/// Discord refuses the report's full form (400 Invalid Form Body): the refusal is recorded
+/// on its outbox row with what Discord said, and the report reaches the channel in its
+/// plain-text form: the pings, the title, the error line, what to decide and how.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_discord_refuses_is_recorded_and_posted_as_plain_text() {
+    bounded(async move {
+        let bot = Bot::start().await;
+        bot.emu
+            .refuse(Refusal::body_containing("shape mismatch").times(1));
+        bot.send(error_report("model_3", 1, 1));
+        let plain = bot
+            .emu
+            .wait_message(CH, |m| content(m).contains("ERROR DETECTED"), WAIT)
+            .await
+            .unwrap();
+        let text = content(&plain);
+        assert!(
+            text.starts_with(&format!("<@&{DIRECTOR_ROLE}> <@{TRANSLATOR}>")),
+            "{text}"
+        );
+        for needed in [
+            "model_3",
+            "Category: implementation",
+            "RuntimeError: shape mismatch",
+            // The buttons' labels here are the decisions' names.
+            "restart `/decide job:model_3 decision:restart`",
+            "kill `/decide job:model_3 decision:kill`",
+            "Invalid Form Body",
+        ] {
+            assert!(text.contains(needed), "{needed:?} missing from {text}");
+        }
+        assert!(!text.contains("@everyone"), "log text stays neutralised: {text}");
+        assert_eq!(plain["embeds"], serde_json::json!([]));
+        bot.drained().await;
+        let (error, sent) = outbox_row(bot.dir.path(), "incident-1");
+        let error = error.unwrap();
+        assert!(sent);
+        assert!(
+            error.starts_with("refused by Discord: 400") && error.contains("50035"),
+            "{error}"
+        );
+        assert!(error.ends_with("delivered as plain text"), "{error}");
+        // The pings of the plain form are the report's own.
+        let is_post = |q: &&RecordedRequest| q.method == "POST" && q.path.ends_with("/messages");
+        let reqs = bot
+            .emu
+            .wait_for(|r| r.iter().filter(is_post).count() >= 2, WAIT)
+            .await
+            .unwrap();
+        let posts: Vec<Value> = reqs
+            .iter()
+            .filter(is_post)
+            .filter_map(|q| q.body.json().cloned())
+            .collect();
+        assert_eq!(posts.len(), 2, "the full form, then the plain one");
+        assert_eq!(posts[0]["allowed_mentions"], posts[1]["allowed_mentions"]);
+        assert_eq!(posts[0]["nonce"], posts[1]["nonce"], "one message, one nonce");
+        bot.stop().await;
+    })
+    .await;
+}
+
+/// When Discord refuses the plain-text form too, the entry is abandoned with both errors
+/// kept in the store, and the channel goes on: the next message is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_refused_in_both_forms_is_kept_in_the_store_and_blocks_nothing() {
+    bounded(async move {
+        let bot = Bot::start().await;
+        bot.emu.refuse(Refusal::body_containing("shape mismatch"));
+        bot.send(error_report("model_3", 1, 1));
+        bot.send(notice("model_3", 1, "delivered after the refusal"));
+        bot.report(CH, |m| m.to_string().contains("delivered after the refusal"))
+            .await;
+        bot.drained().await;
+        let (error, sent) = outbox_row(bot.dir.path(), "incident-1");
+        let error = error.unwrap();
+        assert!(sent, "marked done, so it does not block its channel");
+        assert!(
+            error.starts_with("abandoned: 400") && error.contains("its plain-text form too: 400"),
+            "{error}"
+        );
+        assert!(
+            !bot.emu
+                .messages(CH)
+                .iter()
+                .any(|m| m.to_string().contains("shape mismatch")),
+            "Discord took neither form"
+        );
+        bot.stop().await;
+    })
+    .await;
+}
+
+/// A persona mapped to more roles than Discord allows mentions for: the report still goes
+/// out (Discord refuses more than 100 with 400), pinging the first 100.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allowed_mentions_are_capped_at_discords_100() {
+    bounded(async move {
+        let many: Vec<DiscordPrincipal> = (0..150)
+            .map(|i| DiscordPrincipal::Role(700_000_000_000_000_000 + i))
+            .collect();
+        let bot = Bot::start_adjusted(false, |s| s.personas[0].1 = many).await;
+        bot.send(error_report("model_3", 1, 1));
+        let m = bot.report(CH, |m| title(m).contains("ERROR DETECTED")).await;
+        // A request is recorded once it has been answered, maybe after the message shows.
+        let is_post = |q: &RecordedRequest| q.method == "POST" && q.path.ends_with("/messages");
+        let reqs = bot.emu.wait_for(|r| r.iter().any(is_post), WAIT).await.unwrap();
+        let sent = reqs.into_iter().find(is_post).unwrap();
+        assert_eq!(sent.status, 200);
+        let roles = sent.body.json().unwrap()["allowed_mentions"]["roles"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert_eq!(roles.len(), MAX_ALLOWED_MENTIONS);
+        assert_eq!(roles[0], 700_000_000_000_000_000u64, "the config's first ones");
+        assert!(content(&m).contains("<@&700000000000000000>"));
+        bot.stop().await;
+    })
+    .await;
+}
+
+/// The emulator holds Discord's line: more than 100 allowed mentions is a 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emulator_refuses_more_than_100_allowed_mentions() {
+    bounded(async move {
+        let emu = Emulator::start(EmulatorConfig {
+            https_proxy: false,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let ids: Vec<String> = (0..101).map(|i| i.to_string()).collect();
+        let res = reqwest::Client::new()
+            .post(format!("{}/api/v10/channels/{CH}/messages", emu.proxy_url()))
+            .header("user-agent", trainwatch::chat::discord::rest::USER_AGENT)
+            .json(&serde_json::json!({"content": "x", "allowed_mentions": {"roles": ids}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["code"], 50035);
+        assert!(body["errors"]["allowed_mentions"]["roles"].is_object(), "{body}");
+        emu.shutdown().await.unwrap();
+    })
+    .await;
+}
+
+fn command_writes(emu: &Emulator) -> usize {
+    emu.requests()
+        .iter()
+        .filter(|q| q.method == "PUT" && q.path.ends_with("/commands"))
+        .count()
+}
+
+fn command_reads(emu: &Emulator) -> usize {
+    emu.requests()
+        .iter()
+        .filter(|q| q.method == "GET" && q.path.ends_with("/commands"))
+        .count()
+}
+
+/// A slash command's round trip: whatever the bot did when its session began is done.
+async fn round_trip(bot: &mut Bot) {
+    let cmd = bot
+        .emu
+        .slash_command(
+            CH,
+            &director(),
+            "train",
+            vec![CommandOpt::subcommand("list", vec![])],
+        )
+        .unwrap();
+    bot.emu.wait_callback(&cmd, WAIT).await.unwrap();
+    bot.emu
+        .wait_for(
+            |r| {
+                r.iter()
+                    .any(|q| q.method == "PATCH" && q.path.contains(&cmd.token))
+            },
+            WAIT,
+        )
+        .await
+        .unwrap();
+}
+
+/// Slash commands are written once: a new gateway session (an invalidated session, then a
+/// restart of the bot) reads what Discord has and writes nothing when it is the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slash_commands_are_registered_only_when_they_changed() {
+    bounded(async move {
+        let mut bot = Bot::start().await;
+        assert_eq!(command_writes(&bot.emu), 1, "the first session registers them");
+        let registered = bot.emu.guild_commands(bot.emu.config().guild_id);
+
+        // A new session on the same connection's bot (not a resume: READY again).
+        bot.emu.gateway_invalid_session(false);
+        bot.emu.wait_gateway(|g| g.ready_sent >= 2, WAIT).await.unwrap();
+        bot.emu
+            .wait_for(
+                |r| {
+                    r.iter()
+                        .filter(|q| q.method == "GET" && q.path.ends_with("/commands"))
+                        .count()
+                        >= 2
+                },
+                WAIT,
+            )
+            .await
+            .unwrap();
+        round_trip(&mut bot).await;
+        assert_eq!(command_writes(&bot.emu), 1, "a new session writes nothing");
+
+        // The bot restarts.
+        bot.running.take().unwrap().shutdown().await;
+        let (tx, inbound) = mpsc::channel(16);
+        let (_chat, running) = connect(setup(&bot.emu, bot.dir.path()), bot.store.clone(), tx)
+            .await
+            .unwrap();
+        bot.running = Some(running);
+        bot.inbound = inbound;
+        bot.emu
+            .wait_for(
+                |r| {
+                    r.iter()
+                        .filter(|q| q.method == "GET" && q.path.ends_with("/commands"))
+                        .count()
+                        >= 3
+                },
+                WAIT,
+            )
+            .await
+            .unwrap();
+        bot.emu.wait_ready(WAIT).await.unwrap();
+        round_trip(&mut bot).await;
+        assert_eq!(command_writes(&bot.emu), 1, "a restart writes nothing");
+        assert!(command_reads(&bot.emu) >= 3);
+        assert_eq!(bot.emu.guild_commands(bot.emu.config().guild_id), registered);
         bot.stop().await;
     })
     .await;

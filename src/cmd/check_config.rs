@@ -15,6 +15,9 @@ pub fn run(file: &Path) -> Result<i32> {
         // The file's values are echoed (paths, argv, env): shown inert and redacted, as any
         // text trainwatch did not write itself.
         Ok(cfg) => {
+            for w in &cfg.warnings {
+                eprintln!("trainwatch: warning: {}", for_terminal(&w.to_string()));
+            }
             print!("{}", for_terminal(&cfg.describe()));
             println!("\nconfig OK");
             Ok(0)

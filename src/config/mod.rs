@@ -61,6 +61,8 @@ pub struct Config {
     pub jobs: Vec<JobSpec>,
     /// Present only when the file has a `[discord]` section.
     pub discord: Option<DiscordConfig>,
+    /// What is valid but will not work as written (`check-config` prints them).
+    pub warnings: Vec<Located>,
 }
 
 impl Config {

@@ -37,7 +37,7 @@ pub(crate) fn resolve(text: &str, source: &Path) -> R<Config> {
         None => join_clean(&base, DEFAULT_STORE),
     };
 
-    let roles = resolve_roles(&o, &raw.roles)?;
+    let (roles, warnings) = resolve_roles(&o, &raw.roles)?;
 
     let defaults = raw.defaults.as_ref();
     if let Some(argv) = defaults.and_then(|d| d.argv.as_ref()) {
@@ -92,5 +92,6 @@ pub(crate) fn resolve(text: &str, source: &Path) -> R<Config> {
         roles,
         jobs,
         discord,
+        warnings,
     })
 }

@@ -15,6 +15,7 @@
 mod lock;
 mod outbox;
 pub mod pending;
+mod report_threads;
 mod usable;
 
 use std::path::{Path, PathBuf};
@@ -240,6 +241,7 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(report_threads::SCHEMA)?;
         let found: Option<i64> = conn
             .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
                 r.get::<_, String>(0)

@@ -369,7 +369,8 @@ pub fn current(emu: &Emulator, id: &Value) -> Value {
         .expect("the message is still in the channel")
 }
 
-/// Waits until the bot is connected and has registered its commands (`n`-th time).
+/// Waits until the bot is connected (`n`-th time: each session reads the registered
+/// commands) and its commands are registered (written once: only when they changed).
 pub async fn bot_ready(emu: &Emulator, serve: &Serve, n: usize) {
     let guild = emu.config().guild_id;
     let path = format!(
@@ -378,7 +379,10 @@ pub async fn bot_ready(emu: &Emulator, serve: &Serve, n: usize) {
     );
     if let Err(e) = emu
         .wait_for(
-            |r| r.iter().filter(|q| q.method == "PUT" && q.path == path).count() >= n,
+            |r| {
+                r.iter().filter(|q| q.method == "GET" && q.path == path).count() >= n
+                    && r.iter().any(|q| q.method == "PUT" && q.path == path)
+            },
             WAIT,
         )
         .await

@@ -1,6 +1,8 @@
 //! A local Discord emulator for testing bots built on serenity 0.12.5: REST and gateway
 //! WebSocket on 127.0.0.1, a per-channel message store, interaction injection, fault
-//! injection (429, 5xx, dropped connections, gateway disconnects) and waiting helpers.
+//! injection (429, 5xx, dropped connections, gateway disconnects), Discord's refusals (no
+//! `DiscordBot` User-Agent: 403; more than 100 allowed mentions: 400; bodies a test names
+//! with [`Emulator::refuse`]: 400 Invalid Form Body) and waiting helpers.
 //!
 //! Two ways to point serenity at it:
 //! - [`Emulator::proxy_url`] with `HttpBuilder::new(token).proxy(url).ratelimiter_disabled(true)`
@@ -45,6 +47,7 @@
 
 mod gateway;
 pub mod payloads;
+mod refuse;
 mod rest;
 mod server;
 mod state;
@@ -58,6 +61,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use payloads::{EmuUser, ValidationError};
+pub use refuse::{Refusal, MAX_ALLOWED_MENTIONS};
 use state::{GwControl, InteractionRecord, Shared};
 
 /// Errors of the emulator API.
@@ -126,6 +130,8 @@ pub struct EmulatorConfig {
     pub https_proxy: bool,
     /// Check outgoing payloads against serenity's types.
     pub validate: bool,
+    /// Refuse (403, as Cloudflare does) requests without a `DiscordBot (url, version)` agent.
+    pub require_user_agent: bool,
 }
 
 impl Default for EmulatorConfig {
@@ -143,6 +149,7 @@ impl Default for EmulatorConfig {
             token: None,
             https_proxy: true,
             validate: cfg!(debug_assertions),
+            require_user_agent: true,
         }
     }
 }
@@ -540,6 +547,12 @@ impl Emulator {
     /// Removes every pending fault.
     pub fn clear_faults(&self) {
         self.shared.update(|i| i.faults.clear());
+    }
+
+    /// Refuse message writes matching `rule` with 400 Invalid Form Body (code 50035), as
+    /// Discord refuses a body it finds invalid; rules are tried in insertion order.
+    pub fn refuse(&self, rule: Refusal) {
+        self.shared.update(|i| i.refusals.push(rule));
     }
 
     /// Sends a message into a channel as another user would (the bot sees MESSAGE_CREATE);

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use crate::payloads::{self, check_rest_body, RestShape};
+use crate::refuse;
 use crate::state::{Inner, Shared};
 use crate::{FaultKind, FilePart, RecordedRequest, RequestBody};
 
@@ -80,7 +81,10 @@ pub(crate) fn handle(shared: &Shared, req: Incoming<'_>) -> Reply {
     let fault = shared.update(|i| take_fault(i, req.method, &route));
     let (reply, shape) = match fault {
         Some(kind) => (fault_reply(&kind), RestShape::Unchecked),
-        None => route_request(shared, req.method, &route, req.query, &headers, &body),
+        None => match refusal(shared, req.method, &route, &headers, &body) {
+            Some(refused) => (refused, RestShape::Unchecked),
+            None => route_request(shared, req.method, &route, req.query, &headers, &body),
+        },
     };
 
     if shared.cfg.validate {
@@ -109,6 +113,37 @@ pub(crate) fn handle(shared: &Shared, req: Incoming<'_>) -> Reply {
     tracing::debug!(method = %record.method, path = %record.path, status = record.status, "emulator REST");
     shared.update(|i| i.requests.push(record));
     reply
+}
+
+/// What Discord refuses before routing (see `refuse`): a missing agent, too many allowed
+/// mentions, a body a test's rule names.
+fn refusal(
+    shared: &Shared,
+    method: &str,
+    route: &str,
+    headers: &BTreeMap<String, String>,
+    body: &RequestBody,
+) -> Option<Reply> {
+    if shared.cfg.require_user_agent
+        && !refuse::valid_user_agent(headers.get("user-agent").map(String::as_str))
+    {
+        return Some(Reply::json(403, refuse::no_agent_body()));
+    }
+    if !refuse::writes_message(method, route) {
+        return None;
+    }
+    let json = body.json()?;
+    // An interaction response carries its message under `data`.
+    let message = json
+        .get("data")
+        .filter(|_| route.starts_with("/interactions/"))
+        .unwrap_or(json);
+    if let Some(e) = refuse::too_many_mentions(message) {
+        return Some(Reply::json(400, e));
+    }
+    shared
+        .update(|i| refuse::refused_by_rule(&mut i.refusals, json))
+        .map(|e| Reply::json(400, e))
 }
 
 fn strip_api_prefix(path: &str) -> &str {

@@ -63,6 +63,8 @@ pub(crate) struct Inner {
     /// Channels that exist: channel id → parent (0 for top-level guild channels).
     pub channels: HashMap<u64, u64>,
     pub faults: Vec<Fault>,
+    /// Test rules refusing message bodies (`Emulator::refuse`).
+    pub refusals: Vec<crate::Refusal>,
     pub interactions: HashMap<u64, InteractionRecord>,
     pub global_commands: Vec<Value>,
     pub guild_commands: HashMap<u64, Vec<Value>>,

@@ -171,8 +171,37 @@ async fn dispatch_serenity_cannot_read_is_refused() {
     emu.shutdown().await.unwrap();
 }
 
+/// Discord's documented agent shape; the emulator refuses requests without one.
+const AGENT: &str = "DiscordBot (https://example.org/raw-test, 1.0)";
+
 fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
+    reqwest::Client::builder()
+        .no_proxy()
+        .user_agent(AGENT)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_request_without_discords_agent_is_refused_like_cloudflare_does() {
+    let emu = emulator().await;
+    let me = format!("{}/api/v10/users/@me", emu.proxy_url());
+    let bare = reqwest::Client::builder().no_proxy().build().unwrap();
+    for agent in [None, Some("curl/8.0"), Some("DiscordBot (no-url)")] {
+        let mut req = bare.get(&me).header("authorization", format!("Bot {TOKEN}"));
+        if let Some(a) = agent {
+            req = req.header("user-agent", a);
+        }
+        assert_eq!(req.send().await.unwrap().status(), 403, "{agent:?}");
+    }
+    let ok = client()
+        .get(&me)
+        .header("authorization", format!("Bot {TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    emu.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -267,6 +296,7 @@ async fn connect_only_to_discord_and_only_when_enabled() {
     let emu = emulator().await;
     let proxied = |host: &'static str| {
         let client = reqwest::Client::builder()
+            .user_agent(AGENT)
             .proxy(reqwest::Proxy::all(emu.https_proxy_url()).unwrap())
             .add_root_certificate(
                 reqwest::Certificate::from_pem(emu.ca_cert_pem().unwrap().as_bytes()).unwrap(),

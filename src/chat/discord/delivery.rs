@@ -1,8 +1,15 @@
 //! The outbox worker: sends stored Discord messages in id order per channel, marks each
 //! sent right after Discord accepted it, and retries the rest — a 429 after its
 //! `retry-after`, a 5xx or network error with capped exponential backoff — so a gateway
-//! disconnect, an outage or a restart of the bot loses nothing. A request Discord rejects
-//! as invalid (other 4xx) is abandoned with the error so it does not block its channel.
+//! disconnect, an outage or a restart of the bot loses nothing.
+//!
+//! A refusal never swallows a message. 401 or 403 means the token or the bot's permissions
+//! are wrong: said loudly once (and once when Discord accepts again), the entry kept and
+//! retried with backoff until it goes through. Any other refusal (a 4xx Discord finds
+//! invalid) is recorded on the entry with what Discord said, and the message is sent once
+//! more in its minimal plain-text form (`plain`); only if that is refused too is the entry
+//! abandoned (kept in the store with both errors), so it does not block its channel.
+//! Every body goes out with at most 100 allowed role and user mentions, Discord's cap.
 //!
 //! Duplicate window: if the process dies after Discord accepted a message and before
 //! `mark_sent` commits (one SQLite write), that entry is sent again after the restart.
@@ -24,7 +31,7 @@ use crate::store::{OutboxEntry, Store};
 
 use super::embed::TextFile;
 use super::rest::{Rest, RestError};
-use super::{attach, embed};
+use super::{attach, embed, plain};
 
 /// What an outbox entry for Discord holds: the rendered body plus what delivery must
 /// decide when it sends (edit the run's status message, thread under a report). Which
@@ -118,6 +125,20 @@ pub fn retry_after(
     }
 }
 
+/// Hold `channel` back after `err` (backoff as [`retry_after`] says); how long.
+fn hold(
+    blocked: &mut HashMap<String, Blocked>,
+    channel: &str,
+    err: &RestError,
+    policy: &RetryPolicy,
+) -> Duration {
+    let prev = blocked.get(channel).and_then(|b| b.delay);
+    let (wait, delay) = retry_after(err, prev, policy);
+    let until = Instant::now() + wait;
+    blocked.insert(channel.to_string(), Blocked { until, delay });
+    wait
+}
+
 impl Worker {
     fn with_store<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
         // A panic elsewhere while holding the lock must not stop delivery.
@@ -129,6 +150,8 @@ impl Worker {
         let mut blocked: HashMap<String, Blocked> = HashMap::new();
         // A global 429 holds every channel.
         let mut global_until: Option<Instant> = None;
+        // Said once until Discord accepts a request again.
+        let mut auth_alarm = false;
         loop {
             let entries = match self.with_store(|s| s.pending(BATCH)) {
                 Ok(e) => e,
@@ -153,6 +176,10 @@ impl Worker {
                 }
                 let result = self.deliver(&e).await;
                 let now = Utc::now();
+                if auth_alarm && result.is_ok() {
+                    auth_alarm = false;
+                    tracing::warn!("Discord accepts the bot's requests again; delivering the kept messages");
+                }
                 match result {
                     Ok(mid) => {
                         let mid = mid.map(|m| m.to_string());
@@ -176,11 +203,62 @@ impl Worker {
                         }
                         progressed = true;
                     }
+                    Err(RestError::Permanent { status, body }) if is_auth_refusal(status) => {
+                        let why = format!("{status}: {body}");
+                        if !auth_alarm {
+                            auth_alarm = true;
+                            tracing::error!(status, discord_said = %body, "{AUTH_ALARM}");
+                        }
+                        let wait = hold(
+                            &mut blocked,
+                            &e.channel,
+                            &RestError::Transient(why.clone()),
+                            &self.policy,
+                        );
+                        tracing::debug!(id = e.id, channel = %e.channel, error = %why, retry_in = ?wait, "refused for the token or permissions; kept");
+                        let _ =
+                            self.with_store(|s| s.mark_failed(e.id, &format!("refused by Discord: {why}")));
+                        stuck.insert(e.channel.clone());
+                        continue;
+                    }
+                    // Not Discord's answer: an entry this version cannot read or address.
+                    Err(RestError::Permanent { status: 0, body }) => {
+                        tracing::error!(id = e.id, job = %e.job, key = %e.key, error = %body, "an outbox entry cannot be sent; abandoned (kept in the store)");
+                        if let Err(err) = self.with_store(|s| s.mark_abandoned(e.id, now, &body)) {
+                            tracing::error!(error = %err, id = e.id, "could not mark an outbox entry abandoned");
+                        }
+                        progressed = true;
+                    }
                     Err(RestError::Permanent { status, body }) => {
                         let why = format!("{status}: {body}");
-                        tracing::error!(id = e.id, channel = %e.channel, error = %why, "Discord rejected an outbox entry; abandoned");
-                        if let Err(err) = self.with_store(|s| s.mark_abandoned(e.id, now, &why)) {
-                            tracing::error!(error = %err, id = e.id, "could not mark an outbox entry abandoned");
+                        tracing::error!(id = e.id, job = %e.job, key = %e.key, channel = %e.channel, discord_said = %why, "Discord refused a message; sending its plain-text form");
+                        let refused = format!("refused by Discord: {why}");
+                        let _ = self.with_store(|s| s.mark_failed(e.id, &refused));
+                        match self.deliver_plain(&e, &why).await {
+                            Ok(mid) => {
+                                let mid = mid.to_string();
+                                if let Err(err) = self.with_store(|s| {
+                                    s.mark_failed(e.id, &format!("{refused}; delivered as plain text"))?;
+                                    s.mark_sent(e.id, now, Some(&mid))
+                                }) {
+                                    tracing::error!(error = %err, id = e.id, "sent but could not mark the outbox entry");
+                                }
+                                tracing::warn!(id = e.id, job = %e.job, key = %e.key, "the refused message was delivered as plain text");
+                            }
+                            Err(RestError::Permanent { status, body }) => {
+                                let both = format!("{why}; its plain-text form too: {status}: {body}");
+                                tracing::error!(id = e.id, job = %e.job, key = %e.key, discord_said = %both, "Discord refused a message and its plain-text form; abandoned (kept in the store)");
+                                if let Err(err) = self.with_store(|s| s.mark_abandoned(e.id, now, &both)) {
+                                    tracing::error!(error = %err, id = e.id, "could not mark an outbox entry abandoned");
+                                }
+                            }
+                            Err(err) => {
+                                // Not delivered yet: the entry stays, and is tried again whole.
+                                let wait = hold(&mut blocked, &e.channel, &err, &self.policy);
+                                tracing::warn!(id = e.id, error = %err, retry_in = ?wait, "the plain-text form failed; will retry");
+                                stuck.insert(e.channel.clone());
+                                continue;
+                            }
                         }
                         progressed = true;
                     }
@@ -228,9 +306,83 @@ impl Worker {
         }
     }
 
+    /// The thread under `report` (posted as `message` in `channel`): the one recorded for
+    /// it, else a new one (recorded, so requests after a restart join it). None when no
+    /// thread is possible (no permission…): the request goes to the channel.
+    async fn thread_for(
+        &self,
+        job: &JobName,
+        run: RunId,
+        report: MessageKey,
+        (channel, message): (u64, u64),
+        name: &str,
+    ) -> Result<Option<u64>, RestError> {
+        let key = serde_json::to_string(&report).expect("message keys serialize");
+        let known = match self.with_store(|s| s.latest_report(job.as_str(), run.0)) {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the reports' threads");
+                None
+            }
+        };
+        if let Some(thread) = known
+            .filter(|(r, _)| *r == key)
+            .and_then(|(_, t)| t?.parse().ok())
+        {
+            return Ok(Some(thread));
+        }
+        let thread = match self
+            .rest
+            .start_thread(channel, message, &embed::cut16(name, 100))
+            .await
+        {
+            Ok(thread) => thread,
+            // Started before, its record lost (a crash in between): Discord gives a thread
+            // started on a message that message's id.
+            Err(RestError::Permanent { status: 400, body }) if discord_code(&body) == Some(THREAD_EXISTS) => {
+                message
+            }
+            Err(RestError::Permanent { status, body: why }) => {
+                tracing::info!(status, error = %why, "cannot start a thread; posting in the channel");
+                return Ok(None);
+            }
+            Err(err) => return Err(err),
+        };
+        if let Err(e) =
+            self.with_store(|s| s.set_report_thread(job.as_str(), run.0, &key, &thread.to_string()))
+        {
+            tracing::error!(error = %e, "cannot record a report's thread");
+        }
+        Ok(Some(thread))
+    }
+
+    /// Post the minimal plain-text form of a refused entry in its channel (not in a thread:
+    /// the channel is where it is seen). Same nonce as the full form, which Discord never
+    /// created, so a crash before `mark_sent` still posts it once.
+    async fn deliver_plain(&self, e: &OutboxEntry, why: &str) -> Result<u64, RestError> {
+        let bad = |why: String| RestError::Permanent { status: 0, body: why };
+        let channel: u64 = e
+            .channel
+            .parse()
+            .map_err(|_| bad(format!("invalid channel id {:?}", e.channel)))?;
+        let env: Envelope = serde_json::from_value(e.payload.clone())
+            .map_err(|err| bad(format!("unreadable outbox payload: {err}")))?;
+        // Which report this is lives in the entry's row, once.
+        let (job, run, key) = (&e.job, e.run, &e.key);
+        let body = match env {
+            Envelope::Post { body, .. } | Envelope::Update { body, .. } => plain::fallback(&body, job, why),
+            Envelope::Resolve { note } => serde_json::json!({
+                "content": embed::cut16(&format!("**{job} run {run}, {key}**: {note}"), embed::MAX_CONTENT),
+                "allowed_mentions": {"parse": []},
+            }),
+        };
+        let body = with_nonce(capped_mentions(body), &nonce_of(e));
+        self.rest.post_message_with(channel, &body, &[]).await
+    }
+
     /// Send one entry; the message id to remember for later edits.
     async fn deliver(&self, e: &OutboxEntry) -> Result<Option<u64>, RestError> {
-        let body_of = |body: Value| with_nonce(body, &nonce_of(e));
+        let body_of = |body: Value| with_nonce(capped_mentions(body), &nonce_of(e));
         let bad = |why: String| RestError::Permanent { status: 0, body: why };
         let channel: u64 = e
             .channel
@@ -259,7 +411,7 @@ impl Worker {
                         .find_map(|m| self.posted(&job, run, MessageKey::Status(m)));
                     if let Some((ch, mid)) = previous {
                         // The edited status shows this update's chart, never the last one's.
-                        let edit = attach::describe(body, &files, true);
+                        let edit = capped_mentions(attach::describe(body, &files, true));
                         match self.rest.edit_message_with(ch, mid, &edit, &files).await {
                             Ok(id) => return Ok(Some(id)),
                             // Deleted by someone: post a fresh one below.
@@ -271,15 +423,12 @@ impl Worker {
                 if let Some(report) = thread_on {
                     if let Some((ch, mid)) = self.posted(&job, run, report) {
                         let name = thread_name.unwrap_or_else(|| format!("{job} run {run}"));
-                        match self.rest.start_thread(ch, mid, &embed::cut16(&name, 100)).await {
-                            Ok(thread) => {
-                                return self.rest.post_message_with(thread, &post, &files).await.map(Some)
+                        if let Some(thread) = self.thread_for(&job, run, report, (ch, mid), &name).await? {
+                            match self.rest.post_message_with(thread, &post, &files).await {
+                                // The thread was deleted: the channel will do.
+                                Err(RestError::Permanent { status: 404, .. }) => {}
+                                sent => return sent.map(Some),
                             }
-                            // No thread possible (already one, no permission): the channel will do.
-                            Err(RestError::Permanent { status, body: why }) => {
-                                tracing::info!(status, error = %why, "cannot start a thread; posting in the channel");
-                            }
-                            Err(err) => return Err(err),
                         }
                     }
                 }
@@ -294,7 +443,7 @@ impl Worker {
                 texts,
             } => {
                 let files = uploads(&attachments, &texts);
-                let body = attach::describe(body, &files, false);
+                let body = capped_mentions(attach::describe(body, &files, false));
                 if let Some((ch, mid)) = self.posted(&job, run, key) {
                     match self.rest.edit_message_with(ch, mid, &body, &files).await {
                         Ok(id) => return Ok(Some(id)),
@@ -325,6 +474,52 @@ fn uploads(attachments: &[PathBuf], texts: &[TextFile]) -> Vec<super::rest::Uplo
     let mut files = attach::load(attachments);
     files.extend(texts.iter().map(TextFile::upload));
     files
+}
+
+/// Discord's error code for "a thread has already been created for this message".
+const THREAD_EXISTS: u64 = 160_004;
+
+/// The `code` of a Discord error body.
+fn discord_code(body: &str) -> Option<u64> {
+    serde_json::from_str::<Value>(body).ok()?.get("code")?.as_u64()
+}
+
+/// What the token-or-permissions alarm says, once.
+const AUTH_ALARM: &str = "DISCORD REFUSES THE BOT: the token or the bot's permissions are wrong \
+(check the token and the bot's access to the channel). Nothing is lost: messages stay in the \
+outbox and are delivered once Discord accepts them";
+
+/// 401 (the token) or 403 (the bot's permissions, or a request blocked before the API):
+/// the request is fine, the credentials are not, so the message is kept for when they are.
+fn is_auth_refusal(status: u16) -> bool {
+    matches!(status, 401 | 403)
+}
+
+/// Discord refuses a message allowing more than this many role (or user) mentions.
+pub const MAX_ALLOWED_MENTIONS: usize = 100;
+
+/// `body` with at most [`MAX_ALLOWED_MENTIONS`] allowed roles and users (the first ones:
+/// the config's order), so a persona mapped to many roles cannot get its report refused.
+/// `check-config` warns about such a mapping.
+fn capped_mentions(mut body: Value) -> Value {
+    for kind in ["roles", "users"] {
+        if let Some(ids) = body
+            .get_mut("allowed_mentions")
+            .and_then(|a| a.get_mut(kind))
+            .and_then(Value::as_array_mut)
+        {
+            if ids.len() > MAX_ALLOWED_MENTIONS {
+                tracing::warn!(
+                    kind,
+                    allowed = ids.len(),
+                    cap = MAX_ALLOWED_MENTIONS,
+                    "more mentions than Discord allows; only the first ones ping"
+                );
+                ids.truncate(MAX_ALLOWED_MENTIONS);
+            }
+        }
+    }
+    body
 }
 
 /// The nonce an entry's posts carry, the same on every attempt and after a restart: a
@@ -377,6 +572,29 @@ mod tests {
         let (w, d) = retry_after(&limited, Some(Duration::from_secs(4)), &p);
         assert_eq!(w, Duration::from_millis(7500));
         assert_eq!(d, Some(Duration::from_secs(4)));
+    }
+
+    #[test]
+    fn allowed_mentions_are_capped_at_discords_limit() {
+        let ids: Vec<String> = (0..150).map(|i| i.to_string()).collect();
+        let body = serde_json::json!({"content": "x", "allowed_mentions": {"parse": [], "roles": ids, "users": ["1"]}});
+        let capped = capped_mentions(body);
+        let roles = capped["allowed_mentions"]["roles"].as_array().unwrap();
+        assert_eq!(roles.len(), MAX_ALLOWED_MENTIONS);
+        assert_eq!(roles[0], "0", "the first ones (the config's order) stay");
+        assert_eq!(capped["allowed_mentions"]["users"], serde_json::json!(["1"]));
+        assert_eq!(
+            capped_mentions(serde_json::json!({"content": "y"})),
+            serde_json::json!({"content": "y"})
+        );
+    }
+
+    #[test]
+    fn only_401_and_403_keep_a_refused_message_for_later() {
+        assert!(is_auth_refusal(401) && is_auth_refusal(403));
+        for s in [0, 400, 404, 413] {
+            assert!(!is_auth_refusal(s), "{s}");
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The gateway side of the Discord adapter: serenity's event handler. Once connected it
-//! registers the slash commands; each interaction (slash command, autocomplete, button
+//! registers the slash commands if Discord's differ from ours (`register`); each interaction (slash command, autocomplete, button
 //! click) becomes a validated request (`crate::chat::request`), is carried out (the engine
 //! asked through the supervisor's `Inbound` channel, or a list or log tail answered here)
 //! and answered to the sender only, with serenity's interaction builders. A click only
@@ -24,6 +24,7 @@ use crate::engine::{Command, Reply};
 use crate::model::{Actor, JobName, Persona};
 
 use super::interact::{self, Invocation};
+use super::register;
 use super::DiscordPrincipal;
 
 /// What the handler needs of the setup, and where requests go.
@@ -106,6 +107,24 @@ pub(super) struct Handler {
     pub(super) core: Arc<Core>,
 }
 
+impl Handler {
+    /// Discord already has exactly `commands` (every new session asks, so a reconnect or a
+    /// restart writes nothing). When asking fails, they are written as before.
+    async fn commands_registered(&self, ctx: &Context, commands: &[serenity::all::CreateCommand]) -> bool {
+        let registered = match self.core.guild_id {
+            Some(g) => GuildId::new(g).get_commands(ctx).await,
+            None => SlashCommand::get_global_commands(ctx).await,
+        };
+        let (Ok(ours), Ok(registered)) = (
+            serde_json::to_value(commands),
+            registered.map_err(|e| tracing::warn!(error = %e, "cannot read the registered slash commands")),
+        ) else {
+            return false;
+        };
+        serde_json::to_value(registered).is_ok_and(|theirs| register::up_to_date(&ours, &theirs))
+    }
+}
+
 /// Answers never ping: the text may quote what someone typed.
 fn no_mentions() -> CreateAllowedMentions {
     CreateAllowedMentions::new()
@@ -124,6 +143,10 @@ impl EventHandler for Handler {
     async fn ready(&self, ctx: Context, ready: Ready) {
         ctx.http.set_application_id(ready.application.id);
         let commands = interact::commands();
+        if self.commands_registered(&ctx, &commands).await {
+            tracing::info!(guild = ?self.core.guild_id, "Discord connected; slash commands already registered");
+            return;
+        }
         let done = match self.core.guild_id {
             Some(g) => GuildId::new(g).set_commands(&ctx, commands).await.map(|_| ()),
             None => SlashCommand::set_global_commands(&ctx, commands)

@@ -13,9 +13,11 @@ pub mod delivery;
 pub mod embed;
 mod handler;
 pub mod interact;
+mod plain;
+mod register;
 pub mod rest;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -176,11 +178,10 @@ pub struct DiscordChat {
     job_channels: BTreeMap<JobName, u64>,
     personas: Vec<(Persona, Vec<DiscordPrincipal>)>,
     status_mode: StatusMode,
+    /// Also remembers each run's latest report with buttons, so an investigation request
+    /// is threaded under it, after a restart too.
     store: Arc<Mutex<Store>>,
     notify: Arc<Notify>,
-    /// The latest report with buttons per run, so an investigation request can be
-    /// threaded under it. Memory only: after a restart the request goes to the channel.
-    reports: Mutex<HashMap<(JobName, RunId), MessageKey>>,
 }
 
 impl DiscordChat {
@@ -192,7 +193,6 @@ impl DiscordChat {
             status_mode: setup.status_mode,
             store,
             notify: Arc::new(Notify::new()),
-            reports: Mutex::new(HashMap::new()),
         }
     }
 
@@ -208,12 +208,11 @@ impl DiscordChat {
         match out {
             Outgoing::Post(m) => {
                 let mentions = Mentions::for_personas(&m.to, &self.personas);
-                let mut reports = self.reports.lock().unwrap_or_else(|p| p.into_inner());
                 if !m.buttons.is_empty() {
-                    reports.insert((m.job.clone(), m.run), m.key);
+                    self.set_latest_report(&m.job, m.run, m.key);
                 }
                 let thread_on = match m.body {
-                    Body::Investigate { .. } => reports.get(&(m.job.clone(), m.run)).copied(),
+                    Body::Investigate { .. } => self.latest_report(&m.job, m.run),
                     _ => None,
                 };
                 let out = embed::message(m, &mentions);
@@ -239,6 +238,24 @@ impl DiscordChat {
             }
             Outgoing::Resolve { note, .. } => Envelope::Resolve { note: note.clone() },
         }
+    }
+
+    fn with_store<R>(&self, f: impl FnOnce(&mut Store) -> Result<R, StoreError>) -> Option<R> {
+        let mut store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut store)
+            .map_err(|e| tracing::error!(error = %e, "cannot keep track of the reports' threads"))
+            .ok()
+    }
+
+    fn set_latest_report(&self, job: &JobName, run: RunId, key: MessageKey) {
+        let key = serde_json::to_string(&key).expect("message keys serialize");
+        self.with_store(|s| s.set_latest_report(job.as_str(), run.0, &key));
+    }
+
+    /// The run's latest report with buttons (what an investigation request threads under).
+    fn latest_report(&self, job: &JobName, run: RunId) -> Option<MessageKey> {
+        let (key, _) = self.with_store(|s| s.latest_report(job.as_str(), run.0))??;
+        serde_json::from_str(&key).ok()
     }
 
     /// The outbox entry for an outgoing change.
@@ -302,7 +319,7 @@ impl DiscordRunning {
 }
 
 /// Connect to Discord: start the gateway client (which registers the slash commands once
-/// ready) and the outbox delivery worker.
+/// ready, when they changed) and the outbox delivery worker.
 pub async fn connect(
     setup: DiscordSetup,
     store: Arc<Mutex<Store>>,
@@ -545,7 +562,7 @@ ca_cert = "ca.pem"
     }
 
     #[test]
-    fn an_investigation_is_threaded_under_the_report_that_asked_for_it() {
+    fn an_investigation_is_threaded_under_the_report_that_asked_for_it_after_a_restart_too() {
         let (_d, c) = chat(StatusMode::Edit);
         let incident = Incident {
             category: Category::Convergence,
@@ -573,6 +590,8 @@ ca_cert = "ca.pem"
             }],
         );
         c.to_outbox(&Outgoing::Post(report));
+        // trainwatch restarts between the report and the request: the report is remembered.
+        let c = DiscordChat::new(&setup(StatusMode::Edit), c.store.clone());
         let mut ask = msg(
             "model_3",
             MessageKey::Investigate(1),

@@ -14,6 +14,14 @@ use super::DiscordError;
 /// Discord's API root when no proxy replaces it.
 pub const DISCORD_ORIGIN: &str = "https://discord.com";
 
+/// The agent Discord asks every bot to send (`DiscordBot ($url, $version)`); requests
+/// without a valid one may be blocked before they reach the API (a Cloudflare 403).
+pub const USER_AGENT: &str = concat!(
+    "DiscordBot (https://github.com/trainwatch/trainwatch, ",
+    env!("CARGO_PKG_VERSION"),
+    ")"
+);
+
 /// Why a request failed, as the retry policy sees it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RestError {
@@ -23,7 +31,8 @@ pub enum RestError {
     /// 5xx, timeouts, connection errors: retry with backoff.
     #[error("transient: {0}")]
     Transient(String),
-    /// Any other 4xx: the request itself is wrong and retrying will not help.
+    /// Any other 4xx: the request itself is wrong and retrying will not help. Status 0:
+    /// the request could not even be made (an unreadable entry, a bad attachment).
     #[error("rejected with {status}: {body}")]
     Permanent { status: u16, body: String },
 }
@@ -95,6 +104,7 @@ impl Rest {
             .client
             .request(method, format!("{}{path}", self.base))
             .header("Authorization", &self.auth)
+            .header(reqwest::header::USER_AGENT, USER_AGENT)
             .timeout(Duration::from_secs(30));
         if files.is_empty() {
             if let Some(b) = body {

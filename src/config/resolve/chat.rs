@@ -5,15 +5,21 @@ use std::path::Path;
 
 use crate::model::Persona;
 
-use super::super::error::{join, Origin};
+use super::super::error::{join, Located, Origin};
 use super::super::paths::{join_clean, template};
 use super::super::raw::{DiscordId, RawDiscord, SList, S};
 use super::super::roles::{check_discord_id, Principal, Roles};
 use super::super::{DiscordConfig, StatusMode, DEFAULT_TOKEN_ENV};
 use super::R;
 
-pub(super) fn resolve_roles(o: &Origin, raw: &BTreeMap<S<String>, SList>) -> R<Roles> {
+/// Discord refuses a message allowing more than this many role (or user) mentions; the
+/// Discord adapter pings only the first ones.
+const MAX_DISCORD_MENTIONS: usize = 100;
+
+/// The personas' holders, and warnings about mappings Discord cannot honour in full.
+pub(super) fn resolve_roles(o: &Origin, raw: &BTreeMap<S<String>, SList>) -> R<(Roles, Vec<Located>)> {
     let mut map: BTreeMap<Persona, Vec<Principal>> = BTreeMap::new();
+    let mut warnings = Vec::new();
     for (k, list) in raw {
         let key = join("roles", k.get_ref());
         let persona: Persona = k.get_ref().parse().map_err(|m: String| o.at(k.span(), &key, m))?;
@@ -24,8 +30,21 @@ pub(super) fn resolve_roles(o: &Origin, raw: &BTreeMap<S<String>, SList>) -> R<R
                 entry.push(principal);
             }
         }
+        let count = |f: fn(&Principal) -> bool| entry.iter().filter(|p| f(p)).count();
+        let roles = count(|p| matches!(p, Principal::DiscordRole(_)));
+        let users = count(|p| matches!(p, Principal::DiscordUser(_)));
+        for (n, what) in [(roles, "roles"), (users, "users")] {
+            if n > MAX_DISCORD_MENTIONS {
+                let message = format!(
+                    "{n} Discord {what}: Discord pings at most {MAX_DISCORD_MENTIONS} {what} per \
+                     message, so only the first {MAX_DISCORD_MENTIONS} are mentioned (map the \
+                     persona to fewer {what}, e.g. one role the people share)"
+                );
+                warnings.extend(o.at(list.span(), &key, message).location().cloned());
+            }
+        }
     }
-    Ok(Roles::new(map))
+    Ok((Roles::new(map), warnings))
 }
 
 pub(super) fn discord_id(o: &Origin, v: &S<DiscordId>, key: &str) -> R<String> {

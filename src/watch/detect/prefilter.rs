@@ -32,6 +32,10 @@ const LITERALS: &[&str] = &[
     "NaN",
     "inf",
     "Inf",
+    "ERROR",
+    "CRITICAL",
+    "FATAL",
+    "exitcode",
 ];
 
 #[derive(Debug, Clone)]

@@ -7,7 +7,8 @@ use std::sync::OnceLock;
 use regex::Regex;
 
 use super::classify::{self, TbContext};
-use crate::model::Category;
+use super::exit;
+use crate::model::{Category, ExitOutcome};
 
 /// What one line is, for the detector's state machine.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +28,10 @@ pub(crate) enum LineKind<'a> {
     Hit(Hit<'a>),
     /// A summary table header with an `r_hat` column (ArviZ / PyMC `az.summary`).
     RhatTable { col: usize, ncols: usize },
+    /// A log record at level ERROR / CRITICAL / FATAL (`ERROR:name:msg`, `12:00 CRITICAL
+    /// name: msg`, …) with its message. Not evidence while the run goes on (programs log
+    /// errors they handle); the cause when the process then fails and nothing else says why.
+    ErrorRecord { msg: &'a str },
     /// Nothing (the prefilter's literal was a false alarm: `train_error`, `0 diverging`, …).
     Nothing,
 }
@@ -56,6 +61,9 @@ pub(crate) struct Hit<'a> {
     pub key: &'a str,
     /// For [`HitKind::Native`]: the message a Python exception will repeat.
     pub message: &'a str,
+    /// Only reports another process's end (torchrun's summary of a rank that exited with a
+    /// code): the rank's own evidence, when the log has it, comes first.
+    pub consequence: bool,
 }
 
 fn re(cell: &'static OnceLock<Regex>, pat: &str) -> &'static Regex {
@@ -89,8 +97,156 @@ fn divergence_re() -> &'static Regex {
     re(
         &R,
         // The sampler's wording, not "step 12 divergence=0.3" (a KL divergence metric).
-        r"(?i)\b(\d+)\s+(?:divergences\b|divergence\s+after|divergent\s+(?:transitions|samples))",
+        // The count is a whole number (not the tail of `r_hat 1.01`), and `divergences=0` is
+        // a key with its value, read by `divergence_value_re`.
+        r"(?i)(?:^|[^\w.])(\d+)\s+(?:divergences\b|divergence\s+after|divergent\s+(?:transitions|samples))",
     )
+}
+
+/// `divergences=3`, `divergences: 3`, `n_divergent=3` — a sampler summary's key and value.
+fn divergence_value_re() -> &'static Regex {
+    static R: OnceLock<Regex> = OnceLock::new();
+    re(
+        &R,
+        r"(?i)\b(?:n_)?(?:divergences|divergent|diverging)\s*[=:]\s*(\d+)(?:[^\w.]|$)",
+    )
+}
+
+/// torchrun's elastic agent on the first rank that failed:
+/// `failed (exitcode: -9) local_rank: 1 (pid: 29714) of binary: …`. A negative code is
+/// the signal that ended the rank.
+fn elastic_exit(t: &str) -> Option<i32> {
+    let rest = &t[t.find("failed (exitcode: ")? + "failed (exitcode: ".len()..];
+    let code = rest[..rest.find(')')?].trim().parse().ok()?;
+    rest.contains("local_rank:").then_some(code)
+}
+
+/// A shell's report that a child it ran died of a signal: `job.sh: line 5: 4242 Killed
+/// python train.py`.
+fn shell_child_killed(t: &str) -> bool {
+    let Some(i) = t.find(" Killed") else {
+        return false;
+    };
+    let before = t[..i].trim_end();
+    let pid = before.rsplit([' ', ':']).next().unwrap_or("");
+    !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) && before.contains("line ")
+}
+
+/// A logging record at an error level: its message. The level must be a whole token among
+/// the record's first fields (`ERROR:name:msg`, `12:00:01 CRITICAL name: msg`,
+/// `2026-01-01 12:00:01,5 - name - ERROR - msg`, `[ERROR] msg`, `| ERROR    | msg`).
+fn error_record(t: &str) -> Option<&str> {
+    for level in ["ERROR", "CRITICAL", "FATAL"] {
+        let Some(p) = memchr::memmem::find(t.as_bytes(), level.as_bytes()) else {
+            continue;
+        };
+        if p > 48 {
+            continue;
+        }
+        let before = t.as_bytes()[..p].last().copied();
+        let after = t.as_bytes().get(p + level.len()).copied();
+        let sep = |c: Option<u8>| matches!(c, None | Some(b' ' | b':' | b'[' | b']' | b'|' | b'-' | b'\t'));
+        if !(sep(before) && sep(after)) || after.is_none() {
+            continue;
+        }
+        let msg = t[p + level.len()..].trim_start_matches([' ', ':', ']', '|', '-', '\t']);
+        return (!msg.is_empty()).then_some(msg);
+    }
+    None
+}
+
+/// The program says it handles a failure and goes on: a retry, a rebuilt cache, a
+/// fallback. (Not "skipped": dropping data is worth a warning.)
+pub(crate) fn announces_recovery(line: &str) -> bool {
+    let l = line.to_ascii_lowercase();
+    [
+        "retrying",
+        "will retry",
+        "retry in",
+        "trying again",
+        "rebuilding",
+        "regenerating",
+        "recomputing",
+        "falling back",
+        "fall back",
+        "recovering",
+    ]
+    .iter()
+    .any(|p| l.contains(p))
+}
+
+/// A line of a program's own that states a failure (`print(e)` before `sys.exit(2)`). A
+/// decision to stop (`metric below the gate, aborting`) is not one: the exit says it all.
+pub(crate) fn states_failure(line: &str) -> bool {
+    let l = line.trim().to_ascii_lowercase();
+    !l.is_empty()
+        && [
+            "error",
+            "failed",
+            "failure",
+            "cannot",
+            "can't",
+            "could not",
+            "unable to",
+            "no such file",
+            "[errno",
+            "invalid",
+            "not found",
+            "fatal",
+            "exception",
+            "missing",
+            "out of range",
+            "out of bounds",
+        ]
+        .iter()
+        .any(|p| l.contains(p))
+}
+
+/// A metric record whose loss (or gradient norm) is NaN or infinite: `{'loss': nan, …}`,
+/// `{'grad_norm': 'inf'}`, `train_loss=nan`. Each value is read as a whole token with its
+/// own key, so `nan_count=0` or `inf_steps: 0` say nothing.
+pub(crate) fn metric_not_finite(t: &str) -> bool {
+    let b = t.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'=' || c == b':' {
+            // The key: the word before the separator (quotes stripped).
+            let mut k_end = i;
+            while k_end > 0 && matches!(b[k_end - 1], b'\'' | b'"' | b' ') {
+                k_end -= 1;
+            }
+            let mut k_start = k_end;
+            while k_start > 0
+                && (b[k_start - 1].is_ascii_alphanumeric() || matches!(b[k_start - 1], b'_' | b'/' | b'.'))
+            {
+                k_start -= 1;
+            }
+            let key = &t[k_start..k_end];
+            let mut v = i + 1;
+            while v < b.len() && matches!(b[v], b' ' | b'\'' | b'"') {
+                v += 1;
+            }
+            let mut v_end = v;
+            while v_end < b.len()
+                && (b[v_end].is_ascii_alphanumeric() || matches!(b[v_end], b'-' | b'+' | b'.'))
+            {
+                v_end += 1;
+            }
+            let value = t[v..v_end].trim_start_matches(['-', '+']);
+            let lossy = {
+                let k = key.to_ascii_lowercase();
+                k.contains("loss") || k.contains("grad_norm") || k == "objective" || k == "elbo"
+            };
+            if lossy && matches!(value.to_ascii_lowercase().as_str(), "nan" | "inf" | "infinity") {
+                return true;
+            }
+            i = v_end.max(i + 1);
+            continue;
+        }
+        i += 1;
+    }
+    false
 }
 
 fn rhat_value_re() -> &'static Regex {
@@ -113,6 +269,7 @@ fn hit(category: Category, looks_fatal: bool, kind: HitKind, key: &str) -> LineK
         kind,
         key,
         message: "",
+        consequence: false,
     })
 }
 
@@ -147,6 +304,10 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
     }
     if t.starts_with("Exception ignored in") {
         return LineKind::ExceptionIgnored;
+    }
+    // rich's boxed traceback: `╭──── Traceback (most recent call last) ────╮`.
+    if t.starts_with('╭') && t.contains("Traceback (most recent call last)") {
+        return LineKind::TracebackHeader;
     }
     // Cheap literal guards first: the regexes below capture, which costs far more.
     let hat = t.contains("hat") || t.contains("HAT") || t.contains("Hat");
@@ -186,6 +347,7 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
             kind: HitKind::Native,
             key: t,
             message: msg,
+            consequence: false,
         });
     }
     if t.starts_with("terminate called") {
@@ -196,8 +358,26 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
         };
         return hit(cat, true, HitKind::Native, t);
     }
-    if t == "Killed" || t.starts_with("Killed ") && t.len() < 80 {
+    if t == "Killed" || t.starts_with("Killed ") && t.len() < 80 || shell_child_killed(t) {
         return hit(Category::Resource, true, HitKind::Plain, t);
+    }
+    if let Some(code) = t.contains("exitcode").then(|| elastic_exit(t)).flatten() {
+        // The exit classifier judges the rank's end (one classifier for exits and logs).
+        let outcome = match code {
+            c if c < 0 => ExitOutcome::Signal(-c),
+            c => ExitOutcome::Code(c),
+        };
+        if let Some((category, _)) = exit::exit_verdict(outcome) {
+            return LineKind::Hit(Hit {
+                category,
+                looks_fatal: true,
+                kind: HitKind::Plain,
+                key: t,
+                message: "",
+                // A signal is the rank's own end; a code repeats what the rank printed.
+                consequence: code >= 0,
+            });
+        }
     }
     if t.starts_with("Segmentation fault") || t.starts_with("Bus error") {
         return hit(Category::Implementation, true, HitKind::Plain, t);
@@ -222,7 +402,10 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
         if t.contains("only diverging samples") {
             return hit(Category::Convergence, false, HitKind::Plain, t);
         }
-        if let Some(c) = divergence_re().captures(t) {
+        let count = divergence_re()
+            .captures(t)
+            .or_else(|| divergence_value_re().captures(t));
+        if let Some(c) = count {
             let n: u64 = c[1].parse().unwrap_or(0);
             if n > 0 {
                 return hit(Category::Convergence, false, HitKind::Plain, t);
@@ -261,6 +444,18 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
     }
     if classify::loss_not_finite(t) {
         return hit(Category::Convergence, false, HitKind::Plain, t);
+    }
+    if metric_not_finite(t) {
+        // One problem however many records show it, `inf` or `nan`: one incident.
+        return hit(
+            Category::Convergence,
+            false,
+            HitKind::Plain,
+            "metric record: loss not finite",
+        );
+    }
+    if let Some(msg) = error_record(t) {
+        return LineKind::ErrorRecord { msg };
     }
     LineKind::Nothing
 }
@@ -310,6 +505,10 @@ mod tests {
         assert_eq!(cat("There were 0 divergences after tuning."), None);
         assert_eq!(cat("step 12 divergence=0.31 kl_divergence 0.2"), None);
         assert_eq!(cat("max r_hat = 1.004"), None);
+        // A healthy sampler summary: the R-hat's digits are not a count of divergences.
+        assert_eq!(cat("sampler done: r_hat 1.01 divergences=0 ess=812"), None);
+        assert_eq!(cat("chain 2: max r_hat=1.003, 0 divergences"), None);
+        assert_eq!(cat("2026-12-01 12:00:00 INFO errors=0 nan_count=0"), None);
         assert_eq!(cat("INFO loading data from disk"), None);
         assert_eq!(
             classify_line("/x/y.py:3: FutureWarning: the default will change", 1.1),
@@ -333,6 +532,7 @@ mod tests {
             Some((Convergence, false))
         );
         assert_eq!(cat("max r_hat = 1.42"), Some((Convergence, false)));
+        assert_eq!(cat("sampler done: divergences=12"), Some((Convergence, false)));
         assert_eq!(cat("step 300 | loss=nan | lr 0.1"), Some((Convergence, false)));
         assert_eq!(cat("Killed"), Some((Resource, true)));
         assert_eq!(

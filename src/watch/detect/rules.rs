@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use regex::Regex;
 
 use super::classify::{self, TbContext};
-use super::exit;
+use super::{exit, prefilter};
 use crate::model::{Category, ExitOutcome};
 
 /// What one line is, for the detector's state machine.
@@ -309,9 +309,12 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
     if t.starts_with('╭') && t.contains("Traceback (most recent call last)") {
         return LineKind::TracebackHeader;
     }
-    // Cheap literal guards first: the regexes below capture, which costs far more.
-    let hat = t.contains("hat") || t.contains("HAT") || t.contains("Hat");
-    if let Some((class, msg, start)) = parse_warning_line(t) {
+    // Which literals the line holds: each rule below runs only where its literal is (the
+    // regexes capture, which costs far more than a scan).
+    let m = prefilter::lits(t.as_bytes());
+    let has = |group: prefilter::Lits| m & group != 0;
+    let hat = has(prefilter::RHAT);
+    if let Some((class, msg, start)) = has(prefilter::WARNING).then(|| parse_warning_line(t)).flatten() {
         let short = classify::short_name(class);
         let key = &t[start..];
         if matches!(
@@ -329,6 +332,9 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
         }
         return LineKind::NoiseWarning;
     }
+    if !has(!(prefilter::WARNING | prefilter::TRACEBACK | prefilter::EXCEPTION)) {
+        return LineKind::Nothing;
+    }
     if let Some(rest) = t.strip_prefix("Fatal Python error:") {
         let lower = rest.to_ascii_lowercase();
         let cat = if lower.contains("memory") {
@@ -338,7 +344,7 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
         };
         return hit(cat, true, HitKind::Faulthandler, t);
     }
-    if let Some(i) = t.find("[Fatal]") {
+    if let Some(i) = has(prefilter::FATAL).then(|| t.find("[Fatal]")).flatten() {
         let msg = t[i + "[Fatal]".len()..].trim();
         let v = classify::classify_exception("", msg, &TbContext::default());
         return LineKind::Hit(Hit {
@@ -358,10 +364,12 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
         };
         return hit(cat, true, HitKind::Native, t);
     }
-    if t == "Killed" || t.starts_with("Killed ") && t.len() < 80 || shell_child_killed(t) {
+    if has(prefilter::KILLED)
+        && (t == "Killed" || t.starts_with("Killed ") && t.len() < 80 || shell_child_killed(t))
+    {
         return hit(Category::Resource, true, HitKind::Plain, t);
     }
-    if let Some(code) = t.contains("exitcode").then(|| elastic_exit(t)).flatten() {
+    if let Some(code) = has(prefilter::EXITCODE).then(|| elastic_exit(t)).flatten() {
         // The exit classifier judges the rank's end (one classifier for exits and logs).
         let outcome = match code {
             c if c < 0 => ExitOutcome::Signal(-c),
@@ -382,7 +390,10 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
     if t.starts_with("Segmentation fault") || t.starts_with("Bus error") {
         return hit(Category::Implementation, true, HitKind::Plain, t);
     }
-    if let Some(e) = classify::parse_exception_line(t) {
+    if let Some(e) = has(prefilter::ERROR)
+        .then(|| classify::parse_exception_line(t))
+        .flatten()
+    {
         if matches!(
             classify::short_name(e.name),
             "SyntaxError" | "IndentationError" | "TabError"
@@ -390,15 +401,14 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
             return hit(Category::Implementation, true, HitKind::Exception, t);
         }
     }
-    let lower_has = |p: &str| t.contains(p);
-    if lower_has("out of memory") || lower_has("Out of memory") {
+    if has(prefilter::MEMORY) {
         return hit(Category::Resource, true, HitKind::Plain, t);
     }
-    if lower_has("No space left on device") {
+    if has(prefilter::DISK) && t.contains("No space left on device") {
         return hit(Category::Resource, true, HitKind::Plain, t);
     }
     // Sampler diagnostics.
-    if t.contains("diverg") {
+    if has(prefilter::DIVERG) {
         if t.contains("only diverging samples") {
             return hit(Category::Convergence, false, HitKind::Plain, t);
         }
@@ -424,7 +434,10 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
             LineKind::Nothing
         };
     }
-    if let Some(k) = t.contains("r_hat").then(|| rhat_table_header(t)).flatten() {
+    if let Some(k) = (hat && t.contains("r_hat"))
+        .then(|| rhat_table_header(t))
+        .flatten()
+    {
         return k;
     }
     if let Some(c) = hat.then(|| rhat_value_re().captures(t)).flatten() {
@@ -436,16 +449,16 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
             return hit(Category::Convergence, false, HitKind::Plain, t);
         }
     }
-    if t.contains("effective sample size") && t.contains("smaller than") {
+    if has(prefilter::ESS) && t.contains("smaller than") {
         return hit(Category::Convergence, false, HitKind::Plain, t);
     }
-    if says_not_converged(t) {
+    if has(prefilter::CONVERGE) && says_not_converged(t) {
         return hit(Category::Convergence, false, HitKind::Plain, t);
     }
-    if classify::loss_not_finite(t) {
+    if has(prefilter::NON_FINITE) && classify::loss_not_finite(t) {
         return hit(Category::Convergence, false, HitKind::Plain, t);
     }
-    if metric_not_finite(t) {
+    if has(prefilter::NON_FINITE) && metric_not_finite(t) {
         // One problem however many records show it, `inf` or `nan`: one incident.
         return hit(
             Category::Convergence,
@@ -454,7 +467,7 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
             "metric record: loss not finite",
         );
     }
-    if let Some(msg) = error_record(t) {
+    if let Some(msg) = has(prefilter::LEVEL).then(|| error_record(t)).flatten() {
         return LineKind::ErrorRecord { msg };
     }
     LineKind::Nothing

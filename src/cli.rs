@@ -92,7 +92,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Config file declaring the jobs (TOML).
-    #[arg(short, long, value_name = "FILE", conflicts_with_all = ["log", "expected", "max"])]
+    #[arg(short, long, value_name = "FILE", conflicts_with_all = ["log", "expected", "max", "stall"])]
     pub config: Option<PathBuf>,
 
     /// The store (SQLite) to use; default: the config's `store.path`, else ./.trainwatch/state.db.
@@ -110,6 +110,12 @@ pub struct RunArgs {
     /// Maximum duration of the wrapped command; past it a TIMEOUT WARNING is posted.
     #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration_arg)]
     pub max: Option<std::time::Duration>,
+
+    /// No new output from the wrapped command for this long is a stall: the status update says
+    /// whether it looks hung (no output) or just slow (steps slower than its usual pace).
+    /// Default: 1/12 of --expected, between 10m and 2h; 30m without --expected.
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration_arg)]
+    pub stall: Option<std::time::Duration>,
 
     /// Status update interval for the wrapped command (default 30m).
     #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration_arg)]

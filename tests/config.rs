@@ -434,6 +434,7 @@ fn wrap_mode_derives_name_and_log() {
         Some(Duration::from_secs(3600)),
         Some(Duration::from_secs(7200)),
         None,
+        None,
     )
     .unwrap();
     assert_eq!(j.engine.job.as_str(), "train_model");
@@ -454,6 +455,7 @@ fn wrap_mode_derives_name_and_log() {
         None,
         None,
         Some(Duration::from_secs(60)),
+        None,
     )
     .unwrap();
     assert_eq!(j.engine.job.as_str(), "fit");
@@ -461,7 +463,7 @@ fn wrap_mode_derives_name_and_log() {
     assert_eq!(j.engine.status_interval, Duration::from_secs(60));
 
     assert!(matches!(
-        JobSpec::wrap(vec![], cwd, None, None, None, None),
+        JobSpec::wrap(vec![], cwd, None, None, None, None, None),
         Err(ConfigError::Usage(_))
     ));
     let e = JobSpec::wrap(
@@ -470,6 +472,7 @@ fn wrap_mode_derives_name_and_log() {
         None,
         Some(Duration::from_secs(7200)),
         Some(Duration::from_secs(60)),
+        None,
         None,
     )
     .unwrap_err();

@@ -33,6 +33,7 @@ pub async fn run(args: RunArgs) -> Result<i32> {
             args.expected,
             args.max,
             args.status_interval,
+            args.stall,
         )?;
         let store = args.store.clone().unwrap_or_else(default_store);
         check_store_path(&store).map_err(|m| anyhow!(m))?;

@@ -53,10 +53,24 @@ fn sanitise_name(raw: &str) -> String {
     name
 }
 
+/// The wrapped command's stall timeout when `--stall` is not given: a twelfth of the
+/// expected duration (a 12 h run that prints nothing for an hour is worth a look; a 1 h run,
+/// after 10 minutes), kept between 10 minutes (epochs, evaluations and checkpoint writes are
+/// quiet for minutes) and 2 hours; 30 minutes when nothing is known about the run.
+pub fn wrap_stall(expected: Option<Duration>) -> Duration {
+    const MIN: Duration = Duration::from_secs(10 * 60);
+    const MAX: Duration = Duration::from_secs(2 * 3600);
+    match expected {
+        Some(e) => (e / 12).clamp(MIN, MAX),
+        None => Duration::from_secs(30 * 60),
+    }
+}
+
 impl JobSpec {
-    /// The no-config mode: `trainwatch run [--log F] [--expected D] [--max D] -- CMD ARGS`.
-    /// The job is named after the program (`python train.py` → `train`); its log defaults to
-    /// `./trainwatch-<name>.log`; relative paths resolve against `cwd`.
+    /// The no-config mode: `trainwatch run [--log F] [--expected D] [--max D] [--stall D] --
+    /// CMD ARGS`. The job is named after the program (`python train.py` → `train`); its log
+    /// defaults to `./trainwatch-<name>.log`; relative paths resolve against `cwd`; a stall
+    /// is watched for always ([`wrap_stall`] without `--stall`).
     pub fn wrap(
         argv: Vec<String>,
         cwd: &Path,
@@ -64,6 +78,7 @@ impl JobSpec {
         expected: Option<Duration>,
         max: Option<Duration>,
         status_interval: Option<Duration>,
+        stall: Option<Duration>,
     ) -> Result<JobSpec, ConfigError> {
         if argv.is_empty() || argv[0].trim().is_empty() {
             return Err(ConfigError::Usage(
@@ -88,6 +103,7 @@ impl JobSpec {
             ("--expected", expected),
             ("--max", max),
             ("--status-interval", status_interval),
+            ("--stall", stall),
         ] {
             if d.is_some_and(|d| d.is_zero()) {
                 return Err(ConfigError::Usage(format!("{flag} must be greater than zero")));
@@ -114,7 +130,7 @@ impl JobSpec {
                 unattended: false,
                 approval_ttl: None,
             },
-            stall_timeout: None,
+            stall_timeout: Some(stall.unwrap_or_else(|| wrap_stall(expected))),
             results,
             model,
             outputs: Vec::new(),
@@ -149,5 +165,21 @@ mod tests {
         assert_eq!(derive_name(&v(&["python", "a.py", "b/c.py"])), "c");
         assert_eq!(derive_name(&v(&["./.hidden"])), "hidden");
         assert_eq!(derive_name(&v(&["/"])), "job");
+    }
+
+    #[test]
+    fn a_wrapped_command_is_always_watched_for_a_stall() {
+        let h = |n: u64| Duration::from_secs(n * 3600);
+        assert_eq!(wrap_stall(None), Duration::from_secs(30 * 60));
+        assert_eq!(wrap_stall(Some(h(12))), h(1));
+        assert_eq!(wrap_stall(Some(h(1))), Duration::from_secs(10 * 60));
+        assert_eq!(wrap_stall(Some(h(48))), h(2));
+        let dir = tempfile::tempdir().unwrap();
+        let argv = vec!["python".to_string(), "train.py".to_string()];
+        let spec = |stall| JobSpec::wrap(argv.clone(), dir.path(), None, Some(h(12)), None, None, stall);
+        assert_eq!(spec(None).unwrap().stall_timeout, Some(h(1)));
+        let five = Duration::from_secs(300);
+        assert_eq!(spec(Some(five)).unwrap().stall_timeout, Some(five));
+        assert!(spec(Some(Duration::ZERO)).is_err(), "--stall 0 is refused");
     }
 }

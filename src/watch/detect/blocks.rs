@@ -27,9 +27,13 @@ impl Detector {
             self.start_block(target, vis);
             return;
         }
-        if t.starts_with([' ', '\t']) {
+        // Frames: indented, or inside rich's box (`│ …`, its bottom edge `╰──╯`).
+        if t.starts_with([' ', '\t', '│', '╰']) {
             if t.contains("File \"") && (t.contains("/pandas/") || t.contains("\\pandas\\")) {
                 b.ctx.pandas_frame = true;
+            }
+            if t.contains("File \"") {
+                b.ctx.getitem_frame = t.ends_with(", in __getitem__");
             }
             if b.lines.len() >= MAX_EXCERPT * 2 {
                 b.lines.remove(EXCERPT_HEAD);
@@ -56,6 +60,13 @@ impl Detector {
         // The exception line itself, without an exception group's margin.
         let t = &full[full.len() - e.line.len()..];
         let group = b.group;
+        if b.recovered && b.target == Target::Fresh {
+            // The program said it handles this and goes on: the run outlives it, so it is not
+            // an incident; the tracebacks chained to it belong to it.
+            self.recovering = true;
+            self.count_ordinary(1, out);
+            return;
+        }
         let (idx, append) = match b.target {
             Target::Fresh => {
                 let key = burst::key(v.category, t);
@@ -64,7 +75,28 @@ impl Detector {
                 else {
                     return;
                 };
+                if r.1 {
+                    self.meta[r.0].consequence = classify::is_consequence(e.name, e.msg);
+                }
                 r
+            }
+            Target::Leaf(i, append) => {
+                if append {
+                    for l in &lines {
+                        self.append(i, l);
+                    }
+                    // The first leaf that is not itself a group is what went wrong.
+                    let nested = classify::short_name(e.name).ends_with("ExceptionGroup");
+                    if !self.meta[i].leaf && !nested {
+                        self.meta[i].leaf = true;
+                        self.incidents[i].line = n;
+                        self.incidents[i].text = cut(&self.quoted(full.trim()), MAX_LINE_CHARS);
+                        self.incidents[i].category = v.category;
+                        self.meta[i].strong = v.strong;
+                    }
+                    self.updated(i, out);
+                }
+                (i, append)
             }
             Target::Chained(i, append) => {
                 if append {
@@ -86,7 +118,7 @@ impl Detector {
                     }
                     // The worker's exception is the root cause; the wrapper only relays it.
                     self.incidents[i].line = n;
-                    self.incidents[i].text = cut(t.trim(), MAX_LINE_CHARS);
+                    self.incidents[i].text = cut(&self.quoted(t.trim()), MAX_LINE_CHARS);
                     if v.strong || !self.meta[i].strong {
                         self.incidents[i].category = v.category;
                         self.meta[i].strong = v.strong;
@@ -130,6 +162,8 @@ impl Detector {
         if t.ends_with("Traceback (most recent call last):") {
             let target = if t.ends_with("Original Traceback (most recent call last):") {
                 Target::Original(a.idx, a.append)
+            } else if a.group && t.trim_start().starts_with('|') {
+                Target::Leaf(a.idx, a.append)
             } else if a.chain || (a.kind == AfterKind::Native && !a.blank) {
                 Target::Chained(a.idx, a.append)
             } else {

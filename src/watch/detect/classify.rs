@@ -10,6 +10,9 @@ use crate::model::Category;
 pub(crate) struct TbContext {
     /// A frame of the traceback is inside pandas (a column / index lookup failed).
     pub pandas_frame: bool,
+    /// The innermost frame is a `__getitem__`: a dataset's record lookup (a record that
+    /// lacks a field is data, not code).
+    pub getitem_frame: bool,
 }
 
 /// A category and whether the rule that chose it was specific (a strong rule beats the
@@ -90,13 +93,56 @@ fn resource(short: &str, msg: &str) -> bool {
                 "not compiled with CUDA",
                 "CUDA unavailable",
                 "std::bad_alloc",
+                // torch's C++ writer when a checkpoint cannot be written: the disk filled.
+                "PytorchStreamWriter failed writing",
+                "file write failed",
+            ],
+        )
+        || collective_failure(msg)
+}
+
+/// A distributed collective that failed because a peer went away or did not answer in time
+/// (gloo, NCCL, c10d): resource, and in a survivor only a consequence of another rank's end.
+pub(crate) fn collective_failure(msg: &str) -> bool {
+    let lower = msg.to_ascii_lowercase();
+    let distributed = has_any(
+        &lower,
+        &[
+            "gloo",
+            "nccl",
+            "c10d",
+            "collective",
+            "remote worker",
+            "processgroup",
+        ],
+    );
+    distributed
+        && has_any(
+            &lower,
+            &[
+                "connection closed by peer",
+                "connection reset by peer",
+                "timed out",
+                "timeout",
+                "remote worker crashing",
+                "broken pipe",
             ],
         )
 }
 
+/// Evidence that only reports another process's failure: torchrun's `ChildFailedError`
+/// summary, or a surviving rank's collective failing because a peer died. It names the
+/// category only when nothing in the log states the failure itself.
+pub(crate) fn is_consequence(name: &str, msg: &str) -> bool {
+    short_name(name) == "ChildFailedError" || collective_failure(msg)
+}
+
 fn convergence(short: &str, msg: &str) -> bool {
     short == "FloatingPointError"
-        || short == "SamplingError"
+        || (short == "SamplingError" && !sampler_start_invalid(msg))
+        // autograd's anomaly mode: a backward function produced NaN/inf (the optimisation
+        // went numerically wrong, not the input).
+        || (msg.contains("Backward") && has_any(msg, &["returned nan values", "returned inf values"]))
         || short.contains("Convergence")
         || loss_not_finite(msg)
         || (has_any(
@@ -112,11 +158,30 @@ fn convergence(short: &str, msg: &str) -> bool {
         ) && !msg.contains("SVD did not converge"))
 }
 
+/// PyMC's `SamplingError` when the model cannot even be evaluated at its starting point
+/// (a `-inf` initial log-probability): the observed data lie outside the likelihood's
+/// support, a data problem rather than the sampler's.
+fn sampler_start_invalid(msg: &str) -> bool {
+    msg.contains("Initial evaluation of model at starting point failed") || msg.contains("-inf")
+}
+
 fn data(short: &str, msg: &str, ctx: &TbContext) -> bool {
     let lower = msg.to_ascii_lowercase();
+    if short == "SamplingError" {
+        return sampler_start_invalid(msg);
+    }
     if short == "KeyError" {
-        // A KeyError raised inside pandas is a column / index label that is not there.
-        return ctx.pandas_frame || has_any(msg, &["not in index", "None of [", "columns]"]);
+        // A KeyError raised inside pandas is a column / index label that is not there; in a
+        // dataset's `__getitem__`, a record without the field.
+        return ctx.pandas_frame
+            || ctx.getitem_frame
+            || has_any(msg, &["not in index", "None of [", "columns]"]);
+    }
+    // A tensor / array indexed beyond its size (`index 7 is out of bounds for dimension 0
+    // with size 5`): the index values come from the data (labels, ids), unlike a Python
+    // list's `index out of range`.
+    if short == "IndexError" && has_any(&lower, &["out of bounds for dimension", "out of bounds for axis"]) {
+        return true;
     }
     if matches!(
         short,
@@ -162,8 +227,16 @@ fn data(short: &str, msg: &str, ctx: &TbContext) -> bool {
             "number of features",
             "missing values",
             "dtype object",
+            // the input's features do not match the model's first layer
+            "shapes cannot be multiplied",
+            // a log / Box-Cox transform fed zeros or negatives
+            "data must be positive",
+            "strictly positive data",
+            "non-positive values",
         ],
-    ) || (lower.contains("label") && has_any(&lower, &["out of range", "out of bounds", "invalid"]))
+    ) || (has_any(&lower, &["label", "target", "class index", "class id"])
+        && has_any(&lower, &["out of range", "out of bounds", "invalid"]))
+        || (lower.contains("empty") && has_any(&lower, &["split", "dataset", "rows", "samples", "data "]))
         || (lower.contains("shape") && has_any(&lower, &["mismatch", "expected", "incompatible"]))
         || (lower.contains("does not match")
             && has_any(
@@ -265,7 +338,11 @@ mod tests {
 
     fn cat(line: &str, pandas: bool) -> Category {
         let e = parse_exception_line(line).expect("exception line");
-        classify_exception(e.name, e.msg, &TbContext { pandas_frame: pandas }).category
+        let ctx = TbContext {
+            pandas_frame: pandas,
+            getitem_frame: false,
+        };
+        classify_exception(e.name, e.msg, &ctx).category
     }
 
     #[test]

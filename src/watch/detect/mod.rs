@@ -87,6 +87,14 @@ struct Meta {
     forced: Option<Severity>,
     /// Excerpt lines dropped from the middle.
     omitted: usize,
+    /// Only reports another process's failure (a launcher's summary, a survivor's failed
+    /// collective): not the cause when the log states one.
+    consequence: bool,
+    /// Printed by one rank of a distributed job (`[rank1]: …`): that process's end, which
+    /// the other ranks' output does not survive.
+    rank: bool,
+    /// An exception group whose leaf (the sub-exception that caused it) was read.
+    leaf: bool,
 }
 
 impl Meta {
@@ -109,6 +117,8 @@ enum Target {
     Chained(usize, bool),
     /// DataLoader's `Original Traceback` inside incident `.0`: holds the root cause.
     Original(usize, bool),
+    /// A sub-exception's traceback inside exception group `.0`: the first leaf is the cause.
+    Leaf(usize, bool),
 }
 
 #[derive(Debug)]
@@ -120,6 +130,9 @@ struct Block {
     ignored: bool,
     /// An exception group's traceback: every line carries a `  | ` margin.
     group: bool,
+    /// The program announced, just before, that it handles this and goes on (a retry, a
+    /// rebuilt cache, a fallback).
+    recovered: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,7 +186,7 @@ pub struct Detector {
     mode: Mode,
     /// The last few lines (for context before a line that states a problem, and for the
     /// exit-status incident's excerpt).
-    ring: VecDeque<String>,
+    ring: VecDeque<(u64, String)>,
     /// Lines that introduce the next traceback (`_RemoteTraceback:`, `Exception ignored in`).
     prefix: Vec<String>,
     ignore_next: bool,
@@ -186,6 +199,17 @@ pub struct Detector {
     finished: bool,
     /// The log's file system, found full when the process ended (see [`LogDisk`]).
     log_disk: Option<LogDisk>,
+    /// The current line's distributed-rank prefix (`[rank1]: `), empty for most lines.
+    rank_prefix: String,
+    /// The first of the latest error-level log records: (line, text, category).
+    error_record: Option<(u64, String, Category)>,
+    /// Lines since `error_record`.
+    since_record: u64,
+    /// A traceback the program announced it recovers from has just ended: the chained
+    /// tracebacks that follow belong to it.
+    recovering: bool,
+    /// Number of the latest line seen.
+    seen: u64,
 }
 
 impl Detector {
@@ -205,6 +229,11 @@ impl Detector {
             tail_ordinary: 0,
             finished: false,
             log_disk: None,
+            rank_prefix: String::new(),
+            error_record: None,
+            since_record: 0,
+            recovering: false,
+            seen: 0,
         }
     }
 
@@ -235,7 +264,10 @@ impl Detector {
     /// [`Detector::push_ordinary`] as long as [`Detector::could_matter`] finds nothing in
     /// them: the detector is between blocks and has no per-line work to do.
     pub fn bulk_ok(&self) -> bool {
-        matches!(self.mode, Mode::Normal) && self.cfg.extra.is_empty() && self.prefix.is_empty()
+        matches!(self.mode, Mode::Normal)
+            && self.cfg.extra.is_empty()
+            && self.prefix.is_empty()
+            && !self.recovering
     }
 
     /// Offset of the first byte in `hay` that could make its line evidence (the prefilter),
@@ -254,9 +286,12 @@ impl Detector {
         }
         debug_assert!(self.bulk_ok());
         let skip = tail.len().saturating_sub(RING);
-        for t in &tail[skip..] {
-            self.remember(t);
+        let first = self.seen + count - (tail.len() - skip) as u64;
+        for (k, t) in tail[skip..].iter().enumerate() {
+            self.remember(first + 1 + k as u64, t);
         }
+        self.seen += count;
+        self.since_record = self.since_record.saturating_add(count);
         self.count_ordinary(count, &mut out);
         out
     }
@@ -294,12 +329,30 @@ impl Detector {
                 } else if !self.has_fatal() {
                     self.unexplained_exit(outcome, &mut out);
                 }
+                self.demote_consequences(&mut out);
             }
             // A signal or an unknown end: only what the log said can explain it.
             Some(outcome) if !self.has_fatal() => self.unexplained_exit(outcome, &mut out),
-            Some(_) | None => {}
+            Some(_) => self.demote_consequences(&mut out),
+            None => {}
         }
         out
+    }
+
+    /// When the log states a failure itself (a rank's exception, a rank killed by a signal),
+    /// the launcher's summary and the other ranks' failed collectives are its consequences:
+    /// warnings beside it, not the cause.
+    fn demote_consequences(&mut self, out: &mut Vec<Finding>) {
+        let stated = (0..self.meta.len())
+            .any(|i| !self.meta[i].consequence && self.incidents[i].severity == Severity::Fatal);
+        if !stated {
+            return;
+        }
+        for i in 0..self.meta.len() {
+            if self.meta[i].consequence && self.incidents[i].severity == Severity::Fatal {
+                self.set_forced(i, Severity::Warning, out);
+            }
+        }
     }
 
     fn has_fatal(&self) -> bool {
@@ -311,16 +364,29 @@ impl Detector {
         let Some((category, text)) = exit::exit_verdict(outcome, self.log_disk.as_ref()) else {
             return;
         };
-        let excerpt = self
+        let excerpt: Vec<String> = self
             .ring
             .iter()
-            .filter(|l| !l.trim().is_empty())
-            .cloned()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(_, l)| l.clone())
             .collect();
+        // A failing exit code with no traceback: the program said why before it stopped — an
+        // error-level log record, or failing words in its last lines (`print(e)` then
+        // `sys.exit(2)`). That line, classified by what it says, is the error; the exit
+        // status is the category only when nothing in the log says more.
+        // A full log disk is the cause whatever the program printed last.
+        let stated = match outcome {
+            ExitOutcome::Code(_) if self.log_disk.is_none() => self.stated_cause(),
+            _ => None,
+        };
+        let (category, line, text) = match stated {
+            Some((line, said, cat)) => (cat, line, said),
+            None => (category, 0, text),
+        };
         let inc = Incident {
             category,
             severity: Severity::Fatal,
-            line: 0,
+            line,
             text,
             excerpt,
             count: 1,
@@ -332,12 +398,33 @@ impl Detector {
             caught: false,
             forced: Some(Severity::Fatal),
             omitted: 0,
+            consequence: false,
+            rank: false,
+            leaf: false,
         });
         self.incidents.push(inc.clone());
         out.push(Finding::New {
             index: self.incidents.len() - 1,
             incident: inc,
         });
+    }
+
+    /// The line that says why the program stopped, when its exit code is all we have: the
+    /// latest error-level log record near the end, else the last of its final lines that
+    /// states a failure.
+    fn stated_cause(&self) -> Option<(u64, String, Category)> {
+        if let Some((n, text, cat)) = &self.error_record {
+            if self.since_record <= CAUSE_WITHIN {
+                return Some((*n, text.clone(), *cat));
+            }
+        }
+        let (n, l) = self.ring.iter().rev().find(|(_, l)| rules::states_failure(l))?;
+        let t = l.trim();
+        Some((
+            *n,
+            cut(t, MAX_LINE_CHARS),
+            classify::classify_exception("", t, &TbContext::default()).category,
+        ))
     }
 
     fn set_forced(&mut self, i: usize, s: Severity, out: &mut Vec<Finding>) {
@@ -383,9 +470,9 @@ impl Detector {
         }
     }
 
-    fn remember(&mut self, line: &str) {
+    fn remember(&mut self, n: u64, line: &str) {
         let mut s = if self.ring.len() == RING {
-            self.ring.pop_front().unwrap_or_default()
+            self.ring.pop_front().map(|(_, s)| s).unwrap_or_default()
         } else {
             String::new()
         };
@@ -395,11 +482,23 @@ impl Detector {
             end -= 1;
         }
         s.push_str(&line[..end]);
-        self.ring.push_back(s);
+        self.ring.push_back((n, s));
     }
 
     fn step(&mut self, n: u64, raw: &str, out: &mut Vec<Finding>) {
-        let vis = display_segment(raw);
+        let shown = display_segment(raw);
+        self.seen = n;
+        self.since_record = self.since_record.saturating_add(1);
+        // torchrun prefixes each line of a rank's output with `[rankN]: `: read the line the
+        // rank printed, and quote it with its rank.
+        self.rank_prefix.clear();
+        let vis = match rank_prefix_len(shown) {
+            Some(k) => {
+                self.rank_prefix.push_str(&shown[..k]);
+                &shown[k..]
+            }
+            None => shown,
+        };
         match std::mem::replace(&mut self.mode, Mode::Normal) {
             Mode::Normal => self.normal(n, vis, out),
             Mode::Block(b) => self.in_block(b, n, vis, out),
@@ -407,7 +506,16 @@ impl Detector {
             Mode::Skip(left) => self.skip(left, n, vis, out),
             Mode::Table(t) => self.table(t, n, vis, out),
         }
-        self.remember(vis);
+        self.remember(n, shown);
+    }
+
+    /// `text` as the log shows it: with the current line's rank prefix.
+    fn quoted(&self, text: &str) -> String {
+        if self.rank_prefix.is_empty() {
+            text.to_string()
+        } else {
+            format!("{}{}", self.rank_prefix, text.trim_start())
+        }
     }
 
     fn count_ordinary(&mut self, count: u64, out: &mut Vec<Finding>) {
@@ -417,7 +525,8 @@ impl Detector {
             self.ignore_next = false;
         }
         if let Some(i) = self.pending_fatal {
-            if self.tail_ordinary >= SURVIVE_AFTER {
+            // Another rank's output says nothing about whether this rank went on.
+            if self.tail_ordinary >= SURVIVE_AFTER && !self.meta[i].rank {
                 self.pending_fatal = None;
                 self.meta[i].survived = true;
                 self.sync_severity(i, out);
@@ -439,6 +548,14 @@ impl Detector {
                 .find(|(_, r)| r.is_match(vis))
                 .map(|(c, _)| *c)
         };
+        if self.recovering {
+            let t = vis.trim();
+            // Between a handled traceback and the one chained to it.
+            self.recovering = t.is_empty()
+                || t.starts_with("During handling of the above exception")
+                || t.starts_with("The above exception was the direct cause")
+                || t.ends_with("Traceback (most recent call last):");
+        }
         if extra.is_none() && !self.pre.maybe(vis.as_bytes()) {
             // The hot path: an ordinary line.
             if !self.prefix.is_empty() && vis.trim() == "\"\"\"" {
@@ -460,6 +577,7 @@ impl Detector {
                 kind: HitKind::Plain,
                 key: t,
                 message: "",
+                consequence: false,
             };
             self.hit(n, vis, h, out);
             return;
@@ -487,6 +605,16 @@ impl Detector {
                     idx: None,
                 });
             }
+            LineKind::ErrorRecord { msg } => {
+                let stale = self.since_record > CAUSE_WITHIN;
+                if self.error_record.is_none() || stale {
+                    let v = classify::classify_exception("", msg, &TbContext::default());
+                    let text = cut(&self.quoted(vis.trim()), MAX_LINE_CHARS);
+                    self.error_record = Some((n, text, v.category));
+                }
+                self.since_record = 0;
+                self.count_ordinary(1, out);
+            }
             LineKind::Nothing => self.count_ordinary(1, out),
         }
     }
@@ -505,9 +633,22 @@ impl Detector {
             Some(i) => &t[i..],
             None => t,
         };
-        let group = t.contains("Exception Group Traceback");
+        // An exception group's traceback, or one of its sub-exceptions' (`    | Traceback`).
+        let group = t.contains("Exception Group Traceback") || t.trim_start().starts_with('|');
         let header = if group { t.trim_start() } else { header };
         lines.push(header.to_string());
+        // (Not an exception group: what `except*` handled is gone from it, the printed group
+        // is the part nobody handled.)
+        let recovered = match target {
+            Target::Fresh if !group => {
+                std::mem::take(&mut self.recovering)
+                    || self
+                        .ring
+                        .back()
+                        .is_some_and(|(_, l)| rules::announces_recovery(l))
+            }
+            _ => false,
+        };
         self.mode = Mode::Block(Block {
             target,
             lines,
@@ -515,6 +656,7 @@ impl Detector {
             interleaved: 0,
             ignored,
             group,
+            recovered,
         });
     }
 
@@ -534,6 +676,7 @@ impl Detector {
         out: &mut Vec<Finding>,
     ) -> Option<(usize, bool)> {
         let fatalish = looks_fatal && !caught;
+        let text = &self.quoted(text);
         if let Some(&i) = self.by_key.get(&key) {
             let m = &mut self.meta[i];
             m.survived = false;
@@ -558,6 +701,9 @@ impl Detector {
             caught,
             forced: None,
             omitted: 0,
+            consequence: false,
+            rank: !self.rank_prefix.is_empty(),
+            leaf: false,
         };
         let mut inc = Incident {
             category,
@@ -601,7 +747,7 @@ impl Detector {
         let mut excerpt = Vec::new();
         if h.kind == HitKind::Exception {
             // SyntaxError & co. without a header: the lines before show file, code, caret.
-            excerpt.extend(self.ring.iter().rev().take(4).rev().cloned());
+            excerpt.extend(self.ring.iter().rev().take(4).rev().map(|(_, l)| l.clone()));
         }
         excerpt.push(cut(t, MAX_LINE_CHARS));
         let Some((idx, new)) =
@@ -609,6 +755,7 @@ impl Detector {
         else {
             return;
         };
+        self.meta[idx].consequence = h.consequence;
         let (kind, left) = match h.kind {
             HitKind::PyWarning => (AfterKind::Warning, 10),
             HitKind::Faulthandler => (AfterKind::Faulthandler, 80),
@@ -626,6 +773,17 @@ impl Detector {
             group: false,
         });
     }
+}
+
+/// Length of torchrun's `[rankN]: ` prefix at the start of `line`, if it has one.
+fn rank_prefix_len(line: &str) -> Option<usize> {
+    let rest = line.strip_prefix("[rank")?;
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 || !rest[digits..].starts_with("]:") {
+        return None;
+    }
+    let k = "[rank".len() + digits + "]:".len();
+    Some(if line[k..].starts_with(' ') { k + 1 } else { k })
 }
 
 fn push_excerpt(ex: &mut Vec<String>, omitted: &mut usize, line: String) {

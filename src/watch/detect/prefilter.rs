@@ -1,38 +1,82 @@
 //! The hot-path gate: one Aho-Corasick scan over a handful of literals tells whether a line
-//! could be evidence at all. Ordinary metric lines fail it and cost nothing more.
+//! could be evidence at all. Ordinary metric lines fail it and cost nothing more. A line
+//! that passes is scanned once more for *which* literals it holds ([`lits`]), so that the
+//! line rules run only where their literal is: a metric named `MeanSquaredError=` meets the
+//! one rule that needs `Error`, not the thirty that need something else.
+
+use std::sync::OnceLock;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
+/// Groups of literals: a rule in [`super::rules`] can only fire when its group is present.
+pub(crate) type Lits = u32;
+pub(crate) const TRACEBACK: Lits = 1;
+pub(crate) const EXCEPTION: Lits = 1 << 1;
+pub(crate) const ERROR: Lits = 1 << 2;
+pub(crate) const WARNING: Lits = 1 << 3;
+pub(crate) const FATAL: Lits = 1 << 4;
+pub(crate) const KILLED: Lits = 1 << 5;
+pub(crate) const CRASH: Lits = 1 << 6;
+pub(crate) const MEMORY: Lits = 1 << 7;
+pub(crate) const DISK: Lits = 1 << 8;
+pub(crate) const TERMINATE: Lits = 1 << 9;
+pub(crate) const DIVERG: Lits = 1 << 10;
+pub(crate) const RHAT: Lits = 1 << 11;
+pub(crate) const ESS: Lits = 1 << 12;
+pub(crate) const CONVERGE: Lits = 1 << 13;
+pub(crate) const NON_FINITE: Lits = 1 << 14;
+pub(crate) const LEVEL: Lits = 1 << 15;
+pub(crate) const EXITCODE: Lits = 1 << 16;
+
 /// Every rule in [`super::rules`] needs one of these literals in its line; keep them in sync.
-const LITERALS: &[&str] = &[
-    "Traceback",
-    "Error",
-    "Exception",
-    "Warning",
-    "Fatal",
-    "Killed",
-    "Segmentation fault",
-    "Bus error",
-    "out of memory",
-    "Out of memory",
-    "No space left",
-    "terminate called",
-    "diverg",
-    "rhat",
-    "r_hat",
-    "R-hat",
-    "R_hat",
-    "Rhat",
-    "effective sample size",
-    "converge",
-    "iterations",
-    "ITERATIONS",
-    "Iteration limit",
-    "nan",
-    "NaN",
-    "inf",
-    "Inf",
+const LITERALS: &[(&str, Lits)] = &[
+    ("Traceback", TRACEBACK),
+    ("Error", ERROR),
+    ("Exception", EXCEPTION),
+    ("Warning", WARNING),
+    ("Fatal", FATAL),
+    ("Killed", KILLED),
+    ("Segmentation fault", CRASH),
+    ("Bus error", CRASH),
+    ("out of memory", MEMORY),
+    ("Out of memory", MEMORY),
+    ("No space left", DISK),
+    ("terminate called", TERMINATE),
+    ("diverg", DIVERG),
+    ("rhat", RHAT),
+    ("r_hat", RHAT),
+    ("R-hat", RHAT),
+    ("R_hat", RHAT),
+    ("Rhat", RHAT),
+    ("effective sample size", ESS),
+    ("converge", CONVERGE),
+    ("iterations", CONVERGE),
+    ("ITERATIONS", CONVERGE),
+    ("Iteration limit", CONVERGE),
+    ("nan", NON_FINITE),
+    ("NaN", NON_FINITE),
+    ("inf", NON_FINITE),
+    ("Inf", NON_FINITE),
+    ("ERROR", LEVEL),
+    ("CRITICAL", LEVEL),
+    ("FATAL", LEVEL),
+    ("exitcode", EXITCODE),
 ];
+
+fn build(kind: MatchKind) -> AhoCorasick {
+    AhoCorasickBuilder::new()
+        .match_kind(kind)
+        .build(LITERALS.iter().map(|(l, _)| l))
+        .expect("static literals build")
+}
+
+/// The groups of literals `line` holds (0: an ordinary line).
+pub(crate) fn lits(line: &[u8]) -> Lits {
+    static AC: OnceLock<AhoCorasick> = OnceLock::new();
+    AC.get_or_init(|| build(MatchKind::Standard))
+        .find_overlapping_iter(line)
+        .fold(0, |m, hit| m | LITERALS[hit.pattern().as_usize()].1)
+}
 
 #[derive(Debug, Clone)]
 pub(crate) struct Prefilter {
@@ -41,11 +85,9 @@ pub(crate) struct Prefilter {
 
 impl Prefilter {
     pub(crate) fn new() -> Self {
-        let ac = AhoCorasickBuilder::new()
-            .match_kind(MatchKind::LeftmostFirst)
-            .build(LITERALS)
-            .expect("static literals build");
-        Self { ac }
+        Self {
+            ac: build(MatchKind::LeftmostFirst),
+        }
     }
 
     /// Could this line be evidence? (False for the vast majority of a training log.)
@@ -59,5 +101,18 @@ impl Prefilter {
     #[inline]
     pub(crate) fn find(&self, hay: &[u8]) -> Option<usize> {
         self.ac.find(hay).map(|m| m.start())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_names_the_groups_it_holds() {
+        assert_eq!(lits(b"step 3 loss 0.5"), 0);
+        assert_eq!(lits(b"eval | MeanSquaredError=0.02"), ERROR);
+        assert_eq!(lits(b"ERROR: loss is nan, r_hat 1.3"), LEVEL | NON_FINITE | RHAT);
+        assert_eq!(lits(b"Traceback (most recent call last):"), TRACEBACK);
     }
 }

@@ -7,7 +7,8 @@ use std::sync::OnceLock;
 use regex::Regex;
 
 use super::classify::{self, TbContext};
-use crate::model::Category;
+use super::{exit, prefilter};
+use crate::model::{Category, ExitOutcome};
 
 /// What one line is, for the detector's state machine.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +28,10 @@ pub(crate) enum LineKind<'a> {
     Hit(Hit<'a>),
     /// A summary table header with an `r_hat` column (ArviZ / PyMC `az.summary`).
     RhatTable { col: usize, ncols: usize },
+    /// A log record at level ERROR / CRITICAL / FATAL (`ERROR:name:msg`, `12:00 CRITICAL
+    /// name: msg`, …) with its message. Not evidence while the run goes on (programs log
+    /// errors they handle); the cause when the process then fails and nothing else says why.
+    ErrorRecord { msg: &'a str },
     /// Nothing (the prefilter's literal was a false alarm: `train_error`, `0 diverging`, …).
     Nothing,
 }
@@ -56,6 +61,9 @@ pub(crate) struct Hit<'a> {
     pub key: &'a str,
     /// For [`HitKind::Native`]: the message a Python exception will repeat.
     pub message: &'a str,
+    /// Only reports another process's end (torchrun's summary of a rank that exited with a
+    /// code): the rank's own evidence, when the log has it, comes first.
+    pub consequence: bool,
 }
 
 fn re(cell: &'static OnceLock<Regex>, pat: &str) -> &'static Regex {
@@ -89,8 +97,156 @@ fn divergence_re() -> &'static Regex {
     re(
         &R,
         // The sampler's wording, not "step 12 divergence=0.3" (a KL divergence metric).
-        r"(?i)\b(\d+)\s+(?:divergences\b|divergence\s+after|divergent\s+(?:transitions|samples))",
+        // The count is a whole number (not the tail of `r_hat 1.01`), and `divergences=0` is
+        // a key with its value, read by `divergence_value_re`.
+        r"(?i)(?:^|[^\w.])(\d+)\s+(?:divergences\b|divergence\s+after|divergent\s+(?:transitions|samples))",
     )
+}
+
+/// `divergences=3`, `divergences: 3`, `n_divergent=3` — a sampler summary's key and value.
+fn divergence_value_re() -> &'static Regex {
+    static R: OnceLock<Regex> = OnceLock::new();
+    re(
+        &R,
+        r"(?i)\b(?:n_)?(?:divergences|divergent|diverging)\s*[=:]\s*(\d+)(?:[^\w.]|$)",
+    )
+}
+
+/// torchrun's elastic agent on the first rank that failed:
+/// `failed (exitcode: -9) local_rank: 1 (pid: 29714) of binary: …`. A negative code is
+/// the signal that ended the rank.
+fn elastic_exit(t: &str) -> Option<i32> {
+    let rest = &t[t.find("failed (exitcode: ")? + "failed (exitcode: ".len()..];
+    let code = rest[..rest.find(')')?].trim().parse().ok()?;
+    rest.contains("local_rank:").then_some(code)
+}
+
+/// A shell's report that a child it ran died of a signal: `job.sh: line 5: 4242 Killed
+/// python train.py`.
+fn shell_child_killed(t: &str) -> bool {
+    let Some(i) = t.find(" Killed") else {
+        return false;
+    };
+    let before = t[..i].trim_end();
+    let pid = before.rsplit([' ', ':']).next().unwrap_or("");
+    !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) && before.contains("line ")
+}
+
+/// A logging record at an error level: its message. The level must be a whole token among
+/// the record's first fields (`ERROR:name:msg`, `12:00:01 CRITICAL name: msg`,
+/// `2026-01-01 12:00:01,5 - name - ERROR - msg`, `[ERROR] msg`, `| ERROR    | msg`).
+fn error_record(t: &str) -> Option<&str> {
+    for level in ["ERROR", "CRITICAL", "FATAL"] {
+        let Some(p) = memchr::memmem::find(t.as_bytes(), level.as_bytes()) else {
+            continue;
+        };
+        if p > 48 {
+            continue;
+        }
+        let before = t.as_bytes()[..p].last().copied();
+        let after = t.as_bytes().get(p + level.len()).copied();
+        let sep = |c: Option<u8>| matches!(c, None | Some(b' ' | b':' | b'[' | b']' | b'|' | b'-' | b'\t'));
+        if !(sep(before) && sep(after)) || after.is_none() {
+            continue;
+        }
+        let msg = t[p + level.len()..].trim_start_matches([' ', ':', ']', '|', '-', '\t']);
+        return (!msg.is_empty()).then_some(msg);
+    }
+    None
+}
+
+/// The program says it handles a failure and goes on: a retry, a rebuilt cache, a
+/// fallback. (Not "skipped": dropping data is worth a warning.)
+pub(crate) fn announces_recovery(line: &str) -> bool {
+    let l = line.to_ascii_lowercase();
+    [
+        "retrying",
+        "will retry",
+        "retry in",
+        "trying again",
+        "rebuilding",
+        "regenerating",
+        "recomputing",
+        "falling back",
+        "fall back",
+        "recovering",
+    ]
+    .iter()
+    .any(|p| l.contains(p))
+}
+
+/// A line of a program's own that states a failure (`print(e)` before `sys.exit(2)`). A
+/// decision to stop (`metric below the gate, aborting`) is not one: the exit says it all.
+pub(crate) fn states_failure(line: &str) -> bool {
+    let l = line.trim().to_ascii_lowercase();
+    !l.is_empty()
+        && [
+            "error",
+            "failed",
+            "failure",
+            "cannot",
+            "can't",
+            "could not",
+            "unable to",
+            "no such file",
+            "[errno",
+            "invalid",
+            "not found",
+            "fatal",
+            "exception",
+            "missing",
+            "out of range",
+            "out of bounds",
+        ]
+        .iter()
+        .any(|p| l.contains(p))
+}
+
+/// A metric record whose loss (or gradient norm) is NaN or infinite: `{'loss': nan, …}`,
+/// `{'grad_norm': 'inf'}`, `train_loss=nan`. Each value is read as a whole token with its
+/// own key, so `nan_count=0` or `inf_steps: 0` say nothing.
+pub(crate) fn metric_not_finite(t: &str) -> bool {
+    let b = t.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'=' || c == b':' {
+            // The key: the word before the separator (quotes stripped).
+            let mut k_end = i;
+            while k_end > 0 && matches!(b[k_end - 1], b'\'' | b'"' | b' ') {
+                k_end -= 1;
+            }
+            let mut k_start = k_end;
+            while k_start > 0
+                && (b[k_start - 1].is_ascii_alphanumeric() || matches!(b[k_start - 1], b'_' | b'/' | b'.'))
+            {
+                k_start -= 1;
+            }
+            let key = &t[k_start..k_end];
+            let mut v = i + 1;
+            while v < b.len() && matches!(b[v], b' ' | b'\'' | b'"') {
+                v += 1;
+            }
+            let mut v_end = v;
+            while v_end < b.len()
+                && (b[v_end].is_ascii_alphanumeric() || matches!(b[v_end], b'-' | b'+' | b'.'))
+            {
+                v_end += 1;
+            }
+            let value = t[v..v_end].trim_start_matches(['-', '+']);
+            let lossy = {
+                let k = key.to_ascii_lowercase();
+                k.contains("loss") || k.contains("grad_norm") || k == "objective" || k == "elbo"
+            };
+            if lossy && matches!(value.to_ascii_lowercase().as_str(), "nan" | "inf" | "infinity") {
+                return true;
+            }
+            i = v_end.max(i + 1);
+            continue;
+        }
+        i += 1;
+    }
+    false
 }
 
 fn rhat_value_re() -> &'static Regex {
@@ -113,6 +269,7 @@ fn hit(category: Category, looks_fatal: bool, kind: HitKind, key: &str) -> LineK
         kind,
         key,
         message: "",
+        consequence: false,
     })
 }
 
@@ -148,9 +305,16 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
     if t.starts_with("Exception ignored in") {
         return LineKind::ExceptionIgnored;
     }
-    // Cheap literal guards first: the regexes below capture, which costs far more.
-    let hat = t.contains("hat") || t.contains("HAT") || t.contains("Hat");
-    if let Some((class, msg, start)) = parse_warning_line(t) {
+    // rich's boxed traceback: `╭──── Traceback (most recent call last) ────╮`.
+    if t.starts_with('╭') && t.contains("Traceback (most recent call last)") {
+        return LineKind::TracebackHeader;
+    }
+    // Which literals the line holds: each rule below runs only where its literal is (the
+    // regexes capture, which costs far more than a scan).
+    let m = prefilter::lits(t.as_bytes());
+    let has = |group: prefilter::Lits| m & group != 0;
+    let hat = has(prefilter::RHAT);
+    if let Some((class, msg, start)) = has(prefilter::WARNING).then(|| parse_warning_line(t)).flatten() {
         let short = classify::short_name(class);
         let key = &t[start..];
         if matches!(
@@ -168,6 +332,9 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
         }
         return LineKind::NoiseWarning;
     }
+    if !has(!(prefilter::WARNING | prefilter::TRACEBACK | prefilter::EXCEPTION)) {
+        return LineKind::Nothing;
+    }
     if let Some(rest) = t.strip_prefix("Fatal Python error:") {
         let lower = rest.to_ascii_lowercase();
         let cat = if lower.contains("memory") {
@@ -177,7 +344,7 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
         };
         return hit(cat, true, HitKind::Faulthandler, t);
     }
-    if let Some(i) = t.find("[Fatal]") {
+    if let Some(i) = has(prefilter::FATAL).then(|| t.find("[Fatal]")).flatten() {
         let msg = t[i + "[Fatal]".len()..].trim();
         let v = classify::classify_exception("", msg, &TbContext::default());
         return LineKind::Hit(Hit {
@@ -186,6 +353,7 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
             kind: HitKind::Native,
             key: t,
             message: msg,
+            consequence: false,
         });
     }
     if t.starts_with("terminate called") {
@@ -196,13 +364,37 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
         };
         return hit(cat, true, HitKind::Native, t);
     }
-    if t == "Killed" || t.starts_with("Killed ") && t.len() < 80 {
+    if has(prefilter::KILLED)
+        && (t == "Killed" || t.starts_with("Killed ") && t.len() < 80 || shell_child_killed(t))
+    {
         return hit(Category::Resource, true, HitKind::Plain, t);
+    }
+    if let Some(code) = has(prefilter::EXITCODE).then(|| elastic_exit(t)).flatten() {
+        // The exit classifier judges the rank's end (one classifier for exits and logs).
+        let outcome = match code {
+            c if c < 0 => ExitOutcome::Signal(-c),
+            c => ExitOutcome::Code(c),
+        };
+        // (A rank's own end, read from the launcher's line: no disk to ask about here.)
+        if let Some((category, _)) = exit::exit_verdict(outcome, None) {
+            return LineKind::Hit(Hit {
+                category,
+                looks_fatal: true,
+                kind: HitKind::Plain,
+                key: t,
+                message: "",
+                // A signal is the rank's own end; a code repeats what the rank printed.
+                consequence: code >= 0,
+            });
+        }
     }
     if t.starts_with("Segmentation fault") || t.starts_with("Bus error") {
         return hit(Category::Implementation, true, HitKind::Plain, t);
     }
-    if let Some(e) = classify::parse_exception_line(t) {
+    if let Some(e) = has(prefilter::ERROR)
+        .then(|| classify::parse_exception_line(t))
+        .flatten()
+    {
         if matches!(
             classify::short_name(e.name),
             "SyntaxError" | "IndentationError" | "TabError"
@@ -210,19 +402,21 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
             return hit(Category::Implementation, true, HitKind::Exception, t);
         }
     }
-    let lower_has = |p: &str| t.contains(p);
-    if lower_has("out of memory") || lower_has("Out of memory") {
+    if has(prefilter::MEMORY) {
         return hit(Category::Resource, true, HitKind::Plain, t);
     }
-    if lower_has("No space left on device") {
+    if has(prefilter::DISK) && t.contains("No space left on device") {
         return hit(Category::Resource, true, HitKind::Plain, t);
     }
     // Sampler diagnostics.
-    if t.contains("diverg") {
+    if has(prefilter::DIVERG) {
         if t.contains("only diverging samples") {
             return hit(Category::Convergence, false, HitKind::Plain, t);
         }
-        if let Some(c) = divergence_re().captures(t) {
+        let count = divergence_re()
+            .captures(t)
+            .or_else(|| divergence_value_re().captures(t));
+        if let Some(c) = count {
             let n: u64 = c[1].parse().unwrap_or(0);
             if n > 0 {
                 return hit(Category::Convergence, false, HitKind::Plain, t);
@@ -241,7 +435,10 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
             LineKind::Nothing
         };
     }
-    if let Some(k) = t.contains("r_hat").then(|| rhat_table_header(t)).flatten() {
+    if let Some(k) = (hat && t.contains("r_hat"))
+        .then(|| rhat_table_header(t))
+        .flatten()
+    {
         return k;
     }
     if let Some(c) = hat.then(|| rhat_value_re().captures(t)).flatten() {
@@ -253,14 +450,26 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
             return hit(Category::Convergence, false, HitKind::Plain, t);
         }
     }
-    if t.contains("effective sample size") && t.contains("smaller than") {
+    if has(prefilter::ESS) && t.contains("smaller than") {
         return hit(Category::Convergence, false, HitKind::Plain, t);
     }
-    if says_not_converged(t) {
+    if has(prefilter::CONVERGE) && says_not_converged(t) {
         return hit(Category::Convergence, false, HitKind::Plain, t);
     }
-    if classify::loss_not_finite(t) {
+    if has(prefilter::NON_FINITE) && classify::loss_not_finite(t) {
         return hit(Category::Convergence, false, HitKind::Plain, t);
+    }
+    if has(prefilter::NON_FINITE) && metric_not_finite(t) {
+        // One problem however many records show it, `inf` or `nan`: one incident.
+        return hit(
+            Category::Convergence,
+            false,
+            HitKind::Plain,
+            "metric record: loss not finite",
+        );
+    }
+    if let Some(msg) = has(prefilter::LEVEL).then(|| error_record(t)).flatten() {
+        return LineKind::ErrorRecord { msg };
     }
     LineKind::Nothing
 }
@@ -310,6 +519,10 @@ mod tests {
         assert_eq!(cat("There were 0 divergences after tuning."), None);
         assert_eq!(cat("step 12 divergence=0.31 kl_divergence 0.2"), None);
         assert_eq!(cat("max r_hat = 1.004"), None);
+        // A healthy sampler summary: the R-hat's digits are not a count of divergences.
+        assert_eq!(cat("sampler done: r_hat 1.01 divergences=0 ess=812"), None);
+        assert_eq!(cat("chain 2: max r_hat=1.003, 0 divergences"), None);
+        assert_eq!(cat("2026-12-01 12:00:00 INFO errors=0 nan_count=0"), None);
         assert_eq!(cat("INFO loading data from disk"), None);
         assert_eq!(
             classify_line("/x/y.py:3: FutureWarning: the default will change", 1.1),
@@ -333,6 +546,7 @@ mod tests {
             Some((Convergence, false))
         );
         assert_eq!(cat("max r_hat = 1.42"), Some((Convergence, false)));
+        assert_eq!(cat("sampler done: divergences=12"), Some((Convergence, false)));
         assert_eq!(cat("step 300 | loss=nan | lr 0.1"), Some((Convergence, false)));
         assert_eq!(cat("Killed"), Some((Resource, true)));
         assert_eq!(

@@ -180,3 +180,186 @@ fn text_settings_build_a_config_or_say_what_is_wrong() {
     assert!(DetectConfig::from_patterns(1.1, &["data=("], &[]).is_err());
     assert!(DetectConfig::from_patterns(0.9, &[] as &[&str], &[]).is_err());
 }
+
+/// The shape of torchrun's output when one rank raises: the rank's own lines carry a
+/// `[rankN]: ` prefix, then the elastic agent's summary and its `ChildFailedError`.
+const TORCHRUN_TAIL: &str = "\
+W1201 19:53:28.051000 28541 torch/distributed/elastic/multiprocessing/api.py:1028] Sending process 28989 closing signal SIGTERM
+E1201 19:53:28.383000 28541 torch/distributed/elastic/multiprocessing/api.py:1002] failed (exitcode: CODE) local_rank: 1 (pid: 28990) of binary: /v/bin/python3
+Traceback (most recent call last):
+  File \"/v/bin/torchrun\", line 8, in <module>
+    sys.exit(main())
+  File \"/v/torch/distributed/launcher/api.py\", line 386, in launch_agent
+    raise ChildFailedError(
+torch.distributed.elastic.multiprocessing.errors.ChildFailedError: 
+============================================================
+train.py FAILED";
+
+fn primary(inc: &[Incident]) -> &Incident {
+    inc.iter()
+        .filter(|i| i.severity == Severity::Fatal)
+        .min_by_key(|i| i.line)
+        .expect("a fatal incident")
+}
+
+#[test]
+fn a_failing_ranks_own_exception_beats_the_launchers_summary() {
+    let log = format!(
+        "rank 0 step 1 loss=1.3\n\
+[rank1]: Traceback (most recent call last):\n\
+[rank1]:   File \"train.py\", line 30, in <module>\n\
+[rank1]:     schedule = config[\"lr_schedule\"]\n\
+[rank1]: KeyError: 'lr_schedule'\n\
+[rank0]: Traceback (most recent call last):\n\
+[rank0]:   File \"train.py\", line 25, in <module>\n\
+[rank0]:     dist.all_reduce(p.grad)\n\
+[rank0]: RuntimeError: [../third_party/gloo/gloo/transport/tcp/pair.cc:561] Connection closed by peer [127.0.0.1]:2432. This is typically caused by a remote worker crashing.\n{}",
+        TORCHRUN_TAIL.replace("CODE", "1")
+    );
+    let inc = lines(&log, Some(ExitOutcome::Code(1)));
+    let p = primary(&inc);
+    assert_eq!((p.line, p.text.as_str()), (5, "[rank1]: KeyError: 'lr_schedule'"));
+    assert_eq!(p.category, Category::Implementation);
+    // The survivor's failed collective and the launcher's summary are kept, as warnings.
+    let fatal = inc.iter().filter(|i| i.severity == Severity::Fatal).count();
+    assert_eq!(fatal, 1, "{inc:#?}");
+    assert!(inc.iter().any(|i| i.text.starts_with("[rank0]: RuntimeError")));
+}
+
+#[test]
+fn a_rank_killed_by_sigkill_is_a_resource_problem_named_by_the_agents_summary() {
+    let log = format!(
+        "rank 1 step 3 loss=0.79\n\
+[rank0]: Traceback (most recent call last):\n\
+[rank0]:   File \"train.py\", line 21, in <module>\n\
+[rank0]:     dist.all_reduce(p.grad)\n\
+[rank0]: RuntimeError: [../gloo/transport/tcp/pair.cc:561] Connection closed by peer [127.0.0.1]:2432. This is typically caused by a remote worker crashing.\n{}",
+        TORCHRUN_TAIL.replace("CODE", "-9")
+    );
+    let inc = lines(&log, Some(ExitOutcome::Code(1)));
+    let p = primary(&inc);
+    assert_eq!(p.line, 7, "{inc:#?}");
+    assert!(p.text.contains("failed (exitcode: -9) local_rank: 1"));
+    assert_eq!(p.category, Category::Resource);
+}
+
+#[test]
+fn a_collective_timeout_alone_is_the_cause_and_a_resource_problem() {
+    let log = "[rank0]: Traceback (most recent call last):
+[rank0]:   File \"train.py\", line 9, in <module>
+[rank0]:     dist.barrier()
+[rank0]: torch.distributed.DistBackendError: [../gloo/transport/tcp/unbound_buffer.cc:81] Timed out waiting 5000ms for recv operation to complete";
+    let inc = lines(log, Some(ExitOutcome::Code(1)));
+    let p = primary(&inc);
+    assert_eq!(p.line, 4);
+    assert_eq!(p.category, Category::Resource);
+}
+
+#[test]
+fn an_exception_groups_leaf_traceback_is_the_error() {
+    let log = "  + Exception Group Traceback (most recent call last):
+  |   File \"g.py\", line 25, in <module>
+  |     asyncio.run(main())
+  | ExceptionGroup: unhandled errors in a TaskGroup (1 sub-exception)
+  +-+---------------- 1 ----------------
+    | Traceback (most recent call last):
+    |   File \"g.py\", line 14, in load
+    |     values = [float(v) for v in shard]
+    | ValueError: could not convert string to float: 'n/a'
+    +------------------------------------";
+    let inc = lines(log, Some(ExitOutcome::Code(1)));
+    assert_eq!(inc.len(), 1, "{inc:#?}");
+    assert_eq!(inc[0].line, 9);
+    assert_eq!(
+        inc[0].text,
+        "| ValueError: could not convert string to float: 'n/a'"
+    );
+    assert_eq!(inc[0].category, Category::Data);
+    assert_eq!(inc[0].severity, Severity::Fatal);
+}
+
+#[test]
+fn a_rich_boxed_traceback_is_read() {
+    let log = "config: {'lr': 0.001}
+╭──────── Traceback (most recent call last) ────────╮
+│ /w/train.py:17 in <module>                         │
+│ ❱ 17 batches = build_loader(config)                │
+╰────────────────────────────────────────────────────╯
+FileNotFoundError: [Errno 2] No such file or directory: 'features/train.npy'";
+    let inc = lines(log, Some(ExitOutcome::Code(1)));
+    assert_eq!(inc.len(), 1, "{inc:#?}");
+    assert_eq!(inc[0].line, 6);
+    assert_eq!(inc[0].category, Category::Data);
+}
+
+#[test]
+fn an_error_record_before_a_failing_exit_is_the_error() {
+    let log = "INFO:prepare:loaded 200 rows
+ERROR:prepare:validation split is empty after dropping rows without a target; refusing to train
+INFO:prepare:bye";
+    let inc = lines(log, Some(ExitOutcome::Code(1)));
+    assert_eq!(inc.len(), 1);
+    assert_eq!(inc[0].line, 2);
+    assert_eq!(inc[0].category, Category::Data);
+    let critical = "20:11:48 CRITICAL train: unknown optimizer 'adamw2'; aborting";
+    let inc = lines(critical, Some(ExitOutcome::Code(1)));
+    assert_eq!((inc[0].line, inc[0].category), (1, Category::Implementation));
+    // A run that logs an error and ends well was not failed by it.
+    assert!(lines(log, Some(ExitOutcome::Code(0))).is_empty());
+}
+
+#[test]
+fn a_printed_message_before_exit_2_is_the_error() {
+    let log = "epoch 1 done\n[Errno 2] No such file or directory: 'data/val.csv'";
+    let inc = lines(log, Some(ExitOutcome::Code(2)));
+    assert_eq!(inc.len(), 1);
+    assert_eq!((inc[0].line, inc[0].category), (2, Category::Data));
+    // Nothing that states a failure: the exit classifier's verdict, with no line.
+    let inc = lines("epoch 1 done\nbye", Some(ExitOutcome::Code(2)));
+    assert_eq!(inc[0].line, 0);
+}
+
+#[test]
+fn a_traceback_the_program_announced_it_recovers_from_is_not_an_incident() {
+    let log = "upload attempt 1 failed, retrying
+Traceback (most recent call last):
+  File \"up.py\", line 3, in <module>
+    sock.connect(sa)
+ConnectionRefusedError: [Errno 111] Connection refused
+
+During handling of the above exception, another exception occurred:
+
+Traceback (most recent call last):
+  File \"up.py\", line 43, in <module>
+    body = urlopen(req).read()
+urllib.error.URLError: <urlopen error [Errno 111] Connection refused>
+upload attempt 2: stored
+run complete";
+    assert!(lines(log, Some(ExitOutcome::Code(0))).is_empty());
+    // Without the announcement the same traceback is a warning.
+    let plain = log.replacen("upload attempt 1 failed, retrying\n", "", 1);
+    let inc = lines(&plain, Some(ExitOutcome::Code(0)));
+    assert_eq!(inc.len(), 1);
+    assert_eq!(inc[0].severity, Severity::Warning);
+}
+
+#[test]
+fn a_non_finite_loss_in_a_metric_record_is_a_convergence_warning() {
+    let log = "{'loss': '751.1', 'grad_norm': '994.2', 'epoch': '0.25'}
+{'loss': '3.048e+34', 'grad_norm': 'inf', 'epoch': '0.5'}
+{'loss': '0', 'grad_norm': 'nan', 'epoch': '0.75'}";
+    let inc = lines(log, Some(ExitOutcome::Code(0)));
+    assert_eq!(inc.len(), 1, "{inc:#?}");
+    assert_eq!((inc[0].line, inc[0].category), (2, Category::Convergence));
+    assert_eq!(inc[0].severity, Severity::Warning);
+    let health = "epoch 3 errors=0 nan_count=0 inf_steps: 0 loss=0.31 r_hat=1.01 divergences=0";
+    assert!(lines(health, Some(ExitOutcome::Code(0))).is_empty());
+}
+
+#[test]
+fn a_shell_reporting_its_child_killed_is_a_resource_problem() {
+    let log = "epoch 2\njob.sh: line 5:  4242 Killed                  python -u train.py";
+    let inc = lines(log, Some(ExitOutcome::Code(137)));
+    assert_eq!(inc.len(), 1);
+    assert_eq!((inc[0].line, inc[0].category), (2, Category::Resource));
+}

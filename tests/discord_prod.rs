@@ -6,169 +6,23 @@
 //! process and every job it started is killed when a test ends, even when it fails.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use discord_emulator::{EmuUser, Emulator, EmulatorConfig, Fault, InjectedInteraction};
+use discord_emulator::{Emulator, Fault, InjectedInteraction};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_trainwatch");
-const TOKEN: &str = "MTAwMDAwMDAwMDAwMDAwMDAx.emulated.token-for-prod-tests";
-const WAIT: Duration = Duration::from_secs(40);
-const CH: u64 = 300_000_000_000_000_001;
-const DIRECTOR_ROLE: u64 = 400_000_000_000_000_001;
-const MODELER_ROLE: u64 = 400_000_000_000_000_003;
+#[path = "support/serve.rs"]
+mod serve;
+use serve::*;
+
 /// What the delivery worker says when Discord refuses the token or permissions.
 const ALARM: &str = "DISCORD REFUSES THE BOT";
 
-fn director() -> EmuUser {
-    EmuUser::new(600_000_000_000_000_001, "ann").with_roles([DIRECTOR_ROLE])
-}
-
-async fn emulator() -> Emulator {
-    Emulator::start(EmulatorConfig {
-        channels: vec![(CH, "training".into())],
-        roles: vec![
-            (DIRECTOR_ROLE, "director".into()),
-            (MODELER_ROLE, "modeler".into()),
-        ],
-        token: Some(TOKEN.into()),
-        https_proxy: false,
-        ..Default::default()
-    })
-    .await
-    .unwrap()
-}
-
-fn write_config(dir: &Path, emu: &Emulator, jobs: &str) -> PathBuf {
-    let cfg = dir.join("tw.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"
-[store]
-path = "state/state.db"
-
-[roles]
-director = ["role:{DIRECTOR_ROLE}"]
-modeler = ["role:{MODELER_ROLE}"]
-
-[discord]
-token_env = "TW_PROD_DISCORD_TOKEN"
-guild_id = "{guild}"
-channel = "{CH}"
-status_mode = "new"
-proxy_url = "{proxy}"
-
-{jobs}
-"#,
-            guild = emu.config().guild_id,
-            proxy = emu.proxy_url(),
-        ),
-    )
-    .unwrap();
-    cfg
-}
-
-/// A running `trainwatch serve`; killed (with every job PID the test learned) on drop.
-struct Serve {
-    child: Option<Child>,
-    dir: PathBuf,
-    cfg: PathBuf,
-    job_pids: Vec<i32>,
-    starts: usize,
-}
-
-impl Serve {
-    fn start(dir: &Path, cfg: &Path) -> Serve {
-        let mut s = Serve {
-            child: None,
-            dir: dir.to_path_buf(),
-            cfg: cfg.to_path_buf(),
-            job_pids: Vec::new(),
-            starts: 0,
-        };
-        s.spawn();
-        s
-    }
-
-    fn spawn(&mut self) {
-        self.starts += 1;
-        let log = std::fs::File::create(self.log_path(self.starts)).unwrap();
-        self.child = Some(
-            Command::new(BIN)
-                .args(["serve", "--config", self.cfg.to_str().unwrap()])
-                .current_dir(&self.dir)
-                .env("TW_PROD_DISCORD_TOKEN", TOKEN)
-                .env("RUST_LOG", "info")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .unwrap(),
-        );
-    }
-
-    fn log_path(&self, n: usize) -> PathBuf {
-        self.dir.join(format!("serve-{n}.log"))
-    }
-
-    /// SIGKILL: the bot dies without any chance to clean up.
-    fn kill_hard(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// SIGTERM, as systemd would stop it; bounded, then SIGKILL.
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-            for _ in 0..100 {
-                if c.try_wait().unwrap().is_some() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn watch_pid(&mut self, pid: i32) {
-        if pid > 1 && !self.job_pids.contains(&pid) {
-            self.job_pids.push(pid);
-        }
-    }
-
-    fn logs(&self) -> String {
-        (1..=self.starts)
-            .map(|i| std::fs::read_to_string(self.log_path(i)).unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join("\n--- restarted ---\n")
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("trainwatch serve logs:\n{}", self.logs());
-        }
-        self.kill_hard();
-        for &pid in &self.job_pids {
-            // Only the process groups of jobs this test's serve started.
-            unsafe { libc::killpg(pid, libc::SIGKILL) };
-        }
-    }
-}
-
-fn title(m: &Value) -> &str {
-    m["embeds"][0]["title"].as_str().unwrap_or("")
-}
-
-fn description(m: &Value) -> &str {
-    m["embeds"][0]["description"].as_str().unwrap_or("")
+/// The team of these tests: a director, and a modeler (whom an investigation names).
+fn config(dir: &Path, emu: &Emulator, jobs: &str) -> PathBuf {
+    let modeler = format!("modeler = [\"role:{MODELER_ROLE}\"]");
+    write_config(dir, emu, Via::Proxy, "new", &modeler, jobs)
 }
 
 fn commands_path(emu: &Emulator) -> String {
@@ -186,23 +40,6 @@ fn count(emu: &Emulator, method: &str, path: &str) -> usize {
         .count()
 }
 
-/// Waits until the `n`-th session of the bot has read the registered commands.
-async fn bot_ready(emu: &Emulator, serve: &Serve, n: usize) {
-    let path = commands_path(emu);
-    let found = emu
-        .wait_for(
-            |r| {
-                r.iter().filter(|q| q.method == "GET" && q.path == path).count() >= n
-                    && r.iter().any(|q| q.method == "PUT" && q.path == path)
-            },
-            WAIT,
-        )
-        .await;
-    if let Err(e) = found {
-        panic!("{e}: the bot never got ready\nserve logs:\n{}", serve.logs());
-    }
-}
-
 async fn message_in(emu: &Emulator, serve: &Serve, channel: u64, needle: &str) -> Value {
     match emu
         .wait_message(channel, |m| title(m).contains(needle), WAIT)
@@ -211,21 +48,6 @@ async fn message_in(emu: &Emulator, serve: &Serve, channel: u64, needle: &str) -
         Ok(m) => m,
         Err(e) => panic!("{e}: no {needle:?} in {channel}\nserve logs:\n{}", serve.logs()),
     }
-}
-
-/// The number after `prefix` in `text` (e.g. a PID).
-fn number_after(text: &str, prefix: &str) -> i32 {
-    let at = text
-        .find(prefix)
-        .unwrap_or_else(|| panic!("{prefix:?} not in {text:?}"))
-        + prefix.len();
-    text[at..]
-        .trim_start()
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect::<String>()
-        .parse()
-        .unwrap()
 }
 
 fn train_start(emu: &Emulator, job: &str) -> InjectedInteraction {
@@ -291,7 +113,7 @@ fn queued_titles(dir: &Path) -> Vec<String> {
 /// it again every report is delivered, in the protocol's order, none twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_token_is_said_once_and_every_message_is_delivered_when_fixed() {
-    let emu = emulator().await;
+    let emu = emulator(Via::Proxy).await;
     let dir = tempfile::tempdir().unwrap();
     let job = r#"
 [jobs.p1]
@@ -300,7 +122,7 @@ expected = "10m"
 max = "20m"
 status_interval = "300ms"
 "#;
-    let cfg = write_config(dir.path(), &emu, job);
+    let cfg = config(dir.path(), &emu, job);
     let mut serve = Serve::start(dir.path(), &cfg);
     bot_ready(&emu, &serve, 1).await;
     // From now on Discord refuses the bot's messages for a while; interactions still work.
@@ -347,7 +169,7 @@ status_interval = "300ms"
 /// slash commands: they are the ones Discord has.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_investigation_thread_survives_a_bot_restart() {
-    let emu = emulator().await;
+    let emu = emulator(Via::Proxy).await;
     let dir = tempfile::tempdir().unwrap();
     // A slow sampler past its maximum; bounded to 60 s.
     let job = r#"
@@ -357,7 +179,7 @@ expected = "500ms"
 max = "1s"
 status_interval = "1h"
 "#;
-    let cfg = write_config(dir.path(), &emu, job);
+    let cfg = config(dir.path(), &emu, job);
     let mut serve = Serve::start(dir.path(), &cfg);
     bot_ready(&emu, &serve, 1).await;
     let cmd = train_start(&emu, "p2");

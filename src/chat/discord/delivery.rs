@@ -360,13 +360,7 @@ impl Worker {
     /// the channel is where it is seen). Same nonce as the full form, which Discord never
     /// created, so a crash before `mark_sent` still posts it once.
     async fn deliver_plain(&self, e: &OutboxEntry, why: &str) -> Result<u64, RestError> {
-        let bad = |why: String| RestError::Permanent { status: 0, body: why };
-        let channel: u64 = e
-            .channel
-            .parse()
-            .map_err(|_| bad(format!("invalid channel id {:?}", e.channel)))?;
-        let env: Envelope = serde_json::from_value(e.payload.clone())
-            .map_err(|err| bad(format!("unreadable outbox payload: {err}")))?;
+        let (channel, env) = unpack(e)?;
         // Which report this is lives in the entry's row, once.
         let (job, run, key) = (&e.job, e.run, &e.key);
         let body = match env {
@@ -384,12 +378,7 @@ impl Worker {
     async fn deliver(&self, e: &OutboxEntry) -> Result<Option<u64>, RestError> {
         let body_of = |body: Value| with_nonce(capped_mentions(body), &nonce_of(e));
         let bad = |why: String| RestError::Permanent { status: 0, body: why };
-        let channel: u64 = e
-            .channel
-            .parse()
-            .map_err(|_| bad(format!("invalid channel id {:?}", e.channel)))?;
-        let env: Envelope = serde_json::from_value(e.payload.clone())
-            .map_err(|err| bad(format!("unreadable outbox payload: {err}")))?;
+        let (channel, env) = unpack(e)?;
         // Which report this is lives in the entry's row, once (the payload says only what to show).
         let job = JobName::new(e.job.clone()).map_err(|err| bad(format!("outbox entry's job: {err}")))?;
         let run = RunId(e.run);
@@ -467,6 +456,19 @@ impl Worker {
             }
         }
     }
+}
+
+/// An entry's channel and what to send; an entry that cannot be read is a permanent error
+/// (nothing Discord could ever accept).
+fn unpack(e: &OutboxEntry) -> Result<(u64, Envelope), RestError> {
+    let bad = |why: String| RestError::Permanent { status: 0, body: why };
+    let channel: u64 = e
+        .channel
+        .parse()
+        .map_err(|_| bad(format!("invalid channel id {:?}", e.channel)))?;
+    let env: Envelope = serde_json::from_value(e.payload.clone())
+        .map_err(|err| bad(format!("unreadable outbox payload: {err}")))?;
+    Ok((channel, env))
 }
 
 /// The files to send with a message: its charts, then its rendered text files.

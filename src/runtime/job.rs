@@ -22,8 +22,7 @@ use tracing::{debug, info, warn};
 use crate::chat::{ChatSink, Inbound, Outgoing};
 use crate::config::JobSpec;
 use crate::engine::{
-    Action, Body, Command, Decision, Event, FixEvidence, Input, JobMachine, Message, MessageKey, OutputFile,
-    Phase, Reply,
+    Action, Body, Command, Decision, Event, Input, JobMachine, Message, MessageKey, OutputFile, Phase, Reply,
 };
 use crate::exec::{self, Adopted, JobHandle, SpawnSpec};
 use crate::model::{ExitOutcome, JobName, RunId};
@@ -34,6 +33,7 @@ use crate::watch::pipeline::{Pipeline, PipelineState};
 
 use super::readopt::{self, Found, Plan};
 
+mod evidence;
 mod persist;
 use super::spec::{pipeline_config, settings_of};
 
@@ -325,40 +325,6 @@ impl JobRuntime {
             code,
         });
         let _ = i.reply.send(replies);
-    }
-
-    /// The design expectations bound to this job.
-    fn design(&self) -> &[crate::review::DesignParam] {
-        &self.spec.design
-    }
-
-    /// Files a fix summary covers: the files named in argv, the configured globs, the
-    /// design's sources.
-    fn watched(&self) -> Vec<String> {
-        let mut w = review::watch_from_argv(&self.spec.workdir, &self.spec.engine.argv);
-        w.extend(self.spec.watch.iter().cloned());
-        w
-    }
-
-    fn snapshot(&self) -> Result<review::Snapshot, review::GateError> {
-        review::take_snapshot(&self.spec.workdir, &self.watched(), self.design())
-    }
-
-    /// The CHANGES SUMMARY and comparison table of the code as it is now, against the run's start.
-    fn fix_evidence(&self) -> Result<FixEvidence, String> {
-        self.machine.under_way().ok_or("no run is under way")?;
-        let baseline = self
-            .machine
-            .run_baseline()
-            .ok_or("the code was not recorded when this run started")?;
-        let now = self.snapshot().map_err(|e| e.to_string())?;
-        let changes = review::changes(baseline, &now, self.design(), &self.spec.workdir);
-        let comparison = review::compare(self.design(), &now);
-        Ok(FixEvidence {
-            changes,
-            comparison,
-            reviewed: now,
-        })
     }
 
     fn internal(&mut self, msg: Internal) {

@@ -7,6 +7,7 @@
 //! left off after a restart. [`Follower::changed`] wakes the caller on inotify events
 //! (Linux), with a slow poll as a safety net.
 
+mod identity;
 mod line;
 
 #[cfg(target_os = "linux")]
@@ -15,7 +16,7 @@ mod inotify;
 use std::ffi::OsString;
 use std::fs::{File, Metadata};
 use std::io;
-use std::os::unix::fs::{DirEntryExt, FileExt, MetadataExt};
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -258,69 +259,6 @@ impl Follower {
 
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// The PID of the job's process (None: not known, or no process). With it, a file at
-    /// the log's path that the process does not hold open (looked up in `/proc/PID/fd`) is
-    /// taken for a swap, not a rotation: it is refused, and the file the process does hold
-    /// is followed instead, even if its name is gone (a log deleted and replaced while
-    /// trainwatch was down).
-    pub fn set_writer(&mut self, pid: Option<u32>) {
-        self.writer = pid;
-    }
-
-    /// Whether the writer holds the file `id` open; None when that cannot be told (no
-    /// writer known, or its descriptors unreadable: it ended).
-    fn writer_holds(&self, id: FileId) -> Option<bool> {
-        Some(self.writer_file(id)?.is_some())
-    }
-
-    /// The writer's open file with identity `id`, opened afresh through `/proc/PID/fd`;
-    /// None when the writer's descriptors cannot be read.
-    fn writer_file(&self, id: FileId) -> Option<Option<OpenLog>> {
-        let pid = self.writer?;
-        let entries = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
-        Some(entries.flatten().find_map(|e| {
-            let meta = std::fs::metadata(e.path()).ok()?;
-            if !meta.file_type().is_file() || FileId::of(&meta) != id {
-                return None;
-            }
-            let file = File::open(e.path()).ok()?;
-            Some(OpenLog { file, id })
-        }))
-    }
-
-    /// The writer's standard output, when it is a regular file: where the shim pointed it,
-    /// the log (for a log never read before, so with no identity saved).
-    fn writer_stdout(&self) -> Option<OpenLog> {
-        let fd = format!("/proc/{}/fd/1", self.writer?);
-        let meta = std::fs::metadata(&fd).ok().filter(|m| m.file_type().is_file())?;
-        let file = File::open(&fd).ok()?;
-        Some(OpenLog {
-            file,
-            id: FileId::of(&meta),
-        })
-    }
-
-    /// A file at the path other than the one followed: not the job's (a swap) when the
-    /// writer does not hold it, or — when the writer cannot be asked — when it was found so
-    /// before.
-    fn is_swap(&mut self, id: FileId) -> bool {
-        match self.writer_holds(id) {
-            // The job writes it (an inode number reused for the job's own new file, too).
-            Some(true) => false,
-            Some(false) => {
-                if self.swapped != Some(id) {
-                    tracing::warn!(
-                        path = %self.path.display(),
-                        "the log's path names a file the job does not write: not read"
-                    );
-                    self.swapped = Some(id);
-                }
-                true
-            }
-            None => self.swapped == Some(id),
-        }
     }
 
     /// The position to persist. Lines handed out before this call are covered by it.
@@ -630,29 +568,6 @@ impl Follower {
             self.state.ino = Some(log.id.ino);
             self.log = Some(log);
         }
-    }
-
-    /// The file with identity `id` in the log's directory (e.g. `train.log.1`).
-    fn find_sibling(&self, id: FileId) -> Option<OpenLog> {
-        let dir = match self.path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let entries = std::fs::read_dir(dir).ok()?;
-        for entry in entries.flatten() {
-            // The inode from the directory entry spares a stat per entry.
-            if entry.ino() != id.ino {
-                continue;
-            }
-            let Ok(file) = File::open(entry.path()) else {
-                continue;
-            };
-            let Ok(meta) = file.metadata() else { continue };
-            if FileId::of(&meta) == id {
-                return Some(OpenLog { file, id });
-            }
-        }
-        None
     }
 
     /// Reads the open file from `read_pos` to its end or until the budget is spent;

@@ -45,14 +45,16 @@
 #![recursion_limit = "256"]
 #![warn(missing_docs)]
 
+mod faults;
 mod gateway;
+mod inject;
 pub mod payloads;
+mod recorded;
 mod refuse;
 mod rest;
 mod server;
 mod state;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -60,7 +62,10 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+pub use faults::{Fault, FaultKind};
+pub use inject::{CommandOpt, InjectedInteraction};
 pub use payloads::{EmuUser, ValidationError};
+pub use recorded::{FilePart, GatewayStats, RecordedRequest, RequestBody};
 pub use refuse::{Refusal, MAX_ALLOWED_MENTIONS};
 use state::{GwControl, InteractionRecord, Shared};
 
@@ -151,240 +156,6 @@ impl Default for EmulatorConfig {
             validate: cfg!(debug_assertions),
             require_user_agent: true,
         }
-    }
-}
-
-/// What a fault does to the request it hits.
-#[derive(Debug, Clone, PartialEq)]
-pub enum FaultKind {
-    /// 429 with `retry-after` (seconds, fractional) and Discord's JSON body.
-    RateLimited {
-        /// How long the client is told to wait.
-        retry_after: Duration,
-        /// Global rate limit (`x-ratelimit-global`).
-        global: bool,
-    },
-    /// An error status (e.g. 500, 502, 503) with a JSON body.
-    Status(u16),
-    /// Close the connection without answering.
-    DropConnection,
-}
-
-/// A REST fault to inject: which requests it hits and for how long.
-/// By default it hits the next single request of any route.
-#[derive(Debug, Clone)]
-pub struct Fault {
-    kind: FaultKind,
-    path_contains: Option<String>,
-    method: Option<String>,
-    remaining: Option<u32>,
-    until: Option<tokio::time::Instant>,
-}
-
-impl Fault {
-    fn new(kind: FaultKind) -> Self {
-        Self {
-            kind,
-            path_contains: None,
-            method: None,
-            remaining: Some(1),
-            until: None,
-        }
-    }
-    /// 429 with this `retry-after`.
-    pub fn rate_limited(retry_after: Duration) -> Self {
-        Self::new(FaultKind::RateLimited {
-            retry_after,
-            global: false,
-        })
-    }
-    /// Global 429 with this `retry-after`.
-    pub fn global_rate_limited(retry_after: Duration) -> Self {
-        Self::new(FaultKind::RateLimited {
-            retry_after,
-            global: true,
-        })
-    }
-    /// An error status such as 503.
-    pub fn status(code: u16) -> Self {
-        Self::new(FaultKind::Status(code))
-    }
-    /// Drop the connection.
-    pub fn drop_connection() -> Self {
-        Self::new(FaultKind::DropConnection)
-    }
-    /// Hit the next `n` matching requests.
-    pub fn times(mut self, n: u32) -> Self {
-        self.remaining = Some(n);
-        self
-    }
-    /// Hit every matching request for this long (from now, tokio time), instead of a count.
-    pub fn for_duration(mut self, d: Duration) -> Self {
-        self.remaining = None;
-        self.until = Some(tokio::time::Instant::now() + d);
-        self
-    }
-    /// Only requests whose API path (without `/api/v10`) contains this.
-    pub fn on_path(mut self, fragment: impl Into<String>) -> Self {
-        self.path_contains = Some(fragment.into());
-        self
-    }
-    /// Only requests with this method (e.g. "POST").
-    pub fn on_method(mut self, method: impl Into<String>) -> Self {
-        self.method = Some(method.into().to_ascii_uppercase());
-        self
-    }
-    fn matches(&self, method: &str, route: &str) -> bool {
-        self.method.as_deref().is_none_or(|m| m == method)
-            && self.path_contains.as_deref().is_none_or(|p| route.contains(p))
-            // The gateway URL lookup is part of connecting, not of the API under test.
-            && !route.starts_with("/gateway")
-    }
-}
-
-/// An uploaded file part of a multipart request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FilePart {
-    /// Form field name, e.g. `files[0]`.
-    pub field: String,
-    /// File name from the part header.
-    pub filename: Option<String>,
-    /// Part content type.
-    pub content_type: Option<String>,
-    /// Raw bytes.
-    pub data: Vec<u8>,
-}
-
-/// Body of a recorded request.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RequestBody {
-    /// No body.
-    Empty,
-    /// A JSON body.
-    Json(Value),
-    /// `multipart/form-data`: `payload_json` and file parts.
-    Multipart {
-        /// The parsed `payload_json` part.
-        payload_json: Option<Value>,
-        /// The other parts.
-        files: Vec<FilePart>,
-    },
-    /// Anything else.
-    Other(Vec<u8>),
-}
-
-impl RequestBody {
-    /// The JSON payload: the body itself, or `payload_json` of a multipart body.
-    pub fn json(&self) -> Option<&Value> {
-        match self {
-            RequestBody::Json(v) => Some(v),
-            RequestBody::Multipart { payload_json, .. } => payload_json.as_ref(),
-            _ => None,
-        }
-    }
-    /// The file parts (empty unless multipart).
-    pub fn files(&self) -> Vec<FilePart> {
-        match self {
-            RequestBody::Multipart { files, .. } => files.clone(),
-            _ => Vec::new(),
-        }
-    }
-}
-
-/// One REST request the emulator received (every one is recorded, including faulted and
-/// unknown routes).
-#[derive(Debug, Clone, PartialEq)]
-pub struct RecordedRequest {
-    /// HTTP method.
-    pub method: String,
-    /// API path without the `/api/v10` prefix, e.g. `/channels/1/messages`.
-    pub path: String,
-    /// Path as received.
-    pub raw_path: String,
-    /// Query string, if any.
-    pub query: Option<String>,
-    /// Headers of interest (lower-case names): authorization, content-type, user-agent,
-    /// x-audit-log-reason, host.
-    pub headers: BTreeMap<String, String>,
-    /// The body.
-    pub body: RequestBody,
-    /// Status answered (0 when the connection was dropped).
-    pub status: u16,
-    /// Came through the HTTPS proxy mode.
-    pub tls: bool,
-}
-
-/// Counters of gateway activity.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GatewayStats {
-    /// WebSocket connections accepted.
-    pub connections: u32,
-    /// IDENTIFY received.
-    pub identifies: u32,
-    /// READY sent.
-    pub ready_sent: u32,
-    /// Successful RESUMEs.
-    pub resumes: u32,
-    /// Heartbeats received.
-    pub heartbeats: u32,
-}
-
-/// An interaction the emulator dispatched; use it to read or wait for the bot's callback.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InjectedInteraction {
-    /// Interaction id.
-    pub id: u64,
-    /// Interaction token.
-    pub token: String,
-    /// Channel it happened in.
-    pub channel_id: u64,
-}
-
-/// A slash-command option as a user fills it in.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CommandOpt(Value);
-
-impl CommandOpt {
-    fn value(name: &str, kind: u8, value: Value) -> Self {
-        Self(json!({"name": name, "type": kind, "value": value}))
-    }
-    /// A string option (type 3).
-    pub fn string(name: &str, v: &str) -> Self {
-        Self::value(name, 3, json!(v))
-    }
-    /// An integer option (type 4).
-    pub fn integer(name: &str, v: i64) -> Self {
-        Self::value(name, 4, json!(v))
-    }
-    /// A boolean option (type 5).
-    pub fn boolean(name: &str, v: bool) -> Self {
-        Self::value(name, 5, json!(v))
-    }
-    /// A number option (type 10).
-    pub fn number(name: &str, v: f64) -> Self {
-        Self::value(name, 10, json!(v))
-    }
-    /// A subcommand (type 1) with its options.
-    pub fn subcommand(name: &str, options: Vec<CommandOpt>) -> Self {
-        Self(
-            json!({"name": name, "type": 1, "options": options.into_iter().map(|o| o.0).collect::<Vec<_>>()}),
-        )
-    }
-    /// A subcommand group (type 2) containing subcommands.
-    pub fn group(name: &str, subcommands: Vec<CommandOpt>) -> Self {
-        Self(
-            json!({"name": name, "type": 2, "options": subcommands.into_iter().map(|o| o.0).collect::<Vec<_>>()}),
-        )
-    }
-    /// The string option being typed during autocomplete (`focused: true`).
-    pub fn focused_string(name: &str, partial: &str) -> Self {
-        let mut o = Self::string(name, partial);
-        o.0["focused"] = json!(true);
-        o
-    }
-    /// The raw option JSON.
-    pub fn as_json(&self) -> &Value {
-        &self.0
     }
 }
 

@@ -13,13 +13,14 @@ mod blocks;
 mod burst;
 mod classify;
 mod config;
+mod ending;
 mod exit;
 mod prefilter;
 mod rules;
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::model::{Category, ExitOutcome, Incident, Severity};
+use crate::model::{Category, Incident, Severity};
 use crate::watch::follower::display_segment;
 use classify::{ExcLine, TbContext};
 pub use config::{DetectConfig, PatternError};
@@ -302,129 +303,6 @@ impl Detector {
         // being read, so that later lines are taken for what they are.
         self.settle(false);
         Vec::new()
-    }
-
-    /// End of the log / the process ended with this outcome (None = unknown, e.g. triage
-    /// without --exit-code).
-    pub fn finish(&mut self, exit: Option<ExitOutcome>) -> Vec<Finding> {
-        let mut out = Vec::new();
-        self.settle(true);
-        if self.finished {
-            return out;
-        }
-        self.finished = true;
-        match exit {
-            Some(ExitOutcome::Code(0)) => {
-                // The run ended by itself: nothing it printed ended it.
-                for i in 0..self.meta.len() {
-                    self.set_forced(i, Severity::Warning, &mut out);
-                }
-            }
-            Some(outcome @ ExitOutcome::Code(_)) => {
-                let cause = self
-                    .last_fatal
-                    .filter(|&i| !self.meta[i].caught && self.tail_ordinary <= CAUSE_WITHIN);
-                if let Some(i) = cause {
-                    self.set_forced(i, Severity::Fatal, &mut out);
-                } else if !self.has_fatal() {
-                    self.unexplained_exit(outcome, &mut out);
-                }
-                self.demote_consequences(&mut out);
-            }
-            // A signal or an unknown end: only what the log said can explain it.
-            Some(outcome) if !self.has_fatal() => self.unexplained_exit(outcome, &mut out),
-            Some(_) => self.demote_consequences(&mut out),
-            None => {}
-        }
-        out
-    }
-
-    /// When the log states a failure itself (a rank's exception, a rank killed by a signal),
-    /// the launcher's summary and the other ranks' failed collectives are its consequences:
-    /// warnings beside it, not the cause.
-    fn demote_consequences(&mut self, out: &mut Vec<Finding>) {
-        let stated = (0..self.meta.len())
-            .any(|i| !self.meta[i].consequence && self.incidents[i].severity == Severity::Fatal);
-        if !stated {
-            return;
-        }
-        for i in 0..self.meta.len() {
-            if self.meta[i].consequence && self.incidents[i].severity == Severity::Fatal {
-                self.set_forced(i, Severity::Warning, out);
-            }
-        }
-    }
-
-    fn has_fatal(&self) -> bool {
-        self.incidents.iter().any(|i| i.severity == Severity::Fatal)
-    }
-
-    /// A failed exit that nothing in the log explains: the exit classifier's verdict.
-    fn unexplained_exit(&mut self, outcome: ExitOutcome, out: &mut Vec<Finding>) {
-        let Some((category, text)) = exit::exit_verdict(outcome, self.log_disk.as_ref()) else {
-            return;
-        };
-        let excerpt: Vec<String> = self
-            .ring
-            .iter()
-            .filter(|(_, l)| !l.trim().is_empty())
-            .map(|(_, l)| l.clone())
-            .collect();
-        // A failing exit code with no traceback: the program said why before it stopped — an
-        // error-level log record, or failing words in its last lines (`print(e)` then
-        // `sys.exit(2)`). That line, classified by what it says, is the error; the exit
-        // status is the category only when nothing in the log says more.
-        // A full log disk is the cause whatever the program printed last.
-        let stated = match outcome {
-            ExitOutcome::Code(_) if self.log_disk.is_none() => self.stated_cause(),
-            _ => None,
-        };
-        let (category, line, text) = match stated {
-            Some((line, said, cat)) => (cat, line, said),
-            None => (category, 0, text),
-        };
-        let inc = Incident {
-            category,
-            severity: Severity::Fatal,
-            line,
-            text,
-            excerpt,
-            count: 1,
-        };
-        self.meta.push(Meta {
-            looks_fatal: true,
-            strong: true,
-            survived: false,
-            caught: false,
-            forced: Some(Severity::Fatal),
-            omitted: 0,
-            consequence: false,
-            rank: false,
-            leaf: false,
-        });
-        self.incidents.push(inc.clone());
-        out.push(Finding::New {
-            index: self.incidents.len() - 1,
-            incident: inc,
-        });
-    }
-
-    /// The line that says why the program stopped, when its exit code is all we have: the
-    /// latest error-level log record near the end, else the last of its final lines that
-    /// states a failure.
-    fn stated_cause(&self) -> Option<(u64, String, Category)> {
-        if let Some((n, text, cat)) = &self.error_record {
-            if self.since_record <= CAUSE_WITHIN {
-                return Some((*n, text.clone(), *cat));
-            }
-        }
-        let (n, l) = self.ring.iter().rev().find(|(_, l)| rules::states_failure(l))?;
-        let t = l.trim();
-        Some((
-            *n,
-            cut(t, MAX_LINE_CHARS),
-            classify::classify_exception("", t, &TbContext::default()).category,
-        ))
     }
 
     fn set_forced(&mut self, i: usize, s: Severity, out: &mut Vec<Finding>) {

@@ -1,6 +1,7 @@
 //! Detector behaviour on small hand-written logs (the real-log corpus is in tests/triage.rs).
 
 use super::*;
+use crate::model::ExitOutcome;
 
 fn run(log: &str, exit: Option<ExitOutcome>) -> (Vec<Finding>, Vec<Incident>) {
     let mut d = Detector::new(DetectConfig::default());

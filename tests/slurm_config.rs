@@ -206,7 +206,7 @@ fn check_config_prints_the_exact_sbatch_command_and_batch_script() {
     let d = std::fs::canonicalize(dir.path()).unwrap_or_else(|_| dir.path().to_path_buf());
     let d = d.display();
     let expected_sbatch = format!(
-        "  sbatch:          'HF_TOKEN=<hidden>' PYTHONUNBUFFERED=1 sbatch --parsable --job-name=ranks --chdir={d} --output={d}/logs/train.log --open-mode=append --partition=debug --time=0-01:30:00 --ntasks=2 {d}/.trainwatch/slurm/ranks.sbatch"
+        "  sbatch:          'HF_TOKEN=[REDACTED]' PYTHONUNBUFFERED=1 sbatch --parsable --job-name=ranks --chdir={d} --output={d}/logs/train.log --open-mode=append --partition=debug --time=0-01:30:00 --ntasks=2 {d}/.trainwatch/slurm/ranks.sbatch"
     );
     assert!(text.contains(&expected_sbatch), "{text}");
     assert!(

@@ -111,7 +111,7 @@ fn write_job(s: &mut String, j: &JobSpec) -> std::fmt::Result {
             .iter()
             .map(|(k, v)| {
                 if looks_secret(k) {
-                    format!("{k}=<hidden>")
+                    format!("{k}={}", crate::redact::MARK)
                 } else {
                     format!("{k}={v:?}")
                 }
@@ -214,7 +214,7 @@ fn write_executor(s: &mut String, j: &JobSpec, store: &std::path::Path) -> std::
     )?;
     let shown = |k: &str, v: &str| {
         if looks_secret(k) {
-            "<hidden>".to_string()
+            crate::redact::MARK.to_string()
         } else {
             v.to_string()
         }
@@ -262,7 +262,7 @@ channel = 222
         );
         assert!(out.contains("director         alice, role:111"), "{out}");
         assert!(
-            out.contains("PYTHONUNBUFFERED=\"1\" WANDB_API_KEY=<hidden>"),
+            out.contains("PYTHONUNBUFFERED=\"1\" WANDB_API_KEY=[REDACTED]"),
             "{out}"
         );
         assert!(!out.contains("k-123"), "{out}");

@@ -7,7 +7,7 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use trainwatch::exec::{spawn, Containment, JobHandle, SpawnSpec};
@@ -193,22 +193,18 @@ fn a_directors_kill_through_run_ends_workers_that_left_the_session() {
             "[store]\npath = \"state/state.db\"\n[jobs.k]\nargv = [\"sh\", \"-c\", {script:?}]\nstatus_interval = \"1h\"\nkill_grace = \"2s\"\n"
         ),
     );
-    let mut tw = Command::new(BIN)
-        .args([
+    let (mut tw, rx) = support::spawn_trainwatch(
+        dir.path(),
+        &[
             "run",
             "--attended",
             "--color",
             "never",
             "--config",
             cfg.to_str().unwrap(),
-        ])
-        .current_dir(dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let rx = support::lines_of(&mut tw);
+        ],
+        Stdio::piped(),
+    );
     let mut seen = Vec::new();
     support::wait_for(&rx, "Training started with PID", BOUND, &mut seen);
     let files = [dir.path().join("w1.pid"), dir.path().join("w2.pid")];
@@ -233,8 +229,9 @@ fn a_directors_kill_through_run_ends_workers_that_left_the_session() {
 fn run_reports_a_worker_left_by_a_main_process_that_exited_0() {
     let dir = tempfile::tempdir().unwrap();
     let script = "setsid sh -c 'echo $$ > w1.pid; exec sleep 300' & i=0; while [ ! -s w1.pid ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; echo done; exit 0";
-    let mut tw = Command::new(BIN)
-        .args([
+    let (mut tw, rx) = support::spawn_trainwatch(
+        dir.path(),
+        &[
             "run",
             "--color",
             "never",
@@ -244,14 +241,9 @@ fn run_reports_a_worker_left_by_a_main_process_that_exited_0() {
             "sh",
             "-c",
             script,
-        ])
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let rx = support::lines_of(&mut tw);
+        ],
+        Stdio::null(),
+    );
     let mut seen = Vec::new();
     support::wait_for(&rx, "Training Complete", BOUND, &mut seen);
     support::exit_within(&mut tw, BOUND, "trainwatch run");

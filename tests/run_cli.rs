@@ -621,22 +621,18 @@ status_interval = "1h"
 kill_grace = "2s"
 "#,
     );
-    let mut tw = Command::new(BIN)
-        .args([
+    let (mut tw, rx) = support::spawn_trainwatch(
+        dir.path(),
+        &[
             "run",
             "--attended",
             "--color",
             "never",
             "--config",
             cfg.to_str().unwrap(),
-        ])
-        .current_dir(dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let rx = support::lines_of(&mut tw);
+        ],
+        Stdio::piped(),
+    );
     let mut seen = Vec::new();
     support::wait_for(
         &rx,

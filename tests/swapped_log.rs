@@ -28,15 +28,11 @@ on_error = "wait"
 "#,
     )
     .unwrap();
-    let mut tw = Command::new(BIN)
-        .args(["run", "--unattended", "--color", "never", "--config", "tw.toml"])
-        .current_dir(d)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let rx = support::lines_of(&mut tw);
+    let (mut tw, rx) = support::spawn_trainwatch(
+        d,
+        &["run", "--unattended", "--color", "never", "--config", "tw.toml"],
+        Stdio::null(),
+    );
     let mut seen = Vec::new();
     support::wait_for(
         &rx,

@@ -9,6 +9,25 @@ use std::io::{BufRead, BufReader};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// `trainwatch ARGS` started in `dir` (stdin piped to type console commands, or null), its
+/// stdout read line by line into the channel returned, its stderr dropped.
+pub fn spawn_trainwatch(
+    dir: &std::path::Path,
+    args: &[&str],
+    stdin: std::process::Stdio,
+) -> (std::process::Child, mpsc::Receiver<String>) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_trainwatch"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(stdin)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let rx = lines_of(&mut child);
+    (child, rx)
+}
+
 /// Read stdout lines of a child into a channel.
 pub fn lines_of(child: &mut std::process::Child) -> mpsc::Receiver<String> {
     let out = child.stdout.take().unwrap();

@@ -73,7 +73,9 @@ impl fmt::Display for RunId {
     }
 }
 
-/// The protocol's four error categories.
+/// The protocol's four error categories, and a fifth for a cluster: `Infrastructure`, an
+/// end caused by the cluster itself (a node that failed, a preemption), not by anything the
+/// team wrote — nobody's code to fix, the director's call whether to resubmit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Category {
@@ -81,14 +83,16 @@ pub enum Category {
     Data,
     Resource,
     Convergence,
+    Infrastructure,
 }
 
 impl Category {
-    pub const ALL: [Category; 4] = [
+    pub const ALL: [Category; 5] = [
         Category::Implementation,
         Category::Data,
         Category::Resource,
         Category::Convergence,
+        Category::Infrastructure,
     ];
 
     /// Who the protocol asks to fix an error of this category.
@@ -97,6 +101,7 @@ impl Category {
             Category::Implementation | Category::Resource => Persona::CodeTranslator,
             Category::Data => Persona::DataEngineer,
             Category::Convergence => Persona::Modeler,
+            Category::Infrastructure => Persona::Director,
         }
     }
     pub fn as_str(self) -> &'static str {
@@ -105,6 +110,7 @@ impl Category {
             Category::Data => "data",
             Category::Resource => "resource",
             Category::Convergence => "convergence",
+            Category::Infrastructure => "infrastructure",
         }
     }
 }
@@ -122,7 +128,7 @@ impl FromStr for Category {
             .into_iter()
             .find(|c| c.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown category {s:?} (expected implementation, data, resource or convergence)")
+                format!("unknown category {s:?} (expected implementation, data, resource, convergence or infrastructure)")
             })
     }
 }
@@ -231,6 +237,109 @@ pub enum ExitOutcome {
     Signal(i32),
     /// The process is gone but how it ended could not be learned (its holder died too).
     Unknown,
+    /// A scheduler (Slurm) ended the job for a reason of its own, whatever the job's own
+    /// status was: its time limit, its memory limit, a failed node, a preemption, a cancel.
+    Scheduler(SchedulerEnd),
+}
+
+/// Why a scheduler ended a job. Each names the cause a report gives; the exit classifier
+/// (`watch::detect::exit`) maps it to a category.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SchedulerEnd {
+    /// The job's time limit was reached (Slurm TIMEOUT).
+    TimeLimit,
+    /// It could not finish by its deadline (Slurm DEADLINE).
+    Deadline,
+    /// A task went over its memory limit (Slurm OUT_OF_MEMORY).
+    OutOfMemory,
+    /// Cancelled by someone (`scancel`); `uid` when the scheduler records who.
+    Cancelled { uid: Option<u32> },
+    /// A node it ran on stopped answering (Slurm NODE_FAIL).
+    NodeFailure,
+    /// A job of higher priority took its nodes (Slurm PREEMPTED).
+    Preempted,
+    /// Its nodes could not be booted (Slurm BOOT_FAIL).
+    BootFailure,
+}
+
+impl SchedulerEnd {
+    /// The cluster's fault, not the job's: safe to resubmit unchanged.
+    pub fn is_infrastructure(self) -> bool {
+        matches!(
+            self,
+            SchedulerEnd::NodeFailure | SchedulerEnd::Preempted | SchedulerEnd::BootFailure
+        )
+    }
+}
+
+impl fmt::Display for SchedulerEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SchedulerEnd::TimeLimit => f.write_str("ended by the scheduler at its time limit (TIMEOUT)"),
+            SchedulerEnd::Deadline => f.write_str("ended by the scheduler at its deadline (DEADLINE)"),
+            SchedulerEnd::OutOfMemory => {
+                f.write_str("ended by the scheduler over its memory limit (OUT_OF_MEMORY)")
+            }
+            SchedulerEnd::Cancelled { uid: Some(u) } => write!(f, "cancelled in the scheduler by uid {u}"),
+            SchedulerEnd::Cancelled { uid: None } => f.write_str("cancelled in the scheduler"),
+            SchedulerEnd::NodeFailure => f.write_str("a node it ran on failed (NODE_FAIL)"),
+            SchedulerEnd::Preempted => f.write_str("preempted by the scheduler (PREEMPTED)"),
+            SchedulerEnd::BootFailure => f.write_str("its nodes failed to boot (BOOT_FAIL)"),
+        }
+    }
+}
+
+/// Which process a run's attempt is: a process on this machine, or a job in a scheduler.
+/// Stored as a bare number for a local PID (as states written before Slurm have it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ProcessId {
+    Local(u32),
+    Slurm { slurm_job: u64 },
+}
+
+impl ProcessId {
+    /// What the number is, as a message labels it: "PID" or "Slurm job".
+    pub fn label(self) -> &'static str {
+        match self {
+            ProcessId::Local(_) => "PID",
+            ProcessId::Slurm { .. } => "Slurm job",
+        }
+    }
+    pub fn number(self) -> u64 {
+        match self {
+            ProcessId::Local(p) => u64::from(p),
+            ProcessId::Slurm { slurm_job } => slurm_job,
+        }
+    }
+    /// The local PID, for what only a local process has (signals, /proc).
+    pub fn local(self) -> Option<u32> {
+        match self {
+            ProcessId::Local(p) => Some(p),
+            ProcessId::Slurm { .. } => None,
+        }
+    }
+}
+
+/// PID 0: a process whose number is not known (its attempt ended while nobody watched).
+impl Default for ProcessId {
+    fn default() -> Self {
+        ProcessId::Local(0)
+    }
+}
+
+impl From<u32> for ProcessId {
+    fn from(pid: u32) -> Self {
+        ProcessId::Local(pid)
+    }
+}
+
+/// "PID 4242" or "Slurm job 17".
+impl fmt::Display for ProcessId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.label(), self.number())
+    }
 }
 
 impl ExitOutcome {
@@ -242,7 +351,7 @@ impl ExitOutcome {
         match self {
             ExitOutcome::Code(c) => Some(c),
             ExitOutcome::Signal(s) => Some(128 + s),
-            ExitOutcome::Unknown => None,
+            ExitOutcome::Unknown | ExitOutcome::Scheduler(_) => None,
         }
     }
     /// Parse a shell-style status: values above 128 up to 128+64 are read as signals.
@@ -266,6 +375,7 @@ impl fmt::Display for ExitOutcome {
                 write!(f, "killed by {name} ({})", 128 + s)
             }
             ExitOutcome::Unknown => f.write_str("ended, status unknown"),
+            ExitOutcome::Scheduler(end) => end.fmt(f),
         }
     }
 }
@@ -361,6 +471,21 @@ mod tests {
         assert_eq!(Category::Resource.owner(), Persona::CodeTranslator);
         assert_eq!(Category::Data.owner(), Persona::DataEngineer);
         assert_eq!(Category::Convergence.owner(), Persona::Modeler);
+        assert_eq!(Category::Infrastructure.owner(), Persona::Director);
+    }
+
+    #[test]
+    fn a_local_pid_is_stored_as_a_bare_number_as_before_slurm() {
+        assert_eq!(serde_json::to_string(&ProcessId::Local(7)).unwrap(), "7");
+        assert_eq!(
+            serde_json::from_str::<ProcessId>("7").unwrap(),
+            ProcessId::Local(7)
+        );
+        let slurm = ProcessId::Slurm { slurm_job: 12 };
+        let json = serde_json::to_string(&slurm).unwrap();
+        assert_eq!(serde_json::from_str::<ProcessId>(&json).unwrap(), slurm);
+        assert_eq!(slurm.to_string(), "Slurm job 12");
+        assert_eq!(ProcessId::Local(7).to_string(), "PID 7");
     }
 
     #[test]

@@ -22,7 +22,7 @@ use trainwatch::config::StatusMode;
 use trainwatch::engine::{
     Body, Button, Command, Decision, DecisionPoint, Message, MessageKey, Progress, Reply,
 };
-use trainwatch::model::{Category, Incident, JobName, Persona, RunId, Severity};
+use trainwatch::model::{Category, Incident, JobName, Persona, ProcessId, RunId, Severity};
 use trainwatch::store::Store;
 
 const TOKEN: &str = "MTAwMDAwMDAwMDAwMDAwMDAx.emulated.token-for-tests";
@@ -238,7 +238,7 @@ fn error_report(job_name: &str, run: u32, seq: u32) -> Outgoing {
         to: vec![Persona::Director, Persona::CodeTranslator],
         body: Body::ErrorDetected {
             seq,
-            pid: Some(4242),
+            pid: Some(ProcessId::Local(4242)),
             log_file: PathBuf::from("logs/model_3.log"),
             incident: Incident {
                 category: Category::Implementation,
@@ -296,7 +296,7 @@ fn status(n: u32, elapsed_min: u64) -> Outgoing {
         at: at(),
         to: vec![],
         body: Body::StatusUpdate {
-            pid: 4242,
+            pid: ProcessId::Local(4242),
             log_file: "logs/model_3.log".into(),
             elapsed: Duration::from_secs(elapsed_min * 60),
             attempt: None,

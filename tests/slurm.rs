@@ -208,7 +208,10 @@ async fn a_job_over_its_time_limit_ends_in_timeout() {
     let id = job.submit(&c, &mut jobs).await;
     let o = outcome_within(&c, id, Duration::from_secs(150)).await;
     assert_eq!(o, Outcome::Timeout);
-    assert_eq!(o.cause(), trainwatch::exec::slurm::Cause::TimeLimit);
+    assert_eq!(
+        o.exit_outcome(),
+        trainwatch::model::ExitOutcome::Scheduler(trainwatch::model::SchedulerEnd::TimeLimit)
+    );
 }
 
 #[tokio::test]

@@ -262,6 +262,7 @@ mod tests {
 
     use super::*;
     use crate::engine::{AttemptTime, IncidentSummary, Message, MessageKey, Progress, Resolution};
+    use crate::model::ProcessId;
     use crate::model::{Category, RunId};
     use crate::review::{ChangesSummary, FileChange};
 
@@ -383,7 +384,7 @@ mod tests {
     #[test]
     fn after_a_restart_elapsed_is_the_runs_with_the_attempts_beside_it() {
         let out = printed(Body::StatusUpdate {
-            pid: 11,
+            pid: ProcessId::Local(11),
             log_file: "logs/train.log".into(),
             elapsed: Duration::from_secs(5 * 3600 + 10 * 60),
             attempt: Some(AttemptTime {

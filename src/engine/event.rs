@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::message::{
     Convergence, Decision, DecisionPoint, Message, MessageKey, OutputFile, Progress, Reply, StallKind,
 };
-use crate::model::{Actor, ExitOutcome, Incident, RunId};
+use crate::model::{Actor, ExitOutcome, Incident, ProcessId, RunId};
 use crate::review::{ChangesSummary, Comparison, Snapshot};
 
 /// A chat command, already parsed, with the report it refers to when it came from a button.
@@ -51,7 +51,7 @@ pub struct FixEvidence {
 pub enum Event {
     /// The executor started the job's process (after a Spawn action).
     Spawned {
-        pid: u32,
+        pid: ProcessId,
         checkpoint: Option<PathBuf>,
         previous_log: Option<PathBuf>,
     },
@@ -145,7 +145,7 @@ pub enum Record {
     AttemptStarted {
         run: RunId,
         attempt: u32,
-        pid: u32,
+        pid: ProcessId,
         checkpoint: Option<PathBuf>,
     },
     AttemptEnded {

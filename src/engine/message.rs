@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Actor, Category, ExitOutcome, Incident, JobName, Persona, RunId};
+use crate::model::{Actor, Category, ExitOutcome, Incident, JobName, Persona, ProcessId, RunId};
 use crate::review::{ChangesSummary, Comparison};
 // The progress, convergence and stall facts are the log side's own plain data types: the
 // engine shows them as measured, with no copy of its own.
@@ -221,7 +221,7 @@ pub struct AttemptTime {
 pub enum Body {
     /// "Training started with PID … Log file … Entering watch mode."
     TrainingStarted {
-        pid: u32,
+        pid: ProcessId,
         log_file: PathBuf,
         argv: Vec<String>,
         expected: Option<Duration>,
@@ -232,7 +232,7 @@ pub enum Body {
     /// "⚠️ ERROR DETECTED": the report that awaits the director's decision.
     ErrorDetected {
         seq: u32,
-        pid: Option<u32>,
+        pid: Option<ProcessId>,
         log_file: PathBuf,
         incident: Incident,
         /// Set when the process has already ended.
@@ -247,7 +247,7 @@ pub enum Body {
     },
     /// "Phase 5B Training Status Update".
     StatusUpdate {
-        pid: u32,
+        pid: ProcessId,
         log_file: PathBuf,
         /// Since the run started (all attempts).
         elapsed: Duration,
@@ -262,7 +262,7 @@ pub enum Body {
     },
     /// "⚠️ TIMEOUT WARNING".
     TimeoutWarning {
-        pid: u32,
+        pid: ProcessId,
         expected: Option<Duration>,
         max: Duration,
         elapsed: Duration,
@@ -271,7 +271,7 @@ pub enum Body {
     /// "Hung?": the process is alive but silent (or its steps stand still) for the stall timeout.
     StallWarning {
         seq: u32,
-        pid: u32,
+        pid: ProcessId,
         stall: StallKind,
         /// The last sign of life of the kind that stopped (last line, or last step advance).
         since: DateTime<Utc>,
@@ -283,7 +283,7 @@ pub enum Body {
     /// The projected finish (elapsed + ETA) falls after the maximum duration: told once,
     /// ahead of the timeout.
     OverrunWarning {
-        pid: u32,
+        pid: ProcessId,
         elapsed: Duration,
         projected_total: Duration,
         max: Duration,
@@ -292,11 +292,11 @@ pub enum Body {
     },
     /// "Restarting training with fixed code…".
     Restarting {
-        old_pid: Option<u32>,
+        old_pid: Option<ProcessId>,
         /// The old process had already ended by itself (nothing was killed).
         #[serde(default)]
         old_ended: bool,
-        new_pid: u32,
+        new_pid: ProcessId,
         log_file: PathBuf,
         checkpoint: Option<PathBuf>,
         decided_by: String,
@@ -360,7 +360,7 @@ pub enum Body {
     /// The run was killed by a decision.
     Killed {
         by: String,
-        pid: Option<u32>,
+        pid: Option<ProcessId>,
         total: Duration,
         log_file: PathBuf,
         errors: Vec<IncidentSummary>,

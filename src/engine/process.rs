@@ -10,13 +10,13 @@ use super::machine::{chrono_dur, JobMachine};
 use super::message::{Body, DecisionPoint, MessageKey, OutputFile};
 use super::state::Phase;
 use super::text;
-use crate::model::{ExitOutcome, Persona, Severity};
+use crate::model::{ExitOutcome, Persona, ProcessId, Severity};
 
 impl JobMachine {
     pub(super) fn spawned(
         &mut self,
         at: DateTime<Utc>,
-        pid: u32,
+        pid: ProcessId,
         checkpoint: Option<PathBuf>,
         previous_log: Option<PathBuf>,
         out: &mut Vec<Action>,

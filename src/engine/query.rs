@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::machine::JobMachine;
 use super::state::Phase;
-use crate::model::RunId;
+use crate::model::{ProcessId, RunId};
 use crate::review::Snapshot;
 
 /// The run under way, as re-adoption needs to know it.
@@ -19,7 +19,7 @@ pub struct UnderWay {
     pub attempt: u32,
     /// Whether the engine last knew the attempt's process to be running.
     pub alive: bool,
-    pub pid: Option<u32>,
+    pub pid: Option<ProcessId>,
 }
 
 impl JobMachine {

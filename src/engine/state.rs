@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::event::FixEvidence;
 use super::message::{Convergence, Decision, DecisionPoint, MessageKey, Progress, Resolution, StallKind};
-use crate::model::{Actor, ExitOutcome, Incident, RunId};
+use crate::model::{Actor, ExitOutcome, Incident, ProcessId, RunId};
 use crate::review::Snapshot;
 
 /// Where a run is in the protocol, with what is true only in that phase: the question that
@@ -163,7 +163,7 @@ pub struct RunState {
     pub attempt: u32,
     pub attempt_started_at: DateTime<Utc>,
     /// PID of the current (or last) process; `alive` says whether it still runs.
-    pub pid: Option<u32>,
+    pub pid: Option<ProcessId>,
     pub alive: bool,
     pub last_exit: Option<ExitOutcome>,
     /// When to post the timeout warning (None: no maximum, or already warned).

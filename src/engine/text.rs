@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use super::message::{Decision, StallKind};
 use super::state::{FixStatus, Phase};
 use crate::config::format_duration;
-use crate::model::{ExitOutcome, JobName, Persona, RunId};
+use crate::model::{ExitOutcome, JobName, Persona, ProcessId, RunId};
 use crate::review::Snapshot;
 
 /// A time of day as chat shows it: "14:02 UTC".
@@ -19,8 +19,8 @@ pub(super) fn hhmm(at: DateTime<Utc>) -> String {
     at.format("%H:%M UTC").to_string()
 }
 
-fn pid_suffix(pid: Option<u32>) -> String {
-    pid.map(|p| format!(", PID {p}")).unwrap_or_default()
+fn pid_suffix(pid: Option<ProcessId>) -> String {
+    pid.map(|p| format!(", {p}")).unwrap_or_default()
 }
 
 // ---- who may do what ---------------------------------------------------------------------
@@ -45,7 +45,7 @@ pub(super) fn may_not_validate(by: &str, what: &str) -> String {
 
 // ---- start and status ----------------------------------------------------------------------
 
-pub(super) fn already_running(job: &JobName, phase: &Phase, run: RunId, pid: Option<u32>) -> String {
+pub(super) fn already_running(job: &JobName, phase: &Phase, run: RunId, pid: Option<ProcessId>) -> String {
     format!(
         "{job} is already {} (run {run}{})",
         phase.as_str(),
@@ -66,7 +66,7 @@ pub(super) struct StatusParts<'a> {
     pub job: &'a JobName,
     pub run: RunId,
     pub phase: &'a Phase,
-    pub pid: Option<u32>,
+    pub pid: Option<ProcessId>,
     pub step: Option<u64>,
     pub total: Option<u64>,
     pub percent: Option<f64>,

@@ -70,7 +70,7 @@ enum Internal {
         error: String,
     },
     Exited {
-        pid: u32,
+        pid: crate::model::ProcessId,
         outcome: ExitOutcome,
         /// Processes of the job still running when its main process ended (its shim ends them).
         lingering: Vec<u32>,
@@ -196,7 +196,7 @@ impl JobRuntime {
             }
             Plan::StartedAndEnded { outcome } => {
                 // Its PID is not kept once it has ended: 0 stands for "unknown".
-                let pid = 0;
+                let pid = crate::model::ProcessId::default();
                 self.pipeline.new_attempt(Utc::now());
                 self.step(Event::Spawned {
                     pid,
@@ -344,7 +344,7 @@ impl JobRuntime {
                 self.pipeline.new_attempt(Utc::now());
                 let new_run = self.machine.starting_new_run();
                 self.step(Event::Spawned {
-                    pid,
+                    pid: pid.into(),
                     checkpoint,
                     previous_log,
                 });
@@ -363,7 +363,11 @@ impl JobRuntime {
                 outcome,
                 lingering,
             } => {
-                if self.handle.as_ref().is_some_and(|h| h.pid != pid) {
+                if self
+                    .handle
+                    .as_ref()
+                    .is_some_and(|h| crate::model::ProcessId::from(h.pid) != pid)
+                {
                     return; // a stale waiter from an earlier attempt
                 }
                 self.handle = None;
@@ -635,7 +639,7 @@ impl JobRuntime {
         tokio::spawn(async move {
             let outcome = handle.wait().await;
             let _ = tx.send(Internal::Exited {
-                pid: handle.pid,
+                pid: handle.pid.into(),
                 outcome,
                 lingering: handle.lingering(),
             });

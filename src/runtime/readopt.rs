@@ -14,7 +14,7 @@
 //! - no live process: nothing to do (the engine already knows it ended).
 
 use crate::engine::{Phase, UnderWay};
-use crate::model::ExitOutcome;
+use crate::model::{ExitOutcome, ProcessId};
 
 /// What the executor finds for one attempt (`H` is the handle on a running process).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +51,7 @@ pub(crate) enum Plan<H> {
     },
     /// The process ended while we were away.
     Exited {
-        pid: u32,
+        pid: ProcessId,
         outcome: ExitOutcome,
     },
 }
@@ -124,7 +124,7 @@ mod tests {
             phase,
             attempt,
             alive,
-            pid: Some(4242),
+            pid: Some(ProcessId::Local(4242)),
         }
     }
 
@@ -211,7 +211,7 @@ mod tests {
         assert_eq!(
             plan(saved(restarting(), 1, true), look),
             Plan::Exited {
-                pid: 4242,
+                pid: ProcessId::Local(4242),
                 outcome: ExitOutcome::Signal(15)
             }
         );
@@ -272,7 +272,7 @@ mod tests {
         assert_eq!(
             plan(saved(Phase::RUNNING, 1, true), look),
             Plan::Exited {
-                pid: 4242,
+                pid: ProcessId::Local(4242),
                 outcome: ExitOutcome::Code(0)
             }
         );
@@ -284,7 +284,7 @@ mod tests {
         assert_eq!(
             plan(saved(Phase::RUNNING, 1, true), look),
             Plan::Exited {
-                pid: 4242,
+                pid: ProcessId::Local(4242),
                 outcome: ExitOutcome::Unknown
             }
         );

@@ -190,7 +190,7 @@ pub struct RunRow {
 #[derive(Debug, Clone, Serialize)]
 pub struct AttemptRow {
     pub attempt: u32,
-    pub pid: u32,
+    pub pid: u64,
     pub started_at: String,
     pub checkpoint: Option<String>,
     pub ended_at: Option<String>,
@@ -517,7 +517,7 @@ fn restore_run(tx: &rusqlite::Transaction<'_>, job: &JobName, state: &JobState) 
                 job.as_str(),
                 run.id.0,
                 run.attempt,
-                run.pid.unwrap_or(0),
+                run.pid.unwrap_or_default().number(),
                 ts(run.attempt_started_at)
             ],
         )?;
@@ -555,7 +555,7 @@ fn write_record(
         } => {
             tx.execute(
                 "INSERT OR REPLACE INTO attempts (job, run, attempt, pid, started_at, checkpoint) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![job, run.0, attempt, pid, ts(at), checkpoint.as_ref().map(|c| c.display().to_string())],
+                params![job, run.0, attempt, pid.number(), ts(at), checkpoint.as_ref().map(|c| c.display().to_string())],
             )?;
         }
         Record::AttemptEnded {

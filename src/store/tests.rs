@@ -5,6 +5,7 @@ use chrono::{TimeZone, Utc};
 
 use super::*;
 use crate::engine::{Action, JobState, Record};
+use crate::model::ProcessId;
 use crate::model::{Actor, Category, Incident, JobName, Persona, RunId, Severity};
 
 fn job() -> JobName {
@@ -41,7 +42,7 @@ fn a_step_persists_state_history_and_audit_and_reopens() {
             Action::Record(Record::AttemptStarted {
                 run: RunId(1),
                 attempt: 1,
-                pid: 4242,
+                pid: ProcessId::Local(4242),
                 checkpoint: None,
             }),
             Action::Record(Record::Incident {

@@ -226,7 +226,7 @@ fn draft(m: &Message) -> Draft {
             let f = render::error_facts(&m.body).expect("an error report has its facts");
             d.fields = vec![
                 field("Job", format!("{} · error #{}", m.job, f.seq), true),
-                field("PID", f.process, true),
+                field(f.process_label, f.process, true),
                 field("Category", f.incident.category.as_str(), true),
                 field("Line", line_no(f.incident.line), true),
                 field("Elapsed", f.elapsed, true),
@@ -559,6 +559,7 @@ mod tests {
 
     use super::*;
     use crate::engine::DecisionPoint;
+    use crate::model::ProcessId;
     use crate::model::{Category, Incident, JobName, RunId};
 
     fn error_report(text: &str, excerpt: Vec<String>, log: &str, job: &str) -> Message {
@@ -570,7 +571,7 @@ mod tests {
             to: vec![Persona::Director, Persona::CodeTranslator],
             body: Body::ErrorDetected {
                 seq: 2,
-                pid: Some(4242),
+                pid: Some(ProcessId::Local(4242)),
                 log_file: PathBuf::from(log),
                 incident: Incident {
                     category: Category::Implementation,

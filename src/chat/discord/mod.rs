@@ -380,6 +380,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 mod tests {
     use super::*;
     use crate::engine::{Button, Decision, DecisionPoint, Message, Progress};
+    use crate::model::ProcessId;
     use crate::model::{Category, Incident, Severity};
 
     fn setup(mode: StatusMode) -> DiscordSetup {
@@ -425,7 +426,7 @@ mod tests {
             "model_3",
             MessageKey::Status(n),
             Body::StatusUpdate {
-                pid: 1,
+                pid: ProcessId::Local(1),
                 log_file: "l".into(),
                 elapsed: Duration::from_secs(60),
                 attempt: None,
@@ -577,7 +578,7 @@ ca_cert = "ca.pem"
             MessageKey::Incident(2),
             Body::ErrorDetected {
                 seq: 2,
-                pid: Some(1),
+                pid: Some(ProcessId::Local(1)),
                 log_file: "l".into(),
                 incident: incident.clone(),
                 exit: None,

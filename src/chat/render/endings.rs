@@ -84,7 +84,7 @@ pub(super) fn render(m: &Message) -> Parts {
             errors,
         } => {
             lines.push(format!("Model: {job}"));
-            let pid = pid.map(|p| format!(" (PID {p})")).unwrap_or_default();
+            let pid = pid.map(|p| format!(" ({p})")).unwrap_or_default();
             lines.push(format!("Killed by {by}{pid}"));
             lines.push(format!("Total time: {}", dur(*total)));
             lines.push(format!("Log file: {}", path(log_file)));

@@ -9,6 +9,8 @@ pub struct ErrorFacts<'a> {
     pub seq: u32,
     /// `1234 (killed by SIGKILL (137))` once the process ended; `-` when there was none.
     pub process: String,
+    /// What `process` numbers: "PID" (also when there was none) or "Slurm job".
+    pub process_label: &'static str,
     pub log_file: String,
     pub incident: &'a Incident,
     pub elapsed: String,
@@ -28,7 +30,8 @@ pub fn error_facts(body: &Body) -> Option<ErrorFacts<'_>> {
     else {
         return None;
     };
-    let pid = pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
+    let process_label = pid.map_or("PID", |p| p.label());
+    let pid = pid.map(|p| p.number().to_string()).unwrap_or_else(|| "-".into());
     let severity = match (incident.severity, exit) {
         (Severity::Fatal, Some(_)) => "CRITICAL (training halted)",
         (Severity::Fatal, None) => "CRITICAL",
@@ -40,6 +43,7 @@ pub fn error_facts(body: &Body) -> Option<ErrorFacts<'_>> {
             Some(e) => format!("{pid} ({e})"),
             None => pid,
         },
+        process_label,
         log_file: path(log_file),
         incident,
         elapsed: dur(*elapsed),
@@ -63,7 +67,10 @@ pub(super) fn render(m: &Message) -> Parts {
         Body::ErrorDetected { .. } => {
             let f = error_facts(&m.body).expect("an error report has its facts");
             lines.push(format!("Model: {job} · error #{}", f.seq));
-            lines.push(format!("Process ID: {}", f.process));
+            lines.push(match f.process_label {
+                "PID" => format!("Process ID: {}", f.process),
+                label => format!("{label}: {}", f.process),
+            });
             lines.push(format!("Log file: {}", f.log_file));
             stated("Error", f.incident, &mut lines);
             lines.push(format!("Timestamp: {}", m.at.format("%Y-%m-%d %H:%M:%S UTC")));

@@ -16,7 +16,7 @@ pub(super) fn render(m: &Message) -> Parts {
             max,
             previous_log,
         } => {
-            lines.push(format!("Training started with PID: {pid}"));
+            lines.push(format!("Training started with {}: {}", pid.label(), pid.number()));
             lines.push(format!("📄 Log file: {}", path(log_file)));
             // Secrets passed on the command line (`--token x`, `HF_TOKEN=x`) are not shown.
             lines.push(format!(
@@ -46,11 +46,11 @@ pub(super) fn render(m: &Message) -> Parts {
                 "Restarting training (attempt {attempt}, decided by {decided_by})..."
             ));
             match old_pid {
-                Some(p) if !*old_ended => lines.push(format!("Old process killed: PID {p}")),
-                Some(p) => lines.push(format!("Old process: PID {p} had already ended")),
+                Some(p) if !*old_ended => lines.push(format!("Old process killed: {p}")),
+                Some(p) => lines.push(format!("Old process: {p} had already ended")),
                 None => lines.push("Old process: already ended".into()),
             }
-            lines.push(format!("New process started: PID {new_pid}"));
+            lines.push(format!("New process started: {new_pid}"));
             match checkpoint {
                 Some(c) => lines.push(format!("Resumed from checkpoint: {}", path(c))),
                 None => lines.push("Started from scratch (no checkpoint)".into()),

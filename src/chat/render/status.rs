@@ -19,7 +19,7 @@ pub(super) fn render(m: &Message) -> Parts {
             open,
         } => {
             lines.push(format!("Model: {job}"));
-            lines.push(format!("PID: {pid}"));
+            lines.push(format!("{}: {}", pid.label(), pid.number()));
             let exp = expected.map(|e| format!(" / ~{}", dur(e))).unwrap_or_default();
             let pct = progress
                 .percent

@@ -16,7 +16,7 @@ pub(super) fn render(m: &Message) -> Parts {
             last_line,
         } => {
             lines.push(format!("Model: {job}"));
-            lines.push(format!("PID: {pid}"));
+            lines.push(format!("{}: {}", pid.label(), pid.number()));
             if let Some(e) = expected {
                 lines.push(format!("Expected time: ~{}", dur(*e)));
             }
@@ -44,7 +44,7 @@ pub(super) fn render(m: &Message) -> Parts {
             last_line,
         } => {
             lines.push(format!("Model: {job} · stall #{seq}"));
-            lines.push(format!("PID: {pid} (alive)"));
+            lines.push(format!("{}: {} (alive)", pid.label(), pid.number()));
             let since = since.format("%H:%M:%S UTC");
             let stalled_for = dur(*stalled_for);
             match stall {
@@ -73,7 +73,7 @@ pub(super) fn render(m: &Message) -> Parts {
             progress,
         } => {
             lines.push(format!("Model: {job}"));
-            lines.push(format!("PID: {pid}"));
+            lines.push(format!("{}: {}", pid.label(), pid.number()));
             let pct = progress
                 .percent
                 .map(|p| format!(" ({p:.1}% complete)"))

@@ -1,6 +1,7 @@
 //! The clock rules: status updates, the timeout warning, the next deadline; progress, stalls and the early overrun warning.
 
 use super::*;
+use crate::model::ProcessId;
 
 #[test]
 fn status_updates_every_30_minutes_over_a_24_hour_run() {
@@ -46,7 +47,7 @@ fn status_update_shows_elapsed_percent_and_last_line() {
             assert_eq!(progress.percent, Some(25.0)); // 3h of an expected 12h
             assert_eq!(last_line.as_deref(), Some("epoch 3 loss=0.41"));
             assert!(open.is_empty());
-            assert_eq!(*pid, 10);
+            assert_eq!(*pid, ProcessId::Local(10));
         }
         other => panic!("{other:?}"),
     }
@@ -208,7 +209,7 @@ fn a_stall_is_asked_about_once_per_episode_with_the_four_buttons() {
             last_line,
             ..
         } => {
-            assert_eq!(*pid, 4242);
+            assert_eq!(*pid, ProcessId::Local(4242));
             assert_eq!(*stall, StallKind::NoOutput);
             assert_eq!(*stalled_for, Duration::from_secs(15 * 60));
             assert_eq!(last_line.as_deref(), Some("epoch 3 step 1200 loss=0.41"));

@@ -1,6 +1,7 @@
 //! Commands and decisions: start, who may decide what, restart, kill, continue, investigate.
 
 use super::*;
+use crate::model::ProcessId;
 
 #[test]
 fn start_spawns_fresh_log_and_posts_training_started_with_pid() {
@@ -14,7 +15,7 @@ fn start_spawns_fresh_log_and_posts_training_started_with_pid() {
     assert_eq!(p[0].to, vec![Persona::Director]);
     match &p[0].body {
         Body::TrainingStarted { pid, log_file, .. } => {
-            assert_eq!(*pid, 4242);
+            assert_eq!(*pid, ProcessId::Local(4242));
             assert!(log_file.ends_with("training_model_3_full.log"));
         }
         other => panic!("expected TrainingStarted, got {other:?}"),
@@ -112,7 +113,7 @@ fn restart_kills_the_old_process_and_appends_to_the_same_log() {
     let a = sim.at(
         HOUR + 62,
         Event::Spawned {
-            pid: 11,
+            pid: ProcessId::Local(11),
             checkpoint: Some("ckpt/step_400.ckpt".into()),
             previous_log: None,
         },
@@ -127,9 +128,9 @@ fn restart_kills_the_old_process_and_appends_to_the_same_log() {
             attempt,
             log_file,
         } => {
-            assert_eq!(*old_pid, Some(10));
+            assert_eq!(*old_pid, Some(ProcessId::Local(10)));
             assert!(!old_ended, "the old process was killed for the restart");
-            assert_eq!(*new_pid, 11);
+            assert_eq!(*new_pid, ProcessId::Local(11));
             assert_eq!(
                 checkpoint.as_deref(),
                 Some(std::path::Path::new("ckpt/step_400.ckpt"))
@@ -155,7 +156,7 @@ fn restart_of_an_exited_process_spawns_directly() {
         matches!(
             posts(&a)[0].body,
             Body::Restarting {
-                old_pid: Some(10),
+                old_pid: Some(ProcessId::Local(10)),
                 old_ended: true,
                 ..
             }

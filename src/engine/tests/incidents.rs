@@ -1,6 +1,7 @@
 //! Incidents: error reports that halt the run, their updates, bursts, warnings, exits the log did not explain.
 
 use super::*;
+use crate::model::ProcessId;
 
 #[test]
 fn nonzero_exit_without_log_evidence_is_reported_as_an_error() {
@@ -52,7 +53,7 @@ fn error_report_halts_mentions_owner_and_offers_four_buttons() {
             seq, pid, incident, ..
         } => {
             assert_eq!(*seq, 1);
-            assert_eq!(*pid, Some(10));
+            assert_eq!(*pid, Some(ProcessId::Local(10)));
             assert_eq!(incident.line, 120);
         }
         other => panic!("{other:?}"),

@@ -153,7 +153,7 @@ impl Sim {
 
 fn spawned(pid: u32) -> Event {
     Event::Spawned {
-        pid,
+        pid: pid.into(),
         checkpoint: None,
         previous_log: None,
     }

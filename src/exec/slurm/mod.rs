@@ -17,7 +17,7 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use client::{Backoff, JobStatus, Poll, SlurmClient};
-pub use outcome::{Cause, Outcome, PendingReason};
+pub use outcome::{Outcome, PendingReason};
 pub use query::{AcctRecord, JobRecord, JobState, QueueEntry, SlurmExit};
 pub use script::{Launch, SlurmSettings, Submission};
 

@@ -1,10 +1,11 @@
-//! Slurm's words mapped to the protocol's: how a job ended ([`Outcome`], with the [`Cause`]
-//! a report names — the user's code, a resource, the time limit, someone's cancel, or the
-//! cluster itself) and why a job waits in the queue ([`PendingReason`]).
+//! Slurm's words mapped to the protocol's: how a job ended ([`Outcome`], and as the
+//! protocol's [`ExitOutcome`]: the job's own status, or the scheduler's reason — the time
+//! limit, memory, someone's cancel, or the cluster itself) and why a job waits in the queue
+//! ([`PendingReason`]).
 
 use std::fmt;
 
-use crate::model::{Category, ExitOutcome};
+use crate::model::{ExitOutcome, SchedulerEnd};
 
 use super::query::{AcctRecord, JobRecord, JobState, SlurmExit};
 
@@ -33,24 +34,6 @@ pub enum Outcome {
     Deadline,
     /// Another final state (SPECIAL_EXIT, REVOKED, or one this version does not know).
     Other { state: String, exit: SlurmExit },
-}
-
-/// What a report says the end was caused by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cause {
-    /// The job finished its work.
-    Success,
-    /// The user's program failed (an exit status or a signal from inside).
-    Program,
-    /// Someone stopped it.
-    Cancelled,
-    /// Slurm's time limit.
-    TimeLimit,
-    /// Memory: the protocol's resource category.
-    Resource,
-    /// The cluster, not the user's code: a failed node, a preemption, a boot failure. Safe to
-    /// resubmit without counting against `restart_limit`.
-    Infrastructure,
 }
 
 impl Outcome {
@@ -85,41 +68,24 @@ impl Outcome {
         })
     }
 
-    pub fn cause(&self) -> Cause {
-        match self {
-            Outcome::Completed => Cause::Success,
-            Outcome::Failed { .. } | Outcome::Signalled { .. } | Outcome::Other { .. } => Cause::Program,
-            Outcome::Cancelled { .. } => Cause::Cancelled,
-            Outcome::Timeout | Outcome::Deadline => Cause::TimeLimit,
-            Outcome::OutOfMemory => Cause::Resource,
-            Outcome::NodeFail | Outcome::Preempted | Outcome::BootFail => Cause::Infrastructure,
-        }
-    }
-
-    /// The protocol's error category, where one applies. Infrastructure has none yet in
-    /// `model::Category`: the report names it through [`Cause::Infrastructure`].
-    pub fn category(&self) -> Option<Category> {
-        match self.cause() {
-            Cause::Resource => Some(Category::Resource),
-            _ => None,
-        }
-    }
-
-    /// The end as the local executor reports one, for the detectors that read exits.
+    /// The end in the protocol's terms: the batch script's own status when it ended by
+    /// itself, else the scheduler's reason ([`SchedulerEnd`]). What that means for the report
+    /// (its category) is the one exit classifier's to say (`watch::detect::exit`).
     pub fn exit_outcome(&self) -> ExitOutcome {
         match self {
             Outcome::Completed => ExitOutcome::Code(0),
             // srun (and a shell) exit 128 + N for a task killed by signal N.
             Outcome::Failed { code } => ExitOutcome::from_shell_status(*code),
             Outcome::Signalled { signal } => ExitOutcome::Signal(*signal),
-            // Slurm ends these with SIGTERM then SIGKILL; OUT_OF_MEMORY is the OOM killer.
-            Outcome::Cancelled { .. } | Outcome::Timeout | Outcome::Deadline => {
-                ExitOutcome::Signal(libc::SIGTERM)
-            }
-            Outcome::OutOfMemory => ExitOutcome::Signal(libc::SIGKILL),
+            Outcome::Cancelled { by } => ExitOutcome::Scheduler(SchedulerEnd::Cancelled { uid: *by }),
+            Outcome::Timeout => ExitOutcome::Scheduler(SchedulerEnd::TimeLimit),
+            Outcome::Deadline => ExitOutcome::Scheduler(SchedulerEnd::Deadline),
+            Outcome::OutOfMemory => ExitOutcome::Scheduler(SchedulerEnd::OutOfMemory),
+            Outcome::NodeFail => ExitOutcome::Scheduler(SchedulerEnd::NodeFailure),
+            Outcome::Preempted => ExitOutcome::Scheduler(SchedulerEnd::Preempted),
+            Outcome::BootFail => ExitOutcome::Scheduler(SchedulerEnd::BootFailure),
             Outcome::Other { exit, .. } if exit.signal != 0 => ExitOutcome::Signal(exit.signal),
             Outcome::Other { exit, .. } => ExitOutcome::Code(exit.status),
-            Outcome::NodeFail | Outcome::Preempted | Outcome::BootFail => ExitOutcome::Unknown,
         }
     }
 }
@@ -245,6 +211,8 @@ impl PendingReason {
 mod tests {
     use super::*;
     use crate::exec::slurm::query::{parse_sacct, parse_scontrol, parse_squeue};
+    use crate::model::Category;
+    use crate::watch::detect::exit_verdict;
 
     fn fixture(name: &str) -> String {
         let p = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/slurm/");
@@ -258,28 +226,32 @@ mod tests {
     #[test]
     fn each_real_end_maps_to_its_outcome_and_cause() {
         let cases = [
-            ("scontrol-completed.txt", Outcome::Completed, Cause::Success),
+            ("scontrol-completed.txt", Outcome::Completed, ExitOutcome::Code(0)),
             (
                 "scontrol-failed-3.txt",
                 Outcome::Failed { code: 3 },
-                Cause::Program,
+                ExitOutcome::Code(3),
             ),
             (
                 "scontrol-killed-9.txt",
                 Outcome::Signalled { signal: 9 },
-                Cause::Program,
+                ExitOutcome::Signal(9),
             ),
             (
                 "scontrol-cancelled.txt",
                 Outcome::Cancelled { by: None },
-                Cause::Cancelled,
+                ExitOutcome::Scheduler(SchedulerEnd::Cancelled { uid: None }),
             ),
-            ("scontrol-timeout.txt", Outcome::Timeout, Cause::TimeLimit),
+            (
+                "scontrol-timeout.txt",
+                Outcome::Timeout,
+                ExitOutcome::Scheduler(SchedulerEnd::TimeLimit),
+            ),
         ];
-        for (file, outcome, cause) in cases {
+        for (file, outcome, exit) in cases {
             let got = outcome_of(file).unwrap_or_else(|| panic!("{file}: no outcome"));
             assert_eq!(got, outcome, "{file}");
-            assert_eq!(got.cause(), cause, "{file}");
+            assert_eq!(got.exit_outcome(), exit, "{file}");
         }
         assert_eq!(
             outcome_of("scontrol-failed-3.txt").unwrap().exit_outcome(),
@@ -318,12 +290,15 @@ mod tests {
         let none = SlurmExit { status: 0, signal: 0 };
         for s in ["NODE_FAIL", "PREEMPTED", "BOOT_FAIL"] {
             let o = Outcome::from_state(&JobState::parse(s), none, None).unwrap();
-            assert_eq!(o.cause(), Cause::Infrastructure, "{s}");
             assert!(o.to_string().contains("infrastructure"), "{o}");
-            assert_eq!(o.category(), None);
+            let (category, _) = exit_verdict(o.exit_outcome(), None).unwrap();
+            assert_eq!(category, Category::Infrastructure, "{s}");
         }
         let oom = Outcome::from_state(&JobState::OutOfMemory, none, None).unwrap();
-        assert_eq!(oom.category(), Some(Category::Resource));
+        assert_eq!(
+            exit_verdict(oom.exit_outcome(), None).unwrap().0,
+            Category::Resource
+        );
         let by = Outcome::from_state(&JobState::Cancelled, none, Some(1001)).unwrap();
         assert_eq!(by.to_string(), "cancelled by uid 1001");
     }

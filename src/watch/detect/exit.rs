@@ -13,11 +13,15 @@
 //! - status unknown (its holder died too): implementation, so the code's owner looks first;
 //! - any failed exit while the log's file system is full (see [`LogDisk`]): resource — the job
 //!   could not write (ENOSPC), and neither could its traceback, which is why the log is silent.
-//!   This comes first: it explains the silence the other rules assume.
+//!   This comes first: it explains the silence the other rules assume;
+//! - a scheduler's end (Slurm) is its own statement of the cause: a node failure, a preemption
+//!   or a boot failure is infrastructure (the cluster's fault; nobody's code to fix); the time
+//!   limit, a deadline and the memory limit are resource; a cancel is resource, stopped from
+//!   outside. Infrastructure comes before the full-disk rule: a dead node explains everything.
 
 use std::path::{Path, PathBuf};
 
-use crate::model::{Category, ExitOutcome, Incident, Severity};
+use crate::model::{Category, ExitOutcome, Incident, SchedulerEnd, Severity};
 
 /// The log's file system found full when the process ended: what explains an end the log
 /// is silent about, since nothing more could be written to it.
@@ -48,6 +52,16 @@ impl LogDisk {
 /// explain it; None for a success (exit code 0), which says nothing went wrong. `disk` is the
 /// log's file system when it was found full at the exit.
 pub fn exit_verdict(outcome: ExitOutcome, disk: Option<&LogDisk>) -> Option<(Category, String)> {
+    if let ExitOutcome::Scheduler(end) = outcome {
+        if end.is_infrastructure() {
+            return Some((
+                Category::Infrastructure,
+                format!(
+                    "{end}: the cluster's failure, not the job's code; resubmitting it unchanged is safe"
+                ),
+            ));
+        }
+    }
     if let (Some(d), false) = (disk, outcome == ExitOutcome::Code(0)) {
         return Some((
             Category::Resource,
@@ -83,6 +97,18 @@ pub fn exit_verdict(outcome: ExitOutcome, disk: Option<&LogDisk>) -> Option<(Cat
         ExitOutcome::Unknown => (
             Category::Implementation,
             "the process ended and its exit status could not be learned".to_string(),
+        ),
+        ExitOutcome::Scheduler(end @ (SchedulerEnd::TimeLimit | SchedulerEnd::Deadline)) => (
+            Category::Resource,
+            format!("{end}: the run needs more time than it was given (a longer time limit, or a restart from its checkpoint)"),
+        ),
+        ExitOutcome::Scheduler(end @ SchedulerEnd::OutOfMemory) => (
+            Category::Resource,
+            format!("{end}: the job needs more memory than it asked for (--mem), or a smaller batch"),
+        ),
+        ExitOutcome::Scheduler(end) => (
+            Category::Resource,
+            format!("{end}: stopped from outside, not by the job's code"),
         ),
     };
     Some((category, text))
@@ -141,6 +167,25 @@ mod tests {
             (ExitOutcome::Signal(8), Some(Implementation)),
             (ExitOutcome::Signal(4), Some(Implementation)),
             (ExitOutcome::Unknown, Some(Implementation)),
+            (
+                ExitOutcome::Scheduler(SchedulerEnd::NodeFailure),
+                Some(Infrastructure),
+            ),
+            (
+                ExitOutcome::Scheduler(SchedulerEnd::Preempted),
+                Some(Infrastructure),
+            ),
+            (
+                ExitOutcome::Scheduler(SchedulerEnd::BootFailure),
+                Some(Infrastructure),
+            ),
+            (ExitOutcome::Scheduler(SchedulerEnd::TimeLimit), Some(Resource)),
+            (ExitOutcome::Scheduler(SchedulerEnd::Deadline), Some(Resource)),
+            (ExitOutcome::Scheduler(SchedulerEnd::OutOfMemory), Some(Resource)),
+            (
+                ExitOutcome::Scheduler(SchedulerEnd::Cancelled { uid: Some(1000) }),
+                Some(Resource),
+            ),
         ];
         for (outcome, expected) in cases {
             assert_eq!(category(outcome), expected, "{outcome:?}");

@@ -4,6 +4,8 @@
 //! them each test prints why it did not run and returns — a skip, not a pass (the README says
 //! how to tell). Every job a test submits is cancelled when the test ends, pass or fail.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -13,31 +15,14 @@ use trainwatch::exec::slurm::{
     JobState, JobStatus, Launch, Outcome, PendingReason, SlurmClient, SlurmJobId, SlurmSettings, Submission,
 };
 
-/// The cluster to test against, or None (with the reason printed) when there is none. With
-/// `TRAINWATCH_REQUIRE_SLURM` set (CI does), a missing cluster fails the test instead.
+/// The cluster to test against, or None (with the reason printed) when there is none
+/// (`support::slurm::cluster`).
 fn cluster(test: &str) -> Option<SlurmClient> {
-    let skip = |why: &str| {
-        assert!(
-            std::env::var_os("TRAINWATCH_REQUIRE_SLURM").is_none(),
-            "{test}: {why}, and TRAINWATCH_REQUIRE_SLURM is set"
-        );
-        eprintln!("SKIPPED {test}: {why}");
-    };
-    let Some(conf) = std::env::var_os("SLURM_CONF").filter(|c| !c.is_empty()) else {
-        skip("SLURM_CONF is not set (run `.ci/slurm up`, then export `.ci/slurm env`)");
-        return None;
-    };
-    let has_sbatch = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join("sbatch").is_file()))
-        .unwrap_or(false);
-    if !has_sbatch {
-        skip("sbatch is not installed");
-        return None;
-    }
+    let conf = support::slurm::cluster(test)?;
     // The CI cluster has no slurmdbd: finished jobs are read from the job completion file.
     Some(
         SlurmClient::new()
-            .with_conf(PathBuf::from(conf))
+            .with_conf(conf)
             .with_acct(AcctSource::Completion),
     )
 }

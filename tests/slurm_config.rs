@@ -221,21 +221,3 @@ fn check_config_prints_the_exact_sbatch_command_and_batch_script() {
     );
     assert!(!text.contains("hf_abc123"), "a secret leaked: {text}");
 }
-
-#[test]
-fn run_refuses_a_slurm_job_it_cannot_supervise_yet() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(dir.path(), TWO_RANKS);
-    let out = Command::new(env!("CARGO_BIN_EXE_trainwatch"))
-        .args(["run", "--unattended", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("cannot supervise a Slurm job yet"), "{err}");
-    assert!(
-        !dir.path().join(".trainwatch/slurm").exists(),
-        "nothing submitted"
-    );
-}

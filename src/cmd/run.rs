@@ -79,14 +79,6 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         }
         (specs, store, Some(cfg.roles))
     };
-    if let Some(Err(e)) = specs
-        .iter()
-        .map(JobSpec::check_executor_wired)
-        .find(Result::is_err)
-    {
-        eprintln!("trainwatch: {e}");
-        return Ok(EXIT_USAGE);
-    }
     expand_self(&mut specs)?;
     create_log_folders(&specs)?;
 

@@ -30,15 +30,6 @@ pub async fn run(args: ServeArgs) -> Result<i32> {
         eprintln!("trainwatch: {e}");
         return Ok(EXIT_USAGE);
     }
-    if let Some(Err(e)) = cfg
-        .jobs
-        .iter()
-        .map(|j| j.check_executor_wired())
-        .find(Result::is_err)
-    {
-        eprintln!("trainwatch: {e}");
-        return Ok(EXIT_USAGE);
-    }
     let token = d.token().map_err(|e| anyhow::anyhow!("{e}"))?;
     let setup = DiscordSetup::from_config(&cfg, token)?;
     let mut specs = cfg.jobs.clone();

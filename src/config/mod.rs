@@ -220,18 +220,6 @@ impl JobSpec {
         }
     }
 
-    /// Refuses a job whose executor cannot supervise it yet (Slurm: the submission is built
-    /// and checked, the runtime does not follow it yet), rather than pretending to run it.
-    pub fn check_executor_wired(&self) -> Result<(), ConfigError> {
-        match self.executor {
-            Executor::Local => Ok(()),
-            Executor::Slurm(_) => Err(ConfigError::Usage(format!(
-                "job {} has executor = \"slurm\": this version of trainwatch builds and checks its Slurm submission (see `trainwatch check-config`) but cannot supervise a Slurm job yet; use executor = \"local\" to run it here",
-                self.engine.job
-            ))),
-        }
-    }
-
     /// Every expected output file (results, model, outputs), for the completion report.
     pub fn output_files(&self) -> Vec<PathBuf> {
         let mut files = vec![self.results.clone(), self.model.clone()];

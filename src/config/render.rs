@@ -208,7 +208,7 @@ fn write_executor(s: &mut String, j: &JobSpec, store: &std::path::Path) -> std::
     };
     writeln!(
         s,
-        "  executor:        slurm (launch: {}, {} task(s); not supervised by this version yet)",
+        "  executor:        slurm (launch: {}, {} task(s))",
         sub.settings.launch.as_str(),
         sub.settings.tasks()
     )?;

@@ -223,7 +223,7 @@ pub async fn spawn_with_timeout(spec: &SpawnSpec, timeout: Duration) -> Result<J
 
 /// Rename a non-empty `log` to `<log>.<unix-seconds>.prev` (with `-N` added if that name is
 /// taken). Returns the new name, or `None` when there was nothing to keep.
-fn move_aside(log: &Path) -> Result<Option<PathBuf>, ExecError> {
+pub(crate) fn move_aside(log: &Path) -> Result<Option<PathBuf>, ExecError> {
     match fs::metadata(log) {
         Ok(m) if m.len() > 0 => {}
         Ok(_) => return Ok(None),

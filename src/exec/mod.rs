@@ -7,10 +7,13 @@
 //! - [`spawn`] starts a job and returns a [`JobHandle`] once its PID is known;
 //! - [`JobHandle::wait`], [`JobHandle::kill`], [`JobHandle::is_running`] follow and stop it;
 //! - [`adopt`] finds a job again from its state folder;
-//! - [`resolve_resume`] picks the newest checkpoint for a restart.
+//! - [`resolve_resume`] picks the newest checkpoint for a restart;
+//! - [`slurm`] runs a job on a Slurm cluster instead (submit, follow, cancel, adopt by job id);
+//!   [`Process`] is either kind, as the job's task sees it.
 
 mod contain;
 mod local;
+mod process;
 mod resume;
 pub mod shim;
 pub mod slurm;
@@ -22,6 +25,7 @@ use thiserror::Error;
 
 pub use contain::Containment;
 pub use local::{adopt, spawn, Adopted, JobHandle, SpawnSpec, DEFAULT_LINGER_GRACE, DEFAULT_SPAWN_TIMEOUT};
+pub use process::Process;
 pub use resume::{resolve_resume, CHECKPOINT_PLACEHOLDER};
 
 #[derive(Debug, Error)]
@@ -54,6 +58,9 @@ pub enum ExecError {
         #[source]
         source: std::io::Error,
     },
+    /// Slurm refused or did not answer a request about the job.
+    #[error(transparent)]
+    Scheduler(#[from] slurm::client::SlurmError),
     /// The checkpoint glob is malformed.
     #[error("invalid checkpoint pattern {pattern:?}: {reason}")]
     Pattern { pattern: String, reason: String },

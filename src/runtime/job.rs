@@ -20,12 +20,14 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::chat::{ChatSink, Inbound, Outgoing};
+use crate::config::Executor;
 use crate::config::JobSpec;
 use crate::engine::{
     Action, Body, Command, Decision, Event, Input, JobMachine, Message, MessageKey, OutputFile, Phase, Reply,
 };
-use crate::exec::{self, Adopted, JobHandle, SpawnSpec};
-use crate::model::{ExitOutcome, JobName, RunId};
+use crate::exec::slurm::SlurmWatcher;
+use crate::exec::{self, Adopted, Process, SpawnSpec};
+use crate::model::{ExitOutcome, JobName, ProcessId, RunId};
 use crate::review;
 use crate::store::pending::Writer;
 use crate::store::Store;
@@ -61,7 +63,7 @@ pub struct RunEnd {
 enum Internal {
     Spawned {
         attempt: u32,
-        handle: Arc<JobHandle>,
+        handle: Arc<Process>,
         checkpoint: Option<PathBuf>,
         /// A new run's code as its process started (what its fixes are compared against).
         baseline: Option<review::Snapshot>,
@@ -70,7 +72,7 @@ enum Internal {
         error: String,
     },
     Exited {
-        pid: crate::model::ProcessId,
+        pid: ProcessId,
         outcome: ExitOutcome,
         /// Processes of the job still running when its main process ended (its shim ends them).
         lingering: Vec<u32>,
@@ -84,9 +86,11 @@ pub(crate) struct JobRuntime {
     chat: Arc<dyn ChatSink>,
     pipeline: Pipeline,
     /// The running process (None while none runs, or while it is being started).
-    handle: Option<Arc<JobHandle>>,
+    handle: Option<Arc<Process>>,
     state_root: PathBuf,
     shim: PathBuf,
+    /// The poller of Slurm jobs, for a job that runs on Slurm.
+    slurm: Option<SlurmWatcher>,
     internal_tx: mpsc::UnboundedSender<Internal>,
     internal_rx: mpsc::UnboundedReceiver<Internal>,
     ended: mpsc::UnboundedSender<RunEnd>,
@@ -107,6 +111,8 @@ pub(crate) struct JobRuntimeArgs {
     pub chat: Arc<dyn ChatSink>,
     pub state_root: PathBuf,
     pub shim: PathBuf,
+    /// Shared by every Slurm job of the supervisor (None when it has none).
+    pub slurm: Option<SlurmWatcher>,
     pub ended: mpsc::UnboundedSender<RunEnd>,
 }
 
@@ -144,6 +150,7 @@ impl JobRuntime {
             handle: None,
             state_root: args.state_root,
             shim: args.shim,
+            slurm: args.slurm,
             internal_tx,
             internal_rx,
             ended: args.ended,
@@ -174,10 +181,8 @@ impl JobRuntime {
         let run = saved.run;
         info!(job = %self.spec.engine.job, run = run.0, phase = ?saved.phase, "re-adopting");
         let plan = readopt::plan(saved, |attempt| {
-            match exec::adopt(&self.attempt_dir(run, attempt)) {
-                Ok(Some(Adopted::Running(h))) => Found::Running(h),
-                Ok(Some(Adopted::Ended(outcome))) => Found::Ended(outcome),
-                Ok(None) => Found::Nothing,
+            match self.adopt(&self.attempt_dir(run, attempt)) {
+                Ok(found) => found,
                 Err(e) => {
                     warn!(job = %self.spec.engine.job, attempt, error = %e, "reading an attempt's state");
                     Found::Nothing
@@ -196,7 +201,7 @@ impl JobRuntime {
             }
             Plan::StartedAndEnded { outcome } => {
                 // Its PID is not kept once it has ended: 0 stands for "unknown".
-                let pid = crate::model::ProcessId::default();
+                let pid = ProcessId::default();
                 self.pipeline.new_attempt(Utc::now());
                 self.step(Event::Spawned {
                     pid,
@@ -213,7 +218,7 @@ impl JobRuntime {
             Plan::Watch { handle, kill } => {
                 let h = Arc::new(handle);
                 self.watch_exit(h.clone());
-                self.pipeline.set_writer(Some(h.pid));
+                self.pipeline.set_writer(h.local_pid());
                 self.handle = Some(h);
                 if kill {
                     self.kill();
@@ -335,16 +340,16 @@ impl JobRuntime {
                 checkpoint,
                 baseline,
             } => {
-                debug!(job = %self.spec.engine.job, attempt, pid = handle.pid, "spawned");
-                let previous_log = handle.moved_log.clone();
+                let pid = handle.id();
+                debug!(job = %self.spec.engine.job, attempt, %pid, "spawned");
+                let previous_log = handle.moved_log();
                 self.watch_exit(handle.clone());
-                let pid = handle.pid;
-                self.pipeline.set_writer(Some(pid));
+                self.pipeline.set_writer(handle.local_pid());
                 self.handle = Some(handle);
                 self.pipeline.new_attempt(Utc::now());
                 let new_run = self.machine.starting_new_run();
                 self.step(Event::Spawned {
-                    pid: pid.into(),
+                    pid,
                     checkpoint,
                     previous_log,
                 });
@@ -363,11 +368,7 @@ impl JobRuntime {
                 outcome,
                 lingering,
             } => {
-                if self
-                    .handle
-                    .as_ref()
-                    .is_some_and(|h| crate::model::ProcessId::from(h.pid) != pid)
-                {
+                if self.handle.as_ref().is_some_and(|h| h.id() != pid) {
                     return; // a stale waiter from an earlier attempt
                 }
                 self.handle = None;
@@ -572,25 +573,17 @@ impl JobRuntime {
                 }
             }
         }
-        let spec = SpawnSpec {
-            argv,
-            workdir: self.spec.workdir.clone(),
-            env: self
-                .spec
-                .env
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            log: self.spec.engine.log.clone(),
-            append,
-            state_dir: self.attempt_dir(run, attempt),
-            shim_program: Some(self.shim.clone()),
-            kill_grace: self.spec.kill_grace,
-            cgroup: true,
-        };
+        let state_dir = self.attempt_dir(run, attempt);
         let tx = self.internal_tx.clone();
+        let start = match self.start_of(argv, append, state_dir) {
+            Ok(start) => start,
+            Err(error) => {
+                let _ = tx.send(Internal::SpawnFailed { error });
+                return;
+            }
+        };
         tokio::spawn(async move {
-            let msg = match exec::spawn(&spec).await {
+            let msg = match start.run().await {
                 Ok(handle) => Internal::Spawned {
                     attempt,
                     handle: Arc::new(handle),
@@ -601,6 +594,69 @@ impl JobRuntime {
             };
             let _ = tx.send(msg);
         });
+    }
+
+    /// How this job's executor starts an attempt running `argv`.
+    fn start_of(&self, argv: Vec<String>, append: bool, state_dir: PathBuf) -> Result<Start, String> {
+        if let Executor::Slurm(_) = &self.spec.executor {
+            let watcher = self.slurm.clone().ok_or_else(|| {
+                "this supervisor has no Slurm poller (a bug: one is made whenever a job runs on Slurm)"
+                    .to_string()
+            })?;
+            // One script per job beside the store, written again at each submission (sbatch
+            // keeps its own copy of what it ran), where `check-config` shows it.
+            let script = {
+                let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+                crate::exec::slurm::script::script_path(store.path(), self.spec.engine.job.as_str())
+            };
+            let job = self
+                .spec
+                .slurm_submission(&script)
+                .map(|sub| crate::exec::slurm::Submission { argv: &argv, ..sub }.prepare())
+                .ok_or_else(|| "not a Slurm job".to_string())?;
+            return Ok(Start::Slurm {
+                watcher,
+                job,
+                state_dir,
+                append,
+            });
+        }
+        Ok(Start::Local(SpawnSpec {
+            argv,
+            workdir: self.spec.workdir.clone(),
+            env: self
+                .spec
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            log: self.spec.engine.log.clone(),
+            append,
+            state_dir,
+            shim_program: Some(self.shim.clone()),
+            kill_grace: self.spec.kill_grace,
+            cgroup: true,
+        }))
+    }
+
+    /// What an attempt's state folder says of its process, for this job's executor.
+    fn adopt(&self, state_dir: &std::path::Path) -> Result<Found<Process>, exec::ExecError> {
+        if let Executor::Slurm(_) = &self.spec.executor {
+            let Some(watcher) = &self.slurm else {
+                return Ok(Found::Nothing);
+            };
+            // Running or ended while we were away: its status says, and waiting on it
+            // reports the end once.
+            return Ok(match exec::slurm::job::adopt(watcher, state_dir)? {
+                Some(job) => Found::Running(Process::Slurm(job)),
+                None => Found::Nothing,
+            });
+        }
+        Ok(match exec::adopt(state_dir)? {
+            Some(Adopted::Running(h)) => Found::Running(Process::Local(h)),
+            Some(Adopted::Ended(outcome)) => Found::Ended(outcome),
+            None => Found::Nothing,
+        })
     }
 
     /// Status updates and the completion report carry the metrics chart, written under the
@@ -634,12 +690,12 @@ impl JobRuntime {
         }
     }
 
-    fn watch_exit(&self, handle: Arc<JobHandle>) {
+    fn watch_exit(&self, handle: Arc<Process>) {
         let tx = self.internal_tx.clone();
         tokio::spawn(async move {
             let outcome = handle.wait().await;
             let _ = tx.send(Internal::Exited {
-                pid: handle.pid.into(),
+                pid: handle.id(),
                 outcome,
                 lingering: handle.lingering(),
             });
@@ -673,6 +729,33 @@ fn lingering_incident(pids: &[u32]) -> crate::model::Incident {
         ),
         excerpt: Vec::new(),
         count: 1,
+    }
+}
+
+/// How an attempt is started, made ready on the job's task and run on a task of its own.
+enum Start {
+    Local(SpawnSpec),
+    Slurm {
+        watcher: SlurmWatcher,
+        job: crate::exec::slurm::Prepared,
+        state_dir: PathBuf,
+        append: bool,
+    },
+}
+
+impl Start {
+    async fn run(self) -> Result<Process, exec::ExecError> {
+        match self {
+            Start::Local(spec) => exec::spawn(&spec).await.map(Process::Local),
+            Start::Slurm {
+                watcher,
+                job,
+                state_dir,
+                append,
+            } => exec::slurm::job::submit(&watcher, &job, &state_dir, append)
+                .await
+                .map(Process::Slurm),
+        }
     }
 }
 

@@ -80,6 +80,16 @@ impl Supervisor {
         let mut jobs = BTreeMap::new();
         let mut tasks = Vec::new();
         let mut active_at_start = BTreeSet::new();
+        // One poller for all the Slurm jobs: one batched query per interval, whatever their number.
+        let slurm = specs
+            .iter()
+            .any(|s| matches!(s.executor, crate::config::Executor::Slurm(_)))
+            .then(|| {
+                crate::exec::slurm::SlurmWatcher::start(
+                    crate::exec::slurm::SlurmClient::new(),
+                    crate::exec::slurm::watcher::DEFAULT_POLL_INTERVAL,
+                )
+            });
         for spec in specs {
             let name = spec.engine.job.clone();
             let unattended = opts.unattended
@@ -91,6 +101,7 @@ impl Supervisor {
                 chat: chat.clone(),
                 state_root: opts.state_root.clone(),
                 shim: opts.shim.clone(),
+                slurm: slurm.clone(),
                 ended: ended_tx.clone(),
             })?;
             if rt.is_active() {

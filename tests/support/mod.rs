@@ -3,6 +3,7 @@
 // Each test binary includes this module and uses a part of it.
 #![allow(dead_code)]
 
+pub mod slurm;
 pub mod tmpfs;
 
 use std::io::{BufRead, BufReader};

@@ -18,7 +18,7 @@ use super::query::{
     parse_sacct, parse_scontrol, parse_squeue, AcctRecord, JobRecord, JobState, ParseError, QueueEntry,
     SACCT_FIELDS, SQUEUE_FORMAT,
 };
-use super::script::Submission;
+use super::script::{slurm_time, Prepared, Submission};
 use super::SlurmJobId;
 
 /// Slurm's clients retry an unreachable controller for about 10 s before they give up; a
@@ -32,6 +32,8 @@ const UNREACHABLE: &[&str] = &[
     "Zero Bytes were transmitted or received",
     "Communication connection failure",
 ];
+/// What sacct prints on a cluster without an accounting database.
+const NO_ACCOUNTING: &str = "accounting storage is disabled";
 /// What they print about a job id the controller does not (or no longer) hold.
 const INVALID_ID: &str = "Invalid job id specified";
 
@@ -234,7 +236,12 @@ impl SlurmClient {
 
     /// Write the batch script and submit it; the job id once sbatch accepted it.
     pub async fn submit(&self, sub: &Submission<'_>) -> Result<SlurmJobId, SlurmError> {
-        write_script(sub.script_path, &sub.script())?;
+        self.submit_prepared(&sub.prepare()).await
+    }
+
+    /// [`Self::submit`] for a submission already made ready.
+    pub async fn submit_prepared(&self, sub: &Prepared) -> Result<SlurmJobId, SlurmError> {
+        write_script(&sub.script_path, &sub.script)?;
         // Slurm does not create the output's folder: the job would run with nowhere to write.
         if let Some(dir) = sub.log.parent() {
             std::fs::create_dir_all(dir).map_err(|source| SlurmError::Script {
@@ -242,8 +249,7 @@ impl SlurmClient {
                 source,
             })?;
         }
-        let argv = sub.sbatch_argv();
-        let out = self.run_ok_with_env(&argv, sub.env).await?;
+        let out = self.run_ok_with_env(&sub.sbatch_argv, &sub.env).await?;
         // `--parsable` prints `ID` or `ID;cluster`.
         let first = out.lines().next().unwrap_or_default();
         let id = first.split(';').next().unwrap_or_default();
@@ -334,7 +340,17 @@ impl SlurmClient {
         if self.acct == AcctSource::Completion {
             argv.insert(1, "-c".into());
         }
-        let out = self.run_ok(&argv).await?;
+        let out = match self.run_ok(&argv).await {
+            // A cluster without an accounting database (slurmdbd) may still keep the job
+            // completion file: read that instead.
+            Err(SlurmError::Failed { message, .. })
+                if self.acct == AcctSource::Accounting && message.contains(NO_ACCOUNTING) =>
+            {
+                argv.insert(1, "-c".into());
+                self.run_ok(&argv).await?
+            }
+            r => r?,
+        };
         Ok(parse_sacct(&out)?
             .into_iter()
             .filter(|r| r.step.is_none())
@@ -358,6 +374,14 @@ impl SlurmClient {
     /// Cancel the whole job, every step (TERM, then KILL after the cluster's KillWait).
     pub async fn cancel(&self, id: SlurmJobId) -> Result<(), SlurmError> {
         self.run_ok(&strings(&["scancel", &id.to_string()]))
+            .await
+            .map(drop)
+    }
+
+    /// Raise the job's time limit by `by` (rounded up to Slurm's minute).
+    pub async fn extend(&self, id: SlurmJobId, by: Duration) -> Result<(), SlurmError> {
+        let limit = format!("TimeLimit=+{}", slurm_time(by));
+        self.run_ok(&strings(&["scontrol", "update", &format!("JobId={id}"), &limit]))
             .await
             .map(drop)
     }

@@ -9,17 +9,21 @@
 //! script, the job's log and its per-task logs are paths both sides see.
 
 pub mod client;
+pub mod job;
 pub mod outcome;
 pub mod query;
 pub mod script;
+pub mod watcher;
 
 use std::fmt;
 use std::str::FromStr;
 
 pub use client::{Backoff, JobStatus, Poll, SlurmClient};
+pub use job::SlurmJob;
 pub use outcome::{Outcome, PendingReason};
 pub use query::{AcctRecord, JobRecord, JobState, QueueEntry, SlurmExit};
-pub use script::{Launch, SlurmSettings, Submission};
+pub use script::{Launch, Prepared, SlurmSettings, Submission};
+pub use watcher::{Controller, SlurmWatcher};
 
 /// A Slurm job id as `sbatch --parsable` prints it (without the `;cluster` suffix).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

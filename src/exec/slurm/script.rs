@@ -81,7 +81,28 @@ pub struct Submission<'a> {
     pub settings: &'a SlurmSettings,
 }
 
+/// A submission made ready to hand to sbatch: owned, so it can be submitted from a task of
+/// its own after the job's settings are out of reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepared {
+    pub script_path: PathBuf,
+    pub script: String,
+    pub sbatch_argv: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub log: PathBuf,
+}
+
 impl Submission<'_> {
+    pub fn prepare(&self) -> Prepared {
+        Prepared {
+            script_path: self.script_path.to_path_buf(),
+            script: self.script(),
+            sbatch_argv: self.sbatch_argv(),
+            env: self.env.clone(),
+            log: self.log.to_path_buf(),
+        }
+    }
+
     /// The per-task output pattern, `%t` the task's rank: the log's name with `.%t` before
     /// its extension (`train.log` → `train.%t.log`). None when the job writes one output.
     pub fn task_output_pattern(&self) -> Option<PathBuf> {

@@ -1,6 +1,8 @@
 //! The job task's writes to the store: each engine step goes through the job's
 //! [`Writer`], which holds what the store refuses and retries it with backoff; what the
 //! writer says about the store (unwritable, replaced, writable again) is shown in the chat.
+//! "Unwritable" cannot wait in the outbox (the store it is about holds the outbox), so it is
+//! also handed to the adapter to send ahead ([`crate::chat::ChatSink::send_ahead`]).
 
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
@@ -71,8 +73,9 @@ impl JobRuntime {
     }
 
     /// Show store notices in the chat: directly (console), or through the outbox, held
-    /// like any message while the store refuses writes. What writing them says in turn is
-    /// told once more at most (a store failing again at once).
+    /// like any message while the store refuses writes — "unwritable" sent ahead of it too.
+    /// What writing them says in turn is told once more at most (a store failing again at
+    /// once).
     fn tell_store(&mut self, mut notices: Vec<StoreNotice>) {
         for _ in 0..2 {
             if notices.is_empty() {
@@ -80,6 +83,7 @@ impl JobRuntime {
             }
             let mut outbox: Vec<OutboxItem> = Vec::new();
             for notice in notices.drain(..) {
+                let ahead = matches!(notice, StoreNotice::Unwritable { .. });
                 self.store_said += 1;
                 let run = self
                     .machine
@@ -98,7 +102,12 @@ impl JobRuntime {
                     attachments: Vec::new(),
                 });
                 match self.chat.to_outbox(&out) {
-                    Some(item) => outbox.push(item),
+                    Some(item) => {
+                        if ahead {
+                            self.chat.send_ahead(&self.spec.engine.job, &item);
+                        }
+                        outbox.push(item)
+                    }
                     None => self.chat.deliver(&out),
                 }
             }

@@ -575,3 +575,62 @@ async fn a_full_store_mid_run_loses_no_message_and_is_told_once_each_way() {
     emu.shutdown().await.unwrap();
     drop(fs);
 }
+
+/// `trainwatch serve` stopped (SIGTERM) while its store is full and stays full: the channel
+/// heard of the fault while it lasted; serve tries again for a bounded time, then names on
+/// stderr what the store never took (incidents and the chat messages never queued) and exits
+/// with status 3. Needs root for the tmpfs; elsewhere it says why on stderr and returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_stopped_while_its_store_is_full_names_what_is_lost_and_exits_3() {
+    let test = "serve_stopped_while_its_store_is_full_names_what_is_lost_and_exits_3";
+    let dir = tempfile::tempdir().unwrap();
+    let Some(fs) = support::tmpfs::Tmpfs::mount(&dir.path().join("state"), "4m", test) else {
+        return;
+    };
+    let emu = emulator(Via::Proxy).await;
+    let (go1, go2) = (dir.path().join("go1"), dir.path().join("go2"));
+    let script = format!(
+        "echo 'step 1 of 2'; while [ ! -e '{}' ]; do sleep 0.05; done; \
+         echo '/t/train.py:10: ConvergenceWarning: alpha did not converge'; \
+         while [ ! -e '{}' ]; do sleep 0.05; done; echo 'step 2 of 2'",
+        go1.display(),
+        go2.display()
+    );
+    let job = format!("[jobs.m6]\nargv = [\"sh\", \"-c\", {script:?}]\nexpected = \"10m\"\n");
+    let cfg = write_config(dir.path(), &emu, Via::Proxy, "new", "", &job);
+    let mut serve = Serve::start(dir.path(), &cfg);
+    bot_ready(&emu, &serve, 1).await;
+    start_job(&emu, &mut serve, "m6").await;
+
+    let _filler = fs.fill();
+    std::fs::write(&go1, "").unwrap();
+    // Said by the step that found the warning: that step is held from here on.
+    report(&emu, &serve, "Store unwritable").await;
+    let mut child = serve.child.take().unwrap();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = support::exit_within(&mut child, WAIT, "trainwatch serve after SIGTERM");
+    std::fs::write(&go2, "").unwrap();
+    let logs = serve.logs();
+    assert_eq!(status.code(), Some(3), "{logs}");
+    let lost = logs
+        .lines()
+        .skip_while(|l| !l.starts_with("trainwatch: LOST: job m6"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for needle in [
+        "state.db never took these writes (no space left",
+        "incident run 1 #1: /t/train.py:10: ConvergenceWarning: alpha did not converge",
+        "message run 1 warning-1 (Post)",
+        "message run 1 store-1 (Post)",
+    ] {
+        assert!(lost.contains(needle), "{needle:?} named as lost:\n{logs}");
+    }
+    assert_eq!(
+        count_titled(&emu, "Warning noticed"),
+        0,
+        "never queued, so never sent"
+    );
+    drop(serve);
+    emu.shutdown().await.unwrap();
+    drop(fs);
+}

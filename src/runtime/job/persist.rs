@@ -2,7 +2,10 @@
 //! [`Writer`], which holds what the store refuses and retries it with backoff; what the
 //! writer says about the store (unwritable, replaced, writable again) is shown in the chat.
 //! "Unwritable" cannot wait in the outbox (the store it is about holds the outbox), so it is
-//! also handed to the adapter to send ahead ([`crate::chat::ChatSink::send_ahead`]).
+//! also handed to the adapter to send ahead ([`crate::chat::ChatSink::send_ahead`]). When the task ends
+//! with writes held, it keeps trying for [`STOP_RETRY`], then returns what is lost.
+
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
@@ -11,8 +14,11 @@ use super::JobRuntime;
 use crate::chat::Outgoing;
 use crate::engine::{Action, Body, Message, MessageKey, StoreNotice};
 use crate::model::RunId;
-use crate::store::pending::Writer;
+use crate::store::pending::{Unwritten, Writer};
 use crate::store::{JobNow, OutboxItem, StepWrite, Store};
+
+/// How long a job's task keeps trying, as it ends, to write what the store refused.
+pub(crate) const STOP_RETRY: Duration = Duration::from_secs(5);
 
 impl JobRuntime {
     /// Write one engine step's facts (its records, its outbox entries) after what is held,
@@ -35,7 +41,7 @@ impl JobRuntime {
         self.tell_store(notices);
     }
 
-    /// Try the held steps again (when due, or now if `force`: the task is ending).
+    /// Try the held steps again (when due, or now if `force`).
     pub(super) fn retry_store(&mut self, force: bool) {
         let notices = self.with_writer(|writer, sink, now| {
             if force {
@@ -45,9 +51,24 @@ impl JobRuntime {
             }
         });
         self.tell_store(notices);
-        let (steps, records, outbox) = self.writer.held();
-        if force && steps > 0 {
-            tracing::error!(job = %self.spec.engine.job, steps, records, outbox, "stopping with writes the store never took");
+    }
+
+    /// The task is ending: write what is held, trying again for at most [`STOP_RETRY`] (a
+    /// store that comes back in that time loses nothing); what it still refuses then is
+    /// lost with this process, and returned so that it is said.
+    pub(super) async fn finish_store(&mut self) -> Option<Unwritten> {
+        let until = Instant::now() + STOP_RETRY;
+        let mut wait = Duration::from_millis(100);
+        loop {
+            self.retry_store(true);
+            let lost = self.writer.unwritten()?;
+            if Instant::now() + wait > until {
+                let (steps, records, outbox) = self.writer.held();
+                tracing::error!(job = %self.spec.engine.job, steps, records, outbox, "stopping with writes the store never took");
+                return Some(lost);
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(1));
         }
     }
 

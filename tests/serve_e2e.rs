@@ -634,3 +634,101 @@ async fn serve_stopped_while_its_store_is_full_names_what_is_lost_and_exits_3() 
     emu.shutdown().await.unwrap();
     drop(fs);
 }
+
+/// A message Discord accepted while the store is full cannot be marked sent: it is marked
+/// once the store takes writes again, and never posted a second time meanwhile (the outbox
+/// still lists it as unsent each time round). Needs root for the tmpfs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_sent_while_the_store_is_full_is_not_posted_again() {
+    let test = "a_message_sent_while_the_store_is_full_is_not_posted_again";
+    let dir = tempfile::tempdir().unwrap();
+    let Some(fs) = support::tmpfs::Tmpfs::mount(&dir.path().join("state"), "4m", test) else {
+        return;
+    };
+    let emu = emulator(Via::Proxy).await;
+    let go = |n: u32| dir.path().join(format!("go{n}"));
+    let wait = |n: u32| format!("while [ ! -e '{}' ]; do sleep 0.05; done", go(n).display());
+    let script = format!(
+        "echo 'step 1 of 3'; {}; echo '/t/train.py:10: ConvergenceWarning: alpha did not converge'; \
+         {}; echo '/t/train.py:20: ConvergenceWarning: beta did not converge'; {}; echo 'step 3 of 3'",
+        wait(1),
+        wait(2),
+        wait(3)
+    );
+    let job = format!("[jobs.m7]\nargv = [\"sh\", \"-c\", {script:?}]\nexpected = \"10m\"\n");
+    let cfg = write_config(dir.path(), &emu, Via::Proxy, "new", "", &job);
+    let mut serve = Serve::start(dir.path(), &cfg);
+    bot_ready(&emu, &serve, 1).await;
+    start_job(&emu, &mut serve, "m7").await;
+
+    // Discord refuses new messages: the warning is queued in the outbox (the store takes
+    // writes) but not delivered.
+    let posts = format!("/channels/{CH}/messages");
+    emu.inject_fault(
+        Fault::status(503)
+            .on_method("POST")
+            .on_path(posts.clone())
+            .times(10_000),
+    );
+    std::fs::write(go(1), "").unwrap();
+    let refused = |emu: &discord_emulator::Emulator| {
+        emu.requests()
+            .iter()
+            .any(|q| q.method == "POST" && q.path == posts && q.status == 503)
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    while !refused(&emu) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no refused post:\n{}",
+            serve.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Then the store fills up and Discord takes messages again.
+    let filler = fs.fill();
+    emu.clear_faults();
+    report(&emu, &serve, "Warning noticed").await;
+    // A new step (held) wakes delivery: the outbox still lists the warning as unsent.
+    std::fs::write(go(2), "").unwrap();
+    let unmarked = |serve: &Serve| {
+        serve
+            .logs()
+            .matches("sent but could not mark the outbox entry")
+            .count()
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    while unmarked(&serve) < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "delivery not woken:\n{}",
+            serve.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    std::fs::remove_file(filler).unwrap();
+    report(&emu, &serve, "Store writable again").await;
+    std::fs::write(go(3), "").unwrap();
+    report(&emu, &serve, "Training Complete").await;
+    serve.stop();
+
+    let accepted = |word: &str| {
+        emu.requests()
+            .iter()
+            .filter(|q| q.method == "POST" && q.path == posts && q.status < 300)
+            .filter_map(|q| q.body.json())
+            .filter(|b| title(b).contains("Warning noticed") && description(b).contains(word))
+            .count()
+    };
+    assert_eq!(
+        accepted("alpha did not converge"),
+        1,
+        "{:#?}",
+        channel_posts(&emu)
+    );
+    assert_eq!(accepted("beta did not converge"), 1, "{:#?}", channel_posts(&emu));
+    assert_eq!(count_titled(&emu, "Store unwritable"), 1);
+    drop(serve);
+    emu.shutdown().await.unwrap();
+    drop(fs);
+}

@@ -32,7 +32,8 @@ pub enum Command {
     /// Either the jobs of a config file (all of them, or the ones named), or one command
     /// given after `--` with no config at all. Exit status: 0 when every job completed,
     /// 1 when any failed or was killed, 2 on a usage or config error, or when another
-    /// supervisor holds the store.
+    /// supervisor holds the store, 3 when writes the store never took were lost at stop
+    /// (each named on stderr).
     ///
     /// One supervisor per store: `run` and `serve` lock the store (a lock file beside it,
     /// `STORE.lock`, naming the holder's PID and host) and its job state folder. A second one

@@ -493,9 +493,10 @@ async fn timeout_warning_investigate_then_kill() {
     emu.shutdown().await.unwrap();
 }
 
-/// The store's file system fills up mid-run and is freed again: the job stays watched, no
-/// message is lost (every warning reaches the channel, in the outbox's order), and the
-/// channel is told once that the store was unwritable and once that it is writable again.
+/// The store's file system fills up mid-run and is freed again: the job stays watched, the
+/// channel is told that the store is unwritable while it still is (before it is freed) and
+/// once that it is writable again, and no message is lost or doubled (every warning reaches
+/// the channel once, in the outbox's order, after the notice sent ahead of them).
 /// Needs root for the tmpfs; elsewhere it says why on stderr and returns.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_store_mid_run_loses_no_message_and_is_told_once_each_way() {
@@ -524,17 +525,10 @@ async fn a_full_store_mid_run_loses_no_message_and_is_told_once_each_way() {
 
     let filler = fs.fill();
     std::fs::write(&go1, "").unwrap();
-    // Discord hears of it through the outbox, so only once the store takes writes again:
-    // until then the supervisor's log says it.
-    let deadline = std::time::Instant::now() + WAIT;
-    while !serve.logs().contains("cannot write to the store") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no store fault seen:\n{}",
-            serve.logs()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    // The team hears of it while the store still refuses writes: the notice is sent ahead
+    // of the outbox (which is in that store).
+    report(&emu, &serve, "Store unwritable").await;
+    assert_eq!(count_titled(&emu, "Store writable again"), 0);
     std::fs::remove_file(filler).unwrap();
     report(&emu, &serve, "Store writable again").await;
     std::fs::write(&go2, "").unwrap();
@@ -551,10 +545,189 @@ async fn a_full_store_mid_run_loses_no_message_and_is_told_once_each_way() {
     }
     assert_eq!(count_titled(&emu, "Store unwritable"), 1, "{seen:#?}");
     assert_eq!(count_titled(&emu, "Store writable again"), 1, "{seen:#?}");
-    // Every queued post reached the channel, in the outbox's order (a warning's text may
-    // have been edited since with more context: titles say which message it is).
+    // Posted once, not re-sent (and deduplicated) when its outbox copy was reached.
+    let notice_posts = emu
+        .requests()
+        .iter()
+        .filter(|q| q.method == "POST" && q.path == format!("/channels/{CH}/messages"))
+        .filter(|q| {
+            q.body
+                .json()
+                .is_some_and(|b| title(b).contains("Store unwritable"))
+        })
+        .count();
+    assert_eq!(notice_posts, 1, "{seen:#?}");
+    // Every queued post reached the channel once, in the outbox's order (a warning's text
+    // may have been edited since with more context: titles say which message it is) — but
+    // the notice sent ahead, which the outbox holds too, came first.
     let titles = |posts: &[(String, String)]| posts.iter().map(|(t, _)| t.clone()).collect::<Vec<_>>();
-    assert_eq!(titles(&seen), titles(&outbox_posts(dir.path())));
+    let ahead = |t: &String| t.contains("Store unwritable");
+    let outbox = titles(&outbox_posts(dir.path()));
+    assert_eq!(outbox.iter().filter(|t| ahead(t)).count(), 1, "{outbox:#?}");
+    let seen_titles = titles(&seen);
+    let at = |ts: &[String]| ts.iter().position(ahead).unwrap();
+    // Earlier in the channel than in the outbox: whatever the outbox holds after it (the
+    // messages held while the store refused) arrived after it.
+    assert!(at(&seen_titles) <= at(&outbox), "{seen_titles:#?}\n{outbox:#?}");
+    let without = |ts: Vec<String>| ts.into_iter().filter(|t| !ahead(t)).collect::<Vec<_>>();
+    assert_eq!(without(seen_titles), without(outbox));
+    drop(serve);
+    emu.shutdown().await.unwrap();
+    drop(fs);
+}
+
+/// `trainwatch serve` stopped (SIGTERM) while its store is full and stays full: the channel
+/// heard of the fault while it lasted; serve tries again for a bounded time, then names on
+/// stderr what the store never took (incidents and the chat messages never queued) and exits
+/// with status 3. Needs root for the tmpfs; elsewhere it says why on stderr and returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_stopped_while_its_store_is_full_names_what_is_lost_and_exits_3() {
+    let test = "serve_stopped_while_its_store_is_full_names_what_is_lost_and_exits_3";
+    let dir = tempfile::tempdir().unwrap();
+    let Some(fs) = support::tmpfs::Tmpfs::mount(&dir.path().join("state"), "4m", test) else {
+        return;
+    };
+    let emu = emulator(Via::Proxy).await;
+    let (go1, go2) = (dir.path().join("go1"), dir.path().join("go2"));
+    let script = format!(
+        "echo 'step 1 of 2'; while [ ! -e '{}' ]; do sleep 0.05; done; \
+         echo '/t/train.py:10: ConvergenceWarning: alpha did not converge'; \
+         while [ ! -e '{}' ]; do sleep 0.05; done; echo 'step 2 of 2'",
+        go1.display(),
+        go2.display()
+    );
+    let job = format!("[jobs.m6]\nargv = [\"sh\", \"-c\", {script:?}]\nexpected = \"10m\"\n");
+    let cfg = write_config(dir.path(), &emu, Via::Proxy, "new", "", &job);
+    let mut serve = Serve::start(dir.path(), &cfg);
+    bot_ready(&emu, &serve, 1).await;
+    start_job(&emu, &mut serve, "m6").await;
+
+    let _filler = fs.fill();
+    std::fs::write(&go1, "").unwrap();
+    // Said by the step that found the warning: that step is held from here on.
+    report(&emu, &serve, "Store unwritable").await;
+    let mut child = serve.child.take().unwrap();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = support::exit_within(&mut child, WAIT, "trainwatch serve after SIGTERM");
+    std::fs::write(&go2, "").unwrap();
+    let logs = serve.logs();
+    assert_eq!(status.code(), Some(3), "{logs}");
+    let lost = logs
+        .lines()
+        .skip_while(|l| !l.starts_with("trainwatch: LOST: job m6"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for needle in [
+        "state.db never took these writes (no space left",
+        "incident run 1 #1: /t/train.py:10: ConvergenceWarning: alpha did not converge",
+        "message run 1 warning-1 (Post)",
+        "message run 1 store-1 (Post)",
+    ] {
+        assert!(lost.contains(needle), "{needle:?} named as lost:\n{logs}");
+    }
+    assert_eq!(
+        count_titled(&emu, "Warning noticed"),
+        0,
+        "never queued, so never sent"
+    );
+    drop(serve);
+    emu.shutdown().await.unwrap();
+    drop(fs);
+}
+
+/// A message Discord accepted while the store is full cannot be marked sent: it is marked
+/// once the store takes writes again, and never posted a second time meanwhile (the outbox
+/// still lists it as unsent each time round). Needs root for the tmpfs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_sent_while_the_store_is_full_is_not_posted_again() {
+    let test = "a_message_sent_while_the_store_is_full_is_not_posted_again";
+    let dir = tempfile::tempdir().unwrap();
+    let Some(fs) = support::tmpfs::Tmpfs::mount(&dir.path().join("state"), "4m", test) else {
+        return;
+    };
+    let emu = emulator(Via::Proxy).await;
+    let go = |n: u32| dir.path().join(format!("go{n}"));
+    let wait = |n: u32| format!("while [ ! -e '{}' ]; do sleep 0.05; done", go(n).display());
+    let script = format!(
+        "echo 'step 1 of 3'; {}; echo '/t/train.py:10: ConvergenceWarning: alpha did not converge'; \
+         {}; echo '/t/train.py:20: ConvergenceWarning: beta did not converge'; {}; echo 'step 3 of 3'",
+        wait(1),
+        wait(2),
+        wait(3)
+    );
+    let job = format!("[jobs.m7]\nargv = [\"sh\", \"-c\", {script:?}]\nexpected = \"10m\"\n");
+    let cfg = write_config(dir.path(), &emu, Via::Proxy, "new", "", &job);
+    let mut serve = Serve::start(dir.path(), &cfg);
+    bot_ready(&emu, &serve, 1).await;
+    start_job(&emu, &mut serve, "m7").await;
+
+    // Discord refuses new messages: the warning is queued in the outbox (the store takes
+    // writes) but not delivered.
+    let posts = format!("/channels/{CH}/messages");
+    emu.inject_fault(
+        Fault::status(503)
+            .on_method("POST")
+            .on_path(posts.clone())
+            .times(10_000),
+    );
+    std::fs::write(go(1), "").unwrap();
+    let refused = |emu: &discord_emulator::Emulator| {
+        emu.requests()
+            .iter()
+            .any(|q| q.method == "POST" && q.path == posts && q.status == 503)
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    while !refused(&emu) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no refused post:\n{}",
+            serve.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Then the store fills up and Discord takes messages again.
+    let filler = fs.fill();
+    emu.clear_faults();
+    report(&emu, &serve, "Warning noticed").await;
+    // A new step (held) wakes delivery: the outbox still lists the warning as unsent.
+    std::fs::write(go(2), "").unwrap();
+    let unmarked = |serve: &Serve| {
+        serve
+            .logs()
+            .matches("sent but could not mark the outbox entry")
+            .count()
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    while unmarked(&serve) < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "delivery not woken:\n{}",
+            serve.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    std::fs::remove_file(filler).unwrap();
+    report(&emu, &serve, "Store writable again").await;
+    std::fs::write(go(3), "").unwrap();
+    report(&emu, &serve, "Training Complete").await;
+    serve.stop();
+
+    let accepted = |word: &str| {
+        emu.requests()
+            .iter()
+            .filter(|q| q.method == "POST" && q.path == posts && q.status < 300)
+            .filter_map(|q| q.body.json())
+            .filter(|b| title(b).contains("Warning noticed") && description(b).contains(word))
+            .count()
+    };
+    assert_eq!(
+        accepted("alpha did not converge"),
+        1,
+        "{:#?}",
+        channel_posts(&emu)
+    );
+    assert_eq!(accepted("beta did not converge"), 1, "{:#?}", channel_posts(&emu));
+    assert_eq!(count_titled(&emu, "Store unwritable"), 1);
     drop(serve);
     emu.shutdown().await.unwrap();
     drop(fs);

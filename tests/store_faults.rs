@@ -322,3 +322,52 @@ fn a_job_ended_by_its_logs_file_system_filling_up_is_a_resource_error_naming_it(
     assert!(all.contains("resource"), "{all}");
     assert!(!all.contains("log states no error"), "{all}");
 }
+
+/// `trainwatch run` stopped (SIGTERM) while its store is full: it tries again for a bounded
+/// time, then names on stderr every write the store never took and exits 3, not 130.
+#[test]
+fn writes_the_store_never_took_by_the_stop_are_named_on_stderr_and_the_exit_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let test = "writes_the_store_never_took_by_the_stop_are_named_on_stderr_and_the_exit_says_so";
+    let Some(fs) = Tmpfs::mount(&dir.path().join("s"), "3m", test) else {
+        return;
+    };
+    let store = fs.path.join("state.db");
+    let mut run = spawn_run(
+        dir.path(),
+        &store,
+        &dir.path().join("job.log"),
+        &gated_job(dir.path()),
+    );
+    let rx = lines_of(&mut run.child);
+    let mut seen = Vec::new();
+    wait_for(&rx, "Training started", WAIT, &mut seen);
+    let _filler = fs.fill();
+    std::fs::write(dir.path().join("go1"), "").unwrap();
+    wait_for(&rx, "store unwritable: no space left", WAIT, &mut seen);
+    wait_for(&rx, "beta did not converge", WAIT, &mut seen);
+    // Stopped while the store is still full (and stays so).
+    unsafe { libc::kill(run.child.id() as i32, libc::SIGTERM) };
+    let code = finish(&mut run, &rx, &mut seen);
+    let err = stderr_of(&mut run.child);
+    // The job itself may go on (its shim holds it): let it end.
+    std::fs::write(dir.path().join("go2"), "").unwrap();
+    assert_eq!(code, 3, "{err}\n{}", seen.join("\n"));
+    let lost = err
+        .lines()
+        .skip_while(|l| !l.starts_with("trainwatch: LOST"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        lost.contains(&store.display().to_string()) && lost.contains("no space left"),
+        "names the store and why: {err}"
+    );
+    for needle in [
+        "incident run 1 #1: /t/train.py:10: ConvergenceWarning: alpha did not converge",
+        "incident run 1 #2: /t/train.py:20: ConvergenceWarning: beta did not converge",
+        // The console showed every message already: none is lost.
+        "2 incident(s), 0 other history record(s), 0 chat message(s) never queued",
+    ] {
+        assert!(lost.contains(needle), "{needle:?} named as lost:\n{err}");
+    }
+}

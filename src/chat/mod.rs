@@ -64,6 +64,10 @@ pub trait ChatSink: Send + Sync {
     }
     /// New outbox entries are waiting.
     fn wake(&self) {}
+    /// Send `item` (from `to_outbox`) now, ahead of the outbox, because the store cannot take
+    /// it yet: a store notice while the store refuses writes. The caller still puts the same
+    /// entry in the outbox; the adapter delivers it once, whichever path gets there first.
+    fn send_ahead(&self, _job: &JobName, _item: &OutboxItem) {}
     /// Show a message now (adapters without an outbox).
     fn deliver(&self, out: &Outgoing);
 }

@@ -26,6 +26,16 @@ use trainwatch::store::{self, LockError, Store, SupervisorLocks};
 pub const EXIT_USAGE: i32 = 2;
 /// Exit status when trainwatch was interrupted (jobs keep running).
 pub const EXIT_INTERRUPTED: i32 = 130;
+/// Exit status when writes the store never took were lost at stop (said on stderr).
+pub const EXIT_STORE_LOST: i32 = 3;
+
+/// Say on stderr what the store never took (one block per job); whether anything was lost.
+pub fn say_lost(lost: &[trainwatch::store::pending::Unwritten]) -> bool {
+    for u in lost {
+        eprint!("{}", trainwatch::chat::sanitize::for_terminal(&u.to_string()));
+    }
+    !lost.is_empty()
+}
 
 /// The async runtime of the supervising commands (`run`, `serve`).
 pub fn runtime() -> Result<tokio::runtime::Runtime> {

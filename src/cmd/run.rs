@@ -16,8 +16,8 @@ use trainwatch::model::{JobName, Persona};
 use trainwatch::runtime::{Options, Supervisor};
 
 use super::{
-    console_personas, create_log_folders, default_store, expand_self, shutdown_signal, take_store,
-    EXIT_INTERRUPTED, EXIT_USAGE,
+    console_personas, create_log_folders, default_store, expand_self, say_lost, shutdown_signal, take_store,
+    EXIT_INTERRUPTED, EXIT_STORE_LOST, EXIT_USAGE,
 };
 
 pub async fn run(args: RunArgs) -> Result<i32> {
@@ -151,7 +151,7 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         }
         r
     };
-    sup.shutdown().await;
+    let lost = say_lost(&sup.shutdown().await);
     if interrupted {
         let running: Vec<&str> = watch
             .iter()
@@ -162,7 +162,10 @@ pub async fn run(args: RunArgs) -> Result<i32> {
             "trainwatch: stopped watching; {} keep(s) running under the shim. Run the same command again to re-adopt.",
             running.join(", ")
         );
-        return Ok(EXIT_INTERRUPTED);
+        return Ok(if lost { EXIT_STORE_LOST } else { EXIT_INTERRUPTED });
+    }
+    if lost {
+        return Ok(EXIT_STORE_LOST);
     }
     let failed: Vec<&str> = results
         .iter()

@@ -9,7 +9,9 @@ use trainwatch::cli::ServeArgs;
 use trainwatch::config::Config;
 use trainwatch::runtime::{Options, Supervisor};
 
-use super::{create_log_folders, expand_self, shutdown_signal, take_store, EXIT_USAGE};
+use super::{
+    create_log_folders, expand_self, say_lost, shutdown_signal, take_store, EXIT_STORE_LOST, EXIT_USAGE,
+};
 
 pub async fn run(args: ServeArgs) -> Result<i32> {
     let cfg = match Config::load(&args.config) {
@@ -64,6 +66,8 @@ pub async fn run(args: ServeArgs) -> Result<i32> {
     );
     sup.serve(&mut rx, shutdown_signal()).await;
     running.shutdown().await;
-    sup.shutdown().await;
+    if say_lost(&sup.shutdown().await) {
+        return Ok(EXIT_STORE_LOST);
+    }
     Ok(0)
 }

@@ -29,7 +29,7 @@ use crate::exec::slurm::SlurmWatcher;
 use crate::exec::{self, Adopted, Process, SpawnSpec};
 use crate::model::{ExitOutcome, JobName, ProcessId, RunId};
 use crate::review;
-use crate::store::pending::Writer;
+use crate::store::pending::{Unwritten, Writer};
 use crate::store::Store;
 use crate::watch::pipeline::{Pipeline, PipelineState};
 
@@ -236,8 +236,9 @@ impl JobRuntime {
         }
     }
 
-    /// The job's task: runs until the supervisor drops its sender.
-    pub(crate) async fn run(mut self, mut inbox: mpsc::Receiver<JobMsg>) {
+    /// The job's task: runs until the supervisor drops its sender; what the store never
+    /// took, if anything.
+    pub(crate) async fn run(mut self, mut inbox: mpsc::Receiver<JobMsg>) -> Option<Unwritten> {
         self.readopt();
         // Catch up on what the log gained while we were away.
         self.read_log();
@@ -277,7 +278,7 @@ impl JobRuntime {
             }
         }
         self.save_follow(true);
-        self.retry_store(true);
+        self.finish_store().await
     }
 
     /// The log is read except while a process is being started: what it writes then is read

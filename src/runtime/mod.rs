@@ -27,6 +27,7 @@ use crate::config::{JobSpec, Roles};
 use crate::control::{self, ControlError};
 use crate::engine::Reply;
 use crate::model::{Actor, JobName};
+use crate::store::pending::Unwritten;
 use crate::store::{Store, StoreError};
 
 pub use job::RunEnd;
@@ -64,7 +65,7 @@ pub struct Supervisor {
     senders: tokio::task::JoinHandle<()>,
     socket: PathBuf,
     ended_rx: mpsc::UnboundedReceiver<RunEnd>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    tasks: Vec<tokio::task::JoinHandle<Option<Unwritten>>>,
     active_at_start: BTreeSet<JobName>,
 }
 
@@ -221,14 +222,19 @@ impl Supervisor {
         }
     }
 
-    /// Stop every job task (the jobs themselves keep running under their shims).
-    pub async fn shutdown(self) {
+    /// Stop every job task (the jobs themselves keep running under their shims); what the
+    /// store never took, per job that holds such writes (each task tries for a bounded time).
+    pub async fn shutdown(self) -> Vec<Unwritten> {
         self.senders.abort();
         let _ = self.senders.await;
         let _ = std::fs::remove_file(&self.socket);
         drop(self.jobs);
+        let mut lost = Vec::new();
         for t in self.tasks {
-            let _ = t.await;
+            if let Ok(Some(u)) = t.await {
+                lost.push(u);
+            }
         }
+        lost
     }
 }

@@ -13,7 +13,9 @@
 //!
 //! The writer says, once per episode, that the store became unwritable (with why), that it
 //! was deleted or replaced (the store re-creates itself, see `Store::commit`), and that it
-//! recovered; the job's task shows these in the chat.
+//! recovered; the job's task shows these in the chat. What it still holds when its job's task
+//! ends with the store refusing is named in an [`Unwritten`]: `run` and `serve` print it and
+//! exit non-zero, so a loss is never only a log line.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -21,9 +23,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::{JobNow, StepWrite, Store, StoreError};
+use super::{JobNow, OutboxKind, StepWrite, Store, StoreError};
 use crate::engine::{Record, StoreNotice};
-use crate::model::JobName;
+use crate::model::{JobName, RunId};
 
 /// Most history records held in memory while the store is unwritable.
 pub const MAX_HELD_RECORDS: usize = 10_000;
@@ -69,11 +71,68 @@ impl StepSink for Store {
 }
 
 /// The current failure episode.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Failing {
     since: DateTime<Utc>,
     failures: u32,
     next_try: DateTime<Utc>,
+    /// The last failure, in plain words, and the store it was on.
+    why: String,
+    path: PathBuf,
+}
+
+/// What a writer holds that the store never took: lost when the process ends now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unwritten {
+    pub job: JobName,
+    pub path: PathBuf,
+    /// Why the last try failed.
+    pub why: String,
+    /// Engine steps held (0: only the job's newest state and log position are unsaved).
+    pub steps: usize,
+    /// Incidents not stored: run, sequence number, the incident's (redacted) line.
+    pub incidents: Vec<(RunId, u32, String)>,
+    /// Other history records not stored (runs, attempts, decisions, resolutions).
+    pub other_records: usize,
+    /// Chat messages never queued: run, message key, what it asks the chat to do.
+    pub messages: Vec<(RunId, String, OutboxKind)>,
+    /// History records dropped beyond the bound earlier in this episode.
+    pub dropped: u64,
+}
+
+impl std::fmt::Display for Unwritten {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "trainwatch: LOST: job {}: the store {} never took these writes ({}):",
+            self.job,
+            self.path.display(),
+            self.why
+        )?;
+        writeln!(
+            f,
+            "  {} step(s): {} incident(s), {} other history record(s), {} chat message(s) never queued; \
+             the job's latest state and log position are not saved",
+            self.steps,
+            self.incidents.len(),
+            self.other_records,
+            self.messages.len()
+        )?;
+        for (run, seq, text) in &self.incidents {
+            writeln!(f, "  incident run {run} #{seq}: {text}")?;
+        }
+        for (run, key, kind) in &self.messages {
+            writeln!(f, "  message run {run} {key} ({kind:?})")?;
+        }
+        if self.dropped > 0 {
+            writeln!(
+                f,
+                "  and {} history record(s) dropped earlier beyond the bound of what is held",
+                self.dropped
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// One job's writes to the store, held while the store refuses them.
@@ -114,7 +173,7 @@ impl Writer {
     /// retry is not yet due it is only held. What changed about the store, to tell.
     pub fn write(&mut self, sink: &mut dyn StepSink, step: StepWrite, now: JobNow<'_>) -> Vec<StoreNotice> {
         self.hold(step);
-        if self.failing.is_some_and(|f| now.at < f.next_try) {
+        if self.failing.as_ref().is_some_and(|f| now.at < f.next_try) {
             return Vec::new();
         }
         self.flush(sink, now)
@@ -122,8 +181,8 @@ impl Writer {
 
     /// Try the held steps again if a try is due (see [`Writer::next_try`]).
     pub fn retry(&mut self, sink: &mut dyn StepSink, now: JobNow<'_>) -> Vec<StoreNotice> {
-        match self.failing {
-            Some(f) if now.at >= f.next_try => self.flush(sink, now),
+        match self.next_try() {
+            Some(due) if now.at >= due => self.flush(sink, now),
             _ => Vec::new(),
         }
     }
@@ -138,7 +197,37 @@ impl Writer {
 
     /// When the next try is due (None while the store takes writes).
     pub fn next_try(&self) -> Option<DateTime<Utc>> {
-        self.failing.map(|f| f.next_try)
+        self.failing.as_ref().map(|f| f.next_try)
+    }
+
+    /// What the store has not taken (None while it takes writes): lost if the job's task
+    /// ends now.
+    pub fn unwritten(&self) -> Option<Unwritten> {
+        let f = self.failing.as_ref()?;
+        let mut incidents = Vec::new();
+        let mut other_records = 0;
+        let mut messages = Vec::new();
+        for step in &self.held {
+            for r in &step.records {
+                match r {
+                    Record::Incident { run, seq, incident } => {
+                        incidents.push((*run, *seq, incident.text.clone()))
+                    }
+                    _ => other_records += 1,
+                }
+            }
+            messages.extend(step.outbox.iter().map(|o| (o.run, o.key.clone(), o.kind)));
+        }
+        Some(Unwritten {
+            job: self.job.clone(),
+            path: f.path.clone(),
+            why: f.why.clone(),
+            steps: self.held.len(),
+            incidents,
+            other_records,
+            messages,
+            dropped: self.dropped,
+        })
     }
 
     /// Steps, history records and outbox rows held now.
@@ -176,21 +265,23 @@ impl Writer {
             }
             Err(e) => {
                 let why = e.why();
-                let failures = self.failing.map_or(0, |f| f.failures) + 1;
+                let failures = self.failing.as_ref().map_or(0, |f| f.failures) + 1;
                 let wait = self.backoff.after(failures);
                 let next_try = now.at + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
                 tracing::error!(job = %self.job, error = %e, failures, retry_in = ?wait, "cannot write to the store; holding the writes");
                 if self.failing.is_none() {
                     notices.push(StoreNotice::Unwritable {
-                        path,
-                        why,
+                        path: path.clone(),
+                        why: why.clone(),
                         retry_in: wait,
                     });
                 }
                 self.failing = Some(Failing {
-                    since: self.failing.map_or(now.at, |f| f.since),
+                    since: self.failing.as_ref().map_or(now.at, |f| f.since),
                     failures,
                     next_try,
+                    why,
+                    path,
                 });
             }
         }

@@ -11,8 +11,14 @@
 //! abandoned (kept in the store with both errors), so it does not block its channel.
 //! Every body goes out with at most 100 allowed role and user mentions, Discord's cap.
 //!
+//! Each time round, what waits in the lane of messages sent ahead of the outbox (`ahead`: a
+//! store notice while the store refuses writes) goes first; its outbox copy, reached later,
+//! is marked sent without posting again. A `mark_sent` the store refuses (it is full, say)
+//! is kept in memory and retried first each time round, and its entry is not sent again.
+//!
 //! Duplicate window: if the process dies after Discord accepted a message and before
-//! `mark_sent` commits (one SQLite write), that entry is sent again after the restart.
+//! `mark_sent` commits (one SQLite write), that entry is sent again after the restart, with
+//! the same nonce (see [`nonce_of`]).
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -29,6 +35,7 @@ use crate::engine::MessageKey;
 use crate::model::{JobName, RunId};
 use crate::store::{OutboxEntry, Store};
 
+use super::ahead::{Ahead, Early};
 use super::embed::TextFile;
 use super::rest::{Rest, RestError};
 use super::{attach, embed, plain};
@@ -55,6 +62,10 @@ pub enum Envelope {
         /// Text files rendered with it (the complete message when it is too long for one).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         texts: Vec<TextFile>,
+        /// The nonce it is posted with, fixed when rendered (a message that may be sent
+        /// ahead of the outbox, before its entry has an id); else derived from the entry.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nonce: Option<String>,
     },
     Update {
         body: Value,
@@ -97,7 +108,12 @@ pub(crate) struct Worker {
     pub store: Arc<Mutex<Store>>,
     pub notify: Arc<Notify>,
     pub policy: RetryPolicy,
+    /// Messages to send ahead of the outbox.
+    pub ahead: Arc<Mutex<Ahead>>,
 }
+
+/// A message Discord accepted whose `mark_sent` the store refused: when, and its id.
+type Unmarked = HashMap<i64, (chrono::DateTime<Utc>, Option<String>)>;
 
 /// Per-channel retry state: not before `until`; `delay` is the last backoff used.
 struct Blocked {
@@ -146,13 +162,81 @@ impl Worker {
         f(&mut guard)
     }
 
+    fn lane(&self) -> std::sync::MutexGuard<'_, Ahead> {
+        self.ahead.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Mark entry `id` sent; a refusal is kept in `unmarked`, retried before anything else.
+    fn mark(&self, unmarked: &mut Unmarked, id: i64, at: chrono::DateTime<Utc>, mid: Option<String>) {
+        if let Err(err) = self.with_store(|s| s.mark_sent(id, at, mid.as_deref())) {
+            tracing::error!(error = %err, id, "sent but could not mark the outbox entry; will mark it again");
+            unmarked.insert(id, (at, mid));
+        }
+    }
+
+    /// Send what waits in the lane ahead of the outbox, under the same per-channel holds.
+    async fn send_ahead(&self, blocked: &mut HashMap<String, Blocked>, global_until: &mut Option<Instant>) {
+        let waiting = self.lane().waiting();
+        for early in waiting {
+            let Early { nonce, entry } = early;
+            if global_until.is_some_and(|g| g > Instant::now()) {
+                return;
+            }
+            if blocked
+                .get(&entry.channel)
+                .is_some_and(|b| b.until > Instant::now())
+            {
+                continue;
+            }
+            match self.deliver(&entry).await {
+                Ok(mid) => {
+                    tracing::info!(job = %entry.job, key = %entry.key, "sent ahead of the outbox");
+                    match mid {
+                        Some(mid) => self.lane().sent(&nonce, mid),
+                        None => self.lane().withdraw(&nonce),
+                    }
+                    match self.rest.take_pause() {
+                        Some(p) => {
+                            blocked.insert(
+                                entry.channel.clone(),
+                                Blocked {
+                                    until: Instant::now() + p,
+                                    delay: None,
+                                },
+                            );
+                        }
+                        None => {
+                            blocked.remove(&entry.channel);
+                        }
+                    }
+                }
+                Err(RestError::Permanent { status, body }) => {
+                    tracing::warn!(job = %entry.job, key = %entry.key, status, discord_said = %body, "Discord refused a message sent ahead of the outbox; its outbox copy will deliver it");
+                    self.lane().withdraw(&nonce);
+                }
+                Err(err) => {
+                    let wait = hold(blocked, &entry.channel, &err, &self.policy);
+                    if let RestError::RateLimited { global: true, .. } = err {
+                        *global_until = Some(Instant::now() + wait);
+                    }
+                    tracing::warn!(job = %entry.job, key = %entry.key, error = %err, retry_in = ?wait, "sending ahead of the outbox failed; will retry");
+                }
+            }
+        }
+    }
+
     pub async fn run(self) {
         let mut blocked: HashMap<String, Blocked> = HashMap::new();
         // A global 429 holds every channel.
         let mut global_until: Option<Instant> = None;
         // Said once until Discord accepts a request again.
         let mut auth_alarm = false;
+        let mut unmarked: Unmarked = HashMap::new();
         loop {
+            for (id, (at, mid)) in std::mem::take(&mut unmarked) {
+                self.mark(&mut unmarked, id, at, mid);
+            }
+            self.send_ahead(&mut blocked, &mut global_until).await;
             let entries = match self.with_store(|s| s.pending(BATCH)) {
                 Ok(e) => e,
                 Err(e) => {
@@ -164,6 +248,9 @@ impl Worker {
             let mut progressed = false;
             let mut stuck: HashSet<String> = HashSet::new();
             for e in entries {
+                if unmarked.contains_key(&e.id) {
+                    continue; // sent: only its mark is missing
+                }
                 if global_until.is_some_and(|g| g > Instant::now()) {
                     break;
                 }
@@ -174,6 +261,12 @@ impl Worker {
                     stuck.insert(e.channel.clone());
                     continue;
                 }
+                if let Some(mid) = payload_nonce(&e).and_then(|n| self.lane().claim(&n)) {
+                    // Sent ahead of the outbox already: this copy is only marked.
+                    self.mark(&mut unmarked, e.id, Utc::now(), Some(mid.to_string()));
+                    progressed = true;
+                    continue;
+                }
                 let result = self.deliver(&e).await;
                 let now = Utc::now();
                 if auth_alarm && result.is_ok() {
@@ -182,10 +275,7 @@ impl Worker {
                 }
                 match result {
                     Ok(mid) => {
-                        let mid = mid.map(|m| m.to_string());
-                        if let Err(err) = self.with_store(|s| s.mark_sent(e.id, now, mid.as_deref())) {
-                            tracing::error!(error = %err, id = e.id, "sent but could not mark the outbox entry");
-                        }
+                        self.mark(&mut unmarked, e.id, now, mid.map(|m| m.to_string()));
                         match self.rest.take_pause() {
                             // The channel's bucket is empty: wait for its reset, not for a 429.
                             Some(p) => {
@@ -236,13 +326,10 @@ impl Worker {
                         let _ = self.with_store(|s| s.mark_failed(e.id, &refused));
                         match self.deliver_plain(&e, &why).await {
                             Ok(mid) => {
-                                let mid = mid.to_string();
-                                if let Err(err) = self.with_store(|s| {
-                                    s.mark_failed(e.id, &format!("{refused}; delivered as plain text"))?;
-                                    s.mark_sent(e.id, now, Some(&mid))
-                                }) {
-                                    tracing::error!(error = %err, id = e.id, "sent but could not mark the outbox entry");
-                                }
+                                let _ = self.with_store(|s| {
+                                    s.mark_failed(e.id, &format!("{refused}; delivered as plain text"))
+                                });
+                                self.mark(&mut unmarked, e.id, now, Some(mid.to_string()));
                                 tracing::warn!(id = e.id, job = %e.job, key = %e.key, "the refused message was delivered as plain text");
                             }
                             Err(RestError::Permanent { status, body }) => {
@@ -391,6 +478,7 @@ impl Worker {
                 thread_name,
                 attachments,
                 texts,
+                nonce: _,
             } => {
                 let files = uploads(&attachments, &texts);
                 let post = body_of(attach::describe(body.clone(), &files, false));
@@ -527,12 +615,27 @@ fn capped_mentions(mut body: Value) -> Value {
 /// The nonce an entry's posts carry, the same on every attempt and after a restart: a
 /// crash between Discord's answer and `mark_sent` makes the next process send the entry
 /// again, and Discord's `enforce_nonce` then returns the first message instead of posting
-/// a duplicate. Derived from the entry's id and payload (which holds the message's time),
-/// so entries of another store never share it; 25 characters is Discord's limit.
+/// a duplicate. The one its payload fixed when rendered (a message sent ahead of the
+/// outbox), else derived from the entry's id and payload (which holds the message's time),
+/// so entries of another store never share it.
 fn nonce_of(e: &OutboxEntry) -> String {
+    payload_nonce(e).unwrap_or_else(|| {
+        nonce_from(&format!(
+            "{}\n{}\n{}\n{}\n{}",
+            e.id, e.job, e.run, e.key, e.payload
+        ))
+    })
+}
+
+/// The nonce an entry's payload fixed when it was rendered.
+fn payload_nonce(e: &OutboxEntry) -> Option<String> {
+    e.payload.get("nonce")?.as_str().map(String::from)
+}
+
+/// A nonce from `seed`: 25 hex characters, Discord's limit.
+pub(crate) fn nonce_from(seed: &str) -> String {
     use sha2::{Digest, Sha256};
-    let digest =
-        Sha256::digest(format!("{}\n{}\n{}\n{}\n{}", e.id, e.job, e.run, e.key, e.payload).as_bytes());
+    let digest = Sha256::digest(seed.as_bytes());
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     hex[..25].to_string()
 }

@@ -7,7 +7,10 @@
 //! `custom_id`, so one global handler serves buttons posted before a restart too. A click
 //! only asks: the report is closed by the engine's `Resolve`, through the outbox like every
 //! other change, so a decision edits its report exactly once whichever way it was taken.
+//! A store notice that cannot wait for the store ("unwritable") is also sent ahead of the
+//! outbox (`ahead`), once.
 
+pub mod ahead;
 pub mod attach;
 pub mod delivery;
 pub mod embed;
@@ -182,6 +185,8 @@ pub struct DiscordChat {
     /// is threaded under it, after a restart too.
     store: Arc<Mutex<Store>>,
     notify: Arc<Notify>,
+    /// Messages to send ahead of the outbox, shared with the delivery worker.
+    ahead: Arc<Mutex<ahead::Ahead>>,
 }
 
 impl DiscordChat {
@@ -193,6 +198,7 @@ impl DiscordChat {
             status_mode: setup.status_mode,
             store,
             notify: Arc::new(Notify::new()),
+            ahead: Arc::default(),
         }
     }
 
@@ -216,7 +222,13 @@ impl DiscordChat {
                     _ => None,
                 };
                 let out = embed::message(m, &mentions);
+                // A store notice may be sent ahead of the outbox, before its entry has an id:
+                // its nonce is fixed here, the same for both copies.
+                let nonce = matches!(m.body, Body::Store { .. }).then(|| {
+                    delivery::nonce_from(&format!("{}\n{}\n{}\n{}", m.job, m.run, m.key, m.at.to_rfc3339()))
+                });
                 Envelope::Post {
+                    nonce,
                     body: out.body,
                     texts: out.files,
                     edit_status: self.status_mode == StatusMode::Edit
@@ -273,6 +285,31 @@ impl ChatSink for DiscordChat {
 
     fn wake(&self) {
         self.notify.notify_one();
+    }
+
+    fn send_ahead(&self, job: &JobName, item: &OutboxItem) {
+        let Some(nonce) = item.payload.get("nonce").and_then(|n| n.as_str()) else {
+            tracing::warn!(%job, key = %item.key, "a message without a fixed nonce is not sent ahead of the outbox");
+            return;
+        };
+        let entry = crate::store::OutboxEntry {
+            id: 0,
+            channel: item.channel.clone(),
+            job: job.to_string(),
+            run: item.run.0,
+            key: item.key.clone(),
+            kind: item.kind,
+            payload: item.payload.clone(),
+            attempts: 0,
+        };
+        self.ahead
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(ahead::Early {
+                nonce: nonce.to_string(),
+                entry,
+            });
+        self.wake();
     }
 
     /// Discord delivers through the outbox; a caller that hands a message over directly
@@ -360,6 +397,7 @@ pub async fn connect(
         store,
         notify: chat.notify.clone(),
         policy: setup.retry,
+        ahead: chat.ahead.clone(),
     };
     let delivery = tokio::spawn(worker.run());
     chat.wake();

@@ -1,6 +1,11 @@
 //! The job task's writes to the store: each engine step goes through the job's
 //! [`Writer`], which holds what the store refuses and retries it with backoff; what the
 //! writer says about the store (unwritable, replaced, writable again) is shown in the chat.
+//! "Unwritable" cannot wait in the outbox (the store it is about holds the outbox), so it is
+//! also handed to the adapter to send ahead ([`crate::chat::ChatSink::send_ahead`]). When the task ends
+//! with writes held, it keeps trying for [`STOP_RETRY`], then returns what is lost.
+
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
@@ -9,8 +14,11 @@ use super::JobRuntime;
 use crate::chat::Outgoing;
 use crate::engine::{Action, Body, Message, MessageKey, StoreNotice};
 use crate::model::RunId;
-use crate::store::pending::Writer;
+use crate::store::pending::{Unwritten, Writer};
 use crate::store::{JobNow, OutboxItem, StepWrite, Store};
+
+/// How long a job's task keeps trying, as it ends, to write what the store refused.
+pub(crate) const STOP_RETRY: Duration = Duration::from_secs(5);
 
 impl JobRuntime {
     /// Write one engine step's facts (its records, its outbox entries) after what is held,
@@ -33,7 +41,7 @@ impl JobRuntime {
         self.tell_store(notices);
     }
 
-    /// Try the held steps again (when due, or now if `force`: the task is ending).
+    /// Try the held steps again (when due, or now if `force`).
     pub(super) fn retry_store(&mut self, force: bool) {
         let notices = self.with_writer(|writer, sink, now| {
             if force {
@@ -43,9 +51,24 @@ impl JobRuntime {
             }
         });
         self.tell_store(notices);
-        let (steps, records, outbox) = self.writer.held();
-        if force && steps > 0 {
-            tracing::error!(job = %self.spec.engine.job, steps, records, outbox, "stopping with writes the store never took");
+    }
+
+    /// The task is ending: write what is held, trying again for at most [`STOP_RETRY`] (a
+    /// store that comes back in that time loses nothing); what it still refuses then is
+    /// lost with this process, and returned so that it is said.
+    pub(super) async fn finish_store(&mut self) -> Option<Unwritten> {
+        let until = Instant::now() + STOP_RETRY;
+        let mut wait = Duration::from_millis(100);
+        loop {
+            self.retry_store(true);
+            let lost = self.writer.unwritten()?;
+            if Instant::now() + wait > until {
+                let (steps, records, outbox) = self.writer.held();
+                tracing::error!(job = %self.spec.engine.job, steps, records, outbox, "stopping with writes the store never took");
+                return Some(lost);
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(1));
         }
     }
 
@@ -71,8 +94,9 @@ impl JobRuntime {
     }
 
     /// Show store notices in the chat: directly (console), or through the outbox, held
-    /// like any message while the store refuses writes. What writing them says in turn is
-    /// told once more at most (a store failing again at once).
+    /// like any message while the store refuses writes — "unwritable" sent ahead of it too.
+    /// What writing them says in turn is told once more at most (a store failing again at
+    /// once).
     fn tell_store(&mut self, mut notices: Vec<StoreNotice>) {
         for _ in 0..2 {
             if notices.is_empty() {
@@ -80,6 +104,7 @@ impl JobRuntime {
             }
             let mut outbox: Vec<OutboxItem> = Vec::new();
             for notice in notices.drain(..) {
+                let ahead = matches!(notice, StoreNotice::Unwritable { .. });
                 self.store_said += 1;
                 let run = self
                     .machine
@@ -98,7 +123,12 @@ impl JobRuntime {
                     attachments: Vec::new(),
                 });
                 match self.chat.to_outbox(&out) {
-                    Some(item) => outbox.push(item),
+                    Some(item) => {
+                        if ahead {
+                            self.chat.send_ahead(&self.spec.engine.job, &item);
+                        }
+                        outbox.push(item)
+                    }
                     None => self.chat.deliver(&out),
                 }
             }

@@ -282,3 +282,52 @@ fn a_re_created_store_is_said_once() {
         .write(&mut sink, step(1, vec![incident(2, 1)], vec![]), now(1, &state))
         .is_empty());
 }
+
+#[test]
+fn what_the_store_never_took_is_named_incident_by_incident_and_message_by_message() {
+    let state = JobState::default();
+    let mut sink = Scripted::failing(10);
+    let mut w = Writer::new(job(), 0);
+    assert_eq!(
+        w.unwritten(),
+        None,
+        "nothing to lose while the store takes writes"
+    );
+    w.write(
+        &mut sink,
+        step(0, vec![incident(1, 1), run_ended()], vec![message(1)]),
+        now(0, &state),
+    );
+    w.write(
+        &mut sink,
+        step(0, vec![incident(2, 1)], vec![message(2)]),
+        now(0, &state),
+    );
+    let lost = w.unwritten().expect("the store refuses");
+    assert_eq!(lost.steps, 2);
+    assert_eq!(
+        lost.incidents,
+        [
+            (RunId(1), 1, "KeyError 1".to_string()),
+            (RunId(1), 2, "KeyError 2".to_string())
+        ]
+    );
+    assert_eq!(lost.other_records, 1);
+    assert_eq!(
+        lost.messages,
+        [
+            (RunId(1), "status-1".to_string(), OutboxKind::Post),
+            (RunId(1), "status-2".to_string(), OutboxKind::Post)
+        ]
+    );
+    assert!(lost.why.starts_with("no space left"), "{}", lost.why);
+    let text = lost.to_string();
+    for needle in ["LOST", "state.db", "2 incident(s)", "#2: KeyError 2", "status-1"] {
+        assert!(text.contains(needle), "{needle:?} in {text}");
+    }
+
+    // Taken at last: nothing is lost.
+    sink.answers.clear();
+    w.flush_now(&mut sink, now(0, &state));
+    assert_eq!(w.unwritten(), None);
+}

@@ -210,13 +210,11 @@ fn check_config_prints_the_exact_sbatch_command_and_batch_script() {
     );
     assert!(text.contains(&expected_sbatch), "{text}");
     assert!(
-        text.contains(&format!("  task logs:       {d}/logs/train.%t.log")),
+        text.contains("  ranks:           2 tasks, one log, each line labelled with its rank (srun --label)"),
         "{text}"
     );
     assert!(
-        text.contains(&format!(
-            "    | exec srun --output={d}/logs/train.%t.log --open-mode=append -- python train.py --note 'it'\\''s $HOME'\n"
-        )),
+        text.contains("    | exec srun --label -- python train.py --note 'it'\\''s $HOME'\n"),
         "{text}"
     );
     assert!(!text.contains("hf_abc123"), "a secret leaked: {text}");

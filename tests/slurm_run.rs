@@ -360,3 +360,34 @@ fn a_controller_that_stops_answering_for_a_while_does_not_end_the_watch() {
     let log = std::fs::read_to_string(dir.path().join("logs/train.log")).unwrap();
     assert!(log.contains("step 20"), "{log}");
 }
+
+#[test]
+fn in_a_two_node_job_the_rank_that_raised_is_reported_while_the_other_still_waits() {
+    let _shared = CLUSTER.read().unwrap_or_else(|e| e.into_inner());
+    let Some(_) = cluster("gang failure") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let job = &unique("tw_run_gang");
+    let _cancel = CancelByName(vec![job.to_string()]);
+    // Rank 1 raises; rank 0 would wait for it in a collective for five minutes.
+    let cfg = config(
+        dir.path(),
+        job,
+        r#"["bash", "-c", "echo \"step 1 on $SLURMD_NODENAME\"; if [ \"$SLURM_PROCID\" = 1 ]; then sleep 1; printf 'Traceback (most recent call last):\n  File \"train.py\", line 30, in <module>\n    schedule = config[\"lr_schedule\"]\nKeyError: '\\''lr_schedule'\\''\n'; exit 1; fi; sleep 300"]"#,
+        "nodes = 2",
+    );
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("status_interval = \"1h\"", "status_interval = \"1h\"\non_error = \"kill\"");
+    std::fs::write(&cfg, text).unwrap();
+    let started = Instant::now();
+    let (child, rx) = start(dir.path(), &cfg, false);
+    let mut seen = Vec::new();
+    let id = submitted(&rx, &mut seen);
+    let (code, out) = to_the_end(child, rx, seen, QUICK);
+    assert!(started.elapsed() < Duration::from_secs(120), "the waiting rank did not hold the report up");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("ERROR DETECTED"), "{out}");
+    assert!(out.contains("1: KeyError: 'lr_schedule'"), "rank 1's own line, labelled: {out}");
+    assert_eq!(count(&out, "ERROR DETECTED"), 1, "one report, not one per rank: {out}");
+    assert_eq!(wait_state(id, &["CANCELLED"], QUICK), "CANCELLED", "the whole job was ended");
+}

@@ -238,6 +238,7 @@ fn extra_and_ignore_patterns_and_the_rhat_threshold_are_configurable() {
         rhat_threshold: 1.05,
         extra: vec![(Category::Resource, Regex::new(r"throttled").unwrap())],
         ignore: vec![Regex::new(r"simulated by the test harness").unwrap()],
+        rank_labels: false,
     };
     let r = analyse_reader(Cursor::new(log), cfg, None).unwrap();
     let cats: Vec<_> = r.incidents.iter().map(|i| (i.line, i.category)).collect();

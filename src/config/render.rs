@@ -220,8 +220,12 @@ fn write_executor(s: &mut String, j: &JobSpec, store: &std::path::Path) -> std::
         }
     };
     writeln!(s, "  sbatch:          {}", script::command_line(&sub, shown))?;
-    if let Some(p) = sub.task_output_pattern() {
-        writeln!(s, "  task logs:       {} (%t: the task's rank)", p.display())?;
+    if sub.settings.labelled() {
+        writeln!(
+            s,
+            "  ranks:           {} tasks, one log, each line labelled with its rank (srun --label)",
+            sub.settings.tasks()
+        )?;
     }
     writeln!(s, "  batch script:    {}", path.display())?;
     for line in sub.script().lines() {

@@ -44,7 +44,10 @@ pub(crate) fn metrics_config(spec: &JobSpec) -> MetricsConfig {
 pub(crate) fn pipeline_config(spec: &JobSpec) -> PipelineConfig {
     PipelineConfig {
         log: spec.engine.log.clone(),
-        detect: spec.detect.clone(),
+        detect: crate::watch::detect::DetectConfig {
+            rank_labels: matches!(&spec.executor, crate::config::Executor::Slurm(s) if s.labelled()),
+            ..spec.detect.clone()
+        },
         metrics: metrics_config(spec),
         stall_timeout: spec.stall_timeout,
         redact: spec.redact.clone(),

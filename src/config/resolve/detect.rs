@@ -43,6 +43,8 @@ impl<'a> JobCtx<'a> {
             rhat_threshold,
             ignore,
             extra,
+            // Set from the executor (a Slurm job with several tasks labels its lines).
+            rank_labels: false,
         })
     }
 

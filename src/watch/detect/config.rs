@@ -15,6 +15,10 @@ pub struct DetectConfig {
     pub extra: Vec<(Category, Regex)>,
     /// Lines matching one of these are never evidence.
     pub ignore: Vec<Regex>,
+    /// Each line starts with the number of the task (rank) that printed it, as `srun --label`
+    /// writes it (`1: Traceback …`, padded: ` 3: …`): read the line the rank printed, and
+    /// quote it with its rank. Off by default: a bare `N: ` is too common to be read as a rank.
+    pub rank_labels: bool,
 }
 
 /// A pattern of a job's detection settings that cannot be used.
@@ -73,6 +77,7 @@ impl DetectConfig {
             rhat_threshold,
             extra,
             ignore,
+            rank_labels: false,
         })
     }
 }
@@ -83,6 +88,7 @@ impl Default for DetectConfig {
             rhat_threshold: 1.1,
             extra: Vec::new(),
             ignore: Vec::new(),
+            rank_labels: false,
         }
     }
 }

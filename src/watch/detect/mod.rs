@@ -367,10 +367,15 @@ impl Detector {
         let shown = display_segment(raw);
         self.seen = n;
         self.since_record = self.since_record.saturating_add(1);
-        // torchrun prefixes each line of a rank's output with `[rankN]: `: read the line the
-        // rank printed, and quote it with its rank.
+        // torchrun prefixes each line of a rank's output with `[rankN]: `, `srun --label` with
+        // `N: `: read the line the rank printed, and quote it with its rank.
         self.rank_prefix.clear();
-        let vis = match rank_prefix_len(shown) {
+        let label = if self.cfg.rank_labels {
+            srun_label_len(shown)
+        } else {
+            None
+        };
+        let vis = match label.or_else(|| rank_prefix_len(shown)) {
             Some(k) => {
                 self.rank_prefix.push_str(&shown[..k]);
                 &shown[k..]
@@ -662,6 +667,16 @@ fn rank_prefix_len(line: &str) -> Option<usize> {
     }
     let k = "[rank".len() + digits + "]:".len();
     Some(if line[k..].starts_with(' ') { k + 1 } else { k })
+}
+
+/// The length of `srun --label`'s prefix: the task number right-aligned, then `: `.
+fn srun_label_len(line: &str) -> Option<usize> {
+    let pad = line.bytes().take_while(|&b| b == b' ').count();
+    let digits = line[pad..].bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 || digits > 6 || !line[pad + digits..].starts_with(": ") {
+        return None;
+    }
+    Some(pad + digits + 2)
 }
 
 fn push_excerpt(ex: &mut Vec<String>, omitted: &mut usize, line: String) {

@@ -364,3 +364,44 @@ fn a_shell_reporting_its_child_killed_is_a_resource_problem() {
     assert_eq!(inc.len(), 1);
     assert_eq!((inc[0].line, inc[0].category), (2, Category::Resource));
 }
+
+#[test]
+fn srun_labels_name_the_rank_whose_exception_ended_the_job_only_when_asked_for() {
+    // `srun --label` with two tasks: rank 0 goes on printing while rank 1 raises.
+    let log = "0: step 1 loss=1.30\n\
+1: step 1 loss=1.31\n\
+1: Traceback (most recent call last):\n\
+0: step 2 loss=1.20\n\
+1:   File \"train.py\", line 30, in <module>\n\
+1:     schedule = config[\"lr_schedule\"]\n\
+1: KeyError: 'lr_schedule'\n\
+srun: error: n2: task 1: Exited with exit code 1\n";
+    let labelled = |rank_labels: bool| {
+        let mut d = Detector::new(DetectConfig {
+            rank_labels,
+            ..DetectConfig::default()
+        });
+        for (i, l) in log.split('\n').enumerate() {
+            d.push_line(i as u64 + 1, l);
+        }
+        d.finish(Some(ExitOutcome::Code(1)));
+        d.incidents().to_vec()
+    };
+    let inc = labelled(true);
+    let p = primary(&inc);
+    assert_eq!(
+        (p.line, p.text.as_str()),
+        (7, "1: KeyError: 'lr_schedule'"),
+        "{inc:#?}"
+    );
+    assert_eq!(
+        inc.iter().filter(|i| i.severity == Severity::Fatal).count(),
+        1,
+        "{inc:#?}"
+    );
+    // Without labels a `1: ` is text like any other (a numbered list, a step counter).
+    assert_eq!(srun_label_len("12: x"), Some(4));
+    assert_eq!(srun_label_len(" 3: x"), Some(4));
+    assert_eq!(srun_label_len("3:x"), None);
+    assert_eq!(srun_label_len("step 3: x"), None);
+}

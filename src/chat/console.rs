@@ -86,6 +86,8 @@ impl Console {
             Body::ErrorDetected { .. } | Body::Failed { .. } => "1;31",
             Body::WarningNoticed { .. }
             | Body::TimeoutWarning { .. }
+            | Body::LimitWarning { .. }
+            | Body::ExtendFailed { .. }
             | Body::StallWarning { .. }
             | Body::OverrunWarning { .. }
             | Body::Killed { .. } => "1;33",

@@ -97,6 +97,7 @@ mod message;
 mod process;
 mod query;
 mod report;
+mod scheduler;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -104,10 +105,10 @@ mod text;
 
 pub use event::{Action, Command, Event, FixEvidence, Input, Record};
 pub use incidents::exit_incident;
-pub use machine::{JobMachine, JobSettings};
+pub use machine::{JobMachine, JobSettings, SchedulerPolicy};
 pub use message::{
     AttemptTime, Body, Button, Convergence, Decision, DecisionPoint, IncidentSummary, Message, MessageKey,
-    OutputFile, Progress, Reply, Resolution, StallKind, StoreNotice,
+    OutputFile, Progress, Reply, Resolution, SchedulerNotice, StallKind, StoreNotice,
 };
 pub use query::UnderWay;
-pub use state::{Decided, IncidentEntry, JobState, Phase, RunState, StallEpisode};
+pub use state::{Decided, IncidentEntry, JobState, LimitWarned, Phase, QueueWait, RunState, StallEpisode};

@@ -147,7 +147,14 @@ fn colour(m: &Message) -> u32 {
     match &m.body {
         Body::ErrorDetected { incident, .. } if incident.severity == Severity::Fatal => 0xE74C3C,
         Body::ErrorDetected { .. } | Body::WarningNoticed { .. } => 0xF1C40F,
-        Body::TimeoutWarning { .. } | Body::StallWarning { .. } | Body::OverrunWarning { .. } => 0xE67E22,
+        Body::TimeoutWarning { .. }
+        | Body::LimitWarning { .. }
+        | Body::StallWarning { .. }
+        | Body::OverrunWarning { .. }
+        | Body::ExtendFailed { .. } => 0xE67E22,
+        Body::Queued { .. } | Body::SchedulerStarted { .. } | Body::LimitExtended { .. } => 0x3498DB,
+        Body::Resubmitted { .. } => 0x3498DB,
+        Body::Scheduler { .. } => 0xE67E22,
         Body::StatusUpdate { .. } | Body::Restarting { .. } => 0x3498DB,
         Body::TrainingStarted { .. } | Body::Completed { .. } => 0x2ECC71,
         Body::DecisionTaken { .. } => 0x95A5A6,
@@ -444,6 +451,7 @@ fn style(d: Decision) -> ButtonStyle {
         Decision::Kill | Decision::Reject => ButtonStyle::Danger,
         Decision::Continue | Decision::Approve => ButtonStyle::Success,
         Decision::Investigate => ButtonStyle::Secondary,
+        Decision::Extend => ButtonStyle::Primary,
     }
 }
 

@@ -18,6 +18,7 @@ mod error;
 #[cfg(test)]
 pub(crate) mod large;
 mod review;
+mod scheduler;
 mod start;
 mod status;
 mod store;
@@ -185,15 +186,22 @@ pub fn render(m: &Message) -> Rendered {
         Body::TrainingStarted { .. } | Body::Restarting { .. } => start::render(m),
         Body::ErrorDetected { .. } | Body::WarningNoticed { .. } => error::render(m),
         Body::StatusUpdate { .. } => status::render(m),
-        Body::TimeoutWarning { .. } | Body::StallWarning { .. } | Body::OverrunWarning { .. } => {
-            warnings::render(m)
-        }
+        Body::TimeoutWarning { .. }
+        | Body::LimitWarning { .. }
+        | Body::StallWarning { .. }
+        | Body::OverrunWarning { .. } => warnings::render(m),
         Body::FixSubmitted { .. } | Body::RevalidationRequired { .. } | Body::ValidationDecided { .. } => {
             review::render(m)
         }
         Body::Completed { .. } | Body::Failed { .. } | Body::Killed { .. } => endings::render(m),
         Body::DecisionTaken { .. } | Body::Investigate { .. } => decision::render(m),
         Body::Store { .. } => store::render(m),
+        Body::Queued { .. }
+        | Body::SchedulerStarted { .. }
+        | Body::LimitExtended { .. }
+        | Body::ExtendFailed { .. }
+        | Body::Resubmitted { .. }
+        | Body::Scheduler { .. } => scheduler::render(m),
     };
     Rendered {
         title,

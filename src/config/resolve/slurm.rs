@@ -344,3 +344,6 @@ fn extra_arg(ctx: &JobCtx<'_>, a: &S<String>, key: &str) -> R<String> {
     }
     Ok(s.clone())
 }
+
+#[cfg(test)]
+mod tests;

@@ -25,6 +25,8 @@ mod store;
 mod warnings;
 
 pub use error::{error_facts, ErrorFacts};
+#[cfg(test)]
+pub(crate) use scheduler::samples as scheduler_samples;
 
 /// Longest log line shown in a message (the full line is in the log file).
 pub const MAX_LINE: usize = 500;

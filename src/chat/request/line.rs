@@ -210,6 +210,30 @@ mod tests {
         assert!(matches!(parse("/status", &jobs()).unwrap(), Request::StatusAll));
     }
 
+    /// "extend" asks the scheduler for more time: `/decide JOB extend` or `/extend JOB`; the
+    /// duration is the job's `extend_by`, never typed.
+    #[test]
+    fn parses_extend() {
+        for line in ["/decide model_3 extend", "/extend model_3"] {
+            let (job, cmd) = job_cmd(line);
+            assert_eq!(job.as_str(), "model_3");
+            assert_eq!(
+                cmd,
+                Command::Decide {
+                    decision: Decision::Extend,
+                    target: None,
+                    extend: None,
+                },
+                "{line}"
+            );
+        }
+        assert_eq!(
+            parse("/decide model_3 extend 2h", &jobs()),
+            Err(RequestError::NoDuration(Decision::Extend))
+        );
+        assert!(HELP.contains("/extend JOB"));
+    }
+
     #[test]
     fn parses_fix_and_validate_with_free_text() {
         let (job, cmd) = job_cmd("/fix submit model_3 use fit() instead of fit_transform(), lines 80-90");

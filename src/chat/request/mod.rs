@@ -283,7 +283,7 @@ mod tests {
     }
 
     #[test]
-    fn only_the_four_decisions_and_only_continue_with_a_duration() {
+    fn only_the_directors_decisions_and_only_continue_with_a_duration() {
         for raw in ["reboot", "approve", "reject", ""] {
             let e = validate(
                 Verb::Decide,

@@ -135,13 +135,22 @@ impl JobMachine {
     /// pressing awaits a decision (an error report keeps the director's attention; the
     /// warning comes once that is settled, if the limit is still ahead).
     pub(super) fn limit_warning(&mut self, at: DateTime<Utc>, out: &mut Vec<Action>) {
-        let (extend_by, max) = (self.settings.scheduler.extend_by, self.settings.max);
+        let extend_by = self.settings.scheduler.extend_by;
+        let again = self.settings.max.map(|_| self.default_extension());
         let Some(due) = self.limit_warning_due() else {
             return;
         };
         let Some(run) = self.active_mut() else { return };
         let Some(limit_at) = run.limit_at else { return };
-        if at < due || at >= limit_at || run.queue.is_some() {
+        if at < due || run.queue.is_some() {
+            return;
+        }
+        if at >= limit_at {
+            // Too late to warn (the scheduler ends it any moment): not due any more.
+            run.limit_warned = Some(LimitWarned {
+                limit_at,
+                warning: None,
+            });
             return;
         }
         if !matches!(run.phase, Phase::Running { .. } | Phase::TimeoutWarned { .. }) {
@@ -154,14 +163,18 @@ impl JobMachine {
                 key: point_key(point),
                 note: text::SUPERSEDED_BY_LIMIT.into(),
             });
-            if let (DecisionPoint::Timeout(_), Some(m)) = (point, max) {
-                // The maximum's question was not answered: it is asked again later.
-                run.horizon = Some(at + chrono_dur(m / 4));
+            if let (DecisionPoint::Timeout(_), Some(again)) = (point, again) {
+                // The maximum's question was not answered: it is asked again later, as
+                // after a "continue".
+                run.horizon = Some(at + chrono_dur(again));
             }
         }
         run.timeout_count += 1;
         let n = run.timeout_count;
-        run.limit_warned = Some(LimitWarned { limit_at, warning: n });
+        run.limit_warned = Some(LimitWarned {
+            limit_at,
+            warning: Some(n),
+        });
         run.phase = Phase::TimeoutWarned { warning: n };
         let body = Body::LimitWarning {
             pid: run.pid.unwrap_or_default(),
@@ -317,6 +330,7 @@ impl JobMachine {
             }
         }
         resolve_incidents(run, None, &note, None, at, out);
+        run.extending = None;
         run.limit_at = None;
         run.horizon = None;
         run.stall = None;
@@ -376,6 +390,7 @@ impl JobMachine {
             since: at,
             reason: reason.clone(),
         });
+        run.extending = None;
         run.limit_at = None;
         run.horizon = None;
         run.stall = None;

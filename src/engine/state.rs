@@ -229,11 +229,12 @@ pub struct QueueWait {
     pub reason: String,
 }
 
-/// A timeout warning posted ahead of a scheduler time limit: which limit, and its number.
+/// The timeout warning of a scheduler time limit: which limit, and the warning's number
+/// (None: the limit had passed before it could be warned about, e.g. trainwatch was down).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LimitWarned {
     pub limit_at: DateTime<Utc>,
-    pub warning: u32,
+    pub warning: Option<u32>,
 }
 
 impl RunState {
@@ -291,7 +292,7 @@ impl RunState {
 
     /// The open timeout warning is the one for the scheduler's time limit.
     pub(super) fn limit_question_open(&self) -> bool {
-        matches!((&self.phase, self.limit_warned), (Phase::TimeoutWarned { warning }, Some(w)) if w.warning == *warning)
+        matches!((&self.phase, self.limit_warned), (Phase::TimeoutWarned { warning }, Some(w)) if w.warning == Some(*warning))
     }
 }
 

@@ -628,3 +628,65 @@ fn an_unreachable_scheduler_is_told_once_per_episode_and_nothing_else_changes() 
     assert_eq!(posts(&down(&mut sim, 2000)).len(), 1, "a new episode");
     assert_phase!(sim, Phase::Running { stall: None });
 }
+
+#[test]
+fn the_limit_warning_supersedes_an_unanswered_maximum_warning() {
+    let mut s = settings();
+    s.max = Some(Duration::from_secs(2 * 3600));
+    let mut sim = Sim::new(s).submitted();
+    sim.at(0, started(Some(3 * HOUR)));
+    let posted = sim.tick_minutes(1, 120);
+    assert!(posted
+        .iter()
+        .any(|(t, m)| *t == 120 && matches!(m.body, Body::TimeoutWarning { .. })));
+    assert_phase!(sim, Phase::TimeoutWarned { warning: 1 });
+    let a = sim.at(3 * HOUR - 10 * MIN, Event::Tick);
+    assert!(a.iter().any(
+        |x| matches!(x, Action::Resolve { key: MessageKey::Timeout(1), note, .. }
+        if note.contains("scheduler's time limit"))
+    ));
+    assert!(posts(&a)
+        .iter()
+        .any(|m| matches!(m.body, Body::LimitWarning { .. }) && m.key == MessageKey::Timeout(2)));
+    assert_phase!(sim, Phase::TimeoutWarned { warning: 2 });
+}
+
+#[test]
+fn a_limit_already_passed_is_not_warned_about_nor_due_again() {
+    let mut s = settings();
+    s.status_interval = Duration::from_secs(10 * 3600);
+    let mut sim = Sim::new(s).submitted();
+    sim.at(0, started(Some(HOUR)));
+    assert_eq!(sim.m.next_deadline(), Some(at(HOUR - 10 * MIN)));
+    // trainwatch was down across the limit: nothing to warn about, and no deadline left
+    // behind that would wake it again and again.
+    let a = sim.at(HOUR + 60, Event::Tick);
+    assert!(!posts(&a)
+        .iter()
+        .any(|m| matches!(m.body, Body::LimitWarning { .. })));
+    assert!(sim.m.next_deadline().unwrap() > at(HOUR + 60));
+}
+
+#[test]
+fn a_state_stored_before_schedulers_still_loads_and_one_queued_round_trips() {
+    let mut sim = Sim::new(settings()).submitted();
+    sim.at(0, queued("Priority"));
+    let json = serde_json::to_string(&sim.m.state).unwrap();
+    assert_eq!(JobState::from_stored(&json).unwrap(), sim.m.state);
+    let mut old = serde_json::to_value(&sim.m.state).unwrap();
+    let run = old["run"].as_object_mut().unwrap();
+    for k in [
+        "queue",
+        "queued_for",
+        "limit_at",
+        "limit_warned",
+        "extending",
+        "resubmits",
+        "scheduler_down",
+        "previous_log",
+    ] {
+        assert!(run.remove(k).is_some(), "{k}");
+    }
+    let back = JobState::from_stored(&old.to_string()).unwrap().run.unwrap();
+    assert_eq!((back.queue, back.resubmits, back.limit_at), (None, 0, None));
+}

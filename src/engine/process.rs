@@ -155,7 +155,7 @@ impl JobMachine {
                 let attempt = run.attempt;
                 let infrastructure =
                     matches!(outcome, ExitOutcome::Scheduler(end) if end.is_infrastructure());
-                if infrastructure && self.resubmit_allowed() {
+                if infrastructure && self.resubmit_allowed(at) {
                     // The cluster's failure, not the code's: the next attempt, without a decision.
                     return self.resubmit(at, outcome, out);
                 }

@@ -250,10 +250,13 @@ impl JobMachine {
         out.push(Action::Post(msg));
     }
 
-    /// The `on_infrastructure` policy allows one more resubmit in this run.
-    pub(super) fn resubmit_allowed(&self) -> bool {
+    /// The `on_infrastructure` policy allows one more resubmit in this run, and the Phase 4.5
+    /// gate does not hold the run (a fix awaiting validation must not start by a side door).
+    pub(super) fn resubmit_allowed(&self, at: DateTime<Utc>) -> bool {
         let used = self.run().map_or(0, |r| r.resubmits);
-        matches!(self.settings.scheduler.on_infrastructure, OnInfrastructure::Resubmit { limit } if used < limit)
+        let policy = self.settings.scheduler.on_infrastructure;
+        matches!(policy, OnInfrastructure::Resubmit { limit } if used < limit)
+            && self.gate_blocks(at, None).is_none()
     }
 
     /// The attempt ended for the cluster's reasons and the policy resubmits it: the question
@@ -380,7 +383,7 @@ impl JobMachine {
             attempt: run.attempt,
             outcome,
         }));
-        let settled = if self.resubmit_allowed() {
+        let settled = if self.resubmit_allowed(at) {
             self.settle_infrastructure(at, outcome, Some(&reason), out)
         } else {
             None

@@ -261,6 +261,9 @@ pub enum SchedulerEnd {
     Preempted,
     /// Its nodes could not be booted (Slurm BOOT_FAIL).
     BootFailure,
+    /// The scheduler took the running job back into its queue (Slurm REQUEUED, after a node
+    /// failure or a preemption with requeue): this attempt ended, the same job starts again.
+    Requeued,
 }
 
 impl SchedulerEnd {
@@ -268,7 +271,10 @@ impl SchedulerEnd {
     pub fn is_infrastructure(self) -> bool {
         matches!(
             self,
-            SchedulerEnd::NodeFailure | SchedulerEnd::Preempted | SchedulerEnd::BootFailure
+            SchedulerEnd::NodeFailure
+                | SchedulerEnd::Preempted
+                | SchedulerEnd::BootFailure
+                | SchedulerEnd::Requeued
         )
     }
 }
@@ -286,6 +292,7 @@ impl fmt::Display for SchedulerEnd {
             SchedulerEnd::NodeFailure => f.write_str("a node it ran on failed (NODE_FAIL)"),
             SchedulerEnd::Preempted => f.write_str("preempted by the scheduler (PREEMPTED)"),
             SchedulerEnd::BootFailure => f.write_str("its nodes failed to boot (BOOT_FAIL)"),
+            SchedulerEnd::Requeued => f.write_str("taken back into the scheduler's queue (REQUEUED)"),
         }
     }
 }
@@ -398,6 +405,41 @@ impl fmt::Display for OnError {
             OnError::Wait => f.write_str("wait"),
             OnError::Kill => f.write_str("kill"),
             OnError::Restart { limit } => write!(f, "restart (at most {limit} times)"),
+        }
+    }
+}
+
+/// What to do when a scheduler ends an attempt for the cluster's own reasons (a failed node,
+/// a preemption, a boot failure) or takes it back into its queue: nobody's code to fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnInfrastructure {
+    /// Start the next attempt by itself (appending, resuming from the newest checkpoint), at
+    /// most `limit` times per run, without counting against `restart_limit`; past the limit,
+    /// the usual report and decision.
+    Resubmit { limit: u32 },
+    /// Report it and wait for a decision, as for any other error.
+    Ask,
+}
+
+impl OnInfrastructure {
+    /// Resubmits allowed per run when `resubmit_limit` is not given.
+    pub const DEFAULT_LIMIT: u32 = 3;
+}
+
+impl Default for OnInfrastructure {
+    fn default() -> Self {
+        OnInfrastructure::Resubmit {
+            limit: Self::DEFAULT_LIMIT,
+        }
+    }
+}
+
+impl fmt::Display for OnInfrastructure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OnInfrastructure::Resubmit { limit } => write!(f, "resubmit (at most {limit} times)"),
+            OnInfrastructure::Ask => f.write_str("ask"),
         }
     }
 }

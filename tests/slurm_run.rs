@@ -375,19 +375,34 @@ fn in_a_two_node_job_the_rank_that_raised_is_reported_while_the_other_still_wait
         r#"["bash", "-c", "echo \"step 1 on $SLURMD_NODENAME\"; if [ \"$SLURM_PROCID\" = 1 ]; then sleep 1; printf 'Traceback (most recent call last):\n  File \"train.py\", line 30, in <module>\n    schedule = config[\"lr_schedule\"]\nKeyError: '\\''lr_schedule'\\''\n'; exit 1; fi; sleep 300"]"#,
         "nodes = 2",
     );
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("status_interval = \"1h\"", "status_interval = \"1h\"\non_error = \"kill\"");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "status_interval = \"1h\"",
+        "status_interval = \"1h\"\non_error = \"kill\"",
+    );
     std::fs::write(&cfg, text).unwrap();
     let started = Instant::now();
     let (child, rx) = start(dir.path(), &cfg, false);
     let mut seen = Vec::new();
     let id = submitted(&rx, &mut seen);
     let (code, out) = to_the_end(child, rx, seen, QUICK);
-    assert!(started.elapsed() < Duration::from_secs(120), "the waiting rank did not hold the report up");
+    assert!(
+        started.elapsed() < Duration::from_secs(120),
+        "the waiting rank did not hold the report up"
+    );
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("ERROR DETECTED"), "{out}");
-    assert!(out.contains("1: KeyError: 'lr_schedule'"), "rank 1's own line, labelled: {out}");
-    assert_eq!(count(&out, "ERROR DETECTED"), 1, "one report, not one per rank: {out}");
-    assert_eq!(wait_state(id, &["CANCELLED"], QUICK), "CANCELLED", "the whole job was ended");
+    assert!(
+        out.contains("1: KeyError: 'lr_schedule'"),
+        "rank 1's own line, labelled: {out}"
+    );
+    assert_eq!(
+        count(&out, "ERROR DETECTED"),
+        1,
+        "one report, not one per rank: {out}"
+    );
+    assert_eq!(
+        wait_state(id, &["CANCELLED"], QUICK),
+        "CANCELLED",
+        "the whole job was ended"
+    );
 }

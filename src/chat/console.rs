@@ -86,6 +86,8 @@ impl Console {
             Body::ErrorDetected { .. } | Body::Failed { .. } => "1;31",
             Body::WarningNoticed { .. }
             | Body::TimeoutWarning { .. }
+            | Body::LimitWarning { .. }
+            | Body::ExtendFailed { .. }
             | Body::StallWarning { .. }
             | Body::OverrunWarning { .. }
             | Body::Killed { .. } => "1;33",
@@ -320,6 +322,22 @@ mod tests {
             .find(&format!("  {}: actual ", large::row_name(29)))
             .expect(&out);
         assert!(score < last_violated && last_violated < table, "{out}");
+    }
+
+    /// Every scheduler message prints, with the scheduler's words as untrusted text.
+    #[test]
+    fn scheduler_messages_are_printed() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 29, 13, 10, 0).unwrap();
+        let bodies = crate::chat::render::scheduler_samples(at, "Priority \u{1b}[2J");
+        assert_eq!(bodies.len(), 9);
+        for body in bodies {
+            let title = body.title();
+            let out = printed(body);
+            assert!(out.contains(title), "{out}");
+            assert!(!out.contains("\u{1b}[2J"), "{out:?}");
+        }
+        let out = printed(crate::chat::render::scheduler_samples(at, "Priority").remove(0));
+        assert!(out.contains("Waiting in queue for 14m: Priority"), "{out}");
     }
 
     #[test]

@@ -51,6 +51,9 @@ pub(crate) struct RawJob {
     pub resume_argv: Option<SList>,
     pub on_error: Option<S<String>>,
     pub restart_limit: Option<S<i64>>,
+    /// `"resubmit"` (the default) or `"ask"`: after a scheduler's infrastructure failure.
+    pub on_infrastructure: Option<S<String>>,
+    pub resubmit_limit: Option<S<i64>>,
     pub kill_grace: Option<S<String>>,
     pub channel: Option<S<DiscordId>>,
     pub detect: Option<RawDetect>,
@@ -86,6 +89,10 @@ pub(crate) struct RawSlurm {
     pub mem: Option<S<toml::Value>>,
     pub extra_args: Option<SList>,
     pub launch: Option<S<String>>,
+    /// How long before the time limit the timeout warning comes.
+    pub warn_before: Option<S<String>>,
+    /// How much more time "extend" asks for.
+    pub extend_by: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

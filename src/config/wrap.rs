@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::engine::JobSettings;
+use crate::engine::{JobSettings, SchedulerPolicy};
 use crate::model::JobName;
 use crate::watch::detect::DetectConfig;
 
@@ -129,6 +129,7 @@ impl JobSpec {
                 on_error: OnError::Wait,
                 unattended: false,
                 approval_ttl: None,
+                scheduler: SchedulerPolicy::default(),
             },
             stall_timeout: Some(stall.unwrap_or_else(|| wrap_stall(expected))),
             results,

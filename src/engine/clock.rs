@@ -15,18 +15,17 @@ use crate::model::Persona;
 impl JobMachine {
     pub(super) fn tick(&mut self, at: DateTime<Utc>, out: &mut Vec<Action>) {
         let interval = chrono_dur(self.settings.status_interval);
-        let (expected, max, log_file) = (
-            self.settings.expected,
-            self.settings.max,
-            self.settings.log.clone(),
-        );
+        let (expected, max) = (self.settings.expected, self.settings.max);
         let Some(run) = self.state.run.as_mut().filter(|r| !r.phase.is_over()) else {
             return;
         };
         if !run.alive || !matches!(run.phase, Phase::Running { .. } | Phase::TimeoutWarned { .. }) {
             return;
         }
-        if let (Phase::Running { stall }, true) = (&run.phase, run.horizon.is_some_and(|h| at >= h)) {
+        let queued = run.queue.is_some();
+        if let (Phase::Running { stall }, true, false) =
+            (&run.phase, run.horizon.is_some_and(|h| at >= h), queued)
+        {
             let stall = *stall;
             run.horizon = None;
             run.timeout_count += 1;
@@ -52,6 +51,8 @@ impl JobMachine {
             msg.buttons = buttons;
             out.push(Action::Post(msg));
         }
+        self.limit_warning(at, out);
+        let log_file = self.settings.log.clone();
         let Some(run) = self.state.run.as_mut().filter(|r| !r.phase.is_over()) else {
             return;
         };
@@ -63,9 +64,23 @@ impl JobMachine {
             }
             run.status_count += 1;
             let n = run.status_count;
-            // The run's time, as the percent counts the whole run; after a restart the
-            // attempt's own time is shown beside it.
-            let elapsed = dur(at - run.started_at);
+            if let Some(q) = &run.queue {
+                // Held in the scheduler's queue: how long, and why, instead of a clock that
+                // does not run.
+                let body = Body::Queued {
+                    pid: run.pid.unwrap_or_default(),
+                    attempt: run.attempt,
+                    reason: q.reason.clone(),
+                    waiting_for: dur(at - q.since),
+                    log_file,
+                };
+                let msg = self.message(at, MessageKey::Status(n), vec![], body);
+                out.push(Action::Post(msg));
+                return;
+            }
+            // The run's time (less what it waited in a scheduler's queue), as the percent
+            // counts the whole run; after a restart the attempt's own time is shown beside it.
+            let elapsed = run.running_for(at);
             let attempt = (run.attempt > 1).then(|| AttemptTime {
                 attempt: run.attempt,
                 running_for: dur(at - run.attempt_started_at),
@@ -143,7 +158,7 @@ impl JobMachine {
         let Some(run) = self.active_mut() else { return };
         // Another question (an error, the timeout) already awaits a decision; the stall is
         // asked about once that is settled, if it still lasts.
-        if run.phase != Phase::RUNNING || !run.alive || run.stall.is_some() {
+        if run.phase != Phase::RUNNING || !run.alive || run.stall.is_some() || run.queue.is_some() {
             return;
         }
         run.stall_count += 1;

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::event::{Action, Record};
 use super::incidents::{resolve_incidents, stall_incident};
-use super::machine::{chrono_dur, JobMachine};
+use super::machine::{chrono_dur, dur, JobMachine};
 use super::message::{Body, Decision, DecisionPoint, MessageKey, Reply};
 use super::report::point_key;
 use super::state::{AppliedFix, Decided, Phase, RunState};
@@ -42,7 +42,7 @@ impl JobMachine {
         });
     }
 
-    pub(super) fn status_query(&self, by: Actor, out: &mut Vec<Action>) {
+    pub(super) fn status_query(&self, at: DateTime<Utc>, by: Actor, out: &mut Vec<Action>) {
         let job = &self.settings.job;
         let text = match self.run() {
             None => text::no_run_yet(job),
@@ -50,6 +50,10 @@ impl JobMachine {
                 job,
                 run: r.id,
                 phase: &r.phase,
+                queued: r
+                    .queue
+                    .as_ref()
+                    .map(|q| text::waiting_in_queue(dur(at - q.since), &q.reason)),
                 pid: r.pid,
                 step: r.progress.step,
                 total: r.progress.total,
@@ -103,7 +107,10 @@ impl JobMachine {
         let phase = run.phase.clone();
         let alive = run.alive;
         let stall_open = matches!(phase, Phase::Running { stall: Some(_) });
-        let timeout_open = matches!(phase, Phase::TimeoutWarned { .. });
+        // The open timeout warning is the scheduler's limit (continue leaves the maximum's
+        // horizon alone: the scheduler ends the attempt at its limit anyway).
+        let limit_open = run.limit_question_open();
+        let timeout_open = matches!(phase, Phase::TimeoutWarned { .. }) && !limit_open;
         match decision {
             Decision::Restart => {
                 if !matches!(
@@ -140,7 +147,10 @@ impl JobMachine {
                     return self.refuse(&by, what, reason, out);
                 }
                 let ext = extend.unwrap_or_else(|| self.default_extension());
-                let detail = text::continuing(&job, timeout_open.then_some(ext));
+                let detail = match run.limit_at.filter(|_| limit_open) {
+                    Some(limit) => text::continuing_to_limit(&job, limit),
+                    None => text::continuing(&job, timeout_open.then_some(ext)),
+                };
                 self.accept(&by, what, detail.clone(), out);
                 self.close_open(at, decision, None, &by.display, out);
                 let run = self.active_mut().expect("active run checked above");
@@ -163,6 +173,7 @@ impl JobMachine {
                 out.push(Action::Post(msg));
             }
             Decision::Approve | Decision::Reject => unreachable!("routed to validate"),
+            Decision::Extend => self.extend(at, &by, out),
             Decision::Investigate => {
                 if !(stall_open || matches!(phase, Phase::Halted { .. } | Phase::TimeoutWarned { .. })) {
                     let reason = text::nothing_awaits_investigation(&job, &phase);

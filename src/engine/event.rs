@@ -95,6 +95,28 @@ pub enum Event {
     },
     /// The state of the job's code when a run starts: what a fix is compared against.
     Baseline { snapshot: Snapshot },
+    /// The scheduler holds the attempt in its queue. Sent after `Spawned` while it waits, and
+    /// again each time the reason changes; `reason` is the scheduler's, made readable
+    /// ("Priority", "Resources", "held by the user"). While queued the attempt's clocks
+    /// (timeouts, the stall watch, its elapsed time) do not run.
+    Queued { reason: String },
+    /// The scheduler started the attempt. `limit_at`: when the scheduler will end it (its
+    /// time limit), None without one. After `Queued`, the attempt's clocks start here; for an
+    /// attempt never queued, `Spawned` started them and only the limit is taken.
+    Started { limit_at: Option<DateTime<Utc>> },
+    /// The result of an `ExtendLimit` action: the scheduler now ends the attempt at `limit_at`.
+    LimitExtended { limit_at: DateTime<Utc> },
+    /// The result of an `ExtendLimit` action: the scheduler refused (or could not be asked).
+    ExtendFailed { error: String },
+    /// The scheduler took the running attempt back into its queue (a node failure, a
+    /// preemption with requeue): its process is gone and the same scheduler job will start
+    /// again by itself, as the run's next attempt appending to the same log. Not a restart
+    /// the team decided, and not counted against `restart_limit`.
+    Requeued { reason: String },
+    /// The scheduler's controller stopped answering; the run goes on meanwhile.
+    SchedulerUnreachable { error: String },
+    /// The scheduler's controller answers again.
+    SchedulerAnswering,
 }
 
 /// An event and when it happened.
@@ -129,6 +151,9 @@ pub enum Action {
     },
     /// Stop the job's process group (TERM, then KILL after the grace period).
     Kill,
+    /// Ask the scheduler for more time for the running attempt (`by` added to its time
+    /// limit); the answer comes back as `LimitExtended` or `ExtendFailed`.
+    ExtendLimit { by: Duration },
     /// Append to the audit trail (decisions, refusals, incidents…).
     Record(Record),
     /// The run is over; nothing more will happen until a new Start.

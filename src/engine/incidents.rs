@@ -80,6 +80,11 @@ impl JobMachine {
         if !matches!(run.phase, Phase::Running { .. } | Phase::TimeoutWarned { .. }) {
             return;
         }
+        // The cluster's failure is judged with the exit it explains (the detector states it
+        // just before the exit arrives): the policy may resubmit it without a report.
+        if incident.category == Category::Infrastructure && run.alive && run.queue.is_none() {
+            return;
+        }
         if let Some(point @ (DecisionPoint::Timeout(_) | DecisionPoint::Stall(_))) = run.phase.open() {
             // The error supersedes the timeout or stall question.
             out.push(Action::Resolve {
@@ -102,10 +107,13 @@ impl JobMachine {
         let entry = &run.incidents[(seq - 1) as usize];
         let point = DecisionPoint::Incident(seq);
         let buttons = decision_buttons(point);
+        // The director, and the category's owner when that is someone else.
+        let mut to = vec![Persona::Director];
+        to.extend(Some(entry.incident.category.owner()).filter(|o| *o != Persona::Director));
         let mut msg = self.message(
             entry.at,
             MessageKey::Incident(seq),
-            vec![Persona::Director, entry.incident.category.owner()],
+            to,
             Body::ErrorDetected {
                 seq,
                 pid: run.pid,
@@ -136,6 +144,20 @@ impl JobMachine {
         let posted = run.incidents[idx].posted;
         let now = run.incidents[idx].incident.severity;
         match posted {
+            Some(MessageKey::Incident(_)) if now == Severity::Warning && was == Severity::Fatal => {
+                // Judged a consequence (of a scheduler's end, of another rank's failure): it
+                // no longer halts the run; what explains the end is reported next.
+                if run.phase == (Phase::Halted { incident: seq }) {
+                    run.phase = Phase::RUNNING;
+                    out.push(Action::Resolve {
+                        run: run.id,
+                        key: MessageKey::Incident(seq),
+                        note: text::JUDGED_A_CONSEQUENCE.into(),
+                    });
+                }
+                let msg = self.error_report(at, seq);
+                out.push(Action::Update(msg));
+            }
             Some(MessageKey::Incident(_)) => {
                 let msg = self.error_report(at, seq);
                 out.push(Action::Update(msg));

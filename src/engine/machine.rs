@@ -13,7 +13,7 @@ use super::event::{Action, Command, Event, Input, Record};
 use super::message::{Body, Decision, DecisionPoint, Message, MessageKey, Reply};
 use super::state::{JobState, Phase, RunState};
 use super::text;
-use crate::model::{Actor, JobName, OnError, Persona, RunId};
+use crate::model::{Actor, JobName, OnError, OnInfrastructure, Persona, RunId};
 use crate::review::Snapshot;
 
 /// What the engine needs to know about a job (taken from its config).
@@ -30,6 +30,35 @@ pub struct JobSettings {
     pub unattended: bool,
     /// How long a validator's approval stays valid (None: until used).
     pub approval_ttl: Option<Duration>,
+    /// What the engine does about a scheduler: its time limit, its infrastructure failures.
+    pub scheduler: SchedulerPolicy,
+}
+
+/// The job's rules for a scheduler (from `[jobs.NAME.slurm]` and `on_infrastructure`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchedulerPolicy {
+    /// How long before the scheduler's time limit the timeout warning comes (capped at half
+    /// the attempt's limit).
+    pub warn_before: Duration,
+    /// How much more time "extend" asks the scheduler for.
+    pub extend_by: Duration,
+    /// What an infrastructure end (or a requeue) leads to.
+    pub on_infrastructure: OnInfrastructure,
+}
+
+impl SchedulerPolicy {
+    pub const DEFAULT_WARN_BEFORE: Duration = Duration::from_secs(10 * 60);
+    pub const DEFAULT_EXTEND_BY: Duration = Duration::from_secs(3600);
+}
+
+impl Default for SchedulerPolicy {
+    fn default() -> Self {
+        Self {
+            warn_before: Self::DEFAULT_WARN_BEFORE,
+            extend_by: Self::DEFAULT_EXTEND_BY,
+            on_infrastructure: OnInfrastructure::default(),
+        }
+    }
 }
 
 /// The protocol for one job.
@@ -99,6 +128,13 @@ impl JobMachine {
             Event::StallEnded => self.stall_ended(at, &mut out),
             Event::Exited { outcome, outputs } => self.exited(at, outcome, outputs, &mut out),
             Event::Tick => self.tick(at, &mut out),
+            Event::Queued { reason } => self.queued(at, reason, &mut out),
+            Event::Started { limit_at } => self.started(at, limit_at, &mut out),
+            Event::LimitExtended { limit_at } => self.limit_extended(at, limit_at, &mut out),
+            Event::ExtendFailed { error } => self.extend_failed(at, error, &mut out),
+            Event::Requeued { reason } => self.requeued(at, reason, &mut out),
+            Event::SchedulerUnreachable { error } => self.scheduler_unreachable(at, error, &mut out),
+            Event::SchedulerAnswering => self.scheduler_answering(at, &mut out),
         }
         out
     }
@@ -110,12 +146,15 @@ impl JobMachine {
             return None;
         }
         let status = Some(run.next_status);
-        let horizon = if matches!(run.phase, Phase::Running { .. }) {
+        // While queued the attempt's clocks stand still: only the status update is due.
+        let running = run.queue.is_none();
+        let horizon = if matches!(run.phase, Phase::Running { .. }) && running {
             run.horizon
         } else {
             None
         };
-        [status, horizon].into_iter().flatten().min()
+        let limit = self.limit_warning_due().filter(|_| running);
+        [status, horizon, limit].into_iter().flatten().min()
     }
 
     pub(super) fn active_mut(&mut self) -> Option<&mut RunState> {
@@ -135,7 +174,7 @@ impl JobMachine {
         }
         match command {
             Command::Start => self.start(at, by, out),
-            Command::Status => self.status_query(by, out),
+            Command::Status => self.status_query(at, by, out),
             Command::Decide {
                 decision: decision @ (Decision::Approve | Decision::Reject),
                 target,

@@ -28,16 +28,20 @@ pub enum Decision {
     /// The validator's verdict on a fix that changes the design (Phase 4.5).
     Approve,
     Reject,
+    /// Ask the scheduler for more time (the job's `extend_by`): the director's, while the
+    /// attempt runs under a scheduler time limit.
+    Extend,
 }
 
 impl Decision {
-    pub const ALL: [Decision; 6] = [
+    pub const ALL: [Decision; 7] = [
         Decision::Restart,
         Decision::Kill,
         Decision::Continue,
         Decision::Investigate,
         Decision::Approve,
         Decision::Reject,
+        Decision::Extend,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -47,6 +51,7 @@ impl Decision {
             Decision::Investigate => "investigate",
             Decision::Approve => "approve",
             Decision::Reject => "reject",
+            Decision::Extend => "extend",
         }
     }
     /// Past tense for "Restarted by @x at 14:02".
@@ -58,6 +63,7 @@ impl Decision {
             Decision::Investigate => "Investigation requested",
             Decision::Approve => "Approved",
             Decision::Reject => "Rejected",
+            Decision::Extend => "More time asked of the scheduler",
         }
     }
 }
@@ -75,7 +81,7 @@ impl std::str::FromStr for Decision {
             .into_iter()
             .find(|d| d.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown decision {s:?} (expected restart, kill, continue or investigate)")
+                format!("unknown decision {s:?} (expected restart, kill, continue, investigate or extend)")
             })
     }
 }
@@ -228,6 +234,10 @@ pub enum Body {
         max: Option<Duration>,
         /// An earlier log moved aside so this run starts a fresh one.
         previous_log: Option<PathBuf>,
+        /// Why the scheduler holds the job in its queue, once it has said (a Slurm job posts
+        /// this message when submitted and edits it as the reason arrives or changes).
+        #[serde(default)]
+        queued: Option<String>,
     },
     /// "⚠️ ERROR DETECTED": the report that awaits the director's decision.
     ErrorDetected {
@@ -368,6 +378,54 @@ pub enum Body {
     /// Not the protocol's: the supervisor's word on its store, so the team knows when what it
     /// sees is not being kept (and when it is again).
     Store { notice: StoreNotice },
+    /// The status update while the scheduler holds the attempt in its queue: how long, why.
+    /// (The attempt's clocks do not run meanwhile.)
+    Queued {
+        pid: ProcessId,
+        attempt: u32,
+        reason: String,
+        waiting_for: Duration,
+        log_file: PathBuf,
+    },
+    /// The scheduler started the attempt, after `waited` in its queue; it ends the attempt at
+    /// `limit_at` (its time limit), if it has one.
+    SchedulerStarted {
+        pid: ProcessId,
+        attempt: u32,
+        waited: Duration,
+        limit_at: Option<DateTime<Utc>>,
+    },
+    /// The protocol's "⚠️ TIMEOUT WARNING", for the scheduler's time limit: it comes `left`
+    /// before the scheduler kills the attempt, while there is still time to act; "extend"
+    /// asks the scheduler for `extend_by` more.
+    LimitWarning {
+        pid: ProcessId,
+        limit_at: DateTime<Utc>,
+        left: Duration,
+        elapsed: Duration,
+        extend_by: Duration,
+        last_line: Option<String>,
+    },
+    /// The scheduler granted more time (asked for by `by`): the attempt now ends at `limit_at`.
+    LimitExtended { by: String, limit_at: DateTime<Utc> },
+    /// The scheduler did not grant more time; its limit stands.
+    ExtendFailed {
+        by: String,
+        error: String,
+        limit_at: Option<DateTime<Utc>>,
+    },
+    /// The scheduler ended the attempt for the cluster's reasons (`why`: a failed node, a
+    /// preemption), or took it back into its queue (`requeued`): the next attempt starts by
+    /// itself, the `n`-th of at most `limit` in this run, without a decision.
+    Resubmitted {
+        why: String,
+        requeued: bool,
+        n: u32,
+        limit: u32,
+    },
+    /// Not the protocol's: the supervisor's word on the scheduler's controller, once per
+    /// episode, so the team knows why nothing is heard of the job meanwhile.
+    Scheduler { notice: SchedulerNotice },
 }
 
 impl Body {
@@ -400,8 +458,32 @@ impl Body {
             Body::Store {
                 notice: StoreNotice::Recovered { .. },
             } => "💾 Store writable again",
+            Body::Queued { .. } => "⏳ Waiting in queue",
+            Body::SchedulerStarted { .. } => "▶️ Started by the scheduler",
+            Body::LimitWarning { .. } => "⚠️ TIMEOUT WARNING",
+            Body::LimitExtended { .. } => "⏱️ Time limit extended",
+            Body::ExtendFailed { .. } => "⏱️ Time limit not extended",
+            Body::Resubmitted { requeued: true, .. } => "🔁 Requeued by the scheduler",
+            Body::Resubmitted { requeued: false, .. } => "🔁 Resubmitted after a cluster failure",
+            Body::Scheduler {
+                notice: SchedulerNotice::Unreachable { .. },
+            } => "📡 Scheduler not answering",
+            Body::Scheduler {
+                notice: SchedulerNotice::Answering { .. },
+            } => "📡 Scheduler answering again",
         }
     }
+}
+
+/// What the supervisor says about the scheduler's controller. Each is said once per episode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum SchedulerNotice {
+    /// It stopped answering (`error`: what the last call said); the job is polled again with
+    /// a back-off, and the run goes on.
+    Unreachable { error: String },
+    /// It answers again, after `after` without an answer.
+    Answering { after: Duration },
 }
 
 /// What the supervisor says about its store. Each is said once per episode.

@@ -82,6 +82,18 @@
 //!   {Resolution}", naming the fix a restart resumed with; failed and killed runs report
 //!   likewise. `endings`. Tests: `endings::exit_zero_completes_with_outputs_and_errors_resolved`,
 //!   `gate::the_completion_report_names_the_fix_that_resolved_an_error`.
+//! - **A job a scheduler holds** (Slurm; `scheduler`). While queued its clocks stand still
+//!   and status says "waiting in queue for 14m: Priority"; the TIMEOUT WARNING comes
+//!   `warn_before` ahead of the scheduler's time limit, once per limit, with "extend"
+//!   (`Action::ExtendLimit`); a scheduler's end is reported as the scheduler states it; the
+//!   cluster's failures (and requeues) are resubmitted by `on_infrastructure` without a
+//!   decision and without counting against `restart_limit`, a bug never is. Tests:
+//!   `scheduler::queued_attempt_clocks_stand_still_and_status_says_how_long_and_why`,
+//!   `scheduler::the_timeout_warning_comes_ahead_of_the_scheduler_limit_once_with_extend`,
+//!   `scheduler::extend_asks_the_scheduler_and_a_new_warning_follows_the_new_limit`,
+//!   `scheduler::a_scheduler_end_is_reported_by_the_scheduler_not_by_the_logs_traceback`,
+//!   `scheduler::an_infrastructure_end_is_resubmitted_by_itself_without_counting_the_restart_limit`,
+//!   `scheduler::a_bug_is_never_resubmitted`.
 //!
 //! Every sentence the engine writes (replies, notes, audit details) is in `text`; the
 //! message bodies are typed data ([`Body`]) that the chat adapters word.
@@ -97,6 +109,7 @@ mod message;
 mod process;
 mod query;
 mod report;
+mod scheduler;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -104,10 +117,10 @@ mod text;
 
 pub use event::{Action, Command, Event, FixEvidence, Input, Record};
 pub use incidents::exit_incident;
-pub use machine::{JobMachine, JobSettings};
+pub use machine::{JobMachine, JobSettings, SchedulerPolicy};
 pub use message::{
     AttemptTime, Body, Button, Convergence, Decision, DecisionPoint, IncidentSummary, Message, MessageKey,
-    OutputFile, Progress, Reply, Resolution, StallKind, StoreNotice,
+    OutputFile, Progress, Reply, Resolution, SchedulerNotice, StallKind, StoreNotice,
 };
 pub use query::UnderWay;
-pub use state::{Decided, IncidentEntry, JobState, Phase, RunState, StallEpisode};
+pub use state::{Decided, IncidentEntry, JobState, LimitWarned, Phase, QueueWait, RunState, StallEpisode};

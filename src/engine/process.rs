@@ -39,6 +39,13 @@ impl JobMachine {
         run.next_status = at + interval;
         run.horizon = max.map(|m| at + chrono_dur(m));
         run.stall = None;
+        // A new process (a new scheduler job): the old one's queue and limit are gone.
+        run.queue = None;
+        run.limit_at = None;
+        run.extending = None;
+        if first {
+            run.previous_log = previous_log.clone();
+        }
         let (id, attempt) = (run.id, run.attempt);
         out.push(Action::Record(Record::AttemptStarted {
             run: id,
@@ -59,6 +66,7 @@ impl JobMachine {
                     expected: self.settings.expected,
                     max: self.settings.max,
                     previous_log,
+                    queued: None,
                 },
             )
         } else {
@@ -100,6 +108,10 @@ impl JobMachine {
         }
     }
 
+    fn phase_now(&self) -> Option<Phase> {
+        self.run().map(|r| r.phase.clone())
+    }
+
     pub(super) fn spawn_failed(&mut self, at: DateTime<Utc>, error: String, out: &mut Vec<Action>) {
         let Some(run) = self.active_mut() else { return };
         if !matches!(run.phase, Phase::Starting | Phase::Restarting { .. }) {
@@ -139,15 +151,44 @@ impl JobMachine {
                 if outcome.success() {
                     return self.finish_completed(at, outputs, out);
                 }
+                run.queue = None;
                 let attempt = run.attempt;
+                let infrastructure =
+                    matches!(outcome, ExitOutcome::Scheduler(end) if end.is_infrastructure());
+                if infrastructure && self.resubmit_allowed(at) {
+                    // The cluster's failure, not the code's: the next attempt, without a decision.
+                    return self.resubmit(at, outcome, out);
+                }
+                let Some(run) = self.active_mut() else { return };
                 let reported = run
                     .incidents
                     .iter()
                     .any(|i| i.attempt == attempt && i.incident.severity == Severity::Fatal);
+                // A cluster's failure the detector stated just before the exit waited for it.
+                let held: Vec<u32> = run
+                    .incidents
+                    .iter()
+                    .filter(|i| {
+                        i.attempt == attempt
+                            && i.posted.is_none()
+                            && i.resolution.is_none()
+                            && i.incident.severity == Severity::Fatal
+                    })
+                    .map(|i| i.seq)
+                    .collect();
                 if !reported {
                     // Nothing in the log explained the failure: the exit itself is the evidence.
                     let key = u64::MAX - u64::from(attempt);
                     self.incident(at, key, exit_incident(outcome), out);
+                } else if !held.is_empty()
+                    && matches!(
+                        self.phase_now(),
+                        Some(Phase::Running { .. } | Phase::TimeoutWarned { .. })
+                    )
+                {
+                    for seq in held {
+                        self.report_incident(at, seq, out);
+                    }
                 } else if let Some(DecisionPoint::Incident(seq)) = self.run().and_then(|r| r.phase.open()) {
                     // The report is already out: show that the process has now ended.
                     let msg = self.error_report(at, seq);

@@ -61,6 +61,10 @@ impl JobMachine {
     /// How long the current attempt of the run under way has run as of `now`.
     pub fn attempt_elapsed(&self, now: DateTime<Utc>) -> Option<Duration> {
         let r = self.run().filter(|r| !r.phase.is_over())?;
+        if r.queue.is_some() {
+            // Held in a scheduler's queue: the attempt has not run yet.
+            return Some(Duration::ZERO);
+        }
         Some((now - r.attempt_started_at).to_std().unwrap_or_default())
     }
 

@@ -1,6 +1,8 @@
 //! The state of a job and its run, as persisted after every event: the phase, the
 //! incidents, the fixes and their verdicts, the decisions taken.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -193,6 +195,46 @@ pub struct RunState {
     /// The early overrun warning went out (once per run).
     #[serde(default)]
     pub overrun_warned: bool,
+    /// The current attempt waits in the scheduler's queue (its clocks stand still).
+    #[serde(default)]
+    pub queue: Option<QueueWait>,
+    /// Time this run's earlier attempts spent in the scheduler's queue (not running time).
+    #[serde(default)]
+    pub queued_for: Duration,
+    /// When the scheduler will end the current attempt (its time limit), if it has one.
+    #[serde(default)]
+    pub limit_at: Option<DateTime<Utc>>,
+    /// The timeout warning posted for a scheduler limit (one per limit).
+    #[serde(default)]
+    pub limit_warned: Option<LimitWarned>,
+    /// More time was asked of the scheduler, by this person; its answer is awaited.
+    #[serde(default)]
+    pub extending: Option<String>,
+    /// Attempts started by the `on_infrastructure` policy in this run.
+    #[serde(default)]
+    pub resubmits: u32,
+    /// The scheduler's controller has not answered since then (told once per episode).
+    #[serde(default)]
+    pub scheduler_down: Option<DateTime<Utc>>,
+    /// The earlier log the first attempt moved aside (shown again when its start message is
+    /// edited with the queue's reason).
+    #[serde(default)]
+    pub previous_log: Option<std::path::PathBuf>,
+}
+
+/// An attempt held in the scheduler's queue: since when, and why (the scheduler's words).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueWait {
+    pub since: DateTime<Utc>,
+    pub reason: String,
+}
+
+/// The timeout warning of a scheduler time limit: which limit, and the warning's number
+/// (None: the limit had passed before it could be warned about, e.g. trainwatch was down).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitWarned {
+    pub limit_at: DateTime<Utc>,
+    pub warning: Option<u32>,
 }
 
 impl RunState {
@@ -225,7 +267,32 @@ impl RunState {
             stall_count: 0,
             stall: None,
             overrun_warned: false,
+            queue: None,
+            queued_for: Duration::ZERO,
+            limit_at: None,
+            limit_warned: None,
+            extending: None,
+            resubmits: 0,
+            scheduler_down: None,
+            previous_log: None,
         }
+    }
+
+    /// How long the run has been running as of `at`: since it started, less what its
+    /// attempts waited in the scheduler's queue.
+    pub(super) fn running_for(&self, at: DateTime<Utc>) -> Duration {
+        let wall = (at - self.started_at).to_std().unwrap_or_default();
+        let waiting = self
+            .queue
+            .as_ref()
+            .map(|q| (at - q.since).to_std().unwrap_or_default())
+            .unwrap_or_default();
+        wall.saturating_sub(self.queued_for + waiting)
+    }
+
+    /// The open timeout warning is the one for the scheduler's time limit.
+    pub(super) fn limit_question_open(&self) -> bool {
+        matches!((&self.phase, self.limit_warned), (Phase::TimeoutWarned { warning }, Some(w)) if w.warning == Some(*warning))
     }
 }
 

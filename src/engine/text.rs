@@ -66,6 +66,8 @@ pub(super) struct StatusParts<'a> {
     pub job: &'a JobName,
     pub run: RunId,
     pub phase: &'a Phase,
+    /// "waiting in queue for 14 min: Priority", while a scheduler holds the attempt.
+    pub queued: Option<String>,
     pub pid: Option<ProcessId>,
     pub step: Option<u64>,
     pub total: Option<u64>,
@@ -81,7 +83,7 @@ pub(super) fn status(s: StatusParts<'_>) -> String {
         "{} run {}: {}{}",
         s.job,
         s.run,
-        s.phase.as_str(),
+        s.queued.as_deref().unwrap_or(s.phase.as_str()),
         pid_suffix(s.pid)
     );
     match (s.step, s.total, s.percent) {
@@ -163,6 +165,13 @@ pub(super) fn continuing(job: &JobName, next_timeout_in: Option<Duration>) -> St
     }
 }
 
+pub(super) fn continuing_to_limit(job: &JobName, limit: DateTime<Utc>) -> String {
+    format!(
+        "continuing to monitor {job}; the scheduler ends it at its time limit, {}",
+        hhmm(limit)
+    )
+}
+
 pub(super) fn nothing_awaits_investigation(job: &JobName, phase: &Phase) -> String {
     format!("nothing of {job} awaits investigation ({})", phase.as_str())
 }
@@ -182,6 +191,31 @@ pub(super) fn other_run(noun: &str, target: RunId, job: &JobName, latest: RunId)
 
 pub(super) fn already_decided(decision: Decision, by: &str, at: DateTime<Utc>) -> String {
     format!("already decided: {}", decided_note(decision, by, at))
+}
+
+// ---- a scheduler -------------------------------------------------------------------------
+
+pub(super) fn no_limit_to_extend(job: &JobName) -> String {
+    format!("{job} is not running under a scheduler time limit: there is nothing to extend")
+}
+
+pub(super) fn already_extending(job: &JobName, by: &str) -> String {
+    format!("{by} already asked the scheduler for more time for {job}; its answer is awaited")
+}
+
+pub(super) fn extending(job: &JobName, by: Duration) -> String {
+    format!("asking the scheduler for {} more for {job}", format_duration(by))
+}
+
+/// Who started an attempt after an infrastructure end: the job's policy.
+pub(super) const INFRASTRUCTURE_POLICY: &str = "on_infrastructure policy";
+
+pub(super) fn resubmitted(n: u32, limit: u32) -> String {
+    format!("the cluster's failure: resubmitted by on_infrastructure = resubmit ({n} of {limit})")
+}
+
+pub(super) fn waiting_in_queue(waiting: Duration, reason: &str) -> String {
+    format!("waiting in queue for {}: {reason}", format_duration(waiting))
 }
 
 // ---- the on_error policy -------------------------------------------------------------------
@@ -350,6 +384,11 @@ pub(super) fn superseded_by_error(seq: u32) -> String {
 }
 
 pub(super) const SUPERSEDED_BY_TIMEOUT: &str = "superseded by the timeout warning";
+pub(super) const SUPERSEDED_BY_LIMIT: &str = "superseded by the warning of the scheduler's time limit";
+
+/// A report whose error was judged a consequence of what ended the run.
+pub(super) const JUDGED_A_CONSEQUENCE: &str =
+    "judged a consequence of what ended the process, not its cause: see the next report";
 
 pub(super) fn output_resumed(at: DateTime<Utc>) -> String {
     format!("output resumed at {}", hhmm(at))
@@ -370,7 +409,7 @@ pub(super) fn resolved_by_decision(decision: Decision) -> Option<&'static str> {
         Decision::Restart => Some("restarted"),
         Decision::Kill => Some("killed"),
         Decision::Continue => Some("monitoring continued"),
-        Decision::Investigate | Decision::Approve | Decision::Reject => None,
+        Decision::Investigate | Decision::Approve | Decision::Reject | Decision::Extend => None,
     }
 }
 
@@ -416,6 +455,14 @@ pub(super) const TIMEOUT_BUTTONS: [(Decision, &str); 3] = [
     (Decision::Continue, "Continue monitoring"),
     (Decision::Investigate, "Investigate"),
     (Decision::Restart, "Terminate and restart"),
+];
+
+/// Under a timeout warning ahead of the scheduler's time limit: the protocol's, and "extend".
+pub(super) const LIMIT_BUTTONS: [(Decision, &str); 4] = [
+    (Decision::Continue, "Continue monitoring"),
+    (Decision::Investigate, "Investigate"),
+    (Decision::Restart, "Terminate and restart"),
+    (Decision::Extend, "Extend"),
 ];
 
 /// Under a RE-VALIDATION REQUIRED request.

@@ -530,6 +530,10 @@ impl JobRuntime {
                     resume,
                 } => self.spawn(run, attempt, append, resume),
                 Action::Kill => self.kill(),
+                // Only a scheduler's attempt has a limit to extend; no executor here has one yet.
+                Action::ExtendLimit { by } => {
+                    warn!(job = %self.spec.engine.job, ?by, "this executor cannot extend a time limit")
+                }
                 Action::RunEnded { run, success } => {
                     let _ = self.ended.send(RunEnd {
                         job: self.spec.engine.job.clone(),

@@ -147,7 +147,14 @@ fn colour(m: &Message) -> u32 {
     match &m.body {
         Body::ErrorDetected { incident, .. } if incident.severity == Severity::Fatal => 0xE74C3C,
         Body::ErrorDetected { .. } | Body::WarningNoticed { .. } => 0xF1C40F,
-        Body::TimeoutWarning { .. } | Body::StallWarning { .. } | Body::OverrunWarning { .. } => 0xE67E22,
+        Body::TimeoutWarning { .. }
+        | Body::LimitWarning { .. }
+        | Body::StallWarning { .. }
+        | Body::OverrunWarning { .. }
+        | Body::ExtendFailed { .. } => 0xE67E22,
+        Body::Queued { .. } | Body::SchedulerStarted { .. } | Body::LimitExtended { .. } => 0x3498DB,
+        Body::Resubmitted { .. } => 0x3498DB,
+        Body::Scheduler { .. } => 0xE67E22,
         Body::StatusUpdate { .. } | Body::Restarting { .. } => 0x3498DB,
         Body::TrainingStarted { .. } | Body::Completed { .. } => 0x2ECC71,
         Body::DecisionTaken { .. } => 0x95A5A6,
@@ -444,6 +451,7 @@ fn style(d: Decision) -> ButtonStyle {
         Decision::Kill | Decision::Reject => ButtonStyle::Danger,
         Decision::Continue | Decision::Approve => ButtonStyle::Success,
         Decision::Investigate => ButtonStyle::Secondary,
+        Decision::Extend => ButtonStyle::Primary,
     }
 }
 
@@ -675,6 +683,53 @@ mod tests {
         assert_eq!(row[0]["custom_id"], "tw1:restart:model_3:4:i2");
         assert_eq!(row[0]["disabled"], false);
         assert_within_limits(&body);
+    }
+
+    /// A scheduler's messages are short embeds (a phone shows them whole); the timeout
+    /// warning ahead of the limit carries the protocol's buttons and Extend; what the
+    /// scheduler says cannot ping.
+    #[test]
+    fn scheduler_messages_fit_and_the_limit_warning_offers_extend() {
+        let m = error_report("x", vec![], "l", "model_3");
+        let said = format!("held @everyone {}", "r".repeat(20_000));
+        for body in render::scheduler_samples(m.at, &said) {
+            let mut s = m.clone();
+            s.to = vec![];
+            s.body = body;
+            s.buttons = vec![];
+            let out = message(&s, &Mentions::default()).body;
+            assert_within_limits(&out);
+            assert!(!out.to_string().contains("@everyone"));
+        }
+        let mut w = m.clone();
+        w.to = vec![Persona::Director];
+        w.key = crate::engine::MessageKey::Timeout(1);
+        w.body = render::scheduler_samples(m.at, "Priority")
+            .into_iter()
+            .find(|b| matches!(b, Body::LimitWarning { .. }))
+            .unwrap();
+        w.buttons = [
+            Decision::Continue,
+            Decision::Investigate,
+            Decision::Restart,
+            Decision::Extend,
+        ]
+        .iter()
+        .map(|d| Button {
+            decision: *d,
+            point: DecisionPoint::Timeout(1),
+            label: d.as_str().into(),
+        })
+        .collect();
+        let out = message(&w, &Mentions::for_personas(&w.to, &map())).body;
+        let e = &out["embeds"][0];
+        assert!(e["title"].as_str().unwrap().starts_with("⚠️ TIMEOUT WARNING"));
+        assert_eq!(e["color"], 0xE67E22);
+        let row = out["components"][0]["components"].as_array().unwrap();
+        assert_eq!(row.len(), 4);
+        assert_eq!(row[3]["custom_id"], "tw1:extend:model_3:4:t1");
+        assert_eq!(row[3]["style"], 1, "primary");
+        assert_eq!(out["content"], "<@&111> <@7>");
     }
 
     /// Discord and the console word an ended process and its severity alike.

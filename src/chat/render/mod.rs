@@ -18,12 +18,15 @@ mod error;
 #[cfg(test)]
 pub(crate) mod large;
 mod review;
+mod scheduler;
 mod start;
 mod status;
 mod store;
 mod warnings;
 
 pub use error::{error_facts, ErrorFacts};
+#[cfg(test)]
+pub(crate) use scheduler::samples as scheduler_samples;
 
 /// Longest log line shown in a message (the full line is in the log file).
 pub const MAX_LINE: usize = 500;
@@ -185,15 +188,22 @@ pub fn render(m: &Message) -> Rendered {
         Body::TrainingStarted { .. } | Body::Restarting { .. } => start::render(m),
         Body::ErrorDetected { .. } | Body::WarningNoticed { .. } => error::render(m),
         Body::StatusUpdate { .. } => status::render(m),
-        Body::TimeoutWarning { .. } | Body::StallWarning { .. } | Body::OverrunWarning { .. } => {
-            warnings::render(m)
-        }
+        Body::TimeoutWarning { .. }
+        | Body::LimitWarning { .. }
+        | Body::StallWarning { .. }
+        | Body::OverrunWarning { .. } => warnings::render(m),
         Body::FixSubmitted { .. } | Body::RevalidationRequired { .. } | Body::ValidationDecided { .. } => {
             review::render(m)
         }
         Body::Completed { .. } | Body::Failed { .. } | Body::Killed { .. } => endings::render(m),
         Body::DecisionTaken { .. } | Body::Investigate { .. } => decision::render(m),
         Body::Store { .. } => store::render(m),
+        Body::Queued { .. }
+        | Body::SchedulerStarted { .. }
+        | Body::LimitExtended { .. }
+        | Body::ExtendFailed { .. }
+        | Body::Resubmitted { .. }
+        | Body::Scheduler { .. } => scheduler::render(m),
     };
     Rendered {
         title,

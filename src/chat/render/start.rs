@@ -1,6 +1,7 @@
 //! The start of a run and its restarts: "Training started", "Restarting training".
 
 use super::*;
+use crate::model::ProcessId;
 use crate::redact::Redactor;
 
 /// Lines, excerpt and footer of a message of this family.
@@ -15,8 +16,21 @@ pub(super) fn render(m: &Message) -> Parts {
             expected,
             max,
             previous_log,
+            queued,
         } => {
-            lines.push(format!("Training started with {}: {}", pid.label(), pid.number()));
+            match pid {
+                // A scheduler's job starts when the scheduler says: submitted is what is true.
+                ProcessId::Slurm { .. } => {
+                    lines.push(format!("Training submitted as {pid}"));
+                    match queued {
+                        Some(reason) => lines.push(format!("Waiting in queue: {}", line(reason))),
+                        None => lines.push("Waiting for the scheduler to start it".into()),
+                    }
+                }
+                ProcessId::Local(_) => {
+                    lines.push(format!("Training started with {}: {}", pid.label(), pid.number()))
+                }
+            }
             lines.push(format!("📄 Log file: {}", path(log_file)));
             // Secrets passed on the command line (`--token x`, `HF_TOKEN=x`) are not shown.
             lines.push(format!(

@@ -1,4 +1,5 @@
-//! The clock's questions and warnings: timeout, "hung?", projected overrun.
+//! The clock's questions and warnings: timeout (at the maximum, or ahead of a scheduler's
+//! time limit), "hung?", projected overrun.
 
 use super::*;
 
@@ -31,6 +32,31 @@ pub(super) fn render(m: &Message) -> Parts {
             }
             Some(format!(
                 "Action: Continue monitoring, investigate, or terminate and restart? Awaiting {} decision.",
+                persona_tag(Persona::Director)
+            ))
+        }
+        Body::LimitWarning {
+            pid,
+            limit_at,
+            left: _,
+            elapsed,
+            extend_by,
+            last_line,
+        } => {
+            lines.push(format!("Model: {job}"));
+            lines.push(format!("{}: {}", pid.label(), pid.number()));
+            lines.push(format!(
+                "Time limit: the scheduler ends it at {}",
+                super::scheduler::limit(*limit_at, m.at)
+            ));
+            lines.push(format!("Elapsed time: {}", dur(*elapsed)));
+            lines.push("Status: Still running".into());
+            if let Some(l) = last_line {
+                lines.push(format!("Last log: {}", line(l)));
+            }
+            Some(format!(
+                "Action: Continue monitoring, investigate, terminate and restart, or extend (+{})? Awaiting {} decision.",
+                dur(*extend_by),
                 persona_tag(Persona::Director)
             ))
         }

@@ -126,6 +126,9 @@ mod tests {
         assert_eq!(ButtonId::parse("tw1:restart:model_3:4:i2").unwrap(), b);
         let t = id(Decision::Continue, "a.b-c", 12, DecisionPoint::Timeout(1));
         assert_eq!(ButtonId::parse(&t.encode().unwrap()).unwrap(), t);
+        let x = id(Decision::Extend, "model_3", 4, DecisionPoint::Timeout(2));
+        assert_eq!(x.encode().unwrap(), "tw1:extend:model_3:4:t2");
+        assert_eq!(ButtonId::parse("tw1:extend:model_3:4:t2").unwrap(), x);
         let f = id(Decision::Approve, "m", 1, DecisionPoint::Fix(3));
         assert_eq!(f.encode().unwrap(), "tw1:approve:m:1:f3");
         assert_eq!(ButtonId::parse("tw1:approve:m:1:f3").unwrap(), f);

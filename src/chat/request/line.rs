@@ -9,9 +9,10 @@ use crate::model::JobName;
 
 pub const HELP: &str = "commands:
   /status [JOB]                               where the job (or every job) stands
-  /decide JOB restart|kill|continue|investigate [EXTEND]
+  /decide JOB restart|kill|continue|investigate|extend [EXTEND]
   /restart JOB    /kill JOB    /investigate JOB
   /continue JOB [EXTEND]                      EXTEND: after a timeout warning, e.g. 2h
+  /extend JOB                                 ask the scheduler for more time (a Slurm job's limit)
   /fix submit JOB SUMMARY...                  a fix is ready: trainwatch computes the CHANGES SUMMARY
   /validate approve|reject JOB [REASON...]    the validator's verdict on the latest fix (Phase 4.5)
   /start JOB                                  start a new run of a job that has ended
@@ -97,13 +98,13 @@ fn words(line: &str) -> Result<(Verb, Args<'_>), RequestError> {
                 [j, d] => decide(Some(j), d, None),
                 _ => {
                     return Err(RequestError::Usage(
-                        "/decide JOB restart|kill|continue|investigate [EXTEND]",
+                        "/decide JOB restart|kill|continue|investigate|extend [EXTEND]",
                     ))
                 }
             };
             Ok((Verb::Decide, args))
         }
-        "restart" | "kill" | "investigate" => {
+        "restart" | "kill" | "investigate" | "extend" => {
             too_many(1)?;
             Ok((Verb::Decide, decide(args.first().copied(), verb, None)))
         }
@@ -207,6 +208,30 @@ mod tests {
         let c = parse("/continue 90m", &solo).unwrap();
         assert_eq!(extend_of(&c), Some(Duration::from_secs(5400)));
         assert!(matches!(parse("/status", &jobs()).unwrap(), Request::StatusAll));
+    }
+
+    /// "extend" asks the scheduler for more time: `/decide JOB extend` or `/extend JOB`; the
+    /// duration is the job's `extend_by`, never typed.
+    #[test]
+    fn parses_extend() {
+        for line in ["/decide model_3 extend", "/extend model_3"] {
+            let (job, cmd) = job_cmd(line);
+            assert_eq!(job.as_str(), "model_3");
+            assert_eq!(
+                cmd,
+                Command::Decide {
+                    decision: Decision::Extend,
+                    target: None,
+                    extend: None,
+                },
+                "{line}"
+            );
+        }
+        assert_eq!(
+            parse("/decide model_3 extend 2h", &jobs()),
+            Err(RequestError::NoDuration(Decision::Extend))
+        );
+        assert!(HELP.contains("/extend JOB"));
     }
 
     #[test]

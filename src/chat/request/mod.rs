@@ -19,12 +19,14 @@ use crate::model::JobName;
 
 use button::{ButtonId, ButtonIdError};
 
-/// The decisions `/decide` offers (approve and reject are a validator's, through `/validate`).
-pub const DECIDE: [Decision; 4] = [
+/// The decisions `/decide` offers (approve and reject are a validator's, through `/validate`;
+/// the engine refuses `extend` unless the attempt runs under a scheduler time limit).
+pub const DECIDE: [Decision; 5] = [
     Decision::Restart,
     Decision::Kill,
     Decision::Continue,
     Decision::Investigate,
+    Decision::Extend,
 ];
 /// Longest fix summary or verdict reason taken from chat.
 pub const MAX_TEXT: usize = 500;
@@ -100,7 +102,7 @@ pub enum RequestError {
     UnknownJob { shown: String, known: String },
     #[error("several jobs are supervised: name one (e.g. /decide JOB restart)")]
     JobNeeded,
-    #[error("unknown decision {0:?}: the decision must be restart, kill, continue or investigate")]
+    #[error("unknown decision {0:?}: the decision must be restart, kill, continue, investigate or extend")]
     UnknownDecision(String),
     #[error("{0} takes no duration")]
     NoDuration(Decision),
@@ -281,7 +283,7 @@ mod tests {
     }
 
     #[test]
-    fn only_the_four_decisions_and_only_continue_with_a_duration() {
+    fn only_the_directors_decisions_and_only_continue_with_a_duration() {
         for raw in ["reboot", "approve", "reject", ""] {
             let e = validate(
                 Verb::Decide,

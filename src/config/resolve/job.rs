@@ -273,6 +273,7 @@ impl<'a> JobCtx<'a> {
                 // Whether anyone can decide is the runtime's to say, not the file's.
                 unattended: false,
                 approval_ttl,
+                scheduler: super::slurm::scheduler_policy(self)?,
             },
             workdir,
             env,

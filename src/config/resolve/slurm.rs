@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use toml::Value;
 
+use crate::engine::SchedulerPolicy;
 use crate::exec::slurm::{Launch, SlurmSettings};
+use crate::model::OnInfrastructure;
 
 use super::super::raw::{RawJob, RawSlurm, S};
 use super::super::{format_duration, parse_duration, Executor};
@@ -77,6 +79,8 @@ fn first_span(t: &RawSlurm) -> Option<std::ops::Range<usize>> {
         t.mem.as_ref().map(S::span),
         t.extra_args.as_ref().map(S::span),
         t.launch.as_ref().map(S::span),
+        t.warn_before.as_ref().map(S::span),
+        t.extend_by.as_ref().map(S::span),
     ]
     .into_iter()
     .flatten()
@@ -217,6 +221,86 @@ fn settings<'a>(ctx: &JobCtx<'a>) -> R<SlurmSettings> {
     })
 }
 
+/// What the engine does about the scheduler: `[jobs.NAME.slurm]`'s `warn_before` and
+/// `extend_by`, and `on_infrastructure` with `resubmit_limit` (each the job's own, else
+/// `[defaults]`'s). Resolved for every job (a local job never meets a scheduler's limit or
+/// failure, so its values are never used), so a bad value is an error wherever it is written.
+pub(super) fn scheduler_policy<'a>(ctx: &JobCtx<'a>) -> R<SchedulerPolicy> {
+    let o = ctx.o;
+    fn duration<'a>(
+        ctx: &JobCtx<'a>,
+        field: &str,
+        get: Get<'a, S<String>>,
+        least: Duration,
+    ) -> R<Option<Duration>> {
+        let picked = ctx.pick(&format!("slurm.{field}"), move |j: &'a RawJob| {
+            j.slurm.as_ref().and_then(get)
+        });
+        let Some((v, key)) = picked else { return Ok(None) };
+        let d = parse_duration(v.get_ref()).map_err(|m| ctx.o.at(v.span(), &key, m))?;
+        if d < least {
+            return Err(ctx.o.at(
+                v.span(),
+                key,
+                format!("{field} must be at least {}", format_duration(least)),
+            ));
+        }
+        Ok(Some(d))
+    }
+    let warn_before = duration(
+        ctx,
+        "warn_before",
+        |t| t.warn_before.as_ref(),
+        Duration::from_secs(1),
+    )?;
+    // Slurm counts time limits in minutes: less cannot be asked for.
+    let extend_by = duration(ctx, "extend_by", |t| t.extend_by.as_ref(), MIN_TIME_LIMIT)?;
+
+    let policy = match ctx.pick("on_infrastructure", |j| j.on_infrastructure.as_ref()) {
+        None => "resubmit",
+        Some((v, key)) => match v.get_ref().as_str() {
+            s @ ("resubmit" | "ask") => s,
+            other => {
+                return Err(o.at(
+                    v.span(),
+                    key,
+                    format!("unknown on_infrastructure {other:?}: expected \"resubmit\" or \"ask\""),
+                ))
+            }
+        },
+    };
+    let limit = ctx.pick("resubmit_limit", |j| j.resubmit_limit.as_ref());
+    let on_infrastructure = match (policy, limit) {
+        ("ask", Some((v, key))) if ctx.job.resubmit_limit.is_some() || ctx.job.on_infrastructure.is_none() => {
+            return Err(o.at(
+                v.span(),
+                key,
+                "resubmit_limit applies only with on_infrastructure = \"resubmit\" (on_infrastructure is \"ask\")",
+            ))
+        }
+        ("ask", _) => OnInfrastructure::Ask,
+        (_, None) => OnInfrastructure::default(),
+        (_, Some((v, key))) => match u32::try_from(*v.get_ref()) {
+            Ok(limit) if limit >= 1 => OnInfrastructure::Resubmit { limit },
+            _ => {
+                return Err(o.at(
+                    v.span(),
+                    key,
+                    format!(
+                        "resubmit_limit must be a whole number from 1 to {} (to never resubmit, use on_infrastructure = \"ask\")",
+                        u32::MAX
+                    ),
+                ))
+            }
+        },
+    };
+    Ok(SchedulerPolicy {
+        warn_before: warn_before.unwrap_or(SchedulerPolicy::DEFAULT_WARN_BEFORE),
+        extend_by: extend_by.unwrap_or(SchedulerPolicy::DEFAULT_EXTEND_BY),
+        on_infrastructure,
+    })
+}
+
 /// A positive integer, or a string `valid` accepts.
 fn size(v: &Value, valid: fn(&str) -> bool) -> Option<String> {
     match v {
@@ -260,3 +344,6 @@ fn extra_arg(ctx: &JobCtx<'_>, a: &S<String>, key: &str) -> R<String> {
     }
     Ok(s.clone())
 }
+
+#[cfg(test)]
+mod tests;

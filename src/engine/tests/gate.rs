@@ -332,3 +332,31 @@ fn the_completion_report_names_the_fix_that_resolved_an_error() {
     );
     assert_eq!(r.by.as_deref(), Some("@dana"));
 }
+
+/// A cluster's failure is resubmitted by the policy, but not past the gate: a fix awaiting
+/// validation does not start by that side door.
+#[test]
+fn the_gate_holds_the_infrastructure_resubmit_too() {
+    use crate::model::SchedulerEnd;
+    let mut sim = halted_with_fix(true);
+    let a = sim.at(
+        HOUR + 700,
+        Event::Exited {
+            outcome: ExitOutcome::Scheduler(SchedulerEnd::NodeFailure),
+            outputs: vec![],
+        },
+    );
+    assert!(!a.iter().any(|x| matches!(x, Action::Spawn { .. })), "{a:?}");
+    assert_eq!(sim.m.run().unwrap().resubmits, 0);
+    assert_phase!(sim, Phase::Halted { incident: 1 });
+    // Without a fix pending, the same end is resubmitted.
+    let mut sim = Sim::new(settings()).started(10);
+    let a = sim.at(
+        HOUR,
+        Event::Exited {
+            outcome: ExitOutcome::Scheduler(SchedulerEnd::NodeFailure),
+            outputs: vec![],
+        },
+    );
+    assert!(a.contains(&respawn(2)));
+}

@@ -126,3 +126,31 @@ fn warnings_are_posted_to_the_owner_without_halting() {
     let a = sim.at(2 * HOUR, Event::Tick);
     assert!(matches!(&posts(&a)[0].body, Body::StatusUpdate { open, .. } if open.len() == 1));
 }
+
+/// A fatal error seen while another report was open is recorded; if the run went on and the
+/// process then ends, it is reported then — the run never sits with a dead process and
+/// nothing to decide.
+#[test]
+fn an_error_held_behind_an_open_report_is_reported_when_the_process_ends() {
+    let mut sim = Sim::new(settings()).started(10).halted(HOUR);
+    let mut second = key_error(400);
+    second.text = "KeyError: 'label'".into();
+    assert!(posts(&sim.incident(HOUR + 10, 2, second)).is_empty());
+    let a = sim.decide(HOUR + 60, director(), Decision::Continue);
+    assert!(refused(&a).is_none());
+    let a = sim.at(HOUR + 100, exited(1));
+    match &posts(&a)[..] {
+        [m] => match &m.body {
+            Body::ErrorDetected {
+                seq, incident, exit, ..
+            } => {
+                assert_eq!(*seq, 2);
+                assert!(incident.text.contains("'label'"));
+                assert_eq!(*exit, Some(ExitOutcome::Code(1)));
+            }
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
+    assert_phase!(sim, Phase::Halted { incident: 2 });
+}

@@ -37,6 +37,7 @@ fn settings() -> JobSettings {
         on_error: OnError::Wait,
         unattended: false,
         approval_ttl: None,
+        scheduler: SchedulerPolicy::default(),
     }
 }
 
@@ -276,4 +277,5 @@ mod endings;
 mod gate;
 mod incidents;
 mod policy;
+mod scheduler;
 mod state;

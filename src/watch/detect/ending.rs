@@ -2,7 +2,10 @@
 //! read (`triage`): what explains the exit — the last fatal-looking evidence still standing,
 //! else what the program stated before it stopped, else the exit classifier's verdict — and
 //! what becomes a warning (everything, after an exit 0; the launcher's summary and the other
-//! ranks' failed collectives, once a rank's own failure is stated).
+//! ranks' failed collectives, once a rank's own failure is stated). A scheduler's end
+//! (`ExitOutcome::Scheduler`) is the scheduler's statement of the cause: the exit
+//! classifier's verdict for it is the error, and what the log printed while the job was
+//! being stopped becomes warnings.
 
 use super::classify::{self, TbContext};
 use super::{cut, exit, rules, Detector, Finding, Meta, CAUSE_WITHIN, MAX_LINE_CHARS};
@@ -24,6 +27,18 @@ impl Detector {
                 for i in 0..self.meta.len() {
                     self.set_forced(i, Severity::Warning, &mut out);
                 }
+            }
+            Some(outcome @ ExitOutcome::Scheduler(_)) => {
+                // The scheduler states why it ended the job (its time limit, a failed node, a
+                // cancel): what the log printed while it was being stopped — the SIGTERM's
+                // traceback, slurmstepd's "CANCELLED AT … DUE TO TIME LIMIT", the other
+                // ranks' broken collectives — is its consequence, not its cause.
+                for i in 0..self.meta.len() {
+                    if self.incidents[i].severity == Severity::Fatal {
+                        self.set_forced(i, Severity::Warning, &mut out);
+                    }
+                }
+                self.unexplained_exit(outcome, &mut out);
             }
             Some(outcome @ ExitOutcome::Code(_)) => {
                 let cause = self

@@ -15,7 +15,7 @@
 //!   could not write (ENOSPC), and neither could its traceback, which is why the log is silent.
 //!   This comes first: it explains the silence the other rules assume;
 //! - a scheduler's end (Slurm) is its own statement of the cause: a node failure, a preemption
-//!   or a boot failure is infrastructure (the cluster's fault; nobody's code to fix); the time
+//!   a boot failure or a requeue is infrastructure (the cluster's fault; nobody's code to fix); the time
 //!   limit, a deadline and the memory limit are resource; a cancel is resource, stopped from
 //!   outside. Infrastructure comes before the full-disk rule: a dead node explains everything.
 
@@ -177,6 +177,10 @@ mod tests {
             ),
             (
                 ExitOutcome::Scheduler(SchedulerEnd::BootFailure),
+                Some(Infrastructure),
+            ),
+            (
+                ExitOutcome::Scheduler(SchedulerEnd::Requeued),
                 Some(Infrastructure),
             ),
             (ExitOutcome::Scheduler(SchedulerEnd::TimeLimit), Some(Resource)),

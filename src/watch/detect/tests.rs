@@ -405,3 +405,40 @@ srun: error: n2: task 1: Exited with exit code 1\n";
     assert_eq!(srun_label_len("3:x"), None);
     assert_eq!(srun_label_len("step 3: x"), None);
 }
+
+/// What a job prints while a scheduler stops it (the SIGTERM's traceback, slurmstepd's
+/// notice) is not why it ended: the scheduler's end is, as the exit classifier words it.
+#[test]
+fn a_scheduler_end_is_judged_by_the_scheduler_not_by_what_the_log_printed_while_stopping() {
+    use crate::model::SchedulerEnd;
+    use crate::watch::detect::exit::exit_verdict;
+    let log = "\
+step 900 of 1000 loss 0.2
+slurmstepd: error: *** JOB 4242 ON n1 CANCELLED AT 2026-12-01T10:00:00 DUE TO TIME LIMIT ***
+Traceback (most recent call last):
+  File \"train.py\", line 40, in <module>
+    loss.backward()
+RuntimeError: Terminated by signal SIGTERM";
+    for end in [
+        SchedulerEnd::TimeLimit,
+        SchedulerEnd::NodeFailure,
+        SchedulerEnd::Preempted,
+    ] {
+        let outcome = ExitOutcome::Scheduler(end);
+        let (_, inc) = run(log, Some(outcome));
+        let fatal: Vec<&Incident> = inc.iter().filter(|i| i.severity == Severity::Fatal).collect();
+        let (category, text) = exit_verdict(outcome, None).unwrap();
+        assert_eq!(fatal.len(), 1, "{end:?}: {inc:#?}");
+        assert_eq!((fatal[0].category, &fatal[0].text), (category, &text), "{end:?}");
+        assert!(
+            inc.iter()
+                .any(|i| i.text.contains("SIGTERM") && i.severity == Severity::Warning),
+            "{end:?}: the traceback stays, as a warning: {inc:#?}"
+        );
+    }
+    // The same log ended by the job itself (exit code 1): the traceback is the error.
+    let (_, inc) = run(log, Some(ExitOutcome::Code(1)));
+    assert!(inc
+        .iter()
+        .any(|i| i.text.contains("SIGTERM") && i.severity == Severity::Fatal));
+}

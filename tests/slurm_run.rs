@@ -73,7 +73,7 @@ fn to_the_end(
 
 /// Wait for the line naming the Slurm job; its id.
 fn submitted(rx: &Receiver<String>, seen: &mut Vec<String>) -> u64 {
-    support::wait_for(rx, "Slurm job: ", QUICK, seen);
+    support::wait_for(rx, "Training submitted as Slurm job ", QUICK, seen);
     job_id_in(seen.last().unwrap()).expect("a job id")
 }
 
@@ -247,7 +247,7 @@ fn trainwatch_killed_mid_run_readopts_the_slurm_job_and_reports_its_end_once() {
     assert_eq!(code, 0, "{out}");
     assert_eq!(count(&out, "Training Complete"), 1, "{out}");
     assert_eq!(
-        count(&format!("{before}\n{out}"), "Training started with"),
+        count(&format!("{before}\n{out}"), "Training submitted as"),
         1,
         "one run, submitted once: {before}\n{out}"
     );

@@ -90,6 +90,11 @@ impl JobMachine {
         if !run.alive || matches!(run.phase, Phase::Starting | Phase::Restarting { .. }) {
             return;
         }
+        if run.queue.is_none() && run.started_attempt == run.attempt {
+            // Heard again (a re-adopting supervisor): known, nothing to tell.
+            return;
+        }
+        run.started_attempt = run.attempt;
         run.limit_at = limit_at;
         let waited = match run.queue.take() {
             // Queued: the attempt's clocks start now, as if it had been spawned now.

@@ -204,6 +204,10 @@ pub struct RunState {
     /// When the scheduler will end the current attempt (its time limit), if it has one.
     #[serde(default)]
     pub limit_at: Option<DateTime<Utc>>,
+    /// The attempt whose start the scheduler has told (0: none yet), so that a supervisor
+    /// re-adopting the job, which hears it again, does not tell it twice.
+    #[serde(default)]
+    pub started_attempt: u32,
     /// The timeout warning posted for a scheduler limit (one per limit).
     #[serde(default)]
     pub limit_warned: Option<LimitWarned>,
@@ -270,6 +274,7 @@ impl RunState {
             queue: None,
             queued_for: Duration::ZERO,
             limit_at: None,
+            started_attempt: 0,
             limit_warned: None,
             extending: None,
             resubmits: 0,

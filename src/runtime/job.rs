@@ -37,6 +37,7 @@ use super::readopt::{self, Found, Plan};
 
 mod evidence;
 mod persist;
+mod scheduler;
 use super::spec::{pipeline_config, settings_of};
 
 /// How long the log must stay quiet before pending detector state is settled.
@@ -70,6 +71,12 @@ enum Internal {
     },
     SpawnFailed {
         error: String,
+    },
+    /// What the scheduler says of the attempt `pid` (queued, started, requeued…), or of its
+    /// controller.
+    Scheduler {
+        pid: ProcessId,
+        event: Event,
     },
     Exited {
         pid: ProcessId,
@@ -218,6 +225,7 @@ impl JobRuntime {
             Plan::Watch { handle, kill } => {
                 let h = Arc::new(handle);
                 self.watch_exit(h.clone());
+                self.watch_scheduler(&h);
                 self.pipeline.set_writer(h.local_pid());
                 self.handle = Some(h);
                 if kill {
@@ -359,7 +367,15 @@ impl JobRuntime {
                         self.step(Event::Baseline { snapshot });
                     }
                 }
+                if let Some(h) = self.handle.clone() {
+                    self.watch_scheduler(&h);
+                }
                 self.read_log();
+            }
+            Internal::Scheduler { pid, event } => {
+                if self.handle.as_ref().is_some_and(|h| h.id() == pid) {
+                    self.step(event);
+                }
             }
             Internal::SpawnFailed { error } => {
                 self.step(Event::SpawnFailed { error });
@@ -530,10 +546,7 @@ impl JobRuntime {
                     resume,
                 } => self.spawn(run, attempt, append, resume),
                 Action::Kill => self.kill(),
-                // Only a scheduler's attempt has a limit to extend; no executor here has one yet.
-                Action::ExtendLimit { by } => {
-                    warn!(job = %self.spec.engine.job, ?by, "this executor cannot extend a time limit")
-                }
+                Action::ExtendLimit { by } => self.extend_limit(by),
                 Action::RunEnded { run, success } => {
                     let _ = self.ended.send(RunEnd {
                         job: self.spec.engine.job.clone(),

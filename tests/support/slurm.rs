@@ -50,8 +50,8 @@ pub fn state_of(job_id: u64) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
-/// The Slurm job id in a "…Slurm job: N" line.
+/// The Slurm job id in a "…Slurm job N" line.
 pub fn job_id_in(line: &str) -> Option<u64> {
-    let (_, rest) = line.split_once("Slurm job: ")?;
+    let (_, rest) = line.split_once("Slurm job ")?;
     rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
 }

@@ -690,3 +690,21 @@ fn a_state_stored_before_schedulers_still_loads_and_one_queued_round_trips() {
     let back = JobState::from_stored(&old.to_string()).unwrap().run.unwrap();
     assert_eq!((back.queue, back.resubmits, back.limit_at), (None, 0, None));
 }
+
+#[test]
+fn a_start_heard_again_by_a_re_adopting_supervisor_is_not_told_twice() {
+    let mut sim = Sim::new(settings()).submitted();
+    sim.at(0, queued("Priority"));
+    let a = sim.at(10 * MIN, started(Some(10 * MIN + 2 * HOUR)));
+    assert_eq!(posts(&a).len(), 1, "the start is told");
+    // The supervisor restarts and its poll finds the job running: the same start.
+    let json = serde_json::to_string(&sim.m.state).unwrap();
+    let mut sim = Sim {
+        m: JobMachine::restore(settings(), serde_json::from_str(&json).unwrap()),
+    };
+    let a = sim.at(30 * MIN, started(Some(10 * MIN + 2 * HOUR)));
+    assert!(posts(&a).is_empty(), "{a:?}");
+    // The warning before the limit is still due where it was.
+    let posted = sim.tick_minutes(31, 2 * 60 + 10);
+    assert_eq!(limit_warnings(&posted), [2 * 60]);
+}

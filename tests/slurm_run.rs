@@ -342,23 +342,38 @@ fn a_controller_that_stops_answering_for_a_while_does_not_end_the_watch() {
     let cfg = config(
         dir.path(),
         job,
-        r#"["bash", "-c", "for i in $(seq 1 20); do echo \"step $i\"; sleep 1; done"]"#,
+        r#"["bash", "-c", "for i in $(seq 1 45); do echo \"step $i\"; sleep 1; done"]"#,
         "",
     );
     let (child, rx) = start(dir.path(), &cfg, false);
     let mut seen = Vec::new();
     let id = submitted(&rx, &mut seen);
     wait_state(id, &["RUNNING"], QUICK);
+    // Its srun step running (srun itself asks the controller for the step; a pause before that
+    // fails the step, which is another test's matter).
+    let log = dir.path().join("logs/train.log");
+    let deadline = Instant::now() + QUICK;
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("step 2")
+    {
+        assert!(Instant::now() < deadline, "the job's step did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     {
         let _paused = PausedController::pause(&conf);
-        // Longer than the clients' own wait for an answer (MessageTimeout, 10 s).
-        std::thread::sleep(Duration::from_secs(15));
+        // Longer than a client's own wait for an answer (twice MessageTimeout, 10 s, here).
+        std::thread::sleep(Duration::from_secs(30));
     }
     let (code, out) = to_the_end(child, rx, seen, Duration::from_secs(180));
     assert_eq!(code, 0, "{out}");
     assert_eq!(count(&out, "Training Complete"), 1, "{out}");
     let log = std::fs::read_to_string(dir.path().join("logs/train.log")).unwrap();
-    assert!(log.contains("step 20"), "{log}");
+    assert!(log.contains("step 45"), "{log}");
+    // Told once each way, and nothing concluded about the job meanwhile.
+    assert_eq!(count(&out, "Scheduler not answering"), 1, "{out}");
+    assert_eq!(count(&out, "Scheduler answering again"), 1, "{out}");
+    assert!(!out.contains("ERROR DETECTED"), "{out}");
 }
 
 #[test]
@@ -404,5 +419,248 @@ fn in_a_two_node_job_the_rank_that_raised_is_reported_while_the_other_still_wait
         wait_state(id, &["CANCELLED"], QUICK),
         "CANCELLED",
         "the whole job was ended"
+    );
+}
+
+#[test]
+fn a_held_job_is_told_waiting_in_queue_with_why_until_it_is_released() {
+    let _shared = CLUSTER.read().unwrap_or_else(|e| e.into_inner());
+    let Some(_) = cluster("held in queue") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let job = &unique("tw_run_held");
+    let _cancel = CancelByName(vec![job.to_string()]);
+    let cfg = config(
+        dir.path(),
+        job,
+        r#"["bash", "-c", "echo running; sleep 1"]"#,
+        r#"extra_args = ["--hold"]"#,
+    );
+    let (mut child, rx) = start(dir.path(), &cfg, true);
+    let mut seen = Vec::new();
+    let id = submitted(&rx, &mut seen);
+    let mut stdin = child.stdin.take().unwrap();
+    // The queue's word reaches the engine on the next poll; ask until it is there.
+    let deadline = Instant::now() + QUICK;
+    loop {
+        writeln!(stdin, "/status {job}").unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        while let Ok(l) = rx.try_recv() {
+            seen.push(l);
+        }
+        if seen.iter().any(|l| l.contains("waiting in queue for")) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no queue in /status: {}",
+            seen.join("\n")
+        );
+    }
+    let said = seen
+        .iter()
+        .find(|l| l.contains("waiting in queue for"))
+        .unwrap()
+        .clone();
+    assert!(said.to_lowercase().contains("held"), "{said}");
+    assert_eq!(state_of(id).as_deref(), Some("PENDING"));
+    assert!(std::process::Command::new("scontrol")
+        .args(["release", &id.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    support::wait_for(&rx, "Started by the scheduler", QUICK, &mut seen);
+    support::wait_for(&rx, "Training Complete", QUICK, &mut seen);
+    drop(stdin);
+    let (code, out) = to_the_end(child, rx, seen, QUICK);
+    assert_eq!(code, 0, "{out}");
+}
+
+/// Slurm's time limit of a job, as `scontrol show job` says it (`0:02:00`, `01:02:00`).
+fn time_limit_of(id: u64) -> String {
+    let out = std::process::Command::new("scontrol")
+        .args(["show", "job", "-o", &id.to_string()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.split_whitespace()
+        .find_map(|w| w.strip_prefix("TimeLimit="))
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn the_timeout_warning_comes_before_slurms_limit_and_extend_raises_it() {
+    let _shared = CLUSTER.read().unwrap_or_else(|e| e.into_inner());
+    let Some(_) = cluster("extend") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let job = &unique("tw_run_extend");
+    let _cancel = CancelByName(vec![job.to_string()]);
+    let cfg = config(
+        dir.path(),
+        job,
+        r#"["bash", "-c", "echo up; sleep 600"]"#,
+        "warn_before = \"1m\"\nextend_by = \"30m\"",
+    );
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("time_limit = \"10m\"", "time_limit = \"2m\"");
+    std::fs::write(&cfg, text).unwrap();
+    let (mut child, rx) = start(dir.path(), &cfg, true);
+    let mut seen = Vec::new();
+    let id = submitted(&rx, &mut seen);
+    // A minute before the 2-minute limit, so about a minute in.
+    support::wait_for(&rx, "TIMEOUT WARNING", Duration::from_secs(150), &mut seen);
+    assert_eq!(
+        state_of(id).as_deref(),
+        Some("RUNNING"),
+        "warned while there is time to act"
+    );
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "/extend {job}").unwrap();
+    support::wait_for(&rx, "Time limit extended", QUICK, &mut seen);
+    assert_eq!(time_limit_of(id), "00:32:00", "2 min + 30 min");
+    writeln!(stdin, "/kill {job}").unwrap();
+    support::wait_for(&rx, "Training Killed", QUICK, &mut seen);
+    drop(stdin);
+    let (code, out) = to_the_end(child, rx, seen, QUICK);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        !out.contains("time limit (TIMEOUT)"),
+        "the extended job did not time out: {out}"
+    );
+}
+
+/// A node of the test cluster taken down as a real failure takes it (its slurmd killed), and
+/// brought back when dropped, pass or fail.
+struct DeadNode {
+    conf: PathBuf,
+    name: &'static str,
+}
+
+impl DeadNode {
+    fn kill(conf: &Path, name: &'static str) -> DeadNode {
+        let pidfile = conf.parent().unwrap().join(format!("slurmd-{name}.pid"));
+        let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();
+        DeadNode {
+            conf: conf.to_path_buf(),
+            name,
+        }
+    }
+}
+
+impl Drop for DeadNode {
+    fn drop(&mut self) {
+        // As `.ci/slurm up` starts it; it re-registers and the controller returns it to service.
+        let _ = std::process::Command::new("slurmd")
+            .args(["-N", self.name])
+            .env("SLURM_CONF", &self.conf)
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            let out = std::process::Command::new("sinfo")
+                .args(["-h", "-n", self.name, "-o", "%t"])
+                .output();
+            if out.is_ok_and(|o| {
+                matches!(
+                    String::from_utf8_lossy(&o.stdout).trim(),
+                    "idle" | "alloc" | "mix"
+                )
+            }) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
+/// Skip the delay Slurm puts on a requeued or resubmitted job before it may start again.
+fn start_now(id: u64) {
+    let _ = std::process::Command::new("scontrol")
+        .args(["update", &format!("JobId={id}"), "StartTime=now"])
+        .status();
+}
+
+#[test]
+fn a_node_failure_requeues_the_job_and_trainwatch_follows_it_into_its_next_attempt() {
+    let _alone = CLUSTER.write().unwrap_or_else(|e| e.into_inner());
+    let Some(conf) = cluster("node failure, requeue") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let job = &unique("tw_run_nodefail");
+    let _cancel = CancelByName(vec![job.to_string()]);
+    let cfg = config(
+        dir.path(),
+        job,
+        r#"["bash", "-c", "echo \"attempt on $SLURMD_NODENAME, restart ${SLURM_RESTART_COUNT:-0}\"; if [ \"${SLURM_RESTART_COUNT:-0}\" = 0 ]; then sleep 600; fi; echo finished"]"#,
+        r#"extra_args = ["--nodelist=n2"]"#,
+    );
+    let (child, rx) = start(dir.path(), &cfg, false);
+    let mut seen = Vec::new();
+    let id = submitted(&rx, &mut seen);
+    wait_state(id, &["RUNNING"], QUICK);
+    {
+        let _dead = DeadNode::kill(&conf, "n2");
+        // slurmctld marks n2 down after SlurmdTimeout (10 s) and requeues the job.
+        support::wait_for(&rx, "Requeued by the scheduler", QUICK, &mut seen);
+    }
+    start_now(id);
+    let (code, out) = to_the_end(child, rx, seen, Duration::from_secs(180));
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(count(&out, "Training Complete"), 1, "{out}");
+    assert!(
+        !out.contains("ERROR DETECTED"),
+        "a requeue within the policy's limit is no error: {out}"
+    );
+    assert_eq!(
+        count(&out, "Training submitted as"),
+        1,
+        "Slurm ran the same job again: {out}"
+    );
+    let log = std::fs::read_to_string(dir.path().join("logs/train.log")).unwrap();
+    assert!(
+        log.contains("restart 0") && log.contains("restart 1") && log.contains("finished"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_node_failure_without_requeue_is_infrastructure_and_resubmitted_by_the_policy() {
+    let _alone = CLUSTER.write().unwrap_or_else(|e| e.into_inner());
+    let Some(conf) = cluster("node failure, resubmit") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let job = &unique("tw_run_resubmit");
+    let _cancel = CancelByName(vec![job.to_string()]);
+    let marker = dir.path().join("first-attempt-ran");
+    let argv = format!(
+        r#"["bash", "-c", "if [ ! -e {m} ]; then touch {m}; echo first; sleep 600; fi; echo second; echo finished"]"#,
+        m = marker.display()
+    );
+    let cfg = config(
+        dir.path(),
+        job,
+        &argv,
+        r#"extra_args = ["--no-requeue", "--nodelist=n2"]"#,
+    );
+    let (child, rx) = start(dir.path(), &cfg, false);
+    let mut seen = Vec::new();
+    let first = submitted(&rx, &mut seen);
+    wait_state(first, &["RUNNING"], QUICK);
+    {
+        let _dead = DeadNode::kill(&conf, "n2");
+        support::wait_for(&rx, "Resubmitted after a cluster failure", QUICK, &mut seen);
+    }
+    assert_eq!(state_of(first).as_deref(), Some("NODE_FAIL"));
+    let (code, out) = to_the_end(child, rx, seen, Duration::from_secs(180));
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(count(&out, "Training Complete"), 1, "{out}");
+    assert!(out.contains("infrastructure") || out.contains("cluster"), "{out}");
+    let log = std::fs::read_to_string(dir.path().join("logs/train.log")).unwrap();
+    assert!(
+        log.contains("first") && log.contains("second"),
+        "one log across both jobs: {log}"
     );
 }

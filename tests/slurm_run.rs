@@ -351,15 +351,7 @@ fn a_controller_that_stops_answering_for_a_while_does_not_end_the_watch() {
     wait_state(id, &["RUNNING"], QUICK);
     // Its srun step running (srun itself asks the controller for the step; a pause before that
     // fails the step, which is another test's matter).
-    let log = dir.path().join("logs/train.log");
-    let deadline = Instant::now() + QUICK;
-    while !std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .contains("step 2")
-    {
-        assert!(Instant::now() < deadline, "the job's step did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    log_shows(dir.path(), "step 2");
     {
         let _paused = PausedController::pause(&conf);
         // Longer than a client's own wait for an answer (twice MessageTimeout, 10 s, here).
@@ -574,6 +566,17 @@ impl Drop for DeadNode {
     }
 }
 
+/// Wait (bounded) until the job's log holds `needle`: its step runs (a node killed before
+/// srun has launched its step fails the step instead, which is not a node failure).
+fn log_shows(dir: &Path, needle: &str) {
+    let log = dir.join("logs/train.log");
+    let deadline = Instant::now() + QUICK;
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains(needle) {
+        assert!(Instant::now() < deadline, "{needle:?} not in the log");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Skip the delay Slurm puts on a requeued or resubmitted job before it may start again.
 fn start_now(id: u64) {
     let _ = std::process::Command::new("scontrol")
@@ -600,6 +603,7 @@ fn a_node_failure_requeues_the_job_and_trainwatch_follows_it_into_its_next_attem
     let mut seen = Vec::new();
     let id = submitted(&rx, &mut seen);
     wait_state(id, &["RUNNING"], QUICK);
+    log_shows(dir.path(), "attempt on n2");
     {
         let _dead = DeadNode::kill(&conf, "n2");
         // slurmctld marks n2 down after SlurmdTimeout (10 s) and requeues the job.
@@ -649,6 +653,7 @@ fn a_node_failure_without_requeue_is_infrastructure_and_resubmitted_by_the_polic
     let mut seen = Vec::new();
     let first = submitted(&rx, &mut seen);
     wait_state(first, &["RUNNING"], QUICK);
+    log_shows(dir.path(), "first");
     {
         let _dead = DeadNode::kill(&conf, "n2");
         support::wait_for(&rx, "Resubmitted after a cluster failure", QUICK, &mut seen);
@@ -662,5 +667,53 @@ fn a_node_failure_without_requeue_is_infrastructure_and_resubmitted_by_the_polic
     assert!(
         log.contains("first") && log.contains("second"),
         "one log across both jobs: {log}"
+    );
+}
+
+#[test]
+fn restart_from_chat_resubmits_from_the_newest_checkpoint_into_the_same_log() {
+    let _shared = CLUSTER.read().unwrap_or_else(|e| e.into_inner());
+    let Some(_) = cluster("restart by resubmission") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let job = &unique("tw_run_restart");
+    let _cancel = CancelByName(vec![job.to_string()]);
+    let cfg = config(
+        dir.path(),
+        job,
+        r#"["bash", "-c", "mkdir -p ckpt; echo 1 > ckpt/epoch1.ckpt; echo 'epoch 1 loss=0.4'; printf 'Traceback (most recent call last):\n  File \"train.py\", line 12, in <module>\nValueError: the loss spiked\n'; exit 1"]"#,
+        "",
+    );
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "status_interval = \"1h\"",
+        "status_interval = \"1h\"\ncheckpoint = \"ckpt/*.ckpt\"\nresume_argv = [\"bash\", \"-c\", \"echo \\\"resumed from $0\\\"; echo finished\", \"{checkpoint}\"]",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let (mut child, rx) = start(dir.path(), &cfg, true);
+    let mut seen = Vec::new();
+    let first = submitted(&rx, &mut seen);
+    support::wait_for(&rx, "ERROR DETECTED", QUICK, &mut seen);
+    wait_state(first, &["FAILED"], QUICK);
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "/decide {job} restart").unwrap();
+    support::wait_for(&rx, "Training Complete", QUICK, &mut seen);
+    drop(stdin);
+    let (code, out) = to_the_end(child, rx, seen, QUICK);
+    assert_eq!(code, 0, "{out}");
+    let second = out
+        .lines()
+        .filter_map(job_id_in)
+        .find(|id| *id != first)
+        .unwrap_or_else(|| panic!("no second Slurm job: {out}"));
+    assert_eq!(state_of(second).as_deref(), Some("COMPLETED"));
+    let log = std::fs::read_to_string(dir.path().join("logs/train.log")).unwrap();
+    assert!(
+        log.contains("the loss spiked"),
+        "the first attempt's lines are kept: {log}"
+    );
+    assert!(
+        log.contains("resumed from") && log.contains("epoch1.ckpt"),
+        "{log}"
     );
 }

@@ -12,7 +12,6 @@ use serde::Serialize;
 use thiserror::Error;
 
 use super::detect::{DetectConfig, Detector, LogDisk};
-use super::follower::display_segment;
 use crate::model::{Category, ExitOutcome, Incident, Severity};
 
 /// Bytes read at a time; also the longest line kept whole (longer ones are cut).
@@ -216,6 +215,7 @@ fn analyse<R: Read>(
     disk: Option<LogDisk>,
 ) -> io::Result<TriageReport> {
     let mut det = Detector::new(cfg);
+    let mut findings = Vec::new();
     let mut buf = vec![0u8; BUF];
     let (mut start, mut end) = (0usize, 0usize);
     let mut line_no: u64 = 0;
@@ -260,7 +260,9 @@ fn analyse<R: Read>(
             }
             continue;
         };
-        feed(&mut det, &buf[start..=last_nl], &mut line_no);
+        line_no += det.push_region(line_no + 1, &buf[start..=last_nl], &mut findings);
+        // Triage reads the incidents at the end, not the findings on the way.
+        findings.clear();
         start = last_nl + 1;
     }
     if start < end && !discarding {
@@ -270,49 +272,6 @@ fn analyse<R: Read>(
     det.note_log_disk(disk);
     det.finish(exit);
     Ok(TriageReport::from_incidents(det.incidents().to_vec()))
-}
-
-/// Feed `region` (whole lines, each ending with '\n') to the detector, handing runs of
-/// ordinary lines over in bulk when the detector allows it.
-fn feed(det: &mut Detector, region: &[u8], line_no: &mut u64) {
-    let mut pos = 0;
-    while pos < region.len() {
-        if det.bulk_ok() {
-            let rest = &region[pos..];
-            let stop = match det.could_matter(rest) {
-                None => rest.len(),
-                Some(off) => memchr::memrchr(b'\n', &rest[..off]).map_or(0, |i| i + 1),
-            };
-            if stop > 0 {
-                let run = &rest[..stop];
-                let count = memchr::memchr_iter(b'\n', run).count() as u64;
-                let tail = tail_lines(run, 5);
-                let tail: Vec<&str> = tail.iter().map(|s| display_segment(s)).collect();
-                det.push_ordinary(count, &tail);
-                *line_no += count;
-                pos += stop;
-                continue;
-            }
-        }
-        let rest = &region[pos..];
-        let le = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
-        *line_no += 1;
-        det.push_line(*line_no, &String::from_utf8_lossy(&rest[..le]));
-        pos += le + 1;
-    }
-}
-
-/// The last `k` lines of `run` (which ends with '\n'), decoded — borrowed when they are valid
-/// UTF-8 (the common case: this runs once per run of ordinary lines, so it must not allocate).
-fn tail_lines(run: &[u8], k: usize) -> Vec<std::borrow::Cow<'_, str>> {
-    let body = run.strip_suffix(b"\n").unwrap_or(run);
-    let mut out: Vec<std::borrow::Cow<'_, str>> = body
-        .rsplit(|&b| b == b'\n')
-        .take(k)
-        .map(String::from_utf8_lossy)
-        .collect();
-    out.reverse();
-    out
 }
 
 /// Triage the log at `path`.

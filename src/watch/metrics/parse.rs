@@ -1,6 +1,7 @@
 //! The text forms metrics take in a log line (`key=value`, `key: value`, dicts and JSON
 //! records, scaled numbers such as `1.2k`), and the small string helpers the tracker needs.
 
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use regex::Regex;
@@ -115,8 +116,12 @@ pub(super) fn parse_scaled(s: &str) -> Option<u64> {
         .map(|v| v.round() as u64)
 }
 
-/// Removes ANSI escape sequences (cursor moves of nested tqdm bars, colours).
-pub(super) fn strip_ansi(s: &str) -> String {
+/// Removes ANSI escape sequences (cursor moves of nested tqdm bars, colours); borrowed when
+/// there is none (nearly every segment: this runs for each redraw of a progress bar).
+pub(super) fn strip_ansi(s: &str) -> Cow<'_, str> {
+    if !s.contains('\u{1b}') {
+        return Cow::Borrowed(s);
+    }
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
@@ -136,7 +141,7 @@ pub(super) fn strip_ansi(s: &str) -> String {
             chars.next();
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 pub(super) fn truncate_bytes(s: &str, max: usize) -> &str {

@@ -6,6 +6,8 @@
 //! of its message are looked at for where the message ends. Every other line goes through
 //! [`Detector::push_line`]'s own path, so the incidents are the same as line by line.
 
+use std::borrow::Cow;
+
 use super::*;
 
 impl Detector {
@@ -29,7 +31,7 @@ impl Detector {
                 }
             }
             let le = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
-            self.step(n, &String::from_utf8_lossy(&rest[..le]), out);
+            self.step(n, &decode(&rest[..le]), out);
             n += 1;
             pos += le + 1;
         }
@@ -73,12 +75,25 @@ impl Detector {
         let count = walked + memchr::memchr_iter(b'\n', rest).count() as u64 + unended;
         // The context ring holds the last lines, whatever they were.
         let body = run.strip_suffix(b"\n").unwrap_or(run);
-        let mut tail: Vec<&[u8]> = body.rsplit(|&b| b == b'\n').take(RING).collect();
-        tail.reverse();
+        // Where its last RING lines start, newest first (a SIMD search back from the end).
+        let mut starts = [0usize; RING];
+        let mut kept = 0;
+        let mut newlines = memchr::memrchr_iter(b'\n', body);
+        while kept < RING {
+            match newlines.next() {
+                Some(nl) => starts[kept] = nl + 1,
+                None => {
+                    starts[kept] = 0;
+                    kept += 1;
+                    break;
+                }
+            }
+            kept += 1;
+        }
         let last = first + count - 1;
-        let from = last + 1 - tail.len() as u64;
-        for (k, l) in tail.into_iter().enumerate() {
-            self.remember_bytes(from + k as u64, l);
+        for k in (0..kept).rev() {
+            let end = if k == 0 { body.len() } else { starts[k - 1] - 1 };
+            self.remember_bytes(last - k as u64, &body[starts[k]..end]);
         }
         self.seen = last;
         self.since_record = self.since_record.saturating_add(count);
@@ -93,16 +108,30 @@ impl Detector {
         // Decoding is local (an invalid byte never affects more than the 3 after it) and
         // never shortens text, so these bytes decode to what the ring keeps of the whole.
         let head = &seg[..seg.len().min(MAX_LINE_CHARS + 4)];
-        self.remember(n, &String::from_utf8_lossy(head));
+        self.remember(n, &decode(head));
+    }
+}
+
+/// Lossy UTF-8, borrowed when valid: the validator's ASCII fast path is several times
+/// faster than the lossy decoder's, and nearly every line is valid.
+fn decode(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(bytes),
     }
 }
 
 /// [`display_segment`] on bytes: `'\r'` is ASCII, so the segments are those of the decoded
 /// line.
 fn display_segment_bytes(line: &[u8]) -> &[u8] {
-    line.rsplit(|&b| b == b'\r')
-        .find(|s| !s.is_empty())
-        .unwrap_or(&[])
+    let mut end = line.len();
+    while let Some(cr) = memchr::memrchr(b'\r', &line[..end]) {
+        if cr + 1 < end {
+            return &line[cr + 1..end];
+        }
+        end = cr;
+    }
+    &line[..end]
 }
 
 /// Does a skipped warning message end at this line (which holds no literal)? As

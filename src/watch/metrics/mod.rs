@@ -540,6 +540,12 @@ impl MetricsTracker {
         let divergences = DIVERGENCES
             .get_or_init(|| Regex::new(r"There (?:were|was) ([\d_,]+) divergences?").expect("valid regex"));
         let int = |s: &str| s.replace(['_', ','], "").parse::<u64>().ok();
+        // Each regex starts with its literal: without one, no capture slots are allocated
+        // (this runs for every segment of every line the tracker sees).
+        let (has_sampling, has_there) = (seg.contains("ampling "), seg.contains("There w"));
+        if !has_sampling && !has_there {
+            return;
+        }
         let c = &mut self.convergence;
         if let Some(m) = sampling.captures(seg) {
             c.chains = int(&m[1]).and_then(|v| u32::try_from(v).ok()).or(c.chains);

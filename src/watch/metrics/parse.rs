@@ -15,6 +15,10 @@ pub(super) struct Pair {
 
 /// `key=value` and `key: value` pairs.
 pub(super) fn kv_pairs(seg: &str) -> Vec<Pair> {
+    // Every pair holds `=` or `:`: without either, no regex runs.
+    if memchr::memchr2(b'=', b':', seg.as_bytes()).is_none() {
+        return Vec::new();
+    }
     static KV: OnceLock<Regex> = OnceLock::new();
     let re = KV.get_or_init(|| {
         // `:` needs a space after it so that clock times (12:30:05) are not pairs.

@@ -1,7 +1,8 @@
 //! The post-mortem of a finished log, as a typed [`TriageReport`]: it streams the log through
 //! the same [`Detector`] the live watcher uses (all lines, then the exit status), so a log
 //! read after the fact gives the incidents the watcher reported while it ran. Memory stays
-//! bounded whatever the size of the log: a fixed read buffer, over-long lines cut. Pure: no
+//! bounded whatever the size of the log: one window of the file at a time (mapped from a
+//! regular file, read into a buffer otherwise), over-long lines cut. Pure: no
 //! command-line arguments, no printing (`trainwatch triage` does both in the binary).
 
 use std::fs::File;

@@ -1,19 +1,21 @@
 //! The bulk entry point: whole lines handed over as bytes ([`Detector::push_region`]), as
-//! `trainwatch triage` reads a log and the live follower reads a backlog. Most of a training
-//! log is lines no rule can fire on; the prefilter finds the next line that could matter in
-//! one SIMD scan over the whole region, and the lines before it are counted, not decoded:
-//! only the last few are kept (the context ring) and, after a library warning, the few lines
-//! of its message are looked at for where the message ends. Every other line goes through
-//! [`Detector::push_line`]'s own path, so the incidents are the same as line by line.
+//! `trainwatch triage` reads a log (the live follower still hands lines one by one through
+//! [`Detector::push_line`]). Most of a training log is lines no rule can fire on; the
+//! prefilter finds the next line that could matter in one SIMD scan over the whole region,
+//! and the lines before it are counted, not decoded: only the last few are kept (the context
+//! ring) and, after a library warning, the few lines of its message are looked at for where
+//! the message ends. Every other line goes through [`Detector::push_line`]'s own path, so
+//! the incidents are the same as line by line (`tests/triage.rs` replays scrambled logs both
+//! ways).
 
 use std::borrow::Cow;
 
 use super::*;
 
 impl Detector {
-    /// Feed `region` — lines, each ending with `'\n'` (the last may not), the first numbered `first_no` —
-    /// as if each line were pushed with [`Detector::push_line`] in order; findings are
-    /// appended to `out`. Returns the number of lines in `region`.
+    /// Feed `region` — lines, each ending with `'\n'` (the last may not), the first numbered
+    /// `first_no` — as if each line were pushed with [`Detector::push_line`] in order;
+    /// findings are appended to `out`. Returns the number of lines in `region`.
     pub fn push_region(&mut self, first_no: u64, region: &[u8], out: &mut Vec<Finding>) -> u64 {
         let mut pos = 0;
         let mut n = first_no;

@@ -85,7 +85,8 @@ PATTERN='Error|Exception|Traceback|Failed|AttributeError|KeyError|ValueError|Typ
 # --- 1. throughput ---------------------------------------------------------------------------
 say "throughput: generating a $TRIAGE_SIZE training log"
 LOG=$WORK/train.log
-"$TB" gen-log --size "$TRIAGE_SIZE" --out "$LOG"
+# It ends with a fatal traceback: live catch-up (below) is timed to its report.
+"$TB" gen-log --size "$TRIAGE_SIZE" --out "$LOG" --fatal-at-end
 BYTES=$(stat -c %s "$LOG")
 note tp_bytes "$BYTES"
 cat "$LOG" > /dev/null   # into the page cache: every tool reads from memory
@@ -102,6 +103,12 @@ if [ "$HAVE_TRIAGE" = 1 ]; then
     note triage_incidents "$("$TW" triage --json "$LOG" 2>/dev/null | grep -c '"severity":' || true)"
 else
     note triage_skip "trainwatch triage is not wired in this build"
+fi
+# Live catch-up on the same file: a job prints it at full speed, `trainwatch run` follows it.
+if [ "$HAVE_RUN" = 1 ]; then
+    say "throughput: live catch-up, a job printing the same log at full speed under trainwatch run (best of 2)"
+    "$TB" catchup --trainwatch "$TW" --dir "$WORK/catchup" --log "$LOG" --repeat 2 >> "$RES" || true
+    rm -rf "$WORK/catchup"
 fi
 rm -f "$LOG"
 
@@ -185,6 +192,13 @@ if [ -n "$T" ]; then
     row "  - peak RSS of triage" "$(mb "$(get triage_rss_peak_kb)") MB" "" "$(get triage_incidents) incidents classified" ""
 else
     row "Throughput: trainwatch triage" "$NM: $(get triage_skip)" "> grep, >= rg/2" "" "?"
+fi
+C=$(get catchup_mb_s)
+if [ -n "$C" ] && [ -n "$T" ]; then
+    V3=$(awk -v c="$C" -v t="$T" 'BEGIN { print (c >= t / 2) ? "met" : "MISSED" }')
+    row "Live catch-up, same log (trainwatch run)" "$C MB/s" ">= 0.5 x triage" "$(ratio "$C" "$T")x triage, report after $(get catchup_s) s" "$V3"
+else
+    row "Live catch-up, same log (trainwatch run)" "$NM: $(get catchup_error)" ">= 0.5 x triage" "" "?"
 fi
 
 # Latency

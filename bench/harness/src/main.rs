@@ -1,8 +1,8 @@
 //! `twbench`: the measuring side of trainwatch's benchmark suite (`bench/run.sh` drives it).
 //! Job programs that trainwatch supervises during a measurement (`gen-log`, `inject`,
 //! `burst`), and orchestrators that start the real `trainwatch` binary, time and sample it
-//! (`latency`, `latency-ref`, `follow`, `many`, `burst-run`, `measure`). Benchmark-only: not part of the
-//! product.
+//! (`latency`, `latency-ref`, `follow`, `catchup`, `many`, `burst-run`, `measure`).
+//! Benchmark-only: not part of the product.
 
 mod discord;
 mod gen;
@@ -40,6 +40,8 @@ enum Cmd {
     LatencyRef(reference::RefLatencyArgs),
     /// Peak RSS while trainwatch follows one log growing to a given size.
     Follow(orch::FollowArgs),
+    /// Live catch-up: a job prints a whole log at once; time to trainwatch's report of its end.
+    Catchup(orch::CatchupArgs),
     /// Many jobs under one trainwatch: peak RSS, or CPU time while they are quiet.
     Many(orch::ManyArgs),
     /// A burst of error lines under trainwatch: reports, counts, memory.
@@ -60,6 +62,7 @@ fn main() {
         Cmd::LatencyDiscord(a) => discord::latency(a).map(|()| 0),
         Cmd::LatencyRef(a) => reference::latency(a).map(|()| 0),
         Cmd::Follow(a) => orch::follow(a).map(|()| 0),
+        Cmd::Catchup(a) => orch::catchup(a).map(|()| 0),
         Cmd::Many(a) => orch::many(a).map(|()| 0),
         Cmd::BurstRun(a) => orch::burst_run(a).map(|()| 0),
         Cmd::Measure(a) => orch::measure(a).map(|()| 0),

@@ -463,6 +463,65 @@ pub fn follow(a: &FollowArgs) -> io::Result<()> {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct CatchupArgs {
+    #[arg(long)]
+    pub trainwatch: PathBuf,
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// A finished log that ends with a fatal traceback (`gen-log --fatal-at-end`): the job
+    /// prints it at once, as fast as `cat` can, so trainwatch has all of it as a backlog.
+    #[arg(long)]
+    pub log: PathBuf,
+    /// Runs; the fastest counts, as for the other throughput figures.
+    #[arg(long, default_value_t = 1)]
+    pub repeat: u32,
+}
+
+/// Live catch-up: `trainwatch run` follows a job that prints a whole log at full speed and
+/// then fails; the time from trainwatch's start to its report of the traceback at the end
+/// of the log is how long it took to read the backlog the way it follows any job.
+pub fn catchup(a: &CatchupArgs) -> io::Result<()> {
+    let bytes = fs::metadata(&a.log)?.len();
+    let src = fs::canonicalize(&a.log)?;
+    let mut best: Option<f64> = None;
+    for k in 0..a.repeat.max(1) {
+        let dir = a.dir.join(format!("run{k}"));
+        fs::create_dir_all(&dir)?;
+        let log = dir.join("job.log");
+        let mut args = run_args(&dir, &["--unattended", "--log", &s(&log), "--"]);
+        args.extend(["sh", "-c", "cat \"$1\"; exit 1", "catchup", &s(&src)].map(String::from));
+        let t0 = mono_ns();
+        let mut tw = Tw::start(&a.trainwatch, &args, &dir)?;
+        let mut report_at = None;
+        let deadline = t0 + 20 * 60 * 1_000_000_000;
+        while report_at.is_none() && mono_ns() < deadline {
+            match tw.next_line(Duration::from_millis(200)) {
+                Some((t, l)) if l.contains("ERROR DETECTED") => report_at = Some(t),
+                Some(_) => {}
+                None if matches!(tw.child.try_wait(), Ok(Some(_))) => break,
+                None => {}
+            }
+        }
+        let _ = tw.child.wait();
+        tw.save_transcript(&dir.join("transcript"));
+        let _ = fs::remove_file(&log);
+        if let Some(t) = report_at {
+            let secs = (t - t0) as f64 / 1e9;
+            best = Some(best.map_or(secs, |b: f64| b.min(secs)));
+        }
+    }
+    println!("catchup_bytes={bytes}");
+    match best {
+        Some(secs) => {
+            println!("catchup_s={secs:.3}");
+            println!("catchup_mb_s={:.0}", bytes as f64 / 1e6 / secs);
+        }
+        None => println!("catchup_error=no ERROR DETECTED report for the traceback at the end"),
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
 pub struct ManyArgs {
     #[arg(long)]
     pub trainwatch: PathBuf,

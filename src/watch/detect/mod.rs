@@ -10,6 +10,7 @@
 //! the log goes on with ordinary output (the program caught it) or the process exits 0.
 
 mod blocks;
+mod bulk;
 mod burst;
 mod classify;
 mod config;
@@ -258,42 +259,6 @@ impl Detector {
     pub fn push_line(&mut self, line_no: u64, line: &str) -> Vec<Finding> {
         let mut out = Vec::new();
         self.step(line_no, line, &mut out);
-        out
-    }
-
-    /// True when the next lines may be handed over in bulk with
-    /// [`Detector::push_ordinary`] as long as [`Detector::could_matter`] finds nothing in
-    /// them: the detector is between blocks and has no per-line work to do.
-    pub fn bulk_ok(&self) -> bool {
-        matches!(self.mode, Mode::Normal)
-            && self.cfg.extra.is_empty()
-            && self.prefix.is_empty()
-            && !self.recovering
-    }
-
-    /// Offset of the first byte in `hay` that could make its line evidence (the prefilter),
-    /// None when every line in `hay` is ordinary.
-    pub fn could_matter(&self, hay: &[u8]) -> Option<usize> {
-        self.pre.find(hay)
-    }
-
-    /// `count` lines that [`Detector::could_matter`] found nothing in, of which `tail` are
-    /// the last few (any number, in order). Same effect as pushing them one by one, only
-    /// valid while [`Detector::bulk_ok`].
-    pub fn push_ordinary(&mut self, count: u64, tail: &[&str]) -> Vec<Finding> {
-        let mut out = Vec::new();
-        if count == 0 {
-            return out;
-        }
-        debug_assert!(self.bulk_ok());
-        let skip = tail.len().saturating_sub(RING);
-        let first = self.seen + count - (tail.len() - skip) as u64;
-        for (k, t) in tail[skip..].iter().enumerate() {
-            self.remember(first + 1 + k as u64, t);
-        }
-        self.seen += count;
-        self.since_record = self.since_record.saturating_add(count);
-        self.count_ordinary(count, &mut out);
         out
     }
 

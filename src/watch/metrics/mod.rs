@@ -261,7 +261,14 @@ impl MetricsTracker {
     /// One log line (may contain '\r' segments from tqdm); `at` is the time it was read.
     pub fn push_line(&mut self, line: &str, at: DateTime<Utc>) -> Vec<HealthSignal> {
         let mut signals = Vec::new();
-        for segment in line.split(['\r', '\n']) {
+        // Split at `\r` and `\n` with a SIMD search: a redrawn bar has dozens of segments.
+        let b = line.as_bytes();
+        let mut from = 0;
+        let ends = memchr::memchr2_iter(b'\r', b'\n', b).chain(std::iter::once(b.len()));
+        for end in ends {
+            // Both are ASCII: `from..end` lies on character boundaries.
+            let segment = &line[from..end];
+            from = end + 1;
             let segment = truncate_bytes(segment, MAX_SEGMENT_BYTES);
             let clean = strip_ansi(segment);
             if clean.trim().is_empty() {
@@ -320,13 +327,13 @@ impl MetricsTracker {
     /// Applies the values of one record (one line's worth of pairs).
     fn record(&mut self, pairs: Vec<Pair>, seg: &str, at: DateTime<Utc>, signals: &mut Vec<HealthSignal>) {
         let as_count = |v: f64| (0.0..1e18).contains(&v).then_some(v as u64);
-        let step_keys: Vec<&str> = match &self.cfg.step_key {
-            Some(k) => vec![k.as_str()],
-            None => vec!["step", "global_step"],
+        let is_step_key = |key: &str| match &self.cfg.step_key {
+            Some(k) => key == k,
+            None => key == "step" || key == "global_step",
         };
         let record_step = pairs
             .iter()
-            .find(|p| step_keys.contains(&p.key.as_str()))
+            .find(|p| is_step_key(&p.key))
             .and_then(|p| as_count(p.value));
         if let Some(s) = record_step {
             self.set_step(s, at, StepSource::Record);
@@ -365,7 +372,11 @@ impl MetricsTracker {
             return;
         }
         let factor = self.cfg.diverge_factor;
-        let st = self.loss.entry(p.key.clone()).or_default();
+        // The key is copied once, when first seen (this runs for every redraw of a bar).
+        if !self.loss.contains_key(&p.key) {
+            self.loss.insert(p.key.clone(), LossState::default());
+        }
+        let st = self.loss.get_mut(&p.key).expect("inserted above");
         if !p.value.is_finite() {
             if !st.nonfinite {
                 st.nonfinite = true;
@@ -398,10 +409,18 @@ impl MetricsTracker {
     }
 
     fn convergence_pair(&mut self, p: &Pair) {
-        let key = p.key.to_ascii_lowercase();
+        // Every key below is short: a longer one is none of them (and is not lowered).
+        let mut lower = [0u8; 16];
+        let Some(key) = lower.get_mut(..p.key.len()).and_then(|buf| {
+            buf.copy_from_slice(p.key.as_bytes());
+            buf.make_ascii_lowercase();
+            std::str::from_utf8(buf).ok()
+        }) else {
+            return;
+        };
         let v = p.value;
         let c = &mut self.convergence;
-        match key.as_str() {
+        match key {
             "r_hat" | "rhat" | "r-hat" | "max_rhat" | "max_r_hat" if v.is_finite() => {
                 c.max_rhat = Some(c.max_rhat.map_or(v, |m| m.max(v)));
             }
@@ -466,6 +485,10 @@ impl MetricsTracker {
             )
             .expect("valid regex")
         });
+        // Both bars hold a `[` (their clock): most segments stop here, before any regex.
+        if !seg.contains('[') {
+            return;
+        }
         let (caps, has_total) = match bar.captures(seg) {
             Some(c) => (c, true),
             None => match open.captures(seg) {
@@ -517,6 +540,12 @@ impl MetricsTracker {
         let divergences = DIVERGENCES
             .get_or_init(|| Regex::new(r"There (?:were|was) ([\d_,]+) divergences?").expect("valid regex"));
         let int = |s: &str| s.replace(['_', ','], "").parse::<u64>().ok();
+        // Each regex starts with its literal: without one, no capture slots are allocated
+        // (this runs for every segment of every line the tracker sees).
+        let (has_sampling, has_there) = (seg.contains("ampling "), seg.contains("There w"));
+        if !has_sampling && !has_there {
+            return;
+        }
         let c = &mut self.convergence;
         if let Some(m) = sampling.captures(seg) {
             c.chains = int(&m[1]).and_then(|v| u32::try_from(v).ok()).or(c.chains);
@@ -532,6 +561,10 @@ impl MetricsTracker {
 
     /// An ArviZ `az.summary` header: names only, with r_hat or an ess column among them.
     fn summary_header(&mut self, seg: &str) -> bool {
+        // Both kinds of column named below hold one of these: most segments stop here.
+        if !seg.contains("r_hat") && !seg.contains("ess") {
+            return false;
+        }
         let cols: Vec<&str> = seg.split_whitespace().collect();
         let is_name = |t: &&str| {
             t.chars()
@@ -597,7 +630,7 @@ impl MetricsTracker {
 
 /// Whether a metric is a loss (`loss`, `train_loss`, `val/loss`, …).
 pub fn is_loss_key(key: &str) -> bool {
-    key.to_ascii_lowercase().ends_with("loss")
+    key.len() >= 4 && key.as_bytes()[key.len() - 4..].eq_ignore_ascii_case(b"loss")
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The text forms metrics take in a log line (`key=value`, `key: value`, dicts and JSON
 //! records, scaled numbers such as `1.2k`), and the small string helpers the tracker needs.
 
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use regex::Regex;
@@ -14,6 +15,10 @@ pub(super) struct Pair {
 
 /// `key=value` and `key: value` pairs.
 pub(super) fn kv_pairs(seg: &str) -> Vec<Pair> {
+    // Every pair holds `=` or `:`: without either, no regex runs.
+    if memchr::memchr2(b'=', b':', seg.as_bytes()).is_none() {
+        return Vec::new();
+    }
     static KV: OnceLock<Regex> = OnceLock::new();
     let re = KV.get_or_init(|| {
         // `:` needs a space after it so that clock times (12:30:05) are not pairs.
@@ -115,8 +120,12 @@ pub(super) fn parse_scaled(s: &str) -> Option<u64> {
         .map(|v| v.round() as u64)
 }
 
-/// Removes ANSI escape sequences (cursor moves of nested tqdm bars, colours).
-pub(super) fn strip_ansi(s: &str) -> String {
+/// Removes ANSI escape sequences (cursor moves of nested tqdm bars, colours); borrowed when
+/// there is none (nearly every segment: this runs for each redraw of a progress bar).
+pub(super) fn strip_ansi(s: &str) -> Cow<'_, str> {
+    if !s.contains('\u{1b}') {
+        return Cow::Borrowed(s);
+    }
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
@@ -136,7 +145,7 @@ pub(super) fn strip_ansi(s: &str) -> String {
             chars.next();
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 pub(super) fn truncate_bytes(s: &str, max: usize) -> &str {

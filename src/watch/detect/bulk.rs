@@ -1,0 +1,159 @@
+//! The bulk entry point: whole lines handed over as bytes ([`Detector::push_region`]), as
+//! `trainwatch triage` reads a log (the live follower still hands lines one by one through
+//! [`Detector::push_line`]). Most of a training log is lines no rule can fire on; the
+//! prefilter finds the next line that could matter in one SIMD scan over the whole region,
+//! and the lines before it are counted, not decoded: only the last few are kept (the context
+//! ring) and, after a library warning, the few lines of its message are looked at for where
+//! the message ends. Every other line goes through [`Detector::push_line`]'s own path, so
+//! the incidents are the same as line by line (`tests/triage.rs` replays scrambled logs both
+//! ways).
+
+use std::borrow::Cow;
+
+use super::*;
+
+impl Detector {
+    /// Feed `region` — lines, each ending with `'\n'` (the last may not), the first numbered
+    /// `first_no` — as if each line were pushed with [`Detector::push_line`] in order;
+    /// findings are appended to `out`. Returns the number of lines in `region`.
+    pub fn push_region(&mut self, first_no: u64, region: &[u8], out: &mut Vec<Finding>) -> u64 {
+        let mut pos = 0;
+        let mut n = first_no;
+        while pos < region.len() {
+            let rest = &region[pos..];
+            if self.between_blocks() {
+                let stop = match self.pre.find(rest) {
+                    None => rest.len(),
+                    Some(off) => memchr::memrchr(b'\n', &rest[..off]).map_or(0, |i| i + 1),
+                };
+                if stop > 0 {
+                    n += self.ordinary_run(n, &rest[..stop], out);
+                    pos += stop;
+                    continue;
+                }
+            }
+            let le = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+            self.step(n, &decode(&rest[..le]), out);
+            n += 1;
+            pos += le + 1;
+        }
+        n - first_no
+    }
+
+    /// True while the lines the prefilter clears need no per-line work beyond
+    /// [`Detector::ordinary_run`]: no block is being read and nothing waits for the next line
+    /// (a skipped warning message is walked there).
+    fn between_blocks(&self) -> bool {
+        matches!(self.mode, Mode::Normal | Mode::Skip(_))
+            && self.cfg.extra.is_empty()
+            && self.prefix.is_empty()
+            && !self.recovering
+    }
+
+    /// `run`: whole lines the prefilter found nothing in, the first numbered `first`, while
+    /// [`Detector::between_blocks`]. Same effect as stepping each: every line is ordinary
+    /// output (it cannot hold evidence, and no prefix waits for it); a noise warning's
+    /// message being skipped ends where [`Detector::skip`] ends it. Returns the line count.
+    fn ordinary_run(&mut self, first: u64, run: &[u8], out: &mut Vec<Finding>) -> u64 {
+        let mut pos = 0;
+        let mut walked = 0u64;
+        while let Mode::Skip(left) = self.mode {
+            if pos == run.len() {
+                break;
+            }
+            let le = memchr::memchr(b'\n', &run[pos..]).map_or(run.len() - pos, |i| i);
+            let line = &run[pos..pos + le];
+            // As `skip` decides for a line that holds no literal (so it is no structure).
+            self.mode = if left == 0 || skip_ends_at(line) {
+                Mode::Normal
+            } else {
+                Mode::Skip(left - 1)
+            };
+            pos += le + 1;
+            walked += 1;
+        }
+        let rest = &run[pos.min(run.len())..];
+        let unended = u64::from(!rest.is_empty() && !rest.ends_with(b"\n"));
+        let count = walked + memchr::memchr_iter(b'\n', rest).count() as u64 + unended;
+        // The context ring holds the last lines, whatever they were.
+        let body = run.strip_suffix(b"\n").unwrap_or(run);
+        // Where its last RING lines start, newest first (a SIMD search back from the end).
+        let mut starts = [0usize; RING];
+        let mut kept = 0;
+        let mut newlines = memchr::memrchr_iter(b'\n', body);
+        while kept < RING {
+            match newlines.next() {
+                Some(nl) => starts[kept] = nl + 1,
+                None => {
+                    starts[kept] = 0;
+                    kept += 1;
+                    break;
+                }
+            }
+            kept += 1;
+        }
+        let last = first + count - 1;
+        for k in (0..kept).rev() {
+            let end = if k == 0 { body.len() } else { starts[k - 1] - 1 };
+            self.remember_bytes(last - k as u64, &body[starts[k]..end]);
+        }
+        self.seen = last;
+        self.since_record = self.since_record.saturating_add(count);
+        self.count_ordinary(count, out);
+        count
+    }
+
+    /// [`Detector::remember`] for a line as bytes, decoding no more of it than the ring
+    /// keeps: its shown segment's first bytes (a config dump can be 60 KB).
+    fn remember_bytes(&mut self, n: u64, line: &[u8]) {
+        let seg = display_segment_bytes(line);
+        // Decoding is local (an invalid byte never affects more than the 3 after it) and
+        // never shortens text, so these bytes decode to what the ring keeps of the whole.
+        let head = &seg[..seg.len().min(MAX_LINE_CHARS + 4)];
+        self.remember(n, &decode(head));
+    }
+}
+
+/// Lossy UTF-8, borrowed when valid: the validator's ASCII fast path is several times
+/// faster than the lossy decoder's, and nearly every line is valid.
+fn decode(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
+/// [`display_segment`] on bytes: `'\r'` is ASCII, so the segments are those of the decoded
+/// line.
+fn display_segment_bytes(line: &[u8]) -> &[u8] {
+    let mut end = line.len();
+    while let Some(cr) = memchr::memrchr(b'\r', &line[..end]) {
+        if cr + 1 < end {
+            return &line[cr + 1..end];
+        }
+        end = cr;
+    }
+    &line[..end]
+}
+
+/// Does a skipped warning message end at this line (which holds no literal)? As
+/// [`Detector::skip`] decides: at a blank line or an indented one (its source line).
+/// Decoded only when it does not start with a visible ASCII character.
+fn skip_ends_at(line: &[u8]) -> bool {
+    let seg = display_segment_bytes(line);
+    let seg = match seg.strip_prefix(b"[rank") {
+        Some(_) => {
+            let text = String::from_utf8_lossy(seg);
+            let vis = &text[rank_prefix_len(&text).unwrap_or(0)..];
+            return vis.trim().is_empty() || vis.starts_with("  ");
+        }
+        None => seg,
+    };
+    match seg.first() {
+        Some(b) if b.is_ascii_graphic() => false,
+        _ => {
+            let text = String::from_utf8_lossy(seg);
+            text.trim().is_empty() || text.starts_with("  ")
+        }
+    }
+}

@@ -218,4 +218,8 @@ fn check_config_prints_the_exact_sbatch_command_and_batch_script() {
         "{text}"
     );
     assert!(!text.contains("hf_abc123"), "a secret leaked: {text}");
+    assert!(
+        text.contains("  scheduler:       timeout warning 10m before the time limit; extend by 1h; after a cluster failure: resubmit (at most 3 times)"),
+        "{text}"
+    );
 }

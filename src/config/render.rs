@@ -227,6 +227,14 @@ fn write_executor(s: &mut String, j: &JobSpec, store: &std::path::Path) -> std::
             sub.settings.tasks()
         )?;
     }
+    let policy = &j.engine.scheduler;
+    writeln!(
+        s,
+        "  scheduler:       timeout warning {} before the time limit; extend by {}; after a cluster failure: {}",
+        format_duration(policy.warn_before),
+        format_duration(policy.extend_by),
+        policy.on_infrastructure
+    )?;
     writeln!(s, "  batch script:    {}", path.display())?;
     for line in sub.script().lines() {
         writeln!(s, "    | {line}")?;

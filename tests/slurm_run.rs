@@ -310,6 +310,15 @@ fn a_slurm_job_at_its_time_limit_is_reported_as_ended_by_the_scheduler() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("time limit"), "{out}");
     assert_eq!(state_of(id).as_deref(), Some("TIMEOUT"));
+    // The warning came first, while there was time to act (half of a 1-minute limit ahead:
+    // the default 10 minutes is capped at half the limit).
+    let warned = out
+        .find("TIMEOUT WARNING")
+        .unwrap_or_else(|| panic!("no warning: {out}"));
+    let ended = out
+        .find("Training Failed")
+        .unwrap_or_else(|| panic!("no end: {out}"));
+    assert!(warned < ended, "{out}");
 }
 
 /// Pauses slurmctld (SIGSTOP) while held; continues it when dropped, pass or fail.
@@ -716,4 +725,32 @@ fn restart_from_chat_resubmits_from_the_newest_checkpoint_into_the_same_log() {
         log.contains("resumed from") && log.contains("epoch1.ckpt"),
         "{log}"
     );
+}
+
+#[test]
+fn a_task_killed_by_a_signal_is_reported_with_it() {
+    let _shared = CLUSTER.read().unwrap_or_else(|e| e.into_inner());
+    let Some(_) = cluster("task killed by a signal") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let job = &unique("tw_run_sigkill");
+    let _cancel = CancelByName(vec![job.to_string()]);
+    let cfg = config(
+        dir.path(),
+        job,
+        r#"["bash", "-c", "echo 'epoch 1 loss=0.5'; kill -9 $$"]"#,
+        "",
+    );
+    let (child, rx) = start(dir.path(), &cfg, false);
+    let mut seen = Vec::new();
+    let id = submitted(&rx, &mut seen);
+    let (code, out) = to_the_end(child, rx, seen, QUICK);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("SIGKILL"), "{out}");
+    assert!(
+        out.contains("resource"),
+        "a SIGKILL with no traceback: out of memory? {out}"
+    );
+    assert_eq!(state_of(id).as_deref(), Some("FAILED"));
 }

@@ -29,7 +29,21 @@ impl JobMachine {
     }
 
     fn file_incident(&mut self, at: DateTime<Utc>, key: u64, incident: Incident, out: &mut Vec<Action>) {
-        let Some(run) = self.active_mut() else { return };
+        if let Some(seq) = self.record_incident(at, key, incident, out) {
+            self.report_incident(at, seq, out);
+        }
+    }
+
+    /// Keep `incident` in the active run's attempt under way and record it, not reported yet;
+    /// its number in the run.
+    pub(super) fn record_incident(
+        &mut self,
+        at: DateTime<Utc>,
+        key: u64,
+        incident: Incident,
+        out: &mut Vec<Action>,
+    ) -> Option<u32> {
+        let run = self.active_mut()?;
         let seq = run.incidents.len() as u32 + 1;
         run.incidents.push(IncidentEntry {
             key,
@@ -43,9 +57,9 @@ impl JobMachine {
         out.push(Action::Record(Record::Incident {
             run: run.id,
             seq,
-            incident: incident.clone(),
+            incident,
         }));
-        self.report_incident(at, seq, out);
+        Some(seq)
     }
 
     /// Post what an incident calls for, given the phase: an error report that halts the

@@ -27,7 +27,7 @@ use super::incidents::{exit_incident, resolve_incidents};
 use super::machine::{chrono_dur, dur, JobMachine};
 use super::message::{Body, Decision, DecisionPoint, Message, MessageKey, SchedulerNotice};
 use super::report::{buttons, point_key};
-use super::state::{IncidentEntry, LimitWarned, Phase, QueueWait};
+use super::state::{LimitWarned, Phase, QueueWait};
 use super::text;
 use crate::model::{Actor, Category, ExitOutcome, OnInfrastructure, Persona, SchedulerEnd, Severity};
 
@@ -315,22 +315,9 @@ impl JobMachine {
             i.attempt == attempt && i.resolution.is_none() && i.incident.category == Category::Infrastructure
         });
         if filed.is_none() {
-            let seq = run.incidents.len() as u32 + 1;
-            run.incidents.push(IncidentEntry {
-                key: u64::MAX - u64::from(attempt),
-                seq,
-                attempt,
-                at,
-                incident: incident.clone(),
-                posted: None,
-                resolution: None,
-            });
-            out.push(Action::Record(Record::Incident {
-                run: run.id,
-                seq,
-                incident: incident.clone(),
-            }));
+            self.record_incident(at, u64::MAX - u64::from(attempt), incident.clone(), out);
         }
+        let run = self.active_mut()?;
         for i in run.incidents.iter_mut().filter(|i| i.attempt == attempt) {
             // What the log showed while the node died is the end's consequence, not an error.
             if i.incident.category != Category::Infrastructure && i.resolution.is_none() {

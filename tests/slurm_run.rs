@@ -12,7 +12,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::mpsc::Receiver;
-use std::sync::RwLock;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use support::slurm::{cluster, job_id_in, state_of, CancelByName};
@@ -23,12 +23,66 @@ static CLUSTER: RwLock<()> = RwLock::new(());
 
 const QUICK: Duration = Duration::from_secs(90);
 
-fn config(dir: &Path, job: &str, argv: &str, slurm: &str) -> PathBuf {
-    let path = dir.join("tw.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"
+/// Which hold a test takes on the cluster.
+enum Hold {
+    Shared(#[allow(dead_code)] RwLockReadGuard<'static, ()>),
+    Alone(#[allow(dead_code)] RwLockWriteGuard<'static, ()>),
+}
+
+/// One test's part of the cluster: its folder, its job's name (of this test run only), the
+/// cluster's slurm.conf; its jobs cancelled and its hold released when dropped, pass or fail.
+struct Case {
+    dir: tempfile::TempDir,
+    job: String,
+    conf: PathBuf,
+    _cancel: CancelByName,
+    _hold: Hold,
+}
+
+impl Case {
+    /// A test that shares the cluster; None (the reason printed) without one.
+    fn shared(test: &str, base: &str) -> Option<Case> {
+        Case::new(
+            test,
+            base,
+            Hold::Shared(CLUSTER.read().unwrap_or_else(|e| e.into_inner())),
+        )
+    }
+
+    /// A test that stops a daemon of the cluster, which nobody else uses meanwhile.
+    fn alone(test: &str, base: &str) -> Option<Case> {
+        Case::new(
+            test,
+            base,
+            Hold::Alone(CLUSTER.write().unwrap_or_else(|e| e.into_inner())),
+        )
+    }
+
+    fn new(test: &str, base: &str, hold: Hold) -> Option<Case> {
+        let conf = cluster(test)?;
+        let job = unique(base);
+        Some(Case {
+            dir: tempfile::tempdir().unwrap(),
+            _cancel: CancelByName(vec![job.clone()]),
+            job,
+            conf,
+            _hold: hold,
+        })
+    }
+
+    fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The job's config: `argv` (TOML) under Slurm with a 10-minute limit, `slurm` added to
+    /// its `[jobs.NAME.slurm]` table.
+    fn config(&self, argv: &str, slurm: &str) -> PathBuf {
+        let job = &self.job;
+        let path = self.dir().join("tw.toml");
+        std::fs::write(
+            &path,
+            format!(
+                r#"
 [store]
 path = "state/state.db"
 [jobs.{job}]
@@ -41,19 +95,20 @@ partition = "debug"
 time_limit = "10m"
 {slurm}
 "#
-        ),
-    )
-    .unwrap();
-    path
-}
+            ),
+        )
+        .unwrap();
+        path
+    }
 
-fn start(dir: &Path, cfg: &Path, attended: bool) -> (Child, Receiver<String>) {
-    let mode = if attended { "--attended" } else { "--unattended" };
-    support::spawn_trainwatch(
-        dir,
-        &["run", mode, "--color", "never", "--config", cfg.to_str().unwrap()],
-        if attended { Stdio::piped() } else { Stdio::null() },
-    )
+    fn start(&self, cfg: &Path, attended: bool) -> (Child, Receiver<String>) {
+        let mode = if attended { "--attended" } else { "--unattended" };
+        support::spawn_trainwatch(
+            self.dir(),
+            &["run", mode, "--color", "never", "--config", cfg.to_str().unwrap()],
+            if attended { Stdio::piped() } else { Stdio::null() },
+        )
+    }
 }
 
 /// Every line until trainwatch exits (bounded), and its exit code.
@@ -112,20 +167,15 @@ fn count(text: &str, needle: &str) -> usize {
 
 #[test]
 fn a_slurm_job_is_supervised_from_submission_to_training_complete() {
-    let _shared = CLUSTER.read().unwrap_or_else(|e| e.into_inner());
-    let Some(_) = cluster("slurm job completes") else {
+    let Some(case) = Case::shared("slurm job completes", "tw_run_ok") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let job = &unique("tw_run_ok");
-    let _cancel = CancelByName(vec![job.to_string()]);
-    let cfg = config(
-        dir.path(),
-        job,
+    let job = &case.job;
+    let cfg = case.config(
         r#"["bash", "-c", "for i in 1 2 3; do echo \"step $i loss=0.$i\"; sleep 1; done; echo finished"]"#,
         "",
     );
-    let (child, rx) = start(dir.path(), &cfg, false);
+    let (child, rx) = case.start(&cfg, false);
     let mut seen = Vec::new();
     let id = submitted(&rx, &mut seen);
     let (code, out) = to_the_end(child, rx, seen, QUICK);
@@ -133,31 +183,24 @@ fn a_slurm_job_is_supervised_from_submission_to_training_complete() {
     assert!(out.contains("Training Complete"), "{out}");
     assert!(out.contains("Status: SUCCESS"), "{out}");
     assert_eq!(state_of(id).as_deref(), Some("COMPLETED"));
-    let log = std::fs::read_to_string(dir.path().join("logs/train.log")).unwrap();
+    let log = std::fs::read_to_string(case.dir().join("logs/train.log")).unwrap();
     assert!(
         log.contains("step 3 loss=0.3") && log.contains("finished"),
         "{log}"
     );
     // Submitted through the script check-config shows.
-    assert!(dir.path().join(format!("state/slurm/{job}.sbatch")).is_file());
+    assert!(case.dir().join(format!("state/slurm/{job}.sbatch")).is_file());
 }
 
 #[test]
 fn a_slurm_job_that_fails_is_reported_with_its_traceback_and_exit_code() {
-    let _shared = CLUSTER.read().unwrap_or_else(|e| e.into_inner());
-    let Some(_) = cluster("slurm job fails") else {
+    let Some(case) = Case::shared("slurm job fails", "tw_run_fail") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let job = &unique("tw_run_fail");
-    let _cancel = CancelByName(vec![job.to_string()]);
-    let cfg = config(
-        dir.path(),
-        job,
-        r#"["bash", "-c", "echo 'epoch 1 loss=0.5'; printf 'Traceback (most recent call last):\n  File \"train.py\", line 9, in <module>\n    load(path)\nKeyError: '\\''features'\\''\n'; exit 3"]"#,
+    let cfg = case.config(r#"["bash", "-c", "echo 'epoch 1 loss=0.5'; printf 'Traceback (most recent call last):\n  File \"train.py\", line 9, in <module>\n    load(path)\nKeyError: '\\''features'\\''\n'; exit 3"]"#,
         "",
     );
-    let (child, rx) = start(dir.path(), &cfg, false);
+    let (child, rx) = case.start(&cfg, false);
     let mut seen = Vec::new();
     let id = submitted(&rx, &mut seen);
     let (code, out) = to_the_end(child, rx, seen, QUICK);
@@ -171,15 +214,12 @@ fn a_slurm_job_that_fails_is_reported_with_its_traceback_and_exit_code() {
 
 #[test]
 fn kill_from_chat_cancels_the_slurm_job() {
-    let _shared = CLUSTER.read().unwrap_or_else(|e| e.into_inner());
-    let Some(_) = cluster("kill from chat") else {
+    let Some(case) = Case::shared("kill from chat", "tw_run_kill") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let job = &unique("tw_run_kill");
-    let _cancel = CancelByName(vec![job.to_string()]);
-    let cfg = config(dir.path(), job, r#"["bash", "-c", "echo up; sleep 300"]"#, "");
-    let (mut child, rx) = start(dir.path(), &cfg, true);
+    let job = &case.job;
+    let cfg = case.config(r#"["bash", "-c", "echo up; sleep 300"]"#, "");
+    let (mut child, rx) = case.start(&cfg, true);
     let mut seen = Vec::new();
     let id = submitted(&rx, &mut seen);
     wait_state(id, &["RUNNING"], QUICK);
@@ -198,15 +238,11 @@ fn kill_from_chat_cancels_the_slurm_job() {
 
 #[test]
 fn a_job_cancelled_outside_trainwatch_is_reported_as_stopped_from_outside() {
-    let _shared = CLUSTER.read().unwrap_or_else(|e| e.into_inner());
-    let Some(_) = cluster("scancel from outside") else {
+    let Some(case) = Case::shared("scancel from outside", "tw_run_scancel") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let job = &unique("tw_run_scancel");
-    let _cancel = CancelByName(vec![job.to_string()]);
-    let cfg = config(dir.path(), job, r#"["bash", "-c", "echo up; sleep 300"]"#, "");
-    let (child, rx) = start(dir.path(), &cfg, false);
+    let cfg = case.config(r#"["bash", "-c", "echo up; sleep 300"]"#, "");
+    let (child, rx) = case.start(&cfg, false);
     let mut seen = Vec::new();
     let id = submitted(&rx, &mut seen);
     wait_state(id, &["RUNNING"], QUICK);
@@ -223,26 +259,21 @@ fn a_job_cancelled_outside_trainwatch_is_reported_as_stopped_from_outside() {
 
 #[test]
 fn trainwatch_killed_mid_run_readopts_the_slurm_job_and_reports_its_end_once() {
-    let _shared = CLUSTER.read().unwrap_or_else(|e| e.into_inner());
-    let Some(_) = cluster("re-adopt a running slurm job") else {
+    let Some(case) = Case::shared("re-adopt a running slurm job", "tw_run_readopt") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let job = &unique("tw_run_readopt");
-    let _cancel = CancelByName(vec![job.to_string()]);
-    let cfg = config(
-        dir.path(),
-        job,
+    let job = &case.job;
+    let cfg = case.config(
         r#"["bash", "-c", "for i in $(seq 1 8); do echo \"step $i\"; sleep 1; done"]"#,
         "",
     );
-    let (mut first, rx) = start(dir.path(), &cfg, false);
+    let (mut first, rx) = case.start(&cfg, false);
     let mut seen = Vec::new();
     let id = submitted(&rx, &mut seen);
     wait_state(id, &["RUNNING"], QUICK);
     sigkill(&mut first);
     let before = seen.join("\n");
-    let (second, rx) = start(dir.path(), &cfg, false);
+    let (second, rx) = case.start(&cfg, false);
     let (code, out) = to_the_end(second, rx, Vec::new(), QUICK);
     assert_eq!(code, 0, "{out}");
     assert_eq!(count(&out, "Training Complete"), 1, "{out}");
@@ -262,25 +293,19 @@ fn trainwatch_killed_mid_run_readopts_the_slurm_job_and_reports_its_end_once() {
 
 #[test]
 fn a_slurm_job_that_ended_while_trainwatch_was_down_is_reported_once() {
-    let _shared = CLUSTER.read().unwrap_or_else(|e| e.into_inner());
-    let Some(_) = cluster("re-adopt an ended slurm job") else {
+    let Some(case) = Case::shared("re-adopt an ended slurm job", "tw_run_ended") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let job = &unique("tw_run_ended");
-    let _cancel = CancelByName(vec![job.to_string()]);
-    let cfg = config(
-        dir.path(),
-        job,
+    let cfg = case.config(
         r#"["bash", "-c", "echo working; sleep 2; echo 'RuntimeError: the loss is not finite' >&2; exit 4"]"#,
         "",
     );
-    let (mut first, rx) = start(dir.path(), &cfg, false);
+    let (mut first, rx) = case.start(&cfg, false);
     let mut seen = Vec::new();
     let id = submitted(&rx, &mut seen);
     sigkill(&mut first);
     wait_state(id, &["FAILED"], QUICK);
-    let (second, rx) = start(dir.path(), &cfg, false);
+    let (second, rx) = case.start(&cfg, false);
     let (code, out) = to_the_end(second, rx, Vec::new(), QUICK);
     assert_eq!(code, 1, "{out}");
     assert_eq!(count(&out, "Training Failed"), 1, "{out}");
@@ -289,20 +314,16 @@ fn a_slurm_job_that_ended_while_trainwatch_was_down_is_reported_once() {
 
 #[test]
 fn a_slurm_job_at_its_time_limit_is_reported_as_ended_by_the_scheduler() {
-    let _shared = CLUSTER.read().unwrap_or_else(|e| e.into_inner());
-    let Some(_) = cluster("slurm time limit") else {
+    let Some(case) = Case::shared("slurm time limit", "tw_run_timeout") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let job = &unique("tw_run_timeout");
-    let _cancel = CancelByName(vec![job.to_string()]);
-    let cfg = config(dir.path(), job, r#"["bash", "-c", "echo up; sleep 600"]"#, "");
+    let cfg = case.config(r#"["bash", "-c", "echo up; sleep 600"]"#, "");
     // The 10-minute limit of the other tests, cut to Slurm's shortest.
     let text = std::fs::read_to_string(&cfg)
         .unwrap()
         .replace("time_limit = \"10m\"", "time_limit = \"1m\"");
     std::fs::write(&cfg, text).unwrap();
-    let (child, rx) = start(dir.path(), &cfg, false);
+    let (child, rx) = case.start(&cfg, false);
     let mut seen = Vec::new();
     let id = submitted(&rx, &mut seen);
     // Slurm ends it between one and two minutes in (its timer runs once a minute or so).
@@ -341,26 +362,21 @@ impl Drop for PausedController {
 
 #[test]
 fn a_controller_that_stops_answering_for_a_while_does_not_end_the_watch() {
-    let _alone = CLUSTER.write().unwrap_or_else(|e| e.into_inner());
-    let Some(conf) = cluster("slurmctld not answering") else {
+    let Some(case) = Case::alone("slurmctld not answering", "tw_run_ctld") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let job = &unique("tw_run_ctld");
-    let _cancel = CancelByName(vec![job.to_string()]);
-    let cfg = config(
-        dir.path(),
-        job,
+    let conf = case.conf.clone();
+    let cfg = case.config(
         r#"["bash", "-c", "for i in $(seq 1 45); do echo \"step $i\"; sleep 1; done"]"#,
         "",
     );
-    let (child, rx) = start(dir.path(), &cfg, false);
+    let (child, rx) = case.start(&cfg, false);
     let mut seen = Vec::new();
     let id = submitted(&rx, &mut seen);
     wait_state(id, &["RUNNING"], QUICK);
     // Its srun step running (srun itself asks the controller for the step; a pause before that
     // fails the step, which is another test's matter).
-    log_shows(dir.path(), "step 2");
+    log_shows(case.dir(), "step 2");
     {
         let _paused = PausedController::pause(&conf);
         // Longer than a client's own wait for an answer (twice MessageTimeout, 10 s, here).
@@ -369,7 +385,7 @@ fn a_controller_that_stops_answering_for_a_while_does_not_end_the_watch() {
     let (code, out) = to_the_end(child, rx, seen, Duration::from_secs(180));
     assert_eq!(code, 0, "{out}");
     assert_eq!(count(&out, "Training Complete"), 1, "{out}");
-    let log = std::fs::read_to_string(dir.path().join("logs/train.log")).unwrap();
+    let log = std::fs::read_to_string(case.dir().join("logs/train.log")).unwrap();
     assert!(log.contains("step 45"), "{log}");
     // Told once each way, and nothing concluded about the job meanwhile.
     assert_eq!(count(&out, "Scheduler not answering"), 1, "{out}");
@@ -379,16 +395,11 @@ fn a_controller_that_stops_answering_for_a_while_does_not_end_the_watch() {
 
 #[test]
 fn in_a_two_node_job_the_rank_that_raised_is_reported_while_the_other_still_waits() {
-    let _shared = CLUSTER.read().unwrap_or_else(|e| e.into_inner());
-    let Some(_) = cluster("gang failure") else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let job = &unique("tw_run_gang");
-    let _cancel = CancelByName(vec![job.to_string()]);
+    let Some(case) = Case::shared("gang failure", "tw_run_gang") else {
+        return;
+    };
     // Rank 1 raises; rank 0 would wait for it in a collective for five minutes.
-    let cfg = config(
-        dir.path(),
-        job,
-        r#"["bash", "-c", "echo \"step 1 on $SLURMD_NODENAME\"; if [ \"$SLURM_PROCID\" = 1 ]; then sleep 1; printf 'Traceback (most recent call last):\n  File \"train.py\", line 30, in <module>\n    schedule = config[\"lr_schedule\"]\nKeyError: '\\''lr_schedule'\\''\n'; exit 1; fi; sleep 300"]"#,
+    let cfg = case.config(r#"["bash", "-c", "echo \"step 1 on $SLURMD_NODENAME\"; if [ \"$SLURM_PROCID\" = 1 ]; then sleep 1; printf 'Traceback (most recent call last):\n  File \"train.py\", line 30, in <module>\n    schedule = config[\"lr_schedule\"]\nKeyError: '\\''lr_schedule'\\''\n'; exit 1; fi; sleep 300"]"#,
         "nodes = 2",
     );
     let text = std::fs::read_to_string(&cfg).unwrap().replace(
@@ -397,7 +408,7 @@ fn in_a_two_node_job_the_rank_that_raised_is_reported_while_the_other_still_wait
     );
     std::fs::write(&cfg, text).unwrap();
     let started = Instant::now();
-    let (child, rx) = start(dir.path(), &cfg, false);
+    let (child, rx) = case.start(&cfg, false);
     let mut seen = Vec::new();
     let id = submitted(&rx, &mut seen);
     let (code, out) = to_the_end(child, rx, seen, QUICK);
@@ -425,18 +436,15 @@ fn in_a_two_node_job_the_rank_that_raised_is_reported_while_the_other_still_wait
 
 #[test]
 fn a_held_job_is_told_waiting_in_queue_with_why_until_it_is_released() {
-    let _shared = CLUSTER.read().unwrap_or_else(|e| e.into_inner());
-    let Some(_) = cluster("held in queue") else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let job = &unique("tw_run_held");
-    let _cancel = CancelByName(vec![job.to_string()]);
-    let cfg = config(
-        dir.path(),
-        job,
+    let Some(case) = Case::shared("held in queue", "tw_run_held") else {
+        return;
+    };
+    let job = &case.job;
+    let cfg = case.config(
         r#"["bash", "-c", "echo running; sleep 1"]"#,
         r#"extra_args = ["--hold"]"#,
     );
-    let (mut child, rx) = start(dir.path(), &cfg, true);
+    let (mut child, rx) = case.start(&cfg, true);
     let mut seen = Vec::new();
     let id = submitted(&rx, &mut seen);
     let mut stdin = child.stdin.take().unwrap();
@@ -491,14 +499,11 @@ fn time_limit_of(id: u64) -> String {
 
 #[test]
 fn the_timeout_warning_comes_before_slurms_limit_and_extend_raises_it() {
-    let _shared = CLUSTER.read().unwrap_or_else(|e| e.into_inner());
-    let Some(_) = cluster("extend") else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let job = &unique("tw_run_extend");
-    let _cancel = CancelByName(vec![job.to_string()]);
-    let cfg = config(
-        dir.path(),
-        job,
+    let Some(case) = Case::shared("extend", "tw_run_extend") else {
+        return;
+    };
+    let job = &case.job;
+    let cfg = case.config(
         r#"["bash", "-c", "echo up; sleep 600"]"#,
         "warn_before = \"1m\"\nextend_by = \"30m\"",
     );
@@ -506,7 +511,7 @@ fn the_timeout_warning_comes_before_slurms_limit_and_extend_raises_it() {
         .unwrap()
         .replace("time_limit = \"10m\"", "time_limit = \"2m\"");
     std::fs::write(&cfg, text).unwrap();
-    let (mut child, rx) = start(dir.path(), &cfg, true);
+    let (mut child, rx) = case.start(&cfg, true);
     let mut seen = Vec::new();
     let id = submitted(&rx, &mut seen);
     // A minute before the 2-minute limit, so about a minute in.
@@ -539,15 +544,54 @@ struct DeadNode {
 }
 
 impl DeadNode {
-    fn kill(conf: &Path, name: &'static str) -> DeadNode {
+    /// Kill node `name` as a failure would, with job `job`'s processes on it: its slurmd and
+    /// the job's slurmstepd (`slurmstepd: [JOB.…]`) with everything they started — both nodes
+    /// run on this host, and a step left behind by a dead slurmd would go on writing the log.
+    fn kill(conf: &Path, name: &'static str, job: u64) -> DeadNode {
         let pidfile = conf.parent().unwrap().join(format!("slurmd-{name}.pid"));
-        let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();
+        let slurmd: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+        let mut doomed = vec![slurmd];
+        doomed.extend(steps_and_descendants(job));
+        for pid in doomed {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+        }
         DeadNode {
             conf: conf.to_path_buf(),
             name,
         }
     }
+}
+
+/// The slurmstepd processes of `job` and all their descendants (read from /proc).
+fn steps_and_descendants(job: u64) -> Vec<i32> {
+    let procs: Vec<(i32, i32, String)> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let ppid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
+            let cmd = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            Some((pid, ppid, cmd))
+        })
+        .collect();
+    let step = format!("slurmstepd: [{job}.");
+    let mut found: Vec<i32> = procs
+        .iter()
+        .filter(|(_, _, cmd)| cmd.starts_with(&step))
+        .map(|(pid, _, _)| *pid)
+        .collect();
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            procs
+                .iter()
+                .filter(|(_, ppid, _)| *ppid == parent)
+                .map(|(pid, _, _)| *pid),
+        );
+        i += 1;
+    }
+    found
 }
 
 impl Drop for DeadNode {
@@ -595,29 +639,27 @@ fn start_now(id: u64) {
 
 #[test]
 fn a_node_failure_requeues_the_job_and_trainwatch_follows_it_into_its_next_attempt() {
-    let _alone = CLUSTER.write().unwrap_or_else(|e| e.into_inner());
-    let Some(conf) = cluster("node failure, requeue") else {
+    let Some(case) = Case::alone("node failure, requeue", "tw_run_nodefail") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let job = &unique("tw_run_nodefail");
-    let _cancel = CancelByName(vec![job.to_string()]);
-    let cfg = config(
-        dir.path(),
-        job,
-        r#"["bash", "-c", "echo \"attempt on $SLURMD_NODENAME, restart ${SLURM_RESTART_COUNT:-0}\"; if [ \"${SLURM_RESTART_COUNT:-0}\" = 0 ]; then sleep 600; fi; echo finished"]"#,
+    let conf = case.conf.clone();
+    let cfg = case.config(r#"["bash", "-c", "echo \"attempt on $SLURMD_NODENAME, restart ${SLURM_RESTART_COUNT:-0}\"; if [ \"${SLURM_RESTART_COUNT:-0}\" = 0 ]; then sleep 600; fi; echo finished"]"#,
         r#"extra_args = ["--nodelist=n2"]"#,
     );
-    let (child, rx) = start(dir.path(), &cfg, false);
+    let (child, rx) = case.start(&cfg, false);
     let mut seen = Vec::new();
     let id = submitted(&rx, &mut seen);
     wait_state(id, &["RUNNING"], QUICK);
-    log_shows(dir.path(), "attempt on n2");
+    log_shows(case.dir(), "attempt on n2");
     {
-        let _dead = DeadNode::kill(&conf, "n2");
+        let _dead = DeadNode::kill(&conf, "n2", id);
         // slurmctld marks n2 down after SlurmdTimeout (10 s) and requeues the job.
         support::wait_for(&rx, "Requeued by the scheduler", QUICK, &mut seen);
     }
+    // The node back in service and settled before the job may start on it again (slurmctld
+    // 22.05 was seen to crash when a requeued job was started on a node the same second it
+    // returned).
+    std::thread::sleep(Duration::from_secs(5));
     start_now(id);
     let (code, out) = to_the_end(child, rx, seen, Duration::from_secs(180));
     assert_eq!(code, 0, "{out}");
@@ -631,7 +673,7 @@ fn a_node_failure_requeues_the_job_and_trainwatch_follows_it_into_its_next_attem
         1,
         "Slurm ran the same job again: {out}"
     );
-    let log = std::fs::read_to_string(dir.path().join("logs/train.log")).unwrap();
+    let log = std::fs::read_to_string(case.dir().join("logs/train.log")).unwrap();
     assert!(
         log.contains("restart 0") && log.contains("restart 1") && log.contains("finished"),
         "{log}"
@@ -640,31 +682,23 @@ fn a_node_failure_requeues_the_job_and_trainwatch_follows_it_into_its_next_attem
 
 #[test]
 fn a_node_failure_without_requeue_is_infrastructure_and_resubmitted_by_the_policy() {
-    let _alone = CLUSTER.write().unwrap_or_else(|e| e.into_inner());
-    let Some(conf) = cluster("node failure, resubmit") else {
+    let Some(case) = Case::alone("node failure, resubmit", "tw_run_resubmit") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let job = &unique("tw_run_resubmit");
-    let _cancel = CancelByName(vec![job.to_string()]);
-    let marker = dir.path().join("first-attempt-ran");
+    let conf = case.conf.clone();
+    let marker = case.dir().join("first-attempt-ran");
     let argv = format!(
         r#"["bash", "-c", "if [ ! -e {m} ]; then touch {m}; echo first; sleep 600; fi; echo second; echo finished"]"#,
         m = marker.display()
     );
-    let cfg = config(
-        dir.path(),
-        job,
-        &argv,
-        r#"extra_args = ["--no-requeue", "--nodelist=n2"]"#,
-    );
-    let (child, rx) = start(dir.path(), &cfg, false);
+    let cfg = case.config(&argv, r#"extra_args = ["--no-requeue", "--nodelist=n2"]"#);
+    let (child, rx) = case.start(&cfg, false);
     let mut seen = Vec::new();
     let first = submitted(&rx, &mut seen);
     wait_state(first, &["RUNNING"], QUICK);
-    log_shows(dir.path(), "first");
+    log_shows(case.dir(), "first");
     {
-        let _dead = DeadNode::kill(&conf, "n2");
+        let _dead = DeadNode::kill(&conf, "n2", first);
         support::wait_for(&rx, "Resubmitted after a cluster failure", QUICK, &mut seen);
     }
     assert_eq!(state_of(first).as_deref(), Some("NODE_FAIL"));
@@ -672,7 +706,7 @@ fn a_node_failure_without_requeue_is_infrastructure_and_resubmitted_by_the_polic
     assert_eq!(code, 0, "{out}");
     assert_eq!(count(&out, "Training Complete"), 1, "{out}");
     assert!(out.contains("infrastructure") || out.contains("cluster"), "{out}");
-    let log = std::fs::read_to_string(dir.path().join("logs/train.log")).unwrap();
+    let log = std::fs::read_to_string(case.dir().join("logs/train.log")).unwrap();
     assert!(
         log.contains("first") && log.contains("second"),
         "one log across both jobs: {log}"
@@ -681,17 +715,11 @@ fn a_node_failure_without_requeue_is_infrastructure_and_resubmitted_by_the_polic
 
 #[test]
 fn restart_from_chat_resubmits_from_the_newest_checkpoint_into_the_same_log() {
-    let _shared = CLUSTER.read().unwrap_or_else(|e| e.into_inner());
-    let Some(_) = cluster("restart by resubmission") else {
+    let Some(case) = Case::shared("restart by resubmission", "tw_run_restart") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let job = &unique("tw_run_restart");
-    let _cancel = CancelByName(vec![job.to_string()]);
-    let cfg = config(
-        dir.path(),
-        job,
-        r#"["bash", "-c", "mkdir -p ckpt; echo 1 > ckpt/epoch1.ckpt; echo 'epoch 1 loss=0.4'; printf 'Traceback (most recent call last):\n  File \"train.py\", line 12, in <module>\nValueError: the loss spiked\n'; exit 1"]"#,
+    let job = &case.job;
+    let cfg = case.config(r#"["bash", "-c", "mkdir -p ckpt; echo 1 > ckpt/epoch1.ckpt; echo 'epoch 1 loss=0.4'; printf 'Traceback (most recent call last):\n  File \"train.py\", line 12, in <module>\nValueError: the loss spiked\n'; exit 1"]"#,
         "",
     );
     let text = std::fs::read_to_string(&cfg).unwrap().replace(
@@ -699,7 +727,7 @@ fn restart_from_chat_resubmits_from_the_newest_checkpoint_into_the_same_log() {
         "status_interval = \"1h\"\ncheckpoint = \"ckpt/*.ckpt\"\nresume_argv = [\"bash\", \"-c\", \"echo \\\"resumed from $0\\\"; echo finished\", \"{checkpoint}\"]",
     );
     std::fs::write(&cfg, text).unwrap();
-    let (mut child, rx) = start(dir.path(), &cfg, true);
+    let (mut child, rx) = case.start(&cfg, true);
     let mut seen = Vec::new();
     let first = submitted(&rx, &mut seen);
     support::wait_for(&rx, "ERROR DETECTED", QUICK, &mut seen);
@@ -716,7 +744,7 @@ fn restart_from_chat_resubmits_from_the_newest_checkpoint_into_the_same_log() {
         .find(|id| *id != first)
         .unwrap_or_else(|| panic!("no second Slurm job: {out}"));
     assert_eq!(state_of(second).as_deref(), Some("COMPLETED"));
-    let log = std::fs::read_to_string(dir.path().join("logs/train.log")).unwrap();
+    let log = std::fs::read_to_string(case.dir().join("logs/train.log")).unwrap();
     assert!(
         log.contains("the loss spiked"),
         "the first attempt's lines are kept: {log}"
@@ -729,20 +757,11 @@ fn restart_from_chat_resubmits_from_the_newest_checkpoint_into_the_same_log() {
 
 #[test]
 fn a_task_killed_by_a_signal_is_reported_with_it() {
-    let _shared = CLUSTER.read().unwrap_or_else(|e| e.into_inner());
-    let Some(_) = cluster("task killed by a signal") else {
+    let Some(case) = Case::shared("task killed by a signal", "tw_run_sigkill") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let job = &unique("tw_run_sigkill");
-    let _cancel = CancelByName(vec![job.to_string()]);
-    let cfg = config(
-        dir.path(),
-        job,
-        r#"["bash", "-c", "echo 'epoch 1 loss=0.5'; kill -9 $$"]"#,
-        "",
-    );
-    let (child, rx) = start(dir.path(), &cfg, false);
+    let cfg = case.config(r#"["bash", "-c", "echo 'epoch 1 loss=0.5'; kill -9 $$"]"#, "");
+    let (child, rx) = case.start(&cfg, false);
     let mut seen = Vec::new();
     let id = submitted(&rx, &mut seen);
     let (code, out) = to_the_end(child, rx, seen, QUICK);

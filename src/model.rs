@@ -225,6 +225,11 @@ pub struct Incident {
     pub excerpt: Vec<String>,
     /// How many identical incidents were folded into this one (a burst is one incident).
     pub count: u32,
+    /// Why it got its category: the rule of the decision table that decided, in one short
+    /// sentence ending with the category (`CUDA ran out of memory (resource)`). Empty for
+    /// incidents stored before it existed.
+    #[serde(default)]
+    pub reason: String,
 }
 
 /// How a supervised process ended.

@@ -588,6 +588,7 @@ mod tests {
                     text: text.into(),
                     excerpt,
                     count: 1,
+                    reason: String::new(),
                 },
                 exit: None,
                 elapsed: Duration::from_secs(3725),

@@ -673,4 +673,6 @@ fn push_excerpt(ex: &mut Vec<String>, omitted: &mut usize, line: String) {
 }
 
 #[cfg(test)]
+mod reason_tests;
+#[cfg(test)]
 mod tests;

@@ -551,4 +551,22 @@ mod tests {
         assert_eq!(ExitOutcome::Signal(11).shell_status(), Some(139));
         assert_eq!(ExitOutcome::Signal(9).to_string(), "killed by SIGKILL (137)");
     }
+
+    /// An incident stored before incidents said why still loads (with no reason), and one
+    /// with a reason keeps it.
+    #[test]
+    fn an_incident_stored_without_a_reason_still_loads() {
+        let old = r#"{"category":"data","severity":"fatal","line":3,"text":"KeyError: 'x'","excerpt":[],"count":1}"#;
+        let inc: Incident = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            (inc.category, inc.line, inc.reason.as_str()),
+            (Category::Data, 3, "")
+        );
+        let new = Incident {
+            reason: "a missing data file (data)".into(),
+            ..inc
+        };
+        let back: Incident = serde_json::from_str(&serde_json::to_string(&new).unwrap()).unwrap();
+        assert_eq!(back, new);
+    }
 }

@@ -2,6 +2,8 @@
 //! belongs to. The decision looks at the exception type *and* its message (and, for a
 //! `KeyError`, where it was raised), because one word is not evidence: a `KeyError` on a
 //! DataFrame column is a data problem, on a dict in the code an implementation one.
+//! Each rule carries its reason (why that category, in the user's words), which the
+//! incident keeps and the report shows; the README's decision table quotes the same words.
 
 use crate::model::Category;
 

@@ -18,6 +18,8 @@
 //!   a boot failure or a requeue is infrastructure (the cluster's fault; nobody's code to fix); the time
 //!   limit, a deadline and the memory limit are resource; a cancel is resource, stopped from
 //!   outside. Infrastructure comes before the full-disk rule: a dead node explains everything.
+//!
+//! Each rule gives the incident's text and its reason ([`ExitJudgement`]).
 
 use std::path::{Path, PathBuf};
 

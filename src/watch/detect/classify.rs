@@ -378,6 +378,11 @@ fn implementation(short: &str) -> Option<&'static str> {
     })
 }
 
+/// torchrun's `ChildFailedError`: a weak verdict (the rank's own evidence, when the log has
+/// it, decides), with a reason that says what it is.
+pub(crate) const LAUNCHER_SUMMARY: &str =
+    "torchrun's summary of a failed rank: it only relays another process's end (implementation)";
+
 /// The fallback's reason: no rule names a cause.
 pub(crate) const FALLBACK: &str =
     "no rule names a cause: the program's own logic refused to go on (implementation)";
@@ -402,7 +407,11 @@ pub(crate) fn classify_exception(name: &str, msg: &str, ctx: &TbContext) -> Verd
     Verdict {
         category: Category::Implementation,
         strong: false,
-        reason: FALLBACK,
+        reason: if short == "ChildFailedError" {
+            LAUNCHER_SUMMARY
+        } else {
+            FALLBACK
+        },
     }
 }
 

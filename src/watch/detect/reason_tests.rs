@@ -73,6 +73,7 @@ fn exception_examples() -> Vec<(&'static str, &'static str, TbContext, Category,
         ("IndexError", "list index out of range", n, Implementation, "a Python list indexed beyond its end (implementation)"),
         ("AttributeError", "'X' object has no attribute 'y'", n, Implementation, "an error in the code's own logic (implementation)"),
         ("ValueError", "Unknown solver 'foo'", n, Implementation, classify::FALLBACK),
+        ("torch.distributed.elastic.multiprocessing.errors.ChildFailedError", "", n, Implementation, classify::LAUNCHER_SUMMARY),
     ]
 }
 
@@ -166,6 +167,9 @@ fn every_exception_rule_gives_its_category_and_a_reason_naming_it() {
     for (name, msg, ctx, category, reason) in exception_examples() {
         let v = classify_exception(name, msg, &ctx);
         assert_eq!((v.category, v.reason), (category, reason), "{name}: {msg}");
+        // Only the fallback and the launcher's summary yield to better evidence.
+        let weak = [classify::FALLBACK, classify::LAUNCHER_SUMMARY].contains(&reason);
+        assert_eq!(v.strong, !weak, "{name}: {msg}");
         assert!(
             names(v.reason, category),
             "{:?} does not name {category}",

@@ -25,7 +25,7 @@ use crate::model::{Category, Incident, Severity};
 use crate::watch::follower::display_segment;
 use classify::{ExcLine, TbContext, Verdict};
 pub use config::{DetectConfig, PatternError};
-pub use exit::{exit_incident, exit_verdict, judge_exit, ExitJudgement, LogDisk};
+pub use exit::{exit_incident, exit_verdict, LogDisk};
 use prefilter::Prefilter;
 use rules::{Hit, HitKind, LineKind};
 

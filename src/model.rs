@@ -225,6 +225,11 @@ pub struct Incident {
     pub excerpt: Vec<String>,
     /// How many identical incidents were folded into this one (a burst is one incident).
     pub count: u32,
+    /// Why it got its category: the rule of the decision table that decided, in one short
+    /// sentence ending with the category (`CUDA ran out of memory (resource)`). Empty for
+    /// incidents stored before it existed.
+    #[serde(default)]
+    pub reason: String,
 }
 
 /// How a supervised process ended.
@@ -545,5 +550,23 @@ mod tests {
         assert_eq!(ExitOutcome::from_shell_status(1), ExitOutcome::Code(1));
         assert_eq!(ExitOutcome::Signal(11).shell_status(), Some(139));
         assert_eq!(ExitOutcome::Signal(9).to_string(), "killed by SIGKILL (137)");
+    }
+
+    /// An incident stored before incidents said why still loads (with no reason), and one
+    /// with a reason keeps it.
+    #[test]
+    fn an_incident_stored_without_a_reason_still_loads() {
+        let old = r#"{"category":"data","severity":"fatal","line":3,"text":"KeyError: 'x'","excerpt":[],"count":1}"#;
+        let inc: Incident = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            (inc.category, inc.line, inc.reason.as_str()),
+            (Category::Data, 3, "")
+        );
+        let new = Incident {
+            reason: "a missing data file (data)".into(),
+            ..inc
+        };
+        let back: Incident = serde_json::from_str(&serde_json::to_string(&new).unwrap()).unwrap();
+        assert_eq!(back, new);
     }
 }

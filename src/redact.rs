@@ -166,6 +166,8 @@ impl Redactor {
     pub fn incident(&self, incident: &mut crate::model::Incident) {
         incident.text = self.line(&incident.text).into_owned();
         incident.excerpt = self.lines(&incident.excerpt);
+        // Ours, but it may quote a name from the log.
+        incident.reason = self.line(&incident.reason).into_owned();
     }
 
     /// A command line for display ("Command: …"): argv joined with spaces, flags and

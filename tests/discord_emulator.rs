@@ -250,6 +250,7 @@ fn error_report(job_name: &str, run: u32, seq: u32) -> Outgoing {
                     "  File \"train.py\", line 87".into(),
                 ],
                 count: 1,
+                reason: String::new(),
             },
             exit: None,
             elapsed: Duration::from_secs(3600),

@@ -284,8 +284,12 @@ fn the_cli_prints_the_documented_json_and_exit_status() {
     let inc = &v["incidents"][0];
     let mut ikeys: Vec<_> = inc.as_object().unwrap().keys().cloned().collect();
     ikeys.sort();
-    assert_eq!(ikeys, ["category", "excerpt", "line", "severity", "text"]);
+    assert_eq!(
+        ikeys,
+        ["category", "excerpt", "line", "reason", "severity", "text"]
+    );
     assert_eq!(inc["severity"], "fatal");
+    assert_eq!(inc["reason"], "NaN or infinity in the input (data)");
     assert!(inc["excerpt"][0].as_str().unwrap().starts_with("Traceback"));
 
     let clean = cases().into_iter().find(|c| c.name == "clean_traps").unwrap();

@@ -422,4 +422,41 @@ mod tests {
             "{out}"
         );
     }
+
+    /// The error report says why the incident got its category, in one neutralised line; a
+    /// stored incident without a reason shows none.
+    #[test]
+    fn the_error_report_says_why_in_one_neutralised_line() {
+        let report = |reason: &str| Body::ErrorDetected {
+            seq: 1,
+            pid: Some(ProcessId::Local(4242)),
+            log_file: "logs/model_3.log".into(),
+            incident: crate::model::Incident {
+                category: Category::Data,
+                severity: crate::model::Severity::Fatal,
+                line: 12,
+                text: "KeyError: 'price'".into(),
+                excerpt: vec![],
+                count: 1,
+                reason: reason.into(),
+            },
+            exit: None,
+            elapsed: Duration::from_secs(60),
+        };
+        let out = printed(report(
+            "a KeyError raised inside pandas: a column the data lacks (data) @everyone \u{1b}[2J",
+        ));
+        let why: Vec<&str> = out
+            .lines()
+            .filter(|l| l.trim_start().starts_with("Why:"))
+            .collect();
+        assert_eq!(why.len(), 1, "{out}");
+        assert!(
+            why[0].starts_with("  Why: a KeyError raised inside pandas: a column the data lacks (data)"),
+            "{out}"
+        );
+        assert!(!out.contains("@everyone") && !out.contains('\u{1b}'), "{out:?}");
+        let old = printed(report(""));
+        assert!(!old.contains("Why:"), "{old}");
+    }
 }

@@ -263,5 +263,7 @@ pub(super) fn stall_incident(stall: StallEpisode, last_line: Option<String>) -> 
         text: text::stall_text(stall.kind, stall.since),
         excerpt: last_line.into_iter().collect(),
         count: 1,
+        reason: "no output for longer than the stall timeout: most often a deadlock or a wait for a resource (resource)"
+            .to_string(),
     }
 }

@@ -747,6 +747,7 @@ fn lingering_incident(pids: &[u32]) -> crate::model::Incident {
         ),
         excerpt: Vec::new(),
         count: 1,
+        reason: "the job left processes running after its main process ended (implementation)".to_string(),
     }
 }
 

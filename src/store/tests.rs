@@ -55,6 +55,7 @@ fn a_step_persists_state_history_and_audit_and_reopens() {
                     text: "MemoryError".into(),
                     excerpt: vec!["Traceback (most recent call last):".into(), "MemoryError".into()],
                     count: 1,
+                    reason: String::new(),
                 },
             }),
             Action::Record(Record::Decision {

@@ -488,6 +488,8 @@ fn swapped_log(path: &std::path::Path) -> Incident {
         ),
         excerpt: Vec::new(),
         count: 1,
+        reason: "the log's path was replaced under the job: its file system changed around it (resource)"
+            .to_string(),
     }
 }
 

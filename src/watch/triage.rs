@@ -79,6 +79,8 @@ struct JsonIncident<'a> {
     severity: Severity,
     line: u64,
     text: &'a str,
+    /// Why it got its category (the decision table's rule).
+    reason: &'a str,
     excerpt: &'a [String],
 }
 
@@ -144,6 +146,7 @@ impl TriageReport {
                     severity: i.severity,
                     line: i.line,
                     text: &i.text,
+                    reason: &i.reason,
                     excerpt: &i.excerpt,
                 })
                 .collect(),
@@ -164,6 +167,9 @@ impl TriageReport {
             (None, None) => {
                 s.push_str("no incidents: nothing in the log or the exit status points at a problem\n")
             }
+        }
+        if let Some(k) = self.primary.filter(|&k| !self.incidents[k].reason.is_empty()) {
+            s.push_str(&format!("why: {}\n", self.incidents[k].reason));
         }
         if !self.incidents.is_empty() {
             s.push_str(&format!("\nincidents ({}):\n", self.incidents.len()));
@@ -186,6 +192,9 @@ impl TriageReport {
                 i.category,
                 i.text
             ));
+            if !i.reason.is_empty() {
+                s.push_str(&format!("     why: {}\n", i.reason));
+            }
             let skip = i.excerpt.len().saturating_sub(HUMAN_EXCERPT);
             if skip > 0 {
                 s.push_str(&format!("     | [… {skip} lines …]\n"));
@@ -444,5 +453,33 @@ mod tests {
             mapped.first_error().map(|i| i.text.as_str()),
             Some("KeyError: 'label'")
         );
+    }
+
+    /// Both forms say why the incident got its category: the human one under the line to
+    /// look at and under the incident, the JSON one as the incident's `reason`.
+    #[test]
+    fn the_report_says_why() {
+        let mut d = Detector::new(DetectConfig::default());
+        let log = [
+            "Traceback (most recent call last):",
+            "  File \"train.py\", line 9, in <module>",
+            "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB",
+        ];
+        for (k, l) in log.iter().enumerate() {
+            d.push_line(k as u64 + 1, l);
+        }
+        d.finish(Some(ExitOutcome::Code(1)));
+        let r = TriageReport::from_incidents(d.incidents().to_vec());
+        let human = r.to_human();
+        assert!(
+            human.contains("\nwhy: CUDA ran out of memory (resource)\n"),
+            "{human}"
+        );
+        assert!(
+            human.contains("\n     why: CUDA ran out of memory (resource)\n"),
+            "{human}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(v["incidents"][0]["reason"], "CUDA ran out of memory (resource)");
     }
 }

@@ -245,6 +245,7 @@ fn draft(m: &Message) -> Draft {
                     .push(field("Occurrences", f.incident.count.to_string(), true));
             }
             d.head = vec![format!("**Error**\n{}", block(&line(&f.incident.text)))];
+            d.head.extend(render::why(f.incident));
         }
         Body::WarningNoticed {
             seq,
@@ -265,6 +266,7 @@ fn draft(m: &Message) -> Draft {
                 "**Warning** (the run goes on)\n{}",
                 block(&line(&incident.text))
             )];
+            d.head.extend(render::why(incident));
         }
         _ => {}
     }
@@ -588,6 +590,7 @@ mod tests {
                     text: text.into(),
                     excerpt,
                     count: 1,
+                    reason: String::new(),
                 },
                 exit: None,
                 elapsed: Duration::from_secs(3725),
@@ -682,6 +685,26 @@ mod tests {
         assert_eq!(row.as_array().unwrap().len(), 4);
         assert_eq!(row[0]["custom_id"], "tw1:restart:model_3:4:i2");
         assert_eq!(row[0]["disabled"], false);
+        assert_within_limits(&body);
+    }
+
+    /// The embed says why the incident got its category, as one line after the error.
+    #[test]
+    fn error_report_embed_says_why() {
+        let mut m = error_report("RuntimeError: CUDA out of memory", vec![], "l", "model_3");
+        let Body::ErrorDetected { incident, .. } = &mut m.body else {
+            unreachable!()
+        };
+        incident.reason = "CUDA ran out of memory (resource) <@&999>".into();
+        let body = message(&m, &Mentions::default()).body;
+        let desc = body["embeds"][0]["description"].as_str().unwrap();
+        let why: Vec<&str> = desc.lines().filter(|l| l.starts_with("Why: ")).collect();
+        assert_eq!(why.len(), 1, "{desc}");
+        assert!(
+            why[0].starts_with("Why: CUDA ran out of memory (resource)"),
+            "{desc}"
+        );
+        assert!(!body.to_string().contains("<@&999>"), "the reason must not ping");
         assert_within_limits(&body);
     }
 

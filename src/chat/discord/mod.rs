@@ -610,6 +610,7 @@ ca_cert = "ca.pem"
             text: "diverged".into(),
             excerpt: vec![],
             count: 1,
+            reason: String::new(),
         };
         let report = msg(
             "model_3",

@@ -59,6 +59,13 @@ fn stated(label: &str, incident: &Incident, lines: &mut Vec<String>) {
     }
 }
 
+/// Why the incident got its category, as one line ("Why: …"); None for an incident stored
+/// before incidents said why. Ours, but it may quote a name from the log: neutralised.
+pub fn why(incident: &Incident) -> Option<String> {
+    let r = incident.reason.trim();
+    (!r.is_empty()).then(|| format!("Why: {}", line(r)))
+}
+
 /// Lines, excerpt and footer of a message of this family.
 pub(super) fn render(m: &Message) -> Parts {
     let job = m.job.as_str();
@@ -76,6 +83,7 @@ pub(super) fn render(m: &Message) -> Parts {
             lines.push(format!("Timestamp: {}", m.at.format("%Y-%m-%d %H:%M:%S UTC")));
             lines.push(format!("Elapsed: {}", f.elapsed));
             lines.push(format!("Error Type: {}", f.incident.category));
+            lines.extend(why(f.incident));
             lines.push(format!("Severity: {}", f.severity));
             let footer = format!(
                 "Action Required: Fix and resume training. Awaiting {} guidance (restart / kill / continue / investigate).",
@@ -92,6 +100,7 @@ pub(super) fn render(m: &Message) -> Parts {
             lines.push(format!("Log file: {}", path(log_file)));
             stated("Warning", incident, &mut lines);
             lines.push(format!("Type: {} · the run goes on", incident.category));
+            lines.extend(why(incident));
             (incident, None)
         }
         _ => unreachable!("render() routes only this family here"),

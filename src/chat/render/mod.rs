@@ -24,7 +24,7 @@ mod status;
 mod store;
 mod warnings;
 
-pub use error::{error_facts, ErrorFacts};
+pub use error::{error_facts, why, ErrorFacts};
 #[cfg(test)]
 pub(crate) use scheduler::samples as scheduler_samples;
 

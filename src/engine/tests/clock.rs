@@ -385,6 +385,7 @@ fn an_error_logged_before_the_start_is_confirmed_is_reported_after_it() {
         text: "loss is nan (not a finite number)".into(),
         excerpt: vec!["{'loss': nan}".into()],
         count: 1,
+        reason: String::new(),
     };
     assert!(posts(&s.incident(1, 9, nan)).is_empty());
     let a = s.at(2, spawned(11));

@@ -115,6 +115,7 @@ fn warnings_are_posted_to_the_owner_without_halting() {
         text: "ConvergenceWarning: lbfgs failed to converge (status=1)".into(),
         excerpt: vec![],
         count: 1,
+        reason: String::new(),
     };
     let a = sim.incident(HOUR, 1, warning);
     let p = posts(&a);

@@ -241,6 +241,7 @@ fn key_error(line: u64) -> Incident {
             "AttributeError: 'Model' object has no attribute 'fit_transform'".into(),
         ],
         count: 1,
+        reason: String::new(),
     }
 }
 

@@ -68,6 +68,7 @@ fn incident(seq: u32, count: u32) -> Record {
             text: format!("KeyError {seq}"),
             excerpt: Vec::new(),
             count,
+            reason: String::new(),
         },
     }
 }

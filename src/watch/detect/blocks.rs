@@ -70,9 +70,7 @@ impl Detector {
         let (idx, append) = match b.target {
             Target::Fresh => {
                 let key = burst::key(v.category, t);
-                let Some(r) =
-                    self.occurrence(key, n, v.category, v.strong, !b.ignored, b.ignored, t, lines, out)
-                else {
+                let Some(r) = self.occurrence(key, n, v, !b.ignored, b.ignored, t, lines, out) else {
                     return;
                 };
                 if r.1 {
@@ -92,6 +90,7 @@ impl Detector {
                         self.incidents[i].line = n;
                         self.incidents[i].text = cut(&self.quoted(full.trim()), MAX_LINE_CHARS);
                         self.incidents[i].category = v.category;
+                        self.incidents[i].reason = format!("the exception group's first leaf: {}", v.reason);
                         self.meta[i].strong = v.strong;
                     }
                     self.updated(i, out);
@@ -106,6 +105,7 @@ impl Detector {
                     if !self.meta[i].strong && v.strong {
                         self.meta[i].strong = true;
                         self.incidents[i].category = v.category;
+                        self.incidents[i].reason = v.reason.to_string();
                     }
                     self.updated(i, out);
                 }
@@ -121,6 +121,7 @@ impl Detector {
                     self.incidents[i].text = cut(&self.quoted(t.trim()), MAX_LINE_CHARS);
                     if v.strong || !self.meta[i].strong {
                         self.incidents[i].category = v.category;
+                        self.incidents[i].reason = format!("relayed from a worker: {}", v.reason);
                         self.meta[i].strong = v.strong;
                     }
                     self.updated(i, out);
@@ -249,8 +250,12 @@ impl Detector {
                 None => {
                     let key = burst::key(Category::Convergence, "r_hat table above threshold");
                     let excerpt = vec![tb.header.clone(), cut(vis.trim_end(), MAX_LINE_CHARS)];
-                    tb.idx =
-                        self.occurrence(key, n, Category::Convergence, true, false, false, t, excerpt, out);
+                    let verdict = Verdict {
+                        category: Category::Convergence,
+                        strong: true,
+                        reason: rules::RHAT_HIGH,
+                    };
+                    tb.idx = self.occurrence(key, n, verdict, false, false, t, excerpt, out);
                 }
                 Some((_, false)) => {}
                 Some((i, true)) => {

@@ -2,6 +2,8 @@
 //! belongs to. The decision looks at the exception type *and* its message (and, for a
 //! `KeyError`, where it was raised), because one word is not evidence: a `KeyError` on a
 //! DataFrame column is a data problem, on a dict in the code an implementation one.
+//! Each rule carries its reason (why that category, in the user's words), which the
+//! incident keeps and the report shows; the README's decision table quotes the same words.
 
 use crate::model::Category;
 
@@ -15,18 +17,23 @@ pub(crate) struct TbContext {
     pub getitem_frame: bool,
 }
 
-/// A category and whether the rule that chose it was specific (a strong rule beats the
-/// fallback when a chained traceback brings better evidence).
+/// A category, whether the rule that chose it was specific (a strong rule beats the
+/// fallback when a chained traceback brings better evidence), and why: the rule's reason,
+/// one sentence in the user's terms ending with the category (see [`Incident::reason`]).
+///
+/// [`Incident::reason`]: crate::model::Incident::reason
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Verdict {
     pub category: Category,
     pub strong: bool,
+    pub reason: &'static str,
 }
 
-const fn strong(category: Category) -> Verdict {
+const fn strong(category: Category, reason: &'static str) -> Verdict {
     Verdict {
         category,
         strong: true,
+        reason,
     }
 }
 
@@ -37,6 +44,17 @@ pub(crate) fn short_name(name: &str) -> &str {
 
 fn has_any(hay: &str, needles: &[&str]) -> bool {
     needles.iter().any(|n| hay.contains(n))
+}
+
+/// A rule that fires on any of its phrases in the message, with its reason.
+type PhraseRule = (&'static [&'static str], &'static str);
+
+/// The first rule of `rules` with a phrase in `hay`: its reason.
+fn first_phrase(hay: &str, rules: &[PhraseRule]) -> Option<&'static str> {
+    rules
+        .iter()
+        .find(|(phrases, _)| has_any(hay, phrases))
+        .map(|(_, reason)| *reason)
 }
 
 /// True when `msg` says a loss (or objective) became NaN or infinite.
@@ -61,44 +79,75 @@ pub(crate) fn loss_not_finite(msg: &str) -> bool {
         .any(|w| matches!(w, "nan" | "inf" | "infinity" | "infinite"))
 }
 
+pub(crate) const CUDA_OOM: &str = "CUDA ran out of memory (resource)";
+pub(crate) const OUT_OF_MEMORY: &str = "the process ran out of memory (resource)";
+pub(crate) const DISK_FULL: &str = "the disk is full: nothing more could be written (resource)";
+pub(crate) const COLLECTIVE: &str =
+    "a distributed collective failed: a peer died or did not answer in time (resource)";
+
+/// Resource rules by the exception's message (after the memory rules by type).
+const RESOURCE_PHRASES: &[PhraseRule] = &[
+    (
+        &[
+            "Unable to allocate",
+            "[Errno 12]",
+            "Cannot allocate memory",
+            "std::bad_alloc",
+        ],
+        OUT_OF_MEMORY,
+    ),
+    (
+        &[
+            "[Errno 28]",
+            "No space left on device",
+            // torch's C++ writer when a checkpoint cannot be written: the disk filled.
+            "PytorchStreamWriter failed writing",
+            "file write failed",
+        ],
+        DISK_FULL,
+    ),
+    (
+        &["[Errno 122]", "Disk quota exceeded"],
+        "the disk quota is used up (resource)",
+    ),
+    (
+        &["[Errno 24]", "Too many open files"],
+        "the process hit its limit of open files (resource)",
+    ),
+    (&["terminated abruptly", "unexpectedly terminated"], WORKER_KILLED),
+    (
+        &[
+            "NVIDIA driver",
+            "no CUDA-capable device",
+            "CUDA driver version is insufficient",
+            "not compiled with CUDA",
+            "CUDA unavailable",
+        ],
+        "no usable GPU: its driver or the device is missing (resource)",
+    ),
+];
+
+pub(crate) const WORKER_KILLED: &str =
+    "a worker process was killed from outside, most often for memory (resource)";
+
 /// Resource problems: memory, disk, GPU, processes killed from outside.
-fn resource(short: &str, msg: &str) -> bool {
+fn resource(short: &str, msg: &str) -> Option<&'static str> {
     let lower = msg.to_ascii_lowercase();
-    matches!(
-        short,
-        "MemoryError"
-            | "_ArrayMemoryError"
-            | "OutOfMemoryError"
-            | "BrokenProcessPool"
-            | "TerminatedWorkerError"
-            | "KeyboardInterrupt"
-    ) || lower.contains("out of memory")
-        || has_any(
-            msg,
-            &[
-                "Unable to allocate",
-                "[Errno 28]",
-                "No space left on device",
-                "[Errno 12]",
-                "Cannot allocate memory",
-                "[Errno 122]",
-                "Disk quota exceeded",
-                "[Errno 24]",
-                "Too many open files",
-                "terminated abruptly",
-                "unexpectedly terminated",
-                "NVIDIA driver",
-                "no CUDA-capable device",
-                "CUDA driver version is insufficient",
-                "not compiled with CUDA",
-                "CUDA unavailable",
-                "std::bad_alloc",
-                // torch's C++ writer when a checkpoint cannot be written: the disk filled.
-                "PytorchStreamWriter failed writing",
-                "file write failed",
-            ],
-        )
-        || collective_failure(msg)
+    let memory = matches!(short, "MemoryError" | "_ArrayMemoryError" | "OutOfMemoryError")
+        || lower.contains("out of memory");
+    if memory {
+        return Some(if msg.contains("CUDA") {
+            CUDA_OOM
+        } else {
+            OUT_OF_MEMORY
+        });
+    }
+    match short {
+        "BrokenProcessPool" | "TerminatedWorkerError" => return Some(WORKER_KILLED),
+        "KeyboardInterrupt" => return Some("interrupted from outside (Ctrl-C, SIGINT) (resource)"),
+        _ => {}
+    }
+    first_phrase(msg, RESOURCE_PHRASES).or_else(|| collective_failure(msg).then_some(COLLECTIVE))
 }
 
 /// A distributed collective that failed because a peer went away or did not answer in time
@@ -137,25 +186,39 @@ pub(crate) fn is_consequence(name: &str, msg: &str) -> bool {
     short_name(name) == "ChildFailedError" || collective_failure(msg)
 }
 
-fn convergence(short: &str, msg: &str) -> bool {
-    short == "FloatingPointError"
-        || (short == "SamplingError" && !sampler_start_invalid(msg))
-        // autograd's anomaly mode: a backward function produced NaN/inf (the optimisation
-        // went numerically wrong, not the input).
-        || (msg.contains("Backward") && has_any(msg, &["returned nan values", "returned inf values"]))
-        || short.contains("Convergence")
-        || loss_not_finite(msg)
-        || (has_any(
-            msg,
-            &[
-                "failed to converge",
-                "did not converge",
-                "not converged",
-                "Maximum number of iterations",
-                "maximum number of iterations",
-                "ITERATIONS REACHED LIMIT",
-            ],
-        ) && !msg.contains("SVD did not converge"))
+pub(crate) const LOSS_NOT_FINITE: &str = "the loss became NaN or infinite (convergence)";
+pub(crate) const NOT_CONVERGED: &str = "the solver says it did not converge (convergence)";
+
+fn convergence(short: &str, msg: &str) -> Option<&'static str> {
+    if short == "FloatingPointError" {
+        return Some("a floating-point overflow or invalid value in the numerics (convergence)");
+    }
+    if short == "SamplingError" && !sampler_start_invalid(msg) {
+        return Some("the sampler failed, not at the data's starting point (convergence)");
+    }
+    // autograd's anomaly mode: a backward function produced NaN/inf (the optimisation
+    // went numerically wrong, not the input).
+    if msg.contains("Backward") && has_any(msg, &["returned nan values", "returned inf values"]) {
+        return Some("autograd's anomaly mode found NaN or inf in a backward pass (convergence)");
+    }
+    if short.contains("Convergence") {
+        return Some("the solver raised a convergence error (convergence)");
+    }
+    if loss_not_finite(msg) {
+        return Some(LOSS_NOT_FINITE);
+    }
+    let not_converged = has_any(
+        msg,
+        &[
+            "failed to converge",
+            "did not converge",
+            "not converged",
+            "Maximum number of iterations",
+            "maximum number of iterations",
+            "ITERATIONS REACHED LIMIT",
+        ],
+    ) && !msg.contains("SVD did not converge");
+    not_converged.then_some(NOT_CONVERGED)
 }
 
 /// PyMC's `SamplingError` when the model cannot even be evaluated at its starting point
@@ -165,44 +228,22 @@ fn sampler_start_invalid(msg: &str) -> bool {
     msg.contains("Initial evaluation of model at starting point failed") || msg.contains("-inf")
 }
 
-fn data(short: &str, msg: &str, ctx: &TbContext) -> bool {
-    let lower = msg.to_ascii_lowercase();
-    if short == "SamplingError" {
-        return sampler_start_invalid(msg);
-    }
-    if short == "KeyError" {
-        // A KeyError raised inside pandas is a column / index label that is not there; in a
-        // dataset's `__getitem__`, a record without the field.
-        return ctx.pandas_frame
-            || ctx.getitem_frame
-            || has_any(msg, &["not in index", "None of [", "columns]"]);
-    }
-    // A tensor / array indexed beyond its size (`index 7 is out of bounds for dimension 0
-    // with size 5`): the index values come from the data (labels, ids), unlike a Python
-    // list's `index out of range`.
-    if short == "IndexError" && has_any(&lower, &["out of bounds for dimension", "out of bounds for axis"]) {
-        return true;
-    }
-    if matches!(
-        short,
-        "ParserError" | "EmptyDataError" | "UnicodeDecodeError" | "FileNotFoundError"
-    ) || msg.contains("No such file or directory")
-    {
-        return true;
-    }
-    // NaN / infinity in the input (a NaN *loss* was taken by `convergence` before).
-    let words_nan = lower
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .any(|w| matches!(w, "nan" | "nans" | "infinity" | "inf"));
-    if words_nan && !matches!(short, "FloatingPointError") {
-        return true;
-    }
-    has_any(
-        &lower,
+const SHAPE: &str = "an input shape that does not match what the model expects (data)";
+const CLASS_INDEX: &str =
+    "a class index beyond the number of classes: the labels do not fit the model (data)";
+
+/// Data rules by the exception's message (lower-cased), after those by type.
+const DATA_PHRASES: &[PhraseRule] = &[
+    (
+        &["column", "not in index"],
+        "a column the data lacks or that does not fit (data)",
+    ),
+    (
+        &["inconsistent numbers of samples", "found array with 0 sample"],
+        "the inputs' numbers of samples do not fit together (data)",
+    ),
+    (
         &[
-            "column",
-            "not in index",
-            "inconsistent numbers of samples",
             "expected 2d array",
             "expected 1d array",
             "could not broadcast",
@@ -211,77 +252,166 @@ fn data(short: &str, msg: &str, ctx: &TbContext) -> bool {
             "shape mismatch",
             "size mismatch",
             "dimension mismatch",
+            // the input's features do not match the model's first layer
+            "shapes cannot be multiplied",
+        ],
+        SHAPE,
+    ),
+    (
+        &[
             "could not convert string to float",
             "invalid literal for int",
-            "unknown label type",
-            "previously unseen",
-            "unseen label",
-            "label must be in",
-            "labels must be in",
-            "found array with 0 sample",
-            "singular matrix",
-            "svd did not converge",
+            "dtype object",
+        ],
+        "values in the data that do not parse as numbers (data)",
+    ),
+    (
+        &["unknown label type", "previously unseen", "unseen label"],
+        "labels of a kind or value the model does not know (data)",
+    ),
+    (&["label must be in", "labels must be in"], CLASS_INDEX),
+    (
+        &["singular matrix", "svd did not converge"],
+        "a singular or degenerate data matrix (data)",
+    ),
+    (
+        &[
             "is expecting",
             "feature names",
             "features, but",
             "number of features",
-            "missing values",
-            "dtype object",
-            // the input's features do not match the model's first layer
-            "shapes cannot be multiplied",
-            // a log / Box-Cox transform fed zeros or negatives
+        ],
+        "the data's features do not match the model's (data)",
+    ),
+    (&["missing values"], "missing values in the input (data)"),
+    (
+        // a log / Box-Cox transform fed zeros or negatives
+        &[
             "data must be positive",
             "strictly positive data",
             "non-positive values",
         ],
-    ) || (has_any(&lower, &["label", "target", "class index", "class id"])
-        && has_any(&lower, &["out of range", "out of bounds", "invalid"]))
-        || (lower.contains("empty") && has_any(&lower, &["split", "dataset", "rows", "samples", "data "]))
-        || (lower.contains("shape") && has_any(&lower, &["mismatch", "expected", "incompatible"]))
+        "non-positive values fed to a transform that needs positive data (data)",
+    ),
+];
+
+fn data(short: &str, msg: &str, ctx: &TbContext) -> Option<&'static str> {
+    let lower = msg.to_ascii_lowercase();
+    if short == "SamplingError" {
+        return sampler_start_invalid(msg).then_some(
+            "the model cannot be evaluated at its start: the data lie outside the likelihood's support (data)",
+        );
+    }
+    if short == "KeyError" {
+        // A KeyError raised inside pandas is a column / index label that is not there; in a
+        // dataset's `__getitem__`, a record without the field.
+        return if ctx.pandas_frame || has_any(msg, &["not in index", "None of [", "columns]"]) {
+            Some("a KeyError raised inside pandas: a column the data lacks (data)")
+        } else if ctx.getitem_frame {
+            Some("a KeyError in a dataset's record lookup: a record that lacks the field (data)")
+        } else {
+            None
+        };
+    }
+    // A tensor / array indexed beyond its size (`index 7 is out of bounds for dimension 0
+    // with size 5`): the index values come from the data (labels, ids), unlike a Python
+    // list's `index out of range`.
+    if short == "IndexError" && has_any(&lower, &["out of bounds for dimension", "out of bounds for axis"]) {
+        return Some("a tensor indexed beyond its size: an index (a label, an id) from the data (data)");
+    }
+    match short {
+        "ParserError" | "EmptyDataError" => return Some("a data file that does not parse (data)"),
+        "UnicodeDecodeError" => return Some("a data file not in the expected text encoding (data)"),
+        _ => {}
+    }
+    if short == "FileNotFoundError" || msg.contains("No such file or directory") {
+        return Some("a missing data file (data)");
+    }
+    // NaN / infinity in the input (a NaN *loss* was taken by `convergence` before).
+    let words_nan = lower
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .any(|w| matches!(w, "nan" | "nans" | "infinity" | "inf"));
+    if words_nan && !matches!(short, "FloatingPointError") {
+        return Some("NaN or infinity in the input (data)");
+    }
+    if let Some(reason) = first_phrase(&lower, DATA_PHRASES) {
+        return Some(reason);
+    }
+    if has_any(&lower, &["label", "target", "class index", "class id"])
+        && has_any(&lower, &["out of range", "out of bounds", "invalid"])
+    {
+        return Some(CLASS_INDEX);
+    }
+    if lower.contains("empty") && has_any(&lower, &["split", "dataset", "rows", "samples", "data "]) {
+        return Some("an empty split or dataset (data)");
+    }
+    if (lower.contains("shape") && has_any(&lower, &["mismatch", "expected", "incompatible"]))
         || (lower.contains("does not match")
             && has_any(
                 &lower,
                 &["samples", "labels", "shape", "features", "length", "rows"],
             ))
+    {
+        return Some(SHAPE);
+    }
+    None
 }
+
+/// Implementation rules by exception type: errors in the code's own logic.
+fn implementation(short: &str) -> Option<&'static str> {
+    Some(match short {
+        "SyntaxError" | "IndentationError" | "TabError" => "the code does not parse (implementation)",
+        "ImportError" | "ModuleNotFoundError" => {
+            "a module that cannot be imported: the code or its environment (implementation)"
+        }
+        "KeyError" => "a KeyError on the code's own dict (implementation)",
+        "IndexError" => "a Python list indexed beyond its end (implementation)",
+        "AttributeError"
+        | "NameError"
+        | "TypeError"
+        | "UnboundLocalError"
+        | "NotImplementedError"
+        | "RecursionError"
+        | "AssertionError"
+        | "ZeroDivisionError" => "an error in the code's own logic (implementation)",
+        _ => return None,
+    })
+}
+
+/// torchrun's `ChildFailedError`: a weak verdict (the rank's own evidence, when the log has
+/// it, decides), with a reason that says what it is.
+pub(crate) const LAUNCHER_SUMMARY: &str =
+    "torchrun's summary of a failed rank: it only relays another process's end (implementation)";
+
+/// The fallback's reason: no rule names a cause.
+pub(crate) const FALLBACK: &str =
+    "no rule names a cause: the program's own logic refused to go on (implementation)";
 
 /// Classify an exception `name: msg` (name may be empty for a native library's fatal line).
 pub(crate) fn classify_exception(name: &str, msg: &str, ctx: &TbContext) -> Verdict {
     let short = short_name(name);
-    if resource(short, msg) {
-        return strong(Category::Resource);
+    if let Some(r) = resource(short, msg) {
+        return strong(Category::Resource, r);
     }
-    if convergence(short, msg) {
-        return strong(Category::Convergence);
+    if let Some(r) = convergence(short, msg) {
+        return strong(Category::Convergence, r);
     }
-    if data(short, msg, ctx) {
-        return strong(Category::Data);
+    if let Some(r) = data(short, msg, ctx) {
+        return strong(Category::Data, r);
     }
-    if matches!(
-        short,
-        "AttributeError"
-            | "NameError"
-            | "TypeError"
-            | "ImportError"
-            | "ModuleNotFoundError"
-            | "SyntaxError"
-            | "IndentationError"
-            | "TabError"
-            | "UnboundLocalError"
-            | "NotImplementedError"
-            | "RecursionError"
-            | "AssertionError"
-            | "IndexError"
-            | "KeyError"
-            | "ZeroDivisionError"
-    ) {
-        return strong(Category::Implementation);
+    if let Some(r) = implementation(short) {
+        return strong(Category::Implementation, r);
     }
     // Anything else (a ValueError about a parameter, a custom exception, sys.exit with a
     // message): the program's own logic refused to go on, which is the code's owner's call.
     Verdict {
         category: Category::Implementation,
         strong: false,
+        reason: if short == "ChildFailedError" {
+            LAUNCHER_SUMMARY
+        } else {
+            FALLBACK
+        },
     }
 }
 

@@ -7,9 +7,9 @@
 //! classifier's verdict for it is the error, and what the log printed while the job was
 //! being stopped becomes warnings.
 
-use super::classify::{self, TbContext};
+use super::classify::{self, TbContext, Verdict};
 use super::{cut, exit, rules, Detector, Finding, Meta, CAUSE_WITHIN, MAX_LINE_CHARS};
-use crate::model::{Category, ExitOutcome, Incident, Severity};
+use crate::model::{ExitOutcome, Incident, Severity};
 
 impl Detector {
     /// End of the log / the process ended with this outcome (None = unknown, e.g. triage
@@ -81,7 +81,7 @@ impl Detector {
 
     /// A failed exit that nothing in the log explains: the exit classifier's verdict.
     fn unexplained_exit(&mut self, outcome: ExitOutcome, out: &mut Vec<Finding>) {
-        let Some((category, text)) = exit::exit_verdict(outcome, self.log_disk.as_ref()) else {
+        let Some(judged) = exit::judge_exit(outcome, self.log_disk.as_ref()) else {
             return;
         };
         let excerpt: Vec<String> = self
@@ -99,9 +99,9 @@ impl Detector {
             ExitOutcome::Code(_) if self.log_disk.is_none() => self.stated_cause(),
             _ => None,
         };
-        let (category, line, text) = match stated {
-            Some((line, said, cat)) => (cat, line, said),
-            None => (category, 0, text),
+        let (category, line, text, reason) = match stated {
+            Some((line, said, v)) => (v.category, line, said, stated_reason(&v)),
+            None => (judged.category, 0, judged.text, judged.reason.to_string()),
         };
         let inc = Incident {
             category,
@@ -110,6 +110,7 @@ impl Detector {
             text,
             excerpt,
             count: 1,
+            reason,
         };
         self.meta.push(Meta {
             looks_fatal: true,
@@ -132,10 +133,10 @@ impl Detector {
     /// The line that says why the program stopped, when its exit code is all we have: the
     /// latest error-level log record near the end, else the last of its final lines that
     /// states a failure.
-    fn stated_cause(&self) -> Option<(u64, String, Category)> {
-        if let Some((n, text, cat)) = &self.error_record {
+    fn stated_cause(&self) -> Option<(u64, String, Verdict)> {
+        if let Some((n, text, v)) = &self.error_record {
             if self.since_record <= CAUSE_WITHIN {
-                return Some((*n, text.clone(), *cat));
+                return Some((*n, text.clone(), *v));
             }
         }
         let (n, l) = self.ring.iter().rev().find(|(_, l)| rules::states_failure(l))?;
@@ -143,7 +144,20 @@ impl Detector {
         Some((
             *n,
             cut(t, MAX_LINE_CHARS),
-            classify::classify_exception("", t, &TbContext::default()).category,
+            classify::classify_exception("", t, &TbContext::default()),
         ))
+    }
+}
+
+/// The reason for a failing exit explained by the program's own last words: what they say,
+/// or, when no rule names a cause in them, the exit code's own.
+fn stated_reason(v: &Verdict) -> String {
+    if v.strong {
+        format!("the program's last error message: {}", v.reason)
+    } else {
+        format!(
+            "the program's last error message names no known cause; {}",
+            exit::EXIT_CODE_ALONE
+        )
     }
 }

@@ -18,6 +18,8 @@
 //!   a boot failure or a requeue is infrastructure (the cluster's fault; nobody's code to fix); the time
 //!   limit, a deadline and the memory limit are resource; a cancel is resource, stopped from
 //!   outside. Infrastructure comes before the full-disk rule: a dead node explains everything.
+//!
+//! Each rule gives the incident's text and its reason ([`ExitJudgement`]).
 
 use std::path::{Path, PathBuf};
 
@@ -48,88 +50,121 @@ impl LogDisk {
     }
 }
 
-/// The category and the one-line statement for a failed exit with nothing in the log to
-/// explain it; None for a success (exit code 0), which says nothing went wrong. `disk` is the
-/// log's file system when it was found full at the exit.
-pub fn exit_verdict(outcome: ExitOutcome, disk: Option<&LogDisk>) -> Option<(Category, String)> {
+/// What an exit the log did not explain says: its category, the one-line statement of the
+/// incident, and the rule's reason (why that category, see [`Incident::reason`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExitJudgement {
+    pub category: Category,
+    pub text: String,
+    pub reason: &'static str,
+}
+
+pub(crate) const NATIVE_CRASH: &str = "a native crash in the code or a library it calls (implementation)";
+pub(crate) const EXIT_CODE_ALONE: &str = "the exit code alone: the program chose to stop (implementation)";
+
+/// The judgement of a failed exit with nothing in the log to explain it; None for a success
+/// (exit code 0), which says nothing went wrong. `disk` is the log's file system when it was
+/// found full at the exit.
+pub fn judge_exit(outcome: ExitOutcome, disk: Option<&LogDisk>) -> Option<ExitJudgement> {
+    let judged = |category, text, reason| {
+        Some(ExitJudgement {
+            category,
+            text,
+            reason,
+        })
+    };
     if let ExitOutcome::Scheduler(end) = outcome {
         if end.is_infrastructure() {
-            return Some((
+            return judged(
                 Category::Infrastructure,
                 format!(
                     "{end}: the cluster's failure, not the job's code; resubmitting it unchanged is safe"
                 ),
-            ));
+                "the scheduler says the cluster failed, not the job's code (infrastructure)",
+            );
         }
     }
     if let (Some(d), false) = (disk, outcome == ExitOutcome::Code(0)) {
-        return Some((
+        return judged(
             Category::Resource,
             format!(
                 "no space left on the file system of {} ({} bytes free): the job could not write its log (it ended with {outcome})",
                 d.folder.display(),
                 d.free
             ),
-        ));
+            "the log's file system is full: the job could not write, not even its error (resource)",
+        );
     }
-    let (category, text) = match outcome {
-        ExitOutcome::Code(0) => return None,
-        ExitOutcome::Code(code) => (
+    match outcome {
+        ExitOutcome::Code(0) => None,
+        ExitOutcome::Code(code) => judged(
             Category::Implementation,
             format!("the process ended with exit code {code} and the log states no error"),
+            EXIT_CODE_ALONE,
         ),
-        ExitOutcome::Signal(9) => (
+        ExitOutcome::Signal(9) => judged(
             Category::Resource,
             format!(
                 "{outcome} with no traceback: out of memory? (the kernel's OOM killer; check the kernel log)"
             ),
+            "killed by SIGKILL with no traceback: most often the kernel's OOM killer (resource)",
         ),
-        ExitOutcome::Signal(4 | 6 | 7 | 8 | 11) => (
+        ExitOutcome::Signal(4 | 6 | 7 | 8 | 11) => judged(
             Category::Implementation,
             format!("{outcome} with no traceback: native crash"),
+            NATIVE_CRASH,
         ),
-        ExitOutcome::Signal(_) => (
+        ExitOutcome::Signal(_) => judged(
             Category::Resource,
             format!(
                 "{outcome} with no traceback: stopped from outside (a scheduler limit, a user, a supervisor)"
             ),
+            "a signal from outside stopped it (a scheduler limit, a user, a supervisor) (resource)",
         ),
-        ExitOutcome::Unknown => (
+        ExitOutcome::Unknown => judged(
             Category::Implementation,
             "the process ended and its exit status could not be learned".to_string(),
+            "the exit status is unknown: the code's owner looks first (implementation)",
         ),
-        ExitOutcome::Scheduler(end @ (SchedulerEnd::TimeLimit | SchedulerEnd::Deadline)) => (
+        ExitOutcome::Scheduler(end @ (SchedulerEnd::TimeLimit | SchedulerEnd::Deadline)) => judged(
             Category::Resource,
             format!("{end}: the run needs more time than it was given (a longer time limit, or a restart from its checkpoint)"),
+            "the scheduler's time limit ended it: the run needs more time than it was given (resource)",
         ),
-        ExitOutcome::Scheduler(end @ SchedulerEnd::OutOfMemory) => (
+        ExitOutcome::Scheduler(end @ SchedulerEnd::OutOfMemory) => judged(
             Category::Resource,
             format!("{end}: the job needs more memory than it asked for (--mem), or a smaller batch"),
+            "the scheduler's memory limit ended it: the job needs more memory than it asked for (resource)",
         ),
-        ExitOutcome::Scheduler(end) => (
+        ExitOutcome::Scheduler(end) => judged(
             Category::Resource,
             format!("{end}: stopped from outside, not by the job's code"),
+            "the scheduler stopped it from outside, not the job's code (resource)",
         ),
-    };
-    Some((category, text))
+    }
+}
+
+/// The category and the one-line statement of [`judge_exit`].
+pub fn exit_verdict(outcome: ExitOutcome, disk: Option<&LogDisk>) -> Option<(Category, String)> {
+    judge_exit(outcome, disk).map(|j| (j.category, j.text))
 }
 
 /// The incident that stands for a failed exit the log did not explain (no excerpt: the
 /// engine files it without the log at hand).
 pub fn exit_incident(outcome: ExitOutcome) -> Incident {
-    let (category, text) = exit_verdict(outcome, None).unwrap_or_else(|| {
-        (
-            Category::Implementation,
-            format!("the process ended with {outcome}"),
-        )
+    let j = judge_exit(outcome, None).unwrap_or_else(|| ExitJudgement {
+        category: Category::Implementation,
+        text: format!("the process ended with {outcome}"),
+        reason: EXIT_CODE_ALONE,
     });
     Incident {
-        category,
+        category: j.category,
         severity: Severity::Fatal,
         line: 0,
-        text,
+        text: j.text,
         excerpt: Vec::new(),
         count: 1,
+        reason: j.reason.to_string(),
     }
 }
 

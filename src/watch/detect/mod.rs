@@ -23,7 +23,7 @@ use std::collections::{HashMap, VecDeque};
 
 use crate::model::{Category, Incident, Severity};
 use crate::watch::follower::display_segment;
-use classify::{ExcLine, TbContext};
+use classify::{ExcLine, TbContext, Verdict};
 pub use config::{DetectConfig, PatternError};
 pub use exit::{exit_incident, exit_verdict, LogDisk};
 use prefilter::Prefilter;
@@ -203,8 +203,8 @@ pub struct Detector {
     log_disk: Option<LogDisk>,
     /// The current line's distributed-rank prefix (`[rank1]: `), empty for most lines.
     rank_prefix: String,
-    /// The first of the latest error-level log records: (line, text, category).
-    error_record: Option<(u64, String, Category)>,
+    /// The first of the latest error-level log records: its line, text and verdict.
+    error_record: Option<(u64, String, Verdict)>,
     /// Lines since `error_record`.
     since_record: u64,
     /// A traceback the program announced it recovers from has just ended: the chained
@@ -426,6 +426,7 @@ impl Detector {
                 key: t,
                 message: "",
                 consequence: false,
+                reason: extra_reason(category),
             };
             self.hit(n, vis, h, out);
             return;
@@ -458,7 +459,7 @@ impl Detector {
                 if self.error_record.is_none() || stale {
                     let v = classify::classify_exception("", msg, &TbContext::default());
                     let text = cut(&self.quoted(vis.trim()), MAX_LINE_CHARS);
-                    self.error_record = Some((n, text, v.category));
+                    self.error_record = Some((n, text, v));
                 }
                 self.since_record = 0;
                 self.count_ordinary(1, out);
@@ -515,8 +516,7 @@ impl Detector {
         &mut self,
         key: u64,
         n: u64,
-        category: Category,
-        strong: bool,
+        verdict: Verdict,
         looks_fatal: bool,
         caught: bool,
         text: &str,
@@ -544,7 +544,7 @@ impl Detector {
         }
         let meta = Meta {
             looks_fatal,
-            strong,
+            strong: verdict.strong,
             survived: false,
             caught,
             forced: None,
@@ -554,12 +554,13 @@ impl Detector {
             leaf: false,
         };
         let mut inc = Incident {
-            category,
+            category: verdict.category,
             severity: meta.severity(),
             line: n,
             text: cut(text.trim(), MAX_LINE_CHARS),
             excerpt: Vec::new(),
             count: 1,
+            reason: verdict.reason.to_string(),
         };
         let i = self.incidents.len();
         self.meta.push(meta);
@@ -598,9 +599,12 @@ impl Detector {
             excerpt.extend(self.ring.iter().rev().take(4).rev().map(|(_, l)| l.clone()));
         }
         excerpt.push(cut(t, MAX_LINE_CHARS));
-        let Some((idx, new)) =
-            self.occurrence(key, n, h.category, true, h.looks_fatal, false, t, excerpt, out)
-        else {
+        let verdict = Verdict {
+            category: h.category,
+            strong: true,
+            reason: h.reason,
+        };
+        let Some((idx, new)) = self.occurrence(key, n, verdict, h.looks_fatal, false, t, excerpt, out) else {
             return;
         };
         self.meta[idx].consequence = h.consequence;
@@ -620,6 +624,17 @@ impl Detector {
             chain: false,
             group: false,
         });
+    }
+}
+
+/// Why a line matched by the job's own `extra` patterns got its category.
+fn extra_reason(category: Category) -> &'static str {
+    match category {
+        Category::Implementation => "a pattern of the job's own config says so (implementation)",
+        Category::Data => "a pattern of the job's own config says so (data)",
+        Category::Resource => "a pattern of the job's own config says so (resource)",
+        Category::Convergence => "a pattern of the job's own config says so (convergence)",
+        Category::Infrastructure => "a pattern of the job's own config says so (infrastructure)",
     }
 }
 
@@ -657,5 +672,7 @@ fn push_excerpt(ex: &mut Vec<String>, omitted: &mut usize, line: String) {
     ex.push(line);
 }
 
+#[cfg(test)]
+mod reason_tests;
 #[cfg(test)]
 mod tests;

@@ -64,6 +64,8 @@ pub(crate) struct Hit<'a> {
     /// Only reports another process's end (torchrun's summary of a rank that exited with a
     /// code): the rank's own evidence, when the log has it, comes first.
     pub consequence: bool,
+    /// Why the line got its category (the rule's reason, see [`classify::Verdict`]).
+    pub reason: &'static str,
 }
 
 fn re(cell: &'static OnceLock<Regex>, pat: &str) -> &'static Regex {
@@ -262,7 +264,13 @@ fn rhat_pymc_re() -> &'static Regex {
     re(&R, r"rhat statistic is larger than (\d+(?:\.\d+)?)")
 }
 
-fn hit(category: Category, looks_fatal: bool, kind: HitKind, key: &str) -> LineKind<'_> {
+fn hit<'a>(
+    category: Category,
+    looks_fatal: bool,
+    kind: HitKind,
+    key: &'a str,
+    reason: &'static str,
+) -> LineKind<'a> {
     LineKind::Hit(Hit {
         category,
         looks_fatal,
@@ -270,7 +278,24 @@ fn hit(category: Category, looks_fatal: bool, kind: HitKind, key: &str) -> LineK
         key,
         message: "",
         consequence: false,
+        reason,
     })
+}
+
+pub(crate) const CONVERGENCE_WARNING: &str = "the solver warned that it did not converge (convergence)";
+pub(crate) const KILLED: &str =
+    "the process was killed (SIGKILL), most often by the kernel's OOM killer (resource)";
+pub(crate) const DIVERGENCES: &str = "the sampler reported divergent transitions (convergence)";
+pub(crate) const RHAT_HIGH: &str = "R-hat above the bar: the chains did not mix (convergence)";
+pub(crate) const ESS_LOW: &str = "the sampler's effective sample size is too small (convergence)";
+
+/// The memory rule's reason for a line: CUDA's own, or the process's.
+fn memory_reason(t: &str) -> &'static str {
+    if t.contains("CUDA") {
+        classify::CUDA_OOM
+    } else {
+        classify::OUT_OF_MEMORY
+    }
 }
 
 /// Convergence wording shared by warnings and plain lines.
@@ -325,10 +350,22 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
                 | "PerfectSeparationWarning"
         ) || says_not_converged(msg)
         {
-            return hit(Category::Convergence, false, HitKind::PyWarning, key);
+            return hit(
+                Category::Convergence,
+                false,
+                HitKind::PyWarning,
+                key,
+                CONVERGENCE_WARNING,
+            );
         }
         if msg.contains("worker stopped while some jobs were given to the executor") {
-            return hit(Category::Resource, false, HitKind::PyWarning, key);
+            return hit(
+                Category::Resource,
+                false,
+                HitKind::PyWarning,
+                key,
+                classify::WORKER_KILLED,
+            );
         }
         return LineKind::NoiseWarning;
     }
@@ -337,12 +374,15 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
     }
     if let Some(rest) = t.strip_prefix("Fatal Python error:") {
         let lower = rest.to_ascii_lowercase();
-        let cat = if lower.contains("memory") {
-            Category::Resource
+        let (cat, reason) = if lower.contains("memory") {
+            (Category::Resource, classify::OUT_OF_MEMORY)
         } else {
-            Category::Implementation
+            (
+                Category::Implementation,
+                "the Python interpreter itself crashed (implementation)",
+            )
         };
-        return hit(cat, true, HitKind::Faulthandler, t);
+        return hit(cat, true, HitKind::Faulthandler, t, reason);
     }
     if let Some(i) = has(prefilter::FATAL).then(|| t.find("[Fatal]")).flatten() {
         let msg = t[i + "[Fatal]".len()..].trim();
@@ -354,20 +394,24 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
             key: t,
             message: msg,
             consequence: false,
+            reason: v.reason,
         });
     }
     if t.starts_with("terminate called") {
-        let cat = if t.contains("bad_alloc") {
-            Category::Resource
+        let (cat, reason) = if t.contains("bad_alloc") {
+            (Category::Resource, classify::OUT_OF_MEMORY)
         } else {
-            Category::Implementation
+            (
+                Category::Implementation,
+                "a native library stopped on an uncaught C++ exception (implementation)",
+            )
         };
-        return hit(cat, true, HitKind::Native, t);
+        return hit(cat, true, HitKind::Native, t, reason);
     }
     if has(prefilter::KILLED)
         && (t == "Killed" || t.starts_with("Killed ") && t.len() < 80 || shell_child_killed(t))
     {
-        return hit(Category::Resource, true, HitKind::Plain, t);
+        return hit(Category::Resource, true, HitKind::Plain, t, KILLED);
     }
     if let Some(code) = has(prefilter::EXITCODE).then(|| elastic_exit(t)).flatten() {
         // The exit classifier judges the rank's end (one classifier for exits and logs).
@@ -376,9 +420,10 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
             c => ExitOutcome::Code(c),
         };
         // (A rank's own end, read from the launcher's line: no disk to ask about here.)
-        if let Some((category, _)) = exit::exit_verdict(outcome, None) {
+        if let Some(j) = exit::judge_exit(outcome, None) {
             return LineKind::Hit(Hit {
-                category,
+                category: j.category,
+                reason: j.reason,
                 looks_fatal: true,
                 kind: HitKind::Plain,
                 key: t,
@@ -389,29 +434,34 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
         }
     }
     if t.starts_with("Segmentation fault") || t.starts_with("Bus error") {
-        return hit(Category::Implementation, true, HitKind::Plain, t);
+        return hit(
+            Category::Implementation,
+            true,
+            HitKind::Plain,
+            t,
+            exit::NATIVE_CRASH,
+        );
     }
     if let Some(e) = has(prefilter::ERROR)
         .then(|| classify::parse_exception_line(t))
         .flatten()
     {
-        if matches!(
-            classify::short_name(e.name),
-            "SyntaxError" | "IndentationError" | "TabError"
-        ) {
-            return hit(Category::Implementation, true, HitKind::Exception, t);
+        let short = classify::short_name(e.name);
+        if matches!(short, "SyntaxError" | "IndentationError" | "TabError") {
+            let v = classify::classify_exception(e.name, e.msg, &TbContext::default());
+            return hit(Category::Implementation, true, HitKind::Exception, t, v.reason);
         }
     }
     if has(prefilter::MEMORY) {
-        return hit(Category::Resource, true, HitKind::Plain, t);
+        return hit(Category::Resource, true, HitKind::Plain, t, memory_reason(t));
     }
     if has(prefilter::DISK) && t.contains("No space left on device") {
-        return hit(Category::Resource, true, HitKind::Plain, t);
+        return hit(Category::Resource, true, HitKind::Plain, t, classify::DISK_FULL);
     }
     // Sampler diagnostics.
     if has(prefilter::DIVERG) {
         if t.contains("only diverging samples") {
-            return hit(Category::Convergence, false, HitKind::Plain, t);
+            return hit(Category::Convergence, false, HitKind::Plain, t, DIVERGENCES);
         }
         let count = divergence_re()
             .captures(t)
@@ -419,7 +469,7 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
         if let Some(c) = count {
             let n: u64 = c[1].parse().unwrap_or(0);
             if n > 0 {
-                return hit(Category::Convergence, false, HitKind::Plain, t);
+                return hit(Category::Convergence, false, HitKind::Plain, t, DIVERGENCES);
             }
         }
     }
@@ -430,7 +480,7 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
         // PyMC warns above 1.01; the protocol's bar is the configured threshold.
         let bar: f64 = c[1].parse().unwrap_or(0.0);
         return if bar >= rhat_threshold {
-            hit(Category::Convergence, false, HitKind::Plain, t)
+            hit(Category::Convergence, false, HitKind::Plain, t, RHAT_HIGH)
         } else {
             LineKind::Nothing
         };
@@ -447,17 +497,29 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
             .parse::<f64>()
             .map_or(true, |x| x.is_nan() || x > rhat_threshold);
         if bad {
-            return hit(Category::Convergence, false, HitKind::Plain, t);
+            return hit(Category::Convergence, false, HitKind::Plain, t, RHAT_HIGH);
         }
     }
     if has(prefilter::ESS) && t.contains("smaller than") {
-        return hit(Category::Convergence, false, HitKind::Plain, t);
+        return hit(Category::Convergence, false, HitKind::Plain, t, ESS_LOW);
     }
     if has(prefilter::CONVERGE) && says_not_converged(t) {
-        return hit(Category::Convergence, false, HitKind::Plain, t);
+        return hit(
+            Category::Convergence,
+            false,
+            HitKind::Plain,
+            t,
+            classify::NOT_CONVERGED,
+        );
     }
     if has(prefilter::NON_FINITE) && classify::loss_not_finite(t) {
-        return hit(Category::Convergence, false, HitKind::Plain, t);
+        return hit(
+            Category::Convergence,
+            false,
+            HitKind::Plain,
+            t,
+            classify::LOSS_NOT_FINITE,
+        );
     }
     if has(prefilter::NON_FINITE) && metric_not_finite(t) {
         // One problem however many records show it, `inf` or `nan`: one incident.
@@ -466,6 +528,7 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
             false,
             HitKind::Plain,
             "metric record: loss not finite",
+            classify::LOSS_NOT_FINITE,
         );
     }
     if let Some(msg) = has(prefilter::LEVEL).then(|| error_record(t)).flatten() {

@@ -94,6 +94,15 @@ impl HealthSignal {
             HealthSignal::LossDiverging { .. } => Severity::Warning,
         }
     }
+    /// Why it is a convergence problem: the rule that decided, ending with the category.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            HealthSignal::LossNonFinite { .. } => "a metric's loss became NaN or infinite (convergence)",
+            HealthSignal::LossDiverging { .. } => {
+                "the loss rose far above its lowest value so far: the optimisation is diverging (convergence)"
+            }
+        }
+    }
     /// A one-line statement of the problem for chat.
     pub fn describe(&self) -> String {
         match self {
@@ -123,6 +132,7 @@ impl HealthSignal {
             text: self.describe(),
             excerpt,
             count: 1,
+            reason: self.reason().to_string(),
         }
     }
 }

@@ -1,0 +1,317 @@
+//! Every rule of the decision table gives a reason that names its category, and the README's
+//! table quotes the same words: one example of each rule (exceptions, single lines, exits,
+//! metrics, and the detector's relays), checked for its category and its reason.
+
+use super::classify::{self, classify_exception, TbContext};
+use super::rules::{self, classify_line, LineKind};
+use super::{exit, DetectConfig, Detector};
+use crate::model::{Category, ExitOutcome, SchedulerEnd};
+use crate::watch::metrics::HealthSignal;
+use Category::*;
+
+/// The README, where the table is written for users.
+const README: &str = include_str!("../../../README.md");
+
+/// The category a reason names: its last words, `(category)`.
+fn names(reason: &str, category: Category) -> bool {
+    !reason.is_empty() && reason.ends_with(&format!("({category})"))
+}
+
+fn ctx(pandas: bool, getitem: bool) -> TbContext {
+    TbContext {
+        pandas_frame: pandas,
+        getitem_frame: getitem,
+    }
+}
+
+/// One exception per rule of `classify.rs`: (type, message, traceback context, category,
+/// reason).
+fn exception_examples() -> Vec<(&'static str, &'static str, TbContext, Category, &'static str)> {
+    let n = ctx(false, false);
+    vec![
+        ("torch.OutOfMemoryError", "CUDA out of memory. Tried to allocate 2.00 GiB", n, Resource, classify::CUDA_OOM),
+        ("MemoryError", "", n, Resource, classify::OUT_OF_MEMORY),
+        ("numpy._core._exceptions._ArrayMemoryError", "Unable to allocate 7.28 TiB for an array", n, Resource, classify::OUT_OF_MEMORY),
+        ("OSError", "[Errno 28] No space left on device", n, Resource, classify::DISK_FULL),
+        ("RuntimeError", "[enforce fail at inline_container.cc:603] . PytorchStreamWriter failed writing file data/0: file write failed", n, Resource, classify::DISK_FULL),
+        ("OSError", "[Errno 122] Disk quota exceeded", n, Resource, "the disk quota is used up (resource)"),
+        ("OSError", "[Errno 24] Too many open files", n, Resource, "the process hit its limit of open files (resource)"),
+        ("concurrent.futures.process.BrokenProcessPool", "A process in the process pool was terminated abruptly", n, Resource, classify::WORKER_KILLED),
+        ("KeyboardInterrupt", "", n, Resource, "interrupted from outside (Ctrl-C, SIGINT) (resource)"),
+        ("RuntimeError", "Found no NVIDIA driver on your system.", n, Resource, "no usable GPU: its driver or the device is missing (resource)"),
+        ("RuntimeError", "[../third_party/gloo/gloo/transport/tcp/pair.cc:534] Connection closed by peer [127.0.0.1]:4242", n, Resource, classify::COLLECTIVE),
+        ("FloatingPointError", "overflow encountered in exp", n, Convergence, "a floating-point overflow or invalid value in the numerics (convergence)"),
+        ("pymc.exceptions.SamplingError", "Bad initial energy", n, Convergence, "the sampler failed, not at the data's starting point (convergence)"),
+        ("RuntimeError", "Function 'LogBackward0' returned nan values in its 0th output.", n, Convergence, "autograd's anomaly mode found NaN or inf in a backward pass (convergence)"),
+        ("statsmodels.tools.sm_exceptions.ConvergenceError", "the solver gave up", n, Convergence, "the solver raised a convergence error (convergence)"),
+        ("RuntimeError", "loss is nan at step 40", n, Convergence, classify::LOSS_NOT_FINITE),
+        ("RuntimeError", "Optimization failed to converge after 100 steps", n, Convergence, classify::NOT_CONVERGED),
+        ("pymc.exceptions.SamplingError", "Initial evaluation of model at starting point failed! Starting values: {'mu': -inf}", n, Data, "the model cannot be evaluated at its start: the data lie outside the likelihood's support (data)"),
+        ("KeyError", "'price'", ctx(true, false), Data, "a KeyError raised inside pandas: a column the data lacks (data)"),
+        ("KeyError", "'label'", ctx(false, true), Data, "a KeyError in a dataset's record lookup: a record that lacks the field (data)"),
+        ("IndexError", "index 7 is out of bounds for dimension 0 with size 5", n, Data, "a tensor indexed beyond its size: an index (a label, an id) from the data (data)"),
+        ("pandas.errors.ParserError", "Error tokenizing data. C error: Expected 3 fields in line 5, saw 4", n, Data, "a data file that does not parse (data)"),
+        ("UnicodeDecodeError", "'utf-8' codec can't decode byte 0xff in position 0: invalid start byte", n, Data, "a data file not in the expected text encoding (data)"),
+        ("FileNotFoundError", "[Errno 2] No such file or directory: 'data/train.csv'", n, Data, "a missing data file (data)"),
+        ("ValueError", "Input X contains NaN.", n, Data, "NaN or infinity in the input (data)"),
+        ("ValueError", "Columns must be same length as key", n, Data, "a column the data lacks or that does not fit (data)"),
+        ("ValueError", "Found input variables with inconsistent numbers of samples: [100, 99]", n, Data, "the inputs' numbers of samples do not fit together (data)"),
+        ("RuntimeError", "mat1 and mat2 shapes cannot be multiplied (32x10 and 20x5)", n, Data, "an input shape that does not match what the model expects (data)"),
+        ("ValueError", "expected input of shape (3, 32, 32), got (1, 28, 28)", n, Data, "an input shape that does not match what the model expects (data)"),
+        ("ValueError", "could not convert string to float: 'abc'", n, Data, "values in the data that do not parse as numbers (data)"),
+        ("ValueError", "Unknown label type: continuous", n, Data, "labels of a kind or value the model does not know (data)"),
+        ("lightgbm.basic.LightGBMError", "Label must be in [0, 3), but found 7 in label", n, Data, "a class index beyond the number of classes: the labels do not fit the model (data)"),
+        ("IndexError", "Target 7 is out of bounds.", n, Data, "a class index beyond the number of classes: the labels do not fit the model (data)"),
+        ("numpy.linalg.LinAlgError", "Singular matrix", n, Data, "a singular or degenerate data matrix (data)"),
+        ("ValueError", "X has 5 features, but LinearRegression is expecting 4 features as input.", n, Data, "the data's features do not match the model's (data)"),
+        ("ValueError", "Input contains missing values", n, Data, "missing values in the input (data)"),
+        ("ValueError", "Data must be positive.", n, Data, "non-positive values fed to a transform that needs positive data (data)"),
+        ("ValueError", "the validation split is empty", n, Data, "an empty split or dataset (data)"),
+        ("SyntaxError", "invalid syntax", n, Implementation, "the code does not parse (implementation)"),
+        ("ModuleNotFoundError", "No module named 'foo'", n, Implementation, "a module that cannot be imported: the code or its environment (implementation)"),
+        ("KeyError", "'lr'", n, Implementation, "a KeyError on the code's own dict (implementation)"),
+        ("IndexError", "list index out of range", n, Implementation, "a Python list indexed beyond its end (implementation)"),
+        ("AttributeError", "'X' object has no attribute 'y'", n, Implementation, "an error in the code's own logic (implementation)"),
+        ("ValueError", "Unknown solver 'foo'", n, Implementation, classify::FALLBACK),
+        ("torch.distributed.elastic.multiprocessing.errors.ChildFailedError", "", n, Implementation, classify::LAUNCHER_SUMMARY),
+    ]
+}
+
+/// One line per rule of `rules.rs`: (line, category, reason).
+fn line_examples() -> Vec<(&'static str, Category, &'static str)> {
+    vec![
+        ("/v/sklearn/linear_model/_logistic.py:473: ConvergenceWarning: lbfgs failed to converge after 5 iteration(s)", Convergence, rules::CONVERGENCE_WARNING),
+        ("/v/joblib/externals/loky/process_executor.py:752: UserWarning: A worker stopped while some jobs were given to the executor.", Resource, classify::WORKER_KILLED),
+        ("Fatal Python error: Segmentation fault", Implementation, "the Python interpreter itself crashed (implementation)"),
+        ("Fatal Python error: Out of memory", Resource, classify::OUT_OF_MEMORY),
+        ("[LightGBM] [Fatal] Label must be in [0, 3), but found 7 in label", Data, "a class index beyond the number of classes: the labels do not fit the model (data)"),
+        ("terminate called after throwing an instance of 'std::bad_alloc'", Resource, classify::OUT_OF_MEMORY),
+        ("terminate called after throwing an instance of 'c10::Error'", Implementation, "a native library stopped on an uncaught C++ exception (implementation)"),
+        ("Killed", Resource, rules::KILLED),
+        ("job.sh: line 5: 4242 Killed python train.py", Resource, rules::KILLED),
+        ("[E1201 12:00:00.000 123 api.py:869] failed (exitcode: -9) local_rank: 1 (pid: 29714) of binary: /usr/bin/python", Resource, "killed by SIGKILL with no traceback: most often the kernel's OOM killer (resource)"),
+        ("Segmentation fault (core dumped)", Implementation, exit::NATIVE_CRASH),
+        ("SyntaxError: invalid syntax", Implementation, "the code does not parse (implementation)"),
+        ("CUDA error: out of memory", Resource, classify::CUDA_OOM),
+        ("write failed: No space left on device", Resource, classify::DISK_FULL),
+        ("There were 37 divergences after tuning. Increase `target_accept`.", Convergence, rules::DIVERGENCES),
+        ("max r_hat = 1.42", Convergence, rules::RHAT_HIGH),
+        ("The effective sample size per chain is smaller than 100 for some parameters.", Convergence, rules::ESS_LOW),
+        ("solver: did not converge after 100 steps", Convergence, classify::NOT_CONVERGED),
+        ("step 300 | loss=nan | lr 0.1", Convergence, classify::LOSS_NOT_FINITE),
+        ("{'grad_norm': 'inf', 'epoch': 1.0}", Convergence, classify::LOSS_NOT_FINITE),
+    ]
+}
+
+/// Every failed exit the exit classifier tells apart (and a full log disk).
+fn exit_examples() -> Vec<(ExitOutcome, bool)> {
+    let mut v: Vec<(ExitOutcome, bool)> = [
+        ExitOutcome::Code(2),
+        ExitOutcome::Signal(9),
+        ExitOutcome::Signal(11),
+        ExitOutcome::Signal(15),
+        ExitOutcome::Unknown,
+        ExitOutcome::Scheduler(SchedulerEnd::NodeFailure),
+        ExitOutcome::Scheduler(SchedulerEnd::TimeLimit),
+        ExitOutcome::Scheduler(SchedulerEnd::OutOfMemory),
+        ExitOutcome::Scheduler(SchedulerEnd::Cancelled { uid: Some(1000) }),
+    ]
+    .into_iter()
+    .map(|o| (o, false))
+    .collect();
+    v.push((ExitOutcome::Code(1), true));
+    v
+}
+
+/// Each reason of the table, with the category it names.
+fn every_reason() -> Vec<(Category, String)> {
+    let mut all: Vec<(Category, String)> = exception_examples()
+        .into_iter()
+        .map(|(_, _, _, c, r)| (c, r.to_string()))
+        .chain(line_examples().into_iter().map(|(_, c, r)| (c, r.to_string())))
+        .collect();
+    let disk = exit::LogDisk {
+        folder: "out/logs".into(),
+        free: 0,
+    };
+    for (o, full) in exit_examples() {
+        let j = exit::judge_exit(o, full.then_some(&disk)).expect("a failed exit");
+        all.push((j.category, j.reason.to_string()));
+    }
+    for s in health_signals() {
+        all.push((s.category(), s.reason().to_string()));
+    }
+    for c in Category::ALL {
+        all.push((c, super::extra_reason(c).to_string()));
+    }
+    all
+}
+
+fn health_signals() -> [HealthSignal; 2] {
+    [
+        HealthSignal::LossNonFinite {
+            key: "loss".into(),
+            line: "loss=nan".into(),
+            value: "nan".into(),
+        },
+        HealthSignal::LossDiverging {
+            key: "loss".into(),
+            value: 9.0,
+            running_min: 1.0,
+        },
+    ]
+}
+
+#[test]
+fn every_exception_rule_gives_its_category_and_a_reason_naming_it() {
+    for (name, msg, ctx, category, reason) in exception_examples() {
+        let v = classify_exception(name, msg, &ctx);
+        assert_eq!((v.category, v.reason), (category, reason), "{name}: {msg}");
+        // Only the fallback and the launcher's summary yield to better evidence.
+        let weak = [classify::FALLBACK, classify::LAUNCHER_SUMMARY].contains(&reason);
+        assert_eq!(v.strong, !weak, "{name}: {msg}");
+        assert!(
+            names(v.reason, category),
+            "{:?} does not name {category}",
+            v.reason
+        );
+    }
+}
+
+#[test]
+fn every_line_rule_gives_its_category_and_a_reason_naming_it() {
+    for (line, category, reason) in line_examples() {
+        let LineKind::Hit(h) = classify_line(line, 1.1) else {
+            panic!("not evidence: {line}");
+        };
+        assert_eq!((h.category, h.reason), (category, reason), "{line}");
+        assert!(
+            names(h.reason, category),
+            "{:?} does not name {category}",
+            h.reason
+        );
+    }
+}
+
+#[test]
+fn every_exit_and_metric_rule_gives_a_reason_naming_its_category() {
+    for (category, reason) in every_reason() {
+        assert!(names(&reason, category), "{reason:?} does not name {category}");
+    }
+    // Each exit rule its own reason: the exit classifier's list above has no two alike.
+    let disk = exit::LogDisk {
+        folder: "out/logs".into(),
+        free: 0,
+    };
+    let mut reasons: Vec<&str> = exit_examples()
+        .into_iter()
+        .map(|(o, full)| exit::judge_exit(o, full.then_some(&disk)).unwrap().reason)
+        .collect();
+    reasons.sort_unstable();
+    reasons.dedup();
+    assert_eq!(reasons.len(), exit_examples().len(), "{reasons:?}");
+}
+
+/// The incidents the detector files carry the reason of the rule that decided, also when
+/// the category comes from a worker's exception, an exception group's leaf, the program's
+/// last error message, or the exit status alone.
+#[test]
+fn incidents_carry_the_reason_of_the_rule_that_decided() {
+    let run = |log: &str, exit: ExitOutcome| {
+        let mut d = Detector::new(DetectConfig::default());
+        for (i, l) in log.lines().enumerate() {
+            d.push_line(i as u64 + 1, l);
+        }
+        d.finish(Some(exit));
+        d.incidents()
+            .iter()
+            .find(|i| i.severity == crate::model::Severity::Fatal)
+            .map(|i| (i.category, i.reason.clone()))
+            .expect("a fatal incident")
+    };
+    let worker = "\
+Traceback (most recent call last):
+  File \"train.py\", line 20, in <module>
+KeyError: Caught KeyError in DataLoader worker process 0.
+Original Traceback (most recent call last):
+  File \"ds.py\", line 3, in __getitem__
+KeyError: 'label'";
+    assert_eq!(
+        run(worker, ExitOutcome::Code(1)),
+        (
+            Data,
+            "relayed from a worker: a KeyError in a dataset's record lookup: a record that lacks the field (data)".into()
+        )
+    );
+    let group = "\
+  + Exception Group Traceback (most recent call last):
+  |   File \"t.py\", line 9, in <module>
+  | ExceptionGroup: jobs failed (1 sub-exception)
+  +-+---------------- 1 ----------------
+    | Traceback (most recent call last):
+    |   File \"t.py\", line 3, in job
+    | OSError: [Errno 28] No space left on device
+    +------------------------------------";
+    assert_eq!(
+        run(group, ExitOutcome::Code(1)),
+        (
+            Resource,
+            format!("the exception group's first leaf: {}", classify::DISK_FULL)
+        )
+    );
+    assert_eq!(
+        run(
+            "ERROR:root:cannot read data/train.csv: No such file or directory",
+            ExitOutcome::Code(2)
+        ),
+        (
+            Data,
+            "the program's last error message: a missing data file (data)".into()
+        )
+    );
+    assert_eq!(
+        run("ERROR:root:giving up", ExitOutcome::Code(2)),
+        (
+            Implementation,
+            format!(
+                "the program's last error message names no known cause; {}",
+                exit::EXIT_CODE_ALONE
+            )
+        )
+    );
+    assert_eq!(
+        run("step 1 of 10", ExitOutcome::Code(2)),
+        (Implementation, exit::EXIT_CODE_ALONE.into())
+    );
+}
+
+/// The README's decision table quotes each reason in the same words.
+#[test]
+fn the_readme_table_quotes_every_reason() {
+    let section = README
+        .split("### How evidence gets its category")
+        .nth(1)
+        .and_then(|s| s.split("\n### ").next())
+        .expect("the README's decision table");
+    let mut missing: Vec<String> = every_reason()
+        .into_iter()
+        // The job's own patterns: one row for every category.
+        .map(|(c, r)| {
+            if r == super::extra_reason(c) {
+                r.replace(&format!("({c})"), "(category)")
+            } else {
+                r
+            }
+        })
+        .chain([
+            "relayed from a worker: ".to_string(),
+            "the exception group's first leaf: ".to_string(),
+            "the program's last error message: ".to_string(),
+            "the program's last error message names no known cause; ".to_string(),
+        ])
+        .filter(|r| !section.contains(r.trim_end()))
+        .collect();
+    missing.sort();
+    missing.dedup();
+    assert!(missing.is_empty(), "not in the README's table: {missing:#?}");
+}

@@ -419,7 +419,7 @@ fn in_a_two_node_job_the_rank_that_raised_is_reported_while_the_other_still_wait
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("ERROR DETECTED"), "{out}");
     assert!(
-        out.contains("1: KeyError: 'lr_schedule'"),
+        out.contains("1: KeyError: 'lr_schedule' (rank 1 on n"),
         "rank 1's own line, labelled: {out}"
     );
     assert_eq!(

@@ -347,6 +347,11 @@ impl Detector {
             }
             None => shown,
         };
+        if self.cfg.rank_labels && label.is_none() {
+            if let Some((node, first, last)) = srun_task_failure(shown) {
+                self.name_node(node, first, last, out);
+            }
+        }
         match std::mem::replace(&mut self.mode, Mode::Normal) {
             Mode::Normal => self.normal(n, vis, out),
             Mode::Block(b) => self.in_block(b, n, vis, out),
@@ -355,6 +360,37 @@ impl Detector {
             Mode::Table(t) => self.table(t, n, vis, out),
         }
         self.remember(n, shown);
+    }
+
+    /// srun said which node the failed tasks `first..=last` ran on: the first incident a rank of
+    /// them stated (quoted with its label) names its node too, so the report says where.
+    fn name_node(&mut self, node: &str, first: u32, last: u32, out: &mut Vec<Finding>) {
+        let by_rank = |text: &str| {
+            let t = text.trim_start();
+            let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+            t[digits..].starts_with(": ")
+                && t[..digits]
+                    .parse::<u32>()
+                    .is_ok_and(|r| (first..=last).contains(&r))
+        };
+        let Some(i) = self
+            .incidents
+            .iter()
+            .position(|inc| by_rank(&inc.text) && !inc.text.contains(" (rank "))
+        else {
+            return;
+        };
+        let rank = self.incidents[i]
+            .text
+            .trim_start()
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        self.incidents[i]
+            .text
+            .push_str(&format!(" (rank {rank} on {node})"));
+        self.updated(i, out);
     }
 
     /// `text` as the log shows it: with the current line's rank prefix.
@@ -647,6 +683,22 @@ fn rank_prefix_len(line: &str) -> Option<usize> {
     }
     let k = "[rank".len() + digits + "]:".len();
     Some(if line[k..].starts_with(' ') { k + 1 } else { k })
+}
+
+/// srun's word on failed tasks, `srun: error: NODE: task 1: Exited with exit code 1` (or
+/// `tasks 0-3: Killed`): the node and the first and last task.
+fn srun_task_failure(line: &str) -> Option<(&str, u32, u32)> {
+    let rest = line.trim_start().strip_prefix("srun: error: ")?;
+    let (node, rest) = rest.split_once(": ")?;
+    let rest = rest
+        .strip_prefix("tasks ")
+        .or_else(|| rest.strip_prefix("task "))?;
+    let (tasks, _) = rest.split_once(':')?;
+    let (a, b) = tasks.split_once('-').unwrap_or((tasks, tasks));
+    if node.is_empty() || node.contains(' ') {
+        return None;
+    }
+    Some((node, a.trim().parse().ok()?, b.trim().parse().ok()?))
 }
 
 /// The length of `srun --label`'s prefix: the task number right-aligned, then `: `.

@@ -391,7 +391,7 @@ srun: error: n2: task 1: Exited with exit code 1\n";
     let p = primary(&inc);
     assert_eq!(
         (p.line, p.text.as_str()),
-        (7, "1: KeyError: 'lr_schedule'"),
+        (7, "1: KeyError: 'lr_schedule' (rank 1 on n2)"),
         "{inc:#?}"
     );
     assert_eq!(
@@ -404,6 +404,15 @@ srun: error: n2: task 1: Exited with exit code 1\n";
     assert_eq!(srun_label_len(" 3: x"), Some(4));
     assert_eq!(srun_label_len("3:x"), None);
     assert_eq!(srun_label_len("step 3: x"), None);
+    assert_eq!(
+        srun_task_failure("srun: error: n2: task 1: Exited with exit code 1"),
+        Some(("n2", 1, 1))
+    );
+    assert_eq!(
+        srun_task_failure("srun: error: gpu-07: tasks 0-3: Killed"),
+        Some(("gpu-07", 0, 3))
+    );
+    assert_eq!(srun_task_failure("srun: error: Node failure on n2"), None);
 }
 
 /// What a job prints while a scheduler stops it (the SIGTERM's traceback, slurmstepd's

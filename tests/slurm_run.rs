@@ -418,8 +418,10 @@ fn in_a_two_node_job_the_rank_that_raised_is_reported_while_the_other_still_wait
     );
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("ERROR DETECTED"), "{out}");
+    // Its node is added when srun's "task 1: Exited" line comes (detector test
+    // `srun_labels_name_the_rank…`); here the policy's kill may end srun before it says so.
     assert!(
-        out.contains("1: KeyError: 'lr_schedule' (rank 1 on n"),
+        out.contains("1: KeyError: 'lr_schedule'"),
         "rank 1's own line, labelled: {out}"
     );
     assert_eq!(

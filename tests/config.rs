@@ -66,7 +66,12 @@ fn example_config_loads_with_every_section() {
     );
     assert_eq!(m.engine.expected, Some(Duration::from_secs(12 * 3600)));
     assert_eq!(m.engine.max, Some(Duration::from_secs(24 * 3600)));
-    assert_eq!(m.stall_timeout, Some(Duration::from_secs(1800)));
+    assert_eq!(
+        m.stall_timeout,
+        Some(trainwatch::watch::progress::StallAfter::Fixed(
+            Duration::from_secs(1800)
+        ))
+    );
     assert_eq!(m.engine.on_error, OnError::Restart { limit: 3 });
     assert_eq!(m.channel.as_deref(), Some("444444444444444444"));
     assert_eq!(
@@ -583,4 +588,30 @@ fn sub_tables_need_no_header_of_their_parent() {
     let a = cfg.job("a").unwrap();
     assert_eq!(a.metrics.diverge_factor, 4.0);
     assert_eq!(a.detect.rhat_threshold, 1.3);
+}
+
+/// `stall_timeout = "auto"` learns the limit from the job's own output cadence (the fallback
+/// until then comes from `expected`); a duration is a fixed limit; anything else is an error
+/// at its line.
+#[test]
+fn stall_timeout_is_a_duration_or_auto() {
+    use trainwatch::watch::progress::StallAfter;
+    let c = parse(
+        "[defaults]\nstall_timeout = \"auto\"\n[jobs.a]\nargv = [\"x\"]\nexpected = \"12h\"\n[jobs.b]\nargv = [\"x\"]\nstall_timeout = \"5m\"\n",
+    );
+    assert_eq!(
+        c.job("a").unwrap().stall_timeout,
+        Some(StallAfter::Cadence {
+            until_known: Duration::from_secs(3600)
+        })
+    );
+    assert_eq!(
+        c.job("b").unwrap().stall_timeout,
+        Some(StallAfter::Fixed(Duration::from_secs(300)))
+    );
+    let loc = fail("[jobs.a]\nargv = [\"x\"]\nstall_timeout = \"automatic\"\n");
+    assert_eq!(
+        (loc.line, loc.key.as_deref()),
+        (Some(3), Some("jobs.a.stall_timeout"))
+    );
 }

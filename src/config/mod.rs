@@ -29,6 +29,7 @@ pub use roles::{Principal, Roles};
 
 use crate::engine::JobSettings;
 use crate::watch::detect::DetectConfig;
+use crate::watch::progress::StallAfter;
 
 /// Status updates every 30 minutes unless a job says otherwise (the protocol's interval).
 pub const DEFAULT_STATUS_INTERVAL: Duration = Duration::from_secs(30 * 60);
@@ -160,8 +161,8 @@ pub struct JobSpec {
     pub engine: JobSettings,
     pub workdir: PathBuf,
     pub env: BTreeMap<String, String>,
-    /// No new log output for this long: a stall.
-    pub stall_timeout: Option<Duration>,
+    /// No new log output for this long: a stall (fixed, or learnt from the job's cadence).
+    pub stall_timeout: Option<StallAfter>,
     pub results: PathBuf,
     pub model: PathBuf,
     /// Extra expected output files.

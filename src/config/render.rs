@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::{format_duration, Config, JobSpec, OnError};
 use crate::model::Persona;
+use crate::watch::progress::StallAfter;
 
 pub(crate) fn describe(cfg: &Config, is_set: impl Fn(&str) -> bool) -> String {
     let mut s = String::new();
@@ -122,7 +123,15 @@ fn write_job(s: &mut String, j: &JobSpec) -> std::fmt::Result {
     writeln!(s, "  log:             {}", j.engine.log.display())?;
     writeln!(s, "  expected:        {}", opt_duration(j.engine.expected))?;
     writeln!(s, "  max:             {}", opt_duration(j.engine.max))?;
-    writeln!(s, "  stall_timeout:   {}", opt_duration(j.stall_timeout))?;
+    let stall = match j.stall_timeout {
+        None => "-".to_string(),
+        Some(StallAfter::Fixed(d)) => format_duration(d),
+        Some(StallAfter::Cadence { until_known }) => format!(
+            "auto (from the job's own output cadence; {} until it is learnt)",
+            format_duration(until_known)
+        ),
+    };
+    writeln!(s, "  stall_timeout:   {stall}")?;
     writeln!(
         s,
         "  status_interval: {}",

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::engine::{JobSettings, SchedulerPolicy};
 use crate::model::JobName;
 use crate::watch::detect::DetectConfig;
+use crate::watch::progress::StallAfter;
 
 use super::error::ConfigError;
 use super::paths::{absolute, clean, join_clean};
@@ -53,7 +54,8 @@ fn sanitise_name(raw: &str) -> String {
     name
 }
 
-/// The wrapped command's stall timeout when `--stall` is not given: a twelfth of the
+/// The stall timeout until the job's own cadence is learnt (`--stall` not given, or the
+/// config's `stall_timeout = "auto"`; see [`StallAfter::Cadence`]): a twelfth of the
 /// expected duration (a 12 h run that prints nothing for an hour is worth a look; a 1 h run,
 /// after 10 minutes), kept between 10 minutes (epochs, evaluations and checkpoint writes are
 /// quiet for minutes) and 2 hours; 30 minutes when nothing is known about the run.
@@ -131,7 +133,12 @@ impl JobSpec {
                 approval_ttl: None,
                 scheduler: SchedulerPolicy::default(),
             },
-            stall_timeout: Some(stall.unwrap_or_else(|| wrap_stall(expected))),
+            stall_timeout: Some(match stall {
+                Some(d) => StallAfter::Fixed(d),
+                None => StallAfter::Cadence {
+                    until_known: wrap_stall(expected),
+                },
+            }),
             results,
             model,
             outputs: Vec::new(),
@@ -178,9 +185,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let argv = vec!["python".to_string(), "train.py".to_string()];
         let spec = |stall| JobSpec::wrap(argv.clone(), dir.path(), None, Some(h(12)), None, None, stall);
-        assert_eq!(spec(None).unwrap().stall_timeout, Some(h(1)));
+        // Without --stall: learnt from the job's cadence, a twelfth of --expected until then.
+        assert_eq!(
+            spec(None).unwrap().stall_timeout,
+            Some(StallAfter::Cadence { until_known: h(1) })
+        );
         let five = Duration::from_secs(300);
-        assert_eq!(spec(Some(five)).unwrap().stall_timeout, Some(five));
+        assert_eq!(
+            spec(Some(five)).unwrap().stall_timeout,
+            Some(StallAfter::Fixed(five))
+        );
         assert!(spec(Some(Duration::ZERO)).is_err(), "--stall 0 is refused");
     }
 }

@@ -30,7 +30,7 @@ use crate::watch::detect::{DetectConfig, Detector, Finding, LogDisk};
 use crate::watch::follower::{display_segment, FollowState, Follower};
 use crate::watch::metric_lines::MetricLineFilter;
 use crate::watch::metrics::{HealthSignal, MetricsConfig, MetricsTracker, Series};
-use crate::watch::progress::{self, Pace, StallDetector};
+use crate::watch::progress::{self, Hung, Pace, StallAfter, StallDetector, StallWatch};
 
 /// Size of the status chart.
 const CHART_SIZE: (u32, u32) = (800, 400);
@@ -113,7 +113,7 @@ pub struct PipelineConfig {
     pub detect: DetectConfig,
     pub metrics: MetricsConfig,
     /// None: no stall detection.
-    pub stall_timeout: Option<Duration>,
+    pub stall_timeout: Option<StallAfter>,
     /// What is redacted from every event before it leaves the pipeline.
     pub redact: Redactor,
 }
@@ -189,7 +189,7 @@ impl Pipeline {
 
     /// A process runs (spawned, or re-adopted): watch it for stalls from now.
     pub fn process_running(&mut self, now: DateTime<Utc>) {
-        self.stall = self.cfg.stall_timeout.map(|t| StallDetector::new(t, now));
+        self.stall = self.cfg.stall_timeout.map(|t| StallDetector::with(t, now));
     }
 
     /// The process ended: nothing to watch for stalls any more.
@@ -336,10 +336,22 @@ impl Pipeline {
     ) -> Event {
         let snap = self.tracker.snapshot();
         let mut progress = progress::report(&snap, self.tracker.config(), elapsed, expected, max);
-        progress.slowdown = match self.stall.as_ref().map(|s| s.pace(now, true)) {
-            Some(Pace::Slow(slow)) => Some(slow),
-            _ => None,
-        };
+        if let Some(stall) = &self.stall {
+            match stall.pace(now, true) {
+                Pace::Slow(slow) => progress.slowdown = Some(slow),
+                Pace::Stalled(s) => {
+                    progress.hung = Some(Hung {
+                        quiet: (now - s.since).to_std().unwrap_or_default(),
+                        kind: s.kind,
+                    })
+                }
+                Pace::Unknown | Pace::Steady { .. } => {}
+            }
+            progress.stall_watch = Some(StallWatch {
+                after: stall.stall_after(now),
+                learnt: stall.learnt(now).is_some(),
+            });
+        }
         Event::Progress {
             progress,
             convergence: snap.convergence,
@@ -348,7 +360,7 @@ impl Pipeline {
 
     /// How often to check for a stall; None while there is nothing to watch.
     pub fn stall_check_every(&self) -> Option<Duration> {
-        let timeout = self.cfg.stall_timeout?;
+        let timeout = self.cfg.stall_timeout?.initial();
         self.stall.as_ref()?;
         Some((timeout / STALL_CHECKS_PER_TIMEOUT).clamp(STALL_CHECK_MIN, STALL_CHECK_MAX))
     }

@@ -5,7 +5,8 @@
 //! elapsed / expected), the rate and the ETA; [`projected_overrun`] says by how much the
 //! projected finish passes the max duration, so a warning can go out before the timeout.
 //! [`StallDetector`] tells a hung job (alive, but no new line or no new step) from a slow one
-//! (steps still advancing, just fewer per second than usual).
+//! (steps still advancing, just fewer per second than usual). How long a silence it takes
+//! is [`StallAfter`]: a fixed timeout, or learnt from the job's own output cadence.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -46,6 +47,25 @@ pub struct Progress {
     /// The steps still advance, but markedly slower than this run's usual pace: the job is
     /// slow, not hung (None: steady, or too early to judge).
     pub slowdown: Option<Slowdown>,
+    /// The process looks hung as of this update (the stall warning says more).
+    pub hung: Option<Hung>,
+    /// How long a silence it takes to call the job hung (None: no stall watch).
+    pub stall_watch: Option<StallWatch>,
+}
+
+/// A job that looks hung: silent (or stepping no more) for `quiet`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hung {
+    pub quiet: Duration,
+    pub kind: StallKind,
+}
+
+/// The stall watch's limit as of an update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StallWatch {
+    pub after: Duration,
+    /// Learnt from the job's own output cadence (not a fixed `--stall`/`stall_timeout`).
+    pub learnt: bool,
 }
 
 /// A run whose steps advance at under half its own usual rate.
@@ -184,6 +204,46 @@ pub enum Pace {
     Stalled(Stall),
 }
 
+/// How long a job may go without output before it looks hung.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StallAfter {
+    /// A fixed timeout: `--stall`, the config's `stall_timeout = "30m"`.
+    Fixed(Duration),
+    /// From the job's own output cadence (`trainwatch run` without `--stall`, the config's
+    /// `stall_timeout = "auto"`): [`CADENCE_FACTOR`] times the longest silence the job has
+    /// had so far, never under [`CADENCE_FLOOR`]; `until_known` until the job has talked for
+    /// [`CADENCE_LEARN`] in [`CADENCE_MIN_GAPS`] bursts or more.
+    Cadence { until_known: Duration },
+}
+
+impl StallAfter {
+    /// The timeout before anything is learnt: what the check period is derived from.
+    pub fn initial(self) -> Duration {
+        match self {
+            StallAfter::Fixed(d) => d,
+            StallAfter::Cadence { until_known } => until_known.min(CADENCE_FLOOR),
+        }
+    }
+}
+
+/// A job that printed in bursts at most a minute apart is called hung after 4 minutes of
+/// silence… but never before 10: evaluations, checkpoints and epoch ends are quiet for
+/// minutes, and the first of them may come after the cadence is learnt.
+pub const CADENCE_FACTOR: u32 = 4;
+pub const CADENCE_FLOOR: Duration = Duration::from_secs(10 * 60);
+/// The cadence is trusted once the job has been watched this long…
+pub const CADENCE_LEARN: Duration = Duration::from_secs(10 * 60);
+/// …and has written in at least this many separate bursts.
+pub const CADENCE_MIN_GAPS: u32 = 20;
+
+/// What is known of a job's output cadence: how many bursts, and the longest silence
+/// between two (from the start of watching to the first line counts: start-up is quiet).
+#[derive(Debug, Clone, Copy, Default)]
+struct Cadence {
+    bursts: u32,
+    longest: Duration,
+}
+
 /// Step samples are kept at most this often per stall window, which bounds memory.
 const SAMPLES_PER_WINDOW: u32 = 64;
 const MAX_SAMPLES: usize = 4 * SAMPLES_PER_WINDOW as usize;
@@ -198,7 +258,8 @@ const SLOW_RATIO: f64 = 0.5;
 /// advanced at t"; asked `check(now, alive)`.
 #[derive(Debug, Clone)]
 pub struct StallDetector {
-    stall_after: Duration,
+    after: StallAfter,
+    cadence: Cadence,
     started: DateTime<Utc>,
     last_line: Option<(DateTime<Utc>, String)>,
     first_step: Option<(DateTime<Utc>, u64)>,
@@ -211,10 +272,16 @@ fn to_chrono(d: Duration) -> chrono::Duration {
 }
 
 impl StallDetector {
-    /// `stall_after` is the job's stall timeout; watching starts at `started`.
+    /// A fixed stall timeout `stall_after`; watching starts at `started`.
     pub fn new(stall_after: Duration, started: DateTime<Utc>) -> Self {
+        Self::with(StallAfter::Fixed(stall_after), started)
+    }
+
+    /// A stall timeout fixed or learnt (see [`StallAfter`]); watching starts at `started`.
+    pub fn with(after: StallAfter, started: DateTime<Utc>) -> Self {
         Self {
-            stall_after,
+            after,
+            cadence: Cadence::default(),
             started,
             last_line: None,
             first_step: None,
@@ -223,7 +290,12 @@ impl StallDetector {
         }
     }
 
+    /// Output seen at `at` (the newest line of a read, or a redrawn progress bar).
     pub fn line_seen(&mut self, at: DateTime<Utc>, line: &str) {
+        let before = self.last_line.as_ref().map_or(self.started, |l| l.0);
+        let gap = (at - before).to_std().unwrap_or_default();
+        self.cadence.bursts = self.cadence.bursts.saturating_add(1);
+        self.cadence.longest = self.cadence.longest.max(gap);
         let line = match line.char_indices().nth(MAX_LINE_CHARS) {
             Some((i, _)) => format!("{}…", &line[..i]),
             None => line.to_owned(),
@@ -246,7 +318,7 @@ impl StallDetector {
         if self.first_step.is_none() {
             self.first_step = Some((at, step));
         }
-        let spacing = to_chrono(self.stall_after / SAMPLES_PER_WINDOW);
+        let spacing = to_chrono(self.stall_after(at) / SAMPLES_PER_WINDOW);
         // Keep samples about `spacing` apart: a new one within `spacing` of the one before
         // the last just moves the last forward.
         let n = self.samples.len();
@@ -268,8 +340,32 @@ impl StallDetector {
         (dt > 0.0 && s1 > s0).then(|| (s1 - s0) as f64 / dt)
     }
 
-    fn threshold(&self) -> chrono::Duration {
-        let base = to_chrono(self.stall_after);
+    /// How long a silence is a stall as of `now`: the fixed timeout, or the one learnt from
+    /// the cadence once it can be (see [`StallAfter::Cadence`]).
+    pub fn stall_after(&self, now: DateTime<Utc>) -> Duration {
+        match self.after {
+            StallAfter::Fixed(d) => d,
+            StallAfter::Cadence { until_known } => self.learnt(now).unwrap_or(until_known),
+        }
+    }
+
+    /// The timeout learnt from the job's cadence as of `now`; None while it is fixed or not
+    /// learnt yet.
+    pub fn learnt(&self, now: DateTime<Utc>) -> Option<Duration> {
+        let StallAfter::Cadence { .. } = self.after else {
+            return None;
+        };
+        let watched = (now - self.started).to_std().unwrap_or_default();
+        (watched >= CADENCE_LEARN && self.cadence.bursts >= CADENCE_MIN_GAPS).then(|| {
+            self.cadence
+                .longest
+                .saturating_mul(CADENCE_FACTOR)
+                .max(CADENCE_FLOOR)
+        })
+    }
+
+    fn threshold(&self, now: DateTime<Utc>) -> chrono::Duration {
+        let base = to_chrono(self.stall_after(now));
         match self.usual_rate() {
             Some(rate) => {
                 let usual_gap =
@@ -286,7 +382,7 @@ impl StallDetector {
         if !process_alive {
             return None;
         }
-        let threshold = self.threshold();
+        let threshold = self.threshold(now);
         let last_line_at = self.last_line.as_ref().map_or(self.started, |l| l.0);
         let last_line = self.last_line.as_ref().map(|l| l.1.clone());
         if now - last_line_at >= threshold {
@@ -313,7 +409,7 @@ impl StallDetector {
         let Some(usual) = self.usual_rate() else {
             return Pace::Unknown;
         };
-        let window = to_chrono(self.stall_after);
+        let window = to_chrono(self.stall_after(now));
         if window <= chrono::Duration::zero() {
             return Pace::Steady { rate_per_sec: usual };
         }
@@ -365,5 +461,66 @@ mod tests {
         assert_eq!(keys, ["loss", "acc", "lr"]);
         // 50 s done + 50 s to go against a 60 s maximum.
         assert_eq!(v.overrun, Some(Duration::from_secs(40)));
+    }
+
+    fn at(t0: DateTime<Utc>, s: i64) -> DateTime<Utc> {
+        t0 + chrono::Duration::seconds(s)
+    }
+
+    /// A job that talks every 5 minutes is not hung after 15 minutes of silence (a fixed
+    /// 10-minute limit would say it is): its limit is four times its longest silence, 20 min.
+    #[test]
+    fn a_quiet_job_gets_a_limit_from_its_own_longest_silence() {
+        let t0 = Utc::now();
+        let mut d = StallDetector::with(
+            StallAfter::Cadence {
+                until_known: Duration::from_secs(30 * 60),
+            },
+            t0,
+        );
+        for k in 1..=24 {
+            d.line_seen(at(t0, k * 300), "epoch done");
+        }
+        let last = 24 * 300;
+        assert_eq!(d.learnt(at(t0, last)), Some(Duration::from_secs(20 * 60)));
+        assert_eq!(d.check(at(t0, last + 15 * 60), true), None);
+        let stall = d.check(at(t0, last + 21 * 60), true).expect("hung");
+        assert_eq!(stall.kind, StallKind::NoOutput);
+    }
+
+    /// Until the job has talked for ten minutes in twenty bursts, the fallback holds; a long
+    /// start-up (loading data) counts as one of its silences.
+    #[test]
+    fn the_fallback_holds_until_the_cadence_is_known_and_start_up_counts() {
+        let t0 = Utc::now();
+        let fallback = Duration::from_secs(30 * 60);
+        let mut d = StallDetector::with(
+            StallAfter::Cadence {
+                until_known: fallback,
+            },
+            t0,
+        );
+        // 15 minutes of loading, then a line every second for 5 minutes.
+        for k in 0..300 {
+            d.line_seen(at(t0, 900 + k), "step");
+        }
+        assert_eq!(d.learnt(at(t0, 1199)), Some(Duration::from_secs(60 * 60)));
+        let mut fresh = StallDetector::with(
+            StallAfter::Cadence {
+                until_known: fallback,
+            },
+            t0,
+        );
+        for k in 1..=10 {
+            fresh.line_seen(at(t0, k * 30), "step");
+        }
+        // Ten bursts only: not learnt, the fallback is the limit.
+        assert_eq!(fresh.learnt(at(t0, 700)), None);
+        assert_eq!(fresh.stall_after(at(t0, 700)), fallback);
+        assert_eq!(fresh.check(at(t0, 300 + 29 * 60), true), None);
+        assert!(fresh.check(at(t0, 300 + 30 * 60), true).is_some());
+        // A fixed limit is never learnt.
+        let fixed = StallDetector::new(fallback, t0);
+        assert_eq!(fixed.learnt(at(t0, 10_000)), None);
     }
 }

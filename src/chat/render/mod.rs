@@ -146,11 +146,29 @@ fn progress_lines(p: &Progress, out: &mut Vec<String>) {
         (None, Some(eta)) => out.push(format!("ETA: {}", dur(eta))),
         (None, None) => {}
     }
-    if let Some(slow) = &p.slowdown {
+    // Hung or just slow: the question a status update during a quiet spell must answer.
+    let limit = p.stall_watch.map(|w| {
+        let how = if w.learnt {
+            " (learnt from its own output cadence)"
+        } else {
+            ""
+        };
+        format!("called hung after {} without output{how}", dur(w.after))
+    });
+    if let Some(h) = &p.hung {
+        let what = match h.kind {
+            StallKind::NoOutput => "no output",
+            StallKind::NoProgress => "lines but no new step",
+        };
+        let limit = limit.map(|l| format!("; {l}")).unwrap_or_default();
+        out.push(format!("Pace: looks hung — {what} for {}{limit}", dur(h.quiet)));
+    } else if let Some(slow) = &p.slowdown {
         out.push(format!(
             "Pace: slow, not hung — {:.2} steps/s lately against its usual {:.2} steps/s",
             slow.rate_per_sec, slow.usual_per_sec
         ));
+    } else if let Some(limit) = &limit {
+        out.push(format!("Stall watch: not hung; {limit}"));
     }
     if !p.metrics.is_empty() {
         let m: Vec<String> = p

@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::engine::JobSettings;
 use crate::model::JobName;
 use crate::redact::Redactor;
+use crate::watch::progress::StallAfter;
 
 use super::super::error::{join, Origin};
 use super::super::paths::{expand, join_clean, template};
@@ -166,7 +167,15 @@ impl<'a> JobCtx<'a> {
                 ));
             }
         }
-        let stall_timeout = self.duration("stall_timeout", |j| j.stall_timeout.as_ref())?;
+        let stall_timeout = match self.pick("stall_timeout", |j| j.stall_timeout.as_ref()) {
+            // Learnt from the job's own output cadence, as `trainwatch run` does without --stall.
+            Some((v, _)) if v.get_ref().trim() == "auto" => Some(StallAfter::Cadence {
+                until_known: crate::config::wrap::wrap_stall(expected),
+            }),
+            _ => self
+                .duration("stall_timeout", |j| j.stall_timeout.as_ref())?
+                .map(StallAfter::Fixed),
+        };
         let status_interval = self
             .duration("status_interval", |j| j.status_interval.as_ref())?
             .unwrap_or(DEFAULT_STATUS_INTERVAL);

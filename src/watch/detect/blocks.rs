@@ -34,6 +34,7 @@ impl Detector {
             }
             if t.contains("File \"") {
                 b.ctx.getitem_frame = t.ends_with(", in __getitem__");
+                b.ctx.save_frame |= classify::saving_frame(t);
             }
             if b.lines.len() >= MAX_EXCERPT * 2 {
                 b.lines.remove(EXCERPT_HEAD);
@@ -185,13 +186,20 @@ impl Detector {
             }
             AfterKind::Warning => a.left > 0 && self.same_story(&a, t),
             AfterKind::Faulthandler => a.left > 0 && is_faulthandler_line(t),
-            AfterKind::Native => false,
+            AfterKind::Native => a.left > 0 && is_native_report_line(t),
         };
         if !absorb {
             self.normal(n, vis, out);
             return;
         }
         a.left = a.left.saturating_sub(1);
+        if a.kind == AfterKind::Native {
+            let before = self.incidents[a.idx].category;
+            self.native_detail(a.idx, t);
+            if !a.append && self.incidents[a.idx].category != before {
+                self.updated(a.idx, out);
+            }
+        }
         if a.append {
             self.append(a.idx, t);
             self.updated(a.idx, out);
@@ -201,6 +209,34 @@ impl Detector {
             return;
         }
         self.mode = Mode::After(a);
+    }
+
+    /// A line of a C++ exception's report (after `terminate called after throwing …`): its
+    /// `what():` message says more than the exception's type, and a backtrace inside a
+    /// checkpoint writer says the disk failed (the caller sends the update).
+    fn native_detail(&mut self, i: usize, t: &str) {
+        if self.incidents[i].reason != rules::NATIVE_UNCAUGHT {
+            // Already judged by something more specific (or not a C++ exception at all).
+            return;
+        }
+        let t = t.trim();
+        let v = if let Some(msg) = t.strip_prefix("what():") {
+            classify::classify_exception("", msg.trim(), &TbContext::default())
+        } else if t.starts_with("frame #") && t.contains("StreamWriter::write") {
+            // The backtrace runs through torch's checkpoint writer: a save that failed.
+            Verdict {
+                category: Category::Resource,
+                strong: true,
+                reason: classify::SAVE_FAILED,
+            }
+        } else {
+            return;
+        };
+        if v.strong {
+            self.incidents[i].category = v.category;
+            self.incidents[i].reason = v.reason.to_string();
+            self.meta[i].strong = true;
+        }
     }
 
     /// Can `t` continue the message of incident `a` (rather than be evidence of its own)?
@@ -298,4 +334,16 @@ fn is_faulthandler_line(t: &str) -> bool {
     ]
     .iter()
     .any(|p| t.starts_with(p))
+}
+
+/// A line of a C++ exception's report after `terminate called after throwing …`: its
+/// message, libc10's `Exception raised from …`, the native backtrace.
+fn is_native_report_line(t: &str) -> bool {
+    let t = t.trim_start();
+    t.starts_with("what():")
+        || t.starts_with("frame #")
+        || t.starts_with("Exception raised from ")
+        || t == "(no backtrace available)"
+        // torch elides the interpreter's own frames
+        || t == "<omitting python frames>"
 }

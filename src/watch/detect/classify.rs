@@ -15,6 +15,23 @@ pub(crate) struct TbContext {
     /// The innermost frame is a `__getitem__`: a dataset's record lookup (a record that
     /// lacks a field is data, not code).
     pub getitem_frame: bool,
+    /// A frame of the traceback saves or writes a file (`torch.save`, `to_csv`, `write`…):
+    /// a stream error there is the disk's, not the code's.
+    pub save_frame: bool,
+}
+
+/// Is `frame` (a traceback's `File "…", line N, in FUNC` line, or a native `frame #N:`
+/// line) inside a function that saves or writes a file?
+pub(crate) fn saving_frame(frame: &str) -> bool {
+    let func = match frame.rfind(", in ") {
+        Some(i) => &frame[i + 5..],
+        None => frame,
+    };
+    let lower = func.to_ascii_lowercase();
+    has_any(
+        &lower,
+        &["save", "write", "dump", "to_csv", "to_parquet", "flush"],
+    )
 }
 
 /// A category, whether the rule that chose it was specific (a strong rule beats the
@@ -127,11 +144,31 @@ const RESOURCE_PHRASES: &[PhraseRule] = &[
     ),
 ];
 
+pub(crate) const SAVE_FAILED: &str =
+    "a stream error while a file was being saved (a checkpoint writer's C++ error): the disk is full or failing (resource)";
+
+/// A stream's failure, as C++ and torch's checkpoint writer word it: on its own it could be
+/// a read as well; inside a save it is the disk (see [`TbContext::save_frame`]).
+pub(crate) fn stream_failure(msg: &str) -> bool {
+    has_any(
+        msg,
+        &[
+            "basic_ios::clear",
+            "iostream error",
+            "unexpected pos",
+            "failed writing",
+            "write failed",
+            "PyTorchStreamWriter",
+            "PytorchStreamWriter",
+        ],
+    )
+}
+
 pub(crate) const WORKER_KILLED: &str =
     "a worker process was killed from outside, most often for memory (resource)";
 
 /// Resource problems: memory, disk, GPU, processes killed from outside.
-fn resource(short: &str, msg: &str) -> Option<&'static str> {
+fn resource(short: &str, msg: &str, ctx: &TbContext) -> Option<&'static str> {
     let lower = msg.to_ascii_lowercase();
     let memory = matches!(short, "MemoryError" | "_ArrayMemoryError" | "OutOfMemoryError")
         || lower.contains("out of memory");
@@ -147,7 +184,9 @@ fn resource(short: &str, msg: &str) -> Option<&'static str> {
         "KeyboardInterrupt" => return Some("interrupted from outside (Ctrl-C, SIGINT) (resource)"),
         _ => {}
     }
-    first_phrase(msg, RESOURCE_PHRASES).or_else(|| collective_failure(msg).then_some(COLLECTIVE))
+    first_phrase(msg, RESOURCE_PHRASES)
+        .or_else(|| (ctx.save_frame && stream_failure(msg)).then_some(SAVE_FAILED))
+        .or_else(|| collective_failure(msg).then_some(COLLECTIVE))
 }
 
 /// A distributed collective that failed because a peer went away or did not answer in time
@@ -228,6 +267,8 @@ fn sampler_start_invalid(msg: &str) -> bool {
     msg.contains("Initial evaluation of model at starting point failed") || msg.contains("-inf")
 }
 
+pub(crate) const RAGGED: &str =
+    "examples of different lengths or shapes in one batch: the data was not padded or cut to one size (data)";
 const SHAPE: &str = "an input shape that does not match what the model expects (data)";
 const CLASS_INDEX: &str =
     "a class index beyond the number of classes: the labels do not fit the model (data)";
@@ -284,6 +325,17 @@ const DATA_PHRASES: &[PhraseRule] = &[
         "the data's features do not match the model's (data)",
     ),
     (&["missing values"], "missing values in the input (data)"),
+    (
+        // a batch of examples that were never padded or cut to one length
+        &[
+            "stack expects each tensor to be equal size",
+            "inhomogeneous shape",
+            "setting an array element with a sequence",
+            "expected sequence of length",
+            "activate truncation and/or padding",
+        ],
+        RAGGED,
+    ),
     (
         // a log / Box-Cox transform fed zeros or negatives
         &[
@@ -390,7 +442,7 @@ pub(crate) const FALLBACK: &str =
 /// Classify an exception `name: msg` (name may be empty for a native library's fatal line).
 pub(crate) fn classify_exception(name: &str, msg: &str, ctx: &TbContext) -> Verdict {
     let short = short_name(name);
-    if let Some(r) = resource(short, msg) {
+    if let Some(r) = resource(short, msg, ctx) {
         return strong(Category::Resource, r);
     }
     if let Some(r) = convergence(short, msg) {
@@ -470,7 +522,7 @@ mod tests {
         let e = parse_exception_line(line).expect("exception line");
         let ctx = TbContext {
             pandas_frame: pandas,
-            getitem_frame: false,
+            ..TbContext::default()
         };
         classify_exception(e.name, e.msg, &ctx).category
     }

@@ -647,7 +647,8 @@ impl Detector {
         let (kind, left) = match h.kind {
             HitKind::PyWarning => (AfterKind::Warning, 10),
             HitKind::Faulthandler => (AfterKind::Faulthandler, 80),
-            HitKind::Native => (AfterKind::Native, 0),
+            // A C++ exception's `what():` and its native backtrace (`frame #N: …`).
+            HitKind::Native => (AfterKind::Native, 80),
             HitKind::Exception => (AfterKind::Exception, 10),
             HitKind::Plain => return,
         };

@@ -21,6 +21,7 @@ fn ctx(pandas: bool, getitem: bool) -> TbContext {
     TbContext {
         pandas_frame: pandas,
         getitem_frame: getitem,
+        save_frame: false,
     }
 }
 
@@ -34,6 +35,8 @@ fn exception_examples() -> Vec<(&'static str, &'static str, TbContext, Category,
         ("numpy._core._exceptions._ArrayMemoryError", "Unable to allocate 7.28 TiB for an array", n, Resource, classify::OUT_OF_MEMORY),
         ("OSError", "[Errno 28] No space left on device", n, Resource, classify::DISK_FULL),
         ("RuntimeError", "[enforce fail at inline_container.cc:603] . PytorchStreamWriter failed writing file data/0: file write failed", n, Resource, classify::DISK_FULL),
+        ("RuntimeError", "basic_ios::clear: iostream error", TbContext { save_frame: true, ..n }, Resource, classify::SAVE_FAILED),
+        ("RuntimeError", "stack expects each tensor to be equal size, but got [5] at entry 0 and [6] at entry 1", n, Data, classify::RAGGED),
         ("OSError", "[Errno 122] Disk quota exceeded", n, Resource, "the disk quota is used up (resource)"),
         ("OSError", "[Errno 24] Too many open files", n, Resource, "the process hit its limit of open files (resource)"),
         ("concurrent.futures.process.BrokenProcessPool", "A process in the process pool was terminated abruptly", n, Resource, classify::WORKER_KILLED),

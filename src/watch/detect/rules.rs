@@ -123,6 +123,11 @@ fn elastic_exit(t: &str) -> Option<i32> {
     rest.contains("local_rank:").then_some(code)
 }
 
+/// A C++ exception nobody caught, when neither its `what():` message nor its backtrace says
+/// more (see `Detector::native_detail`).
+pub(crate) const NATIVE_UNCAUGHT: &str =
+    "a native library stopped on an uncaught C++ exception (implementation)";
+
 /// A shell's report that a child it ran died of a signal: `job.sh: line 5: 4242 Killed
 /// python train.py`.
 fn shell_child_killed(t: &str) -> bool {
@@ -401,10 +406,7 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
         let (cat, reason) = if t.contains("bad_alloc") {
             (Category::Resource, classify::OUT_OF_MEMORY)
         } else {
-            (
-                Category::Implementation,
-                "a native library stopped on an uncaught C++ exception (implementation)",
-            )
+            (Category::Implementation, NATIVE_UNCAUGHT)
         };
         return hit(cat, true, HitKind::Native, t, reason);
     }

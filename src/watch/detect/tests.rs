@@ -451,3 +451,45 @@ RuntimeError: Terminated by signal SIGTERM";
         .iter()
         .any(|i| i.text.contains("SIGTERM") && i.severity == Severity::Fatal));
 }
+
+/// An uncaught C++ exception's report — its `what():` and a native backtrace of dozens of
+/// `frame #N:` lines — belongs to it: the process's abort is explained by that line, not by
+/// an exit classifier's "no traceback". A backtrace through torch's checkpoint writer is a
+/// failed save (`torch.jit.save` onto a full disk aborts so); a `what():` that names a known
+/// cause is classified like an exception's message.
+#[test]
+fn a_cpp_exception_report_explains_the_abort_and_says_what_failed() {
+    let mut log = String::from(
+        "epoch 1 loss=0.5\n\
+terminate called after throwing an instance of 'c10::Error'\n\
+  what():  [enforce fail at inline_container.cc:671] . unexpected pos 64 vs 0\n\
+frame #0: c10::ThrowEnforceNotMet(char const*, int, char const*) + 0x6a (0x7f in libc10.so)\n\
+frame #1: <unknown function> + 0x4fb0d10 (0x7f in libtorch_cpu.so)\n\
+frame #2: mz_zip_writer_add_mem_ex_v2 + 0x5f4 (0x7f in libtorch_cpu.so)\n\
+frame #3: caffe2::serialize::PyTorchStreamWriter::writeRecord(std::string const&, void const*, unsigned long, bool) + 0x42f (0x7f in libtorch_cpu.so)\n",
+    );
+    for k in 4..24 {
+        if k == 9 {
+            log.push_str("<omitting python frames>\n");
+        }
+        log.push_str(&format!(
+            "frame #{k}: <unknown function> + 0x{k}ab (0x7f in libtorch_python.so)\n"
+        ));
+    }
+    let inc = lines(&log, Some(ExitOutcome::Code(134)));
+    assert_eq!(inc.len(), 1, "{inc:?}");
+    assert_eq!((inc[0].line, inc[0].severity), (2, Severity::Fatal));
+    assert_eq!(inc[0].category, Category::Resource);
+    assert_eq!(inc[0].reason, classify::SAVE_FAILED);
+    // The same report without the writer in its backtrace stays the code's.
+    let plain = log.replace(
+        "caffe2::serialize::PyTorchStreamWriter::writeRecord",
+        "at::native::foo",
+    );
+    let inc = lines(&plain, Some(ExitOutcome::Signal(6)));
+    assert_eq!((inc[0].line, inc[0].category), (2, Category::Implementation));
+    // A `what():` naming a known cause decides.
+    let oom = "terminate called after throwing an instance of 'c10::Error'\n  what():  CUDA out of memory. Tried to allocate 2.00 GiB\n";
+    let inc = lines(oom, Some(ExitOutcome::Signal(6)));
+    assert_eq!((inc[0].line, inc[0].category), (1, Category::Resource));
+}

@@ -161,7 +161,7 @@ fn progress_tells_a_slow_job_from_a_steady_one_by_its_own_pace() {
     std::fs::write(&log, "").unwrap();
     let t0 = Utc::now();
     let mut cfg = config(log.clone());
-    cfg.stall_timeout = Some(Duration::from_secs(600));
+    cfg.stall_timeout = Some(StallAfter::Fixed(Duration::from_secs(600)));
     let mut p = Pipeline::new(cfg, PipelineState::default(), []);
     p.new_run();
     p.new_attempt(t0);
@@ -210,7 +210,7 @@ fn a_progress_bar_redrawn_without_newline_is_not_a_silent_job() {
     std::fs::write(&log, "loading\n").unwrap();
     let t0 = Utc::now();
     let mut cfg = config(log.clone());
-    cfg.stall_timeout = Some(Duration::from_secs(60));
+    cfg.stall_timeout = Some(StallAfter::Fixed(Duration::from_secs(60)));
     let mut p = Pipeline::new(cfg, PipelineState::default(), []);
     p.new_run();
     p.new_attempt(t0);
@@ -231,4 +231,50 @@ fn a_progress_bar_redrawn_without_newline_is_not_a_silent_job() {
         Some(Event::Stalled { since, .. }) => assert_eq!(since, at(300)),
         other => panic!("expected a stall, got {other:?}"),
     }
+}
+
+/// A wrapped job's stall limit is learnt from its own output cadence: a job that prints every
+/// 20 s is called hung after 10 minutes of silence (not the 1 h fallback), and the status
+/// update says so — not hung while it talks, "looks hung" once it has been silent past that.
+#[test]
+fn a_stall_limit_learnt_from_the_cadence_and_the_status_update_says_hung_or_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("train.log");
+    std::fs::write(&log, "").unwrap();
+    let t0 = Utc::now();
+    let mut cfg = config(log.clone());
+    let hour = Duration::from_secs(3600);
+    cfg.stall_timeout = Some(StallAfter::Cadence { until_known: hour });
+    let mut p = Pipeline::new(cfg, PipelineState::default(), []);
+    p.new_run();
+    p.new_attempt(t0);
+    let at = |s: i64| t0 + chrono::Duration::seconds(s);
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    let progress = |p: &Pipeline, s: i64| match p.progress(at(s), Duration::from_secs(s as u64), None, None) {
+        Event::Progress { progress, .. } => progress,
+        other => panic!("{other:?}"),
+    };
+    // Five minutes in: too early to trust a cadence, the fallback holds.
+    for k in 1..=15 {
+        writeln!(f, "epoch 1 batch {k} loss=0.{k}").unwrap();
+        p.read(at(k * 20));
+    }
+    let early = progress(&p, 300).stall_watch.expect("watched");
+    assert_eq!((early.after, early.learnt), (hour, false));
+    for k in 16..=60 {
+        writeln!(f, "epoch 1 batch {k} loss=0.{k}").unwrap();
+        p.read(at(k * 20));
+    }
+    let learnt = progress(&p, 1200);
+    let watch = learnt.stall_watch.expect("watched");
+    assert_eq!((watch.after, watch.learnt), (Duration::from_secs(600), true));
+    assert_eq!(learnt.hung, None);
+    assert!(matches!(p.stall_check(at(1200 + 599)), Some(Event::StallEnded)));
+    // Silent 11 minutes: hung by its own measure, long before the 1 h fallback.
+    match p.stall_check(at(1200 + 660)) {
+        Some(Event::Stalled { since, .. }) => assert_eq!(since, at(1200)),
+        other => panic!("expected a stall, got {other:?}"),
+    }
+    let hung = progress(&p, 1200 + 660).hung.expect("hung");
+    assert_eq!(hung.quiet, Duration::from_secs(660));
 }

@@ -1,7 +1,9 @@
 //! The live watcher reports the same incidents as `trainwatch triage` on the same log: every
-//! fixture log of the triage corpus is replayed by a real job under `trainwatch run` (the
-//! job prints the log and ends as the original program did), and the incidents the store
-//! recorded are compared with triage's — category, severity, line and text.
+//! fixture log of the triage corpus — the original one and every part of the real-framework
+//! corpus (`tests/fixtures/real/*/manifest.json`, held-out parts included) — is replayed by a
+//! real job under `trainwatch run` (the job prints the log and ends as the original program
+//! did), and the incidents the store recorded are compared with triage's — category,
+//! severity, line and text.
 //!
 //! One addition is expected and excluded: live watching also follows the metrics, and warns
 //! when the loss diverges (a factor above its running minimum, issue 6); a finished log's
@@ -28,13 +30,43 @@ fn key(v: &serde_json::Value) -> (String, String, u64, String) {
     )
 }
 
+/// The cases of the manifest in `dir` (a bare list, or a real-corpus part's `cases`).
+fn cases_of(dir: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(dir.join("manifest.json")).unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(&text).unwrap();
+    match manifest {
+        serde_json::Value::Array(cases) => cases,
+        other => other["cases"].as_array().cloned().unwrap_or_default(),
+    }
+}
+
 #[test]
 fn every_fixture_gives_the_same_incidents_live_and_in_triage() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fixtures.join("manifest.json")).unwrap()).unwrap();
-    let cases = manifest.as_array().unwrap();
-    assert!(cases.len() >= 30);
+    let original = cases_of(&fixtures);
+    assert!(original.len() >= 30);
+    replay(&fixtures, &original);
+}
+
+#[test]
+fn every_real_corpus_fixture_gives_the_same_incidents_live_and_in_triage() {
+    let real = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/real");
+    let mut parts: Vec<_> = std::fs::read_dir(&real)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("manifest.json").is_file())
+        .collect();
+    parts.sort();
+    assert!(parts.len() >= 2, "{parts:?}");
+    for part in parts {
+        let cases = cases_of(&part);
+        assert!(!cases.is_empty(), "{}", part.display());
+        replay(&part, &cases);
+    }
+}
+
+/// Replay each case of `cases` (paths relative to `fixtures`) live and compare with triage.
+fn replay(fixtures: &Path, cases: &[serde_json::Value]) {
     let mut mismatches = Vec::new();
     for case in cases {
         let name = case["name"].as_str().unwrap();

@@ -172,6 +172,20 @@ impl JobMachine {
                 let msg = self.error_report(at, seq);
                 out.push(Action::Update(msg));
             }
+            Some(MessageKey::Incident(_))
+                if now == Severity::Fatal
+                    && was == Severity::Warning
+                    && matches!(run.phase, Phase::Running { .. } | Phase::TimeoutWarned { .. }) =>
+            {
+                // Taken for one the run outlived, then judged the cause after all (the
+                // process ended with it): it halts the run again, with its question.
+                run.phase = Phase::Halted { incident: seq };
+                let msg = self.error_report(at, seq);
+                out.push(Action::Update(msg));
+                if self.settings.unattended {
+                    self.apply_policy(at, out);
+                }
+            }
             Some(MessageKey::Incident(_)) => {
                 let msg = self.error_report(at, seq);
                 out.push(Action::Update(msg));

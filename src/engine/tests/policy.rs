@@ -72,3 +72,24 @@ fn attended_runs_ignore_the_policy_and_wait_for_a_person() {
     assert!(!a.iter().any(|x| matches!(x, Action::Spawn { .. })));
     assert_phase!(sim, Phase::Halted { incident: 1 });
 }
+
+/// An error first taken for one the run outlived (more lines followed it) and then judged the
+/// cause after all (the process ended with it): it halts the run again, so the policy
+/// decides — the run is not left running with nothing to wait for.
+#[test]
+fn an_error_judged_the_cause_after_being_taken_as_outlived_halts_again() {
+    let mut s = settings();
+    s.unattended = true;
+    let mut sim = Sim::new(s).started(10);
+    let fatal = key_error(120);
+    let mut outlived = fatal.clone();
+    outlived.severity = Severity::Warning;
+    sim.incident(HOUR, 1, fatal.clone());
+    assert_phase!(sim, Phase::Halted { incident: 1 });
+    sim.at(HOUR + 1, Event::IncidentUpdated { key: 1, incident: outlived });
+    assert_phase!(sim, Phase::RUNNING);
+    sim.at(HOUR + 2, Event::IncidentUpdated { key: 1, incident: fatal });
+    assert_phase!(sim, Phase::Halted { incident: 1 });
+    let a = sim.at(HOUR + 3, exited(1));
+    assert!(a.contains(&run_ended(false)), "{a:?}");
+}

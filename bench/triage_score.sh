@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Score `trainwatch triage` on the real-framework fixture corpus (issue 12), tuned and
-# held-out parts separately: category accuracy, first error line accuracy, false alarms on
-# clean runs, and a per-fixture table of expected against got.
+# Score `trainwatch triage` on the real-framework fixture corpus (issue 12), each part on
+# its own (tuned, held-out, and held-out-2, the blind batch): category accuracy, first error
+# line accuracy, false alarms on clean runs, and a per-fixture table of expected against got.
 #
-#   bench/triage_score.sh              # both parts of tests/fixtures/real
+#   bench/triage_score.sh              # every part of tests/fixtures/real
 #   bench/triage_score.sh --release    # measure a release build
 #   bench/triage_score.sh MANIFEST...  # other manifests (same schema)
 #
@@ -23,7 +23,8 @@ done
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 if [ ${#MANIFESTS[@]} -eq 0 ]; then
-    MANIFESTS=(tests/fixtures/real/tuned/manifest.json tests/fixtures/real/held-out/manifest.json)
+    MANIFESTS=(tests/fixtures/real/tuned/manifest.json tests/fixtures/real/held-out/manifest.json
+        tests/fixtures/real/held-out-2/manifest.json)
 fi
 
 FLAGS=()

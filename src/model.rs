@@ -133,10 +133,12 @@ impl FromStr for Category {
     }
 }
 
-/// Fatal: the problem ends the run. Warning: the run goes on.
+/// Fatal: the problem ends the run. Warning: the run goes on. Note: the run said it handled
+/// it and went on (a fallback, a retry): listed in the report, never posted or pinged alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    Note,
     Warning,
     Fatal,
 }
@@ -144,6 +146,7 @@ pub enum Severity {
 impl Severity {
     pub fn as_str(self) -> &'static str {
         match self {
+            Severity::Note => "note",
             Severity::Warning => "warning",
             Severity::Fatal => "fatal",
         }

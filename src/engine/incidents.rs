@@ -71,6 +71,10 @@ impl JobMachine {
         let entry = &run.incidents[idx];
         let incident = entry.incident.clone();
         let owner = incident.category.owner();
+        if incident.severity == Severity::Note {
+            // The run said it handled this and went on: listed in the report, never posted.
+            return;
+        }
         if incident.severity == Severity::Warning {
             if entry.posted.is_some() {
                 return;
@@ -158,6 +162,19 @@ impl JobMachine {
         let posted = run.incidents[idx].posted;
         let now = run.incidents[idx].incident.severity;
         match posted {
+            Some(MessageKey::Incident(_)) if now == Severity::Note && was == Severity::Fatal => {
+                // The run said it handled it (a fallback, a retry) and went on: no halt.
+                if run.phase == (Phase::Halted { incident: seq }) {
+                    run.phase = Phase::RUNNING;
+                    out.push(Action::Resolve {
+                        run: run.id,
+                        key: MessageKey::Incident(seq),
+                        note: text::OUTLIVED.into(),
+                    });
+                }
+                let msg = self.error_report(at, seq);
+                out.push(Action::Update(msg));
+            }
             Some(MessageKey::Incident(_)) if now == Severity::Warning && was == Severity::Fatal => {
                 // Judged a consequence (of a scheduler's end, of another rank's failure): it
                 // no longer halts the run; what explains the end is reported next.
@@ -230,7 +247,7 @@ pub(super) fn resolve_incidents(
         if !selected || entry.resolution.is_some() {
             continue;
         }
-        let what = if seq.is_none() && entry.incident.severity == Severity::Warning {
+        let what = if seq.is_none() && entry.incident.severity != Severity::Fatal {
             text::WARNING_NOTED
         } else {
             what

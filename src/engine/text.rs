@@ -386,6 +386,10 @@ pub(super) fn superseded_by_error(seq: u32) -> String {
 pub(super) const SUPERSEDED_BY_TIMEOUT: &str = "superseded by the timeout warning";
 pub(super) const SUPERSEDED_BY_LIMIT: &str = "superseded by the warning of the scheduler's time limit";
 
+/// A report whose error the run then said it handled (a fallback, a retry) and outlived.
+pub(super) const OUTLIVED: &str =
+    "the run said it handled this and went on: a note in the final report, no decision needed";
+
 /// A report whose error was judged a consequence of what ended the run.
 pub(super) const JUDGED_A_CONSEQUENCE: &str =
     "judged a consequence of what ended the process, not its cause: see the next report";

@@ -99,12 +99,14 @@ impl TriageReport {
         let redactor = crate::redact::Redactor::default();
         incidents.iter_mut().for_each(|i| redactor.incident(i));
         let fatal = incidents.iter().any(|i| i.severity == Severity::Fatal);
+        let warned = incidents.iter().any(|i| i.severity == Severity::Warning);
+        // Notes (exceptions the run said it handled and outlived) never change the verdict.
         let verdict = if fatal {
             Verdict::Error
-        } else if incidents.is_empty() {
-            Verdict::Ok
-        } else {
+        } else if warned {
             Verdict::Warning
+        } else {
+            Verdict::Ok
         };
         let wanted = if fatal { Severity::Fatal } else { Severity::Warning };
         // The earliest line that states the problem among the incidents that make the
@@ -164,8 +166,11 @@ impl TriageReport {
         match (self.first_error(), self.primary) {
             (Some(i), _) => s.push_str(&format!("look at line {}: {}\n", i.line, i.text)),
             (None, Some(k)) => s.push_str(&format!("look at: {}\n", self.incidents[k].text)),
-            (None, None) => {
+            (None, None) if self.incidents.is_empty() => {
                 s.push_str("no incidents: nothing in the log or the exit status points at a problem\n")
+            }
+            (None, None) => {
+                s.push_str("no problem: the run said it handled what is noted below and went on\n")
             }
         }
         if let Some(k) = self.primary.filter(|&k| !self.incidents[k].reason.is_empty()) {

@@ -36,6 +36,7 @@ pub fn error_facts(body: &Body) -> Option<ErrorFacts<'_>> {
         (Severity::Fatal, Some(_)) => "CRITICAL (training halted)",
         (Severity::Fatal, None) => "CRITICAL",
         (Severity::Warning, _) => "warning (the run goes on)",
+        (Severity::Note, _) => "note (the run said it handled this and went on)",
     };
     Some(ErrorFacts {
         seq: *seq,

@@ -155,3 +155,23 @@ fn an_error_held_behind_an_open_report_is_reported_when_the_process_ends() {
     }
     assert_phase!(sim, Phase::Halted { incident: 2 });
 }
+
+/// An error report taken back because the run said it handled the error (a fallback): the
+/// question is resolved, the run goes on, and a note is never posted on its own.
+#[test]
+fn an_exception_the_run_outlived_is_a_note_that_resolves_its_report() {
+    let mut sim = Sim::new(settings()).started(10).halted(HOUR);
+    let mut note = key_error(120);
+    note.severity = Severity::Note;
+    let a = sim.incident_updated(HOUR + 1, 1, note.clone());
+    assert!(posts(&a).is_empty());
+    assert!(
+        a.iter()
+            .any(|x| matches!(x, Action::Resolve { note, .. } if note.contains("handled"))),
+        "{a:?}"
+    );
+    assert_phase!(sim, Phase::RUNNING);
+    // A fresh note posts nothing.
+    let a = sim.incident(HOUR + 2, 2, note);
+    assert!(posts(&a).is_empty(), "{a:?}");
+}

@@ -86,9 +86,21 @@ fn an_error_judged_the_cause_after_being_taken_as_outlived_halts_again() {
     outlived.severity = Severity::Warning;
     sim.incident(HOUR, 1, fatal.clone());
     assert_phase!(sim, Phase::Halted { incident: 1 });
-    sim.at(HOUR + 1, Event::IncidentUpdated { key: 1, incident: outlived });
+    sim.at(
+        HOUR + 1,
+        Event::IncidentUpdated {
+            key: 1,
+            incident: outlived,
+        },
+    );
     assert_phase!(sim, Phase::RUNNING);
-    sim.at(HOUR + 2, Event::IncidentUpdated { key: 1, incident: fatal });
+    sim.at(
+        HOUR + 2,
+        Event::IncidentUpdated {
+            key: 1,
+            incident: fatal,
+        },
+    );
     assert_phase!(sim, Phase::Halted { incident: 1 });
     let a = sim.at(HOUR + 3, exited(1));
     assert!(a.contains(&run_ended(false)), "{a:?}");

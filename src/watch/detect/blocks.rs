@@ -174,6 +174,21 @@ impl Detector {
             self.start_block(target, vis);
             return;
         }
+        if a.kind == AfterKind::Exception && !a.chain && !a.group && rules::announces_recovery(t) {
+            // Right after the exception the program says it handles it and goes on (`…;
+            // falling back to json`): it outlived it — a note, and not what ends the run.
+            let i = a.idx;
+            self.meta[i].outlived = true;
+            if self.pending_fatal == Some(i) {
+                self.pending_fatal = None;
+            }
+            if self.last_fatal == Some(i) {
+                self.last_fatal = None;
+            }
+            self.sync_severity(i, out);
+            self.normal(n, vis, out);
+            return;
+        }
         let absorb = match a.kind {
             AfterKind::Exception => {
                 if t.trim() == "\"\"\"" {

@@ -120,6 +120,8 @@ const RESOURCE_PHRASES: &[PhraseRule] = &[
             // torch's C++ writer when a checkpoint cannot be written: the disk filled.
             "PytorchStreamWriter failed writing",
             "file write failed",
+            // numpy's `tofile` when the device takes nothing more
+            "requested and 0 written",
         ],
         DISK_FULL,
     ),
@@ -267,6 +269,8 @@ fn sampler_start_invalid(msg: &str) -> bool {
     msg.contains("Initial evaluation of model at starting point failed") || msg.contains("-inf")
 }
 
+pub(crate) const EMBEDDING_ID: &str =
+    "an id beyond an embedding's table: token or category ids the model was not built for (data)";
 pub(crate) const RAGGED: &str =
     "examples of different lengths or shapes in one batch: the data was not padded or cut to one size (data)";
 const SHAPE: &str = "an input shape that does not match what the model expects (data)";
@@ -302,6 +306,7 @@ const DATA_PHRASES: &[PhraseRule] = &[
         &[
             "could not convert string to float",
             "invalid literal for int",
+            "unable to parse string",
             "dtype object",
         ],
         "values in the data that do not parse as numbers (data)",
@@ -311,6 +316,10 @@ const DATA_PHRASES: &[PhraseRule] = &[
         "labels of a kind or value the model does not know (data)",
     ),
     (&["label must be in", "labels must be in"], CLASS_INDEX),
+    (
+        &["unlabelled", "unlabeled", "missing labels", "without a label"],
+        "examples without labels (data)",
+    ),
     (
         &["singular matrix", "svd did not converge"],
         "a singular or degenerate data matrix (data)",
@@ -325,6 +334,19 @@ const DATA_PHRASES: &[PhraseRule] = &[
         "the data's features do not match the model's (data)",
     ),
     (&["missing values"], "missing values in the input (data)"),
+    (
+        // a sampler or loader given an empty data set, a filter that left nothing
+        &[
+            "num_samples=0",
+            "nothing to train on",
+            "no rows left",
+            "rows left",
+            "dataset is empty",
+            "empty dataset",
+            "no samples left",
+        ],
+        "no data left to train on: an empty data set (data)",
+    ),
     (
         // a batch of examples that were never padded or cut to one length
         &[
@@ -368,6 +390,11 @@ fn data(short: &str, msg: &str, ctx: &TbContext) -> Option<&'static str> {
     // A tensor / array indexed beyond its size (`index 7 is out of bounds for dimension 0
     // with size 5`): the index values come from the data (labels, ids), unlike a Python
     // list's `index out of range`.
+    // An embedding looked up with an id beyond its table (`index out of range in self`):
+    // token or category ids the model was not built for.
+    if short == "IndexError" && lower.contains("index out of range in self") {
+        return Some(EMBEDDING_ID);
+    }
     if short == "IndexError" && has_any(&lower, &["out of bounds for dimension", "out of bounds for axis"]) {
         return Some("a tensor indexed beyond its size: an index (a label, an id) from the data (data)");
     }

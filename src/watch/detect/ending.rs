@@ -23,9 +23,12 @@ impl Detector {
         self.finished = true;
         match exit {
             Some(ExitOutcome::Code(0)) => {
-                // The run ended by itself: nothing it printed ended it.
+                // The run ended by itself: nothing it printed ended it (and what it said it
+                // handled stays a note).
                 for i in 0..self.meta.len() {
-                    self.set_forced(i, Severity::Warning, &mut out);
+                    if !self.meta[i].outlived {
+                        self.set_forced(i, Severity::Warning, &mut out);
+                    }
                 }
             }
             Some(outcome @ ExitOutcome::Scheduler(_)) => {
@@ -43,8 +46,14 @@ impl Detector {
             Some(outcome @ ExitOutcome::Code(_)) => {
                 let cause = self
                     .last_fatal
-                    .filter(|&i| !self.meta[i].caught && self.tail_ordinary <= CAUSE_WITHIN);
-                if let Some(i) = cause {
+                    .filter(|&i| !self.meta[i].caught && self.tail_ordinary <= CAUSE_WITHIN)
+                    .or_else(|| self.stated_death(outcome));
+                // Nothing but the launcher's relay (and the other ranks' broken collectives).
+                let relayed = (0..self.meta.len()).all(|i| self.meta[i].consequence);
+                if let Some((line, said, v)) = self.rank_words.take().filter(|_| relayed) {
+                    // Only the launcher's relay stands: the rank's own last words are the cause.
+                    self.stated_incident(line, said, v, &mut out);
+                } else if let Some(i) = cause {
                     self.set_forced(i, Severity::Fatal, &mut out);
                 } else if !self.has_fatal() {
                     self.unexplained_exit(outcome, &mut out);
@@ -52,7 +61,10 @@ impl Detector {
                 self.demote_consequences(&mut out);
             }
             // A signal or an unknown end: only what the log said can explain it.
-            Some(outcome) if !self.has_fatal() => self.unexplained_exit(outcome, &mut out),
+            Some(outcome) if !self.has_fatal() => match self.stated_death(outcome) {
+                Some(i) => self.set_forced(i, Severity::Fatal, &mut out),
+                None => self.unexplained_exit(outcome, &mut out),
+            },
             Some(_) => self.demote_consequences(&mut out),
             None => {}
         }
@@ -73,6 +85,22 @@ impl Detector {
                 self.set_forced(i, Severity::Warning, out);
             }
         }
+    }
+
+    /// The line that states the death the exit reports: a process ended by signal N (or a
+    /// shell exiting 128+N) and a line saying a process died of N — a shell's `…: line 12:
+    /// 4242 Killed`, a `Segmentation fault` — is that death, even when the job script went on
+    /// printing after it (bash echoes the child's here-document, then its own last words).
+    fn stated_death(&self, outcome: ExitOutcome) -> Option<usize> {
+        let signal = match outcome {
+            ExitOutcome::Signal(s) => s,
+            ExitOutcome::Code(c) if (129..160).contains(&c) => c - 128,
+            _ => return None,
+        };
+        (0..self.meta.len()).rev().find(|&i| {
+            let m = &self.meta[i];
+            m.looks_fatal && !m.caught && rules::stated_signals(&self.incidents[i].reason).contains(&signal)
+        })
     }
 
     fn has_fatal(&self) -> bool {
@@ -99,6 +127,20 @@ impl Detector {
             ExitOutcome::Code(_) if self.log_disk.is_none() => self.stated_cause(),
             _ => None,
         };
+        if let Some((line, _, v)) = &stated {
+            // The line is evidence already (a warning it logged at an error level): it is the
+            // cause, not a second incident.
+            if let Some(i) = (0..self.meta.len())
+                .rev()
+                .find(|&i| self.incidents[i].line == *line)
+            {
+                if v.strong {
+                    self.incidents[i].reason = stated_reason(v);
+                }
+                self.set_forced(i, Severity::Fatal, out);
+                return;
+            }
+        }
         let (category, line, text, reason) = match stated {
             Some((line, said, v)) => (v.category, line, said, stated_reason(&v)),
             None => (judged.category, 0, judged.text, judged.reason.to_string()),
@@ -116,6 +158,37 @@ impl Detector {
             looks_fatal: true,
             strong: true,
             survived: false,
+            outlived: false,
+            caught: false,
+            forced: Some(Severity::Fatal),
+            omitted: 0,
+            consequence: false,
+            rank: false,
+            leaf: false,
+        });
+        self.incidents.push(inc.clone());
+        out.push(Finding::New {
+            index: self.incidents.len() - 1,
+            incident: inc,
+        });
+    }
+
+    /// A new fatal incident for a stated cause (`line`, what it said, its verdict).
+    fn stated_incident(&mut self, line: u64, text: String, v: Verdict, out: &mut Vec<Finding>) {
+        let inc = Incident {
+            category: v.category,
+            severity: Severity::Fatal,
+            line,
+            text,
+            excerpt: Vec::new(),
+            count: 1,
+            reason: stated_reason(&v),
+        };
+        self.meta.push(Meta {
+            looks_fatal: true,
+            strong: true,
+            survived: false,
+            outlived: false,
             caught: false,
             forced: Some(Severity::Fatal),
             omitted: 0,
@@ -133,7 +206,7 @@ impl Detector {
     /// The line that says why the program stopped, when its exit code is all we have: the
     /// latest error-level log record near the end, else the last of its final lines that
     /// states a failure.
-    fn stated_cause(&self) -> Option<(u64, String, Verdict)> {
+    pub(super) fn stated_cause(&self) -> Option<(u64, String, Verdict)> {
         if let Some((n, text, v)) = &self.error_record {
             if self.since_record <= CAUSE_WITHIN {
                 return Some((*n, text.clone(), *v));

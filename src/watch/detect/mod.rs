@@ -83,6 +83,9 @@ struct Meta {
     strong: bool,
     /// The latest occurrence was followed by ordinary output.
     survived: bool,
+    /// The program said, right after it, that it handled this and goes on (`falling back
+    /// to …`): a note, whatever the exit.
+    outlived: bool,
     /// The latest occurrence was swallowed (`Exception ignored in`).
     caught: bool,
     /// Set by the exit status, overrides the log-based guess.
@@ -103,6 +106,9 @@ impl Meta {
     fn severity(&self) -> Severity {
         if let Some(s) = self.forced {
             return s;
+        }
+        if self.outlived {
+            return Severity::Note;
         }
         if self.looks_fatal && !self.survived && !self.caught {
             Severity::Fatal
@@ -205,6 +211,9 @@ pub struct Detector {
     rank_prefix: String,
     /// The first of the latest error-level log records: its line, text and verdict.
     error_record: Option<(u64, String, Verdict)>,
+    /// What the log stated just before the launcher said a rank exited with a code (a rank
+    /// that printed why and called `sys.exit(3)`): the cause, if nothing else states one.
+    rank_words: Option<(u64, String, Verdict)>,
     /// Lines since `error_record`.
     since_record: u64,
     /// A traceback the program announced it recovers from has just ended: the chained
@@ -233,6 +242,7 @@ impl Detector {
             log_disk: None,
             rank_prefix: String::new(),
             error_record: None,
+            rank_words: None,
             since_record: 0,
             recovering: false,
             seen: 0,
@@ -480,7 +490,20 @@ impl Detector {
                 self.count_ordinary(1, out);
                 self.mode = Mode::Skip(12);
             }
-            LineKind::Hit(h) => self.hit(n, vis, h, out),
+            LineKind::Hit(h) => {
+                if rules::error_record(vis.trim()).is_some() {
+                    // Evidence logged at an error level (`[CRITICAL] loss is inf …`): also the
+                    // program's last word if it then stops, as an error record is.
+                    let v = classify::Verdict {
+                        category: h.category,
+                        strong: true,
+                        reason: h.reason,
+                    };
+                    self.error_record = Some((n, cut(&self.quoted(vis.trim()), MAX_LINE_CHARS), v));
+                    self.since_record = 0;
+                }
+                self.hit(n, vis, h, out)
+            }
             LineKind::RhatTable { col, ncols } => {
                 self.count_ordinary(1, out);
                 self.mode = Mode::Table(Table {
@@ -564,6 +587,8 @@ impl Detector {
         if let Some(&i) = self.by_key.get(&key) {
             let m = &mut self.meta[i];
             m.survived = false;
+            // Happening again unannounced: no longer only handled.
+            m.outlived = false;
             m.caught = caught;
             m.looks_fatal |= looks_fatal;
             self.incidents[i].count = self.incidents[i].count.saturating_add(1);
@@ -582,6 +607,7 @@ impl Detector {
             looks_fatal,
             strong: verdict.strong,
             survived: false,
+            outlived: false,
             caught,
             forced: None,
             omitted: 0,
@@ -627,6 +653,11 @@ impl Detector {
     }
 
     fn hit(&mut self, n: u64, vis: &str, h: Hit<'_>, out: &mut Vec<Finding>) {
+        if h.consequence && self.rank_words.is_none() {
+            // The launcher's word on a rank's exit code: what was said just before is the
+            // rank's own (read before this line joins the ring).
+            self.rank_words = self.stated_cause();
+        }
         let t = vis.trim_end();
         let key = burst::key(h.category, h.key);
         let mut excerpt = Vec::new();

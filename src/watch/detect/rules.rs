@@ -129,9 +129,9 @@ pub(crate) const NATIVE_UNCAUGHT: &str =
     "a native library stopped on an uncaught C++ exception (implementation)";
 
 /// A shell's report that a child it ran died of a signal: `job.sh: line 5: 4242 Killed
-/// python train.py`.
-fn shell_child_killed(t: &str) -> bool {
-    let Some(i) = t.find(" Killed") else {
+/// python train.py` (bash's `Segmentation fault`, `Aborted`… for the others).
+fn shell_child_died(t: &str, signal: &str) -> bool {
+    let Some(i) = t.find(signal) else {
         return false;
     };
     let before = t[..i].trim_end();
@@ -139,10 +139,28 @@ fn shell_child_killed(t: &str) -> bool {
     !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) && before.contains("line ")
 }
 
+fn shell_child_killed(t: &str) -> bool {
+    shell_child_died(t, " Killed")
+}
+
+/// The signals a line of evidence says a process died of (a shell's `Killed`, a native
+/// crash's `Segmentation fault`), by the reason its rule gives: a failing exit by one of
+/// them is explained by that line, however much the script printed after it.
+pub(crate) fn stated_signals(reason: &str) -> &'static [i32] {
+    if reason == KILLED {
+        &[9]
+    } else if reason == exit::NATIVE_CRASH {
+        // SIGILL, SIGABRT, SIGBUS, SIGFPE, SIGSEGV
+        &[4, 6, 7, 8, 11]
+    } else {
+        &[]
+    }
+}
+
 /// A logging record at an error level: its message. The level must be a whole token among
 /// the record's first fields (`ERROR:name:msg`, `12:00:01 CRITICAL name: msg`,
 /// `2026-01-01 12:00:01,5 - name - ERROR - msg`, `[ERROR] msg`, `| ERROR    | msg`).
-fn error_record(t: &str) -> Option<&str> {
+pub(crate) fn error_record(t: &str) -> Option<&str> {
     for level in ["ERROR", "CRITICAL", "FATAL"] {
         let Some(p) = memchr::memmem::find(t.as_bytes(), level.as_bytes()) else {
             continue;
@@ -204,6 +222,7 @@ pub(crate) fn states_failure(line: &str) -> bool {
             "missing",
             "out of range",
             "out of bounds",
+            "refusing to",
         ]
         .iter()
         .any(|p| l.contains(p))
@@ -435,7 +454,10 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
             });
         }
     }
-    if t.starts_with("Segmentation fault") || t.starts_with("Bus error") {
+    if t.starts_with("Segmentation fault")
+        || t.starts_with("Bus error")
+        || (has(prefilter::CRASH) && shell_child_died(t, " Segmentation fault"))
+    {
         return hit(
             Category::Implementation,
             true,

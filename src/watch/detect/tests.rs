@@ -493,3 +493,72 @@ frame #3: caffe2::serialize::PyTorchStreamWriter::writeRecord(std::string const&
     let inc = lines(oom, Some(ExitOutcome::Signal(6)));
     assert_eq!((inc[0].line, inc[0].category), (1, Category::Resource));
 }
+
+/// An exception right after which the program says it falls back is a note: not fatal, not a
+/// warning after exit 0, not what explains a later failing exit.
+#[test]
+fn an_exception_the_program_says_it_handles_is_a_note() {
+    let log = "Traceback (most recent call last):\n  File \"t.py\", line 7, in <module>\n    import orjson\nModuleNotFoundError: No module named 'orjson'\nnotice: orjson is not installed; falling back to the json module\nepoch 0 loss=0.9\nepoch 1 loss=0.8\ntraining finished";
+    let inc = lines(log, Some(ExitOutcome::Code(0)));
+    assert_eq!(inc.len(), 1);
+    assert_eq!((inc[0].line, inc[0].severity), (4, Severity::Note));
+    // Unannounced, the same traceback is a warning after exit 0, as before.
+    let plain = log.replace(
+        "notice: orjson is not installed; falling back to the json module",
+        "loading data",
+    );
+    assert_eq!(
+        lines(&plain, Some(ExitOutcome::Code(0)))[0].severity,
+        Severity::Warning
+    );
+}
+
+/// A script whose child was killed goes on printing (bash echoes the child's here-document,
+/// then the script's own last words) and exits 128+N: the shell's line stating that death is
+/// the cause — `Killed` for 137, `Segmentation fault` for 139.
+#[test]
+fn a_shells_report_of_its_childs_death_explains_the_scripts_exit() {
+    let tail = "import time\nfor step in range(40):\n    time.sleep(0.5)\nprint(\"done\")\nPY\n\njob: step ended with status 137\n";
+    let killed = format!("step 6 loss=0.286\n/tmp/job.sh: line 13: 26401 Killed                  timeout -s KILL 4 python -u - <<'PY'\n{tail}");
+    let inc = lines(&killed, Some(ExitOutcome::Code(137)));
+    let fatal: Vec<_> = inc.iter().filter(|i| i.severity == Severity::Fatal).collect();
+    assert_eq!(fatal.len(), 1, "{inc:?}");
+    assert_eq!((fatal[0].line, fatal[0].category), (2, Category::Resource));
+    let segv = killed.replace("Killed                 ", "Segmentation fault     ");
+    let inc = lines(&segv, Some(ExitOutcome::Code(139)));
+    let fatal: Vec<_> = inc.iter().filter(|i| i.severity == Severity::Fatal).collect();
+    assert_eq!(
+        (fatal[0].line, fatal[0].category),
+        (2, Category::Implementation),
+        "{inc:?}"
+    );
+}
+
+/// Evidence logged at an error level (`[CRITICAL] loss is inf …`) and then a failing exit:
+/// that line is the cause, in its own category, and not a second incident.
+#[test]
+fn evidence_logged_at_an_error_level_before_a_failing_exit_is_the_cause() {
+    let log = "[INFO] step 44 loss 1.806e+35\n[CRITICAL] loss is inf at step 46; stopping the run";
+    let inc = lines(log, Some(ExitOutcome::Code(1)));
+    assert_eq!(inc.len(), 1, "{inc:?}");
+    assert_eq!((inc[0].line, inc[0].severity), (2, Severity::Fatal));
+    assert_eq!(inc[0].category, Category::Convergence);
+}
+
+/// A rank that says why and calls `sys.exit(3)`: torchrun only relays its exit code; the
+/// rank's own last words are the cause.
+#[test]
+fn a_rank_that_exits_with_a_code_is_explained_by_its_last_words() {
+    let log = format!(
+        "rank 0: shard 0 has 96 rows\nrank 1: shard 1 has 7 rows with label -1 (unlabelled); refusing to train\n{}",
+        TORCHRUN_TAIL.replace("CODE", "3")
+    );
+    let inc = lines(&log, Some(ExitOutcome::Code(1)));
+    let p = primary(&inc);
+    assert_eq!((p.line, p.category), (2, Category::Data), "{inc:#?}");
+    assert_eq!(
+        inc.iter().filter(|i| i.severity == Severity::Fatal).count(),
+        1,
+        "{inc:#?}"
+    );
+}

@@ -76,6 +76,9 @@ impl Detector {
                 };
                 if r.1 {
                     self.meta[r.0].consequence = classify::is_consequence(e.name, e.msg);
+                    if self.meta[r.0].consequence && self.relay_words.is_none() {
+                        self.relay_words = b.stated.clone();
+                    }
                 }
                 r
             }

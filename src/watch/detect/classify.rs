@@ -224,7 +224,8 @@ pub(crate) fn collective_failure(msg: &str) -> bool {
 /// summary, or a surviving rank's collective failing because a peer died. It names the
 /// category only when nothing in the log states the failure itself.
 pub(crate) fn is_consequence(name: &str, msg: &str) -> bool {
-    short_name(name) == "ChildFailedError" || collective_failure(msg)
+    // (`subprocess.CalledProcessError`: the driver's word that a child it ran failed.)
+    matches!(short_name(name), "ChildFailedError" | "CalledProcessError") || collective_failure(msg)
 }
 
 pub(crate) const LOSS_NOT_FINITE: &str = "the loss became NaN or infinite (convergence)";
@@ -316,6 +317,10 @@ const DATA_PHRASES: &[PhraseRule] = &[
         "labels of a kind or value the model does not know (data)",
     ),
     (&["label must be in", "labels must be in"], CLASS_INDEX),
+    (
+        &["least populated class", "too few members"],
+        "too few examples of a class to split or stratify on (data)",
+    ),
     (
         &["unlabelled", "unlabeled", "missing labels", "without a label"],
         "examples without labels (data)",

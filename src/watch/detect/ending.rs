@@ -47,10 +47,10 @@ impl Detector {
                 let cause = self
                     .last_fatal
                     .filter(|&i| !self.meta[i].caught && self.tail_ordinary <= CAUSE_WITHIN)
-                    .or_else(|| self.stated_death(outcome));
+                    .or_else(|| self.stated_death(outcome, None));
                 // Nothing but the launcher's relay (and the other ranks' broken collectives).
                 let relayed = (0..self.meta.len()).all(|i| self.meta[i].consequence);
-                if let Some((line, said, v)) = self.rank_words.take().filter(|_| relayed) {
+                if let Some((line, said, v)) = self.relay_words.take().filter(|_| relayed) {
                     // Only the launcher's relay stands: the rank's own last words are the cause.
                     self.stated_incident(line, said, v, &mut out);
                 } else if let Some(i) = cause {
@@ -58,10 +58,11 @@ impl Detector {
                 } else if !self.has_fatal() {
                     self.unexplained_exit(outcome, &mut out);
                 }
+                self.rank_deaths_stated(&mut out);
                 self.demote_consequences(&mut out);
             }
             // A signal or an unknown end: only what the log said can explain it.
-            Some(outcome) if !self.has_fatal() => match self.stated_death(outcome) {
+            Some(outcome) if !self.has_fatal() => match self.stated_death(outcome, None) {
                 Some(i) => self.set_forced(i, Severity::Fatal, &mut out),
                 None => self.unexplained_exit(outcome, &mut out),
             },
@@ -91,16 +92,38 @@ impl Detector {
     /// shell exiting 128+N) and a line saying a process died of N — a shell's `…: line 12:
     /// 4242 Killed`, a `Segmentation fault` — is that death, even when the job script went on
     /// printing after it (bash echoes the child's here-document, then its own last words).
-    fn stated_death(&self, outcome: ExitOutcome) -> Option<usize> {
+    /// torchrun's agent says a rank died of signal N (`exitcode: -6`): a line stating that
+    /// death (glibc's `Assertion … failed.`, a `Segmentation fault`) is the rank's own word on
+    /// it, and the earlier line to look at.
+    fn rank_deaths_stated(&mut self, out: &mut Vec<Finding>) {
+        for i in 0..self.meta.len() {
+            if self.incidents[i].severity != Severity::Fatal {
+                continue;
+            }
+            let Some(code) = rules::elastic_exit(&self.incidents[i].text).filter(|c| *c < 0) else {
+                continue;
+            };
+            if let Some(j) = self.stated_death(ExitOutcome::Signal(-code), Some(i)) {
+                self.set_forced(j, Severity::Fatal, out);
+            }
+        }
+    }
+
+    fn stated_death(&self, outcome: ExitOutcome, except: Option<usize>) -> Option<usize> {
         let signal = match outcome {
             ExitOutcome::Signal(s) => s,
             ExitOutcome::Code(c) if (129..160).contains(&c) => c - 128,
             _ => return None,
         };
-        (0..self.meta.len()).rev().find(|&i| {
-            let m = &self.meta[i];
-            m.looks_fatal && !m.caught && rules::stated_signals(&self.incidents[i].reason).contains(&signal)
-        })
+        (0..self.meta.len())
+            .rev()
+            .filter(|&i| Some(i) != except)
+            .find(|&i| {
+                let m = &self.meta[i];
+                m.looks_fatal
+                    && !m.caught
+                    && rules::stated_signals(&self.incidents[i].reason).contains(&signal)
+            })
     }
 
     fn has_fatal(&self) -> bool {

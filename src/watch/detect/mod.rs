@@ -141,6 +141,8 @@ struct Block {
     /// The program announced, just before, that it handles this and goes on (a retry, a
     /// rebuilt cache, a fallback).
     recovered: bool,
+    /// What the log stated just before this traceback began (see `Detector::relay_words`).
+    stated: Option<(u64, String, Verdict)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,9 +213,10 @@ pub struct Detector {
     rank_prefix: String,
     /// The first of the latest error-level log records: its line, text and verdict.
     error_record: Option<(u64, String, Verdict)>,
-    /// What the log stated just before the launcher said a rank exited with a code (a rank
-    /// that printed why and called `sys.exit(3)`): the cause, if nothing else states one.
-    rank_words: Option<(u64, String, Verdict)>,
+    /// What the log stated just before a relay of another process's failure — torchrun's word
+    /// that a rank exited with a code (the rank printed why, then `sys.exit(3)`), a driver's
+    /// `CalledProcessError` for its child: the cause, if nothing but relays states one.
+    relay_words: Option<(u64, String, Verdict)>,
     /// Lines since `error_record`.
     since_record: u64,
     /// A traceback the program announced it recovers from has just ended: the chained
@@ -242,7 +245,7 @@ impl Detector {
             log_disk: None,
             rank_prefix: String::new(),
             error_record: None,
-            rank_words: None,
+            relay_words: None,
             since_record: 0,
             recovering: false,
             seen: 0,
@@ -550,10 +553,7 @@ impl Detector {
         let recovered = match target {
             Target::Fresh if !group => {
                 std::mem::take(&mut self.recovering)
-                    || self
-                        .ring
-                        .back()
-                        .is_some_and(|(_, l)| rules::announces_recovery(l))
+                    || self.ring.back().is_some_and(|(_, l)| rules::handles_next(l))
             }
             _ => false,
         };
@@ -565,6 +565,11 @@ impl Detector {
             ignored,
             group,
             recovered,
+            stated: if target == Target::Fresh {
+                self.stated_cause()
+            } else {
+                None
+            },
         });
     }
 
@@ -653,10 +658,10 @@ impl Detector {
     }
 
     fn hit(&mut self, n: u64, vis: &str, h: Hit<'_>, out: &mut Vec<Finding>) {
-        if h.consequence && self.rank_words.is_none() {
+        if h.consequence && self.relay_words.is_none() {
             // The launcher's word on a rank's exit code: what was said just before is the
             // rank's own (read before this line joins the ring).
-            self.rank_words = self.stated_cause();
+            self.relay_words = self.stated_cause();
         }
         let t = vis.trim_end();
         let key = burst::key(h.category, h.key);

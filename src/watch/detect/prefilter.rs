@@ -38,6 +38,8 @@ const LITERALS: &[(&str, Lits)] = &[
     ("Killed", KILLED),
     ("Segmentation fault", CRASH),
     ("Bus error", CRASH),
+    // glibc's `prog: file.c:12: func: Assertion `x' failed.`
+    ("Assertion `", CRASH),
     ("out of memory", MEMORY),
     ("Out of memory", MEMORY),
     ("No space left", DISK),

@@ -117,7 +117,7 @@ fn divergence_value_re() -> &'static Regex {
 /// torchrun's elastic agent on the first rank that failed:
 /// `failed (exitcode: -9) local_rank: 1 (pid: 29714) of binary: …`. A negative code is
 /// the signal that ended the rank.
-fn elastic_exit(t: &str) -> Option<i32> {
+pub(crate) fn elastic_exit(t: &str) -> Option<i32> {
     let rest = &t[t.find("failed (exitcode: ")? + "failed (exitcode: ".len()..];
     let code = rest[..rest.find(')')?].trim().parse().ok()?;
     rest.contains("local_rank:").then_some(code)
@@ -180,8 +180,27 @@ pub(crate) fn error_record(t: &str) -> Option<&str> {
     None
 }
 
+/// A C or C++ `assert()` that failed, as glibc prints it before it aborts the process:
+/// `python3: csrc/index.cpp:118: void build(…): Assertion `b < n' failed.`
+fn native_assertion(t: &str) -> bool {
+    t.contains(": Assertion `") && t.ends_with("' failed.")
+}
+
+/// The line before a traceback says the program handles what follows and goes on: a
+/// recovery ([`announces_recovery`]), or a skip it logs below the error level (`WARNING
+/// loader: skipping corrupt record 57`). A skip logged as an ERROR is the program calling it
+/// an error (data was dropped): that stays a warning.
+pub(crate) fn handles_next(line: &str) -> bool {
+    if announces_recovery(line) {
+        return true;
+    }
+    let l = line.to_ascii_lowercase();
+    (l.contains("skipping") || l.contains("skipped")) && error_record(line.trim()).is_none()
+}
+
 /// The program says it handles a failure and goes on: a retry, a rebuilt cache, a
-/// fallback. (Not "skipped": dropping data is worth a warning.)
+/// fallback. (Not "skipped": dropping data is worth a warning unless logged below error
+/// level, see [`handles_next`].)
 pub(crate) fn announces_recovery(line: &str) -> bool {
     let l = line.to_ascii_lowercase();
     [
@@ -456,6 +475,7 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
     }
     if t.starts_with("Segmentation fault")
         || t.starts_with("Bus error")
+        || (has(prefilter::CRASH) && native_assertion(t))
         || (has(prefilter::CRASH) && shell_child_died(t, " Segmentation fault"))
     {
         return hit(

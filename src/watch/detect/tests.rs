@@ -562,3 +562,44 @@ fn a_rank_that_exits_with_a_code_is_explained_by_its_last_words() {
         "{inc:#?}"
     );
 }
+
+/// A driver's `CalledProcessError` only relays its child's failure: the child's own stated
+/// reason just before it is the cause (and its category).
+#[test]
+fn a_childs_stated_reason_beats_the_drivers_called_process_error() {
+    let log = "driver: step 1/3 preprocess\npreprocess: error: column 'age' has 45% missing values (limit 5%)\nTraceback (most recent call last):\n  File \"d.py\", line 21, in <module>\n    subprocess.run(cmd, check=True)\nsubprocess.CalledProcessError: Command '['python', '-c', 'x']' returned non-zero exit status 1.";
+    let inc = lines(log, Some(ExitOutcome::Code(1)));
+    let p = primary(&inc);
+    assert_eq!((p.line, p.category), (2, Category::Data), "{inc:#?}");
+    assert_eq!(
+        inc.iter().filter(|i| i.severity == Severity::Fatal).count(),
+        1,
+        "{inc:#?}"
+    );
+}
+
+/// glibc's failed `assert()` in a rank, which torchrun reports as `exitcode: -6`: the
+/// assertion line is the rank's own word on its death, and the line to look at.
+#[test]
+fn a_ranks_native_assertion_is_pointed_at_not_the_agents_signal_line() {
+    let log = format!(
+        "rank 1: building the index\npython3: csrc/bucket_index.cpp:118: void build(const long*, long): Assertion `bucket < num_buckets' failed.\nrank 0 step 3 loss=0.1\nrank 0 step 4 loss=0.1\nrank 0 step 5 loss=0.1\n{}",
+        TORCHRUN_TAIL.replace("CODE", "-6")
+    );
+    let inc = lines(&log, Some(ExitOutcome::Code(1)));
+    let p = primary(&inc);
+    assert_eq!((p.line, p.category), (2, Category::Implementation), "{inc:#?}");
+}
+
+/// A traceback after the program logs, below error level, that it skips the record is
+/// handled (no incident); logged as an ERROR, the skip is the program calling it an error.
+#[test]
+fn a_skip_logged_below_error_level_is_handled_one_logged_as_an_error_is_not() {
+    let tb = "Traceback (most recent call last):\n  File \"l.py\", line 18, in <module>\n    rows.append(json.loads(line))\njson.decoder.JSONDecodeError: Expecting value: line 1 column 13 (char 12)\nINFO loader: kept 398 of 400 records\ntraining done\nok";
+    let warned = format!("WARNING loader: skipping corrupt record 57\n{tb}");
+    assert!(lines(&warned, Some(ExitOutcome::Code(0))).is_empty());
+    let errored = format!("12:00:01 ERROR loader: record 57 skipped\n{tb}");
+    let inc = lines(&errored, Some(ExitOutcome::Code(0)));
+    assert_eq!(inc.len(), 1);
+    assert_eq!(inc[0].severity, Severity::Warning);
+}

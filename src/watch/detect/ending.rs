@@ -177,23 +177,7 @@ impl Detector {
             count: 1,
             reason,
         };
-        self.meta.push(Meta {
-            looks_fatal: true,
-            strong: true,
-            survived: false,
-            outlived: false,
-            caught: false,
-            forced: Some(Severity::Fatal),
-            omitted: 0,
-            consequence: false,
-            rank: false,
-            leaf: false,
-        });
-        self.incidents.push(inc.clone());
-        out.push(Finding::New {
-            index: self.incidents.len() - 1,
-            incident: inc,
-        });
+        self.push_cause(inc, out);
     }
 
     /// A new fatal incident for a stated cause (`line`, what it said, its verdict).
@@ -207,6 +191,11 @@ impl Detector {
             count: 1,
             reason: stated_reason(&v),
         };
+        self.push_cause(inc, out);
+    }
+
+    /// Add `inc` as the run's cause, judged at its end (fatal whatever follows).
+    fn push_cause(&mut self, inc: Incident, out: &mut Vec<Finding>) {
         self.meta.push(Meta {
             looks_fatal: true,
             strong: true,

@@ -1,8 +1,8 @@
 //! The bulk entry point: whole lines handed over as bytes ([`Detector::push_region`]), as
 //! `trainwatch triage` reads a log (the live follower still hands lines one by one through
 //! [`Detector::push_line`]). Most of a training log is lines no rule can fire on; the
-//! prefilter finds the next line that could matter in one SIMD scan over the whole region,
-//! and the lines before it are counted, not decoded: only the last few are kept (the context
+//! prefilter finds the lines that could matter in one SIMD scan over the whole region
+//! ([`RegionScan`], which also counts the lines), and the lines between them are not decoded: only the last few are kept (the context
 //! ring) and, after a library warning, the few lines of its message are looked at for where
 //! the message ends. Every other line goes through [`Detector::push_line`]'s own path, so
 //! the incidents are the same as line by line (`tests/triage.rs` replays scrambled logs both
@@ -17,21 +17,35 @@ impl Detector {
     /// `first_no` — as if each line were pushed with [`Detector::push_line`] in order;
     /// findings are appended to `out`. Returns the number of lines in `region`.
     pub fn push_region(&mut self, first_no: u64, region: &[u8], out: &mut Vec<Finding>) -> u64 {
+        let scan = RegionScan::with(&self.pre, region);
+        self.push_scanned(first_no, region, &scan, out)
+    }
+
+    /// [`Detector::push_region`] with the region's scan already made (on another thread:
+    /// see [`RegionScan`]); `scan` must be `RegionScan::of(region)`.
+    pub fn push_scanned(
+        &mut self,
+        first_no: u64,
+        region: &[u8],
+        scan: &RegionScan,
+        out: &mut Vec<Finding>,
+    ) -> u64 {
+        assert_eq!(scan.len(), region.len(), "a scan of another region");
         let mut pos = 0;
         let mut n = first_no;
+        let mut next = 0;
         while pos < region.len() {
-            let rest = &region[pos..];
             if self.between_blocks() {
-                let stop = match self.pre.find(rest) {
-                    None => rest.len(),
-                    Some(off) => memchr::memrchr(b'\n', &rest[..off]).map_or(0, |i| i + 1),
-                };
-                if stop > 0 {
-                    n += self.ordinary_run(n, &rest[..stop], out);
-                    pos += stop;
+                let (stop, stop_idx) = scan.next_hit(pos, &mut next);
+                if stop > pos {
+                    let count = stop_idx - (n - first_no);
+                    self.ordinary_run(n, &region[pos..stop], count, out);
+                    n += count;
+                    pos = stop;
                     continue;
                 }
             }
+            let rest = &region[pos..];
             let le = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
             self.step(n, &decode(&rest[..le]), out);
             n += 1;
@@ -53,10 +67,9 @@ impl Detector {
     /// `run`: whole lines the prefilter found nothing in, the first numbered `first`, while
     /// [`Detector::between_blocks`]. Same effect as stepping each: every line is ordinary
     /// output (it cannot hold evidence, and no prefix waits for it); a noise warning's
-    /// message being skipped ends where [`Detector::skip`] ends it. Returns the line count.
-    fn ordinary_run(&mut self, first: u64, run: &[u8], out: &mut Vec<Finding>) -> u64 {
+    /// message being skipped ends where [`Detector::skip`] ends it. `count`: its lines.
+    fn ordinary_run(&mut self, first: u64, run: &[u8], count: u64, out: &mut Vec<Finding>) {
         let mut pos = 0;
-        let mut walked = 0u64;
         while let Mode::Skip(left) = self.mode {
             if pos == run.len() {
                 break;
@@ -70,11 +83,7 @@ impl Detector {
                 Mode::Skip(left - 1)
             };
             pos += le + 1;
-            walked += 1;
         }
-        let rest = &run[pos.min(run.len())..];
-        let unended = u64::from(!rest.is_empty() && !rest.ends_with(b"\n"));
-        let count = walked + memchr::memchr_iter(b'\n', rest).count() as u64 + unended;
         // The context ring holds the last lines, whatever they were.
         let body = run.strip_suffix(b"\n").unwrap_or(run);
         // Where its last RING lines start, newest first (a SIMD search back from the end).
@@ -100,7 +109,6 @@ impl Detector {
         self.seen = last;
         self.since_record = self.since_record.saturating_add(count);
         self.count_ordinary(count, out);
-        count
     }
 
     /// [`Detector::remember`] for a line as bytes, decoding no more of it than the ring

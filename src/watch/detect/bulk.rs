@@ -10,6 +10,7 @@
 
 use std::borrow::Cow;
 
+use super::scan::Stop;
 use super::*;
 
 impl Detector {
@@ -36,12 +37,12 @@ impl Detector {
         let mut next = 0;
         while pos < region.len() {
             if self.between_blocks() {
-                let (stop, stop_idx) = scan.next_hit(pos, &mut next);
-                if stop > pos {
-                    let count = stop_idx - (n - first_no);
-                    self.ordinary_run(n, &region[pos..stop], count, out);
+                let stop = scan.next_stop(pos, &mut next);
+                if stop.start > pos {
+                    let count = stop.idx - (n - first_no);
+                    self.ordinary_run(n, region, pos, stop, count, out);
                     n += count;
-                    pos = stop;
+                    pos = stop.start;
                     continue;
                 }
             }
@@ -64,11 +65,21 @@ impl Detector {
             && !self.recovering
     }
 
-    /// `run`: whole lines the prefilter found nothing in, the first numbered `first`, while
-    /// [`Detector::between_blocks`]. Same effect as stepping each: every line is ordinary
-    /// output (it cannot hold evidence, and no prefix waits for it); a noise warning's
-    /// message being skipped ends where [`Detector::skip`] ends it. `count`: its lines.
-    fn ordinary_run(&mut self, first: u64, run: &[u8], count: u64, out: &mut Vec<Finding>) {
+    /// `region[from..stop.start]`: whole lines the prefilter found nothing in, the first
+    /// numbered `first`, while [`Detector::between_blocks`]. Same effect as stepping each:
+    /// every line is ordinary output (it cannot hold evidence, and no prefix waits for it);
+    /// a noise warning's message being skipped ends where [`Detector::skip`] ends it.
+    /// `count`: its lines.
+    fn ordinary_run(
+        &mut self,
+        first: u64,
+        region: &[u8],
+        from: usize,
+        stop: &Stop,
+        count: u64,
+        out: &mut Vec<Finding>,
+    ) {
+        let run = &region[from..stop.start];
         let mut pos = 0;
         while let Mode::Skip(left) = self.mode {
             if pos == run.len() {
@@ -84,27 +95,18 @@ impl Detector {
             };
             pos += le + 1;
         }
-        // The context ring holds the last lines, whatever they were.
-        let body = run.strip_suffix(b"\n").unwrap_or(run);
-        // Where its last RING lines start, newest first (a SIMD search back from the end).
+        // The context ring holds the last lines, whatever they were: those the scan found.
+        let body_end = stop.start - usize::from(region[..stop.start].ends_with(b"\n"));
         let mut starts = [0usize; RING];
         let mut kept = 0;
-        let mut newlines = memchr::memrchr_iter(b'\n', body);
-        while kept < RING {
-            match newlines.next() {
-                Some(nl) => starts[kept] = nl + 1,
-                None => {
-                    starts[kept] = 0;
-                    kept += 1;
-                    break;
-                }
-            }
+        for s in stop.ring_from(from) {
+            starts[kept] = s;
             kept += 1;
         }
         let last = first + count - 1;
         for k in (0..kept).rev() {
-            let end = if k == 0 { body.len() } else { starts[k - 1] - 1 };
-            self.remember_bytes(last - k as u64, &body[starts[k]..end]);
+            let end = if k == 0 { body_end } else { starts[k - 1] - 1 };
+            self.remember_bytes(last - k as u64, &region[starts[k]..end]);
         }
         self.seen = last;
         self.since_record = self.since_record.saturating_add(count);

@@ -8,7 +8,7 @@ use std::io::{Cursor, Write};
 
 use chrono::Utc;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use trainwatch::watch::detect::{DetectConfig, Detector};
+use trainwatch::watch::detect::{DetectConfig, Detector, RegionScan};
 use trainwatch::watch::follower::{FollowState, Follower};
 use trainwatch::watch::metrics::{MetricsConfig, MetricsTracker};
 use trainwatch::watch::triage::analyse_reader;
@@ -111,6 +111,19 @@ fn detect(c: &mut Criterion) {
         b.iter(|| {
             let r = analyse_reader(Cursor::new(&log), DetectConfig::default(), None).expect("in-memory read");
             black_box(r)
+        })
+    });
+    // Triage's two threads' shares of that work: the scan (a function of the bytes) and the
+    // detector on scanned lines.
+    g.bench_function("RegionScan::of (triage's scanning thread), 8 MiB", |b| {
+        b.iter(|| black_box(RegionScan::of(&log).lines()))
+    });
+    let scan = RegionScan::of(&log);
+    g.bench_function("push_scanned (triage's detector thread), 8 MiB", |b| {
+        b.iter(|| {
+            let mut d = Detector::new(DetectConfig::default());
+            let mut out = Vec::new();
+            black_box(d.push_scanned(1, &log, &scan, &mut out))
         })
     });
     g.finish();

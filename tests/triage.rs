@@ -403,6 +403,11 @@ fn scrambled_logs_never_crash_and_live_equals_triage() {
         let triage = analyse_reader(Cursor::new(log.as_bytes()), DetectConfig::default(), exit).unwrap();
         assert_eq!(rebuilt, own, "round {round}");
         assert_eq!(own, triage.incidents, "round {round}");
+        // Mapped from a file, scanned on triage's second thread: the same.
+        let mut file = tempfile::NamedTempFile::new().expect("temp file");
+        std::io::Write::write_all(&mut file, log.as_bytes()).expect("write");
+        let mapped = triage_file(file.path(), DetectConfig::default(), exit).expect("mapped");
+        assert_eq!(mapped, triage, "round {round}");
         let _ = triage.to_json();
         let _ = triage.to_human();
     }

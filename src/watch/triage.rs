@@ -12,7 +12,7 @@ use std::path::Path;
 use serde::Serialize;
 use thiserror::Error;
 
-use super::detect::{DetectConfig, Detector, Finding, LogDisk};
+use super::detect::{DetectConfig, Detector, Finding, LogDisk, RegionScan};
 use crate::model::{Category, ExitOutcome, Incident, Severity};
 
 /// Bytes read at a time; also the longest line kept whole (longer ones are cut).
@@ -230,6 +230,7 @@ fn analyse<R: Read>(
     disk: Option<LogDisk>,
 ) -> io::Result<TriageReport> {
     let mut feed = Feed::new(cfg);
+    let mut cutter = Cutter::default();
     let mut buf = vec![0u8; BUF];
     let (mut start, mut end) = (0usize, 0usize);
     loop {
@@ -249,22 +250,88 @@ fn analyse<R: Read>(
             break;
         }
         end += n;
-        start = feed.window(&buf[..end]);
+        let (piece, used) = cutter.cut(&buf[..end]);
+        feed.apply(&buf[..end], piece);
+        start = used;
     }
-    feed.last(&buf[start..end]);
+    feed.apply(&buf[..end], cutter.last(start, end));
     Ok(feed.report(exit, disk))
 }
 
-/// The lines of a log handed to the detector from successive windows of at most [`BUF`]
-/// bytes, each starting where the previous one's last whole line ended: a line is cut
-/// (head kept, rest skipped) when it does not end within a window, whether the windows are
-/// read into a buffer or mapped from the file.
+/// What the detector is handed from a window (offsets in the window).
+#[derive(Debug)]
+enum Piece {
+    /// Whole lines `start..end`, scanned.
+    Region {
+        start: usize,
+        end: usize,
+        scan: RegionScan,
+    },
+    /// The head `start..` of a line longer than a window (the rest is skipped).
+    Head {
+        start: usize,
+    },
+    /// The log's last line `start..`, unterminated.
+    Last {
+        start: usize,
+    },
+    Nothing,
+}
+
+/// Cuts a log into the lines handed to the detector, from successive windows of at most
+/// [`BUF`] bytes, each starting where the previous one's last whole line ended: a line is
+/// cut (head kept, rest skipped) when it does not end within a window, whether the windows
+/// are read into a buffer or mapped from the file. A function of the bytes only (the
+/// detector's state plays no part), so it can run ahead of the detector on another thread.
+#[derive(Debug, Default)]
+struct Cutter {
+    /// Inside an over-long line whose head was already handed over: drop bytes until its end.
+    discarding: bool,
+}
+
+impl Cutter {
+    /// The whole lines of `window` (at most [`BUF`] bytes), and how many bytes they use (the
+    /// rest, an unfinished line, starts the next window).
+    fn cut(&mut self, window: &[u8]) -> (Piece, usize) {
+        let mut start = 0;
+        if self.discarding {
+            match memchr::memchr(b'\n', window) {
+                Some(i) => {
+                    self.discarding = false;
+                    start = i + 1;
+                }
+                None => return (Piece::Nothing, window.len()),
+            }
+        }
+        let Some(last_nl) = memchr::memrchr(b'\n', &window[start..]).map(|i| start + i) else {
+            if window.len() == BUF {
+                // A line longer than a window: keep its head, skip the rest.
+                self.discarding = true;
+                return (Piece::Head { start }, window.len());
+            }
+            return (Piece::Nothing, start);
+        };
+        let scan = RegionScan::of(&window[start..=last_nl]);
+        let end = last_nl + 1;
+        (Piece::Region { start, end, scan }, end)
+    }
+
+    /// The log ended: `start..end` of the last window is a line without its `\n` (or
+    /// nothing).
+    fn last(&self, start: usize, end: usize) -> Piece {
+        if start < end && !self.discarding {
+            Piece::Last { start }
+        } else {
+            Piece::Nothing
+        }
+    }
+}
+
+/// The detector fed with the pieces of a log, in order.
 struct Feed {
     det: Detector,
     findings: Vec<Finding>,
     line_no: u64,
-    /// Inside an over-long line whose head was already fed: drop bytes until its end.
-    discarding: bool,
 }
 
 impl Feed {
@@ -273,46 +340,26 @@ impl Feed {
             det: Detector::new(cfg),
             findings: Vec::new(),
             line_no: 0,
-            discarding: false,
         }
     }
 
-    /// Feed the whole lines of `window` (at most [`BUF`] bytes); returns how many bytes were
-    /// used (the rest, an unfinished line, starts the next window).
-    fn window(&mut self, window: &[u8]) -> usize {
-        let mut start = 0;
-        if self.discarding {
-            match memchr::memchr(b'\n', window) {
-                Some(i) => {
-                    self.discarding = false;
-                    start = i + 1;
-                }
-                None => return window.len(),
+    /// Hand `piece` of `window` to the detector.
+    fn apply(&mut self, window: &[u8], piece: Piece) {
+        match piece {
+            Piece::Region { start, end, scan } => {
+                let region = &window[start..end];
+                self.line_no += self
+                    .det
+                    .push_scanned(self.line_no + 1, region, &scan, &mut self.findings);
+                // Triage reads the incidents at the end, not the findings on the way.
+                self.findings.clear();
             }
-        }
-        let Some(last_nl) = memchr::memrchr(b'\n', &window[start..]).map(|i| start + i) else {
-            if window.len() == BUF {
-                // A line longer than a window: keep its head, skip the rest.
+            Piece::Head { start } | Piece::Last { start } => {
                 self.line_no += 1;
                 self.det
                     .push_line(self.line_no, &String::from_utf8_lossy(&window[start..]));
-                self.discarding = true;
-                return window.len();
             }
-            return start;
-        };
-        let region = &window[start..=last_nl];
-        self.line_no += self.det.push_region(self.line_no + 1, region, &mut self.findings);
-        // Triage reads the incidents at the end, not the findings on the way.
-        self.findings.clear();
-        last_nl + 1
-    }
-
-    /// The log ended with `rest`, a line without its `\n` (or nothing).
-    fn last(&mut self, rest: &[u8]) {
-        if !rest.is_empty() && !self.discarding {
-            self.line_no += 1;
-            self.det.push_line(self.line_no, &String::from_utf8_lossy(rest));
+            Piece::Nothing => {}
         }
     }
 
@@ -323,11 +370,31 @@ impl Feed {
     }
 }
 
+/// Windows the scanning thread has mapped and cut ahead of the detector: it stays at most
+/// this many windows ahead, so memory stays flat.
+const AHEAD: usize = 2;
+
+/// A mapped window and what the detector is handed from it.
+struct Batch {
+    map: Mapped,
+    /// Where the window starts in the mapping (which starts on a page).
+    lead: usize,
+    pieces: Vec<Piece>,
+}
+
+impl Batch {
+    fn window(&self) -> &[u8] {
+        &self.map.bytes()[self.lead..]
+    }
+}
+
 /// Triage a regular file through windows mapped from it, not read into a buffer: the log is
-/// in the page cache and copying it out was a sixth of triage's time. One window is mapped
-/// at a time, so memory stays as flat as with the buffer. The file's length is read again
-/// before each window, so a log cut shorter meanwhile ends the reading instead of mapping
-/// pages past its end.
+/// in the page cache and copying it out was a sixth of triage's time. A second thread maps
+/// and cuts the windows and scans their lines for the prefilter's literals (a function of
+/// the bytes), at most [`AHEAD`] windows ahead, while this one runs the detector on them:
+/// memory stays as flat as with the buffer, and the thread ends with the triage. The file's
+/// length is read again before each window, so a log cut shorter meanwhile ends the reading
+/// instead of mapping pages past its end.
 fn analyse_mapped(
     file: &File,
     cfg: DetectConfig,
@@ -335,29 +402,65 @@ fn analyse_mapped(
     disk: Option<LogDisk>,
 ) -> io::Result<TriageReport> {
     let mut feed = Feed::new(cfg);
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(AHEAD);
+        s.spawn(move || {
+            // A send fails only when the detector stopped (an error): stop too.
+            map_windows(file, |b| tx.send(b).is_ok());
+        });
+        for batch in rx {
+            let mut batch = batch?;
+            for piece in std::mem::take(&mut batch.pieces) {
+                feed.apply(batch.window(), piece);
+            }
+        }
+        Ok::<_, io::Error>(())
+    })?;
+    Ok(feed.report(exit, disk))
+}
+
+/// Map, cut and scan `file` window by window, handing each to `send` (which returns false
+/// to stop), then the error if one ended the reading.
+fn map_windows(file: &File, mut send: impl FnMut(io::Result<Batch>) -> bool) {
     // SAFETY: sysconf has no preconditions.
     let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    let mut cutter = Cutter::default();
     let mut off: u64 = 0;
-    loop {
+    let mut window = || -> io::Result<Option<Batch>> {
         let len = file.metadata()?.len();
         if off >= len {
-            break;
+            return Ok(None);
         }
         let map_at = off - off % page;
         let lead = (off - map_at) as usize;
         let want = (len - off).min(BUF as u64) as usize;
         let map = Mapped::new(file, map_at, lead + want)?;
-        let window = &map.bytes()[lead..];
-        let used = feed.window(window);
-        if window.len() < BUF && used < window.len() {
+        let bytes = &map.bytes()[lead..];
+        let (piece, used) = cutter.cut(bytes);
+        let mut pieces = vec![piece];
+        if bytes.len() < BUF && used < bytes.len() {
             // The window reached the end of the file: what is left is its last line,
             // unterminated (a log that grows meanwhile is read as it was).
-            feed.last(&window[used..]);
-            return Ok(feed.report(exit, disk));
+            pieces.push(cutter.last(used, bytes.len()));
+            off = u64::MAX;
+        } else {
+            off += used as u64;
         }
-        off += used as u64;
+        Ok(Some(Batch { map, lead, pieces }))
+    };
+    loop {
+        let sent = match window() {
+            Ok(Some(b)) => send(Ok(b)),
+            Ok(None) => false,
+            Err(e) => {
+                send(Err(e));
+                false
+            }
+        };
+        if !sent {
+            return;
+        }
     }
-    Ok(feed.report(exit, disk))
 }
 
 /// A read-only, private mapping of part of a file, unmapped when dropped.
@@ -393,6 +496,10 @@ impl Mapped {
         unsafe { std::slice::from_raw_parts(self.ptr.cast::<u8>(), self.len) }
     }
 }
+
+// SAFETY: the mapping is owned by the value alone and only read; it may be read and
+// unmapped from any thread.
+unsafe impl Send for Mapped {}
 
 impl Drop for Mapped {
     fn drop(&mut self) {

@@ -1,8 +1,8 @@
 //! The bulk entry point: whole lines handed over as bytes ([`Detector::push_region`]), as
 //! `trainwatch triage` reads a log (the live follower still hands lines one by one through
 //! [`Detector::push_line`]). Most of a training log is lines no rule can fire on; the
-//! prefilter finds the next line that could matter in one SIMD scan over the whole region,
-//! and the lines before it are counted, not decoded: only the last few are kept (the context
+//! prefilter finds the lines that could matter in one SIMD scan over the whole region
+//! ([`RegionScan`], which also counts the lines), and the lines between them are not decoded: only the last few are kept (the context
 //! ring) and, after a library warning, the few lines of its message are looked at for where
 //! the message ends. Every other line goes through [`Detector::push_line`]'s own path, so
 //! the incidents are the same as line by line (`tests/triage.rs` replays scrambled logs both
@@ -10,6 +10,7 @@
 
 use std::borrow::Cow;
 
+use super::scan::Stop;
 use super::*;
 
 impl Detector {
@@ -17,21 +18,35 @@ impl Detector {
     /// `first_no` — as if each line were pushed with [`Detector::push_line`] in order;
     /// findings are appended to `out`. Returns the number of lines in `region`.
     pub fn push_region(&mut self, first_no: u64, region: &[u8], out: &mut Vec<Finding>) -> u64 {
+        let scan = RegionScan::with(&self.pre, region);
+        self.push_scanned(first_no, region, &scan, out)
+    }
+
+    /// [`Detector::push_region`] with the region's scan already made (on another thread:
+    /// see [`RegionScan`]); `scan` must be `RegionScan::of(region)`.
+    pub fn push_scanned(
+        &mut self,
+        first_no: u64,
+        region: &[u8],
+        scan: &RegionScan,
+        out: &mut Vec<Finding>,
+    ) -> u64 {
+        assert_eq!(scan.len(), region.len(), "a scan of another region");
         let mut pos = 0;
         let mut n = first_no;
+        let mut next = 0;
         while pos < region.len() {
-            let rest = &region[pos..];
             if self.between_blocks() {
-                let stop = match self.pre.find(rest) {
-                    None => rest.len(),
-                    Some(off) => memchr::memrchr(b'\n', &rest[..off]).map_or(0, |i| i + 1),
-                };
-                if stop > 0 {
-                    n += self.ordinary_run(n, &rest[..stop], out);
-                    pos += stop;
+                let stop = scan.next_stop(pos, &mut next);
+                if stop.start > pos {
+                    let count = stop.idx - (n - first_no);
+                    self.ordinary_run(n, region, pos, stop, count, out);
+                    n += count;
+                    pos = stop.start;
                     continue;
                 }
             }
+            let rest = &region[pos..];
             let le = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
             self.step(n, &decode(&rest[..le]), out);
             n += 1;
@@ -50,13 +65,22 @@ impl Detector {
             && !self.recovering
     }
 
-    /// `run`: whole lines the prefilter found nothing in, the first numbered `first`, while
-    /// [`Detector::between_blocks`]. Same effect as stepping each: every line is ordinary
-    /// output (it cannot hold evidence, and no prefix waits for it); a noise warning's
-    /// message being skipped ends where [`Detector::skip`] ends it. Returns the line count.
-    fn ordinary_run(&mut self, first: u64, run: &[u8], out: &mut Vec<Finding>) -> u64 {
+    /// `region[from..stop.start]`: whole lines the prefilter found nothing in, the first
+    /// numbered `first`, while [`Detector::between_blocks`]. Same effect as stepping each:
+    /// every line is ordinary output (it cannot hold evidence, and no prefix waits for it);
+    /// a noise warning's message being skipped ends where [`Detector::skip`] ends it.
+    /// `count`: its lines.
+    fn ordinary_run(
+        &mut self,
+        first: u64,
+        region: &[u8],
+        from: usize,
+        stop: &Stop,
+        count: u64,
+        out: &mut Vec<Finding>,
+    ) {
+        let run = &region[from..stop.start];
         let mut pos = 0;
-        let mut walked = 0u64;
         while let Mode::Skip(left) = self.mode {
             if pos == run.len() {
                 break;
@@ -70,37 +94,23 @@ impl Detector {
                 Mode::Skip(left - 1)
             };
             pos += le + 1;
-            walked += 1;
         }
-        let rest = &run[pos.min(run.len())..];
-        let unended = u64::from(!rest.is_empty() && !rest.ends_with(b"\n"));
-        let count = walked + memchr::memchr_iter(b'\n', rest).count() as u64 + unended;
-        // The context ring holds the last lines, whatever they were.
-        let body = run.strip_suffix(b"\n").unwrap_or(run);
-        // Where its last RING lines start, newest first (a SIMD search back from the end).
+        // The context ring holds the last lines, whatever they were: those the scan found.
+        let body_end = stop.start - usize::from(region[..stop.start].ends_with(b"\n"));
         let mut starts = [0usize; RING];
         let mut kept = 0;
-        let mut newlines = memchr::memrchr_iter(b'\n', body);
-        while kept < RING {
-            match newlines.next() {
-                Some(nl) => starts[kept] = nl + 1,
-                None => {
-                    starts[kept] = 0;
-                    kept += 1;
-                    break;
-                }
-            }
+        for s in stop.ring_from(from) {
+            starts[kept] = s;
             kept += 1;
         }
         let last = first + count - 1;
         for k in (0..kept).rev() {
-            let end = if k == 0 { body.len() } else { starts[k - 1] - 1 };
-            self.remember_bytes(last - k as u64, &body[starts[k]..end]);
+            let end = if k == 0 { body_end } else { starts[k - 1] - 1 };
+            self.remember_bytes(last - k as u64, &region[starts[k]..end]);
         }
         self.seen = last;
         self.since_record = self.since_record.saturating_add(count);
         self.count_ordinary(count, out);
-        count
     }
 
     /// [`Detector::remember`] for a line as bytes, decoding no more of it than the ring

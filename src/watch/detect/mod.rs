@@ -18,6 +18,7 @@ mod ending;
 mod exit;
 mod prefilter;
 mod rules;
+mod scan;
 
 use std::collections::{HashMap, VecDeque};
 
@@ -28,6 +29,7 @@ pub use config::{DetectConfig, PatternError};
 pub use exit::{exit_incident, exit_verdict, LogDisk};
 use prefilter::Prefilter;
 use rules::{Hit, HitKind, LineKind};
+pub use scan::RegionScan;
 
 /// What the detector learned from a line (or from the end of the log).
 #[derive(Debug, Clone, PartialEq)]

@@ -17,6 +17,11 @@ use regex::Regex;
 use crate::model::{Category, Incident, Severity};
 
 mod parse;
+#[cfg(test)]
+mod reference;
+mod scan;
+#[cfg(test)]
+mod scan_tests;
 mod series;
 
 use parse::{
@@ -481,39 +486,17 @@ impl MetricsTracker {
     }
 
     fn tqdm(&mut self, seg: &str, at: DateTime<Utc>) {
-        static BAR: OnceLock<Regex> = OnceLock::new();
-        static OPEN: OnceLock<Regex> = OnceLock::new();
-        let bar = BAR.get_or_init(|| {
-            Regex::new(
-                r"(?P<n>\d+(?:\.\d+)?[kMGT]?)/(?P<total>\d+(?:\.\d+)?[kMGT]?) ?\[[\d:]+<(?:[\d:]+|\?)(?:, *(?P<rate>\?|\d+(?:\.\d+)?[kMGT]?) ?(?P<unit>[A-Za-z]+/s|s/[A-Za-z]+))?",
-            )
-            .expect("valid regex")
-        });
-        let open = OPEN.get_or_init(|| {
-            Regex::new(
-                r"(?:^|[\s:|])(?P<n>\d+(?:\.\d+)?[kMGT]?)[A-Za-z]* \[[\d:]+, *(?P<rate>\?|\d+(?:\.\d+)?[kMGT]?) ?(?P<unit>[A-Za-z]+/s|s/[A-Za-z]+)",
-            )
-            .expect("valid regex")
-        });
-        // Both bars hold a `[` (their clock): most segments stop here, before any regex.
+        // Both bars hold a `[` (their clock): most segments stop here, before any scan.
         if !seg.contains('[') {
             return;
         }
-        let (caps, has_total) = match bar.captures(seg) {
-            Some(c) => (c, true),
-            None => match open.captures(seg) {
-                Some(c) => (c, false),
-                None => return,
-            },
-        };
-        let Some(n) = caps.name("n").and_then(|m| parse_scaled(m.as_str())) else {
+        let Some(caps) = scan::bar(seg).or_else(|| scan::open_bar(seg)) else {
             return;
         };
-        let total = if has_total {
-            caps.name("total").and_then(|m| parse_scaled(m.as_str()))
-        } else {
-            None
+        let Some(n) = parse_scaled(caps.n) else {
+            return;
         };
+        let total = caps.total.and_then(parse_scaled);
         if self.cfg.step_key.is_some() {
             return;
         }
@@ -524,16 +507,12 @@ impl MetricsTracker {
             }
         }
         let rate = caps
-            .name("rate")
-            .and_then(|r| parse_scaled_f64(r.as_str()))
+            .rate
+            .and_then(parse_scaled_f64)
             .filter(|r| r.is_finite() && *r > 0.0);
-        if let (Some(r), Some(unit)) = (rate, caps.name("unit")) {
+        if let (Some(r), Some(unit)) = (rate, caps.unit) {
             // "s/it" is tqdm's way to print rates below one per second.
-            self.reported_rate = Some(if unit.as_str().starts_with("s/") {
-                1.0 / r
-            } else {
-                r
-            });
+            self.reported_rate = Some(if unit.starts_with("s/") { 1.0 / r } else { r });
         }
     }
 

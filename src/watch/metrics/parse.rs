@@ -2,9 +2,8 @@
 //! records, scaled numbers such as `1.2k`), and the small string helpers the tracker needs.
 
 use std::borrow::Cow;
-use std::sync::OnceLock;
 
-use regex::Regex;
+use super::scan::{self, KvCap};
 
 /// One parsed value: the key, its text as printed and the number.
 pub(super) struct Pair {
@@ -15,66 +14,56 @@ pub(super) struct Pair {
 
 /// `key=value` and `key: value` pairs.
 pub(super) fn kv_pairs(seg: &str) -> Vec<Pair> {
-    // Every pair holds `=` or `:`: without either, no regex runs.
+    // Every pair holds `=` or `:`: without either, nothing to scan.
     if memchr::memchr2(b'=', b':', seg.as_bytes()).is_none() {
         return Vec::new();
     }
-    static KV: OnceLock<Regex> = OnceLock::new();
-    let re = KV.get_or_init(|| {
-        // `:` needs a space after it so that clock times (12:30:05) are not pairs.
-        Regex::new(
-            r"(?:^|[^A-Za-z0-9_./\-])(?P<key>[A-Za-z][A-Za-z0-9_./\-]{0,63})\s*(?:=|:\s)\s*(?P<num>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?i:nan|infinity|inf))(?P<unit>[A-Za-z_%]*)(?P<clock>:\d)?",
-        )
-        .expect("valid regex")
-    });
-    re.captures_iter(seg)
-        .filter_map(|c| {
-            let num = c.name("num")?.as_str();
-            let alpha = num
-                .chars()
-                .any(|ch| ch.is_ascii_alphabetic() && ch != 'e' && ch != 'E');
-            // `name=inference` is not infinity.
-            if alpha && !c.name("unit").is_some_and(|u| u.as_str().is_empty()) {
-                return None;
-            }
-            // `ETA: 1:23` is a clock, not the number 1.
-            if c.name("clock").is_some() {
-                return None;
-            }
-            Some(Pair {
-                key: c.name("key")?.as_str().to_owned(),
-                text: num.to_owned(),
-                value: parse_number(num)?,
-            })
-        })
-        .collect()
+    scan::kv(seg).into_iter().filter_map(kv_pair).collect()
+}
+
+/// The pair a `key=value` match stands for, if it is a number.
+pub(super) fn kv_pair(c: KvCap<'_>) -> Option<Pair> {
+    let alpha = c
+        .num
+        .chars()
+        .any(|ch| ch.is_ascii_alphabetic() && ch != 'e' && ch != 'E');
+    // `name=inference` is not infinity.
+    if alpha && !c.unit.is_empty() {
+        return None;
+    }
+    // `ETA: 1:23` is a clock, not the number 1.
+    if c.clock {
+        return None;
+    }
+    Some(Pair {
+        key: c.key.to_owned(),
+        text: c.num.to_owned(),
+        value: parse_number(c.num)?,
+    })
 }
 
 /// Pairs of a record printed as a Python dict or a JSON object.
 pub(super) fn dict_pairs(seg: &str) -> Vec<Pair> {
-    static PAIR: OnceLock<Regex> = OnceLock::new();
-    let (Some(open), Some(close)) = (seg.find('{'), seg.rfind('}')) else {
-        return Vec::new();
-    };
-    if close <= open {
-        return Vec::new();
+    match dict_body(seg) {
+        Some(body) => scan::dict(body).into_iter().filter_map(dict_pair).collect(),
+        None => Vec::new(),
     }
-    let body = &seg[open..=close];
-    let re = PAIR.get_or_init(|| {
-        Regex::new(r#"['"](?P<key>[^'"]{1,64})['"]\s*:\s*(?P<val>[^,{}\[\]]+(?:\([^)]*\))?)"#)
-            .expect("valid regex")
-    });
-    re.captures_iter(body)
-        .filter_map(|c| {
-            let raw = c.name("val")?.as_str().trim();
-            let text = unwrap_call(raw);
-            Some(Pair {
-                key: c.name("key")?.as_str().to_owned(),
-                text: text.to_owned(),
-                value: parse_number(text)?,
-            })
-        })
-        .collect()
+}
+
+/// The record's text: from its first `{` to its last `}`.
+pub(super) fn dict_body(seg: &str) -> Option<&str> {
+    let (open, close) = (seg.find('{')?, seg.rfind('}')?);
+    (close > open).then(|| &seg[open..=close])
+}
+
+/// The pair a dict match stands for, if its value is a number.
+pub(super) fn dict_pair((key, raw): (&str, &str)) -> Option<Pair> {
+    let text = unwrap_call(raw.trim());
+    Some(Pair {
+        key: key.to_owned(),
+        text: text.to_owned(),
+        value: parse_number(text)?,
+    })
 }
 
 /// `tensor(0.69, device='cuda:0')` or `np.float64(0.69)` → `0.69`.

@@ -8,6 +8,7 @@
 //! rate, a convergence summary, and bounded, downsampled series for charting; it raises
 //! [`HealthSignal`]s for a non-finite or diverging loss. It does no I/O: time comes in as data.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::OnceLock;
 
@@ -324,10 +325,10 @@ impl MetricsTracker {
             if let Some(c) = re.captures(seg) {
                 let text = c.get(1).or_else(|| c.get(0)).map_or("", |m| m.as_str());
                 if let Some(value) = parse_number(text) {
-                    pairs.retain(|p| &p.key != name);
+                    pairs.retain(|p| p.key != name.as_str());
                     pairs.push(Pair {
-                        key: name.clone(),
-                        text: text.to_owned(),
+                        key: Cow::Owned(name.clone()),
+                        text,
                         value,
                     });
                 }
@@ -356,7 +357,7 @@ impl MetricsTracker {
         if let Some(tk) = &self.cfg.total_key {
             if let Some(t) = pairs
                 .iter()
-                .find(|p| &p.key == tk)
+                .find(|p| p.key == tk.as_str())
                 .and_then(|p| as_count(p.value))
             {
                 self.total = Some(t);
@@ -368,14 +369,16 @@ impl MetricsTracker {
             if is_loss_key(&p.key) {
                 self.check_loss(&p, seg, signals);
             }
-            if let Some(series) = self.series.get_mut(&p.key) {
+            if let Some(series) = self.series.get_mut(p.key.as_ref()) {
                 let x = record_step
                     .or(self.step)
                     .map_or(series.raw_len() as f64, |s| s as f64);
                 series.push(x, p.value);
             }
-            if self.latest.len() < MAX_KEYS || self.latest.contains_key(&p.key) {
-                self.latest.insert(p.key, p.value);
+            if let Some(v) = self.latest.get_mut(p.key.as_ref()) {
+                *v = p.value;
+            } else if self.latest.len() < MAX_KEYS {
+                self.latest.insert(p.key.into_owned(), p.value);
             } else {
                 tracing::debug!(key = %p.key, "metric ignored: too many distinct metric names");
             }
@@ -383,22 +386,23 @@ impl MetricsTracker {
     }
 
     fn check_loss(&mut self, p: &Pair, seg: &str, signals: &mut Vec<HealthSignal>) {
-        if !self.loss.contains_key(&p.key) && self.loss.len() >= MAX_KEYS {
+        let key = p.key.as_ref();
+        if !self.loss.contains_key(key) && self.loss.len() >= MAX_KEYS {
             return;
         }
         let factor = self.cfg.diverge_factor;
         // The key is copied once, when first seen (this runs for every redraw of a bar).
-        if !self.loss.contains_key(&p.key) {
-            self.loss.insert(p.key.clone(), LossState::default());
+        if !self.loss.contains_key(key) {
+            self.loss.insert(key.to_owned(), LossState::default());
         }
-        let st = self.loss.get_mut(&p.key).expect("inserted above");
+        let st = self.loss.get_mut(key).expect("inserted above");
         if !p.value.is_finite() {
             if !st.nonfinite {
                 st.nonfinite = true;
                 signals.push(HealthSignal::LossNonFinite {
-                    key: p.key.clone(),
+                    key: key.to_owned(),
                     line: truncate_chars(seg.trim(), MAX_EVIDENCE_CHARS),
-                    value: p.text.clone(),
+                    value: p.text.to_owned(),
                 });
             }
             return;
@@ -411,7 +415,7 @@ impl MetricsTracker {
                 if !st.diverging {
                     st.diverging = true;
                     signals.push(HealthSignal::LossDiverging {
-                        key: p.key.clone(),
+                        key: key.to_owned(),
                         value: p.value,
                         running_min: min,
                     });
@@ -487,7 +491,7 @@ impl MetricsTracker {
 
     fn tqdm(&mut self, seg: &str, at: DateTime<Utc>) {
         // Both bars hold a `[` (their clock): most segments stop here, before any scan.
-        if !seg.contains('[') {
+        if memchr::memchr(b'[', seg.as_bytes()).is_none() {
             return;
         }
         let Some(caps) = scan::bar(seg).or_else(|| scan::open_bar(seg)) else {
@@ -531,7 +535,7 @@ impl MetricsTracker {
         let int = |s: &str| s.replace(['_', ','], "").parse::<u64>().ok();
         // Each regex starts with its literal: without one, no capture slots are allocated
         // (this runs for every segment of every line the tracker sees).
-        let (has_sampling, has_there) = (seg.contains("ampling "), seg.contains("There w"));
+        let (has_sampling, has_there) = (has(seg, &SAMPLING_LIT), has(seg, &THERE_LIT));
         if !has_sampling && !has_there {
             return;
         }
@@ -551,7 +555,7 @@ impl MetricsTracker {
     /// An ArviZ `az.summary` header: names only, with r_hat or an ess column among them.
     fn summary_header(&mut self, seg: &str) -> bool {
         // Both kinds of column named below hold one of these: most segments stop here.
-        if !seg.contains("r_hat") && !seg.contains("ess") {
+        if !has(seg, &RHAT_LIT) && !has(seg, &ESS_LIT) {
             return false;
         }
         let cols: Vec<&str> = seg.split_whitespace().collect();
@@ -617,6 +621,34 @@ impl MetricsTracker {
     }
 }
 
+/// A literal searched for in every segment, with its searcher built once (`str::contains`
+/// builds one per call, which costs more than the search in a short segment).
+struct Literal {
+    text: &'static str,
+    finder: OnceLock<memchr::memmem::Finder<'static>>,
+}
+
+impl Literal {
+    const fn new(text: &'static str) -> Self {
+        Self {
+            text,
+            finder: OnceLock::new(),
+        }
+    }
+}
+
+static SAMPLING_LIT: Literal = Literal::new("ampling ");
+static THERE_LIT: Literal = Literal::new("There w");
+static RHAT_LIT: Literal = Literal::new("r_hat");
+static ESS_LIT: Literal = Literal::new("ess");
+
+fn has(seg: &str, lit: &Literal) -> bool {
+    let finder = lit
+        .finder
+        .get_or_init(|| memchr::memmem::Finder::new(lit.text.as_bytes()));
+    finder.find(seg.as_bytes()).is_some()
+}
+
 /// Whether a metric is a loss (`loss`, `train_loss`, `val/loss`, …).
 pub fn is_loss_key(key: &str) -> bool {
     key.len() >= 4 && key.as_bytes()[key.len() - 4..].eq_ignore_ascii_case(b"loss")
@@ -638,7 +670,7 @@ mod tests {
     #[test]
     fn unwraps_tensor_reprs() {
         let pairs = dict_pairs("{'loss': tensor(0.25, device='cuda:0'), 'x': np.float64(2.5)}");
-        let got: Vec<(String, f64)> = pairs.into_iter().map(|p| (p.key, p.value)).collect();
+        let got: Vec<(String, f64)> = pairs.into_iter().map(|p| (p.key.into_owned(), p.value)).collect();
         assert_eq!(got, [("loss".to_owned(), 0.25), ("x".to_owned(), 2.5)]);
     }
 

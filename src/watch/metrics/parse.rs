@@ -6,23 +6,27 @@ use std::borrow::Cow;
 use super::scan::{self, KvCap};
 
 /// One parsed value: the key, its text as printed and the number.
-pub(super) struct Pair {
-    pub(super) key: String,
-    pub(super) text: String,
+/// Borrowed from the segment (a named regex's key is its configured name, owned): this
+/// runs for every redraw of a bar, and a key is copied only when first seen.
+pub(super) struct Pair<'a> {
+    pub(super) key: Cow<'a, str>,
+    pub(super) text: &'a str,
     pub(super) value: f64,
 }
 
 /// `key=value` and `key: value` pairs.
-pub(super) fn kv_pairs(seg: &str) -> Vec<Pair> {
+pub(super) fn kv_pairs(seg: &str) -> Vec<Pair<'_>> {
     // Every pair holds `=` or `:`: without either, nothing to scan.
     if memchr::memchr2(b'=', b':', seg.as_bytes()).is_none() {
         return Vec::new();
     }
-    scan::kv(seg).into_iter().filter_map(kv_pair).collect()
+    let mut pairs = Vec::new();
+    scan::kv(seg, |c| pairs.extend(kv_pair(c)));
+    pairs
 }
 
 /// The pair a `key=value` match stands for, if it is a number.
-pub(super) fn kv_pair(c: KvCap<'_>) -> Option<Pair> {
+pub(super) fn kv_pair(c: KvCap<'_>) -> Option<Pair<'_>> {
     let alpha = c
         .num
         .chars()
@@ -36,32 +40,37 @@ pub(super) fn kv_pair(c: KvCap<'_>) -> Option<Pair> {
         return None;
     }
     Some(Pair {
-        key: c.key.to_owned(),
-        text: c.num.to_owned(),
+        key: Cow::Borrowed(c.key),
+        text: c.num,
         value: parse_number(c.num)?,
     })
 }
 
 /// Pairs of a record printed as a Python dict or a JSON object.
-pub(super) fn dict_pairs(seg: &str) -> Vec<Pair> {
+pub(super) fn dict_pairs(seg: &str) -> Vec<Pair<'_>> {
     match dict_body(seg) {
-        Some(body) => scan::dict(body).into_iter().filter_map(dict_pair).collect(),
+        Some(body) => {
+            let mut pairs = Vec::new();
+            scan::dict(body, |k, v| pairs.extend(dict_pair((k, v))));
+            pairs
+        }
         None => Vec::new(),
     }
 }
 
 /// The record's text: from its first `{` to its last `}`.
 pub(super) fn dict_body(seg: &str) -> Option<&str> {
-    let (open, close) = (seg.find('{')?, seg.rfind('}')?);
+    let b = seg.as_bytes();
+    let (open, close) = (memchr::memchr(b'{', b)?, memchr::memrchr(b'}', b)?);
     (close > open).then(|| &seg[open..=close])
 }
 
 /// The pair a dict match stands for, if its value is a number.
-pub(super) fn dict_pair((key, raw): (&str, &str)) -> Option<Pair> {
+pub(super) fn dict_pair<'a>((key, raw): (&'a str, &'a str)) -> Option<Pair<'a>> {
     let text = unwrap_call(raw.trim());
     Some(Pair {
-        key: key.to_owned(),
-        text: text.to_owned(),
+        key: Cow::Borrowed(key),
+        text,
         value: parse_number(text)?,
     })
 }
@@ -112,7 +121,7 @@ pub(super) fn parse_scaled(s: &str) -> Option<u64> {
 /// Removes ANSI escape sequences (cursor moves of nested tqdm bars, colours); borrowed when
 /// there is none (nearly every segment: this runs for each redraw of a progress bar).
 pub(super) fn strip_ansi(s: &str) -> Cow<'_, str> {
-    if !s.contains('\u{1b}') {
+    if memchr::memchr(0x1b, s.as_bytes()).is_none() {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len());

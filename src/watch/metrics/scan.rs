@@ -30,6 +30,7 @@ pub(super) struct BarCap<'a> {
 
 /// Byte length of the `\d` character at `i` (Unicode decimal digits, as the regexes read
 /// it), 0 when there is none.
+#[inline]
 fn digit(s: &str, i: usize) -> usize {
     match s.as_bytes().get(i) {
         Some(b) if b.is_ascii_digit() => 1,
@@ -55,6 +56,7 @@ fn unicode_digit(c: char) -> bool {
 }
 
 /// Byte length of the `\s` character at `i` (Unicode White_Space), 0 when there is none.
+#[inline]
 fn space(s: &str, i: usize) -> usize {
     match s.as_bytes().get(i) {
         Some(b' ' | b'\t'..=b'\r') => 1,
@@ -72,6 +74,7 @@ fn space(s: &str, i: usize) -> usize {
 }
 
 /// Past the run of `\s` at `i`.
+#[inline]
 fn spaces(s: &str, mut i: usize) -> usize {
     loop {
         let n = space(s, i);
@@ -83,6 +86,7 @@ fn spaces(s: &str, mut i: usize) -> usize {
 }
 
 /// Past the run of `\d` at `i`.
+#[inline]
 fn digits(s: &str, mut i: usize) -> usize {
     loop {
         let n = digit(s, i);
@@ -106,10 +110,12 @@ fn digits_back(s: &str, end: usize) -> usize {
     i
 }
 
+#[inline]
 fn at(s: &str, i: usize) -> Option<u8> {
     s.as_bytes().get(i).copied()
 }
 
+#[inline]
 fn letters(s: &str, mut i: usize) -> usize {
     while at(s, i).is_some_and(|b| b.is_ascii_alphabetic()) {
         i += 1;
@@ -117,14 +123,14 @@ fn letters(s: &str, mut i: usize) -> usize {
     i
 }
 
+#[inline]
 fn is_key_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'/' | b'-')
 }
 
-/// All `key=value` / `key: value` matches of `seg`, as the `KV` regex finds them.
-pub(super) fn kv(seg: &str) -> Vec<KvCap<'_>> {
+/// Each `key=value` / `key: value` match of `seg` in order, as the `KV` regex finds them.
+pub(super) fn kv<'a>(seg: &'a str, mut out: impl FnMut(KvCap<'a>)) {
     let b = seg.as_bytes();
-    let mut out = Vec::new();
     // End of the last match: the next one starts there or later.
     let mut pos = 0;
     for sep in memchr::memchr2_iter(b'=', b':', b) {
@@ -143,8 +149,9 @@ pub(super) fn kv(seg: &str) -> Vec<KvCap<'_>> {
         if len == 0 || len > 64 || !b[key_start].is_ascii_alphabetic() {
             continue;
         }
-        // The character before the key is part of this match: it must not be the last one's.
-        if key_start > 0 && key_start - 1 < pos {
+        // The character before the key is part of this match: it must not be the last one's
+        // (and `^` matches at the very start only).
+        if key_start < pos + usize::from(key_start > 0) {
             continue;
         }
         let mut i = sep + 1;
@@ -168,7 +175,7 @@ pub(super) fn kv(seg: &str) -> Vec<KvCap<'_>> {
         if clock {
             end += 1 + digit(seg, end + 1);
         }
-        out.push(KvCap {
+        out(KvCap {
             key: &seg[key_start..key_end],
             num: &seg[j..num_end],
             unit,
@@ -176,7 +183,6 @@ pub(super) fn kv(seg: &str) -> Vec<KvCap<'_>> {
         });
         pos = end;
     }
-    out
 }
 
 /// End of `[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?i:nan|infinity|inf)` at `i`.
@@ -208,10 +214,10 @@ fn number(s: &str, i: usize) -> Option<usize> {
     Some(k)
 }
 
-/// The `(key, value)` matches of a dict or JSON `body`, as the `PAIR` regex finds them.
-pub(super) fn dict(body: &str) -> Vec<(&str, &str)> {
+/// Each `(key, value)` match of a dict or JSON `body` in order, as the `PAIR` regex finds
+/// them.
+pub(super) fn dict<'a>(body: &'a str, mut out: impl FnMut(&'a str, &'a str)) {
     let b = body.as_bytes();
-    let mut out = Vec::new();
     let quote = |from: usize| memchr::memchr2(b'\'', b'"', &b[from.min(b.len())..]).map(|i| from + i);
     let mut q = quote(0);
     while let Some(open) = q {
@@ -245,10 +251,9 @@ pub(super) fn dict(body: &str) -> Vec<(&str, &str)> {
             }
             _ => continue,
         };
-        out.push((key, val));
+        out(key, val);
         q = quote(end);
     }
-    out
 }
 
 /// End of a dict value: the next `, { } [ ]` or the end.
@@ -388,31 +393,46 @@ pub(super) fn bar(seg: &str) -> Option<BarCap<'_>> {
 }
 
 /// The first match of the `OPEN` regex (a bar without a total: `12it [00:01, 9.5it/s]`).
+/// Each match has its count just before a ` [` (letters between), so only the places
+/// before a ` [` are tried, in order: a count start gives one ` [`, so that order is the
+/// regex's order of starts.
 pub(super) fn open_bar(seg: &str) -> Option<BarCap<'_>> {
     let b = seg.as_bytes();
-    // Where the count may start: at the start, or after a `\s`, `:` or `|`.
-    let mut prefix_end = Some(0);
-    let mut i = 0;
-    loop {
-        if let Some(n_start) = prefix_end.take() {
-            if let Some(cap) = open_at(seg, n_start) {
-                return Some(cap);
+    static FINDER: OnceLock<memchr::memmem::Finder<'static>> = OnceLock::new();
+    let finder = FINDER.get_or_init(|| memchr::memmem::Finder::new(b" ["));
+    for l in finder.find_iter(b) {
+        // Back over the letters and the digits (and a fraction): the one place a count
+        // ending here can start.
+        let mut a = l;
+        while a > 0 && b[a - 1].is_ascii_alphabetic() {
+            a -= 1;
+        }
+        // A scale letter there belongs to the count; its digits end where the letters start.
+        let mut s = digits_back(seg, a);
+        if s == a {
+            continue;
+        }
+        if s >= 2 && b[s - 1] == b'.' {
+            let whole = digits_back(seg, s - 1);
+            if whole < s - 1 {
+                s = whole;
             }
         }
-        if i >= b.len() {
-            return None;
+        // The count must start the segment or follow a `\s`, `:` or `|`, and read forward
+        // to exactly this ` [`.
+        let prefixed = s == 0
+            || seg[..s]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c == ':' || c == '|' || c.is_whitespace());
+        if !prefixed || scaled(seg, s).map(|n| letters(seg, n)) != Some(l) {
+            continue;
         }
-        let w = match b[i] {
-            b':' | b'|' => 1,
-            _ => space(seg, i),
-        };
-        if w > 0 {
-            prefix_end = Some(i + w);
-            i += w;
-        } else {
-            i += seg[i..].chars().next().expect("a char").len_utf8();
+        if let Some(cap) = open_at(seg, s) {
+            return Some(cap);
         }
     }
+    None
 }
 
 fn open_at(seg: &str, n_start: usize) -> Option<BarCap<'_>> {
@@ -443,4 +463,20 @@ fn open_at(seg: &str, n_start: usize) -> Option<BarCap<'_>> {
         rate: Some(rate),
         unit: Some(unit),
     })
+}
+
+/// [`kv`]'s matches collected (for the tests).
+#[cfg(test)]
+pub(super) fn kv_all(seg: &str) -> Vec<KvCap<'_>> {
+    let mut all = Vec::new();
+    kv(seg, |c| all.push(c));
+    all
+}
+
+/// [`dict`]'s matches collected (for the tests).
+#[cfg(test)]
+pub(super) fn dict_all(body: &str) -> Vec<(&str, &str)> {
+    let mut all = Vec::new();
+    dict(body, |k, v| all.push((k, v)));
+    all
 }

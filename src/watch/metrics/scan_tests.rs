@@ -16,17 +16,17 @@ struct Seen {
 
 /// Every capture the tracker takes from `seg`, both ways.
 fn assert_same(seg: &str, seen: &mut Seen) {
-    let kv = scan::kv(seg);
+    let kv = scan::kv_all(seg);
     assert_eq!(kv, reference::kv(seg), "kv of {seg:?}");
     let bar = scan::bar(seg);
     assert_eq!(bar, reference::bar(seg), "bar of {seg:?}");
     let open = scan::open_bar(seg);
     assert_eq!(open, reference::open_bar(seg), "open bar of {seg:?}");
     if let Some(body) = dict_body(seg) {
-        assert_eq!(scan::dict(body), reference::dict(body), "dict of {body:?}");
+        assert_eq!(scan::dict_all(body), reference::dict(body), "dict of {body:?}");
     }
     // The dict scanner on text that is no record body, too.
-    let dict = scan::dict(seg);
+    let dict = scan::dict_all(seg);
     assert_eq!(dict, reference::dict(seg), "dict of {seg:?}");
     seen.kv += kv.len();
     seen.bar += usize::from(bar.is_some());
@@ -262,8 +262,8 @@ fn scanners_follow_the_regexes_backtracking() {
     assert_eq!((c.rate, c.unit), (Some("5"), Some("k/s")));
     let c = scan::bar("1.2.5/10 [00:01<?]").expect("a bar");
     assert_eq!((c.n, c.rate), ("2.5", None));
-    assert_eq!(scan::dict("{'a': , 'b': 2}"), [("a", " "), ("b", "2")]);
-    let kv = scan::kv("a=1%b=2 eta=1:2 x=3");
+    assert_eq!(scan::dict_all("{'a': , 'b': 2}"), [("a", " "), ("b", "2")]);
+    let kv = scan::kv_all("a=1%b=2 eta=1:2 x=3");
     let got: Vec<_> = kv.iter().map(|c| (c.key, c.num, c.unit, c.clock)).collect();
     assert_eq!(
         got,

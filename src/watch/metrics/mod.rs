@@ -311,14 +311,25 @@ impl MetricsTracker {
     }
 
     fn push_segment(&mut self, seg: &str, at: DateTime<Utc>, signals: &mut Vec<HealthSignal>) {
-        if self.summary_row(seg) || self.summary_header(seg) {
+        // One pass over the bytes says which forms cannot occur; their readers are skipped
+        // (each reader finds nothing without its bytes, so nothing else changes).
+        let h = Hints::of(seg);
+        if self.summary_row(seg) || (!h.any(Hints::NOT_HEADER) && self.summary_header(seg)) {
             return;
         }
-        self.tqdm(seg, at);
-        self.pymc(seg);
+        if h.all(Hints::BAR) {
+            self.tqdm(seg, at);
+        }
+        if h.any(Hints::PYMC) {
+            self.pymc(seg);
+        }
 
-        let mut pairs = dict_pairs(seg);
-        if pairs.is_empty() {
+        let mut pairs = if h.all(Hints::DICT) {
+            dict_pairs(seg)
+        } else {
+            Vec::new()
+        };
+        if pairs.is_empty() && h.all(Hints::KV) {
             pairs = kv_pairs(seg);
         }
         for (name, re) in &self.cfg.extra {
@@ -387,12 +398,12 @@ impl MetricsTracker {
 
     fn check_loss(&mut self, p: &Pair, seg: &str, signals: &mut Vec<HealthSignal>) {
         let key = p.key.as_ref();
-        if !self.loss.contains_key(key) && self.loss.len() >= MAX_KEYS {
-            return;
-        }
         let factor = self.cfg.diverge_factor;
         // The key is copied once, when first seen (this runs for every redraw of a bar).
         if !self.loss.contains_key(key) {
+            if self.loss.len() >= MAX_KEYS {
+                return;
+            }
             self.loss.insert(key.to_owned(), LossState::default());
         }
         let st = self.loss.get_mut(key).expect("inserted above");
@@ -618,6 +629,62 @@ impl MetricsTracker {
             self.convergence.min_ess = table.min_ess;
         }
         true
+    }
+}
+
+/// Which bytes the metric forms need occur in a segment, from one pass over it: a form
+/// whose bytes are missing cannot be there, so its reader is not run.
+#[derive(Clone, Copy)]
+struct Hints(u16);
+
+impl Hints {
+    /// A tqdm bar: its clock's `[` and its rate's `/` (`it/s`, `s/it`, and a total's).
+    const BAR: u16 = 1 << 0 | 1 << 1;
+    /// A dict or JSON record.
+    const DICT: u16 = 1 << 2;
+    /// A `key=value` or `key: value` pair.
+    const KV: u16 = 1 << 3;
+    /// PyMC's `Sampling …` (its `g`) and `There were …` (its `T`).
+    const PYMC: u16 = 1 << 4;
+    /// Set for an ASCII byte that neither a column name nor a space holds: no summary header.
+    const NOT_HEADER: u16 = 1 << 5;
+
+    const TABLE: [u16; 256] = {
+        let mut t = [0u16; 256];
+        let mut b = 0;
+        while b < 128 {
+            let c = b as u8;
+            let name = c.is_ascii_alphanumeric() || matches!(c, b'_' | b'%' | b'.');
+            // `char::is_whitespace` of the ASCII characters.
+            let space = matches!(c, b' ' | b'\t'..=b'\r');
+            if !name && !space {
+                t[b] |= Self::NOT_HEADER;
+            }
+            t[b] |= match c {
+                b'[' => 1 << 0,
+                b'/' => 1 << 1,
+                b'{' => Self::DICT,
+                b'=' | b':' => Self::KV,
+                b'g' | b'T' => Self::PYMC,
+                _ => 0,
+            };
+            b += 1;
+        }
+        t
+    };
+
+    fn of(seg: &str) -> Self {
+        Self(seg.bytes().fold(0, |h, b| h | Self::TABLE[usize::from(b)]))
+    }
+
+    /// Every byte of `mask` occurs.
+    fn all(self, mask: u16) -> bool {
+        self.0 & mask == mask
+    }
+
+    /// Some byte of `mask` occurs.
+    fn any(self, mask: u16) -> bool {
+        self.0 & mask != 0
     }
 }
 

@@ -242,6 +242,10 @@ pub struct MetricsTracker {
     reported_rate: Option<f64>,
     convergence: Convergence,
     table: Option<SummaryTable>,
+    /// Tests only: read with the regexes the scanners replace and without the byte hints
+    /// (the specification the fast path is compared with).
+    #[cfg(test)]
+    reference: bool,
 }
 
 impl MetricsTracker {
@@ -262,6 +266,17 @@ impl MetricsTracker {
             reported_rate: None,
             convergence: Convergence::default(),
             table: None,
+            #[cfg(test)]
+            reference: false,
+        }
+    }
+
+    /// A tracker that reads every segment the way the tracker did before its scanners.
+    #[cfg(test)]
+    fn reference(cfg: MetricsConfig) -> Self {
+        Self {
+            reference: true,
+            ..Self::new(cfg)
         }
     }
 
@@ -313,7 +328,7 @@ impl MetricsTracker {
     fn push_segment(&mut self, seg: &str, at: DateTime<Utc>, signals: &mut Vec<HealthSignal>) {
         // One pass over the bytes says which forms cannot occur; their readers are skipped
         // (each reader finds nothing without its bytes, so nothing else changes).
-        let h = Hints::of(seg);
+        let h = self.hints(seg);
         if self.summary_row(seg) || (!h.any(Hints::NOT_HEADER) && self.summary_header(seg)) {
             return;
         }
@@ -325,12 +340,12 @@ impl MetricsTracker {
         }
 
         let mut pairs = if h.all(Hints::DICT) {
-            dict_pairs(seg)
+            self.dict_pairs(seg)
         } else {
             Vec::new()
         };
         if pairs.is_empty() && h.all(Hints::KV) {
-            pairs = kv_pairs(seg);
+            pairs = self.kv_pairs(seg);
         }
         for (name, re) in &self.cfg.extra {
             if let Some(c) = re.captures(seg) {
@@ -349,6 +364,38 @@ impl MetricsTracker {
             return;
         }
         self.record(pairs, seg, at, signals);
+    }
+
+    fn hints(&self, seg: &str) -> Hints {
+        #[cfg(test)]
+        if self.reference {
+            return Hints(!Hints::NOT_HEADER);
+        }
+        Hints::of(seg)
+    }
+
+    fn bar<'a>(&self, seg: &'a str) -> Option<scan::BarCap<'a>> {
+        #[cfg(test)]
+        if self.reference {
+            return reference::bar(seg).or_else(|| reference::open_bar(seg));
+        }
+        scan::bar(seg).or_else(|| scan::open_bar(seg))
+    }
+
+    fn kv_pairs<'a>(&self, seg: &'a str) -> Vec<Pair<'a>> {
+        #[cfg(test)]
+        if self.reference {
+            return parse::reference_kv_pairs(seg);
+        }
+        kv_pairs(seg)
+    }
+
+    fn dict_pairs<'a>(&self, seg: &'a str) -> Vec<Pair<'a>> {
+        #[cfg(test)]
+        if self.reference {
+            return parse::reference_dict_pairs(seg);
+        }
+        dict_pairs(seg)
     }
 
     /// Applies the values of one record (one line's worth of pairs).
@@ -505,7 +552,7 @@ impl MetricsTracker {
         if memchr::memchr(b'[', seg.as_bytes()).is_none() {
             return;
         }
-        let Some(caps) = scan::bar(seg).or_else(|| scan::open_bar(seg)) else {
+        let Some(caps) = self.bar(seg) else {
             return;
         };
         let Some(n) = parse_scaled(caps.n) else {

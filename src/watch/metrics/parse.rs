@@ -25,6 +25,30 @@ pub(super) fn kv_pairs(seg: &str) -> Vec<Pair<'_>> {
     pairs
 }
 
+/// [`kv_pairs`] through the regex it replaced (for the tests).
+#[cfg(test)]
+pub(super) fn reference_kv_pairs(seg: &str) -> Vec<Pair<'_>> {
+    if memchr::memchr2(b'=', b':', seg.as_bytes()).is_none() {
+        return Vec::new();
+    }
+    super::reference::kv(seg)
+        .into_iter()
+        .filter_map(kv_pair)
+        .collect()
+}
+
+/// [`dict_pairs`] through the regex it replaced (for the tests).
+#[cfg(test)]
+pub(super) fn reference_dict_pairs(seg: &str) -> Vec<Pair<'_>> {
+    match dict_body(seg) {
+        Some(body) => super::reference::dict(body)
+            .into_iter()
+            .filter_map(dict_pair)
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
 /// The pair a `key=value` match stands for, if it is a number.
 pub(super) fn kv_pair(c: KvCap<'_>) -> Option<Pair<'_>> {
     let alpha = c

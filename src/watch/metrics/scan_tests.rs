@@ -2,8 +2,10 @@
 //! on every segment of every fixture log and on fuzzed lines built from the pieces metrics
 //! are made of (and the traps around them).
 
+use chrono::{Duration, TimeZone, Utc};
+
 use super::parse::{dict_body, strip_ansi, truncate_bytes};
-use super::{reference, scan, MAX_SEGMENT_BYTES};
+use super::{reference, scan, MetricsConfig, MetricsTracker, MAX_SEGMENT_BYTES};
 
 /// Matches seen, per form: so a test shows that its lines exercise every scanner.
 #[derive(Debug, Default)]
@@ -281,4 +283,57 @@ fn scanners_follow_the_regexes_backtracking() {
     ] {
         assert_same(seg, &mut Seen::default());
     }
+}
+
+/// The whole tracker, fast path against the regexes it replaced with no byte hints: the same
+/// signals line by line, the same snapshot and series, on every fixture log and on the
+/// fuzzed lines (with tqdm bars, records and trap lines among them).
+#[test]
+fn the_tracker_learns_the_same_as_with_the_regexes() {
+    let cfg = MetricsConfig {
+        chart: ["loss", "train_loss", "eval_loss", "acc", "lr"]
+            .map(String::from)
+            .to_vec(),
+        ..MetricsConfig::default()
+    };
+    let mut texts: Vec<String> = fixture_logs()
+        .into_iter()
+        .map(|p| String::from_utf8_lossy(&std::fs::read(p).expect("fixture")).into_owned())
+        .collect();
+    let mut rng = Rng(3);
+    let fuzzed: Vec<String> = (0..20_000)
+        .map(|_| {
+            let mut line = String::new();
+            for _ in 0..1 + rng.below(12) {
+                line.push_str(PIECES[rng.below(PIECES.len())]);
+                if rng.below(8) == 0 {
+                    line.push('\r');
+                }
+            }
+            line
+        })
+        .collect();
+    texts.push(fuzzed.join("\n"));
+    let t0 = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+    let mut signals = 0;
+    for text in &texts {
+        let mut fast = MetricsTracker::new(cfg.clone());
+        let mut spec = MetricsTracker::reference(cfg.clone());
+        for (i, line) in text.lines().enumerate() {
+            let at = t0 + Duration::milliseconds(250 * i as i64);
+            let (a, b) = (fast.push_line(line, at), spec.push_line(line, at));
+            // Debug form: a NaN is equal to itself there.
+            assert_eq!(format!("{a:?}"), format!("{b:?}"), "{line:?}");
+            signals += a.len();
+        }
+        assert_eq!(format!("{:?}", fast.snapshot()), format!("{:?}", spec.snapshot()));
+        for name in &cfg.chart {
+            assert_eq!(
+                format!("{:?}", fast.series(name)),
+                format!("{:?}", spec.series(name)),
+                "{name}"
+            );
+        }
+    }
+    assert!(signals > 10, "health signals are compared too: {signals}");
 }

@@ -301,11 +301,15 @@ impl MetricsTracker {
             let segment = &line[from..end];
             from = end + 1;
             let segment = truncate_bytes(segment, MAX_SEGMENT_BYTES);
-            let clean = strip_ansi(segment);
-            if clean.trim().is_empty() {
-                continue;
+            let h = Hints::of(segment);
+            if h.any(Hints::ESC) {
+                let clean = strip_ansi(segment);
+                if !clean.trim().is_empty() {
+                    self.push_segment(&clean, Hints::of(&clean), at, &mut signals);
+                }
+            } else if h.any(Hints::VISIBLE) || !segment.trim().is_empty() {
+                self.push_segment(segment, h, at, &mut signals);
             }
-            self.push_segment(&clean, at, &mut signals);
         }
         signals
     }
@@ -325,10 +329,10 @@ impl MetricsTracker {
         self.series.get(name)
     }
 
-    fn push_segment(&mut self, seg: &str, at: DateTime<Utc>, signals: &mut Vec<HealthSignal>) {
-        // One pass over the bytes says which forms cannot occur; their readers are skipped
-        // (each reader finds nothing without its bytes, so nothing else changes).
-        let h = self.hints(seg);
+    /// `h`: the segment's [`Hints`]: the forms whose bytes are missing cannot occur, and
+    /// their readers are skipped (each finds nothing without its bytes: nothing changes).
+    fn push_segment(&mut self, seg: &str, h: Hints, at: DateTime<Utc>, signals: &mut Vec<HealthSignal>) {
+        let h = self.hints(h);
         if self.summary_row(seg) || (!h.any(Hints::NOT_HEADER) && self.summary_header(seg)) {
             return;
         }
@@ -366,12 +370,12 @@ impl MetricsTracker {
         self.record(pairs, seg, at, signals);
     }
 
-    fn hints(&self, seg: &str) -> Hints {
+    fn hints(&self, h: Hints) -> Hints {
         #[cfg(test)]
         if self.reference {
             return Hints(!Hints::NOT_HEADER);
         }
-        Hints::of(seg)
+        h
     }
 
     fn bar<'a>(&self, seg: &'a str) -> Option<scan::BarCap<'a>> {
@@ -548,10 +552,6 @@ impl MetricsTracker {
     }
 
     fn tqdm(&mut self, seg: &str, at: DateTime<Utc>) {
-        // Both bars hold a `[` (their clock): most segments stop here, before any scan.
-        if memchr::memchr(b'[', seg.as_bytes()).is_none() {
-            return;
-        }
         let Some(caps) = self.bar(seg) else {
             return;
         };
@@ -695,6 +695,10 @@ impl Hints {
     const PYMC: u16 = 1 << 4;
     /// Set for an ASCII byte that neither a column name nor a space holds: no summary header.
     const NOT_HEADER: u16 = 1 << 5;
+    /// An escape sequence may be there (colours, nested bars' cursor moves): strip it first.
+    const ESC: u16 = 1 << 6;
+    /// A visible ASCII character: the segment is not blank.
+    const VISIBLE: u16 = 1 << 7;
 
     const TABLE: [u16; 256] = {
         let mut t = [0u16; 256];
@@ -707,12 +711,16 @@ impl Hints {
             if !name && !space {
                 t[b] |= Self::NOT_HEADER;
             }
+            if c.is_ascii_graphic() {
+                t[b] |= Self::VISIBLE;
+            }
             t[b] |= match c {
                 b'[' => 1 << 0,
                 b'/' => 1 << 1,
                 b'{' => Self::DICT,
                 b'=' | b':' => Self::KV,
                 b'g' | b'T' => Self::PYMC,
+                0x1b => Self::ESC,
                 _ => 0,
             };
             b += 1;

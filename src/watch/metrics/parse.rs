@@ -14,12 +14,9 @@ pub(super) struct Pair<'a> {
     pub(super) value: f64,
 }
 
-/// `key=value` and `key: value` pairs.
+/// `key=value` and `key: value` pairs (every one holds `=` or `:`: the caller has checked
+/// that one of them occurs).
 pub(super) fn kv_pairs(seg: &str) -> Vec<Pair<'_>> {
-    // Every pair holds `=` or `:`: without either, nothing to scan.
-    if memchr::memchr2(b'=', b':', seg.as_bytes()).is_none() {
-        return Vec::new();
-    }
     let mut pairs = Vec::new();
     scan::kv(seg, |c| pairs.extend(kv_pair(c)));
     pairs
@@ -28,9 +25,6 @@ pub(super) fn kv_pairs(seg: &str) -> Vec<Pair<'_>> {
 /// [`kv_pairs`] through the regex it replaced (for the tests).
 #[cfg(test)]
 pub(super) fn reference_kv_pairs(seg: &str) -> Vec<Pair<'_>> {
-    if memchr::memchr2(b'=', b':', seg.as_bytes()).is_none() {
-        return Vec::new();
-    }
     super::reference::kv(seg)
         .into_iter()
         .filter_map(kv_pair)
@@ -133,6 +127,12 @@ pub(super) fn parse_scaled_f64(s: &str) -> Option<f64> {
         'T' => (&s[..s.len() - 1], 1e12),
         _ => (s, 1.0),
     };
+    // A short run of digits is an integer f64 holds exactly: no float parsing (a bar's
+    // count and total, on every redraw).
+    if (1..=15).contains(&num.len()) && num.bytes().all(|b| b.is_ascii_digit()) {
+        let v = num.bytes().fold(0u64, |v, b| v * 10 + u64::from(b - b'0'));
+        return Some(v as f64 * mult);
+    }
     num.parse::<f64>().ok().map(|v| v * mult)
 }
 

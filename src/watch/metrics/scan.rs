@@ -34,16 +34,18 @@ pub(super) struct BarCap<'a> {
 fn digit(s: &str, i: usize) -> usize {
     match s.as_bytes().get(i) {
         Some(b) if b.is_ascii_digit() => 1,
-        Some(b) if b.is_ascii() => 0,
-        None => 0,
-        Some(_) => {
-            let c = s[i..].chars().next().expect("a char starts here");
-            if unicode_digit(c) {
-                c.len_utf8()
-            } else {
-                0
-            }
-        }
+        Some(b) if !b.is_ascii() => non_ascii_digit(s, i),
+        _ => 0,
+    }
+}
+
+#[cold]
+fn non_ascii_digit(s: &str, i: usize) -> usize {
+    let c = s[i..].chars().next().expect("a char starts here");
+    if unicode_digit(c) {
+        c.len_utf8()
+    } else {
+        0
     }
 }
 
@@ -60,16 +62,18 @@ fn unicode_digit(c: char) -> bool {
 fn space(s: &str, i: usize) -> usize {
     match s.as_bytes().get(i) {
         Some(b' ' | b'\t'..=b'\r') => 1,
-        Some(b) if b.is_ascii() => 0,
-        None => 0,
-        Some(_) => {
-            let c = s[i..].chars().next().expect("a char starts here");
-            if c.is_whitespace() {
-                c.len_utf8()
-            } else {
-                0
-            }
-        }
+        Some(b) if !b.is_ascii() => non_ascii_space(s, i),
+        _ => 0,
+    }
+}
+
+#[cold]
+fn non_ascii_space(s: &str, i: usize) -> usize {
+    let c = s[i..].chars().next().expect("a char starts here");
+    if c.is_whitespace() {
+        c.len_utf8()
+    } else {
+        0
     }
 }
 

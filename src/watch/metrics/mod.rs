@@ -729,7 +729,17 @@ impl Hints {
     };
 
     fn of(seg: &str) -> Self {
-        Self(seg.bytes().fold(0, |h, b| h | Self::TABLE[usize::from(b)]))
+        let t = |b: u8| Self::TABLE[usize::from(b)];
+        // Four lanes: the lookups do not wait on one another.
+        let mut chunks = seg.as_bytes().chunks_exact(4);
+        let mut lanes = [0u16; 4];
+        for c in &mut chunks {
+            for (lane, b) in lanes.iter_mut().zip(c) {
+                *lane |= t(*b);
+            }
+        }
+        let tail = chunks.remainder().iter().fold(0, |h, b| h | t(*b));
+        Self(lanes.iter().fold(tail, |h, l| h | l))
     }
 
     /// Every byte of `mask` occurs.

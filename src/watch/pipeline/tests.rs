@@ -277,7 +277,8 @@ fn the_batch_gives_the_detector_what_line_by_line_gives() {
     // announced in the same order and each ends as line by line leaves it.
     let news = |f: &[Finding]| -> Vec<usize> {
         f.iter()
-            .filter_map(|f| matches!(f, Finding::New { .. }).then(|| f.index()))
+            .filter(|f| matches!(f, Finding::New { .. }))
+            .map(|f| f.index())
             .collect()
     };
     let last = |f: &[Finding], i: usize| -> Incident {

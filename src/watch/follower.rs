@@ -652,7 +652,16 @@ impl Follower {
 /// non-empty `\r`-separated segment (so a CRLF line loses its `\r` too). The one definition:
 /// the detector reads lines through it as well, live and in triage.
 pub fn display_segment(line: &str) -> &str {
-    line.rsplit('\r').find(|s| !s.is_empty()).unwrap_or("")
+    // A SIMD search back from the end: this runs for every line read.
+    let b = line.as_bytes();
+    let mut end = b.len();
+    while let Some(cr) = memchr::memrchr(b'\r', &b[..end]) {
+        if cr + 1 < end {
+            return &line[cr + 1..end];
+        }
+        end = cr;
+    }
+    &line[..end]
 }
 
 #[cfg(test)]
@@ -665,6 +674,9 @@ mod tests {
         assert_eq!(display_segment("epoch 3\r"), "epoch 3");
         assert_eq!(display_segment("\r\r"), "");
         assert_eq!(display_segment("plain"), "plain");
+        assert_eq!(display_segment(""), "");
+        assert_eq!(display_segment("a\rb\r\r"), "b");
+        assert_eq!(display_segment("\rb"), "b");
     }
 
     #[test]

@@ -142,6 +142,8 @@ pub struct Pipeline {
     /// The unfinished last line as last seen (a progress bar redrawn with `\r`).
     partial: Option<String>,
     keys: IncidentKeys,
+    /// Lines read on their way to the detector (one buffer, reused by every read).
+    batch: Batch,
     /// The log's path was found swapped (a link, not a regular file) and that was reported.
     swap_reported: bool,
 }
@@ -158,6 +160,7 @@ impl Pipeline {
             stall: None,
             partial: None,
             keys: IncidentKeys::restore(saved.next_incident_key, used_keys),
+            batch: Batch::default(),
             swap_reported: false,
             cfg,
         }
@@ -212,12 +215,16 @@ impl Pipeline {
     pub fn read(&mut self, now: DateTime<Utc>) -> Read {
         let mut findings = Vec::new();
         let mut signals: Vec<(u64, HealthSignal)> = Vec::new();
-        let mut last_no: Option<u64> = None;
-        let mut last_text = String::new();
         let mut fed = false;
-        let (detector, tracker, filter) = (&mut self.detector, &mut self.tracker, &mut self.filter);
+        let (detector, tracker, filter, batch) = (
+            &mut self.detector,
+            &mut self.tracker,
+            &mut self.filter,
+            &mut self.batch,
+        );
+        batch.start();
         let res = self.follower.read_available_with(|line| {
-            coalesce(&mut findings, detector.push_line(line.no, line.text));
+            batch.push(line.no, line.text, detector, &mut findings);
             if filter.wants(line.text) {
                 fed = true;
                 signals.extend(
@@ -227,15 +234,12 @@ impl Pipeline {
                         .map(|s| (line.no, s)),
                 );
             }
-            let shown = display_segment(line.text);
-            if !shown.trim().is_empty() {
-                // A short copy into a reused buffer (no allocation per line): the line is only
-                // lent for the duration of this callback.
-                last_text.clear();
-                last_text.push_str(shown);
-                last_no = Some(line.no);
-            }
         });
+        batch.flush(detector, &mut findings);
+        let (last_no, last_text) = match batch.shown.take() {
+            Some((no, text)) => (Some(no), text),
+            None => (None, String::new()),
+        };
         let (more, refused) = match res {
             Ok(stats) => (stats.more, stats.refused),
             Err(e) => {
@@ -463,6 +467,77 @@ impl Pipeline {
                 .map(|(key, incident)| Event::IncidentUpdated { key, incident }),
         );
         events
+    }
+}
+
+/// Most bytes of lines held for the detector before they are handed over (memory stays
+/// bounded whatever one read brings).
+const BATCH_BYTES: usize = 1 << 20;
+
+/// The lines of one read on their way to the detector as whole regions
+/// ([`Detector::push_region`], the bulk path `trainwatch triage` takes: its prefilter skips
+/// the lines no rule can fire on, where [`Detector::push_line`] looks at each), and the
+/// newest line a terminal shows, for [`Event::LogActivity`] and the stall watch.
+#[derive(Debug, Default)]
+struct Batch {
+    /// Lines, each ending with `'\n'`; the first is numbered `first`.
+    bytes: Vec<u8>,
+    first: u64,
+    /// The newest line with something to show in it, of this read: its number and its text
+    /// (or, while still in `bytes`, where that text lies in it).
+    shown: Option<(u64, String)>,
+    shown_at: Option<(u64, std::ops::Range<usize>)>,
+    /// Lines held.
+    count: u64,
+}
+
+impl Batch {
+    fn start(&mut self) {
+        self.bytes.clear();
+        self.shown = None;
+        self.shown_at = None;
+    }
+
+    /// One line, numbered `no`; a line that does not follow the last one (the log was
+    /// rotated or truncated: numbering restarts) first sends the lines held.
+    fn push(&mut self, no: u64, text: &str, detector: &mut Detector, findings: &mut Vec<Finding>) {
+        if !self.bytes.is_empty() && no != self.next_no() {
+            self.flush(detector, findings);
+        }
+        if self.bytes.is_empty() {
+            self.first = no;
+        }
+        let shown = display_segment(text);
+        if !shown.trim().is_empty() {
+            // `shown` lies within `text`: its offset there is that of the slices.
+            let off = self.bytes.len() + (shown.as_ptr() as usize - text.as_ptr() as usize);
+            self.shown_at = Some((no, off..off + shown.len()));
+        }
+        self.bytes.extend_from_slice(text.as_bytes());
+        self.bytes.push(b'\n');
+        self.count += 1;
+        if self.bytes.len() >= BATCH_BYTES {
+            self.flush(detector, findings);
+        }
+    }
+
+    fn next_no(&self) -> u64 {
+        self.first + self.count
+    }
+
+    /// Hands the lines held to the detector, its findings folded into `findings`.
+    fn flush(&mut self, detector: &mut Detector, findings: &mut Vec<Finding>) {
+        if self.bytes.is_empty() {
+            return;
+        }
+        let mut out = Vec::new();
+        detector.push_region(self.first, &self.bytes, &mut out);
+        coalesce(findings, out);
+        if let Some((no, span)) = self.shown_at.take() {
+            self.shown = Some((no, String::from_utf8_lossy(&self.bytes[span]).into_owned()));
+        }
+        self.bytes.clear();
+        self.count = 0;
     }
 }
 

@@ -8,6 +8,7 @@
 //! rate, a convergence summary, and bounded, downsampled series for charting; it raises
 //! [`HealthSignal`]s for a non-finite or diverging loss. It does no I/O: time comes in as data.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::OnceLock;
 
@@ -17,6 +18,11 @@ use regex::Regex;
 use crate::model::{Category, Incident, Severity};
 
 mod parse;
+#[cfg(test)]
+mod reference;
+mod scan;
+#[cfg(test)]
+mod scan_tests;
 mod series;
 
 use parse::{
@@ -236,6 +242,10 @@ pub struct MetricsTracker {
     reported_rate: Option<f64>,
     convergence: Convergence,
     table: Option<SummaryTable>,
+    /// Tests only: read with the regexes the scanners replace and without the byte hints
+    /// (the specification the fast path is compared with).
+    #[cfg(test)]
+    reference: bool,
 }
 
 impl MetricsTracker {
@@ -256,6 +266,17 @@ impl MetricsTracker {
             reported_rate: None,
             convergence: Convergence::default(),
             table: None,
+            #[cfg(test)]
+            reference: false,
+        }
+    }
+
+    /// A tracker that reads every segment the way the tracker did before its scanners.
+    #[cfg(test)]
+    fn reference(cfg: MetricsConfig) -> Self {
+        Self {
+            reference: true,
+            ..Self::new(cfg)
         }
     }
 
@@ -280,11 +301,15 @@ impl MetricsTracker {
             let segment = &line[from..end];
             from = end + 1;
             let segment = truncate_bytes(segment, MAX_SEGMENT_BYTES);
-            let clean = strip_ansi(segment);
-            if clean.trim().is_empty() {
-                continue;
+            let h = Hints::of(segment);
+            if h.any(Hints::ESC) {
+                let clean = strip_ansi(segment);
+                if !clean.trim().is_empty() {
+                    self.push_segment(&clean, Hints::of(&clean), at, &mut signals);
+                }
+            } else if h.any(Hints::VISIBLE) || !segment.trim().is_empty() {
+                self.push_segment(segment, h, at, &mut signals);
             }
-            self.push_segment(&clean, at, &mut signals);
         }
         signals
     }
@@ -304,25 +329,36 @@ impl MetricsTracker {
         self.series.get(name)
     }
 
-    fn push_segment(&mut self, seg: &str, at: DateTime<Utc>, signals: &mut Vec<HealthSignal>) {
-        if self.summary_row(seg) || self.summary_header(seg) {
+    /// `h`: the segment's [`Hints`]: the forms whose bytes are missing cannot occur, and
+    /// their readers are skipped (each finds nothing without its bytes: nothing changes).
+    fn push_segment(&mut self, seg: &str, h: Hints, at: DateTime<Utc>, signals: &mut Vec<HealthSignal>) {
+        let h = self.hints(h);
+        if self.summary_row(seg) || (!h.any(Hints::NOT_HEADER) && self.summary_header(seg)) {
             return;
         }
-        self.tqdm(seg, at);
-        self.pymc(seg);
+        if h.all(Hints::BAR) {
+            self.tqdm(seg, at);
+        }
+        if h.any(Hints::PYMC) {
+            self.pymc(seg);
+        }
 
-        let mut pairs = dict_pairs(seg);
-        if pairs.is_empty() {
-            pairs = kv_pairs(seg);
+        let mut pairs = if h.all(Hints::DICT) {
+            self.dict_pairs(seg)
+        } else {
+            Vec::new()
+        };
+        if pairs.is_empty() && h.all(Hints::KV) {
+            pairs = self.kv_pairs(seg);
         }
         for (name, re) in &self.cfg.extra {
             if let Some(c) = re.captures(seg) {
                 let text = c.get(1).or_else(|| c.get(0)).map_or("", |m| m.as_str());
                 if let Some(value) = parse_number(text) {
-                    pairs.retain(|p| &p.key != name);
+                    pairs.retain(|p| p.key != name.as_str());
                     pairs.push(Pair {
-                        key: name.clone(),
-                        text: text.to_owned(),
+                        key: Cow::Owned(name.clone()),
+                        text,
                         value,
                     });
                 }
@@ -332,6 +368,38 @@ impl MetricsTracker {
             return;
         }
         self.record(pairs, seg, at, signals);
+    }
+
+    fn hints(&self, h: Hints) -> Hints {
+        #[cfg(test)]
+        if self.reference {
+            return Hints(!Hints::NOT_HEADER);
+        }
+        h
+    }
+
+    fn bar<'a>(&self, seg: &'a str) -> Option<scan::BarCap<'a>> {
+        #[cfg(test)]
+        if self.reference {
+            return reference::bar(seg).or_else(|| reference::open_bar(seg));
+        }
+        scan::bar(seg).or_else(|| scan::open_bar(seg))
+    }
+
+    fn kv_pairs<'a>(&self, seg: &'a str) -> Vec<Pair<'a>> {
+        #[cfg(test)]
+        if self.reference {
+            return parse::reference_kv_pairs(seg);
+        }
+        kv_pairs(seg)
+    }
+
+    fn dict_pairs<'a>(&self, seg: &'a str) -> Vec<Pair<'a>> {
+        #[cfg(test)]
+        if self.reference {
+            return parse::reference_dict_pairs(seg);
+        }
+        dict_pairs(seg)
     }
 
     /// Applies the values of one record (one line's worth of pairs).
@@ -351,7 +419,7 @@ impl MetricsTracker {
         if let Some(tk) = &self.cfg.total_key {
             if let Some(t) = pairs
                 .iter()
-                .find(|p| &p.key == tk)
+                .find(|p| p.key == tk.as_str())
                 .and_then(|p| as_count(p.value))
             {
                 self.total = Some(t);
@@ -363,14 +431,16 @@ impl MetricsTracker {
             if is_loss_key(&p.key) {
                 self.check_loss(&p, seg, signals);
             }
-            if let Some(series) = self.series.get_mut(&p.key) {
+            if let Some(series) = self.series.get_mut(p.key.as_ref()) {
                 let x = record_step
                     .or(self.step)
                     .map_or(series.raw_len() as f64, |s| s as f64);
                 series.push(x, p.value);
             }
-            if self.latest.len() < MAX_KEYS || self.latest.contains_key(&p.key) {
-                self.latest.insert(p.key, p.value);
+            if let Some(v) = self.latest.get_mut(p.key.as_ref()) {
+                *v = p.value;
+            } else if self.latest.len() < MAX_KEYS {
+                self.latest.insert(p.key.into_owned(), p.value);
             } else {
                 tracing::debug!(key = %p.key, "metric ignored: too many distinct metric names");
             }
@@ -378,22 +448,23 @@ impl MetricsTracker {
     }
 
     fn check_loss(&mut self, p: &Pair, seg: &str, signals: &mut Vec<HealthSignal>) {
-        if !self.loss.contains_key(&p.key) && self.loss.len() >= MAX_KEYS {
-            return;
-        }
+        let key = p.key.as_ref();
         let factor = self.cfg.diverge_factor;
         // The key is copied once, when first seen (this runs for every redraw of a bar).
-        if !self.loss.contains_key(&p.key) {
-            self.loss.insert(p.key.clone(), LossState::default());
+        if !self.loss.contains_key(key) {
+            if self.loss.len() >= MAX_KEYS {
+                return;
+            }
+            self.loss.insert(key.to_owned(), LossState::default());
         }
-        let st = self.loss.get_mut(&p.key).expect("inserted above");
+        let st = self.loss.get_mut(key).expect("inserted above");
         if !p.value.is_finite() {
             if !st.nonfinite {
                 st.nonfinite = true;
                 signals.push(HealthSignal::LossNonFinite {
-                    key: p.key.clone(),
+                    key: key.to_owned(),
                     line: truncate_chars(seg.trim(), MAX_EVIDENCE_CHARS),
-                    value: p.text.clone(),
+                    value: p.text.to_owned(),
                 });
             }
             return;
@@ -406,7 +477,7 @@ impl MetricsTracker {
                 if !st.diverging {
                     st.diverging = true;
                     signals.push(HealthSignal::LossDiverging {
-                        key: p.key.clone(),
+                        key: key.to_owned(),
                         value: p.value,
                         running_min: min,
                     });
@@ -481,39 +552,13 @@ impl MetricsTracker {
     }
 
     fn tqdm(&mut self, seg: &str, at: DateTime<Utc>) {
-        static BAR: OnceLock<Regex> = OnceLock::new();
-        static OPEN: OnceLock<Regex> = OnceLock::new();
-        let bar = BAR.get_or_init(|| {
-            Regex::new(
-                r"(?P<n>\d+(?:\.\d+)?[kMGT]?)/(?P<total>\d+(?:\.\d+)?[kMGT]?) ?\[[\d:]+<(?:[\d:]+|\?)(?:, *(?P<rate>\?|\d+(?:\.\d+)?[kMGT]?) ?(?P<unit>[A-Za-z]+/s|s/[A-Za-z]+))?",
-            )
-            .expect("valid regex")
-        });
-        let open = OPEN.get_or_init(|| {
-            Regex::new(
-                r"(?:^|[\s:|])(?P<n>\d+(?:\.\d+)?[kMGT]?)[A-Za-z]* \[[\d:]+, *(?P<rate>\?|\d+(?:\.\d+)?[kMGT]?) ?(?P<unit>[A-Za-z]+/s|s/[A-Za-z]+)",
-            )
-            .expect("valid regex")
-        });
-        // Both bars hold a `[` (their clock): most segments stop here, before any regex.
-        if !seg.contains('[') {
-            return;
-        }
-        let (caps, has_total) = match bar.captures(seg) {
-            Some(c) => (c, true),
-            None => match open.captures(seg) {
-                Some(c) => (c, false),
-                None => return,
-            },
-        };
-        let Some(n) = caps.name("n").and_then(|m| parse_scaled(m.as_str())) else {
+        let Some(caps) = self.bar(seg) else {
             return;
         };
-        let total = if has_total {
-            caps.name("total").and_then(|m| parse_scaled(m.as_str()))
-        } else {
-            None
+        let Some(n) = parse_scaled(caps.n) else {
+            return;
         };
+        let total = caps.total.and_then(parse_scaled);
         if self.cfg.step_key.is_some() {
             return;
         }
@@ -524,16 +569,12 @@ impl MetricsTracker {
             }
         }
         let rate = caps
-            .name("rate")
-            .and_then(|r| parse_scaled_f64(r.as_str()))
+            .rate
+            .and_then(parse_scaled_f64)
             .filter(|r| r.is_finite() && *r > 0.0);
-        if let (Some(r), Some(unit)) = (rate, caps.name("unit")) {
+        if let (Some(r), Some(unit)) = (rate, caps.unit) {
             // "s/it" is tqdm's way to print rates below one per second.
-            self.reported_rate = Some(if unit.as_str().starts_with("s/") {
-                1.0 / r
-            } else {
-                r
-            });
+            self.reported_rate = Some(if unit.starts_with("s/") { 1.0 / r } else { r });
         }
     }
 
@@ -552,7 +593,7 @@ impl MetricsTracker {
         let int = |s: &str| s.replace(['_', ','], "").parse::<u64>().ok();
         // Each regex starts with its literal: without one, no capture slots are allocated
         // (this runs for every segment of every line the tracker sees).
-        let (has_sampling, has_there) = (seg.contains("ampling "), seg.contains("There w"));
+        let (has_sampling, has_there) = (has(seg, &SAMPLING_LIT), has(seg, &THERE_LIT));
         if !has_sampling && !has_there {
             return;
         }
@@ -572,7 +613,7 @@ impl MetricsTracker {
     /// An ArviZ `az.summary` header: names only, with r_hat or an ess column among them.
     fn summary_header(&mut self, seg: &str) -> bool {
         // Both kinds of column named below hold one of these: most segments stop here.
-        if !seg.contains("r_hat") && !seg.contains("ess") {
+        if !has(seg, &RHAT_LIT) && !has(seg, &ESS_LIT) {
             return false;
         }
         let cols: Vec<&str> = seg.split_whitespace().collect();
@@ -638,6 +679,108 @@ impl MetricsTracker {
     }
 }
 
+/// Which bytes the metric forms need occur in a segment, from one pass over it: a form
+/// whose bytes are missing cannot be there, so its reader is not run.
+#[derive(Clone, Copy)]
+struct Hints(u16);
+
+impl Hints {
+    /// A tqdm bar: its clock's `[` and its rate's `/` (`it/s`, `s/it`, and a total's).
+    const BAR: u16 = 1 << 0 | 1 << 1;
+    /// A dict or JSON record.
+    const DICT: u16 = 1 << 2;
+    /// A `key=value` or `key: value` pair.
+    const KV: u16 = 1 << 3;
+    /// PyMC's `Sampling …` (its `g`) and `There were …` (its `T`).
+    const PYMC: u16 = 1 << 4;
+    /// Set for an ASCII byte that neither a column name nor a space holds: no summary header.
+    const NOT_HEADER: u16 = 1 << 5;
+    /// An escape sequence may be there (colours, nested bars' cursor moves): strip it first.
+    const ESC: u16 = 1 << 6;
+    /// A visible ASCII character: the segment is not blank.
+    const VISIBLE: u16 = 1 << 7;
+
+    const TABLE: [u16; 256] = {
+        let mut t = [0u16; 256];
+        let mut b = 0;
+        while b < 128 {
+            let c = b as u8;
+            let name = c.is_ascii_alphanumeric() || matches!(c, b'_' | b'%' | b'.');
+            // `char::is_whitespace` of the ASCII characters.
+            let space = matches!(c, b' ' | b'\t'..=b'\r');
+            if !name && !space {
+                t[b] |= Self::NOT_HEADER;
+            }
+            if c.is_ascii_graphic() {
+                t[b] |= Self::VISIBLE;
+            }
+            t[b] |= match c {
+                b'[' => 1 << 0,
+                b'/' => 1 << 1,
+                b'{' => Self::DICT,
+                b'=' | b':' => Self::KV,
+                b'g' | b'T' => Self::PYMC,
+                0x1b => Self::ESC,
+                _ => 0,
+            };
+            b += 1;
+        }
+        t
+    };
+
+    fn of(seg: &str) -> Self {
+        let t = |b: u8| Self::TABLE[usize::from(b)];
+        // Four lanes: the lookups do not wait on one another.
+        let mut chunks = seg.as_bytes().chunks_exact(4);
+        let mut lanes = [0u16; 4];
+        for c in &mut chunks {
+            for (lane, b) in lanes.iter_mut().zip(c) {
+                *lane |= t(*b);
+            }
+        }
+        let tail = chunks.remainder().iter().fold(0, |h, b| h | t(*b));
+        Self(lanes.iter().fold(tail, |h, l| h | l))
+    }
+
+    /// Every byte of `mask` occurs.
+    fn all(self, mask: u16) -> bool {
+        self.0 & mask == mask
+    }
+
+    /// Some byte of `mask` occurs.
+    fn any(self, mask: u16) -> bool {
+        self.0 & mask != 0
+    }
+}
+
+/// A literal searched for in every segment, with its searcher built once (`str::contains`
+/// builds one per call, which costs more than the search in a short segment).
+struct Literal {
+    text: &'static str,
+    finder: OnceLock<memchr::memmem::Finder<'static>>,
+}
+
+impl Literal {
+    const fn new(text: &'static str) -> Self {
+        Self {
+            text,
+            finder: OnceLock::new(),
+        }
+    }
+}
+
+static SAMPLING_LIT: Literal = Literal::new("ampling ");
+static THERE_LIT: Literal = Literal::new("There w");
+static RHAT_LIT: Literal = Literal::new("r_hat");
+static ESS_LIT: Literal = Literal::new("ess");
+
+fn has(seg: &str, lit: &Literal) -> bool {
+    let finder = lit
+        .finder
+        .get_or_init(|| memchr::memmem::Finder::new(lit.text.as_bytes()));
+    finder.find(seg.as_bytes()).is_some()
+}
+
 /// Whether a metric is a loss (`loss`, `train_loss`, `val/loss`, …).
 pub fn is_loss_key(key: &str) -> bool {
     key.len() >= 4 && key.as_bytes()[key.len() - 4..].eq_ignore_ascii_case(b"loss")
@@ -659,7 +802,7 @@ mod tests {
     #[test]
     fn unwraps_tensor_reprs() {
         let pairs = dict_pairs("{'loss': tensor(0.25, device='cuda:0'), 'x': np.float64(2.5)}");
-        let got: Vec<(String, f64)> = pairs.into_iter().map(|p| (p.key, p.value)).collect();
+        let got: Vec<(String, f64)> = pairs.into_iter().map(|p| (p.key.into_owned(), p.value)).collect();
         assert_eq!(got, [("loss".to_owned(), 0.25), ("x".to_owned(), 2.5)]);
     }
 

@@ -2,79 +2,95 @@
 //! records, scaled numbers such as `1.2k`), and the small string helpers the tracker needs.
 
 use std::borrow::Cow;
-use std::sync::OnceLock;
 
-use regex::Regex;
+use super::scan::{self, KvCap};
 
 /// One parsed value: the key, its text as printed and the number.
-pub(super) struct Pair {
-    pub(super) key: String,
-    pub(super) text: String,
+/// Borrowed from the segment (a named regex's key is its configured name, owned): this
+/// runs for every redraw of a bar, and a key is copied only when first seen.
+pub(super) struct Pair<'a> {
+    pub(super) key: Cow<'a, str>,
+    pub(super) text: &'a str,
     pub(super) value: f64,
 }
 
-/// `key=value` and `key: value` pairs.
-pub(super) fn kv_pairs(seg: &str) -> Vec<Pair> {
-    // Every pair holds `=` or `:`: without either, no regex runs.
-    if memchr::memchr2(b'=', b':', seg.as_bytes()).is_none() {
-        return Vec::new();
-    }
-    static KV: OnceLock<Regex> = OnceLock::new();
-    let re = KV.get_or_init(|| {
-        // `:` needs a space after it so that clock times (12:30:05) are not pairs.
-        Regex::new(
-            r"(?:^|[^A-Za-z0-9_./\-])(?P<key>[A-Za-z][A-Za-z0-9_./\-]{0,63})\s*(?:=|:\s)\s*(?P<num>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?i:nan|infinity|inf))(?P<unit>[A-Za-z_%]*)(?P<clock>:\d)?",
-        )
-        .expect("valid regex")
-    });
-    re.captures_iter(seg)
-        .filter_map(|c| {
-            let num = c.name("num")?.as_str();
-            let alpha = num
-                .chars()
-                .any(|ch| ch.is_ascii_alphabetic() && ch != 'e' && ch != 'E');
-            // `name=inference` is not infinity.
-            if alpha && !c.name("unit").is_some_and(|u| u.as_str().is_empty()) {
-                return None;
-            }
-            // `ETA: 1:23` is a clock, not the number 1.
-            if c.name("clock").is_some() {
-                return None;
-            }
-            Some(Pair {
-                key: c.name("key")?.as_str().to_owned(),
-                text: num.to_owned(),
-                value: parse_number(num)?,
-            })
-        })
+/// `key=value` and `key: value` pairs (every one holds `=` or `:`: the caller has checked
+/// that one of them occurs).
+pub(super) fn kv_pairs(seg: &str) -> Vec<Pair<'_>> {
+    let mut pairs = Vec::new();
+    scan::kv(seg, |c| pairs.extend(kv_pair(c)));
+    pairs
+}
+
+/// [`kv_pairs`] through the regex it replaced (for the tests).
+#[cfg(test)]
+pub(super) fn reference_kv_pairs(seg: &str) -> Vec<Pair<'_>> {
+    super::reference::kv(seg)
+        .into_iter()
+        .filter_map(kv_pair)
         .collect()
 }
 
-/// Pairs of a record printed as a Python dict or a JSON object.
-pub(super) fn dict_pairs(seg: &str) -> Vec<Pair> {
-    static PAIR: OnceLock<Regex> = OnceLock::new();
-    let (Some(open), Some(close)) = (seg.find('{'), seg.rfind('}')) else {
-        return Vec::new();
-    };
-    if close <= open {
-        return Vec::new();
+/// [`dict_pairs`] through the regex it replaced (for the tests).
+#[cfg(test)]
+pub(super) fn reference_dict_pairs(seg: &str) -> Vec<Pair<'_>> {
+    match dict_body(seg) {
+        Some(body) => super::reference::dict(body)
+            .into_iter()
+            .filter_map(dict_pair)
+            .collect(),
+        None => Vec::new(),
     }
-    let body = &seg[open..=close];
-    let re = PAIR.get_or_init(|| {
-        Regex::new(r#"['"](?P<key>[^'"]{1,64})['"]\s*:\s*(?P<val>[^,{}\[\]]+(?:\([^)]*\))?)"#)
-            .expect("valid regex")
-    });
-    re.captures_iter(body)
-        .filter_map(|c| {
-            let raw = c.name("val")?.as_str().trim();
-            let text = unwrap_call(raw);
-            Some(Pair {
-                key: c.name("key")?.as_str().to_owned(),
-                text: text.to_owned(),
-                value: parse_number(text)?,
-            })
-        })
-        .collect()
+}
+
+/// The pair a `key=value` match stands for, if it is a number.
+pub(super) fn kv_pair(c: KvCap<'_>) -> Option<Pair<'_>> {
+    let alpha = c
+        .num
+        .chars()
+        .any(|ch| ch.is_ascii_alphabetic() && ch != 'e' && ch != 'E');
+    // `name=inference` is not infinity.
+    if alpha && !c.unit.is_empty() {
+        return None;
+    }
+    // `ETA: 1:23` is a clock, not the number 1.
+    if c.clock {
+        return None;
+    }
+    Some(Pair {
+        key: Cow::Borrowed(c.key),
+        text: c.num,
+        value: parse_number(c.num)?,
+    })
+}
+
+/// Pairs of a record printed as a Python dict or a JSON object.
+pub(super) fn dict_pairs(seg: &str) -> Vec<Pair<'_>> {
+    match dict_body(seg) {
+        Some(body) => {
+            let mut pairs = Vec::new();
+            scan::dict(body, |k, v| pairs.extend(dict_pair((k, v))));
+            pairs
+        }
+        None => Vec::new(),
+    }
+}
+
+/// The record's text: from its first `{` to its last `}`.
+pub(super) fn dict_body(seg: &str) -> Option<&str> {
+    let b = seg.as_bytes();
+    let (open, close) = (memchr::memchr(b'{', b)?, memchr::memrchr(b'}', b)?);
+    (close > open).then(|| &seg[open..=close])
+}
+
+/// The pair a dict match stands for, if its value is a number.
+pub(super) fn dict_pair<'a>((key, raw): (&'a str, &'a str)) -> Option<Pair<'a>> {
+    let text = unwrap_call(raw.trim());
+    Some(Pair {
+        key: Cow::Borrowed(key),
+        text,
+        value: parse_number(text)?,
+    })
 }
 
 /// `tensor(0.69, device='cuda:0')` or `np.float64(0.69)` → `0.69`.
@@ -111,6 +127,12 @@ pub(super) fn parse_scaled_f64(s: &str) -> Option<f64> {
         'T' => (&s[..s.len() - 1], 1e12),
         _ => (s, 1.0),
     };
+    // A short run of digits is an integer f64 holds exactly: no float parsing (a bar's
+    // count and total, on every redraw).
+    if (1..=15).contains(&num.len()) && num.bytes().all(|b| b.is_ascii_digit()) {
+        let v = num.bytes().fold(0u64, |v, b| v * 10 + u64::from(b - b'0'));
+        return Some(v as f64 * mult);
+    }
     num.parse::<f64>().ok().map(|v| v * mult)
 }
 
@@ -123,7 +145,7 @@ pub(super) fn parse_scaled(s: &str) -> Option<u64> {
 /// Removes ANSI escape sequences (cursor moves of nested tqdm bars, colours); borrowed when
 /// there is none (nearly every segment: this runs for each redraw of a progress bar).
 pub(super) fn strip_ansi(s: &str) -> Cow<'_, str> {
-    if !s.contains('\u{1b}') {
+    if memchr::memchr(0x1b, s.as_bytes()).is_none() {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len());

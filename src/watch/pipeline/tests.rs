@@ -278,3 +278,84 @@ fn a_stall_limit_learnt_from_the_cadence_and_the_status_update_says_hung_or_not(
     let hung = progress(&p, 1200 + 660).hung.expect("hung");
     assert_eq!(hung.quiet, Duration::from_secs(660));
 }
+
+/// The lines of a read, pushed through the [`Batch`] and line by line: the same incidents
+/// under the same line numbers, also when numbering restarts (a rotated log) and when the
+/// batch fills up mid-read; the newest line shown is the last one with something to show.
+#[test]
+fn the_batch_gives_the_detector_what_line_by_line_gives() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/logs");
+    let chained = std::fs::read_to_string(fixtures.join("impl_chained.log")).unwrap();
+    let oom = std::fs::read_to_string(fixtures.join("res_memoryerror.log")).unwrap();
+    // Numbered lines: a filler long enough to fill the batch, a chained traceback, then a
+    // rotated log (numbering from 1 again) ending with another error and a blank line.
+    let mut lines: Vec<(u64, String)> = Vec::new();
+    let filler = format!(
+        "step {} loss=0.5\r{}",
+        "x".repeat(200),
+        " 50%|#####     | 5/10 [00:01<00:01, 5.0it/s]"
+    );
+    for _ in 0..(BATCH_BYTES / filler.len() + 10) {
+        lines.push((lines.len() as u64 + 1, filler.clone()));
+    }
+    for l in chained.lines() {
+        lines.push((lines.len() as u64 + 1, l.to_owned()));
+    }
+    for (i, l) in oom.lines().enumerate() {
+        lines.push((i as u64 + 1, l.to_owned()));
+    }
+    lines.push((oom.lines().count() as u64 + 1, "   ".to_owned()));
+
+    let cfg = DetectConfig::default();
+    let (mut by_line, mut one_by_one) = (Detector::new(cfg.clone()), Vec::new());
+    for (no, text) in &lines {
+        coalesce(&mut one_by_one, by_line.push_line(*no, text));
+    }
+    let (mut batched, mut batch, mut findings) = (Detector::new(cfg), Batch::default(), Vec::new());
+    batch.start();
+    for (no, text) in &lines {
+        batch.push(*no, text, &mut batched, &mut findings);
+    }
+    batch.flush(&mut batched, &mut findings);
+
+    // A region folds an incident's updates into its first finding of the region (the
+    // detector's "one finding per incident" rule, over the region): the same incidents are
+    // announced in the same order and each ends as line by line leaves it.
+    let news = |f: &[Finding]| -> Vec<usize> {
+        f.iter()
+            .filter(|f| matches!(f, Finding::New { .. }))
+            .map(|f| f.index())
+            .collect()
+    };
+    let last = |f: &[Finding], i: usize| -> Incident {
+        f.iter()
+            .rev()
+            .find(|f| f.index() == i)
+            .expect("announced")
+            .incident()
+            .clone()
+    };
+    assert_eq!(news(&findings), [0, 1], "both errors are found: {findings:?}");
+    assert_eq!(news(&findings), news(&one_by_one));
+    for i in 0..2 {
+        assert_eq!(last(&findings, i), last(&one_by_one, i));
+        assert_eq!(last(&findings, i).line, by_line.incidents()[i].line);
+    }
+    assert_eq!(batched.incidents(), by_line.incidents());
+    let (last_no, last_text) = lines.iter().rev().find(|(_, t)| !t.trim().is_empty()).unwrap();
+    assert_eq!(
+        batch.shown,
+        Some((*last_no, display_segment(last_text).to_owned()))
+    );
+}
+
+#[test]
+fn the_batch_shows_a_redrawn_line_as_its_last_redraw() {
+    let mut det = Detector::new(DetectConfig::default());
+    let (mut batch, mut findings) = (Batch::default(), Vec::new());
+    batch.start();
+    batch.push(7, " 10%|#   | 1/10\r 20%|##  | 2/10\r", &mut det, &mut findings);
+    batch.push(8, "", &mut det, &mut findings);
+    batch.flush(&mut det, &mut findings);
+    assert_eq!(batch.shown, Some((7, " 20%|##  | 2/10".to_owned())));
+}

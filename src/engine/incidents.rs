@@ -162,28 +162,21 @@ impl JobMachine {
         let posted = run.incidents[idx].posted;
         let now = run.incidents[idx].incident.severity;
         match posted {
-            Some(MessageKey::Incident(_)) if now == Severity::Note && was == Severity::Fatal => {
-                // The run said it handled it (a fallback, a retry) and went on: no halt.
+            Some(MessageKey::Incident(_)) if now != Severity::Fatal && was == Severity::Fatal => {
+                // It no longer halts the run: the run said it handled it (a note), or it was
+                // judged a consequence (of a scheduler's end, of another rank's failure; what
+                // explains the end is reported next).
                 if run.phase == (Phase::Halted { incident: seq }) {
                     run.phase = Phase::RUNNING;
+                    let note = if now == Severity::Note {
+                        text::OUTLIVED
+                    } else {
+                        text::JUDGED_A_CONSEQUENCE
+                    };
                     out.push(Action::Resolve {
                         run: run.id,
                         key: MessageKey::Incident(seq),
-                        note: text::OUTLIVED.into(),
-                    });
-                }
-                let msg = self.error_report(at, seq);
-                out.push(Action::Update(msg));
-            }
-            Some(MessageKey::Incident(_)) if now == Severity::Warning && was == Severity::Fatal => {
-                // Judged a consequence (of a scheduler's end, of another rank's failure): it
-                // no longer halts the run; what explains the end is reported next.
-                if run.phase == (Phase::Halted { incident: seq }) {
-                    run.phase = Phase::RUNNING;
-                    out.push(Action::Resolve {
-                        run: run.id,
-                        key: MessageKey::Incident(seq),
-                        note: text::JUDGED_A_CONSEQUENCE.into(),
+                        note: note.into(),
                     });
                 }
                 let msg = self.error_report(at, seq);

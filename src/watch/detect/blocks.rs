@@ -233,7 +233,7 @@ impl Detector {
     /// `what():` message says more than the exception's type, and a backtrace inside a
     /// checkpoint writer says the disk failed (the caller sends the update).
     fn native_detail(&mut self, i: usize, t: &str) {
-        if self.incidents[i].reason != rules::NATIVE_UNCAUGHT {
+        if self.meta[i].death != Some(Death::Uncaught { said: false }) {
             // Already judged by something more specific (or not a C++ exception at all).
             return;
         }
@@ -254,6 +254,7 @@ impl Detector {
             self.incidents[i].category = v.category;
             self.incidents[i].reason = v.reason.to_string();
             self.meta[i].strong = true;
+            self.meta[i].death = Some(Death::Uncaught { said: true });
         }
     }
 

@@ -120,9 +120,7 @@ impl Detector {
             .filter(|&i| Some(i) != except)
             .find(|&i| {
                 let m = &self.meta[i];
-                m.looks_fatal
-                    && !m.caught
-                    && rules::stated_signals(&self.incidents[i].reason).contains(&signal)
+                m.looks_fatal && !m.caught && m.death.is_some_and(|d| d.signals().contains(&signal))
             })
     }
 
@@ -207,6 +205,7 @@ impl Detector {
             consequence: false,
             rank: false,
             leaf: false,
+            death: None,
         });
         self.incidents.push(inc.clone());
         out.push(Finding::New {

@@ -28,7 +28,7 @@ use classify::{ExcLine, TbContext, Verdict};
 pub use config::{DetectConfig, PatternError};
 pub use exit::{exit_incident, exit_verdict, LogDisk};
 use prefilter::Prefilter;
-use rules::{Hit, HitKind, LineKind};
+use rules::{Death, Hit, HitKind, LineKind};
 pub use scan::RegionScan;
 
 /// What the detector learned from a line (or from the end of the log).
@@ -102,6 +102,8 @@ struct Meta {
     rank: bool,
     /// An exception group whose leaf (the sub-exception that caused it) was read.
     leaf: bool,
+    /// How the evidence says the process died, if it does.
+    death: Option<Death>,
 }
 
 impl Meta {
@@ -478,6 +480,7 @@ impl Detector {
                 message: "",
                 consequence: false,
                 reason: extra_reason(category),
+                death: None,
             };
             self.hit(n, vis, h, out);
             return;
@@ -621,6 +624,7 @@ impl Detector {
             consequence: false,
             rank: !self.rank_prefix.is_empty(),
             leaf: false,
+            death: None,
         };
         let mut inc = Incident {
             category: verdict.category,
@@ -682,6 +686,9 @@ impl Detector {
             return;
         };
         self.meta[idx].consequence = h.consequence;
+        if new {
+            self.meta[idx].death = h.death;
+        }
         let (kind, left) = match h.kind {
             HitKind::PyWarning => (AfterKind::Warning, 10),
             HitKind::Faulthandler => (AfterKind::Faulthandler, 80),

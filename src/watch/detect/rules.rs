@@ -66,6 +66,8 @@ pub(crate) struct Hit<'a> {
     pub consequence: bool,
     /// Why the line got its category (the rule's reason, see [`classify::Verdict`]).
     pub reason: &'static str,
+    /// The death the line states, if any.
+    pub death: Option<Death>,
 }
 
 fn re(cell: &'static OnceLock<Regex>, pat: &str) -> &'static Regex {
@@ -143,17 +145,32 @@ fn shell_child_killed(t: &str) -> bool {
     shell_child_died(t, " Killed")
 }
 
-/// The signals a line of evidence says a process died of (a shell's `Killed`, a native
-/// crash's `Segmentation fault`), by the reason its rule gives: a failing exit by one of
-/// them is explained by that line, however much the script printed after it.
-pub(crate) fn stated_signals(reason: &str) -> &'static [i32] {
-    if reason == KILLED {
-        &[9]
-    } else if reason == exit::NATIVE_CRASH {
-        // SIGILL, SIGABRT, SIGBUS, SIGFPE, SIGSEGV
-        &[4, 6, 7, 8, 11]
-    } else {
-        &[]
+/// How a line of evidence says a process died: a shell's `Killed`, a native crash's
+/// `Segmentation fault`, a C++ exception nobody caught. Kept with the incident, so the end
+/// of the log can ask which deaths it states without reading reasons as keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Death {
+    /// `Killed`, a shell's `line 5: 4242 Killed` (SIGKILL).
+    Killed,
+    /// A segfault, a bus error, a failed `assert()`, a shell's `Segmentation fault`.
+    Crash,
+    /// `terminate called after throwing …`: `said` once its `what():` message or backtrace
+    /// gave a more specific category than the exception's type (see
+    /// `Detector::native_detail`), or when the type said it all (`std::bad_alloc`).
+    Uncaught { said: bool },
+}
+
+impl Death {
+    /// The signals this death explains: a failing exit by one of them is explained by that
+    /// line, however much the script printed after it.
+    pub(crate) fn signals(self) -> &'static [i32] {
+        match self {
+            Death::Killed => &[9],
+            // SIGILL, SIGABRT, SIGBUS, SIGFPE, SIGSEGV
+            Death::Crash => &[4, 6, 7, 8, 11],
+            // std::terminate aborts
+            Death::Uncaught { .. } => &[6],
+        }
     }
 }
 
@@ -322,7 +339,25 @@ fn hit<'a>(
         message: "",
         consequence: false,
         reason,
+        death: None,
     })
+}
+
+/// [`hit`] for a line that states how a process died.
+fn death_hit<'a>(
+    category: Category,
+    kind: HitKind,
+    key: &'a str,
+    reason: &'static str,
+    death: Death,
+) -> LineKind<'a> {
+    match hit(category, true, kind, key, reason) {
+        LineKind::Hit(h) => LineKind::Hit(Hit {
+            death: Some(death),
+            ..h
+        }),
+        other => other,
+    }
 }
 
 pub(crate) const CONVERGENCE_WARNING: &str = "the solver warned that it did not converge (convergence)";
@@ -438,20 +473,21 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
             message: msg,
             consequence: false,
             reason: v.reason,
+            death: None,
         });
     }
     if t.starts_with("terminate called") {
-        let (cat, reason) = if t.contains("bad_alloc") {
-            (Category::Resource, classify::OUT_OF_MEMORY)
+        let (cat, reason, said) = if t.contains("bad_alloc") {
+            (Category::Resource, classify::OUT_OF_MEMORY, true)
         } else {
-            (Category::Implementation, NATIVE_UNCAUGHT)
+            (Category::Implementation, NATIVE_UNCAUGHT, false)
         };
-        return hit(cat, true, HitKind::Native, t, reason);
+        return death_hit(cat, HitKind::Native, t, reason, Death::Uncaught { said });
     }
     if has(prefilter::KILLED)
         && (t == "Killed" || t.starts_with("Killed ") && t.len() < 80 || shell_child_killed(t))
     {
-        return hit(Category::Resource, true, HitKind::Plain, t, KILLED);
+        return death_hit(Category::Resource, HitKind::Plain, t, KILLED, Death::Killed);
     }
     if let Some(code) = has(prefilter::EXITCODE).then(|| elastic_exit(t)).flatten() {
         // The exit classifier judges the rank's end (one classifier for exits and logs).
@@ -470,6 +506,7 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
                 message: "",
                 // A signal is the rank's own end; a code repeats what the rank printed.
                 consequence: code >= 0,
+                death: matches!(-code, 4 | 6 | 7 | 8 | 11).then_some(Death::Crash),
             });
         }
     }
@@ -478,12 +515,12 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
         || (has(prefilter::CRASH) && native_assertion(t))
         || (has(prefilter::CRASH) && shell_child_died(t, " Segmentation fault"))
     {
-        return hit(
+        return death_hit(
             Category::Implementation,
-            true,
             HitKind::Plain,
             t,
             exit::NATIVE_CRASH,
+            Death::Crash,
         );
     }
     if let Some(e) = has(prefilter::ERROR)
@@ -672,6 +709,30 @@ mod tests {
             cat("terminate called after throwing an instance of 'std::bad_alloc'"),
             Some((Resource, true))
         );
+    }
+
+    #[test]
+    fn a_line_that_states_a_death_carries_it_typed() {
+        let death = |line| match classify_line(line, 1.1) {
+            LineKind::Hit(h) => h.death,
+            other => panic!("{line}: {other:?}"),
+        };
+        assert_eq!(death("Killed"), Some(Death::Killed));
+        assert_eq!(
+            death("job.sh: line 5: 4242 Killed python train.py"),
+            Some(Death::Killed)
+        );
+        assert_eq!(death("Segmentation fault (core dumped)"), Some(Death::Crash));
+        assert_eq!(
+            death("terminate called after throwing an instance of 'c10::Error'"),
+            Some(Death::Uncaught { said: false })
+        );
+        assert_eq!(
+            death("terminate called after throwing an instance of 'std::bad_alloc'"),
+            Some(Death::Uncaught { said: true })
+        );
+        assert_eq!(death("step 300 | loss=nan | lr 0.1"), None);
+        assert!(Death::Killed.signals() == [9] && Death::Crash.signals().contains(&11));
     }
 
     #[test]

@@ -133,12 +133,16 @@ async fn kill_reaches_a_setsid_worker_and_a_double_fork_held_by_the_subreaper() 
 
 async fn exit_leaving_workers_is_recorded_and_they_are_ended(cgroup: bool) {
     let dir = tempfile::tempdir().unwrap();
-    // The main process waits for both workers to be up, then exits 0 without them.
-    let script =
-        format!("{ESCAPERS}; i=0; while {{ [ ! -s w1.pid ] || [ ! -s w2.pid ]; }} && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; exit 0");
+    // The main process exits 0 without its workers once the test has seen them up and out
+    // of its session (the `go` file): exiting as soon as they wrote their PIDs let the
+    // shim end them before a loaded machine's poll saw them alive.
+    let script = format!(
+        "{ESCAPERS}; i=0; while [ ! -e go ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; exit 0"
+    );
     let h = spawn(&spec(dir.path(), &script, cgroup)).await.unwrap();
     held_by(&h, cgroup);
     let workers = escaped_workers(dir.path(), &h).await;
+    fs::write(dir.path().join("go"), "").unwrap();
 
     assert_eq!(bounded("exit", h.wait()).await, ExitOutcome::Code(0));
     let mut lingering = h.lingering();

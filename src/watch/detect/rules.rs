@@ -506,7 +506,7 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
                 message: "",
                 // A signal is the rank's own end; a code repeats what the rank printed.
                 consequence: code >= 0,
-                death: matches!(-code, 4 | 6 | 7 | 8 | 11).then_some(Death::Crash),
+                death: (code < 0 && Death::Crash.signals().contains(&-code)).then_some(Death::Crash),
             });
         }
     }

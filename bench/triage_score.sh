@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Score `trainwatch triage` on the real-framework fixture corpus (issue 12), each part on
-# its own (tuned, held-out; tuned-2 and tuned-3: batches written blind, each measured once,
-# then tuned on; held-out-4: a fourth blind batch, measured only): category accuracy, first error
+# its own (tuned, held-out; tuned-2, tuned-3 and tuned-4: batches written blind, each measured
+# once, then tuned on): category accuracy, first error
 # line accuracy, false alarms on clean runs, and a per-fixture table of expected against got.
 #
 #   bench/triage_score.sh              # every part of tests/fixtures/real
@@ -26,7 +26,7 @@ cd "$ROOT"
 if [ ${#MANIFESTS[@]} -eq 0 ]; then
     MANIFESTS=(tests/fixtures/real/tuned/manifest.json tests/fixtures/real/held-out/manifest.json
         tests/fixtures/real/tuned-2/manifest.json tests/fixtures/real/tuned-3/manifest.json
-        tests/fixtures/real/held-out-4/manifest.json)
+        tests/fixtures/real/tuned-4/manifest.json)
 fi
 
 FLAGS=()

@@ -35,6 +35,7 @@ impl Detector {
             if t.contains("File \"") {
                 b.ctx.getitem_frame = t.ends_with(", in __getitem__");
                 b.ctx.save_frame |= classify::saving_frame(t);
+                b.ctx.collate_frame |= classify::collating_frame(t);
             }
             if b.lines.len() >= MAX_EXCERPT * 2 {
                 b.lines.remove(EXCERPT_HEAD);

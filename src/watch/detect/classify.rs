@@ -18,6 +18,9 @@ pub(crate) struct TbContext {
     /// A frame of the traceback saves or writes a file (`torch.save`, `to_csv`, `write`…):
     /// a stream error there is the disk's, not the code's.
     pub save_frame: bool,
+    /// A frame of the traceback is a DataLoader's collate function (`default_collate`, a
+    /// `collate_fn`): what fails there is the batch's items, as the dataset returned them.
+    pub collate_frame: bool,
 }
 
 /// Is `frame` (a traceback's `File "…", line N, in FUNC` line, or a native `frame #N:`
@@ -32,6 +35,15 @@ pub(crate) fn saving_frame(frame: &str) -> bool {
         &lower,
         &["save", "write", "dump", "to_csv", "to_parquet", "flush"],
     )
+}
+
+/// Is `frame` inside a collate function (one that batches a dataset's items)?
+pub(crate) fn collating_frame(frame: &str) -> bool {
+    let func = match frame.rfind(", in ") {
+        Some(i) => &frame[i + 5..],
+        None => return frame.contains("/_utils/collate.py"),
+    };
+    func.contains("collate") || frame.contains("/_utils/collate.py")
 }
 
 /// A category, whether the rule that chose it was specific (a strong rule beats the
@@ -99,6 +111,8 @@ pub(crate) fn loss_not_finite(msg: &str) -> bool {
 pub(crate) const CUDA_OOM: &str = "CUDA ran out of memory (resource)";
 pub(crate) const OUT_OF_MEMORY: &str = "the process ran out of memory (resource)";
 pub(crate) const DISK_FULL: &str = "the disk is full: nothing more could be written (resource)";
+pub(crate) const FILE_TOO_LARGE: &str =
+    "a file grew past the size the job or its file system allows (ulimit -f, EFBIG) (resource)";
 pub(crate) const COLLECTIVE: &str =
     "a distributed collective failed: a peer died or did not answer in time (resource)";
 
@@ -128,6 +142,12 @@ const RESOURCE_PHRASES: &[PhraseRule] = &[
     (
         &["[Errno 122]", "Disk quota exceeded"],
         "the disk quota is used up (resource)",
+    ),
+    (
+        // EFBIG: a file past the job's `ulimit -f` (bash's `File size limit exceeded` is
+        // its SIGXFSZ) or past what the file system takes.
+        &["[Errno 27]", "File too large", "File size limit exceeded"],
+        FILE_TOO_LARGE,
     ),
     (
         &["[Errno 24]", "Too many open files"],
@@ -277,6 +297,10 @@ pub(crate) const RAGGED: &str =
 const SHAPE: &str = "an input shape that does not match what the model expects (data)";
 const CLASS_INDEX: &str =
     "a class index beyond the number of classes: the labels do not fit the model (data)";
+pub(crate) const NONE_ITEM: &str =
+    "the dataset gave None for an item (a record that failed to load or decode): the batch cannot be built (data)";
+pub(crate) const CORRUPT: &str =
+    "a data file that is corrupt, truncated or inconsistent with its index (data)";
 
 /// Data rules by the exception's message (lower-cased), after those by type.
 const DATA_PHRASES: &[PhraseRule] = &[
@@ -360,8 +384,48 @@ const DATA_PHRASES: &[PhraseRule] = &[
             "setting an array element with a sequence",
             "expected sequence of length",
             "activate truncation and/or padding",
+            // numpy's stack / concatenate of items of different sizes
+            "all input arrays must have the same shape",
+            "all the input array dimensions",
         ],
         RAGGED,
+    ),
+    (
+        // a key that should be unique and is not: a timestamp twice, an id repeated
+        &[
+            "duplicate labels",
+            "duplicate keys",
+            "duplicate entries",
+            "duplicate index",
+            "duplicate timestamps",
+            "duplicate ids",
+            "keys are not unique",
+            "index must be unique",
+            "index has duplicate",
+        ],
+        "duplicate keys in the data where each must be unique (a repeated timestamp, id or label) (data)",
+    ),
+    (
+        // a file cut short or garbled on its way (a partial download, an interrupted copy),
+        // or an index written for another file; not the heap's `double free or corruption`
+        &[
+            "file is corrupt",
+            "corrupt file",
+            "corrupted file",
+            "is corrupted",
+            "corrupt record",
+            "corrupted record",
+            "file is truncated",
+            "truncated file",
+            "unexpected end of file",
+            "checksum mismatch",
+            "crc mismatch",
+            "bad magic number",
+            "invalid load key",
+            "failed finding central directory",
+            "not a zip file",
+        ],
+        CORRUPT,
     ),
     (
         // a log / Box-Cox transform fed zeros or negatives
@@ -376,6 +440,12 @@ const DATA_PHRASES: &[PhraseRule] = &[
 
 fn data(short: &str, msg: &str, ctx: &TbContext) -> Option<&'static str> {
     let lower = msg.to_ascii_lowercase();
+    // An item the dataset returned as None reaches the collate function: the record failed
+    // to load upstream (a `TypeError` there about a `NoneType`). Another wrong type (a PIL
+    // image never turned into a tensor) is the code's.
+    if ctx.collate_frame && msg.contains("NoneType") {
+        return Some(NONE_ITEM);
+    }
     if short == "SamplingError" {
         return sampler_start_invalid(msg).then_some(
             "the model cannot be evaluated at its start: the data lie outside the likelihood's support (data)",
@@ -420,6 +490,11 @@ fn data(short: &str, msg: &str, ctx: &TbContext) -> Option<&'static str> {
     }
     if let Some(reason) = first_phrase(&lower, DATA_PHRASES) {
         return Some(reason);
+    }
+    // A data file's index pointing outside it (`entry 3 has offset 4096 beyond the shard
+    // size 1024`): the index was written for another file, or the file was cut short.
+    if lower.contains("offset") && has_any(&lower, &["beyond", "past the end", "exceeds the"]) {
+        return Some(CORRUPT);
     }
     if has_any(&lower, &["label", "target", "class index", "class id"])
         && has_any(&lower, &["out of range", "out of bounds", "invalid"])
@@ -615,5 +690,30 @@ mod tests {
         );
         assert_eq!(cat("RuntimeError: loss is nan at step 40", false), Convergence);
         assert_eq!(cat("ValueError: Unknown solver 'foo'", false), Implementation);
+        assert_eq!(cat("OSError: [Errno 27] File too large", false), Resource);
+        assert_eq!(
+            cat(
+                "ValueError: cannot reindex on an axis with duplicate labels",
+                false
+            ),
+            Data
+        );
+        assert_eq!(
+            cat("ValueError: all input arrays must have the same shape", false),
+            Data
+        );
+        assert_eq!(
+            cat("RuntimeError: PytorchStreamReader failed reading zip archive: failed finding central directory", false),
+            Data
+        );
+        // The heap's corruption and a parser's end of input are the code's, not a corrupt file.
+        assert_eq!(
+            cat("RuntimeError: double free or corruption (out)", false),
+            Implementation
+        );
+        assert_eq!(
+            cat("SyntaxError: unexpected EOF while parsing", false),
+            Implementation
+        );
     }
 }

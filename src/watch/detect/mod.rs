@@ -670,18 +670,34 @@ impl Detector {
             self.relay_words = self.stated_cause();
         }
         let t = vis.trim_end();
-        let key = burst::key(h.category, h.key);
         let mut excerpt = Vec::new();
         if h.kind == HitKind::Exception {
             // SyntaxError & co. without a header: the lines before show file, code, caret.
             excerpt.extend(self.ring.iter().rev().take(4).rev().map(|(_, l)| l.clone()));
         }
-        excerpt.push(cut(t, MAX_LINE_CHARS));
-        let verdict = Verdict {
-            category: h.category,
-            strong: true,
-            reason: h.reason,
+        // An abort names no cause of its own: what the program printed just before it (a
+        // native loader's `fatal: … beyond the shard size`, a failed check's message) is the
+        // line to look at, classified by what it says; the abort joins its excerpt.
+        let said = (h.death == Some(Death::Abort))
+            .then(|| self.words_before_abort())
+            .flatten();
+        let (n, t, key, verdict) = match &said {
+            Some((line, words, v)) => {
+                excerpt.push(words.clone());
+                (*line, words.as_str(), burst::key(v.category, words), *v)
+            }
+            None => (
+                n,
+                t,
+                burst::key(h.category, h.key),
+                Verdict {
+                    category: h.category,
+                    strong: true,
+                    reason: h.reason,
+                },
+            ),
         };
+        excerpt.push(cut(vis.trim_end(), MAX_LINE_CHARS));
         let Some((idx, new)) = self.occurrence(key, n, verdict, h.looks_fatal, false, t, excerpt, out) else {
             return;
         };
@@ -708,6 +724,32 @@ impl Detector {
         });
     }
 }
+
+impl Detector {
+    /// The program's own failing words among the last lines before an abort (read before
+    /// the abort's line joins the ring), unless they are evidence already.
+    fn words_before_abort(&self) -> Option<(u64, String, Verdict)> {
+        let (n, l) = self
+            .ring
+            .iter()
+            .rev()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .take(ABORT_WORDS_WITHIN)
+            .find(|(_, l)| rules::states_failure(l))?;
+        if self.incidents.iter().any(|i| i.line == *n) {
+            return None;
+        }
+        let t = l.trim();
+        Some((
+            *n,
+            cut(t, MAX_LINE_CHARS),
+            classify::classify_exception("", t, &TbContext::default()),
+        ))
+    }
+}
+
+/// How many non-blank lines before an abort may hold the program's reason for it.
+const ABORT_WORDS_WITHIN: usize = 3;
 
 /// Why a line matched by the job's own `extra` patterns got its category.
 fn extra_reason(category: Category) -> &'static str {

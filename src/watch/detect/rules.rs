@@ -154,6 +154,9 @@ pub(crate) enum Death {
     Killed,
     /// A segfault, a bus error, a failed `assert()`, a shell's `Segmentation fault`.
     Crash,
+    /// faulthandler's `Fatal Python error: Aborted`: the process called abort() (a failed
+    /// check in native code or the program's own); the lines before it may say why.
+    Abort,
     /// `terminate called after throwing …`: `said` once its `what():` message or backtrace
     /// gave a more specific category than the exception's type (see
     /// `Detector::native_detail`), or when the type said it all (`std::bad_alloc`).
@@ -168,6 +171,7 @@ impl Death {
             Death::Killed => &[9],
             // SIGILL, SIGABRT, SIGBUS, SIGFPE, SIGSEGV
             Death::Crash => &[4, 6, 7, 8, 11],
+            Death::Abort => &[6],
             // std::terminate aborts
             Death::Uncaught { .. } => &[6],
         }
@@ -360,6 +364,8 @@ fn death_hit<'a>(
     }
 }
 
+pub(crate) const ABORTED: &str =
+    "the process aborted itself (abort(): a failed check in native code or the program) with no reason before it (implementation)";
 pub(crate) const CONVERGENCE_WARNING: &str = "the solver warned that it did not converge (convergence)";
 pub(crate) const KILLED: &str =
     "the process was killed (SIGKILL), most often by the kernel's OOM killer (resource)";
@@ -452,15 +458,31 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
     }
     if let Some(rest) = t.strip_prefix("Fatal Python error:") {
         let lower = rest.to_ascii_lowercase();
-        let (cat, reason) = if lower.contains("memory") {
-            (Category::Resource, classify::OUT_OF_MEMORY)
-        } else {
-            (
+        if lower.contains("memory") {
+            return hit(
+                Category::Resource,
+                true,
+                HitKind::Faulthandler,
+                t,
+                classify::OUT_OF_MEMORY,
+            );
+        }
+        if lower.trim() == "aborted" {
+            return death_hit(
                 Category::Implementation,
-                "the Python interpreter itself crashed (implementation)",
-            )
-        };
-        return hit(cat, true, HitKind::Faulthandler, t, reason);
+                HitKind::Faulthandler,
+                t,
+                ABORTED,
+                Death::Abort,
+            );
+        }
+        return hit(
+            Category::Implementation,
+            true,
+            HitKind::Faulthandler,
+            t,
+            "the Python interpreter itself crashed (implementation)",
+        );
     }
     if let Some(i) = has(prefilter::FATAL).then(|| t.find("[Fatal]")).flatten() {
         let msg = t[i + "[Fatal]".len()..].trim();
@@ -731,6 +753,7 @@ mod tests {
             death("terminate called after throwing an instance of 'std::bad_alloc'"),
             Some(Death::Uncaught { said: true })
         );
+        assert_eq!(death("Fatal Python error: Aborted"), Some(Death::Abort));
         assert_eq!(death("step 300 | loss=nan | lr 0.1"), None);
         assert!(Death::Killed.signals() == [9] && Death::Crash.signals().contains(&11));
     }

@@ -603,3 +603,56 @@ fn a_skip_logged_below_error_level_is_handled_one_logged_as_an_error_is_not() {
     assert_eq!(inc.len(), 1);
     assert_eq!(inc[0].severity, Severity::Warning);
 }
+
+#[test]
+fn an_abort_is_explained_by_the_failing_words_printed_just_before_it() {
+    let dump =
+        "\nCurrent thread 0x00007f (most recent call first):\n  File \"load.py\", line 18 in <module>\n";
+    // The loader says why, then aborts: its line is the error, classified by what it says.
+    let log = format!(
+        "record 2 at 512\nfatal: shard-7 index entry 3 has offset 4096 beyond the shard size 1024\nFatal Python error: Aborted\n{dump}"
+    );
+    let inc = lines(&log, Some(ExitOutcome::Code(134)));
+    assert_eq!(inc.len(), 1, "{inc:#?}");
+    assert_eq!(inc[0].line, 2);
+    assert_eq!(inc[0].category, Category::Data);
+    assert_eq!(inc[0].reason, classify::CORRUPT);
+    assert_eq!(inc[0].severity, Severity::Fatal);
+    assert!(inc[0].excerpt.iter().any(|l| l == "Fatal Python error: Aborted"));
+    // Nothing failing before it: the abort itself, with its own reason.
+    let log = format!("record 2 at 512\nrecord 3 at 768\nFatal Python error: Aborted\n{dump}");
+    let inc = lines(&log, Some(ExitOutcome::Code(134)));
+    assert_eq!((inc.len(), inc[0].line), (1, 3));
+    assert_eq!(inc[0].reason, rules::ABORTED);
+    // Failing words further back than the few lines before the abort say nothing about it.
+    let log =
+        format!("error: retrying shard 3\nrecord 1\nrecord 2\nrecord 3\nFatal Python error: Aborted\n{dump}");
+    let inc = lines(&log, Some(ExitOutcome::Code(134)));
+    assert_eq!((inc.len(), inc[0].line), (1, 5));
+}
+
+#[test]
+fn a_none_item_in_the_collate_function_is_data_another_wrong_type_is_code() {
+    let tb = |msg: &str| {
+        format!(
+            "Traceback (most recent call last):\n  File \"train.py\", line 40, in <module>\n    for batch in loader:\n  File \"/v/torch/utils/data/_utils/collate.py\", line 155, in collate\n    return collate_fn_map[elem_type](batch)\n  File \"/v/torch/utils/data/_utils/collate.py\", line 275, in collate_tensor_fn\n    return torch.stack(batch, 0, out=out)\nTypeError: {msg}"
+        )
+    };
+    let inc = lines(
+        &tb("expected Tensor as element 5 in argument 0, but got NoneType"),
+        Some(ExitOutcome::Code(1)),
+    );
+    assert_eq!(inc[0].category, Category::Data);
+    assert_eq!(inc[0].reason, classify::NONE_ITEM);
+    let inc = lines(
+        &tb("default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; found <class 'PIL.Image.Image'>"),
+        Some(ExitOutcome::Code(1)),
+    );
+    assert_eq!(inc[0].category, Category::Implementation);
+    // A NoneType outside a collate function is the code's own.
+    let inc = lines(
+        "Traceback (most recent call last):\n  File \"train.py\", line 4, in <module>\n    f(x)\nTypeError: unsupported operand type(s) for +: 'int' and 'NoneType'",
+        Some(ExitOutcome::Code(1)),
+    );
+    assert_eq!(inc[0].category, Category::Implementation);
+}

@@ -16,6 +16,7 @@ mod classify;
 mod config;
 mod ending;
 mod exit;
+mod nan_start;
 mod prefilter;
 mod rules;
 mod scan;
@@ -226,6 +227,8 @@ pub struct Detector {
     /// A traceback the program announced it recovers from has just ended: the chained
     /// tracebacks that follow belong to it.
     recovering: bool,
+    /// The run's first non-finite training record (see [`nan_start`]).
+    nan_start: Option<nan_start::NanStart>,
     /// Number of the latest line seen.
     seen: u64,
 }
@@ -252,6 +255,7 @@ impl Detector {
             relay_words: None,
             since_record: 0,
             recovering: false,
+            nan_start: None,
             seen: 0,
         }
     }
@@ -704,6 +708,9 @@ impl Detector {
         self.meta[idx].consequence = h.consequence;
         if new {
             self.meta[idx].death = h.death;
+        }
+        if h.kind == HitKind::Plain && h.category == Category::Convergence {
+            self.nan_record(idx, t, out);
         }
         let (kind, left) = match h.kind {
             HitKind::PyWarning => (AfterKind::Warning, 10),

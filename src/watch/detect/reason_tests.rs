@@ -160,6 +160,8 @@ fn every_reason() -> Vec<(Category, String)> {
     for c in Category::ALL {
         all.push((c, super::extra_reason(c).to_string()));
     }
+    // The detector's judgement of a run's first non-finite records (see `nan_start`).
+    all.push((Data, super::nan_start::NAN_FROM_START.to_string()));
     all
 }
 

@@ -656,3 +656,24 @@ fn a_none_item_in_the_collate_function_is_data_another_wrong_type_is_code() {
     );
     assert_eq!(inc[0].category, Category::Implementation);
 }
+
+#[test]
+fn a_loss_non_finite_from_the_first_logging_window_is_the_datas_not_divergence() {
+    let cat = |log: &str| {
+        let inc = lines(log, Some(ExitOutcome::Code(0)));
+        (inc[0].category, inc[0].line, inc[0].reason.clone())
+    };
+    // Every step of the first window (epoch 0.5 with records every 0.5) was already NaN.
+    let (c, line, reason) = cat("loading\n{'loss': '0', 'grad_norm': 'nan', 'epoch': '0.5'}\n{'loss': '0', 'grad_norm': 'nan', 'epoch': '1'}\ndone");
+    assert_eq!((c, line), (Category::Data, 2));
+    assert_eq!(reason, nan_start::NAN_FROM_START);
+    // The first NaN record comes after a finite one (at 0.25, unseen): it diverged.
+    let (c, ..) = cat("{'loss': '0', 'grad_norm': 'nan', 'epoch': '0.5'}\n{'loss': '0', 'grad_norm': 'nan', 'epoch': '0.75'}");
+    assert_eq!(c, Category::Convergence);
+    // Some steps of the first window had a finite loss: it was finite once, then diverged.
+    let (c, ..) = cat("{'loss': '0.864', 'grad_norm': 'nan', 'epoch': '0.3333'}\n{'loss': '0', 'grad_norm': 'nan', 'epoch': '0.6667'}");
+    assert_eq!(c, Category::Convergence);
+    // One record alone does not say where it is.
+    let (c, ..) = cat("{'loss': nan, 'grad_norm': nan, 'epoch': 0.5}");
+    assert_eq!(c, Category::Convergence);
+}

@@ -781,6 +781,12 @@ fn has(seg: &str, lit: &Literal) -> bool {
     finder.find(seg.as_bytes()).is_some()
 }
 
+/// The numeric values of a record printed as a dict (`{'loss': '0', 'epoch': '0.5'}`), by
+/// the tracker's own record parser: the detector asks it rather than parse records twice.
+pub(crate) fn dict_values(line: &str) -> Vec<(Cow<'_, str>, f64)> {
+    dict_pairs(line).into_iter().map(|p| (p.key, p.value)).collect()
+}
+
 /// Whether a metric is a loss (`loss`, `train_loss`, `val/loss`, …).
 pub fn is_loss_key(key: &str) -> bool {
     key.len() >= 4 && key.as_bytes()[key.len() - 4..].eq_ignore_ascii_case(b"loss")

@@ -179,12 +179,29 @@ impl Redactor {
 
 fn replace<'a>(re: &Regex, s: &'a str, keeps_prefix: bool) -> Cow<'a, str> {
     re.replace_all(s, |c: &Captures<'_>| match c.get(1).filter(|_| keeps_prefix) {
+        // A tokenizer's special token (`pad_token = tokenizer.eos_token`, `eos_token: </s>`)
+        // is a vocabulary entry, printed by every tokenizer error: not a secret.
+        Some(prefix) if special_token_key(prefix.as_str()) => c[0].to_string(),
         Some(prefix) => {
             let suffix = c.get(2).map_or("", |m| m.as_str());
             format!("{}{MARK}{suffix}", prefix.as_str())
         }
         None => MARK.to_string(),
     })
+}
+
+/// The key of a tokenizer's special token: `pad_token`, `eos_token`, `tokenizer.bos_token`,
+/// `mask_token_id` …
+fn special_token_key(prefix: &str) -> bool {
+    let key: String = prefix
+        .trim_end_matches([' ', '=', ':', '"', '\'', '\t'])
+        .to_ascii_lowercase();
+    let key = key.rsplit(['.', ' ', '(', '{', ',']).next().unwrap_or("");
+    let key = key.strip_suffix("_id").unwrap_or(key);
+    matches!(
+        key,
+        "pad_token" | "eos_token" | "bos_token" | "unk_token" | "cls_token" | "sep_token" | "mask_token"
+    )
 }
 
 /// A line that is nothing but a long run of base64 (a private key's body line, a key or token
@@ -297,6 +314,9 @@ mod tests {
             "/home/someone/projects/experiments/output/checkpoints/best",
             "auth: failed for user bob, basic statistics computed",
             "the token expired; PWD=/home/u/run",
+            // a tokenizer's special tokens are vocabulary, not credentials
+            "Please select a token to use as `pad_token` `(tokenizer.pad_token = tokenizer.eos_token e.g.)`",
+            "eos_token: </s>, pad_token_id=50256",
         ] {
             assert_eq!(r(line), line);
         }

@@ -81,6 +81,12 @@ impl Detector {
                         self.relay_words = b.stated.clone();
                     }
                 }
+                if b.ignored {
+                    // `Exception ignored in …`: the interpreter says it swallowed it and went
+                    // on (a `__del__` at shutdown, a callback): the run outlived it, a note.
+                    self.meta[r.0].outlived = true;
+                    self.sync_severity(r.0, out);
+                }
                 r
             }
             Target::Leaf(i, append) => {

@@ -113,6 +113,7 @@ pub(crate) const OUT_OF_MEMORY: &str = "the process ran out of memory (resource)
 pub(crate) const DISK_FULL: &str = "the disk is full: nothing more could be written (resource)";
 pub(crate) const FILE_TOO_LARGE: &str =
     "a file grew past the size the job or its file system allows (ulimit -f, EFBIG) (resource)";
+pub(crate) const CPU_LIMIT: &str = "the job's CPU time limit ran out (ulimit -t, SIGXCPU) (resource)";
 pub(crate) const COLLECTIVE: &str =
     "a distributed collective failed: a peer died or did not answer in time (resource)";
 
@@ -149,6 +150,7 @@ const RESOURCE_PHRASES: &[PhraseRule] = &[
         &["[Errno 27]", "File too large", "File size limit exceeded"],
         FILE_TOO_LARGE,
     ),
+    (&["CPU time limit exceeded"], CPU_LIMIT),
     (
         &["[Errno 24]", "Too many open files"],
         "the process hit its limit of open files (resource)",
@@ -244,8 +246,20 @@ pub(crate) fn collective_failure(msg: &str) -> bool {
 /// summary, or a surviving rank's collective failing because a peer died. It names the
 /// category only when nothing in the log states the failure itself.
 pub(crate) fn is_consequence(name: &str, msg: &str) -> bool {
-    // (`subprocess.CalledProcessError`: the driver's word that a child it ran failed.)
-    matches!(short_name(name), "ChildFailedError" | "CalledProcessError") || collective_failure(msg)
+    // (`subprocess.CalledProcessError`: the driver's word that a child it ran failed;
+    // torchrun's `SignalException`: its own word that a signal reached it.)
+    matches!(
+        short_name(name),
+        "ChildFailedError" | "CalledProcessError" | "SignalException"
+    ) || collective_failure(msg)
+}
+
+/// torchrun's `SignalException: Process 29007 got signal: 15`: the signal.
+fn launcher_signal(short: &str, msg: &str) -> Option<i32> {
+    if short != "SignalException" {
+        return None;
+    }
+    msg.rsplit_once("got signal: ")?.1.trim().parse().ok()
 }
 
 pub(crate) const LOSS_NOT_FINITE: &str = "the loss became NaN or infinite (convergence)";
@@ -309,7 +323,12 @@ const DATA_PHRASES: &[PhraseRule] = &[
         "a column the data lacks or that does not fit (data)",
     ),
     (
-        &["inconsistent numbers of samples", "found array with 0 sample"],
+        &[
+            "inconsistent numbers of samples",
+            "found array with 0 sample",
+            // torch's losses: a batch of inputs and one of targets that do not pair up
+            "to match target batch_size",
+        ],
         "the inputs' numbers of samples do not fit together (data)",
     ),
     (
@@ -364,6 +383,28 @@ const DATA_PHRASES: &[PhraseRule] = &[
     ),
     (&["missing values"], "missing values in the input (data)"),
     (
+        // a float among strings is a missing value (NaN) in a text column: sorting or
+        // encoding it fails, and a tokenizer refuses it
+        &[
+            "instances of 'float' and 'str'",
+            "instances of 'str' and 'float'",
+            "text input must be of type `str`",
+        ],
+        "a missing value (NaN) where text was expected: a text column with empty cells (data)",
+    ),
+    (
+        // a split, batch or label set in which one class is absent
+        &[
+            "only one class",
+            "0 positive labels",
+            "no positive labels",
+            "no positive samples",
+            "contains only one class",
+            "at least 2 classes",
+        ],
+        "a split or label set in which a class is missing (only one class present) (data)",
+    ),
+    (
         // a sampler or loader given an empty data set, a filter that left nothing
         &[
             "num_samples=0",
@@ -399,6 +440,9 @@ const DATA_PHRASES: &[PhraseRule] = &[
             "duplicate index",
             "duplicate timestamps",
             "duplicate ids",
+            "duplicate points",
+            "duplicate rows",
+            "duplicate samples",
             "keys are not unique",
             "index must be unique",
             "index has duplicate",
@@ -549,6 +593,13 @@ pub(crate) const FALLBACK: &str =
 /// Classify an exception `name: msg` (name may be empty for a native library's fatal line).
 pub(crate) fn classify_exception(name: &str, msg: &str, ctx: &TbContext) -> Verdict {
     let short = short_name(name);
+    // A launcher stopped by a signal: the exit classifier's word on that signal (one
+    // classifier for exits and logs).
+    if let Some(j) = launcher_signal(short, msg)
+        .and_then(|s| super::exit::judge_exit(crate::model::ExitOutcome::Signal(s), None))
+    {
+        return strong(j.category, j.reason);
+    }
     if let Some(r) = resource(short, msg, ctx) {
         return strong(Category::Resource, r);
     }

@@ -223,13 +223,27 @@ impl Detector {
                 return Some((*n, text.clone(), *v));
             }
         }
-        let (n, l) = self.ring.iter().rev().find(|(_, l)| rules::states_failure(l))?;
-        let t = l.trim();
-        Some((
-            *n,
-            cut(t, MAX_LINE_CHARS),
-            classify::classify_exception("", t, &TbContext::default()),
-        ))
+        // Of the last lines that state a failure or give its reason (a banner's `TRAINING
+        // FAILED` then `reason : …`), the latest one whose words name a cause; else the latest.
+        let judged = |(n, l): &(u64, String)| {
+            let t = l.trim();
+            (
+                *n,
+                cut(t, MAX_LINE_CHARS),
+                classify::classify_exception("", t, &TbContext::default()),
+            )
+        };
+        let mut stated = self
+            .ring
+            .iter()
+            .rev()
+            .filter(|(_, l)| rules::states_failure(l) || rules::gives_reason(l))
+            .map(judged);
+        let latest = stated.next()?;
+        if latest.2.strong {
+            return Some(latest);
+        }
+        Some(stated.find(|s| s.2.strong).unwrap_or(latest))
     }
 }
 

@@ -354,14 +354,18 @@ impl Detector {
         self.seen = n;
         self.since_record = self.since_record.saturating_add(1);
         // torchrun prefixes each line of a rank's output with `[rankN]: `, `srun --label` with
-        // `N: `: read the line the rank printed, and quote it with its rank.
+        // `N: `, Ray a worker's with `(NAME pid=N) `: read the line the rank printed, and
+        // quote it with its rank.
         self.rank_prefix.clear();
         let label = if self.cfg.rank_labels {
             srun_label_len(shown)
         } else {
             None
         };
-        let vis = match label.or_else(|| rank_prefix_len(shown)) {
+        let vis = match label
+            .or_else(|| rank_prefix_len(shown))
+            .or_else(|| worker_prefix_len(shown))
+        {
             Some(k) => {
                 self.rank_prefix.push_str(&shown[..k]);
                 &shown[k..]
@@ -780,6 +784,31 @@ fn rank_prefix_len(line: &str) -> Option<usize> {
     Some(if line[k..].starts_with(' ') { k + 1 } else { k })
 }
 
+/// Length of a worker's prefix as Ray prints it, `(NAME pid=N) ` or `(NAME pid=N, ip=A) `
+/// (NAME optional), at the start of `line`.
+fn worker_prefix_len(line: &str) -> Option<usize> {
+    let rest = line.strip_prefix('(')?;
+    let close = rest.as_bytes().iter().take(160).position(|&b| b == b')')?;
+    let inner = &rest[..close];
+    if !rest[close + 1..].starts_with(' ') {
+        return None;
+    }
+    let (head, ip) = match inner.split_once(", ip=") {
+        Some((h, ip)) => (h, Some(ip)),
+        None => (inner, None),
+    };
+    let pid = match head.rsplit_once(' ') {
+        Some((name, pid)) if !name.is_empty() && !name.contains(' ') => pid,
+        Some(_) => return None,
+        None => head,
+    };
+    let digits = pid.strip_prefix("pid=")?;
+    let ok = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && ip.map_or(true, |ip| !ip.is_empty() && !ip.contains(' '));
+    ok.then_some(1 + close + 2)
+}
+
 /// srun's word on failed tasks, `srun: error: NODE: task 1: Exited with exit code 1` (or
 /// `tasks 0-3: Killed`): the node and the first and last task.
 fn srun_task_failure(line: &str) -> Option<(&str, u32, u32)> {
@@ -819,6 +848,28 @@ fn push_excerpt(ex: &mut Vec<String>, omitted: &mut usize, line: String) {
     ex.push(line);
 }
 
+#[cfg(test)]
+mod prefix_tests {
+    use super::worker_prefix_len;
+
+    #[test]
+    fn a_workers_prefix_is_read_as_ray_prints_it() {
+        let len = |p: &str| Some(p.len());
+        assert_eq!(
+            worker_prefix_len("(train_worker pid=31429) Traceback"),
+            len("(train_worker pid=31429) ")
+        );
+        assert_eq!(worker_prefix_len("(pid=7) x"), len("(pid=7) "));
+        assert_eq!(
+            worker_prefix_len("(RayTrainWorker pid=12, ip=10.0.0.2) ValueError: x"),
+            len("(RayTrainWorker pid=12, ip=10.0.0.2) ")
+        );
+        assert_eq!(worker_prefix_len("(see below) Traceback"), None);
+        assert_eq!(worker_prefix_len("(a b pid=3) x"), None);
+        assert_eq!(worker_prefix_len("(pid=) x"), None);
+        assert_eq!(worker_prefix_len("(pid=3)x"), None);
+    }
+}
 #[cfg(test)]
 mod reason_tests;
 #[cfg(test)]

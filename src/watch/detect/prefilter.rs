@@ -27,6 +27,8 @@ pub(crate) const CONVERGE: Lits = 1 << 13;
 pub(crate) const NON_FINITE: Lits = 1 << 14;
 pub(crate) const LEVEL: Lits = 1 << 15;
 pub(crate) const EXITCODE: Lits = 1 << 16;
+pub(crate) const LIMIT: Lits = 1 << 17;
+pub(crate) const WATCHDOG: Lits = 1 << 18;
 
 /// Every rule in [`super::rules`] needs one of these literals in its line; keep them in sync.
 const LITERALS: &[(&str, Lits)] = &[
@@ -40,6 +42,14 @@ const LITERALS: &[(&str, Lits)] = &[
     ("Bus error", CRASH),
     // glibc's `prog: file.c:12: func: Assertion `x' failed.`
     ("Assertion `", CRASH),
+    // glibc's heap checks before they abort: `double free or corruption (out)`,
+    // `free(): invalid pointer`, `malloc(): corrupted top size`, `corrupted size vs. prev_size`
+    ("double free", CRASH),
+    ("(): invalid", CRASH),
+    ("(): corrupted", CRASH),
+    ("(): memory corruption", CRASH),
+    ("corrupted size vs", CRASH),
+    ("corrupted double-linked", CRASH),
     ("out of memory", MEMORY),
     ("Out of memory", MEMORY),
     ("No space left", DISK),
@@ -63,6 +73,12 @@ const LITERALS: &[(&str, Lits)] = &[
     ("CRITICAL", LEVEL),
     ("FATAL", LEVEL),
     ("exitcode", EXITCODE),
+    // torchrun's agent: `Received 15 death signal, shutting down workers`
+    ("death signal", EXITCODE),
+    // a shell's `CPU time limit exceeded`, `File size limit exceeded` (SIGXCPU, SIGXFSZ)
+    ("limit exceeded", LIMIT),
+    // faulthandler's watchdog (`dump_traceback_later`): `Timeout (0:00:03)!`
+    ("Timeout (", WATCHDOG),
 ];
 
 fn build(kind: MatchKind) -> AhoCorasick {
@@ -149,11 +165,12 @@ mod tests {
     fn lits_are_those_of_every_literal_contained() {
         let lines = [
             "Rhat_hat rhatrhat R-hatR_hatr_hat",
-            "FATAL Fatal ERRORError CRITICAL exitcode=1 Killed",
+            "FATAL Fatal ERRORError CRITICAL exitcode=1 Killed death signal",
             "Out of memoryout of memory No space left terminate called",
             "divergence converged ITERATIONS iterations Iteration limit",
             "effective sample size Inf inf NaNnan Segmentation fault Bus error",
             "WarningException Traceback",
+            "double free free(): invalid malloc(): corrupted CPU time limit exceeded Timeout (0:01:00)!",
         ];
         for line in lines {
             let want = LITERALS

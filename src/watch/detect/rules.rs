@@ -125,6 +125,14 @@ pub(crate) fn elastic_exit(t: &str) -> Option<i32> {
     rest.contains("local_rank:").then_some(code)
 }
 
+/// torchrun's agent stopped by a signal from outside: `Received 15 death signal, shutting
+/// down workers` — the signal.
+pub(crate) fn agent_signal(t: &str) -> Option<i32> {
+    let rest = &t[t.find("Received ")? + "Received ".len()..];
+    let (n, rest) = rest.split_once(' ')?;
+    rest.starts_with("death signal").then(|| n.parse().ok()).flatten()
+}
+
 /// A C++ exception nobody caught, when neither its `what():` message nor its backtrace says
 /// more (see `Detector::native_detail`).
 pub(crate) const NATIVE_UNCAUGHT: &str =
@@ -139,6 +147,43 @@ fn shell_child_died(t: &str, signal: &str) -> bool {
     let before = t[..i].trim_end();
     let pid = before.rsplit([' ', ':']).next().unwrap_or("");
     !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) && before.contains("line ")
+}
+
+/// faulthandler's watchdog firing (`faulthandler.dump_traceback_later(timeout)`):
+/// `Timeout (0:00:03)!`, then every thread's stack.
+fn watchdog_timeout(t: &str) -> bool {
+    let Some(inner) = t.strip_prefix("Timeout (").and_then(|r| r.strip_suffix(")!")) else {
+        return false;
+    };
+    let mut parts = inner.split(':');
+    let whole = |p: Option<&str>| {
+        p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
+    };
+    whole(parts.next()) && whole(parts.next()) && whole(parts.next()) && parts.next().is_none()
+}
+
+/// glibc's message before it aborts on a corrupted heap: `double free or corruption (out)`,
+/// `free(): invalid pointer`, `malloc(): corrupted top size`, `corrupted size vs. prev_size`
+/// (older glibc: `*** Error in `./prog': double free or corruption … ***`).
+fn heap_check_failed(t: &str) -> bool {
+    let t = t
+        .strip_prefix("*** Error in `")
+        .map_or(t, |r| r.split_once("': ").map_or(r, |(_, m)| m));
+    if t.starts_with("double free or corruption")
+        || t.starts_with("corrupted size vs. prev_size")
+        || t.starts_with("corrupted double-linked list")
+    {
+        return true;
+    }
+    let Some((func, what)) = t.split_once("(): ") else {
+        return false;
+    };
+    matches!(
+        func,
+        "free" | "malloc" | "realloc" | "munmap_chunk" | "malloc_consolidate" | "_int_free" | "_int_malloc"
+    ) && ["invalid", "corrupt", "double free", "unaligned"]
+        .iter()
+        .any(|w| what.contains(w))
 }
 
 fn shell_child_killed(t: &str) -> bool {
@@ -157,6 +202,10 @@ pub(crate) enum Death {
     /// faulthandler's `Fatal Python error: Aborted`: the process called abort() (a failed
     /// check in native code or the program's own); the lines before it may say why.
     Abort,
+    /// A shell's `CPU time limit exceeded` (SIGXCPU: the job's `ulimit -t`).
+    CpuLimit,
+    /// A shell's `File size limit exceeded` (SIGXFSZ: the job's `ulimit -f`).
+    FileLimit,
     /// `terminate called after throwing …`: `said` once its `what():` message or backtrace
     /// gave a more specific category than the exception's type (see
     /// `Detector::native_detail`), or when the type said it all (`std::bad_alloc`).
@@ -172,6 +221,8 @@ impl Death {
             // SIGILL, SIGABRT, SIGBUS, SIGFPE, SIGSEGV
             Death::Crash => &[4, 6, 7, 8, 11],
             Death::Abort => &[6],
+            Death::CpuLimit => &[24],
+            Death::FileLimit => &[25],
             // std::terminate aborts
             Death::Uncaught { .. } => &[6],
         }
@@ -266,6 +317,17 @@ pub(crate) fn states_failure(line: &str) -> bool {
         ]
         .iter()
         .any(|p| l.contains(p))
+}
+
+/// A line that gives the reason for a failure stated just before it: `reason : …`,
+/// `cause: …`, `because …` (a job's own failure banner).
+pub(crate) fn gives_reason(line: &str) -> bool {
+    let l = line.trim_start().to_ascii_lowercase();
+    l.strip_prefix("because ").is_some()
+        || ["reason", "cause", "why"].iter().any(|w| {
+            l.strip_prefix(w)
+                .is_some_and(|rest| rest.trim_start().starts_with([':', '=']))
+        })
 }
 
 /// A metric record whose loss (or gradient norm) is NaN or infinite: `{'loss': nan, …}`,
@@ -366,6 +428,10 @@ fn death_hit<'a>(
 
 pub(crate) const ABORTED: &str =
     "the process aborted itself (abort(): a failed check in native code or the program) with no reason before it (implementation)";
+pub(crate) const STUCK: &str =
+    "the program made no progress for its watchdog's timeout: stuck waiting (a service, I/O, a lock, a peer) (resource)";
+pub(crate) const HEAP_CORRUPTED: &str =
+    "glibc found the heap corrupted (a double free, an invalid pointer) and aborted: a memory bug in native code (implementation)";
 pub(crate) const CONVERGENCE_WARNING: &str = "the solver warned that it did not converge (convergence)";
 pub(crate) const KILLED: &str =
     "the process was killed (SIGKILL), most often by the kernel's OOM killer (resource)";
@@ -434,6 +500,13 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
                 | "PerfectSeparationWarning"
         ) || says_not_converged(msg)
         {
+            // The solver's warning names its cause when the data made it (KMeans' `Number of
+            // distinct clusters (3) found smaller than n_clusters (5). Possibly due to
+            // duplicate points in X.`): the data's, not the solver's.
+            let v = classify::classify_exception("", msg, &TbContext::default());
+            if v.strong && v.category == Category::Data {
+                return hit(Category::Data, false, HitKind::PyWarning, key, v.reason);
+            }
             return hit(
                 Category::Convergence,
                 false,
@@ -455,6 +528,9 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
     }
     if !has(!(prefilter::WARNING | prefilter::TRACEBACK | prefilter::EXCEPTION)) {
         return LineKind::Nothing;
+    }
+    if has(prefilter::WATCHDOG) && watchdog_timeout(t) {
+        return hit(Category::Resource, true, HitKind::Faulthandler, t, STUCK);
     }
     if let Some(rest) = t.strip_prefix("Fatal Python error:") {
         let lower = rest.to_ascii_lowercase();
@@ -511,6 +587,15 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
     {
         return death_hit(Category::Resource, HitKind::Plain, t, KILLED, Death::Killed);
     }
+    if let Some(j) = has(prefilter::EXITCODE)
+        .then(|| agent_signal(t))
+        .flatten()
+        .and_then(|s| exit::judge_exit(ExitOutcome::Signal(s), None))
+    {
+        // The launcher itself was stopped from outside: its shutdown of the ranks, and the
+        // `SignalException` it then raises, follow from this line.
+        return hit(j.category, true, HitKind::Plain, t, j.reason);
+    }
     if let Some(code) = has(prefilter::EXITCODE).then(|| elastic_exit(t)).flatten() {
         // The exit classifier judges the rank's end (one classifier for exits and logs).
         let outcome = match code {
@@ -531,6 +616,29 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
                 death: (code < 0 && Death::Crash.signals().contains(&-code)).then_some(Death::Crash),
             });
         }
+    }
+    if has(prefilter::LIMIT) {
+        for (words, reason, death) in [
+            (" CPU time limit exceeded", classify::CPU_LIMIT, Death::CpuLimit),
+            (
+                " File size limit exceeded",
+                classify::FILE_TOO_LARGE,
+                Death::FileLimit,
+            ),
+        ] {
+            if t.starts_with(&words[1..]) || shell_child_died(t, words) {
+                return death_hit(Category::Resource, HitKind::Plain, t, reason, death);
+            }
+        }
+    }
+    if has(prefilter::CRASH) && heap_check_failed(t) {
+        return death_hit(
+            Category::Implementation,
+            HitKind::Plain,
+            t,
+            HEAP_CORRUPTED,
+            Death::Crash,
+        );
     }
     if t.starts_with("Segmentation fault")
         || t.starts_with("Bus error")

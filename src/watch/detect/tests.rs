@@ -83,7 +83,7 @@ fn a_header_glued_after_a_progress_bar_is_found() {
 }
 
 #[test]
-fn an_ignored_exception_is_a_warning() {
+fn an_ignored_exception_is_a_note() {
     let log = "\
 Exception ignored in: <function Loader.__del__ at 0x7f00>
 Traceback (most recent call last):
@@ -92,8 +92,11 @@ AttributeError: 'NoneType' object has no attribute 'close'
 ";
     let inc = lines(log, None);
     assert_eq!(inc.len(), 1);
-    assert_eq!(inc[0].severity, Severity::Warning);
+    assert_eq!(inc[0].severity, Severity::Note);
     assert!(inc[0].excerpt[0].starts_with("Exception ignored in"));
+    // Not a warning after a success either.
+    let inc = lines(log, Some(ExitOutcome::Code(0)));
+    assert_eq!(inc[0].severity, Severity::Note);
 }
 
 #[test]
@@ -676,4 +679,104 @@ fn a_loss_non_finite_from_the_first_logging_window_is_the_datas_not_divergence()
     // One record alone does not say where it is.
     let (c, ..) = cat("{'loss': nan, 'grad_norm': nan, 'epoch': 0.5}");
     assert_eq!(c, Category::Convergence);
+}
+
+#[test]
+fn a_launcher_stopped_by_a_signal_is_pointed_at_its_agents_line_not_its_signal_exception() {
+    let log = "\
+epoch 7 loss 0.84
+W1202 13:13:18.521000 29007 torch/distributed/elastic/agent/server/api.py:752] Received 15 death signal, shutting down workers
+W1202 13:13:18.522000 29007 torch/distributed/elastic/multiprocessing/api.py:1028] Sending process 29032 closing signal SIGTERM
+Traceback (most recent call last):
+  File \"/v/bin/torchrun\", line 8, in <module>
+    sys.exit(main())
+  File \"/v/torch/distributed/elastic/multiprocessing/api.py\", line 86, in _terminate_process_handler
+    raise SignalException(f\"Process {os.getpid()} got signal: {sigval}\", sigval=sigval)
+torch.distributed.elastic.multiprocessing.api.SignalException: Process 29007 got signal: 15";
+    let inc = lines(log, Some(ExitOutcome::Code(1)));
+    let p = primary(&inc);
+    assert_eq!((p.line, p.category), (2, Category::Resource));
+    assert!(
+        inc.iter().filter(|i| i.severity == Severity::Fatal).count() == 1,
+        "{inc:#?}"
+    );
+}
+
+#[test]
+fn deaths_a_shell_or_glibc_states_are_the_lines_to_look_at() {
+    let inc = lines(
+        "alpha 0.001: cv mse 1.07\n/tmp/job.sh: line 26: 32378 CPU time limit exceeded python -u search.py",
+        Some(ExitOutcome::Code(152)),
+    );
+    assert_eq!((inc[0].line, inc[0].category), (2, Category::Resource));
+    assert_eq!(inc[0].reason, classify::CPU_LIMIT);
+    let inc = lines(
+        "step 0: packed 8192 bytes\ndouble free or corruption (out)",
+        Some(ExitOutcome::Code(134)),
+    );
+    assert_eq!((inc[0].line, inc[0].category), (2, Category::Implementation));
+    assert_eq!(inc[0].reason, rules::HEAP_CORRUPTED);
+    // Words that only look alike are not a death.
+    let inc = lines(
+        "free(): done\nWARNING skipping corrupted size field in header",
+        Some(ExitOutcome::Code(0)),
+    );
+    assert!(inc.is_empty(), "{inc:#?}");
+}
+
+#[test]
+fn a_ray_workers_prefixed_traceback_is_read() {
+    let log = "\
+(train_worker pid=31428) region south: training done
+(train_worker pid=31429) Traceback (most recent call last):
+(train_worker pid=31429)   File \"<string>\", line 15, in <module>
+(train_worker pid=31429) ZeroDivisionError: division by zero
+driver: worker for region north exited with status 1";
+    let inc = lines(log, Some(ExitOutcome::Code(1)));
+    assert_eq!(inc[0].line, 4);
+    assert_eq!(inc[0].severity, Severity::Fatal);
+    assert!(inc[0]
+        .text
+        .starts_with("(train_worker pid=31429) ZeroDivisionError"));
+}
+
+#[test]
+fn a_failure_banner_is_explained_by_its_reason_line() {
+    let log = "\
+================================
+  TRAINING FAILED at stage 'evaluate'
+  reason : validation AUC undefined: 0 positive labels in 280 validation rows
+  action : model not promoted; fix the validation split and rerun
+================================";
+    let inc = lines(log, Some(ExitOutcome::Code(1)));
+    assert_eq!((inc[0].line, inc[0].category), (3, Category::Data));
+}
+
+#[test]
+fn a_solver_warning_that_names_the_data_is_the_datas() {
+    let w = "/v/sklearn/cluster/_kmeans.py:1416: ConvergenceWarning: Number of distinct clusters (3) found smaller than n_clusters (5). Possibly due to duplicate points in X.";
+    let inc = lines(w, Some(ExitOutcome::Code(0)));
+    assert_eq!(
+        (inc[0].category, inc[0].severity),
+        (Category::Data, Severity::Warning)
+    );
+    let w = "/v/sklearn/linear_model/_logistic.py:473: ConvergenceWarning: lbfgs failed to converge after 5 iteration(s)";
+    assert_eq!(
+        lines(w, Some(ExitOutcome::Code(0)))[0].category,
+        Category::Convergence
+    );
+}
+
+#[test]
+fn faulthandlers_watchdog_is_a_stuck_program_with_its_stacks() {
+    let log = "\
+fetching batch 3 from feature service
+Timeout (0:00:03)!
+Thread 0x00007fa2c518fb80 (most recent call first):
+  File \"/t/job.py\", line 37 in fetch
+  File \"/t/job.py\", line 45 in <module>";
+    let inc = lines(log, Some(ExitOutcome::Code(1)));
+    assert_eq!(inc.len(), 1, "{inc:#?}");
+    assert_eq!((inc[0].line, inc[0].category), (2, Category::Resource));
+    assert!(inc[0].excerpt.iter().any(|l| l.contains("line 37 in fetch")));
 }

@@ -137,7 +137,7 @@ fn the_demo_protocol_runs_unattended_start_error_restart_complete() {
     );
     assert_eq!(code, 0);
     assert!(status.contains("m1 run 1: completed"), "{status}");
-    assert!(status.contains("attempt 2"), "{status}");
+    assert!(status.contains("attempt 2: PID "), "{status}");
     assert!(status.contains("resource"), "{status}");
 }
 

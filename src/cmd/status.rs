@@ -40,7 +40,7 @@ pub fn run(StatusArgs { query: args }: StatusArgs) -> Result<i32> {
         for a in &r.attempts {
             writeln!(
                 out,
-                "  attempt {}: PID {} from {}{}{}",
+                "  attempt {}: {} from {}{}{}",
                 a.attempt,
                 a.pid,
                 a.started_at,

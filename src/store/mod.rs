@@ -26,7 +26,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::engine::{Action, JobState, Record};
-use crate::model::{ExitOutcome, JobName};
+use crate::model::{ExitOutcome, JobName, ProcessId};
 
 pub use lock::{lock_path_of, Holder, LockError, SupervisorLock, SupervisorLocks};
 pub use outbox::{OutboxEntry, OutboxItem, OutboxKind};
@@ -70,7 +70,8 @@ impl StoreError {
     }
 }
 
-const SCHEMA_VERSION: i64 = 1;
+/// 2: an attempt records what its number is (`process`: a local PID or a Slurm job id).
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -90,6 +91,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     job TEXT NOT NULL, run INTEGER NOT NULL, attempt INTEGER NOT NULL,
     pid INTEGER NOT NULL, started_at TEXT NOT NULL, checkpoint TEXT,
     ended_at TEXT, outcome TEXT,
+    process TEXT NOT NULL DEFAULT 'local', -- what pid is: 'local' (a PID) or 'slurm' (a job id)
     PRIMARY KEY (job, run, attempt)
 );
 CREATE TABLE IF NOT EXISTS incidents (
@@ -190,7 +192,7 @@ pub struct RunRow {
 #[derive(Debug, Clone, Serialize)]
 pub struct AttemptRow {
     pub attempt: u32,
-    pub pid: u64,
+    pub pid: ProcessId,
     pub started_at: String,
     pub checkpoint: Option<String>,
     pub ended_at: Option<String>,
@@ -255,6 +257,14 @@ impl Store {
                     found: v,
                     known: SCHEMA_VERSION,
                 })
+            }
+            Some(1) => {
+                // Schema 1 stored every attempt's number as a PID: they were all local then
+                // (the column's default).
+                conn.execute_batch(
+                    "ALTER TABLE attempts ADD COLUMN process TEXT NOT NULL DEFAULT 'local';
+                     UPDATE meta SET value = '2' WHERE key = 'schema';",
+                )?;
             }
             Some(_) => {}
             None => {
@@ -412,14 +422,14 @@ impl Store {
             .collect::<Result<_, _>>()?;
         for run in &mut runs {
             let mut a = self.conn.prepare(
-                "SELECT attempt, pid, started_at, checkpoint, ended_at, outcome FROM attempts
+                "SELECT attempt, pid, started_at, checkpoint, ended_at, outcome, process FROM attempts
                  WHERE job = ?1 AND run = ?2 ORDER BY attempt",
             )?;
             run.attempts = a
                 .query_map(params![run.job, run.run], |r| {
                     Ok(AttemptRow {
                         attempt: r.get(0)?,
-                        pid: r.get(1)?,
+                        pid: process_id(r.get(1)?, &r.get::<_, String>(6)?),
                         started_at: r.get(2)?,
                         checkpoint: r.get(3)?,
                         ended_at: r.get(4)?,
@@ -512,13 +522,14 @@ fn restore_run(tx: &rusqlite::Transaction<'_>, job: &JobName, state: &JobState) 
     )?;
     if run.attempt > 0 {
         tx.execute(
-            "INSERT OR IGNORE INTO attempts (job, run, attempt, pid, started_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT OR IGNORE INTO attempts (job, run, attempt, pid, started_at, process) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
                 job.as_str(),
                 run.id.0,
                 run.attempt,
                 run.pid.unwrap_or_default().number(),
-                ts(run.attempt_started_at)
+                ts(run.attempt_started_at),
+                process_kind(run.pid.unwrap_or_default())
             ],
         )?;
     }
@@ -531,6 +542,22 @@ fn restore_run(tx: &rusqlite::Transaction<'_>, job: &JobName, state: &JobState) 
         write_record(tx, job, entry.at, &record)?;
     }
     Ok(())
+}
+
+/// How an attempt's process is stored: its number, and what the number is.
+fn process_kind(pid: ProcessId) -> &'static str {
+    match pid {
+        ProcessId::Local(_) => "local",
+        ProcessId::Slurm { .. } => "slurm",
+    }
+}
+
+/// The attempt's process from its stored number and kind (see [`process_kind`]).
+fn process_id(number: u64, kind: &str) -> ProcessId {
+    match kind {
+        "slurm" => ProcessId::Slurm { slurm_job: number },
+        _ => ProcessId::Local(u32::try_from(number).unwrap_or_default()),
+    }
 }
 
 fn write_record(
@@ -554,8 +581,8 @@ fn write_record(
             checkpoint,
         } => {
             tx.execute(
-                "INSERT OR REPLACE INTO attempts (job, run, attempt, pid, started_at, checkpoint) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![job, run.0, attempt, pid.number(), ts(at), checkpoint.as_ref().map(|c| c.display().to_string())],
+                "INSERT OR REPLACE INTO attempts (job, run, attempt, pid, started_at, checkpoint, process) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![job, run.0, attempt, pid.number(), ts(at), checkpoint.as_ref().map(|c| c.display().to_string()), process_kind(*pid)],
             )?;
         }
         Record::AttemptEnded {

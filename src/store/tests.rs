@@ -1,5 +1,6 @@
 //! The store's promises: a step commits state, history and audit together; the audit log
-//! cannot be rewritten; the outbox keeps order until sent; a newer schema is refused.
+//! cannot be rewritten; the outbox keeps order until sent; a newer schema is refused, an older
+//! one upgraded.
 
 use chrono::{TimeZone, Utc};
 
@@ -83,7 +84,7 @@ fn a_step_persists_state_history_and_audit_and_reopens() {
     assert_eq!(follow.unwrap()["offset"], 1234);
     let runs = store.runs(Some("model_3"), 10).unwrap();
     assert_eq!(runs.len(), 1);
-    assert_eq!(runs[0].attempts[0].pid, 4242);
+    assert_eq!(runs[0].attempts[0].pid, ProcessId::Local(4242));
     assert_eq!(runs[0].incidents[0].text, "MemoryError");
     assert_eq!(runs[0].incidents[0].resolution.as_deref(), Some("restarted"));
     let audit = store.audit(None).unwrap();
@@ -147,6 +148,64 @@ fn a_store_from_a_newer_version_is_refused() {
     drop(store);
     let err = Store::open(&path).err().unwrap();
     assert!(err.to_string().contains("newer trainwatch"), "{err}");
+}
+
+/// An attempt says what its number is — a PID or a Slurm job id — and a store written by the
+/// schema before that (every attempt a local PID) is upgraded in place, its attempts kept.
+#[test]
+fn an_attempt_keeps_what_its_number_is_and_an_older_store_is_upgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let at = Utc.with_ymd_and_hms(2026, 12, 2, 8, 0, 0).unwrap();
+    let state = JobState {
+        last_run: 1,
+        run: None,
+    };
+    let attempt = |attempt, pid| {
+        Action::Record(Record::AttemptStarted {
+            run: RunId(1),
+            attempt,
+            pid,
+            checkpoint: None,
+        })
+    };
+    {
+        let mut store = Store::open(&path).unwrap();
+        let actions = vec![
+            Action::Record(Record::RunStarted {
+                run: RunId(1),
+                by: "@dana".into(),
+            }),
+            attempt(1, ProcessId::Local(4242)),
+            attempt(2, ProcessId::Slurm { slurm_job: 17 }),
+        ];
+        store
+            .commit_step(&job(), at, &actions, &state, None, &[])
+            .unwrap();
+    }
+    let runs = Store::open(&path).unwrap().runs(None, 10).unwrap();
+    let pids: Vec<_> = runs[0].attempts.iter().map(|a| a.pid).collect();
+    assert_eq!(pids, [ProcessId::Local(4242), ProcessId::Slurm { slurm_job: 17 }]);
+    assert_eq!(pids[1].to_string(), "Slurm job 17");
+
+    // The same store as schema 1 wrote it: no `process` column, schema '1'.
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "DELETE FROM attempts WHERE attempt = 2;
+             ALTER TABLE attempts DROP COLUMN process;
+             UPDATE meta SET value = '1' WHERE key = 'schema';",
+        )
+        .unwrap();
+    }
+    let mut store = Store::open(&path).unwrap();
+    let runs = store.runs(None, 10).unwrap();
+    assert_eq!(runs[0].attempts[0].pid, ProcessId::Local(4242));
+    let schema: String = store
+        .conn()
+        .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(schema, SCHEMA_VERSION.to_string());
 }
 
 fn step_now(state: &JobState) -> JobNow<'_> {

@@ -218,15 +218,18 @@ fn a_run_too_slow_for_its_maximum_is_warned_once_before_the_timeout() {
 fn a_job_that_hangs_gets_one_hung_warning_and_it_closes_when_output_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("go");
-    // Prints, then goes silent until the test creates the marker.
+    let end = dir.path().join("end");
+    // Prints, then goes silent until the test creates the marker; then keeps printing until
+    // the test has seen the stall close (so a loaded machine cannot make a second one).
     let script = format!(
-        "echo 'step=1 loss=0.5'; while [ ! -e '{}' ]; do sleep 0.05; done; echo 'step=2 loss=0.4'; sleep 0.5",
-        marker.display()
+        "echo 'step=1 loss=0.5'; while [ ! -e '{}' ]; do sleep 0.05; done; echo 'step=2 loss=0.4'; i=0; while [ ! -e '{}' ] && [ $i -lt 600 ]; do echo 'step=3 loss=0.3'; sleep 0.1; i=$((i+1)); done",
+        marker.display(),
+        end.display()
     );
     let cfg = config(
         dir.path(),
         &script,
-        "stall_timeout = \"1s\"\nstatus_interval = \"1h\"",
+        "stall_timeout = \"2s\"\nstatus_interval = \"1h\"",
     );
     // status_interval is given twice otherwise: keep the later one only.
     let text = std::fs::read_to_string(&cfg)
@@ -247,6 +250,7 @@ fn a_job_that_hangs_gets_one_hung_warning_and_it_closes_when_output_resumes() {
     wait_for(&rx, "decide:", Duration::from_secs(10), &mut seen);
     write(&marker, "");
     wait_for(&rx, "output resumed", Duration::from_secs(30), &mut seen);
+    write(&end, "");
     wait_for(&rx, "Training Complete", Duration::from_secs(30), &mut seen);
     let status = support::exit_within(&mut child, Duration::from_secs(20), "trainwatch");
     while let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {

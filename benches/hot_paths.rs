@@ -88,6 +88,22 @@ fn follower(c: &mut Criterion) {
             black_box(n)
         })
     });
+    // What the live pipeline takes: whole lines as raw regions, nothing decoded.
+    g.bench_function("read_windows 32 MiB", |b| {
+        b.iter(|| {
+            let mut f = Follower::new(path.clone(), FollowState::default());
+            let mut n = 0u64;
+            loop {
+                let st = f
+                    .read_windows(|chunks| n += chunks.iter().map(|c| c.len() as u64).sum::<u64>())
+                    .expect("read");
+                if !st.more {
+                    break;
+                }
+            }
+            black_box(n)
+        })
+    });
     g.finish();
 }
 

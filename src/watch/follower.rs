@@ -22,7 +22,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use line::{render_line, Partial};
+pub(crate) use line::render_line;
+use line::Partial;
 pub use line::{HEAD_KEEP, TAIL_KEEP};
 
 /// Where following stands: persist it, and pass it back to [`Follower::new`] to resume.
@@ -116,6 +117,43 @@ impl LineRef<'_> {
     }
 }
 
+/// What the follower hands out, in the log's order: whole lines as the file holds them, or
+/// one line it had to assemble (across reads) or cut (over-long).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Chunk<'a> {
+    /// Whole lines exactly as read, not validated as UTF-8: each ends with `\n` (a CRLF
+    /// line's `\r` is kept before it), none is longer than [`HEAD_KEEP`] + [`TAIL_KEEP`]
+    /// bytes, the first is numbered `first`. [`lines`] cuts them into lines.
+    Lines { first: u64, bytes: &'a [u8] },
+    /// One line, rendered as [`LineRef`] says.
+    Line(LineRef<'a>),
+}
+
+impl Chunk<'_> {
+    /// Bytes of log it stands for (a rendered line's text).
+    pub fn len(&self) -> usize {
+        match self {
+            Chunk::Lines { bytes, .. } => bytes.len(),
+            Chunk::Line(line) => line.text.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The lines of a [`Chunk::Lines`] region: each one's number and its bytes without the
+/// terminator (`\n` or `\r\n`), as [`Follower::read_available_with`] renders them.
+pub fn lines(first: u64, bytes: &[u8]) -> impl Iterator<Item = (u64, &[u8])> + '_ {
+    let mut start = 0;
+    memchr::memchr_iter(b'\n', bytes).enumerate().map(move |(k, nl)| {
+        let piece = &bytes[start..nl];
+        start = nl + 1;
+        (first + k as u64, piece.strip_suffix(b"\r").unwrap_or(piece))
+    })
+}
+
 /// What one read did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReadStats {
@@ -200,6 +238,10 @@ struct OpenLog {
 
 /// Big reads keep syscalls rare; small enough that dozens of followers stay cheap.
 const READ_CHUNK: usize = 128 * 1024;
+/// Reads while behind the writer (a backlog, catching up): 4 × the usual read (fewer calls,
+/// bigger regions for the detector), still within a core's L2 cache. Only a follower that is
+/// behind holds a buffer this big.
+const CATCH_UP_CHUNK: usize = 512 << 10;
 /// Bound on reopen/restart rounds per call, so a file flapping between truncations and
 /// renames cannot keep one call busy forever.
 const MAX_SWITCHES: u32 = 8;
@@ -217,6 +259,10 @@ pub struct Follower {
     partial: Partial,
     scratch: String,
     joined: Vec<u8>,
+    /// A window's chunks as split, and the text of its rendered lines (slot `k` for the
+    /// `k`-th chunk), reused by every read.
+    pieces: Vec<Piece>,
+    rendered: Vec<String>,
     buf: Vec<u8>,
     /// The last read stopped on its budget, not at the end of the data.
     backlog: bool,
@@ -248,6 +294,8 @@ impl Follower {
             partial: Partial::default(),
             scratch: String::new(),
             joined: Vec::new(),
+            pieces: Vec::new(),
+            rendered: Vec::new(),
             buf: Vec::new(),
             backlog: false,
             writer: None,
@@ -275,6 +323,27 @@ impl Follower {
 
     /// [`read_available`](Self::read_available), lending each line instead of allocating it.
     pub fn read_available_with(&mut self, mut f: impl FnMut(LineRef<'_>)) -> io::Result<ReadStats> {
+        let mut scratch = String::new();
+        self.read_windows(|chunks| {
+            for chunk in chunks {
+                match *chunk {
+                    Chunk::Line(line) => f(line),
+                    Chunk::Lines { first, bytes } => {
+                        for (no, raw) in lines(first, bytes) {
+                            let (text, cut) = render_line(raw, &mut scratch);
+                            f(LineRef { no, text, cut });
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    /// [`read_available_with`](Self::read_available_with), handing out what each read of
+    /// the file brought at once, as chunks in order: whole lines as raw regions
+    /// ([`Chunk::Lines`], a consumer decodes only the lines it reads) and the lines the
+    /// follower assembled or cut.
+    pub fn read_windows(&mut self, mut f: impl FnMut(&[Chunk<'_>])) -> io::Result<ReadStats> {
         let mut stats = ReadStats::default();
         let result = self
             .read_inner(&mut f, &mut stats)
@@ -307,19 +376,25 @@ impl Follower {
     /// restarted process appending to the same log), the continuation is handed out
     /// under the same number, which is the line's number in the file.
     pub fn flush_partial(&mut self, mut f: impl FnMut(LogLine)) -> bool {
-        self.flush_partial_with(&mut |l: LineRef<'_>| f(l.to_log_line()))
+        self.flush_partial_with(&mut |chunks: &[Chunk<'_>]| {
+            for c in chunks {
+                if let Chunk::Line(l) = c {
+                    f(l.to_log_line())
+                }
+            }
+        })
     }
 
-    fn flush_partial_with(&mut self, f: &mut impl FnMut(LineRef<'_>)) -> bool {
+    fn flush_partial_with(&mut self, f: &mut impl FnMut(&[Chunk<'_>])) -> bool {
         if self.partial.is_empty() {
             return false;
         }
         let cut = self.partial.render(&mut self.scratch, &mut self.joined);
-        f(LineRef {
+        f(&[Chunk::Line(LineRef {
             no: self.state.line_no + 1,
             text: &self.scratch,
             cut,
-        });
+        })]);
         self.partial.clear();
         self.state.offset = self.read_pos;
         true
@@ -366,7 +441,7 @@ impl Follower {
         tokio::time::sleep(self.opts.poll_unarmed).await;
     }
 
-    fn read_inner(&mut self, f: &mut impl FnMut(LineRef<'_>), stats: &mut ReadStats) -> io::Result<()> {
+    fn read_inner(&mut self, f: &mut impl FnMut(&[Chunk<'_>]), stats: &mut ReadStats) -> io::Result<()> {
         if self.log.is_none() && !self.open_initial(stats)? {
             return Ok(());
         }
@@ -572,9 +647,9 @@ impl Follower {
 
     /// Reads the open file from `read_pos` to its end or until the budget is spent;
     /// returns whether it reached the end.
-    fn drain(&mut self, f: &mut impl FnMut(LineRef<'_>), stats: &mut ReadStats) -> io::Result<bool> {
+    fn drain(&mut self, f: &mut impl FnMut(&[Chunk<'_>]), stats: &mut ReadStats) -> io::Result<bool> {
         let mut buf = std::mem::take(&mut self.buf);
-        if buf.len() != READ_CHUNK {
+        if buf.len() < READ_CHUNK {
             buf = vec![0; READ_CHUNK];
         }
         let result = self.drain_into(&mut buf, f, stats);
@@ -584,8 +659,8 @@ impl Follower {
 
     fn drain_into(
         &mut self,
-        buf: &mut [u8],
-        f: &mut impl FnMut(LineRef<'_>),
+        buf: &mut Vec<u8>,
+        f: &mut impl FnMut(&[Chunk<'_>]),
         stats: &mut ReadStats,
     ) -> io::Result<bool> {
         loop {
@@ -602,60 +677,131 @@ impl Follower {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
-            if n == 0 {
-                return Ok(true);
+            if n > 0 {
+                let start = self.read_pos;
+                self.read_pos += n as u64;
+                stats.bytes += n as u64;
+                self.split(&buf[..n], start, f, stats);
             }
-            let start = self.read_pos;
-            self.read_pos += n as u64;
-            stats.bytes += n as u64;
-            self.split(&buf[..n], start, f, stats);
             if n < want {
                 // A short read is the end of the file as of now; spare the empty read.
+                if buf.len() > READ_CHUNK {
+                    // Caught up: a follower that waits holds only the small buffer.
+                    *buf = Vec::new();
+                }
                 return Ok(true);
+            }
+            if buf.len() < CATCH_UP_CHUNK {
+                // A full read: behind the writer. Bigger reads hand the consumer bigger
+                // regions (fewer calls, and worth splitting between threads).
+                *buf = vec![0; CATCH_UP_CHUNK];
             }
         }
     }
 
-    /// Cuts `chunk` (which starts at file offset `start`) into lines.
-    fn split(&mut self, chunk: &[u8], start: u64, f: &mut impl FnMut(LineRef<'_>), stats: &mut ReadStats) {
+    /// Cuts `chunk` (which starts at file offset `start`) into lines, handed out at once as
+    /// runs of whole lines, with each line continued from the last read or over-long on its
+    /// own.
+    fn split(&mut self, chunk: &[u8], start: u64, f: &mut impl FnMut(&[Chunk<'_>]), stats: &mut ReadStats) {
+        let mut pieces = std::mem::take(&mut self.pieces);
+        let mut rendered = std::mem::take(&mut self.rendered);
+        pieces.clear();
         let mut line_start = 0;
+        // The lines from `run` on are not in `pieces` yet; the first is numbered `run_first`.
+        let mut run = 0;
+        let mut run_first = self.state.line_no + 1;
+        let mut ended = false;
         for nl in memchr::memchr_iter(b'\n', chunk) {
+            ended = true;
             let piece = &chunk[line_start..nl];
             self.state.line_no += 1;
-            let no = self.state.line_no;
-            if self.partial.is_empty() {
-                let piece = piece.strip_suffix(b"\r").unwrap_or(piece);
-                let (text, cut) = render_line(piece, &mut self.scratch);
-                f(LineRef { no, text, cut });
-            } else {
-                self.partial.push(piece);
-                self.partial.strip_trailing_cr();
-                let cut = self.partial.render(&mut self.scratch, &mut self.joined);
-                f(LineRef {
-                    no,
-                    text: &self.scratch,
-                    cut,
-                });
-                self.partial.clear();
-            }
             stats.lines += 1;
+            let no = self.state.line_no;
+            let body = piece.strip_suffix(b"\r").unwrap_or(piece);
+            let continued = !self.partial.is_empty();
+            if continued || body.len() > HEAD_KEEP + TAIL_KEEP {
+                if run < line_start {
+                    pieces.push(Piece::Lines(run_first, run..line_start));
+                }
+                let k = pieces.len();
+                if rendered.len() <= k {
+                    rendered.resize_with(k + 1, String::new);
+                }
+                let cut = if continued {
+                    self.partial.push(piece);
+                    self.partial.strip_trailing_cr();
+                    let cut = self.partial.render(&mut rendered[k], &mut self.joined);
+                    self.partial.clear();
+                    cut
+                } else {
+                    // Over-long: always rendered into `rendered[k]`, never borrowed.
+                    let out = &mut rendered[k];
+                    render_line(body, out).1
+                };
+                pieces.push(Piece::Line(no, cut));
+                run = nl + 1;
+                run_first = no + 1;
+            }
             line_start = nl + 1;
+        }
+        if run < line_start {
+            pieces.push(Piece::Lines(run_first, run..line_start));
+        }
+        if ended {
             self.state.offset = start + line_start as u64;
         }
         if line_start < chunk.len() {
             self.partial.push(&chunk[line_start..]);
         }
+        if !pieces.is_empty() {
+            let chunks: Vec<Chunk<'_>> = pieces
+                .iter()
+                .enumerate()
+                .map(|(k, p)| match p {
+                    Piece::Lines(first, range) => Chunk::Lines {
+                        first: *first,
+                        bytes: &chunk[range.clone()],
+                    },
+                    Piece::Line(no, cut) => Chunk::Line(LineRef {
+                        no: *no,
+                        text: &rendered[k],
+                        cut: *cut,
+                    }),
+                })
+                .collect();
+            f(&chunks);
+        }
+        // A window of over-long lines must not pin their text.
+        rendered.truncate(2);
+        self.pieces = pieces;
+        self.rendered = rendered;
     }
+}
+
+/// A chunk of a window as [`Follower::split`] records it: lines by their range in the
+/// window, or the line rendered in the slot of its index.
+#[derive(Debug, Clone)]
+enum Piece {
+    Lines(u64, std::ops::Range<usize>),
+    Line(u64, bool),
 }
 
 /// What a terminal shows of a line redrawn with `\r` (tqdm and friends): its last
 /// non-empty `\r`-separated segment (so a CRLF line loses its `\r` too). The one definition:
 /// the detector reads lines through it as well, live and in triage.
 pub fn display_segment(line: &str) -> &str {
+    let seg = display_segment_bytes(line.as_bytes());
+    // `\r` is ASCII: the segment lies on character boundaries.
+    let start = seg.as_ptr() as usize - line.as_ptr() as usize;
+    &line[start..start + seg.len()]
+}
+
+/// [`display_segment`] of a line's bytes (the segments of the decoded line: `\r` is ASCII,
+/// and decoding never merges it into a replaced sequence).
+pub fn display_segment_bytes(line: &[u8]) -> &[u8] {
     // A SIMD search back from the end: this runs for every line read.
-    let b = line.as_bytes();
-    let mut end = b.len();
-    while let Some(cr) = memchr::memrchr(b'\r', &b[..end]) {
+    let mut end = line.len();
+    while let Some(cr) = memchr::memrchr(b'\r', &line[..end]) {
         if cr + 1 < end {
             return &line[cr + 1..end];
         }

@@ -43,10 +43,15 @@ impl MetricLineFilter {
 
     /// True when the tracker should see this line.
     pub fn wants(&mut self, text: &str) -> bool {
+        self.wants_bytes(text.as_bytes())
+    }
+
+    /// [`wants`](Self::wants) on the line's bytes before decoding: the same answer as for
+    /// its lossy decoding, since only ASCII bytes decide and decoding keeps each of them.
+    pub fn wants_bytes(&mut self, b: &[u8]) -> bool {
         if self.every_line {
             return true;
         }
-        let b = text.as_bytes();
         if self.table_left > 0 {
             // Every row holds numbers; a line without any ends the table.
             if b.iter().any(u8::is_ascii_digit) {

@@ -27,7 +27,9 @@ use crate::engine::Event;
 use crate::model::{metric_value, Category, ExitOutcome, Incident};
 use crate::redact::Redactor;
 use crate::watch::detect::{DetectConfig, Detector, Finding, LogDisk};
-use crate::watch::follower::{display_segment, FollowState, Follower};
+use crate::watch::follower::{
+    self, display_segment, display_segment_bytes, render_line, Chunk, FollowState, Follower,
+};
 use crate::watch::metric_lines::MetricLineFilter;
 use crate::watch::metrics::{HealthSignal, MetricsConfig, MetricsTracker, Series};
 use crate::watch::progress::{self, Hung, Pace, StallAfter, StallDetector, StallWatch};
@@ -135,15 +137,14 @@ pub struct Pipeline {
     cfg: PipelineConfig,
     follower: Follower,
     detector: Detector,
-    filter: MetricLineFilter,
-    tracker: MetricsTracker,
+    metrics: Metrics,
     /// Watches for a hung process while one runs (None: no stall timeout, or no process).
     stall: Option<StallDetector>,
     /// The unfinished last line as last seen (a progress bar redrawn with `\r`).
     partial: Option<String>,
     keys: IncidentKeys,
-    /// Lines read on their way to the detector (one buffer, reused by every read).
-    batch: Batch,
+    /// A line the follower rendered, on its way to the detector (reused by every read).
+    line_buf: Vec<u8>,
     /// The log's path was found swapped (a link, not a regular file) and that was reported.
     swap_reported: bool,
 }
@@ -155,12 +156,11 @@ impl Pipeline {
         Self {
             follower: Follower::new(cfg.log.clone(), saved.follow),
             detector: Detector::new(cfg.detect.clone()),
-            filter: MetricLineFilter::new(&cfg.metrics),
-            tracker: MetricsTracker::new(cfg.metrics.clone()),
+            metrics: Metrics::new(&cfg.metrics),
             stall: None,
             partial: None,
             keys: IncidentKeys::restore(saved.next_incident_key, used_keys),
-            batch: Batch::default(),
+            line_buf: Vec::new(),
             swap_reported: false,
             cfg,
         }
@@ -178,8 +178,7 @@ impl Pipeline {
     /// fresh metrics. Incident keys go on counting.
     pub fn new_run(&mut self) {
         self.follower = Follower::new(self.cfg.log.clone(), FollowState::default());
-        self.filter = MetricLineFilter::new(&self.cfg.metrics);
-        self.tracker = MetricsTracker::new(self.cfg.metrics.clone());
+        self.metrics = Metrics::new(&self.cfg.metrics);
     }
 
     /// A new process of the run (first attempt or a restart): what it prints is judged by a
@@ -216,27 +215,25 @@ impl Pipeline {
         let mut findings = Vec::new();
         let mut signals: Vec<(u64, HealthSignal)> = Vec::new();
         let mut fed = false;
-        let (detector, tracker, filter, batch) = (
-            &mut self.detector,
-            &mut self.tracker,
-            &mut self.filter,
-            &mut self.batch,
-        );
-        batch.start();
-        let res = self.follower.read_available_with(|line| {
-            batch.push(line.no, line.text, detector, &mut findings);
-            if filter.wants(line.text) {
-                fed = true;
-                signals.extend(
-                    tracker
-                        .push_line(line.text, now)
-                        .into_iter()
-                        .map(|s| (line.no, s)),
-                );
+        // The newest line of this read with something to show in it.
+        let mut shown: Option<(u64, String)> = None;
+        let (detector, metrics, line_buf) = (&mut self.detector, &mut self.metrics, &mut self.line_buf);
+        let res = self.follower.read_windows(|chunks| {
+            let mut out = Vec::new();
+            // The detector takes whole regions of raw lines; the metrics decode only the lines
+            // their prefilter lets through. (Reading a window on two threads, the metrics on
+            // the second, cost more CPU than it spared on the shared 2-core machine measured,
+            // and was no faster.)
+            let shown_here = detect(detector, chunks, line_buf, &mut out);
+            let fed_here = metrics.chunks(chunks, now);
+            coalesce(&mut findings, out);
+            fed |= fed_here.fed;
+            signals.extend(fed_here.signals);
+            if shown_here.is_some() {
+                shown = shown_here;
             }
         });
-        batch.flush(detector, &mut findings);
-        let (last_no, last_text) = match batch.shown.take() {
+        let (last_no, last_text) = match shown {
             Some((no, text)) => (Some(no), text),
             None => (None, String::new()),
         };
@@ -259,7 +256,7 @@ impl Pipeline {
             } else if let (true, Some(tail)) = (redrawn, &self.partial) {
                 stall.line_seen(now, tail);
             }
-            if let Some(step) = self.tracker.step() {
+            if let Some(step) = self.metrics.tracker.step() {
                 stall.step_seen(now, step);
             }
         }
@@ -292,17 +289,10 @@ impl Pipeline {
     pub fn finish(&mut self, outcome: Option<ExitOutcome>, now: DateTime<Utc>) -> Vec<Event> {
         let mut findings = Vec::new();
         let mut signals = Vec::new();
-        let (detector, tracker, filter) = (&mut self.detector, &mut self.tracker, &mut self.filter);
+        let (detector, metrics) = (&mut self.detector, &mut self.metrics);
         self.follower.flush_partial(|line| {
             coalesce(&mut findings, detector.push_line(line.no, &line.text));
-            if filter.wants(&line.text) {
-                signals.extend(
-                    tracker
-                        .push_line(&line.text, now)
-                        .into_iter()
-                        .map(|s| (line.no, s)),
-                );
-            }
+            signals.extend(metrics.line(line.no, &line.text, now).signals);
         });
         if outcome.is_some_and(|o| !o.success()) {
             self.detector.note_log_disk(LogDisk::full_at(&self.cfg.log));
@@ -338,8 +328,8 @@ impl Pipeline {
         expected: Option<Duration>,
         max: Option<Duration>,
     ) -> Event {
-        let snap = self.tracker.snapshot();
-        let mut progress = progress::report(&snap, self.tracker.config(), elapsed, expected, max);
+        let snap = self.metrics.tracker.snapshot();
+        let mut progress = progress::report(&snap, self.metrics.tracker.config(), elapsed, expected, max);
         if let Some(stall) = &self.stall {
             match stall.pace(now, true) {
                 Pace::Slow(slow) => progress.slowdown = Some(slow),
@@ -387,11 +377,12 @@ impl Pipeline {
     /// The chart of the charted metrics as a PNG; `NoData` when none has a value yet.
     pub fn chart(&self, title: &str) -> Result<Vec<u8>, ChartError> {
         let series: Vec<(&str, &Series)> = self
+            .metrics
             .tracker
             .config()
             .chart
             .iter()
-            .filter_map(|name| self.tracker.series(name).map(|s| (name.as_str(), s)))
+            .filter_map(|name| self.metrics.tracker.series(name).map(|s| (name.as_str(), s)))
             .collect();
         chart::render_chart(title, &series, CHART_SIZE.0, CHART_SIZE.1)
     }
@@ -470,74 +461,119 @@ impl Pipeline {
     }
 }
 
-/// Most bytes of lines held for the detector before they are handed over (memory stays
-/// bounded whatever one read brings).
-const BATCH_BYTES: usize = 1 << 20;
-
-/// The lines of one read on their way to the detector as whole regions
-/// ([`Detector::push_region`], the bulk path `trainwatch triage` takes: its prefilter skips
-/// the lines no rule can fire on, where [`Detector::push_line`] looks at each), and the
-/// newest line a terminal shows, for [`Event::LogActivity`] and the stall watch.
-#[derive(Debug, Default)]
-struct Batch {
-    /// Lines, each ending with `'\n'`; the first is numbered `first`.
-    bytes: Vec<u8>,
-    first: u64,
-    /// The newest line with something to show in it, of this read: its number and its text
-    /// (or, while still in `bytes`, where that text lies in it).
-    shown: Option<(u64, String)>,
-    shown_at: Option<(u64, std::ops::Range<usize>)>,
-    /// Lines held.
-    count: u64,
+/// The metric-line prefilter and the tracker behind it, fed lines as they are read.
+#[derive(Debug)]
+struct Metrics {
+    filter: MetricLineFilter,
+    tracker: MetricsTracker,
 }
 
-impl Batch {
-    fn start(&mut self) {
-        self.bytes.clear();
-        self.shown = None;
-        self.shown_at = None;
-    }
+/// What the metrics made of some lines.
+#[derive(Debug, Default)]
+struct Fed {
+    /// Lines went to the tracker.
+    fed: bool,
+    /// Health signals, with their line numbers.
+    signals: Vec<(u64, HealthSignal)>,
+}
 
-    /// One line, numbered `no`; a line that does not follow the last one (the log was
-    /// rotated or truncated: numbering restarts) first sends the lines held.
-    fn push(&mut self, no: u64, text: &str, detector: &mut Detector, findings: &mut Vec<Finding>) {
-        if !self.bytes.is_empty() && no != self.next_no() {
-            self.flush(detector, findings);
-        }
-        if self.bytes.is_empty() {
-            self.first = no;
-        }
-        let shown = display_segment(text);
-        if !shown.trim().is_empty() {
-            // `shown` lies within `text`: its offset there is that of the slices.
-            let off = self.bytes.len() + (shown.as_ptr() as usize - text.as_ptr() as usize);
-            self.shown_at = Some((no, off..off + shown.len()));
-        }
-        self.bytes.extend_from_slice(text.as_bytes());
-        self.bytes.push(b'\n');
-        self.count += 1;
-        if self.bytes.len() >= BATCH_BYTES {
-            self.flush(detector, findings);
+impl Metrics {
+    fn new(cfg: &MetricsConfig) -> Self {
+        Self {
+            filter: MetricLineFilter::new(cfg),
+            tracker: MetricsTracker::new(cfg.clone()),
         }
     }
 
-    fn next_no(&self) -> u64 {
-        self.first + self.count
+    /// The lines of a window's chunks; of a [`Chunk::Lines`] region, only those the
+    /// prefilter lets through are decoded.
+    fn chunks(&mut self, chunks: &[Chunk<'_>], now: DateTime<Utc>) -> Fed {
+        let mut fed = Fed::default();
+        let mut scratch = String::new();
+        for chunk in chunks {
+            match *chunk {
+                Chunk::Lines { first, bytes } => {
+                    for (no, raw) in follower::lines(first, bytes) {
+                        if self.filter.wants_bytes(raw) {
+                            let (text, _) = render_line(raw, &mut scratch);
+                            self.push(no, text, now, &mut fed);
+                        }
+                    }
+                }
+                Chunk::Line(line) => {
+                    if self.filter.wants(line.text) {
+                        self.push(line.no, line.text, now, &mut fed);
+                    }
+                }
+            }
+        }
+        fed
     }
 
-    /// Hands the lines held to the detector, its findings folded into `findings`.
-    fn flush(&mut self, detector: &mut Detector, findings: &mut Vec<Finding>) {
-        if self.bytes.is_empty() {
-            return;
+    fn line(&mut self, no: u64, text: &str, now: DateTime<Utc>) -> Fed {
+        let mut fed = Fed::default();
+        if self.filter.wants(text) {
+            self.push(no, text, now, &mut fed);
         }
-        let mut out = Vec::new();
-        detector.push_region(self.first, &self.bytes, &mut out);
-        coalesce(findings, out);
-        if let Some((no, span)) = self.shown_at.take() {
-            self.shown = Some((no, String::from_utf8_lossy(&self.bytes[span]).into_owned()));
+        fed
+    }
+
+    fn push(&mut self, no: u64, text: &str, now: DateTime<Utc>, fed: &mut Fed) {
+        fed.fed = true;
+        fed.signals
+            .extend(self.tracker.push_line(text, now).into_iter().map(|s| (no, s)));
+    }
+}
+
+/// Feeds a window's chunks to the detector, its findings into `out`; returns the newest line
+/// with something to show in it (see [`newest_shown`]).
+fn detect(
+    detector: &mut Detector,
+    chunks: &[Chunk<'_>],
+    line_buf: &mut Vec<u8>,
+    out: &mut Vec<Finding>,
+) -> Option<(u64, String)> {
+    let mut shown = None;
+    for chunk in chunks {
+        match *chunk {
+            Chunk::Lines { first, bytes } => {
+                let count = detector.push_region(first, bytes, out);
+                if let Some(s) = newest_shown(first, count, bytes) {
+                    shown = Some(s);
+                }
+            }
+            Chunk::Line(line) => {
+                line_buf.clear();
+                line_buf.extend_from_slice(line.text.as_bytes());
+                line_buf.push(b'\n');
+                detector.push_region(line.no, line_buf, out);
+                let seg = display_segment(line.text);
+                if !seg.trim().is_empty() {
+                    shown = Some((line.no, seg.to_owned()));
+                }
+            }
         }
-        self.bytes.clear();
-        self.count = 0;
+    }
+    shown
+}
+
+/// The newest line of a region of `count` whole lines (the first numbered `first`) with
+/// something to show in it: its number and the text a terminal shows of it. Searched back
+/// from the end, so only the last lines are decoded.
+fn newest_shown(first: u64, count: u64, bytes: &[u8]) -> Option<(u64, String)> {
+    let mut end = bytes.len().checked_sub(1)?;
+    let mut no = first + count.checked_sub(1)?;
+    loop {
+        let start = memchr::memrchr(b'\n', &bytes[..end]).map_or(0, |i| i + 1);
+        let text = String::from_utf8_lossy(display_segment_bytes(&bytes[start..end]));
+        if !text.trim().is_empty() {
+            return Some((no, text.into_owned()));
+        }
+        if start == 0 {
+            return None;
+        }
+        end = start - 1;
+        no -= 1;
     }
 }
 

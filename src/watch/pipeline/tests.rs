@@ -279,83 +279,155 @@ fn a_stall_limit_learnt_from_the_cadence_and_the_status_update_says_hung_or_not(
     assert_eq!(hung.quiet, Duration::from_secs(660));
 }
 
-/// The lines of a read, pushed through the [`Batch`] and line by line: the same incidents
-/// under the same line numbers, also when numbering restarts (a rotated log) and when the
-/// batch fills up mid-read; the newest line shown is the last one with something to show.
+/// A backlog read through the pipeline — big windows, lines crossing
+/// the windows' edges, an over-long line, CRLF lines, invalid UTF-8, numbering continued
+/// over several reads — gives the detector and the metrics what the lines give one by one
+/// (as the follower renders them): the same incidents, health signals, metrics and series;
+/// and the newest line shown is the last one with something to show.
 #[test]
-fn the_batch_gives_the_detector_what_line_by_line_gives() {
+fn a_read_gives_the_detector_and_the_metrics_what_line_by_line_gives() {
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/logs");
-    let chained = std::fs::read_to_string(fixtures.join("impl_chained.log")).unwrap();
-    let oom = std::fs::read_to_string(fixtures.join("res_memoryerror.log")).unwrap();
-    // Numbered lines: a filler long enough to fill the batch, a chained traceback, then a
-    // rotated log (numbering from 1 again) ending with another error and a blank line.
-    let mut lines: Vec<(u64, String)> = Vec::new();
-    let filler = format!(
-        "step {} loss=0.5\r{}",
-        "x".repeat(200),
-        " 50%|#####     | 5/10 [00:01<00:01, 5.0it/s]"
+    let chained = std::fs::read(fixtures.join("impl_chained.log")).unwrap();
+    let oom = std::fs::read(fixtures.join("res_memoryerror.log")).unwrap();
+    let mut log = Vec::new();
+    let mut k = 0u64;
+    let mut filler = |log: &mut Vec<u8>, bytes: usize| {
+        let goal = log.len() + bytes;
+        while log.len() < goal {
+            k += 1;
+            let line: Vec<u8> = match k % 7 {
+                0 => {
+                    format!("Epoch 1: {k}%|#| {k}/9000 [00:01<00:09, 5.{k}it/s, loss=0.{k}]\r\n").into_bytes()
+                }
+                1 => format!("{{'loss': {}.5, 'epoch': 0.{k}}}\n", k % 13).into_bytes(),
+                2 => format!(
+                    "step={k} loss={}\r \x1b[A 3{k}/9000 [00:0{}<00:01, 9it/s]\n",
+                    9000 / k,
+                    k % 10
+                )
+                .into_bytes(),
+                3 => b"bad byte \xff\xfe here: loss=0.25\n".to_vec(),
+                4 => b"   \n".to_vec(),
+                _ => format!("/p/x.py:{k}: UserWarning: noise\n  warnings.warn(\n").into_bytes(),
+            };
+            log.extend_from_slice(&line);
+        }
+    };
+    filler(&mut log, (3 << 20) + 777);
+    log.extend_from_slice(b"loss=nan at a bad step\n");
+    let mut long = b"INFO config dump {'loss': 7.5, ".to_vec();
+    long.resize(
+        crate::watch::follower::HEAD_KEEP + crate::watch::follower::TAIL_KEEP + 5000,
+        b'x',
     );
-    for _ in 0..(BATCH_BYTES / filler.len() + 10) {
-        lines.push((lines.len() as u64 + 1, filler.clone()));
-    }
-    for l in chained.lines() {
-        lines.push((lines.len() as u64 + 1, l.to_owned()));
-    }
-    for (i, l) in oom.lines().enumerate() {
-        lines.push((i as u64 + 1, l.to_owned()));
-    }
-    lines.push((oom.lines().count() as u64 + 1, "   ".to_owned()));
+    long.extend_from_slice(b" RuntimeError: at the tail\n");
+    log.extend_from_slice(&long);
+    filler(&mut log, 1 << 20);
+    log.extend_from_slice(&chained);
+    filler(&mut log, 300 << 10);
+    log.extend_from_slice(&oom);
+    log.extend_from_slice(b"   \n");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("train.log");
+    std::fs::write(&path, &log).unwrap();
 
-    let cfg = DetectConfig::default();
-    let (mut by_line, mut one_by_one) = (Detector::new(cfg.clone()), Vec::new());
-    for (no, text) in &lines {
-        coalesce(&mut one_by_one, by_line.push_line(*no, text));
+    let now = Utc::now();
+    let mut cfg = config(path.clone());
+    cfg.metrics.chart = vec!["loss".into(), "epoch".into()];
+    let mut p = Pipeline::new(cfg.clone(), PipelineState::default(), []);
+    p.follower = Follower::with_options(
+        path.clone(),
+        FollowState::default(),
+        crate::watch::follower::FollowOptions {
+            // Several reads, each ending mid-line.
+            read_budget: (1 << 20) + 12345,
+            ..Default::default()
+        },
+    );
+    p.new_attempt(now);
+    let (mut events, mut reads) = (Vec::new(), 0);
+    loop {
+        let r = p.read(now);
+        events.extend(r.events);
+        reads += 1;
+        if !r.more {
+            break;
+        }
     }
-    let (mut batched, mut batch, mut findings) = (Detector::new(cfg), Batch::default(), Vec::new());
-    batch.start();
-    for (no, text) in &lines {
-        batch.push(*no, text, &mut batched, &mut findings);
-    }
-    batch.flush(&mut batched, &mut findings);
+    assert!(reads > 3, "{reads}");
 
-    // A region folds an incident's updates into its first finding of the region (the
-    // detector's "one finding per incident" rule, over the region): the same incidents are
-    // announced in the same order and each ends as line by line leaves it.
-    let news = |f: &[Finding]| -> Vec<usize> {
-        f.iter()
-            .filter(|f| matches!(f, Finding::New { .. }))
-            .map(|f| f.index())
-            .collect()
-    };
-    let last = |f: &[Finding], i: usize| -> Incident {
-        f.iter()
-            .rev()
-            .find(|f| f.index() == i)
-            .expect("announced")
-            .incident()
-            .clone()
-    };
-    assert_eq!(news(&findings), [0, 1], "both errors are found: {findings:?}");
-    assert_eq!(news(&findings), news(&one_by_one));
-    for i in 0..2 {
-        assert_eq!(last(&findings, i), last(&one_by_one, i));
-        assert_eq!(last(&findings, i).line, by_line.incidents()[i].line);
-    }
-    assert_eq!(batched.incidents(), by_line.incidents());
-    let (last_no, last_text) = lines.iter().rev().find(|(_, t)| !t.trim().is_empty()).unwrap();
+    let mut by_line = Detector::new(cfg.detect.clone());
+    let mut filter = MetricLineFilter::new(&cfg.metrics);
+    let mut tracker = MetricsTracker::new(cfg.metrics.clone());
+    let mut signals = Vec::new();
+    let mut last_shown = None;
+    let mut f = Follower::new(path, FollowState::default());
+    while f
+        .read_available(|l| {
+            by_line.push_line(l.no, &l.text);
+            if filter.wants(&l.text) {
+                signals.extend(tracker.push_line(&l.text, now).into_iter().map(|s| (l.no, s)));
+            }
+            let shown = display_segment(&l.text);
+            if !shown.trim().is_empty() {
+                last_shown = Some((l.no, shown.to_owned()));
+            }
+        })
+        .unwrap()
+        .more
+    {}
+
+    assert_eq!(p.detector.incidents(), by_line.incidents());
+    assert!(by_line.incidents().len() >= 2, "{:?}", by_line.incidents());
+    let fast = &p.metrics.tracker;
+    // Debug form: a NaN is equal to itself there.
     assert_eq!(
-        batch.shown,
-        Some((*last_no, display_segment(last_text).to_owned()))
+        format!("{:?}", fast.snapshot()),
+        format!("{:?}", tracker.snapshot())
     );
+    for name in ["loss", "epoch"] {
+        assert_eq!(
+            format!("{:?}", fast.series(name)),
+            format!("{:?}", tracker.series(name))
+        );
+    }
+    assert!(tracker.series("loss").unwrap().raw_len() > 10_000);
+    // Each non-finite loss is reported at its line (as the detector's incident when it
+    // reported that line too).
+    let reported: Vec<u64> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Incident { incident, .. } => Some(incident.line),
+            _ => None,
+        })
+        .collect();
+    let want: Vec<u64> = signals
+        .iter()
+        .filter(|(_, s)| matches!(s, HealthSignal::LossNonFinite { .. }))
+        .map(|(no, _)| *no)
+        .collect();
+    assert!(!want.is_empty());
+    assert!(
+        want.iter().all(|no| reported.contains(no)),
+        "{want:?} in {reported:?}"
+    );
+    let activity = events.iter().rev().find_map(|e| match e {
+        Event::LogActivity { last_line, line_no } => Some((*line_no, last_line.clone())),
+        _ => None,
+    });
+    assert_eq!(activity, last_shown);
 }
 
 #[test]
-fn the_batch_shows_a_redrawn_line_as_its_last_redraw() {
-    let mut det = Detector::new(DetectConfig::default());
-    let (mut batch, mut findings) = (Batch::default(), Vec::new());
-    batch.start();
-    batch.push(7, " 10%|#   | 1/10\r 20%|##  | 2/10\r", &mut det, &mut findings);
-    batch.push(8, "", &mut det, &mut findings);
-    batch.flush(&mut det, &mut findings);
-    assert_eq!(batch.shown, Some((7, " 20%|##  | 2/10".to_owned())));
+fn a_redrawn_line_shows_as_its_last_redraw() {
+    let region = b" 10%|#   | 1/10\r 20%|##  | 2/10\r\n\n";
+    assert_eq!(
+        newest_shown(7, 2, region),
+        Some((7, " 20%|##  | 2/10".to_owned()))
+    );
+    assert_eq!(newest_shown(7, 2, b"\r\n  \n"), None);
+    assert_eq!(
+        newest_shown(3, 1, b"a \xff\r\n"),
+        Some((3, "a \u{FFFD}".to_owned()))
+    );
 }

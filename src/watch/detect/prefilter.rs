@@ -29,40 +29,51 @@ pub(crate) const LEVEL: Lits = 1 << 15;
 pub(crate) const EXITCODE: Lits = 1 << 16;
 
 /// Every rule in [`super::rules`] needs one of these literals in its line; keep them in sync.
+///
+/// The order changes no result (no literal is a prefix of another, so at most one starts at
+/// a position) but it sets the speed of the SIMD search: Teddy puts literals whose first
+/// three bytes have the same low nibbles (`Error`/`ERROR`) in one bucket, and each other
+/// one in bucket `7 - index % 8`; a bucket's fingerprint is the union of its literals'
+/// nibbles, so a bucket of unlike literals matches many ordinary bytes and each false
+/// candidate costs a verification. This order was searched to minimise false candidates on
+/// the benchmark's generated log and the real-framework fixtures together (counted over
+/// every 3-byte window with Teddy's rule): a scan of 32 MiB of that log went from 66 to 47
+/// million instructions (callgrind).
+/// A new literal may go anywhere; measure the scan before and after.
 const LITERALS: &[(&str, Lits)] = &[
-    ("Traceback", TRACEBACK),
-    ("Error", ERROR),
-    ("Exception", EXCEPTION),
-    ("Warning", WARNING),
-    ("Fatal", FATAL),
-    ("Killed", KILLED),
-    ("Segmentation fault", CRASH),
-    ("Bus error", CRASH),
-    // glibc's `prog: file.c:12: func: Assertion `x' failed.`
-    ("Assertion `", CRASH),
-    ("out of memory", MEMORY),
-    ("Out of memory", MEMORY),
-    ("No space left", DISK),
-    ("terminate called", TERMINATE),
-    ("diverg", DIVERG),
-    ("rhat", RHAT),
-    ("r_hat", RHAT),
-    ("R-hat", RHAT),
-    ("R_hat", RHAT),
-    ("Rhat", RHAT),
-    ("effective sample size", ESS),
-    ("converge", CONVERGE),
     ("iterations", CONVERGE),
     ("ITERATIONS", CONVERGE),
-    ("Iteration limit", CONVERGE),
-    ("nan", NON_FINITE),
+    ("Warning", WARNING),
+    ("Out of memory", MEMORY),
+    ("rhat", RHAT),
+    ("Error", ERROR),
     ("NaN", NON_FINITE),
+    ("Segmentation fault", CRASH),
+    ("diverg", DIVERG),
+    ("effective sample size", ESS),
+    ("Exception", EXCEPTION),
+    ("nan", NON_FINITE),
+    ("Killed", KILLED),
+    ("Traceback", TRACEBACK),
     ("inf", NON_FINITE),
-    ("Inf", NON_FINITE),
-    ("ERROR", LEVEL),
     ("CRITICAL", LEVEL),
-    ("FATAL", LEVEL),
+    ("out of memory", MEMORY),
     ("exitcode", EXITCODE),
+    ("FATAL", LEVEL),
+    ("Inf", NON_FINITE),
+    ("r_hat", RHAT),
+    ("Bus error", CRASH),
+    ("R-hat", RHAT),
+    ("terminate called", TERMINATE),
+    ("Rhat", RHAT),
+    ("converge", CONVERGE),
+    // glibc's `prog: file.c:12: func: Assertion `x' failed.`
+    ("Assertion `", CRASH),
+    ("Fatal", FATAL),
+    ("No space left", DISK),
+    ("ERROR", LEVEL),
+    ("Iteration limit", CONVERGE),
+    ("R_hat", RHAT),
 ];
 
 fn build(kind: MatchKind) -> AhoCorasick {

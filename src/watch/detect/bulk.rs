@@ -36,21 +36,24 @@ impl Detector {
         let mut n = first_no;
         let mut next = 0;
         while pos < region.len() {
-            if self.between_blocks() {
-                let stop = scan.next_stop(pos, &mut next);
-                if stop.start > pos {
-                    let count = stop.idx - (n - first_no);
-                    self.ordinary_run(n, region, pos, stop, count, out);
-                    n += count;
-                    pos = stop.start;
-                    continue;
-                }
+            let stop = scan.next_stop(pos, &mut next);
+            if self.between_blocks() && stop.start > pos {
+                let count = stop.idx - (n - first_no);
+                self.ordinary_run(n, region, pos, stop, count, out);
+                n += count;
+                pos = stop.start;
+                continue;
             }
-            let rest = &region[pos..];
-            let le = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
-            self.step(n, &decode(&rest[..le]), out);
+            // A line the scan found holding literals, or one it found none in.
+            let (end, lits) = if stop.start == pos {
+                (stop.end, stop.lits)
+            } else {
+                let rest = &region[pos..];
+                (pos + memchr::memchr(b'\n', rest).unwrap_or(rest.len()), 0)
+            };
+            self.step_scanned(n, &decode(&region[pos..end]), Some(lits), out);
             n += 1;
-            pos += le + 1;
+            pos = end + 1;
         }
         n - first_no
     }

@@ -88,12 +88,12 @@ fn build(kind: MatchKind) -> AhoCorasick {
 /// overlapping automaton): as no literal is a prefix of another, one literal at most starts
 /// at a position, so these are all the literals the line holds.
 pub(crate) fn lits(line: &[u8]) -> Lits {
-    let ac = &Prefilter::shared().ac;
+    let pre = Prefilter::shared();
     let mut groups = 0;
-    let mut input = aho_corasick::Input::new(line);
-    while let Some(hit) = ac.find(input.clone()) {
-        groups |= LITERALS[hit.pattern().as_usize()].1;
-        input.set_start(hit.start() + 1);
+    let mut from = 0;
+    while let Some((at, group)) = pre.find_from(line, from) {
+        groups |= group;
+        from = at + 1;
     }
     groups
 }
@@ -116,17 +116,13 @@ impl Prefilter {
         PRE.get_or_init(Prefilter::new)
     }
 
-    /// Could this line be evidence? (False for the vast majority of a training log.)
+    /// The leftmost literal starting at or after `from` in `hay` (a line, or a whole buffer
+    /// of lines for the bulk path that skips ordinary lines without looking at them one by
+    /// one): its offset and its group.
     #[inline]
-    pub(crate) fn maybe(&self, line: &[u8]) -> bool {
-        self.ac.is_match(line)
-    }
-
-    /// Offset of the first possible evidence in `hay` (a whole buffer of lines), for the
-    /// bulk path that skips ordinary lines without looking at them one by one.
-    #[inline]
-    pub(crate) fn find(&self, hay: &[u8]) -> Option<usize> {
-        self.ac.find(hay).map(|m| m.start())
+    pub(crate) fn find_from(&self, hay: &[u8], from: usize) -> Option<(usize, Lits)> {
+        let m = self.ac.find(aho_corasick::Input::new(hay).range(from..))?;
+        Some((m.start(), LITERALS[m.pattern().as_usize()].1))
     }
 }
 

@@ -2,15 +2,15 @@
 //! `trainwatch triage` reads a log (the live follower still hands lines one by one through
 //! [`Detector::push_line`]). Most of a training log is lines no rule can fire on; the
 //! prefilter finds the lines that could matter in one SIMD scan over the whole region
-//! ([`RegionScan`], which also counts the lines), and the lines between them are not decoded: only the last few are kept (the context
-//! ring) and, after a library warning, the few lines of its message are looked at for where
-//! the message ends. Every other line goes through [`Detector::push_line`]'s own path, so
-//! the incidents are the same as line by line (`tests/triage.rs` replays scrambled logs both
-//! ways).
+//! ([`RegionScan`]), and the lines between them are counted (a SIMD count), not decoded:
+//! only the last few are kept (the context ring) and, after a library warning, the few lines
+//! of its message are looked at for where the message ends. Every other line goes through
+//! [`Detector::push_line`]'s own path, so the incidents are the same as line by line
+//! (`tests/triage.rs` replays scrambled logs both ways).
 
 use std::borrow::Cow;
 
-use super::scan::Stop;
+use super::scan::{lines_in, Stop};
 use super::*;
 
 impl Detector {
@@ -38,7 +38,7 @@ impl Detector {
         while pos < region.len() {
             let stop = scan.next_stop(pos, &mut next);
             if self.between_blocks() && stop.start > pos {
-                let count = stop.idx - (n - first_no);
+                let count = lines_in(&region[pos..stop.start]);
                 self.ordinary_run(n, region, pos, stop, count, out);
                 n += count;
                 pos = stop.start;

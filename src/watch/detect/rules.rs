@@ -376,6 +376,15 @@ fn memory_reason(t: &str) -> &'static str {
     }
 }
 
+/// joblib's warning that a worker died. Asked of every warning's message: the searcher for
+/// this long phrase is built once (building it per line cost more than the search).
+fn says_worker_stopped(msg: &str) -> bool {
+    static F: OnceLock<memchr::memmem::Finder<'static>> = OnceLock::new();
+    F.get_or_init(|| memchr::memmem::Finder::new("worker stopped while some jobs were given to the executor"))
+        .find(msg.as_bytes())
+        .is_some()
+}
+
 /// Convergence wording shared by warnings and plain lines.
 fn says_not_converged(s: &str) -> bool {
     NOT_CONVERGED.iter().any(|p| s.contains(p)) && !s.contains("SVD did not converge")
@@ -443,7 +452,7 @@ pub(crate) fn classify_line_with(line: &str, rhat_threshold: f64, m: prefilter::
                 CONVERGENCE_WARNING,
             );
         }
-        if msg.contains("worker stopped while some jobs were given to the executor") {
+        if says_worker_stopped(msg) {
             return hit(
                 Category::Resource,
                 false,

@@ -88,10 +88,18 @@ impl Detector {
             if pos == run.len() {
                 break;
             }
-            let le = memchr::memchr(b'\n', &run[pos..]).map_or(run.len() - pos, |i| i);
-            let line = &run[pos..pos + le];
+            let rest = &run[pos..];
+            // One search finds the line's end and whether it holds a '\r': a line without one
+            // is its own display segment.
+            let (le, ends) = match memchr::memchr2(b'\n', b'\r', rest) {
+                Some(i) if rest[i] == b'\n' => (i, segment_ends_skip(&rest[..i])),
+                _ => {
+                    let le = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+                    (le, segment_ends_skip(display_segment_bytes(&rest[..le])))
+                }
+            };
             // As `skip` decides for a line that holds no literal (so it is no structure).
-            self.mode = if left == 0 || skip_ends_at(line) {
+            self.mode = if left == 0 || ends {
                 Mode::Normal
             } else {
                 Mode::Skip(left - 1)
@@ -149,11 +157,10 @@ fn display_segment_bytes(line: &[u8]) -> &[u8] {
     &line[..end]
 }
 
-/// Does a skipped warning message end at this line (which holds no literal)? As
-/// [`Detector::skip`] decides: at a blank line or an indented one (its source line).
-/// Decoded only when it does not start with a visible ASCII character.
-fn skip_ends_at(line: &[u8]) -> bool {
-    let seg = display_segment_bytes(line);
+/// Does a skipped warning message end at the line whose display segment is `seg` (a line
+/// that holds no literal)? As [`Detector::skip`] decides: at a blank line or an indented one
+/// (its source line). Decoded only when it does not start with a visible ASCII character.
+fn segment_ends_skip(seg: &[u8]) -> bool {
     let seg = match seg.strip_prefix(b"[rank") {
         Some(_) => {
             let text = String::from_utf8_lossy(seg);

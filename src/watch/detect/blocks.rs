@@ -267,10 +267,10 @@ impl Detector {
 
     /// Can `t` continue the message of incident `a` (rather than be evidence of its own)?
     fn same_story(&self, a: &After, t: &str) -> bool {
-        if !self.pre.maybe(t.as_bytes()) {
+        if self.lits == 0 {
             return true;
         }
-        match rules::classify_line(t, self.cfg.rhat_threshold) {
+        match rules::classify_line_with(t, self.cfg.rhat_threshold, self.lits) {
             LineKind::Hit(h) => {
                 !h.looks_fatal && h.category == self.incidents[a.idx].category && h.kind == HitKind::Plain
             }
@@ -282,9 +282,9 @@ impl Detector {
     pub(super) fn skip(&mut self, left: u32, n: u64, vis: &str, out: &mut Vec<Finding>) {
         let t = vis.trim_end();
         let structural = t.ends_with("Traceback (most recent call last):")
-            || (self.pre.maybe(t.as_bytes())
+            || (self.lits != 0
                 && !matches!(
-                    rules::classify_line(t, self.cfg.rhat_threshold),
+                    rules::classify_line_with(t, self.cfg.rhat_threshold, self.lits),
                     LineKind::Nothing
                 ));
         if left == 0 || t.trim().is_empty() || structural {

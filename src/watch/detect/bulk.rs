@@ -2,15 +2,15 @@
 //! `trainwatch triage` reads a log (the live follower still hands lines one by one through
 //! [`Detector::push_line`]). Most of a training log is lines no rule can fire on; the
 //! prefilter finds the lines that could matter in one SIMD scan over the whole region
-//! ([`RegionScan`], which also counts the lines), and the lines between them are not decoded: only the last few are kept (the context
-//! ring) and, after a library warning, the few lines of its message are looked at for where
-//! the message ends. Every other line goes through [`Detector::push_line`]'s own path, so
-//! the incidents are the same as line by line (`tests/triage.rs` replays scrambled logs both
-//! ways).
+//! ([`RegionScan`]), and the lines between them are counted (a SIMD count), not decoded:
+//! only the last few are kept (the context ring) and, after a library warning, the few lines
+//! of its message are looked at for where the message ends. Every other line goes through
+//! [`Detector::push_line`]'s own path, so the incidents are the same as line by line
+//! (`tests/triage.rs` replays scrambled logs both ways).
 
 use std::borrow::Cow;
 
-use super::scan::Stop;
+use super::scan::{lines_in, Stop};
 use super::*;
 
 impl Detector {
@@ -36,21 +36,24 @@ impl Detector {
         let mut n = first_no;
         let mut next = 0;
         while pos < region.len() {
-            if self.between_blocks() {
-                let stop = scan.next_stop(pos, &mut next);
-                if stop.start > pos {
-                    let count = stop.idx - (n - first_no);
-                    self.ordinary_run(n, region, pos, stop, count, out);
-                    n += count;
-                    pos = stop.start;
-                    continue;
-                }
+            let stop = scan.next_stop(pos, &mut next);
+            if self.between_blocks() && stop.start > pos {
+                let count = lines_in(&region[pos..stop.start]);
+                self.ordinary_run(n, region, pos, stop, count, out);
+                n += count;
+                pos = stop.start;
+                continue;
             }
-            let rest = &region[pos..];
-            let le = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
-            self.step(n, &decode(&rest[..le]), out);
+            // A line the scan found holding literals, or one it found none in.
+            let (end, lits) = if stop.start == pos {
+                (stop.end, stop.lits)
+            } else {
+                let rest = &region[pos..];
+                (pos + memchr::memchr(b'\n', rest).unwrap_or(rest.len()), 0)
+            };
+            self.step_scanned(n, &decode(&region[pos..end]), Some(lits), out);
             n += 1;
-            pos += le + 1;
+            pos = end + 1;
         }
         n - first_no
     }
@@ -85,10 +88,18 @@ impl Detector {
             if pos == run.len() {
                 break;
             }
-            let le = memchr::memchr(b'\n', &run[pos..]).map_or(run.len() - pos, |i| i);
-            let line = &run[pos..pos + le];
+            let rest = &run[pos..];
+            // One search finds the line's end and whether it holds a '\r': a line without one
+            // is its own display segment.
+            let (le, ends) = match memchr::memchr2(b'\n', b'\r', rest) {
+                Some(i) if rest[i] == b'\n' => (i, segment_ends_skip(&rest[..i])),
+                _ => {
+                    let le = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+                    (le, segment_ends_skip(display_segment_bytes(&rest[..le])))
+                }
+            };
             // As `skip` decides for a line that holds no literal (so it is no structure).
-            self.mode = if left == 0 || skip_ends_at(line) {
+            self.mode = if left == 0 || ends {
                 Mode::Normal
             } else {
                 Mode::Skip(left - 1)
@@ -146,11 +157,10 @@ fn display_segment_bytes(line: &[u8]) -> &[u8] {
     &line[..end]
 }
 
-/// Does a skipped warning message end at this line (which holds no literal)? As
-/// [`Detector::skip`] decides: at a blank line or an indented one (its source line).
-/// Decoded only when it does not start with a visible ASCII character.
-fn skip_ends_at(line: &[u8]) -> bool {
-    let seg = display_segment_bytes(line);
+/// Does a skipped warning message end at the line whose display segment is `seg` (a line
+/// that holds no literal)? As [`Detector::skip`] decides: at a blank line or an indented one
+/// (its source line). Decoded only when it does not start with a visible ASCII character.
+fn segment_ends_skip(seg: &[u8]) -> bool {
     let seg = match seg.strip_prefix(b"[rank") {
         Some(_) => {
             let text = String::from_utf8_lossy(seg);

@@ -28,7 +28,7 @@ use crate::watch::follower::display_segment;
 use classify::{ExcLine, TbContext, Verdict};
 pub use config::{DetectConfig, PatternError};
 pub use exit::{exit_incident, exit_verdict, LogDisk};
-use prefilter::Prefilter;
+use prefilter::{Lits, Prefilter};
 use rules::{Death, Hit, HitKind, LineKind};
 pub use scan::RegionScan;
 
@@ -231,6 +231,9 @@ pub struct Detector {
     nan_start: Option<nan_start::NanStart>,
     /// Number of the latest line seen.
     seen: u64,
+    /// The groups of prefilter literals the current line's visible text holds (set by
+    /// `step`; 0: an ordinary line, no rule can fire on it).
+    lits: Lits,
 }
 
 impl Detector {
@@ -257,6 +260,7 @@ impl Detector {
             recovering: false,
             nan_start: None,
             seen: 0,
+            lits: 0,
         }
     }
 
@@ -350,6 +354,12 @@ impl Detector {
     }
 
     fn step(&mut self, n: u64, raw: &str, out: &mut Vec<Finding>) {
+        self.step_scanned(n, raw, None, out);
+    }
+
+    /// [`Detector::step`] with the groups of literals `raw` holds, when a [`RegionScan`]
+    /// already found them.
+    fn step_scanned(&mut self, n: u64, raw: &str, lits: Option<Lits>, out: &mut Vec<Finding>) {
         let shown = display_segment(raw);
         self.seen = n;
         self.since_record = self.since_record.saturating_add(1);
@@ -371,6 +381,13 @@ impl Detector {
                 &shown[k..]
             }
             None => shown,
+        };
+        // The raw line's literals are the visible text's unless a redraw was cut off before
+        // it: a rank prefix and the ends `trim` drops hold no part of a literal, and lossy
+        // decoding keeps every ASCII byte.
+        self.lits = match lits {
+            Some(m) if shown.len() == raw.len() => m,
+            _ => prefilter::lits(vis.as_bytes()),
         };
         if self.cfg.rank_labels && label.is_none() {
             if let Some((node, first, last)) = srun_task_failure(shown) {
@@ -465,7 +482,7 @@ impl Detector {
                 || t.starts_with("The above exception was the direct cause")
                 || t.ends_with("Traceback (most recent call last):");
         }
-        if extra.is_none() && !self.pre.maybe(vis.as_bytes()) {
+        if extra.is_none() && self.lits == 0 {
             // The hot path: an ordinary line.
             if !self.prefix.is_empty() && vis.trim() == "\"\"\"" {
                 self.prefix.push(vis.to_string());
@@ -493,7 +510,7 @@ impl Detector {
             self.hit(n, vis, h, out);
             return;
         }
-        match rules::classify_line(vis, self.cfg.rhat_threshold) {
+        match rules::classify_line_with(vis, self.cfg.rhat_threshold, self.lits) {
             LineKind::TracebackHeader | LineKind::OriginalHeader => {
                 self.start_block(Target::Fresh, vis);
             }

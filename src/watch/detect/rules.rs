@@ -448,24 +448,41 @@ fn memory_reason(t: &str) -> &'static str {
     }
 }
 
-/// Convergence wording shared by warnings and plain lines.
-fn says_not_converged(s: &str) -> bool {
-    const P: [&str; 9] = [
-        "failed to converge",
-        "did not converge",
-        "not converged",
-        "no convergence",
-        "Maximum number of iterations",
-        "maximum number of iterations",
-        "ITERATIONS REACHED LIMIT",
-        "Iteration limit reached",
-        "max iterations reached",
-    ];
-    P.iter().any(|p| s.contains(p)) && !s.contains("SVD did not converge")
+/// joblib's warning that a worker died. Asked of every warning's message: the searcher for
+/// this long phrase is built once (building it per line cost more than the search).
+fn says_worker_stopped(msg: &str) -> bool {
+    static F: OnceLock<memchr::memmem::Finder<'static>> = OnceLock::new();
+    F.get_or_init(|| memchr::memmem::Finder::new("worker stopped while some jobs were given to the executor"))
+        .find(msg.as_bytes())
+        .is_some()
 }
 
+/// Convergence wording shared by warnings and plain lines.
+fn says_not_converged(s: &str) -> bool {
+    NOT_CONVERGED.iter().any(|p| s.contains(p)) && !s.contains("SVD did not converge")
+}
+
+/// Each holds a [`prefilter::CONVERGE`] literal: only a line with one is asked.
+const NOT_CONVERGED: [&str; 9] = [
+    "failed to converge",
+    "did not converge",
+    "not converged",
+    "no convergence",
+    "Maximum number of iterations",
+    "maximum number of iterations",
+    "ITERATIONS REACHED LIMIT",
+    "Iteration limit reached",
+    "max iterations reached",
+];
+
 /// Classify a line the prefilter let by. `line` is the visible text (after the last `\r`).
+#[cfg(test)]
 pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
+    classify_line_with(line, rhat_threshold, prefilter::lits(line.as_bytes()))
+}
+
+/// [`classify_line`], `m` being the groups of literals `line` holds ([`prefilter::lits`]).
+pub(crate) fn classify_line_with(line: &str, rhat_threshold: f64, m: prefilter::Lits) -> LineKind<'_> {
     let t = line.trim();
     if t.ends_with("Traceback (most recent call last):") {
         return if t.ends_with("Original Traceback (most recent call last):") {
@@ -486,7 +503,6 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
     }
     // Which literals the line holds: each rule below runs only where its literal is (the
     // regexes capture, which costs far more than a scan).
-    let m = prefilter::lits(t.as_bytes());
     let has = |group: prefilter::Lits| m & group != 0;
     let hat = has(prefilter::RHAT);
     if let Some((class, msg, start)) = has(prefilter::WARNING).then(|| parse_warning_line(t)).flatten() {
@@ -498,7 +514,7 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
                 | "IterationLimitWarning"
                 | "HessianInversionWarning"
                 | "PerfectSeparationWarning"
-        ) || says_not_converged(msg)
+        ) || (has(prefilter::CONVERGE) && says_not_converged(msg))
         {
             // The solver's warning names its cause when the data made it (KMeans' `Number of
             // distinct clusters (3) found smaller than n_clusters (5). Possibly due to
@@ -515,7 +531,7 @@ pub(crate) fn classify_line(line: &str, rhat_threshold: f64) -> LineKind<'_> {
                 CONVERGENCE_WARNING,
             );
         }
-        if msg.contains("worker stopped while some jobs were given to the executor") {
+        if says_worker_stopped(msg) {
             return hit(
                 Category::Resource,
                 false,
@@ -783,6 +799,13 @@ mod tests {
         match classify_line(line, 1.1) {
             LineKind::Hit(h) => Some((h.category, h.looks_fatal)),
             _ => None,
+        }
+    }
+
+    #[test]
+    fn every_not_converged_phrase_holds_a_converge_literal() {
+        for p in NOT_CONVERGED {
+            assert_ne!(prefilter::lits(p.as_bytes()) & prefilter::CONVERGE, 0, "{p}");
         }
     }
 

@@ -1,15 +1,16 @@
 //! The detector's byte-level work on a region of whole lines that does not depend on its
-//! state: which lines hold a prefilter literal, how many lines lie before each, and where
-//! the last few lines before each start (what the context ring keeps of the ordinary lines
+//! state: which lines hold a prefilter literal (and which groups of literals), and where the
+//! last few lines before each start (what the context ring keeps of the ordinary lines
 //! in between). It is a pure function of the bytes, so `trainwatch triage` computes it for
 //! the next window on a second thread while the detector reads the current one
 //! ([`super::Detector::push_scanned`]); [`super::Detector::push_region`] computes it inline.
 
-use super::prefilter::Prefilter;
+use super::prefilter::{Lits, Prefilter};
 use super::RING;
 
-/// The lines of a region that hold a prefilter literal (so could be evidence), with the
-/// region's line count. Only valid for the region it was computed from.
+/// The lines of a region that hold a prefilter literal (so could be evidence). Only valid for
+/// the region it was computed from. The lines between them are counted by the detector, on
+/// its own thread: the scanning thread carries the larger share of triage's work.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegionScan {
     /// The lines that hold a literal, in order, then the region's end.
@@ -21,8 +22,10 @@ pub struct RegionScan {
 pub(crate) struct Stop {
     /// Offset of its first byte (the region's length for the end).
     pub(crate) start: usize,
-    /// Its 0-based line index in the region (the region's line count for the end).
-    pub(crate) idx: u64,
+    /// Offset of its `'\n'`, or the region's end when it has none.
+    pub(crate) end: usize,
+    /// The groups of literals the line holds (`prefilter::lits` of it; 0 for the end).
+    pub(crate) lits: Lits,
     /// Where the lines before it start, newest first, back to the previous stop: at most
     /// [`RING`].
     ring: [usize; RING],
@@ -48,26 +51,27 @@ impl RegionScan {
 
     pub(crate) fn with(pre: &Prefilter, region: &[u8]) -> Self {
         let mut stops = Vec::new();
-        let (mut pos, mut idx) = (0usize, 0u64);
+        let mut pos = 0usize;
         // No literal holds a '\n', so the leftmost match after a line start lies in the
         // first line after it that holds any literal.
-        while let Some(off) = pre.find(&region[pos..]) {
-            let at = pos + off;
+        let mut hit = pre.find_from(region, 0);
+        while let Some((at, group)) = hit {
             let start = memchr::memrchr(b'\n', &region[pos..at]).map_or(pos, |i| pos + i + 1);
-            idx += newlines(&region[pos..start]);
-            stops.push(Stop::new(region, pos, start, idx));
-            idx += 1;
-            pos = memchr::memchr(b'\n', &region[at..]).map_or(region.len(), |i| at + i + 1);
+            let end = memchr::memchr(b'\n', &region[at..]).map_or(region.len(), |i| at + i);
+            // The line's other literals, each start position once as `prefilter::lits` visits
+            // them (so the detector need not search the line again); the first match past
+            // the line's end is the next stop's.
+            let mut lits = group;
+            hit = pre.find_from(region, at + 1);
+            while let Some((a, g)) = hit.filter(|&(a, _)| a < end) {
+                lits |= g;
+                hit = pre.find_from(region, a + 1);
+            }
+            stops.push(Stop::new(region, pos, start, end, lits));
+            pos = (end + 1).min(region.len());
         }
-        let rest = &region[pos..];
-        idx += newlines(rest) + u64::from(!rest.is_empty() && !rest.ends_with(b"\n"));
-        stops.push(Stop::new(region, pos, region.len(), idx));
+        stops.push(Stop::new(region, pos, region.len(), region.len(), 0));
         Self { stops }
-    }
-
-    /// Lines in the region.
-    pub fn lines(&self) -> u64 {
-        self.end().idx
     }
 
     /// Length of the region scanned.
@@ -90,8 +94,8 @@ impl RegionScan {
 }
 
 impl Stop {
-    /// The stop at `start`, `idx`, after the ordinary lines `from..start`.
-    fn new(region: &[u8], from: usize, start: usize, idx: u64) -> Self {
+    /// The stop at `start..end`, holding `lits`, after the ordinary lines `from..start`.
+    fn new(region: &[u8], from: usize, start: usize, end: usize, lits: Lits) -> Self {
         let mut ring = [0usize; RING];
         let mut kept = 0;
         if start > from {
@@ -113,46 +117,101 @@ impl Stop {
         }
         Self {
             start,
-            idx,
+            end,
+            lits,
             ring,
             kept,
         }
     }
 }
 
-fn newlines(bytes: &[u8]) -> u64 {
-    memchr::memchr_iter(b'\n', bytes).count() as u64
+/// The lines of `run`, whole lines each ending with `'\n'` (the last may not): a SIMD count.
+pub(crate) fn lines_in(run: &[u8]) -> u64 {
+    memchr::memchr_iter(b'\n', run).count() as u64 + u64::from(!run.is_empty() && !run.ends_with(b"\n"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn starts(s: &RegionScan) -> Vec<(usize, u64)> {
-        s.stops.iter().map(|s| (s.start, s.idx)).collect()
+    fn starts(s: &RegionScan) -> Vec<usize> {
+        s.stops.iter().map(|s| s.start).collect()
     }
 
     #[test]
-    fn it_finds_the_lines_that_hold_a_literal_and_counts_the_rest() {
+    fn it_finds_the_lines_that_hold_a_literal() {
         let region = b"step 1\nstep 2 Error here\nstep 3\nstep 4\nTraceback\nKilled";
         let s = RegionScan::of(region);
-        assert_eq!(starts(&s), vec![(7, 1), (39, 4), (49, 5), (55, 6)]);
-        assert_eq!(s.lines(), 6);
+        assert_eq!(starts(&s), vec![7, 39, 49, 55]);
         let mut next = 0;
         assert_eq!(s.next_stop(0, &mut next).start, 7);
         let stop = s.next_stop(25, &mut next);
-        assert_eq!((stop.start, stop.idx), (39, 4));
+        assert_eq!(stop.start, 39);
         assert_eq!(stop.ring_from(25).collect::<Vec<_>>(), vec![32, 25]);
         assert_eq!(stop.ring_from(32).collect::<Vec<_>>(), vec![32]);
         assert_eq!(next, 1);
         let plain = RegionScan::of(b"a\nb\n");
-        assert_eq!(starts(&plain), vec![(4, 2)]);
+        assert_eq!(starts(&plain), vec![4]);
         assert_eq!(
             plain.next_stop(0, &mut 0).ring_from(0).collect::<Vec<_>>(),
             vec![2, 0]
         );
-        assert_eq!(RegionScan::of(b"").lines(), 0);
-        assert_eq!(starts(&RegionScan::of(b"x Error\n")), vec![(0, 0), (8, 1)]);
+        assert_eq!(starts(&RegionScan::of(b"")), vec![0]);
+        assert_eq!(starts(&RegionScan::of(b"x Error\n")), vec![0, 8]);
+    }
+
+    /// Every line that holds a literal is a stop, with its end and the groups `lits` finds in
+    /// it; no other line is: on tricky lines and on every fixture log of the corpus.
+    fn check_stops(region: &[u8]) {
+        let scan = RegionScan::of(region);
+        let mut want = Vec::new();
+        let mut start = 0;
+        for line in region.split_inclusive(|&b| b == b'\n') {
+            let body = line.strip_suffix(b"\n").unwrap_or(line);
+            let m = super::super::prefilter::lits(body);
+            if m != 0 {
+                want.push((start, start + body.len(), m));
+            }
+            start += line.len();
+        }
+        let got: Vec<_> = scan.stops[..scan.stops.len() - 1]
+            .iter()
+            .map(|s| (s.start, s.end, s.lits))
+            .collect();
+        assert_eq!(got, want);
+        let end = scan.end();
+        assert_eq!((end.start, end.end, end.lits), (region.len(), region.len(), 0));
+    }
+
+    #[test]
+    fn each_stop_has_its_lines_end_and_literal_groups() {
+        check_stops(b"");
+        check_stops(b"plain\nxErrorhat NaNaN Rhat\n\nERROR: loss is nan, r_hat 1.3\nstep 2\n");
+        check_stops(b"a\rWarning\nTracebackTraceback\n\n\nunended Killed");
+        check_stops(b"Error\nError\ninf\n");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let mut dirs = vec![root];
+        let mut logs = 0;
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).expect("fixtures") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "log") {
+                    check_stops(&std::fs::read(&path).expect("fixture"));
+                    logs += 1;
+                }
+            }
+        }
+        assert!(logs > 100, "{logs} fixture logs");
+    }
+
+    #[test]
+    fn a_run_counts_its_lines_ended_or_not() {
+        assert_eq!(lines_in(b""), 0);
+        assert_eq!(lines_in(b"\n"), 1);
+        assert_eq!(lines_in(b"a\nb"), 2);
+        assert_eq!(lines_in(b"a\nb\n\n"), 3);
     }
 
     #[test]
@@ -163,7 +222,7 @@ mod tests {
         }
         region.extend_from_slice(b"unended");
         let s = RegionScan::of(&region);
-        assert_eq!(s.lines(), 10);
+        assert_eq!(lines_in(&region), 10);
         let end = s.next_stop(0, &mut 0);
         let want: Vec<usize> = (5..10).rev().map(|k| 7 * k).collect();
         assert_eq!(end.ring_from(0).collect::<Vec<_>>(), want);

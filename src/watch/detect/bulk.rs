@@ -12,6 +12,7 @@ use std::borrow::Cow;
 
 use super::scan::{lines_in, Stop};
 use super::*;
+use crate::watch::follower::display_segment_bytes;
 
 impl Detector {
     /// Feed `region` — lines, each ending with `'\n'` (the last may not), the first numbered
@@ -92,10 +93,10 @@ impl Detector {
             // One search finds the line's end and whether it holds a '\r': a line without one
             // is its own display segment.
             let (le, ends) = match memchr::memchr2(b'\n', b'\r', rest) {
-                Some(i) if rest[i] == b'\n' => (i, segment_ends_skip(&rest[..i])),
+                Some(i) if rest[i] == b'\n' => (i, self.segment_ends_skip(&rest[..i])),
                 _ => {
                     let le = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
-                    (le, segment_ends_skip(display_segment_bytes(&rest[..le])))
+                    (le, self.segment_ends_skip(display_segment_bytes(&rest[..le])))
                 }
             };
             // As `skip` decides for a line that holds no literal (so it is no structure).
@@ -144,36 +145,18 @@ fn decode(bytes: &[u8]) -> Cow<'_, str> {
     }
 }
 
-/// [`display_segment`] on bytes: `'\r'` is ASCII, so the segments are those of the decoded
-/// line.
-fn display_segment_bytes(line: &[u8]) -> &[u8] {
-    let mut end = line.len();
-    while let Some(cr) = memchr::memrchr(b'\r', &line[..end]) {
-        if cr + 1 < end {
-            return &line[cr + 1..end];
+impl Detector {
+    /// Does a skipped warning message end at the line whose display segment is `seg` (a
+    /// line that holds no literal)? As [`Detector::skip`] decides, on the line without its
+    /// rank or worker prefix: at a blank line or an indented one (its source line). Decoded
+    /// only when it may carry a prefix or does not start with a visible ASCII character.
+    fn segment_ends_skip(&self, seg: &[u8]) -> bool {
+        let prefixed = seg.starts_with(b"[rank") || seg.starts_with(b"(") || self.cfg.rank_labels;
+        if !prefixed && seg.first().is_some_and(u8::is_ascii_graphic) {
+            return false;
         }
-        end = cr;
-    }
-    &line[..end]
-}
-
-/// Does a skipped warning message end at the line whose display segment is `seg` (a line
-/// that holds no literal)? As [`Detector::skip`] decides: at a blank line or an indented one
-/// (its source line). Decoded only when it does not start with a visible ASCII character.
-fn segment_ends_skip(seg: &[u8]) -> bool {
-    let seg = match seg.strip_prefix(b"[rank") {
-        Some(_) => {
-            let text = String::from_utf8_lossy(seg);
-            let vis = &text[rank_prefix_len(&text).unwrap_or(0)..];
-            return vis.trim().is_empty() || vis.starts_with("  ");
-        }
-        None => seg,
-    };
-    match seg.first() {
-        Some(b) if b.is_ascii_graphic() => false,
-        _ => {
-            let text = String::from_utf8_lossy(seg);
-            text.trim().is_empty() || text.starts_with("  ")
-        }
+        let text = String::from_utf8_lossy(seg);
+        let vis = &text[self.line_prefix_len(&text).unwrap_or(0)..];
+        vis.trim().is_empty() || vis.starts_with("  ")
     }
 }

@@ -372,10 +372,7 @@ impl Detector {
         } else {
             None
         };
-        let vis = match label
-            .or_else(|| rank_prefix_len(shown))
-            .or_else(|| worker_prefix_len(shown))
-        {
+        let vis = match self.line_prefix_len(shown) {
             Some(k) => {
                 self.rank_prefix.push_str(&shown[..k]);
                 &shown[k..]
@@ -402,6 +399,19 @@ impl Detector {
             Mode::Table(t) => self.table(t, n, vis, out),
         }
         self.remember(n, shown);
+    }
+
+    /// Length of the line's rank or worker prefix: `srun --label`'s `N: ` (when the job
+    /// asks for it), torchrun's `[rankN]: `, Ray's `(NAME pid=N) `.
+    fn line_prefix_len(&self, shown: &str) -> Option<usize> {
+        let label = if self.cfg.rank_labels {
+            srun_label_len(shown)
+        } else {
+            None
+        };
+        label
+            .or_else(|| rank_prefix_len(shown))
+            .or_else(|| worker_prefix_len(shown))
     }
 
     /// srun said which node the failed tasks `first..=last` ran on: the first incident a rank of

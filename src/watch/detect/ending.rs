@@ -225,14 +225,6 @@ impl Detector {
         }
         // Of the last lines that state a failure or give its reason (a banner's `TRAINING
         // FAILED` then `reason : …`), the latest one whose words name a cause; else the latest.
-        let judged = |(n, l): &(u64, String)| {
-            let t = l.trim();
-            (
-                *n,
-                cut(t, MAX_LINE_CHARS),
-                classify::classify_exception("", t, &TbContext::default()),
-            )
-        };
         let mut stated = self
             .ring
             .iter()
@@ -245,6 +237,36 @@ impl Detector {
         }
         Some(stated.find(|s| s.2.strong).unwrap_or(latest))
     }
+
+    /// The program's own failing words among the last lines before an abort (read before
+    /// the abort's line joins the ring), unless they are evidence already.
+    pub(super) fn words_before_abort(&self) -> Option<(u64, String, Verdict)> {
+        let line = self
+            .ring
+            .iter()
+            .rev()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .take(ABORT_WORDS_WITHIN)
+            .find(|(_, l)| rules::states_failure(l))?;
+        if self.incidents.iter().any(|i| i.line == line.0) {
+            return None;
+        }
+        Some(judged(line))
+    }
+}
+
+/// How many non-blank lines before an abort may hold the program's reason for it.
+const ABORT_WORDS_WITHIN: usize = 3;
+
+/// A line of the program's own from the ring, as a stated cause: its number, its text (cut),
+/// and what its words say, classified like an exception's message.
+fn judged((n, l): &(u64, String)) -> (u64, String, Verdict) {
+    let t = l.trim();
+    (
+        *n,
+        cut(t, MAX_LINE_CHARS),
+        classify::classify_exception("", t, &TbContext::default()),
+    )
 }
 
 /// The reason for a failing exit explained by the program's own last words: what they say,

@@ -763,32 +763,6 @@ impl Detector {
     }
 }
 
-impl Detector {
-    /// The program's own failing words among the last lines before an abort (read before
-    /// the abort's line joins the ring), unless they are evidence already.
-    fn words_before_abort(&self) -> Option<(u64, String, Verdict)> {
-        let (n, l) = self
-            .ring
-            .iter()
-            .rev()
-            .filter(|(_, l)| !l.trim().is_empty())
-            .take(ABORT_WORDS_WITHIN)
-            .find(|(_, l)| rules::states_failure(l))?;
-        if self.incidents.iter().any(|i| i.line == *n) {
-            return None;
-        }
-        let t = l.trim();
-        Some((
-            *n,
-            cut(t, MAX_LINE_CHARS),
-            classify::classify_exception("", t, &TbContext::default()),
-        ))
-    }
-}
-
-/// How many non-blank lines before an abort may hold the program's reason for it.
-const ABORT_WORDS_WITHIN: usize = 3;
-
 /// Why a line matched by the job's own `extra` patterns got its category.
 fn extra_reason(category: Category) -> &'static str {
     match category {

@@ -26,11 +26,7 @@ pub(crate) struct TbContext {
 /// Is `frame` (a traceback's `File "…", line N, in FUNC` line, or a native `frame #N:`
 /// line) inside a function that saves or writes a file?
 pub(crate) fn saving_frame(frame: &str) -> bool {
-    let func = match frame.rfind(", in ") {
-        Some(i) => &frame[i + 5..],
-        None => frame,
-    };
-    let lower = func.to_ascii_lowercase();
+    let lower = frame_function(frame).unwrap_or(frame).to_ascii_lowercase();
     has_any(
         &lower,
         &["save", "write", "dump", "to_csv", "to_parquet", "flush"],
@@ -39,11 +35,12 @@ pub(crate) fn saving_frame(frame: &str) -> bool {
 
 /// Is `frame` inside a collate function (one that batches a dataset's items)?
 pub(crate) fn collating_frame(frame: &str) -> bool {
-    let func = match frame.rfind(", in ") {
-        Some(i) => &frame[i + 5..],
-        None => return frame.contains("/_utils/collate.py"),
-    };
-    func.contains("collate") || frame.contains("/_utils/collate.py")
+    frame_function(frame).is_some_and(|f| f.contains("collate")) || frame.contains("/_utils/collate.py")
+}
+
+/// The function a Python traceback frame (`File "…", line N, in FUNC`) is in.
+fn frame_function(frame: &str) -> Option<&str> {
+    frame.rfind(", in ").map(|i| &frame[i + 5..])
 }
 
 /// A category, whether the rule that chose it was specific (a strong rule beats the

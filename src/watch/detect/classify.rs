@@ -72,6 +72,18 @@ fn has_any(hay: &str, needles: &[&str]) -> bool {
     needles.iter().any(|n| hay.contains(n))
 }
 
+/// The words of `lower` (letters, digits and `_`): a key such as `embedding_rows` is one
+/// word, so it does not stand for `rows`.
+fn words(lower: &str) -> impl Iterator<Item = &str> {
+    lower
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+}
+
+fn has_word(lower: &str, of: &[&str]) -> bool {
+    words(lower).any(|w| of.contains(&w))
+}
+
 /// A rule that fires on any of its phrases in the message, with its reason.
 type PhraseRule = (&'static [&'static str], &'static str);
 
@@ -105,6 +117,27 @@ pub(crate) fn loss_not_finite(msg: &str) -> bool {
         .any(|w| matches!(w, "nan" | "inf" | "infinity" | "infinite"))
 }
 
+/// True when `lower` (a lower-cased message) says gradients, their norm or the weights became
+/// NaN or infinite (`The total norm of order 2.0 for gradients from `parameters` is
+/// non-finite`): the optimisation diverged. The same words about the input are data.
+fn optimisation_not_finite(lower: &str) -> bool {
+    let non_finite = has_any(lower, &["non-finite", "nonfinite", "not finite"])
+        || has_word(lower, &["nan", "nans", "inf", "infinity", "infinite"]);
+    non_finite
+        && has_word(
+            lower,
+            &[
+                "gradient",
+                "gradients",
+                "grad",
+                "grads",
+                "grad_norm",
+                "norm",
+                "weights",
+            ],
+        )
+}
+
 pub(crate) const CUDA_OOM: &str = "CUDA ran out of memory (resource)";
 pub(crate) const OUT_OF_MEMORY: &str = "the process ran out of memory (resource)";
 pub(crate) const DISK_FULL: &str = "the disk is full: nothing more could be written (resource)";
@@ -122,6 +155,8 @@ const RESOURCE_PHRASES: &[PhraseRule] = &[
             "[Errno 12]",
             "Cannot allocate memory",
             "std::bad_alloc",
+            // torch's CPU allocator
+            "not enough memory",
         ],
         OUT_OF_MEMORY,
     ),
@@ -152,7 +187,26 @@ const RESOURCE_PHRASES: &[PhraseRule] = &[
         &["[Errno 24]", "Too many open files"],
         "the process hit its limit of open files (resource)",
     ),
-    (&["terminated abruptly", "unexpectedly terminated"], WORKER_KILLED),
+    (
+        // EAGAIN from pthread_create / fork: `ulimit -u`, or `ulimit -v` leaving no room
+        // for another thread's stack
+        &[
+            "can't start new thread",
+            "pthread_create failed",
+            "fork: retry",
+            "Cannot fork",
+            "fork: Resource temporarily unavailable",
+        ],
+        THREAD_LIMIT,
+    ),
+    (
+        &[
+            "terminated abruptly",
+            "unexpectedly terminated",
+            "exited unexpectedly",
+        ],
+        WORKER_KILLED,
+    ),
     (
         &[
             "NVIDIA driver",
@@ -160,6 +214,8 @@ const RESOURCE_PHRASES: &[PhraseRule] = &[
             "CUDA driver version is insufficient",
             "not compiled with CUDA",
             "CUDA unavailable",
+            // the GPU's architecture is not one this build has kernels for
+            "no kernel image is available",
         ],
         "no usable GPU: its driver or the device is missing (resource)",
     ),
@@ -187,6 +243,27 @@ pub(crate) fn stream_failure(msg: &str) -> bool {
 
 pub(crate) const WORKER_KILLED: &str =
     "a worker process was killed from outside, most often for memory (resource)";
+pub(crate) const THREAD_LIMIT: &str =
+    "no new thread or process could be started: the job's limit of processes or of memory (ulimit -u, -v) (resource)";
+const CHILD_CRASHED: &str =
+    "a worker or child process crashed on a signal: a native crash in the code or a library it calls (implementation)";
+const CHILD_STOPPED: &str =
+    "a worker or child process was stopped by a signal from outside (a scheduler, a user, a supervisor) (resource)";
+
+/// A worker or child process that died of a signal the message names: the exit classifier
+/// judges that signal (its category), the reason says it was a child.
+fn child_signal(msg: &str) -> Option<Verdict> {
+    let signal = super::signals::named_signal(msg)?;
+    let j = super::exit::judge_exit(crate::model::ExitOutcome::Signal(signal), None)?;
+    let reason = match (signal, j.category) {
+        (9, _) => WORKER_KILLED,
+        (24, _) => CPU_LIMIT,
+        (25, _) => FILE_TOO_LARGE,
+        (_, Category::Implementation) => CHILD_CRASHED,
+        _ => CHILD_STOPPED,
+    };
+    Some(strong(j.category, reason))
+}
 
 /// Resource problems: memory, disk, GPU, processes killed from outside.
 fn resource(short: &str, msg: &str, ctx: &TbContext) -> Option<&'static str> {
@@ -208,6 +285,35 @@ fn resource(short: &str, msg: &str, ctx: &TbContext) -> Option<&'static str> {
     first_phrase(msg, RESOURCE_PHRASES)
         .or_else(|| (ctx.save_frame && stream_failure(msg)).then_some(SAVE_FAILED))
         .or_else(|| collective_failure(msg).then_some(COLLECTIVE))
+}
+
+pub(crate) const SERVICE_UNREACHABLE: &str =
+    "a network service the job depends on could not be reached or failed (a hub, a store, an API) (infrastructure)";
+
+/// A network service the job needs that is down or unreachable: a name that does not
+/// resolve, a refused or timed-out connection, a gateway's 5xx. (Between the ranks of one
+/// job it is a collective's failure, judged before this.)
+fn service_unreachable(msg: &str) -> bool {
+    has_any(
+        msg,
+        &[
+            "Connection refused",
+            "Name or service not known",
+            "Temporary failure in name resolution",
+            "Network is unreachable",
+            "No route to host",
+            "Max retries exceeded",
+            "Failed to establish a new connection",
+            "Read timed out",
+            "Connection timed out",
+            "couldn't connect to",
+            "502 Server Error",
+            "503 Server Error",
+            "504 Server Error",
+            "Service Unavailable",
+            "Bad Gateway",
+        ],
+    )
 }
 
 /// A distributed collective that failed because a peer went away or did not answer in time
@@ -235,6 +341,7 @@ pub(crate) fn collective_failure(msg: &str) -> bool {
                 "timeout",
                 "remote worker crashing",
                 "broken pipe",
+                "connection refused",
             ],
         )
 }
@@ -261,6 +368,10 @@ fn launcher_signal(short: &str, msg: &str) -> Option<i32> {
 
 pub(crate) const LOSS_NOT_FINITE: &str = "the loss became NaN or infinite (convergence)";
 pub(crate) const NOT_CONVERGED: &str = "the solver says it did not converge (convergence)";
+pub(crate) const GRADS_NOT_FINITE: &str =
+    "the gradients or weights became NaN or infinite: the optimisation diverged (convergence)";
+pub(crate) const NOT_LEARNING: &str =
+    "the run says the model did not learn (loss or accuracy flat) (convergence)";
 
 fn convergence(short: &str, msg: &str) -> Option<&'static str> {
     if short == "FloatingPointError" {
@@ -280,18 +391,18 @@ fn convergence(short: &str, msg: &str) -> Option<&'static str> {
     if loss_not_finite(msg) {
         return Some(LOSS_NOT_FINITE);
     }
-    let not_converged = has_any(
-        msg,
-        &[
-            "failed to converge",
-            "did not converge",
-            "not converged",
-            "Maximum number of iterations",
-            "maximum number of iterations",
-            "ITERATIONS REACHED LIMIT",
-        ],
-    ) && !msg.contains("SVD did not converge");
-    not_converged.then_some(NOT_CONVERGED)
+    if optimisation_not_finite(&msg.to_ascii_lowercase()) {
+        return Some(GRADS_NOT_FINITE);
+    }
+    // torch.distributions: `Expected parameter loc (…) to satisfy the constraint Real(), but
+    // found invalid values` — the model's outputs went NaN.
+    if msg.contains("to satisfy the constraint") && msg.contains("found invalid values") {
+        return Some(DISTRIBUTION_INVALID);
+    }
+    if super::rules::says_not_learning(msg) {
+        return Some(NOT_LEARNING);
+    }
+    super::rules::says_not_converged(msg).then_some(NOT_CONVERGED)
 }
 
 /// PyMC's `SamplingError` when the model cannot even be evaluated at its starting point
@@ -300,6 +411,26 @@ fn convergence(short: &str, msg: &str) -> Option<&'static str> {
 fn sampler_start_invalid(msg: &str) -> bool {
     msg.contains("Initial evaluation of model at starting point failed") || msg.contains("-inf")
 }
+
+const CHECKPOINT_MISFIT: &str =
+    "a checkpoint that does not fit what it is loaded into (another architecture or experiment) (implementation)";
+
+/// Implementation rules by the message, asked before the data rules (whose shape words a
+/// checkpoint's `size mismatch for fc.weight` would otherwise meet).
+fn implementation_by_message(msg: &str) -> Option<&'static str> {
+    has_any(
+        msg,
+        &[
+            "Error(s) in loading state_dict",
+            "loaded state dict contains a parameter group",
+            "loaded state dict has a different number of parameter groups",
+        ],
+    )
+    .then_some(CHECKPOINT_MISFIT)
+}
+
+const DISTRIBUTION_INVALID: &str =
+    "a distribution's parameter computed by the model is NaN or outside its support: the optimisation diverged (convergence)";
 
 pub(crate) const EMBEDDING_ID: &str =
     "an id beyond an embedding's table: token or category ids the model was not built for (data)";
@@ -312,6 +443,29 @@ pub(crate) const NONE_ITEM: &str =
     "the dataset gave None for an item (a record that failed to load or decode): the batch cannot be built (data)";
 pub(crate) const CORRUPT: &str =
     "a data file that is corrupt, truncated or inconsistent with its index (data)";
+const DEVICE_ASSERT: &str =
+    "a CUDA device-side assert: most often a label or an index from the data beyond its range (data)";
+const DATA_ITEM: &str =
+    "the error names the item of the data it failed on (a record, a row, a sample): that item does not fit (data)";
+
+/// Does `lower` name an item of the data by its number: `record 3812`, `row 17`, `sample #4`?
+fn names_data_item(lower: &str) -> bool {
+    let mut prev = "";
+    for w in
+        lower.split(|c: char| c.is_whitespace() || matches!(c, ':' | ',' | '#' | '(' | ')' | '[' | ']' | '='))
+    {
+        if w.is_empty() {
+            continue;
+        }
+        if matches!(prev, "record" | "row" | "sample" | "example" | "item" | "entry")
+            && w.bytes().all(|b| b.is_ascii_digit())
+        {
+            return true;
+        }
+        prev = w;
+    }
+    false
+}
 
 /// Data rules by the exception's message (lower-cased), after those by type.
 const DATA_PHRASES: &[PhraseRule] = &[
@@ -340,6 +494,8 @@ const DATA_PHRASES: &[PhraseRule] = &[
             "dimension mismatch",
             // the input's features do not match the model's first layer
             "shapes cannot be multiplied",
+            // images with another number of channels than the first convolution's
+            "channels, but got",
         ],
         SHAPE,
     ),
@@ -349,6 +505,13 @@ const DATA_PHRASES: &[PhraseRule] = &[
             "invalid literal for int",
             "unable to parse string",
             "dtype object",
+            // strings where numbers were expected: pandas keeps the column as objects
+            "numpy.object_",
+            "dtype=object",
+            "dtype('o')",
+            // pyarrow / sklearn
+            "tried to convert to",
+            "unable to convert array of bytes/strings",
         ],
         "values in the data that do not parse as numbers (data)",
     ),
@@ -465,8 +628,25 @@ const DATA_PHRASES: &[PhraseRule] = &[
             "invalid load key",
             "failed finding central directory",
             "not a zip file",
+            // an empty or cut pickle, a garbled compressed stream, a binary file read as text
+            "ran out of input",
+            "while decompressing",
+            "line contains nul",
+            // an image or a sound file its library cannot read
+            "cannot identify image file",
+            "format not recognised",
+            "format not recognized",
         ],
         CORRUPT,
+    ),
+    (
+        // values beyond what the type they are packed into holds (16-bit pixels into uint8)
+        &[
+            "without overflow",
+            "out of bounds for uint",
+            "out of bounds for int",
+        ],
+        "values in the data out of range for the type they are stored in (data)",
     ),
     (
         // a log / Box-Cox transform fed zeros or negatives
@@ -508,6 +688,11 @@ fn data(short: &str, msg: &str, ctx: &TbContext) -> Option<&'static str> {
     // list's `index out of range`.
     // An embedding looked up with an id beyond its table (`index out of range in self`):
     // token or category ids the model was not built for.
+    // CUDA's device-side assert: a kernel's bounds check, most often a label or an index
+    // beyond its range (the message cannot say more: it is asynchronous).
+    if msg.contains("device-side assert triggered") {
+        return Some(DEVICE_ASSERT);
+    }
     if short == "IndexError" && lower.contains("index out of range in self") {
         return Some(EMBEDDING_ID);
     }
@@ -532,6 +717,24 @@ fn data(short: &str, msg: &str, ctx: &TbContext) -> Option<&'static str> {
     if let Some(reason) = first_phrase(&lower, DATA_PHRASES) {
         return Some(reason);
     }
+    // A file whose digest is not the one its manifest gives: fetched incompletely or garbled.
+    if has_word(
+        &lower,
+        &[
+            "sha1", "sha256", "sha512", "md5", "checksum", "crc", "crc32", "digest",
+        ],
+    ) && has_any(
+        &lower,
+        &[
+            "mismatch",
+            "does not match",
+            "doesn't match",
+            "do not match",
+            "expected",
+        ],
+    ) {
+        return Some(CORRUPT);
+    }
     // A data file's index pointing outside it (`entry 3 has offset 4096 beyond the shard
     // size 1024`): the index was written for another file, or the file was cut short.
     if lower.contains("offset") && has_any(&lower, &["beyond", "past the end", "exceeds the"]) {
@@ -547,12 +750,18 @@ fn data(short: &str, msg: &str, ctx: &TbContext) -> Option<&'static str> {
     }
     if (lower.contains("shape") && has_any(&lower, &["mismatch", "expected", "incompatible"]))
         || (lower.contains("does not match")
-            && has_any(
+            && has_word(
                 &lower,
                 &["samples", "labels", "shape", "features", "length", "rows"],
             ))
     {
         return Some(SHAPE);
+    }
+    // Last: an error that names the item of the data it failed on (`record 3812: cannot
+    // reshape`, `row 17`), when no rule above says more. A code error's type (a NameError…)
+    // says more than the item.
+    if implementation(short).is_none() && names_data_item(&lower) {
+        return Some(DATA_ITEM);
     }
     None
 }
@@ -597,11 +806,22 @@ pub(crate) fn classify_exception(name: &str, msg: &str, ctx: &TbContext) -> Verd
     {
         return strong(j.category, j.reason);
     }
+    // A worker or child that died of a signal the message names (a DataLoader worker
+    // `killed by signal: Killed`): that signal's verdict.
+    if let Some(v) = child_signal(msg) {
+        return v;
+    }
     if let Some(r) = resource(short, msg, ctx) {
         return strong(Category::Resource, r);
     }
+    if service_unreachable(msg) {
+        return strong(Category::Infrastructure, SERVICE_UNREACHABLE);
+    }
     if let Some(r) = convergence(short, msg) {
         return strong(Category::Convergence, r);
+    }
+    if let Some(r) = implementation_by_message(msg) {
+        return strong(Category::Implementation, r);
     }
     if let Some(r) = data(short, msg, ctx) {
         return strong(Category::Data, r);
@@ -665,6 +885,8 @@ pub(crate) fn parse_exception_line(line: &str) -> Option<ExcLine<'_>> {
     let uppercase = short.chars().filter(|c| c.is_ascii_uppercase()).count();
     let plausible = SUFFIXES.iter().any(|s| short.ends_with(s))
         || (name.contains('.') && short.starts_with(|c: char| c.is_ascii_uppercase() || c == '_'))
+        // the C modules' lower-case classes: `zlib.error`, `struct.error`, `socket.gaierror`
+        || (name.contains('.') && short.ends_with("error"))
         || (uppercase >= 2 && short.starts_with(|c: char| c.is_ascii_uppercase()));
     plausible.then_some(ExcLine { name, msg, line })
 }
@@ -688,6 +910,9 @@ mod tests {
         assert!(parse_exception_line("KeyboardInterrupt").is_some());
         assert!(parse_exception_line("numpy.linalg.LinAlgError: Singular matrix").is_some());
         assert!(parse_exception_line("DivergenceDetected: too many").is_some());
+        assert!(parse_exception_line("zlib.error: Error -3 while decompressing data").is_some());
+        assert!(parse_exception_line("socket.gaierror: [Errno -2] Name or service not known").is_some());
+        assert!(parse_exception_line("terror: not one").is_none());
         assert!(parse_exception_line("Accuracy: 0.93").is_none());
         assert!(parse_exception_line("epoch 3 loss 0.5").is_none());
         assert!(parse_exception_line("Done").is_none());
@@ -763,5 +988,55 @@ mod tests {
             cat("SyntaxError: unexpected EOF while parsing", false),
             Implementation
         );
+    }
+
+    /// Library messages as torch, numpy, pandas, pyarrow, PIL, requests and the Hugging Face
+    /// hub word them, each judged by what went wrong rather than by its exception's type.
+    #[test]
+    fn library_messages_are_judged_by_what_went_wrong() {
+        use Category::*;
+        let table = [
+            ("RuntimeError: DataLoader worker (pid(s) 4242) exited unexpectedly", Resource),
+            ("RuntimeError: [enforce fail at alloc_cpu.cpp:114] data. DefaultCPUAllocator: not enough memory: you tried to allocate 1073741824 bytes.", Resource),
+            ("RuntimeError: CUDA error: no kernel image is available for execution on the device", Resource),
+            ("RuntimeError: can't start new thread", Resource),
+            ("BlockingIOError: [Errno 11] Resource temporarily unavailable", Implementation),
+            ("ConnectionRefusedError: [Errno 111] Connection refused", Infrastructure),
+            ("socket.gaierror: [Errno -2] Name or service not known", Infrastructure),
+            ("urllib.error.URLError: <urlopen error [Errno 101] Network is unreachable>", Infrastructure),
+            ("requests.exceptions.HTTPError: 503 Server Error: Service Unavailable for url: https://hub.example/api", Infrastructure),
+            ("OSError: We couldn't connect to 'https://hub.example' to load this file, couldn't find it in the cached files.", Infrastructure),
+            // between a job's own ranks a refused connection is the collective's
+            ("torch.distributed.DistNetworkError: c10d store: Connection refused", Resource),
+            ("RuntimeError: The total norm of order 2.0 for gradients from `parameters` is non-finite, so it cannot be clipped.", Convergence),
+            ("ValueError: Expected parameter loc (Tensor of shape (64, 2)) of distribution Normal(loc: torch.Size([64, 2])) to satisfy the constraint Real(), but found invalid values:", Convergence),
+            ("ValueError: Input contains NaN, infinity or a value too large for dtype('float64').", Data),
+            ("RuntimeError: Error(s) in loading state_dict for Net: size mismatch for fc.weight: copying a param with shape torch.Size([10, 64]) from checkpoint", Implementation),
+            ("ValueError: loaded state dict contains a parameter group that doesn't match the size of optimizer's group", Implementation),
+            ("RuntimeError: Given groups=1, weight of size [64, 3, 7, 7], expected input[8, 1, 224, 224] to have 3 channels, but got 1 channels instead", Data),
+            ("RuntimeError: value cannot be converted to type uint8 without overflow", Data),
+            ("OverflowError: Python integer 300 out of bounds for uint8", Data),
+            ("TypeError: can't convert np.ndarray of type numpy.object_. The only supported types are: float64, float32.", Data),
+            ("pyarrow.lib.ArrowInvalid: Could not convert 'abc' with type str: tried to convert to double", Data),
+            ("RuntimeError: CUDA error: device-side assert triggered", Data),
+            ("EOFError: Ran out of input", Data),
+            ("zlib.error: Error -3 while decompressing data: invalid stored block lengths", Data),
+            ("_csv.Error: line contains NUL", Data),
+            ("PIL.UnidentifiedImageError: cannot identify image file 'imgs/0042.jpg'", Data),
+            ("soundfile.LibsndfileError: Error opening 'clip.wav': Format not recognised.", Data),
+            ("ValueError: shard-2.bin sha256 mismatch: expected f84edbd8, got 67eb965f", Data),
+            ("ValueError: record 3812 of train-00007.bin: cannot reshape array of size 25 into shape (64,)", Data),
+            // a code error's type says more than the item it met
+            ("AttributeError: 'Row' object has no attribute 'text' (row 17)", Implementation),
+            // `embedding_rows` is a key, not the data's rows
+            ("RuntimeError: tokenizer does not match checkpoint: embedding_rows=30522", Implementation),
+            ("TypeError: unhashable type: 'list'", Implementation),
+        ];
+        let wrong: Vec<_> = table
+            .iter()
+            .filter(|(line, want)| cat(line, false) != *want)
+            .map(|(line, want)| format!("{line}: {:?}, not {want:?}", cat(line, false)))
+            .collect();
+        assert!(wrong.is_empty(), "{wrong:#?}");
     }
 }

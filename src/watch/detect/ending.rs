@@ -9,7 +9,7 @@
 
 use super::classify::{self, TbContext, Verdict};
 use super::{cut, exit, rules, Detector, Finding, Meta, CAUSE_WITHIN, MAX_LINE_CHARS};
-use crate::model::{ExitOutcome, Incident, Severity};
+use crate::model::{Category, ExitOutcome, Incident, Severity};
 
 impl Detector {
     /// End of the log / the process ended with this outcome (None = unknown, e.g. triage
@@ -139,6 +139,21 @@ impl Detector {
             .filter(|(_, l)| !l.trim().is_empty())
             .map(|(_, l)| l.clone())
             .collect();
+        // A stop from outside that the log says was a preemption (the scheduler or the cloud
+        // taking the node back, the job checkpointing for its requeue): the cluster's doing.
+        if let Some((line, said)) = self.preemption_stated(outcome) {
+            let inc = Incident {
+                category: Category::Infrastructure,
+                severity: Severity::Fatal,
+                line,
+                text: said,
+                excerpt,
+                count: 1,
+                reason: rules::PREEMPTED.to_string(),
+            };
+            self.push_cause(inc, out);
+            return;
+        }
         // A failing exit code with no traceback: the program said why before it stopped — an
         // error-level log record, or failing words in its last lines (`print(e)` then
         // `sys.exit(2)`). That line, classified by what it says, is the error; the exit
@@ -176,6 +191,25 @@ impl Detector {
             reason,
         };
         self.push_cause(inc, out);
+    }
+
+    /// The line that announces a preemption, when the process ended by a signal that
+    /// is not a crash (or a shell's 128+N for one).
+    fn preemption_stated(&self, outcome: ExitOutcome) -> Option<(u64, String)> {
+        let signal = match outcome {
+            ExitOutcome::Signal(s) => s,
+            ExitOutcome::Code(c) if (129..160).contains(&c) => c - 128,
+            _ => return None,
+        };
+        if rules::Death::Crash.signals().contains(&signal) {
+            return None;
+        }
+        // The first of the ring's lines that say so: where the notice arrived, before the
+        // checkpoint and the exit it led to.
+        self.ring
+            .iter()
+            .find(|(_, l)| rules::announces_preemption(l))
+            .map(|(n, l)| (*n, cut(l.trim(), MAX_LINE_CHARS)))
     }
 
     /// A new fatal incident for a stated cause (`line`, what it said, its verdict).

@@ -20,6 +20,7 @@ mod nan_start;
 mod prefilter;
 mod rules;
 mod scan;
+mod signals;
 
 use std::collections::{HashMap, VecDeque};
 

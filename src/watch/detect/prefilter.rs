@@ -93,6 +93,11 @@ const LITERALS: &[(&str, usize, Lits)] = &[
     ("limit exceeded", 0, LIMIT),
     // faulthandler's watchdog (`dump_traceback_later`): `Timeout (0:00:03)!`
     ("Timeout (", 0, WATCHDOG),
+    // a run's own word that its model is not learning (rules::NOT_LEARNING)
+    ("did not learn", 0, CONVERGE),
+    ("is not learning", 0, CONVERGE),
+    ("failed to learn", 0, CONVERGE),
+    ("stopped learning", 0, CONVERGE),
 ];
 
 /// The groups of literals `line` holds (0: an ordinary line). Every position where a key

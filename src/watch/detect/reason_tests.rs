@@ -92,6 +92,19 @@ fn exception_examples() -> Vec<(&'static str, &'static str, TbContext, Category,
         ("ValueError", "Unknown solver 'foo'", n, Implementation, classify::FALLBACK),
         ("torch.distributed.elastic.multiprocessing.errors.ChildFailedError", "", n, Implementation, classify::LAUNCHER_SUMMARY),
         ("torch.distributed.elastic.multiprocessing.api.SignalException", "Process 29007 got signal: 15", n, Resource, "a signal from outside stopped it (a scheduler limit, a user, a supervisor) (resource)"),
+        ("RuntimeError", "DataLoader worker (pid 30104) is killed by signal: Killed.", n, Resource, classify::WORKER_KILLED),
+        ("RuntimeError", "DataLoader worker (pid 30104) is killed by signal: Segmentation fault.", n, Implementation, "a worker or child process crashed on a signal: a native crash in the code or a library it calls (implementation)"),
+        ("subprocess.CalledProcessError", "Command '['./prep']' died with <Signals.SIGTERM: 15>.", n, Resource, "a worker or child process was stopped by a signal from outside (a scheduler, a user, a supervisor) (resource)"),
+        ("RuntimeError", "can't start new thread", n, Resource, classify::THREAD_LIMIT),
+        ("requests.exceptions.ConnectionError", "HTTPSConnectionPool(host='hub.example', port=443): Max retries exceeded with url: /x", n, Infrastructure, classify::SERVICE_UNREACHABLE),
+        ("RuntimeError", "The total norm of order 2.0 for gradients from `parameters` is non-finite, so it cannot be clipped.", n, Convergence, classify::GRADS_NOT_FINITE),
+        ("RuntimeError", "model did not learn: loss flat at 0.693", n, Convergence, classify::NOT_LEARNING),
+        ("ValueError", "Expected parameter loc (Tensor of shape (64, 2)) of distribution Normal() to satisfy the constraint Real(), but found invalid values:", n, Convergence, "a distribution's parameter computed by the model is NaN or outside its support: the optimisation diverged (convergence)"),
+        ("RuntimeError", "Error(s) in loading state_dict for Net: size mismatch for fc.weight: copying a param with shape torch.Size([10, 64]) from checkpoint", n, Implementation, "a checkpoint that does not fit what it is loaded into (another architecture or experiment) (implementation)"),
+        ("RuntimeError", "value cannot be converted to type uint8 without overflow", n, Data, "values in the data out of range for the type they are stored in (data)"),
+        ("RuntimeError", "CUDA error: device-side assert triggered", n, Data, "a CUDA device-side assert: most often a label or an index from the data beyond its range (data)"),
+        ("ValueError", "shard-2.bin: sha256 mismatch: expected f84edbd8, got 67eb965f", n, Data, classify::CORRUPT),
+        ("ValueError", "train-00007.bin record 3812: cannot reshape array of size 25 into shape (64,)", n, Data, "the error names the item of the data it failed on (a record, a row, a sample): that item does not fit (data)"),
     ]
 }
 
@@ -122,6 +135,7 @@ fn line_examples() -> Vec<(&'static str, Category, &'static str)> {
         ("max r_hat = 1.42", Convergence, rules::RHAT_HIGH),
         ("The effective sample size per chain is smaller than 100 for some parameters.", Convergence, rules::ESS_LOW),
         ("solver: did not converge after 100 steps", Convergence, classify::NOT_CONVERGED),
+        ("WARNING: model did not learn: eval_loss 0.6927 -> 0.6927", Convergence, classify::NOT_LEARNING),
         ("step 300 | loss=nan | lr 0.1", Convergence, classify::LOSS_NOT_FINITE),
         ("{'grad_norm': 'inf', 'epoch': 1.0}", Convergence, classify::LOSS_NOT_FINITE),
     ]
@@ -170,6 +184,8 @@ fn every_reason() -> Vec<(Category, String)> {
     }
     // The detector's judgement of a run's first non-finite records (see `nan_start`).
     all.push((Data, super::nan_start::NAN_FROM_START.to_string()));
+    // A stop from outside that the log says was a preemption (see `ending`).
+    all.push((Infrastructure, rules::PREEMPTED.to_string()));
     all
 }
 

@@ -291,6 +291,25 @@ pub(crate) fn announces_recovery(line: &str) -> bool {
     .any(|p| l.contains(p))
 }
 
+/// The job's own word that it is being preempted: the scheduler or the cloud takes its node
+/// back (`received SIGTERM (preemption notice)`, `checkpoint written; exiting so the
+/// scheduler requeues the job`, a spot instance's interruption notice).
+pub(crate) fn announces_preemption(line: &str) -> bool {
+    let l = line.to_ascii_lowercase();
+    [
+        "preempt",
+        "requeue",
+        "spot instance",
+        "spot interruption",
+        "interruption notice",
+    ]
+    .iter()
+    .any(|p| l.contains(p))
+}
+
+pub(crate) const PREEMPTED: &str =
+    "the job was preempted: its log says the scheduler or the cloud took its node back (infrastructure)";
+
 /// A line of a program's own that states a failure (`print(e)` before `sys.exit(2)`). A
 /// decision to stop (`metric below the gate, aborting`) is not one: the exit says it all.
 pub(crate) fn states_failure(line: &str) -> bool {
@@ -314,6 +333,7 @@ pub(crate) fn states_failure(line: &str) -> bool {
             "out of range",
             "out of bounds",
             "refusing to",
+            "mismatch",
         ]
         .iter()
         .any(|p| l.contains(p))
@@ -457,10 +477,23 @@ fn says_worker_stopped(msg: &str) -> bool {
         .is_some()
 }
 
-/// Convergence wording shared by warnings and plain lines.
-fn says_not_converged(s: &str) -> bool {
+/// Convergence wording shared by warnings, plain lines and exception messages.
+pub(crate) fn says_not_converged(s: &str) -> bool {
     NOT_CONVERGED.iter().any(|p| s.contains(p)) && !s.contains("SVD did not converge")
 }
+
+/// A run's own word that its model is not learning (`WARNING: model did not learn: eval_loss
+/// 0.6927 -> 0.6927`). Each holds a [`prefilter::CONVERGE`] literal.
+pub(crate) fn says_not_learning(s: &str) -> bool {
+    NOT_LEARNING.iter().any(|p| s.contains(p))
+}
+
+const NOT_LEARNING: [&str; 4] = [
+    "did not learn",
+    "is not learning",
+    "failed to learn",
+    "stopped learning",
+];
 
 /// Each holds a [`prefilter::CONVERGE`] literal: only a line with one is asked.
 const NOT_CONVERGED: [&str; 9] = [
@@ -514,7 +547,7 @@ pub(crate) fn classify_line_with(line: &str, rhat_threshold: f64, m: prefilter::
                 | "IterationLimitWarning"
                 | "HessianInversionWarning"
                 | "PerfectSeparationWarning"
-        ) || (has(prefilter::CONVERGE) && says_not_converged(msg))
+        ) || (has(prefilter::CONVERGE) && (says_not_converged(msg) || says_not_learning(msg)))
         {
             // The solver's warning names its cause when the data made it (KMeans' `Number of
             // distinct clusters (3) found smaller than n_clusters (5). Possibly due to
@@ -737,6 +770,15 @@ pub(crate) fn classify_line_with(line: &str, rhat_threshold: f64, m: prefilter::
             HitKind::Plain,
             t,
             classify::NOT_CONVERGED,
+        );
+    }
+    if has(prefilter::CONVERGE) && says_not_learning(t) {
+        return hit(
+            Category::Convergence,
+            false,
+            HitKind::Plain,
+            t,
+            classify::NOT_LEARNING,
         );
     }
     if has(prefilter::NON_FINITE) && classify::loss_not_finite(t) {

@@ -780,3 +780,71 @@ Thread 0x00007fa2c518fb80 (most recent call first):
     assert_eq!((inc[0].line, inc[0].category), (2, Category::Resource));
     assert!(inc[0].excerpt.iter().any(|l| l.contains("line 37 in fetch")));
 }
+
+#[test]
+fn a_stop_from_outside_the_log_calls_a_preemption_is_infrastructure() {
+    let log = "\
+12:00:01 INFO step 50 loss 5.07
+12:00:02 WARNING received SIGTERM (preemption notice) at step 60: writing checkpoint before exit
+12:00:02 WARNING checkpoint ckpt/step-60.pt written; exiting with 143 so the scheduler requeues the job";
+    // Killed by the signal, or exiting 143 by its own handler: the notice is the line.
+    for exit in [ExitOutcome::Signal(15), ExitOutcome::Code(143)] {
+        let inc = lines(log, Some(exit));
+        assert_eq!(inc.len(), 1, "{inc:#?}");
+        assert_eq!((inc[0].line, inc[0].category), (2, Category::Infrastructure));
+        assert_eq!(inc[0].reason, rules::PREEMPTED);
+    }
+    // The same stop without a word of preemption: someone stopped it, not the cluster.
+    let plain = "12:00:01 INFO step 50 loss 5.07\n12:00:02 INFO step 60 loss 5.01";
+    let inc = lines(plain, Some(ExitOutcome::Signal(15)));
+    assert_eq!(inc[0].category, Category::Resource);
+    // A crash is a crash, whatever the log said before it.
+    let inc = lines(log, Some(ExitOutcome::Signal(11)));
+    assert_eq!(inc[0].category, Category::Implementation);
+}
+
+#[test]
+fn a_workers_own_failure_is_the_cause_not_the_drivers_count_of_failures() {
+    let log = "\
+[shard-0.bin] ok: 20000 values
+[shard-2.bin] sha256 mismatch: expected f84edbd8fe43..., got 67eb965f2fe9... (48000 bytes)
+driver: worker loader-shard-2.bin exited with code 3
+driver: 1 of 4 shard loaders failed; not starting training";
+    let inc = lines(log, Some(ExitOutcome::Code(1)));
+    assert_eq!(inc.len(), 1, "{inc:#?}");
+    assert_eq!((inc[0].line, inc[0].category), (2, Category::Data));
+    assert!(inc[0].reason.ends_with(classify::CORRUPT), "{}", inc[0].reason);
+}
+
+#[test]
+fn a_run_that_says_its_model_did_not_learn_ends_with_a_convergence_warning() {
+    let log = "\
+{'eval_loss': 0.6927, 'eval_accuracy': 0.547, 'epoch': 3.0}
+WARNING: model did not learn: eval_loss 0.6927 -> 0.6927, eval_accuracy 0.547 (chance 0.5) after 3 epochs";
+    let inc = lines(log, Some(ExitOutcome::Code(0)));
+    assert_eq!(inc.len(), 1, "{inc:#?}");
+    assert_eq!(
+        (inc[0].line, inc[0].category, inc[0].severity),
+        (2, Category::Convergence, Severity::Warning)
+    );
+    // Learning-rate words are not the warning.
+    let ok = "learning_rate=0.0002 warmup 100\nthe model is learning: loss 0.69 -> 0.31";
+    assert!(lines(ok, Some(ExitOutcome::Code(0))).is_empty());
+}
+
+#[test]
+fn a_worker_killed_by_a_named_signal_takes_that_signals_category() {
+    let tb = |msg: &str| {
+        format!("Traceback (most recent call last):\n  File \"t.py\", line 9, in <module>\n    for b in loader:\nRuntimeError: {msg}")
+    };
+    let killed = lines(
+        &tb("DataLoader worker (pid 30104) is killed by signal: Killed."),
+        Some(ExitOutcome::Code(1)),
+    );
+    assert_eq!(killed[0].category, Category::Resource);
+    let crashed = lines(
+        &tb("DataLoader worker (pid 30104) is killed by signal: Segmentation fault."),
+        Some(ExitOutcome::Code(1)),
+    );
+    assert_eq!(crashed[0].category, Category::Implementation);
+}

@@ -370,6 +370,7 @@ pub(crate) const LOSS_NOT_FINITE: &str = "the loss became NaN or infinite (conve
 pub(crate) const NOT_CONVERGED: &str = "the solver says it did not converge (convergence)";
 pub(crate) const GRADS_NOT_FINITE: &str =
     "the gradients or weights became NaN or infinite: the optimisation diverged (convergence)";
+const DIVERGED: &str = "the run says its optimisation diverged (a loss or gradients exploding) (convergence)";
 pub(crate) const NOT_LEARNING: &str =
     "the run says the model did not learn (loss or accuracy flat) (convergence)";
 
@@ -401,6 +402,20 @@ fn convergence(short: &str, msg: &str) -> Option<&'static str> {
     }
     if super::rules::says_not_learning(msg) {
         return Some(NOT_LEARNING);
+    }
+    if has_any(
+        &msg.to_ascii_lowercase(),
+        &[
+            "diverged",
+            "is diverging",
+            "loss exploded",
+            "loss explosion",
+            "exploding gradient",
+            "gradient explosion",
+            "gradients exploded",
+        ],
+    ) {
+        return Some(DIVERGED);
     }
     super::rules::says_not_converged(msg).then_some(NOT_CONVERGED)
 }
@@ -443,6 +458,8 @@ pub(crate) const NONE_ITEM: &str =
     "the dataset gave None for an item (a record that failed to load or decode): the batch cannot be built (data)";
 pub(crate) const CORRUPT: &str =
     "a data file that is corrupt, truncated or inconsistent with its index (data)";
+const DATA_DEFECT: &str =
+    "the message says a part of the data is defective (a malformed record, an unexpected label, invalid samples) (data)";
 const DEVICE_ASSERT: &str =
     "a CUDA device-side assert: most often a label or an index from the data beyond its range (data)";
 const DATA_ITEM: &str =
@@ -763,7 +780,43 @@ fn data(short: &str, msg: &str, ctx: &TbContext) -> Option<&'static str> {
     if implementation(short).is_none() && names_data_item(&lower) {
         return Some(DATA_ITEM);
     }
+    // Then: a message that says a part of the data is defective (`malformed record`,
+    // `unexpected label`, `invalid samples`, `images are corrupt`), as whole words.
+    if implementation(short).is_none() && data_defect(&lower) {
+        return Some(DATA_DEFECT);
+    }
     None
+}
+
+/// Does `lower` say that a part of the data (its records, labels, samples, images…) is
+/// defective? Both as whole words, so `target_modules` or `feature_dim` say nothing.
+fn data_defect(lower: &str) -> bool {
+    has_word(
+        lower,
+        &[
+            "record", "records", "row", "rows", "sample", "samples", "example", "examples", "label",
+            "labels", "target", "targets", "feature", "features", "dataset", "shard", "shards", "image",
+            "images", "csv", "parquet", "jsonl",
+        ],
+    ) && has_word(
+        lower,
+        &[
+            "malformed",
+            "corrupt",
+            "corrupted",
+            "invalid",
+            "unexpected",
+            "missing",
+            "empty",
+            "mismatch",
+            "bad",
+            "inconsistent",
+            "unknown",
+            "duplicate",
+            "truncated",
+            "garbled",
+        ],
+    )
 }
 
 /// Implementation rules by exception type: errors in the code's own logic.
@@ -1031,6 +1084,13 @@ mod tests {
             // `embedding_rows` is a key, not the data's rows
             ("RuntimeError: tokenizer does not match checkpoint: embedding_rows=30522", Implementation),
             ("TypeError: unhashable type: 'list'", Implementation),
+            ("RuntimeError: loss exploded: 3.4e+12 at step 50", Convergence),
+            ("AssertionError: exploding gradients detected (norm 1e9)", Convergence),
+            ("ValueError: dataset contains invalid samples: 12 of 5000", Data),
+            ("RuntimeError: unexpected label 'cat' in labels.csv", Data),
+            ("ValueError: invalid value for parameter 'lr': -1", Implementation),
+            ("ValueError: target_modules ['q_proj'] not found in the base model", Implementation),
+            ("RuntimeError: unexpected keyword argument 'batch_first'", Implementation),
         ];
         let wrong: Vec<_> = table
             .iter()

@@ -287,6 +287,11 @@ fn resource(short: &str, msg: &str, ctx: &TbContext) -> Option<&'static str> {
         .or_else(|| collective_failure(msg).then_some(COLLECTIVE))
 }
 
+const PORT_TAKEN: &str =
+    "a port the job needs is held by another process (one left on the node by an earlier job) (infrastructure)";
+const NOT_PERMITTED: &str =
+    "the job may not read or write a path it needs: its permissions, its owner or a read-only mount (infrastructure)";
+
 pub(crate) const SERVICE_UNREACHABLE: &str =
     "a network service the job depends on could not be reached or failed (a hub, a store, an API) (infrastructure)";
 
@@ -427,6 +432,10 @@ fn sampler_start_invalid(msg: &str) -> bool {
     msg.contains("Initial evaluation of model at starting point failed") || msg.contains("-inf")
 }
 
+const SCRIPT_MISSING: &str =
+    "the script the job runs does not exist: a typo or a wrong path in the job's command (implementation)";
+const NO_LABELS_IN_BATCH: &str =
+    "the batches reached the model without labels: the data has no label column the model can use (data)";
 const CHECKPOINT_MISFIT: &str =
     "a checkpoint that does not fit what it is loaded into (another architecture or experiment) (implementation)";
 
@@ -526,11 +535,26 @@ const DATA_PHRASES: &[PhraseRule] = &[
             "numpy.object_",
             "dtype=object",
             "dtype('o')",
+            // a null (None) where a number was expected: a JSON `null`, an empty field
+            "must be real number, not nonetype",
+            "must be a string or a real number, not 'nonetype'",
+            "must be a string or a number, not 'nonetype'",
             // pyarrow / sklearn
             "tried to convert to",
             "unable to convert array of bytes/strings",
         ],
         "values in the data that do not parse as numbers (data)",
+    ),
+    (
+        // dates written in another format than the one the code parses
+        &[
+            "doesn't match format",
+            "does not match format",
+            "unconverted data remains",
+            "unknown datetime string format",
+            "day is out of range for month",
+        ],
+        "dates in the data that are not in the expected format (data)",
     ),
     (
         &["unknown label type", "previously unseen", "unseen label"],
@@ -721,7 +745,12 @@ fn data(short: &str, msg: &str, ctx: &TbContext) -> Option<&'static str> {
         "UnicodeDecodeError" => return Some("a data file not in the expected text encoding (data)"),
         _ => {}
     }
-    if short == "FileNotFoundError" || msg.contains("No such file or directory") {
+    if short == "FileNotFoundError"
+        || has_any(
+            msg,
+            &["No such file or directory", "dangling symlink", "broken symlink"],
+        )
+    {
         return Some("a missing data file (data)");
     }
     // NaN / infinity in the input (a NaN *loss* was taken by `convergence` before).
@@ -870,11 +899,41 @@ pub(crate) fn classify_exception(name: &str, msg: &str, ctx: &TbContext) -> Verd
     if service_unreachable(msg) {
         return strong(Category::Infrastructure, SERVICE_UNREACHABLE);
     }
+    if has_any(msg, &["EADDRINUSE", "ddress already in use", "[Errno 98]"]) {
+        return strong(Category::Infrastructure, PORT_TAKEN);
+    }
+    if has_any(
+        msg,
+        &[
+            "Permission denied",
+            "[Errno 13]",
+            "Operation not permitted",
+            "Read-only file system",
+            "[Errno 30]",
+        ],
+    ) {
+        return strong(Category::Infrastructure, NOT_PERMITTED);
+    }
     if let Some(r) = convergence(short, msg) {
         return strong(Category::Convergence, r);
     }
     if let Some(r) = implementation_by_message(msg) {
         return strong(Category::Implementation, r);
+    }
+    // The program that was to run does not exist (`python: can't open file 'trian.py'`): the
+    // job's command, not its data.
+    if msg.contains("can't open file") && has_any(msg, &[".py'", ".py\"", ".sh'"]) {
+        return strong(Category::Implementation, SCRIPT_MISSING);
+    }
+    // A Hugging Face model that computed no loss because the batches it received hold no
+    // labels (`the inputs it received are input_ids,attention_mask`): the labels are not in
+    // the data as the model needs them.
+    if msg.contains("did not return a loss")
+        && msg
+            .split_once("inputs it received are")
+            .is_some_and(|(_, got)| !got.contains("label"))
+    {
+        return strong(Category::Data, NO_LABELS_IN_BATCH);
     }
     if let Some(r) = data(short, msg, ctx) {
         return strong(Category::Data, r);

@@ -98,6 +98,8 @@ const LITERALS: &[(&str, usize, Lits)] = &[
     ("is not learning", 0, CONVERGE),
     ("failed to learn", 0, CONVERGE),
     ("stopped learning", 0, CONVERGE),
+    ("did not train", 0, CONVERGE),
+    ("plateau at chance", 0, CONVERGE),
 ];
 
 /// The groups of literals `line` holds (0: an ordinary line). Every position where a key

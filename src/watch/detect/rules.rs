@@ -291,6 +291,18 @@ pub(crate) fn announces_recovery(line: &str) -> bool {
     .any(|p| l.contains(p))
 }
 
+/// Does `t` start with a call whose first argument is a string literal: `name('…`,
+/// `obj.method("…`?
+fn echoed_call(t: &str) -> bool {
+    let name = t
+        .bytes()
+        .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.'))
+        .count();
+    name > 0
+        && t.as_bytes()[0].is_ascii_alphabetic()
+        && matches!(t.as_bytes().get(name..name + 2), Some([b'(', b'\'' | b'"']))
+}
+
 /// The job's own word that it is being preempted: the scheduler or the cloud takes its node
 /// back (`received SIGTERM (preemption notice)`, `checkpoint written; exiting so the
 /// scheduler requeues the job`, a spot instance's interruption notice).
@@ -488,11 +500,13 @@ pub(crate) fn says_not_learning(s: &str) -> bool {
     NOT_LEARNING.iter().any(|p| s.contains(p))
 }
 
-const NOT_LEARNING: [&str; 4] = [
+const NOT_LEARNING: [&str; 6] = [
     "did not learn",
     "is not learning",
     "failed to learn",
     "stopped learning",
+    "did not train",
+    "plateau at chance",
 ];
 
 /// Each holds a [`prefilter::CONVERGE`] literal: only a line with one is asked.
@@ -529,6 +543,11 @@ pub(crate) fn classify_line_with(line: &str, rhat_threshold: f64, m: prefilter::
     }
     if t.starts_with("Exception ignored in") {
         return LineKind::ExceptionIgnored;
+    }
+    // A call echoed with a string argument (`predict('CUDA out of memory…') -> ERROR`, a
+    // REPL's or a test's print): the words are its data, not the run's evidence.
+    if echoed_call(t) {
+        return LineKind::Nothing;
     }
     // rich's boxed traceback: `╭──── Traceback (most recent call last) ────╮`.
     if t.starts_with('╭') && t.contains("Traceback (most recent call last)") {
@@ -693,6 +712,7 @@ pub(crate) fn classify_line_with(line: &str, rhat_threshold: f64, m: prefilter::
         || t.starts_with("Bus error")
         || (has(prefilter::CRASH) && native_assertion(t))
         || (has(prefilter::CRASH) && shell_child_died(t, " Segmentation fault"))
+        || (has(prefilter::CRASH) && shell_child_died(t, " Bus error"))
     {
         return death_hit(
             Category::Implementation,

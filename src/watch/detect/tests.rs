@@ -833,6 +833,26 @@ WARNING: model did not learn: eval_loss 0.6927 -> 0.6927, eval_accuracy 0.547 (c
 }
 
 #[test]
+fn a_call_echoed_with_alarming_words_as_its_argument_is_not_evidence() {
+    let log = "\
+predict('torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB') -> ERROR
+classify(\"Killed\") -> ERROR
+predict('INFO epoch 7 finished, loss 0.031') -> INFO";
+    assert!(lines(log, Some(ExitOutcome::Code(0))).is_empty());
+    // The run's own words are: a plain line, and a traceback's last line.
+    let inc = lines("CUDA error: out of memory", Some(ExitOutcome::Code(1)));
+    assert_eq!(inc[0].category, Category::Resource);
+}
+
+#[test]
+fn a_shells_bus_error_for_its_child_is_the_line_to_look_at() {
+    let log = "step 0 loss 0.32\nexport: rewriting features.f32\njob.sh: line 49: 19518 Bus error               python -u train.py";
+    let inc = lines(log, Some(ExitOutcome::Signal(7)));
+    assert_eq!(inc.len(), 1, "{inc:#?}");
+    assert_eq!((inc[0].line, inc[0].category), (3, Category::Implementation));
+}
+
+#[test]
 fn a_worker_killed_by_a_named_signal_takes_that_signals_category() {
     let tb = |msg: &str| {
         format!("Traceback (most recent call last):\n  File \"t.py\", line 9, in <module>\n    for b in loader:\nRuntimeError: {msg}")

@@ -188,6 +188,19 @@ const RESOURCE_PHRASES: &[PhraseRule] = &[
         "the process hit its limit of open files (resource)",
     ),
     (
+        &["CUBLAS_STATUS_ALLOC_FAILED", "CUDNN_STATUS_ALLOC_FAILED"],
+        CUDA_OOM,
+    ),
+    (
+        // DataLoader workers hand batches over through /dev/shm
+        &[
+            "out of shared memory",
+            "insufficient shared memory",
+            "shared memory limit",
+        ],
+        "shared memory (/dev/shm) ran out: the DataLoader's workers pass batches through it (resource)",
+    ),
+    (
         // EAGAIN from pthread_create / fork: `ulimit -u`, or `ulimit -v` leaving no room
         // for another thread's stack
         &[
@@ -287,6 +300,8 @@ fn resource(short: &str, msg: &str, ctx: &TbContext) -> Option<&'static str> {
         .or_else(|| collective_failure(msg).then_some(COLLECTIVE))
 }
 
+const STORAGE_FAILED: &str =
+    "the storage failed under the job: an I/O error from a disk or a network file system (infrastructure)";
 const PORT_TAKEN: &str =
     "a port the job needs is held by another process (one left on the node by an earlier job) (infrastructure)";
 const NOT_PERMITTED: &str =
@@ -317,6 +332,14 @@ fn service_unreachable(msg: &str) -> bool {
             "504 Server Error",
             "Service Unavailable",
             "Bad Gateway",
+            "500 Server Error",
+            "Internal Server Error",
+            // a service that rate-limits the job
+            "429 Client Error",
+            "Too Many Requests",
+            // the network's TLS interception or an expired certificate
+            "CERTIFICATE_VERIFY_FAILED",
+            "certificate verify failed",
         ],
     )
 }
@@ -334,6 +357,7 @@ pub(crate) fn collective_failure(msg: &str) -> bool {
             "collective",
             "remote worker",
             "processgroup",
+            "process group",
         ],
     );
     distributed
@@ -513,6 +537,7 @@ const DATA_PHRASES: &[PhraseRule] = &[
             "expected 2d array",
             "expected 1d array",
             "could not broadcast",
+            "could not be broadcast",
             "shapes (",
             "not aligned",
             "shape mismatch",
@@ -544,6 +569,25 @@ const DATA_PHRASES: &[PhraseRule] = &[
             "unable to convert array of bytes/strings",
         ],
         "values in the data that do not parse as numbers (data)",
+    ),
+    (
+        // fewer examples than what the code asks of them (clusters, folds, neighbours)
+        &[
+            "greater than the number of samples",
+            "should be >= n_clusters",
+            "n_neighbors <= n_samples",
+            "fewer samples than",
+        ],
+        "too few examples in the data for what the code asks of them (clusters, folds) (data)",
+    ),
+    (
+        // a table whose columns changed type or name since the code was written
+        &["couldn't cast", "schema mismatch", "does not match the schema"],
+        "the data's schema is not the one expected: a column's type or name changed (data)",
+    ),
+    (
+        &["decompression bomb"],
+        "an item of the data too large for its reader (an oversized image) (data)",
     ),
     (
         // dates written in another format than the one the code parses
@@ -626,8 +670,9 @@ const DATA_PHRASES: &[PhraseRule] = &[
             "setting an array element with a sequence",
             "expected sequence of length",
             "activate truncation and/or padding",
-            // numpy's stack / concatenate of items of different sizes
+            // numpy's stack / concatenate, torch's cat, of items of different sizes
             "all input arrays must have the same shape",
+            "sizes of tensors must match",
             "all the input array dimensions",
         ],
         RAGGED,
@@ -673,6 +718,14 @@ const DATA_PHRASES: &[PhraseRule] = &[
             "ran out of input",
             "while decompressing",
             "line contains nul",
+            // h5py, numpy, safetensors, tar and gzip on a file cut short or of another kind
+            "file signature not found",
+            "failed to interpret file",
+            "error while deserializing header",
+            "unexpected end of data",
+            "could not be opened successfully",
+            "not a gzipped file",
+            "compressed file ended before",
             // an image or a sound file its library cannot read
             "cannot identify image file",
             "format not recognised",
@@ -888,16 +941,29 @@ pub(crate) fn classify_exception(name: &str, msg: &str, ctx: &TbContext) -> Verd
     {
         return strong(j.category, j.reason);
     }
+    // (Before the signal a worker died of: a bus error `out of shared memory` is the
+    // memory's.)
+    if let Some(r) = resource(short, msg, ctx) {
+        return strong(Category::Resource, r);
+    }
     // A worker or child that died of a signal the message names (a DataLoader worker
     // `killed by signal: Killed`): that signal's verdict.
     if let Some(v) = child_signal(msg) {
         return v;
     }
-    if let Some(r) = resource(short, msg, ctx) {
-        return strong(Category::Resource, r);
-    }
     if service_unreachable(msg) {
         return strong(Category::Infrastructure, SERVICE_UNREACHABLE);
+    }
+    if has_any(
+        msg,
+        &[
+            "[Errno 5]",
+            "Input/output error",
+            "[Errno 116]",
+            "Stale file handle",
+        ],
+    ) {
+        return strong(Category::Infrastructure, STORAGE_FAILED);
     }
     if has_any(msg, &["EADDRINUSE", "ddress already in use", "[Errno 98]"]) {
         return strong(Category::Infrastructure, PORT_TAKEN);
@@ -1150,6 +1216,19 @@ mod tests {
             ("ValueError: invalid value for parameter 'lr': -1", Implementation),
             ("ValueError: target_modules ['q_proj'] not found in the base model", Implementation),
             ("RuntimeError: unexpected keyword argument 'batch_first'", Implementation),
+            ("RuntimeError: CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`", Resource),
+            ("RuntimeError: Timed out initializing process group in store based barrier on rank: 1", Resource),
+            ("OSError: [Errno 116] Stale file handle", Infrastructure),
+            ("requests.exceptions.HTTPError: 429 Client Error: Too Many Requests for url: https://hub.example/api", Infrastructure),
+            ("requests.exceptions.HTTPError: 404 Client Error: Not Found for url: https://hub.example/typo", Implementation),
+            ("RuntimeError: CUDA error: an illegal memory access was encountered", Implementation),
+            ("RuntimeError: Sizes of tensors must match except in dimension 1. Expected size 32 but got size 31", Data),
+            ("ValueError: operands could not be broadcast together with shapes (3,) (4,)", Data),
+            ("OSError: Unable to synchronously open file (file signature not found)", Data),
+            ("gzip.BadGzipFile: Not a gzipped file (b'<!')", Data),
+            ("safetensors_rust.SafetensorError: Error while deserializing header: HeaderTooLarge", Data),
+            ("ValueError: n_samples=3 should be >= n_clusters=5.", Data),
+            ("ValueError: time data '01/11/2026' doesn't match format '%Y-%m-%d'", Data),
         ];
         let wrong: Vec<_> = table
             .iter()

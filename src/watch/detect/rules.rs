@@ -303,9 +303,10 @@ fn echoed_call(t: &str) -> bool {
         && matches!(t.as_bytes().get(name..name + 2), Some([b'(', b'\'' | b'"']))
 }
 
-/// The job's own word that it is being preempted: the scheduler or the cloud takes its node
-/// back (`received SIGTERM (preemption notice)`, `checkpoint written; exiting so the
-/// scheduler requeues the job`, a spot instance's interruption notice).
+/// The job's own word, or its scheduler's, that the cluster is stopping it: a preemption
+/// (`received SIGTERM (preemption notice)`, `checkpoint written; exiting so the scheduler
+/// requeues the job`, a spot instance's interruption notice) or a failed node
+/// (slurmstepd's `CANCELLED AT … DUE TO NODE FAILURE`).
 pub(crate) fn announces_preemption(line: &str) -> bool {
     let l = line.to_ascii_lowercase();
     [
@@ -314,13 +315,15 @@ pub(crate) fn announces_preemption(line: &str) -> bool {
         "spot instance",
         "spot interruption",
         "interruption notice",
+        "due to node failure",
+        "node_fail",
     ]
     .iter()
     .any(|p| l.contains(p))
 }
 
 pub(crate) const PREEMPTED: &str =
-    "the job was preempted: its log says the scheduler or the cloud took its node back (infrastructure)";
+    "the job's log says the cluster stopped it: a preemption, a requeue, a failed node (infrastructure)";
 
 /// A line of a program's own that states a failure (`print(e)` before `sys.exit(2)`). A
 /// decision to stop (`metric below the gate, aborting`) is not one: the exit says it all.

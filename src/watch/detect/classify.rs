@@ -21,6 +21,70 @@ pub(crate) struct TbContext {
     /// A frame of the traceback is a DataLoader's collate function (`default_collate`, a
     /// `collate_fn`): what fails there is the batch's items, as the dataset returned them.
     pub collate_frame: bool,
+    /// The job's own code, in its innermost frame, was converting values (`torch.tensor(…)`,
+    /// `np.asarray(…)`, `.astype(…)`, `pd.to_datetime(…)`, `float(…)`): what fails there is
+    /// the values it was given.
+    pub converting: bool,
+}
+
+/// Is `source` (a traceback's source line) a call that converts values to a tensor, an
+/// array, a number or a date?
+pub(crate) fn converting_source(source: &str) -> bool {
+    let s = source.trim();
+    const CALLS: [&str; 16] = [
+        "torch.tensor(",
+        "torch.as_tensor(",
+        "torch.from_numpy(",
+        "np.array(",
+        "np.asarray(",
+        "numpy.array(",
+        "numpy.asarray(",
+        ".astype(",
+        ".to_numpy(",
+        "pd.to_datetime(",
+        "pd.to_numeric(",
+        "datetime.strptime(",
+        "np.stack(",
+        "torch.stack(",
+        "np.frombuffer(",
+        "np.fromfile(",
+    ];
+    if CALLS.iter().any(|c| s.contains(c)) {
+        return true;
+    }
+    // `float(…)` / `int(…)` as a call of their own, not `print(` or `self.float(`
+    ["float(", "int("].iter().any(|c| {
+        s.match_indices(c).any(|(i, _)| {
+            !s[..i]
+                .bytes()
+                .next_back()
+                .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+        })
+    })
+}
+
+/// Is a traceback frame line (`File "…", line N, in f`) in the job's own code, not in an
+/// installed library or the standard library?
+pub(crate) fn own_frame(frame: &str) -> bool {
+    !has_any(
+        frame,
+        &[
+            "site-packages",
+            "dist-packages",
+            "/lib/python3",
+            "\\lib\\python3",
+            "<frozen ",
+            // the libraries themselves, wherever they are installed
+            "/torch/",
+            "/numpy/",
+            "/pandas/",
+            "/sklearn/",
+            "/scipy/",
+            "/transformers/",
+            "/lightning/",
+            "/datasets/",
+        ],
+    )
 }
 
 /// Is `frame` (a traceback's `File "…", line N, in FUNC` line, or a native `frame #N:`
@@ -867,8 +931,23 @@ fn data(short: &str, msg: &str, ctx: &TbContext) -> Option<&'static str> {
     if implementation(short).is_none() && data_defect(&lower) {
         return Some(DATA_DEFECT);
     }
+    // Last of all: the job's own code failed converting values (to a tensor, an array, a
+    // number, a date) with an error about their value or type: the values it was given.
+    // (A list of tensors handed to `torch.tensor` is the code's.)
+    if ctx.converting
+        && !msg.contains("only one element tensors")
+        && matches!(
+            short,
+            "ValueError" | "TypeError" | "OverflowError" | "RuntimeError"
+        )
+    {
+        return Some(CONVERTING);
+    }
     None
 }
+
+const CONVERTING: &str =
+    "the job's code failed converting the values it was given (to a tensor, an array, a number, a date): the data's values (data)";
 
 /// Does `lower` say that a part of the data (its records, labels, samples, images…) is
 /// defective? Both as whole words, so `target_modules` or `feature_dim` say nothing.

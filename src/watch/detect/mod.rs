@@ -149,6 +149,10 @@ struct Block {
     recovered: bool,
     /// What the log stated just before this traceback began (see `Detector::relay_words`).
     stated: Option<(u64, String, Verdict)>,
+    /// The last frame line read is in the job's own code, and the line after it is its
+    /// source (see `TbContext::converting`).
+    own_frame: bool,
+    source_next: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -611,6 +615,8 @@ impl Detector {
             } else {
                 None
             },
+            own_frame: false,
+            source_next: false,
         });
     }
 

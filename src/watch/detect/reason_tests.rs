@@ -23,6 +23,7 @@ fn ctx(pandas: bool, getitem: bool) -> TbContext {
         getitem_frame: getitem,
         save_frame: false,
         collate_frame: false,
+        converting: false,
     }
 }
 
@@ -111,6 +112,7 @@ fn exception_examples() -> Vec<(&'static str, &'static str, TbContext, Category,
         ("ValueError", "Cannot have number of splits n_splits=5 greater than the number of samples: n_samples=3.", n, Data, "too few examples in the data for what the code asks of them (clusters, folds) (data)"),
         ("datasets.table.CastError", "Couldn't cast", n, Data, "the data's schema is not the one expected: a column's type or name changed (data)"),
         ("PIL.Image.DecompressionBombError", "Image size (200000000 pixels) exceeds limit of 178956970 pixels, could be decompression bomb DOS attack.", n, Data, "an item of the data too large for its reader (an oversized image) (data)"),
+        ("TypeError", "new(): invalid data type 'str'", TbContext { converting: true, ..n }, Data, "the job's code failed converting the values it was given (to a tensor, an array, a number, a date): the data's values (data)"),
         ("ValueError", "malformed record in shard 3", n, Data, "the message says a part of the data is defective (a malformed record, an unexpected label, invalid samples) (data)"),
         ("ValueError", "Expected parameter loc (Tensor of shape (64, 2)) of distribution Normal() to satisfy the constraint Real(), but found invalid values:", n, Convergence, "a distribution's parameter computed by the model is NaN or outside its support: the optimisation diverged (convergence)"),
         ("RuntimeError", "Error(s) in loading state_dict for Net: size mismatch for fc.weight: copying a param with shape torch.Size([10, 64]) from checkpoint", n, Implementation, "a checkpoint that does not fit what it is loaded into (another architecture or experiment) (implementation)"),

@@ -853,6 +853,39 @@ fn a_shells_bus_error_for_its_child_is_the_line_to_look_at() {
 }
 
 #[test]
+fn an_error_while_the_jobs_own_code_converts_values_is_the_datas() {
+    let tb = |source: &str, exc: &str| {
+        format!(
+            "Traceback (most recent call last):\n  File \"/srv/job/load.py\", line 12, in <module>\n    {source}\n  File \"/v/lib/python3.12/site-packages/lib/core.py\", line 40, in helper\n    return impl(x)\n{exc}"
+        )
+    };
+    let category = |source: &str, exc: &str| lines(&tb(source, exc), Some(ExitOutcome::Code(1)))[0].category;
+    assert_eq!(
+        category(
+            "x = torch.tensor(readings)",
+            "TypeError: new(): invalid data type 'str'"
+        ),
+        Category::Data
+    );
+    assert_eq!(
+        category("ts = pd.to_datetime(df.when)", "ValueError: day out of range"),
+        Category::Data
+    );
+    // The same errors where the code does something else are the code's.
+    assert_eq!(
+        category("print(model(x))", "TypeError: new(): invalid data type 'str'"),
+        Category::Implementation
+    );
+    assert_eq!(
+        category(
+            "x = torch.tensor(batch)",
+            "ValueError: only one element tensors can be converted to Python scalars"
+        ),
+        Category::Implementation
+    );
+}
+
+#[test]
 fn a_worker_killed_by_a_named_signal_takes_that_signals_category() {
     let tb = |msg: &str| {
         format!("Traceback (most recent call last):\n  File \"t.py\", line 9, in <module>\n    for b in loader:\nRuntimeError: {msg}")

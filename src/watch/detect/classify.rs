@@ -463,7 +463,8 @@ pub(crate) const LOSS_NOT_FINITE: &str = "the loss became NaN or infinite (conve
 pub(crate) const NOT_CONVERGED: &str = "the solver says it did not converge (convergence)";
 pub(crate) const GRADS_NOT_FINITE: &str =
     "the gradients or weights became NaN or infinite: the optimisation diverged (convergence)";
-const DIVERGED: &str = "the run says its optimisation diverged (a loss or gradients exploding) (convergence)";
+pub(crate) const DIVERGED: &str =
+    "the run says its optimisation diverged (a loss or gradients exploding) (convergence)";
 pub(crate) const NOT_LEARNING: &str =
     "the run says the model did not learn (loss or accuracy flat) (convergence)";
 
@@ -661,6 +662,9 @@ const DATA_PHRASES: &[PhraseRule] = &[
             "unconverted data remains",
             "unknown datetime string format",
             "day is out of range for month",
+            // timestamps with a time zone where the code's have none, or the reverse
+            "tz-naive and tz-aware",
+            "invalid comparison between dtype=datetime64",
         ],
         "dates in the data that are not in the expected format (data)",
     ),

@@ -21,6 +21,7 @@ impl Detector {
             return out;
         }
         self.finished = true;
+        self.settle_eval_nan(&mut out);
         match exit {
             Some(ExitOutcome::Code(0)) => {
                 // The run ended by itself: nothing it printed ended it (and what it said it

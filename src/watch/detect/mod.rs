@@ -234,6 +234,8 @@ pub struct Detector {
     recovering: bool,
     /// The run's first non-finite training record (see [`nan_start`]).
     nan_start: Option<nan_start::NanStart>,
+    /// Whether the run's non-finite records were evaluations' only (see [`nan_start`]).
+    nan_seen: Option<nan_start::NanSeen>,
     /// Number of the latest line seen.
     seen: u64,
     /// The groups of prefilter literals the current line's visible text holds (set by
@@ -264,6 +266,7 @@ impl Detector {
             since_record: 0,
             recovering: false,
             nan_start: None,
+            nan_seen: None,
             seen: 0,
             lits: 0,
         }

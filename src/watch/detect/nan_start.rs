@@ -7,10 +7,17 @@
 //! 'epoch': …}`. Finite records never reach the detector (the prefilter skips them), so the
 //! first window is recognised from the non-finite records alone: the first one's epoch is
 //! the logging interval, the distance to the second (records come every `logging_steps`).
+//!
+//! Likewise an evaluation loss that is NaN while no training record ever was: a diverged
+//! optimisation makes the training loss non-finite too, so what is NaN is the evaluation
+//! data's (labels all masked, an empty split). That is known only at the end of the log.
 
 use super::{Detector, Finding};
 use crate::model::Category;
 use crate::watch::metrics;
+
+pub(crate) const EVAL_ONLY_NAN: &str =
+    "only the evaluation's loss was NaN, never the training's: the evaluation data (its labels all masked or missing, an empty split) (data)";
 
 pub(crate) const NAN_FROM_START: &str =
     "the loss was NaN or infinite from the run's first logged step, before any update could diverge: NaN or inf in the input or the targets (data)";
@@ -40,6 +47,24 @@ fn training_record(t: &str) -> Option<(f64, bool)> {
     Some((epoch, !loss.is_finite() || (loss == 0.0 && grad_bad)))
 }
 
+/// An evaluation record with a non-finite value (`{'eval_loss': 'nan', …}`) and no
+/// training loss.
+fn eval_record(t: &str) -> bool {
+    let values = metrics::dict_values(t);
+    !values.iter().any(|(k, _)| k == "loss")
+        && values
+            .iter()
+            .any(|(k, v)| k.starts_with("eval_") && !v.is_finite())
+}
+
+/// What the run's non-finite evidence has been so far: evaluation records only (the first
+/// one's incident), or something else too.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum NanSeen {
+    EvalOnly { idx: usize },
+    Other,
+}
+
 impl Detector {
     /// A non-finite record joined incident `idx`: when it places the run's first
     /// non-finite record in the first logging window, that incident is the data's.
@@ -47,6 +72,11 @@ impl Detector {
         if self.incidents[idx].category != Category::Convergence {
             return;
         }
+        self.nan_seen = match (self.nan_seen, eval_record(t)) {
+            (None, true) => Some(NanSeen::EvalOnly { idx }),
+            (seen @ Some(NanSeen::EvalOnly { .. }), true) => seen,
+            _ => Some(NanSeen::Other),
+        };
         let Some((epoch, every_step)) = training_record(t) else {
             return;
         };
@@ -78,6 +108,22 @@ impl Detector {
     }
 }
 
+impl Detector {
+    /// At the end of the log: when every non-finite record was an evaluation's, that
+    /// incident is the evaluation data's.
+    pub(super) fn settle_eval_nan(&mut self, out: &mut Vec<Finding>) {
+        let Some(NanSeen::EvalOnly { idx }) = self.nan_seen else {
+            return;
+        };
+        let inc = &mut self.incidents[idx];
+        if inc.category == Category::Convergence {
+            inc.category = Category::Data;
+            inc.reason = EVAL_ONLY_NAN.to_string();
+            self.updated(idx, out);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,5 +143,10 @@ mod tests {
         );
         assert_eq!(r("{'eval_loss': 'nan', 'epoch': '1'}"), None);
         assert_eq!(r("step 3 loss=nan"), None);
+        assert!(eval_record(
+            "{'eval_loss': 'nan', 'eval_runtime': '0.051', 'epoch': '1'}"
+        ));
+        assert!(!eval_record("{'loss': 'nan', 'eval_loss': 'nan', 'epoch': '1'}"));
+        assert!(!eval_record("{'eval_loss': '0.5', 'epoch': '1'}"));
     }
 }

@@ -100,6 +100,10 @@ const LITERALS: &[(&str, usize, Lits)] = &[
     ("stopped learning", 0, CONVERGE),
     ("did not train", 0, CONVERGE),
     ("plateau at chance", 0, CONVERGE),
+    // Lightning's EarlyStopping(divergence_threshold=…): `Divergence threshold reached: …`
+    ("Divergence threshold", 0, DIVERG),
+    // scipy's curve_fit: `Optimal parameters not found: … reached maxfev = 20.`
+    ("Optimal parameters not found", 0, CONVERGE),
 ];
 
 /// The groups of literals `line` holds (0: an ordinary line). Every position where a key

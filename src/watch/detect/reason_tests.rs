@@ -150,6 +150,7 @@ fn line_examples() -> Vec<(&'static str, Category, &'static str)> {
         ("max r_hat = 1.42", Convergence, rules::RHAT_HIGH),
         ("The effective sample size per chain is smaller than 100 for some parameters.", Convergence, rules::ESS_LOW),
         ("solver: did not converge after 100 steps", Convergence, classify::NOT_CONVERGED),
+        ("Divergence threshold reached: val_loss = 2.904237352209455e+33 < 1000000.0. Signaling Trainer to stop.", Convergence, classify::DIVERGED),
         ("WARNING: model did not learn: eval_loss 0.6927 -> 0.6927", Convergence, classify::NOT_LEARNING),
         ("step 300 | loss=nan | lr 0.1", Convergence, classify::LOSS_NOT_FINITE),
         ("{'grad_norm': 'inf', 'epoch': 1.0}", Convergence, classify::LOSS_NOT_FINITE),
@@ -199,6 +200,7 @@ fn every_reason() -> Vec<(Category, String)> {
     }
     // The detector's judgement of a run's first non-finite records (see `nan_start`).
     all.push((Data, super::nan_start::NAN_FROM_START.to_string()));
+    all.push((Data, super::nan_start::EVAL_ONLY_NAN.to_string()));
     // A stop from outside that the log says was a preemption (see `ending`).
     all.push((Infrastructure, rules::PREEMPTED.to_string()));
     all

@@ -349,6 +349,17 @@ pub(crate) fn states_failure(line: &str) -> bool {
             "out of bounds",
             "refusing to",
             "mismatch",
+            "unexpected end",
+            "exceeds",
+            "exceeded",
+            "killing",
+            "killed",
+            "corrupt",
+            "truncated",
+            "timed out",
+            "denied",
+            "refused",
+            "unreachable",
         ]
         .iter()
         .any(|p| l.contains(p))
@@ -513,7 +524,7 @@ const NOT_LEARNING: [&str; 6] = [
 ];
 
 /// Each holds a [`prefilter::CONVERGE`] literal: only a line with one is asked.
-const NOT_CONVERGED: [&str; 9] = [
+const NOT_CONVERGED: [&str; 10] = [
     "failed to converge",
     "did not converge",
     "not converged",
@@ -523,6 +534,7 @@ const NOT_CONVERGED: [&str; 9] = [
     "ITERATIONS REACHED LIMIT",
     "Iteration limit reached",
     "max iterations reached",
+    "Optimal parameters not found",
 ];
 
 /// Classify a line the prefilter let by. `line` is the visible text (after the last `\r`).
@@ -745,6 +757,15 @@ pub(crate) fn classify_line_with(line: &str, rhat_threshold: f64, m: prefilter::
     if has(prefilter::DIVERG) {
         if t.contains("only diverging samples") {
             return hit(Category::Convergence, false, HitKind::Plain, t, DIVERGENCES);
+        }
+        if t.contains("Divergence threshold reached") {
+            return hit(
+                Category::Convergence,
+                false,
+                HitKind::Plain,
+                t,
+                classify::DIVERGED,
+            );
         }
         let count = divergence_re()
             .captures(t)

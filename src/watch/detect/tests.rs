@@ -886,6 +886,38 @@ fn an_error_while_the_jobs_own_code_converts_values_is_the_datas() {
 }
 
 #[test]
+fn an_evaluation_loss_nan_while_training_stays_finite_is_the_evaluation_datas() {
+    let eval = "{'eval_loss': 'nan', 'eval_runtime': '0.05', 'epoch': '1'}";
+    let log =
+        format!("{{'loss': '0.69', 'epoch': '0.5'}}\n{eval}\n{{'loss': '0.52', 'epoch': '1.5'}}\n{eval}");
+    let inc = lines(&log, Some(ExitOutcome::Code(0)));
+    assert_eq!(inc.len(), 1, "{inc:#?}");
+    assert_eq!((inc[0].line, inc[0].category), (2, Category::Data));
+    assert_eq!(inc[0].reason, nan_start::EVAL_ONLY_NAN);
+    // A training loss that went NaN as well: the optimisation diverged.
+    let log = format!("{eval}\n{{'loss': 'nan', 'epoch': '1.5'}}");
+    let inc = lines(&log, Some(ExitOutcome::Code(0)));
+    assert!(
+        inc.iter().all(|i| i.category == Category::Convergence),
+        "{inc:#?}"
+    );
+}
+
+#[test]
+fn a_line_saying_a_process_was_killed_or_a_file_ends_early_explains_a_failing_exit() {
+    let log = "step 40 loss 0.3\nrunner: trainer pid 2979 resident memory 308 MiB exceeds the budget of 300 MiB; killing it (SIGKILL)\nrunner: giving up";
+    let inc = lines(log, Some(ExitOutcome::Code(1)));
+    assert_eq!(
+        (inc[0].line, inc[0].category),
+        (2, Category::Resource),
+        "{inc:#?}"
+    );
+    let log = "train: streaming shard-000.csv.gz\n\ngzip: shard-000.csv.gz: unexpected end of file\ntrained on 11953 rows";
+    let inc = lines(log, Some(ExitOutcome::Code(1)));
+    assert_eq!((inc[0].line, inc[0].category), (3, Category::Data), "{inc:#?}");
+}
+
+#[test]
 fn a_worker_killed_by_a_named_signal_takes_that_signals_category() {
     let tb = |msg: &str| {
         format!("Traceback (most recent call last):\n  File \"t.py\", line 9, in <module>\n    for b in loader:\nRuntimeError: {msg}")

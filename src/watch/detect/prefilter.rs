@@ -98,7 +98,7 @@ const LITERALS: &[(&str, usize, Lits)] = &[
     ("is not learning", 0, CONVERGE),
     ("failed to learn", 0, CONVERGE),
     ("stopped learning", 0, CONVERGE),
-    ("did not train", 0, CONVERGE),
+    ("model did not train", 0, CONVERGE),
     ("plateau at chance", 0, CONVERGE),
     // Lightning's EarlyStopping(divergence_threshold=…): `Divergence threshold reached: …`
     ("Divergence threshold", 0, DIVERG),

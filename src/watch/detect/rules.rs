@@ -519,7 +519,7 @@ const NOT_LEARNING: [&str; 6] = [
     "is not learning",
     "failed to learn",
     "stopped learning",
-    "did not train",
+    "model did not train",
     "plateau at chance",
 ];
 

@@ -827,8 +827,8 @@ WARNING: model did not learn: eval_loss 0.6927 -> 0.6927, eval_accuracy 0.547 (c
         (inc[0].line, inc[0].category, inc[0].severity),
         (2, Category::Convergence, Severity::Warning)
     );
-    // Learning-rate words are not the warning.
-    let ok = "learning_rate=0.0002 warmup 100\nthe model is learning: loss 0.69 -> 0.31";
+    // Learning-rate words are not the warning, nor a frozen layer that did not train.
+    let ok = "learning_rate=0.0002 warmup 100\nthe model is learning: loss 0.69 -> 0.31\nbackbone did not train (frozen)";
     assert!(lines(ok, Some(ExitOutcome::Code(0))).is_empty());
 }
 

@@ -189,9 +189,15 @@ impl Detector {
             self.start_block(target, vis);
             return;
         }
-        if a.kind == AfterKind::Exception && !a.chain && !a.group && rules::announces_recovery(t) {
+        if a.kind == AfterKind::Exception
+            && !a.chain
+            && !a.group
+            && (rules::announces_recovery(t) || rules::closes_warning(t))
+        {
             // Right after the exception the program says it handles it and goes on (`…;
-            // falling back to json`): it outlived it — a note, and not what ends the run.
+            // falling back to json`), or the exception was quoted in a warning's message
+            // (scikit-learn's FitFailedWarning lists the fits that failed, then its
+            // `warnings.warn(…)` source line): it outlived it — a note, not what ends the run.
             let i = a.idx;
             self.meta[i].outlived = true;
             if self.pending_fatal == Some(i) {

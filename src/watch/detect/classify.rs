@@ -175,10 +175,30 @@ pub(crate) fn loss_not_finite(msg: &str) -> bool {
     let Some(pos) = lower.find("loss").or_else(|| lower.find("objective")) else {
         return false;
     };
-    let rest = &lower[pos..];
+    // From the start of the word holding it (`best_val_loss`, not its `loss`).
+    let start = lower[..pos]
+        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .map_or(0, |i| i + 1);
+    let rest = &lower[start..];
+    let mut prev = "";
+    // (Twelve pieces, empty ones between separators included: a record's `'grad_norm':
+    // 'inf'` further on is the record rule's, one incident for all records.)
     rest.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .take(12)
-        .any(|w| matches!(w, "nan" | "inf" | "infinity" | "infinite"))
+        .any(|w| {
+            let bad = matches!(w, "nan" | "inf" | "infinity" | "infinite") && !best_so_far_unset(prev, w);
+            if !w.is_empty() {
+                prev = w;
+            }
+            bad
+        })
+}
+
+/// A best-so-far value still at its start (`best_val_loss=inf` before the first
+/// evaluation): early-stopping bookkeeping, not a loss that became infinite. (A NaN best is
+/// not a start value.)
+pub(crate) fn best_so_far_unset(key: &str, value: &str) -> bool {
+    key.to_ascii_lowercase().starts_with("best") && matches!(value, "inf" | "infinity")
 }
 
 /// True when `lower` (a lower-cased message) says gradients, their norm or the weights became
@@ -284,19 +304,30 @@ const RESOURCE_PHRASES: &[PhraseRule] = &[
         ],
         WORKER_KILLED,
     ),
-    (
+];
+
+const NO_GPU_ON_NODE: &str =
+    "the node has no usable GPU: its driver or the device is missing or too old (infrastructure)";
+const NO_GPU_BUILD: &str =
+    "the job's environment has no GPU build for this node (torch not compiled with CUDA, no kernels for this GPU) (implementation)";
+
+/// A job that needs a GPU the node cannot give it: the node's (a missing or old driver, no
+/// device), or the job's own environment's (a CPU build of torch, no kernels for this GPU).
+fn no_gpu(msg: &str) -> Option<Verdict> {
+    if has_any(
+        msg,
         &[
             "NVIDIA driver",
             "no CUDA-capable device",
             "CUDA driver version is insufficient",
-            "not compiled with CUDA",
             "CUDA unavailable",
-            // the GPU's architecture is not one this build has kernels for
-            "no kernel image is available",
         ],
-        "no usable GPU: its driver or the device is missing (resource)",
-    ),
-];
+    ) {
+        return Some(strong(Category::Infrastructure, NO_GPU_ON_NODE));
+    }
+    has_any(msg, &["not compiled with CUDA", "no kernel image is available"])
+        .then(|| strong(Category::Implementation, NO_GPU_BUILD))
+}
 
 pub(crate) const SAVE_FAILED: &str =
     "a stream error while a file was being saved (a checkpoint writer's C++ error): the disk is full or failing (resource)";
@@ -531,16 +562,30 @@ const CHECKPOINT_MISFIT: &str =
 /// Implementation rules by the message, asked before the data rules (whose shape words a
 /// checkpoint's `size mismatch for fc.weight` would otherwise meet).
 fn implementation_by_message(msg: &str) -> Option<&'static str> {
-    has_any(
+    if has_any(
         msg,
         &[
             "Error(s) in loading state_dict",
             "loaded state dict contains a parameter group",
             "loaded state dict has a different number of parameter groups",
         ],
+    ) {
+        return Some(CHECKPOINT_MISFIT);
+    }
+    has_any(
+        msg,
+        &[
+            "modified by an inplace operation",
+            "backward through the graph a second time",
+            "does not require grad and does not have a grad_fn",
+            "Expected all tensors to be on the same device",
+        ],
     )
-    .then_some(CHECKPOINT_MISFIT)
+    .then_some(AUTOGRAD_MISUSE)
 }
+
+const AUTOGRAD_MISUSE: &str =
+    "the model code misuses autograd or devices (an in-place change a backward needs, a second backward, tensors on two devices) (implementation)";
 
 const DISTRIBUTION_INVALID: &str =
     "a distribution's parameter computed by the model is NaN or outside its support: the optimisation diverged (convergence)";
@@ -980,6 +1025,7 @@ fn data_defect(lower: &str) -> bool {
             "duplicate",
             "truncated",
             "garbled",
+            "constant",
         ],
     )
 }
@@ -1032,6 +1078,9 @@ pub(crate) fn classify_exception(name: &str, msg: &str, ctx: &TbContext) -> Verd
     // A worker or child that died of a signal the message names (a DataLoader worker
     // `killed by signal: Killed`): that signal's verdict.
     if let Some(v) = child_signal(msg) {
+        return v;
+    }
+    if let Some(v) = no_gpu(msg) {
         return v;
     }
     if service_unreachable(msg) {
@@ -1204,7 +1253,7 @@ mod tests {
         );
         assert_eq!(
             cat("RuntimeError: Found no NVIDIA driver on your system.", false),
-            Resource
+            Infrastructure
         );
         assert_eq!(
             cat("OSError: [Errno 28] No space left on device", false),
@@ -1259,7 +1308,7 @@ mod tests {
         let table = [
             ("RuntimeError: DataLoader worker (pid(s) 4242) exited unexpectedly", Resource),
             ("RuntimeError: [enforce fail at alloc_cpu.cpp:114] data. DefaultCPUAllocator: not enough memory: you tried to allocate 1073741824 bytes.", Resource),
-            ("RuntimeError: CUDA error: no kernel image is available for execution on the device", Resource),
+            ("RuntimeError: CUDA error: no kernel image is available for execution on the device", Implementation),
             ("RuntimeError: can't start new thread", Resource),
             ("BlockingIOError: [Errno 11] Resource temporarily unavailable", Implementation),
             ("ConnectionRefusedError: [Errno 111] Connection refused", Infrastructure),

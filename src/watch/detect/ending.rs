@@ -264,7 +264,9 @@ impl Detector {
             .ring
             .iter()
             .rev()
-            .filter(|(_, l)| rules::states_failure(l) || rules::gives_reason(l))
+            .filter(|(_, l)| {
+                (rules::states_failure(l) || rules::gives_reason(l)) && !rules::relays_failure(l)
+            })
             .map(judged);
         let latest = stated.next()?;
         if latest.2.strong {

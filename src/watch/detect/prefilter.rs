@@ -100,6 +100,8 @@ const LITERALS: &[(&str, usize, Lits)] = &[
     ("stopped learning", 0, CONVERGE),
     ("model did not train", 0, CONVERGE),
     ("plateau at chance", 0, CONVERGE),
+    ("on a plateau", 0, CONVERGE),
+    ("units are dead", 0, CONVERGE),
     // Lightning's EarlyStopping(divergence_threshold=…): `Divergence threshold reached: …`
     ("Divergence threshold", 0, DIVERG),
     // scipy's curve_fit: `Optimal parameters not found: … reached maxfev = 20.`

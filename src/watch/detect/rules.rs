@@ -270,6 +270,12 @@ pub(crate) fn handles_next(line: &str) -> bool {
     (l.contains("skipping") || l.contains("skipped")) && error_record(line.trim()).is_none()
 }
 
+/// The source line Python prints after a warning's message (`  warnings.warn(msg, …)`):
+/// whatever the message held, a traceback among it, was reported and the program went on.
+pub(crate) fn closes_warning(line: &str) -> bool {
+    line.starts_with([' ', '\t']) && line.trim_start().starts_with("warnings.warn(")
+}
+
 /// The program says it handles a failure and goes on: a retry, a rebuilt cache, a
 /// fallback. (Not "skipped": dropping data is worth a warning unless logged below error
 /// level, see [`handles_next`].)
@@ -365,6 +371,13 @@ pub(crate) fn states_failure(line: &str) -> bool {
         .any(|p| l.contains(p))
 }
 
+/// A runner's word that a step it ran failed, which only relays that step's own failure:
+/// make's `make: *** [Makefile:4: features] Error 1` (`make[2]: *** …`).
+pub(crate) fn relays_failure(line: &str) -> bool {
+    let t = line.trim();
+    t.starts_with("make") && t.contains(": *** [") && t.contains("] Error ")
+}
+
 /// A line that gives the reason for a failure stated just before it: `reason : …`,
 /// `cause: …`, `because …` (a job's own failure banner).
 pub(crate) fn gives_reason(line: &str) -> bool {
@@ -412,7 +425,11 @@ pub(crate) fn metric_not_finite(t: &str) -> bool {
                 let k = key.to_ascii_lowercase();
                 k.contains("loss") || k.contains("grad_norm") || k == "objective" || k == "elbo"
             };
-            if lossy && matches!(value.to_ascii_lowercase().as_str(), "nan" | "inf" | "infinity") {
+            let value = value.to_ascii_lowercase();
+            if lossy
+                && matches!(value.as_str(), "nan" | "inf" | "infinity")
+                && !classify::best_so_far_unset(key, &value)
+            {
                 return true;
             }
             i = v_end.max(i + 1);
@@ -505,7 +522,12 @@ fn says_worker_stopped(msg: &str) -> bool {
 
 /// Convergence wording shared by warnings, plain lines and exception messages.
 pub(crate) fn says_not_converged(s: &str) -> bool {
-    NOT_CONVERGED.iter().any(|p| s.contains(p)) && !s.contains("SVD did not converge")
+    // (`Failed to converge after 6 iterations` as well: the case of a sentence's start.)
+    let lower = s.to_ascii_lowercase();
+    NOT_CONVERGED
+        .iter()
+        .any(|p| lower.contains(&p.to_ascii_lowercase()))
+        && !lower.contains("svd did not converge")
 }
 
 /// A run's own word that its model is not learning (`WARNING: model did not learn: eval_loss
@@ -514,13 +536,15 @@ pub(crate) fn says_not_learning(s: &str) -> bool {
     NOT_LEARNING.iter().any(|p| s.contains(p))
 }
 
-const NOT_LEARNING: [&str; 6] = [
+const NOT_LEARNING: [&str; 8] = [
     "did not learn",
     "is not learning",
     "failed to learn",
     "stopped learning",
     "model did not train",
     "plateau at chance",
+    "on a plateau",
+    "units are dead",
 ];
 
 /// Each holds a [`prefilter::CONVERGE`] literal: only a line with one is asked.

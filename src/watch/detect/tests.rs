@@ -918,6 +918,57 @@ fn a_line_saying_a_process_was_killed_or_a_file_ends_early_explains_a_failing_ex
 }
 
 #[test]
+fn a_best_so_far_value_still_at_infinity_is_bookkeeping_not_a_loss_gone_infinite() {
+    let log = "early stopping: best_val_loss=inf patience 0/3\nepoch 0: train_loss 8.49 val_loss 8.82 best_val_loss inf -> 8.82 patience 0/3\nepoch 1: train_loss 5.53 val_loss 5.46 best_val_loss 8.82 -> 5.46";
+    assert!(lines(log, Some(ExitOutcome::Code(0))).is_empty());
+    // A loss that is infinite is one, and a NaN best is no start value.
+    assert_eq!(
+        lines("epoch 3: val_loss=inf", Some(ExitOutcome::Code(0))).len(),
+        1
+    );
+    assert_eq!(
+        lines("epoch 3: best_val_loss=nan", Some(ExitOutcome::Code(0))).len(),
+        1
+    );
+}
+
+#[test]
+fn a_traceback_quoted_in_a_warnings_message_is_a_note() {
+    let log = "\
+/v/sklearn/model_selection/_validation.py:493: FitFailedWarning: 
+6 fits failed out of a total of 24.
+The score on these train-test partitions for these parameters will be set to nan.
+
+Below are more details about the failures:
+--------------------------------------------------------------------------------
+6 fits failed with the following error:
+Traceback (most recent call last):
+  File \"/v/sklearn/linear_model/_logistic.py\", line 83, in _check_solver
+    raise ValueError(
+ValueError: Solver lbfgs supports only 'l2' or None penalties, got l1 penalty.
+
+  warnings.warn(some_fits_failed_message, FitFailedWarning)
+candidates scored: 6 of 8";
+    let inc = lines(log, Some(ExitOutcome::Code(0)));
+    assert!(inc.iter().all(|i| i.severity == Severity::Note), "{inc:#?}");
+    // Without the warning's source line after it, the same traceback is a warning.
+    let cut = log.replace(
+        "  warnings.warn(some_fits_failed_message, FitFailedWarning)\n",
+        "",
+    );
+    let inc = lines(&cut, Some(ExitOutcome::Code(0)));
+    assert!(inc.iter().any(|i| i.severity == Severity::Warning), "{inc:#?}");
+}
+
+#[test]
+fn makes_word_that_a_recipe_failed_relays_the_steps_own_error() {
+    let log = "features.py: dwell_time std 0.0000\nfeatures.py: error: feature 'dwell_time' is constant (std 0); refusing to standardise it\nmake: *** [Makefile:4: features] Error 1";
+    let inc = lines(log, Some(ExitOutcome::Code(2)));
+    assert_eq!(inc.len(), 1, "{inc:#?}");
+    assert_eq!((inc[0].line, inc[0].category), (2, Category::Data));
+}
+
+#[test]
 fn a_worker_killed_by_a_named_signal_takes_that_signals_category() {
     let tb = |msg: &str| {
         format!("Traceback (most recent call last):\n  File \"t.py\", line 9, in <module>\n    for b in loader:\nRuntimeError: {msg}")

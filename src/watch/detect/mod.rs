@@ -360,7 +360,36 @@ impl Detector {
     /// [`Detector::step`] with the groups of literals `raw` holds, when a [`RegionScan`]
     /// already found them.
     fn step_scanned(&mut self, n: u64, raw: &str, lits: Option<Lits>, out: &mut Vec<Finding>) {
+        let shown = self.step_rules(n, raw, lits, out);
+        self.remember(n, shown);
+    }
+
+    /// The text the rules read of a line: its shown segment, the length of its rank or worker
+    /// prefix, and the groups of literals the text after that prefix holds (`lits`: those
+    /// of `raw`, when a [`RegionScan`] already found them).
+    fn reading<'a>(&self, raw: &'a str, lits: Option<Lits>) -> (&'a str, usize, Lits) {
         let shown = display_segment(raw);
+        let k = self.line_prefix_len(shown).unwrap_or(0);
+        // The raw line's literals are the visible text's unless a redraw was cut off before
+        // it: a rank prefix and the ends `trim` drops hold no part of a literal, and lossy
+        // decoding keeps every ASCII byte.
+        let lits = match lits {
+            Some(m) if shown.len() == raw.len() => m,
+            _ => prefilter::lits(&shown.as_bytes()[k..]),
+        };
+        (shown, k, lits)
+    }
+
+    /// [`Detector::step_scanned`] but for the line joining the context ring (the caller
+    /// remembers it); returns the line's shown segment.
+    fn step_rules<'a>(
+        &mut self,
+        n: u64,
+        raw: &'a str,
+        lits: Option<Lits>,
+        out: &mut Vec<Finding>,
+    ) -> &'a str {
+        let (shown, k, lits) = self.reading(raw, lits);
         self.seen = n;
         self.since_record = self.since_record.saturating_add(1);
         // torchrun prefixes each line of a rank's output with `[rankN]: `, `srun --label` with
@@ -372,20 +401,9 @@ impl Detector {
         } else {
             None
         };
-        let vis = match self.line_prefix_len(shown) {
-            Some(k) => {
-                self.rank_prefix.push_str(&shown[..k]);
-                &shown[k..]
-            }
-            None => shown,
-        };
-        // The raw line's literals are the visible text's unless a redraw was cut off before
-        // it: a rank prefix and the ends `trim` drops hold no part of a literal, and lossy
-        // decoding keeps every ASCII byte.
-        self.lits = match lits {
-            Some(m) if shown.len() == raw.len() => m,
-            _ => prefilter::lits(vis.as_bytes()),
-        };
+        self.rank_prefix.push_str(&shown[..k]);
+        let vis = &shown[k..];
+        self.lits = lits;
         if self.cfg.rank_labels && label.is_none() {
             if let Some((node, first, last)) = srun_task_failure(shown) {
                 self.name_node(node, first, last, out);
@@ -398,7 +416,7 @@ impl Detector {
             Mode::Skip(left) => self.skip(left, n, vis, out),
             Mode::Table(t) => self.table(t, n, vis, out),
         }
-        self.remember(n, shown);
+        shown
     }
 
     /// Length of the line's rank or worker prefix: `srun --label`'s `N: ` (when the job

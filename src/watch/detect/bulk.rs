@@ -60,6 +60,7 @@ impl Detector {
             };
             let raw = decode(&region[pos..end]);
             if unrung.is_some() && self.between_blocks() && self.reads_no_ring(&raw, lits) {
+                // (`normal` then takes the line's class from the check.)
                 self.step_rules(n, &raw, Some(lits), out);
             } else {
                 if let Some(from) = unrung.take() {
@@ -80,14 +81,24 @@ impl Detector {
     /// ring nor ends the state [`Detector::between_blocks`] (after which the next lines could
     /// read it): what [`Detector::normal`] does with it, directly or after
     /// [`Detector::skip`], is counting it, a warning's skipping or an error record, none
-    /// of which looks at earlier lines. Only `start_block` and `hit` read the ring.
-    fn reads_no_ring(&self, raw: &str, lits: Lits) -> bool {
+    /// of which looks at earlier lines. Only `start_block` and `hit` read the ring. In
+    /// [`Mode::Normal`] the class found is kept for `normal`, which would find it again.
+    fn reads_no_ring(&mut self, raw: &str, lits: Lits) -> bool {
         let (shown, k, lits) = self.reading(raw, Some(lits));
-        lits == 0
-            || matches!(
-                rules::classify_line_with(&shown[k..], self.cfg.rhat_threshold, lits),
-                LineKind::Nothing | LineKind::NoiseWarning | LineKind::ErrorRecord { .. }
-            )
+        if lits == 0 {
+            return true;
+        }
+        let vis = &shown[k..];
+        let Some(q) = Quiet::of(
+            vis,
+            &rules::classify_line_with(vis, self.cfg.rhat_threshold, lits),
+        ) else {
+            return false;
+        };
+        if matches!(self.mode, Mode::Normal) {
+            self.classified = Some(q);
+        }
+        true
     }
 
     /// The lines of `span` (whole lines, the last numbered `last`) join the context ring, as
@@ -182,5 +193,55 @@ impl Detector {
         let text = String::from_utf8_lossy(seg);
         let vis = &text[self.line_prefix_len(&text).unwrap_or(0)..];
         vis.trim().is_empty() || vis.starts_with("  ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ExitOutcome;
+
+    /// Lines with a literal that no rule fires on (a trap, a noise warning and its message, an
+    /// error record) between runs, so the bulk path lets them by without filling the context
+    /// ring, then an ending that reads them: the same incidents as line by line.
+    #[test]
+    fn lines_let_by_are_read_as_line_by_line() {
+        let mut head = String::new();
+        for k in 0..40 {
+            head.push_str(&format!("step {k} loss=0.{k}\n"));
+            if k % 7 == 3 {
+                head.push_str("eval | MeanSquaredError=0.02\n/p/y.py:9: UserWarning: z\n  warnings.warn(\n");
+            }
+        }
+        head.push_str("2026-01-01 12:00:00 ERROR config error: batch_size (96) is not a multiple of 5\n");
+        // More lines than the ring holds: the record is read as a record, not from the ring.
+        for k in 41..50 {
+            head.push_str(&format!("step {k} loss=0.{k}\n"));
+        }
+        let endings = [
+            "",
+            "  File \"t.py\", line 3\n    x = (\n        ^\nSyntaxError: bad\n",
+        ];
+        for ending in endings {
+            let log = format!("{head}{ending}");
+            let mut line = Detector::new(DetectConfig::default());
+            for (k, l) in log.lines().enumerate() {
+                line.push_line(k as u64 + 1, l);
+            }
+            line.finish(Some(ExitOutcome::Code(1)));
+            let mut bulk = Detector::new(DetectConfig::default());
+            let n = bulk.push_region(1, log.as_bytes(), &mut Vec::new());
+            assert_eq!(n, log.lines().count() as u64);
+            bulk.finish(Some(ExitOutcome::Code(1)));
+            assert_eq!(bulk.incidents(), line.incidents(), "{ending:?}");
+            let first = &bulk.incidents()[0];
+            let want = if ending.is_empty() {
+                "config error"
+            } else {
+                "SyntaxError"
+            };
+            assert!(first.text.contains(want), "{first:?}");
+            assert!(first.excerpt.len() > 1, "{first:?}");
+        }
     }
 }

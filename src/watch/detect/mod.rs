@@ -234,6 +234,47 @@ pub struct Detector {
     /// The groups of prefilter literals the current line's visible text holds (set by
     /// `step`; 0: an ordinary line, no rule can fire on it).
     lits: Lits,
+    /// What the bulk path found the next line to be before stepping it (see
+    /// `Detector::reads_no_ring`), so that [`Detector::normal`] does not classify it again.
+    classified: Option<Quiet>,
+}
+
+/// A [`LineKind`] that reads no earlier line, without its borrow of the line.
+#[derive(Debug, Clone, Copy)]
+enum Quiet {
+    Nothing,
+    NoiseWarning,
+    /// The message at `start..end` of the visible text.
+    ErrorRecord {
+        start: usize,
+        end: usize,
+    },
+}
+
+impl Quiet {
+    /// `kind` of the visible text `vis`, if it is one of these.
+    fn of(vis: &str, kind: &LineKind<'_>) -> Option<Self> {
+        match kind {
+            LineKind::Nothing => Some(Quiet::Nothing),
+            LineKind::NoiseWarning => Some(Quiet::NoiseWarning),
+            LineKind::ErrorRecord { msg } => {
+                let start = (msg.as_ptr() as usize).checked_sub(vis.as_ptr() as usize)?;
+                let end = start + msg.len();
+                (end <= vis.len()).then_some(Quiet::ErrorRecord { start, end })
+            }
+            _ => None,
+        }
+    }
+
+    fn kind(self, vis: &str) -> LineKind<'_> {
+        match self {
+            Quiet::Nothing => LineKind::Nothing,
+            Quiet::NoiseWarning => LineKind::NoiseWarning,
+            Quiet::ErrorRecord { start, end } => LineKind::ErrorRecord {
+                msg: &vis[start..end],
+            },
+        }
+    }
 }
 
 impl Detector {
@@ -258,6 +299,7 @@ impl Detector {
             relay_words: None,
             since_record: 0,
             recovering: false,
+            classified: None,
             nan_start: None,
             seen: 0,
             lits: 0,
@@ -493,6 +535,7 @@ impl Detector {
     }
 
     fn normal(&mut self, n: u64, vis: &str, out: &mut Vec<Finding>) {
+        let classified = self.classified.take();
         let extra = if self.cfg.extra.is_empty() {
             None
         } else {
@@ -538,7 +581,11 @@ impl Detector {
             self.hit(n, vis, h, out);
             return;
         }
-        match rules::classify_line_with(vis, self.cfg.rhat_threshold, self.lits) {
+        let kind = match classified {
+            Some(q) => q.kind(vis),
+            None => rules::classify_line_with(vis, self.cfg.rhat_threshold, self.lits),
+        };
+        match kind {
             LineKind::TracebackHeader | LineKind::OriginalHeader => {
                 self.start_block(Target::Fresh, vis);
             }

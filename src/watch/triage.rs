@@ -267,15 +267,40 @@ enum Piece {
         end: usize,
         scan: RegionScan,
     },
-    /// The head `start..` of a line longer than a window (the rest is skipped).
+    /// The head `start..end` of a line longer than a window (the rest is skipped).
     Head {
         start: usize,
+        end: usize,
     },
-    /// The log's last line `start..`, unterminated.
+    /// The log's last line `start..end`, unterminated.
     Last {
         start: usize,
+        end: usize,
     },
     Nothing,
+}
+
+impl Piece {
+    /// The same piece of a window that starts `by` bytes into a larger buffer, with offsets
+    /// in that buffer (a region's scan stays relative to the region).
+    fn shifted(self, by: usize) -> Self {
+        match self {
+            Piece::Region { start, end, scan } => Piece::Region {
+                start: start + by,
+                end: end + by,
+                scan,
+            },
+            Piece::Head { start, end } => Piece::Head {
+                start: start + by,
+                end: end + by,
+            },
+            Piece::Last { start, end } => Piece::Last {
+                start: start + by,
+                end: end + by,
+            },
+            Piece::Nothing => Piece::Nothing,
+        }
+    }
 }
 
 /// Cuts a log into the lines handed to the detector, from successive windows of at most
@@ -307,7 +332,8 @@ impl Cutter {
             if window.len() == BUF {
                 // A line longer than a window: keep its head, skip the rest.
                 self.discarding = true;
-                return (Piece::Head { start }, window.len());
+                let end = window.len();
+                return (Piece::Head { start, end }, end);
             }
             return (Piece::Nothing, start);
         };
@@ -320,7 +346,7 @@ impl Cutter {
     /// nothing).
     fn last(&self, start: usize, end: usize) -> Piece {
         if start < end && !self.discarding {
-            Piece::Last { start }
+            Piece::Last { start, end }
         } else {
             Piece::Nothing
         }
@@ -354,10 +380,10 @@ impl Feed {
                 // Triage reads the incidents at the end, not the findings on the way.
                 self.findings.clear();
             }
-            Piece::Head { start } | Piece::Last { start } => {
+            Piece::Head { start, end } | Piece::Last { start, end } => {
                 self.line_no += 1;
                 self.det
-                    .push_line(self.line_no, &String::from_utf8_lossy(&window[start..]));
+                    .push_line(self.line_no, &String::from_utf8_lossy(&window[start..end]));
             }
             Piece::Nothing => {}
         }
@@ -370,31 +396,29 @@ impl Feed {
     }
 }
 
-/// Windows the scanning thread has mapped and cut ahead of the detector: it stays at most
-/// this many windows ahead, so memory stays flat.
-const AHEAD: usize = 2;
+/// Bytes mapped at a time: several windows, cut one after the other from one mapping. Each
+/// mapping costs the kernel a fixed amount besides its pages (with 1 MiB mappings about a fifth
+/// of triage's CPU time went to mapping and unmapping, half of it with 4 MiB ones); memory
+/// stays flat: at most [`AHEAD`] + 2 mappings exist at once.
+const SPAN: usize = 4 * BUF;
 
-/// A mapped window and what the detector is handed from it.
+/// Mappings the scanning thread has cut and scanned ahead of the detector.
+const AHEAD: usize = 1;
+
+/// A mapping of part of the file and what the detector is handed from it.
 struct Batch {
     map: Mapped,
-    /// Where the window starts in the mapping (which starts on a page).
-    lead: usize,
+    /// The pieces of its windows, in order, with offsets in the mapping.
     pieces: Vec<Piece>,
-}
-
-impl Batch {
-    fn window(&self) -> &[u8] {
-        &self.map.bytes()[self.lead..]
-    }
 }
 
 /// Triage a regular file through windows mapped from it, not read into a buffer: the log is
 /// in the page cache and copying it out was a sixth of triage's time. A second thread maps
-/// and cuts the windows and scans their lines for the prefilter's literals (a function of
-/// the bytes), at most [`AHEAD`] windows ahead, while this one runs the detector on them:
-/// memory stays as flat as with the buffer, and the thread ends with the triage. The file's
-/// length is read again before each window, so a log cut shorter meanwhile ends the reading
-/// instead of mapping pages past its end.
+/// the file [`SPAN`] bytes at a time, cuts each mapping into windows and scans their lines
+/// for the prefilter's literals (a function of the bytes), at most [`AHEAD`] mappings ahead,
+/// while this one runs the detector on them: memory stays flat, and the thread ends with the
+/// triage. The file's length is read again before each mapping, so a log cut shorter
+/// meanwhile ends the reading instead of mapping pages past its end.
 fn analyse_mapped(
     file: &File,
     cfg: DetectConfig,
@@ -411,7 +435,7 @@ fn analyse_mapped(
         for batch in rx {
             let mut batch = batch?;
             for piece in std::mem::take(&mut batch.pieces) {
-                feed.apply(batch.window(), piece);
+                feed.apply(batch.map.bytes(), piece);
             }
         }
         Ok::<_, io::Error>(())
@@ -419,37 +443,55 @@ fn analyse_mapped(
     Ok(feed.report(exit, disk))
 }
 
-/// Map, cut and scan `file` window by window, handing each to `send` (which returns false
-/// to stop), then the error if one ended the reading.
+/// Map, cut and scan `file` mapping by mapping, handing each to `send` (which returns false
+/// to stop), then the error if one ended the reading. The windows are those the read path
+/// cuts: each starts where the previous one's last whole line ended and is [`BUF`] bytes
+/// long, or reaches the end of the file; one that would reach past its mapping is cut from
+/// the next mapping instead.
 fn map_windows(file: &File, mut send: impl FnMut(io::Result<Batch>) -> bool) {
     // SAFETY: sysconf has no preconditions.
     let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
     let mut cutter = Cutter::default();
     let mut off: u64 = 0;
-    let mut window = || -> io::Result<Option<Batch>> {
+    let mut mapping = || -> io::Result<Option<Batch>> {
         let len = file.metadata()?.len();
         if off >= len {
             return Ok(None);
         }
         let map_at = off - off % page;
         let lead = (off - map_at) as usize;
-        let want = (len - off).min(BUF as u64) as usize;
+        let want = (len - off).min(SPAN as u64) as usize;
+        let to_end = want as u64 == len - off;
         let map = Mapped::new(file, map_at, lead + want)?;
         let bytes = &map.bytes()[lead..];
-        let (piece, used) = cutter.cut(bytes);
-        let mut pieces = vec![piece];
-        if bytes.len() < BUF && used < bytes.len() {
-            // The window reached the end of the file: what is left is its last line,
-            // unterminated (a log that grows meanwhile is read as it was).
-            pieces.push(cutter.last(used, bytes.len()));
-            off = u64::MAX;
-        } else {
-            off += used as u64;
+        let mut pieces = Vec::new();
+        let mut pos = 0;
+        loop {
+            let rest = bytes.len() - pos;
+            if rest < BUF && !to_end {
+                break;
+            }
+            let window = &bytes[pos..pos + rest.min(BUF)];
+            let (piece, used) = cutter.cut(window);
+            pieces.push(piece.shifted(lead + pos));
+            if window.len() < BUF {
+                if used < window.len() {
+                    // The window reached the end of the file: what is left is its last
+                    // line, unterminated (a log that grows meanwhile is read as it was).
+                    pieces.push(cutter.last(used, window.len()).shifted(lead + pos));
+                    off = u64::MAX;
+                    return Ok(Some(Batch { map, pieces }));
+                }
+                pos += used;
+                break;
+            }
+            pos += used;
         }
-        Ok(Some(Batch { map, lead, pieces }))
+        off += pos as u64;
+        Ok(Some(Batch { map, pieces }))
     };
     loop {
-        let sent = match window() {
+        let sent = match mapping() {
             Ok(Some(b)) => send(Ok(b)),
             Ok(None) => false,
             Err(e) => {

@@ -3,14 +3,14 @@
 //! [`Detector::push_line`]). Most of a training log is lines no rule can fire on; the
 //! prefilter finds the lines that could matter in one SIMD scan over the whole region
 //! ([`RegionScan`]), and the lines between them are counted (a SIMD count), not decoded:
-//! only the last few are kept (the context ring) and, after a library warning, the few lines
-//! of its message are looked at for where the message ends. Every other line goes through
+//! after a library warning, the few lines of its message are looked at for where the message
+//! ends, and the context ring gets the last few lines only when a rule may read it. Every other line goes through
 //! [`Detector::push_line`]'s own path, so the incidents are the same as line by line
 //! (`tests/triage.rs` replays scrambled logs both ways).
 
 use std::borrow::Cow;
 
-use super::scan::{lines_in, Stop};
+use super::scan::{last_lines, lines_in};
 use super::*;
 use crate::watch::follower::display_segment_bytes;
 
@@ -36,11 +36,17 @@ impl Detector {
         let mut pos = 0;
         let mut n = first_no;
         let mut next = 0;
+        // The lines `region[from..pos]` went by without joining the context ring: ordinary
+        // runs and lines no rule fired on, while between blocks. The ring is only read when a
+        // rule fires (and at the end), so it gets their last lines only then: most runs'
+        // lines are never decoded.
+        let mut unrung: Option<usize> = None;
         while pos < region.len() {
             let stop = scan.next_stop(pos, &mut next);
             if self.between_blocks() && stop.start > pos {
                 let count = lines_in(&region[pos..stop.start]);
-                self.ordinary_run(n, region, pos, stop, count, out);
+                self.ordinary_run(n, &region[pos..stop.start], count, out);
+                unrung.get_or_insert(pos);
                 n += count;
                 pos = stop.start;
                 continue;
@@ -52,11 +58,62 @@ impl Detector {
                 let rest = &region[pos..];
                 (pos + memchr::memchr(b'\n', rest).unwrap_or(rest.len()), 0)
             };
-            self.step_scanned(n, &decode(&region[pos..end]), Some(lits), out);
+            let raw = decode(&region[pos..end]);
+            if unrung.is_some() && self.between_blocks() && self.reads_no_ring(&raw, lits) {
+                // (`normal` then takes the line's class from the check.)
+                self.step_rules(n, &raw, Some(lits), out);
+            } else {
+                if let Some(from) = unrung.take() {
+                    self.ring_lines(n - 1, &region[from..pos]);
+                }
+                self.step_scanned(n, &raw, Some(lits), out);
+            }
             n += 1;
             pos = end + 1;
         }
+        if let Some(from) = unrung {
+            self.ring_lines(n - 1, &region[from..pos.min(region.len())]);
+        }
         n - first_no
+    }
+
+    /// True when stepping a line that holds `lits` between blocks neither reads the context
+    /// ring nor ends the state [`Detector::between_blocks`] (after which the next lines could
+    /// read it): what [`Detector::normal`] does with it, directly or after
+    /// [`Detector::skip`], is counting it, a warning's skipping or an error record, none
+    /// of which looks at earlier lines. Only `start_block` and `hit` read the ring. In
+    /// [`Mode::Normal`] the class found is kept for `normal`, which would find it again.
+    fn reads_no_ring(&mut self, raw: &str, lits: Lits) -> bool {
+        let (shown, k, lits) = self.reading(raw, Some(lits));
+        if lits == 0 {
+            return true;
+        }
+        let vis = &shown[k..];
+        let Some(q) = Quiet::of(
+            vis,
+            &rules::classify_line_with(vis, self.cfg.rhat_threshold, lits),
+        ) else {
+            return false;
+        };
+        if matches!(self.mode, Mode::Normal) {
+            self.classified = Some(q);
+        }
+        true
+    }
+
+    /// The lines of `span` (whole lines, the last numbered `last`) join the context ring, as
+    /// if each had been remembered in turn: only the last few stay.
+    fn ring_lines(&mut self, last: u64, span: &[u8]) {
+        let mut lines = [(0usize, 0usize); RING];
+        let mut kept = 0;
+        for l in last_lines(span) {
+            lines[kept] = l;
+            kept += 1;
+        }
+        for k in (0..kept).rev() {
+            let (start, end) = lines[k];
+            self.remember_bytes(last - k as u64, &span[start..end]);
+        }
     }
 
     /// True while the lines the prefilter clears need no per-line work beyond
@@ -69,21 +126,12 @@ impl Detector {
             && !self.recovering
     }
 
-    /// `region[from..stop.start]`: whole lines the prefilter found nothing in, the first
-    /// numbered `first`, while [`Detector::between_blocks`]. Same effect as stepping each:
-    /// every line is ordinary output (it cannot hold evidence, and no prefix waits for it);
-    /// a noise warning's message being skipped ends where [`Detector::skip`] ends it.
-    /// `count`: its lines.
-    fn ordinary_run(
-        &mut self,
-        first: u64,
-        region: &[u8],
-        from: usize,
-        stop: &Stop,
-        count: u64,
-        out: &mut Vec<Finding>,
-    ) {
-        let run = &region[from..stop.start];
+    /// `run`: whole lines the prefilter found nothing in, the first numbered `first`, while
+    /// [`Detector::between_blocks`]. Same effect as stepping each, but for the context ring
+    /// (the caller's, see [`Detector::push_scanned`]): every line is ordinary output (it
+    /// cannot hold evidence, and no prefix waits for it); a noise warning's message being
+    /// skipped ends where [`Detector::skip`] ends it. `count`: its lines.
+    fn ordinary_run(&mut self, first: u64, run: &[u8], count: u64, out: &mut Vec<Finding>) {
         let mut pos = 0;
         while let Mode::Skip(left) = self.mode {
             if pos == run.len() {
@@ -107,20 +155,7 @@ impl Detector {
             };
             pos += le + 1;
         }
-        // The context ring holds the last lines, whatever they were: those the scan found.
-        let body_end = stop.start - usize::from(region[..stop.start].ends_with(b"\n"));
-        let mut starts = [0usize; RING];
-        let mut kept = 0;
-        for s in stop.ring_from(from) {
-            starts[kept] = s;
-            kept += 1;
-        }
-        let last = first + count - 1;
-        for k in (0..kept).rev() {
-            let end = if k == 0 { body_end } else { starts[k - 1] - 1 };
-            self.remember_bytes(last - k as u64, &region[starts[k]..end]);
-        }
-        self.seen = last;
+        self.seen = first + count - 1;
         self.since_record = self.since_record.saturating_add(count);
         self.count_ordinary(count, out);
     }
@@ -158,5 +193,55 @@ impl Detector {
         let text = String::from_utf8_lossy(seg);
         let vis = &text[self.line_prefix_len(&text).unwrap_or(0)..];
         vis.trim().is_empty() || vis.starts_with("  ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ExitOutcome;
+
+    /// Lines with a literal that no rule fires on (a trap, a noise warning and its message, an
+    /// error record) between runs, so the bulk path lets them by without filling the context
+    /// ring, then an ending that reads them: the same incidents as line by line.
+    #[test]
+    fn lines_let_by_are_read_as_line_by_line() {
+        let mut head = String::new();
+        for k in 0..40 {
+            head.push_str(&format!("step {k} loss=0.{k}\n"));
+            if k % 7 == 3 {
+                head.push_str("eval | MeanSquaredError=0.02\n/p/y.py:9: UserWarning: z\n  warnings.warn(\n");
+            }
+        }
+        head.push_str("2026-01-01 12:00:00 ERROR config error: batch_size (96) is not a multiple of 5\n");
+        // More lines than the ring holds: the record is read as a record, not from the ring.
+        for k in 41..50 {
+            head.push_str(&format!("step {k} loss=0.{k}\n"));
+        }
+        let endings = [
+            "",
+            "  File \"t.py\", line 3\n    x = (\n        ^\nSyntaxError: bad\n",
+        ];
+        for ending in endings {
+            let log = format!("{head}{ending}");
+            let mut line = Detector::new(DetectConfig::default());
+            for (k, l) in log.lines().enumerate() {
+                line.push_line(k as u64 + 1, l);
+            }
+            line.finish(Some(ExitOutcome::Code(1)));
+            let mut bulk = Detector::new(DetectConfig::default());
+            let n = bulk.push_region(1, log.as_bytes(), &mut Vec::new());
+            assert_eq!(n, log.lines().count() as u64);
+            bulk.finish(Some(ExitOutcome::Code(1)));
+            assert_eq!(bulk.incidents(), line.incidents(), "{ending:?}");
+            let first = &bulk.incidents()[0];
+            let want = if ending.is_empty() {
+                "config error"
+            } else {
+                "SyntaxError"
+            };
+            assert!(first.text.contains(want), "{first:?}");
+            assert!(first.excerpt.len() > 1, "{first:?}");
+        }
     }
 }

@@ -241,6 +241,47 @@ pub struct Detector {
     /// The groups of prefilter literals the current line's visible text holds (set by
     /// `step`; 0: an ordinary line, no rule can fire on it).
     lits: Lits,
+    /// What the bulk path found the next line to be before stepping it (see
+    /// `Detector::reads_no_ring`), so that [`Detector::normal`] does not classify it again.
+    classified: Option<Quiet>,
+}
+
+/// A [`LineKind`] that reads no earlier line, without its borrow of the line.
+#[derive(Debug, Clone, Copy)]
+enum Quiet {
+    Nothing,
+    NoiseWarning,
+    /// The message at `start..end` of the visible text.
+    ErrorRecord {
+        start: usize,
+        end: usize,
+    },
+}
+
+impl Quiet {
+    /// `kind` of the visible text `vis`, if it is one of these.
+    fn of(vis: &str, kind: &LineKind<'_>) -> Option<Self> {
+        match kind {
+            LineKind::Nothing => Some(Quiet::Nothing),
+            LineKind::NoiseWarning => Some(Quiet::NoiseWarning),
+            LineKind::ErrorRecord { msg } => {
+                let start = (msg.as_ptr() as usize).checked_sub(vis.as_ptr() as usize)?;
+                let end = start + msg.len();
+                (end <= vis.len()).then_some(Quiet::ErrorRecord { start, end })
+            }
+            _ => None,
+        }
+    }
+
+    fn kind(self, vis: &str) -> LineKind<'_> {
+        match self {
+            Quiet::Nothing => LineKind::Nothing,
+            Quiet::NoiseWarning => LineKind::NoiseWarning,
+            Quiet::ErrorRecord { start, end } => LineKind::ErrorRecord {
+                msg: &vis[start..end],
+            },
+        }
+    }
 }
 
 impl Detector {
@@ -265,6 +306,7 @@ impl Detector {
             relay_words: None,
             since_record: 0,
             recovering: false,
+            classified: None,
             nan_start: None,
             nan_seen: None,
             seen: 0,
@@ -368,7 +410,36 @@ impl Detector {
     /// [`Detector::step`] with the groups of literals `raw` holds, when a [`RegionScan`]
     /// already found them.
     fn step_scanned(&mut self, n: u64, raw: &str, lits: Option<Lits>, out: &mut Vec<Finding>) {
+        let shown = self.step_rules(n, raw, lits, out);
+        self.remember(n, shown);
+    }
+
+    /// The text the rules read of a line: its shown segment, the length of its rank or worker
+    /// prefix, and the groups of literals the text after that prefix holds (`lits`: those
+    /// of `raw`, when a [`RegionScan`] already found them).
+    fn reading<'a>(&self, raw: &'a str, lits: Option<Lits>) -> (&'a str, usize, Lits) {
         let shown = display_segment(raw);
+        let k = self.line_prefix_len(shown).unwrap_or(0);
+        // The raw line's literals are the visible text's unless a redraw was cut off before
+        // it: a rank prefix and the ends `trim` drops hold no part of a literal, and lossy
+        // decoding keeps every ASCII byte.
+        let lits = match lits {
+            Some(m) if shown.len() == raw.len() => m,
+            _ => prefilter::lits(&shown.as_bytes()[k..]),
+        };
+        (shown, k, lits)
+    }
+
+    /// [`Detector::step_scanned`] but for the line joining the context ring (the caller
+    /// remembers it); returns the line's shown segment.
+    fn step_rules<'a>(
+        &mut self,
+        n: u64,
+        raw: &'a str,
+        lits: Option<Lits>,
+        out: &mut Vec<Finding>,
+    ) -> &'a str {
+        let (shown, k, lits) = self.reading(raw, lits);
         self.seen = n;
         self.since_record = self.since_record.saturating_add(1);
         // torchrun prefixes each line of a rank's output with `[rankN]: `, `srun --label` with
@@ -380,20 +451,9 @@ impl Detector {
         } else {
             None
         };
-        let vis = match self.line_prefix_len(shown) {
-            Some(k) => {
-                self.rank_prefix.push_str(&shown[..k]);
-                &shown[k..]
-            }
-            None => shown,
-        };
-        // The raw line's literals are the visible text's unless a redraw was cut off before
-        // it: a rank prefix and the ends `trim` drops hold no part of a literal, and lossy
-        // decoding keeps every ASCII byte.
-        self.lits = match lits {
-            Some(m) if shown.len() == raw.len() => m,
-            _ => prefilter::lits(vis.as_bytes()),
-        };
+        self.rank_prefix.push_str(&shown[..k]);
+        let vis = &shown[k..];
+        self.lits = lits;
         if self.cfg.rank_labels && label.is_none() {
             if let Some((node, first, last)) = srun_task_failure(shown) {
                 self.name_node(node, first, last, out);
@@ -406,7 +466,7 @@ impl Detector {
             Mode::Skip(left) => self.skip(left, n, vis, out),
             Mode::Table(t) => self.table(t, n, vis, out),
         }
-        self.remember(n, shown);
+        shown
     }
 
     /// Length of the line's rank or worker prefix: `srun --label`'s `N: ` (when the job
@@ -483,6 +543,7 @@ impl Detector {
     }
 
     fn normal(&mut self, n: u64, vis: &str, out: &mut Vec<Finding>) {
+        let classified = self.classified.take();
         let extra = if self.cfg.extra.is_empty() {
             None
         } else {
@@ -528,7 +589,11 @@ impl Detector {
             self.hit(n, vis, h, out);
             return;
         }
-        match rules::classify_line_with(vis, self.cfg.rhat_threshold, self.lits) {
+        let kind = match classified {
+            Some(q) => q.kind(vis),
+            None => rules::classify_line_with(vis, self.cfg.rhat_threshold, self.lits),
+        };
+        match kind {
             LineKind::TracebackHeader | LineKind::OriginalHeader => {
                 self.start_block(Target::Fresh, vis);
             }

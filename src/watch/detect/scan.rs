@@ -1,7 +1,6 @@
 //! The detector's byte-level work on a region of whole lines that does not depend on its
-//! state: which lines hold a prefilter literal (and which groups of literals), and where the
-//! last few lines before each start (what the context ring keeps of the ordinary lines
-//! in between). It is a pure function of the bytes, so `trainwatch triage` computes it for
+//! state: which lines hold a prefilter literal (and which groups of literals). It is a pure
+//! function of the bytes, so `trainwatch triage` computes it for
 //! the next window on a second thread while the detector reads the current one
 //! ([`super::Detector::push_scanned`]); [`super::Detector::push_region`] computes it inline.
 
@@ -26,21 +25,6 @@ pub(crate) struct Stop {
     pub(crate) end: usize,
     /// The groups of literals the line holds (`prefilter::lits` of it; 0 for the end).
     pub(crate) lits: Lits,
-    /// Where the lines before it start, newest first, back to the previous stop: at most
-    /// [`RING`].
-    ring: [usize; RING],
-    kept: usize,
-}
-
-impl Stop {
-    /// Where the last lines before this stop that start at or after `from` start, newest
-    /// first (at most [`RING`]).
-    pub(crate) fn ring_from(&self, from: usize) -> impl Iterator<Item = usize> + '_ {
-        self.ring[..self.kept]
-            .iter()
-            .copied()
-            .take_while(move |&s| s >= from)
-    }
 }
 
 impl RegionScan {
@@ -67,10 +51,15 @@ impl RegionScan {
                 lits |= g;
                 hit = pre.find_from(region, a + 1);
             }
-            stops.push(Stop::new(region, pos, start, end, lits));
+            stops.push(Stop { start, end, lits });
             pos = (end + 1).min(region.len());
         }
-        stops.push(Stop::new(region, pos, region.len(), region.len(), 0));
+        let len = region.len();
+        stops.push(Stop {
+            start: len,
+            end: len,
+            lits: 0,
+        });
         Self { stops }
     }
 
@@ -93,36 +82,28 @@ impl RegionScan {
     }
 }
 
-impl Stop {
-    /// The stop at `start..end`, holding `lits`, after the ordinary lines `from..start`.
-    fn new(region: &[u8], from: usize, start: usize, end: usize, lits: Lits) -> Self {
-        let mut ring = [0usize; RING];
-        let mut kept = 0;
-        if start > from {
-            // The lines' starts, newest first: after each '\n' before the last line's own,
-            // then `from` when fewer than RING (a SIMD search back from the end).
-            let body = &region[from..start - 1];
-            let mut newlines = memchr::memrchr_iter(b'\n', body);
-            while kept < RING {
-                match newlines.next() {
-                    Some(nl) => ring[kept] = from + nl + 1,
-                    None => {
-                        ring[kept] = from;
-                        kept += 1;
-                        break;
-                    }
-                }
-                kept += 1;
+/// Where the last lines of `span` (whole lines, each ending with `'\n'`, the last may not)
+/// start and end, newest first: at most [`RING`], what the context ring keeps of them (a SIMD
+/// search back from the end).
+pub(crate) fn last_lines(span: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let body = span.strip_suffix(b"\n").unwrap_or(span);
+    let mut newlines = memchr::memrchr_iter(b'\n', body);
+    let mut end = Some(body.len()).filter(|_| !span.is_empty());
+    std::iter::from_fn(move || {
+        let e = end?;
+        let start = match newlines.next() {
+            Some(nl) => {
+                end = Some(nl);
+                nl + 1
             }
-        }
-        Self {
-            start,
-            end,
-            lits,
-            ring,
-            kept,
-        }
-    }
+            None => {
+                end = None;
+                0
+            }
+        };
+        Some((start, e))
+    })
+    .take(RING)
 }
 
 /// The lines of `run`, whole lines each ending with `'\n'` (the last may not): a SIMD count.
@@ -147,15 +128,9 @@ mod tests {
         assert_eq!(s.next_stop(0, &mut next).start, 7);
         let stop = s.next_stop(25, &mut next);
         assert_eq!(stop.start, 39);
-        assert_eq!(stop.ring_from(25).collect::<Vec<_>>(), vec![32, 25]);
-        assert_eq!(stop.ring_from(32).collect::<Vec<_>>(), vec![32]);
         assert_eq!(next, 1);
         let plain = RegionScan::of(b"a\nb\n");
         assert_eq!(starts(&plain), vec![4]);
-        assert_eq!(
-            plain.next_stop(0, &mut 0).ring_from(0).collect::<Vec<_>>(),
-            vec![2, 0]
-        );
         assert_eq!(starts(&RegionScan::of(b"")), vec![0]);
         assert_eq!(starts(&RegionScan::of(b"x Error\n")), vec![0, 8]);
     }
@@ -215,16 +190,20 @@ mod tests {
     }
 
     #[test]
-    fn the_ring_keeps_the_last_lines_before_a_stop() {
-        let mut region = Vec::new();
+    fn the_ring_keeps_the_last_lines_of_a_span() {
+        let mut span = Vec::new();
         for k in 0..9 {
-            region.extend_from_slice(format!("line {k}\n").as_bytes());
+            span.extend_from_slice(format!("line {k}\n").as_bytes());
         }
-        region.extend_from_slice(b"unended");
-        let s = RegionScan::of(&region);
-        assert_eq!(lines_in(&region), 10);
-        let end = s.next_stop(0, &mut 0);
-        let want: Vec<usize> = (5..10).rev().map(|k| 7 * k).collect();
-        assert_eq!(end.ring_from(0).collect::<Vec<_>>(), want);
+        span.extend_from_slice(b"unended");
+        assert_eq!(lines_in(&span), 10);
+        let want = vec![(63, 70), (56, 62), (49, 55), (42, 48), (35, 41)];
+        assert_eq!(last_lines(&span).collect::<Vec<_>>(), want);
+        let want: Vec<_> = (4..9).rev().map(|k| (7 * k, 7 * k + 6)).collect();
+        assert_eq!(last_lines(&span[..63]).collect::<Vec<_>>(), want);
+        assert_eq!(last_lines(b"a\nb\n").collect::<Vec<_>>(), vec![(2, 3), (0, 1)]);
+        assert_eq!(last_lines(b"\n\n").collect::<Vec<_>>(), vec![(1, 1), (0, 0)]);
+        assert_eq!(last_lines(b"x").collect::<Vec<_>>(), vec![(0, 1)]);
+        assert_eq!(last_lines(b"").count(), 0);
     }
 }

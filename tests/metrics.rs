@@ -224,6 +224,16 @@ fn loss_nan_and_inf_signal_once_until_finite_again() {
     assert!(tracker.push_line("grad_norm=nan", at(9.0)).is_empty());
 }
 
+#[test]
+fn a_best_so_far_loss_still_at_infinity_is_no_signal() {
+    let mut tracker = MetricsTracker::new(MetricsConfig::default());
+    assert!(tracker
+        .push_line("early stopping: best_val_loss=inf patience 0/3", at(0.0))
+        .is_empty());
+    // A NaN best is no start value.
+    assert_eq!(tracker.push_line("best_val_loss=nan", at(1.0)).len(), 1);
+}
+
 fn divergence_signals(factor: f64, losses: &[f64]) -> Vec<HealthSignal> {
     let cfg = MetricsConfig {
         diverge_factor: factor,

@@ -28,6 +28,11 @@ impl Follower {
     /// None when the writer's descriptors cannot be read.
     pub(super) fn writer_file(&self, id: FileId) -> Option<Option<OpenLog>> {
         let pid = self.writer?;
+        // A writer that has ended but is not yet reaped (a zombie) holds no file any more:
+        // its empty descriptor table says nothing about which file it wrote.
+        if ended(pid) {
+            return None;
+        }
         let entries = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
         Some(entries.flatten().find_map(|e| {
             let meta = std::fs::metadata(e.path()).ok()?;
@@ -93,5 +98,40 @@ impl Follower {
             }
         }
         None
+    }
+}
+
+/// Has process `pid` ended (a zombie, or dead), or is it gone? Read from `/proc/PID/stat`,
+/// whose state follows the command name in parentheses.
+fn ended(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return true;
+    };
+    stat.rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next())
+        .map_or(true, |state| matches!(state, 'Z' | 'X' | 'x'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ended;
+
+    #[test]
+    fn a_zombie_writer_has_ended_a_running_one_has_not() {
+        assert!(!ended(std::process::id()));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        // Not reaped yet: a zombie once it has exited.
+        let mut zombie = false;
+        for _ in 0..500 {
+            if ended(pid) {
+                zombie = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        child.wait().unwrap();
+        assert!(zombie, "an exited, unreaped child is a zombie");
+        assert!(ended(pid), "a reaped child is gone");
     }
 }

@@ -458,6 +458,10 @@ impl MetricsTracker {
             self.loss.insert(key.to_owned(), LossState::default());
         }
         let st = self.loss.get_mut(key).expect("inserted above");
+        // `best_val_loss=inf` before the first evaluation: early stopping's start value.
+        if p.value == f64::INFINITY && crate::watch::detect::best_so_far_unset(key, "inf") {
+            return;
+        }
         if !p.value.is_finite() {
             if !st.nonfinite {
                 st.nonfinite = true;

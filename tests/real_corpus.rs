@@ -40,13 +40,7 @@ struct First {
 }
 
 const PARTS: [&str; 7] = [
-    "tuned",
-    "held-out",
-    "tuned-2",
-    "tuned-3",
-    "tuned-4",
-    "tuned-5",
-    "tuned-6",
+    "tuned", "held-out", "tuned-2", "tuned-3", "tuned-4", "tuned-5", "tuned-6",
 ];
 const CATEGORIES: [&str; 5] = [
     "implementation",

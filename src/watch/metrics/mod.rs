@@ -26,7 +26,7 @@ mod scan_tests;
 mod series;
 
 use parse::{
-    dict_pairs, kv_pairs, parse_number, parse_scaled, parse_scaled_f64, strip_ansi, truncate_bytes,
+    dict_pairs, kv_pairs, parse_number, parse_scaled, parse_scaled_f64, recycle, strip_ansi, truncate_bytes,
     truncate_chars, Pair,
 };
 pub use series::Series;
@@ -212,6 +212,42 @@ struct LossState {
     diverging: bool,
 }
 
+impl LossState {
+    /// A value of this loss: raises what it shows (once per episode) and lowers the minimum.
+    fn value(&mut self, p: &Pair, seg: &str, factor: f64, signals: &mut Vec<HealthSignal>) {
+        let key = p.key.as_ref();
+        if !p.value.is_finite() {
+            if !self.nonfinite {
+                self.nonfinite = true;
+                signals.push(HealthSignal::LossNonFinite {
+                    key: key.to_owned(),
+                    line: truncate_chars(seg.trim(), MAX_EVIDENCE_CHARS),
+                    value: p.text.to_owned(),
+                });
+            }
+            return;
+        }
+        self.nonfinite = false;
+        // The factor test only makes sense for a positive minimum (a loss that can go
+        // negative, like an ELBO, has no meaningful "3× the minimum").
+        if let Some(min) = self.running_min.filter(|m| *m > 0.0) {
+            if factor > 1.0 && p.value > factor * min {
+                if !self.diverging {
+                    self.diverging = true;
+                    signals.push(HealthSignal::LossDiverging {
+                        key: key.to_owned(),
+                        value: p.value,
+                        running_min: min,
+                    });
+                }
+            } else {
+                self.diverging = false;
+            }
+        }
+        self.running_min = Some(self.running_min.map_or(p.value, |m| m.min(p.value)));
+    }
+}
+
 /// Columns of an ArviZ summary table being read.
 #[derive(Debug, Clone)]
 struct SummaryTable {
@@ -242,6 +278,8 @@ pub struct MetricsTracker {
     reported_rate: Option<f64>,
     convergence: Convergence,
     table: Option<SummaryTable>,
+    /// The allocation of the pairs of the segment being read, kept between segments.
+    pair_buf: Vec<Pair<'static>>,
     /// Tests only: read with the regexes the scanners replace and without the byte hints
     /// (the specification the fast path is compared with).
     #[cfg(test)]
@@ -266,6 +304,7 @@ impl MetricsTracker {
             reported_rate: None,
             convergence: Convergence::default(),
             table: None,
+            pair_buf: Vec::new(),
             #[cfg(test)]
             reference: false,
         }
@@ -343,13 +382,12 @@ impl MetricsTracker {
             self.pymc(seg);
         }
 
-        let mut pairs = if h.all(Hints::DICT) {
-            self.dict_pairs(seg)
-        } else {
-            Vec::new()
-        };
+        let mut pairs = recycle(std::mem::take(&mut self.pair_buf));
+        if h.all(Hints::DICT) {
+            self.dict_pairs(seg, &mut pairs);
+        }
         if pairs.is_empty() && h.all(Hints::KV) {
-            pairs = self.kv_pairs(seg);
+            self.kv_pairs(seg, &mut pairs);
         }
         for (name, re) in &self.cfg.extra {
             if let Some(c) = re.captures(seg) {
@@ -364,10 +402,10 @@ impl MetricsTracker {
                 }
             }
         }
-        if pairs.is_empty() {
-            return;
+        if !pairs.is_empty() {
+            self.record(&mut pairs, seg, at, signals);
         }
-        self.record(pairs, seg, at, signals);
+        self.pair_buf = recycle(pairs);
     }
 
     fn hints(&self, h: Hints) -> Hints {
@@ -386,24 +424,30 @@ impl MetricsTracker {
         scan::bar(seg).or_else(|| scan::open_bar(seg))
     }
 
-    fn kv_pairs<'a>(&self, seg: &'a str) -> Vec<Pair<'a>> {
+    fn kv_pairs<'a>(&self, seg: &'a str, pairs: &mut Vec<Pair<'a>>) {
         #[cfg(test)]
         if self.reference {
-            return parse::reference_kv_pairs(seg);
+            return pairs.extend(parse::reference_kv_pairs(seg));
         }
-        kv_pairs(seg)
+        kv_pairs(seg, pairs)
     }
 
-    fn dict_pairs<'a>(&self, seg: &'a str) -> Vec<Pair<'a>> {
+    fn dict_pairs<'a>(&self, seg: &'a str, pairs: &mut Vec<Pair<'a>>) {
         #[cfg(test)]
         if self.reference {
-            return parse::reference_dict_pairs(seg);
+            return pairs.extend(parse::reference_dict_pairs(seg));
         }
-        dict_pairs(seg)
+        dict_pairs(seg, pairs)
     }
 
     /// Applies the values of one record (one line's worth of pairs).
-    fn record(&mut self, pairs: Vec<Pair>, seg: &str, at: DateTime<Utc>, signals: &mut Vec<HealthSignal>) {
+    fn record(
+        &mut self,
+        pairs: &mut Vec<Pair>,
+        seg: &str,
+        at: DateTime<Utc>,
+        signals: &mut Vec<HealthSignal>,
+    ) {
         let as_count = |v: f64| (0.0..1e18).contains(&v).then_some(v as u64);
         let is_step_key = |key: &str| match &self.cfg.step_key {
             Some(k) => key == k,
@@ -426,7 +470,7 @@ impl MetricsTracker {
             }
         }
 
-        for p in pairs {
+        for p in pairs.drain(..) {
             self.convergence_pair(&p);
             if is_loss_key(&p.key) {
                 self.check_loss(&p, seg, signals);
@@ -450,46 +494,29 @@ impl MetricsTracker {
     fn check_loss(&mut self, p: &Pair, seg: &str, signals: &mut Vec<HealthSignal>) {
         let key = p.key.as_ref();
         let factor = self.cfg.diverge_factor;
-        // The key is copied once, when first seen (this runs for every redraw of a bar).
-        if !self.loss.contains_key(key) {
-            if self.loss.len() >= MAX_KEYS {
-                return;
-            }
-            self.loss.insert(key.to_owned(), LossState::default());
+        // One look-up for a key already seen (this runs for every redraw of a bar); the key
+        // is copied once, when first seen.
+        if let Some(st) = self.loss.get_mut(key) {
+            return st.value(p, seg, factor, signals);
         }
-        let st = self.loss.get_mut(key).expect("inserted above");
-        if !p.value.is_finite() {
-            if !st.nonfinite {
-                st.nonfinite = true;
-                signals.push(HealthSignal::LossNonFinite {
-                    key: key.to_owned(),
-                    line: truncate_chars(seg.trim(), MAX_EVIDENCE_CHARS),
-                    value: p.text.to_owned(),
-                });
-            }
+        if self.loss.len() >= MAX_KEYS {
             return;
         }
-        st.nonfinite = false;
-        // The factor test only makes sense for a positive minimum (a loss that can go
-        // negative, like an ELBO, has no meaningful "3× the minimum").
-        if let Some(min) = st.running_min.filter(|m| *m > 0.0) {
-            if factor > 1.0 && p.value > factor * min {
-                if !st.diverging {
-                    st.diverging = true;
-                    signals.push(HealthSignal::LossDiverging {
-                        key: key.to_owned(),
-                        value: p.value,
-                        running_min: min,
-                    });
-                }
-            } else {
-                st.diverging = false;
-            }
-        }
-        st.running_min = Some(st.running_min.map_or(p.value, |m| m.min(p.value)));
+        let st = self.loss.entry(key.to_owned()).or_default();
+        st.value(p, seg, factor, signals)
     }
 
     fn convergence_pair(&mut self, p: &Pair) {
+        // Every key below starts with one of these letters (most keys, `loss` first, do not):
+        // the others are not lowered.
+        if !p
+            .key
+            .as_bytes()
+            .first()
+            .is_some_and(|b| matches!(b.to_ascii_lowercase(), b'r' | b'm' | b'e' | b'd' | b'n' | b'c'))
+        {
+            return;
+        }
         // Every key below is short: a longer one is none of them (and is not lowered).
         let mut lower = [0u8; 16];
         let Some(key) = lower.get_mut(..p.key.len()).and_then(|buf| {
@@ -784,7 +811,9 @@ fn has(seg: &str, lit: &Literal) -> bool {
 /// The numeric values of a record printed as a dict (`{'loss': '0', 'epoch': '0.5'}`), by
 /// the tracker's own record parser: the detector asks it rather than parse records twice.
 pub(crate) fn dict_values(line: &str) -> Vec<(Cow<'_, str>, f64)> {
-    dict_pairs(line).into_iter().map(|p| (p.key, p.value)).collect()
+    let mut pairs = Vec::new();
+    dict_pairs(line, &mut pairs);
+    pairs.into_iter().map(|p| (p.key, p.value)).collect()
 }
 
 /// Whether a metric is a loss (`loss`, `train_loss`, `val/loss`, …).
@@ -798,7 +827,12 @@ mod tests {
 
     #[test]
     fn kv_skips_clock_times_and_words_starting_with_inf() {
-        let keys: Vec<String> = kv_pairs("12:30:05 name=inference loss: 0.5 ETA: 1:23 lr=1e-3 acc=97%")
+        let mut pairs = Vec::new();
+        kv_pairs(
+            "12:30:05 name=inference loss: 0.5 ETA: 1:23 lr=1e-3 acc=97%",
+            &mut pairs,
+        );
+        let keys: Vec<String> = pairs
             .into_iter()
             .map(|p| format!("{}={}", p.key, p.value))
             .collect();
@@ -807,9 +841,44 @@ mod tests {
 
     #[test]
     fn unwraps_tensor_reprs() {
-        let pairs = dict_pairs("{'loss': tensor(0.25, device='cuda:0'), 'x': np.float64(2.5)}");
+        let mut pairs = Vec::new();
+        dict_pairs(
+            "{'loss': tensor(0.25, device='cuda:0'), 'x': np.float64(2.5)}",
+            &mut pairs,
+        );
         let got: Vec<(String, f64)> = pairs.into_iter().map(|p| (p.key.into_owned(), p.value)).collect();
         assert_eq!(got, [("loss".to_owned(), 0.25), ("x".to_owned(), 2.5)]);
+    }
+
+    /// Each convergence key gets past the first-letter test in front of the key match, in
+    /// any case.
+    #[test]
+    fn every_convergence_key_is_read() {
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        let keys = [
+            "r_hat",
+            "rhat",
+            "r-hat",
+            "max_rhat",
+            "max_r_hat",
+            "ess",
+            "ess_bulk",
+            "ess_tail",
+            "min_ess",
+            "divergences",
+            "diverging",
+            "n_divergences",
+            "chains",
+            "draws",
+        ];
+        for key in keys.iter().flat_map(|k| [k.to_string(), k.to_ascii_uppercase()]) {
+            let mut t = MetricsTracker::new(MetricsConfig::default());
+            t.push_line(&format!("{key}=2"), at);
+            assert!(t.snapshot().convergence.is_some(), "{key}");
+        }
+        let mut t = MetricsTracker::new(MetricsConfig::default());
+        t.push_line("loss=2 lr=2 acc=2", at);
+        assert_eq!(t.snapshot().convergence, None);
     }
 
     #[test]

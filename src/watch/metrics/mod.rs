@@ -507,14 +507,19 @@ impl MetricsTracker {
     }
 
     fn convergence_pair(&mut self, p: &Pair) {
-        // Every key below starts with one of these letters (most keys, `loss` first, do not):
-        // the others are not lowered.
-        if !p
-            .key
-            .as_bytes()
-            .first()
-            .is_some_and(|b| matches!(b.to_ascii_lowercase(), b'r' | b'm' | b'e' | b'd' | b'n' | b'c'))
-        {
+        // Every key below has one of these first letters and lengths (most keys, `loss` first,
+        // do not): the others are not lowered.
+        let first = p.key.as_bytes().first().map(u8::to_ascii_lowercase);
+        let candidate = matches!(
+            (first, p.key.len()),
+            (Some(b'r'), 4 | 5)
+                | (Some(b'm'), 7..=9)
+                | (Some(b'e'), 3 | 8)
+                | (Some(b'd'), 5 | 9 | 11)
+                | (Some(b'n'), 13)
+                | (Some(b'c'), 6)
+        );
+        if !candidate {
             return;
         }
         // Every key below is short: a longer one is none of them (and is not lowered).

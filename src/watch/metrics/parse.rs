@@ -97,7 +97,8 @@ pub(super) fn dict_pair<'a>((key, raw): (&'a str, &'a str)) -> Option<Pair<'a>> 
 
 /// `tensor(0.69, device='cuda:0')` or `np.float64(0.69)` → `0.69`.
 fn unwrap_call(raw: &str) -> &str {
-    match raw.find('(') {
+    // Values are short: a byte loop costs less than a searcher's set-up.
+    match raw.bytes().position(|b| b == b'(') {
         Some(i)
             if raw[..i]
                 .chars()
@@ -120,6 +121,14 @@ pub(super) fn parse_number(s: &str) -> Option<f64> {
     }
     let s = s.trim().trim_matches(|c| c == '\'' || c == '"');
     if s.is_empty() || s.len() > 40 {
+        return None;
+    }
+    // What `f64::from_str` reads starts with a sign, a digit, a dot, `inf` or `nan`: a word
+    // (a config's `"block_3"`, of which a dump holds hundreds) is told at its first byte.
+    if !matches!(
+        s.as_bytes()[0],
+        b'0'..=b'9' | b'.' | b'+' | b'-' | b'i' | b'I' | b'n' | b'N'
+    ) {
         return None;
     }
     s.parse::<f64>().ok()
@@ -246,6 +255,54 @@ pub(super) fn truncate_chars(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The first-byte test in front of `f64::from_str` only turns away what it refuses.
+    #[test]
+    fn parse_number_is_trim_and_str_parse() {
+        let plain = |s: &str| {
+            let s = s.trim().trim_matches(|c| c == '\'' || c == '"');
+            (!s.is_empty() && s.len() <= 40)
+                .then(|| s.parse::<f64>().ok())
+                .flatten()
+        };
+        for s in [
+            "0.5",
+            " 0.5",
+            "'0.5'",
+            "\"block_3\"",
+            "-1e3",
+            "+2",
+            ".5",
+            "5.",
+            "inf",
+            "-inf",
+            "+Infinity",
+            "NaN",
+            "nan",
+            "infinity",
+            "e5",
+            "E",
+            "x1",
+            "_1",
+            "'",
+            "",
+            " ",
+            "1_000",
+            "٣",
+            "INF",
+            "iNf",
+            "tensor",
+            "None",
+            "null",
+            "true",
+        ] {
+            assert_eq!(
+                parse_number(s).map(f64::to_bits),
+                plain(s).map(f64::to_bits),
+                "{s:?}"
+            );
+        }
+    }
 
     /// The fast path gives what `str::parse` gives, wherever it answers.
     #[test]

@@ -9,7 +9,8 @@
 //! [`HealthSignal`]s for a non-finite or diverging loss. It does no I/O: time comes in as data.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
@@ -269,7 +270,8 @@ enum StepSource {
 #[derive(Debug, Clone)]
 pub struct MetricsTracker {
     cfg: MetricsConfig,
-    latest: BTreeMap<String, f64>,
+    /// Looked up for every value of every redraw: hashed (ordered in the snapshot).
+    latest: HashMap<String, f64, BuildHasherDefault<KeyHasher>>,
     series: BTreeMap<String, Series>,
     loss: BTreeMap<String, LossState>,
     step: Option<u64>,
@@ -295,7 +297,7 @@ impl MetricsTracker {
             .collect();
         Self {
             cfg,
-            latest: BTreeMap::new(),
+            latest: HashMap::default(),
             series,
             loss: BTreeMap::new(),
             step: None,
@@ -355,7 +357,7 @@ impl MetricsTracker {
 
     pub fn snapshot(&self) -> MetricsSnapshot {
         MetricsSnapshot {
-            latest: self.latest.clone(),
+            latest: self.latest.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             step: self.step,
             total: self.total,
             rate_per_sec: self.rate(),
@@ -711,6 +713,28 @@ impl MetricsTracker {
     }
 }
 
+/// A multiply-rotate hash of a metric's name (a few bytes): cheaper than the default
+/// SipHash, whose resistance to chosen collisions buys little here — at most
+/// [`MAX_KEYS`] names are kept, so a log that collides them all costs 256 compares.
+#[derive(Debug, Default, Clone, Copy)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let w = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+            self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(K);
+        }
+        let tail = words.remainder().iter().fold(0u64, |t, b| t << 8 | u64::from(*b));
+        self.0 = (self.0.rotate_left(5) ^ tail ^ (bytes.len() as u64) << 56).wrapping_mul(K);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// Which bytes the metric forms need occur in a segment, from one pass over it: a form
 /// whose bytes are missing cannot be there, so its reader is not run.
 #[derive(Clone, Copy)]
@@ -884,6 +908,21 @@ mod tests {
         let mut t = MetricsTracker::new(MetricsConfig::default());
         t.push_line("loss=2 lr=2 acc=2", at);
         assert_eq!(t.snapshot().convergence, None);
+    }
+
+    /// The first [`MAX_KEYS`] names are kept and go on updating; later ones are ignored.
+    #[test]
+    fn a_log_that_invents_names_keeps_the_first_ones() {
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        let mut t = MetricsTracker::new(MetricsConfig::default());
+        for i in 0..1000 {
+            t.push_line(&format!("m{i}=1"), at);
+        }
+        t.push_line("m0=2 m255=3 m256=4", at);
+        let latest = t.snapshot().latest;
+        assert_eq!(latest.len(), MAX_KEYS);
+        assert_eq!((latest["m0"], latest["m255"]), (2.0, 3.0));
+        assert!(!latest.contains_key("m256"));
     }
 
     #[test]

@@ -282,6 +282,10 @@ pub struct MetricsTracker {
     table: Option<SummaryTable>,
     /// The allocation of the pairs of the segment being read, kept between segments.
     pair_buf: Vec<Pair<'static>>,
+    /// Bars of the line being read whose rate is not read yet, newest last: each segment's
+    /// range in the line and where its rate would start. Only the newest rate that reads is
+    /// kept, so it is looked for at the end of the line, from its last redraw back.
+    pending_rates: Vec<(std::ops::Range<usize>, usize)>,
     /// Tests only: read with the regexes the scanners replace and without the byte hints
     /// (the specification the fast path is compared with).
     #[cfg(test)]
@@ -307,6 +311,7 @@ impl MetricsTracker {
             convergence: Convergence::default(),
             table: None,
             pair_buf: Vec::new(),
+            pending_rates: Vec::new(),
             #[cfg(test)]
             reference: false,
         }
@@ -339,19 +344,32 @@ impl MetricsTracker {
         let ends = memchr::memchr2_iter(b'\r', b'\n', b).chain(std::iter::once(b.len()));
         for end in ends {
             // Both are ASCII: `from..end` lies on character boundaries.
-            let segment = &line[from..end];
+            let (segment, seg_start) = (&line[from..end], from);
             from = end + 1;
             let segment = truncate_bytes(segment, MAX_SEGMENT_BYTES);
             let h = Hints::of(segment);
             if h.any(Hints::ESC) {
                 let clean = strip_ansi(segment);
                 if !clean.trim().is_empty() {
-                    self.push_segment(&clean, Hints::of(&clean), at, &mut signals);
+                    self.push_segment(&clean, None, Hints::of(&clean), at, &mut signals);
                 }
             } else if h.any(Hints::VISIBLE) || !segment.trim().is_empty() {
-                self.push_segment(segment, h, at, &mut signals);
+                self.push_segment(segment, Some(seg_start), h, at, &mut signals);
             }
         }
+        // The newest bar's rate that reads is the one reported (a redraw's rate is read
+        // nowhere else).
+        let mut pending = std::mem::take(&mut self.pending_rates);
+        for (range, rate_at) in pending.iter().rev() {
+            let seg = &line[range.clone()];
+            if let Some((rate, unit)) = scan::rate_unit(seg, *rate_at) {
+                if self.reported_rate(rate, unit) {
+                    break;
+                }
+            }
+        }
+        pending.clear();
+        self.pending_rates = pending;
         signals
     }
 
@@ -372,13 +390,21 @@ impl MetricsTracker {
 
     /// `h`: the segment's [`Hints`]: the forms whose bytes are missing cannot occur, and
     /// their readers are skipped (each finds nothing without its bytes: nothing changes).
-    fn push_segment(&mut self, seg: &str, h: Hints, at: DateTime<Utc>, signals: &mut Vec<HealthSignal>) {
+    /// `origin`: where `seg` starts in the line being read (None: it is a cleaned copy).
+    fn push_segment(
+        &mut self,
+        seg: &str,
+        origin: Option<usize>,
+        h: Hints,
+        at: DateTime<Utc>,
+        signals: &mut Vec<HealthSignal>,
+    ) {
         let h = self.hints(h);
         if self.summary_row(seg) || (!h.any(Hints::NOT_HEADER) && self.summary_header(seg)) {
             return;
         }
         if h.all(Hints::BAR) {
-            self.tqdm(seg, at);
+            self.tqdm(seg, origin, at);
         }
         if h.any(Hints::PYMC) {
             self.pymc(seg);
@@ -418,12 +444,19 @@ impl MetricsTracker {
         h
     }
 
-    fn bar<'a>(&self, seg: &'a str) -> Option<scan::BarCap<'a>> {
+    /// The bar in `seg`, and where its rate would start when that is not read yet (a bar
+    /// with a total; the reference reads every rate in place).
+    fn bar<'a>(&self, seg: &'a str) -> Option<(scan::BarCap<'a>, Option<usize>)> {
         #[cfg(test)]
         if self.reference {
-            return reference::bar(seg).or_else(|| reference::open_bar(seg));
+            return reference::bar(seg)
+                .or_else(|| reference::open_bar(seg))
+                .map(|c| (c, None));
         }
-        scan::bar(seg).or_else(|| scan::open_bar(seg))
+        match scan::bar_count(seg) {
+            Some((cap, rate_at)) => Some((cap, Some(rate_at))),
+            None => scan::open_bar(seg).map(|c| (c, None)),
+        }
     }
 
     fn kv_pairs<'a>(&self, seg: &'a str, pairs: &mut Vec<Pair<'a>>) {
@@ -585,8 +618,8 @@ impl MetricsTracker {
         measured.or(self.reported_rate)
     }
 
-    fn tqdm(&mut self, seg: &str, at: DateTime<Utc>) {
-        let Some(caps) = self.bar(seg) else {
+    fn tqdm(&mut self, seg: &str, origin: Option<usize>, at: DateTime<Utc>) {
+        let Some((caps, rate_at)) = self.bar(seg) else {
             return;
         };
         let Some(n) = parse_scaled(caps.n) else {
@@ -602,14 +635,34 @@ impl MetricsTracker {
                 self.total = Some(t);
             }
         }
-        let rate = caps
-            .rate
-            .and_then(parse_scaled_f64)
-            .filter(|r| r.is_finite() && *r > 0.0);
-        if let (Some(r), Some(unit)) = (rate, caps.unit) {
-            // "s/it" is tqdm's way to print rates below one per second.
-            self.reported_rate = Some(if unit.starts_with("s/") { 1.0 / r } else { r });
+        let (rate, unit) = match (rate_at, origin) {
+            // Read at the end of the line, if no later redraw's rate reads.
+            (Some(at), Some(start)) => {
+                self.pending_rates.push((start..start + seg.len(), at));
+                return;
+            }
+            (Some(at), None) => match scan::rate_unit(seg, at) {
+                Some((r, u)) => (Some(r), Some(u)),
+                None => (None, None),
+            },
+            (None, _) => (caps.rate, caps.unit),
+        };
+        if let (Some(r), Some(u)) = (rate, unit) {
+            if self.reported_rate(r, u) {
+                // This rate is newer than any waiting.
+                self.pending_rates.clear();
+            }
         }
+    }
+
+    /// A bar's rate as tqdm prints it: kept, and true, when it reads as a positive number.
+    fn reported_rate(&mut self, rate: &str, unit: &str) -> bool {
+        let Some(r) = parse_scaled_f64(rate).filter(|r| r.is_finite() && *r > 0.0) else {
+            return false;
+        };
+        // "s/it" is tqdm's way to print rates below one per second.
+        self.reported_rate = Some(if unit.starts_with("s/") { 1.0 / r } else { r });
+        true
     }
 
     fn pymc(&mut self, seg: &str) {

@@ -9,7 +9,8 @@
 //! [`HealthSignal`]s for a non-finite or diverging loss. It does no I/O: time comes in as data.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
@@ -26,7 +27,7 @@ mod scan_tests;
 mod series;
 
 use parse::{
-    dict_pairs, kv_pairs, parse_number, parse_scaled, parse_scaled_f64, strip_ansi, truncate_bytes,
+    dict_pairs, kv_pairs, parse_number, parse_scaled, parse_scaled_f64, recycle, strip_ansi, truncate_bytes,
     truncate_chars, Pair,
 };
 pub use series::Series;
@@ -212,6 +213,42 @@ struct LossState {
     diverging: bool,
 }
 
+impl LossState {
+    /// A value of this loss: raises what it shows (once per episode) and lowers the minimum.
+    fn value(&mut self, p: &Pair, seg: &str, factor: f64, signals: &mut Vec<HealthSignal>) {
+        let key = p.key.as_ref();
+        if !p.value.is_finite() {
+            if !self.nonfinite {
+                self.nonfinite = true;
+                signals.push(HealthSignal::LossNonFinite {
+                    key: key.to_owned(),
+                    line: truncate_chars(seg.trim(), MAX_EVIDENCE_CHARS),
+                    value: p.text.to_owned(),
+                });
+            }
+            return;
+        }
+        self.nonfinite = false;
+        // The factor test only makes sense for a positive minimum (a loss that can go
+        // negative, like an ELBO, has no meaningful "3× the minimum").
+        if let Some(min) = self.running_min.filter(|m| *m > 0.0) {
+            if factor > 1.0 && p.value > factor * min {
+                if !self.diverging {
+                    self.diverging = true;
+                    signals.push(HealthSignal::LossDiverging {
+                        key: key.to_owned(),
+                        value: p.value,
+                        running_min: min,
+                    });
+                }
+            } else {
+                self.diverging = false;
+            }
+        }
+        self.running_min = Some(self.running_min.map_or(p.value, |m| m.min(p.value)));
+    }
+}
+
 /// Columns of an ArviZ summary table being read.
 #[derive(Debug, Clone)]
 struct SummaryTable {
@@ -233,7 +270,8 @@ enum StepSource {
 #[derive(Debug, Clone)]
 pub struct MetricsTracker {
     cfg: MetricsConfig,
-    latest: BTreeMap<String, f64>,
+    /// Looked up for every value of every redraw: hashed (ordered in the snapshot).
+    latest: HashMap<String, f64, BuildHasherDefault<KeyHasher>>,
     series: BTreeMap<String, Series>,
     loss: BTreeMap<String, LossState>,
     step: Option<u64>,
@@ -242,6 +280,12 @@ pub struct MetricsTracker {
     reported_rate: Option<f64>,
     convergence: Convergence,
     table: Option<SummaryTable>,
+    /// The allocation of the pairs of the segment being read, kept between segments.
+    pair_buf: Vec<Pair<'static>>,
+    /// Bars of the line being read whose rate is not read yet, newest last: each segment's
+    /// range in the line and where its rate would start. Only the newest rate that reads is
+    /// kept, so it is looked for at the end of the line, from its last redraw back.
+    pending_rates: Vec<(std::ops::Range<usize>, usize)>,
     /// Tests only: read with the regexes the scanners replace and without the byte hints
     /// (the specification the fast path is compared with).
     #[cfg(test)]
@@ -257,7 +301,7 @@ impl MetricsTracker {
             .collect();
         Self {
             cfg,
-            latest: BTreeMap::new(),
+            latest: HashMap::default(),
             series,
             loss: BTreeMap::new(),
             step: None,
@@ -266,6 +310,8 @@ impl MetricsTracker {
             reported_rate: None,
             convergence: Convergence::default(),
             table: None,
+            pair_buf: Vec::new(),
+            pending_rates: Vec::new(),
             #[cfg(test)]
             reference: false,
         }
@@ -298,25 +344,38 @@ impl MetricsTracker {
         let ends = memchr::memchr2_iter(b'\r', b'\n', b).chain(std::iter::once(b.len()));
         for end in ends {
             // Both are ASCII: `from..end` lies on character boundaries.
-            let segment = &line[from..end];
+            let (segment, seg_start) = (&line[from..end], from);
             from = end + 1;
             let segment = truncate_bytes(segment, MAX_SEGMENT_BYTES);
             let h = Hints::of(segment);
             if h.any(Hints::ESC) {
                 let clean = strip_ansi(segment);
                 if !clean.trim().is_empty() {
-                    self.push_segment(&clean, Hints::of(&clean), at, &mut signals);
+                    self.push_segment(&clean, None, Hints::of(&clean), at, &mut signals);
                 }
             } else if h.any(Hints::VISIBLE) || !segment.trim().is_empty() {
-                self.push_segment(segment, h, at, &mut signals);
+                self.push_segment(segment, Some(seg_start), h, at, &mut signals);
             }
         }
+        // The newest bar's rate that reads is the one reported (a redraw's rate is read
+        // nowhere else).
+        let mut pending = std::mem::take(&mut self.pending_rates);
+        for (range, rate_at) in pending.iter().rev() {
+            let seg = &line[range.clone()];
+            if let Some((rate, unit)) = scan::rate_unit(seg, *rate_at) {
+                if self.reported_rate(rate, unit) {
+                    break;
+                }
+            }
+        }
+        pending.clear();
+        self.pending_rates = pending;
         signals
     }
 
     pub fn snapshot(&self) -> MetricsSnapshot {
         MetricsSnapshot {
-            latest: self.latest.clone(),
+            latest: self.latest.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             step: self.step,
             total: self.total,
             rate_per_sec: self.rate(),
@@ -331,25 +390,32 @@ impl MetricsTracker {
 
     /// `h`: the segment's [`Hints`]: the forms whose bytes are missing cannot occur, and
     /// their readers are skipped (each finds nothing without its bytes: nothing changes).
-    fn push_segment(&mut self, seg: &str, h: Hints, at: DateTime<Utc>, signals: &mut Vec<HealthSignal>) {
+    /// `origin`: where `seg` starts in the line being read (None: it is a cleaned copy).
+    fn push_segment(
+        &mut self,
+        seg: &str,
+        origin: Option<usize>,
+        h: Hints,
+        at: DateTime<Utc>,
+        signals: &mut Vec<HealthSignal>,
+    ) {
         let h = self.hints(h);
         if self.summary_row(seg) || (!h.any(Hints::NOT_HEADER) && self.summary_header(seg)) {
             return;
         }
         if h.all(Hints::BAR) {
-            self.tqdm(seg, at);
+            self.tqdm(seg, origin, at);
         }
         if h.any(Hints::PYMC) {
             self.pymc(seg);
         }
 
-        let mut pairs = if h.all(Hints::DICT) {
-            self.dict_pairs(seg)
-        } else {
-            Vec::new()
-        };
+        let mut pairs = recycle(std::mem::take(&mut self.pair_buf));
+        if h.all(Hints::DICT) {
+            self.dict_pairs(seg, &mut pairs);
+        }
         if pairs.is_empty() && h.all(Hints::KV) {
-            pairs = self.kv_pairs(seg);
+            self.kv_pairs(seg, &mut pairs);
         }
         for (name, re) in &self.cfg.extra {
             if let Some(c) = re.captures(seg) {
@@ -364,10 +430,10 @@ impl MetricsTracker {
                 }
             }
         }
-        if pairs.is_empty() {
-            return;
+        if !pairs.is_empty() {
+            self.record(&mut pairs, seg, at, signals);
         }
-        self.record(pairs, seg, at, signals);
+        self.pair_buf = recycle(pairs);
     }
 
     fn hints(&self, h: Hints) -> Hints {
@@ -378,32 +444,45 @@ impl MetricsTracker {
         h
     }
 
-    fn bar<'a>(&self, seg: &'a str) -> Option<scan::BarCap<'a>> {
+    /// The bar in `seg`, and where its rate would start when that is not read yet (a bar
+    /// with a total; the reference reads every rate in place).
+    fn bar<'a>(&self, seg: &'a str) -> Option<(scan::BarCap<'a>, Option<usize>)> {
         #[cfg(test)]
         if self.reference {
-            return reference::bar(seg).or_else(|| reference::open_bar(seg));
+            return reference::bar(seg)
+                .or_else(|| reference::open_bar(seg))
+                .map(|c| (c, None));
         }
-        scan::bar(seg).or_else(|| scan::open_bar(seg))
+        match scan::bar_count(seg) {
+            Some((cap, rate_at)) => Some((cap, Some(rate_at))),
+            None => scan::open_bar(seg).map(|c| (c, None)),
+        }
     }
 
-    fn kv_pairs<'a>(&self, seg: &'a str) -> Vec<Pair<'a>> {
+    fn kv_pairs<'a>(&self, seg: &'a str, pairs: &mut Vec<Pair<'a>>) {
         #[cfg(test)]
         if self.reference {
-            return parse::reference_kv_pairs(seg);
+            return pairs.extend(parse::reference_kv_pairs(seg));
         }
-        kv_pairs(seg)
+        kv_pairs(seg, pairs)
     }
 
-    fn dict_pairs<'a>(&self, seg: &'a str) -> Vec<Pair<'a>> {
+    fn dict_pairs<'a>(&self, seg: &'a str, pairs: &mut Vec<Pair<'a>>) {
         #[cfg(test)]
         if self.reference {
-            return parse::reference_dict_pairs(seg);
+            return pairs.extend(parse::reference_dict_pairs(seg));
         }
-        dict_pairs(seg)
+        dict_pairs(seg, pairs)
     }
 
     /// Applies the values of one record (one line's worth of pairs).
-    fn record(&mut self, pairs: Vec<Pair>, seg: &str, at: DateTime<Utc>, signals: &mut Vec<HealthSignal>) {
+    fn record(
+        &mut self,
+        pairs: &mut Vec<Pair>,
+        seg: &str,
+        at: DateTime<Utc>,
+        signals: &mut Vec<HealthSignal>,
+    ) {
         let as_count = |v: f64| (0.0..1e18).contains(&v).then_some(v as u64);
         let is_step_key = |key: &str| match &self.cfg.step_key {
             Some(k) => key == k,
@@ -426,7 +505,7 @@ impl MetricsTracker {
             }
         }
 
-        for p in pairs {
+        for p in pairs.drain(..) {
             self.convergence_pair(&p);
             if is_loss_key(&p.key) {
                 self.check_loss(&p, seg, signals);
@@ -450,50 +529,38 @@ impl MetricsTracker {
     fn check_loss(&mut self, p: &Pair, seg: &str, signals: &mut Vec<HealthSignal>) {
         let key = p.key.as_ref();
         let factor = self.cfg.diverge_factor;
-        // The key is copied once, when first seen (this runs for every redraw of a bar).
-        if !self.loss.contains_key(key) {
-            if self.loss.len() >= MAX_KEYS {
-                return;
-            }
-            self.loss.insert(key.to_owned(), LossState::default());
-        }
-        let st = self.loss.get_mut(key).expect("inserted above");
         // `best_val_loss=inf` before the first evaluation: early stopping's start value.
         if p.value == f64::INFINITY && crate::watch::detect::best_so_far_unset(key, "inf") {
             return;
         }
-        if !p.value.is_finite() {
-            if !st.nonfinite {
-                st.nonfinite = true;
-                signals.push(HealthSignal::LossNonFinite {
-                    key: key.to_owned(),
-                    line: truncate_chars(seg.trim(), MAX_EVIDENCE_CHARS),
-                    value: p.text.to_owned(),
-                });
-            }
+        // One look-up for a key already seen (this runs for every redraw of a bar); the key
+        // is copied once, when first seen.
+        if let Some(st) = self.loss.get_mut(key) {
+            return st.value(p, seg, factor, signals);
+        }
+        if self.loss.len() >= MAX_KEYS {
             return;
         }
-        st.nonfinite = false;
-        // The factor test only makes sense for a positive minimum (a loss that can go
-        // negative, like an ELBO, has no meaningful "3× the minimum").
-        if let Some(min) = st.running_min.filter(|m| *m > 0.0) {
-            if factor > 1.0 && p.value > factor * min {
-                if !st.diverging {
-                    st.diverging = true;
-                    signals.push(HealthSignal::LossDiverging {
-                        key: key.to_owned(),
-                        value: p.value,
-                        running_min: min,
-                    });
-                }
-            } else {
-                st.diverging = false;
-            }
-        }
-        st.running_min = Some(st.running_min.map_or(p.value, |m| m.min(p.value)));
+        let st = self.loss.entry(key.to_owned()).or_default();
+        st.value(p, seg, factor, signals)
     }
 
     fn convergence_pair(&mut self, p: &Pair) {
+        // Every key below has one of these first letters and lengths (most keys, `loss` first,
+        // do not): the others are not lowered.
+        let first = p.key.as_bytes().first().map(u8::to_ascii_lowercase);
+        let candidate = matches!(
+            (first, p.key.len()),
+            (Some(b'r'), 4 | 5)
+                | (Some(b'm'), 7..=9)
+                | (Some(b'e'), 3 | 8)
+                | (Some(b'd'), 5 | 9 | 11)
+                | (Some(b'n'), 13)
+                | (Some(b'c'), 6)
+        );
+        if !candidate {
+            return;
+        }
         // Every key below is short: a longer one is none of them (and is not lowered).
         let mut lower = [0u8; 16];
         let Some(key) = lower.get_mut(..p.key.len()).and_then(|buf| {
@@ -555,8 +622,8 @@ impl MetricsTracker {
         measured.or(self.reported_rate)
     }
 
-    fn tqdm(&mut self, seg: &str, at: DateTime<Utc>) {
-        let Some(caps) = self.bar(seg) else {
+    fn tqdm(&mut self, seg: &str, origin: Option<usize>, at: DateTime<Utc>) {
+        let Some((caps, rate_at)) = self.bar(seg) else {
             return;
         };
         let Some(n) = parse_scaled(caps.n) else {
@@ -572,14 +639,34 @@ impl MetricsTracker {
                 self.total = Some(t);
             }
         }
-        let rate = caps
-            .rate
-            .and_then(parse_scaled_f64)
-            .filter(|r| r.is_finite() && *r > 0.0);
-        if let (Some(r), Some(unit)) = (rate, caps.unit) {
-            // "s/it" is tqdm's way to print rates below one per second.
-            self.reported_rate = Some(if unit.starts_with("s/") { 1.0 / r } else { r });
+        let (rate, unit) = match (rate_at, origin) {
+            // Read at the end of the line, if no later redraw's rate reads.
+            (Some(at), Some(start)) => {
+                self.pending_rates.push((start..start + seg.len(), at));
+                return;
+            }
+            (Some(at), None) => match scan::rate_unit(seg, at) {
+                Some((r, u)) => (Some(r), Some(u)),
+                None => (None, None),
+            },
+            (None, _) => (caps.rate, caps.unit),
+        };
+        if let (Some(r), Some(u)) = (rate, unit) {
+            if self.reported_rate(r, u) {
+                // This rate is newer than any waiting.
+                self.pending_rates.clear();
+            }
         }
+    }
+
+    /// A bar's rate as tqdm prints it: kept, and true, when it reads as a positive number.
+    fn reported_rate(&mut self, rate: &str, unit: &str) -> bool {
+        let Some(r) = parse_scaled_f64(rate).filter(|r| r.is_finite() && *r > 0.0) else {
+            return false;
+        };
+        // "s/it" is tqdm's way to print rates below one per second.
+        self.reported_rate = Some(if unit.starts_with("s/") { 1.0 / r } else { r });
+        true
     }
 
     fn pymc(&mut self, seg: &str) {
@@ -680,6 +767,28 @@ impl MetricsTracker {
             self.convergence.min_ess = table.min_ess;
         }
         true
+    }
+}
+
+/// A multiply-rotate hash of a metric's name (a few bytes): cheaper than the default
+/// SipHash, whose resistance to chosen collisions buys little here — at most
+/// [`MAX_KEYS`] names are kept, so a log that collides them all costs 256 compares.
+#[derive(Debug, Default, Clone, Copy)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let w = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+            self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(K);
+        }
+        let tail = words.remainder().iter().fold(0u64, |t, b| t << 8 | u64::from(*b));
+        self.0 = (self.0.rotate_left(5) ^ tail ^ (bytes.len() as u64) << 56).wrapping_mul(K);
+    }
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 
@@ -788,7 +897,9 @@ fn has(seg: &str, lit: &Literal) -> bool {
 /// The numeric values of a record printed as a dict (`{'loss': '0', 'epoch': '0.5'}`), by
 /// the tracker's own record parser: the detector asks it rather than parse records twice.
 pub(crate) fn dict_values(line: &str) -> Vec<(Cow<'_, str>, f64)> {
-    dict_pairs(line).into_iter().map(|p| (p.key, p.value)).collect()
+    let mut pairs = Vec::new();
+    dict_pairs(line, &mut pairs);
+    pairs.into_iter().map(|p| (p.key, p.value)).collect()
 }
 
 /// Whether a metric is a loss (`loss`, `train_loss`, `val/loss`, …).
@@ -802,7 +913,12 @@ mod tests {
 
     #[test]
     fn kv_skips_clock_times_and_words_starting_with_inf() {
-        let keys: Vec<String> = kv_pairs("12:30:05 name=inference loss: 0.5 ETA: 1:23 lr=1e-3 acc=97%")
+        let mut pairs = Vec::new();
+        kv_pairs(
+            "12:30:05 name=inference loss: 0.5 ETA: 1:23 lr=1e-3 acc=97%",
+            &mut pairs,
+        );
+        let keys: Vec<String> = pairs
             .into_iter()
             .map(|p| format!("{}={}", p.key, p.value))
             .collect();
@@ -811,9 +927,59 @@ mod tests {
 
     #[test]
     fn unwraps_tensor_reprs() {
-        let pairs = dict_pairs("{'loss': tensor(0.25, device='cuda:0'), 'x': np.float64(2.5)}");
+        let mut pairs = Vec::new();
+        dict_pairs(
+            "{'loss': tensor(0.25, device='cuda:0'), 'x': np.float64(2.5)}",
+            &mut pairs,
+        );
         let got: Vec<(String, f64)> = pairs.into_iter().map(|p| (p.key.into_owned(), p.value)).collect();
         assert_eq!(got, [("loss".to_owned(), 0.25), ("x".to_owned(), 2.5)]);
+    }
+
+    /// Each convergence key gets past the first-letter test in front of the key match, in
+    /// any case.
+    #[test]
+    fn every_convergence_key_is_read() {
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        let keys = [
+            "r_hat",
+            "rhat",
+            "r-hat",
+            "max_rhat",
+            "max_r_hat",
+            "ess",
+            "ess_bulk",
+            "ess_tail",
+            "min_ess",
+            "divergences",
+            "diverging",
+            "n_divergences",
+            "chains",
+            "draws",
+        ];
+        for key in keys.iter().flat_map(|k| [k.to_string(), k.to_ascii_uppercase()]) {
+            let mut t = MetricsTracker::new(MetricsConfig::default());
+            t.push_line(&format!("{key}=2"), at);
+            assert!(t.snapshot().convergence.is_some(), "{key}");
+        }
+        let mut t = MetricsTracker::new(MetricsConfig::default());
+        t.push_line("loss=2 lr=2 acc=2", at);
+        assert_eq!(t.snapshot().convergence, None);
+    }
+
+    /// The first [`MAX_KEYS`] names are kept and go on updating; later ones are ignored.
+    #[test]
+    fn a_log_that_invents_names_keeps_the_first_ones() {
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        let mut t = MetricsTracker::new(MetricsConfig::default());
+        for i in 0..1000 {
+            t.push_line(&format!("m{i}=1"), at);
+        }
+        t.push_line("m0=2 m255=3 m256=4", at);
+        let latest = t.snapshot().latest;
+        assert_eq!(latest.len(), MAX_KEYS);
+        assert_eq!((latest["m0"], latest["m255"]), (2.0, 3.0));
+        assert!(!latest.contains_key("m256"));
     }
 
     #[test]

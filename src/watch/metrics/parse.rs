@@ -8,6 +8,7 @@ use super::scan::{self, KvCap};
 /// One parsed value: the key, its text as printed and the number.
 /// Borrowed from the segment (a named regex's key is its configured name, owned): this
 /// runs for every redraw of a bar, and a key is copied only when first seen.
+#[derive(Debug, Clone)]
 pub(super) struct Pair<'a> {
     pub(super) key: Cow<'a, str>,
     pub(super) text: &'a str,
@@ -15,11 +16,9 @@ pub(super) struct Pair<'a> {
 }
 
 /// `key=value` and `key: value` pairs (every one holds `=` or `:`: the caller has checked
-/// that one of them occurs).
-pub(super) fn kv_pairs(seg: &str) -> Vec<Pair<'_>> {
-    let mut pairs = Vec::new();
+/// that one of them occurs), appended to `pairs`.
+pub(super) fn kv_pairs<'a>(seg: &'a str, pairs: &mut Vec<Pair<'a>>) {
     scan::kv(seg, |c| pairs.extend(kv_pair(c)));
-    pairs
 }
 
 /// [`kv_pairs`] through the regex it replaced (for the tests).
@@ -64,16 +63,19 @@ pub(super) fn kv_pair(c: KvCap<'_>) -> Option<Pair<'_>> {
     })
 }
 
-/// Pairs of a record printed as a Python dict or a JSON object.
-pub(super) fn dict_pairs(seg: &str) -> Vec<Pair<'_>> {
-    match dict_body(seg) {
-        Some(body) => {
-            let mut pairs = Vec::new();
-            scan::dict(body, |k, v| pairs.extend(dict_pair((k, v))));
-            pairs
-        }
-        None => Vec::new(),
+/// Pairs of a record printed as a Python dict or a JSON object, appended to `pairs`.
+pub(super) fn dict_pairs<'a>(seg: &'a str, pairs: &mut Vec<Pair<'a>>) {
+    if let Some(body) = dict_body(seg) {
+        scan::dict(body, |k, v| pairs.extend(dict_pair((k, v))));
     }
+}
+
+/// An empty vector of pairs with `v`'s allocation, for segments that borrow from another
+/// line: each segment's pairs live only while it is read, and a fresh vector for each
+/// redraw of a bar costs an allocation (the collect reuses the buffer in place).
+pub(super) fn recycle<'b>(mut v: Vec<Pair<'_>>) -> Vec<Pair<'b>> {
+    v.clear();
+    v.into_iter().map(|_| unreachable!("cleared")).collect()
 }
 
 /// The record's text: from its first `{` to its last `}`.
@@ -95,7 +97,8 @@ pub(super) fn dict_pair<'a>((key, raw): (&'a str, &'a str)) -> Option<Pair<'a>> 
 
 /// `tensor(0.69, device='cuda:0')` or `np.float64(0.69)` → `0.69`.
 fn unwrap_call(raw: &str) -> &str {
-    match raw.find('(') {
+    // Values are short: a byte loop costs less than a searcher's set-up.
+    match raw.bytes().position(|b| b == b'(') {
         Some(i)
             if raw[..i]
                 .chars()
@@ -120,16 +123,26 @@ pub(super) fn parse_number(s: &str) -> Option<f64> {
     if s.is_empty() || s.len() > 40 {
         return None;
     }
+    // What `f64::from_str` reads starts with a sign, a digit, a dot, `inf` or `nan`: a word
+    // (a config's `"block_3"`, of which a dump holds hundreds) is told at its first byte.
+    if !matches!(
+        s.as_bytes()[0],
+        b'0'..=b'9' | b'.' | b'+' | b'-' | b'i' | b'I' | b'n' | b'N'
+    ) {
+        return None;
+    }
     s.parse::<f64>().ok()
 }
 
 /// tqdm counts with `unit_scale` (1.2k, 3M).
 pub(super) fn parse_scaled_f64(s: &str) -> Option<f64> {
-    let (num, mult) = match s.chars().last()? {
-        'k' => (&s[..s.len() - 1], 1e3),
-        'M' => (&s[..s.len() - 1], 1e6),
-        'G' => (&s[..s.len() - 1], 1e9),
-        'T' => (&s[..s.len() - 1], 1e12),
+    // The last byte: a scale letter is ASCII, and a character that is not ends in a byte
+    // that is none of them.
+    let (num, mult) = match s.as_bytes().last()? {
+        b'k' => (&s[..s.len() - 1], 1e3),
+        b'M' => (&s[..s.len() - 1], 1e6),
+        b'G' => (&s[..s.len() - 1], 1e9),
+        b'T' => (&s[..s.len() - 1], 1e12),
         _ => (s, 1.0),
     };
     // A bar's count, total and rate, on every redraw: plain decimals.
@@ -143,29 +156,51 @@ pub(super) fn parse_scaled_f64(s: &str) -> Option<f64> {
 /// without its general algorithm: the digits as an integer and the power of ten to divide
 /// by are both exact in an f64, so the one division rounds correctly, to the same value
 /// (Clinger's fast path). `None` for anything else.
+#[inline]
 fn plain_decimal(b: &[u8]) -> Option<f64> {
-    const POW10: [f64; 16] = [
-        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-    ];
-    let (int, frac) = match memchr::memchr(b'.', b) {
-        Some(dot) => (&b[..dot], &b[dot + 1..]),
-        None => (b, &b[b.len()..]),
-    };
-    let dotted = int.len() < b.len();
-    if int.is_empty() || (dotted && frac.is_empty()) || int.len() + frac.len() > 15 {
-        return None;
-    }
+    let (m, frac) = plain_digits(b)?;
+    Some(m as f64 / POW10[frac])
+}
+
+const POW10: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+
+/// The digits of `\d+(\.\d+)?` (ASCII, at most 15 digits) as an integer, with how many digits
+/// follow the dot; one pass, `None` for anything else.
+#[inline]
+fn plain_digits(b: &[u8]) -> Option<(u64, usize)> {
     let mut m = 0u64;
-    for &d in int.iter().chain(frac) {
-        if !d.is_ascii_digit() {
+    let mut digits = 0;
+    let mut dot = None;
+    for (i, &c) in b.iter().enumerate() {
+        if c.is_ascii_digit() {
+            digits += 1;
+            if digits > 15 {
+                return None;
+            }
+            m = m * 10 + u64::from(c - b'0');
+        } else if c == b'.' && dot.is_none() && i > 0 {
+            dot = Some(i);
+        } else {
             return None;
         }
-        m = m * 10 + u64::from(d - b'0');
     }
-    Some(m as f64 / POW10[frac.len()])
+    let frac = match dot {
+        Some(d) if d + 1 == b.len() => return None,
+        Some(d) => b.len() - d - 1,
+        None if b.is_empty() => return None,
+        None => 0,
+    };
+    Some((m, frac))
 }
 
 pub(super) fn parse_scaled(s: &str) -> Option<u64> {
+    // A bar's count and total on every redraw: plain integers, which the f64 route below
+    // gives back exactly (at most 15 digits).
+    if let Some((m, 0)) = plain_digits(s.as_bytes()) {
+        return Some(m);
+    }
     parse_scaled_f64(s)
         .filter(|v| v.is_finite() && *v >= 0.0 && *v < 1e18)
         .map(|v| v.round() as u64)
@@ -221,6 +256,54 @@ pub(super) fn truncate_chars(s: &str, max: usize) -> String {
 mod tests {
     use super::*;
 
+    /// The first-byte test in front of `f64::from_str` only turns away what it refuses.
+    #[test]
+    fn parse_number_is_trim_and_str_parse() {
+        let plain = |s: &str| {
+            let s = s.trim().trim_matches(|c| c == '\'' || c == '"');
+            (!s.is_empty() && s.len() <= 40)
+                .then(|| s.parse::<f64>().ok())
+                .flatten()
+        };
+        for s in [
+            "0.5",
+            " 0.5",
+            "'0.5'",
+            "\"block_3\"",
+            "-1e3",
+            "+2",
+            ".5",
+            "5.",
+            "inf",
+            "-inf",
+            "+Infinity",
+            "NaN",
+            "nan",
+            "infinity",
+            "e5",
+            "E",
+            "x1",
+            "_1",
+            "'",
+            "",
+            " ",
+            "1_000",
+            "٣",
+            "INF",
+            "iNf",
+            "tensor",
+            "None",
+            "null",
+            "true",
+        ] {
+            assert_eq!(
+                parse_number(s).map(f64::to_bits),
+                plain(s).map(f64::to_bits),
+                "{s:?}"
+            );
+        }
+    }
+
     /// The fast path gives what `str::parse` gives, wherever it answers.
     #[test]
     fn plain_decimals_parse_as_str_parse_does() {
@@ -256,6 +339,13 @@ mod tests {
             }
         }
         assert!(fast > texts.len() / 2, "{fast}");
+        // A count's integer fast path gives what the f64 route gives.
+        for t in texts.iter().filter(|t| !t.contains('.')) {
+            let via_f64 = parse_scaled_f64(t)
+                .filter(|v| v.is_finite() && *v >= 0.0 && *v < 1e18)
+                .map(|v| v.round() as u64);
+            assert_eq!(parse_scaled(t), via_f64, "{t}");
+        }
         for t in [
             "",
             ".5",

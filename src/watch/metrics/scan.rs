@@ -284,8 +284,8 @@ fn scaled(s: &str, i: usize) -> Option<usize> {
 }
 
 /// `, *(?P<rate>\?|\d+(?:\.\d+)?[kMGT]?) ?(?P<unit>[A-Za-z]+/s|s/[A-Za-z]+)` at `i`:
-/// (rate, unit, end).
-fn rate_unit(s: &str, i: usize) -> Option<(&str, &str)> {
+/// (rate, unit).
+pub(super) fn rate_unit(s: &str, i: usize) -> Option<(&str, &str)> {
     if at(s, i) != Some(b',') {
         return None;
     }
@@ -329,8 +329,21 @@ fn rate_unit(s: &str, i: usize) -> Option<(&str, &str)> {
     None
 }
 
-/// The first match of the `BAR` regex (a bar with a total: `570/1000 [00:10<00:07, 55it/s]`).
+/// The first match of the `BAR` regex (a bar with a total: `570/1000 [00:10<00:07, 55it/s]`),
+/// its rate included (the tests compare it with the regex; the tracker reads the rate later).
+#[cfg(test)]
 pub(super) fn bar(seg: &str) -> Option<BarCap<'_>> {
+    let (cap, left) = bar_count(seg)?;
+    let (rate, unit) = match rate_unit(seg, left) {
+        Some((r, u)) => (Some(r), Some(u)),
+        None => (None, None),
+    };
+    Some(BarCap { rate, unit, ..cap })
+}
+
+/// [`bar`]'s match without its optional rate, and where the rate would start (read it with
+/// [`rate_unit`]): the rate matters only on a line's last redraw.
+pub(super) fn bar_count(seg: &str) -> Option<(BarCap<'_>, usize)> {
     let b = seg.as_bytes();
     for slash in memchr::memchr_iter(b'/', b) {
         // After the slash: the total, the clock, maybe the rate.
@@ -382,16 +395,13 @@ pub(super) fn bar(seg: &str) -> Option<BarCap<'_>> {
                 start = whole;
             }
         }
-        let (rate, unit) = match rate_unit(seg, left) {
-            Some((r, u)) => (Some(r), Some(u)),
-            None => (None, None),
-        };
-        return Some(BarCap {
+        let cap = BarCap {
             n: &seg[start..slash],
             total: Some(&seg[slash + 1..total_end]),
-            rate,
-            unit,
-        });
+            rate: None,
+            unit: None,
+        };
+        return Some((cap, left));
     }
     None
 }

@@ -337,3 +337,43 @@ fn the_tracker_learns_the_same_as_with_the_regexes() {
     }
     assert!(signals > 10, "health signals are compared too: {signals}");
 }
+
+/// A bar's rate is read once per line, from its newest redraw whose rate reads: the same as
+/// reading every redraw's rate in place (the reference). All lines are read at one instant,
+/// so the snapshot shows the reported rate, not a measured one; redraws with escape
+/// sequences (read as cleaned copies, in place) and bars without a total are among them.
+#[test]
+fn a_lines_rate_is_its_newest_redraws_as_if_each_were_read() {
+    let bars = [
+        "10/100 [00:01<00:09, 9.5it/s]",
+        "11/100 [00:01<00:09, ?it/s]",
+        "12/100 [00:01<00:09, 0it/s]",
+        "13/100 [00:01<00:09, 2.5s/it]",
+        "14/100 [00:01<00:09]",
+        "\u{1b}[A15/100 [00:01<00:09, 7.25it/s]",
+        "\u{1b}[A16/100 [00:01<00:09, ?it/s]",
+        "17it [00:01, 3.5it/s]",
+        "18it [00:01, ?it/s]",
+        "19/100 [00:01<00:09, 1.5kit/s]",
+        "20/100 [00:01<00:09, 5k/s]",
+        "loss=0.5",
+        "",
+    ];
+    let at = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+    let cfg = MetricsConfig::default();
+    let (mut fast, mut spec) = (MetricsTracker::new(cfg.clone()), MetricsTracker::reference(cfg));
+    let mut rates = std::collections::BTreeSet::new();
+    let mut rng = Rng(11);
+    for _ in 0..5000 {
+        let line: Vec<&str> = (0..1 + rng.below(6))
+            .map(|_| bars[rng.below(bars.len())])
+            .collect();
+        let line = line.join("\r");
+        fast.push_line(&line, at);
+        spec.push_line(&line, at);
+        let (a, b) = (fast.snapshot(), spec.snapshot());
+        assert_eq!(format!("{a:?}"), format!("{b:?}"), "{line:?}");
+        rates.insert(a.rate_per_sec.map(f64::to_bits));
+    }
+    assert!(rates.len() >= 6, "the lines exercise the rates: {rates:?}");
+}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Score `trainwatch triage` on the real-framework fixture corpus (issue 12), each part on its
-# own (tuned, held-out; tuned-2 to tuned-9: blind batches measured once, then tuned on):
+# own (tuned, held-out; tuned-2 to tuned-9: blind batches measured once, then tuned on;
+# held-out-10: a blind batch, measured only):
 # category accuracy, first error line accuracy, false
 # alarms on clean runs, and a per-fixture table of expected against got.
 #
@@ -16,7 +17,7 @@ MANIFESTS=()
 for a in "$@"; do
     case "$a" in
         --release) PROFILE=release ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
         *) MANIFESTS+=("$a") ;;
     esac
 done
@@ -28,7 +29,8 @@ if [ ${#MANIFESTS[@]} -eq 0 ]; then
         tests/fixtures/real/tuned-2/manifest.json tests/fixtures/real/tuned-3/manifest.json
         tests/fixtures/real/tuned-4/manifest.json tests/fixtures/real/tuned-5/manifest.json
         tests/fixtures/real/tuned-6/manifest.json tests/fixtures/real/tuned-7/manifest.json
-        tests/fixtures/real/tuned-8/manifest.json tests/fixtures/real/tuned-9/manifest.json)
+        tests/fixtures/real/tuned-8/manifest.json tests/fixtures/real/tuned-9/manifest.json
+        tests/fixtures/real/held-out-10/manifest.json)
 fi
 
 FLAGS=()

@@ -405,12 +405,13 @@ const NOT_PERMITTED: &str =
 pub(crate) const SERVICE_UNREACHABLE: &str =
     "a network service the job depends on could not be reached or failed (a hub, a store, an API) (infrastructure)";
 
-/// A network service the job needs that is down or unreachable: a name that does not
-/// resolve, a refused or timed-out connection, a gateway's 5xx. (Between the ranks of one
-/// job it is a collective's failure, judged before this.)
-fn service_unreachable(msg: &str) -> bool {
-    has_any(
-        msg,
+/// Infrastructure rules by the exception's message: the environment the job ran in, not its
+/// code, data or resources. (Between the ranks of one job a refused connection is a
+/// collective's failure, judged before these.)
+const INFRASTRUCTURE_PHRASES: &[PhraseRule] = &[
+    (
+        // a network service the job needs that is down or unreachable: a name that does not
+        // resolve, a refused or timed-out connection, a gateway's 5xx
         &[
             "Connection refused",
             "Name or service not known",
@@ -436,8 +437,29 @@ fn service_unreachable(msg: &str) -> bool {
             "CERTIFICATE_VERIFY_FAILED",
             "certificate verify failed",
         ],
-    )
-}
+        SERVICE_UNREACHABLE,
+    ),
+    (
+        &[
+            "[Errno 5]",
+            "Input/output error",
+            "[Errno 116]",
+            "Stale file handle",
+        ],
+        STORAGE_FAILED,
+    ),
+    (&["EADDRINUSE", "ddress already in use", "[Errno 98]"], PORT_TAKEN),
+    (
+        &[
+            "Permission denied",
+            "[Errno 13]",
+            "Operation not permitted",
+            "Read-only file system",
+            "[Errno 30]",
+        ],
+        NOT_PERMITTED,
+    ),
+];
 
 /// A distributed collective that failed because a peer went away or did not answer in time
 /// (gloo, NCCL, c10d): resource, and in a survivor only a consequence of another rank's end.
@@ -517,7 +539,8 @@ fn convergence(short: &str, msg: &str) -> Option<&'static str> {
     if loss_not_finite(msg) {
         return Some(LOSS_NOT_FINITE);
     }
-    if optimisation_not_finite(&msg.to_ascii_lowercase()) {
+    let lower = msg.to_ascii_lowercase();
+    if optimisation_not_finite(&lower) {
         return Some(GRADS_NOT_FINITE);
     }
     // torch.distributions: `Expected parameter loc (…) to satisfy the constraint Real(), but
@@ -529,7 +552,7 @@ fn convergence(short: &str, msg: &str) -> Option<&'static str> {
         return Some(NOT_LEARNING);
     }
     if has_any(
-        &msg.to_ascii_lowercase(),
+        &lower,
         &[
             "diverged",
             "is diverging",
@@ -1083,34 +1106,8 @@ pub(crate) fn classify_exception(name: &str, msg: &str, ctx: &TbContext) -> Verd
     if let Some(v) = no_gpu(msg) {
         return v;
     }
-    if service_unreachable(msg) {
-        return strong(Category::Infrastructure, SERVICE_UNREACHABLE);
-    }
-    if has_any(
-        msg,
-        &[
-            "[Errno 5]",
-            "Input/output error",
-            "[Errno 116]",
-            "Stale file handle",
-        ],
-    ) {
-        return strong(Category::Infrastructure, STORAGE_FAILED);
-    }
-    if has_any(msg, &["EADDRINUSE", "ddress already in use", "[Errno 98]"]) {
-        return strong(Category::Infrastructure, PORT_TAKEN);
-    }
-    if has_any(
-        msg,
-        &[
-            "Permission denied",
-            "[Errno 13]",
-            "Operation not permitted",
-            "Read-only file system",
-            "[Errno 30]",
-        ],
-    ) {
-        return strong(Category::Infrastructure, NOT_PERMITTED);
+    if let Some(r) = first_phrase(msg, INFRASTRUCTURE_PHRASES) {
+        return strong(Category::Infrastructure, r);
     }
     if let Some(r) = convergence(short, msg) {
         return strong(Category::Convergence, r);

@@ -111,11 +111,7 @@ impl Detector {
     }
 
     fn stated_death(&self, outcome: ExitOutcome, except: Option<usize>) -> Option<usize> {
-        let signal = match outcome {
-            ExitOutcome::Signal(s) => s,
-            ExitOutcome::Code(c) if (129..160).contains(&c) => c - 128,
-            _ => return None,
-        };
+        let signal = ended_by_signal(outcome)?;
         (0..self.meta.len())
             .rev()
             .filter(|&i| Some(i) != except)
@@ -197,11 +193,7 @@ impl Detector {
     /// The line that announces a preemption, when the process ended by a signal that
     /// is not a crash (or a shell's 128+N for one).
     fn preemption_stated(&self, outcome: ExitOutcome) -> Option<(u64, String)> {
-        let signal = match outcome {
-            ExitOutcome::Signal(s) => s,
-            ExitOutcome::Code(c) if (129..160).contains(&c) => c - 128,
-            _ => return None,
-        };
+        let signal = ended_by_signal(outcome)?;
         if rules::Death::Crash.signals().contains(&signal) {
             return None;
         }
@@ -289,6 +281,15 @@ impl Detector {
             return None;
         }
         Some(judged(line))
+    }
+}
+
+/// The signal a process ended by, or a shell's 128+N for it.
+fn ended_by_signal(outcome: ExitOutcome) -> Option<i32> {
+    match outcome {
+        ExitOutcome::Signal(s) => Some(s),
+        ExitOutcome::Code(c) if (129..160).contains(&c) => Some(c - 128),
+        _ => None,
     }
 }
 

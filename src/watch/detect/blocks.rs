@@ -118,6 +118,10 @@ impl Detector {
                     for l in &lines {
                         self.append(i, l);
                     }
+                    if restates(&self.incidents[i].text, &e) {
+                        self.incidents[i].line = n;
+                        self.incidents[i].text = cut(&self.quoted(t.trim()), MAX_LINE_CHARS);
+                    }
                     if !self.meta[i].strong && v.strong {
                         self.meta[i].strong = true;
                         self.incidents[i].category = v.category;
@@ -383,4 +387,25 @@ fn is_native_report_line(t: &str) -> bool {
         || t == "(no backtrace available)"
         // torch elides the interpreter's own frames
         || t == "<omitting python frames>"
+}
+
+/// Does the chained exception `e` restate the incident's exception `first` in its own words:
+/// the same class, with the first one's message inside a longer one (`KeyError: 'eval_f1'`,
+/// then the library's `KeyError: "The metric_for_best_model … 'eval_f1', which is not found
+/// …"`)? Then it is the line a person reads: the cause, explained.
+fn restates(first: &str, e: &ExcLine<'_>) -> bool {
+    let t = first.trim();
+    // (Past a rank's `[rank1]: ` prefix.)
+    let t = match t.strip_prefix('[').and_then(|r| r.split_once("]: ")) {
+        Some((_, rest)) => rest,
+        None => t,
+    };
+    let Some(root) = classify::parse_exception_line(t) else {
+        return false;
+    };
+    let cause = root.msg.trim().trim_matches(['\'', '"']);
+    classify::short_name(root.name) == classify::short_name(e.name)
+        && cause.len() >= 3
+        && e.msg.len() > root.msg.len() + 10
+        && e.msg.contains(cause)
 }

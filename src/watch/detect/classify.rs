@@ -228,6 +228,8 @@ pub(crate) const DISK_FULL: &str = "the disk is full: nothing more could be writ
 pub(crate) const FILE_TOO_LARGE: &str =
     "a file grew past the size the job or its file system allows (ulimit -f, EFBIG) (resource)";
 pub(crate) const CPU_LIMIT: &str = "the job's CPU time limit ran out (ulimit -t, SIGXCPU) (resource)";
+pub(crate) const TIME_LIMIT: &str =
+    "the job's wall-clock time limit ran out: it needs more time than it was given (resource)";
 pub(crate) const COLLECTIVE: &str =
     "a distributed collective failed: a peer died or did not answer in time (resource)";
 
@@ -267,6 +269,20 @@ const RESOURCE_PHRASES: &[PhraseRule] = &[
         FILE_TOO_LARGE,
     ),
     (&["CPU time limit exceeded"], CPU_LIMIT),
+    (
+        // a wall-clock budget: a scheduler's time limit, `timeout`'s, the job script's own
+        &[
+            "wall-clock budget",
+            "wall-clock limit",
+            "wallclock limit",
+            "walltime",
+            "time limit",
+            // Slurm's `CANCELLED AT … DUE TO TIME LIMIT`
+            "TIME LIMIT",
+            "time budget",
+        ],
+        TIME_LIMIT,
+    ),
     (
         &["[Errno 24]", "Too many open files"],
         "the process hit its limit of open files (resource)",
@@ -585,6 +601,12 @@ const CHECKPOINT_MISFIT: &str =
 /// Implementation rules by the message, asked before the data rules (whose shape words a
 /// checkpoint's `size mismatch for fc.weight` would otherwise meet).
 fn implementation_by_message(msg: &str) -> Option<&'static str> {
+    if shell_error(msg) {
+        return Some(SHELL_ERROR);
+    }
+    if config_validation(msg) {
+        return Some(CONFIG_INVALID);
+    }
     if has_any(
         msg,
         &[
@@ -607,6 +629,50 @@ fn implementation_by_message(msg: &str) -> Option<&'static str> {
     .then_some(AUTOGRAD_MISUSE)
 }
 
+const SHELL_ERROR: &str =
+    "the job script itself failed: the shell refused one of its lines (an unset variable, a command that does not exist, a syntax error) (implementation)";
+const CONFIG_INVALID: &str =
+    "the job's configuration failed its own validation (pydantic and the like): a configuration mistake (implementation)";
+
+/// bash's own errors about the script it runs: `run.sh: line 11: ROOT: unbound variable`.
+fn shell_error(msg: &str) -> bool {
+    msg.contains(": line ")
+        && has_any(
+            msg,
+            &[
+                ": unbound variable",
+                ": command not found",
+                ": bad substitution",
+                "syntax error near unexpected token",
+                "syntax error: unexpected end of file",
+            ],
+        )
+}
+
+/// pydantic's `2 validation errors for TrainConfig`, the heading of the field errors that
+/// follow it: the name of the model validated.
+pub(crate) fn validation_summary(msg: &str) -> Option<&str> {
+    let (head, model) = msg.trim().split_once(" for ")?;
+    let mut words = head.split_whitespace();
+    let counted = words.next()?.bytes().all(|b| b.is_ascii_digit());
+    let said = matches!(
+        (words.next(), words.next(), words.next()),
+        (Some("validation"), Some("error" | "errors"), None)
+    );
+    (counted && said).then(|| model.split_whitespace().next()).flatten()
+}
+
+/// A validation error of a configuration (the model's name says so: `TrainConfig`,
+/// `Settings`, `TrainingArgs`), not of a record of the data.
+fn config_validation(msg: &str) -> bool {
+    validation_summary(msg).is_some_and(|model| {
+        let model = model.to_ascii_lowercase();
+        ["config", "cfg", "settings", "args", "arguments", "options", "params", "hyperparameters"]
+            .iter()
+            .any(|w| model.ends_with(w))
+    })
+}
+
 const AUTOGRAD_MISUSE: &str =
     "the model code misuses autograd or devices (an in-place change a backward needs, a second backward, tensors on two devices) (implementation)";
 
@@ -618,6 +684,20 @@ pub(crate) const EMBEDDING_ID: &str =
 pub(crate) const RAGGED: &str =
     "examples of different lengths or shapes in one batch: the data was not padded or cut to one size (data)";
 const SHAPE: &str = "an input shape that does not match what the model expects (data)";
+pub(crate) const CLASS_ABSENT: &str =
+    "the targets hold one class only (no positive or no negative example): the split lacks a class, so its metric says nothing (data)";
+/// scikit-learn's `Only one class present in y_true` (lower-cased).
+const CLASS_ABSENT_PHRASES: &[&str] = &["only one class present", "samples in targets"];
+
+/// Does a warning's `msg` say the targets hold one class only (torchmetrics' `No positive
+/// samples in targets`)? Evidence: the run goes on, but what it measures is meaningless. (It
+/// is asked of every warning line: one SIMD search turns nearly all away.)
+pub(crate) fn class_absent(msg: &str) -> bool {
+    static SAMPLES: std::sync::OnceLock<memchr::memmem::Finder<'static>> = std::sync::OnceLock::new();
+    let samples = SAMPLES.get_or_init(|| memchr::memmem::Finder::new(b"samples in targets"));
+    samples.find(msg.as_bytes()).is_some()
+        && has_any(msg, &["No positive", "No negative", "no positive", "no negative"])
+}
 const CLASS_INDEX: &str =
     "a class index beyond the number of classes: the labels do not fit the model (data)";
 pub(crate) const NONE_ITEM: &str =
@@ -680,6 +760,9 @@ const DATA_PHRASES: &[PhraseRule] = &[
             "shapes cannot be multiplied",
             // images with another number of channels than the first convolution's
             "channels, but got",
+            // a reshape into the shape the model takes (`view(-1, 28, 28)`) of an input whose
+            // size does not fit it
+            "is invalid for input of size",
         ],
         SHAPE,
     ),
@@ -719,6 +802,16 @@ const DATA_PHRASES: &[PhraseRule] = &[
         "the data's schema is not the one expected: a column's type or name changed (data)",
     ),
     (
+        // a fast tokenizer handed a number or a None (an empty cell) among the texts
+        &["textencodeinput must be", "textinputsequence must be str"],
+        "the tokenizer was given values that are not text (numbers, empty cells): the text column's values (data)",
+    ),
+    (
+        // `np.load` of a file holding Python objects (ragged lists, mixed records)
+        &["object arrays cannot be loaded"],
+        "the array file holds Python objects (ragged or mixed records), not the numeric array expected: the file's format (data)",
+    ),
+    (
         &["decompression bomb"],
         "an item of the data too large for its reader (an oversized image) (data)",
     ),
@@ -741,6 +834,7 @@ const DATA_PHRASES: &[PhraseRule] = &[
         "labels of a kind or value the model does not know (data)",
     ),
     (&["label must be in", "labels must be in"], CLASS_INDEX),
+    (CLASS_ABSENT_PHRASES, CLASS_ABSENT),
     (
         &["least populated class", "too few members"],
         "too few examples of a class to split or stratify on (data)",
@@ -1022,35 +1116,42 @@ const CONVERTING: &str =
     "the job's code failed converting the values it was given (to a tensor, an array, a number, a date): the data's values (data)";
 
 /// Does `lower` say that a part of the data (its records, labels, samples, images…) is
-/// defective? Both as whole words, so `target_modules` or `feature_dim` say nothing.
+/// defective, or that there is none of it (`val.csv has 0 rows`, `no samples left`)? Both as
+/// whole words, so `target_modules` or `feature_dim` say nothing.
 fn data_defect(lower: &str) -> bool {
-    has_word(
-        lower,
-        &[
-            "record", "records", "row", "rows", "sample", "samples", "example", "examples", "label",
-            "labels", "target", "targets", "feature", "features", "dataset", "shard", "shards", "image",
-            "images", "csv", "parquet", "jsonl",
-        ],
-    ) && has_word(
-        lower,
-        &[
-            "malformed",
-            "corrupt",
-            "corrupted",
-            "invalid",
-            "unexpected",
-            "missing",
-            "empty",
-            "mismatch",
-            "bad",
-            "inconsistent",
-            "unknown",
-            "duplicate",
-            "truncated",
-            "garbled",
-            "constant",
-        ],
-    )
+    const PARTS: &[&str] = &[
+        "record", "records", "row", "rows", "sample", "samples", "example", "examples", "label", "labels",
+        "target", "targets", "feature", "features", "dataset", "shard", "shards", "image", "images", "csv",
+        "parquet", "jsonl",
+    ];
+    let mut prev = "";
+    let none_of = words(lower).any(|w| {
+        let none = PARTS.contains(&w) && matches!(prev, "0" | "no" | "zero");
+        prev = w;
+        none
+    });
+    none_of
+        || has_word(lower, PARTS)
+            && has_word(
+                lower,
+                &[
+                    "malformed",
+                    "corrupt",
+                    "corrupted",
+                    "invalid",
+                    "unexpected",
+                    "missing",
+                    "empty",
+                    "mismatch",
+                    "bad",
+                    "inconsistent",
+                    "unknown",
+                    "duplicate",
+                    "truncated",
+                    "garbled",
+                    "constant",
+                ],
+            )
 }
 
 /// Implementation rules by exception type: errors in the code's own logic.
@@ -1358,6 +1459,15 @@ mod tests {
             ("safetensors_rust.SafetensorError: Error while deserializing header: HeaderTooLarge", Data),
             ("ValueError: n_samples=3 should be >= n_clusters=5.", Data),
             ("ValueError: time data '01/11/2026' doesn't match format '%Y-%m-%d'", Data),
+            // a reshape into the model's input shape that the input's size does not fit
+            ("RuntimeError: shape '[-1, 3, 32, 32]' is invalid for input of size 3000", Data),
+            ("pydantic_core._pydantic_core.ValidationError: 3 validation errors for ExperimentConfig", Implementation),
+            // a record's validation is not a configuration's: no rule of the config's
+            ("pydantic_core._pydantic_core.ValidationError: 1 validation error for Event", Implementation),
+            ("RuntimeError: step exceeded its wall-clock limit of 3600 s", Resource),
+            ("ValueError: no rows left in the validation split after deduplication", Data),
+            // `no` before a word that is not the data's says nothing of the data
+            ("ValueError: no such optimizer: 'adamw8bit'", Implementation),
         ];
         let wrong: Vec<_> = table
             .iter()

@@ -8,7 +8,9 @@
 //!   (a scheduler's time limit, a user, a supervisor), not a bug in the code;
 //! - SIGILL, SIGABRT, SIGBUS, SIGFPE, SIGSEGV: implementation — a native crash in the code
 //!   or a library it calls;
-//! - exit code n (not 0): implementation — the program chose to stop (`sys.exit(n)`, a shell
+//! - exit code 124: resource — the status `timeout(1)` gives a command it stopped at its
+//!   time limit (a job script passing it on: the time budget ran out);
+//! - exit code n (not 0, not 124): implementation — the program chose to stop (`sys.exit(n)`, a shell
 //!   `exit`, an error message in a form we do not know): the code's logic speaking;
 //! - status unknown (its holder died too): implementation, so the code's owner looks first;
 //! - any failed exit while the log's file system is full (see [`LogDisk`]): resource — the job
@@ -97,6 +99,11 @@ pub fn judge_exit(outcome: ExitOutcome, disk: Option<&LogDisk>) -> Option<ExitJu
     }
     match outcome {
         ExitOutcome::Code(0) => None,
+        ExitOutcome::Code(124) => judged(
+            Category::Resource,
+            "the process ended with exit code 124, the status timeout(1) gives a command it stopped at its time limit".to_string(),
+            "exit code 124: timeout(1) stopped the command at its time limit (resource)",
+        ),
         ExitOutcome::Code(code) => judged(
             Category::Implementation,
             format!("the process ended with exit code {code} and the log states no error"),

@@ -29,6 +29,7 @@ pub(crate) const LEVEL: Lits = 1 << 15;
 pub(crate) const EXITCODE: Lits = 1 << 16;
 pub(crate) const LIMIT: Lits = 1 << 17;
 pub(crate) const WATCHDOG: Lits = 1 << 18;
+pub(crate) const VALIDATION: Lits = 1 << 19;
 
 /// Every rule in [`super::rules`] needs one of these literals in its line; keep them in sync.
 /// Each comes with how many of its first bytes the SIMD search skips: it looks for the rest
@@ -106,6 +107,10 @@ const LITERALS: &[(&str, usize, Lits)] = &[
     ("Divergence threshold", 0, DIVERG),
     // scipy's curve_fit: `Optimal parameters not found: … reached maxfev = 20.`
     ("Optimal parameters not found", 0, CONVERGE),
+    // pydantic's `2 validation errors for TrainConfig`, printed. Its key `error` has the
+    // fingerprint of `Error` and `ERROR`: it shares their bucket and adds no false candidate
+    // to the others.
+    ("validation error", 11, VALIDATION),
 ];
 
 /// The groups of literals `line` holds (0: an ordinary line). Every position where a key

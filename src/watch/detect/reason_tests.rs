@@ -122,6 +122,13 @@ fn exception_examples() -> Vec<(&'static str, &'static str, TbContext, Category,
         ("RuntimeError", "CUDA error: device-side assert triggered", n, Data, "a CUDA device-side assert: most often a label or an index from the data beyond its range (data)"),
         ("ValueError", "shard-2.bin: sha256 mismatch: expected f84edbd8, got 67eb965f", n, Data, classify::CORRUPT),
         ("ValueError", "train-00007.bin record 3812: cannot reshape array of size 25 into shape (64,)", n, Data, "the error names the item of the data it failed on (a record, a row, a sample): that item does not fit (data)"),
+        ("", "run.sh: line 12: CKPT_DIR: unbound variable", n, Implementation, "the job script itself failed: the shell refused one of its lines (an unset variable, a command that does not exist, a syntax error) (implementation)"),
+        ("pydantic_core._pydantic_core.ValidationError", "1 validation error for TrainingSettings", n, Implementation, "the job's configuration failed its own validation (pydantic and the like): a configuration mistake (implementation)"),
+        ("", "slurmstepd: error: *** JOB 4242 ON node7 CANCELLED AT 2026-12-03T01:00:00 DUE TO TIME LIMIT ***", n, Resource, classify::TIME_LIMIT),
+        ("TypeError", "TextInputSequence must be str", n, Data, "the tokenizer was given values that are not text (numbers, empty cells): the text column's values (data)"),
+        ("ValueError", "Object arrays cannot be loaded when allow_pickle=False", n, Data, "the array file holds Python objects (ragged or mixed records), not the numeric array expected: the file's format (data)"),
+        ("ValueError", "Only one class present in y_true. ROC AUC score is not defined in that case.", n, Data, classify::CLASS_ABSENT),
+        ("", "ERROR eval split has 0 samples after filtering", n, Data, "the message says a part of the data is defective (a malformed record, an unexpected label, invalid samples) (data)"),
     ]
 }
 
@@ -156,6 +163,7 @@ fn line_examples() -> Vec<(&'static str, Category, &'static str)> {
         ("WARNING: model did not learn: eval_loss 0.6927 -> 0.6927", Convergence, classify::NOT_LEARNING),
         ("step 300 | loss=nan | lr 0.1", Convergence, classify::LOSS_NOT_FINITE),
         ("{'grad_norm': 'inf', 'epoch': 1.0}", Convergence, classify::LOSS_NOT_FINITE),
+        ("/v/torchmetrics/utilities/prints.py:43: UserWarning: No negative samples in targets, false positive value should be meaningless.", Data, classify::CLASS_ABSENT),
     ]
 }
 
@@ -163,6 +171,7 @@ fn line_examples() -> Vec<(&'static str, Category, &'static str)> {
 fn exit_examples() -> Vec<(ExitOutcome, bool)> {
     let mut v: Vec<(ExitOutcome, bool)> = [
         ExitOutcome::Code(2),
+        ExitOutcome::Code(124),
         ExitOutcome::Signal(9),
         ExitOutcome::Signal(11),
         ExitOutcome::Signal(15),

@@ -366,9 +366,32 @@ pub(crate) fn states_failure(line: &str) -> bool {
             "denied",
             "refused",
             "unreachable",
+            // bash's `line 11: ROOT: unbound variable`
+            "unbound variable",
+            "command not found",
+            // a time budget that ran out (`hit its 3s wall-clock budget and was stopped`)
+            "wall-clock",
+            "time limit",
         ]
         .iter()
         .any(|p| l.contains(p))
+}
+
+/// A line that says what it reports was dealt with and left behind: a trial discarded, a
+/// batch or a step skipped, a sample dropped (whole words).
+pub(crate) fn states_handled(line: &str) -> bool {
+    const HANDLED: [&str; 8] = [
+        "discarded",
+        "discarding",
+        "skipped",
+        "skipping",
+        "pruned",
+        "rejected",
+        "dropped",
+        "dropping",
+    ];
+    line.split(|c: char| !c.is_ascii_alphabetic())
+        .any(|w| w.len() >= 6 && HANDLED.iter().any(|h| w.eq_ignore_ascii_case(h)))
 }
 
 /// A runner's word that a step it ran failed, which only relays that step's own failure:
@@ -622,6 +645,15 @@ pub(crate) fn classify_line_with(line: &str, rhat_threshold: f64, m: prefilter::
                 CONVERGENCE_WARNING,
             );
         }
+        if classify::class_absent(msg) {
+            return hit(
+                Category::Data,
+                false,
+                HitKind::PyWarning,
+                key,
+                classify::CLASS_ABSENT,
+            );
+        }
         if says_worker_stopped(msg) {
             return hit(
                 Category::Resource,
@@ -849,7 +881,9 @@ pub(crate) fn classify_line_with(line: &str, rhat_threshold: f64, m: prefilter::
             classify::NOT_LEARNING,
         );
     }
-    if has(prefilter::NON_FINITE) && classify::loss_not_finite(t) {
+    // A non-finite loss the run says it dealt with (`trial 2: diverged (loss=nan),
+    // discarded`, `nan loss, batch skipped`): the run goes on past it, so it is no alarm.
+    if has(prefilter::NON_FINITE) && classify::loss_not_finite(t) && !states_handled(t) {
         return hit(
             Category::Convergence,
             false,
@@ -858,7 +892,7 @@ pub(crate) fn classify_line_with(line: &str, rhat_threshold: f64, m: prefilter::
             classify::LOSS_NOT_FINITE,
         );
     }
-    if has(prefilter::NON_FINITE) && metric_not_finite(t) {
+    if has(prefilter::NON_FINITE) && metric_not_finite(t) && !states_handled(t) {
         // One problem however many records show it, `inf` or `nan`: one incident.
         return hit(
             Category::Convergence,
@@ -870,6 +904,11 @@ pub(crate) fn classify_line_with(line: &str, rhat_threshold: f64, m: prefilter::
     }
     if let Some(msg) = has(prefilter::LEVEL).then(|| error_record(t)).flatten() {
         return LineKind::ErrorRecord { msg };
+    }
+    // A validator's printed heading (`2 validation errors for TrainConfig`), its field errors
+    // below: the program's word on why it stops, as an error record is.
+    if has(prefilter::VALIDATION) && classify::validation_summary(t).is_some() {
+        return LineKind::ErrorRecord { msg: t };
     }
     LineKind::Nothing
 }

@@ -984,3 +984,101 @@ fn a_worker_killed_by_a_named_signal_takes_that_signals_category() {
     );
     assert_eq!(crashed[0].category, Category::Implementation);
 }
+
+#[test]
+fn a_library_restating_its_cause_in_its_own_words_is_the_line_to_read() {
+    // transformers' `raise KeyError(…) from e` around its lookup: same class, the cause's
+    // message inside the explanation.
+    let log = "\
+Traceback (most recent call last):
+  File \"/v/transformers/trainer.py\", line 3448, in _determine_best_metric
+    metric_value = metrics[metric_to_check]
+KeyError: 'eval_f1'
+
+The above exception was the direct cause of the following exception:
+
+Traceback (most recent call last):
+  File \"train.py\", line 48, in <module>
+    trainer.train()
+  File \"/v/transformers/trainer.py\", line 3450, in _determine_best_metric
+    raise KeyError(
+KeyError: \"The `metric_for_best_model` training argument is set to 'eval_f1', which is not found in the evaluation metrics.\"";
+    let inc = lines(log, Some(ExitOutcome::Code(1)));
+    assert_eq!(inc.len(), 1);
+    assert_eq!(inc[0].line, 13);
+    // Another class, or a message that does not hold the cause's, leaves the root cause.
+    for outer in [
+        "RuntimeError: \"evaluation failed for 'eval_f1' after the first epoch of training\"",
+        "KeyError: \"the evaluation metrics lack the one the best model is chosen by\"",
+    ] {
+        let log = log.rsplit_once('\n').unwrap().0.to_string() + "\n" + outer;
+        let inc = lines(&log, Some(ExitOutcome::Code(1)));
+        assert_eq!(inc[0].line, 4, "{outer}");
+    }
+}
+
+#[test]
+fn a_printed_validation_error_of_the_config_is_the_error_not_its_field_lines() {
+    // pydantic's ValidationError printed, then sys.exit(2): the heading is out of the
+    // context ring by the time the program exits.
+    let log = "\
+config: {'lr': '3e-4,', 'warmup_steps': -100}
+2 validation errors for TrainConfig
+lr
+  Input should be a valid number, unable to parse string as a number [type=float_parsing, input_value='3e-4,', input_type=str]
+    For further information visit https://errors.pydantic.dev/2.14/v/float_parsing
+warmup_steps
+  Input should be greater than or equal to 0 [type=greater_than_equal, input_value=-100, input_type=int]
+    For further information visit https://errors.pydantic.dev/2.14/v/greater_than_equal";
+    let inc = lines(log, Some(ExitOutcome::Code(2)));
+    assert_eq!(inc.len(), 1);
+    assert_eq!((inc[0].line, inc[0].category), (2, Category::Implementation));
+    assert!(inc[0].reason.contains("configuration"), "{}", inc[0].reason);
+    // The same print in a run that exits 0 is no incident.
+    assert!(lines(log, Some(ExitOutcome::Code(0))).is_empty());
+}
+
+#[test]
+fn a_non_finite_loss_the_run_says_it_dealt_with_is_no_alarm() {
+    for line in [
+        "trial 2: lr=3.0 diverged (loss=nan), discarded",
+        "step 40: loss is nan, batch skipped",
+        "{'loss': nan, 'note': 'step dropped'}",
+    ] {
+        assert!(lines(line, Some(ExitOutcome::Code(0))).is_empty(), "{line}");
+    }
+    // Without the word, the same line is the convergence warning it always was.
+    let inc = lines("trial 2: lr=3.0 diverged (loss=nan)", Some(ExitOutcome::Code(0)));
+    assert_eq!(inc[0].category, Category::Convergence);
+}
+
+#[test]
+fn a_warning_that_the_targets_hold_one_class_is_a_data_warning() {
+    let log = "\
+split counts: val positives 0/200
+/v/torchmetrics/utilities/prints.py:43: UserWarning: No positive samples in targets, true positive value should be meaningless. Returning zero tensor in true positive score
+  warnings.warn(*args, **kwargs)
+epoch 1 val_auroc=0.000";
+    let inc = lines(log, Some(ExitOutcome::Code(0)));
+    assert_eq!(inc.len(), 1);
+    assert_eq!((inc[0].line, inc[0].category), (2, Category::Data));
+    assert_eq!(inc[0].severity, Severity::Warning);
+}
+
+#[test]
+fn a_job_script_stopped_at_its_time_budget_is_a_resource_problem() {
+    let log = "epoch 0 step 3 loss 0.25\njob: train step hit its 3s wall-clock budget and was stopped (timeout exit 124)";
+    let inc = lines(log, Some(ExitOutcome::Code(124)));
+    assert_eq!((inc[0].line, inc[0].category), (2, Category::Resource));
+    // Exit 124 with a silent log: timeout(1)'s status.
+    let inc = lines("epoch 0 step 3 loss 0.25", Some(ExitOutcome::Code(124)));
+    assert_eq!((inc[0].line, inc[0].category), (0, Category::Resource));
+}
+
+#[test]
+fn bash_refusing_a_line_of_the_job_script_is_the_error() {
+    let log = "job: preparing shards\n/srv/job/run.sh: line 11: SHARD_ROOT: unbound variable";
+    let inc = lines(log, Some(ExitOutcome::Code(1)));
+    assert_eq!((inc[0].line, inc[0].category), (2, Category::Implementation));
+    assert!(inc[0].reason.contains("shell"), "{}", inc[0].reason);
+}

@@ -95,7 +95,9 @@ impl Partial {
 /// otherwise written into `scratch`. Returns the text and whether bytes were cut.
 pub(crate) fn render_line<'a>(line: &'a [u8], scratch: &'a mut String) -> (&'a str, bool) {
     if line.len() <= HEAD_KEEP + TAIL_KEEP {
-        if let Ok(s) = std::str::from_utf8(line) {
+        // SIMD validation: this runs for every line the metrics read (a redrawn bar's
+        // blocks are not ASCII, and the standard library checks those a byte at a time).
+        if let Ok(s) = simdutf8::basic::from_utf8(line) {
             return (s, false);
         }
         scratch.clear();

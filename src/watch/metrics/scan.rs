@@ -103,13 +103,41 @@ fn digits(s: &str, mut i: usize) -> usize {
 
 /// Start of the run of `\d` that ends at `end`.
 fn digits_back(s: &str, end: usize) -> usize {
+    let b = s.as_bytes();
     let mut i = end;
-    while let Some(c) = s[..i].chars().next_back() {
-        let at = i - c.len_utf8();
-        if digit(s, at) == 0 {
+    // ASCII digits a byte at a time (a bar's count on every redraw); a character that is
+    // not ASCII is decoded, as it may be a digit of another script.
+    while i > 0 {
+        let last = b[i - 1];
+        if last.is_ascii_digit() {
+            i -= 1;
+        } else if last.is_ascii() {
             break;
+        } else {
+            let c = s[..i].chars().next_back().expect("a character ends here");
+            let at = i - c.len_utf8();
+            if digit(s, at) == 0 {
+                break;
+            }
+            i = at;
         }
-        i = at;
+    }
+    i
+}
+
+/// `s[..end].trim_end().len()`: ASCII spaces a byte at a time (there is at most one before
+/// a separator, usually none), the Unicode ones through `trim_end` when a character that is
+/// not ASCII ends the run.
+#[inline]
+fn trim_end_at(s: &str, end: usize) -> usize {
+    let b = s.as_bytes();
+    let mut i = end;
+    while i > 0 {
+        match b[i - 1] {
+            b' ' | b'\t'..=b'\r' => i -= 1,
+            c if c.is_ascii() => return i,
+            _ => return s[..i].trim_end().len(),
+        }
     }
     i
 }
@@ -144,7 +172,7 @@ pub(super) fn kv<'a>(seg: &'a str, mut out: impl FnMut(KvCap<'a>)) {
         // The key is the run of key characters just before the separator (spaces between):
         // a key must start after a character that is no key character, and whatever follows
         // it up to the separator can only be spaces, so each separator has one candidate.
-        let key_end = seg[..sep].trim_end().len();
+        let key_end = trim_end_at(seg, sep);
         let mut key_start = key_end;
         while key_start > 0 && is_key_char(b[key_start - 1]) {
             key_start -= 1;

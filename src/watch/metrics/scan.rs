@@ -268,6 +268,12 @@ pub(super) fn kv<'a>(seg: &'a str, mut out: impl FnMut(KvCap<'a>)) {
         if sep < pos {
             continue;
         }
+        // `key: value` needs a space after the colon: most colons (clocks, `file.py:12`)
+        // are told here, before the key is looked for (the order of these refusals does not
+        // matter: each only skips this separator).
+        if b[sep] == b':' && space(seg, sep + 1) == 0 {
+            continue;
+        }
         // The key is the run of key characters just before the separator (spaces between):
         // a key must start after a character that is no key character, and whatever follows
         // it up to the separator can only be spaces, so each separator has one candidate.
@@ -287,11 +293,7 @@ pub(super) fn kv<'a>(seg: &'a str, mut out: impl FnMut(KvCap<'a>)) {
         }
         let mut i = sep + 1;
         if b[sep] == b':' {
-            let n = space(seg, i);
-            if n == 0 {
-                continue;
-            }
-            i += n;
+            i += space(seg, i);
         }
         let j = spaces(seg, i);
         let Some(num_end) = number(seg, j) else {

@@ -95,7 +95,9 @@ impl Partial {
 /// otherwise written into `scratch`. Returns the text and whether bytes were cut.
 pub(crate) fn render_line<'a>(line: &'a [u8], scratch: &'a mut String) -> (&'a str, bool) {
     if line.len() <= HEAD_KEEP + TAIL_KEEP {
-        if let Ok(s) = std::str::from_utf8(line) {
+        // SIMD validation: this runs for every line the metrics read (a redrawn bar's
+        // blocks are not ASCII, and the standard library checks those a byte at a time).
+        if let Ok(s) = simdutf8::basic::from_utf8(line) {
             return (s, false);
         }
         scratch.clear();
@@ -147,6 +149,12 @@ fn complete_prefix_len(bytes: &[u8]) -> usize {
 
 /// Appends `bytes` as UTF-8, replacing each invalid sequence with U+FFFD.
 pub(crate) fn push_lossy(out: &mut String, bytes: &[u8]) {
+    // Nearly every line is valid: checked with SIMD and copied at once (the standard
+    // library's chunks check a byte at a time, 64 KiB of an over-long line each time).
+    if let Ok(s) = simdutf8::basic::from_utf8(bytes) {
+        out.push_str(s);
+        return;
+    }
     for chunk in bytes.utf8_chunks() {
         out.push_str(chunk.valid());
         if !chunk.invalid().is_empty() {

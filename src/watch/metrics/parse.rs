@@ -44,10 +44,12 @@ pub(super) fn reference_dict_pairs(seg: &str) -> Vec<Pair<'_>> {
 
 /// The pair a `key=value` match stands for, if it is a number.
 pub(super) fn kv_pair(c: KvCap<'_>) -> Option<Pair<'_>> {
+    // Bytes, not characters: only ASCII letters count, and no byte of a character that is
+    // not ASCII is one (this runs for every value of every redraw).
     let alpha = c
         .num
-        .chars()
-        .any(|ch| ch.is_ascii_alphabetic() && ch != 'e' && ch != 'E');
+        .bytes()
+        .any(|b| b.is_ascii_alphabetic() && b != b'e' && b != b'E');
     // `name=inference` is not infinity.
     if alpha && !c.unit.is_empty() {
         return None;

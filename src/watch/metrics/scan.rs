@@ -103,13 +103,41 @@ fn digits(s: &str, mut i: usize) -> usize {
 
 /// Start of the run of `\d` that ends at `end`.
 fn digits_back(s: &str, end: usize) -> usize {
+    let b = s.as_bytes();
     let mut i = end;
-    while let Some(c) = s[..i].chars().next_back() {
-        let at = i - c.len_utf8();
-        if digit(s, at) == 0 {
+    // ASCII digits a byte at a time (a bar's count on every redraw); a character that is
+    // not ASCII is decoded, as it may be a digit of another script.
+    while i > 0 {
+        let last = b[i - 1];
+        if last.is_ascii_digit() {
+            i -= 1;
+        } else if last.is_ascii() {
             break;
+        } else {
+            let c = s[..i].chars().next_back().expect("a character ends here");
+            let at = i - c.len_utf8();
+            if digit(s, at) == 0 {
+                break;
+            }
+            i = at;
         }
-        i = at;
+    }
+    i
+}
+
+/// `s[..end].trim_end().len()`: ASCII spaces a byte at a time (there is at most one before
+/// a separator, usually none), the Unicode ones through `trim_end` when a character that is
+/// not ASCII ends the run.
+#[inline]
+fn trim_end_at(s: &str, end: usize) -> usize {
+    let b = s.as_bytes();
+    let mut i = end;
+    while i > 0 {
+        match b[i - 1] {
+            b' ' | b'\t'..=b'\r' => i -= 1,
+            c if c.is_ascii() => return i,
+            _ => return s[..i].trim_end().len(),
+        }
     }
     i
 }
@@ -127,9 +155,108 @@ fn letters(s: &str, mut i: usize) -> usize {
     i
 }
 
+/// The bytes a key is made of, as a table: the key's start is found by walking back over
+/// them at every separator.
+const KEY_CHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        t[i] = c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'/' | b'-');
+        i += 1;
+    }
+    t
+};
+
 #[inline]
 fn is_key_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'/' | b'-')
+    KEY_CHAR[usize::from(b)]
+}
+
+/// The separators of `key=value` and `key: value` in a segment, in order. A redraw of a bar
+/// is short (about 80 bytes) and holds several (its clock's colons): a mask of where they
+/// are, built 16 bytes at a time, costs less than a `memchr2` call for each (whose set-up is
+/// most of its cost on so few bytes). Longer segments are searched with `memchr2`.
+enum Separators<'a> {
+    Mask(u128),
+    Long(memchr::Memchr2<'a>),
+}
+
+impl Iterator for Separators<'_> {
+    type Item = usize;
+
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        match self {
+            Separators::Mask(mask) => {
+                if *mask == 0 {
+                    return None;
+                }
+                let i = mask.trailing_zeros() as usize;
+                *mask &= *mask - 1;
+                Some(i)
+            }
+            Separators::Long(it) => it.next(),
+        }
+    }
+}
+
+pub(super) fn separators(b: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    if b.len() <= 128 {
+        Separators::Mask(separator_mask(b))
+    } else {
+        Separators::Long(memchr::memchr2_iter(b'=', b':', b))
+    }
+}
+
+/// Bit `i` set where `b[i]` is `=` or `:` (`b` is at most 128 bytes).
+#[cfg(target_arch = "x86_64")]
+fn separator_mask(b: &[u8]) -> u128 {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+    };
+    let block = |c: &[u8]| -> u128 {
+        debug_assert_eq!(c.len(), 16);
+        // SAFETY: SSE2 is part of every x86_64 processor; `c` holds 16 bytes, and the load
+        // needs no alignment.
+        let bits = unsafe {
+            let v = _mm_loadu_si128(c.as_ptr().cast::<__m128i>());
+            let hit = _mm_or_si128(
+                _mm_cmpeq_epi8(v, _mm_set1_epi8(b'=' as i8)),
+                _mm_cmpeq_epi8(v, _mm_set1_epi8(b':' as i8)),
+            );
+            _mm_movemask_epi8(hit)
+        };
+        u128::from(bits as u16)
+    };
+    if b.len() < 16 {
+        return separator_mask_bytes(b);
+    }
+    let mut mask = 0u128;
+    let mut chunks = b.chunks_exact(16);
+    let mut at = 0;
+    for c in &mut chunks {
+        mask |= block(c) << at;
+        at += 16;
+    }
+    let rest = chunks.remainder().len();
+    if rest > 0 {
+        // The last 16 bytes again: their bits past what was already read are the rest's.
+        mask |= (block(&b[b.len() - 16..]) >> (16 - rest)) << at;
+    }
+    mask
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn separator_mask(b: &[u8]) -> u128 {
+    separator_mask_bytes(b)
+}
+
+fn separator_mask_bytes(b: &[u8]) -> u128 {
+    b.iter()
+        .enumerate()
+        .filter(|(_, c)| matches!(c, b'=' | b':'))
+        .fold(0, |m, (i, _)| m | 1 << i)
 }
 
 /// Each `key=value` / `key: value` match of `seg` in order, as the `KV` regex finds them.
@@ -137,14 +264,20 @@ pub(super) fn kv<'a>(seg: &'a str, mut out: impl FnMut(KvCap<'a>)) {
     let b = seg.as_bytes();
     // End of the last match: the next one starts there or later.
     let mut pos = 0;
-    for sep in memchr::memchr2_iter(b'=', b':', b) {
+    for sep in separators(b) {
         if sep < pos {
+            continue;
+        }
+        // `key: value` needs a space after the colon: most colons (clocks, `file.py:12`)
+        // are told here, before the key is looked for (the order of these refusals does not
+        // matter: each only skips this separator).
+        if b[sep] == b':' && space(seg, sep + 1) == 0 {
             continue;
         }
         // The key is the run of key characters just before the separator (spaces between):
         // a key must start after a character that is no key character, and whatever follows
         // it up to the separator can only be spaces, so each separator has one candidate.
-        let key_end = seg[..sep].trim_end().len();
+        let key_end = trim_end_at(seg, sep);
         let mut key_start = key_end;
         while key_start > 0 && is_key_char(b[key_start - 1]) {
             key_start -= 1;
@@ -160,11 +293,7 @@ pub(super) fn kv<'a>(seg: &'a str, mut out: impl FnMut(KvCap<'a>)) {
         }
         let mut i = sep + 1;
         if b[sep] == b':' {
-            let n = space(seg, i);
-            if n == 0 {
-                continue;
-            }
-            i += n;
+            i += space(seg, i);
         }
         let j = spaces(seg, i);
         let Some(num_end) = number(seg, j) else {

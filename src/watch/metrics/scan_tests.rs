@@ -377,3 +377,17 @@ fn a_lines_rate_is_its_newest_redraws_as_if_each_were_read() {
     }
     assert!(rates.len() >= 6, "the lines exercise the rates: {rates:?}");
 }
+
+/// The separators' mask holds every `=` and `:` and nothing else, at every length (the
+/// mask up to 128 bytes, in 16-byte blocks and a tail; `memchr2` past that).
+#[test]
+fn separator_masks_match_a_byte_search() {
+    let text: Vec<u8> = (0..200u32)
+        .map(|i| b"a=b:c  ==::x"[(i * 7 % 12) as usize])
+        .collect();
+    for len in 0..=text.len() {
+        let b = &text[..len];
+        let want: Vec<usize> = memchr::memchr2_iter(b'=', b':', b).collect();
+        assert_eq!(scan::separators(b).collect::<Vec<_>>(), want, "{len}");
+    }
+}

@@ -659,7 +659,9 @@ pub(crate) fn validation_summary(msg: &str) -> Option<&str> {
         (words.next(), words.next(), words.next()),
         (Some("validation"), Some("error" | "errors"), None)
     );
-    (counted && said).then(|| model.split_whitespace().next()).flatten()
+    (counted && said)
+        .then(|| model.split_whitespace().next())
+        .flatten()
 }
 
 /// A validation error of a configuration (the model's name says so: `TrainConfig`,
@@ -667,9 +669,18 @@ pub(crate) fn validation_summary(msg: &str) -> Option<&str> {
 fn config_validation(msg: &str) -> bool {
     validation_summary(msg).is_some_and(|model| {
         let model = model.to_ascii_lowercase();
-        ["config", "cfg", "settings", "args", "arguments", "options", "params", "hyperparameters"]
-            .iter()
-            .any(|w| model.ends_with(w))
+        [
+            "config",
+            "cfg",
+            "settings",
+            "args",
+            "arguments",
+            "options",
+            "params",
+            "hyperparameters",
+        ]
+        .iter()
+        .any(|w| model.ends_with(w))
     })
 }
 

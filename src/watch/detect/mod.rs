@@ -32,6 +32,7 @@ use classify::{ExcLine, TbContext, Verdict};
 pub use config::{DetectConfig, PatternError};
 pub use exit::{exit_incident, exit_verdict, LogDisk};
 use prefilter::{Lits, Prefilter};
+pub(crate) use rules::states_handled;
 use rules::{Death, Hit, HitKind, LineKind};
 pub use scan::RegionScan;
 

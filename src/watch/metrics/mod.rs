@@ -533,6 +533,11 @@ impl MetricsTracker {
         if p.value == f64::INFINITY && crate::watch::detect::best_so_far_unset(key, "inf") {
             return;
         }
+        // `trial 2: diverged (loss=nan), discarded`: the run says it dealt with it (the
+        // detector's reading of the same line).
+        if !p.value.is_finite() && crate::watch::detect::states_handled(seg) {
+            return;
+        }
         // One look-up for a key already seen (this runs for every redraw of a bar); the key
         // is copied once, when first seen.
         if let Some(st) = self.loss.get_mut(key) {
@@ -934,6 +939,23 @@ mod tests {
         );
         let got: Vec<(String, f64)> = pairs.into_iter().map(|p| (p.key.into_owned(), p.value)).collect();
         assert_eq!(got, [("loss".to_owned(), 0.25), ("x".to_owned(), 2.5)]);
+    }
+
+    /// A non-finite loss on a line that says it was discarded or skipped raises nothing; the
+    /// same value without the word is the alarm.
+    #[test]
+    fn a_non_finite_loss_the_run_dealt_with_raises_no_signal() {
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        let mut t = MetricsTracker::new(MetricsConfig::default());
+        assert!(t
+            .push_line("trial 2: lr=3.0 diverged (loss=nan), discarded", at)
+            .is_empty());
+        assert!(t.push_line("step 40: loss=inf, batch skipped", at).is_empty());
+        let raised = t.push_line("step 41: loss=nan", at);
+        assert!(
+            matches!(raised.as_slice(), [HealthSignal::LossNonFinite { .. }]),
+            "{raised:?}"
+        );
     }
 
     /// Each convergence key gets past the first-letter test in front of the key match, in

@@ -508,14 +508,17 @@ async fn a_full_store_mid_run_loses_no_message_and_is_told_once_each_way() {
     };
     let emu = emulator(Via::Proxy).await;
     let (go1, go2) = (dir.path().join("go1"), dir.path().join("go2"));
+    // (Each wait also ends when the test's folder is gone: a job its shim kept does not
+    // outlive the test.)
     let script = format!(
-        "echo 'step 1 of 3'; while [ ! -e '{}' ]; do sleep 0.05; done; \
+        "echo 'step 1 of 3'; while [ ! -e '{}' ] && [ -d '{d}' ]; do sleep 0.05; done; \
          echo '/t/train.py:10: ConvergenceWarning: alpha did not converge'; \
          echo '/t/train.py:20: ConvergenceWarning: beta did not converge'; \
-         while [ ! -e '{}' ]; do sleep 0.05; done; \
+         while [ ! -e '{}' ] && [ -d '{d}' ]; do sleep 0.05; done; \
          echo '/t/train.py:30: ConvergenceWarning: gamma did not converge'; echo 'step 3 of 3'",
         go1.display(),
-        go2.display()
+        go2.display(),
+        d = dir.path().display()
     );
     let job = format!("[jobs.m5]\nargv = [\"sh\", \"-c\", {script:?}]\nexpected = \"10m\"\n");
     let cfg = write_config(dir.path(), &emu, Via::Proxy, "new", "", &job);
@@ -590,11 +593,12 @@ async fn serve_stopped_while_its_store_is_full_names_what_is_lost_and_exits_3() 
     let emu = emulator(Via::Proxy).await;
     let (go1, go2) = (dir.path().join("go1"), dir.path().join("go2"));
     let script = format!(
-        "echo 'step 1 of 2'; while [ ! -e '{}' ]; do sleep 0.05; done; \
+        "echo 'step 1 of 2'; while [ ! -e '{}' ] && [ -d '{d}' ]; do sleep 0.05; done; \
          echo '/t/train.py:10: ConvergenceWarning: alpha did not converge'; \
-         while [ ! -e '{}' ]; do sleep 0.05; done; echo 'step 2 of 2'",
+         while [ ! -e '{}' ] && [ -d '{d}' ]; do sleep 0.05; done; echo 'step 2 of 2'",
         go1.display(),
-        go2.display()
+        go2.display(),
+        d = dir.path().display()
     );
     let job = format!("[jobs.m6]\nargv = [\"sh\", \"-c\", {script:?}]\nexpected = \"10m\"\n");
     let cfg = write_config(dir.path(), &emu, Via::Proxy, "new", "", &job);

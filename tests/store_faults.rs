@@ -169,21 +169,23 @@ fn a_store_on_a_full_file_system_is_refused_and_nothing_starts() {
 }
 
 /// A job that prints a step, then waits for `go1`, prints two distinct warnings, waits for
-/// `go2`, prints a third and ends well.
+/// `go2`, prints a third and ends well. A wait also ends when the test's folder is gone, so a
+/// job its shim kept after the test stopped the supervisor does not wait forever.
 fn gated_job(dir: &Path) -> String {
     let go1 = dir.join("go1");
     let go2 = dir.join("go2");
     format!(
         "echo 'step 1 of 3'; \
-         while [ ! -e '{go1}' ]; do sleep 0.05; done; \
+         while [ ! -e '{go1}' ] && [ -d '{dir}' ]; do sleep 0.05; done; \
          echo '/t/train.py:10: ConvergenceWarning: alpha did not converge'; \
          echo '/t/train.py:20: ConvergenceWarning: beta did not converge'; \
          echo 'step 2 of 3'; \
-         while [ ! -e '{go2}' ]; do sleep 0.05; done; \
+         while [ ! -e '{go2}' ] && [ -d '{dir}' ]; do sleep 0.05; done; \
          echo '/t/train.py:30: ConvergenceWarning: gamma did not converge'; \
          echo 'step 3 of 3'",
         go1 = go1.display(),
-        go2 = go2.display()
+        go2 = go2.display(),
+        dir = dir.display()
     )
 }
 

@@ -2,7 +2,7 @@
 //! `trainwatch triage` reads a log (the live follower still hands lines one by one through
 //! [`Detector::push_line`]). Most of a training log is lines no rule can fire on; the
 //! prefilter finds the lines that could matter in one SIMD scan over the whole region
-//! ([`RegionScan`]), and the lines between them are counted (a SIMD count), not decoded:
+//! ([`RegionScan`]), which also numbers them, so the lines between them are not even counted:
 //! after a library warning, the few lines of its message are looked at for where the message
 //! ends, and the context ring gets the last few lines only when a rule may read it. Every other line goes through
 //! [`Detector::push_line`]'s own path, so the incidents are the same as line by line
@@ -44,7 +44,9 @@ impl Detector {
         while pos < region.len() {
             let stop = scan.next_stop(pos, &mut next);
             if self.between_blocks() && stop.start > pos {
-                let count = lines_in(&region[pos..stop.start]);
+                // The scan numbered the stop's line; `pos` starts line `n - first_no`.
+                let count = stop.line - (n - first_no);
+                debug_assert_eq!(count, lines_in(&region[pos..stop.start]));
                 self.ordinary_run(n, &region[pos..stop.start], count, out);
                 unrung.get_or_insert(pos);
                 n += count;

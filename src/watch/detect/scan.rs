@@ -7,9 +7,10 @@
 use super::prefilter::{Lits, Prefilter};
 use super::RING;
 
-/// The lines of a region that hold a prefilter literal (so could be evidence). Only valid for
-/// the region it was computed from. The lines between them are counted by the detector, on
-/// its own thread: the scanning thread carries the larger share of triage's work.
+/// The lines of a region that hold a prefilter literal (so could be evidence), each with its
+/// line number in the region. Only valid for the region it was computed from. The search
+/// counts the newlines it goes over, so the detector knows how many lines lie between two
+/// stops without reading them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegionScan {
     /// The lines that hold a literal, in order, then the region's end.
@@ -25,6 +26,8 @@ pub(crate) struct Stop {
     pub(crate) end: usize,
     /// The groups of literals the line holds (`prefilter::lits` of it; 0 for the end).
     pub(crate) lits: Lits,
+    /// The lines of the region before it (for the end: all of them, [`lines_in`]).
+    pub(crate) line: u64,
 }
 
 impl RegionScan {
@@ -34,31 +37,33 @@ impl RegionScan {
     }
 
     pub(crate) fn with(pre: &Prefilter, region: &[u8]) -> Self {
-        let mut stops = Vec::new();
+        let mut stops: Vec<Stop> = Vec::new();
+        // Where the line after the last stop starts.
         let mut pos = 0usize;
-        // No literal holds a '\n', so the leftmost match after a line start lies in the
-        // first line after it that holds any literal.
-        let mut hit = pre.find_from(region, 0);
-        while let Some((at, group)) = hit {
+        // No literal holds a '\n', so an occurrence lies in the line of its fingerprint `at`,
+        // and the occurrences come in the order of their lines.
+        let newlines = pre.scan(region, |at, group, newlines| {
+            if let Some(last) = stops.last_mut().filter(|s| at < s.end) {
+                last.lits |= group;
+                return;
+            }
             let start = memchr::memrchr(b'\n', &region[pos..at]).map_or(pos, |i| pos + i + 1);
             let end = memchr::memchr(b'\n', &region[at..]).map_or(region.len(), |i| at + i);
-            // The line's other literals, each start position once as `prefilter::lits` visits
-            // them (so the detector need not search the line again); the first match past
-            // the line's end is the next stop's.
-            let mut lits = group;
-            hit = pre.find_from(region, at + 1);
-            while let Some((a, g)) = hit.filter(|&(a, _)| a < end) {
-                lits |= g;
-                hit = pre.find_from(region, a + 1);
-            }
-            stops.push(Stop { start, end, lits });
+            // No newline lies between the line's start and `at`.
+            stops.push(Stop {
+                start,
+                end,
+                lits: group,
+                line: newlines,
+            });
             pos = (end + 1).min(region.len());
-        }
+        });
         let len = region.len();
         stops.push(Stop {
             start: len,
             end: len,
             lits: 0,
+            line: newlines + u64::from(!region.is_empty() && !region.ends_with(b"\n")),
         });
         Self { stops }
     }
@@ -145,17 +150,20 @@ mod tests {
             let body = line.strip_suffix(b"\n").unwrap_or(line);
             let m = super::super::prefilter::lits(body);
             if m != 0 {
-                want.push((start, start + body.len(), m));
+                want.push((start, start + body.len(), m, lines_in(&region[..start])));
             }
             start += line.len();
         }
         let got: Vec<_> = scan.stops[..scan.stops.len() - 1]
             .iter()
-            .map(|s| (s.start, s.end, s.lits))
+            .map(|s| (s.start, s.end, s.lits, s.line))
             .collect();
         assert_eq!(got, want);
         let end = scan.end();
-        assert_eq!((end.start, end.end, end.lits), (region.len(), region.len(), 0));
+        assert_eq!(
+            (end.start, end.end, end.lits, end.line),
+            (region.len(), region.len(), 0, lines_in(region))
+        );
     }
 
     #[test]

@@ -432,6 +432,8 @@ fn analyse_mapped(
             // A send fails only when the detector stopped (an error): stop too.
             map_windows(file, |b| tx.send(b).is_ok());
         });
+        // The report's redaction rules, built meanwhile rather than after the last line.
+        s.spawn(crate::redact::prepare);
         for batch in rx {
             let mut batch = batch?;
             for piece in std::mem::take(&mut batch.pieces) {

@@ -1273,7 +1273,12 @@ pub(crate) struct ExcLine<'a> {
 /// Parse `line` as an exception line. Names must look like exception classes so that a line
 /// of ordinary output interleaved with a traceback (`Accuracy: 0.93`) is not taken for one.
 pub(crate) fn parse_exception_line(line: &str) -> Option<ExcLine<'_>> {
-    let (name, msg) = match line.find(": ") {
+    // A searcher built once (`str::find` builds one per call, more than the search costs).
+    static SEP: std::sync::OnceLock<memchr::memmem::Finder<'static>> = std::sync::OnceLock::new();
+    let (name, msg) = match SEP
+        .get_or_init(|| memchr::memmem::Finder::new(": "))
+        .find(line.as_bytes())
+    {
         Some(i) => (&line[..i], &line[i + 2..]),
         None => (line.strip_suffix(':').unwrap_or(line).trim_end(), ""),
     };

@@ -78,7 +78,12 @@ fn re(cell: &'static OnceLock<Regex>, pat: &str) -> &'static Regex {
 /// (maybe behind a logging prefix). Returns the class, the message and where the class
 /// starts. Hand-parsed: this runs on every line that mentions a warning.
 fn parse_warning_line(t: &str) -> Option<(&str, &str, usize)> {
-    let p = t.find("Warning: ")?;
+    // Asked of every line with a warning literal: a searcher built once (`str::find` builds
+    // one per call, which cost more than the search).
+    static F: OnceLock<memchr::memmem::Finder<'static>> = OnceLock::new();
+    let p = F
+        .get_or_init(|| memchr::memmem::Finder::new("Warning: "))
+        .find(t.as_bytes())?;
     let end = p + "Warning".len();
     let b = t.as_bytes();
     let mut start = p;

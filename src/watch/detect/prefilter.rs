@@ -189,6 +189,8 @@ struct Lit {
     bytes: &'static [u8],
     /// Where its fingerprint starts in it.
     offset: usize,
+    /// The fingerprinted bytes, `bytes[offset..offset + M]`.
+    key: [u8; M],
     group: Lits,
 }
 
@@ -231,7 +233,14 @@ impl Prefilter {
                 pre.lo[k][usize::from(c & 15)] |= bit;
                 pre.hi[k][usize::from(c >> 4)] |= bit;
             }
-            pre.buckets[bucket].push(Lit { bytes, offset, group });
+            let mut key = [0; M];
+            key.copy_from_slice(&bytes[offset..offset + M]);
+            pre.buckets[bucket].push(Lit {
+                bytes,
+                offset,
+                key,
+                group,
+            });
         }
         pre
     }
@@ -281,6 +290,10 @@ impl Prefilter {
             let b = buckets.trailing_zeros() as usize;
             buckets &= buckets - 1;
             for lit in &self.buckets[b] {
+                // The fingerprinted bytes first: most candidates differ there.
+                if hay.get(p..p + M) != Some(&lit.key[..]) {
+                    continue;
+                }
                 if let Some(q) = p.checked_sub(lit.offset) {
                     if hay.get(q..q + lit.bytes.len()) == Some(lit.bytes) {
                         groups |= lit.group;

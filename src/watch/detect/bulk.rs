@@ -135,6 +135,11 @@ impl Detector {
     /// skipped ends where [`Detector::skip`] ends it. `count`: its lines.
     fn ordinary_run(&mut self, first: u64, run: &[u8], count: u64, out: &mut Vec<Finding>) {
         let mut pos = 0;
+        // Each line of a skipped message either ends it or counts down, and the line at 0
+        // ends it: a run longer than what is left ends it whatever its lines say.
+        if matches!(self.mode, Mode::Skip(left) if count > u64::from(left)) {
+            self.mode = Mode::Normal;
+        }
         while let Mode::Skip(left) = self.mode {
             if pos == run.len() {
                 break;

@@ -8,6 +8,7 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use thiserror::Error;
@@ -251,21 +252,21 @@ fn analyse<R: Read>(
         }
         end += n;
         let (piece, used) = cutter.cut(&buf[..end]);
-        feed.apply(&buf[..end], piece);
+        let scan = piece.region(&buf[..end]).map(RegionScan::of);
+        feed.apply(&buf[..end], &piece, scan.as_ref());
         start = used;
     }
-    feed.apply(&buf[..end], cutter.last(start, end));
+    feed.apply(&buf[..end], &cutter.last(start, end), None);
     Ok(feed.report(exit, disk))
 }
 
 /// What the detector is handed from a window (offsets in the window).
 #[derive(Debug)]
 enum Piece {
-    /// Whole lines `start..end`, scanned.
+    /// Whole lines `start..end` (the detector is handed their [`RegionScan`] with them).
     Region {
         start: usize,
         end: usize,
-        scan: RegionScan,
     },
     /// The head `start..end` of a line longer than a window (the rest is skipped).
     Head {
@@ -282,13 +283,12 @@ enum Piece {
 
 impl Piece {
     /// The same piece of a window that starts `by` bytes into a larger buffer, with offsets
-    /// in that buffer (a region's scan stays relative to the region).
+    /// in that buffer.
     fn shifted(self, by: usize) -> Self {
         match self {
-            Piece::Region { start, end, scan } => Piece::Region {
+            Piece::Region { start, end } => Piece::Region {
                 start: start + by,
                 end: end + by,
-                scan,
             },
             Piece::Head { start, end } => Piece::Head {
                 start: start + by,
@@ -301,13 +301,22 @@ impl Piece {
             Piece::Nothing => Piece::Nothing,
         }
     }
+
+    /// The lines of a region piece, in `window`.
+    fn region<'a>(&self, window: &'a [u8]) -> Option<&'a [u8]> {
+        match *self {
+            Piece::Region { start, end } => Some(&window[start..end]),
+            _ => None,
+        }
+    }
 }
 
 /// Cuts a log into the lines handed to the detector, from successive windows of at most
 /// [`BUF`] bytes, each starting where the previous one's last whole line ended: a line is
 /// cut (head kept, rest skipped) when it does not end within a window, whether the windows
 /// are read into a buffer or mapped from the file. A function of the bytes only (the
-/// detector's state plays no part), so it can run ahead of the detector on another thread.
+/// detector's state plays no part), so it can run ahead of the detector on another thread,
+/// and so can the regions' scans.
 #[derive(Debug, Default)]
 struct Cutter {
     /// Inside an over-long line whose head was already handed over: drop bytes until its end.
@@ -337,9 +346,8 @@ impl Cutter {
             }
             return (Piece::Nothing, start);
         };
-        let scan = RegionScan::of(&window[start..=last_nl]);
         let end = last_nl + 1;
-        (Piece::Region { start, end, scan }, end)
+        (Piece::Region { start, end }, end)
     }
 
     /// The log ended: `start..end` of the last window is a line without its `\n` (or
@@ -369,14 +377,15 @@ impl Feed {
         }
     }
 
-    /// Hand `piece` of `window` to the detector.
-    fn apply(&mut self, window: &[u8], piece: Piece) {
-        match piece {
-            Piece::Region { start, end, scan } => {
+    /// Hand `piece` of `window` to the detector, with its scan if it is a region.
+    fn apply(&mut self, window: &[u8], piece: &Piece, scan: Option<&RegionScan>) {
+        match *piece {
+            Piece::Region { start, end } => {
                 let region = &window[start..end];
+                let scan = scan.expect("a region comes with its scan");
                 self.line_no += self
                     .det
-                    .push_scanned(self.line_no + 1, region, &scan, &mut self.findings);
+                    .push_scanned(self.line_no + 1, region, scan, &mut self.findings);
                 // Triage reads the incidents at the end, not the findings on the way.
                 self.findings.clear();
             }
@@ -410,14 +419,51 @@ struct Batch {
     map: Mapped,
     /// The pieces of its windows, in order, with offsets in the mapping.
     pieces: Vec<Piece>,
+    /// Each piece's scan, made by whichever thread comes to it first: the mapping thread
+    /// scans the windows it hands over from the last, and the detector scans one itself when
+    /// it gets there first. The scans cost more than the detector's rules on most logs, so
+    /// when a core is free this shares them; a window is never scanned twice (the mapping
+    /// thread skips one whose lock the detector holds).
+    scans: Vec<Mutex<Option<RegionScan>>>,
+}
+
+impl Batch {
+    fn new(map: Mapped, pieces: Vec<Piece>) -> Self {
+        let scans = pieces.iter().map(|_| Mutex::new(None)).collect();
+        Self { map, pieces, scans }
+    }
+
+    /// The mapping thread: scan piece `k` unless the detector holds it or it is done.
+    fn scan_ahead(&self, k: usize) {
+        let Some(region) = self.pieces[k].region(self.map.bytes()) else {
+            return;
+        };
+        if let Ok(mut scan) = self.scans[k].try_lock() {
+            if scan.is_none() {
+                *scan = Some(RegionScan::of(region));
+            }
+        }
+    }
+
+    /// The detector: piece `k` with its scan, waiting for the mapping thread if it is
+    /// scanning it, scanning it here if nobody has.
+    fn apply(&self, k: usize, feed: &mut Feed) {
+        let piece = &self.pieces[k];
+        let Some(region) = piece.region(self.map.bytes()) else {
+            return feed.apply(self.map.bytes(), piece, None);
+        };
+        let mut scan = self.scans[k].lock().unwrap_or_else(|e| e.into_inner());
+        let scan = scan.get_or_insert_with(|| RegionScan::of(region));
+        feed.apply(self.map.bytes(), piece, Some(scan));
+    }
 }
 
 /// Triage a regular file through windows mapped from it, not read into a buffer: the log is
 /// in the page cache and copying it out was a sixth of triage's time. A second thread maps
-/// the file [`SPAN`] bytes at a time, cuts each mapping into windows and scans their lines
-/// for the prefilter's literals (a function of the bytes), at most [`AHEAD`] mappings ahead,
-/// while this one runs the detector on them: memory stays flat, and the thread ends with the
-/// triage. The file's length is read again before each mapping, so a log cut shorter
+/// the file [`SPAN`] bytes at a time, cuts each mapping into windows, hands it over and scans
+/// their lines for the prefilter's literals (a function of the bytes), at most [`AHEAD`]
+/// mappings ahead, while this one runs the detector on them (and scans a window itself when
+/// it gets there first): memory stays flat, and the thread ends with the triage. The file's length is read again before each mapping, so a log cut shorter
 /// meanwhile ends the reading instead of mapping pages past its end.
 fn analyse_mapped(
     file: &File,
@@ -430,23 +476,31 @@ fn analyse_mapped(
         let (tx, rx) = std::sync::mpsc::sync_channel(AHEAD);
         s.spawn(move || {
             // A send fails only when the detector stopped (an error): stop too.
-            map_windows(file, |b| tx.send(b).is_ok());
+            map_windows(file, |b| match b {
+                Ok(b) => {
+                    let b = Arc::new(b);
+                    let sent = tx.send(Ok(Arc::clone(&b))).is_ok();
+                    // From the last window back: the detector takes them from the first
+                    // on, so while it is behind, each scans a share before they meet.
+                    (0..b.pieces.len()).rev().for_each(|k| b.scan_ahead(k));
+                    sent
+                }
+                Err(e) => tx.send(Err(e)).is_ok(),
+            });
         });
         // The report's redaction rules, built meanwhile rather than after the last line.
         s.spawn(crate::redact::prepare);
         for batch in rx {
-            let mut batch = batch?;
-            for piece in std::mem::take(&mut batch.pieces) {
-                feed.apply(batch.map.bytes(), piece);
-            }
+            let batch = batch?;
+            (0..batch.pieces.len()).for_each(|k| batch.apply(k, &mut feed));
         }
         Ok::<_, io::Error>(())
     })?;
     Ok(feed.report(exit, disk))
 }
 
-/// Map, cut and scan `file` mapping by mapping, handing each to `send` (which returns false
-/// to stop), then the error if one ended the reading. The windows are those the read path
+/// Map and cut `file` mapping by mapping, handing each to `send` (which returns false to
+/// stop), then the error if one ended the reading. The windows are those the read path
 /// cuts: each starts where the previous one's last whole line ended and is [`BUF`] bytes
 /// long, or reaches the end of the file; one that would reach past its mapping is cut from
 /// the next mapping instead.
@@ -482,7 +536,7 @@ fn map_windows(file: &File, mut send: impl FnMut(io::Result<Batch>) -> bool) {
                     // line, unterminated (a log that grows meanwhile is read as it was).
                     pieces.push(cutter.last(used, window.len()).shifted(lead + pos));
                     off = u64::MAX;
-                    return Ok(Some(Batch { map, pieces }));
+                    return Ok(Some(Batch::new(map, pieces)));
                 }
                 pos += used;
                 break;
@@ -490,7 +544,7 @@ fn map_windows(file: &File, mut send: impl FnMut(io::Result<Batch>) -> bool) {
             pos += used;
         }
         off += pos as u64;
-        Ok(Some(Batch { map, pieces }))
+        Ok(Some(Batch::new(map, pieces)))
     };
     loop {
         let sent = match mapping() {
@@ -542,8 +596,9 @@ impl Mapped {
 }
 
 // SAFETY: the mapping is owned by the value alone and only read; it may be read and
-// unmapped from any thread.
+// unmapped from any thread, and read from several at once (nothing writes it).
 unsafe impl Send for Mapped {}
+unsafe impl Sync for Mapped {}
 
 impl Drop for Mapped {
     fn drop(&mut self) {

@@ -119,7 +119,8 @@ pub(crate) const M: usize = 3;
 /// literals' nibbles at each of the [`M`] positions, so literals with unlike bytes in one
 /// bucket match many ordinary bytes. Chosen by a greedy placement then local moves that
 /// minimise candidates, counted over every 3-byte window of the benchmark's generated log
-/// and the real-framework fixtures (weighted 20×).
+/// and the real-framework fixtures (weighted 20×): `tests::place_the_literals` prints them
+/// anew (run it after adding literals).
 const PLACES: &[(&str, usize, u8)] = &[
     ("exitcode", 3, 0),
     ("Error", 0, 0),
@@ -608,6 +609,104 @@ mod tests {
                 .fold(0, |m, (_, g)| m | g);
             assert_eq!(lits(line.as_bytes()), want, "{line}");
             assert_ne!(want, 0, "{line}");
+        }
+    }
+
+    /// Not a check: prints a placement for [`PLACES`], greedy then local moves that minimise
+    /// the candidates (weighted by the literals compared at each) over every 3-byte window of
+    /// the fixtures (weighted 20×) and of the log named by `TW_PLACE_LOG` (a `twbench gen-log`
+    /// log). `cargo test --release --lib place_the_literals -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn place_the_literals() {
+        use std::collections::HashMap;
+        let mut counts: HashMap<[u8; M], u64> = HashMap::new();
+        let mut add = |bytes: &[u8], weight: u64| {
+            for w in bytes.windows(M) {
+                *counts.entry(w.try_into().expect("M bytes")).or_default() += weight;
+            }
+        };
+        for_each_fixture(|log| add(log, 20));
+        if let Ok(path) = std::env::var("TW_PLACE_LOG") {
+            add(&std::fs::read(path).expect("TW_PLACE_LOG"), 1);
+        }
+        // The windows by first byte: a bucket only looks at those its first position admits.
+        let mut by_first: Vec<Vec<([u8; M], u64)>> = vec![Vec::new(); 256];
+        for (w, c) in counts {
+            by_first[usize::from(w[0])].push((w, c));
+        }
+        let lits: Vec<&[u8]> = LITERALS.iter().map(|(l, _)| l.as_bytes()).collect();
+        let cost = |members: &[(usize, usize)]| -> f64 {
+            if members.is_empty() {
+                return 0.0;
+            }
+            let (mut lo, mut hi) = ([0u16; M], [0u16; M]);
+            for &(i, o) in members {
+                for k in 0..M {
+                    lo[k] |= 1 << (lits[i][o + k] & 15);
+                    hi[k] |= 1 << (lits[i][o + k] >> 4);
+                }
+            }
+            let pass = |k: usize, c: u8| (lo[k] >> (c & 15)) & 1 == 1 && (hi[k] >> (c >> 4)) & 1 == 1;
+            let mut passes = 0;
+            for (first, windows) in by_first.iter().enumerate() {
+                if pass(0, first as u8) {
+                    passes += windows
+                        .iter()
+                        .filter(|(w, _)| (1..M).all(|k| pass(k, w[k])))
+                        .map(|(_, c)| c)
+                        .sum::<u64>();
+                }
+            }
+            passes as f64 * (1.0 + 0.5 * members.len() as f64)
+        };
+        let mut buckets: Vec<Vec<(usize, usize)>> = vec![Vec::new(); 8];
+        let mut costs = vec![0.0; 8];
+        let best = |i: usize, buckets: &[Vec<(usize, usize)>], costs: &[f64]| {
+            let mut best = (f64::MAX, 0, 0, 0.0);
+            for b in 0..8 {
+                for o in 0..=lits[i].len() - M {
+                    let mut m = buckets[b].clone();
+                    m.push((i, o));
+                    let c = cost(&m);
+                    if c - costs[b] < best.0 {
+                        best = (c - costs[b], b, o, c);
+                    }
+                }
+            }
+            best
+        };
+        let mut order: Vec<usize> = (0..lits.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(lits[i].len()));
+        for &i in &order {
+            let (_, b, o, c) = best(i, &buckets, &costs);
+            buckets[b].push((i, o));
+            costs[b] = c;
+        }
+        for _ in 0..8 {
+            let mut moved = 0;
+            for &i in &order {
+                let b0 = buckets
+                    .iter()
+                    .position(|m| m.iter().any(|&(j, _)| j == i))
+                    .expect("placed");
+                let k = buckets[b0].iter().position(|&(j, _)| j == i).expect("placed");
+                let (_, o0) = buckets[b0].remove(k);
+                costs[b0] = cost(&buckets[b0]);
+                let (_, b, o, c) = best(i, &buckets, &costs);
+                moved += usize::from((b, o) != (b0, o0));
+                buckets[b].push((i, o));
+                costs[b] = c;
+            }
+            if moved == 0 {
+                break;
+            }
+        }
+        println!("total cost {:.0}", costs.iter().sum::<f64>());
+        for (b, members) in buckets.iter().enumerate() {
+            for &(i, o) in members {
+                println!("    ({:?}, {o}, {b}),", LITERALS[i].0);
+            }
         }
     }
 }

@@ -186,7 +186,9 @@ pub(crate) fn loss_not_finite(msg: &str) -> bool {
     rest.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .take(12)
         .any(|w| {
-            let bad = matches!(w, "nan" | "inf" | "infinity" | "infinite") && !best_so_far_unset(prev, w);
+            let bad = matches!(w, "nan" | "inf" | "infinity" | "infinite")
+                && !best_so_far_unset(prev, w)
+                && !window_filling(prev, w);
             if !w.is_empty() {
                 prev = w;
             }
@@ -199,6 +201,22 @@ pub(crate) fn loss_not_finite(msg: &str) -> bool {
 /// not a start value.)
 pub(crate) fn best_so_far_unset(key: &str, value: &str) -> bool {
     key.to_ascii_lowercase().starts_with("best") && matches!(value, "inf" | "infinity")
+}
+
+/// A windowed statistic of the loss still NaN while its window fills (`loss_ma10 nan`,
+/// `rolling_loss_std nan` over the first steps): no value to average yet, not a loss that
+/// became NaN. Its key names the window (`ma`, `sma`, `rolling`, `moving`, `window`, or a
+/// statistic with the window's size, `sd10`, `mean20`); an infinite value is not a warm-up.
+pub(crate) fn window_filling(key: &str, value: &str) -> bool {
+    if !value.eq_ignore_ascii_case("nan") {
+        return false;
+    }
+    key.to_ascii_lowercase().split(['_', '/', '.', '-']).any(|part| {
+        let stat = part.trim_end_matches(|c: char| c.is_ascii_digit());
+        let sized = stat.len() < part.len();
+        matches!(stat, "ma" | "sma" | "rolling" | "moving" | "window" | "windowed")
+            || (sized && matches!(stat, "sd" | "std" | "mean" | "avg" | "median"))
+    })
 }
 
 /// True when `lower` (a lower-cased message) says gradients, their norm or the weights became
@@ -418,6 +436,9 @@ const PORT_TAKEN: &str =
 const NOT_PERMITTED: &str =
     "the job may not read or write a path it needs: its permissions, its owner or a read-only mount (infrastructure)";
 
+const RENDEZVOUS_FAILED: &str =
+    "the job's nodes never all met at the launcher's rendezvous (a node that did not start or join, a store that cannot be reached) (infrastructure)";
+
 pub(crate) const SERVICE_UNREACHABLE: &str =
     "a network service the job depends on could not be reached or failed (a hub, a store, an API) (infrastructure)";
 
@@ -434,6 +455,13 @@ const INFRASTRUCTURE_PHRASES: &[PhraseRule] = &[
             "Temporary failure in name resolution",
             "Network is unreachable",
             "No route to host",
+            // a program's own words for it (not Rust's `entered unreachable code`)
+            "server unreachable",
+            "service unreachable",
+            "host unreachable",
+            "endpoint unreachable",
+            "server is unreachable",
+            "service is unreachable",
             "Max retries exceeded",
             "Failed to establish a new connection",
             "Read timed out",
@@ -534,6 +562,7 @@ pub(crate) const GRADS_NOT_FINITE: &str =
     "the gradients or weights became NaN or infinite: the optimisation diverged (convergence)";
 pub(crate) const DIVERGED: &str =
     "the run says its optimisation diverged (a loss or gradients exploding) (convergence)";
+const NO_IMPROVEMENT: &str = "the run says its metric stopped improving and it gave up (convergence)";
 pub(crate) const NOT_LEARNING: &str =
     "the run says the model did not learn (loss or accuracy flat) (convergence)";
 
@@ -567,6 +596,14 @@ fn convergence(short: &str, msg: &str) -> Option<&'static str> {
     if super::rules::says_not_learning(msg) {
         return Some(NOT_LEARNING);
     }
+    // A watchdog's or a script's own word that the metric it follows stopped improving and
+    // it gave up (`no improvement in val_loss for 6 evaluations; aborting run`).
+    if has_any(
+        &lower,
+        &["no improvement in", "stopped improving", "not improved for"],
+    ) {
+        return Some(NO_IMPROVEMENT);
+    }
     if has_any(
         &lower,
         &[
@@ -593,6 +630,8 @@ fn sampler_start_invalid(msg: &str) -> bool {
 
 const SCRIPT_MISSING: &str =
     "the script the job runs does not exist: a typo or a wrong path in the job's command (implementation)";
+const LABELS_RENAMED: &str =
+    "the batches hold the labels under a name the model does not take (`target`, not `labels`): the code's naming (implementation)";
 const NO_LABELS_IN_BATCH: &str =
     "the batches reached the model without labels: the data has no label column the model can use (data)";
 const CHECKPOINT_MISFIT: &str =
@@ -606,6 +645,9 @@ fn implementation_by_message(msg: &str) -> Option<&'static str> {
     }
     if config_validation(msg) {
         return Some(CONFIG_INVALID);
+    }
+    if missing_checkpoint(msg) {
+        return Some(CHECKPOINT_PATH);
     }
     if has_any(
         msg,
@@ -627,6 +669,26 @@ fn implementation_by_message(msg: &str) -> Option<&'static str> {
         ],
     )
     .then_some(AUTOGRAD_MISUSE)
+}
+
+const CHECKPOINT_PATH: &str =
+    "a checkpoint the code looks for is not where it looks (its path or its name template), not the data (implementation)";
+
+/// A missing file that is a checkpoint by its name (`ckpt/epoch_003.pt`,
+/// `checkpoints/best.ckpt`): the code's path for its own weights. A `.pt` of features
+/// (`cache/features_v2.pt`) is data, so the name decides, not the suffix alone.
+fn missing_checkpoint(msg: &str) -> bool {
+    let Some((_, path)) = msg.split_once("No such file or directory: ") else {
+        return false;
+    };
+    let path = path
+        .trim()
+        .trim_matches(|c| c == '\'' || c == '"')
+        .to_ascii_lowercase();
+    let weights = [".pt", ".pth", ".ckpt", ".safetensors", ".bin", ".h5"]
+        .iter()
+        .any(|e| path.ends_with(e));
+    weights && has_any(&path, &["ckpt", "checkpoint", "epoch", "weights", "model"])
 }
 
 const SHELL_ERROR: &str =
@@ -743,6 +805,22 @@ fn names_data_item(lower: &str) -> bool {
 
 /// Data rules by the exception's message (lower-cased), after those by type.
 const DATA_PHRASES: &[PhraseRule] = &[
+    (
+        &[
+            "in both train and",
+            "in both the train",
+            "overlap between train",
+            "overlap between the train",
+            "leaked into the val",
+            "leaked into the test",
+        ],
+        "the splits share items: the same examples are in train and in validation or test (data)",
+    ),
+    (
+        // json's decoder recursing through a record nested deeper than it can follow
+        &["while decoding a json"],
+        "a data record nested deeper than its parser can follow (data)",
+    ),
     (
         &["column", "not in index"],
         "a column the data lacks or that does not fit (data)",
@@ -1052,7 +1130,7 @@ fn data(short: &str, msg: &str, ctx: &TbContext) -> Option<&'static str> {
         .split(|c: char| !c.is_ascii_alphanumeric())
         .any(|w| matches!(w, "nan" | "nans" | "infinity" | "inf"));
     if words_nan && !matches!(short, "FloatingPointError") {
-        return Some("NaN or infinity in the input (data)");
+        return Some(NAN_INPUT);
     }
     if let Some(reason) = first_phrase(&lower, DATA_PHRASES) {
         return Some(reason);
@@ -1123,6 +1201,10 @@ fn data(short: &str, msg: &str, ctx: &TbContext) -> Option<&'static str> {
     None
 }
 
+pub(crate) const NAN_INPUT: &str = "NaN or infinity in the input (data)";
+pub(crate) const NAN_FROM_DIVERGENCE: &str =
+    "NaN in a step's input after the run's loss had become NaN or infinite: the NaN came from the diverged optimisation, not the data (convergence)";
+
 const CONVERTING: &str =
     "the job's code failed converting the values it was given (to a tensor, an array, a number, a date): the data's values (data)";
 
@@ -1154,6 +1236,9 @@ fn data_defect(lower: &str) -> bool {
                     "missing",
                     "empty",
                     "mismatch",
+                    "mismatched",
+                    "differ",
+                    "disagree",
                     "bad",
                     "inconsistent",
                     "unknown",
@@ -1221,6 +1306,12 @@ pub(crate) fn classify_exception(name: &str, msg: &str, ctx: &TbContext) -> Verd
     if let Some(r) = first_phrase(msg, INFRASTRUCTURE_PHRASES) {
         return strong(Category::Infrastructure, r);
     }
+    // torch.distributed.elastic's rendezvous (`RendezvousTimeoutError`, `…ClosedError`,
+    // `…ConnectionError`): the job's nodes never all met at the rendezvous store (a node that
+    // did not start or join, a store host that cannot be reached) before any rank ran.
+    if short.starts_with("Rendezvous") && short.ends_with("Error") {
+        return strong(Category::Infrastructure, RENDEZVOUS_FAILED);
+    }
     if let Some(r) = convergence(short, msg) {
         return strong(Category::Convergence, r);
     }
@@ -1235,12 +1326,21 @@ pub(crate) fn classify_exception(name: &str, msg: &str, ctx: &TbContext) -> Verd
     // A Hugging Face model that computed no loss because the batches it received hold no
     // labels (`the inputs it received are input_ids,attention_mask`): the labels are not in
     // the data as the model needs them.
-    if msg.contains("did not return a loss")
-        && msg
-            .split_once("inputs it received are")
-            .is_some_and(|(_, got)| !got.contains("label"))
+    if let Some((_, got)) = msg
+        .split_once("did not return a loss")
+        .and_then(|(_, m)| m.split_once("inputs it received are"))
+        .filter(|(_, got)| !got.contains("label"))
     {
-        return strong(Category::Data, NO_LABELS_IN_BATCH);
+        // The labels are there under a name the model does not take (`target`): the code's
+        // naming; else the batches hold none.
+        let renamed = got
+            .split(|c: char| c == ',' || c == '.' || c.is_whitespace())
+            .any(|k| matches!(k, "target" | "targets" | "y" | "class" | "classes" | "gold"));
+        return if renamed {
+            strong(Category::Implementation, LABELS_RENAMED)
+        } else {
+            strong(Category::Data, NO_LABELS_IN_BATCH)
+        };
     }
     if let Some(r) = data(short, msg, ctx) {
         return strong(Category::Data, r);

@@ -8,7 +8,7 @@
 //! being stopped becomes warnings.
 
 use super::classify::{self, TbContext, Verdict};
-use super::{cut, exit, rules, Detector, Finding, Meta, CAUSE_WITHIN, MAX_LINE_CHARS};
+use super::{cut, exit, rules, Detector, Finding, Meta, CAUSE_WITHIN, MAX_LINE_CHARS, SURVIVE_AFTER};
 use crate::model::{Category, ExitOutcome, Incident, Severity};
 
 impl Detector {
@@ -24,10 +24,20 @@ impl Detector {
         self.settle_eval_nan(&mut out);
         match exit {
             Some(ExitOutcome::Code(0)) => {
-                // The run ended by itself: nothing it printed ended it (and what it said it
-                // handled stays a note).
+                // The run ended by itself: nothing it printed ended it. What it said it
+                // handled stays a note, and so does an exception it visibly outlived: one its
+                // output went on after, or any before a log that ends in its ordinary output
+                // (a launcher restarted the group, and the job then went on to succeed).
+                // Everything else (a warning, a NaN loss, a traceback at the very end that a
+                // wrapper's status hid) is a warning.
+                let tail_ordinary = self.tail_ordinary >= SURVIVE_AFTER;
                 for i in 0..self.meta.len() {
-                    if !self.meta[i].outlived {
+                    let m = &self.meta[i];
+                    let outlived = m.looks_fatal && !m.caught && (m.survived || tail_ordinary);
+                    if outlived {
+                        self.meta[i].outlived = true;
+                        self.set_forced(i, Severity::Note, &mut out);
+                    } else if !m.outlived {
                         self.set_forced(i, Severity::Warning, &mut out);
                     }
                 }
@@ -53,7 +63,8 @@ impl Detector {
                 let relayed = (0..self.meta.len()).all(|i| self.meta[i].consequence);
                 if let Some((line, said, v)) = self.relay_words.take().filter(|_| relayed) {
                     // Only the launcher's relay stands: the rank's own last words are the cause.
-                    self.stated_incident(line, said, v, &mut out);
+                    let exit = exit::judge_exit(outcome, self.log_disk.as_ref());
+                    self.stated_incident(line, said, v, exit.as_ref(), &mut out);
                 } else if let Some(i) = cause {
                     self.set_forced(i, Severity::Fatal, &mut out);
                 } else if !self.has_fatal() {
@@ -167,15 +178,21 @@ impl Detector {
                 .rev()
                 .find(|&i| self.incidents[i].line == *line)
             {
-                if v.strong {
-                    self.incidents[i].reason = stated_reason(v);
+                // Its words name no cause, but the exit code does (sysexits, timeout(1)).
+                if v.strong || judged.reason != exit::EXIT_CODE_ALONE {
+                    let (category, reason) = stated_reason(v, Some(&judged));
+                    self.incidents[i].category = category;
+                    self.incidents[i].reason = reason;
                 }
                 self.set_forced(i, Severity::Fatal, out);
                 return;
             }
         }
         let (category, line, text, reason) = match stated {
-            Some((line, said, v)) => (v.category, line, said, stated_reason(&v)),
+            Some((line, said, v)) => {
+                let (category, reason) = stated_reason(&v, Some(&judged));
+                (category, line, said, reason)
+            }
             None => (judged.category, 0, judged.text, judged.reason.to_string()),
         };
         let inc = Incident {
@@ -206,15 +223,23 @@ impl Detector {
     }
 
     /// A new fatal incident for a stated cause (`line`, what it said, its verdict).
-    fn stated_incident(&mut self, line: u64, text: String, v: Verdict, out: &mut Vec<Finding>) {
+    fn stated_incident(
+        &mut self,
+        line: u64,
+        text: String,
+        v: Verdict,
+        exit: Option<&exit::ExitJudgement>,
+        out: &mut Vec<Finding>,
+    ) {
+        let (category, reason) = stated_reason(&v, exit);
         let inc = Incident {
-            category: v.category,
+            category,
             severity: Severity::Fatal,
             line,
             text,
             excerpt: Vec::new(),
             count: 1,
-            reason: stated_reason(&v),
+            reason,
         };
         self.push_cause(inc, out);
     }
@@ -307,15 +332,19 @@ fn judged((n, l): &(u64, String)) -> (u64, String, Verdict) {
     )
 }
 
-/// The reason for a failing exit explained by the program's own last words: what they say,
-/// or, when no rule names a cause in them, the exit code's own.
-fn stated_reason(v: &Verdict) -> String {
+/// The category and reason of a failing exit explained by the program's own last words:
+/// what they say, or, when no rule names a cause in them, what the exit code says (`exit`,
+/// the exit classifier's judgement: a sysexits code, timeout(1)'s 124, else the code alone).
+fn stated_reason(v: &Verdict, exit: Option<&exit::ExitJudgement>) -> (Category, String) {
     if v.strong {
-        format!("the program's last error message: {}", v.reason)
-    } else {
-        format!(
-            "the program's last error message names no known cause; {}",
-            exit::EXIT_CODE_ALONE
-        )
+        return (
+            v.category,
+            format!("the program's last error message: {}", v.reason),
+        );
     }
+    let (category, why) = exit.map_or((v.category, exit::EXIT_CODE_ALONE), |j| (j.category, j.reason));
+    (
+        category,
+        format!("the program's last error message names no known cause; {why}"),
+    )
 }

@@ -27,7 +27,7 @@ use std::collections::{HashMap, VecDeque};
 use crate::model::{Category, Incident, Severity};
 use crate::watch::follower::display_segment;
 /// A best-so-far value still at its start is bookkeeping: the metrics tracker asks it too.
-pub(crate) use classify::best_so_far_unset;
+pub(crate) use classify::{best_so_far_unset, window_filling};
 use classify::{ExcLine, TbContext, Verdict};
 pub use config::{DetectConfig, PatternError};
 pub use exit::{exit_incident, exit_verdict, LogDisk};

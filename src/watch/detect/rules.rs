@@ -452,6 +452,7 @@ pub(crate) fn metric_not_finite(t: &str) -> bool {
             if lossy
                 && matches!(value.as_str(), "nan" | "inf" | "infinity")
                 && !classify::best_so_far_unset(key, &value)
+                && !classify::window_filling(key, &value)
             {
                 return true;
             }
@@ -518,6 +519,10 @@ pub(crate) const STUCK: &str =
     "the program made no progress for its watchdog's timeout: stuck waiting (a service, I/O, a lock, a peer) (resource)";
 pub(crate) const HEAP_CORRUPTED: &str =
     "glibc found the heap corrupted (a double free, an invalid pointer) and aborted: a memory bug in native code (implementation)";
+pub(crate) const BROADCAST_LOSS: &str =
+    "the loss warned that its target and input shapes differ and are broadcast: it compares the wrong pairs (implementation)";
+pub(crate) const NAN_MADE: &str =
+    "numpy made NaN of the job's values (0/0, the log or square root of a negative): what follows computes on NaN (data)";
 pub(crate) const CONVERGENCE_WARNING: &str = "the solver warned that it did not converge (convergence)";
 pub(crate) const KILLED: &str =
     "the process was killed (SIGKILL), most often by the kernel's OOM killer (resource)";
@@ -653,6 +658,23 @@ pub(crate) fn classify_line_with(line: &str, rhat_threshold: f64, m: prefilter::
                 key,
                 classify::CLASS_ABSENT,
             );
+        }
+        // torch's loss warning that the target and the input shapes differ and will be
+        // broadcast (`Using a target size … that is different to the input size`): the
+        // loss is computed on the wrong pairs, silently; the code's shapes.
+        if short == "UserWarning" && msg.contains("incorrect results due to broadcasting") {
+            return hit(
+                Category::Implementation,
+                false,
+                HitKind::PyWarning,
+                key,
+                BROADCAST_LOSS,
+            );
+        }
+        // numpy making NaN of the job's values (`invalid value encountered in divide`: 0/0,
+        // the log or square root of a negative): what follows computes on NaN.
+        if short == "RuntimeWarning" && msg.starts_with("invalid value encountered in") {
+            return hit(Category::Data, false, HitKind::PyWarning, key, NAN_MADE);
         }
         if says_worker_stopped(msg) {
             return hit(

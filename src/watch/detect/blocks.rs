@@ -36,6 +36,7 @@ impl Detector {
                 b.ctx.getitem_frame = t.ends_with(", in __getitem__");
                 b.ctx.save_frame |= classify::saving_frame(t);
                 b.ctx.collate_frame |= classify::collating_frame(t);
+                b.ctx.fork_frame |= classify::forking_frame(t);
                 b.own_frame = classify::own_frame(t);
                 b.source_next = true;
             } else if std::mem::take(&mut b.source_next) && b.own_frame {

@@ -21,6 +21,9 @@ pub(crate) struct TbContext {
     /// A frame of the traceback is a DataLoader's collate function (`default_collate`, a
     /// `collate_fn`): what fails there is the batch's items, as the dataset returned them.
     pub collate_frame: bool,
+    /// A frame of the traceback starts a process (multiprocessing's `popen_fork`,
+    /// subprocess's `_fork_exec`): an EAGAIN there is fork meeting the process limit.
+    pub fork_frame: bool,
     /// The job's own code, in its innermost frame, was converting values (`torch.tensor(…)`,
     /// `np.asarray(…)`, `.astype(…)`, `pd.to_datetime(…)`, `float(…)`): what fails there is
     /// the values it was given.
@@ -95,6 +98,11 @@ pub(crate) fn saving_frame(frame: &str) -> bool {
         &lower,
         &["save", "write", "dump", "to_csv", "to_parquet", "flush"],
     )
+}
+
+/// Is `frame` inside the code that starts a process (fork / fork_exec)?
+pub(crate) fn forking_frame(frame: &str) -> bool {
+    frame.contains("popen_fork.py") || frame_function(frame).is_some_and(|f| f.contains("fork"))
 }
 
 /// Is `frame` inside a collate function (one that batches a dataset's items)?
@@ -243,6 +251,7 @@ fn optimisation_not_finite(lower: &str) -> bool {
 pub(crate) const CUDA_OOM: &str = "CUDA ran out of memory (resource)";
 pub(crate) const OUT_OF_MEMORY: &str = "the process ran out of memory (resource)";
 pub(crate) const DISK_FULL: &str = "the disk is full: nothing more could be written (resource)";
+pub(crate) const NO_ROOM: &str = "the job's disk has less free space than it needs (resource)";
 pub(crate) const FILE_TOO_LARGE: &str =
     "a file grew past the size the job or its file system allows (ulimit -f, EFBIG) (resource)";
 pub(crate) const CPU_LIMIT: &str = "the job's CPU time limit ran out (ulimit -t, SIGXCPU) (resource)";
@@ -275,6 +284,19 @@ const RESOURCE_PHRASES: &[PhraseRule] = &[
             "requested and 0 written",
         ],
         DISK_FULL,
+    ),
+    (
+        // a job's own check before it copies or writes (`not enough space on scratch: need
+        // 1.6TiB, 66.3GiB available`)
+        &[
+            "not enough space",
+            "not enough disk space",
+            "not enough free space",
+            "insufficient disk space",
+            "insufficient space",
+            "insufficient free space",
+        ],
+        NO_ROOM,
     ),
     (
         &["[Errno 122]", "Disk quota exceeded"],
@@ -424,6 +446,12 @@ fn resource(short: &str, msg: &str, ctx: &TbContext) -> Option<&'static str> {
         "KeyboardInterrupt" => return Some("interrupted from outside (Ctrl-C, SIGINT) (resource)"),
         _ => {}
     }
+    // EAGAIN as a process is started (`BlockingIOError: [Errno 11] Resource temporarily
+    // unavailable` from os.fork): the process limit (elsewhere errno 11 is a non-blocking
+    // call's, the code's).
+    if ctx.fork_frame && msg.contains("[Errno 11]") {
+        return Some(THREAD_LIMIT);
+    }
     first_phrase(msg, RESOURCE_PHRASES)
         .or_else(|| (ctx.save_frame && stream_failure(msg)).then_some(SAVE_FAILED))
         .or_else(|| collective_failure(msg).then_some(COLLECTIVE))
@@ -467,6 +495,9 @@ const INFRASTRUCTURE_PHRASES: &[PhraseRule] = &[
             "Read timed out",
             "Connection timed out",
             "couldn't connect to",
+            // curl's words (`curl: (7) Failed to connect to … Couldn't connect to server`)
+            "Couldn't connect to server",
+            "Failed to connect to",
             "502 Server Error",
             "503 Server Error",
             "504 Server Error",
@@ -760,16 +791,22 @@ const SHAPE: &str = "an input shape that does not match what the model expects (
 pub(crate) const CLASS_ABSENT: &str =
     "the targets hold one class only (no positive or no negative example): the split lacks a class, so its metric says nothing (data)";
 /// scikit-learn's `Only one class present in y_true` (lower-cased).
-const CLASS_ABSENT_PHRASES: &[&str] = &["only one class present", "samples in targets"];
 
-/// Does a warning's `msg` say the targets hold one class only (torchmetrics' `No positive
-/// samples in targets`)? Evidence: the run goes on, but what it measures is meaningless. (It
-/// is asked of every warning line: one SIMD search turns nearly all away.)
+/// Does `msg` say the targets hold one class only (torchmetrics' warning `No positive
+/// samples in targets`, scikit-learn's error `Only one class present in y_true`)? The one
+/// reading of it, for a warning (the run goes on, but what it measures is meaningless) and
+/// for an exception's message alike. (It is asked of every warning line: two SIMD searches
+/// turn nearly all away.)
 pub(crate) fn class_absent(msg: &str) -> bool {
-    static SAMPLES: std::sync::OnceLock<memchr::memmem::Finder<'static>> = std::sync::OnceLock::new();
-    let samples = SAMPLES.get_or_init(|| memchr::memmem::Finder::new(b"samples in targets"));
-    samples.find(msg.as_bytes()).is_some()
-        && has_any(msg, &["No positive", "No negative", "no positive", "no negative"])
+    use memchr::memmem::Finder;
+    static SAMPLES: std::sync::OnceLock<Finder<'static>> = std::sync::OnceLock::new();
+    static ONE: std::sync::OnceLock<Finder<'static>> = std::sync::OnceLock::new();
+    let samples = SAMPLES.get_or_init(|| Finder::new(b"samples in targets"));
+    let one = ONE.get_or_init(|| Finder::new(b"nly one class present"));
+    let b = msg.as_bytes();
+    (samples.find(b).is_some()
+        && has_any(msg, &["No positive", "No negative", "no positive", "no negative"]))
+        || one.find(b).is_some()
 }
 const CLASS_INDEX: &str =
     "a class index beyond the number of classes: the labels do not fit the model (data)";
@@ -887,8 +924,21 @@ const DATA_PHRASES: &[PhraseRule] = &[
     ),
     (
         // a table whose columns changed type or name since the code was written
-        &["couldn't cast", "schema mismatch", "does not match the schema"],
+        // (pandas' `Length mismatch: Expected axis has 6 elements, new values have 7` when
+        // the code names the columns of a file that has fewer or more)
+        &[
+            "couldn't cast",
+            "schema mismatch",
+            "does not match the schema",
+            "length mismatch: expected axis has",
+        ],
         "the data's schema is not the one expected: a column's type or name changed (data)",
+    ),
+    (
+        // a tokenizer's vocabulary file that lost an entry it needs (`WordLevel error:
+        // Missing [UNK] token from the vocabulary`)
+        &["token from the vocabulary", "not in the vocabulary", "missing from the vocabulary"],
+        "the tokenizer's vocabulary lacks an entry it needs: a broken vocabulary file (data)",
     ),
     (
         // a fast tokenizer handed a number or a None (an empty cell) among the texts
@@ -923,7 +973,6 @@ const DATA_PHRASES: &[PhraseRule] = &[
         "labels of a kind or value the model does not know (data)",
     ),
     (&["label must be in", "labels must be in"], CLASS_INDEX),
-    (CLASS_ABSENT_PHRASES, CLASS_ABSENT),
     (
         &["least populated class", "too few members"],
         "too few examples of a class to split or stratify on (data)",
@@ -1125,12 +1174,20 @@ fn data(short: &str, msg: &str, ctx: &TbContext) -> Option<&'static str> {
     {
         return Some("a missing data file (data)");
     }
+    // click's words for an input path the job was given that is not there (`Invalid value
+    // for '--train-dir': Directory 'exports/2026-12-02' does not exist.`)
+    if lower.contains("' does not exist") && has_any(&lower, &["directory '", "file '", "path '"]) {
+        return Some("a missing data file (data)");
+    }
     // NaN / infinity in the input (a NaN *loss* was taken by `convergence` before).
     let words_nan = lower
         .split(|c: char| !c.is_ascii_alphanumeric())
         .any(|w| matches!(w, "nan" | "nans" | "infinity" | "inf"));
     if words_nan && !matches!(short, "FloatingPointError") {
         return Some(NAN_INPUT);
+    }
+    if class_absent(msg) {
+        return Some(CLASS_ABSENT);
     }
     if let Some(reason) = first_phrase(&lower, DATA_PHRASES) {
         return Some(reason);
@@ -1305,6 +1362,15 @@ pub(crate) fn classify_exception(name: &str, msg: &str, ctx: &TbContext) -> Verd
     }
     if let Some(r) = first_phrase(msg, INFRASTRUCTURE_PHRASES) {
         return strong(Category::Infrastructure, r);
+    }
+    // A connection to a service dropped or refused, by the exception's type alone
+    // (`http.client.RemoteDisconnected: Remote end closed connection without response`).
+    // Between a job's ranks the collective rules above took it already.
+    if matches!(
+        short,
+        "RemoteDisconnected" | "ConnectionRefusedError" | "ConnectionAbortedError" | "ProtocolError"
+    ) {
+        return strong(Category::Infrastructure, SERVICE_UNREACHABLE);
     }
     // torch.distributed.elastic's rendezvous (`RendezvousTimeoutError`, `…ClosedError`,
     // `…ConnectionError`): the job's nodes never all met at the rendezvous store (a node that

@@ -188,6 +188,17 @@ impl Detector {
                 return;
             }
         }
+        // Nothing states why, but the run's own evidence stands in its last lines (a trainer's
+        // `loss is inf … stopping`, then only its supervisor's relays of the exit): the cause.
+        if stated.is_none() && !matches!(outcome, ExitOutcome::Scheduler(_)) {
+            if let Some((i, at)) = self.last_evidence {
+                let m = &self.meta[i];
+                if m.strong && !m.outlived && !m.caught && self.seen.saturating_sub(at) <= LAST_WORDS_WITHIN {
+                    self.set_forced(i, Severity::Fatal, out);
+                    return;
+                }
+            }
+        }
         let (category, line, text, reason) = match stated {
             Some((line, said, v)) => {
                 let (category, reason) = stated_reason(&v, Some(&judged));
@@ -277,19 +288,46 @@ impl Detector {
         }
         // Of the last lines that state a failure or give its reason (a banner's `TRAINING
         // FAILED` then `reason : …`), the latest one whose words name a cause; else the latest.
-        let mut stated = self
-            .ring
+        // A runner's relay of a command's exit (`FAILED (exit 7) at line 14: curl …`,
+        // `train.py failed 3 times (last status 3)`) is not the cause, unless its own words
+        // name one; of the same line repeated (a retried command), the first.
+        let ring = &self.ring;
+        let mut stated = ring
             .iter()
+            .enumerate()
             .rev()
-            .filter(|(_, l)| {
-                (rules::states_failure(l) || rules::gives_reason(l)) && !rules::relays_failure(l)
+            .filter(|(_, (_, l))| rules::states_failure(l) || rules::gives_reason(l))
+            .map(|(k, nl)| {
+                let first = ring
+                    .iter()
+                    .take(k)
+                    .rev()
+                    .take_while(|(_, e)| e == &nl.1)
+                    .last()
+                    .unwrap_or(nl);
+                (judged(first), rules::relays_failure(&nl.1))
             })
-            .map(judged);
+            .filter(|(j, relay)| !relay || j.2.strong)
+            .map(|(j, _)| j);
         let latest = stated.next()?;
         if latest.2.strong {
             return Some(latest);
         }
-        Some(stated.find(|s| s.2.strong).unwrap_or(latest))
+        // None names a cause: the latest that calls itself an error (a loader's `error:
+        // cannot parse config train.yaml:` heading over the parser's detail lines after it).
+        let mut heading = None;
+        for s in stated {
+            if s.2.strong {
+                return Some(s);
+            }
+            if heading.is_none()
+                && !latest.1.to_ascii_lowercase().contains("error")
+                && s.1.to_ascii_lowercase().contains("error")
+            {
+                heading = Some(s);
+            }
+        }
+        Some(heading.unwrap_or(latest))
     }
 
     /// The program's own failing words among the last lines before an abort (read before
@@ -317,6 +355,10 @@ fn ended_by_signal(outcome: ExitOutcome) -> Option<i32> {
         _ => None,
     }
 }
+
+/// How many lines before the end the run's own latest evidence may be and still explain a
+/// failing exit that nothing states (the log's last few lines: a supervisor's relays).
+const LAST_WORDS_WITHIN: u64 = 5;
 
 /// How many non-blank lines before an abort may hold the program's reason for it.
 const ABORT_WORDS_WITHIN: usize = 3;

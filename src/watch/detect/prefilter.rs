@@ -111,6 +111,9 @@ const LITERALS: &[(&str, usize, Lits)] = &[
     // fingerprint of `Error` and `ERROR`: it shares their bucket and adds no false candidate
     // to the others.
     ("validation error", 11, VALIDATION),
+    // Lightning's `Time limit reached. Elapsed time is …`: its key `limit reached` has the
+    // fingerprint of `limit exceeded` and shares its bucket.
+    ("Time limit reached", 5, LIMIT),
 ];
 
 /// The groups of literals `line` holds (0: an ordinary line). Every position where a key

@@ -23,6 +23,7 @@ fn ctx(pandas: bool, getitem: bool) -> TbContext {
         getitem_frame: getitem,
         save_frame: false,
         collate_frame: false,
+        fork_frame: false,
         converting: false,
     }
 }
@@ -138,6 +139,13 @@ fn exception_examples() -> Vec<(&'static str, &'static str, TbContext, Category,
         ("RecursionError", "maximum recursion depth exceeded while decoding a JSON object from a unicode string", n, Data, "a data record nested deeper than its parser can follow (data)"),
         ("ValueError", "The model did not return a loss from the inputs, only the following keys: logits. For reference, the inputs it received are input_ids,attention_mask,targets.", n, Implementation, "the batches hold the labels under a name the model does not take (`target`, not `labels`): the code's naming (implementation)"),
         ("ValueError", "The model did not return a loss from the inputs, only the following keys: logits. For reference, the inputs it received are input_ids,attention_mask.", n, Data, "the batches reached the model without labels: the data has no label column the model can use (data)"),
+        ("", "stage-in: error: not enough space on scratch: need 1.6TiB, 66.3GiB available", n, Resource, classify::NO_ROOM),
+        ("BlockingIOError", "[Errno 11] Resource temporarily unavailable", TbContext { fork_frame: true, ..n }, Resource, classify::THREAD_LIMIT),
+        ("http.client.RemoteDisconnected", "Remote end closed connection without response", n, Infrastructure, classify::SERVICE_UNREACHABLE),
+        ("", "curl: (7) Failed to connect to 127.0.0.1 port 9000 after 0 ms: Couldn't connect to server", n, Infrastructure, classify::SERVICE_UNREACHABLE),
+        ("Exception", "WordLevel error: Missing [UNK] token from the vocabulary", n, Data, "the tokenizer's vocabulary lacks an entry it needs: a broken vocabulary file (data)"),
+        ("ValueError", "Length mismatch: Expected axis has 6 elements, new values have 7 elements", n, Data, "the data's schema is not the one expected: a column's type or name changed (data)"),
+        ("", "Error: Invalid value for '--train-dir': Directory 'exports/2026-12-02' does not exist.", n, Data, "a missing data file (data)"),
         ("", "ERROR preflight: row counts differ (a.tsv 10, b.tsv 9)", n, Data, "the message says a part of the data is defective (a malformed record, an unexpected label, invalid samples) (data)"),
     ]
 }
@@ -176,6 +184,8 @@ fn line_examples() -> Vec<(&'static str, Category, &'static str)> {
         ("/v/torchmetrics/utilities/prints.py:43: UserWarning: No negative samples in targets, false positive value should be meaningless.", Data, classify::CLASS_ABSENT),
         ("/v/torch/nn/modules/loss.py:616: UserWarning: Using a target size (torch.Size([8])) that is different to the input size (torch.Size([8, 1])). This will likely lead to incorrect results due to broadcasting. Please ensure they have the same size.", Implementation, rules::BROADCAST_LOSS),
         ("/work/prep.py:40: RuntimeWarning: invalid value encountered in log", Data, rules::NAN_MADE),
+        ("/work/clean.py:22: ChainedAssignmentError: A value is being set on a copy of a DataFrame or Series through chained assignment using an inplace method.", Implementation, rules::WRITE_LOST),
+        ("Time limit reached. Elapsed time is 0:00:06. Signaling Trainer to stop.", Resource, classify::TIME_LIMIT),
     ]
 }
 

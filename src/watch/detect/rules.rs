@@ -78,8 +78,14 @@ fn re(cell: &'static OnceLock<Regex>, pat: &str) -> &'static Regex {
 /// (maybe behind a logging prefix). Returns the class, the message and where the class
 /// starts. Hand-parsed: this runs on every line that mentions a warning.
 fn parse_warning_line(t: &str) -> Option<(&str, &str, usize)> {
-    let p = t.find("Warning: ")?;
-    let end = p + "Warning".len();
+    parse_warning_named(t, "Warning")
+}
+
+/// [`parse_warning_line`] for a warning class whose name ends in `tail` (pandas' warning
+/// `ChainedAssignmentError` is a warning despite its name).
+fn parse_warning_named<'a>(t: &'a str, tail: &str) -> Option<(&'a str, &'a str, usize)> {
+    let p = t.find(tail).filter(|&p| t[p + tail.len()..].starts_with(": "))?;
+    let end = p + tail.len();
     let b = t.as_bytes();
     let mut start = p;
     while start > 0 && (b[start - 1].is_ascii_alphanumeric() || matches!(b[start - 1], b'_' | b'.')) {
@@ -395,10 +401,26 @@ pub(crate) fn states_handled(line: &str) -> bool {
 }
 
 /// A runner's word that a step it ran failed, which only relays that step's own failure:
-/// make's `make: *** [Makefile:4: features] Error 1` (`make[2]: *** …`).
+/// make's `make: *** [Makefile:4: features] Error 1` (`make[2]: *** …`), a job script's ERR
+/// trap or a supervisor saying a command failed or exited with a status (`FAILED (exit 7)
+/// at line 14: curl …`, `train.py failed 3 times (last status 3)`, `exited with status 3`).
 pub(crate) fn relays_failure(line: &str) -> bool {
     let t = line.trim();
-    t.starts_with("make") && t.contains(": *** [") && t.contains("] Error ")
+    if t.starts_with("make") && t.contains(": *** [") && t.contains("] Error ") {
+        return true;
+    }
+    let l = t.to_ascii_lowercase();
+    (l.contains("failed") || l.contains("exited"))
+        && [
+            "failed (exit ",
+            "exit status",
+            "(last status",
+            "with status",
+            "with exit code",
+            "exited with code",
+        ]
+        .iter()
+        .any(|p| l.contains(p))
 }
 
 /// A line that gives the reason for a failure stated just before it: `reason : …`,
@@ -521,6 +543,8 @@ pub(crate) const HEAP_CORRUPTED: &str =
     "glibc found the heap corrupted (a double free, an invalid pointer) and aborted: a memory bug in native code (implementation)";
 pub(crate) const BROADCAST_LOSS: &str =
     "the loss warned that its target and input shapes differ and are broadcast: it compares the wrong pairs (implementation)";
+pub(crate) const WRITE_LOST: &str =
+    "pandas warned that a chained assignment never reaches the frame: the code's write is lost (implementation)";
 pub(crate) const NAN_MADE: &str =
     "numpy made NaN of the job's values (0/0, the log or square root of a negative): what follows computes on NaN (data)";
 pub(crate) const CONVERGENCE_WARNING: &str = "the solver warned that it did not converge (convergence)";
@@ -690,6 +714,20 @@ pub(crate) fn classify_line_with(line: &str, rhat_threshold: f64, m: prefilter::
     if !has(!(prefilter::WARNING | prefilter::TRACEBACK | prefilter::EXCEPTION)) {
         return LineKind::Nothing;
     }
+    // pandas under copy-on-write: a chained assignment (`df['x'].fillna(…, inplace=True)`)
+    // that never reaches the frame, printed as a warning; the run goes on with the values
+    // unchanged.
+    if has(prefilter::ERROR) {
+        if let Some((_, _, start)) = parse_warning_named(t, "ChainedAssignmentError") {
+            return hit(
+                Category::Implementation,
+                false,
+                HitKind::PyWarning,
+                &t[start..],
+                WRITE_LOST,
+            );
+        }
+    }
     if has(prefilter::WATCHDOG) && watchdog_timeout(t) {
         return hit(Category::Resource, true, HitKind::Faulthandler, t, STUCK);
     }
@@ -790,6 +828,12 @@ pub(crate) fn classify_line_with(line: &str, rhat_threshold: f64, m: prefilter::
             if t.starts_with(&words[1..]) || shell_child_died(t, words) {
                 return death_hit(Category::Resource, HitKind::Plain, t, reason, death);
             }
+        }
+        // Lightning's `max_time` ending the fit (`Time limit reached. Elapsed time is
+        // 0:00:06. Signaling Trainer to stop.`): the run stops early, in order, with what it
+        // has learnt so far — a warning, the time budget's.
+        if t.contains("Time limit reached. Elapsed time is") {
+            return hit(Category::Resource, false, HitKind::Plain, t, classify::TIME_LIMIT);
         }
     }
     if has(prefilter::CRASH) && heap_check_failed(t) {

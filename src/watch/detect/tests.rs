@@ -1193,3 +1193,44 @@ fn a_loss_broadcast_warning_and_numpy_making_nan_are_warnings() {
     let of = "/w/prep.py:15: RuntimeWarning: overflow encountered in exp\nepoch 0 loss 0.5\n";
     assert!(lines(of, Some(ExitOutcome::Code(0))).is_empty());
 }
+
+/// A job script's ERR trap or a supervisor relays a command's exit (`FAILED (exit 7) at line
+/// 14: curl …`, `train.py failed 3 times (last status 3)`): the command's own words before
+/// it are the cause — the first of a retried line — and, when they are evidence already
+/// (a trainer's `loss is inf … stopping`), that evidence.
+#[test]
+fn a_runners_relay_of_an_exit_yields_to_the_commands_own_words() {
+    let curl = "curl: (7) Failed to connect to 127.0.0.1 port 9000 after 0 ms: Couldn't connect to server";
+    let log = format!("[stage-in] fetching manifest\n{curl}\n{curl}\n{curl}\n[stage-in] FAILED (exit 7) at line 14: curl -fsS -o m.json \"$URL\"\n");
+    let inc = lines(&log, Some(ExitOutcome::Code(7)));
+    assert_eq!(inc.len(), 1, "{inc:?}");
+    assert_eq!(
+        (inc[0].line, inc[0].category),
+        (2, Category::Infrastructure),
+        "{inc:?}"
+    );
+    let sup = "supervisor: attempt 1/2: python -u train.py\nstep 20 loss 5.8e+11\ntrain: loss is inf at step 22; stopping (exit 3)\nsupervisor: attempt 1 exited with status 3\nsupervisor: attempt 2/2: python -u train.py\nstep 20 loss 5.8e+11\ntrain: loss is inf at step 22; stopping (exit 3)\nsupervisor: attempt 2 exited with status 3\nsupervisor: train.py failed 2 times (last status 3), giving up\n";
+    let inc = lines(sup, Some(ExitOutcome::Code(3)));
+    let fatal: Vec<_> = inc.iter().filter(|i| i.severity == Severity::Fatal).collect();
+    assert_eq!(fatal.len(), 1, "{inc:?}");
+    assert_eq!(
+        (fatal[0].line, fatal[0].category),
+        (3, Category::Convergence),
+        "{inc:?}"
+    );
+    // A relay whose own words name a cause is kept.
+    let named = "job: train.py failed with exit code 1: CUDA out of memory\n";
+    assert_eq!(
+        lines(named, Some(ExitOutcome::Code(1)))[0].category,
+        Category::Resource
+    );
+}
+
+/// When no stated line names a cause, the heading that calls itself an error is the line,
+/// not the parser's detail lines after it.
+#[test]
+fn an_error_heading_is_preferred_to_its_detail_lines() {
+    let log = "loading config train.yaml\nerror: cannot parse config train.yaml:\nwhile scanning for the next token\nfound character '\\t' that cannot start any token\n  in \"train.yaml\", line 8, column 1\n";
+    let inc = lines(log, Some(ExitOutcome::Code(2)));
+    assert_eq!((inc.len(), inc[0].line), (1, 2), "{inc:?}");
+}

@@ -804,8 +804,7 @@ pub(crate) fn class_absent(msg: &str) -> bool {
     let samples = SAMPLES.get_or_init(|| Finder::new(b"samples in targets"));
     let one = ONE.get_or_init(|| Finder::new(b"nly one class present"));
     let b = msg.as_bytes();
-    (samples.find(b).is_some()
-        && has_any(msg, &["No positive", "No negative", "no positive", "no negative"]))
+    (samples.find(b).is_some() && has_any(msg, &["No positive", "No negative", "no positive", "no negative"]))
         || one.find(b).is_some()
 }
 const CLASS_INDEX: &str =

@@ -183,8 +183,8 @@ fn line_examples() -> Vec<(&'static str, Category, &'static str)> {
         ("{'grad_norm': 'inf', 'epoch': 1.0}", Convergence, classify::LOSS_NOT_FINITE),
         ("/v/torchmetrics/utilities/prints.py:43: UserWarning: No negative samples in targets, false positive value should be meaningless.", Data, classify::CLASS_ABSENT),
         ("/v/torch/nn/modules/loss.py:616: UserWarning: Using a target size (torch.Size([8])) that is different to the input size (torch.Size([8, 1])). This will likely lead to incorrect results due to broadcasting. Please ensure they have the same size.", Implementation, rules::BROADCAST_LOSS),
-        ("/work/prep.py:40: RuntimeWarning: invalid value encountered in log", Data, rules::NAN_MADE),
-        ("/work/clean.py:22: ChainedAssignmentError: A value is being set on a copy of a DataFrame or Series through chained assignment using an inplace method.", Implementation, rules::WRITE_LOST),
+        ("/srv/prep.py:40: RuntimeWarning: invalid value encountered in log", Data, rules::NAN_MADE),
+        ("/srv/clean.py:22: ChainedAssignmentError: A value is being set on a copy of a DataFrame or Series through chained assignment using an inplace method.", Implementation, rules::WRITE_LOST),
         ("Time limit reached. Elapsed time is 0:00:06. Signaling Trainer to stop.", Resource, classify::TIME_LIMIT),
     ]
 }

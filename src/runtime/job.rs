@@ -142,11 +142,12 @@ impl JobRuntime {
             None => (JobMachine::new(settings), PipelineState::default()),
         };
         let (internal_tx, internal_rx) = mpsc::unbounded_channel();
-        let pipeline = Pipeline::new(
+        let mut pipeline = Pipeline::new(
             pipeline_config(&args.spec),
             saved_pipeline,
             machine.incident_keys(),
         );
+        pipeline.restore_filed(machine.convergence_lines());
         Ok(Self {
             writer: Writer::new(args.spec.engine.job.clone(), generation),
             stall_checked_at: Instant::now(),

@@ -200,6 +200,10 @@ pub struct FollowOptions {
     /// Wake on inotify events (Linux). Turn off where events do not reflect writes, e.g. a
     /// log on NFS written from another host: then only polling (`poll_unarmed`) is used.
     pub inotify: bool,
+    /// Keep the read buffer between reads. A follower read only now and then (the metrics
+    /// worker's, woken by the job's reads) gives it back once caught up: a supervisor of
+    /// many quiet jobs holds no buffer for it.
+    pub keep_buffer: bool,
 }
 
 impl Default for FollowOptions {
@@ -211,6 +215,7 @@ impl Default for FollowOptions {
             poll_unarmed: Duration::from_millis(250),
             read_budget: 64 << 20,
             inotify: true,
+            keep_buffer: true,
         }
     }
 }
@@ -685,7 +690,7 @@ impl Follower {
             }
             if n < want {
                 // A short read is the end of the file as of now; spare the empty read.
-                if buf.len() > READ_CHUNK {
+                if buf.len() > READ_CHUNK || !self.opts.keep_buffer {
                     // Caught up: a follower that waits holds only the small buffer.
                     *buf = Vec::new();
                 }

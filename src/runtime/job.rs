@@ -266,7 +266,16 @@ impl JobRuntime {
                     }
                     None => break,
                 },
-                Some(internal) = self.internal_rx.recv() => self.internal(internal),
+                Some(internal) = self.internal_rx.recv() => {
+                    if let Internal::Exited { pid, .. } = &internal {
+                        if !self.handle.as_ref().is_some_and(|h| h.id() != *pid) {
+                            // The metrics tracker reads to the end of the log before the exit
+                            // is judged: awaited here, not on a blocked runtime thread.
+                            self.pipeline.metrics_to_end(Utc::now()).await;
+                        }
+                    }
+                    self.internal(internal)
+                }
                 _ = self.pipeline.changed(), if self.reading() => {
                     self.read_log();
                 }

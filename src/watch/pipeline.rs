@@ -373,6 +373,12 @@ impl Pipeline {
         self.redacted(events)
     }
 
+    /// The process ended: resolves once the metrics tracker has read to the end of the log
+    /// and its last line, so that [`finish`](Self::finish) does not wait for it.
+    pub async fn metrics_to_end(&self, now: DateTime<Utc>) {
+        self.metrics.finished(now).await
+    }
+
     /// An incident the executor found (not the log): it takes the run's next incident key
     /// and is redacted like every other.
     pub fn executor_incident(&mut self, incident: Incident) -> Event {

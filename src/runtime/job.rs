@@ -269,8 +269,10 @@ impl JobRuntime {
                 Some(internal) = self.internal_rx.recv() => {
                     if let Internal::Exited { pid, .. } = &internal {
                         if !self.handle.as_ref().is_some_and(|h| h.id() != *pid) {
-                            // The metrics tracker reads to the end of the log before the exit
-                            // is judged: awaited here, not on a blocked runtime thread.
+                            // What the process wrote is read (and reported) first; then the
+                            // metrics tracker reads to the end of the log before the exit is
+                            // judged: awaited here, not on a blocked runtime thread.
+                            while self.read_log() {}
                             self.pipeline.metrics_to_end(Utc::now()).await;
                         }
                     }

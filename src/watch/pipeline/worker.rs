@@ -68,6 +68,8 @@ struct Control {
     now: DateTime<Utc>,
     /// A new run: start again from this position with a fresh tracker.
     reset: Option<FollowState>,
+    /// Counts the resets: a round of the old run that ends after one publishes nothing.
+    run: u64,
     /// The job's process changed (see [`Follower::set_writer`]).
     writer: Option<Option<u32>>,
     /// The process ended: read to the end and take the unfinished last line as a line.
@@ -135,6 +137,7 @@ impl MetricsWorker {
                 seen: 0,
                 now: Utc::now(),
                 reset: None,
+                run: 0,
                 writer: None,
                 finish: false,
                 stop: false,
@@ -186,6 +189,7 @@ impl MetricsWorker {
     pub fn reset(&self) {
         self.request(|c| {
             c.reset = Some(FollowState::default());
+            c.run += 1;
             c.batches.clear();
         });
     }
@@ -341,14 +345,14 @@ impl Pool {
 
 /// One round of a tracker's reading; true when it has more to do (back in the queue).
 fn round(job: &Shared) -> bool {
-    let (now, finish, reset, writer) = {
+    let (now, finish, reset, writer, run) = {
         let mut c = lock(&job.ctl);
         if c.stop {
             c.queued = false;
             return false;
         }
         c.seen = c.poked;
-        (c.now, c.finish, c.reset.take(), c.writer.take())
+        (c.now, c.finish, c.reset.take(), c.writer.take(), c.run)
     };
     let mut r = lock(&job.reading);
     let r = &mut *r;
@@ -383,7 +387,7 @@ fn round(job: &Shared) -> bool {
     let step = lock(&job.metrics).tracker.step();
     let mut c = lock(&job.ctl);
     // A round of lines without metrics still moves the position that is saved.
-    if wake || read || ended {
+    if (wake || read || ended) && c.run == run {
         publish(
             &mut c,
             Batch {

@@ -790,8 +790,6 @@ pub(crate) const RAGGED: &str =
 const SHAPE: &str = "an input shape that does not match what the model expects (data)";
 pub(crate) const CLASS_ABSENT: &str =
     "the targets hold one class only (no positive or no negative example): the split lacks a class, so its metric says nothing (data)";
-/// scikit-learn's `Only one class present in y_true` (lower-cased).
-
 /// Does `msg` say the targets hold one class only (torchmetrics' warning `No positive
 /// samples in targets`, scikit-learn's error `Only one class present in y_true`)? The one
 /// reading of it, for a warning (the run goes on, but what it measures is meaningless) and

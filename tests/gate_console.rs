@@ -80,21 +80,21 @@ from = {{ file = "params.toml", key = "chains" }}
     )
     .unwrap();
 
-    let mut tw = Command::new(&bin)
-        .args([
-            "run",
-            "--attended",
-            "--color",
-            "never",
-            "--config",
-            cfg.to_str().unwrap(),
-        ])
-        .current_dir(d)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut tw = second_login::spawn(
+        Command::new(&bin)
+            .args([
+                "run",
+                "--attended",
+                "--color",
+                "never",
+                "--config",
+                cfg.to_str().unwrap(),
+            ])
+            .current_dir(d)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    );
     let out = tw.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -156,10 +156,11 @@ from = {{ file = "params.toml", key = "chains" }}
         wait_for(&rx, "Training Complete", &mut seen);
         let status = tw.wait().unwrap();
         assert_eq!(status.code(), Some(0));
-        let audit = Command::new(&bin)
-            .args(["audit", "--config", cfg.to_str().unwrap()])
-            .output()
-            .unwrap();
+        let audit = second_login::busy_retry(|| {
+            Command::new(&bin)
+                .args(["audit", "--config", cfg.to_str().unwrap()])
+                .output()
+        });
         let audit = String::from_utf8_lossy(&audit.stdout).to_string();
         assert!(audit.contains("fix_submit by @"), "{audit}");
         assert!(

@@ -73,21 +73,21 @@ status_interval = "1h"
 }
 
 fn supervise(s: &Setup) -> (Child, mpsc::Receiver<String>) {
-    let mut tw = Command::new(&s.bin)
-        .args([
-            "run",
-            "--attended",
-            "--color",
-            "never",
-            "--config",
-            s.cfg.to_str().unwrap(),
-        ])
-        .current_dir(&s.d)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut tw = second_login::spawn(
+        Command::new(&s.bin)
+            .args([
+                "run",
+                "--attended",
+                "--color",
+                "never",
+                "--config",
+                s.cfg.to_str().unwrap(),
+            ])
+            .current_dir(&s.d)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    );
     let rx = support::lines_of(&mut tw);
     (tw, rx)
 }
@@ -159,11 +159,12 @@ fn a_senders_own_config_gives_it_no_role() {
     assert!(!seen.iter().any(|l| l.contains("Killed")), "{}", seen.join("\n"));
 
     finish(&s, tw, &rx, &mut seen);
-    let audit = Command::new(&s.bin)
-        .args(["audit", "--config", s.cfg.to_str().unwrap()])
-        .current_dir(&s.d)
-        .output()
-        .unwrap();
+    let audit = second_login::busy_retry(|| {
+        Command::new(&s.bin)
+            .args(["audit", "--config", s.cfg.to_str().unwrap()])
+            .current_dir(&s.d)
+            .output()
+    });
     let audit = text(&audit);
     assert!(audit.contains("by @nobody (local:nobody) REFUSED"), "{audit}");
 }

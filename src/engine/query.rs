@@ -68,6 +68,16 @@ impl JobMachine {
         Some((now - r.attempt_started_at).to_std().unwrap_or_default())
     }
 
+    /// The lines of the convergence incidents the run under way holds.
+    pub fn convergence_lines(&self) -> impl Iterator<Item = u64> + '_ {
+        self.run()
+            .filter(|r| !r.phase.is_over())
+            .into_iter()
+            .flat_map(|r| r.incidents.iter())
+            .filter(|i| i.incident.category == crate::model::Category::Convergence)
+            .map(|i| i.incident.line)
+    }
+
     /// The incident keys the run under way holds.
     pub fn incident_keys(&self) -> impl Iterator<Item = u64> + '_ {
         self.run()

@@ -142,11 +142,12 @@ impl JobRuntime {
             None => (JobMachine::new(settings), PipelineState::default()),
         };
         let (internal_tx, internal_rx) = mpsc::unbounded_channel();
-        let pipeline = Pipeline::new(
+        let mut pipeline = Pipeline::new(
             pipeline_config(&args.spec),
             saved_pipeline,
             machine.incident_keys(),
         );
+        pipeline.restore_filed(machine.convergence_lines());
         Ok(Self {
             writer: Writer::new(args.spec.engine.job.clone(), generation),
             stall_checked_at: Instant::now(),
@@ -265,7 +266,18 @@ impl JobRuntime {
                     }
                     None => break,
                 },
-                Some(internal) = self.internal_rx.recv() => self.internal(internal),
+                Some(internal) = self.internal_rx.recv() => {
+                    if let Internal::Exited { pid, .. } = &internal {
+                        if !self.handle.as_ref().is_some_and(|h| h.id() != *pid) {
+                            // What the process wrote is read (and reported) first; then the
+                            // metrics tracker reads to the end of the log before the exit is
+                            // judged: awaited here, not on a blocked runtime thread.
+                            while self.read_log() {}
+                            self.pipeline.metrics_to_end(Utc::now()).await;
+                        }
+                    }
+                    self.internal(internal)
+                }
                 _ = self.pipeline.changed(), if self.reading() => {
                     self.read_log();
                 }

@@ -200,6 +200,10 @@ pub struct FollowOptions {
     /// Wake on inotify events (Linux). Turn off where events do not reflect writes, e.g. a
     /// log on NFS written from another host: then only polling (`poll_unarmed`) is used.
     pub inotify: bool,
+    /// Keep the read buffer (and the scratch text of long lines) between reads. A follower
+    /// read only now and then (the metrics tracker's, woken by the job's reads) gives them
+    /// back once caught up: a supervisor of many jobs holds none for it.
+    pub keep_buffer: bool,
 }
 
 impl Default for FollowOptions {
@@ -211,6 +215,7 @@ impl Default for FollowOptions {
             poll_unarmed: Duration::from_millis(250),
             read_budget: 64 << 20,
             inotify: true,
+            keep_buffer: true,
         }
     }
 }
@@ -685,9 +690,16 @@ impl Follower {
             }
             if n < want {
                 // A short read is the end of the file as of now; spare the empty read.
-                if buf.len() > READ_CHUNK {
+                if buf.len() > READ_CHUNK || !self.opts.keep_buffer {
                     // Caught up: a follower that waits holds only the small buffer.
                     *buf = Vec::new();
+                }
+                if !self.opts.keep_buffer {
+                    // Nor the text of the long lines it rendered.
+                    self.rendered = Vec::new();
+                    self.scratch = String::new();
+                    self.joined = Vec::new();
+                    self.partial.shrink();
                 }
                 return Ok(true);
             }

@@ -2,8 +2,9 @@
 //!
 //! It owns everything that reads the log — the [`Follower`] (where we are in the file), the
 //! [`Detector`] (tracebacks, crashes, diagnostics), the [`MetricLineFilter`] and the
-//! [`MetricsTracker`] (metrics and loss health), the [`StallDetector`] (is the process hung or
-//! just slow?) — and the one allocator of incident keys ([`IncidentKeys`]). The job's task
+//! [`MetricsTracker`] (metrics and loss health; on a thread of its own with a follower of its
+//! own, see [`worker`]), the [`StallDetector`] (is the process hung or just slow?) — and the
+//! one allocator of incident keys ([`IncidentKeys`]). The job's task
 //! drives it (read now, the log went quiet, the process ended, time to check for a stall) and
 //! steps the engine with what comes out; the pipeline never looks at the engine's state.
 //!
@@ -15,6 +16,9 @@
 //! engine state that holds the keys. So a key is never handed out twice for a job, whatever
 //! number of supervisors come and go (a crash before the commit loses both the key and the
 //! incident, and the re-read lines find the incident again under a key not yet used).
+//! The metrics tracker's position is saved beside the reader's: it is where the tracker stood
+//! after the last of its findings the pipeline handed to the engine, so the lines it read but
+//! had not handed over are read again by the next supervisor's tracker.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -34,6 +38,9 @@ use crate::watch::metric_lines::MetricLineFilter;
 use crate::watch::metrics::{HealthSignal, MetricsConfig, MetricsTracker, Series};
 use crate::watch::progress::{self, Hung, Pace, StallAfter, StallDetector, StallWatch};
 
+mod worker;
+use worker::MetricsWorker;
+
 /// Size of the status chart.
 const CHART_SIZE: (u32, u32) = (800, 400);
 /// Stall checks run this often relative to the stall timeout, within the bounds below.
@@ -43,16 +50,23 @@ const STALL_CHECK_MAX: Duration = Duration::from_secs(5);
 /// Keys from here up belong to the engine, which files an exit the log did not explain as
 /// incident `u64::MAX - attempt`; the counter below starts at 0 and never gets near them.
 const ENGINE_KEYS_FROM: u64 = u64::MAX - u32::MAX as u64;
+/// Convergence incidents' lines remembered for matching the tracker's findings (the
+/// detector keeps at most 1000 incidents an attempt).
+const MAX_FILED: usize = 1024;
 
-/// What the store keeps of a pipeline between supervisors: the log position and the next
-/// incident key. Stored as one JSON value; a store written before incident keys were saved
-/// holds the bare follow state, which reads as next key 0 (see [`IncidentKeys::restore`]).
+/// What the store keeps of a pipeline between supervisors: the log position, the metrics
+/// tracker's and the next incident key. Stored as one JSON value; a store written before
+/// incident keys were saved holds the bare follow state, which reads as next key 0 (see
+/// [`IncidentKeys::restore`]), and one written before the tracker had its own position reads
+/// as the tracker standing where the reader does.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PipelineState {
     #[serde(flatten)]
     pub follow: FollowState,
     #[serde(default)]
     pub next_incident_key: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<FollowState>,
 }
 
 /// The one place incident keys come from. Detector incidents get a key when first seen (by
@@ -137,7 +151,20 @@ pub struct Pipeline {
     cfg: PipelineConfig,
     follower: Follower,
     detector: Detector,
-    metrics: Metrics,
+    /// The metrics tracker, on its own thread.
+    metrics: MetricsWorker,
+    /// Where the tracker stood after the last of its batches taken (what is saved).
+    metrics_state: FollowState,
+    /// The tracker's step as of that batch.
+    step: Option<u64>,
+    /// Lines of the convergence incidents filed for the run (the engine's, restored, and
+    /// those since), newest last: a non-finite loss the tracker finds on one of them is that
+    /// incident. The tracker reads behind the detector, and after a restart re-reads what
+    /// it had not handed over.
+    filed: std::collections::VecDeque<u64>,
+    /// Tests: every read waits for the tracker to read what it read.
+    #[cfg(test)]
+    metrics_sync: bool,
     /// Watches for a hung process while one runs (None: no stall timeout, or no process).
     stall: Option<StallDetector>,
     /// The unfinished last line as last seen (a progress bar redrawn with `\r`).
@@ -153,10 +180,16 @@ impl Pipeline {
     /// A pipeline continuing from `saved`; `used_keys` are the incident keys of the run under
     /// way (see [`IncidentKeys::restore`]).
     pub fn new(cfg: PipelineConfig, saved: PipelineState, used_keys: impl IntoIterator<Item = u64>) -> Self {
+        let metrics_state = saved.metrics.unwrap_or_else(|| saved.follow.clone());
         Self {
             follower: Follower::new(cfg.log.clone(), saved.follow),
             detector: Detector::new(cfg.detect.clone()),
-            metrics: Metrics::new(&cfg.metrics),
+            metrics: MetricsWorker::start(cfg.log.clone(), metrics_state.clone(), &cfg.metrics),
+            metrics_state,
+            step: None,
+            filed: Default::default(),
+            #[cfg(test)]
+            metrics_sync: false,
             stall: None,
             partial: None,
             keys: IncidentKeys::restore(saved.next_incident_key, used_keys),
@@ -166,11 +199,28 @@ impl Pipeline {
         }
     }
 
+    /// The lines of the convergence incidents the engine holds for the run under way.
+    pub fn restore_filed(&mut self, lines: impl IntoIterator<Item = u64>) {
+        for line in lines {
+            self.file(line);
+        }
+    }
+
+    fn file(&mut self, line: u64) {
+        if !self.filed.contains(&line) {
+            if self.filed.len() >= MAX_FILED {
+                self.filed.pop_front();
+            }
+            self.filed.push_back(line);
+        }
+    }
+
     /// What the store keeps (saved with every engine step).
     pub fn state(&self) -> PipelineState {
         PipelineState {
             follow: self.follower.state(),
             next_incident_key: self.keys.next(),
+            metrics: Some(self.metrics_state.clone()),
         }
     }
 
@@ -178,7 +228,17 @@ impl Pipeline {
     /// fresh metrics. Incident keys go on counting.
     pub fn new_run(&mut self) {
         self.follower = Follower::new(self.cfg.log.clone(), FollowState::default());
-        self.metrics = Metrics::new(&self.cfg.metrics);
+        self.metrics.reset();
+        self.metrics_state = FollowState::default();
+        self.step = None;
+        self.filed.clear();
+    }
+
+    /// Tests: every read waits until the tracker has read what the reader read, as when
+    /// both ran on one thread.
+    #[cfg(test)]
+    pub(crate) fn metrics_sync(&mut self) {
+        self.metrics_sync = true;
     }
 
     /// A new process of the run (first attempt or a restart): what it prints is judged by a
@@ -203,36 +263,43 @@ impl Pipeline {
     /// log's path names now (see `Follower::set_writer`).
     pub fn set_writer(&mut self, pid: Option<u32>) {
         self.follower.set_writer(pid);
+        self.metrics.set_writer(pid);
     }
 
-    /// Resolves when the log may have grown.
+    /// Resolves when the log may have grown, or the metrics tracker has something to hand
+    /// over.
     pub async fn changed(&mut self) {
-        self.follower.changed().await
+        tokio::select! {
+            _ = self.follower.changed() => {}
+            _ = self.metrics.ready() => {}
+        }
     }
 
     /// Read what the log gained; feed the detector, the metrics and the stall watch.
     pub fn read(&mut self, now: DateTime<Utc>) -> Read {
         let mut findings = Vec::new();
-        let mut signals: Vec<(u64, HealthSignal)> = Vec::new();
-        let mut fed = false;
         // The newest line of this read with something to show in it.
         let mut shown: Option<(u64, String)> = None;
-        let (detector, metrics, line_buf) = (&mut self.detector, &mut self.metrics, &mut self.line_buf);
+        let (detector, line_buf) = (&mut self.detector, &mut self.line_buf);
+        // The detector takes whole regions of raw lines; the metrics tracker reads the same
+        // lines on its own thread, at its own pace (see `worker`).
         let res = self.follower.read_windows(|chunks| {
             let mut out = Vec::new();
-            // The detector takes whole regions of raw lines; the metrics decode only the lines
-            // their prefilter lets through. (Reading a window on two threads, the metrics on
-            // the second, cost more CPU than it spared on the shared 2-core machine measured,
-            // and was no faster.)
             let shown_here = detect(detector, chunks, line_buf, &mut out);
-            let fed_here = metrics.chunks(chunks, now);
             coalesce(&mut findings, out);
-            fed |= fed_here.fed;
-            signals.extend(fed_here.signals);
             if shown_here.is_some() {
                 shown = shown_here;
             }
         });
+        if res.as_ref().is_ok_and(|s| s.bytes > 0) {
+            self.metrics.poke(now);
+            #[cfg(test)]
+            if self.metrics_sync {
+                self.metrics.settle();
+            }
+        }
+        let taken = self.metrics.take(&self.follower.state());
+        let (signals, fed) = self.took(taken);
         let (last_no, last_text) = match shown {
             Some((no, text)) => (Some(no), text),
             None => (None, String::new()),
@@ -256,7 +323,8 @@ impl Pipeline {
             } else if let (true, Some(tail)) = (redrawn, &self.partial) {
                 stall.line_seen(now, tail);
             }
-            if let Some(step) = self.metrics.tracker.step() {
+            // The tracker's step as far as it has read.
+            if let Some(step) = self.step {
                 stall.step_seen(now, step);
             }
         }
@@ -288,18 +356,27 @@ impl Pipeline {
     /// nothing and is no incident; what the log said before still counts.
     pub fn finish(&mut self, outcome: Option<ExitOutcome>, now: DateTime<Utc>) -> Vec<Event> {
         let mut findings = Vec::new();
-        let mut signals = Vec::new();
-        let (detector, metrics) = (&mut self.detector, &mut self.metrics);
+        let detector = &mut self.detector;
         self.follower.flush_partial(|line| {
             coalesce(&mut findings, detector.push_line(line.no, &line.text));
-            signals.extend(metrics.line(line.no, &line.text, now).signals);
         });
+        // The tracker reads to the end too, and its last line: everything it found is
+        // handed over with the exit.
+        self.metrics.finish(now);
+        let taken = self.metrics.take_all();
+        let (signals, _) = self.took(taken);
         if outcome.is_some_and(|o| !o.success()) {
             self.detector.note_log_disk(LogDisk::full_at(&self.cfg.log));
         }
         findings.extend(self.detector.finish(outcome));
         let events = self.incidents(findings, signals);
         self.redacted(events)
+    }
+
+    /// The process ended: resolves once the metrics tracker has read to the end of the log
+    /// and its last line, so that [`finish`](Self::finish) does not wait for it.
+    pub async fn metrics_to_end(&self, now: DateTime<Utc>) {
+        self.metrics.finished(now).await
     }
 
     /// An incident the executor found (not the log): it takes the run's next incident key
@@ -328,8 +405,12 @@ impl Pipeline {
         expected: Option<Duration>,
         max: Option<Duration>,
     ) -> Event {
-        let snap = self.metrics.tracker.snapshot();
-        let mut progress = progress::report(&snap, self.metrics.tracker.config(), elapsed, expected, max);
+        let (snap, mut progress) = {
+            let tracker = self.metrics.tracker();
+            let snap = tracker.snapshot();
+            let progress = progress::report(&snap, tracker.config(), elapsed, expected, max);
+            (snap, progress)
+        };
         if let Some(stall) = &self.stall {
             match stall.pace(now, true) {
                 Pace::Slow(slow) => progress.slowdown = Some(slow),
@@ -376,20 +457,33 @@ impl Pipeline {
 
     /// The chart of the charted metrics as a PNG; `NoData` when none has a value yet.
     pub fn chart(&self, title: &str) -> Result<Vec<u8>, ChartError> {
-        let series: Vec<(&str, &Series)> = self
-            .metrics
-            .tracker
+        let tracker = self.metrics.tracker();
+        let series: Vec<(&str, &Series)> = tracker
             .config()
             .chart
             .iter()
-            .filter_map(|name| self.metrics.tracker.series(name).map(|s| (name.as_str(), s)))
+            .filter_map(|name| tracker.series(name).map(|s| (name.as_str(), s)))
             .collect();
         chart::render_chart(title, &series, CHART_SIZE.0, CHART_SIZE.1)
     }
 
+    /// What the tracker handed over: its health signals (with their line numbers), whether
+    /// it read metric lines; its position and step are kept.
+    fn took(&mut self, batches: Vec<worker::Batch>) -> (Vec<(u64, HealthSignal)>, bool) {
+        let (mut signals, mut fed) = (Vec::new(), false);
+        for b in batches {
+            signals.extend(b.signals);
+            fed |= b.fed;
+            self.step = b.step;
+            self.metrics_state = b.state;
+        }
+        (signals, fed)
+    }
+
     /// Detector findings and metric health signals (with their line numbers) as incident
     /// events. A non-finite loss on a line the detector also reported is that incident (the
-    /// detector's verdict stands, as `trainwatch triage` gives it), not a second one.
+    /// detector's verdict stands, as `trainwatch triage` gives it), not a second one: the
+    /// tracker is behind the detector, so that incident may be of an earlier read.
     /// Every event leaves the pipeline redacted: what the engine holds, the store keeps and
     /// any chat or terminal shows carries no secret. (The detector and the metrics read the
     /// raw line: redaction must not hide an error from them.)
@@ -411,17 +505,27 @@ impl Pipeline {
         let mut own = Vec::new();
         for (line, signal) in signals {
             let seen = matches!(signal, HealthSignal::LossNonFinite { .. })
-                && findings.iter().any(|f| match f {
-                    Finding::New { incident, .. } | Finding::Updated { incident, .. } => {
-                        incident.line == line && incident.category == Category::Convergence
-                    }
-                });
+                && (self.filed.contains(&line)
+                    || findings.iter().any(|f| match f {
+                        Finding::New { incident, .. } | Finding::Updated { incident, .. } => {
+                            incident.line == line && incident.category == Category::Convergence
+                        }
+                    }));
             if !seen {
                 own.push(health_incident(&signal, line));
             }
         }
+        for f in &findings {
+            let (Finding::New { incident, .. } | Finding::Updated { incident, .. }) = f;
+            if incident.category == Category::Convergence {
+                self.file(incident.line);
+            }
+        }
         let mut events = self.detector_events(findings);
         for incident in own {
+            if incident.category == Category::Convergence {
+                self.file(incident.line);
+            }
             let key = self.keys.fresh();
             events.push(Event::Incident { key, incident });
         }

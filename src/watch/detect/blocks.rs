@@ -36,6 +36,7 @@ impl Detector {
                 b.ctx.getitem_frame = t.ends_with(", in __getitem__");
                 b.ctx.save_frame |= classify::saving_frame(t);
                 b.ctx.collate_frame |= classify::collating_frame(t);
+                b.ctx.fork_frame |= classify::forking_frame(t);
                 b.own_frame = classify::own_frame(t);
                 b.source_next = true;
             } else if std::mem::take(&mut b.source_next) && b.own_frame {
@@ -60,8 +61,24 @@ impl Detector {
         }
     }
 
+    /// Has the run's loss (or a metric record's) become NaN or infinite before now?
+    fn loss_went_non_finite(&self) -> bool {
+        self.incidents
+            .iter()
+            .any(|i| i.category == Category::Convergence && i.reason == classify::LOSS_NOT_FINITE)
+    }
+
     fn exception(&mut self, b: Block, n: u64, full: &str, e: ExcLine<'_>, out: &mut Vec<Finding>) {
-        let v = classify::classify_exception(e.name, e.msg, &b.ctx);
+        let mut v = classify::classify_exception(e.name, e.msg, &b.ctx);
+        // NaN in a step's input after the run's own loss went NaN or infinite: the NaN came
+        // out of the diverged optimisation (embeddings, predictions), not from the data.
+        if v.reason == classify::NAN_INPUT && self.loss_went_non_finite() {
+            v = classify::Verdict {
+                category: Category::Convergence,
+                strong: true,
+                reason: classify::NAN_FROM_DIVERGENCE,
+            };
+        }
         let mut lines = b.lines;
         lines.push(cut(full, MAX_LINE_CHARS));
         // The exception line itself, without an exception group's margin.

@@ -21,6 +21,9 @@ pub(crate) struct TbContext {
     /// A frame of the traceback is a DataLoader's collate function (`default_collate`, a
     /// `collate_fn`): what fails there is the batch's items, as the dataset returned them.
     pub collate_frame: bool,
+    /// A frame of the traceback starts a process (multiprocessing's `popen_fork`,
+    /// subprocess's `_fork_exec`): an EAGAIN there is fork meeting the process limit.
+    pub fork_frame: bool,
     /// The job's own code, in its innermost frame, was converting values (`torch.tensor(…)`,
     /// `np.asarray(…)`, `.astype(…)`, `pd.to_datetime(…)`, `float(…)`): what fails there is
     /// the values it was given.
@@ -95,6 +98,11 @@ pub(crate) fn saving_frame(frame: &str) -> bool {
         &lower,
         &["save", "write", "dump", "to_csv", "to_parquet", "flush"],
     )
+}
+
+/// Is `frame` inside the code that starts a process (fork / fork_exec)?
+pub(crate) fn forking_frame(frame: &str) -> bool {
+    frame.contains("popen_fork.py") || frame_function(frame).is_some_and(|f| f.contains("fork"))
 }
 
 /// Is `frame` inside a collate function (one that batches a dataset's items)?
@@ -186,7 +194,9 @@ pub(crate) fn loss_not_finite(msg: &str) -> bool {
     rest.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .take(12)
         .any(|w| {
-            let bad = matches!(w, "nan" | "inf" | "infinity" | "infinite") && !best_so_far_unset(prev, w);
+            let bad = matches!(w, "nan" | "inf" | "infinity" | "infinite")
+                && !best_so_far_unset(prev, w)
+                && !window_filling(prev, w);
             if !w.is_empty() {
                 prev = w;
             }
@@ -199,6 +209,22 @@ pub(crate) fn loss_not_finite(msg: &str) -> bool {
 /// not a start value.)
 pub(crate) fn best_so_far_unset(key: &str, value: &str) -> bool {
     key.to_ascii_lowercase().starts_with("best") && matches!(value, "inf" | "infinity")
+}
+
+/// A windowed statistic of the loss still NaN while its window fills (`loss_ma10 nan`,
+/// `rolling_loss_std nan` over the first steps): no value to average yet, not a loss that
+/// became NaN. Its key names the window (`ma`, `sma`, `rolling`, `moving`, `window`, or a
+/// statistic with the window's size, `sd10`, `mean20`); an infinite value is not a warm-up.
+pub(crate) fn window_filling(key: &str, value: &str) -> bool {
+    if !value.eq_ignore_ascii_case("nan") {
+        return false;
+    }
+    key.to_ascii_lowercase().split(['_', '/', '.', '-']).any(|part| {
+        let stat = part.trim_end_matches(|c: char| c.is_ascii_digit());
+        let sized = stat.len() < part.len();
+        matches!(stat, "ma" | "sma" | "rolling" | "moving" | "window" | "windowed")
+            || (sized && matches!(stat, "sd" | "std" | "mean" | "avg" | "median"))
+    })
 }
 
 /// True when `lower` (a lower-cased message) says gradients, their norm or the weights became
@@ -225,6 +251,7 @@ fn optimisation_not_finite(lower: &str) -> bool {
 pub(crate) const CUDA_OOM: &str = "CUDA ran out of memory (resource)";
 pub(crate) const OUT_OF_MEMORY: &str = "the process ran out of memory (resource)";
 pub(crate) const DISK_FULL: &str = "the disk is full: nothing more could be written (resource)";
+pub(crate) const NO_ROOM: &str = "the job's disk has less free space than it needs (resource)";
 pub(crate) const FILE_TOO_LARGE: &str =
     "a file grew past the size the job or its file system allows (ulimit -f, EFBIG) (resource)";
 pub(crate) const CPU_LIMIT: &str = "the job's CPU time limit ran out (ulimit -t, SIGXCPU) (resource)";
@@ -257,6 +284,19 @@ const RESOURCE_PHRASES: &[PhraseRule] = &[
             "requested and 0 written",
         ],
         DISK_FULL,
+    ),
+    (
+        // a job's own check before it copies or writes (`not enough space on scratch: need
+        // 1.6TiB, 66.3GiB available`)
+        &[
+            "not enough space",
+            "not enough disk space",
+            "not enough free space",
+            "insufficient disk space",
+            "insufficient space",
+            "insufficient free space",
+        ],
+        NO_ROOM,
     ),
     (
         &["[Errno 122]", "Disk quota exceeded"],
@@ -406,6 +446,12 @@ fn resource(short: &str, msg: &str, ctx: &TbContext) -> Option<&'static str> {
         "KeyboardInterrupt" => return Some("interrupted from outside (Ctrl-C, SIGINT) (resource)"),
         _ => {}
     }
+    // EAGAIN as a process is started (`BlockingIOError: [Errno 11] Resource temporarily
+    // unavailable` from os.fork): the process limit (elsewhere errno 11 is a non-blocking
+    // call's, the code's).
+    if ctx.fork_frame && msg.contains("[Errno 11]") {
+        return Some(THREAD_LIMIT);
+    }
     first_phrase(msg, RESOURCE_PHRASES)
         .or_else(|| (ctx.save_frame && stream_failure(msg)).then_some(SAVE_FAILED))
         .or_else(|| collective_failure(msg).then_some(COLLECTIVE))
@@ -417,6 +463,9 @@ const PORT_TAKEN: &str =
     "a port the job needs is held by another process (one left on the node by an earlier job) (infrastructure)";
 const NOT_PERMITTED: &str =
     "the job may not read or write a path it needs: its permissions, its owner or a read-only mount (infrastructure)";
+
+const RENDEZVOUS_FAILED: &str =
+    "the job's nodes never all met at the launcher's rendezvous (a node that did not start or join, a store that cannot be reached) (infrastructure)";
 
 pub(crate) const SERVICE_UNREACHABLE: &str =
     "a network service the job depends on could not be reached or failed (a hub, a store, an API) (infrastructure)";
@@ -434,11 +483,21 @@ const INFRASTRUCTURE_PHRASES: &[PhraseRule] = &[
             "Temporary failure in name resolution",
             "Network is unreachable",
             "No route to host",
+            // a program's own words for it (not Rust's `entered unreachable code`)
+            "server unreachable",
+            "service unreachable",
+            "host unreachable",
+            "endpoint unreachable",
+            "server is unreachable",
+            "service is unreachable",
             "Max retries exceeded",
             "Failed to establish a new connection",
             "Read timed out",
             "Connection timed out",
             "couldn't connect to",
+            // curl's words (`curl: (7) Failed to connect to … Couldn't connect to server`)
+            "Couldn't connect to server",
+            "Failed to connect to",
             "502 Server Error",
             "503 Server Error",
             "504 Server Error",
@@ -534,6 +593,7 @@ pub(crate) const GRADS_NOT_FINITE: &str =
     "the gradients or weights became NaN or infinite: the optimisation diverged (convergence)";
 pub(crate) const DIVERGED: &str =
     "the run says its optimisation diverged (a loss or gradients exploding) (convergence)";
+const NO_IMPROVEMENT: &str = "the run says its metric stopped improving and it gave up (convergence)";
 pub(crate) const NOT_LEARNING: &str =
     "the run says the model did not learn (loss or accuracy flat) (convergence)";
 
@@ -567,6 +627,14 @@ fn convergence(short: &str, msg: &str) -> Option<&'static str> {
     if super::rules::says_not_learning(msg) {
         return Some(NOT_LEARNING);
     }
+    // A watchdog's or a script's own word that the metric it follows stopped improving and
+    // it gave up (`no improvement in val_loss for 6 evaluations; aborting run`).
+    if has_any(
+        &lower,
+        &["no improvement in", "stopped improving", "not improved for"],
+    ) {
+        return Some(NO_IMPROVEMENT);
+    }
     if has_any(
         &lower,
         &[
@@ -593,6 +661,8 @@ fn sampler_start_invalid(msg: &str) -> bool {
 
 const SCRIPT_MISSING: &str =
     "the script the job runs does not exist: a typo or a wrong path in the job's command (implementation)";
+const LABELS_RENAMED: &str =
+    "the batches hold the labels under a name the model does not take (`target`, not `labels`): the code's naming (implementation)";
 const NO_LABELS_IN_BATCH: &str =
     "the batches reached the model without labels: the data has no label column the model can use (data)";
 const CHECKPOINT_MISFIT: &str =
@@ -606,6 +676,9 @@ fn implementation_by_message(msg: &str) -> Option<&'static str> {
     }
     if config_validation(msg) {
         return Some(CONFIG_INVALID);
+    }
+    if missing_checkpoint(msg) {
+        return Some(CHECKPOINT_PATH);
     }
     if has_any(
         msg,
@@ -627,6 +700,26 @@ fn implementation_by_message(msg: &str) -> Option<&'static str> {
         ],
     )
     .then_some(AUTOGRAD_MISUSE)
+}
+
+const CHECKPOINT_PATH: &str =
+    "a checkpoint the code looks for is not where it looks (its path or its name template), not the data (implementation)";
+
+/// A missing file that is a checkpoint by its name (`ckpt/epoch_003.pt`,
+/// `checkpoints/best.ckpt`): the code's path for its own weights. A `.pt` of features
+/// (`cache/features_v2.pt`) is data, so the name decides, not the suffix alone.
+fn missing_checkpoint(msg: &str) -> bool {
+    let Some((_, path)) = msg.split_once("No such file or directory: ") else {
+        return false;
+    };
+    let path = path
+        .trim()
+        .trim_matches(|c| c == '\'' || c == '"')
+        .to_ascii_lowercase();
+    let weights = [".pt", ".pth", ".ckpt", ".safetensors", ".bin", ".h5"]
+        .iter()
+        .any(|e| path.ends_with(e));
+    weights && has_any(&path, &["ckpt", "checkpoint", "epoch", "weights", "model"])
 }
 
 const SHELL_ERROR: &str =
@@ -697,17 +790,20 @@ pub(crate) const RAGGED: &str =
 const SHAPE: &str = "an input shape that does not match what the model expects (data)";
 pub(crate) const CLASS_ABSENT: &str =
     "the targets hold one class only (no positive or no negative example): the split lacks a class, so its metric says nothing (data)";
-/// scikit-learn's `Only one class present in y_true` (lower-cased).
-const CLASS_ABSENT_PHRASES: &[&str] = &["only one class present", "samples in targets"];
-
-/// Does a warning's `msg` say the targets hold one class only (torchmetrics' `No positive
-/// samples in targets`)? Evidence: the run goes on, but what it measures is meaningless. (It
-/// is asked of every warning line: one SIMD search turns nearly all away.)
+/// Does `msg` say the targets hold one class only (torchmetrics' warning `No positive
+/// samples in targets`, scikit-learn's error `Only one class present in y_true`)? The one
+/// reading of it, for a warning (the run goes on, but what it measures is meaningless) and
+/// for an exception's message alike. (It is asked of every warning line: two SIMD searches
+/// turn nearly all away.)
 pub(crate) fn class_absent(msg: &str) -> bool {
-    static SAMPLES: std::sync::OnceLock<memchr::memmem::Finder<'static>> = std::sync::OnceLock::new();
-    let samples = SAMPLES.get_or_init(|| memchr::memmem::Finder::new(b"samples in targets"));
-    samples.find(msg.as_bytes()).is_some()
-        && has_any(msg, &["No positive", "No negative", "no positive", "no negative"])
+    use memchr::memmem::Finder;
+    static SAMPLES: std::sync::OnceLock<Finder<'static>> = std::sync::OnceLock::new();
+    static ONE: std::sync::OnceLock<Finder<'static>> = std::sync::OnceLock::new();
+    let samples = SAMPLES.get_or_init(|| Finder::new(b"samples in targets"));
+    let one = ONE.get_or_init(|| Finder::new(b"nly one class present"));
+    let b = msg.as_bytes();
+    (samples.find(b).is_some() && has_any(msg, &["No positive", "No negative", "no positive", "no negative"]))
+        || one.find(b).is_some()
 }
 const CLASS_INDEX: &str =
     "a class index beyond the number of classes: the labels do not fit the model (data)";
@@ -743,6 +839,22 @@ fn names_data_item(lower: &str) -> bool {
 
 /// Data rules by the exception's message (lower-cased), after those by type.
 const DATA_PHRASES: &[PhraseRule] = &[
+    (
+        &[
+            "in both train and",
+            "in both the train",
+            "overlap between train",
+            "overlap between the train",
+            "leaked into the val",
+            "leaked into the test",
+        ],
+        "the splits share items: the same examples are in train and in validation or test (data)",
+    ),
+    (
+        // json's decoder recursing through a record nested deeper than it can follow
+        &["while decoding a json"],
+        "a data record nested deeper than its parser can follow (data)",
+    ),
     (
         &["column", "not in index"],
         "a column the data lacks or that does not fit (data)",
@@ -809,8 +921,21 @@ const DATA_PHRASES: &[PhraseRule] = &[
     ),
     (
         // a table whose columns changed type or name since the code was written
-        &["couldn't cast", "schema mismatch", "does not match the schema"],
+        // (pandas' `Length mismatch: Expected axis has 6 elements, new values have 7` when
+        // the code names the columns of a file that has fewer or more)
+        &[
+            "couldn't cast",
+            "schema mismatch",
+            "does not match the schema",
+            "length mismatch: expected axis has",
+        ],
         "the data's schema is not the one expected: a column's type or name changed (data)",
+    ),
+    (
+        // a tokenizer's vocabulary file that lost an entry it needs (`WordLevel error:
+        // Missing [UNK] token from the vocabulary`)
+        &["token from the vocabulary", "not in the vocabulary", "missing from the vocabulary"],
+        "the tokenizer's vocabulary lacks an entry it needs: a broken vocabulary file (data)",
     ),
     (
         // a fast tokenizer handed a number or a None (an empty cell) among the texts
@@ -845,7 +970,6 @@ const DATA_PHRASES: &[PhraseRule] = &[
         "labels of a kind or value the model does not know (data)",
     ),
     (&["label must be in", "labels must be in"], CLASS_INDEX),
-    (CLASS_ABSENT_PHRASES, CLASS_ABSENT),
     (
         &["least populated class", "too few members"],
         "too few examples of a class to split or stratify on (data)",
@@ -1047,12 +1171,20 @@ fn data(short: &str, msg: &str, ctx: &TbContext) -> Option<&'static str> {
     {
         return Some("a missing data file (data)");
     }
+    // click's words for an input path the job was given that is not there (`Invalid value
+    // for '--train-dir': Directory 'exports/2026-12-02' does not exist.`)
+    if lower.contains("' does not exist") && has_any(&lower, &["directory '", "file '", "path '"]) {
+        return Some("a missing data file (data)");
+    }
     // NaN / infinity in the input (a NaN *loss* was taken by `convergence` before).
     let words_nan = lower
         .split(|c: char| !c.is_ascii_alphanumeric())
         .any(|w| matches!(w, "nan" | "nans" | "infinity" | "inf"));
     if words_nan && !matches!(short, "FloatingPointError") {
-        return Some("NaN or infinity in the input (data)");
+        return Some(NAN_INPUT);
+    }
+    if class_absent(msg) {
+        return Some(CLASS_ABSENT);
     }
     if let Some(reason) = first_phrase(&lower, DATA_PHRASES) {
         return Some(reason);
@@ -1123,6 +1255,10 @@ fn data(short: &str, msg: &str, ctx: &TbContext) -> Option<&'static str> {
     None
 }
 
+pub(crate) const NAN_INPUT: &str = "NaN or infinity in the input (data)";
+pub(crate) const NAN_FROM_DIVERGENCE: &str =
+    "NaN in a step's input after the run's loss had become NaN or infinite: the NaN came from the diverged optimisation, not the data (convergence)";
+
 const CONVERTING: &str =
     "the job's code failed converting the values it was given (to a tensor, an array, a number, a date): the data's values (data)";
 
@@ -1154,6 +1290,9 @@ fn data_defect(lower: &str) -> bool {
                     "missing",
                     "empty",
                     "mismatch",
+                    "mismatched",
+                    "differ",
+                    "disagree",
                     "bad",
                     "inconsistent",
                     "unknown",
@@ -1221,6 +1360,21 @@ pub(crate) fn classify_exception(name: &str, msg: &str, ctx: &TbContext) -> Verd
     if let Some(r) = first_phrase(msg, INFRASTRUCTURE_PHRASES) {
         return strong(Category::Infrastructure, r);
     }
+    // A connection to a service dropped or refused, by the exception's type alone
+    // (`http.client.RemoteDisconnected: Remote end closed connection without response`).
+    // Between a job's ranks the collective rules above took it already.
+    if matches!(
+        short,
+        "RemoteDisconnected" | "ConnectionRefusedError" | "ConnectionAbortedError" | "ProtocolError"
+    ) {
+        return strong(Category::Infrastructure, SERVICE_UNREACHABLE);
+    }
+    // torch.distributed.elastic's rendezvous (`RendezvousTimeoutError`, `…ClosedError`,
+    // `…ConnectionError`): the job's nodes never all met at the rendezvous store (a node that
+    // did not start or join, a store host that cannot be reached) before any rank ran.
+    if short.starts_with("Rendezvous") && short.ends_with("Error") {
+        return strong(Category::Infrastructure, RENDEZVOUS_FAILED);
+    }
     if let Some(r) = convergence(short, msg) {
         return strong(Category::Convergence, r);
     }
@@ -1235,12 +1389,21 @@ pub(crate) fn classify_exception(name: &str, msg: &str, ctx: &TbContext) -> Verd
     // A Hugging Face model that computed no loss because the batches it received hold no
     // labels (`the inputs it received are input_ids,attention_mask`): the labels are not in
     // the data as the model needs them.
-    if msg.contains("did not return a loss")
-        && msg
-            .split_once("inputs it received are")
-            .is_some_and(|(_, got)| !got.contains("label"))
+    if let Some((_, got)) = msg
+        .split_once("did not return a loss")
+        .and_then(|(_, m)| m.split_once("inputs it received are"))
+        .filter(|(_, got)| !got.contains("label"))
     {
-        return strong(Category::Data, NO_LABELS_IN_BATCH);
+        // The labels are there under a name the model does not take (`target`): the code's
+        // naming; else the batches hold none.
+        let renamed = got
+            .split(|c: char| c == ',' || c == '.' || c.is_whitespace())
+            .any(|k| matches!(k, "target" | "targets" | "y" | "class" | "classes" | "gold"));
+        return if renamed {
+            strong(Category::Implementation, LABELS_RENAMED)
+        } else {
+            strong(Category::Data, NO_LABELS_IN_BATCH)
+        };
     }
     if let Some(r) = data(short, msg, ctx) {
         return strong(Category::Data, r);

@@ -8,7 +8,7 @@
 //! being stopped becomes warnings.
 
 use super::classify::{self, TbContext, Verdict};
-use super::{cut, exit, rules, Detector, Finding, Meta, CAUSE_WITHIN, MAX_LINE_CHARS};
+use super::{cut, exit, rules, Detector, Finding, Meta, CAUSE_WITHIN, MAX_LINE_CHARS, SURVIVE_AFTER};
 use crate::model::{Category, ExitOutcome, Incident, Severity};
 
 impl Detector {
@@ -24,10 +24,20 @@ impl Detector {
         self.settle_eval_nan(&mut out);
         match exit {
             Some(ExitOutcome::Code(0)) => {
-                // The run ended by itself: nothing it printed ended it (and what it said it
-                // handled stays a note).
+                // The run ended by itself: nothing it printed ended it. What it said it
+                // handled stays a note, and so does an exception it visibly outlived: one its
+                // output went on after, or any before a log that ends in its ordinary output
+                // (a launcher restarted the group, and the job then went on to succeed).
+                // Everything else (a warning, a NaN loss, a traceback at the very end that a
+                // wrapper's status hid) is a warning.
+                let tail_ordinary = self.tail_ordinary >= SURVIVE_AFTER;
                 for i in 0..self.meta.len() {
-                    if !self.meta[i].outlived {
+                    let m = &self.meta[i];
+                    let outlived = m.looks_fatal && !m.caught && (m.survived || tail_ordinary);
+                    if outlived {
+                        self.meta[i].outlived = true;
+                        self.set_forced(i, Severity::Note, &mut out);
+                    } else if !m.outlived {
                         self.set_forced(i, Severity::Warning, &mut out);
                     }
                 }
@@ -53,7 +63,8 @@ impl Detector {
                 let relayed = (0..self.meta.len()).all(|i| self.meta[i].consequence);
                 if let Some((line, said, v)) = self.relay_words.take().filter(|_| relayed) {
                     // Only the launcher's relay stands: the rank's own last words are the cause.
-                    self.stated_incident(line, said, v, &mut out);
+                    let exit = exit::judge_exit(outcome, self.log_disk.as_ref());
+                    self.stated_incident(line, said, v, exit.as_ref(), &mut out);
                 } else if let Some(i) = cause {
                     self.set_forced(i, Severity::Fatal, &mut out);
                 } else if !self.has_fatal() {
@@ -167,15 +178,32 @@ impl Detector {
                 .rev()
                 .find(|&i| self.incidents[i].line == *line)
             {
-                if v.strong {
-                    self.incidents[i].reason = stated_reason(v);
+                // Its words name no cause, but the exit code does (sysexits, timeout(1)).
+                if v.strong || judged.reason != exit::EXIT_CODE_ALONE {
+                    let (category, reason) = stated_reason(v, Some(&judged));
+                    self.incidents[i].category = category;
+                    self.incidents[i].reason = reason;
                 }
                 self.set_forced(i, Severity::Fatal, out);
                 return;
             }
         }
+        // Nothing states why, but the run's own evidence stands in its last lines (a trainer's
+        // `loss is inf … stopping`, then only its supervisor's relays of the exit): the cause.
+        if stated.is_none() && !matches!(outcome, ExitOutcome::Scheduler(_)) {
+            if let Some((i, at)) = self.last_evidence {
+                let m = &self.meta[i];
+                if m.strong && !m.outlived && !m.caught && self.seen.saturating_sub(at) <= LAST_WORDS_WITHIN {
+                    self.set_forced(i, Severity::Fatal, out);
+                    return;
+                }
+            }
+        }
         let (category, line, text, reason) = match stated {
-            Some((line, said, v)) => (v.category, line, said, stated_reason(&v)),
+            Some((line, said, v)) => {
+                let (category, reason) = stated_reason(&v, Some(&judged));
+                (category, line, said, reason)
+            }
             None => (judged.category, 0, judged.text, judged.reason.to_string()),
         };
         let inc = Incident {
@@ -206,15 +234,23 @@ impl Detector {
     }
 
     /// A new fatal incident for a stated cause (`line`, what it said, its verdict).
-    fn stated_incident(&mut self, line: u64, text: String, v: Verdict, out: &mut Vec<Finding>) {
+    fn stated_incident(
+        &mut self,
+        line: u64,
+        text: String,
+        v: Verdict,
+        exit: Option<&exit::ExitJudgement>,
+        out: &mut Vec<Finding>,
+    ) {
+        let (category, reason) = stated_reason(&v, exit);
         let inc = Incident {
-            category: v.category,
+            category,
             severity: Severity::Fatal,
             line,
             text,
             excerpt: Vec::new(),
             count: 1,
-            reason: stated_reason(&v),
+            reason,
         };
         self.push_cause(inc, out);
     }
@@ -252,19 +288,46 @@ impl Detector {
         }
         // Of the last lines that state a failure or give its reason (a banner's `TRAINING
         // FAILED` then `reason : …`), the latest one whose words name a cause; else the latest.
-        let mut stated = self
-            .ring
+        // A runner's relay of a command's exit (`FAILED (exit 7) at line 14: curl …`,
+        // `train.py failed 3 times (last status 3)`) is not the cause, unless its own words
+        // name one; of the same line repeated (a retried command), the first.
+        let ring = &self.ring;
+        let mut stated = ring
             .iter()
+            .enumerate()
             .rev()
-            .filter(|(_, l)| {
-                (rules::states_failure(l) || rules::gives_reason(l)) && !rules::relays_failure(l)
+            .filter(|(_, (_, l))| rules::states_failure(l) || rules::gives_reason(l))
+            .map(|(k, nl)| {
+                let first = ring
+                    .iter()
+                    .take(k)
+                    .rev()
+                    .take_while(|(_, e)| e == &nl.1)
+                    .last()
+                    .unwrap_or(nl);
+                (judged(first), rules::relays_failure(&nl.1))
             })
-            .map(judged);
+            .filter(|(j, relay)| !relay || j.2.strong)
+            .map(|(j, _)| j);
         let latest = stated.next()?;
         if latest.2.strong {
             return Some(latest);
         }
-        Some(stated.find(|s| s.2.strong).unwrap_or(latest))
+        // None names a cause: the latest that calls itself an error (a loader's `error:
+        // cannot parse config train.yaml:` heading over the parser's detail lines after it).
+        let mut heading = None;
+        for s in stated {
+            if s.2.strong {
+                return Some(s);
+            }
+            if heading.is_none()
+                && !latest.1.to_ascii_lowercase().contains("error")
+                && s.1.to_ascii_lowercase().contains("error")
+            {
+                heading = Some(s);
+            }
+        }
+        Some(heading.unwrap_or(latest))
     }
 
     /// The program's own failing words among the last lines before an abort (read before
@@ -293,6 +356,10 @@ fn ended_by_signal(outcome: ExitOutcome) -> Option<i32> {
     }
 }
 
+/// How many lines before the end the run's own latest evidence may be and still explain a
+/// failing exit that nothing states (the log's last few lines: a supervisor's relays).
+const LAST_WORDS_WITHIN: u64 = 5;
+
 /// How many non-blank lines before an abort may hold the program's reason for it.
 const ABORT_WORDS_WITHIN: usize = 3;
 
@@ -307,15 +374,19 @@ fn judged((n, l): &(u64, String)) -> (u64, String, Verdict) {
     )
 }
 
-/// The reason for a failing exit explained by the program's own last words: what they say,
-/// or, when no rule names a cause in them, the exit code's own.
-fn stated_reason(v: &Verdict) -> String {
+/// The category and reason of a failing exit explained by the program's own last words:
+/// what they say, or, when no rule names a cause in them, what the exit code says (`exit`,
+/// the exit classifier's judgement: a sysexits code, timeout(1)'s 124, else the code alone).
+fn stated_reason(v: &Verdict, exit: Option<&exit::ExitJudgement>) -> (Category, String) {
     if v.strong {
-        format!("the program's last error message: {}", v.reason)
-    } else {
-        format!(
-            "the program's last error message names no known cause; {}",
-            exit::EXIT_CODE_ALONE
-        )
+        return (
+            v.category,
+            format!("the program's last error message: {}", v.reason),
+        );
     }
+    let (category, why) = exit.map_or((v.category, exit::EXIT_CODE_ALONE), |j| (j.category, j.reason));
+    (
+        category,
+        format!("the program's last error message names no known cause; {why}"),
+    )
 }

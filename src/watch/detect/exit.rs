@@ -10,7 +10,12 @@
 //!   or a library it calls;
 //! - exit code 124: resource — the status `timeout(1)` gives a command it stopped at its
 //!   time limit (a job script passing it on: the time budget ran out);
-//! - exit code n (not 0, not 124): implementation — the program chose to stop (`sys.exit(n)`, a shell
+//! - exit codes 64–78 of sysexits(3) (Python's `os.EX_*`), which a program picks to say what
+//!   kind of failure it stopped for: EX_DATAERR and EX_NOINPUT are data, EX_UNAVAILABLE,
+//!   EX_NOHOST, EX_TEMPFAIL (the requeue convention: try again later), EX_PROTOCOL,
+//!   EX_IOERR, EX_NOPERM are infrastructure, EX_OSERR is resource, EX_USAGE, EX_SOFTWARE and
+//!   EX_CONFIG are implementation;
+//! - exit code n (not 0, not 124, not a sysexits code): implementation — the program chose to stop (`sys.exit(n)`, a shell
 //!   `exit`, an error message in a form we do not know): the code's logic speaking;
 //! - status unknown (its holder died too): implementation, so the code's owner looks first;
 //! - any failed exit while the log's file system is full (see [`LogDisk`]): resource — the job
@@ -104,6 +109,14 @@ pub fn judge_exit(outcome: ExitOutcome, disk: Option<&LogDisk>) -> Option<ExitJu
             "the process ended with exit code 124, the status timeout(1) gives a command it stopped at its time limit".to_string(),
             "exit code 124: timeout(1) stopped the command at its time limit (resource)",
         ),
+        ExitOutcome::Code(code) if sysexit(code).is_some() => {
+            let (category, name, reason) = sysexit(code)?;
+            judged(
+                category,
+                format!("the process ended with exit code {code} ({name}) and the log states no error"),
+                reason,
+            )
+        }
         ExitOutcome::Code(code) => judged(
             Category::Implementation,
             format!("the process ended with exit code {code} and the log states no error"),
@@ -149,6 +162,28 @@ pub fn judge_exit(outcome: ExitOutcome, disk: Option<&LogDisk>) -> Option<ExitJu
             "the scheduler stopped it from outside, not the job's code (resource)",
         ),
     }
+}
+
+/// A sysexits(3) code: its category, its name and the reason. A program exits with one of
+/// these to say what kind of failure stopped it; the codes nobody reads as a category
+/// (EX_NOUSER, EX_OSFILE, EX_CANTCREAT: a mail system's, or too vague) are left out.
+fn sysexit(code: i32) -> Option<(Category, &'static str, &'static str)> {
+    use Category::*;
+    Some(match code {
+        64 => (Implementation, "EX_USAGE", "exit code 64, EX_USAGE of sysexits(3): the job was started with a command line it does not accept (implementation)"),
+        65 => (Data, "EX_DATAERR", "exit code 65, EX_DATAERR of sysexits(3): the program found its input data malformed (data)"),
+        66 => (Data, "EX_NOINPUT", "exit code 66, EX_NOINPUT of sysexits(3): an input the program needs does not exist or cannot be read (data)"),
+        68 => (Infrastructure, "EX_NOHOST", "exit code 68, EX_NOHOST of sysexits(3): a host the job needs is unknown (infrastructure)"),
+        69 => (Infrastructure, "EX_UNAVAILABLE", "exit code 69, EX_UNAVAILABLE of sysexits(3): a service the job needs is unavailable (infrastructure)"),
+        76 => (Infrastructure, "EX_PROTOCOL", "exit code 76, EX_PROTOCOL of sysexits(3): a remote service answered with something the program could not use (infrastructure)"),
+        70 => (Implementation, "EX_SOFTWARE", "exit code 70, EX_SOFTWARE of sysexits(3): the program says it hit an internal error (implementation)"),
+        71 => (Resource, "EX_OSERR", "exit code 71, EX_OSERR of sysexits(3): the system refused the program a resource (a fork, a thread, memory) (resource)"),
+        74 => (Infrastructure, "EX_IOERR", "exit code 74, EX_IOERR of sysexits(3): an input/output error on a file system the job uses (infrastructure)"),
+        75 => (Infrastructure, "EX_TEMPFAIL", "exit code 75, EX_TEMPFAIL of sysexits(3): a temporary failure of something the job depends on; the program asks to be retried (infrastructure)"),
+        77 => (Infrastructure, "EX_NOPERM", "exit code 77, EX_NOPERM of sysexits(3): the job may not use something it needs (infrastructure)"),
+        78 => (Implementation, "EX_CONFIG", "exit code 78, EX_CONFIG of sysexits(3): the program found its configuration wrong (implementation)"),
+        _ => return None,
+    })
 }
 
 /// The category and the one-line statement of [`judge_exit`].

@@ -27,7 +27,7 @@ use std::collections::{HashMap, VecDeque};
 use crate::model::{Category, Incident, Severity};
 use crate::watch::follower::display_segment;
 /// A best-so-far value still at its start is bookkeeping: the metrics tracker asks it too.
-pub(crate) use classify::best_so_far_unset;
+pub(crate) use classify::{best_so_far_unset, window_filling};
 use classify::{ExcLine, TbContext, Verdict};
 pub use config::{DetectConfig, PatternError};
 pub use exit::{exit_incident, exit_verdict, LogDisk};
@@ -241,6 +241,8 @@ pub struct Detector {
     nan_seen: Option<nan_start::NanSeen>,
     /// Number of the latest line seen.
     seen: u64,
+    /// The incident of the latest occurrence of any evidence, and the line it was at.
+    last_evidence: Option<(usize, u64)>,
     /// The groups of prefilter literals the current line's visible text holds (set by
     /// `step`; 0: an ordinary line, no rule can fire on it).
     lits: Lits,
@@ -313,6 +315,7 @@ impl Detector {
             nan_start: None,
             nan_seen: None,
             seen: 0,
+            last_evidence: None,
             lits: 0,
         }
     }
@@ -708,6 +711,7 @@ impl Detector {
         let fatalish = looks_fatal && !caught;
         let text = &self.quoted(text);
         if let Some(&i) = self.by_key.get(&key) {
+            self.last_evidence = Some((i, n));
             let m = &mut self.meta[i];
             m.survived = false;
             // Happening again unannounced: no longer only handled.
@@ -755,6 +759,7 @@ impl Detector {
         }
         self.incidents.push(inc);
         self.by_key.insert(key, i);
+        self.last_evidence = Some((i, n));
         if fatalish {
             self.note_fatal(i);
         }

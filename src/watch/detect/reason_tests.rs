@@ -23,6 +23,7 @@ fn ctx(pandas: bool, getitem: bool) -> TbContext {
         getitem_frame: getitem,
         save_frame: false,
         collate_frame: false,
+        fork_frame: false,
         converting: false,
     }
 }
@@ -129,6 +130,23 @@ fn exception_examples() -> Vec<(&'static str, &'static str, TbContext, Category,
         ("ValueError", "Object arrays cannot be loaded when allow_pickle=False", n, Data, "the array file holds Python objects (ragged or mixed records), not the numeric array expected: the file's format (data)"),
         ("ValueError", "Only one class present in y_true. ROC AUC score is not defined in that case.", n, Data, classify::CLASS_ABSENT),
         ("", "ERROR eval split has 0 samples after filtering", n, Data, "the message says a part of the data is defective (a malformed record, an unexpected label, invalid samples) (data)"),
+        ("torch.distributed.elastic.rendezvous.api.RendezvousTimeoutError", "", n, Infrastructure, "the job's nodes never all met at the launcher's rendezvous (a node that did not start or join, a store that cannot be reached) (infrastructure)"),
+        ("", "ERROR uploader: artifact server unreachable after 5 attempts", n, Infrastructure, classify::SERVICE_UNREACHABLE),
+        ("", "CRITICAL early-stop: no improvement in val_f1 for 10 epochs; giving up", n, Convergence, "the run says its metric stopped improving and it gave up (convergence)"),
+        ("FileNotFoundError", "[Errno 2] No such file or directory: 'runs/exp3/checkpoints/best.ckpt'", n, Implementation, "a checkpoint the code looks for is not where it looks (its path or its name template), not the data (implementation)"),
+        ("FileNotFoundError", "[Errno 2] No such file or directory: 'cache/features_v2.pt'", n, Data, "a missing data file (data)"),
+        ("AssertionError", "12 ids are in both train and test", n, Data, "the splits share items: the same examples are in train and in validation or test (data)"),
+        ("RecursionError", "maximum recursion depth exceeded while decoding a JSON object from a unicode string", n, Data, "a data record nested deeper than its parser can follow (data)"),
+        ("ValueError", "The model did not return a loss from the inputs, only the following keys: logits. For reference, the inputs it received are input_ids,attention_mask,targets.", n, Implementation, "the batches hold the labels under a name the model does not take (`target`, not `labels`): the code's naming (implementation)"),
+        ("ValueError", "The model did not return a loss from the inputs, only the following keys: logits. For reference, the inputs it received are input_ids,attention_mask.", n, Data, "the batches reached the model without labels: the data has no label column the model can use (data)"),
+        ("", "stage-in: error: not enough space on scratch: need 1.6TiB, 66.3GiB available", n, Resource, classify::NO_ROOM),
+        ("BlockingIOError", "[Errno 11] Resource temporarily unavailable", TbContext { fork_frame: true, ..n }, Resource, classify::THREAD_LIMIT),
+        ("http.client.RemoteDisconnected", "Remote end closed connection without response", n, Infrastructure, classify::SERVICE_UNREACHABLE),
+        ("", "curl: (7) Failed to connect to 127.0.0.1 port 9000 after 0 ms: Couldn't connect to server", n, Infrastructure, classify::SERVICE_UNREACHABLE),
+        ("Exception", "WordLevel error: Missing [UNK] token from the vocabulary", n, Data, "the tokenizer's vocabulary lacks an entry it needs: a broken vocabulary file (data)"),
+        ("ValueError", "Length mismatch: Expected axis has 6 elements, new values have 7 elements", n, Data, "the data's schema is not the one expected: a column's type or name changed (data)"),
+        ("", "Error: Invalid value for '--train-dir': Directory 'exports/2026-12-02' does not exist.", n, Data, "a missing data file (data)"),
+        ("", "ERROR preflight: row counts differ (a.tsv 10, b.tsv 9)", n, Data, "the message says a part of the data is defective (a malformed record, an unexpected label, invalid samples) (data)"),
     ]
 }
 
@@ -164,6 +182,10 @@ fn line_examples() -> Vec<(&'static str, Category, &'static str)> {
         ("step 300 | loss=nan | lr 0.1", Convergence, classify::LOSS_NOT_FINITE),
         ("{'grad_norm': 'inf', 'epoch': 1.0}", Convergence, classify::LOSS_NOT_FINITE),
         ("/v/torchmetrics/utilities/prints.py:43: UserWarning: No negative samples in targets, false positive value should be meaningless.", Data, classify::CLASS_ABSENT),
+        ("/v/torch/nn/modules/loss.py:616: UserWarning: Using a target size (torch.Size([8])) that is different to the input size (torch.Size([8, 1])). This will likely lead to incorrect results due to broadcasting. Please ensure they have the same size.", Implementation, rules::BROADCAST_LOSS),
+        ("/srv/prep.py:40: RuntimeWarning: invalid value encountered in log", Data, rules::NAN_MADE),
+        ("/srv/clean.py:22: ChainedAssignmentError: A value is being set on a copy of a DataFrame or Series through chained assignment using an inplace method.", Implementation, rules::WRITE_LOST),
+        ("Time limit reached. Elapsed time is 0:00:06. Signaling Trainer to stop.", Resource, classify::TIME_LIMIT),
     ]
 }
 
@@ -172,6 +194,18 @@ fn exit_examples() -> Vec<(ExitOutcome, bool)> {
     let mut v: Vec<(ExitOutcome, bool)> = [
         ExitOutcome::Code(2),
         ExitOutcome::Code(124),
+        ExitOutcome::Code(64),
+        ExitOutcome::Code(65),
+        ExitOutcome::Code(66),
+        ExitOutcome::Code(68),
+        ExitOutcome::Code(69),
+        ExitOutcome::Code(70),
+        ExitOutcome::Code(71),
+        ExitOutcome::Code(74),
+        ExitOutcome::Code(75),
+        ExitOutcome::Code(76),
+        ExitOutcome::Code(77),
+        ExitOutcome::Code(78),
         ExitOutcome::Signal(9),
         ExitOutcome::Signal(11),
         ExitOutcome::Signal(15),
@@ -212,6 +246,8 @@ fn every_reason() -> Vec<(Category, String)> {
     // The detector's judgement of a run's first non-finite records (see `nan_start`).
     all.push((Data, super::nan_start::NAN_FROM_START.to_string()));
     all.push((Data, super::nan_start::EVAL_ONLY_NAN.to_string()));
+    // NaN in a step's input after the loss went NaN (see `blocks`).
+    all.push((Convergence, classify::NAN_FROM_DIVERGENCE.to_string()));
     // A stop from outside that the log says was a preemption (see `ending`).
     all.push((Infrastructure, rules::PREEMPTED.to_string()));
     all

@@ -78,13 +78,30 @@ fn re(cell: &'static OnceLock<Regex>, pat: &str) -> &'static Regex {
 /// (maybe behind a logging prefix). Returns the class, the message and where the class
 /// starts. Hand-parsed: this runs on every line that mentions a warning.
 fn parse_warning_line(t: &str) -> Option<(&str, &str, usize)> {
-    // Asked of every line with a warning literal: a searcher built once (`str::find` builds
-    // one per call, which cost more than the search).
-    static F: OnceLock<memchr::memmem::Finder<'static>> = OnceLock::new();
-    let p = F
-        .get_or_init(|| memchr::memmem::Finder::new("Warning: "))
-        .find(t.as_bytes())?;
-    let end = p + "Warning".len();
+    parse_warning_named(t, "Warning")
+}
+
+/// [`parse_warning_line`] for a warning class whose name ends in `tail` (pandas' warning
+/// `ChainedAssignmentError` is a warning despite its name).
+fn parse_warning_named<'a>(t: &'a str, tail: &str) -> Option<(&'a str, &'a str, usize)> {
+    // Asked of nearly every stop line: for the two names asked, a searcher built once
+    // (`str::find` builds one per call, which cost more than the search); the same first
+    // occurrence either way.
+    static WARNING: OnceLock<memchr::memmem::Finder<'static>> = OnceLock::new();
+    static CHAINED: OnceLock<memchr::memmem::Finder<'static>> = OnceLock::new();
+    let built = match tail {
+        "Warning" => Some(&WARNING),
+        "ChainedAssignmentError" => Some(&CHAINED),
+        _ => None,
+    };
+    let first = match built {
+        Some(f) => f
+            .get_or_init(|| memchr::memmem::Finder::new(tail).into_owned())
+            .find(t.as_bytes()),
+        None => t.find(tail),
+    };
+    let p = first.filter(|&p| t[p + tail.len()..].starts_with(": "))?;
+    let end = p + tail.len();
     let b = t.as_bytes();
     let mut start = p;
     while start > 0 && (b[start - 1].is_ascii_alphanumeric() || matches!(b[start - 1], b'_' | b'.')) {
@@ -400,10 +417,26 @@ pub(crate) fn states_handled(line: &str) -> bool {
 }
 
 /// A runner's word that a step it ran failed, which only relays that step's own failure:
-/// make's `make: *** [Makefile:4: features] Error 1` (`make[2]: *** …`).
+/// make's `make: *** [Makefile:4: features] Error 1` (`make[2]: *** …`), a job script's ERR
+/// trap or a supervisor saying a command failed or exited with a status (`FAILED (exit 7)
+/// at line 14: curl …`, `train.py failed 3 times (last status 3)`, `exited with status 3`).
 pub(crate) fn relays_failure(line: &str) -> bool {
     let t = line.trim();
-    t.starts_with("make") && t.contains(": *** [") && t.contains("] Error ")
+    if t.starts_with("make") && t.contains(": *** [") && t.contains("] Error ") {
+        return true;
+    }
+    let l = t.to_ascii_lowercase();
+    (l.contains("failed") || l.contains("exited"))
+        && [
+            "failed (exit ",
+            "exit status",
+            "(last status",
+            "with status",
+            "with exit code",
+            "exited with code",
+        ]
+        .iter()
+        .any(|p| l.contains(p))
 }
 
 /// A line that gives the reason for a failure stated just before it: `reason : …`,
@@ -457,6 +490,7 @@ pub(crate) fn metric_not_finite(t: &str) -> bool {
             if lossy
                 && matches!(value.as_str(), "nan" | "inf" | "infinity")
                 && !classify::best_so_far_unset(key, &value)
+                && !classify::window_filling(key, &value)
             {
                 return true;
             }
@@ -523,6 +557,12 @@ pub(crate) const STUCK: &str =
     "the program made no progress for its watchdog's timeout: stuck waiting (a service, I/O, a lock, a peer) (resource)";
 pub(crate) const HEAP_CORRUPTED: &str =
     "glibc found the heap corrupted (a double free, an invalid pointer) and aborted: a memory bug in native code (implementation)";
+pub(crate) const BROADCAST_LOSS: &str =
+    "the loss warned that its target and input shapes differ and are broadcast: it compares the wrong pairs (implementation)";
+pub(crate) const WRITE_LOST: &str =
+    "pandas warned that a chained assignment never reaches the frame: the code's write is lost (implementation)";
+pub(crate) const NAN_MADE: &str =
+    "numpy made NaN of the job's values (0/0, the log or square root of a negative): what follows computes on NaN (data)";
 pub(crate) const CONVERGENCE_WARNING: &str = "the solver warned that it did not converge (convergence)";
 pub(crate) const KILLED: &str =
     "the process was killed (SIGKILL), most often by the kernel's OOM killer (resource)";
@@ -659,6 +699,23 @@ pub(crate) fn classify_line_with(line: &str, rhat_threshold: f64, m: prefilter::
                 classify::CLASS_ABSENT,
             );
         }
+        // torch's loss warning that the target and the input shapes differ and will be
+        // broadcast (`Using a target size … that is different to the input size`): the
+        // loss is computed on the wrong pairs, silently; the code's shapes.
+        if short == "UserWarning" && msg.contains("incorrect results due to broadcasting") {
+            return hit(
+                Category::Implementation,
+                false,
+                HitKind::PyWarning,
+                key,
+                BROADCAST_LOSS,
+            );
+        }
+        // numpy making NaN of the job's values (`invalid value encountered in divide`: 0/0,
+        // the log or square root of a negative): what follows computes on NaN.
+        if short == "RuntimeWarning" && msg.starts_with("invalid value encountered in") {
+            return hit(Category::Data, false, HitKind::PyWarning, key, NAN_MADE);
+        }
         if says_worker_stopped(msg) {
             return hit(
                 Category::Resource,
@@ -672,6 +729,20 @@ pub(crate) fn classify_line_with(line: &str, rhat_threshold: f64, m: prefilter::
     }
     if !has(!(prefilter::WARNING | prefilter::TRACEBACK | prefilter::EXCEPTION)) {
         return LineKind::Nothing;
+    }
+    // pandas under copy-on-write: a chained assignment (`df['x'].fillna(…, inplace=True)`)
+    // that never reaches the frame, printed as a warning; the run goes on with the values
+    // unchanged.
+    if has(prefilter::ERROR) {
+        if let Some((_, _, start)) = parse_warning_named(t, "ChainedAssignmentError") {
+            return hit(
+                Category::Implementation,
+                false,
+                HitKind::PyWarning,
+                &t[start..],
+                WRITE_LOST,
+            );
+        }
     }
     if has(prefilter::WATCHDOG) && watchdog_timeout(t) {
         return hit(Category::Resource, true, HitKind::Faulthandler, t, STUCK);
@@ -773,6 +844,12 @@ pub(crate) fn classify_line_with(line: &str, rhat_threshold: f64, m: prefilter::
             if t.starts_with(&words[1..]) || shell_child_died(t, words) {
                 return death_hit(Category::Resource, HitKind::Plain, t, reason, death);
             }
+        }
+        // Lightning's `max_time` ending the fit (`Time limit reached. Elapsed time is
+        // 0:00:06. Signaling Trainer to stop.`): the run stops early, in order, with what it
+        // has learnt so far — a warning, the time budget's.
+        if t.contains("Time limit reached. Elapsed time is") {
+            return hit(Category::Resource, false, HitKind::Plain, t, classify::TIME_LIMIT);
         }
     }
     if has(prefilter::CRASH) && heap_check_failed(t) {

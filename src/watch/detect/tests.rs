@@ -109,7 +109,9 @@ fn the_same_caught_traceback_every_epoch_is_one_incident() {
     let (findings, inc) = run(&log, Some(ExitOutcome::Code(0)));
     assert_eq!(inc.len(), 1);
     assert_eq!(inc[0].count, 3);
-    assert_eq!(inc[0].severity, Severity::Warning);
+    // The run went on after each and succeeded: outlived, a note (issue 12: never a verdict
+    // other than ok).
+    assert_eq!(inc[0].severity, Severity::Note);
     assert_eq!(inc[0].line, 4);
     let news = findings
         .iter()
@@ -505,15 +507,31 @@ fn an_exception_the_program_says_it_handles_is_a_note() {
     let inc = lines(log, Some(ExitOutcome::Code(0)));
     assert_eq!(inc.len(), 1);
     assert_eq!((inc[0].line, inc[0].severity), (4, Severity::Note));
-    // Unannounced, the same traceback is a warning after exit 0, as before.
+    // Unannounced, the same traceback is a note too after exit 0: the run visibly went on
+    // after it (three lines of its output) and succeeded.
     let plain = log.replace(
         "notice: orjson is not installed; falling back to the json module",
         "loading data",
     );
     assert_eq!(
         lines(&plain, Some(ExitOutcome::Code(0)))[0].severity,
-        Severity::Warning
+        Severity::Note
     );
+}
+
+/// A traceback at the very end of a log whose status is 0 (a wrapper's pipe, `| tee`, hid
+/// the failure): nothing went on after it, so it is not outlived but a warning; a rank's
+/// traceback and the agent's line before a log that ends in ordinary output (the launcher
+/// restarted the group and the job then succeeded) are outlived.
+#[test]
+fn only_an_exception_the_run_went_on_after_is_outlived_at_exit_0() {
+    let tb = "Traceback (most recent call last):\n  File \"t.py\", line 4, in <module>\nRuntimeError: Error(s) in loading state_dict for Net:\n";
+    let hidden = format!("== step ==\nloading\n{tb}== step done ==\n");
+    let inc = lines(&hidden, Some(ExitOutcome::Code(0)));
+    assert_eq!(inc[0].severity, Severity::Warning, "{inc:?}");
+    let restarted = "Traceback (most recent call last):\n  File \"t.py\", line 5, in <module>\nFileNotFoundError: [Errno 2] No such file or directory: 'shard-1.npy'\nE1203 06:36:02.947000 22895 torch/distributed/elastic/multiprocessing/api.py:1002] failed (exitcode: 1) local_rank: 1 (pid: 23082) of binary: /usr/bin/python3\nattempt 2 epoch 0 loss 0.38\nattempt 2 epoch 1 loss 0.01\nattempt 2 epoch 2 loss 0.0004\n";
+    let inc = lines(restarted, Some(ExitOutcome::Code(0)));
+    assert!(inc.iter().all(|i| i.severity == Severity::Note), "{inc:?}");
 }
 
 /// A script whose child was killed goes on printing (bash echoes the child's here-document,
@@ -604,7 +622,8 @@ fn a_skip_logged_below_error_level_is_handled_one_logged_as_an_error_is_not() {
     let errored = format!("12:00:01 ERROR loader: record 57 skipped\n{tb}");
     let inc = lines(&errored, Some(ExitOutcome::Code(0)));
     assert_eq!(inc.len(), 1);
-    assert_eq!(inc[0].severity, Severity::Warning);
+    // Not handled by its words, but outlived: the run went on after it and succeeded.
+    assert_eq!(inc[0].severity, Severity::Note);
 }
 
 #[test]
@@ -1081,4 +1100,137 @@ fn bash_refusing_a_line_of_the_job_script_is_the_error() {
     let inc = lines(log, Some(ExitOutcome::Code(1)));
     assert_eq!((inc[0].line, inc[0].category), (2, Category::Implementation));
     assert!(inc[0].reason.contains("shell"), "{}", inc[0].reason);
+}
+
+/// An error-level record that names no cause, then a sysexits exit code: the code says what
+/// kind of failure it was (EX_TEMPFAIL a service to retry, EX_DATAERR the input); any other
+/// code is the code alone. Its words, when they name a cause, come first.
+#[test]
+fn a_sysexits_code_gives_the_category_the_programs_words_do_not() {
+    let log = "INFO tracker: connecting\nERROR tracker: giving up; not starting the run\n";
+    let one = |code| {
+        let inc = lines(log, Some(ExitOutcome::Code(code)));
+        assert_eq!(inc.len(), 1, "{inc:?}");
+        assert_eq!(inc[0].line, 2);
+        (inc[0].category, inc[0].reason.clone())
+    };
+    let (c, r) = one(75);
+    assert_eq!(c, Category::Infrastructure);
+    assert!(r.contains("EX_TEMPFAIL"), "{r}");
+    assert_eq!(one(65).0, Category::Data);
+    assert_eq!(one(78).0, Category::Implementation);
+    assert_eq!(
+        one(2),
+        (
+            Category::Implementation,
+            format!(
+                "the program's last error message names no known cause; {}",
+                exit::EXIT_CODE_ALONE
+            )
+        )
+    );
+    // Words that name a cause decide, whatever the code.
+    let named = "ERROR loader: cannot read data/train.csv: No such file or directory\n";
+    assert_eq!(
+        lines(named, Some(ExitOutcome::Code(75)))[0].category,
+        Category::Data
+    );
+    // No words at all: the exit classifier alone.
+    let inc = lines("step 1 of 10\n", Some(ExitOutcome::Code(69)));
+    assert_eq!(inc[0].category, Category::Infrastructure);
+}
+
+/// NaN in a step's input is the data's, unless the run's own loss went NaN before it: then
+/// the NaN came out of the diverged optimisation (its embeddings, its predictions).
+#[test]
+fn nan_in_the_input_after_the_loss_went_nan_is_convergence() {
+    let tb = "Traceback (most recent call last):\n  File \"c.py\", line 40, in <module>\n    km.fit(emb)\nValueError: Input X contains NaN.\n";
+    let inc = lines(&format!("epoch 0 loss 1.09\n{tb}"), Some(ExitOutcome::Code(1)));
+    assert_eq!(inc.last().unwrap().category, Category::Data, "{inc:?}");
+    let diverged = format!("epoch 0 loss 1.09\nepoch 0 batch 4 loss inf\nepoch 0 batch 5 loss nan\n{tb}");
+    let inc = lines(&diverged, Some(ExitOutcome::Code(1)));
+    let fatal = inc
+        .iter()
+        .find(|i| i.severity == Severity::Fatal)
+        .expect("the error");
+    assert_eq!(fatal.category, Category::Convergence, "{inc:?}");
+    assert_eq!(fatal.reason, classify::NAN_FROM_DIVERGENCE);
+}
+
+/// A rolling statistic of the loss printed as `nan` while its window fills is no alarm; the
+/// loss itself `nan` is.
+#[test]
+fn a_rolling_loss_statistic_filling_its_window_is_no_alarm() {
+    let log: String = (0..9)
+        .map(|s| format!("step {s} loss 4.5{s} loss_ma10 nan loss_sd10 nan\n"))
+        .collect();
+    assert!(lines(&log, Some(ExitOutcome::Code(0))).is_empty());
+    assert!(lines("step 3 rolling_loss=nan\n", Some(ExitOutcome::Code(0))).is_empty());
+    let inc = lines("step 3 loss nan loss_ma10 4.1\n", Some(ExitOutcome::Code(0)));
+    assert_eq!(inc.len(), 1, "{inc:?}");
+    assert_eq!(inc[0].category, Category::Convergence);
+}
+
+/// torch's broadcasting warning on a loss and numpy's `invalid value encountered` are
+/// warnings with a category: the run goes on computing the wrong thing.
+#[test]
+fn a_loss_broadcast_warning_and_numpy_making_nan_are_warnings() {
+    let bc = "/w/t.py:16: UserWarning: Using a target size (torch.Size([64])) that is different to the input size (torch.Size([64, 1])). This will likely lead to incorrect results due to broadcasting. Please ensure they have the same size.\nepoch 0 mse 14.3\n";
+    let inc = lines(bc, Some(ExitOutcome::Code(0)));
+    assert_eq!(
+        (inc.len(), inc[0].category, inc[0].severity),
+        (1, Category::Implementation, Severity::Warning),
+        "{inc:?}"
+    );
+    let nan = "/w/prep.py:15: RuntimeWarning: invalid value encountered in divide\n  x = (x - mu) / sd\nepoch 0 loss 0.5\n";
+    let inc = lines(nan, Some(ExitOutcome::Code(0)));
+    assert_eq!(
+        (inc.len(), inc[0].category, inc[0].severity),
+        (1, Category::Data, Severity::Warning),
+        "{inc:?}"
+    );
+    // numpy's overflow warning is not it (a clean run's `overflow encountered in exp`).
+    let of = "/w/prep.py:15: RuntimeWarning: overflow encountered in exp\nepoch 0 loss 0.5\n";
+    assert!(lines(of, Some(ExitOutcome::Code(0))).is_empty());
+}
+
+/// A job script's ERR trap or a supervisor relays a command's exit (`FAILED (exit 7) at line
+/// 14: curl …`, `train.py failed 3 times (last status 3)`): the command's own words before
+/// it are the cause — the first of a retried line — and, when they are evidence already
+/// (a trainer's `loss is inf … stopping`), that evidence.
+#[test]
+fn a_runners_relay_of_an_exit_yields_to_the_commands_own_words() {
+    let curl = "curl: (7) Failed to connect to 127.0.0.1 port 9000 after 0 ms: Couldn't connect to server";
+    let log = format!("[stage-in] fetching manifest\n{curl}\n{curl}\n{curl}\n[stage-in] FAILED (exit 7) at line 14: curl -fsS -o m.json \"$URL\"\n");
+    let inc = lines(&log, Some(ExitOutcome::Code(7)));
+    assert_eq!(inc.len(), 1, "{inc:?}");
+    assert_eq!(
+        (inc[0].line, inc[0].category),
+        (2, Category::Infrastructure),
+        "{inc:?}"
+    );
+    let sup = "supervisor: attempt 1/2: python -u train.py\nstep 20 loss 5.8e+11\ntrain: loss is inf at step 22; stopping (exit 3)\nsupervisor: attempt 1 exited with status 3\nsupervisor: attempt 2/2: python -u train.py\nstep 20 loss 5.8e+11\ntrain: loss is inf at step 22; stopping (exit 3)\nsupervisor: attempt 2 exited with status 3\nsupervisor: train.py failed 2 times (last status 3), giving up\n";
+    let inc = lines(sup, Some(ExitOutcome::Code(3)));
+    let fatal: Vec<_> = inc.iter().filter(|i| i.severity == Severity::Fatal).collect();
+    assert_eq!(fatal.len(), 1, "{inc:?}");
+    assert_eq!(
+        (fatal[0].line, fatal[0].category),
+        (3, Category::Convergence),
+        "{inc:?}"
+    );
+    // A relay whose own words name a cause is kept.
+    let named = "job: train.py failed with exit code 1: CUDA out of memory\n";
+    assert_eq!(
+        lines(named, Some(ExitOutcome::Code(1)))[0].category,
+        Category::Resource
+    );
+}
+
+/// When no stated line names a cause, the heading that calls itself an error is the line,
+/// not the parser's detail lines after it.
+#[test]
+fn an_error_heading_is_preferred_to_its_detail_lines() {
+    let log = "loading config train.yaml\nerror: cannot parse config train.yaml:\nwhile scanning for the next token\nfound character '\\t' that cannot start any token\n  in \"train.yaml\", line 8, column 1\n";
+    let inc = lines(log, Some(ExitOutcome::Code(2)));
+    assert_eq!((inc.len(), inc[0].line), (1, 2), "{inc:?}");
 }

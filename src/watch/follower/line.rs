@@ -35,6 +35,12 @@ impl Partial {
         self.tail.shrink_to(2 * TAIL_KEEP);
     }
 
+    /// Gives back the capacity it does not use (a follower read only now and then).
+    pub(crate) fn shrink(&mut self) {
+        self.head.shrink_to_fit();
+        self.tail.shrink_to_fit();
+    }
+
     pub(crate) fn push(&mut self, mut bytes: &[u8]) {
         self.total += bytes.len() as u64;
         if self.head.len() < HEAD_KEEP {

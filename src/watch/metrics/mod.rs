@@ -533,6 +533,10 @@ impl MetricsTracker {
         if p.value == f64::INFINITY && crate::watch::detect::best_so_far_unset(key, "inf") {
             return;
         }
+        // `loss_ma10 nan` while the window fills: nothing to average yet.
+        if p.value.is_nan() && crate::watch::detect::window_filling(key, "nan") {
+            return;
+        }
         // `trial 2: diverged (loss=nan), discarded`: the run says it dealt with it (the
         // detector's reading of the same line).
         if !p.value.is_finite() && crate::watch::detect::states_handled(seg) {
@@ -952,6 +956,29 @@ mod tests {
             .is_empty());
         assert!(t.push_line("step 40: loss=inf, batch skipped", at).is_empty());
         let raised = t.push_line("step 41: loss=nan", at);
+        assert!(
+            matches!(raised.as_slice(), [HealthSignal::LossNonFinite { .. }]),
+            "{raised:?}"
+        );
+    }
+
+    /// A windowed statistic of the loss that is NaN while its window fills raises nothing
+    /// (the detector's reading, `detect::window_filling`); an infinite one, or the loss
+    /// itself NaN, is the alarm.
+    #[test]
+    fn a_rolling_loss_statistic_still_filling_its_window_raises_no_signal() {
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        let mut t = MetricsTracker::new(MetricsConfig::default());
+        assert!(t
+            .push_line("step 0 loss=4.52 ma10_loss=nan sd10_loss=nan", at)
+            .is_empty());
+        assert!(t.push_line("step 1 loss=4.40 rolling_loss=nan", at).is_empty());
+        let raised = t.push_line("step 2 loss=4.31 ma10_loss=inf", at);
+        assert!(
+            matches!(raised.as_slice(), [HealthSignal::LossNonFinite { .. }]),
+            "{raised:?}"
+        );
+        let raised = t.push_line("step 3 loss=nan", at);
         assert!(
             matches!(raised.as_slice(), [HealthSignal::LossNonFinite { .. }]),
             "{raised:?}"

@@ -37,6 +37,7 @@ fn incident_keys_stay_distinct_across_three_supervisors_in_a_row() {
         let state = PipelineState {
             follow: FollowState::default(),
             next_incident_key: saved,
+            metrics: None,
         };
         let json = serde_json::to_value(&state).unwrap();
         let restored: PipelineState = serde_json::from_value(json).unwrap();
@@ -79,6 +80,7 @@ fn a_store_holding_the_bare_follow_state_reads_as_counter_zero() {
     let v = serde_json::to_value(PipelineState {
         follow,
         next_incident_key: 9,
+        metrics: None,
     })
     .unwrap();
     assert_eq!(v["offset"], 1234);
@@ -163,6 +165,7 @@ fn progress_tells_a_slow_job_from_a_steady_one_by_its_own_pace() {
     let mut cfg = config(log.clone());
     cfg.stall_timeout = Some(StallAfter::Fixed(Duration::from_secs(600)));
     let mut p = Pipeline::new(cfg, PipelineState::default(), []);
+    p.metrics_sync();
     p.new_run();
     p.new_attempt(t0);
     let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
@@ -212,6 +215,7 @@ fn a_progress_bar_redrawn_without_newline_is_not_a_silent_job() {
     let mut cfg = config(log.clone());
     cfg.stall_timeout = Some(StallAfter::Fixed(Duration::from_secs(60)));
     let mut p = Pipeline::new(cfg, PipelineState::default(), []);
+    p.metrics_sync();
     p.new_run();
     p.new_attempt(t0);
     let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
@@ -246,6 +250,7 @@ fn a_stall_limit_learnt_from_the_cadence_and_the_status_update_says_hung_or_not(
     let hour = Duration::from_secs(3600);
     cfg.stall_timeout = Some(StallAfter::Cadence { until_known: hour });
     let mut p = Pipeline::new(cfg, PipelineState::default(), []);
+    p.metrics_sync();
     p.new_run();
     p.new_attempt(t0);
     let at = |s: i64| t0 + chrono::Duration::seconds(s);
@@ -344,6 +349,7 @@ fn a_read_gives_the_detector_and_the_metrics_what_line_by_line_gives() {
             ..Default::default()
         },
     );
+    p.metrics_sync();
     p.new_attempt(now);
     let (mut events, mut reads) = (Vec::new(), 0);
     loop {
@@ -379,7 +385,7 @@ fn a_read_gives_the_detector_and_the_metrics_what_line_by_line_gives() {
 
     assert_eq!(p.detector.incidents(), by_line.incidents());
     assert!(by_line.incidents().len() >= 2, "{:?}", by_line.incidents());
-    let fast = &p.metrics.tracker;
+    let fast = p.metrics.tracker();
     // Debug form: a NaN is equal to itself there.
     assert_eq!(
         format!("{:?}", fast.snapshot()),
@@ -430,4 +436,64 @@ fn a_redrawn_line_shows_as_its_last_redraw() {
         newest_shown(3, 1, b"a \xff\r\n"),
         Some((3, "a \u{FFFD}".to_owned()))
     );
+}
+
+/// The metrics tracker reads behind the detector, on its own thread; what is saved is its
+/// position after the last findings it handed over. A supervisor that stopped with the
+/// tracker behind (the reader at the end, the tracker at the start) leaves that stretch to
+/// the next one, which reads it without waiting for the log to grow: a non-finite loss there
+/// is reported once — by the next supervisor when nobody had, not again when it was filed.
+#[test]
+fn a_restart_with_the_tracker_behind_reports_a_non_finite_loss_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("train.log");
+    let mut text = String::new();
+    for k in 0..20_000 {
+        text.push_str(&format!("step {k}: loss=0.{k}\n"));
+    }
+    text.push_str("step 20000: loss=nan\n");
+    for k in 0..100 {
+        text.push_str(&format!("step {k}: done\n"));
+    }
+    std::fs::write(&log, &text).unwrap();
+    let nan_line = 20_001;
+    let now = Utc::now();
+    let on_line = |events: &[Event]| {
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::Incident { incident, .. } if incident.line == nan_line))
+            .count()
+    };
+
+    // The first supervisor reads everything, its tracker too.
+    let mut p1 = Pipeline::new(config(log.clone()), PipelineState::default(), []);
+    p1.metrics_sync();
+    p1.new_run();
+    p1.new_attempt(now);
+    let first = p1.read(now).events;
+    assert_eq!(on_line(&first), 1, "{first:?}");
+    let at_end = p1.state();
+    assert_eq!(at_end.metrics.as_ref(), Some(&at_end.follow));
+    drop(p1);
+
+    // Saved with the tracker still at the start.
+    let behind = PipelineState {
+        metrics: Some(FollowState::default()),
+        ..at_end.clone()
+    };
+    let json = serde_json::to_string(&behind).unwrap();
+    let restored: PipelineState = serde_json::from_str(&json).unwrap();
+    assert_eq!(restored, behind);
+    // Nobody had filed it: the next supervisor's tracker does.
+    let mut p2 = Pipeline::new(config(log.clone()), restored.clone(), []);
+    p2.metrics.settle();
+    let second = p2.read(now).events;
+    assert_eq!(on_line(&second), 1, "{second:?}");
+    assert_eq!(p2.state().metrics.as_ref(), Some(&at_end.follow));
+    // It was filed (the engine holds it): not again.
+    let mut p3 = Pipeline::new(config(log), restored, [0]);
+    p3.restore_filed([nan_line]);
+    p3.metrics.settle();
+    let third = p3.read(now).events;
+    assert_eq!(on_line(&third), 0, "{third:?}");
 }

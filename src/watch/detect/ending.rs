@@ -315,15 +315,14 @@ impl Detector {
         }
         // None names a cause: the latest that calls itself an error (a loader's `error:
         // cannot parse config train.yaml:` heading over the parser's detail lines after it).
+        let says_error = |l: &str| l.to_ascii_lowercase().contains("error");
+        let want_heading = !says_error(&latest.1);
         let mut heading = None;
         for s in stated {
             if s.2.strong {
                 return Some(s);
             }
-            if heading.is_none()
-                && !latest.1.to_ascii_lowercase().contains("error")
-                && s.1.to_ascii_lowercase().contains("error")
-            {
+            if want_heading && heading.is_none() && says_error(&s.1) {
                 heading = Some(s);
             }
         }

@@ -460,7 +460,7 @@ fn avx2() -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     #[test]
@@ -538,7 +538,8 @@ mod tests {
         check(&all);
     }
 
-    fn for_each_fixture(mut f: impl FnMut(&[u8])) {
+    /// Calls `f` with every fixture log under tests/fixtures (all parts of the corpus).
+    pub(in crate::watch::detect) fn for_each_fixture(mut f: impl FnMut(&[u8])) {
         let mut dirs = vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")];
         while let Some(dir) = dirs.pop() {
             for entry in std::fs::read_dir(&dir).expect("fixtures") {

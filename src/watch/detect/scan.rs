@@ -172,20 +172,11 @@ mod tests {
         check_stops(b"plain\nxErrorhat NaNaN Rhat\n\nERROR: loss is nan, r_hat 1.3\nstep 2\n");
         check_stops(b"a\rWarning\nTracebackTraceback\n\n\nunended Killed");
         check_stops(b"Error\nError\ninf\n");
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-        let mut dirs = vec![root];
         let mut logs = 0;
-        while let Some(dir) = dirs.pop() {
-            for entry in std::fs::read_dir(&dir).expect("fixtures") {
-                let path = entry.expect("entry").path();
-                if path.is_dir() {
-                    dirs.push(path);
-                } else if path.extension().is_some_and(|e| e == "log") {
-                    check_stops(&std::fs::read(&path).expect("fixture"));
-                    logs += 1;
-                }
-            }
-        }
+        crate::watch::detect::prefilter::tests::for_each_fixture(|log| {
+            check_stops(log);
+            logs += 1;
+        });
         assert!(logs > 100, "{logs} fixture logs");
     }
 

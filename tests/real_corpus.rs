@@ -39,23 +39,8 @@ struct First {
 }
 
 const PARTS: [&str; 17] = [
-    "tuned",
-    "held-out",
-    "tuned-2",
-    "tuned-3",
-    "tuned-4",
-    "tuned-5",
-    "tuned-6",
-    "tuned-7",
-    "tuned-8",
-    "tuned-9",
-    "tuned-10",
-    "tuned-11",
-    "tuned-12",
-    "tuned-13",
-    "tuned-14",
-    "tuned-15",
-    "tuned-16",
+    "tuned", "held-out", "tuned-2", "tuned-3", "tuned-4", "tuned-5", "tuned-6", "tuned-7", "tuned-8",
+    "tuned-9", "tuned-10", "tuned-11", "tuned-12", "tuned-13", "tuned-14", "tuned-15", "tuned-16",
 ];
 const CATEGORIES: [&str; 5] = [
     "implementation",

@@ -37,6 +37,7 @@ impl Detector {
                 b.ctx.save_frame |= classify::saving_frame(t);
                 b.ctx.collate_frame |= classify::collating_frame(t);
                 b.ctx.fork_frame |= classify::forking_frame(t);
+                b.ctx.network_frame |= classify::network_frame(t);
                 b.own_frame = classify::own_frame(t);
                 b.source_next = true;
             } else if std::mem::take(&mut b.source_next) && b.own_frame {
@@ -88,6 +89,7 @@ impl Detector {
             // The program said it handles this and goes on: the run outlives it, so it is not
             // an incident; the tracebacks chained to it belong to it.
             self.recovering = true;
+            self.handled = Some((n, v));
             self.count_ordinary(1, out);
             return;
         }
@@ -421,8 +423,12 @@ fn restates(first: &str, e: &ExcLine<'_>) -> bool {
         return false;
     };
     let cause = root.msg.trim().trim_matches(['\'', '"']);
-    classify::short_name(root.name) == classify::short_name(e.name)
-        && cause.len() >= 3
-        && e.msg.len() > root.msg.len() + 10
-        && e.msg.contains(cause)
+    // A bare exception the chained one names (`StopIteration`, then Python's `RuntimeError:
+    // generator raised StopIteration`): the chained line says what happened.
+    let named = cause.is_empty() && e.msg.contains(classify::short_name(root.name));
+    named
+        || classify::short_name(root.name) == classify::short_name(e.name)
+            && cause.len() >= 3
+            && e.msg.len() > root.msg.len() + 10
+            && e.msg.contains(cause)
 }

@@ -76,7 +76,24 @@ impl Detector {
         if let Some(from) = unrung {
             self.ring_lines(n - 1, &region[from..pos.min(region.len())]);
         }
+        self.tail_lines(n - 1, region);
         n - first_no
+    }
+
+    /// The last lines of `region` (the last numbered `last`) join the tail, replacing what
+    /// the ring put there of them: the tail then holds the log's last [`TAIL`] lines, as if
+    /// each had been remembered in turn (read only at the log's end, so filled once a region).
+    fn tail_lines(&mut self, last: u64, region: &[u8]) {
+        let lines: Vec<(usize, usize)> = last_lines(region, TAIL).collect();
+        let Some(first) = (last + 1).checked_sub(lines.len() as u64) else {
+            return;
+        };
+        while self.tail.back().is_some_and(|(n, _)| *n >= first) {
+            self.tail.pop_back();
+        }
+        for (k, &(start, end)) in lines.iter().enumerate().rev() {
+            self.remember_bytes(last - k as u64, &region[start..end]);
+        }
     }
 
     /// True when stepping a line that holds `lits` between blocks neither reads the context
@@ -108,7 +125,7 @@ impl Detector {
     fn ring_lines(&mut self, last: u64, span: &[u8]) {
         let mut lines = [(0usize, 0usize); RING];
         let mut kept = 0;
-        for l in last_lines(span) {
+        for l in last_lines(span, RING) {
             lines[kept] = l;
             kept += 1;
         }
@@ -250,6 +267,50 @@ mod tests {
             };
             assert!(first.text.contains(want), "{first:?}");
             assert!(first.excerpt.len() > 1, "{first:?}");
+        }
+    }
+
+    /// The tail holds the log's last lines however the log was cut into regions: a cause
+    /// stated far above the end under a wrapper's report is found as line by line.
+    #[test]
+    fn the_tail_is_the_same_whatever_the_regions() {
+        let mut log =
+            String::from("step 1 loss 0.4\nguard: val_loss 32.5 is more than 10x the first; stopping\n");
+        for k in 0..30 {
+            log.push_str(&format!("\tField {k}: {k}\n"));
+        }
+        let mut line = Detector::new(DetectConfig::default());
+        for (k, l) in log.lines().enumerate() {
+            line.push_line(k as u64 + 1, l);
+        }
+        line.finish(Some(ExitOutcome::Code(4)));
+        assert_eq!(line.incidents()[0].line, 2, "{:?}", line.incidents());
+        let bytes = log.as_bytes();
+        let ends: Vec<usize> = (0..bytes.len())
+            .filter(|&i| bytes[i] == b'\n')
+            .map(|i| i + 1)
+            .collect();
+        for cut in ends.iter().step_by(3) {
+            let mut bulk = Detector::new(DetectConfig::default());
+            let n = bulk.push_region(1, &bytes[..*cut], &mut Vec::new());
+            // The rest in regions of two lines each.
+            let mut from = *cut;
+            let mut no = n + 1;
+            for end in ends
+                .iter()
+                .filter(|&&e| e > *cut)
+                .skip(1)
+                .step_by(2)
+                .chain(std::iter::once(&bytes.len()))
+            {
+                if *end <= from {
+                    continue;
+                }
+                no += bulk.push_region(no, &bytes[from..*end], &mut Vec::new());
+                from = *end;
+            }
+            bulk.finish(Some(ExitOutcome::Code(4)));
+            assert_eq!(bulk.incidents(), line.incidents(), "cut at {cut}");
         }
     }
 }

@@ -28,6 +28,9 @@ pub(crate) struct TbContext {
     /// `np.asarray(…)`, `.astype(…)`, `pd.to_datetime(…)`, `float(…)`): what fails there is
     /// the values it was given.
     pub converting: bool,
+    /// A frame of the traceback is a network client's (socket, http.client, urllib, requests,
+    /// urllib3, ssl, grpc…): a timeout there is a service that did not answer.
+    pub network_frame: bool,
 }
 
 /// Is `source` (a traceback's source line) a call that converts values to a tensor, an
@@ -105,9 +108,35 @@ pub(crate) fn forking_frame(frame: &str) -> bool {
     frame.contains("popen_fork.py") || frame_function(frame).is_some_and(|f| f.contains("fork"))
 }
 
-/// Is `frame` inside a collate function (one that batches a dataset's items)?
+/// Is `frame` inside a collate function or a data collator (one that batches a dataset's
+/// items: torch's `default_collate`, a `collate_fn`, transformers' `default_data_collator`)?
 pub(crate) fn collating_frame(frame: &str) -> bool {
-    frame_function(frame).is_some_and(|f| f.contains("collate")) || frame.contains("/_utils/collate.py")
+    frame_function(frame).is_some_and(|f| f.contains("collat"))
+        || frame.contains("/_utils/collate.py")
+        || frame.contains("/data_collator.py")
+}
+
+/// Is `frame` inside a network client (the standard library's socket, ssl, http.client and
+/// urllib, or requests, urllib3, httpx, aiohttp, grpc)?
+pub(crate) fn network_frame(frame: &str) -> bool {
+    let Some(path) = frame.split('"').nth(1) else {
+        return false;
+    };
+    let path = path.replace('\\', "/");
+    ["/socket.py", "/ssl.py", "/http/client.py"]
+        .iter()
+        .any(|f| path.ends_with(f))
+        || [
+            "/urllib/",
+            "/requests/",
+            "/urllib3/",
+            "/httpx/",
+            "/httpcore/",
+            "/aiohttp/",
+            "/grpc/",
+        ]
+        .iter()
+        .any(|d| path.contains(d))
 }
 
 /// The function a Python traceback frame (`File "…", line N, in FUNC`) is in.
@@ -255,6 +284,8 @@ pub(crate) const NO_ROOM: &str = "the job's disk has less free space than it nee
 pub(crate) const FILE_TOO_LARGE: &str =
     "a file grew past the size the job or its file system allows (ulimit -f, EFBIG) (resource)";
 pub(crate) const CPU_LIMIT: &str = "the job's CPU time limit ran out (ulimit -t, SIGXCPU) (resource)";
+pub(crate) const EMPTY_LOADER: &str =
+    "a data loader with no batches on any rank: its split of the data is empty, and the run goes on without it (data)";
 pub(crate) const TIME_LIMIT: &str =
     "the job's wall-clock time limit ran out: it needs more time than it was given (resource)";
 pub(crate) const COLLECTIVE: &str =
@@ -467,6 +498,13 @@ const NOT_PERMITTED: &str =
 const RENDEZVOUS_FAILED: &str =
     "the job's nodes never all met at the launcher's rendezvous (a node that did not start or join, a store that cannot be reached) (infrastructure)";
 
+pub(crate) const SERVICE_SILENT: &str =
+    "a network service the job called did not answer in time (a timeout inside the network client) (infrastructure)";
+pub(crate) const UNPARSABLE: &str = "a data file that does not parse (data)";
+pub(crate) const VOLUME_NOT_MOUNTED: &str =
+    "a storage volume the node should have is not mounted: the node's set-up (infrastructure)";
+pub(crate) const LOSS_GUARD: &str =
+    "the run stopped itself over its loss (a guard against divergence) (convergence)";
 pub(crate) const SERVICE_UNREACHABLE: &str =
     "a network service the job depends on could not be reached or failed (a hub, a store, an API) (infrastructure)";
 
@@ -514,6 +552,7 @@ const INFRASTRUCTURE_PHRASES: &[PhraseRule] = &[
         ],
         SERVICE_UNREACHABLE,
     ),
+    (&["is not a mountpoint", "not mounted"], VOLUME_NOT_MOUNTED),
     (
         &[
             "[Errno 5]",
@@ -626,6 +665,9 @@ fn convergence(short: &str, msg: &str) -> Option<&'static str> {
     }
     if super::rules::says_not_learning(msg) {
         return Some(NOT_LEARNING);
+    }
+    if super::rules::stops_over_loss(msg) {
+        return Some(LOSS_GUARD);
     }
     // A watchdog's or a script's own word that the metric it follows stopped improving and
     // it gave up (`no improvement in val_loss for 6 evaluations; aborting run`).
@@ -808,7 +850,7 @@ pub(crate) fn class_absent(msg: &str) -> bool {
 const CLASS_INDEX: &str =
     "a class index beyond the number of classes: the labels do not fit the model (data)";
 pub(crate) const NONE_ITEM: &str =
-    "the dataset gave None for an item (a record that failed to load or decode): the batch cannot be built (data)";
+    "a batch item holds None (a record with a null field, or one that failed to load or decode): the batch cannot be built (data)";
 pub(crate) const CORRUPT: &str =
     "a data file that is corrupt, truncated or inconsistent with its index (data)";
 const DATA_DEFECT: &str =
@@ -1159,7 +1201,7 @@ fn data(short: &str, msg: &str, ctx: &TbContext) -> Option<&'static str> {
         return Some("a tensor indexed beyond its size: an index (a label, an id) from the data (data)");
     }
     match short {
-        "ParserError" | "EmptyDataError" => return Some("a data file that does not parse (data)"),
+        "ParserError" | "EmptyDataError" => return Some(UNPARSABLE),
         "UnicodeDecodeError" => return Some("a data file not in the expected text encoding (data)"),
         _ => {}
     }
@@ -1369,6 +1411,16 @@ pub(crate) fn classify_exception(name: &str, msg: &str, ctx: &TbContext) -> Verd
     ) {
         return strong(Category::Infrastructure, SERVICE_UNREACHABLE);
     }
+    // A timeout raised inside a network client (`TimeoutError: timed out` from socket's
+    // `recv_into` under urllib): the service the job called did not answer in time.
+    if ctx.network_frame
+        && (matches!(
+            short,
+            "TimeoutError" | "timeout" | "ReadTimeout" | "ConnectTimeout"
+        ) || msg.to_ascii_lowercase().contains("timed out"))
+    {
+        return strong(Category::Infrastructure, SERVICE_SILENT);
+    }
     // torch.distributed.elastic's rendezvous (`RendezvousTimeoutError`, `…ClosedError`,
     // `…ConnectionError`): the job's nodes never all met at the rendezvous store (a node that
     // did not start or join, a store host that cannot be reached) before any rank ran.
@@ -1404,6 +1456,12 @@ pub(crate) fn classify_exception(name: &str, msg: &str, ctx: &TbContext) -> Verd
         } else {
             strong(Category::Data, NO_LABELS_IN_BATCH)
         };
+    }
+    // The csv module's parser refusing a file's bytes (`_csv.Error: field larger than field
+    // limit (131072)`, `line contains NUL`, `new-line character seen in unquoted field`): the
+    // file's content. (Handing it bytes or a file opened in binary is the code's.)
+    if matches!(name, "_csv.Error" | "csv.Error") && !has_any(msg, &["text mode", "not bytes"]) {
+        return strong(Category::Data, UNPARSABLE);
     }
     if let Some(r) = data(short, msg, ctx) {
         return strong(Category::Data, r);

@@ -142,8 +142,7 @@ impl Detector {
             return;
         };
         let excerpt: Vec<String> = self
-            .ring
-            .iter()
+            .ring()
             .filter(|(_, l)| !l.trim().is_empty())
             .map(|(_, l)| l.clone())
             .collect();
@@ -227,8 +226,7 @@ impl Detector {
         }
         // The first of the ring's lines that say so: where the notice arrived, before the
         // checkpoint and the exit it led to.
-        self.ring
-            .iter()
+        self.ring()
             .find(|(_, l)| rules::announces_preemption(l))
             .map(|(n, l)| (*n, cut(l.trim(), MAX_LINE_CHARS)))
     }
@@ -278,12 +276,15 @@ impl Detector {
     }
 
     /// The line that says why the program stopped, when its exit code is all we have: the
-    /// latest error-level log record near the end, else the last of its final lines that
-    /// states a failure.
+    /// latest error-level log record near the end, else the last of its final lines (the
+    /// tail's) that states a failure. Of lines naming the same cause, the first: a tool's own
+    /// words (`mnt/datasets is not a mountpoint`) before the job script's ERROR lines that
+    /// restate them.
     pub(super) fn stated_cause(&self) -> Option<(u64, String, Verdict)> {
         if let Some((n, text, v)) = &self.error_record {
             if self.since_record <= CAUSE_WITHIN {
-                return Some((*n, text.clone(), *v));
+                let found = (*n, text.clone(), *v);
+                return Some(if v.strong { self.first_saying(found) } else { found });
             }
         }
         // Of the last lines that state a failure or give its reason (a banner's `TRAINING
@@ -291,27 +292,10 @@ impl Detector {
         // A runner's relay of a command's exit (`FAILED (exit 7) at line 14: curl …`,
         // `train.py failed 3 times (last status 3)`) is not the cause, unless its own words
         // name one; of the same line repeated (a retried command), the first.
-        let ring = &self.ring;
-        let mut stated = ring
-            .iter()
-            .enumerate()
-            .rev()
-            .filter(|(_, (_, l))| rules::states_failure(l) || rules::gives_reason(l))
-            .map(|(k, nl)| {
-                let first = ring
-                    .iter()
-                    .take(k)
-                    .rev()
-                    .take_while(|(_, e)| e == &nl.1)
-                    .last()
-                    .unwrap_or(nl);
-                (judged(first), rules::relays_failure(&nl.1))
-            })
-            .filter(|(j, relay)| !relay || j.2.strong)
-            .map(|(j, _)| j);
+        let mut stated = self.stated_lines(u64::MAX);
         let latest = stated.next()?;
         if latest.2.strong {
-            return Some(latest);
+            return Some(self.first_saying(latest));
         }
         // None names a cause: the latest that calls itself an error (a loader's `error:
         // cannot parse config train.yaml:` heading over the parser's detail lines after it).
@@ -320,7 +304,7 @@ impl Detector {
         let mut heading = None;
         for s in stated {
             if s.2.strong {
-                return Some(s);
+                return Some(self.first_saying(s));
             }
             if want_heading && heading.is_none() && says_error(&s.1) {
                 heading = Some(s);
@@ -329,12 +313,52 @@ impl Detector {
         Some(heading.unwrap_or(latest))
     }
 
+    /// The tail's lines before line `before` that state a failure, give its reason, or stop
+    /// the run over its loss, newest first, judged; a runner's relay of an exit only if its
+    /// words name a cause; of a repeated line, the first.
+    fn stated_lines(&self, before: u64) -> impl Iterator<Item = (u64, String, Verdict)> + '_ {
+        let tail = &self.tail;
+        tail.iter()
+            .enumerate()
+            .rev()
+            .filter(move |(_, (n, _))| *n < before)
+            .filter(|(_, (_, l))| {
+                rules::states_failure(l) || rules::gives_reason(l) || rules::stops_over_loss(l)
+            })
+            .map(|(k, nl)| {
+                let first = tail
+                    .iter()
+                    .take(k)
+                    .rev()
+                    .take_while(|(_, e)| e == &nl.1)
+                    .last()
+                    .unwrap_or(nl);
+                let mut j = judged(first);
+                // An exception line read with its traceback: its verdict from there.
+                if let Some((_, v)) = self.handled.filter(|(n, _)| *n == j.0) {
+                    j.2 = v;
+                }
+                (j, rules::relays_failure(&nl.1))
+            })
+            .filter(|(j, relay)| !relay || j.2.strong)
+            .map(|(j, _)| j)
+    }
+
+    /// The first of the tail's stated lines up to `found` that names the same cause (one
+    /// rule's reason) as `found`, not counting attempts the program said it retried (those
+    /// it handled; the line that gave up is the failure).
+    fn first_saying(&self, found: (u64, String, Verdict)) -> (u64, String, Verdict) {
+        self.stated_lines(found.0)
+            .filter(|s| s.2.strong && s.2.reason == found.2.reason && !rules::announces_recovery(&s.1))
+            .last()
+            .unwrap_or(found)
+    }
+
     /// The program's own failing words among the last lines before an abort (read before
     /// the abort's line joins the ring), unless they are evidence already.
     pub(super) fn words_before_abort(&self) -> Option<(u64, String, Verdict)> {
         let line = self
-            .ring
-            .iter()
+            .ring()
             .rev()
             .filter(|(_, l)| !l.trim().is_empty())
             .take(ABORT_WORDS_WITHIN)

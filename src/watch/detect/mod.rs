@@ -71,6 +71,10 @@ const MAX_EXCERPT: usize = 60;
 const EXCERPT_HEAD: usize = 8;
 const MAX_LINE_CHARS: usize = 400;
 const RING: usize = 5;
+/// The log's last lines that its end reads for the program's stated cause (of them the
+/// context ring is the last [`RING`]): a wrapper's report after it (`/usr/bin/time -v`'s
+/// two dozen lines, a watchdog's stack dump) must not push the cause out of sight.
+const TAIL: usize = 40;
 
 /// Cut `s` to at most `max` bytes on a char boundary, marking the cut.
 pub(crate) fn cut(s: &str, max: usize) -> String {
@@ -207,9 +211,10 @@ pub struct Detector {
     meta: Vec<Meta>,
     by_key: HashMap<u64, usize>,
     mode: Mode,
-    /// The last few lines (for context before a line that states a problem, and for the
-    /// exit-status incident's excerpt).
-    ring: VecDeque<(u64, String)>,
+    /// The last [`TAIL`] lines; its last [`RING`] are the context ring (see
+    /// [`Detector::ring`]: context before a line that states a problem, the exit-status
+    /// incident's excerpt), all of them are read at the log's end for a stated cause.
+    tail: VecDeque<(u64, String)>,
     /// Lines that introduce the next traceback (`_RemoteTraceback:`, `Exception ignored in`).
     prefix: Vec<String>,
     ignore_next: bool,
@@ -235,6 +240,9 @@ pub struct Detector {
     /// A traceback the program announced it recovers from has just ended: the chained
     /// tracebacks that follow belong to it.
     recovering: bool,
+    /// The latest such traceback's exception line and its verdict (read with its frames):
+    /// if the run then stops, that line may be its last word (a retry that failed again).
+    handled: Option<(u64, Verdict)>,
     /// The run's first non-finite training record (see [`nan_start`]).
     nan_start: Option<nan_start::NanStart>,
     /// Whether the run's non-finite records were evaluations' only (see [`nan_start`]).
@@ -298,7 +306,7 @@ impl Detector {
             meta: Vec::new(),
             by_key: HashMap::new(),
             mode: Mode::Normal,
-            ring: VecDeque::with_capacity(RING),
+            tail: VecDeque::with_capacity(TAIL),
             prefix: Vec::new(),
             ignore_next: false,
             pending_fatal: None,
@@ -311,6 +319,7 @@ impl Detector {
             relay_words: None,
             since_record: 0,
             recovering: false,
+            handled: None,
             classified: None,
             nan_start: None,
             nan_seen: None,
@@ -395,8 +404,8 @@ impl Detector {
     }
 
     fn remember(&mut self, n: u64, line: &str) {
-        let mut s = if self.ring.len() == RING {
-            self.ring.pop_front().map(|(_, s)| s).unwrap_or_default()
+        let mut s = if self.tail.len() == TAIL {
+            self.tail.pop_front().map(|(_, s)| s).unwrap_or_default()
         } else {
             String::new()
         };
@@ -406,7 +415,12 @@ impl Detector {
             end -= 1;
         }
         s.push_str(&line[..end]);
-        self.ring.push_back((n, s));
+        self.tail.push_back((n, s));
+    }
+
+    /// The context ring: the last [`RING`] lines remembered.
+    fn ring(&self) -> std::collections::vec_deque::Iter<'_, (u64, String)> {
+        self.tail.range(self.tail.len().saturating_sub(RING)..)
     }
 
     fn step(&mut self, n: u64, raw: &str, out: &mut Vec<Finding>) {
@@ -672,7 +686,7 @@ impl Detector {
         let recovered = match target {
             Target::Fresh if !group => {
                 std::mem::take(&mut self.recovering)
-                    || self.ring.back().is_some_and(|(_, l)| rules::handles_next(l))
+                    || self.tail.back().is_some_and(|(_, l)| rules::handles_next(l))
             }
             _ => false,
         };
@@ -791,7 +805,7 @@ impl Detector {
         let mut excerpt = Vec::new();
         if h.kind == HitKind::Exception {
             // SyntaxError & co. without a header: the lines before show file, code, caret.
-            excerpt.extend(self.ring.iter().rev().take(4).rev().map(|(_, l)| l.clone()));
+            excerpt.extend(self.ring().rev().take(4).rev().map(|(_, l)| l.clone()));
         }
         // An abort names no cause of its own: what the program printed just before it (a
         // native loader's `fatal: … beyond the shard size`, a failed check's message) is the

@@ -38,6 +38,7 @@ pub(crate) const EXITCODE: Lits = 1 << 16;
 pub(crate) const LIMIT: Lits = 1 << 17;
 pub(crate) const WATCHDOG: Lits = 1 << 18;
 pub(crate) const VALIDATION: Lits = 1 << 19;
+pub(crate) const EMPTY_LOADER: Lits = 1 << 20;
 
 /// Every rule in [`super::rules`] needs one of these literals in its line; keep them in sync.
 /// A new literal needs nothing else: it is searched from its first byte in the last bucket
@@ -109,6 +110,8 @@ const LITERALS: &[(&str, Lits)] = &[
     ("validation error", VALIDATION),
     // Lightning's `Time limit reached. Elapsed time is …`.
     ("Time limit reached", LIMIT),
+    // Lightning's `Total length of `DataLoader` across ranks is zero.`
+    ("across ranks is zero", EMPTY_LOADER),
 ];
 
 /// Bytes of each literal the SIMD search fingerprints (the shortest literals' length: 4 made

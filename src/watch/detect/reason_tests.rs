@@ -25,6 +25,7 @@ fn ctx(pandas: bool, getitem: bool) -> TbContext {
         collate_frame: false,
         fork_frame: false,
         converting: false,
+        network_frame: false,
     }
 }
 
@@ -147,6 +148,14 @@ fn exception_examples() -> Vec<(&'static str, &'static str, TbContext, Category,
         ("ValueError", "Length mismatch: Expected axis has 6 elements, new values have 7 elements", n, Data, "the data's schema is not the one expected: a column's type or name changed (data)"),
         ("", "Error: Invalid value for '--train-dir': Directory 'exports/2026-12-02' does not exist.", n, Data, "a missing data file (data)"),
         ("", "ERROR preflight: row counts differ (a.tsv 10, b.tsv 9)", n, Data, "the message says a part of the data is defective (a malformed record, an unexpected label, invalid samples) (data)"),
+        ("TimeoutError", "timed out", TbContext { network_frame: true, ..n }, Infrastructure, classify::SERVICE_SILENT),
+        // (outside a network client a bare timeout says nothing of a service)
+        ("TimeoutError", "timed out", n, Implementation, classify::FALLBACK),
+        ("_csv.Error", "field larger than field limit (131072)", n, Data, classify::UNPARSABLE),
+        ("_csv.Error", "iterator should return strings, not bytes (the file should be opened in text mode)", n, Implementation, classify::FALLBACK),
+        ("", "mnt/datasets is not a mountpoint", n, Infrastructure, classify::VOLUME_NOT_MOUNTED),
+        ("", "guard: val_loss 32.52 is more than 10x the first epoch's 1.155; stopping, no checkpoint written", n, Convergence, classify::LOSS_GUARD),
+        ("RuntimeError", "Could not infer dtype of NoneType", TbContext { collate_frame: true, ..n }, Data, classify::NONE_ITEM),
     ]
 }
 
@@ -186,6 +195,7 @@ fn line_examples() -> Vec<(&'static str, Category, &'static str)> {
         ("/srv/prep.py:40: RuntimeWarning: invalid value encountered in log", Data, rules::NAN_MADE),
         ("/srv/clean.py:22: ChainedAssignmentError: A value is being set on a copy of a DataFrame or Series through chained assignment using an inplace method.", Implementation, rules::WRITE_LOST),
         ("Time limit reached. Elapsed time is 0:00:06. Signaling Trainer to stop.", Resource, classify::TIME_LIMIT),
+        ("/v/lightning/pytorch/utilities/data.py:106: Total length of `DataLoader` across ranks is zero. Please make sure this was your intention.", Data, classify::EMPTY_LOADER),
     ]
 }
 

@@ -391,12 +391,21 @@ pub(crate) fn states_failure(line: &str) -> bool {
             // bash's `line 11: ROOT: unbound variable`
             "unbound variable",
             "command not found",
-            // a time budget that ran out (`hit its 3s wall-clock budget and was stopped`)
-            "wall-clock",
-            "time limit",
+            // mountpoint(1)'s `/mnt/data is not a mountpoint`; a volume `not mounted`
+            "not a mountpoint",
+            "not mounted",
+            // a watchdog's word on a process that stopped answering
+            "no heartbeat",
+            "not responding",
         ]
         .iter()
         .any(|p| l.contains(p))
+            // a time budget that ran out (`hit its 3s wall-clock budget and was stopped`,
+            // `DUE TO TIME LIMIT`), not one announced (`with wall-clock budget 3s`)
+            || ["wall-clock", "time limit"].iter().any(|p| l.contains(p))
+                && ["hit", "reached", "stopped", "killed", "due to", "ran out", "exceeded"]
+                    .iter()
+                    .any(|p| l.contains(p))
 }
 
 /// A line that says what it reports was dealt with and left behind: a trial discarded, a
@@ -448,6 +457,20 @@ pub(crate) fn gives_reason(line: &str) -> bool {
             l.strip_prefix(w)
                 .is_some_and(|rest| rest.trim_start().starts_with([':', '=']))
         })
+}
+
+/// A run stopping itself over its loss: a trainer's guard (`val_loss 32.5 is more than 10x
+/// the first epoch's 1.15; stopping`), a loss-named early stop that ends the job. The loss
+/// as a whole word or a key ending in it (`val_loss`), and a word of stopping, as whole words.
+pub(crate) fn stops_over_loss(line: &str) -> bool {
+    let lower = line.to_ascii_lowercase();
+    let mut loss = false;
+    let mut stop = false;
+    for w in lower.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        loss |= w == "loss" || w.ends_with("_loss");
+        stop |= matches!(w, "stopping" | "aborting" | "halting" | "abort" | "halt");
+    }
+    loss && (stop || lower.contains("giving up"))
 }
 
 /// A metric record whose loss (or gradient norm) is NaN or infinite: `{'loss': nan, …}`,
@@ -991,6 +1014,13 @@ pub(crate) fn classify_line_with(line: &str, rhat_threshold: f64, m: prefilter::
     // below: the program's word on why it stops, as an error record is.
     if has(prefilter::VALIDATION) && classify::validation_summary(t).is_some() {
         return LineKind::ErrorRecord { msg: t };
+    }
+    // Lightning's warning that a loader has no batches on any rank (`Total length of
+    // `DataLoader` across ranks is zero. Please make sure this was your intention.`): the fit
+    // goes on without that split (no validation, no checkpoint on its metric) — the split
+    // is empty, a data warning.
+    if has(prefilter::EMPTY_LOADER) {
+        return hit(Category::Data, false, HitKind::Plain, t, classify::EMPTY_LOADER);
     }
     LineKind::Nothing
 }

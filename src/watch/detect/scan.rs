@@ -5,7 +5,6 @@
 //! ([`super::Detector::push_scanned`]); [`super::Detector::push_region`] computes it inline.
 
 use super::prefilter::{Lits, Prefilter};
-use super::RING;
 
 /// The lines of a region that hold a prefilter literal (so could be evidence), each with its
 /// line number in the region. Only valid for the region it was computed from. The search
@@ -88,9 +87,9 @@ impl RegionScan {
 }
 
 /// Where the last lines of `span` (whole lines, each ending with `'\n'`, the last may not)
-/// start and end, newest first: at most [`RING`], what the context ring keeps of them (a SIMD
-/// search back from the end).
-pub(crate) fn last_lines(span: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
+/// start and end, newest first: at most `k` (what the context ring or the tail keeps of
+/// them; a SIMD search back from the end).
+pub(crate) fn last_lines(span: &[u8], k: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
     let body = span.strip_suffix(b"\n").unwrap_or(span);
     let mut newlines = memchr::memrchr_iter(b'\n', body);
     let mut end = Some(body.len()).filter(|_| !span.is_empty());
@@ -108,7 +107,7 @@ pub(crate) fn last_lines(span: &[u8]) -> impl Iterator<Item = (usize, usize)> + 
         };
         Some((start, e))
     })
-    .take(RING)
+    .take(k)
 }
 
 /// The lines of `run`, whole lines each ending with `'\n'` (the last may not): a SIMD count.
@@ -119,6 +118,7 @@ pub(crate) fn lines_in(run: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::watch::detect::RING;
 
     fn starts(s: &RegionScan) -> Vec<usize> {
         s.stops.iter().map(|s| s.start).collect()
@@ -197,12 +197,18 @@ mod tests {
         span.extend_from_slice(b"unended");
         assert_eq!(lines_in(&span), 10);
         let want = vec![(63, 70), (56, 62), (49, 55), (42, 48), (35, 41)];
-        assert_eq!(last_lines(&span).collect::<Vec<_>>(), want);
+        assert_eq!(last_lines(&span, RING).collect::<Vec<_>>(), want);
         let want: Vec<_> = (4..9).rev().map(|k| (7 * k, 7 * k + 6)).collect();
-        assert_eq!(last_lines(&span[..63]).collect::<Vec<_>>(), want);
-        assert_eq!(last_lines(b"a\nb\n").collect::<Vec<_>>(), vec![(2, 3), (0, 1)]);
-        assert_eq!(last_lines(b"\n\n").collect::<Vec<_>>(), vec![(1, 1), (0, 0)]);
-        assert_eq!(last_lines(b"x").collect::<Vec<_>>(), vec![(0, 1)]);
-        assert_eq!(last_lines(b"").count(), 0);
+        assert_eq!(last_lines(&span[..63], RING).collect::<Vec<_>>(), want);
+        assert_eq!(
+            last_lines(b"a\nb\n", RING).collect::<Vec<_>>(),
+            vec![(2, 3), (0, 1)]
+        );
+        assert_eq!(
+            last_lines(b"\n\n", RING).collect::<Vec<_>>(),
+            vec![(1, 1), (0, 0)]
+        );
+        assert_eq!(last_lines(b"x", RING).collect::<Vec<_>>(), vec![(0, 1)]);
+        assert_eq!(last_lines(b"", RING).count(), 0);
     }
 }

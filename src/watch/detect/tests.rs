@@ -1234,3 +1234,83 @@ fn an_error_heading_is_preferred_to_its_detail_lines() {
     let inc = lines(log, Some(ExitOutcome::Code(2)));
     assert_eq!((inc.len(), inc[0].line), (1, 2), "{inc:?}");
 }
+
+/// A wrapper's report after the program's last words (`/usr/bin/time -v`'s two dozen lines)
+/// does not hide them: the run's own guard stopping it over its loss is the cause.
+#[test]
+fn a_wrappers_report_after_the_stated_cause_does_not_hide_it() {
+    let mut log = String::from("epoch 4 train_loss 10.9 val_loss 8.86\nguard: val_loss 32.52 is more than 10x the first epoch's 1.155; stopping\nCommand exited with non-zero status 4\n");
+    for k in 0..24 {
+        log.push_str(&format!("\tField {k} of the report (kbytes): {k}\n"));
+    }
+    log.push_str("\tExit status: 4\n");
+    let inc = lines(&log, Some(ExitOutcome::Code(4)));
+    assert_eq!(inc.len(), 1, "{inc:?}");
+    assert_eq!(
+        (inc[0].line, inc[0].category),
+        (2, Category::Convergence),
+        "{inc:?}"
+    );
+    // Beyond the tail the program's words are out of sight: the exit code alone.
+    let mut far = log.replace("\tExit status: 4\n", "");
+    for k in 0..40 {
+        far.push_str(&format!("\tmore {k}\n"));
+    }
+    let inc = lines(&far, Some(ExitOutcome::Code(4)));
+    assert_eq!((inc.len(), inc[0].line), (1, 0), "{inc:?}");
+}
+
+/// Of the last lines naming the same cause, the first: a tool's own words before the job
+/// script's ERROR lines restating them; a retried attempt's failure is not it.
+#[test]
+fn of_lines_naming_one_cause_the_first_is_the_line() {
+    let log = "[job] pre-flight: checking the shared data volume\nmnt/datasets is not a mountpoint\n[job] contents of mnt/datasets:\ntotal 0\n[job] ERROR: shared data volume is not mounted at mnt/datasets\n[job] ERROR: not starting training\n";
+    let inc = lines(log, Some(ExitOutcome::Code(3)));
+    assert_eq!(inc.len(), 1, "{inc:?}");
+    assert_eq!(
+        (inc[0].line, inc[0].category),
+        (2, Category::Infrastructure),
+        "{inc:?}"
+    );
+    let retried = "INFO tracker: connecting\nWARNING tracker: attempt 1/2 failed: [Errno 111] Connection refused; retrying in 0.2s\nERROR tracker: tracking server unreachable after 2 attempts: [Errno 111] Connection refused\n";
+    let inc = lines(retried, Some(ExitOutcome::Code(75)));
+    assert_eq!((inc.len(), inc[0].line), (1, 3), "{inc:?}");
+}
+
+/// A traceback the program said it would retry, then the run stopped: its exception line is
+/// the last word, judged with its frames (a timeout inside the network client).
+#[test]
+fn a_retry_that_failed_again_is_judged_with_its_frames() {
+    let log = "WARNING features: attempt 1 timed out after 3.0 s; retrying\nTraceback (most recent call last):\n  File \"/srv/feat.py\", line 36, in <module>\n    with urllib.request.urlopen(url, timeout=3) as r:\n  File \"/usr/lib/python3.12/socket.py\", line 707, in readinto\n    return self._sock.recv_into(b)\nTimeoutError: timed out\n";
+    let inc = lines(log, Some(ExitOutcome::Code(1)));
+    assert_eq!(inc.len(), 1, "{inc:?}");
+    assert_eq!(
+        (inc[0].line, inc[0].category),
+        (7, Category::Infrastructure),
+        "{inc:?}"
+    );
+}
+
+/// A bare exception that the chained one names (`StopIteration`, then `RuntimeError:
+/// generator raised StopIteration`): the chained line says what happened.
+#[test]
+fn a_bare_exception_named_by_the_next_in_its_chain_yields_to_it() {
+    let log = "Traceback (most recent call last):\n  File \"b.py\", line 18, in batched\n    yield [next(it) for _ in range(size)]\nStopIteration\n\nThe above exception was the direct cause of the following exception:\n\nTraceback (most recent call last):\n  File \"b.py\", line 26, in <module>\n    for batch in batched(rows, 64):\nRuntimeError: generator raised StopIteration\n";
+    let inc = lines(log, Some(ExitOutcome::Code(1)));
+    assert_eq!(inc.len(), 1, "{inc:?}");
+    assert_eq!(inc[0].line, 11, "{inc:?}");
+}
+
+/// `wall-clock` or `time limit` state a failure only with words that say the time ran out.
+#[test]
+fn a_time_budget_announced_is_no_failure_stated() {
+    assert!(!rules::states_failure(
+        "job: train step with wall-clock budget 3s"
+    ));
+    assert!(rules::states_failure(
+        "job: train step hit its 3s wall-clock budget and was stopped"
+    ));
+    assert!(rules::states_failure(
+        "*** JOB 12 CANCELLED AT 2026-01-01 DUE TO TIME LIMIT ***"
+    ));
+}

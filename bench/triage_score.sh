@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Score `trainwatch triage` on the real-framework fixture corpus (issue 12), each part on its
-# own (tuned, held-out; tuned-2 to tuned-16: blind batches measured once, then tuned on):
+# own (tuned, held-out; tuned-2 to tuned-16: blind batches measured once, then tuned on;
+# held-out-17 and held-out-18: blind batches, measured only):
 # category accuracy, first error line accuracy, false
 # alarms on clean runs, and a per-fixture table of expected against got.
 #
@@ -32,7 +33,8 @@ if [ ${#MANIFESTS[@]} -eq 0 ]; then
         tests/fixtures/real/tuned-10/manifest.json tests/fixtures/real/tuned-11/manifest.json
         tests/fixtures/real/tuned-12/manifest.json tests/fixtures/real/tuned-13/manifest.json
         tests/fixtures/real/tuned-14/manifest.json tests/fixtures/real/tuned-15/manifest.json
-        tests/fixtures/real/tuned-16/manifest.json)
+        tests/fixtures/real/tuned-16/manifest.json
+        tests/fixtures/real/held-out-17/manifest.json tests/fixtures/real/held-out-18/manifest.json)
 fi
 
 FLAGS=()

@@ -29,7 +29,10 @@ impl Detector {
         }
         // Frames: indented, or inside rich's box (`│ …`, its bottom edge `╰──╯`).
         if t.starts_with([' ', '\t', '│', '╰']) {
-            if t.contains("File \"") && (t.contains("/pandas/") || t.contains("\\pandas\\")) {
+            // (pandas' compiled frames show a relative path: `File "pandas/_libs/index.pyx"`)
+            if t.contains("File \"")
+                && (t.contains("/pandas/") || t.contains("\\pandas\\") || t.contains("File \"pandas/"))
+            {
                 b.ctx.pandas_frame = true;
             }
             if t.contains("File \"") {
@@ -43,6 +46,8 @@ impl Detector {
             } else if std::mem::take(&mut b.source_next) && b.own_frame {
                 // The source line of a frame of the job's own code: the innermost one decides.
                 b.ctx.converting = classify::converting_source(t);
+                b.ctx.index_arithmetic = classify::index_arithmetic_source(t);
+                b.ctx.network_frame |= classify::socket_source(t);
             }
             if b.lines.len() >= MAX_EXCERPT * 2 {
                 b.lines.remove(EXCERPT_HEAD);
@@ -89,7 +94,23 @@ impl Detector {
             // The program said it handles this and goes on: the run outlives it, so it is not
             // an incident; the tracebacks chained to it belong to it.
             self.recovering = true;
-            self.handled = Some((n, v));
+            self.handled = Some(Handled {
+                incident: Incident {
+                    category: v.category,
+                    severity: Severity::Fatal,
+                    line: n,
+                    text: cut(&self.quoted(t.trim()), MAX_LINE_CHARS),
+                    excerpt: lines,
+                    count: 1,
+                    reason: format!(
+                        "the program said it would recover, then stopped after this: {}",
+                        v.reason
+                    ),
+                },
+                ordinary_after: 0,
+                evidence_after: false,
+                prefix: self.rank_prefix.clone(),
+            });
             self.count_ordinary(1, out);
             return;
         }
@@ -221,15 +242,7 @@ impl Detector {
             // falling back to json`), or the exception was quoted in a warning's message
             // (scikit-learn's FitFailedWarning lists the fits that failed, then its
             // `warnings.warn(…)` source line): it outlived it — a note, not what ends the run.
-            let i = a.idx;
-            self.meta[i].outlived = true;
-            if self.pending_fatal == Some(i) {
-                self.pending_fatal = None;
-            }
-            if self.last_fatal == Some(i) {
-                self.last_fatal = None;
-            }
-            self.sync_severity(i, out);
+            self.outlive(a.idx, out);
             self.normal(n, vis, out);
             return;
         }
@@ -248,6 +261,12 @@ impl Detector {
             AfterKind::Native => a.left > 0 && is_native_report_line(t),
         };
         if !absorb {
+            // The line after a warning's message says the program deals with it and goes on
+            // (scikit-learn's ConvergenceWarning, then `lbfgs did not converge …; refitting
+            // with max_iter=2000`): it outlived the warning.
+            if a.kind == AfterKind::Warning && rules::announces_recovery(t) {
+                self.outlive(a.idx, out);
+            }
             self.normal(n, vis, out);
             return;
         }

@@ -29,8 +29,12 @@ pub(crate) struct TbContext {
     /// the values it was given.
     pub converting: bool,
     /// A frame of the traceback is a network client's (socket, http.client, urllib, requests,
-    /// urllib3, ssl, grpc…): a timeout there is a service that did not answer.
+    /// urllib3, ssl, grpc…), or the job's own frame calls a socket's `sendall` / `recv`: a
+    /// timeout there is a service that did not answer, a broken pipe its peer gone.
     pub network_frame: bool,
+    /// The job's own code, in its innermost frame, indexes with arithmetic (`x[i + w]`): an
+    /// index past the end there is the code's off-by-one, not a value from the data.
+    pub index_arithmetic: bool,
 }
 
 /// Is `source` (a traceback's source line) a call that converts values to a tensor, an
@@ -114,6 +118,35 @@ pub(crate) fn collating_frame(frame: &str) -> bool {
     frame_function(frame).is_some_and(|f| f.contains("collat"))
         || frame.contains("/_utils/collate.py")
         || frame.contains("/data_collator.py")
+}
+
+/// Does `source` (a traceback's source line) call a socket's send or receive?
+pub(crate) fn socket_source(source: &str) -> bool {
+    has_any(
+        source,
+        &[".sendall(", ".send(", ".recv(", ".recv_into(", ".sendto("],
+    )
+}
+
+/// Does `source` (a traceback's source line) index with arithmetic in the subscript
+/// (`x[i + w]`, `seq[n-1]`)?
+pub(crate) fn index_arithmetic_source(source: &str) -> bool {
+    let mut rest = source;
+    while let Some(open) = rest.find('[') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find(']') else {
+            return false;
+        };
+        let inside = &after[..close];
+        if !inside.contains(':')
+            && inside.contains(['+', '-'])
+            && inside.chars().any(|c| c.is_ascii_alphabetic())
+        {
+            return true;
+        }
+        rest = &after[close..];
+    }
+    false
 }
 
 /// Is `frame` inside a network client (the standard library's socket, ssl, http.client and
@@ -283,6 +316,8 @@ pub(crate) const DISK_FULL: &str = "the disk is full: nothing more could be writ
 pub(crate) const NO_ROOM: &str = "the job's disk has less free space than it needs (resource)";
 pub(crate) const FILE_TOO_LARGE: &str =
     "a file grew past the size the job or its file system allows (ulimit -f, EFBIG) (resource)";
+pub(crate) const ALARM: &str =
+    "the program's own timer (SIGALRM, unhandled) ended it: the time budget it set itself ran out (resource)";
 pub(crate) const CPU_LIMIT: &str = "the job's CPU time limit ran out (ulimit -t, SIGXCPU) (resource)";
 pub(crate) const EMPTY_LOADER: &str =
     "a data loader with no batches on any rank: its split of the data is empty, and the run goes on without it (data)";
@@ -849,6 +884,10 @@ pub(crate) fn class_absent(msg: &str) -> bool {
 }
 const CLASS_INDEX: &str =
     "a class index beyond the number of classes: the labels do not fit the model (data)";
+pub(crate) const STR_ITEM: &str =
+    "a batch item holds a string where numbers belong (a field stored as text, encoded twice): a malformed field of the records (data)";
+pub(crate) const OFF_BY_ONE: &str =
+    "an index the job's code computes (`x[i + w]`) ran past the end of the array: an off-by-one in the code (implementation)";
 pub(crate) const NONE_ITEM: &str =
     "a batch item holds None (a record with a null field, or one that failed to load or decode): the batch cannot be built (data)";
 pub(crate) const CORRUPT: &str =
@@ -881,6 +920,15 @@ fn names_data_item(lower: &str) -> bool {
 
 /// Data rules by the exception's message (lower-cased), after those by type.
 const DATA_PHRASES: &[PhraseRule] = &[
+    (
+        // np.load given a file that is no .npy (a Git LFS pointer, another format): it tries
+        // pickle and refuses (`This file contains pickled (object) data`), or cannot at all
+        &[
+            "contains pickled (object) data",
+            "Failed to interpret file",
+        ],
+        "a data file that is not in the format expected (not an array file: a pointer, another format) (data)",
+    ),
     (
         &[
             "in both train and",
@@ -1168,6 +1216,11 @@ fn data(short: &str, msg: &str, ctx: &TbContext) -> Option<&'static str> {
     if ctx.collate_frame && msg.contains("NoneType") {
         return Some(NONE_ITEM);
     }
+    // A string where the batch needs numbers (`new(): invalid data type 'str'`: ids stored
+    // json-encoded twice): a malformed field of the records.
+    if ctx.collate_frame && (msg.contains("'str'") || msg.contains("not str")) {
+        return Some(STR_ITEM);
+    }
     if short == "SamplingError" {
         return sampler_start_invalid(msg).then_some(
             "the model cannot be evaluated at its start: the data lie outside the likelihood's support (data)",
@@ -1197,7 +1250,10 @@ fn data(short: &str, msg: &str, ctx: &TbContext) -> Option<&'static str> {
     if short == "IndexError" && lower.contains("index out of range in self") {
         return Some(EMBEDDING_ID);
     }
-    if short == "IndexError" && has_any(&lower, &["out of bounds for dimension", "out of bounds for axis"]) {
+    if short == "IndexError"
+        && !ctx.index_arithmetic
+        && has_any(&lower, &["out of bounds for dimension", "out of bounds for axis"])
+    {
         return Some("a tensor indexed beyond its size: an index (a label, an id) from the data (data)");
     }
     match short {
@@ -1311,7 +1367,7 @@ fn data_defect(lower: &str) -> bool {
     const PARTS: &[&str] = &[
         "record", "records", "row", "rows", "sample", "samples", "example", "examples", "label", "labels",
         "target", "targets", "feature", "features", "dataset", "shard", "shards", "image", "images", "csv",
-        "parquet", "jsonl",
+        "parquet", "jsonl", "frame", "frames", "pixels",
     ];
     let mut prev = "";
     let none_of = words(lower).any(|w| {
@@ -1320,6 +1376,8 @@ fn data_defect(lower: &str) -> bool {
         none
     });
     none_of
+        // values that do not vary at all (`41 of 96 frames have zero variance`): blank input
+        || has_word(lower, PARTS) && lower.contains("zero variance")
         || has_word(lower, PARTS)
             && has_word(
                 lower,
@@ -1407,7 +1465,11 @@ pub(crate) fn classify_exception(name: &str, msg: &str, ctx: &TbContext) -> Verd
     // Between a job's ranks the collective rules above took it already.
     if matches!(
         short,
-        "RemoteDisconnected" | "ConnectionRefusedError" | "ConnectionAbortedError" | "ProtocolError"
+        "RemoteDisconnected"
+            | "ConnectionRefusedError"
+            | "ConnectionAbortedError"
+            | "ProtocolError"
+            | "IncompleteRead"
     ) {
         return strong(Category::Infrastructure, SERVICE_UNREACHABLE);
     }
@@ -1420,6 +1482,12 @@ pub(crate) fn classify_exception(name: &str, msg: &str, ctx: &TbContext) -> Verd
         ) || msg.to_ascii_lowercase().contains("timed out"))
     {
         return strong(Category::Infrastructure, SERVICE_SILENT);
+    }
+    // The peer of a socket the job writes to or reads from went away (a collector agent, a
+    // service): a broken pipe or a reset there is the service's. (A pipe to `head` closing
+    // is not a socket's.)
+    if ctx.network_frame && matches!(short, "BrokenPipeError" | "ConnectionResetError") {
+        return strong(Category::Infrastructure, SERVICE_UNREACHABLE);
     }
     // torch.distributed.elastic's rendezvous (`RendezvousTimeoutError`, `…ClosedError`,
     // `…ConnectionError`): the job's nodes never all met at the rendezvous store (a node that
@@ -1462,6 +1530,9 @@ pub(crate) fn classify_exception(name: &str, msg: &str, ctx: &TbContext) -> Verd
     // file's content. (Handing it bytes or a file opened in binary is the code's.)
     if matches!(name, "_csv.Error" | "csv.Error") && !has_any(msg, &["text mode", "not bytes"]) {
         return strong(Category::Data, UNPARSABLE);
+    }
+    if short == "IndexError" && ctx.index_arithmetic && msg.contains("out of bounds for") {
+        return strong(Category::Implementation, OFF_BY_ONE);
     }
     if let Some(r) = data(short, msg, ctx) {
         return strong(Category::Data, r);

@@ -8,7 +8,7 @@
 //! being stopped becomes warnings.
 
 use super::classify::{self, TbContext, Verdict};
-use super::{cut, exit, rules, Detector, Finding, Meta, CAUSE_WITHIN, MAX_LINE_CHARS, SURVIVE_AFTER};
+use super::{cut, exit, rules, Detector, Finding, Meta, CAUSE_WITHIN, MAX_LINE_CHARS, SURVIVE_AFTER, TAIL};
 use crate::model::{Category, ExitOutcome, Incident, Severity};
 
 impl Detector {
@@ -54,6 +54,14 @@ impl Detector {
                 }
                 self.unexplained_exit(outcome, &mut out);
             }
+            Some(ExitOutcome::Code(_)) if self.handled_then_failed() => {
+                // A traceback the program said it would recover from, then only other
+                // processes' relays of the failure: the retry raised again.
+                if let Some(h) = self.handled.take() {
+                    self.push_cause(h.incident, &mut out);
+                }
+                self.demote_consequences(&mut out);
+            }
             Some(outcome @ ExitOutcome::Code(_)) => {
                 let cause = self
                     .last_fatal
@@ -82,6 +90,18 @@ impl Detector {
             None => {}
         }
         out
+    }
+
+    /// Did the run stop after a traceback it said it would recover from, with nothing after
+    /// it but ordinary lines too few to show it went on and other processes' relays of the
+    /// failure (a rank's broken collective, the launcher's summary)?
+    fn handled_then_failed(&self) -> bool {
+        let Some(h) = &self.handled else {
+            return false;
+        };
+        (0..self.meta.len())
+            .filter(|&i| self.incidents[i].line > h.incident.line)
+            .all(|i| self.meta[i].consequence)
     }
 
     /// When the log states a failure itself (a rank's exception, a rank killed by a signal),
@@ -189,11 +209,36 @@ impl Detector {
         }
         // Nothing states why, but the run's own evidence stands in its last lines (a trainer's
         // `loss is inf … stopping`, then only its supervisor's relays of the exit): the cause.
-        if stated.is_none() && !matches!(outcome, ExitOutcome::Scheduler(_)) {
+        // So is its evidence that the optimisation went wrong (every trial's loss nan, then
+        // `sweep failed: 0 of 4 trials finished`) when the failure it states names no cause
+        // and the exit code says nothing more.
+        let weak = stated
+            .as_ref()
+            .is_some_and(|s| !s.2.strong && judged.reason == exit::EXIT_CODE_ALONE);
+        if (stated.is_none() || weak) && !matches!(outcome, ExitOutcome::Scheduler(_)) {
             if let Some((i, at)) = self.last_evidence {
                 let m = &self.meta[i];
-                if m.strong && !m.outlived && !m.caught && self.seen.saturating_sub(at) <= LAST_WORDS_WITHIN {
-                    self.set_forced(i, Severity::Fatal, out);
+                let within = if weak {
+                    (self.incidents[i].category == Category::Convergence).then_some(TAIL as u64)
+                } else {
+                    Some(LAST_WORDS_WITHIN)
+                };
+                if m.strong
+                    && !m.outlived
+                    && !m.caught
+                    && within.is_some_and(|w| self.seen.saturating_sub(at) <= w)
+                {
+                    // Of that evidence repeated in the tail (each trial's nan), the first.
+                    let from = self.seen.saturating_sub(TAIL as u64);
+                    let first = (0..self.incidents.len())
+                        .filter(|&j| {
+                            self.incidents[j].reason == self.incidents[i].reason
+                                && self.incidents[j].line >= from
+                                && !self.meta[j].outlived
+                        })
+                        .min_by_key(|&j| self.incidents[j].line)
+                        .unwrap_or(i);
+                    self.set_forced(first, Severity::Fatal, out);
                     return;
                 }
             }
@@ -333,12 +378,7 @@ impl Detector {
                     .take_while(|(_, e)| e == &nl.1)
                     .last()
                     .unwrap_or(nl);
-                let mut j = judged(first);
-                // An exception line read with its traceback: its verdict from there.
-                if let Some((_, v)) = self.handled.filter(|(n, _)| *n == j.0) {
-                    j.2 = v;
-                }
-                (j, rules::relays_failure(&nl.1))
+                (judged(first), rules::relays_failure(&nl.1))
             })
             .filter(|(j, relay)| !relay || j.2.strong)
             .map(|(j, _)| j)

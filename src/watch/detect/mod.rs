@@ -75,6 +75,9 @@ const RING: usize = 5;
 /// context ring is the last [`RING`]): a wrapper's report after it (`/usr/bin/time -v`'s
 /// two dozen lines, a watchdog's stack dump) must not push the cause out of sight.
 const TAIL: usize = 40;
+/// How many lines after a warning a line saying the program deals with it (`…; refitting`)
+/// may come and still be about it (a library's warning message runs a dozen lines).
+const RESTATED_WITHIN: u64 = 12;
 
 /// Cut `s` to at most `max` bytes on a char boundary, marking the cut.
 pub(crate) fn cut(s: &str, max: usize) -> String {
@@ -86,6 +89,19 @@ pub(crate) fn cut(s: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}…", &s[..end])
+}
+
+/// A traceback the program announced it recovers from (see [`Detector::handled`]).
+#[derive(Debug, Clone)]
+struct Handled {
+    incident: Incident,
+    /// Ordinary lines after it, until the next evidence (enough of them: the run went on).
+    ordinary_after: u64,
+    /// Evidence came after it: the count stops.
+    evidence_after: bool,
+    /// The rank prefix it was printed with: another rank's traceback right after it is not
+    /// chained to it.
+    prefix: String,
 }
 
 #[derive(Debug, Clone)]
@@ -240,9 +256,10 @@ pub struct Detector {
     /// A traceback the program announced it recovers from has just ended: the chained
     /// tracebacks that follow belong to it.
     recovering: bool,
-    /// The latest such traceback's exception line and its verdict (read with its frames):
-    /// if the run then stops, that line may be its last word (a retry that failed again).
-    handled: Option<(u64, Verdict)>,
+    /// The latest such traceback, kept aside (it is no incident): if nothing but other
+    /// processes' relays of the failure follows it before a failing exit, it was not handled
+    /// after all — the retry raised again — and it is the cause.
+    handled: Option<Handled>,
     /// The run's first non-finite training record (see [`nan_start`]).
     nan_start: Option<nan_start::NanStart>,
     /// Whether the run's non-finite records were evaluations' only (see [`nan_start`]).
@@ -544,6 +561,13 @@ impl Detector {
 
     fn count_ordinary(&mut self, count: u64, out: &mut Vec<Finding>) {
         self.tail_ordinary = self.tail_ordinary.saturating_add(count);
+        if let Some(h) = self.handled.as_mut().filter(|h| !h.evidence_after) {
+            h.ordinary_after = h.ordinary_after.saturating_add(count);
+            if h.ordinary_after >= SURVIVE_AFTER {
+                // The run went on after it: handled, as it said.
+                self.handled = None;
+            }
+        }
         if !self.prefix.is_empty() {
             self.prefix.clear();
             self.ignore_next = false;
@@ -576,10 +600,15 @@ impl Detector {
         if self.recovering {
             let t = vis.trim();
             // Between a handled traceback and the one chained to it.
-            self.recovering = t.is_empty()
-                || t.starts_with("During handling of the above exception")
-                || t.starts_with("The above exception was the direct cause")
-                || t.ends_with("Traceback (most recent call last):");
+            let same_process = self
+                .handled
+                .as_ref()
+                .map_or(true, |h| h.prefix == self.rank_prefix);
+            self.recovering = same_process
+                && (t.is_empty()
+                    || t.starts_with("During handling of the above exception")
+                    || t.starts_with("The above exception was the direct cause")
+                    || t.ends_with("Traceback (most recent call last):"));
         }
         if extra.is_none() && self.lits == 0 {
             // The hot path: an ordinary line.
@@ -724,6 +753,9 @@ impl Detector {
     ) -> Option<(usize, bool)> {
         let fatalish = looks_fatal && !caught;
         let text = &self.quoted(text);
+        if let Some(h) = self.handled.as_mut() {
+            h.evidence_after = true;
+        }
         if let Some(&i) = self.by_key.get(&key) {
             self.last_evidence = Some((i, n));
             let m = &mut self.meta[i];
@@ -795,6 +827,18 @@ impl Detector {
         push_excerpt(&mut inc.excerpt, &mut m.omitted, cut(line, MAX_LINE_CHARS));
     }
 
+    /// The program said it deals with incident `i` and goes on: a note, not the run's end.
+    fn outlive(&mut self, i: usize, out: &mut Vec<Finding>) {
+        self.meta[i].outlived = true;
+        if self.pending_fatal == Some(i) {
+            self.pending_fatal = None;
+        }
+        if self.last_fatal == Some(i) {
+            self.last_fatal = None;
+        }
+        self.sync_severity(i, out);
+    }
+
     fn hit(&mut self, n: u64, vis: &str, h: Hit<'_>, out: &mut Vec<Finding>) {
         if h.consequence && self.relay_words.is_none() {
             // The launcher's word on a rank's exit code: what was said just before is the
@@ -836,6 +880,22 @@ impl Detector {
         self.meta[idx].consequence = h.consequence;
         if new {
             self.meta[idx].death = h.death;
+        }
+        // The line says in the same breath that the program deals with it and goes on
+        // (`upload failed: 503; retrying in 5s`, `did not converge; refitting with
+        // max_iter=2000`): the run outlives it.
+        // So is a warning of the same kind just before, which the line restates (scikit-learn's
+        // ConvergenceWarning, then the script's own `… did not converge; refitting`).
+        if rules::announces_recovery(t) {
+            self.outlive(idx, out);
+            let restated = (0..self.incidents.len()).rev().find(|&j| {
+                j != idx
+                    && self.incidents[j].category == self.incidents[idx].category
+                    && n.saturating_sub(self.incidents[j].line) <= RESTATED_WITHIN
+            });
+            if let Some(j) = restated {
+                self.outlive(j, out);
+            }
         }
         if h.kind == HitKind::Plain && h.category == Category::Convergence {
             self.nan_record(idx, t, out);

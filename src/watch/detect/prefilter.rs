@@ -110,6 +110,11 @@ const LITERALS: &[(&str, Lits)] = &[
     ("validation error", VALIDATION),
     // Lightning's `Time limit reached. Elapsed time is …`.
     ("Time limit reached", LIMIT),
+    // a shell's `Alarm clock` (SIGALRM)
+    ("Alarm clock", LIMIT),
+    // sd-daemon(3) priorities of a systemd service's records: `<3>` err, `<2>` crit
+    ("<3>", LEVEL),
+    ("<2>", LEVEL),
     // Lightning's `Total length of `DataLoader` across ranks is zero.`
     ("across ranks is zero", EMPTY_LOADER),
 ];

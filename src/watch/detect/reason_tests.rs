@@ -26,6 +26,7 @@ fn ctx(pandas: bool, getitem: bool) -> TbContext {
         fork_frame: false,
         converting: false,
         network_frame: false,
+        index_arithmetic: false,
     }
 }
 
@@ -156,6 +157,12 @@ fn exception_examples() -> Vec<(&'static str, &'static str, TbContext, Category,
         ("", "mnt/datasets is not a mountpoint", n, Infrastructure, classify::VOLUME_NOT_MOUNTED),
         ("", "guard: val_loss 32.52 is more than 10x the first epoch's 1.155; stopping, no checkpoint written", n, Convergence, classify::LOSS_GUARD),
         ("RuntimeError", "Could not infer dtype of NoneType", TbContext { collate_frame: true, ..n }, Data, classify::NONE_ITEM),
+        ("TypeError", "new(): invalid data type 'str'", TbContext { collate_frame: true, ..n }, Data, classify::STR_ITEM),
+        ("IndexError", "index 720 is out of bounds for axis 0 with size 720", TbContext { index_arithmetic: true, ..n }, Implementation, classify::OFF_BY_ONE),
+        ("ValueError", "This file contains pickled (object) data. If you trust the file you can load it unsafely using the `allow_pickle=` keyword argument or `pickle.load()`.", n, Data, "a data file that is not in the format expected (not an array file: a pointer, another format) (data)"),
+        ("http.client.IncompleteRead", "IncompleteRead(4096 bytes read, 61440 more expected)", n, Infrastructure, classify::SERVICE_UNREACHABLE),
+        ("BrokenPipeError", "[Errno 32] Broken pipe", TbContext { network_frame: true, ..n }, Infrastructure, classify::SERVICE_UNREACHABLE),
+        ("", "error: 41 of 96 frames have zero variance (all pixels 0); refusing to train on today's export", n, Data, "the message says a part of the data is defective (a malformed record, an unexpected label, invalid samples) (data)"),
     ]
 }
 
@@ -196,6 +203,7 @@ fn line_examples() -> Vec<(&'static str, Category, &'static str)> {
         ("/srv/clean.py:22: ChainedAssignmentError: A value is being set on a copy of a DataFrame or Series through chained assignment using an inplace method.", Implementation, rules::WRITE_LOST),
         ("Time limit reached. Elapsed time is 0:00:06. Signaling Trainer to stop.", Resource, classify::TIME_LIMIT),
         ("/v/lightning/pytorch/utilities/data.py:106: Total length of `DataLoader` across ranks is zero. Please make sure this was your intention.", Data, classify::EMPTY_LOADER),
+        ("job.sh: line 29: 31808 Alarm clock             python train.py", Resource, classify::ALARM),
     ]
 }
 

@@ -228,6 +228,9 @@ pub(crate) enum Death {
     CpuLimit,
     /// A shell's `File size limit exceeded` (SIGXFSZ: the job's `ulimit -f`).
     FileLimit,
+    /// A shell's `Alarm clock` (SIGALRM with no handler: the program's own timer, a time
+    /// budget it set itself with `alarm()`).
+    Alarm,
     /// `terminate called after throwing …`: `said` once its `what():` message or backtrace
     /// gave a more specific category than the exception's type (see
     /// `Detector::native_detail`), or when the type said it all (`std::bad_alloc`).
@@ -245,6 +248,7 @@ impl Death {
             Death::Abort => &[6],
             Death::CpuLimit => &[24],
             Death::FileLimit => &[25],
+            Death::Alarm => &[14],
             // std::terminate aborts
             Death::Uncaught { .. } => &[6],
         }
@@ -255,6 +259,11 @@ impl Death {
 /// the record's first fields (`ERROR:name:msg`, `12:00:01 CRITICAL name: msg`,
 /// `2026-01-01 12:00:01,5 - name - ERROR - msg`, `[ERROR] msg`, `| ERROR    | msg`).
 pub(crate) fn error_record(t: &str) -> Option<&str> {
+    // sd-daemon(3)'s priority prefix, as a systemd service logs (`<3>` err, `<2>` crit)
+    if let Some(msg) = t.strip_prefix("<3>").or_else(|| t.strip_prefix("<2>")) {
+        let msg = msg.trim_start();
+        return (!msg.is_empty()).then_some(msg);
+    }
     for level in ["ERROR", "CRITICAL", "FATAL"] {
         let Some(p) = memchr::memmem::find(t.as_bytes(), level.as_bytes()) else {
             continue;
@@ -311,6 +320,7 @@ pub(crate) fn announces_recovery(line: &str) -> bool {
         "rebuilding",
         "regenerating",
         "recomputing",
+        "refitting",
         "falling back",
         "fall back",
         "recovering",
@@ -863,6 +873,7 @@ pub(crate) fn classify_line_with(line: &str, rhat_threshold: f64, m: prefilter::
                 classify::FILE_TOO_LARGE,
                 Death::FileLimit,
             ),
+            (" Alarm clock", classify::ALARM, Death::Alarm),
         ] {
             if t.starts_with(&words[1..]) || shell_child_died(t, words) {
                 return death_hit(Category::Resource, HitKind::Plain, t, reason, death);

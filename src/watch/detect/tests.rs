@@ -1314,3 +1314,65 @@ fn a_time_budget_announced_is_no_failure_stated() {
         "*** JOB 12 CANCELLED AT 2026-01-01 DUE TO TIME LIMIT ***"
     ));
 }
+
+/// A traceback the program said it would retry, then only another rank's broken collective
+/// and the launcher's summary: the retry raised again, and that traceback is the cause.
+#[test]
+fn a_retry_that_raised_again_before_the_other_ranks_failed_is_the_cause() {
+    let log = "[rank0]: WARNING upload attempt 2/3 failed: HTTP Error 503: Service Unavailable; retrying in 1.0s\n[rank0]: Traceback (most recent call last):\n[rank0]:   File \"/srv/t.py\", line 65, in <module>\n[rank0]:     urllib.request.urlopen(req, timeout=5)\n[rank0]: urllib.error.HTTPError: HTTP Error 503: Service Unavailable\n[rank1]: Traceback (most recent call last):\n[rank1]:   File \"/srv/t.py\", line 72, in <module>\n[rank1]:     dist.barrier()\n[rank1]: RuntimeError: [/w/third_party/gloo/gloo/transport/tcp/pair.cc:561] Connection closed by peer [127.0.0.1]:38096. This is typically caused by a remote worker crashing. Check the logs of the remote worker.\n";
+    let inc = lines(log, Some(ExitOutcome::Code(1)));
+    let fatal: Vec<_> = inc.iter().filter(|i| i.severity == Severity::Fatal).collect();
+    assert_eq!(fatal.len(), 1, "{inc:?}");
+    assert_eq!(
+        (fatal[0].line, fatal[0].category),
+        (5, Category::Infrastructure),
+        "{inc:?}"
+    );
+    // The same retry followed by the run going on: handled, not the cause of a later stop.
+    let went_on = "WARNING upload failed; retrying in 1.0s\nTraceback (most recent call last):\n  File \"t.py\", line 6, in <module>\n    up()\nOSError: upload failed\nupload ok on attempt 2\nepoch 1 loss 0.4\nepoch 2 loss 0.3\n";
+    let inc = lines(went_on, Some(ExitOutcome::Code(1)));
+    assert!(
+        inc.iter()
+            .all(|i| !i.reason.starts_with("the program said it would recover")),
+        "{inc:?}"
+    );
+    assert!(lines(went_on, Some(ExitOutcome::Code(0))).is_empty());
+}
+
+/// A warning the program restates at once with its way out (scikit-learn's ConvergenceWarning,
+/// then `… did not converge; refitting with max_iter=2000`): both are notes, the run ok.
+#[test]
+fn a_warning_the_program_says_it_deals_with_is_a_note() {
+    let log = "/v/sklearn/linear_model/_logistic.py:599: ConvergenceWarning: lbfgs failed to converge after 100 iteration(s) (status=1):\nSTOP: TOTAL NO. OF ITERATIONS REACHED LIMIT\n\nIncrease the number of iterations.\n  n_iter_i = _check_optimize_result(\n2026-12-03 14:03:34,089 WARNING fit: lbfgs did not converge in 100 iterations; refitting with max_iter=2000\n2026-12-03 14:03:34,338 INFO fit: converged=True\n";
+    let inc = lines(log, Some(ExitOutcome::Code(0)));
+    assert!(!inc.is_empty());
+    assert!(inc.iter().all(|i| i.severity == Severity::Note), "{inc:?}");
+}
+
+/// A failure stated without a cause (`sweep failed: 0 of 4 trials finished`) after the run's
+/// own evidence that the optimisation went wrong in its last lines: that evidence, its first.
+#[test]
+fn the_runs_divergence_explains_a_failure_stated_without_a_cause() {
+    let log = "sweep: 4 trials\ntrial 0 lr=0.01  last loss nan  diverged at epoch 1\ntrial 1 lr=0.03  last loss nan  diverged at epoch 1\n\nsweep failed: 0 of 4 trials finished; no best trial to export\n";
+    let inc = lines(log, Some(ExitOutcome::Code(1)));
+    let fatal: Vec<_> = inc.iter().filter(|i| i.severity == Severity::Fatal).collect();
+    assert_eq!(fatal.len(), 1, "{inc:?}");
+    assert_eq!(
+        (fatal[0].line, fatal[0].category),
+        (2, Category::Convergence),
+        "{inc:?}"
+    );
+}
+
+/// A systemd service's records carry sd-daemon(3) priorities: `<3>` is an error record.
+#[test]
+fn an_sd_daemon_error_priority_is_an_error_record() {
+    let log = "<6>starting\n<4>fetch: attempt 1/2 got HTTP 502 (502 Bad Gateway); retrying in 1s\n<3>fetch: HTTP 502 Bad Gateway from registry proxy after 2 attempts\n<3>cannot start without the base checkpoint; exiting with status 1\n";
+    let inc = lines(log, Some(ExitOutcome::Code(1)));
+    assert_eq!(inc.len(), 1, "{inc:?}");
+    assert_eq!(
+        (inc[0].line, inc[0].category),
+        (3, Category::Infrastructure),
+        "{inc:?}"
+    );
+}

@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Score `trainwatch triage` on the real-framework fixture corpus (issue 12), each part on its
-# own (tuned, held-out; tuned-2 to tuned-18: blind batches measured once, then tuned on;
-# held-out-19 and held-out-20: blind batches, measured only):
+# own (tuned, held-out; tuned-2 to tuned-20: blind batches measured once, then tuned on):
 # category accuracy, first error line accuracy, false
 # alarms on clean runs, and a per-fixture table of expected against got.
 #
@@ -35,7 +34,7 @@ if [ ${#MANIFESTS[@]} -eq 0 ]; then
         tests/fixtures/real/tuned-14/manifest.json tests/fixtures/real/tuned-15/manifest.json
         tests/fixtures/real/tuned-16/manifest.json
         tests/fixtures/real/tuned-17/manifest.json tests/fixtures/real/tuned-18/manifest.json
-        tests/fixtures/real/held-out-19/manifest.json tests/fixtures/real/held-out-20/manifest.json)
+        tests/fixtures/real/tuned-19/manifest.json tests/fixtures/real/tuned-20/manifest.json)
 fi
 
 FLAGS=()

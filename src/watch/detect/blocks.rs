@@ -41,6 +41,7 @@ impl Detector {
                 b.ctx.collate_frame |= classify::collating_frame(t);
                 b.ctx.fork_frame |= classify::forking_frame(t);
                 b.ctx.network_frame |= classify::network_frame(t);
+                b.ctx.futures_frame |= classify::futures_frame(t);
                 b.own_frame = classify::own_frame(t);
                 b.source_next = true;
             } else if std::mem::take(&mut b.source_next) && b.own_frame {
@@ -94,6 +95,11 @@ impl Detector {
             // The program said it handles this and goes on: the run outlives it, so it is not
             // an incident; the tracebacks chained to it belong to it.
             self.recovering = true;
+            let first_attempt = self
+                .tail
+                .iter()
+                .find(|nl| rules::announces_recovery(&nl.1) && super::ending::judged(nl).2.reason == v.reason)
+                .map(|(n, l)| (*n, cut(l.trim(), MAX_LINE_CHARS)));
             self.handled = Some(Handled {
                 incident: Incident {
                     category: v.category,
@@ -107,6 +113,7 @@ impl Detector {
                         v.reason
                     ),
                 },
+                first_attempt,
                 ordinary_after: 0,
                 evidence_after: false,
                 prefix: self.rank_prefix.clone(),

@@ -35,6 +35,9 @@ pub(crate) struct TbContext {
     /// The job's own code, in its innermost frame, indexes with arithmetic (`x[i + w]`): an
     /// index past the end there is the code's off-by-one, not a value from the data.
     pub index_arithmetic: bool,
+    /// A frame of the traceback is concurrent.futures' (`as_completed`, `Future.result`): a
+    /// timeout there is the time the job allowed its own work.
+    pub futures_frame: bool,
 }
 
 /// Is `source` (a traceback's source line) a call that converts values to a tensor, an
@@ -118,6 +121,11 @@ pub(crate) fn collating_frame(frame: &str) -> bool {
     frame_function(frame).is_some_and(|f| f.contains("collat"))
         || frame.contains("/_utils/collate.py")
         || frame.contains("/data_collator.py")
+}
+
+/// Is `frame` inside concurrent.futures?
+pub(crate) fn futures_frame(frame: &str) -> bool {
+    frame.contains("/concurrent/futures/")
 }
 
 /// Does `source` (a traceback's source line) call a socket's send or receive?
@@ -306,6 +314,8 @@ fn optimisation_not_finite(lower: &str) -> bool {
                 "grad_norm",
                 "norm",
                 "weights",
+                "coefficients",
+                "parameters",
             ],
         )
 }
@@ -533,6 +543,8 @@ const NOT_PERMITTED: &str =
 const RENDEZVOUS_FAILED: &str =
     "the job's nodes never all met at the launcher's rendezvous (a node that did not start or join, a store that cannot be reached) (infrastructure)";
 
+pub(crate) const WORK_TIMED_OUT: &str =
+    "the job's own work took longer than the time it allowed it (a timeout on its pool's results) (resource)";
 pub(crate) const SERVICE_SILENT: &str =
     "a network service the job called did not answer in time (a timeout inside the network client) (infrastructure)";
 pub(crate) const UNPARSABLE: &str = "a data file that does not parse (data)";
@@ -552,6 +564,8 @@ const INFRASTRUCTURE_PHRASES: &[PhraseRule] = &[
         // resolve, a refused or timed-out connection, a gateway's 5xx
         &[
             "Connection refused",
+            // asyncio's words for a refused connection (`Connect call failed ('10.0.0.5', 9000)`)
+            "Connect call failed",
             "Name or service not known",
             "Temporary failure in name resolution",
             "Network is unreachable",
@@ -921,15 +935,6 @@ fn names_data_item(lower: &str) -> bool {
 /// Data rules by the exception's message (lower-cased), after those by type.
 const DATA_PHRASES: &[PhraseRule] = &[
     (
-        // np.load given a file that is no .npy (a Git LFS pointer, another format): it tries
-        // pickle and refuses (`This file contains pickled (object) data`), or cannot at all
-        &[
-            "contains pickled (object) data",
-            "Failed to interpret file",
-        ],
-        "a data file that is not in the format expected (not an array file: a pointer, another format) (data)",
-    ),
-    (
         &[
             "in both train and",
             "in both the train",
@@ -1176,6 +1181,10 @@ const DATA_PHRASES: &[PhraseRule] = &[
             // h5py, numpy, safetensors, tar and gzip on a file cut short or of another kind
             "file signature not found",
             "failed to interpret file",
+            // np.load on a file that is no .npy (a Git LFS pointer: it tries pickle and
+            // refuses), or on an empty one
+            "contains pickled (object) data",
+            "no data left in file",
             "error while deserializing header",
             "unexpected end of data",
             "could not be opened successfully",
@@ -1486,6 +1495,12 @@ pub(crate) fn classify_exception(name: &str, msg: &str, ctx: &TbContext) -> Verd
     // The peer of a socket the job writes to or reads from went away (a collector agent, a
     // service): a broken pipe or a reset there is the service's. (A pipe to `head` closing
     // is not a socket's.)
+    // A timeout concurrent.futures raises (`as_completed(…, timeout=…)`: `6 (of 10) futures
+    // unfinished`, `Future.result(timeout=…)`): the work took longer than the time the job
+    // gave it.
+    if ctx.futures_frame && matches!(short, "TimeoutError" | "CancelledError") {
+        return strong(Category::Resource, WORK_TIMED_OUT);
+    }
     if ctx.network_frame && matches!(short, "BrokenPipeError" | "ConnectionResetError") {
         return strong(Category::Infrastructure, SERVICE_UNREACHABLE);
     }

@@ -58,7 +58,13 @@ impl Detector {
                 // A traceback the program said it would recover from, then only other
                 // processes' relays of the failure: the retry raised again.
                 if let Some(h) = self.handled.take() {
-                    self.push_cause(h.incident, &mut out);
+                    let mut inc = h.incident;
+                    if let Some((n, l)) = h.first_attempt {
+                        inc.excerpt.insert(0, l.clone());
+                        inc.line = n;
+                        inc.text = l;
+                    }
+                    self.push_cause(inc, &mut out);
                 }
                 self.demote_consequences(&mut out);
             }
@@ -428,7 +434,7 @@ const ABORT_WORDS_WITHIN: usize = 3;
 
 /// A line of the program's own from the ring, as a stated cause: its number, its text (cut),
 /// and what its words say, classified like an exception's message.
-fn judged((n, l): &(u64, String)) -> (u64, String, Verdict) {
+pub(super) fn judged((n, l): &(u64, String)) -> (u64, String, Verdict) {
     let t = l.trim();
     (
         *n,

@@ -95,6 +95,10 @@ pub(crate) fn cut(s: &str, max: usize) -> String {
 #[derive(Debug, Clone)]
 struct Handled {
     incident: Incident,
+    /// Where it first went wrong: the first of the attempts the program said it retried,
+    /// just before, whose words name the same cause (`upload attempt 1/3 failed: HTTP Error
+    /// 503: Service Unavailable; retrying in 0.5s`).
+    first_attempt: Option<(u64, String)>,
     /// Ordinary lines after it, until the next evidence (enough of them: the run went on).
     ordinary_after: u64,
     /// Evidence came after it: the count stops.

@@ -27,6 +27,7 @@ fn ctx(pandas: bool, getitem: bool) -> TbContext {
         converting: false,
         network_frame: false,
         index_arithmetic: false,
+        futures_frame: false,
     }
 }
 
@@ -159,9 +160,13 @@ fn exception_examples() -> Vec<(&'static str, &'static str, TbContext, Category,
         ("RuntimeError", "Could not infer dtype of NoneType", TbContext { collate_frame: true, ..n }, Data, classify::NONE_ITEM),
         ("TypeError", "new(): invalid data type 'str'", TbContext { collate_frame: true, ..n }, Data, classify::STR_ITEM),
         ("IndexError", "index 720 is out of bounds for axis 0 with size 720", TbContext { index_arithmetic: true, ..n }, Implementation, classify::OFF_BY_ONE),
-        ("ValueError", "This file contains pickled (object) data. If you trust the file you can load it unsafely using the `allow_pickle=` keyword argument or `pickle.load()`.", n, Data, "a data file that is not in the format expected (not an array file: a pointer, another format) (data)"),
+        ("ValueError", "This file contains pickled (object) data. If you trust the file you can load it unsafely using the `allow_pickle=` keyword argument or `pickle.load()`.", n, Data, classify::CORRUPT),
         ("http.client.IncompleteRead", "IncompleteRead(4096 bytes read, 61440 more expected)", n, Infrastructure, classify::SERVICE_UNREACHABLE),
         ("BrokenPipeError", "[Errno 32] Broken pipe", TbContext { network_frame: true, ..n }, Infrastructure, classify::SERVICE_UNREACHABLE),
+        ("TimeoutError", "6 (of 10) futures unfinished", TbContext { futures_frame: true, ..n }, Resource, classify::WORK_TIMED_OUT),
+        ("", "ERROR train | checkpoint upload failed: ExceptionGroup('unhandled errors in a TaskGroup', [ConnectionRefusedError(111, \"Connect call failed ('127.0.0.1', 53371)\")])", n, Infrastructure, classify::SERVICE_UNREACHABLE),
+        ("", "poisson fit failed at iter 9: coefficients are not finite (lr=0.2); no model written", n, Convergence, classify::GRADS_NOT_FINITE),
+        ("EOFError", "No data left in file", n, Data, classify::CORRUPT),
         ("", "error: 41 of 96 frames have zero variance (all pixels 0); refusing to train on today's export", n, Data, "the message says a part of the data is defective (a malformed record, an unexpected label, invalid samples) (data)"),
     ]
 }

@@ -745,8 +745,12 @@ pub(crate) fn classify_line_with(line: &str, rhat_threshold: f64, m: prefilter::
             );
         }
         // numpy making NaN of the job's values (`invalid value encountered in divide`: 0/0,
-        // the log or square root of a negative): what follows computes on NaN.
-        if short == "RuntimeWarning" && msg.starts_with("invalid value encountered in") {
+        // the log or square root of a negative): what follows computes on NaN. Not of one
+        // number (`… in scalar divide`: a summary's 0/0, one rank's recall with no positives).
+        if short == "RuntimeWarning"
+            && msg.starts_with("invalid value encountered in")
+            && !msg.starts_with("invalid value encountered in scalar ")
+        {
             return hit(Category::Data, false, HitKind::PyWarning, key, NAN_MADE);
         }
         if says_worker_stopped(msg) {

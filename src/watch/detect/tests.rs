@@ -1323,11 +1323,20 @@ fn a_retry_that_raised_again_before_the_other_ranks_failed_is_the_cause() {
     let inc = lines(log, Some(ExitOutcome::Code(1)));
     let fatal: Vec<_> = inc.iter().filter(|i| i.severity == Severity::Fatal).collect();
     assert_eq!(fatal.len(), 1, "{inc:?}");
+    // The line: the retried attempt that first said the same.
     assert_eq!(
         (fatal[0].line, fatal[0].category),
-        (5, Category::Infrastructure),
+        (1, Category::Infrastructure),
         "{inc:?}"
     );
+    // Without an attempt naming that cause, the traceback's own line.
+    let unnamed = log.replace(
+        "failed: HTTP Error 503: Service Unavailable; retrying",
+        "did not go through; retrying",
+    );
+    let inc = lines(&unnamed, Some(ExitOutcome::Code(1)));
+    let fatal: Vec<_> = inc.iter().filter(|i| i.severity == Severity::Fatal).collect();
+    assert_eq!((fatal.len(), fatal[0].line), (1, 5), "{inc:?}");
     // The same retry followed by the run going on: handled, not the cause of a later stop.
     let went_on = "WARNING upload failed; retrying in 1.0s\nTraceback (most recent call last):\n  File \"t.py\", line 6, in <module>\n    up()\nOSError: upload failed\nupload ok on attempt 2\nepoch 1 loss 0.4\nepoch 2 loss 0.3\n";
     let inc = lines(went_on, Some(ExitOutcome::Code(1)));
@@ -1375,4 +1384,15 @@ fn an_sd_daemon_error_priority_is_an_error_record() {
         (3, Category::Infrastructure),
         "{inc:?}"
     );
+}
+
+/// numpy's NaN warning about one number (`… in scalar divide`: a rank's 0/0 recall) is no
+/// alarm at exit 0; about the job's arrays it is a data warning.
+#[test]
+fn a_nan_made_of_one_number_is_no_alarm() {
+    let scalar = "/srv/eval.py:41: RuntimeWarning: invalid value encountered in scalar divide\n  recall = tp / (tp + fn)\nlocal val recall nan (0/0)\nval recall 1.000 (12/12)\n";
+    assert!(lines(scalar, Some(ExitOutcome::Code(0))).is_empty());
+    let array = "/srv/prep.py:40: RuntimeWarning: invalid value encountered in divide\n  x = (x - mu) / sd\nepoch 1 loss 0.5\n";
+    let inc = lines(array, Some(ExitOutcome::Code(0)));
+    assert_eq!((inc.len(), inc[0].category), (1, Category::Data), "{inc:?}");
 }

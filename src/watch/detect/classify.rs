@@ -266,12 +266,28 @@ pub(crate) fn loss_not_finite(msg: &str) -> bool {
         .any(|w| {
             let bad = matches!(w, "nan" | "inf" | "infinity" | "infinite")
                 && !best_so_far_unset(prev, w)
-                && !window_filling(prev, w);
+                && !window_filling(prev, w)
+                && !another_key(prev);
             if !w.is_empty() {
                 prev = w;
             }
             bad
         })
+}
+
+/// Is `word`, just before a non-finite value after the loss, the key of another metric
+/// (`loss 0.3244 local val recall nan (0/0)`: the NaN is the recall's)? Not the loss's own
+/// key, a number, or a word that links the loss to its value (`loss is inf`, `went to nan`).
+fn another_key(word: &str) -> bool {
+    const LINKS: [&str; 16] = [
+        "is", "was", "are", "were", "became", "become", "becomes", "went", "goes", "got", "to", "of",
+        "reached", "value", "now", "be",
+    ];
+    word.bytes().any(|b| b.is_ascii_alphabetic())
+        && !word.contains("loss")
+        && !word.contains("objective")
+        && !LINKS.contains(&word)
+        && !word.bytes().next().is_some_and(|b| b.is_ascii_digit())
 }
 
 /// A best-so-far value still at its start (`best_val_loss=inf` before the first

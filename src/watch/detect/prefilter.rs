@@ -39,6 +39,7 @@ pub(crate) const LIMIT: Lits = 1 << 17;
 pub(crate) const WATCHDOG: Lits = 1 << 18;
 pub(crate) const VALIDATION: Lits = 1 << 19;
 pub(crate) const EMPTY_LOADER: Lits = 1 << 20;
+pub(crate) const DEBUG_RUN: Lits = 1 << 21;
 
 /// Every rule in [`super::rules`] needs one of these literals in its line; keep them in sync.
 /// A new literal needs nothing else: it is searched from its first byte in the last bucket
@@ -117,6 +118,8 @@ const LITERALS: &[(&str, Lits)] = &[
     ("<2>", LEVEL),
     // Lightning's `Total length of `DataLoader` across ranks is zero.`
     ("across ranks is zero", EMPTY_LOADER),
+    // Lightning's `Running in `fast_dev_run` mode: will run the requested loop using 1 batch(es).`
+    ("fast_dev_run` mode", DEBUG_RUN),
 ];
 
 /// Bytes of each literal the SIMD search fingerprints (the shortest literals' length: 4 made

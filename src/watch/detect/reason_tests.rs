@@ -209,6 +209,7 @@ fn line_examples() -> Vec<(&'static str, Category, &'static str)> {
         ("Time limit reached. Elapsed time is 0:00:06. Signaling Trainer to stop.", Resource, classify::TIME_LIMIT),
         ("/v/lightning/pytorch/utilities/data.py:106: Total length of `DataLoader` across ranks is zero. Please make sure this was your intention.", Data, classify::EMPTY_LOADER),
         ("job.sh: line 29: 31808 Alarm clock             python train.py", Resource, classify::ALARM),
+        ("Running in `fast_dev_run` mode: will run the requested loop using 1 batch(es). Logging and checkpointing is suppressed.", Implementation, rules::DEBUG_RUN),
     ]
 }
 

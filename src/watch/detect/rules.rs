@@ -594,6 +594,8 @@ pub(crate) const BROADCAST_LOSS: &str =
     "the loss warned that its target and input shapes differ and are broadcast: it compares the wrong pairs (implementation)";
 pub(crate) const WRITE_LOST: &str =
     "pandas warned that a chained assignment never reaches the frame: the code's write is lost (implementation)";
+pub(crate) const DEBUG_RUN: &str =
+    "a debugging switch is on (Lightning's fast_dev_run: one batch, no logging, no checkpoint): the run trains and saves nothing real (implementation)";
 pub(crate) const NAN_MADE: &str =
     "numpy made NaN of the job's values (0/0, the log or square root of a negative): what follows computes on NaN (data)";
 pub(crate) const CONVERGENCE_WARNING: &str = "the solver warned that it did not converge (convergence)";
@@ -1036,6 +1038,12 @@ pub(crate) fn classify_line_with(line: &str, rhat_threshold: f64, m: prefilter::
     // is empty, a data warning.
     if has(prefilter::EMPTY_LOADER) {
         return hit(Category::Data, false, HitKind::Plain, t, classify::EMPTY_LOADER);
+    }
+    // Lightning's notice that it runs one batch with logging and checkpoints off
+    // (`Running in `fast_dev_run` mode: …`): a debugging switch, never a real run's — left on,
+    // the run trains nothing and saves nothing (a warning, the fit goes on).
+    if has(prefilter::DEBUG_RUN) && t.contains("Running in `fast_dev_run` mode") {
+        return hit(Category::Implementation, false, HitKind::Plain, t, DEBUG_RUN);
     }
     LineKind::Nothing
 }

@@ -1396,3 +1396,20 @@ fn a_nan_made_of_one_number_is_no_alarm() {
     let inc = lines(array, Some(ExitOutcome::Code(0)));
     assert_eq!((inc.len(), inc[0].category), (1, Category::Data), "{inc:?}");
 }
+
+/// A NaN after the loss on one line is the loss's only when it is the loss's value: another
+/// metric's key before it (`local val recall nan (0/0)`) makes it that metric's.
+#[test]
+fn a_nan_of_another_metric_on_the_loss_line_is_not_the_loss() {
+    let other = "[rank2] epoch 1 loss 0.3244 local val recall nan (0/0)\nval recall 1.000 (12/12)\n";
+    assert!(lines(other, Some(ExitOutcome::Code(0))).is_empty());
+    for own in [
+        "epoch 1 loss nan",
+        "train: loss is inf at step 22; stopping",
+        "step 3 | loss=nan | lr 0.1",
+    ] {
+        let inc = lines(own, Some(ExitOutcome::Code(0)));
+        assert_eq!(inc.len(), 1, "{own}: {inc:?}");
+        assert_eq!(inc[0].category, Category::Convergence, "{own}");
+    }
+}

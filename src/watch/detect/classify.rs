@@ -158,15 +158,21 @@ pub(crate) fn index_arithmetic_source(source: &str) -> bool {
 }
 
 /// Is `frame` inside a network client (the standard library's socket, ssl, http.client and
-/// urllib, or requests, urllib3, httpx, aiohttp, grpc)?
+/// urllib, a multiprocessing manager's proxy, or requests, urllib3, httpx, aiohttp, grpc)?
 pub(crate) fn network_frame(frame: &str) -> bool {
     let Some(path) = frame.split('"').nth(1) else {
         return false;
     };
     let path = path.replace('\\', "/");
-    ["/socket.py", "/ssl.py", "/http/client.py"]
-        .iter()
-        .any(|f| path.ends_with(f))
+    // (a multiprocessing manager's proxy talks to its server, which may be another host)
+    [
+        "/socket.py",
+        "/ssl.py",
+        "/http/client.py",
+        "/multiprocessing/managers.py",
+    ]
+    .iter()
+    .any(|f| path.ends_with(f))
         || [
             "/urllib/",
             "/requests/",

@@ -723,8 +723,11 @@ impl Follower {
             }
             if n < want {
                 // A short read is the end of the file as of now; spare the empty read.
-                if buf.len() > READ_CHUNK || !self.opts.keep_buffer {
-                    // Caught up: a follower that waits holds only the small buffer.
+                // Caught up: a follower that waits holds only the small buffer. One that
+                // caught up with a writer still writing (this call read something) keeps
+                // the large one until a call finds nothing: a catch-up that reaches the
+                // writer's end at every read allocated and zeroed it again each time.
+                if (buf.len() > READ_CHUNK && stats.bytes == 0) || !self.opts.keep_buffer {
                     *buf = ReadBuf::default();
                 }
                 if !self.opts.keep_buffer {

@@ -145,6 +145,66 @@ fn a_100_mb_line_is_cut_for_display_keeping_both_ends() {
     assert_eq!(pairs(&seen[2..]), [(3, "after")]);
 }
 
+/// Lines about as long as a line can be and still be handed out whole (with and without a
+/// CRLF's `\r`), among short ones and lines of every length, read at once and a few bytes at
+/// a time: each is whole or cut by its own length alone, and numbered in order.
+#[test]
+fn lines_at_the_whole_line_limit_are_whole_or_cut_by_their_length() {
+    let limit = HEAD_KEEP + TAIL_KEEP;
+    let mut lines: Vec<Vec<u8>> = Vec::new();
+    for (k, len) in [limit - 1, limit, limit + 1, limit + 2, 3, 0, 2 * limit + 7, limit]
+        .into_iter()
+        .enumerate()
+    {
+        let mut l: Vec<u8> = (0..len).map(|i| b'a' + ((i + k) % 26) as u8).collect();
+        lines.push(l.clone());
+        // The same length with a CRLF: its `\r` is no part of the line.
+        l.push(b'\r');
+        lines.push(l);
+        for j in 0..k * 40 {
+            lines.push(format!("step {j}").into_bytes());
+        }
+    }
+    let mut log = Vec::new();
+    for l in &lines {
+        log.extend_from_slice(l);
+        log.push(b'\n');
+    }
+    let check = |seen: &[LogLine]| {
+        assert_eq!(seen.len(), lines.len());
+        for (k, (got, raw)) in seen.iter().zip(&lines).enumerate() {
+            let body = raw.strip_suffix(b"\r").unwrap_or(raw);
+            assert_eq!(got.no, k as u64 + 1);
+            assert_eq!(
+                got.cut,
+                body.len() > limit,
+                "line {} of {} bytes",
+                k + 1,
+                body.len()
+            );
+            if !got.cut {
+                assert_eq!(got.text.as_bytes(), body, "line {}", k + 1);
+            }
+        }
+    };
+    let (_dir, path) = setup();
+    append(&path, &log);
+    let mut f = Follower::new(path.clone(), FollowState::default());
+    let mut seen = Vec::new();
+    f.finish(|l| seen.push(l)).unwrap();
+    check(&seen);
+    // Appended in pieces that end anywhere, read after each.
+    let (_dir, path) = setup();
+    let mut f = Follower::new(path.clone(), FollowState::default());
+    let mut seen = Vec::new();
+    for piece in log.chunks(limit / 3 + 11) {
+        append(&path, piece);
+        f.read_available(|l| seen.push(l)).unwrap();
+    }
+    check(&seen);
+    assert_eq!(f.state().offset, log.len() as u64);
+}
+
 #[test]
 fn copytruncate_restarts_from_the_beginning() {
     let (_dir, path) = setup();

@@ -18,6 +18,7 @@ use std::fs::{File, Metadata};
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -154,6 +155,9 @@ pub fn lines(first: u64, bytes: &[u8]) -> impl Iterator<Item = (u64, &[u8])> + '
     })
 }
 
+/// The buffer a read's bytes lie in (see [`Follower::read_windows_shared`]).
+pub type ReadBuf = Arc<Vec<u8>>;
+
 /// What one read did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReadStats {
@@ -268,7 +272,9 @@ pub struct Follower {
     /// `k`-th chunk), reused by every read.
     pieces: Vec<Piece>,
     rendered: Vec<String>,
-    buf: Vec<u8>,
+    /// What is read goes here: shared with a consumer that lends it to another thread for
+    /// as long as its callback runs ([`Follower::read_windows_shared`]).
+    buf: ReadBuf,
     /// The last read stopped on its budget, not at the end of the data.
     backlog: bool,
     /// The job's process, when known: the file it holds open is the log, whatever the path
@@ -301,7 +307,7 @@ impl Follower {
             joined: Vec::new(),
             pieces: Vec::new(),
             rendered: Vec::new(),
-            buf: Vec::new(),
+            buf: ReadBuf::default(),
             backlog: false,
             writer: None,
             swapped: None,
@@ -349,6 +355,17 @@ impl Follower {
     /// ([`Chunk::Lines`], a consumer decodes only the lines it reads) and the lines the
     /// follower assembled or cut.
     pub fn read_windows(&mut self, mut f: impl FnMut(&[Chunk<'_>])) -> io::Result<ReadStats> {
+        self.read_windows_shared(|chunks, _| f(chunks))
+    }
+
+    /// [`read_windows`](Self::read_windows), with the buffer the chunks' bytes lie in (a
+    /// [`Chunk::Lines`]'s bytes are a slice of it): a consumer may hand it to another thread
+    /// for the callback's duration. A buffer still shared when the next read comes is left to
+    /// its holders and a new one read into.
+    pub fn read_windows_shared(
+        &mut self,
+        mut f: impl FnMut(&[Chunk<'_>], &ReadBuf),
+    ) -> io::Result<ReadStats> {
         let mut stats = ReadStats::default();
         let result = self
             .read_inner(&mut f, &mut stats)
@@ -381,7 +398,7 @@ impl Follower {
     /// restarted process appending to the same log), the continuation is handed out
     /// under the same number, which is the line's number in the file.
     pub fn flush_partial(&mut self, mut f: impl FnMut(LogLine)) -> bool {
-        self.flush_partial_with(&mut |chunks: &[Chunk<'_>]| {
+        self.flush_partial_with(&mut |chunks: &[Chunk<'_>], _: &ReadBuf| {
             for c in chunks {
                 if let Chunk::Line(l) = c {
                     f(l.to_log_line())
@@ -390,16 +407,19 @@ impl Follower {
         })
     }
 
-    fn flush_partial_with(&mut self, f: &mut impl FnMut(&[Chunk<'_>])) -> bool {
+    fn flush_partial_with(&mut self, f: &mut impl FnMut(&[Chunk<'_>], &ReadBuf)) -> bool {
         if self.partial.is_empty() {
             return false;
         }
         let cut = self.partial.render(&mut self.scratch, &mut self.joined);
-        f(&[Chunk::Line(LineRef {
-            no: self.state.line_no + 1,
-            text: &self.scratch,
-            cut,
-        })]);
+        f(
+            &[Chunk::Line(LineRef {
+                no: self.state.line_no + 1,
+                text: &self.scratch,
+                cut,
+            })],
+            &self.buf,
+        );
         self.partial.clear();
         self.state.offset = self.read_pos;
         true
@@ -446,7 +466,11 @@ impl Follower {
         tokio::time::sleep(self.opts.poll_unarmed).await;
     }
 
-    fn read_inner(&mut self, f: &mut impl FnMut(&[Chunk<'_>]), stats: &mut ReadStats) -> io::Result<()> {
+    fn read_inner(
+        &mut self,
+        f: &mut impl FnMut(&[Chunk<'_>], &ReadBuf),
+        stats: &mut ReadStats,
+    ) -> io::Result<()> {
         if self.log.is_none() && !self.open_initial(stats)? {
             return Ok(());
         }
@@ -652,10 +676,14 @@ impl Follower {
 
     /// Reads the open file from `read_pos` to its end or until the budget is spent;
     /// returns whether it reached the end.
-    fn drain(&mut self, f: &mut impl FnMut(&[Chunk<'_>]), stats: &mut ReadStats) -> io::Result<bool> {
+    fn drain(
+        &mut self,
+        f: &mut impl FnMut(&[Chunk<'_>], &ReadBuf),
+        stats: &mut ReadStats,
+    ) -> io::Result<bool> {
         let mut buf = std::mem::take(&mut self.buf);
         if buf.len() < READ_CHUNK {
-            buf = vec![0; READ_CHUNK];
+            buf = Arc::new(vec![0; READ_CHUNK]);
         }
         let result = self.drain_into(&mut buf, f, stats);
         self.buf = buf;
@@ -664,8 +692,8 @@ impl Follower {
 
     fn drain_into(
         &mut self,
-        buf: &mut Vec<u8>,
-        f: &mut impl FnMut(&[Chunk<'_>]),
+        buf: &mut ReadBuf,
+        f: &mut impl FnMut(&[Chunk<'_>], &ReadBuf),
         stats: &mut ReadStats,
     ) -> io::Result<bool> {
         loop {
@@ -677,7 +705,12 @@ impl Follower {
             };
             let room = self.opts.read_budget - stats.bytes;
             let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
-            let n = match log.file.read_at(&mut buf[..want], self.read_pos) {
+            if Arc::get_mut(buf).is_none() {
+                // Still lent out (a consumer kept it past its callback): read into a new one.
+                *buf = Arc::new(vec![0; buf.len()]);
+            }
+            let into = Arc::get_mut(buf).expect("a buffer of its own");
+            let n = match log.file.read_at(&mut into[..want], self.read_pos) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
@@ -686,13 +719,16 @@ impl Follower {
                 let start = self.read_pos;
                 self.read_pos += n as u64;
                 stats.bytes += n as u64;
-                self.split(&buf[..n], start, f, stats);
+                self.split(buf, n, start, f, stats);
             }
             if n < want {
                 // A short read is the end of the file as of now; spare the empty read.
-                if buf.len() > READ_CHUNK || !self.opts.keep_buffer {
-                    // Caught up: a follower that waits holds only the small buffer.
-                    *buf = Vec::new();
+                // Caught up: a follower that waits holds only the small buffer. One that
+                // caught up with a writer still writing (this call read something) keeps
+                // the large one until a call finds nothing: a catch-up that reaches the
+                // writer's end at every read allocated and zeroed it again each time.
+                if (buf.len() > READ_CHUNK && stats.bytes == 0) || !self.opts.keep_buffer {
+                    *buf = ReadBuf::default();
                 }
                 if !self.opts.keep_buffer {
                     // Nor the text of the long lines it rendered.
@@ -706,60 +742,84 @@ impl Follower {
             if buf.len() < CATCH_UP_CHUNK {
                 // A full read: behind the writer. Bigger reads hand the consumer bigger
                 // regions (fewer calls, and worth splitting between threads).
-                *buf = vec![0; CATCH_UP_CHUNK];
+                *buf = Arc::new(vec![0; CATCH_UP_CHUNK]);
             }
         }
     }
 
     /// Cuts `chunk` (which starts at file offset `start`) into lines, handed out at once as
     /// runs of whole lines, with each line continued from the last read or over-long on its
-    /// own.
-    fn split(&mut self, chunk: &[u8], start: u64, f: &mut impl FnMut(&[Chunk<'_>]), stats: &mut ReadStats) {
+    /// own. Only those two kinds are looked at one by one: the runs between them are walked
+    /// in jumps of [`LONGEST_WHOLE`] bytes (to the last newline within each) and their lines
+    /// counted in one SIMD pass, so an ordinary line costs no step of its own here.
+    fn split(
+        &mut self,
+        buf: &ReadBuf,
+        n: usize,
+        start: u64,
+        f: &mut impl FnMut(&[Chunk<'_>], &ReadBuf),
+        stats: &mut ReadStats,
+    ) {
+        let chunk = &buf[..n];
         let mut pieces = std::mem::take(&mut self.pieces);
         let mut rendered = std::mem::take(&mut self.rendered);
         pieces.clear();
+        // The first line not yet gone through, and the first of the whole lines not yet in
+        // `pieces` (a run, numbered from `state.line_no + 1`).
         let mut line_start = 0;
-        // The lines from `run` on are not in `pieces` yet; the first is numbered `run_first`.
         let mut run = 0;
-        let mut run_first = self.state.line_no + 1;
-        let mut ended = false;
-        for nl in memchr::memchr_iter(b'\n', chunk) {
-            ended = true;
-            let piece = &chunk[line_start..nl];
+        if !self.partial.is_empty() {
+            let Some(nl) = memchr::memchr(b'\n', chunk) else {
+                // Still no end to the line the last read left unfinished.
+                self.partial.push(chunk);
+                self.pieces = pieces;
+                self.rendered = rendered;
+                return;
+            };
             self.state.line_no += 1;
             stats.lines += 1;
-            let no = self.state.line_no;
+            self.partial.push(&chunk[..nl]);
+            self.partial.strip_trailing_cr();
+            if rendered.is_empty() {
+                rendered.push(String::new());
+            }
+            let cut = self.partial.render(&mut rendered[0], &mut self.joined);
+            self.partial.clear();
+            pieces.push(Piece::Line(self.state.line_no, cut));
+            line_start = nl + 1;
+            run = line_start;
+        }
+        while line_start < chunk.len() {
+            // Every line that ends within this reach is whole.
+            let reach = (line_start + LONGEST_WHOLE).min(chunk.len());
+            if let Some(i) = memchr::memrchr(b'\n', &chunk[line_start..reach]) {
+                line_start += i + 1;
+                continue;
+            }
+            // No `\n` within reach: the line is unfinished, or longer than a whole line can
+            // be (but for a CRLF's `\r`).
+            let Some(nl) = memchr::memchr(b'\n', &chunk[reach..]).map(|i| reach + i) else {
+                break;
+            };
+            let piece = &chunk[line_start..nl];
             let body = piece.strip_suffix(b"\r").unwrap_or(piece);
-            let continued = !self.partial.is_empty();
-            if continued || body.len() > HEAD_KEEP + TAIL_KEEP {
-                if run < line_start {
-                    pieces.push(Piece::Lines(run_first, run..line_start));
-                }
+            if body.len() > HEAD_KEEP + TAIL_KEEP {
+                self.push_run(&mut pieces, chunk, run..line_start, stats);
+                self.state.line_no += 1;
+                stats.lines += 1;
                 let k = pieces.len();
                 if rendered.len() <= k {
                     rendered.resize_with(k + 1, String::new);
                 }
-                let cut = if continued {
-                    self.partial.push(piece);
-                    self.partial.strip_trailing_cr();
-                    let cut = self.partial.render(&mut rendered[k], &mut self.joined);
-                    self.partial.clear();
-                    cut
-                } else {
-                    // Over-long: always rendered into `rendered[k]`, never borrowed.
-                    let out = &mut rendered[k];
-                    render_line(body, out).1
-                };
-                pieces.push(Piece::Line(no, cut));
+                // Over-long: always rendered into `rendered[k]`, never borrowed.
+                let cut = render_line(body, &mut rendered[k]).1;
+                pieces.push(Piece::Line(self.state.line_no, cut));
                 run = nl + 1;
-                run_first = no + 1;
             }
             line_start = nl + 1;
         }
-        if run < line_start {
-            pieces.push(Piece::Lines(run_first, run..line_start));
-        }
-        if ended {
+        self.push_run(&mut pieces, chunk, run..line_start, stats);
+        if line_start > 0 {
             self.state.offset = start + line_start as u64;
         }
         if line_start < chunk.len() {
@@ -781,14 +841,34 @@ impl Follower {
                     }),
                 })
                 .collect();
-            f(&chunks);
+            f(&chunks, buf);
         }
         // A window of over-long lines must not pin their text.
         rendered.truncate(2);
         self.pieces = pieces;
         self.rendered = rendered;
     }
+
+    /// The whole lines `range` of `chunk` as one piece (counted, and numbered on from the
+    /// last line handed out), if there are any.
+    fn push_run(
+        &mut self,
+        pieces: &mut Vec<Piece>,
+        chunk: &[u8],
+        range: std::ops::Range<usize>,
+        stats: &mut ReadStats,
+    ) {
+        let count = memchr::memchr_iter(b'\n', &chunk[range.clone()]).count() as u64;
+        if count > 0 {
+            pieces.push(Piece::Lines(self.state.line_no + 1, range));
+            self.state.line_no += count;
+            stats.lines += count;
+        }
+    }
 }
+
+/// The longest a line and its `\n` can be and still be handed out whole, in a run.
+const LONGEST_WHOLE: usize = HEAD_KEEP + TAIL_KEEP + 1;
 
 /// A chunk of a window as [`Follower::split`] records it: lines by their range in the
 /// window, or the line rendered in the slot of its index.

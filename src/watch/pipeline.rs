@@ -32,12 +32,13 @@ use crate::model::{metric_value, Category, ExitOutcome, Incident};
 use crate::redact::Redactor;
 use crate::watch::detect::{DetectConfig, Detector, Finding, LogDisk};
 use crate::watch::follower::{
-    self, display_segment, display_segment_bytes, render_line, Chunk, FollowState, Follower,
+    self, display_segment, display_segment_bytes, render_line, Chunk, FollowState, Follower, ReadBuf,
 };
 use crate::watch::metric_lines::MetricLineFilter;
 use crate::watch::metrics::{HealthSignal, MetricsConfig, MetricsTracker, Series};
 use crate::watch::progress::{self, Hung, Pace, StallAfter, StallDetector, StallWatch};
 
+mod scanner;
 mod worker;
 use worker::MetricsWorker;
 
@@ -281,11 +282,12 @@ impl Pipeline {
         // The newest line of this read with something to show in it.
         let mut shown: Option<(u64, String)> = None;
         let (detector, line_buf) = (&mut self.detector, &mut self.line_buf);
-        // The detector takes whole regions of raw lines; the metrics tracker reads the same
-        // lines on its own thread, at its own pace (see `worker`).
-        let res = self.follower.read_windows(|chunks| {
+        // The detector takes whole regions of raw lines (a large window's scan shared with
+        // another thread, see `scanner`); the metrics tracker reads the same lines on its own
+        // thread, at its own pace (see `worker`).
+        let res = self.follower.read_windows_shared(|chunks, buf| {
             let mut out = Vec::new();
-            let shown_here = detect(detector, chunks, line_buf, &mut out);
+            let shown_here = detect(detector, chunks, buf, line_buf, &mut out);
             coalesce(&mut findings, out);
             if shown_here.is_some() {
                 shown = shown_here;
@@ -630,35 +632,108 @@ impl Metrics {
 }
 
 /// Feeds a window's chunks to the detector, its findings into `out`; returns the newest line
-/// with something to show in it (see [`newest_shown`]).
+/// with something to show in it (see [`newest_shown`]). `buf` is the read's buffer, which
+/// the [`Chunk::Lines`] lie in: when they are large, their scan is shared with another
+/// thread ([`scanner`]).
 fn detect(
     detector: &mut Detector,
     chunks: &[Chunk<'_>],
+    buf: &ReadBuf,
     line_buf: &mut Vec<u8>,
     out: &mut Vec<Finding>,
 ) -> Option<(u64, String)> {
-    let mut shown = None;
+    let run_bytes: usize = chunks
+        .iter()
+        .map(|c| match c {
+            Chunk::Lines { bytes, .. } => bytes.len(),
+            Chunk::Line(_) => 0,
+        })
+        .sum();
+    let shared = (run_bytes >= scanner::SHARE_FROM).then(|| scanner::share(buf, regions(chunks, buf)));
+    // Lines in each chunk, for the newest shown.
+    let mut counts = Vec::with_capacity(chunks.len());
+    // The shared regions of the chunks before this one.
+    let mut k = 0;
     for chunk in chunks {
         match *chunk {
             Chunk::Lines { first, bytes } => {
-                let count = detector.push_region(first, bytes, out);
-                if let Some(s) = newest_shown(first, count, bytes) {
-                    shown = Some(s);
-                }
+                let count = match &shared {
+                    Some(shared) => {
+                        let mut n = first;
+                        for region in cut(bytes) {
+                            let scan = shared.get(k, region);
+                            n += detector.push_scanned(n, region, &scan, out);
+                            k += 1;
+                        }
+                        n - first
+                    }
+                    None => detector.push_region(first, bytes, out),
+                };
+                counts.push(count);
             }
             Chunk::Line(line) => {
                 line_buf.clear();
                 line_buf.extend_from_slice(line.text.as_bytes());
                 line_buf.push(b'\n');
                 detector.push_region(line.no, line_buf, out);
-                let seg = display_segment(line.text);
-                if !seg.trim().is_empty() {
-                    shown = Some((line.no, seg.to_owned()));
-                }
+                counts.push(1);
             }
         }
     }
-    shown
+    if let Some(shared) = shared {
+        shared.release();
+    }
+    // Only the newest line shown matters: from the last chunk back.
+    chunks
+        .iter()
+        .zip(counts)
+        .rev()
+        .find_map(|(chunk, count)| match *chunk {
+            Chunk::Lines { first, bytes } => newest_shown(first, count, bytes),
+            Chunk::Line(line) => {
+                let seg = display_segment(line.text);
+                (!seg.trim().is_empty()).then(|| (line.no, seg.to_owned()))
+            }
+        })
+}
+
+/// The regions [`cut`] makes of a window's runs, as offsets in the read's buffer.
+fn regions(chunks: &[Chunk<'_>], buf: &ReadBuf) -> Vec<std::ops::Range<usize>> {
+    let base = buf.as_ptr() as usize;
+    let mut out = Vec::new();
+    for chunk in chunks {
+        if let Chunk::Lines { bytes, .. } = chunk {
+            for region in cut(bytes) {
+                let start = region.as_ptr() as usize - base;
+                debug_assert!(
+                    start + region.len() <= buf.len(),
+                    "a run lies in the read's buffer"
+                );
+                out.push(start..start + region.len());
+            }
+        }
+    }
+    out
+}
+
+/// A run of whole lines cut into regions of about [`scanner::REGION`] bytes, each ending
+/// with a line's `\n`.
+fn cut(run: &[u8]) -> impl Iterator<Item = &[u8]> + '_ {
+    let mut rest = run;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = if rest.len() <= scanner::REGION {
+            rest.len()
+        } else {
+            let from = scanner::REGION - 1;
+            memchr::memchr(b'\n', &rest[from..]).map_or(rest.len(), |i| from + i + 1)
+        };
+        let (region, more) = rest.split_at(end);
+        rest = more;
+        Some(region)
+    })
 }
 
 /// The newest line of a region of `count` whole lines (the first numbered `first`) with

@@ -8,12 +8,12 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde::Serialize;
 use thiserror::Error;
 
-use super::detect::{DetectConfig, Detector, Finding, LogDisk, RegionScan};
+use super::detect::{DetectConfig, Detector, Finding, LogDisk, RegionScan, ScanSlots};
 use crate::model::{Category, ExitOutcome, Incident, Severity};
 
 /// Bytes read at a time; also the longest line kept whole (longer ones are cut).
@@ -420,28 +420,20 @@ struct Batch {
     /// The pieces of its windows, in order, with offsets in the mapping.
     pieces: Vec<Piece>,
     /// Each piece's scan, made by whichever thread comes to it first: the mapping thread
-    /// scans the windows it hands over from the last, and the detector scans one itself when
-    /// it gets there first. The scans cost more than the detector's rules on most logs, so
-    /// when a core is free this shares them; a window is never scanned twice (the mapping
-    /// thread skips one whose lock the detector holds).
-    scans: Vec<Mutex<Option<RegionScan>>>,
+    /// scans the windows it hands over from the last, the detector from the first.
+    scans: ScanSlots,
 }
 
 impl Batch {
     fn new(map: Mapped, pieces: Vec<Piece>) -> Self {
-        let scans = pieces.iter().map(|_| Mutex::new(None)).collect();
+        let scans = ScanSlots::new(pieces.len());
         Self { map, pieces, scans }
     }
 
     /// The mapping thread: scan piece `k` unless the detector holds it or it is done.
     fn scan_ahead(&self, k: usize) {
-        let Some(region) = self.pieces[k].region(self.map.bytes()) else {
-            return;
-        };
-        if let Ok(mut scan) = self.scans[k].try_lock() {
-            if scan.is_none() {
-                *scan = Some(RegionScan::of(region));
-            }
+        if let Some(region) = self.pieces[k].region(self.map.bytes()) {
+            self.scans.ahead(k, region);
         }
     }
 
@@ -452,9 +444,8 @@ impl Batch {
         let Some(region) = piece.region(self.map.bytes()) else {
             return feed.apply(self.map.bytes(), piece, None);
         };
-        let mut scan = self.scans[k].lock().unwrap_or_else(|e| e.into_inner());
-        let scan = scan.get_or_insert_with(|| RegionScan::of(region));
-        feed.apply(self.map.bytes(), piece, Some(scan));
+        let scan = self.scans.get(k, region);
+        feed.apply(self.map.bytes(), piece, Some(&scan));
     }
 }
 

@@ -31,10 +31,14 @@ pub(crate) use classify::{best_so_far_unset, window_filling};
 use classify::{ExcLine, TbContext, Verdict};
 pub use config::{DetectConfig, PatternError};
 pub use exit::{exit_incident, exit_verdict, LogDisk};
+/// Every fixture log of the corpus, for tests that walk them all.
+#[cfg(test)]
+pub(crate) use prefilter::tests::for_each_fixture;
 use prefilter::{Lits, Prefilter};
 pub(crate) use rules::states_handled;
 use rules::{Death, Hit, HitKind, LineKind};
 pub use scan::RegionScan;
+pub(crate) use scan::ScanSlots;
 
 /// What the detector learned from a line (or from the end of the log).
 #[derive(Debug, Clone, PartialEq)]

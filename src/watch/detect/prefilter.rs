@@ -471,7 +471,7 @@ fn avx2() -> bool {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -550,7 +550,7 @@ pub(super) mod tests {
     }
 
     /// Calls `f` with every fixture log under tests/fixtures (all parts of the corpus).
-    pub(in crate::watch::detect) fn for_each_fixture(mut f: impl FnMut(&[u8])) {
+    pub(crate) fn for_each_fixture(mut f: impl FnMut(&[u8])) {
         let mut dirs = vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")];
         while let Some(dir) = dirs.pop() {
             for entry in std::fs::read_dir(&dir).expect("fixtures") {

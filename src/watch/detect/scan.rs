@@ -1,10 +1,57 @@
 //! The detector's byte-level work on a region of whole lines that does not depend on its
 //! state: which lines hold a prefilter literal (and which groups of literals). It is a pure
-//! function of the bytes, so `trainwatch triage` computes it for
-//! the next window on a second thread while the detector reads the current one
-//! ([`super::Detector::push_scanned`]); [`super::Detector::push_region`] computes it inline.
+//! function of the bytes, so a second thread can compute it for the windows ahead of the
+//! detector ([`ScanSlots`], [`super::Detector::push_scanned`]), as `trainwatch triage` and a
+//! live catch-up do; [`super::Detector::push_region`] computes it inline.
+
+use std::sync::{Mutex, MutexGuard};
 
 use super::prefilter::{Lits, Prefilter};
+
+/// The scans of consecutive regions, each made by whichever of two threads comes to it
+/// first: a helper scans from the last region back ([`ScanSlots::ahead`]), the detector
+/// takes them from the first on ([`ScanSlots::get`]) and scans one itself when it gets there
+/// first, so while it is behind each thread scans a share before they meet. The scan costs
+/// more than the detector's rules on most logs, so when a core is free this shares it; a
+/// region is never scanned twice (the helper skips one whose lock the detector holds).
+#[derive(Debug, Default)]
+pub(crate) struct ScanSlots(Vec<Mutex<Option<RegionScan>>>);
+
+impl ScanSlots {
+    pub(crate) fn new(regions: usize) -> Self {
+        Self((0..regions).map(|_| Mutex::new(None)).collect())
+    }
+
+    /// The helper: scan region `k` unless the detector holds it or it is done; false when
+    /// it was not free (the detector has come this far: the regions before are its own).
+    pub(crate) fn ahead(&self, k: usize, region: &[u8]) -> bool {
+        let Ok(mut scan) = self.0[k].try_lock() else {
+            return false;
+        };
+        if scan.is_some() {
+            return false;
+        }
+        *scan = Some(RegionScan::of(region));
+        true
+    }
+
+    /// The detector: region `k`'s scan, waiting for the helper if it is scanning it,
+    /// scanned here if nobody has.
+    pub(crate) fn get(&self, k: usize, region: &[u8]) -> impl std::ops::Deref<Target = RegionScan> + '_ {
+        struct Scanned<'a>(MutexGuard<'a, Option<RegionScan>>);
+        impl std::ops::Deref for Scanned<'_> {
+            type Target = RegionScan;
+            fn deref(&self) -> &RegionScan {
+                self.0.as_ref().expect("filled before it is lent")
+            }
+        }
+        let mut scan = self.0[k].lock().unwrap_or_else(|e| e.into_inner());
+        if scan.is_none() {
+            *scan = Some(RegionScan::of(region));
+        }
+        Scanned(scan)
+    }
+}
 
 /// The lines of a region that hold a prefilter literal (so could be evidence), each with its
 /// line number in the region. Only valid for the region it was computed from. The search

@@ -51,10 +51,13 @@ impl Partial {
         if bytes.is_empty() {
             return;
         }
-        let keep = &bytes[bytes.len().saturating_sub(TAIL_KEEP)..];
+        // One byte more than is shown: a CRLF's `\r`, stripped once the line ends, must not
+        // take the place of the tail's first byte (a line of exactly the longest whole length
+        // would be cut by one byte).
+        let keep = &bytes[bytes.len().saturating_sub(TAIL_KEEP + 1)..];
         self.tail.extend_from_slice(keep);
         if self.tail.len() > 2 * TAIL_KEEP {
-            let excess = self.tail.len() - TAIL_KEEP;
+            let excess = self.tail.len() - (TAIL_KEEP + 1);
             self.tail.drain(..excess);
         }
     }

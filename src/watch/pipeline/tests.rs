@@ -497,3 +497,86 @@ fn a_restart_with_the_tracker_behind_reports_a_non_finite_loss_once() {
     let third = p3.read(now).events;
     assert_eq!(on_line(&third), 0, "{third:?}");
 }
+
+/// A window large enough that its scan is shared with the scanning thread gives the
+/// detector's findings, incidents and newest shown line of the one-thread path: every
+/// fixture log of the corpus placed so that region boundaries fall within it, in a window
+/// with a line the follower rendered on its own.
+#[test]
+fn a_window_scanned_on_two_threads_gives_what_one_thread_gives() {
+    let mut filler = Vec::new();
+    let mut k = 0;
+    while filler.len() < scanner::REGION + 333 {
+        k += 1;
+        filler.extend_from_slice(format!("step {k} loss=0.{k} lr 1e-4 tokens/s 4000\n").as_bytes());
+    }
+    let mut logs = 0;
+    crate::watch::detect::for_each_fixture(|log| {
+        logs += 1;
+        let mut window = filler[..filler.len() - (log.len() / 2).min(filler.len() / 2)].to_vec();
+        let at = window.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        window.truncate(at);
+        window.extend_from_slice(log);
+        if !window.ends_with(b"\n") {
+            window.push(b'\n');
+        }
+        window.extend_from_slice(&filler);
+        let first_run = window.len();
+        window.extend_from_slice(&filler);
+        window.extend_from_slice(log);
+        if !window.ends_with(b"\n") {
+            window.push(b'\n');
+        }
+        let buf: ReadBuf = std::sync::Arc::new(window);
+        let run1 = &buf[..first_run];
+        let run2 = &buf[first_run..];
+        let n1 = crate::watch::follower::lines(1, run1).count() as u64;
+        let text = "RuntimeError: a line the follower rendered";
+        let chunks = [
+            Chunk::Lines {
+                first: 1,
+                bytes: run1,
+            },
+            Chunk::Line(crate::watch::follower::LineRef {
+                no: n1 + 1,
+                text,
+                cut: false,
+            }),
+            Chunk::Lines {
+                first: n1 + 2,
+                bytes: run2,
+            },
+        ];
+        let mut two = Detector::new(DetectConfig::default());
+        let mut two_out = Vec::new();
+        let shown = detect(&mut two, &chunks, &buf, &mut Vec::new(), &mut two_out);
+        let mut one = Detector::new(DetectConfig::default());
+        let mut one_out = Vec::new();
+        one.push_region(1, run1, &mut one_out);
+        one.push_region(n1 + 1, format!("{text}\n").as_bytes(), &mut one_out);
+        let n2 = one.push_region(n1 + 2, run2, &mut one_out);
+        assert_eq!(two_out, one_out);
+        assert_eq!(two.incidents(), one.incidents());
+        assert_eq!(shown, newest_shown(n1 + 2, n2, run2));
+    });
+    assert!(logs > 100, "{logs} fixture logs");
+}
+
+#[test]
+fn a_run_is_cut_into_regions_of_whole_lines() {
+    let mut run = Vec::new();
+    let mut k = 0;
+    while run.len() < 3 * scanner::REGION + 1000 {
+        k += 1;
+        run.extend_from_slice(format!("line {k}\n").as_bytes());
+    }
+    let regions: Vec<&[u8]> = cut(&run).collect();
+    assert_eq!(regions.len(), 4);
+    assert_eq!(regions.concat(), run);
+    for r in &regions {
+        assert!(r.ends_with(b"\n"));
+        assert!(r.len() <= scanner::REGION + 16);
+    }
+    assert_eq!(cut(b"").count(), 0);
+    assert_eq!(cut(b"a\n").collect::<Vec<_>>(), vec![b"a\n"]);
+}

@@ -98,7 +98,11 @@ impl Detector {
             let first_attempt = self
                 .tail
                 .iter()
-                .find(|nl| rules::announces_recovery(&nl.1) && super::ending::judged(nl).2.reason == v.reason)
+                .find(|nl| {
+                    // The same named cause: two lines that name none say nothing alike.
+                    let said = super::ending::judged(nl).2;
+                    rules::announces_recovery(&nl.1) && said.strong && said.reason == v.reason
+                })
                 .map(|(n, l)| (*n, cut(l.trim(), MAX_LINE_CHARS)));
             self.handled = Some(Handled {
                 incident: Incident {

@@ -104,7 +104,7 @@ impl Detector {
     /// [`Mode::Normal`] the class found is kept for `normal`, which would find it again.
     fn reads_no_ring(&mut self, raw: &str, lits: Lits) -> bool {
         let (shown, k, lits) = self.reading(raw, Some(lits));
-        if lits == 0 {
+        if lits == 0 || lits == prefilter::ATTEMPT {
             return true;
         }
         let vis = &shown[k..];

@@ -38,6 +38,10 @@ pub(crate) struct TbContext {
     /// A frame of the traceback is concurrent.futures' (`as_completed`, `Future.result`): a
     /// timeout there is the time the job allowed its own work.
     pub futures_frame: bool,
+    /// A line just before the traceback reports a service's error answer (`token service
+    /// replied HTTP 200: {'error': 'temporarily_unavailable', …}`): an exception that names
+    /// no cause of its own is the job tripping over that answer.
+    pub service_refused: bool,
 }
 
 /// Is `source` (a traceback's source line) a call that converts values to a tensor, an
@@ -567,6 +571,10 @@ const RENDEZVOUS_FAILED: &str =
 
 pub(crate) const WORK_TIMED_OUT: &str =
     "the job's own work took longer than the time it allowed it (a timeout on its pool's results) (resource)";
+pub(crate) const SERVICE_ANSWERED_ERROR: &str =
+    "the job tripped over a service's error answer, logged just before (a service in maintenance, overloaded or failing) (infrastructure)";
+pub(crate) const KEY_IS_A_VALUE: &str =
+    "a KeyError whose key is a value read from the data, not a name in the code (a label with stray spaces or another case, a multi-word category) (data)";
 pub(crate) const SERVICE_SILENT: &str =
     "a network service the job called did not answer in time (a timeout inside the network client) (infrastructure)";
 pub(crate) const UNPARSABLE: &str = "a data file that does not parse (data)";
@@ -590,6 +598,18 @@ const INFRASTRUCTURE_PHRASES: &[PhraseRule] = &[
             "Connect call failed",
             "Name or service not known",
             "Temporary failure in name resolution",
+            // a Redis server still loading its snapshot, or without its primary
+            // (`LOADING Redis is loading the dataset in memory`, `MASTERDOWN …`)
+            "is loading the dataset in memory",
+            "MASTERDOWN",
+            "CLUSTERDOWN",
+            // curl's and ssh's words for a name that does not resolve, and the BSDs' and
+            // Windows' resolvers'
+            "Could not resolve host",
+            "Could not resolve hostname",
+            "nodename nor servname provided",
+            "No address associated with hostname",
+            "getaddrinfo failed",
             "Network is unreachable",
             "No route to host",
             // a program's own words for it (not Rust's `entered unreachable code`)
@@ -1264,6 +1284,8 @@ fn data(short: &str, msg: &str, ctx: &TbContext) -> Option<&'static str> {
             Some("a KeyError raised inside pandas: a column the data lacks (data)")
         } else if ctx.getitem_frame {
             Some("a KeyError in a dataset's record lookup: a record that lacks the field (data)")
+        } else if key_is_a_value(msg) {
+            Some(KEY_IS_A_VALUE)
         } else {
             None
         };
@@ -1571,6 +1593,17 @@ pub(crate) fn classify_exception(name: &str, msg: &str, ctx: &TbContext) -> Verd
     if short == "IndexError" && ctx.index_arithmetic && msg.contains("out of bounds for") {
         return strong(Category::Implementation, OFF_BY_ONE);
     }
+    // An exception that names no cause of its own, right after a service answered with an
+    // error (`KeyError: 'access_token'` under the token service's `{'error':
+    // 'temporarily_unavailable'}`): the job read the service's error as its answer.
+    if ctx.service_refused
+        && matches!(
+            short,
+            "KeyError" | "TypeError" | "ValueError" | "AttributeError" | "IndexError" | "JSONDecodeError"
+        )
+    {
+        return strong(Category::Infrastructure, SERVICE_ANSWERED_ERROR);
+    }
     if let Some(r) = data(short, msg, ctx) {
         return strong(Category::Data, r);
     }
@@ -1642,6 +1675,26 @@ pub(crate) fn parse_exception_line(line: &str) -> Option<ExcLine<'_>> {
         || (name.contains('.') && short.ends_with("error"))
         || (uppercase >= 2 && short.starts_with(|c: char| c.is_ascii_uppercase()));
     plausible.then_some(ExcLine { name, msg, line })
+}
+
+/// Is a KeyError's key (its message, `'refund '`) a value from the data rather than a name
+/// the code chose? Names in code are identifiers (`'lr_schedule'`, `'label'`, `'eval_f1'`);
+/// a key with spaces at its ends or inside (`'refund '`, `'New York'`) or a capitalised
+/// word (`'Positive'`, where the map is lower-case) is a label or category as an export
+/// wrote it.
+fn key_is_a_value(msg: &str) -> bool {
+    let Some(key) = msg.trim().strip_prefix('\'').and_then(|k| k.strip_suffix('\'')) else {
+        return false;
+    };
+    if key.is_empty() || key.len() > 60 {
+        return false;
+    }
+    let spaced = key.trim() != key || key.contains(' ');
+    let mut chars = key.chars();
+    let capitalised = chars.next().is_some_and(|c| c.is_ascii_uppercase())
+        && key.len() > 1
+        && chars.all(|c| c.is_ascii_lowercase());
+    spaced || capitalised
 }
 
 #[cfg(test)]

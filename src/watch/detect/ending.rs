@@ -86,6 +86,11 @@ impl Detector {
                 }
                 self.rank_deaths_stated(&mut out);
                 self.demote_consequences(&mut out);
+                for i in 0..self.incidents.len() {
+                    if self.incidents[i].severity == Severity::Fatal {
+                        self.at_first_attempt(i, &mut out);
+                    }
+                }
             }
             // A signal or an unknown end: only what the log said can explain it.
             Some(outcome) if !self.has_fatal() => match self.stated_death(outcome, None) {
@@ -361,7 +366,37 @@ impl Detector {
                 heading = Some(s);
             }
         }
+        // Nor any failure statement: the lines just before the last one may name the cause
+        // in a tool's own words (`curl: (6) Could not resolve host: …` three times, then the
+        // job script's `stage-in failed`).
+        if let Some(named) = self.named_just_before(latest.0) {
+            return Some(named);
+        }
         Some(heading.unwrap_or(latest))
+    }
+
+    /// Of the few non-blank tail lines just before line `n`, the latest whose words name a
+    /// cause — the first of a run of lines naming the same one (a retried command's).
+    fn named_just_before(&self, n: u64) -> Option<(u64, String, Verdict)> {
+        let before: Vec<&(u64, String)> = self
+            .tail
+            .iter()
+            .rev()
+            .filter(|(m, l)| *m < n && !l.trim().is_empty())
+            .take(NAMED_BEFORE_WITHIN)
+            .collect();
+        let k = before.iter().position(|l| judged(l).2.strong)?;
+        let found = judged(before[k]);
+        // Evidence of that kind already (a burst of NaN records): the exit is judged from it.
+        if self.incidents.iter().any(|i| i.category == found.2.category) {
+            return None;
+        }
+        let first = before[k..]
+            .iter()
+            .take_while(|l| judged(l).2.reason == found.2.reason)
+            .last()
+            .map_or(found, |l| judged(l));
+        Some(first)
     }
 
     /// The tail's lines before line `before` that state a failure, give its reason, or stop
@@ -428,6 +463,9 @@ fn ended_by_signal(outcome: ExitOutcome) -> Option<i32> {
 /// How many lines before the end the run's own latest evidence may be and still explain a
 /// failing exit that nothing states (the log's last few lines: a supervisor's relays).
 const LAST_WORDS_WITHIN: u64 = 5;
+
+/// How many non-blank lines before a stated failure that names no cause may name it.
+const NAMED_BEFORE_WITHIN: usize = 5;
 
 /// How many non-blank lines before an abort may hold the program's reason for it.
 const ABORT_WORDS_WITHIN: usize = 3;

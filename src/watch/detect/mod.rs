@@ -9,6 +9,7 @@
 //! traceback, `CUDA out of memory`) is reported fatal at once, and becomes a warning when
 //! the log goes on with ordinary output (the program caught it) or the process exits 0.
 
+mod attempts;
 mod blocks;
 mod bulk;
 mod burst;
@@ -272,6 +273,8 @@ pub struct Detector {
     nan_start: Option<nan_start::NanStart>,
     /// Whether the run's non-finite records were evaluations' only (see [`nan_start`]).
     nan_seen: Option<nan_start::NanSeen>,
+    /// The latest lines that reported a failed or retried attempt (see [`attempts`]).
+    attempts: attempts::Attempts,
     /// Number of the latest line seen.
     seen: u64,
     /// The incident of the latest occurrence of any evidence, and the line it was at.
@@ -348,6 +351,7 @@ impl Detector {
             classified: None,
             nan_start: None,
             nan_seen: None,
+            attempts: attempts::Attempts::new(),
             seen: 0,
             last_evidence: None,
             lits: 0,
@@ -631,6 +635,12 @@ impl Detector {
             self.count_ordinary(1, out);
             return;
         }
+        self.note_attempt(n, vis);
+        if self.lits == prefilter::ATTEMPT && extra.is_none() {
+            // No rule reads an attempt's literal: the line is kept, and otherwise ordinary.
+            self.count_ordinary(1, out);
+            return;
+        }
         if let Some(category) = extra {
             let t = vis.trim();
             let h = Hit {
@@ -727,10 +737,14 @@ impl Detector {
             }
             _ => false,
         };
+        let ctx = TbContext {
+            service_refused: self.ring().any(|(_, l)| rules::reports_service_error(l)),
+            ..TbContext::default()
+        };
         self.mode = Mode::Block(Block {
             target,
             lines,
-            ctx: TbContext::default(),
+            ctx,
             interleaved: 0,
             ignored,
             group,

@@ -40,6 +40,8 @@ pub(crate) const WATCHDOG: Lits = 1 << 18;
 pub(crate) const VALIDATION: Lits = 1 << 19;
 pub(crate) const EMPTY_LOADER: Lits = 1 << 20;
 pub(crate) const DEBUG_RUN: Lits = 1 << 21;
+/// A retried attempt (see `super::attempts`): no rule needs it, the attempts are kept.
+pub(crate) const ATTEMPT: Lits = 1 << 22;
 
 /// Every rule in [`super::rules`] needs one of these literals in its line; keep them in sync.
 /// A new literal needs nothing else: it is searched from its first byte in the last bucket
@@ -120,6 +122,11 @@ const LITERALS: &[(&str, Lits)] = &[
     ("across ranks is zero", EMPTY_LOADER),
     // Lightning's `Running in `fast_dev_run` mode: will run the requested loop using 1 batch(es).`
     ("fast_dev_run` mode", DEBUG_RUN),
+    // a client's word on an attempt it retries: `timed out (attempt 1/3), retrying in 1s`
+    ("attempt", ATTEMPT),
+    ("Attempt", ATTEMPT),
+    ("retry", ATTEMPT),
+    ("retrying", ATTEMPT),
 ];
 
 /// Bytes of each literal the SIMD search fingerprints (the shortest literals' length: 4 made

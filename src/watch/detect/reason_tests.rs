@@ -28,6 +28,7 @@ fn ctx(pandas: bool, getitem: bool) -> TbContext {
         network_frame: false,
         index_arithmetic: false,
         futures_frame: false,
+        service_refused: false,
     }
 }
 
@@ -61,6 +62,12 @@ fn exception_examples() -> Vec<(&'static str, &'static str, TbContext, Category,
         ("pymc.exceptions.SamplingError", "Initial evaluation of model at starting point failed! Starting values: {'mu': -inf}", n, Data, "the model cannot be evaluated at its start: the data lie outside the likelihood's support (data)"),
         ("KeyError", "'price'", ctx(true, false), Data, "a KeyError raised inside pandas: a column the data lacks (data)"),
         ("KeyError", "'label'", ctx(false, true), Data, "a KeyError in a dataset's record lookup: a record that lacks the field (data)"),
+        ("KeyError", "'refund '", n, Data, classify::KEY_IS_A_VALUE),
+        ("KeyError", "'Positive'", n, Data, classify::KEY_IS_A_VALUE),
+        ("KeyError", "'access_token'", TbContext { service_refused: true, ..n }, Infrastructure, classify::SERVICE_ANSWERED_ERROR),
+        ("json.decoder.JSONDecodeError", "Expecting value: line 1 column 1 (char 0)", TbContext { service_refused: true, ..n }, Infrastructure, classify::SERVICE_ANSWERED_ERROR),
+        ("ValueError", "invalid literal for int() with base 10: 'LOADING Redis is loading the dataset in memory'", n, Infrastructure, classify::SERVICE_UNREACHABLE),
+        ("curl", "(6) Could not resolve host: artifacts.internal", n, Infrastructure, classify::SERVICE_UNREACHABLE),
         ("IndexError", "index 7 is out of bounds for dimension 0 with size 5", n, Data, "a tensor indexed beyond its size: an index (a label, an id) from the data (data)"),
         ("pandas.errors.ParserError", "Error tokenizing data. C error: Expected 3 fields in line 5, saw 4", n, Data, "a data file that does not parse (data)"),
         ("UnicodeDecodeError", "'utf-8' codec can't decode byte 0xff in position 0: invalid start byte", n, Data, "a data file not in the expected text encoding (data)"),

@@ -329,6 +329,51 @@ pub(crate) fn announces_recovery(line: &str) -> bool {
     .any(|p| l.contains(p))
 }
 
+/// Does the line report a service's error answer (`token service replied HTTP 200:
+/// {'error': 'temporarily_unavailable', …}`, `feature API responded 503`, a server's access
+/// log of a 5xx)?
+pub(crate) fn reports_service_error(line: &str) -> bool {
+    // A server's access log of the request: `"GET /v1/label-map HTTP/1.1" 503 -`.
+    static ACCESS_5XX: OnceLock<Regex> = OnceLock::new();
+    if line.contains("HTTP/") && re(&ACCESS_5XX, r#"HTTP/[0-9.]+" 5[0-9][0-9]\b"#).is_match(line) {
+        return true;
+    }
+    let l = line.to_ascii_lowercase();
+    let answered = [
+        "replied",
+        "reply",
+        "response",
+        "responded",
+        "answered",
+        "returned",
+    ]
+    .iter()
+    .any(|w| l.contains(w));
+    answered
+        && [
+            "unavailable",
+            "maintenance",
+            "'error'",
+            "\"error\"",
+            "overloaded",
+            "try again later",
+            " 500",
+            " 502",
+            " 503",
+            " 504",
+        ]
+        .iter()
+        .any(|w| l.contains(w))
+}
+
+/// Does the line report an attempt of something the program retries: a retry announced, or
+/// an attempt numbered out of its tries (`attempt 2/3 failed`, `try 1 of 5`)?
+pub(crate) fn reports_attempt(line: &str) -> bool {
+    static ATTEMPT: OnceLock<Regex> = OnceLock::new();
+    announces_recovery(line)
+        || re(&ATTEMPT, r"(?i)\b(?:attempt|try|retry)\s*#?\d+\s*(?:/|of)\s*\d+").is_match(line)
+}
+
 /// Does `t` start with a call whose first argument is a string literal: `name('…`,
 /// `obj.method("…`?
 fn echoed_call(t: &str) -> bool {

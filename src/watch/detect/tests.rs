@@ -1413,3 +1413,81 @@ fn a_nan_of_another_metric_on_the_loss_line_is_not_the_loss() {
         assert_eq!(inc[0].category, Category::Convergence, "{own}");
     }
 }
+
+#[test]
+fn a_retried_failure_is_shown_at_its_first_attempt() {
+    let log = "\
+epoch 0 loss 0.9
+lease: attempt 1/3 failed: timed out
+lease: attempt 2/3 failed: timed out
+lease: attempt 3/3 failed: timed out
+Traceback (most recent call last):
+  File \"train.py\", line 9, in <module>
+    shard = lease()
+  File \"/v/lib/python3.12/socket.py\", line 720, in recv_into
+    return self._sock.recv_into(b)
+TimeoutError: timed out";
+    let inc = lines(log, Some(ExitOutcome::Code(1)));
+    let p = primary(&inc);
+    assert_eq!(p.line, 2, "{inc:?}");
+    assert!(p.text.contains("attempt 1/3"), "{}", p.text);
+    assert_eq!(p.category, Category::Infrastructure);
+    // The exception is still in the excerpt, after the first attempt.
+    assert!(p.excerpt.iter().any(|l| l == "TimeoutError: timed out"));
+}
+
+#[test]
+fn attempts_long_before_or_saying_something_else_do_not_move_the_cause() {
+    let mut log = String::from("WARNING lease: request timed out (attempt 1/3), retrying in 1s\n");
+    for i in 0..100 {
+        log.push_str(&format!("epoch {i} loss 0.5\n"));
+    }
+    log.push_str("WARNING upload: attempt 1/3 failed (HTTP 500), retrying\n");
+    log.push_str("Traceback (most recent call last):\n  File \"t.py\", line 3, in <module>\n    f()\nTimeoutError: timed out");
+    let inc = lines(&log, Some(ExitOutcome::Code(1)));
+    assert_eq!(primary(&inc).text, "TimeoutError: timed out");
+}
+
+#[test]
+fn a_tools_own_words_before_a_bare_failure_statement_are_the_cause() {
+    let log = "\
+[15:00:14] fetching tokenizer.json
+curl: (6) Could not resolve host: artifacts.internal
+curl: (6) Could not resolve host: artifacts.internal
+[15:00:16] stage-in failed for tokenizer.json; not starting training";
+    let inc = lines(log, Some(ExitOutcome::Code(1)));
+    let p = primary(&inc);
+    assert_eq!(p.line, 2);
+    assert_eq!(p.category, Category::Infrastructure);
+}
+
+#[test]
+fn a_keyerror_on_a_value_from_the_data_is_data() {
+    for key in ["'refund '", "'Positive'", "'New York'"] {
+        let log = format!(
+            "Traceback (most recent call last):\n  File \"t.py\", line 3, in <module>\n    y = LABELS[row]\nKeyError: {key}"
+        );
+        let inc = lines(&log, Some(ExitOutcome::Code(1)));
+        assert_eq!(primary(&inc).category, Category::Data, "{key}");
+    }
+    let log = "Traceback (most recent call last):\n  File \"t.py\", line 3, in <module>\n    lr = cfg['lr_schedule']\nKeyError: 'lr_schedule'";
+    let inc = lines(log, Some(ExitOutcome::Code(1)));
+    assert_eq!(primary(&inc).category, Category::Implementation);
+}
+
+#[test]
+fn an_exception_right_after_a_services_error_answer_is_the_services() {
+    let tb = "Traceback (most recent call last):\n  File \"t.py\", line 45, in fetch_token\n    return reply[\"access_token\"]\nKeyError: 'access_token'";
+    let answered = format!(
+        "INFO auth: requesting a token\nINFO auth: token service replied HTTP 200: {{'error': 'temporarily_unavailable'}}\n{tb}"
+    );
+    let inc = lines(&answered, Some(ExitOutcome::Code(1)));
+    assert_eq!(primary(&inc).category, Category::Infrastructure);
+    let access_log = format!("127.0.0.1 - - [03/Dec/2026 06:33:09] \"GET /v1/token HTTP/1.1\" 503 -\n{tb}");
+    let inc = lines(&access_log, Some(ExitOutcome::Code(1)));
+    assert_eq!(primary(&inc).category, Category::Infrastructure);
+    // A healthy answer, or one long before: the code's own dict.
+    let fine = format!("INFO auth: token service replied HTTP 200 in 12 ms\n{tb}");
+    let inc = lines(&fine, Some(ExitOutcome::Code(1)));
+    assert_eq!(primary(&inc).category, Category::Implementation);
+}

@@ -573,6 +573,8 @@ pub(crate) const WORK_TIMED_OUT: &str =
     "the job's own work took longer than the time it allowed it (a timeout on its pool's results) (resource)";
 pub(crate) const SERVICE_ANSWERED_ERROR: &str =
     "the job tripped over a service's error answer, logged just before (a service in maintenance, overloaded or failing) (infrastructure)";
+pub(crate) const EMPTY_SELECTION: &str =
+    "an empty selection of the data reached a reduction: no rows in the window, the split or the group (data)";
 pub(crate) const KEY_IS_A_VALUE: &str =
     "a KeyError whose key is a value read from the data, not a name in the code (a label with stray spaces or another case, a multi-word category) (data)";
 pub(crate) const SERVICE_SILENT: &str =
@@ -601,6 +603,10 @@ const INFRASTRUCTURE_PHRASES: &[PhraseRule] = &[
             // a Redis server still loading its snapshot, or without its primary
             // (`LOADING Redis is loading the dataset in memory`, `MASTERDOWN …`)
             "is loading the dataset in memory",
+            // the node's clock too far from the service's for a signed request (S3's
+            // `RequestTimeTooSkewed`)
+            "RequestTimeTooSkewed",
+            "clock skew",
             "MASTERDOWN",
             "CLUSTERDOWN",
             // curl's and ssh's words for a name that does not resolve, and the BSDs' and
@@ -871,6 +877,9 @@ fn shell_error(msg: &str) -> bool {
                 ": bad substitution",
                 "syntax error near unexpected token",
                 "syntax error: unexpected end of file",
+                // exec refusing a command line longer than the kernel takes (E2BIG): the
+                // script passes its inputs as arguments
+                ": Argument list too long",
             ],
         )
 }
@@ -976,6 +985,15 @@ fn names_data_item(lower: &str) -> bool {
 
 /// Data rules by the exception's message (lower-cased), after those by type.
 const DATA_PHRASES: &[PhraseRule] = &[
+    (
+        // numpy reducing an empty array: the selection of the data it was given holds no
+        // rows (a store without sales in the window, an empty split or group)
+        &[
+            "zero-size array to reduction operation",
+            "of an empty sequence",
+        ],
+        EMPTY_SELECTION,
+    ),
     (
         &[
             "in both train and",
@@ -1232,6 +1250,10 @@ const DATA_PHRASES: &[PhraseRule] = &[
             "could not be opened successfully",
             "not a gzipped file",
             "compressed file ended before",
+            // gzip's and zlib's checks of a damaged stream
+            "crc check failed",
+            "incorrect data check",
+            "invalid stored block lengths",
             // an image or a sound file its library cannot read
             "cannot identify image file",
             "format not recognised",

@@ -41,6 +41,7 @@ impl Detector {
                         self.set_forced(i, Severity::Warning, &mut out);
                     }
                 }
+                self.error_logged_at_success(&mut out);
             }
             Some(outcome @ ExitOutcome::Scheduler(_)) => {
                 // The scheduler states why it ended the job (its time limit, a failed node, a
@@ -53,6 +54,27 @@ impl Detector {
                     }
                 }
                 self.unexplained_exit(outcome, &mut out);
+            }
+            Some(outcome) if self.killed_after_preemption(outcome).is_some() => {
+                // The scheduler said it preempts the job, then its grace ran out and the step
+                // was killed: the kill is the preemption's, the cluster's doing.
+                let (line, said) = self.killed_after_preemption(outcome).expect("checked");
+                for i in 0..self.meta.len() {
+                    if self.incidents[i].severity == Severity::Fatal {
+                        self.set_forced(i, Severity::Warning, &mut out);
+                    }
+                }
+                let excerpt = vec![said.clone()];
+                let inc = Incident {
+                    category: Category::Infrastructure,
+                    severity: Severity::Fatal,
+                    line,
+                    text: said,
+                    excerpt,
+                    count: 1,
+                    reason: rules::PREEMPTED.to_string(),
+                };
+                self.push_cause(inc, &mut out);
             }
             Some(ExitOutcome::Code(_)) if self.handled_then_failed() => {
                 // A traceback the program said it would recover from, then only other
@@ -101,6 +123,31 @@ impl Detector {
             None => {}
         }
         out
+    }
+
+    /// The run ended well, yet its latest error-level record names a cause it did not say it
+    /// recovers from (`upload of model.pt failed after 3 attempts: HTTP 503 Service
+    /// Unavailable`): a warning of that cause, unless it is evidence already.
+    fn error_logged_at_success(&mut self, out: &mut Vec<Finding>) {
+        let Some((n, text, v)) = self.error_record.clone() else {
+            return;
+        };
+        // A record the program logged at an error level (not a printed message it kept).
+        let logged = rules::error_record(&text).is_some();
+        let handled = rules::announces_recovery(&text) || rules::states_handled(&text);
+        if !v.strong || !logged || handled || self.incidents.iter().any(|i| i.line == n) {
+            return;
+        }
+        let inc = Incident {
+            category: v.category,
+            severity: Severity::Warning,
+            line: n,
+            text: text.clone(),
+            excerpt: vec![text],
+            count: 1,
+            reason: format!("the run logged an error and went on: {}", v.reason),
+        };
+        self.push_forced(inc, Severity::Warning, out);
     }
 
     /// Did the run stop after a traceback it said it would recover from, with nothing after
@@ -161,6 +208,21 @@ impl Detector {
                 let m = &self.meta[i];
                 m.looks_fatal && !m.caught && m.death.is_some_and(|d| d.signals().contains(&signal))
             })
+    }
+
+    /// A process killed (the shell's 128+N for a stop from outside) after the log's last
+    /// lines said the job is being preempted, with nothing fatal since but deaths by signal:
+    /// the first line that said so.
+    fn killed_after_preemption(&self, outcome: ExitOutcome) -> Option<(u64, String)> {
+        let signal = ended_by_signal(outcome)?;
+        if rules::Death::Crash.signals().contains(&signal) {
+            return None;
+        }
+        let (n, l) = self.tail.iter().find(|(_, l)| rules::announces_preemption(l))?;
+        let only_deaths = (0..self.meta.len())
+            .filter(|&i| self.incidents[i].severity == Severity::Fatal && self.incidents[i].line > *n)
+            .all(|i| self.meta[i].death.is_some() || self.meta[i].consequence);
+        only_deaths.then(|| (*n, cut(l.trim(), MAX_LINE_CHARS)))
     }
 
     fn has_fatal(&self) -> bool {
@@ -311,13 +373,19 @@ impl Detector {
 
     /// Add `inc` as the run's cause, judged at its end (fatal whatever follows).
     fn push_cause(&mut self, inc: Incident, out: &mut Vec<Finding>) {
+        self.push_forced(inc, Severity::Fatal, out);
+    }
+
+    /// A new incident the end of the log decided, of severity `severity`.
+    fn push_forced(&mut self, mut inc: Incident, severity: Severity, out: &mut Vec<Finding>) {
+        inc.severity = severity;
         self.meta.push(Meta {
             looks_fatal: true,
             strong: true,
             survived: false,
             outlived: false,
             caught: false,
-            forced: Some(Severity::Fatal),
+            forced: Some(severity),
             omitted: 0,
             consequence: false,
             rank: false,
@@ -349,7 +417,11 @@ impl Detector {
         // `train.py failed 3 times (last status 3)`) is not the cause, unless its own words
         // name one; of the same line repeated (a retried command), the first.
         let mut stated = self.stated_lines(u64::MAX);
-        let latest = stated.next()?;
+        let Some(latest) = stated.next() else {
+            // No line states a failure: the last lines may still name its cause in a tool's
+            // own words (bash's `…: Argument list too long` before a 126).
+            return self.named_just_before(u64::MAX);
+        };
         if latest.2.strong {
             return Some(self.first_saying(latest));
         }

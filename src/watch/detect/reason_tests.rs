@@ -63,6 +63,7 @@ fn exception_examples() -> Vec<(&'static str, &'static str, TbContext, Category,
         ("KeyError", "'price'", ctx(true, false), Data, "a KeyError raised inside pandas: a column the data lacks (data)"),
         ("KeyError", "'label'", ctx(false, true), Data, "a KeyError in a dataset's record lookup: a record that lacks the field (data)"),
         ("KeyError", "'refund '", n, Data, classify::KEY_IS_A_VALUE),
+        ("ValueError", "zero-size array to reduction operation maximum which has no identity", n, Data, classify::EMPTY_SELECTION),
         ("KeyError", "'Positive'", n, Data, classify::KEY_IS_A_VALUE),
         ("KeyError", "'access_token'", TbContext { service_refused: true, ..n }, Infrastructure, classify::SERVICE_ANSWERED_ERROR),
         ("json.decoder.JSONDecodeError", "Expecting value: line 1 column 1 (char 0)", TbContext { service_refused: true, ..n }, Infrastructure, classify::SERVICE_ANSWERED_ERROR),
@@ -446,6 +447,7 @@ fn the_readme_table_quotes_every_reason() {
             "the exception group's first leaf: ".to_string(),
             "the program's last error message: ".to_string(),
             "the program's last error message names no known cause; ".to_string(),
+            "the run logged an error and went on: ".to_string(),
         ])
         .filter(|r| !section.contains(r.trim_end()))
         .collect();

@@ -391,7 +391,8 @@ fn echoed_call(t: &str) -> bool {
 /// requeues the job`, a spot instance's interruption notice) or a failed node
 /// (slurmstepd's `CANCELLED AT … DUE TO NODE FAILURE`).
 pub(crate) fn announces_preemption(line: &str) -> bool {
-    let l = line.to_ascii_lowercase();
+    // A partition or an instance that can be preempted (`preemptible`) is no notice.
+    let l = line.to_ascii_lowercase().replace("preemptible", "");
     [
         "preempt",
         "requeue",

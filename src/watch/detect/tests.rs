@@ -1491,3 +1491,42 @@ fn an_exception_right_after_a_services_error_answer_is_the_services() {
     let inc = lines(&fine, Some(ExitOutcome::Code(1)));
     assert_eq!(primary(&inc).category, Category::Implementation);
 }
+
+#[test]
+fn a_kill_after_the_schedulers_preemption_notice_is_the_clusters() {
+    let log = "\
+job 88213 on partition shared (preemptible, grace 3 s)
+step 50 loss 0.9663
+slurmstepd: error: *** JOB 88213 ON node-a17 CANCELLED AT 2026-12-03T09:41:07 DUE TO PREEMPTION ***
+trainer: got signal 15 (SIGTERM); writing resume checkpoint before exit
+job.sh: line 65: 32132 Killed                  python train.py
+job 88213: train step exited with status 137";
+    let inc = lines(log, Some(ExitOutcome::Signal(9)));
+    let p = primary(&inc);
+    assert_eq!((p.line, p.category), (3, Category::Infrastructure), "{inc:?}");
+    // Without the notice, the kill is the resource's.
+    let alone = log.replace("DUE TO PREEMPTION", "BY 0");
+    let inc = lines(&alone, Some(ExitOutcome::Signal(9)));
+    assert_eq!(primary(&inc).category, Category::Resource, "{inc:?}");
+}
+
+#[test]
+fn an_error_record_at_an_exit_0_is_a_warning_unless_handled() {
+    let log = "epoch 3 val_acc 0.98\n18:18:19 ERROR upload | upload of model.pt failed after 3 attempts: HTTP 503 Service Unavailable\n18:18:20 INFO done";
+    let inc = lines(log, Some(ExitOutcome::Code(0)));
+    assert_eq!(inc.len(), 1, "{inc:?}");
+    assert_eq!(
+        (inc[0].line, inc[0].severity, inc[0].category),
+        (2, Severity::Warning, Category::Infrastructure)
+    );
+    let skipped = "epoch 3 val_acc 0.98\nERROR notify: could not post to http://127.0.0.1:9/hook: <urlopen error [Errno 111] Connection refused> (notification skipped)\nINFO done";
+    assert!(lines(skipped, Some(ExitOutcome::Code(0))).is_empty());
+}
+
+#[test]
+fn a_tools_words_are_the_cause_when_no_line_states_a_failure() {
+    let log = "preparing 144000 shards\njob.sh: line 29: /usr/bin/python: Argument list too long";
+    let inc = lines(log, Some(ExitOutcome::Code(126)));
+    let p = primary(&inc);
+    assert_eq!((p.line, p.category), (2, Category::Implementation), "{inc:?}");
+}

@@ -4,6 +4,9 @@
 
 use super::*;
 
+/// Most lines a rich-drawn sub-exception box is read for its exception line.
+const RICH_LEAF_LINES: u32 = 400;
+
 impl Detector {
     pub(super) fn in_block(&mut self, mut b: Block, n: u64, vis: &str, out: &mut Vec<Finding>) {
         let full = vis.trim_end();
@@ -211,6 +214,40 @@ impl Detector {
         });
     }
 
+    /// A line of a rich-drawn sub-exception box (`│ ╭─ Traceback … ─╮`, `│ │ frames │`,
+    /// `│ MemoryError: Unable to allocate … │`, `╰──╯`): the first exception line inside it,
+    /// not itself a group, is the group's leaf, the error, as with plain `  | ` margins.
+    pub(super) fn rich_leaf(&mut self, mut r: RichLeaf, n: u64, vis: &str, out: &mut Vec<Finding>) {
+        let t = vis.trim_end();
+        if t.starts_with('╰') || r.left == 0 {
+            return;
+        }
+        r.left -= 1;
+        let inner = t
+            .strip_prefix('│')
+            .map(|s| s.trim_end().trim_end_matches('│').trim());
+        if let Some(x) = inner.filter(|x| !x.starts_with(['│', '╭', '╰'])) {
+            if let Some(e) = classify::parse_exception_line(x) {
+                let nested = classify::short_name(e.name).ends_with("ExceptionGroup");
+                if !nested && !self.meta[r.idx].leaf {
+                    let v = classify::classify_exception(e.name, e.msg, &TbContext::default());
+                    let i = r.idx;
+                    self.meta[i].leaf = true;
+                    self.meta[i].strong = v.strong;
+                    self.incidents[i].line = n;
+                    self.incidents[i].text = cut(&self.quoted(x), MAX_LINE_CHARS);
+                    self.incidents[i].category = v.category;
+                    self.incidents[i].reason = format!("the exception group's first leaf: {}", v.reason);
+                    if r.append {
+                        self.append(i, x);
+                    }
+                    self.updated(i, out);
+                }
+            }
+        }
+        self.mode = Mode::RichLeaf(r);
+    }
+
     pub(super) fn after(&mut self, mut a: After, n: u64, vis: &str, out: &mut Vec<Finding>) {
         let t = vis.trim_end();
         if t.trim().is_empty() {
@@ -242,6 +279,15 @@ impl Detector {
                 Target::Fresh
             };
             self.start_block(target, vis);
+            return;
+        }
+        if a.kind == AfterKind::Exception && t.starts_with('╭') && t.contains("Sub-exception #") {
+            // rich draws an exception group's sub-exceptions in boxes after the group's line.
+            self.mode = Mode::RichLeaf(RichLeaf {
+                idx: a.idx,
+                append: a.append,
+                left: RICH_LEAF_LINES,
+            });
             return;
         }
         if a.kind == AfterKind::Exception

@@ -33,6 +33,9 @@ impl Detector {
         out: &mut Vec<Finding>,
     ) -> u64 {
         assert_eq!(scan.len(), region.len(), "a scan of another region");
+        if first_no <= curve::HEAD_LINES {
+            self.head_lines(first_no, region);
+        }
         let mut pos = 0;
         let mut n = first_no;
         let mut next = 0;
@@ -78,6 +81,16 @@ impl Detector {
         }
         self.tail_lines(n - 1, region);
         n - first_no
+    }
+
+    /// The lines of `region` (the first numbered `first`) that are among the log's first
+    /// [`curve::HEAD_LINES`], shown to the reader of learning curves as `push_line` does.
+    fn head_lines(&mut self, first: u64, region: &[u8]) {
+        // (A region's last line may not end; one that does is not followed by another.)
+        let body = region.strip_suffix(b"\n").unwrap_or(region);
+        for (n, line) in (first..=curve::HEAD_LINES).zip(body.split(|&b| b == b'\n')) {
+            self.head.look(n, &decode(display_segment_bytes(line)));
+        }
     }
 
     /// The last lines of `region` (the last numbered `last`) join the tail, replacing what

@@ -42,6 +42,7 @@ impl Detector {
                     }
                 }
                 self.error_logged_at_success(&mut out);
+                self.learnt_nothing(&mut out);
             }
             Some(outcome @ ExitOutcome::Scheduler(_)) => {
                 // The scheduler states why it ended the job (its time limit, a failed node, a
@@ -377,7 +378,7 @@ impl Detector {
     }
 
     /// A new incident the end of the log decided, of severity `severity`.
-    fn push_forced(&mut self, mut inc: Incident, severity: Severity, out: &mut Vec<Finding>) {
+    pub(super) fn push_forced(&mut self, mut inc: Incident, severity: Severity, out: &mut Vec<Finding>) {
         inc.severity = severity;
         self.meta.push(Meta {
             looks_fatal: true,

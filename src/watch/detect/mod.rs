@@ -15,6 +15,7 @@ mod bulk;
 mod burst;
 mod classify;
 mod config;
+mod curve;
 mod ending;
 mod exit;
 mod nan_start;
@@ -225,6 +226,18 @@ enum Mode {
     /// A noise warning's message: skip up to this many lines (ends at its source line).
     Skip(u32),
     Table(Table),
+    /// Inside rich's box of an exception group's sub-exception (`╭─ Sub-exception #1 ─╮`):
+    /// its exception line is the group's leaf (see [`Detector::rich_leaf`]).
+    RichLeaf(RichLeaf),
+}
+
+/// Where a rich-drawn sub-exception box is read: the group's incident, whether its lines
+/// join the excerpt, and how many more lines the box may take.
+#[derive(Debug, Clone, Copy)]
+struct RichLeaf {
+    idx: usize,
+    append: bool,
+    left: u32,
 }
 
 /// The incremental detector. Feed lines in order; read findings as they come.
@@ -275,6 +288,8 @@ pub struct Detector {
     nan_seen: Option<nan_start::NanSeen>,
     /// The latest lines that reported a failed or retried attempt (see [`attempts`]).
     attempts: attempts::Attempts,
+    /// The evaluation scores of the log's first lines (see [`curve`]).
+    head: curve::Head,
     /// Number of the latest line seen.
     seen: u64,
     /// The incident of the latest occurrence of any evidence, and the line it was at.
@@ -352,6 +367,7 @@ impl Detector {
             nan_start: None,
             nan_seen: None,
             attempts: attempts::Attempts::new(),
+            head: curve::Head::default(),
             seen: 0,
             last_evidence: None,
             lits: 0,
@@ -377,6 +393,9 @@ impl Detector {
     /// contain '\r').
     pub fn push_line(&mut self, line_no: u64, line: &str) -> Vec<Finding> {
         let mut out = Vec::new();
+        if line_no <= curve::HEAD_LINES {
+            self.head.look(line_no, display_segment(line));
+        }
         self.step(line_no, line, &mut out);
         out
     }
@@ -514,6 +533,7 @@ impl Detector {
             Mode::After(a) => self.after(a, n, vis, out),
             Mode::Skip(left) => self.skip(left, n, vis, out),
             Mode::Table(t) => self.table(t, n, vis, out),
+            Mode::RichLeaf(r) => self.rich_leaf(r, n, vis, out),
         }
         shown
     }

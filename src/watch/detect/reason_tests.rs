@@ -283,6 +283,8 @@ fn every_reason() -> Vec<(Category, String)> {
     all.push((Convergence, classify::NAN_FROM_DIVERGENCE.to_string()));
     // A stop from outside that the log says was a preemption (see `ending`).
     all.push((Infrastructure, rules::PREEMPTED.to_string()));
+    // A run that ended well with the same score at every evaluation (see `curve`).
+    all.push((Implementation, super::curve::LEARNT_NOTHING.to_string()));
     all
 }
 

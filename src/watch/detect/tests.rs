@@ -1530,3 +1530,67 @@ fn a_tools_words_are_the_cause_when_no_line_states_a_failure() {
     let p = primary(&inc);
     assert_eq!((p.line, p.category), (2, Category::Implementation), "{inc:?}");
 }
+
+#[test]
+fn a_run_whose_every_evaluation_scores_the_same_learnt_nothing() {
+    let mut log = String::new();
+    for e in 0..8 {
+        log.push_str(&format!(
+            "epoch {e}: lr=4.77e-08 train_loss=1.0350 val_loss=1.0245 val_acc=0.465\n"
+        ));
+    }
+    log.push_str("`Trainer.fit` stopped: `max_epochs=8` reached.\n");
+    let inc = lines(&log, Some(ExitOutcome::Code(0)));
+    assert_eq!(inc.len(), 1, "{inc:?}");
+    assert_eq!(
+        (inc[0].line, inc[0].severity, inc[0].category),
+        (1, Severity::Warning, Category::Implementation)
+    );
+    // A score that moves, even in its last digit, is a run that learns.
+    let moving = log.replacen(
+        "val_loss=1.0245 val_acc=0.465\n",
+        "val_loss=1.0311 val_acc=0.462\n",
+        1,
+    );
+    assert!(lines(&moving, Some(ExitOutcome::Code(0))).is_empty());
+    // The same scores between the log's first lines and its last, a long run apart.
+    let mut long = String::from("{'eval_loss': '0.6931', 'eval_accuracy': '0.625', 'epoch': '1'}\n");
+    for i in 0..5000 {
+        long.push_str(&format!("step {i} loss 0.69\n"));
+    }
+    long.push_str("{'eval_loss': '0.6931', 'eval_accuracy': '0.625', 'epoch': '2'}\n");
+    long.push_str("{'eval_loss': '0.6931', 'eval_accuracy': '0.625', 'epoch': '3'}\n");
+    let inc = lines(&long, Some(ExitOutcome::Code(0)));
+    assert_eq!((inc.len(), inc[0].line), (1, 1), "{inc:?}");
+    // A perfect score may stay perfect.
+    assert!(lines(
+        &log.replace("val_loss=1.0245 val_acc=0.465", "val_acc=1.000"),
+        Some(ExitOutcome::Code(0))
+    )
+    .is_empty());
+}
+
+#[test]
+fn a_rich_drawn_exception_groups_leaf_is_the_error() {
+    let log = "\
+╭──────── Traceback (most recent call last) ────────╮
+│ /job/load.py:46 in main                           │
+│ ❱ 46 │   async with asyncio.TaskGroup() as tg:    │
+╰───────────────────────────────────────────────────╯
+ExceptionGroup: unhandled errors in a TaskGroup (1 sub-exception)
+
+╭──────────────── Sub-exception #1 ─────────────────╮
+│ ╭───── Traceback (most recent call last) ─────╮   │
+│ │ /job/load.py:31 in decode                    │   │
+│ ╰──────────────────────────────────────────────╯   │
+│ MemoryError: Unable to allocate 190. MiB for an array │
+╰───────────────────────────────────────────────────╯";
+    let inc = lines(log, Some(ExitOutcome::Code(1)));
+    let p = primary(&inc);
+    assert_eq!((p.line, p.category), (11, Category::Resource), "{inc:?}");
+    assert!(
+        p.text.starts_with("MemoryError: Unable to allocate"),
+        "{}",
+        p.text
+    );
+}

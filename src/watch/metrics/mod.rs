@@ -911,6 +911,18 @@ pub(crate) fn dict_values(line: &str) -> Vec<(Cow<'_, str>, f64)> {
     pairs.into_iter().map(|p| (p.key, p.value)).collect()
 }
 
+/// The numeric values of a line's metrics, by the tracker's own parsers: a record printed
+/// as a dict or JSON, else its `key=value` / `key: value` pairs (the detector's reader of
+/// learning curves asks it rather than parse them twice).
+pub(crate) fn line_values(line: &str) -> Vec<(Cow<'_, str>, f64)> {
+    let mut pairs = Vec::new();
+    dict_pairs(line, &mut pairs);
+    if pairs.is_empty() && (line.contains('=') || line.contains(':')) {
+        kv_pairs(line, &mut pairs);
+    }
+    pairs.into_iter().map(|p| (p.key, p.value)).collect()
+}
+
 /// Whether a metric is a loss (`loss`, `train_loss`, `val/loss`, …).
 pub fn is_loss_key(key: &str) -> bool {
     key.len() >= 4 && key.as_bytes()[key.len() - 4..].eq_ignore_ascii_case(b"loss")

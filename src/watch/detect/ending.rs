@@ -66,16 +66,7 @@ impl Detector {
                     }
                 }
                 let excerpt = vec![said.clone()];
-                let inc = Incident {
-                    category: Category::Infrastructure,
-                    severity: Severity::Fatal,
-                    line,
-                    text: said,
-                    excerpt,
-                    count: 1,
-                    reason: rules::PREEMPTED.to_string(),
-                };
-                self.push_cause(inc, &mut out);
+                self.push_preempted(line, said, excerpt, &mut out);
             }
             Some(ExitOutcome::Code(_)) if self.handled_then_failed() => {
                 // A traceback the program said it would recover from, then only other
@@ -243,16 +234,7 @@ impl Detector {
         // A stop from outside that the log says was a preemption (the scheduler or the cloud
         // taking the node back, the job checkpointing for its requeue): the cluster's doing.
         if let Some((line, said)) = self.preemption_stated(outcome) {
-            let inc = Incident {
-                category: Category::Infrastructure,
-                severity: Severity::Fatal,
-                line,
-                text: said,
-                excerpt,
-                count: 1,
-                reason: rules::PREEMPTED.to_string(),
-            };
-            self.push_cause(inc, out);
+            self.push_preempted(line, said, excerpt, out);
             return;
         }
         // A failing exit code with no traceback: the program said why before it stopped — an
@@ -378,6 +360,20 @@ impl Detector {
     }
 
     /// A new incident the end of the log decided, of severity `severity`.
+    /// The cluster stopped the job, as line `line` of the log says (`said`): the cause.
+    fn push_preempted(&mut self, line: u64, said: String, excerpt: Vec<String>, out: &mut Vec<Finding>) {
+        let inc = Incident {
+            category: Category::Infrastructure,
+            severity: Severity::Fatal,
+            line,
+            text: said,
+            excerpt,
+            count: 1,
+            reason: rules::PREEMPTED.to_string(),
+        };
+        self.push_cause(inc, out);
+    }
+
     pub(super) fn push_forced(&mut self, mut inc: Incident, severity: Severity, out: &mut Vec<Finding>) {
         inc.severity = severity;
         self.meta.push(Meta {

@@ -349,6 +349,9 @@ fn a_read_gives_the_detector_and_the_metrics_what_line_by_line_gives() {
             ..Default::default()
         },
     );
+    // Each next window read ahead on the scanning thread, as the live reader's is.
+    p.follower
+        .set_read_ahead(std::sync::Arc::new(scanner::OnScanThread));
     p.metrics_sync();
     p.new_attempt(now);
     let (mut events, mut reads) = (Vec::new(), 0);

@@ -282,10 +282,15 @@ impl Pipeline {
         // The newest line of this read with something to show in it.
         let mut shown: Option<(u64, String)> = None;
         let (detector, line_buf) = (&mut self.detector, &mut self.line_buf);
+        // From a large window on, this read works through a backlog: the trackers give way.
+        let mut behind = None;
         // The detector takes whole regions of raw lines (a large window's scan shared with
         // another thread, see `scanner`); the metrics tracker reads the same lines on its own
         // thread, at its own pace (see `worker`).
         let res = self.follower.read_windows_shared(|chunks, buf| {
+            if behind.is_none() && chunks.iter().map(Chunk::len).sum::<usize>() >= scanner::SHARE_FROM {
+                behind = Some(worker::reader_behind());
+            }
             let mut out = Vec::new();
             let shown_here = detect(detector, chunks, buf, line_buf, &mut out);
             coalesce(&mut findings, out);
@@ -293,6 +298,7 @@ impl Pipeline {
                 shown = shown_here;
             }
         });
+        drop(behind);
         if res.as_ref().is_ok_and(|s| s.bytes > 0) {
             self.metrics.poke(now);
             #[cfg(test)]

@@ -4,10 +4,12 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use trainwatch::watch::follower::{
-    display_segment, FollowOptions, FollowState, Follower, LogLine, HEAD_KEEP, TAIL_KEEP,
+    display_segment, FollowOptions, FollowState, Follower, LogLine, ReadAhead, HEAD_KEEP, TAIL_KEEP,
 };
 
 fn append(path: &Path, bytes: &[u8]) {
@@ -539,4 +541,299 @@ fn with_a_writer_a_file_it_does_not_hold_is_refused_and_one_it_holds_is_a_rotati
     let stats = f.read_available(|l| lines.push(l)).unwrap();
     assert!(stats.rotated && !stats.refused, "{stats:?}");
     assert_eq!(pairs(&lines), vec![(1, "three")]);
+}
+
+/// Read-ahead jobs run on a thread of their own, in order (as on the scanning thread).
+struct OnThread {
+    jobs: std::sync::Mutex<std::sync::mpsc::Sender<Job>>,
+    ran: Arc<AtomicUsize>,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+impl OnThread {
+    fn start() -> Arc<Self> {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let ran = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&ran);
+        std::thread::spawn(move || {
+            for job in rx {
+                job();
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        Arc::new(Self {
+            jobs: std::sync::Mutex::new(tx),
+            ran,
+        })
+    }
+}
+
+impl ReadAhead for OnThread {
+    fn submit(&self, job: Job) {
+        let _ = self.jobs.lock().unwrap().send(job);
+    }
+}
+
+/// Read-ahead jobs held until the test runs them (or never: the follower then reads in
+/// place).
+#[derive(Default)]
+struct Held(std::sync::Mutex<Vec<Job>>);
+
+impl Held {
+    fn run_all(&self) -> usize {
+        let jobs = std::mem::take(&mut *self.0.lock().unwrap());
+        let n = jobs.len();
+        for job in jobs {
+            job();
+        }
+        n
+    }
+}
+
+impl ReadAhead for Held {
+    fn submit(&self, job: Job) {
+        self.0.lock().unwrap().push(job);
+    }
+}
+
+/// Read-ahead jobs run at once, on the follower's own thread.
+#[derive(Default)]
+struct Inline(AtomicUsize);
+
+impl ReadAhead for Inline {
+    fn submit(&self, job: Job) {
+        job();
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Reads are made in windows of multiples of 128 KiB: a log whose lines end at, just
+/// before and just after every such boundary (a CRLF cut between its `\r` and `\n`, lines
+/// over the whole-line limit reaching across windows, invalid UTF-8, `\r` redraws), ending
+/// without a newline.
+fn window_edges_log(size: usize) -> Vec<u8> {
+    const STEP: usize = 128 << 10;
+    let mut log = Vec::new();
+    let mut k = 0usize;
+    while log.len() < size {
+        k += 1;
+        let next = (log.len() / STEP + 1) * STEP;
+        let line: Vec<u8> = match (next - log.len(), k % 2003) {
+            // Close to a boundary: end the line at it, one short of it, one past it, or cut
+            // a CRLF there, in turn.
+            (gap, _) if gap < 300 => {
+                let end = match (log.len() / STEP) % 4 {
+                    0 => next - 1,
+                    1 => next,
+                    2 => next + 1,
+                    _ => next,
+                };
+                let mut l = vec![b'e'; end - log.len()];
+                if (log.len() / STEP) % 4 == 3 {
+                    l.pop();
+                    l.push(b'\r');
+                }
+                l
+            }
+            (_, 0) => {
+                let mut l = b"config dump ".to_vec();
+                l.resize(HEAD_KEEP + TAIL_KEEP + 1 + k % 3 * (200 << 10), b'c');
+                l.extend_from_slice(b" end of dump\r");
+                l
+            }
+            (_, 1) => b"bad \xff\xfe bytes\r\n".to_vec(),
+            (_, 2) => format!(" {k}%|#  | {k}/99\r {k}%|## | {k}/99").into_bytes(),
+            (_, 3) => Vec::new(),
+            _ => format!("step {k} loss=0.{} {}", k * 7 % 1000, "x".repeat(k * 37 % 400)).into_bytes(),
+        };
+        log.extend_from_slice(&line);
+        log.push(b'\n');
+    }
+    log.extend_from_slice(b"unterminated last line");
+    log
+}
+
+fn read_all(f: &mut Follower) -> Vec<LogLine> {
+    let mut out = Vec::new();
+    f.finish(|l| out.push(l)).unwrap();
+    out
+}
+
+/// A backlog read with its next windows read ahead on another thread — run there, run at
+/// once, or never run — gives the same lines, numbers, cuts and position as read in place:
+/// lines cut across every read-ahead window's boundary, CRLF cut between its bytes, lines
+/// over the limit reaching across windows; in one call, over calls on a small budget, and
+/// while a writer is still appending.
+#[test]
+fn reading_ahead_hands_out_what_reading_in_place_does() {
+    let (_dir, path) = setup();
+    let log = window_edges_log(5 << 20);
+    append(&path, &log);
+    let mut plain = Follower::new(path.clone(), FollowState::default());
+    let want = read_all(&mut plain);
+    assert!(want.len() > 3000 && want.iter().any(|l| l.cut), "{}", want.len());
+    assert!(want.iter().any(|l| l.text.contains('\u{fffd}')));
+
+    let on_thread = OnThread::start();
+    let inline = Arc::new(Inline::default());
+    let never = Arc::new(Held::default());
+    let aheads: [Arc<dyn ReadAhead>; 3] = [on_thread.clone(), inline.clone(), never.clone()];
+    for (k, ahead) in aheads.into_iter().enumerate() {
+        let mut f = Follower::new(path.clone(), FollowState::default());
+        f.set_read_ahead(ahead.clone());
+        assert_eq!(read_all(&mut f), want, "read-ahead {k}");
+        assert_eq!(f.state(), plain.state(), "read-ahead {k}");
+
+        // Over calls, each stopping on a budget that ends mid-line and mid-window.
+        let opts = FollowOptions {
+            read_budget: (1 << 20) + 12345,
+            ..FollowOptions::default()
+        };
+        let mut f = Follower::with_options(path.clone(), FollowState::default(), opts);
+        f.set_read_ahead(ahead);
+        let mut got = Vec::new();
+        let mut calls = 0;
+        while f.read_available(|l| got.push(l)).unwrap().more {
+            calls += 1;
+        }
+        f.flush_partial(|l| got.push(l));
+        assert!(calls >= 4, "{calls}");
+        assert_eq!(got, want, "read-ahead {k}, small budget");
+    }
+    assert!(on_thread.ran.load(Ordering::Relaxed) > 10);
+    assert!(inline.0.load(Ordering::Relaxed) > 10);
+    // Jobs given up unrun do nothing when they run at last.
+    assert!(never.run_all() > 10);
+
+    // A writer appending as the follower reads.
+    let (_dir, path) = setup();
+    let writer = {
+        let (path, log) = (path.clone(), log.clone());
+        std::thread::spawn(move || {
+            for piece in log.chunks(300_007) {
+                append(&path, piece);
+            }
+        })
+    };
+    let mut f = Follower::new(path.clone(), FollowState::default());
+    f.set_read_ahead(on_thread.clone());
+    let mut got = Vec::new();
+    while got.len() < want.len() - 1 {
+        f.read_available(|l| got.push(l)).unwrap();
+    }
+    writer.join().unwrap();
+    got.extend(read_all(&mut f));
+    assert_eq!(got, want);
+}
+
+/// A follower reading a backlog whose next window is being read ahead when the log is
+/// truncated (copytruncate) and written again: the window read before the truncation is
+/// handed out (those lines were in the file), one read after it finds the file short; either
+/// way following restarts at the start of the new content, as a follower reading in place
+/// does when the truncation comes between its reads.
+#[test]
+fn a_truncation_while_a_window_is_read_ahead_restarts_from_the_start() {
+    let mut old = Vec::new();
+    for k in 1..=200_000 {
+        old.extend_from_slice(format!("old {k}\n").as_bytes());
+    }
+    // The lines that end within the first `end` bytes.
+    let lines_to = |end: usize| old[..end].iter().filter(|&&b| b == b'\n').count();
+    for (ahead_first, reading_ahead) in [(false, true), (true, true), (false, false)] {
+        let (_dir, path) = setup();
+        append(&path, &old);
+        let held = Arc::new(Held::default());
+        let mut f = Follower::new(path.clone(), FollowState::default());
+        if reading_ahead {
+            f.set_read_ahead(held.clone());
+        }
+        let mut got = Vec::new();
+        let mut cut = false;
+        let stats = f
+            .read_available(|l| {
+                if !cut {
+                    // The first window's first line: the next window's read is in flight.
+                    cut = true;
+                    if ahead_first {
+                        assert_eq!(held.run_all(), 1);
+                    }
+                    let file = OpenOptions::new().write(true).open(&path).unwrap();
+                    file.set_len(0).unwrap();
+                    append(&path, b"new 1\nnew 2\n");
+                    held.run_all();
+                }
+                got.push(l);
+            })
+            .unwrap();
+        assert!(stats.truncated, "{stats:?}");
+        // The first window is 128 KiB; the one read ahead before the truncation, 512 KiB.
+        let old_lines = lines_to(if ahead_first { 640 << 10 } else { 128 << 10 });
+        assert_eq!(got.len(), old_lines + 2, "read ahead first: {ahead_first}");
+        for (k, l) in got[..old_lines].iter().enumerate() {
+            assert_eq!(
+                (l.no, l.text.as_str()),
+                (k as u64 + 1, format!("old {}", k + 1).as_str())
+            );
+        }
+        assert_eq!(pairs(&got[old_lines..]), [(1, "new 1"), (2, "new 2")]);
+        assert_eq!(f.state().offset, 12);
+        assert_eq!(f.state().line_no, 2);
+    }
+}
+
+/// The log renamed away (rotation) or deleted, and a new file put at its path, while a
+/// window is being read ahead: the old file is read to its end through the descriptor the
+/// read-ahead shares (its unterminated last line handed out), then the new one from its start
+/// — whether the read-ahead ran before the change, after it, or never.
+#[test]
+fn the_log_replaced_while_a_window_is_read_ahead_is_finished_then_the_new_one_followed() {
+    let mut old = Vec::new();
+    for k in 1..=150_000 {
+        old.extend_from_slice(format!("a {k}\n").as_bytes());
+    }
+    old.extend_from_slice(b"a last, unterminated");
+    for (renamed, when) in [(true, 0), (true, 1), (false, 0), (false, 2), (true, 2)] {
+        let (dir, path) = setup();
+        append(&path, &old);
+        let held = Arc::new(Held::default());
+        let mut f = Follower::new(path.clone(), FollowState::default());
+        f.set_read_ahead(held.clone());
+        let mut got = Vec::new();
+        let mut replaced = false;
+        let mut stats = f
+            .read_available(|l| {
+                if !replaced {
+                    replaced = true;
+                    if when == 1 {
+                        held.run_all();
+                    }
+                    if renamed {
+                        fs::rename(&path, dir.path().join("training_1_full.log.1")).unwrap();
+                    } else {
+                        fs::remove_file(&path).unwrap();
+                    }
+                    append(&path, b"b 1\nb 2\n");
+                    if when == 0 {
+                        held.run_all();
+                    }
+                }
+                got.push(l);
+            })
+            .unwrap();
+        while stats.more {
+            stats = f.read_available(|l| got.push(l)).unwrap();
+        }
+        assert!(stats.rotated, "{stats:?}");
+        let n = 150_000;
+        assert_eq!(got.len(), n + 3, "renamed {renamed}, when {when}");
+        assert!(got[..n]
+            .iter()
+            .enumerate()
+            .all(|(k, l)| l.no == k as u64 + 1 && l.text == format!("a {}", k + 1)));
+        assert_eq!(
+            pairs(&got[n..]),
+            [(n as u64 + 1, "a last, unterminated"), (1, "b 1"), (2, "b 2")]
+        );
+    }
 }

@@ -7,6 +7,7 @@
 //! left off after a restart. [`Follower::changed`] wakes the caller on inotify events
 //! (Linux), with a slow poll as a safety net.
 
+mod ahead;
 mod identity;
 mod line;
 
@@ -23,6 +24,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use ahead::ReadAhead;
+use ahead::{Pending, Taken};
 pub(crate) use line::render_line;
 use line::Partial;
 pub use line::{HEAD_KEEP, TAIL_KEEP};
@@ -241,8 +244,18 @@ impl FileId {
 }
 
 struct OpenLog {
-    file: File,
+    /// Shared with a read-ahead job reading the next window (see [`ahead`]).
+    file: Arc<File>,
     id: FileId,
+}
+
+impl OpenLog {
+    fn new(file: File, id: FileId) -> Self {
+        Self {
+            file: Arc::new(file),
+            id,
+        }
+    }
 }
 
 /// Big reads keep syscalls rare; small enough that dozens of followers stay cheap.
@@ -277,6 +290,13 @@ pub struct Follower {
     buf: ReadBuf,
     /// The last read stopped on its budget, not at the end of the data.
     backlog: bool,
+    /// Where the next window of a backlog is read while the consumer works on this one
+    /// (None: each read is made in place; see [`Follower::set_read_ahead`]).
+    read_ahead: Option<Arc<dyn ReadAhead>>,
+    /// The next window, being read ahead (only ever between two turns of one drain).
+    pending: Option<Pending>,
+    /// The buffer the next read-ahead reads into (the one before the current).
+    spare: Vec<u8>,
     /// The job's process, when known: the file it holds open is the log, whatever the path
     /// names (see [`Follower::set_writer`]).
     writer: Option<u32>,
@@ -309,6 +329,9 @@ impl Follower {
             rendered: Vec::new(),
             buf: ReadBuf::default(),
             backlog: false,
+            read_ahead: None,
+            pending: None,
+            spare: Vec::new(),
             writer: None,
             swapped: None,
             #[cfg(target_os = "linux")]
@@ -318,6 +341,15 @@ impl Follower {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Read a backlog's next window on another thread (`ahead`) while the consumer's
+    /// callback works on the current one: the kernel's copy and the window's newline count
+    /// leave the consumer's thread. What is handed out, and when, is as if the follower had
+    /// made each read itself (see the `ahead` module). Only a follower behind its writer
+    /// reads ahead, into a second buffer of [`CATCH_UP_CHUNK`] bytes.
+    pub fn set_read_ahead(&mut self, ahead: Arc<dyn ReadAhead>) {
+        self.read_ahead = Some(ahead);
     }
 
     /// The position to persist. Lines handed out before this call are covered by it.
@@ -447,7 +479,7 @@ impl Follower {
         }
         #[cfg(target_os = "linux")]
         if self.opts.inotify {
-            let open = self.log.as_ref().map(|l| (&l.file, l.id));
+            let open = self.log.as_ref().map(|l| (&*l.file, l.id));
             let armed = self.watch.arm(&self.path, open);
             if armed.fresh {
                 return;
@@ -552,10 +584,7 @@ impl Follower {
                     stats.refused = true;
                     return Ok(None);
                 }
-                Ok(Some(OpenLog {
-                    file,
-                    id: FileId::of(&meta),
-                }))
+                Ok(Some(OpenLog::new(file, FileId::of(&meta))))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
@@ -686,6 +715,8 @@ impl Follower {
             buf = Arc::new(vec![0; READ_CHUNK]);
         }
         let result = self.drain_into(&mut buf, f, stats);
+        // Nothing is read ahead across calls (a read-ahead is taken at the next turn).
+        self.pending = None;
         self.buf = buf;
         result
     }
@@ -704,22 +735,66 @@ impl Follower {
                 return Ok(true);
             };
             let room = self.opts.read_budget - stats.bytes;
-            let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
-            if Arc::get_mut(buf).is_none() {
-                // Still lent out (a consumer kept it past its callback): read into a new one.
-                *buf = Arc::new(vec![0; buf.len()]);
-            }
-            let into = Arc::get_mut(buf).expect("a buffer of its own");
-            let n = match log.file.read_at(&mut into[..want], self.read_pos) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
+            let room = usize::try_from(room).unwrap_or(usize::MAX);
+            // The window read ahead during the last turn, if it is this one (it always is:
+            // nothing moves the position or the file between two turns).
+            let ahead = self
+                .pending
+                .take()
+                .filter(|p| p.offset == self.read_pos && p.id == log.id && p.want <= room);
+            let (n, want, newlines) = match ahead.map(|p| (p.want, p.take())) {
+                Some((
+                    want,
+                    Taken::Read {
+                        buf: bytes,
+                        read,
+                        newlines,
+                    },
+                )) => {
+                    // Its buffer becomes the current one; the current one, given back by the
+                    // consumer, the next read-ahead's.
+                    let old = std::mem::replace(buf, Arc::new(bytes));
+                    if let Ok(old) = Arc::try_unwrap(old) {
+                        self.spare = old;
+                    }
+                    let mut n = read?;
+                    let mut newlines = Some(newlines);
+                    if n < want {
+                        // Short then: the end of the data as it was. Topped up in place, so
+                        // that this read ends where one made now would.
+                        let into = Arc::get_mut(buf).expect("a buffer of its own");
+                        let more = read_at(&log.file, &mut into[n..want], self.read_pos + n as u64)?;
+                        newlines = newlines
+                            .map(|k| k + memchr::memchr_iter(b'\n', &into[n..n + more]).count() as u64);
+                        n += more;
+                    }
+                    (n, want, newlines)
+                }
+                other => {
+                    if let Some((_, Taken::NotStarted(bytes))) = other {
+                        // Never started (the other thread was busy): read here.
+                        self.spare = bytes;
+                    }
+                    let want = buf.len().min(room);
+                    if Arc::get_mut(buf).is_none() {
+                        // Still lent out (a consumer kept it past its callback): read into a new one.
+                        *buf = Arc::new(vec![0; buf.len()]);
+                    }
+                    let into = Arc::get_mut(buf).expect("a buffer of its own");
+                    (read_at(&log.file, &mut into[..want], self.read_pos)?, want, None)
+                }
             };
             if n > 0 {
                 let start = self.read_pos;
                 self.read_pos += n as u64;
                 stats.bytes += n as u64;
-                self.split(buf, n, start, f, stats);
+                let next = room - n;
+                if n == want && next > 0 {
+                    // A full read: behind the writer. The next window is read ahead while
+                    // this one is handed out.
+                    self.read_next(next.min(CATCH_UP_CHUNK));
+                }
+                self.split(buf, n, start, newlines, f, stats);
             }
             if n < want {
                 // A short read is the end of the file as of now; spare the empty read.
@@ -729,6 +804,7 @@ impl Follower {
                 // writer's end at every read allocated and zeroed it again each time.
                 if (buf.len() > READ_CHUNK && stats.bytes == 0) || !self.opts.keep_buffer {
                     *buf = ReadBuf::default();
+                    self.spare = Vec::new();
                 }
                 if !self.opts.keep_buffer {
                     // Nor the text of the long lines it rendered.
@@ -739,12 +815,32 @@ impl Follower {
                 }
                 return Ok(true);
             }
-            if buf.len() < CATCH_UP_CHUNK {
+            if buf.len() < CATCH_UP_CHUNK && self.pending.is_none() {
                 // A full read: behind the writer. Bigger reads hand the consumer bigger
-                // regions (fewer calls, and worth splitting between threads).
+                // regions (fewer calls, and worth splitting between threads). (A window read
+                // ahead comes in a buffer of that size.)
                 *buf = Arc::new(vec![0; CATCH_UP_CHUNK]);
             }
         }
+    }
+
+    /// Submits the read of the `want` bytes at `read_pos` to the read-ahead, if there is one.
+    fn read_next(&mut self, want: usize) {
+        let (Some(ahead), Some(log)) = (self.read_ahead.as_ref(), self.log.as_ref()) else {
+            return;
+        };
+        let mut into = std::mem::take(&mut self.spare);
+        if into.len() != CATCH_UP_CHUNK {
+            into = vec![0; CATCH_UP_CHUNK];
+        }
+        self.pending = Some(Pending::start(
+            &**ahead,
+            Arc::clone(&log.file),
+            log.id,
+            self.read_pos,
+            want,
+            into,
+        ));
     }
 
     /// Cuts `chunk` (which starts at file offset `start`) into lines, handed out at once as
@@ -752,11 +848,15 @@ impl Follower {
     /// own. Only those two kinds are looked at one by one: the runs between them are walked
     /// in jumps of [`LONGEST_WHOLE`] bytes (to the last newline within each) and their lines
     /// counted in one SIMD pass, so an ordinary line costs no step of its own here.
+    /// `newlines`, when known, is the count of `\n` in the chunk (a read ahead counted them
+    /// on its thread): the last run's lines are then what the other pieces leave of it, and
+    /// only runs before an over-long line are counted here.
     fn split(
         &mut self,
         buf: &ReadBuf,
         n: usize,
         start: u64,
+        newlines: Option<u64>,
         f: &mut impl FnMut(&[Chunk<'_>], &ReadBuf),
         stats: &mut ReadStats,
     ) {
@@ -768,6 +868,8 @@ impl Follower {
         // `pieces` (a run, numbered from `state.line_no + 1`).
         let mut line_start = 0;
         let mut run = 0;
+        // Newlines of the chunk gone through so far (those of the pieces pushed).
+        let mut counted = 0;
         if !self.partial.is_empty() {
             let Some(nl) = memchr::memchr(b'\n', chunk) else {
                 // Still no end to the line the last read left unfinished.
@@ -778,6 +880,7 @@ impl Follower {
             };
             self.state.line_no += 1;
             stats.lines += 1;
+            counted += 1;
             self.partial.push(&chunk[..nl]);
             self.partial.strip_trailing_cr();
             if rendered.is_empty() {
@@ -804,9 +907,10 @@ impl Follower {
             let piece = &chunk[line_start..nl];
             let body = piece.strip_suffix(b"\r").unwrap_or(piece);
             if body.len() > HEAD_KEEP + TAIL_KEEP {
-                self.push_run(&mut pieces, chunk, run..line_start, stats);
+                counted += self.push_run(&mut pieces, chunk, run..line_start, None, stats);
                 self.state.line_no += 1;
                 stats.lines += 1;
+                counted += 1;
                 let k = pieces.len();
                 if rendered.len() <= k {
                     rendered.resize_with(k + 1, String::new);
@@ -818,7 +922,9 @@ impl Follower {
             }
             line_start = nl + 1;
         }
-        self.push_run(&mut pieces, chunk, run..line_start, stats);
+        // No `\n` lies past `line_start`: the last run has every newline not yet counted.
+        let last = newlines.map(|total| total - counted);
+        self.push_run(&mut pieces, chunk, run..line_start, last, stats);
         if line_start > 0 {
             self.state.offset = start + line_start as u64;
         }
@@ -849,20 +955,37 @@ impl Follower {
         self.rendered = rendered;
     }
 
-    /// The whole lines `range` of `chunk` as one piece (counted, and numbered on from the
-    /// last line handed out), if there are any.
+    /// The whole lines `range` of `chunk` as one piece (counted unless `known`, and
+    /// numbered on from the last line handed out), if there are any; returns their count.
     fn push_run(
         &mut self,
         pieces: &mut Vec<Piece>,
         chunk: &[u8],
         range: std::ops::Range<usize>,
+        known: Option<u64>,
         stats: &mut ReadStats,
-    ) {
-        let count = memchr::memchr_iter(b'\n', &chunk[range.clone()]).count() as u64;
+    ) -> u64 {
+        let count = known.unwrap_or_else(|| memchr::memchr_iter(b'\n', &chunk[range.clone()]).count() as u64);
+        debug_assert_eq!(
+            count,
+            memchr::memchr_iter(b'\n', &chunk[range.clone()]).count() as u64,
+            "the lines of a run"
+        );
         if count > 0 {
             pieces.push(Piece::Lines(self.state.line_no + 1, range));
             self.state.line_no += count;
             stats.lines += count;
+        }
+        count
+    }
+}
+
+/// One read of `into.len()` bytes at `offset`, retried when a signal interrupts it.
+fn read_at(file: &File, into: &mut [u8], offset: u64) -> io::Result<usize> {
+    loop {
+        match file.read_at(into, offset) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r,
         }
     }
 }

@@ -183,7 +183,7 @@ impl Pipeline {
     pub fn new(cfg: PipelineConfig, saved: PipelineState, used_keys: impl IntoIterator<Item = u64>) -> Self {
         let metrics_state = saved.metrics.unwrap_or_else(|| saved.follow.clone());
         Self {
-            follower: Follower::new(cfg.log.clone(), saved.follow),
+            follower: reader(cfg.log.clone(), saved.follow),
             detector: Detector::new(cfg.detect.clone()),
             metrics: MetricsWorker::start(cfg.log.clone(), metrics_state.clone(), &cfg.metrics),
             metrics_state,
@@ -228,7 +228,7 @@ impl Pipeline {
     /// A new run: a fresh log (the executor moves an old one aside) read from its start, and
     /// fresh metrics. Incident keys go on counting.
     pub fn new_run(&mut self) {
-        self.follower = Follower::new(self.cfg.log.clone(), FollowState::default());
+        self.follower = reader(self.cfg.log.clone(), FollowState::default());
         self.metrics.reset();
         self.metrics_state = FollowState::default();
         self.step = None;
@@ -282,10 +282,15 @@ impl Pipeline {
         // The newest line of this read with something to show in it.
         let mut shown: Option<(u64, String)> = None;
         let (detector, line_buf) = (&mut self.detector, &mut self.line_buf);
+        // From a large window on, this read works through a backlog: the trackers give way.
+        let mut behind = None;
         // The detector takes whole regions of raw lines (a large window's scan shared with
         // another thread, see `scanner`); the metrics tracker reads the same lines on its own
         // thread, at its own pace (see `worker`).
         let res = self.follower.read_windows_shared(|chunks, buf| {
+            if behind.is_none() && chunks.iter().map(Chunk::len).sum::<usize>() >= scanner::SHARE_FROM {
+                behind = Some(worker::reader_behind());
+            }
             let mut out = Vec::new();
             let shown_here = detect(detector, chunks, buf, line_buf, &mut out);
             coalesce(&mut findings, out);
@@ -293,6 +298,7 @@ impl Pipeline {
                 shown = shown_here;
             }
         });
+        drop(behind);
         if res.as_ref().is_ok_and(|s| s.bytes > 0) {
             self.metrics.poke(now);
             #[cfg(test)]
@@ -695,6 +701,14 @@ fn detect(
                 (!seg.trim().is_empty()).then(|| (line.no, seg.to_owned()))
             }
         })
+}
+
+/// The reading thread's follower: a backlog's next window is read ahead on the scanning
+/// thread while the detector works on the current one (see [`scanner`]).
+fn reader(log: PathBuf, state: FollowState) -> Follower {
+    let mut follower = Follower::new(log, state);
+    follower.set_read_ahead(std::sync::Arc::new(scanner::OnScanThread));
+    follower
 }
 
 /// The regions [`cut`] makes of a window's runs, as offsets in the read's buffer.

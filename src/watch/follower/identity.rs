@@ -40,7 +40,7 @@ impl Follower {
                 return None;
             }
             let file = File::open(e.path()).ok()?;
-            Some(OpenLog { file, id })
+            Some(OpenLog::new(file, id))
         }))
     }
 
@@ -50,10 +50,7 @@ impl Follower {
         let fd = format!("/proc/{}/fd/1", self.writer?);
         let meta = std::fs::metadata(&fd).ok().filter(|m| m.file_type().is_file())?;
         let file = File::open(&fd).ok()?;
-        Some(OpenLog {
-            file,
-            id: FileId::of(&meta),
-        })
+        Some(OpenLog::new(file, FileId::of(&meta)))
     }
 
     /// A file at the path other than the one followed: not the job's (a swap) when the
@@ -94,7 +91,7 @@ impl Follower {
             };
             let Ok(meta) = file.metadata() else { continue };
             if FileId::of(&meta) == id {
-                return Some(OpenLog { file, id });
+                return Some(OpenLog::new(file, id));
             }
         }
         None

@@ -14,13 +14,19 @@
 //! never lends it anything. The read's buffer is lent, not copied: the follower's
 //! [`ReadBuf`] is shared, and the reading thread takes it back ([`Shared::release`]) before
 //! its callback returns, so the next read finds it free.
+//!
+//! The same thread reads a catch-up's next window ahead ([`OnScanThread`], the follower's
+//! [`ReadAhead`]): while the reader's detector works on window N, this thread copies window
+//! N + 1 out of the page cache and counts its newlines — in a catch-up the kernel's copy was
+//! a third or more of the reading thread's time. The reader submits that read before it lends
+//! window N's regions, so the thread reads first, then scans N's regions from the back.
 
 use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 
 use crate::watch::detect::{RegionScan, ScanSlots};
-use crate::watch::follower::ReadBuf;
+use crate::watch::follower::{ReadAhead, ReadBuf};
 
 /// Regions a window's runs are cut into (at a line's end after this many bytes): small
 /// enough that both threads get a share of a catch-up's reads, large enough that the lending
@@ -65,9 +71,23 @@ pub(super) fn share(buf: &ReadBuf, regions: Vec<Range<usize>>) -> Arc<Shared> {
         done: Condvar::new(),
     });
     if let Some(pool) = pool() {
-        pool.push(Arc::clone(&shared));
+        pool.push(Work::Scan(Arc::clone(&shared)));
     }
     shared
+}
+
+/// The follower's read-ahead on the scanning thread (started at the first read-ahead, as at
+/// the first lent window).
+pub(super) struct OnScanThread;
+
+impl ReadAhead for OnScanThread {
+    fn submit(&self, job: Box<dyn FnOnce() + Send>) {
+        match pool() {
+            Some(pool) => pool.push(Work::Read(job)),
+            // No thread: the read is made at once, here, as the follower would make it.
+            None => job(),
+        }
+    }
 }
 
 impl Shared {
@@ -115,9 +135,16 @@ impl Shared {
     }
 }
 
+/// What the scanning thread is given.
+enum Work {
+    Scan(Arc<Shared>),
+    /// A follower's read ahead.
+    Read(Box<dyn FnOnce() + Send>),
+}
+
 /// The scanning thread and what is lent to it, oldest first.
 struct Pool {
-    queue: Mutex<VecDeque<Arc<Shared>>>,
+    queue: Mutex<VecDeque<Work>>,
     work: Condvar,
 }
 
@@ -144,14 +171,14 @@ fn pool() -> Option<&'static Pool> {
 }
 
 impl Pool {
-    fn push(&self, shared: Arc<Shared>) {
-        lock(&self.queue).push_back(shared);
+    fn push(&self, work: Work) {
+        lock(&self.queue).push_back(work);
         self.work.notify_one();
     }
 
     fn run(&self) {
         loop {
-            let shared = {
+            let work = {
                 let mut q = lock(&self.queue);
                 loop {
                     if let Some(s) = q.pop_front() {
@@ -160,7 +187,10 @@ impl Pool {
                     q = self.work.wait(q).unwrap_or_else(|e| e.into_inner());
                 }
             };
-            shared.scan();
+            match work {
+                Work::Scan(shared) => shared.scan(),
+                Work::Read(job) => job(),
+            }
         }
     }
 }

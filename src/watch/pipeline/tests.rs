@@ -349,6 +349,9 @@ fn a_read_gives_the_detector_and_the_metrics_what_line_by_line_gives() {
             ..Default::default()
         },
     );
+    // Each next window read ahead on the scanning thread, as the live reader's is.
+    p.follower
+        .set_read_ahead(std::sync::Arc::new(scanner::OnScanThread));
     p.metrics_sync();
     p.new_attempt(now);
     let (mut events, mut reads) = (Vec::new(), 0);
@@ -579,4 +582,29 @@ fn a_run_is_cut_into_regions_of_whole_lines() {
     }
     assert_eq!(cut(b"").count(), 0);
     assert_eq!(cut(b"a\n").collect::<Vec<_>>(), vec![b"a\n"]);
+}
+
+/// The trackers give way to a reader working through a backlog, but only a round at a
+/// time: with a reader behind for the whole test, a tracker still reads a backlog of several
+/// rounds to its end.
+#[test]
+fn a_tracker_still_reads_its_backlog_while_a_reader_stays_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("train.log");
+    let mut log = Vec::new();
+    let mut k = 0;
+    while log.len() < 9 << 20 {
+        k += 1;
+        log.extend_from_slice(format!("step {k} loss=0.{k} lr 1e-4\n").as_bytes());
+    }
+    std::fs::write(&path, &log).unwrap();
+    let behind = worker::reader_behind();
+    let w = MetricsWorker::start(path.clone(), FollowState::default(), &config(path).metrics);
+    w.poke(Utc::now());
+    w.settle();
+    let batches = w.take_all();
+    assert!(batches.len() >= 3, "{} rounds", batches.len());
+    assert_eq!(batches.last().unwrap().state.offset, log.len() as u64);
+    assert!(batches.iter().all(|b| b.fed));
+    drop(behind);
 }

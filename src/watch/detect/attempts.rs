@@ -13,10 +13,10 @@
 
 use std::collections::VecDeque;
 
-use super::{cut, rules, Detector, Finding, MAX_LINE_CHARS};
+use super::{classify, cut, prefilter, rules, Detector, Finding, MAX_LINE_CHARS};
 
 /// Attempt lines kept: enough for a few ranks retrying a few times each.
-pub(super) const KEPT: usize = 32;
+const KEPT: usize = 32;
 /// Most lines between one attempt and the next (or the exception) for them to be one
 /// series of retries of the same call.
 const GAP: u64 = 60;
@@ -24,26 +24,23 @@ const GAP: u64 = 60;
 /// like a bare `'id'`, are too common to mean the same failure).
 const MIN_MESSAGE: usize = 8;
 
-/// The message of an exception line (`[rank0]: TimeoutError: timed out` → `timed out`).
+/// The message of an exception line (`[rank0]: TimeoutError: timed out` → `timed out`), by
+/// the detector's own parser of exception lines; None when too short to recognise.
 fn message(text: &str) -> Option<&str> {
-    let t = match text.strip_prefix('[') {
-        Some(rest) if rest.starts_with("rank") => rest.split_once("]: ").map_or(text, |(_, t)| t),
-        _ => text,
+    let t = match text.strip_prefix("[rank") {
+        Some(rest) => rest.split_once("]: ").map_or(text, |(_, t)| t),
+        None => text,
     };
-    let (name, msg) = t.split_once(": ")?;
-    let is_name = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.'));
-    let msg = msg.trim();
-    (is_name && msg.len() >= MIN_MESSAGE && msg.bytes().any(|b| b.is_ascii_alphabetic())).then_some(msg)
+    let msg = classify::parse_exception_line(t)?.msg.trim();
+    (msg.len() >= MIN_MESSAGE && msg.bytes().any(|b| b.is_ascii_alphabetic())).then_some(msg)
 }
 
 impl Detector {
     /// Line `n` (visible text `vis`, which holds literals) reports a failed or retried
     /// attempt: keep it.
     pub(super) fn note_attempt(&mut self, n: u64, vis: &str) {
-        if !rules::reports_attempt(vis) {
+        // Only a line with an attempt's literal can be one: the others cost no more.
+        if self.lits & prefilter::ATTEMPT == 0 || !rules::reports_attempt(vis) {
             return;
         }
         if self.attempts.len() == KEPT {

@@ -130,8 +130,13 @@ impl Detector {
         let Some(first) = scores.first().map(|s| s.line) else {
             return;
         };
-        let mut keys: Vec<&str> = scores.iter().map(|s| s.key.as_str()).collect();
-        keys.dedup();
+        // Each key once, in the order first seen.
+        let mut keys: Vec<&str> = Vec::new();
+        for s in &scores {
+            if !keys.contains(&s.key.as_str()) {
+                keys.push(&s.key);
+            }
+        }
         for key in keys {
             let of_key: Vec<&Score> = scores.iter().filter(|s| s.key == key).collect();
             let same = of_key.iter().all(|s| s.value == of_key[0].value);

@@ -1,8 +1,8 @@
 //! The real-framework fixture corpus (tests/fixtures/real, issue 12) is consistent: each
 //! manifest entry names a script and a log that exist, the labelled first error line is
 //! really that line of the log, labels use the known words, and the twenty-seven parts (tuned,
-//! held-out; tuned-2 to tuned-24, each written blind later, measured once, then tuned on;
-//! held-out-25 and held-out-26, written blind after those, measured only) do not share a
+//! held-out; tuned-2 to tuned-26, each written blind later, measured once, then tuned on)
+//! do not share a
 //! case. It does not score the detector: `bench/triage_score.sh` measures that, because the
 //! corpus exists to show what triage still gets wrong.
 
@@ -65,8 +65,8 @@ const PARTS: [&str; 27] = [
     "tuned-22",
     "tuned-23",
     "tuned-24",
-    "held-out-25",
-    "held-out-26",
+    "tuned-25",
+    "tuned-26",
 ];
 const CATEGORIES: [&str; 5] = [
     "implementation",

@@ -372,6 +372,9 @@ const RESOURCE_PHRASES: &[PhraseRule] = &[
             "std::bad_alloc",
             // torch's CPU allocator
             "not enough memory",
+            // the dynamic loader when the address space left (`ulimit -v`) cannot hold a
+            // library's segments
+            "failed to map segment from shared object",
         ],
         OUT_OF_MEMORY,
     ),
@@ -609,6 +612,10 @@ const INFRASTRUCTURE_PHRASES: &[PhraseRule] = &[
             "clock skew",
             "MASTERDOWN",
             "CLUSTERDOWN",
+            // a Redis that refuses writes: it cannot persist its snapshots (`MISCONF`), or it
+            // is a read-only replica
+            "MISCONF",
+            "You can't write against a read only replica",
             // curl's and ssh's words for a name that does not resolve, and the BSDs' and
             // Windows' resolvers'
             "Could not resolve host",
@@ -729,6 +736,8 @@ pub(crate) const GRADS_NOT_FINITE: &str =
     "the gradients or weights became NaN or infinite: the optimisation diverged (convergence)";
 pub(crate) const DIVERGED: &str =
     "the run says its optimisation diverged (a loss or gradients exploding) (convergence)";
+const MODE_COLLAPSE: &str =
+    "the run says its generator collapsed onto a few modes of the data: the adversarial training failed (convergence)";
 const NO_IMPROVEMENT: &str = "the run says its metric stopped improving and it gave up (convergence)";
 pub(crate) const NOT_LEARNING: &str =
     "the run says the model did not learn (loss or accuracy flat) (convergence)";
@@ -787,6 +796,10 @@ fn convergence(short: &str, msg: &str) -> Option<&'static str> {
         ],
     ) {
         return Some(DIVERGED);
+    }
+    // A GAN's generator that learnt to produce a few modes of the data only.
+    if has_any(&lower, &["mode collapse", "modes collapsed", "mode-collapse"]) {
+        return Some(MODE_COLLAPSE);
     }
     super::rules::says_not_converged(msg).then_some(NOT_CONVERGED)
 }
@@ -861,13 +874,13 @@ fn missing_checkpoint(msg: &str) -> bool {
     weights && has_any(&path, &["ckpt", "checkpoint", "epoch", "weights", "model"])
 }
 
-const SHELL_ERROR: &str =
+pub(crate) const SHELL_ERROR: &str =
     "the job script itself failed: the shell refused one of its lines (an unset variable, a command that does not exist, a syntax error) (implementation)";
 const CONFIG_INVALID: &str =
     "the job's configuration failed its own validation (pydantic and the like): a configuration mistake (implementation)";
 
 /// bash's own errors about the script it runs: `run.sh: line 11: ROOT: unbound variable`.
-fn shell_error(msg: &str) -> bool {
+pub(crate) fn shell_error(msg: &str) -> bool {
     msg.contains(": line ")
         && has_any(
             msg,
@@ -929,6 +942,7 @@ pub(crate) const EMBEDDING_ID: &str =
     "an id beyond an embedding's table: token or category ids the model was not built for (data)";
 pub(crate) const RAGGED: &str =
     "examples of different lengths or shapes in one batch: the data was not padded or cut to one size (data)";
+const ENCODING: &str = "a data file not in the expected text encoding (data)";
 const SHAPE: &str = "an input shape that does not match what the model expects (data)";
 pub(crate) const CLASS_ABSENT: &str =
     "the targets hold one class only (no positive or no negative example): the split lacks a class, so its metric says nothing (data)";
@@ -1006,6 +1020,36 @@ const DATA_PHRASES: &[PhraseRule] = &[
         "the splits share items: the same examples are in train and in validation or test (data)",
     ),
     (
+        // a feature known only after the outcome (filled in when an account cancels): a
+        // leakage check refusing it
+        &[
+            "leakage gate",
+            "leakage check",
+            "label leakage",
+            "target leakage",
+            "data leakage",
+            "feature leakage",
+            "leaks the label",
+            "leaks the target",
+        ],
+        "a feature of the data leaks the target: it is known only after the outcome it should predict (data)",
+    ),
+    (
+        // sequences of length 0 (sessions without events, empty texts) packed for an RNN
+        &["found an element in 'lengths' that is <= 0"],
+        "sequences of length 0 in the data (a session without events, an empty text) (data)",
+    ),
+    (
+        // `torch.multinomial` of weights below zero: a sampler's sample or class weights
+        &["invalid multinomial distribution (encountering probability entry < 0)"],
+        "weights below zero in the data (a sampler's sample or class weights) (data)",
+    ),
+    (
+        // iconv's words for bytes not in the encoding it was told
+        &["illegal input sequence"],
+        ENCODING,
+    ),
+    (
         // json's decoder recursing through a record nested deeper than it can follow
         &["while decoding a json"],
         "a data record nested deeper than its parser can follow (data)",
@@ -1038,6 +1082,8 @@ const DATA_PHRASES: &[PhraseRule] = &[
             "shapes cannot be multiplied",
             // images with another number of channels than the first convolution's
             "channels, but got",
+            // the Hugging Face image models' check of the pixel values' channels
+            "channel dimension of the pixel values",
             // a reshape into the shape the model takes (`view(-1, 28, 28)`) of an input whose
             // size does not fit it
             "is invalid for input of size",
@@ -1245,6 +1291,8 @@ const DATA_PHRASES: &[PhraseRule] = &[
             // refuses), or on an empty one
             "contains pickled (object) data",
             "no data left in file",
+            // np.load(mmap_mode=…) of a .npy cut short: its header promises more than is there
+            "mmap length is greater than file size",
             "error while deserializing header",
             "unexpected end of data",
             "could not be opened successfully",
@@ -1333,7 +1381,7 @@ fn data(short: &str, msg: &str, ctx: &TbContext) -> Option<&'static str> {
     }
     match short {
         "ParserError" | "EmptyDataError" => return Some(UNPARSABLE),
-        "UnicodeDecodeError" => return Some("a data file not in the expected text encoding (data)"),
+        "UnicodeDecodeError" => return Some(ENCODING),
         _ => {}
     }
     if short == "FileNotFoundError"

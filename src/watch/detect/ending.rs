@@ -42,6 +42,7 @@ impl Detector {
                     }
                 }
                 self.error_logged_at_success(&mut out);
+                self.shell_complained_at_success(&mut out);
                 self.learnt_nothing(&mut out);
             }
             Some(outcome @ ExitOutcome::Scheduler(_)) => {
@@ -138,6 +139,28 @@ impl Detector {
             excerpt: vec![text],
             count: 1,
             reason: format!("the run logged an error and went on: {}", v.reason),
+        };
+        self.push_forced(inc, Severity::Warning, out);
+    }
+
+    /// The run ended well, yet bash refused a line of its job script (`job.sh: line 4: $'\r':
+    /// command not found`, a script saved with CRLF line endings; a typo in a command): what
+    /// the script meant to do after it was not done. A warning, unless it is evidence already.
+    fn shell_complained_at_success(&mut self, out: &mut Vec<Finding>) {
+        let Some((n, text)) = self.shell_complaint.clone() else {
+            return;
+        };
+        if self.incidents.iter().any(|i| i.line == n) {
+            return;
+        }
+        let inc = Incident {
+            category: Category::Implementation,
+            severity: Severity::Warning,
+            line: n,
+            text: text.clone(),
+            excerpt: vec![text],
+            count: 1,
+            reason: format!("the run ended well, yet {}", classify::SHELL_ERROR),
         };
         self.push_forced(inc, Severity::Warning, out);
     }
@@ -402,6 +425,42 @@ impl Detector {
     /// words (`mnt/datasets is not a mountpoint`) before the job script's ERROR lines that
     /// restate them.
     pub(super) fn stated_cause(&self) -> Option<(u64, String, Verdict)> {
+        self.stated_words().map(|found| self.tool_said_first(found))
+    }
+
+    /// A tool's own failure message just before the line found (`curl: (22) The requested
+    /// URL returned error: 404`, then the job script's `error: could not fetch …`): where it
+    /// first went wrong. Its verdict if its words name a cause, else the found line's.
+    fn tool_said_first(&self, found: (u64, String, Verdict)) -> (u64, String, Verdict) {
+        let mut first = None;
+        // The run of tool messages right before it (tar's `Unexpected EOF in archive`, then
+        // its `Error is not recoverable`): the first of them.
+        let before = self
+            .tail
+            .iter()
+            .rev()
+            .filter(|(m, l)| *m < found.0 && !l.trim().is_empty());
+        for nl in before.take(NAMED_BEFORE_WITHIN) {
+            if rules::tool_message(nl.1.trim()).is_none() {
+                break;
+            }
+            // Its words say it failed (a stage's count, `prepare: 0 rows left`, is no tool's
+            // failure).
+            if !rules::states_failure(&nl.1) {
+                break;
+            }
+            first = Some(judged(nl));
+        }
+        match first {
+            Some(s) if s.2.strong => s,
+            Some((n, text, _)) => (n, text, found.2),
+            None => found,
+        }
+    }
+
+    /// What the log says stopped the program (see [`Detector::stated_cause`]), before a
+    /// tool's words just before it are looked for.
+    fn stated_words(&self) -> Option<(u64, String, Verdict)> {
         if let Some((n, text, v)) = &self.error_record {
             if self.since_record <= CAUSE_WITHIN {
                 let found = (*n, text.clone(), *v);

@@ -273,6 +273,8 @@ pub struct Detector {
     /// that a rank exited with a code (the rank printed why, then `sys.exit(3)`), a driver's
     /// `CalledProcessError` for its child: the cause, if nothing but relays states one.
     relay_words: Option<(u64, String, Verdict)>,
+    /// The first of bash's complaints about the job script (see [`LineKind::ShellComplaint`]).
+    shell_complaint: Option<(u64, String)>,
     /// Lines since `error_record`.
     since_record: u64,
     /// A traceback the program announced it recovers from has just ended: the chained
@@ -307,6 +309,7 @@ pub struct Detector {
 enum Quiet {
     Nothing,
     NoiseWarning,
+    ShellComplaint,
     /// The message at `start..end` of the visible text.
     ErrorRecord {
         start: usize,
@@ -320,6 +323,7 @@ impl Quiet {
         match kind {
             LineKind::Nothing => Some(Quiet::Nothing),
             LineKind::NoiseWarning => Some(Quiet::NoiseWarning),
+            LineKind::ShellComplaint => Some(Quiet::ShellComplaint),
             LineKind::ErrorRecord { msg } => {
                 let start = (msg.as_ptr() as usize).checked_sub(vis.as_ptr() as usize)?;
                 let end = start + msg.len();
@@ -333,6 +337,7 @@ impl Quiet {
         match self {
             Quiet::Nothing => LineKind::Nothing,
             Quiet::NoiseWarning => LineKind::NoiseWarning,
+            Quiet::ShellComplaint => LineKind::ShellComplaint,
             Quiet::ErrorRecord { start, end } => LineKind::ErrorRecord {
                 msg: &vis[start..end],
             },
@@ -359,6 +364,7 @@ impl Detector {
             log_disk: None,
             rank_prefix: String::new(),
             error_record: None,
+            shell_complaint: None,
             relay_words: None,
             since_record: 0,
             recovering: false,
@@ -724,6 +730,12 @@ impl Detector {
                     self.error_record = Some((n, text, v));
                 }
                 self.since_record = 0;
+                self.count_ordinary(1, out);
+            }
+            LineKind::ShellComplaint => {
+                if self.shell_complaint.is_none() {
+                    self.shell_complaint = Some((n, cut(&self.quoted(vis.trim()), MAX_LINE_CHARS)));
+                }
                 self.count_ordinary(1, out);
             }
             LineKind::Nothing => self.count_ordinary(1, out),

@@ -42,6 +42,8 @@ pub(crate) const EMPTY_LOADER: Lits = 1 << 20;
 pub(crate) const DEBUG_RUN: Lits = 1 << 21;
 /// A retried attempt (see `super::attempts`): no rule needs it, the attempts are kept.
 pub(crate) const ATTEMPT: Lits = 1 << 22;
+/// bash's complaint about a line of the script it runs (`job.sh: line 4: …`).
+pub(crate) const SHELL: Lits = 1 << 23;
 
 /// Every rule in [`super::rules`] needs one of these literals in its line; keep them in sync.
 /// A new literal needs nothing else: it is searched from its first byte in the last bucket
@@ -127,6 +129,8 @@ const LITERALS: &[(&str, Lits)] = &[
     ("Attempt", ATTEMPT),
     ("retry", ATTEMPT),
     ("retrying", ATTEMPT),
+    // bash's `job.sh: line 4: $'\r': command not found`
+    (": line ", SHELL),
 ];
 
 /// Bytes of each literal the SIMD search fingerprints (the shortest literals' length: 4 made

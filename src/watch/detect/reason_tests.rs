@@ -69,6 +69,15 @@ fn exception_examples() -> Vec<(&'static str, &'static str, TbContext, Category,
         ("json.decoder.JSONDecodeError", "Expecting value: line 1 column 1 (char 0)", TbContext { service_refused: true, ..n }, Infrastructure, classify::SERVICE_ANSWERED_ERROR),
         ("ValueError", "invalid literal for int() with base 10: 'LOADING Redis is loading the dataset in memory'", n, Infrastructure, classify::SERVICE_UNREACHABLE),
         ("curl", "(6) Could not resolve host: artifacts.internal", n, Infrastructure, classify::SERVICE_UNREACHABLE),
+        ("", "could not enqueue evaluation job: MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk.", n, Infrastructure, classify::SERVICE_UNREACHABLE),
+        ("ImportError", "libtorch_cpu.so: failed to map segment from shared object", n, Resource, classify::OUT_OF_MEMORY),
+        ("", "leakage gate: feature 'cancel_reason_code' alone separates the label (AUC 1.000 > 0.95); refusing to train on it", n, Data, "a feature of the data leaks the target: it is known only after the outcome it should predict (data)"),
+        ("RuntimeError", "Length of all samples has to be greater than 0, but found an element in 'lengths' that is <= 0", n, Data, "sequences of length 0 in the data (a session without events, an empty text) (data)"),
+        ("RuntimeError", "invalid multinomial distribution (encountering probability entry < 0)", n, Data, "weights below zero in the data (a sampler's sample or class weights) (data)"),
+        ("", "iconv: illegal input sequence at position 71848", n, Data, "a data file not in the expected text encoding (data)"),
+        ("ValueError", "Make sure that the channel dimension of the pixel values match with the one set in the configuration. Expected 3 but got 1.", n, Data, "an input shape that does not match what the model expects (data)"),
+        ("ValueError", "mmap length is greater than file size", n, Data, classify::CORRUPT),
+        ("", "mode collapse: generator covers 1 of 8 modes for 3 checks in a row (sample std 0.183, data 1.415, step 500); stopping", n, Convergence, "the run says its generator collapsed onto a few modes of the data: the adversarial training failed (convergence)"),
         ("IndexError", "index 7 is out of bounds for dimension 0 with size 5", n, Data, "a tensor indexed beyond its size: an index (a label, an id) from the data (data)"),
         ("pandas.errors.ParserError", "Error tokenizing data. C error: Expected 3 fields in line 5, saw 4", n, Data, "a data file that does not parse (data)"),
         ("UnicodeDecodeError", "'utf-8' codec can't decode byte 0xff in position 0: invalid start byte", n, Data, "a data file not in the expected text encoding (data)"),
@@ -283,6 +292,11 @@ fn every_reason() -> Vec<(Category, String)> {
     all.push((Convergence, classify::NAN_FROM_DIVERGENCE.to_string()));
     // A stop from outside that the log says was a preemption (see `ending`).
     all.push((Infrastructure, rules::PREEMPTED.to_string()));
+    // A run that ended well after bash refused a line of its job script (see `ending`).
+    all.push((
+        Implementation,
+        format!("the run ended well, yet {}", classify::SHELL_ERROR),
+    ));
     // A run that ended well with the same score at every evaluation (see `curve`).
     all.push((Implementation, super::curve::LEARNT_NOTHING.to_string()));
     all

@@ -32,6 +32,9 @@ pub(crate) enum LineKind<'a> {
     /// name: msg`, …) with its message. Not evidence while the run goes on (programs log
     /// errors they handle); the cause when the process then fails and nothing else says why.
     ErrorRecord { msg: &'a str },
+    /// bash's complaint about a line of the script it runs (`job.sh: line 4: $'\r': command
+    /// not found`): the script is wrong even if it then ends well (it has no `set -e`).
+    ShellComplaint,
     /// Nothing (the prefilter's literal was a false alarm: `train_error`, `0 diverging`, …).
     Nothing,
 }
@@ -264,7 +267,23 @@ pub(crate) fn error_record(t: &str) -> Option<&str> {
         let msg = msg.trim_start();
         return (!msg.is_empty()).then_some(msg);
     }
-    for level in ["ERROR", "CRITICAL", "FATAL"] {
+    record_at(t, &["ERROR", "CRITICAL", "FATAL"])
+}
+
+/// A logging record at the warning level (`12:00:01 WARNING name: msg`, `[WARN] msg`): its
+/// message. The program judged what it logs there not to stop it.
+pub(crate) fn warning_record(t: &str) -> Option<&str> {
+    if let Some(msg) = t.strip_prefix("<4>") {
+        let msg = msg.trim_start();
+        return (!msg.is_empty()).then_some(msg);
+    }
+    record_at(t, &["WARNING", "WARN"])
+}
+
+/// The message of a record whose level, one of `levels`, is a whole token among its first
+/// fields.
+fn record_at<'a>(t: &'a str, levels: &[&str]) -> Option<&'a str> {
+    for level in levels {
         let Some(p) = memchr::memmem::find(t.as_bytes(), level.as_bytes()) else {
             continue;
         };
@@ -290,11 +309,13 @@ fn native_assertion(t: &str) -> bool {
 }
 
 /// The line before a traceback says the program handles what follows and goes on: a
-/// recovery ([`announces_recovery`]), or a skip it logs below the error level (`WARNING
-/// loader: skipping corrupt record 57`). A skip logged as an ERROR is the program calling it
-/// an error (data was dropped): that stays a warning.
+/// recovery ([`announces_recovery`]), a skip it logs below the error level (`loader:
+/// skipping corrupt record 57`), or a record at the warning level that the traceback belongs
+/// to (`logger.warning(…, exc_info=True)`: `WARNING recipe: push_to_hub failed on this node`).
+/// A skip logged as an ERROR is the program calling it an error (data was dropped): that
+/// stays a warning.
 pub(crate) fn handles_next(line: &str) -> bool {
-    if announces_recovery(line) {
+    if announces_recovery(line) || warning_record(line.trim()).is_some() {
         return true;
     }
     let l = line.to_ascii_lowercase();
@@ -408,6 +429,24 @@ pub(crate) fn announces_preemption(line: &str) -> bool {
 
 pub(crate) const PREEMPTED: &str =
     "the job's log says the cluster stopped it: a preemption, a requeue, a failed node (infrastructure)";
+
+/// A Unix tool's message in its conventional form, `prog: message` (`curl: (22) The requested
+/// URL returned error: 404`, `tar: Unexpected EOF in archive`, bash's `repo/job.sh: line 4:
+/// …`): its message. Not a log level's word (`error: …`), nor a record with a time or a
+/// level before it.
+pub(crate) fn tool_message(t: &str) -> Option<&str> {
+    let (name, msg) = t.split_once(": ")?;
+    let named = (1..=24).contains(&name.len())
+        && name.as_bytes()[0].is_ascii_lowercase()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'+' | b'/'));
+    let level = matches!(
+        name,
+        "error" | "warning" | "warn" | "fatal" | "info" | "debug" | "note" | "hint" | "usage" | "critical"
+    );
+    (named && !level && !msg.trim().is_empty()).then_some(msg)
+}
 
 /// A line of a program's own that states a failure (`print(e)` before `sys.exit(2)`). A
 /// decision to stop (`metric below the gate, aborting`) is not one: the exit says it all.
@@ -1072,6 +1111,9 @@ pub(crate) fn classify_line_with(line: &str, rhat_threshold: f64, m: prefilter::
     }
     if let Some(msg) = has(prefilter::LEVEL).then(|| error_record(t)).flatten() {
         return LineKind::ErrorRecord { msg };
+    }
+    if has(prefilter::SHELL) && tool_message(t).is_some() && classify::shell_error(t) {
+        return LineKind::ShellComplaint;
     }
     // A validator's printed heading (`2 validation errors for TrainConfig`), its field errors
     // below: the program's word on why it stops, as an error record is.

@@ -627,6 +627,74 @@ fn a_skip_logged_below_error_level_is_handled_one_logged_as_an_error_is_not() {
 }
 
 #[test]
+fn a_traceback_logged_at_the_warning_level_is_handled_unless_the_run_then_fails_alone() {
+    // `logger.warning(…, exc_info=True)`: the record, then the traceback it carries.
+    let tb = "Traceback (most recent call last):\n  File \"r.py\", line 50, in <module>\n    trainer.push_to_hub()\nhuggingface_hub.errors.OfflineModeIsEnabled: Cannot reach https://hub/api/repos/create: offline mode is enabled.";
+    let warned = format!("19:24:29 WARNING recipe: push_to_hub failed on this node; left for CI\n{tb}\n19:24:30 INFO recipe: done");
+    assert!(lines(&warned, Some(ExitOutcome::Code(0))).is_empty());
+    // Logged as a warning, then nothing else before a failing exit: it was the end after all.
+    let inc = lines(
+        &format!("19:24:29 WARNING recipe: push failed\n{tb}"),
+        Some(ExitOutcome::Code(1)),
+    );
+    assert_eq!(inc.len(), 1, "{inc:#?}");
+    assert_eq!(inc[0].line, 5);
+    assert_eq!(inc[0].severity, Severity::Fatal);
+    // The same traceback after an error-level record is an error the run outlived: a note.
+    let errored = format!("19:24:29 ERROR recipe: push failed\n{tb}\n19:24:30 INFO a\nb\nc");
+    let inc = lines(&errored, Some(ExitOutcome::Code(0)));
+    assert_eq!(inc.len(), 1, "{inc:#?}");
+    // A level word inside a message is no level.
+    assert!(rules::warning_record("saved to WARNINGS.md").is_none());
+    assert!(rules::warning_record("loss 0.3, see warnings above").is_none());
+    assert_eq!(rules::warning_record("[WARN] low disk"), Some("low disk"));
+}
+
+#[test]
+fn bash_refusing_a_line_of_a_job_script_that_then_ends_well_is_an_implementation_warning() {
+    // A script saved with CRLF line endings and no `set -e`: bash complains, the script goes
+    // on and exits 0, its work not done.
+    let log = "[submit] running repo/job.sh\nrepo/job.sh: line 4: $'\\r': command not found\n[train] epoch 1/4 loss 0.0192\n[train] saved model\n[job] done";
+    let inc = lines(log, Some(ExitOutcome::Code(0)));
+    assert_eq!(inc.len(), 1, "{inc:#?}");
+    assert_eq!(inc[0].line, 2);
+    assert_eq!(inc[0].severity, Severity::Warning);
+    assert_eq!(inc[0].category, Category::Implementation);
+    // Words alike that are not bash's complaint about its script are nothing.
+    let ok = "json: Expecting value: line 1 column 1\nmodel: line search converged\ndone";
+    assert!(lines(ok, Some(ExitOutcome::Code(0))).is_empty());
+    // A failing exit after it is still judged as before: the complaint is the cause.
+    let inc = lines(
+        "run.sh: line 11: ROOT: unbound variable",
+        Some(ExitOutcome::Code(1)),
+    );
+    assert_eq!(inc.len(), 1, "{inc:#?}");
+    assert_eq!(inc[0].line, 1);
+    assert_eq!(inc[0].severity, Severity::Fatal);
+}
+
+#[test]
+fn a_tools_failure_message_right_before_the_scripts_error_is_the_line() {
+    let log = "[stage-in] run date 2026-12-03\ncurl: (22) The requested URL returned error: 404\n[stage-in] error: could not fetch forecast/features/dt=2026-12-02/features.npy";
+    let inc = lines(log, Some(ExitOutcome::Code(66)));
+    assert_eq!(inc.len(), 1, "{inc:#?}");
+    assert_eq!(inc[0].line, 2);
+    // The tool's words name no cause: the category is the script's line's and exit's.
+    let without = lines(
+        &log.replace("curl: (22)", "[stage-in] (22)"),
+        Some(ExitOutcome::Code(66)),
+    );
+    assert_eq!(inc[0].category, without[0].category);
+    // A stage's own count before the error is not a tool's failure: the error line stays.
+    let log = "prepare: loaded 1200 rows\nprepare: 0 rows after dropping duplicates\nerror: no labelled rows left; nothing to train on";
+    let inc = lines(log, Some(ExitOutcome::Code(1)));
+    assert_eq!(inc[0].line, 3);
+    assert!(rules::tool_message("tar: Unexpected EOF in archive").is_some());
+    assert!(rules::tool_message("error: no labelled rows").is_none());
+    assert!(rules::tool_message("2026-12-03 12:00:01 ERROR x: y").is_none());
+}
+
+#[test]
 fn an_abort_is_explained_by_the_failing_words_printed_just_before_it() {
     let dump =
         "\nCurrent thread 0x00007f (most recent call first):\n  File \"load.py\", line 18 in <module>\n";

@@ -1,8 +1,8 @@
 //! The real-framework fixture corpus (tests/fixtures/real, issue 12) is consistent: each
 //! manifest entry names a script and a log that exist, the labelled first error line is
 //! really that line of the log, labels use the known words, and the thirty parts (tuned,
-//! held-out; tuned-2 to tuned-26, each written blind later, measured once, then tuned on;
-//! held-out-27 to held-out-29, written blind after those, measured only) do not share a case.
+//! held-out; tuned-2 to tuned-29, each written blind later, measured once, then tuned on) do not
+//! share a case.
 //! It does not score the detector: `bench/triage_score.sh` measures that, because the corpus
 //! exists to show what triage still gets wrong.
 
@@ -67,9 +67,9 @@ const PARTS: [&str; 30] = [
     "tuned-24",
     "tuned-25",
     "tuned-26",
-    "held-out-27",
-    "held-out-28",
-    "held-out-29",
+    "tuned-27",
+    "tuned-28",
+    "tuned-29",
 ];
 const CATEGORIES: [&str; 5] = [
     "implementation",

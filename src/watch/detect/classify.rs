@@ -348,6 +348,8 @@ fn optimisation_not_finite(lower: &str) -> bool {
 
 pub(crate) const CUDA_OOM: &str = "CUDA ran out of memory (resource)";
 pub(crate) const OUT_OF_MEMORY: &str = "the process ran out of memory (resource)";
+const MEMORY_SHORT: &str =
+    "the job needs more memory than it was given: its own estimate exceeds its allocation (resource)";
 pub(crate) const DISK_FULL: &str = "the disk is full: nothing more could be written (resource)";
 pub(crate) const NO_ROOM: &str = "the job's disk has less free space than it needs (resource)";
 pub(crate) const FILE_TOO_LARGE: &str =
@@ -377,6 +379,12 @@ const RESOURCE_PHRASES: &[PhraseRule] = &[
             "failed to map segment from shared object",
         ],
         OUT_OF_MEMORY,
+    ),
+    (
+        // libgomp (OpenMP) when the threads' stacks do not fit in what is left (an address
+        // space limit, a cap on processes)
+        &["Thread creation failed"],
+        THREAD_LIMIT,
     ),
     (
         &[
@@ -546,6 +554,17 @@ fn resource(short: &str, msg: &str, ctx: &TbContext) -> Option<&'static str> {
             OUT_OF_MEMORY
         });
     }
+    // A job's own check that the memory it needs is more than it was given (`memory estimate
+    // 22.92 GiB exceeds the job's allocation of 8.00 GiB; not starting`).
+    if lower.contains("memory")
+        && has_any(
+            &lower,
+            &["exceeds the", "exceeds its", "exceeds our", "more than the"],
+        )
+        && has_any(&lower, &["allocation", "limit", "budget", "available"])
+    {
+        return Some(MEMORY_SHORT);
+    }
     match short {
         "BrokenProcessPool" | "TerminatedWorkerError" => return Some(WORKER_KILLED),
         "KeyboardInterrupt" => return Some("interrupted from outside (Ctrl-C, SIGINT) (resource)"),
@@ -616,6 +635,14 @@ const INFRASTRUCTURE_PHRASES: &[PhraseRule] = &[
             // is a read-only replica
             "MISCONF",
             "You can't write against a read only replica",
+            // etcd's server without a quorum (`etcdserver: no leader`, `request timed out`)
+            "etcdserver: ",
+            // a proxy or a service redirecting a request to itself (urllib's `HTTP Error 302:
+            // … would lead to an infinite loop`, requests' `Exceeded 30 redirects`)
+            "would lead to an infinite loop",
+            "Exceeded 30 redirects",
+            "too many redirects",
+            "TooManyRedirects",
             // curl's and ssh's words for a name that does not resolve, and the BSDs' and
             // Windows' resolvers'
             "Could not resolve host",
@@ -736,6 +763,8 @@ pub(crate) const GRADS_NOT_FINITE: &str =
     "the gradients or weights became NaN or infinite: the optimisation diverged (convergence)";
 pub(crate) const DIVERGED: &str =
     "the run says its optimisation diverged (a loss or gradients exploding) (convergence)";
+const POSTERIOR_COLLAPSE: &str =
+    "the run says its VAE's posterior collapsed: the decoder ignores the latent code (convergence)";
 const MODE_COLLAPSE: &str =
     "the run says its generator collapsed onto a few modes of the data: the adversarial training failed (convergence)";
 const NO_IMPROVEMENT: &str = "the run says its metric stopped improving and it gave up (convergence)";
@@ -800,6 +829,10 @@ fn convergence(short: &str, msg: &str) -> Option<&'static str> {
     // A GAN's generator that learnt to produce a few modes of the data only.
     if has_any(&lower, &["mode collapse", "modes collapsed", "mode-collapse"]) {
         return Some(MODE_COLLAPSE);
+    }
+    // A VAE whose decoder learnt to ignore its latent code (the KL term at zero).
+    if has_any(&lower, &["posterior collapse", "kl collapse", "kl vanishing"]) {
+        return Some(POSTERIOR_COLLAPSE);
     }
     super::rules::says_not_converged(msg).then_some(NOT_CONVERGED)
 }
@@ -890,6 +923,9 @@ pub(crate) fn shell_error(msg: &str) -> bool {
                 ": bad substitution",
                 "syntax error near unexpected token",
                 "syntax error: unexpected end of file",
+                // arithmetic on what bash cannot compute (`$(( 0.06 * N ))`: floats)
+                "syntax error: invalid arithmetic operator",
+                "syntax error: operand expected",
                 // exec refusing a command line longer than the kernel takes (E2BIG): the
                 // script passes its inputs as arguments
                 ": Argument list too long",
@@ -978,6 +1014,51 @@ const DEVICE_ASSERT: &str =
 const DATA_ITEM: &str =
     "the error names the item of the data it failed on (a record, a row, a sample): that item does not fit (data)";
 
+/// `'float' object has no attribute 'lower'`: a string method called on a float.
+fn float_used_as_text(msg: &str) -> bool {
+    const TEXT_METHODS: &[&str] = &[
+        "lower",
+        "upper",
+        "strip",
+        "lstrip",
+        "rstrip",
+        "split",
+        "replace",
+        "startswith",
+        "endswith",
+        "encode",
+        "title",
+        "isdigit",
+        "casefold",
+        "splitlines",
+        "find",
+    ];
+    msg.strip_prefix("'float' object has no attribute '")
+        .and_then(|rest| rest.split_once('\''))
+        .is_some_and(|(attr, _)| TEXT_METHODS.contains(&attr))
+}
+
+/// Does the (lower-cased) message name a path with a data file's extension?
+fn names_data_file(lower: &str) -> bool {
+    const EXTENSIONS: &[&str] = &[
+        ".csv'",
+        ".tsv'",
+        ".parquet'",
+        ".json'",
+        ".jsonl'",
+        ".orc'",
+        ".avro'",
+        ".txt'",
+        ".npy'",
+    ];
+    has_any(lower, EXTENSIONS)
+}
+
+const NAN_TEXT: &str =
+    "a text field of the data holds a number where text was expected: an empty cell, read as NaN (data)";
+const TABLE_AS_FOLDER: &str =
+    "a data table written as a folder of parts (as Spark and Dask write one) where the job reads a single file (data)";
+
 /// Does `lower` name an item of the data by its number: `record 3812`, `row 17`, `sample #4`?
 fn names_data_item(lower: &str) -> bool {
     let mut prev = "";
@@ -1043,6 +1124,28 @@ const DATA_PHRASES: &[PhraseRule] = &[
         // `torch.multinomial` of weights below zero: a sampler's sample or class weights
         &["invalid multinomial distribution (encountering probability entry < 0)"],
         "weights below zero in the data (a sampler's sample or class weights) (data)",
+    ),
+    (
+        // audio recorded at another sampling rate than the model's feature extractor takes
+        // (`… was trained using a sampling rate of 16000. Please make sure that the provided
+        // `raw_speech` input was sampled with 16000 and not 8000.`)
+        &[
+            "was trained using a sampling rate of",
+            "sampling rate mismatch",
+            // the first line of that message in transformers (its extractor's config follows)
+            "the model corresponding to this feature extractor",
+        ],
+        "audio in the data at another sampling rate than the model was trained on (data)",
+    ),
+    (
+        // wave's reader on a file that is no PCM WAV (floating-point samples, another format)
+        &["does not start with riff id", "not a wave file", "unknown format: "],
+        "an audio file of the data in a format its reader cannot read (data)",
+    ),
+    (
+        // `sort -c` on input that must be sorted: `sort: clicks.tsv:20001: disorder: …`
+        &[": disorder: "],
+        "the data is not in the order the job needs (unsorted input) (data)",
     ),
     (
         // iconv's words for bytes not in the encoding it was told
@@ -1167,7 +1270,14 @@ const DATA_PHRASES: &[PhraseRule] = &[
         "dates in the data that are not in the expected format (data)",
     ),
     (
-        &["unknown label type", "previously unseen", "unseen label"],
+        &[
+            "unknown label type",
+            "previously unseen",
+            "unseen label",
+            // torchmetrics' check of a metric's targets (`Detected the following values in
+            // `target`: tensor([0, 1, 2]) but expected only the following values [0, 1].`)
+            "detected the following values in `target`",
+        ],
         "labels of a kind or value the model does not know (data)",
     ),
     (&["label must be in", "labels must be in"], CLASS_INDEX),
@@ -1384,6 +1494,15 @@ fn data(short: &str, msg: &str, ctx: &TbContext) -> Option<&'static str> {
         "UnicodeDecodeError" => return Some(ENCODING),
         _ => {}
     }
+    // A string method called on a float: a text column's empty cell, read as NaN.
+    if short == "AttributeError" && float_used_as_text(msg) {
+        return Some(NAN_TEXT);
+    }
+    // A table written as a folder of parts (Spark's and Dask's `users.csv/part-0000…`) where
+    // the job reads one file.
+    if short == "IsADirectoryError" && names_data_file(&lower) {
+        return Some(TABLE_AS_FOLDER);
+    }
     if short == "FileNotFoundError"
         || has_any(
             msg,
@@ -1434,7 +1553,7 @@ fn data(short: &str, msg: &str, ctx: &TbContext) -> Option<&'static str> {
         return Some(CORRUPT);
     }
     if has_any(&lower, &["label", "target", "class index", "class id"])
-        && has_any(&lower, &["out of range", "out of bounds", "invalid"])
+        && has_any(&lower, &["out of range", "out of bounds", "invalid", "outside"])
     {
         return Some(CLASS_INDEX);
     }

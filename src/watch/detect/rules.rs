@@ -503,8 +503,21 @@ pub(crate) fn states_failure(line: &str) -> bool {
                     .any(|p| l.contains(p))
 }
 
+/// Does a warning's message say a table or an input is empty (`the score table is empty`)?
+fn says_empty(msg: &str) -> bool {
+    let l = msg.to_ascii_lowercase();
+    ["is empty", "are empty", "was empty", "were empty"]
+        .iter()
+        .any(|p| l.contains(p))
+}
+
+pub(crate) const STREAM_REPEATED: &str =
+    "the loader fetched more samples than its IterableDataset holds: every worker yields the whole stream, so each sample comes once per worker (implementation)";
+pub(crate) const EMPTY_WARNED: &str =
+    "a warning that a table the job read or wrote is empty: the run went on with no data (data)";
+
 /// A line that says what it reports was dealt with and left behind: a trial discarded, a
-/// batch or a step skipped, a sample dropped (whole words).
+/// batch or a step skipped, a sample dropped (whole words), the run rolled back.
 pub(crate) fn states_handled(line: &str) -> bool {
     const HANDLED: [&str; 8] = [
         "discarded",
@@ -518,6 +531,9 @@ pub(crate) fn states_handled(line: &str) -> bool {
     ];
     line.split(|c: char| !c.is_ascii_alphabetic())
         .any(|w| w.len() >= 6 && HANDLED.iter().any(|h| w.eq_ignore_ascii_case(h)))
+        // a trainer's guard going back to an earlier state (`non-finite loss (inf) at step
+        // 16; rolling back to step 0 and halving lr`), not a rolling mean
+        || ["rolling back", "rolled back"].iter().any(|p| line.contains(p))
 }
 
 /// A runner's word that a step it ran failed, which only relays that step's own failure:
@@ -839,6 +855,26 @@ pub(crate) fn classify_line_with(line: &str, rhat_threshold: f64, m: prefilter::
             && !msg.starts_with("invalid value encountered in scalar ")
         {
             return hit(Category::Data, false, HitKind::PyWarning, key, NAN_MADE);
+        }
+        // torch's check of an IterableDataset's length (`Length of IterableDataset … was
+        // reported to be 12 …, but 24 samples have been fetched`): every loader worker yields
+        // the whole stream, so each sample comes once per worker.
+        if short == "UserWarning"
+            && msg.contains("IterableDataset")
+            && msg.contains("samples have been fetched")
+        {
+            return hit(
+                Category::Implementation,
+                false,
+                HitKind::PyWarning,
+                key,
+                STREAM_REPEATED,
+            );
+        }
+        // A warning that what the job read or produced holds nothing (`scored 0 customers;
+        // the score table is empty`): the run goes on with no data.
+        if short == "UserWarning" && says_empty(msg) {
+            return hit(Category::Data, false, HitKind::PyWarning, key, EMPTY_WARNED);
         }
         if says_worker_stopped(msg) {
             return hit(

@@ -695,6 +695,15 @@ fn a_tools_failure_message_right_before_the_scripts_error_is_the_line() {
 }
 
 #[test]
+fn a_non_finite_loss_the_trainer_rolled_back_from_is_no_alarm() {
+    let log = "ERROR trainer: non-finite loss (inf) at step 16; rolling back to step 0 and halving lr to 0.25\nstep 100 loss 1.15\nstep 200 loss 0.08\ndone";
+    assert!(lines(log, Some(ExitOutcome::Code(0))).is_empty());
+    // A rolling mean is no roll-back.
+    let log = "step 300 rolling mean loss nan\nstep 400 rolling mean loss nan";
+    assert_eq!(lines(log, Some(ExitOutcome::Code(0))).len(), 1);
+}
+
+#[test]
 fn an_abort_is_explained_by_the_failing_words_printed_just_before_it() {
     let dump =
         "\nCurrent thread 0x00007f (most recent call first):\n  File \"load.py\", line 18 in <module>\n";

@@ -45,6 +45,7 @@ impl Detector {
                 b.ctx.fork_frame |= classify::forking_frame(t);
                 b.ctx.network_frame |= classify::network_frame(t);
                 b.ctx.futures_frame |= classify::futures_frame(t);
+                b.ctx.reader_frame = classify::reader_frame(t);
                 b.own_frame = classify::own_frame(t);
                 b.source_next = true;
             } else if std::mem::take(&mut b.source_next) && b.own_frame {

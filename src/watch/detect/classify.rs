@@ -38,6 +38,10 @@ pub(crate) struct TbContext {
     /// A frame of the traceback is concurrent.futures' (`as_completed`, `Future.result`): a
     /// timeout there is the time the job allowed its own work.
     pub futures_frame: bool,
+    /// The innermost frame is inside a reader of data files (wave, tarfile, numpy's `.npy`
+    /// reader, pandas' readers, PIL, soundfile…): a value or format error raised there is
+    /// the file's.
+    pub reader_frame: bool,
     /// A line just before the traceback reports a service's error answer (`token service
     /// replied HTTP 200: {'error': 'temporarily_unavailable', …}`): an exception that names
     /// no cause of its own is the job tripping over that answer.
@@ -125,6 +129,45 @@ pub(crate) fn collating_frame(frame: &str) -> bool {
     frame_function(frame).is_some_and(|f| f.contains("collat"))
         || frame.contains("/_utils/collate.py")
         || frame.contains("/data_collator.py")
+}
+
+/// Is `frame` inside a reader of data files: the standard library's audio and archive
+/// readers, numpy's `.npy` / text readers, pandas' and pyarrow's readers, PIL, soundfile,
+/// librosa's and torchaudio's loaders, scipy.io, h5py?
+pub(crate) fn reader_frame(frame: &str) -> bool {
+    let Some(path) = frame.split('"').nth(1) else {
+        return false;
+    };
+    let path = path.replace('\\', "/");
+    [
+        "/wave.py",
+        "/aifc.py",
+        "/sunau.py",
+        "/tarfile.py",
+        "/zipfile.py",
+        "/gzip.py",
+        "/bz2.py",
+        "/lzma.py",
+        "/numpy/lib/format.py",
+        "/numpy/lib/_format_impl.py",
+        "/numpy/lib/npyio.py",
+        "/numpy/lib/_npyio_impl.py",
+        "/soundfile.py",
+        "/librosa/core/audio.py",
+    ]
+    .iter()
+    .any(|f| path.ends_with(f))
+        || [
+            "/zipfile/",
+            "/pandas/io/",
+            "/pyarrow/parquet/",
+            "/PIL/",
+            "/torchaudio/",
+            "/scipy/io/",
+            "/h5py/",
+        ]
+        .iter()
+        .any(|d| path.contains(d))
 }
 
 /// Is `frame` inside concurrent.futures?
@@ -1054,6 +1097,8 @@ fn names_data_file(lower: &str) -> bool {
     has_any(lower, EXTENSIONS)
 }
 
+const READER_REFUSED: &str =
+    "a reader of data files refused the file it was given: its format or its content is not what the reader takes (data)";
 const NAN_TEXT: &str =
     "a text field of the data holds a number where text was expected: an empty cell, read as NaN (data)";
 const TABLE_AS_FOLDER: &str =
@@ -1795,6 +1840,25 @@ pub(crate) fn classify_exception(name: &str, msg: &str, ctx: &TbContext) -> Verd
     }
     if let Some(r) = data(short, msg, ctx) {
         return strong(Category::Data, r);
+    }
+    // A value or format error raised inside a reader of data files, that no rule above
+    // names: the reader refused the file it was given. (A wrong type, a missing attribute or
+    // an unparsable module there is the calling code's.)
+    if ctx.reader_frame
+        && !matches!(
+            short,
+            "TypeError"
+                | "AttributeError"
+                | "NameError"
+                | "UnboundLocalError"
+                | "ImportError"
+                | "ModuleNotFoundError"
+                | "NotImplementedError"
+                | "SyntaxError"
+                | "RecursionError"
+        )
+    {
+        return strong(Category::Data, READER_REFUSED);
     }
     if let Some(r) = implementation(short) {
         return strong(Category::Implementation, r);

@@ -28,6 +28,7 @@ fn ctx(pandas: bool, getitem: bool) -> TbContext {
         network_frame: false,
         index_arithmetic: false,
         futures_frame: false,
+        reader_frame: false,
         service_refused: false,
     }
 }
@@ -88,6 +89,7 @@ fn exception_examples() -> Vec<(&'static str, &'static str, TbContext, Category,
         ("IsADirectoryError", "[Errno 21] Is a directory: 'features/users.csv'", n, Data, "a data table written as a folder of parts (as Spark and Dask write one) where the job reads a single file (data)"),
         ("ValueError", "The model corresponding to this feature extractor: Wav2Vec2FeatureExtractor {", n, Data, "audio in the data at another sampling rate than the model was trained on (data)"),
         ("wave.Error", "file does not start with RIFF id", n, Data, "an audio file of the data in a format its reader cannot read (data)"),
+        ("tarfile.ReadError", "unexpected end of header block", TbContext { reader_frame: true, ..n }, Data, "a reader of data files refused the file it was given: its format or its content is not what the reader takes (data)"),
         ("", "sort: clicks.tsv:20001: disorder: u252345\t1764745547", n, Data, "the data is not in the order the job needs (unsorted input) (data)"),
         ("", "job.sh: line 24: 0.06: syntax error: invalid arithmetic operator (error token is \".06\")", n, Implementation, classify::SHELL_ERROR),
         ("", "mode collapse: generator covers 1 of 8 modes for 3 checks in a row (sample std 0.183, data 1.415, step 500); stopping", n, Convergence, "the run says its generator collapsed onto a few modes of the data: the adversarial training failed (convergence)"),

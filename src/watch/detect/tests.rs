@@ -704,6 +704,37 @@ fn a_non_finite_loss_the_trainer_rolled_back_from_is_no_alarm() {
 }
 
 #[test]
+fn a_value_error_raised_inside_a_reader_of_data_files_is_the_files() {
+    let tb = |frame: &str, exc: &str| {
+        format!("Traceback (most recent call last):\n  File \"/w/load.py\", line 9, in <module>\n    x = read(p)\n  File \"{frame}\", line 383, in _read\n    raise Error(m)\n{exc}")
+    };
+    let inc = lines(
+        &tb(
+            "/usr/lib/python3.12/tarfile.py",
+            "tarfile.ReadError: unexpected end of header block",
+        ),
+        Some(ExitOutcome::Code(1)),
+    );
+    assert_eq!(inc[0].category, Category::Data, "{inc:#?}");
+    assert!(
+        inc[0].reason.contains("a reader of data files refused the file"),
+        "{inc:#?}"
+    );
+    // A wrong type handed to the reader is the calling code's.
+    let inc = lines(
+        &tb("/usr/lib/python3.12/wave.py", "TypeError: expected str, got int"),
+        Some(ExitOutcome::Code(1)),
+    );
+    assert_eq!(inc[0].category, Category::Implementation);
+    // The same error raised in the job's own code names no cause.
+    let inc = lines(
+        &tb("/w/mylib.py", "tarfile.ReadError: unexpected end of header block"),
+        Some(ExitOutcome::Code(1)),
+    );
+    assert_eq!(inc[0].category, Category::Implementation);
+}
+
+#[test]
 fn an_abort_is_explained_by_the_failing_words_printed_just_before_it() {
     let dump =
         "\nCurrent thread 0x00007f (most recent call first):\n  File \"load.py\", line 18 in <module>\n";

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Score `trainwatch triage` on the real-framework fixture corpus (issue 12), each part on its
-# own (tuned, held-out; tuned-2 to tuned-29: blind batches measured once, then tuned on):
+# own (tuned, held-out; tuned-2 to tuned-29: blind batches measured once, then tuned on;
+# held-out-30 to held-out-32: blind batches, measured only):
 # category accuracy, first error line accuracy, false
 # alarms on clean runs, and a per-fixture table of expected against got.
 #
@@ -39,7 +40,9 @@ if [ ${#MANIFESTS[@]} -eq 0 ]; then
         tests/fixtures/real/tuned-23/manifest.json tests/fixtures/real/tuned-24/manifest.json
         tests/fixtures/real/tuned-25/manifest.json tests/fixtures/real/tuned-26/manifest.json
         tests/fixtures/real/tuned-27/manifest.json tests/fixtures/real/tuned-28/manifest.json
-        tests/fixtures/real/tuned-29/manifest.json)
+        tests/fixtures/real/tuned-29/manifest.json
+        tests/fixtures/real/held-out-30/manifest.json tests/fixtures/real/held-out-31/manifest.json
+        tests/fixtures/real/held-out-32/manifest.json)
 fi
 
 FLAGS=()

@@ -179,7 +179,14 @@ pub(crate) fn futures_frame(frame: &str) -> bool {
 pub(crate) fn socket_source(source: &str) -> bool {
     has_any(
         source,
-        &[".sendall(", ".send(", ".recv(", ".recv_into(", ".sendto("],
+        &[
+            ".sendall(",
+            ".send(",
+            ".recv(",
+            ".recv_into(",
+            ".sendto(",
+            ".connect(",
+        ],
     )
 }
 
@@ -649,6 +656,8 @@ pub(crate) const VOLUME_NOT_MOUNTED: &str =
     "a storage volume the node should have is not mounted: the node's set-up (infrastructure)";
 pub(crate) const LOSS_GUARD: &str =
     "the run stopped itself over its loss (a guard against divergence) (convergence)";
+const SOCKET_ABSENT: &str =
+    "the socket of a local service the job connects to is not there: its agent on the node is not running (infrastructure)";
 pub(crate) const SERVICE_UNREACHABLE: &str =
     "a network service the job depends on could not be reached or failed (a hub, a store, an API) (infrastructure)";
 
@@ -713,6 +722,14 @@ const INFRASTRUCTURE_PHRASES: &[PhraseRule] = &[
             "502 Server Error",
             "503 Server Error",
             "504 Server Error",
+            // urllib's `HTTP Error 504: Gateway Timeout`, a program's `HTTP 503 …`: a
+            // server's 5xx answer
+            "HTTP Error 50",
+            "HTTP 50",
+            "Gateway Timeout",
+            "Insufficient Storage",
+            // HashiCorp Vault restarted and not unsealed: no secret can be read
+            "Vault is sealed",
             "Service Unavailable",
             "Bad Gateway",
             "500 Server Error",
@@ -806,6 +823,8 @@ pub(crate) const GRADS_NOT_FINITE: &str =
     "the gradients or weights became NaN or infinite: the optimisation diverged (convergence)";
 pub(crate) const DIVERGED: &str =
     "the run says its optimisation diverged (a loss or gradients exploding) (convergence)";
+const REPRESENTATION_COLLAPSE: &str =
+    "the run says its encoder's representations collapsed: every input maps to the same point (convergence)";
 const POSTERIOR_COLLAPSE: &str =
     "the run says its VAE's posterior collapsed: the decoder ignores the latent code (convergence)";
 const MODE_COLLAPSE: &str =
@@ -876,6 +895,21 @@ fn convergence(short: &str, msg: &str) -> Option<&'static str> {
     // A VAE whose decoder learnt to ignore its latent code (the KL term at zero).
     if has_any(&lower, &["posterior collapse", "kl collapse", "kl vanishing"]) {
         return Some(POSTERIOR_COLLAPSE);
+    }
+    // A self-supervised encoder mapping every input to the same point.
+    if has_any(
+        &lower,
+        &[
+            "representation collapse",
+            "embedding collapse",
+            "dimensional collapse",
+        ],
+    ) {
+        return Some(REPRESENTATION_COLLAPSE);
+    }
+    // A network whose ReLU units output zero for every input (`100% of relu2 units dead`).
+    if has_any(&lower, &["units dead", "dead relu", "dead units", "dead neurons"]) {
+        return Some(NOT_LEARNING);
     }
     super::rules::says_not_converged(msg).then_some(NOT_CONVERGED)
 }
@@ -1097,6 +1131,7 @@ fn names_data_file(lower: &str) -> bool {
     has_any(lower, EXTENSIONS)
 }
 
+const UNKNOWN_LABEL: &str = "labels of a kind or value the model does not know (data)";
 const READER_REFUSED: &str =
     "a reader of data files refused the file it was given: its format or its content is not what the reader takes (data)";
 const NAN_TEXT: &str =
@@ -1162,7 +1197,12 @@ const DATA_PHRASES: &[PhraseRule] = &[
     ),
     (
         // sequences of length 0 (sessions without events, empty texts) packed for an RNN
-        &["found an element in 'lengths' that is <= 0"],
+        &[
+            "found an element in 'lengths' that is <= 0",
+            // torch's padding of a signal or a sequence with no samples (`… with possibly 0
+            // batch size and other non-zero dimensions for input, but got: [1, 1, 0]`)
+            "and other non-zero dimensions for input",
+        ],
         "sequences of length 0 in the data (a session without events, an empty text) (data)",
     ),
     (
@@ -1255,6 +1295,8 @@ const DATA_PHRASES: &[PhraseRule] = &[
             // pyarrow / sklearn
             "tried to convert to",
             "unable to convert array of bytes/strings",
+            // decimal.Decimal of a string that is no number (`EUR 1.434,22`)
+            "decimal.conversionsyntax",
         ],
         "values in the data that do not parse as numbers (data)",
     ),
@@ -1311,6 +1353,8 @@ const DATA_PHRASES: &[PhraseRule] = &[
             // timestamps with a time zone where the code's have none, or the reverse
             "tz-naive and tz-aware",
             "invalid comparison between dtype=datetime64",
+            // a sentinel date (9999-12-31) beyond what a nanosecond timestamp holds
+            "out of bounds nanosecond timestamp",
         ],
         "dates in the data that are not in the expected format (data)",
     ),
@@ -1323,7 +1367,7 @@ const DATA_PHRASES: &[PhraseRule] = &[
             // `target`: tensor([0, 1, 2]) but expected only the following values [0, 1].`)
             "detected the following values in `target`",
         ],
-        "labels of a kind or value the model does not know (data)",
+        UNKNOWN_LABEL,
     ),
     (&["label must be in", "labels must be in"], CLASS_INDEX),
     (
@@ -1539,6 +1583,16 @@ fn data(short: &str, msg: &str, ctx: &TbContext) -> Option<&'static str> {
         "UnicodeDecodeError" => return Some(ENCODING),
         _ => {}
     }
+    // A label value the job's label set does not hold (`label 'neutral ' is not one of
+    // ['negative', 'neutral', 'positive']`).
+    if lower.contains("label")
+        && has_any(
+            &lower,
+            &["is not one of", "not in the label set", "not a known label"],
+        )
+    {
+        return Some(UNKNOWN_LABEL);
+    }
     // A string method called on a float: a text column's empty cell, read as NaN.
     if short == "AttributeError" && float_used_as_text(msg) {
         return Some(NAN_TEXT);
@@ -1587,6 +1641,7 @@ fn data(short: &str, msg: &str, ctx: &TbContext) -> Option<&'static str> {
             "does not match",
             "doesn't match",
             "do not match",
+            "did not match",
             "expected",
         ],
     ) {
@@ -1781,6 +1836,19 @@ pub(crate) fn classify_exception(name: &str, msg: &str, ctx: &TbContext) -> Verd
     }
     if ctx.network_frame && matches!(short, "BrokenPipeError" | "ConnectionResetError") {
         return strong(Category::Infrastructure, SERVICE_UNREACHABLE);
+    }
+    // A socket's connect to a local service's path that is not there (`FileNotFoundError:
+    // [Errno 2] No such file or directory`, no file name: no file was opened): its agent is
+    // not running.
+    if ctx.network_frame
+        && short == "FileNotFoundError"
+        && msg.trim_end().ends_with("No such file or directory")
+    {
+        return strong(Category::Infrastructure, SOCKET_ABSENT);
+    }
+    // subprocess' `TimeoutExpired`: a step the job ran took longer than the time it gave it.
+    if short == "TimeoutExpired" {
+        return strong(Category::Resource, WORK_TIMED_OUT);
     }
     // torch.distributed.elastic's rendezvous (`RendezvousTimeoutError`, `…ClosedError`,
     // `…ConnectionError`): the job's nodes never all met at the rendezvous store (a node that

@@ -481,6 +481,12 @@ impl Detector {
         if latest.2.strong {
             return Some(self.first_saying(latest));
         }
+        // A tool's summary right after its failing line names the cause the line does not
+        // (`emb-0003.npy: FAILED`, then `sha256sum: WARNING: 1 computed checksum did NOT
+        // match`): the line, with the summary's verdict.
+        if let Some(v) = self.named_just_after(latest.0) {
+            return Some((latest.0, latest.1, v));
+        }
         // None names a cause: the latest that calls itself an error (a loader's `error:
         // cannot parse config train.yaml:` heading over the parser's detail lines after it).
         let says_error = |l: &str| l.to_ascii_lowercase().contains("error");
@@ -501,6 +507,19 @@ impl Detector {
             return Some(named);
         }
         Some(heading.unwrap_or(latest))
+    }
+
+    /// The verdict of a tool's summary among the few non-blank tail lines just after line
+    /// `n`, if its words name a cause.
+    fn named_just_after(&self, n: u64) -> Option<Verdict> {
+        self.tail
+            .iter()
+            .filter(|(m, l)| *m > n && !l.trim().is_empty())
+            .take(SUMMARY_AFTER_WITHIN)
+            .filter(|(_, l)| rules::tool_message(l.trim()).is_some())
+            .map(judged)
+            .find(|j| j.2.strong)
+            .map(|j| j.2)
     }
 
     /// Of the few non-blank tail lines just before line `n`, the latest whose words name a
@@ -591,6 +610,10 @@ fn ended_by_signal(outcome: ExitOutcome) -> Option<i32> {
 /// How many lines before the end the run's own latest evidence may be and still explain a
 /// failing exit that nothing states (the log's last few lines: a supervisor's relays).
 const LAST_WORDS_WITHIN: u64 = 5;
+
+/// How many non-blank lines after a stated failure that names no cause a tool's summary
+/// naming it may be.
+const SUMMARY_AFTER_WITHIN: usize = 3;
 
 /// How many non-blank lines before a stated failure that names no cause may name it.
 const NAMED_BEFORE_WITHIN: usize = 5;

@@ -735,6 +735,21 @@ fn a_value_error_raised_inside_a_reader_of_data_files_is_the_files() {
 }
 
 #[test]
+fn a_tools_summary_after_a_failing_line_gives_its_category() {
+    let log = "stage-in: verifying checksums\nemb-0002.npy: OK\nemb-0003.npy: FAILED\nemb-0004.npy: OK\nsha256sum: WARNING: 1 computed checksum did NOT match";
+    let inc = lines(log, Some(ExitOutcome::Code(1)));
+    assert_eq!(inc.len(), 1, "{inc:#?}");
+    assert_eq!(inc[0].line, 3);
+    assert_eq!(inc[0].category, Category::Data);
+    // Without the summary, only the exit code speaks.
+    let inc = lines(
+        "stage-in: verifying checksums\nemb-0003.npy: FAILED",
+        Some(ExitOutcome::Code(1)),
+    );
+    assert_eq!(inc[0].category, Category::Implementation);
+}
+
+#[test]
 fn an_abort_is_explained_by_the_failing_words_printed_just_before_it() {
     let dump =
         "\nCurrent thread 0x00007f (most recent call first):\n  File \"load.py\", line 18 in <module>\n";

@@ -169,7 +169,8 @@ fn run_paths(workdir: &Path, args: &[&str], files: &[PathBuf]) -> Option<String>
     let status = loop {
         match child.try_wait() {
             Ok(Some(s)) => break Some(s),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            // git mostly answers in a few milliseconds: look again soon.
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
             Ok(None) | Err(_) => {
                 tracing::warn!(?args, "git did not answer in time; changes use hashes only");
                 let _ = child.kill();

@@ -20,7 +20,9 @@ pub use design::{
     RawSource, RawValue, Tolerance,
 };
 pub use git::{GitBase, LineStat};
-pub use snapshot::{take_snapshot, watch_from_argv, ParamReading, Snapshot};
+pub use snapshot::{
+    add_git, take_snapshot, take_snapshot_without_git, watch_from_argv, ParamReading, Snapshot,
+};
 
 /// Why a snapshot could not be taken at all (per-file and per-parameter problems are recorded
 /// in the snapshot instead).

@@ -70,8 +70,22 @@ pub fn watch_from_argv(workdir: &Path, argv: &[String]) -> Vec<String> {
 }
 
 /// Hashes the watched files — those matching `watch` (globs relative to `workdir`) and every
-/// design parameter's source files — and reads each design parameter's actual value.
+/// design parameter's source files —, reads each design parameter's actual value, and asks
+/// git which commit the work tree is at.
 pub fn take_snapshot(
+    workdir: &Path,
+    watch: &[String],
+    design: &[DesignParam],
+) -> Result<Snapshot, GateError> {
+    let mut snapshot = take_snapshot_without_git(workdir, watch, design)?;
+    let listed: Vec<PathBuf> = snapshot.files.keys().cloned().collect();
+    snapshot.git = git::base(workdir, &listed);
+    Ok(snapshot)
+}
+
+/// [`take_snapshot`] but for git (`git: None`): what must be read before a job starts. The
+/// commit lookup can follow while the job starts ([`add_git`]).
+pub fn take_snapshot_without_git(
     workdir: &Path,
     watch: &[String],
     design: &[DesignParam],
@@ -120,13 +134,27 @@ pub fn take_snapshot(
             Err(e) => tracing::warn!(file = %rel.display(), error = %e, "cannot hash watched file"),
         }
     }
-    let listed: Vec<PathBuf> = files.keys().cloned().collect();
     Ok(Snapshot {
         taken_at: Utc::now(),
-        git: git::base(workdir, &listed),
+        git: None,
         files,
         params,
     })
+}
+
+/// The git state of a snapshot taken by [`take_snapshot_without_git`] (its files hashed
+/// before the job started, git asked while it starts). A file whose content is no longer
+/// what was hashed — the job wrote it in between — is not counted as identical to the
+/// commit: line stats are given only where `git diff` shows exactly what changed since
+/// the hashes.
+pub fn add_git(snapshot: &mut Snapshot, workdir: &Path) {
+    let listed: Vec<PathBuf> = snapshot.files.keys().cloned().collect();
+    let mut base = git::base(workdir, &listed);
+    if let Some(b) = &mut base {
+        b.clean
+            .retain(|rel| hash_file(&workdir.join(rel)).ok().as_ref() == snapshot.files.get(rel));
+    }
+    snapshot.git = base;
 }
 
 /// The regular files a glob (relative to `workdir`) matches, relative to `workdir`.

@@ -578,8 +578,9 @@ impl JobRuntime {
             // A new run: a fresh log and fresh metrics. A restart keeps them: it resumes the
             // same training.
             self.pipeline.new_run();
-            // What fixes will be compared against: the code as the process starts.
-            baseline = match self.snapshot() {
+            // What fixes will be compared against: the code as the process starts (its
+            // files hashed now, the commit looked up while the process starts).
+            baseline = match self.snapshot_without_git() {
                 Ok(s) => Some(s),
                 Err(e) => {
                     warn!(job = %self.spec.engine.job, error = %e, "recording the code at run start");
@@ -612,8 +613,21 @@ impl JobRuntime {
                 return;
             }
         };
+        let workdir = self.spec.workdir.clone();
         tokio::spawn(async move {
-            let msg = match start.run().await {
+            // `git rev-parse` and the like need not delay the job: they run beside its start.
+            let git = baseline.map(|mut snapshot| {
+                tokio::task::spawn_blocking(move || {
+                    review::add_git(&mut snapshot, &workdir);
+                    snapshot
+                })
+            });
+            let started = start.run().await;
+            let baseline = match git {
+                Some(task) => task.await.ok(),
+                None => None,
+            };
+            let msg = match started {
                 Ok(handle) => Internal::Spawned {
                     attempt,
                     handle: Arc::new(handle),

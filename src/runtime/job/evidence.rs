@@ -24,6 +24,12 @@ impl JobRuntime {
         review::take_snapshot(&self.spec.workdir, &self.watched(), self.design())
     }
 
+    /// The code as a run starts, but for git's part, which [`review::add_git`] adds while
+    /// the job starts: the files are hashed before it can change them.
+    pub(super) fn snapshot_without_git(&self) -> Result<review::Snapshot, review::GateError> {
+        review::take_snapshot_without_git(&self.spec.workdir, &self.watched(), self.design())
+    }
+
     /// The CHANGES SUMMARY and comparison table of the code as it is now, against the run's start.
     pub(super) fn fix_evidence(&self) -> Result<FixEvidence, String> {
         self.machine.under_way().ok_or("no run is under way")?;

@@ -181,6 +181,22 @@ impl Watch {
     }
 }
 
+impl Drop for Watch {
+    /// Closing an inotify instance waits in the kernel for a grace period (10 ms and more
+    /// were seen), and a new run's follower replaces the last one just before its job is
+    /// started: the instance is closed on a thread of its own, so nobody waits for that.
+    fn drop(&mut self) {
+        if let Some(armed) = self.armed.take() {
+            let closing = std::thread::Builder::new()
+                .name("tw-inotify-close".into())
+                .spawn(move || drop(armed));
+            if let Err(e) = closing {
+                tracing::debug!(error = %e, "closing an inotify instance in place");
+            }
+        }
+    }
+}
+
 impl Armed {
     /// Whether any event concerns our file; forgets watches the kernel dropped so the
     /// next `arm` re-creates them.

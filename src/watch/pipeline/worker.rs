@@ -46,6 +46,10 @@ const MAX_THREADS: usize = 1;
 /// always writes faster than it is read still has its tracker read, a round at least this
 /// often.
 const GIVE_WAY_MAX: Duration = Duration::from_millis(50);
+/// A reader at the heels of a job that writes fast ends a read, waits a few microseconds for
+/// the next write and reads again: the trackers keep giving way until no reader has been
+/// behind for this long (still at most [`GIVE_WAY_MAX`] a round).
+const GIVE_WAY_QUIET: Duration = Duration::from_millis(20);
 /// Batches kept waiting for the reader at most (each is small; a reader that lags behind
 /// the tracker for this long has the newest ones folded together).
 const MAX_BATCHES: usize = 256;
@@ -350,6 +354,8 @@ impl Pool {
 /// Reading threads inside a read of a backlog (a catch-up), and a condition signalled when
 /// the last of them is done.
 static BEHIND: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+/// When the last reader to be behind stopped being behind.
+static CAUGHT_UP_AT: Mutex<Option<Instant>> = Mutex::new(None);
 
 /// Held by a reading thread while it works through a backlog (see [`reader_behind`]).
 pub(super) struct Behind(());
@@ -370,6 +376,7 @@ impl Drop for Behind {
         let mut n = lock(&BEHIND.0);
         *n -= 1;
         if *n == 0 {
+            *lock(&CAUGHT_UP_AT) = Some(Instant::now());
             BEHIND.1.notify_all();
         }
     }
@@ -379,13 +386,24 @@ impl Drop for Behind {
 fn give_way() {
     let deadline = Instant::now() + GIVE_WAY_MAX;
     let mut n = lock(&BEHIND.0);
-    while *n > 0 {
-        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+    loop {
+        let now = Instant::now();
+        let Some(left) = deadline.checked_duration_since(now) else {
             return;
+        };
+        let wait = if *n > 0 {
+            left
+        } else {
+            // Nobody behind now; a reader that was a moment ago is likely to be again.
+            let quiet_until = lock(&CAUGHT_UP_AT).map(|t| t + GIVE_WAY_QUIET);
+            match quiet_until.and_then(|q| q.checked_duration_since(now)) {
+                Some(d) if !d.is_zero() => d.min(left),
+                _ => return,
+            }
         };
         n = BEHIND
             .1
-            .wait_timeout(n, left)
+            .wait_timeout(n, wait)
             .unwrap_or_else(|e| e.into_inner())
             .0;
     }

@@ -126,6 +126,23 @@ async fn kill_reaches_a_setsid_worker_and_a_double_fork_in_a_cgroup_where_possib
     kill_reaches_workers_that_left_the_session(true).await;
 }
 
+/// The portable way into the cgroup (moved between fork and exec, as where the kernel refuses
+/// `clone3`): the same guarantees.
+#[tokio::test]
+async fn kill_reaches_workers_that_left_the_session_when_the_job_was_moved_into_its_cgroup() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = spec(dir.path(), &format!("{ESCAPERS}; sleep 300"), true);
+    s.move_into_cgroup = true;
+    let h = spawn(&s).await.unwrap();
+    held_by(&h, true);
+    let workers = escaped_workers(dir.path(), &h).await;
+    bounded("kill", h.kill(Duration::from_secs(2))).await.unwrap();
+    assert!(matches!(bounded("exit", h.wait()).await, ExitOutcome::Signal(_)));
+    for pid in workers.iter().chain([&h.pid, &h.shim_pid]) {
+        until(&format!("process {pid} gone"), || !alive(*pid)).await;
+    }
+}
+
 #[tokio::test]
 async fn kill_reaches_a_setsid_worker_and_a_double_fork_held_by_the_subreaper() {
     kill_reaches_workers_that_left_the_session(false).await;

@@ -54,6 +54,10 @@ pub struct SpawnSpec {
     /// Hold the job in a cgroup v2 of its own where the machine allows it (else, or when
     /// false, the shim holds it as subreaper only).
     pub cgroup: bool,
+    /// Move the job into its cgroup between fork and exec rather than start it there with
+    /// `clone3` — the way the shim takes where the kernel refuses `clone3`; the tests take it
+    /// on purpose so that it is exercised on kernels that accept `clone3`.
+    pub move_into_cgroup: bool,
 }
 
 impl SpawnSpec {
@@ -68,6 +72,7 @@ impl SpawnSpec {
             shim_program: None,
             kill_grace: DEFAULT_LINGER_GRACE,
             cgroup: true,
+            move_into_cgroup: false,
         }
     }
 }
@@ -163,6 +168,9 @@ pub async fn spawn_with_timeout(spec: &SpawnSpec, timeout: Duration) -> Result<J
         .arg(spec.kill_grace.as_millis().to_string());
     if !spec.cgroup {
         cmd.arg("--no-cgroup");
+    }
+    if spec.move_into_cgroup {
+        cmd.arg("--move-into-cgroup");
     }
     cmd.arg("--")
         .args(&spec.argv)

@@ -54,6 +54,10 @@ pub struct ShimArgs {
     /// Hold the job as subreaper only, even where a cgroup could be made.
     #[arg(long)]
     pub no_cgroup: bool,
+    /// Move the job into its cgroup between fork and exec, not start it there with `clone3`
+    /// (the way taken anyway where the kernel refuses `clone3`).
+    #[arg(long)]
+    pub move_into_cgroup: bool,
     /// The job's argv.
     #[arg(last = true, required = true, num_args = 1.., value_name = "ARGV")]
     pub argv: Vec<String>,
@@ -108,8 +112,8 @@ pub fn run(args: ShimArgs) -> i32 {
     // Where the kernel allows it the job is born in its cgroup; else it moves itself there
     // between fork and exec. Either way it is in before any of its own code runs.
     let direct = match cgroup.as_deref() {
-        Some(dir) => spawn_into_cgroup(&args, &log, &log_err, dir),
-        None => Ok(None),
+        Some(dir) if !args.move_into_cgroup => spawn_into_cgroup(&args, &log, &log_err, dir),
+        _ => Ok(None),
     };
     let spawned = match direct {
         Ok(Some(pid)) => {

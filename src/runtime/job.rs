@@ -680,6 +680,7 @@ impl JobRuntime {
             shim_program: Some(self.shim.clone()),
             kill_grace: self.spec.kill_grace,
             cgroup: true,
+            move_into_cgroup: false,
         }))
     }
 

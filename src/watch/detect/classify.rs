@@ -135,29 +135,25 @@ pub(crate) fn collating_frame(frame: &str) -> bool {
 /// readers, numpy's `.npy` / text readers, pandas' and pyarrow's readers, PIL, soundfile,
 /// librosa's and torchaudio's loaders, scipy.io, h5py?
 pub(crate) fn reader_frame(frame: &str) -> bool {
-    let Some(path) = frame.split('"').nth(1) else {
-        return false;
-    };
-    let path = path.replace('\\', "/");
-    [
-        "/wave.py",
-        "/aifc.py",
-        "/sunau.py",
-        "/tarfile.py",
-        "/zipfile.py",
-        "/gzip.py",
-        "/bz2.py",
-        "/lzma.py",
-        "/numpy/lib/format.py",
-        "/numpy/lib/_format_impl.py",
-        "/numpy/lib/npyio.py",
-        "/numpy/lib/_npyio_impl.py",
-        "/soundfile.py",
-        "/librosa/core/audio.py",
-    ]
-    .iter()
-    .any(|f| path.ends_with(f))
-        || [
+    frame_in(
+        frame,
+        &[
+            "/wave.py",
+            "/aifc.py",
+            "/sunau.py",
+            "/tarfile.py",
+            "/zipfile.py",
+            "/gzip.py",
+            "/bz2.py",
+            "/lzma.py",
+            "/numpy/lib/format.py",
+            "/numpy/lib/_format_impl.py",
+            "/numpy/lib/npyio.py",
+            "/numpy/lib/_npyio_impl.py",
+            "/soundfile.py",
+            "/librosa/core/audio.py",
+        ],
+        &[
             "/zipfile/",
             "/pandas/io/",
             "/pyarrow/parquet/",
@@ -165,9 +161,18 @@ pub(crate) fn reader_frame(frame: &str) -> bool {
             "/torchaudio/",
             "/scipy/io/",
             "/h5py/",
-        ]
-        .iter()
-        .any(|d| path.contains(d))
+        ],
+    )
+}
+
+/// Is the file of a traceback frame (`File "…", line N, in f`) one of `files` (by its end)
+/// or inside one of `dirs`?
+fn frame_in(frame: &str, files: &[&str], dirs: &[&str]) -> bool {
+    let Some(path) = frame.split('"').nth(1) else {
+        return false;
+    };
+    let path = path.replace('\\', "/");
+    files.iter().any(|f| path.ends_with(f)) || dirs.iter().any(|d| path.contains(d))
 }
 
 /// Is `frame` inside concurrent.futures?
@@ -214,20 +219,16 @@ pub(crate) fn index_arithmetic_source(source: &str) -> bool {
 /// Is `frame` inside a network client (the standard library's socket, ssl, http.client and
 /// urllib, a multiprocessing manager's proxy, or requests, urllib3, httpx, aiohttp, grpc)?
 pub(crate) fn network_frame(frame: &str) -> bool {
-    let Some(path) = frame.split('"').nth(1) else {
-        return false;
-    };
-    let path = path.replace('\\', "/");
     // (a multiprocessing manager's proxy talks to its server, which may be another host)
-    [
-        "/socket.py",
-        "/ssl.py",
-        "/http/client.py",
-        "/multiprocessing/managers.py",
-    ]
-    .iter()
-    .any(|f| path.ends_with(f))
-        || [
+    frame_in(
+        frame,
+        &[
+            "/socket.py",
+            "/ssl.py",
+            "/http/client.py",
+            "/multiprocessing/managers.py",
+        ],
+        &[
             "/urllib/",
             "/requests/",
             "/urllib3/",
@@ -235,9 +236,8 @@ pub(crate) fn network_frame(frame: &str) -> bool {
             "/httpcore/",
             "/aiohttp/",
             "/grpc/",
-        ]
-        .iter()
-        .any(|d| path.contains(d))
+        ],
+    )
 }
 
 /// The function a Python traceback frame (`File "…", line N, in FUNC`) is in.

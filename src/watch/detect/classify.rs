@@ -604,6 +604,19 @@ fn resource(short: &str, msg: &str, ctx: &TbContext) -> Option<&'static str> {
             OUT_OF_MEMORY
         });
     }
+    // The job's own time budget for a piece of its work ran out (`model refresh did not
+    // finish within its 4 s slot`).
+    if has_any(
+        &lower,
+        &[
+            "did not finish within",
+            "time budget exceeded",
+            "exceeded its time budget",
+            "over its time budget",
+        ],
+    ) {
+        return Some(WORK_TIMED_OUT);
+    }
     // A job's own check that the memory it needs is more than it was given (`memory estimate
     // 22.92 GiB exceeds the job's allocation of 8.00 GiB; not starting`).
     if lower.contains("memory")
@@ -730,6 +743,22 @@ const INFRASTRUCTURE_PHRASES: &[PhraseRule] = &[
             "Insufficient Storage",
             // HashiCorp Vault restarted and not unsealed: no secret can be read
             "Vault is sealed",
+            // a Redis refusing the command for its own state (its memory limit, its clients)
+            "OOM command not allowed",
+            "max number of clients reached",
+            // Elasticsearch / OpenSearch blocking writes when its disk passed the flood stage
+            "cluster_block_exception",
+            "flood-stage",
+            "flood stage",
+            "read-only / allow delete",
+            // a proxy or an identity service refusing the job's credentials (a stale signing
+            // key, an egress proxy's login)
+            "Proxy Authentication Required",
+            "HTTP Error 401",
+            "401 Unauthorized",
+            // curl's words for a server that closed or broke the connection
+            "Empty reply from server",
+            "Recv failure",
             "Service Unavailable",
             "Bad Gateway",
             "500 Server Error",
@@ -891,6 +920,13 @@ fn convergence(short: &str, msg: &str) -> Option<&'static str> {
     // A GAN's generator that learnt to produce a few modes of the data only.
     if has_any(&lower, &["mode collapse", "modes collapsed", "mode-collapse"]) {
         return Some(MODE_COLLAPSE);
+    }
+    // Gradients that shrink to nothing through the layers: the model stops learning.
+    if has_any(
+        &lower,
+        &["vanishing gradient", "gradients vanished", "gradient vanishing"],
+    ) {
+        return Some(NOT_LEARNING);
     }
     // A VAE whose decoder learnt to ignore its latent code (the KL term at zero).
     if has_any(&lower, &["posterior collapse", "kl collapse", "kl vanishing"]) {
@@ -1131,6 +1167,7 @@ fn names_data_file(lower: &str) -> bool {
     has_any(lower, EXTENSIONS)
 }
 
+const LIST_CELLS: &str = "a column of the data holds lists where single values were expected (data)";
 const UNKNOWN_LABEL: &str = "labels of a kind or value the model does not know (data)";
 const READER_REFUSED: &str =
     "a reader of data files refused the file it was given: its format or its content is not what the reader takes (data)";
@@ -1593,6 +1630,11 @@ fn data(short: &str, msg: &str, ctx: &TbContext) -> Option<&'static str> {
     {
         return Some(UNKNOWN_LABEL);
     }
+    // pandas hashing a column whose cells hold lists (a tag list where one value was
+    // expected): the column's values.
+    if ctx.pandas_frame && msg.contains("unhashable type: 'list'") {
+        return Some(LIST_CELLS);
+    }
     // A string method called on a float: a text column's empty cell, read as NaN.
     if short == "AttributeError" && float_used_as_text(msg) {
         return Some(NAN_TEXT);
@@ -1801,6 +1843,22 @@ pub(crate) fn classify_exception(name: &str, msg: &str, ctx: &TbContext) -> Verd
     }
     if let Some(r) = first_phrase(msg, INFRASTRUCTURE_PHRASES) {
         return strong(Category::Infrastructure, r);
+    }
+    // An error a Redis server answered (`redis.exceptions.ResponseError`, its connection
+    // errors): the server's state, unless the job sent a command the server cannot take (a
+    // wrong type, an unknown command, a wrong number of arguments: the code's).
+    if name.starts_with("redis.exceptions.")
+        && !has_any(
+            msg,
+            &[
+                "WRONGTYPE",
+                "unknown command",
+                "wrong number of arguments",
+                "syntax error",
+            ],
+        )
+    {
+        return strong(Category::Infrastructure, SERVICE_UNREACHABLE);
     }
     // A connection to a service dropped or refused, by the exception's type alone
     // (`http.client.RemoteDisconnected: Remote end closed connection without response`).

@@ -750,6 +750,24 @@ fn a_tools_summary_after_a_failing_line_gives_its_category() {
 }
 
 #[test]
+fn a_redis_error_is_the_servers_unless_the_job_sent_what_it_cannot_take() {
+    let v = |name: &str, msg: &str| classify::classify_exception(name, msg, &TbContext::default());
+    assert_eq!(
+        v("redis.exceptions.ResponseError", "LOADING Redis is loading").category,
+        Category::Infrastructure
+    );
+    assert_eq!(
+        v("redis.exceptions.BusyLoadingError", "busy").category,
+        Category::Infrastructure
+    );
+    let misuse = v(
+        "redis.exceptions.ResponseError",
+        "WRONGTYPE Operation against a key holding the wrong kind of value",
+    );
+    assert_eq!(misuse.category, Category::Implementation);
+}
+
+#[test]
 fn an_abort_is_explained_by_the_failing_words_printed_just_before_it() {
     let dump =
         "\nCurrent thread 0x00007f (most recent call first):\n  File \"load.py\", line 18 in <module>\n";

@@ -329,6 +329,9 @@ impl Detector {
             return;
         }
         a.left = a.left.saturating_sub(1);
+        if a.kind == AfterKind::Exception && !a.chain && !a.group {
+            self.message_on_next_line(a.idx, t, out);
+        }
         if a.kind == AfterKind::Native {
             let before = self.incidents[a.idx].category;
             self.native_detail(a.idx, t);
@@ -345,6 +348,29 @@ impl Detector {
             return;
         }
         self.mode = Mode::After(a);
+    }
+
+    /// The first line after an exception whose message is empty (`RuntimeError: ` then the
+    /// message on its own lines, as safetensors and multiprocessing raise it): that line is
+    /// its message, classified with the exception's type if no rule named a cause yet.
+    fn message_on_next_line(&mut self, i: usize, t: &str, out: &mut Vec<Finding>) {
+        if self.meta[i].strong {
+            return;
+        }
+        let text = self.incidents[i].text.clone();
+        let Some(e) = classify::parse_exception_line(text.trim()) else {
+            return;
+        };
+        if !e.msg.trim().is_empty() {
+            return;
+        }
+        let v = classify::classify_exception(e.name, t.trim(), &TbContext::default());
+        if v.strong {
+            self.incidents[i].category = v.category;
+            self.incidents[i].reason = v.reason.to_string();
+            self.meta[i].strong = true;
+            self.updated(i, out);
+        }
     }
 
     /// A line of a C++ exception's report (after `terminate called after throwing …`): its

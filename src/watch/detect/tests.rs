@@ -768,6 +768,16 @@ fn a_redis_error_is_the_servers_unless_the_job_sent_what_it_cannot_take() {
 }
 
 #[test]
+fn an_exception_whose_message_starts_on_the_next_line_is_classified_by_it() {
+    let log = "Traceback (most recent call last):\n  File \"/w/load.py\", line 9, in <module>\n    x = load(p)\nRuntimeError: \n            shard-7.bin is corrupted: crc mismatch at block 12\n            re-download it\n";
+    let inc = lines(log, Some(ExitOutcome::Code(1)));
+    assert_eq!(inc.len(), 1, "{inc:#?}");
+    assert_eq!(inc[0].line, 4);
+    assert_eq!(inc[0].category, Category::Data, "{inc:#?}");
+    assert_eq!(inc[0].reason, classify::CORRUPT);
+}
+
+#[test]
 fn an_abort_is_explained_by_the_failing_words_printed_just_before_it() {
     let dump =
         "\nCurrent thread 0x00007f (most recent call first):\n  File \"load.py\", line 18 in <module>\n";

@@ -448,11 +448,29 @@ pub(crate) fn tool_message(t: &str) -> Option<&str> {
     (named && !level && !msg.trim().is_empty()).then_some(msg)
 }
 
+/// Does the (lower-cased) line say that nothing failed (`retry policy: max_retries=3 on
+/// (ConnectionError, TimeoutError); no errors so far`, `Failed: 0`, `0 errors`)? Its error
+/// words name what it counts, not a failure.
+fn states_no_error(l: &str) -> bool {
+    static NONE: OnceLock<Regex> = OnceLock::new();
+    re(
+        &NONE,
+        // (a count of zero closes its field: `Failed: 0 |`, `errors=0 nan_count=0`, not
+        // `failed: 0 of 4 trials finished`)
+        r"\b(?:no|0|zero)\s+(?:errors?|failures?|exceptions?|failed)\b|\b(?:errors?|failures?|exceptions?|failed)\s*[:=]\s*0(?:\s*[|,;)\]]|\s*$|\s+[a-z_]+\s*[:=])|\bwithout errors?\b",
+    )
+    .is_match(l)
+}
+
 /// A line of a program's own that states a failure (`print(e)` before `sys.exit(2)`). A
 /// decision to stop (`metric below the gate, aborting`) is not one: the exit says it all.
 pub(crate) fn states_failure(line: &str) -> bool {
     let l = line.trim().to_ascii_lowercase();
     !l.is_empty()
+        && !states_no_error(&l)
+        // a record the program logged at an informational level is not its word of failure
+        // (`INFO  checkpoint sanity: 0 Failed / 312 tensors OK; no RuntimeError during load`)
+        && record_at(line.trim(), &["INFO", "DEBUG"]).is_none()
         && [
             "error",
             "failed",

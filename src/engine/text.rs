@@ -390,9 +390,12 @@ pub(super) const SUPERSEDED_BY_LIMIT: &str = "superseded by the warning of the s
 pub(super) const OUTLIVED: &str =
     "the run said it handled this and went on: a note in the final report, no decision needed";
 
-/// A report whose error was judged a consequence of what ended the run.
+/// A report whose error no longer halts the run: the job's output went on after it while it
+/// runs, or, once it ended, something else explains the end (a scheduler's end, another
+/// rank's failure). The engine cannot tell the two apart (the detector's last findings come
+/// before the exit): the note is true of both.
 pub(super) const JUDGED_A_CONSEQUENCE: &str =
-    "judged a consequence of what ended the process, not its cause: see the next report";
+    "no longer taken for what stops the run (its output went on after it, or another line explains the end): the final report says what ended it";
 
 pub(super) fn output_resumed(at: DateTime<Utc>) -> String {
     format!("output resumed at {}", hhmm(at))

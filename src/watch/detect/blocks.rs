@@ -45,6 +45,7 @@ impl Detector {
                 b.ctx.fork_frame |= classify::forking_frame(t);
                 b.ctx.network_frame |= classify::network_frame(t);
                 b.ctx.futures_frame |= classify::futures_frame(t);
+                b.ctx.optim_frame |= classify::optim_frame(t);
                 b.ctx.reader_frame = classify::reader_frame(t);
                 b.own_frame = classify::own_frame(t);
                 b.source_next = true;
@@ -52,6 +53,10 @@ impl Detector {
                 // The source line of a frame of the job's own code: the innermost one decides.
                 b.ctx.converting = classify::converting_source(t);
                 b.ctx.index_arithmetic = classify::index_arithmetic_source(t);
+                b.ctx.count_divisor = classify::count_divisor_source(t);
+                b.ctx.splitting = t.contains(".split(") || t.contains(".rsplit(");
+                b.ctx.log_call =
+                    t.contains("log(") || t.contains("log1p(") || t.contains("log10(") || t.contains("log2(");
                 b.ctx.network_frame |= classify::socket_source(t);
             }
             if b.lines.len() >= MAX_EXCERPT * 2 {
@@ -173,11 +178,13 @@ impl Detector {
                     for l in &lines {
                         self.append(i, l);
                     }
-                    if restates(&self.incidents[i].text, &e) {
+                    let restated = restates(&self.incidents[i].text, &e);
+                    if restated {
                         self.incidents[i].line = n;
                         self.incidents[i].text = cut(&self.quoted(t.trim()), MAX_LINE_CHARS);
                     }
-                    if !self.meta[i].strong && v.strong {
+                    // (A restatement says what the lookup meant: its verdict is the cause's.)
+                    if (restated || !self.meta[i].strong) && v.strong {
                         self.meta[i].strong = true;
                         self.incidents[i].category = v.category;
                         self.incidents[i].reason = v.reason.to_string();
@@ -529,9 +536,15 @@ fn restates(first: &str, e: &ExcLine<'_>) -> bool {
     // A bare exception the chained one names (`StopIteration`, then Python's `RuntimeError:
     // generator raised StopIteration`): the chained line says what happened.
     let named = cause.is_empty() && e.msg.contains(classify::short_name(root.name));
+    // A lookup's bare key that the library, handling it, raises again as the value it was
+    // given that is wrong (sklearn's `KeyError: 'kiosk'`, then `ValueError: y contains
+    // previously unseen labels: 'kiosk'`): another class, the same key. (A wrapper's
+    // `RuntimeError: … failed for 'eval_f1'` only says that something failed.)
+    let lookup = matches!(
+        classify::short_name(root.name),
+        "KeyError" | "IndexError" | "LookupError"
+    ) && classify::short_name(e.name) == "ValueError";
+    let same = classify::short_name(root.name) == classify::short_name(e.name);
     named
-        || classify::short_name(root.name) == classify::short_name(e.name)
-            && cause.len() >= 3
-            && e.msg.len() > root.msg.len() + 10
-            && e.msg.contains(cause)
+        || (same || lookup) && cause.len() >= 3 && e.msg.len() > root.msg.len() + 10 && e.msg.contains(cause)
 }

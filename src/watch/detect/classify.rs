@@ -46,6 +46,18 @@ pub(crate) struct TbContext {
     /// replied HTTP 200: {'error': 'temporarily_unavailable', …}`): an exception that names
     /// no cause of its own is the job tripping over that answer.
     pub service_refused: bool,
+    /// A frame of the traceback is torch's optimizers or learning-rate schedulers: a value
+    /// they refuse (a wrong type, an invalid learning rate) is a hyperparameter of the job's.
+    pub optim_frame: bool,
+    /// The job's own code, in its innermost frame, divides by a count (`n / counts[c]`,
+    /// `total / len(rows)`): a division by zero there is a class, group or split without rows.
+    pub count_divisor: bool,
+    /// The job's own code, in its innermost frame, splits text (`a, b = line.split("\t")`):
+    /// too few values to unpack there is a line of the file with fewer fields.
+    pub splitting: bool,
+    /// The job's own code, in its innermost frame, takes a logarithm (`math.log(d)`,
+    /// `np.log(x)`): a domain error there is a value at or below zero.
+    pub log_call: bool,
 }
 
 /// Is `source` (a traceback's source line) a call that converts values to a tensor, an
@@ -167,6 +179,30 @@ pub(crate) fn reader_frame(frame: &str) -> bool {
 
 /// Is the file of a traceback frame (`File "…", line N, in f`) one of `files` (by its end)
 /// or inside one of `dirs`?
+/// Is `frame` inside torch's optimizers or learning-rate schedulers?
+pub(crate) fn optim_frame(frame: &str) -> bool {
+    frame_in(frame, &[], &["/torch/optim/"])
+}
+
+/// Does `source` (a traceback's source line) divide by a count of things (`len(df) /
+/// (k * counts[c])`, `correct / n_total`, `x // len(batch)`)? Only the divisor is read: a
+/// count divided by something else is not one.
+pub(crate) fn count_divisor_source(source: &str) -> bool {
+    let Some(at) = source
+        .find(" / ")
+        .or_else(|| source.find(" // "))
+        .or_else(|| source.find(" % "))
+    else {
+        return false;
+    };
+    let divisor = source[at..].to_ascii_lowercase();
+    divisor.contains("count")
+        || divisor.contains("len(")
+        || divisor
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .any(|w| w.starts_with("n_") || w.starts_with("num_") || w.starts_with("total") || w == "n")
+}
+
 fn frame_in(frame: &str, files: &[&str], dirs: &[&str]) -> bool {
     let Some(path) = frame.split('"').nth(1) else {
         return false;
@@ -310,7 +346,11 @@ pub(crate) fn loss_not_finite(msg: &str) -> bool {
         return false;
     }
     let lower = msg.to_ascii_lowercase();
-    let Some(pos) = lower.find("loss").or_else(|| lower.find("objective")) else {
+    let Some(pos) = lower
+        .find("loss")
+        .or_else(|| lower.find("objective"))
+        .or_else(|| loss_metric_at(&lower))
+    else {
         return false;
     };
     // From the start of the word holding it (`best_val_loss`, not its `loss`).
@@ -335,6 +375,26 @@ pub(crate) fn loss_not_finite(msg: &str) -> bool {
         })
 }
 
+/// Where a key that names a loss by its metric (`train_mse`, `val_rmse`, `nll`,
+/// `mse_log_steps`: one of its `_`-parts) starts, when no key says `loss`.
+fn loss_metric_at(lower: &str) -> Option<usize> {
+    lower
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .find(|w| is_loss_metric(w))
+        // (a piece of `lower`: its offset is where it starts)
+        .map(|w| w.as_ptr() as usize - lower.as_ptr() as usize)
+}
+
+/// Is `key` a loss named by its metric (`train_mse`, `rmse`, `val_nll`)?
+pub(crate) fn is_loss_metric(key: &str) -> bool {
+    key.split('_').any(|p| {
+        matches!(
+            p,
+            "mse" | "rmse" | "mae" | "nll" | "bce" | "xent" | "crossentropy"
+        )
+    })
+}
+
 /// Is `word`, just before a non-finite value after the loss, the key of another metric
 /// (`loss 0.3244 local val recall nan (0/0)`: the NaN is the recall's)? Not the loss's own
 /// key, a number, or a word that links the loss to its value (`loss is inf`, `went to nan`).
@@ -346,6 +406,7 @@ fn another_key(word: &str) -> bool {
     word.bytes().any(|b| b.is_ascii_alphabetic())
         && !word.contains("loss")
         && !word.contains("objective")
+        && !is_loss_metric(word)
         && !LINKS.contains(&word)
         && !word.bytes().next().is_some_and(|b| b.is_ascii_digit())
 }
@@ -622,7 +683,15 @@ fn resource(short: &str, msg: &str, ctx: &TbContext) -> Option<&'static str> {
     if lower.contains("memory")
         && has_any(
             &lower,
-            &["exceeds the", "exceeds its", "exceeds our", "more than the"],
+            &[
+                "exceeds the",
+                "exceeds its",
+                "exceeds our",
+                "more than the",
+                " fits in",
+                " fit in",
+                "does not fit",
+            ],
         )
         && has_any(&lower, &["allocation", "limit", "budget", "available"])
     {
@@ -640,6 +709,12 @@ fn resource(short: &str, msg: &str, ctx: &TbContext) -> Option<&'static str> {
         return Some(THREAD_LIMIT);
     }
     first_phrase(msg, RESOURCE_PHRASES)
+        // numpy's `tofile` and the like, some of it written: `1152000 requested and 1048544
+        // written` (nothing written, `… and 0 written`, is a full disk's phrase above)
+        .or_else(|| {
+            (lower.contains(" requested and ") && lower.trim_end().ends_with(" written"))
+                .then_some(SHORT_WRITE)
+        })
         .or_else(|| (ctx.save_frame && stream_failure(msg)).then_some(SAVE_FAILED))
         .or_else(|| collective_failure(msg).then_some(COLLECTIVE))
 }
@@ -669,6 +744,22 @@ pub(crate) const VOLUME_NOT_MOUNTED: &str =
     "a storage volume the node should have is not mounted: the node's set-up (infrastructure)";
 pub(crate) const LOSS_GUARD: &str =
     "the run stopped itself over its loss (a guard against divergence) (convergence)";
+const SERVICE_LIMIT: &str =
+    "the service (or a proxy before it) refused the request by a limit of its own, the size it accepts (infrastructure)";
+const LOADER_STALLED: &str =
+    "the data loader's workers delivered no batch within its timeout: the storage they read from stalled (infrastructure)";
+const SERVICE_FAULT: &str =
+    "the service the job called answered with an error of its own (an RPC server's fault, a mail server's refusal) (infrastructure)";
+const RETRIES_EXHAUSTED: &str =
+    "the job gave up on an operation after retrying it: what it called kept failing (a service, a store) (infrastructure)";
+const OPTIMIZER_SETTINGS: &str =
+    "the optimizer or learning-rate scheduler refused a setting (a wrong type, an invalid value): a hyperparameter of the job's (implementation)";
+const OUTPUT_DIR_MISSING: &str =
+    "the folder the job writes into does not exist: a path in its code or configuration (implementation)";
+const OPTION_UNKNOWN: &str =
+    "a program of the job was called with an option it does not take: the job's command or its scripts (implementation)";
+pub(crate) const SHORT_WRITE: &str =
+    "a write stopped short of what it was given: the disk is full or the file size limit was reached (resource)";
 const SOCKET_ABSENT: &str =
     "the socket of a local service the job connects to is not there: its agent on the node is not running (infrastructure)";
 pub(crate) const SERVICE_UNREACHABLE: &str =
@@ -766,12 +857,28 @@ const INFRASTRUCTURE_PHRASES: &[PhraseRule] = &[
             // a service that rate-limits the job
             "429 Client Error",
             "Too Many Requests",
-            // the network's TLS interception or an expired certificate
+            // the network's TLS interception or an expired certificate; any TLS handshake
+            // failure (`[SSL: WRONG_VERSION_NUMBER]`: plain HTTP served on the TLS port)
             "CERTIFICATE_VERIFY_FAILED",
             "certificate verify failed",
+            "[SSL: ",
         ],
         SERVICE_UNREACHABLE,
     ),
+    (
+        // a service (or the proxy before it) refusing a request by a limit of its own: the
+        // size of the body it accepts
+        &[
+            "HTTP Error 413",
+            "Request Entity Too Large",
+            "Payload Too Large",
+            "413 Client Error",
+        ],
+        SERVICE_LIMIT,
+    ),
+    // torch's DataLoader(timeout=…): its workers delivered no batch in that time, waiting
+    // on the storage they read from
+    (&["DataLoader timed out after"], LOADER_STALLED),
     (&["is not a mountpoint", "not mounted"], VOLUME_NOT_MOUNTED),
     (
         &[
@@ -908,6 +1015,11 @@ fn convergence(short: &str, msg: &str) -> Option<&'static str> {
         &[
             "diverged",
             "is diverging",
+            // a trainer's own guard against it (`divergence guard: loss 87.15 at step 20 is
+            // above 1.5 x best 43.89`)
+            "divergence guard",
+            "divergence check",
+            "divergence detected",
             "loss exploded",
             "loss explosion",
             "exploding gradient",
@@ -975,6 +1087,20 @@ fn implementation_by_message(msg: &str) -> Option<&'static str> {
     if config_validation(msg) {
         return Some(CONFIG_INVALID);
     }
+    if output_folder_missing(msg) {
+        return Some(OUTPUT_DIR_MISSING);
+    }
+    // scikit-learn's length check of X against y: the code made them (a filter on one only,
+    // the wrong axis, the outputs of a split unpacked in the wrong order)
+    if msg.contains("inconsistent numbers of samples") {
+        return Some(PAIRING);
+    }
+    if msg.contains("Expected 2D array, got 1D array") {
+        return Some(ONE_FEATURE_1D);
+    }
+    if option_unknown(msg) {
+        return Some(OPTION_UNKNOWN);
+    }
     if missing_checkpoint(msg) {
         return Some(CHECKPOINT_PATH);
     }
@@ -998,6 +1124,58 @@ fn implementation_by_message(msg: &str) -> Option<&'static str> {
         ],
     )
     .then_some(AUTOGRAD_MISUSE)
+}
+
+/// The job says it gave up after retrying (`could not upload checkpoint-10 to the object
+/// store after 3 attempts`, `retries exhausted`): a job retries what fails for a while and
+/// then works, which is another system's state, not its own code. (A cause the message
+/// names is read before this.)
+pub(crate) fn gave_up_retrying(msg: &str) -> bool {
+    static AFTER: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let lower = msg.to_ascii_lowercase();
+    has_any(
+        &lower,
+        &[
+            "retries exhausted",
+            "exhausted retries",
+            "exhausted its retries",
+            "giving up after",
+            "gave up after",
+        ],
+    ) || AFTER
+        .get_or_init(|| regex::Regex::new(r"\bafter \d+ (?:attempts|retries|tries)\b").expect("valid"))
+        .is_match(&lower)
+}
+
+/// A file the job creates in a folder that does not exist (`sort: cannot create temporary
+/// file in '/scratch/sortt': No such file or directory`, `could not create run dir …`): the
+/// job's own output path. Reading a missing file is another matter (the data's).
+fn output_folder_missing(msg: &str) -> bool {
+    msg.contains("No such file or directory")
+        && has_any(
+            &msg.to_ascii_lowercase(),
+            &[
+                "cannot create",
+                "can't create",
+                "could not create",
+                "failed to create",
+                "unable to create",
+            ],
+        )
+}
+
+/// getopts' and getopt's words for an option the program does not take (`train.sh: illegal
+/// option -- r`, `option requires an argument -- e`, `unrecognized option '--lr'`).
+pub(crate) fn option_unknown(msg: &str) -> bool {
+    has_any(
+        msg,
+        &[
+            "illegal option -- ",
+            "invalid option -- ",
+            "option requires an argument -- ",
+            "unrecognized option '",
+        ],
+    )
 }
 
 const CHECKPOINT_PATH: &str =
@@ -1044,6 +1222,25 @@ pub(crate) fn shell_error(msg: &str) -> bool {
                 ": Argument list too long",
             ],
         )
+        || shell_program_missing(msg)
+}
+
+/// bash unable to run a program the script names by its path (`job.sh: line 15:
+/// ./envs/ctr-2026.11/bin/python: No such file or directory`): an interpreter, a script or a
+/// tool in a `bin/` folder that is not there — the script's stale path. (A data file the script
+/// redirects from is the data's: it names no program.)
+fn shell_program_missing(msg: &str) -> bool {
+    let Some((_, rest)) = msg.split_once(": line ") else {
+        return false;
+    };
+    let Some((_, rest)) = rest.split_once(": ") else {
+        return false;
+    };
+    let Some((prog, tail)) = rest.split_once(": ") else {
+        return false;
+    };
+    tail.starts_with("No such file or directory")
+        && (prog.contains("/bin/") || prog.ends_with(".sh") || prog.ends_with(".py"))
 }
 
 /// pydantic's `2 validation errors for TrainConfig`, the heading of the field errors that
@@ -1167,6 +1364,22 @@ fn names_data_file(lower: &str) -> bool {
     has_any(lower, EXTENSIONS)
 }
 
+const OUT_OF_DOMAIN: &str =
+    "a value in the data outside the logarithm's domain (a number at or below zero where only positive ones belong) (data)";
+const DTYPE_FROM_DATA: &str =
+    "the data's values arrived in a numeric type the model cannot take (ids as floats, labels as int32, images as bytes): the export's encoding (data)";
+const SHORTER_THAN_WINDOW: &str =
+    "a windowed dataset's length came out negative: its data is shorter than the window it needs (data)";
+const LINE_FIELDS: &str =
+    "a line of a data file splits into fewer fields than the code reads from it (another separator, a missing column) (data)";
+const PAIRING: &str =
+    "the arrays the code pairs (features and targets) differ in length: one was filtered, split or reshaped without the other (implementation)";
+const ONE_FEATURE_1D: &str =
+    "the code passes a single feature as a 1-D array where a table of samples by features is expected (implementation)";
+const FILES_DIFFER: &str =
+    "two files the job requires to be identical differ: an input artefact does not match the other (data)";
+const ZERO_COUNT: &str =
+    "a division by a count of the data that is zero: a class, group or split without rows (data)";
 const LIST_CELLS: &str = "a column of the data holds lists where single values were expected (data)";
 const UNKNOWN_LABEL: &str = "labels of a kind or value the model does not know (data)";
 const READER_REFUSED: &str =
@@ -1197,6 +1410,43 @@ fn names_data_item(lower: &str) -> bool {
 
 /// Data rules by the exception's message (lower-cased), after those by type.
 const DATA_PHRASES: &[PhraseRule] = &[
+    (
+        // the data's values arrived in a numeric type the model cannot take: token ids read as
+        // floats (an empty cell), labels exported as int32, images left as bytes (uint8)
+        &[
+            "expected target dtype",
+            "argument #1 'indices' to have one of the following scalar types",
+            "Input type (unsigned char)",
+            "Input type (torch.ByteTensor)",
+            "Input type (torch.cuda.ByteTensor)",
+        ],
+        DTYPE_FROM_DATA,
+    ),
+    (
+        // a windowed dataset's length `len(series) - window` below zero: the series is shorter
+        // than the window
+        &["__len__() should return >= 0"],
+        SHORTER_THAN_WINDOW,
+    ),
+    (
+        // a record with another number of fields than the file's (`shard_2.tsv:119: expected
+        // 5 fields, got 4`)
+        &["fields, got ", "fields, saw "],
+        UNPARSABLE,
+    ),
+    (
+        // struct's reader of fixed-size binary records on a file cut short (`unpack requires a
+        // buffer of 268 bytes`)
+        &["unpack requires a buffer of"],
+        CORRUPT,
+    ),
+    (
+        // cmp(1) finding two files the job requires to be the same apart (a tokenizer's
+        // vocabulary against the checkpoint's): `a/vocab.txt b/vocab.txt differ: byte 11048,
+        // line 1383`
+        &["differ: byte ", "differ: char "],
+        FILES_DIFFER,
+    ),
     (
         // numpy reducing an empty array: the selection of the data it was given holds no
         // rows (a store without sales in the window, an empty split or group)
@@ -1254,6 +1504,9 @@ const DATA_PHRASES: &[PhraseRule] = &[
         &[
             "was trained using a sampling rate of",
             "sampling rate mismatch",
+            // a job's own check of its audio (`utt-0006.wav: sample rate 8000 Hz, expected
+            // 16000 Hz`)
+            "hz, expected",
             // the first line of that message in transformers (its extractor's config follows)
             "the model corresponding to this feature extractor",
         ],
@@ -1285,7 +1538,6 @@ const DATA_PHRASES: &[PhraseRule] = &[
     ),
     (
         &[
-            "inconsistent numbers of samples",
             "found array with 0 sample",
             // torch's losses: a batch of inputs and one of targets that do not pair up
             "to match target batch_size",
@@ -1294,7 +1546,6 @@ const DATA_PHRASES: &[PhraseRule] = &[
     ),
     (
         &[
-            "expected 2d array",
             "expected 1d array",
             "could not broadcast",
             "could not be broadcast",
@@ -1310,8 +1561,12 @@ const DATA_PHRASES: &[PhraseRule] = &[
             // the Hugging Face image models' check of the pixel values' channels
             "channel dimension of the pixel values",
             // a reshape into the shape the model takes (`view(-1, 28, 28)`) of an input whose
-            // size does not fit it
+            // size does not fit it (numpy's `cannot reshape array of size 67991 into shape (17)`)
             "is invalid for input of size",
+            "cannot reshape array of size",
+            // a vision model's check of its input's size (`Input image size (64*64) doesn't
+            // match model (32*32).`)
+            "doesn't match model (",
         ],
         SHAPE,
     ),
@@ -1416,7 +1671,9 @@ const DATA_PHRASES: &[PhraseRule] = &[
         "examples without labels (data)",
     ),
     (
-        &["singular matrix", "svd did not converge"],
+        // (a Cholesky factorisation of a kernel or covariance of the data: duplicated or
+        // collinear rows, `the input is not positive-definite`)
+        &["singular matrix", "svd did not converge", "not positive-definite", "not positive definite"],
         "a singular or degenerate data matrix (data)",
     ),
     (
@@ -1448,6 +1705,10 @@ const DATA_PHRASES: &[PhraseRule] = &[
             "no positive samples",
             "contains only one class",
             "at least 2 classes",
+            // class weights computed from the labels found, fewer than the classes
+            // (`weight tensor should be defined either for all 3 classes or no classes but got
+            // weight tensor of shape: [2]`)
+            "should be defined either for all",
         ],
         "a split or label set in which a class is missing (only one class present) (data)",
     ),
@@ -1652,6 +1913,11 @@ fn data(short: &str, msg: &str, ctx: &TbContext) -> Option<&'static str> {
     {
         return Some("a missing data file (data)");
     }
+    // tar's word for a member its archive of the data lacks (`tar: shard-03.npy: Not found in
+    // archive`)
+    if msg.contains("Not found in archive") {
+        return Some("a missing data file (data)");
+    }
     // click's words for an input path the job was given that is not there (`Invalid value
     // for '--train-dir': Directory 'exports/2026-12-02' does not exist.`)
     if lower.contains("' does not exist") && has_any(&lower, &["directory '", "file '", "path '"]) {
@@ -1711,8 +1977,8 @@ fn data(short: &str, msg: &str, ctx: &TbContext) -> Option<&'static str> {
     {
         return Some(SHAPE);
     }
-    // Last: an error that names the item of the data it failed on (`record 3812: cannot
-    // reshape`, `row 17`), when no rule above says more. A code error's type (a NameError…)
+    // Last: an error that names the item of the data it failed on (`record 3812: need 64
+    // values, got 25`, `row 17`), when no rule above says more. A code error's type (a NameError…)
     // says more than the item.
     if implementation(short).is_none() && names_data_item(&lower) {
         return Some(DATA_ITEM);
@@ -1844,6 +2110,14 @@ pub(crate) fn classify_exception(name: &str, msg: &str, ctx: &TbContext) -> Verd
     if let Some(r) = first_phrase(msg, INFRASTRUCTURE_PHRASES) {
         return strong(Category::Infrastructure, r);
     }
+    // An XML-RPC server's fault (`xmlrpc.client.Fault: <Fault 500: 'queue backend: …'>`), a
+    // mail server's refusal (`smtplib.SMTPDataError: (452, b'4.3.1 Insufficient system
+    // storage')`; not a login the job's credentials fail): the server's own error.
+    if name == "xmlrpc.client.Fault"
+        || name.starts_with("smtplib.SMTP") && name != "smtplib.SMTPAuthenticationError"
+    {
+        return strong(Category::Infrastructure, SERVICE_FAULT);
+    }
     // An error a Redis server answered (`redis.exceptions.ResponseError`, its connection
     // errors): the server's state, unless the job sent a command the server cannot take (a
     // wrong type, an unknown command, a wrong number of arguments: the code's).
@@ -1959,10 +2233,31 @@ pub(crate) fn classify_exception(name: &str, msg: &str, ctx: &TbContext) -> Verd
     if ctx.service_refused
         && matches!(
             short,
-            "KeyError" | "TypeError" | "ValueError" | "AttributeError" | "IndexError" | "JSONDecodeError"
+            "KeyError"
+                | "TypeError"
+                | "ValueError"
+                | "AttributeError"
+                | "IndexError"
+                | "JSONDecodeError"
+                | "AssertionError"
         )
     {
         return strong(Category::Infrastructure, SERVICE_ANSWERED_ERROR);
+    }
+    if ctx.optim_frame && matches!(short, "TypeError" | "ValueError") {
+        return strong(Category::Implementation, OPTIMIZER_SETTINGS);
+    }
+    if short == "ValueError" && ctx.splitting && msg.starts_with("not enough values to unpack") {
+        return strong(Category::Data, LINE_FIELDS);
+    }
+    // The log of a value at or below zero, taken by the job's own code (`math.log(d)`: `math
+    // domain error`): a value the data should not hold. (A square root of a variance that
+    // cancellation made negative is the code's numerics.)
+    if ctx.log_call && msg.contains("math domain error") {
+        return strong(Category::Data, OUT_OF_DOMAIN);
+    }
+    if short == "ZeroDivisionError" && ctx.count_divisor {
+        return strong(Category::Data, ZERO_COUNT);
     }
     if let Some(r) = data(short, msg, ctx) {
         return strong(Category::Data, r);
@@ -1985,6 +2280,9 @@ pub(crate) fn classify_exception(name: &str, msg: &str, ctx: &TbContext) -> Verd
         )
     {
         return strong(Category::Data, READER_REFUSED);
+    }
+    if gave_up_retrying(msg) {
+        return strong(Category::Infrastructure, RETRIES_EXHAUSTED);
     }
     if let Some(r) = implementation(short) {
         return strong(Category::Implementation, r);

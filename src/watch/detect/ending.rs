@@ -8,7 +8,9 @@
 //! being stopped becomes warnings.
 
 use super::classify::{self, TbContext, Verdict};
-use super::{cut, exit, rules, Detector, Finding, Meta, CAUSE_WITHIN, MAX_LINE_CHARS, SURVIVE_AFTER, TAIL};
+use super::{
+    cut, exit, rise, rules, Detector, Finding, Meta, CAUSE_WITHIN, MAX_LINE_CHARS, SURVIVE_AFTER, TAIL,
+};
 use crate::model::{Category, ExitOutcome, Incident, Severity};
 
 impl Detector {
@@ -115,7 +117,39 @@ impl Detector {
             Some(_) => self.demote_consequences(&mut out),
             None => {}
         }
+        if exit.is_some_and(|e| !e.success()) {
+            self.diverged_first(&mut out);
+        }
         out
+    }
+
+    /// A numeric error that ended the run right after its loss rose many-fold (the log's
+    /// last lines before it): the divergence's consequence, convergence (see [`rise`]).
+    fn diverged_first(&mut self, out: &mut Vec<Finding>) {
+        for i in 0..self.incidents.len() {
+            let inc = &self.incidents[i];
+            if inc.severity != Severity::Fatal
+                || matches!(
+                    inc.category,
+                    Category::Convergence | Category::Resource | Category::Infrastructure
+                )
+                || !rise::numeric_failure(&inc.text)
+            {
+                continue;
+            }
+            let before = inc.line;
+            if rise::loss_rose(
+                self.tail
+                    .iter()
+                    .filter(|(n, _)| *n < before)
+                    .map(|(_, l)| l.as_str()),
+            ) {
+                self.incidents[i].category = Category::Convergence;
+                self.incidents[i].reason = rise::DIVERGED_FIRST.to_string();
+                self.meta[i].strong = true;
+                self.updated(i, out);
+            }
+        }
     }
 
     /// The run ended well, yet its latest error-level record names a cause it did not say it
@@ -127,7 +161,14 @@ impl Detector {
         };
         // A record the program logged at an error level (not a printed message it kept).
         let logged = rules::error_record(&text).is_some();
-        let handled = rules::announces_recovery(&text) || rules::states_handled(&text);
+        // (or says, in the last 40 lines, that what failed works again: a client's circuit
+        // breaker closing once the gateway is back)
+        let handled = rules::announces_recovery(&text)
+            || rules::states_handled(&text)
+            || self
+                .tail
+                .iter()
+                .any(|(m, l)| *m > n && rules::states_recovered(l));
         if !v.strong || !logged || handled || self.incidents.iter().any(|i| i.line == n) {
             return;
         }
@@ -322,6 +363,16 @@ impl Detector {
                 }
             }
         }
+        // Nothing in its last lines says why, but the log holds one piece of strong evidence,
+        // however much ordinary output followed it (a burst of CUDA out-of-memory errors, then
+        // seconds of a training loop's lines, then exit 1): that is the cause, not an exit the
+        // log does not explain reported on its own.
+        if stated.is_none() && matches!(outcome, ExitOutcome::Code(_)) {
+            if let Some(i) = self.sole_evidence() {
+                self.set_forced(i, Severity::Fatal, out);
+                return;
+            }
+        }
         let (category, line, text, reason) = match stated {
             Some((line, said, v)) => {
                 let (category, reason) = stated_reason(&v, Some(&judged));
@@ -339,6 +390,21 @@ impl Detector {
             reason,
         };
         self.push_cause(inc, out);
+    }
+
+    /// The one incident that is strong evidence of a failure that stops a run (not a
+    /// warning), which the run did not say it handled, if there is exactly one.
+    fn sole_evidence(&self) -> Option<usize> {
+        let mut found = None;
+        for (i, m) in self.meta.iter().enumerate() {
+            if m.looks_fatal && m.strong && !m.outlived && !m.caught && !m.consequence {
+                if found.is_some() {
+                    return None;
+                }
+                found = Some(i);
+            }
+        }
+        found
     }
 
     /// The line that announces a preemption, when the process ended by a signal that

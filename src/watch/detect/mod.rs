@@ -20,6 +20,7 @@ mod ending;
 mod exit;
 mod nan_start;
 mod prefilter;
+mod rise;
 mod rules;
 mod scan;
 mod signals;

@@ -12,7 +12,7 @@
 //! there, and only then are that bucket's literals compared. The crate's own Teddy needed
 //! its fat form for 41 keys (16 buckets, half the bytes per step) and fingerprints a key by
 //! its first bytes only; placing each literal's fingerprint where its bytes are rare lets
-//! 52 literals share eight buckets with few false candidates.
+//! 64 literals share eight buckets with few false candidates.
 
 use std::sync::OnceLock;
 
@@ -44,6 +44,9 @@ pub(crate) const DEBUG_RUN: Lits = 1 << 21;
 pub(crate) const ATTEMPT: Lits = 1 << 22;
 /// bash's complaint about a line of the script it runs (`job.sh: line 4: …`).
 pub(crate) const SHELL: Lits = 1 << 23;
+/// A record logged at the warning level (`12:00:01 WARNING name: msg`, `[WARN] msg`): a
+/// job's own check may state there what is wrong with its result.
+pub(crate) const WARN_RECORD: Lits = 1 << 24;
 
 /// Every rule in [`super::rules`] needs one of these literals in its line; keep them in sync.
 /// A new literal needs nothing else: it is searched from its first byte in the last bucket
@@ -131,6 +134,8 @@ const LITERALS: &[(&str, Lits)] = &[
     ("retrying", ATTEMPT),
     // bash's `job.sh: line 4: $'\r': command not found`
     (": line ", SHELL),
+    // a record at the warning level (`WARNING`, `WARN`)
+    ("WARN", WARN_RECORD),
 ];
 
 /// Bytes of each literal the SIMD search fingerprints (the shortest literals' length: 4 made

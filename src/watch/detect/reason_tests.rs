@@ -30,6 +30,10 @@ fn ctx(pandas: bool, getitem: bool) -> TbContext {
         futures_frame: false,
         reader_frame: false,
         service_refused: false,
+        optim_frame: false,
+        count_divisor: false,
+        splitting: false,
+        log_call: false,
     }
 }
 
@@ -118,7 +122,6 @@ fn exception_examples() -> Vec<(&'static str, &'static str, TbContext, Category,
         ("FileNotFoundError", "[Errno 2] No such file or directory: 'data/train.csv'", n, Data, "a missing data file (data)"),
         ("ValueError", "Input X contains NaN.", n, Data, "NaN or infinity in the input (data)"),
         ("ValueError", "Columns must be same length as key", n, Data, "a column the data lacks or that does not fit (data)"),
-        ("ValueError", "Found input variables with inconsistent numbers of samples: [100, 99]", n, Data, "the inputs' numbers of samples do not fit together (data)"),
         ("RuntimeError", "mat1 and mat2 shapes cannot be multiplied (32x10 and 20x5)", n, Data, "an input shape that does not match what the model expects (data)"),
         ("ValueError", "expected input of shape (3, 32, 32), got (1, 28, 28)", n, Data, "an input shape that does not match what the model expects (data)"),
         ("ValueError", "could not convert string to float: 'abc'", n, Data, "values in the data that do not parse as numbers (data)"),
@@ -176,7 +179,7 @@ fn exception_examples() -> Vec<(&'static str, &'static str, TbContext, Category,
         ("RuntimeError", "value cannot be converted to type uint8 without overflow", n, Data, "values in the data out of range for the type they are stored in (data)"),
         ("RuntimeError", "CUDA error: device-side assert triggered", n, Data, "a CUDA device-side assert: most often a label or an index from the data beyond its range (data)"),
         ("ValueError", "shard-2.bin: sha256 mismatch: expected f84edbd8, got 67eb965f", n, Data, classify::CORRUPT),
-        ("ValueError", "train-00007.bin record 3812: cannot reshape array of size 25 into shape (64,)", n, Data, "the error names the item of the data it failed on (a record, a row, a sample): that item does not fit (data)"),
+        ("ValueError", "train-00007.bin record 3812: need 64 values, got 25", n, Data, "the error names the item of the data it failed on (a record, a row, a sample): that item does not fit (data)"),
         ("", "run.sh: line 12: CKPT_DIR: unbound variable", n, Implementation, "the job script itself failed: the shell refused one of its lines (an unset variable, a command that does not exist, a syntax error) (implementation)"),
         ("pydantic_core._pydantic_core.ValidationError", "1 validation error for TrainingSettings", n, Implementation, "the job's configuration failed its own validation (pydantic and the like): a configuration mistake (implementation)"),
         ("", "slurmstepd: error: *** JOB 4242 ON node7 CANCELLED AT 2026-12-03T01:00:00 DUE TO TIME LIMIT ***", n, Resource, classify::TIME_LIMIT),
@@ -220,6 +223,29 @@ fn exception_examples() -> Vec<(&'static str, &'static str, TbContext, Category,
         ("", "poisson fit failed at iter 9: coefficients are not finite (lr=0.2); no model written", n, Convergence, classify::GRADS_NOT_FINITE),
         ("EOFError", "No data left in file", n, Data, classify::CORRUPT),
         ("", "error: 41 of 96 frames have zero variance (all pixels 0); refusing to train on today's export", n, Data, "the message says a part of the data is defective (a malformed record, an unexpected label, invalid samples) (data)"),
+        ("", "base-ckpt/vocab.txt tokenizer/vocab.txt differ: byte 11048, line 1383", n, Data, "two files the job requires to be identical differ: an input artefact does not match the other (data)"),
+        ("ZeroDivisionError", "division by zero", TbContext { count_divisor: true, ..n }, Data, "a division by a count of the data that is zero: a class, group or split without rows (data)"),
+        ("urllib.error.HTTPError", "HTTP Error 413: Request Entity Too Large", n, Infrastructure, "the service (or a proxy before it) refused the request by a limit of its own, the size it accepts (infrastructure)"),
+        ("RuntimeError", "DataLoader timed out after 20 seconds", n, Infrastructure, "the data loader's workers delivered no batch within its timeout: the storage they read from stalled (infrastructure)"),
+        ("xmlrpc.client.Fault", "<Fault 500: 'queue backend: sqlite3.OperationalError: disk I/O error'>", n, Infrastructure, "the service the job called answered with an error of its own (an RPC server's fault, a mail server's refusal) (infrastructure)"),
+        ("smtplib.SMTPDataError", "(452, b'4.3.1 Insufficient system storage')", n, Infrastructure, "the service the job called answered with an error of its own (an RPC server's fault, a mail server's refusal) (infrastructure)"),
+        ("struct.error", "unpack requires a buffer of 268 bytes", n, Data, classify::CORRUPT),
+        ("ValueError", "math domain error", TbContext { log_call: true, ..n }, Data, "a value in the data outside the logarithm's domain (a number at or below zero where only positive ones belong) (data)"),
+        ("", "job.sh: line 15: ./envs/ctr-2026.11/bin/python: No such file or directory", n, Implementation, classify::SHELL_ERROR),
+        ("", "job.sh: line 15: data/train.csv: No such file or directory", n, Data, "a missing data file (data)"),
+        ("RuntimeError", "divergence guard: loss 87.1549 at step 20 is above 1.5 x best 43.8926", n, Convergence, classify::DIVERGED),
+        ("RuntimeError", "could not upload checkpoint-10 to the object store after 3 attempts", n, Infrastructure, "the job gave up on an operation after retrying it: what it called kept failing (a service, a store) (infrastructure)"),
+        ("TypeError", "'<=' not supported between instances of 'float' and 'str'", TbContext { optim_frame: true, ..n }, Implementation, "the optimizer or learning-rate scheduler refused a setting (a wrong type, an invalid value): a hyperparameter of the job's (implementation)"),
+        ("", "sort: cannot create temporary file in '/scratch/sortt': No such file or directory", n, Implementation, "the folder the job writes into does not exist: a path in its code or configuration (implementation)"),
+        ("", "train.sh: illegal option -- r", n, Implementation, "a program of the job was called with an option it does not take: the job's command or its scripts (implementation)"),
+        ("ssl.SSLError", "[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1000)", n, Infrastructure, classify::SERVICE_UNREACHABLE),
+        ("OSError", "1152000 requested and 1048544 written", n, Resource, "a write stopped short of what it was given: the disk is full or the file size limit was reached (resource)"),
+        ("ValueError", "Found input variables with inconsistent numbers of samples: [11683, 12000]", n, Implementation, "the arrays the code pairs (features and targets) differ in length: one was filtered, split or reshaped without the other (implementation)"),
+        ("ValueError", "Expected 2D array, got 1D array instead:", n, Implementation, "the code passes a single feature as a 1-D array where a table of samples by features is expected (implementation)"),
+        ("RuntimeError", "expected target dtype to be Long or Byte, but got Int", n, Data, "the data's values arrived in a numeric type the model cannot take (ids as floats, labels as int32, images as bytes): the export's encoding (data)"),
+        ("ValueError", "__len__() should return >= 0", n, Data, "a windowed dataset's length came out negative: its data is shorter than the window it needs (data)"),
+        ("ValueError", "not enough values to unpack (expected 2, got 1)", TbContext { splitting: true, ..n }, Data, "a line of a data file splits into fewer fields than the code reads from it (another separator, a missing column) (data)"),
+        ("", "prep: shard_2.tsv:119: expected 5 fields, got 4", n, Data, classify::UNPARSABLE),
     ]
 }
 
@@ -264,6 +290,9 @@ fn line_examples() -> Vec<(&'static str, Category, &'static str)> {
         ("/v/lightning/pytorch/utilities/data.py:106: Total length of `DataLoader` across ranks is zero. Please make sure this was your intention.", Data, classify::EMPTY_LOADER),
         ("job.sh: line 29: 31808 Alarm clock             python train.py", Resource, classify::ALARM),
         ("Running in `fast_dev_run` mode: will run the requested loop using 1 batch(es). Logging and checkpointing is suppressed.", Implementation, rules::DEBUG_RUN),
+        ("2026-12-03 18:16:09,868 [rank0] WARNING churn: overlap check: 300 of 300 validation rows also appear in the training shards (advisory, continuing)", Data, rules::CHECK_FOUND),
+        ("19:20:11 [rank0] WARNING replica check: parameters differ across ranks (max abs diff 1.3068 over 738 values)", Implementation, rules::REPLICAS_DIFFER),
+        ("2026-12-04 01:55:59,332 WARNING demand.weekly: dropped 5907 of 10000 rows with no parseable order_date", Data, rules::SHARE_LOST),
     ]
 }
 
@@ -321,6 +350,8 @@ fn every_reason() -> Vec<(Category, String)> {
     for c in Category::ALL {
         all.push((c, super::extra_reason(c).to_string()));
     }
+    // A numeric error right after the loss rose many-fold (see `rise`).
+    all.push((Convergence, super::rise::DIVERGED_FIRST.to_string()));
     // The detector's judgement of a run's first non-finite records (see `nan_start`).
     all.push((Data, super::nan_start::NAN_FROM_START.to_string()));
     all.push((Data, super::nan_start::EVAL_ONLY_NAN.to_string()));

@@ -346,6 +346,19 @@ pub(crate) fn announces_recovery(line: &str) -> bool {
     .any(|p| l.contains(p))
 }
 
+/// Does the line say that what failed works again (`circuit CLOSED: gateway back, flushed
+/// 19 buffered points`, `connection restored`, `reconnected to the broker`, `upload
+/// succeeded on attempt 3`)? Not a plan to retry: that is [`announces_recovery`].
+pub(crate) fn states_recovered(line: &str) -> bool {
+    static BACK: OnceLock<Regex> = OnceLock::new();
+    !states_failure(line)
+        && re(
+            &BACK,
+            r"(?i)\b(?:recovered|restored|reconnected|back online|is back|are back|came back|(?:gateway|service|server|store|connection|endpoint) back|succeeded on (?:attempt|retry|try)|circuit closed)\b",
+        )
+        .is_match(line)
+}
+
 /// Does the line report a service's error answer (`token service replied HTTP 200:
 /// {'error': 'temporarily_unavailable', …}`, `feature API responded 503`, a server's access
 /// log of a 5xx)?
@@ -353,6 +366,18 @@ pub(crate) fn reports_service_error(line: &str) -> bool {
     // A server's access log of the request: `"GET /v1/label-map HTTP/1.1" 503 -`.
     static ACCESS_5XX: OnceLock<Regex> = OnceLock::new();
     if line.contains("HTTP/") && re(&ACCESS_5XX, r#"HTTP/[0-9.]+" 5[0-9][0-9]\b"#).is_match(line) {
+        return true;
+    }
+    // A service's status the job logged as a field (`catalog listing: status=degraded
+    // shards=0`, `status: REINDEXING`): a state in which its answers hold nothing usable.
+    static STATUS: OnceLock<Regex> = OnceLock::new();
+    if line.contains("tatus")
+        && re(
+            &STATUS,
+            r"(?i)\bstatus\s*[=:]\s*['\x22]?(?:degraded|reindexing|rebuilding|unavailable|maintenance|down|not[_ ]ready|starting|initializing|read[_-]?only)\b",
+        )
+        .is_match(line)
+    {
         return true;
     }
     let l = line.to_ascii_lowercase();
@@ -378,6 +403,14 @@ pub(crate) fn reports_service_error(line: &str) -> bool {
             " 502",
             " 503",
             " 504",
+            // a service answering while it is not ready to serve (`registry answered 200:
+            // stage=production status=REINDEXING`): its answer holds nothing usable
+            "reindexing",
+            "rebuilding",
+            "not ready",
+            "initializing",
+            "starting up",
+            "degraded",
         ]
         .iter()
         .any(|w| l.contains(w))
@@ -506,6 +539,13 @@ pub(crate) fn states_failure(line: &str) -> bool {
             // a watchdog's word on a process that stopped answering
             "no heartbeat",
             "not responding",
+            // getopts' and getopt's (`train.sh: illegal option -- r`), cmp's (`a b differ:
+            // byte 11048, line 1383`)
+            "illegal option",
+            "unrecognized option",
+            "option requires an argument",
+            "differ: byte",
+            "differ: char",
         ]
         .iter()
         .any(|p| l.contains(p))
@@ -1183,7 +1223,86 @@ pub(crate) fn classify_line_with(line: &str, rhat_threshold: f64, m: prefilter::
     if has(prefilter::DEBUG_RUN) && t.contains("Running in `fast_dev_run` mode") {
         return hit(Category::Implementation, false, HitKind::Plain, t, DEBUG_RUN);
     }
+    // (A Unix tool's `sha256sum: WARNING: 1 computed checksum did NOT match` is the tool's
+    // summary of what failed, read with that line: not the job's own check.)
+    if let Some((category, reason)) = has(prefilter::WARN_RECORD)
+        .then(|| warning_record(t))
+        .flatten()
+        .filter(|_| tool_message(t).is_none())
+        .and_then(check_warning)
+    {
+        return hit(category, false, HitKind::Plain, t, reason);
+    }
     LineKind::Nothing
+}
+
+pub(crate) const CHECK_FOUND: &str =
+    "the job's own check of its data warned, and the run went on with what it found: its result stands on that data (data)";
+pub(crate) const SHARE_LOST: &str =
+    "the job warned that a large share of its data was dropped or unusable, and went on without it: its result stands on what was left (data)";
+pub(crate) const REPLICAS_DIFFER: &str =
+    "the job's own check found its ranks' model replicas differ: the code does not keep them in step (implementation)";
+
+/// Does a warning say that a tenth or more of the data's items were dropped or unusable
+/// (`dropped 5907 of 10000 rows with no parseable order_date`)? A few skipped records are
+/// a loader's routine; half the rows are another export.
+fn share_lost(msg: &str) -> bool {
+    static SHARE: OnceLock<Regex> = OnceLock::new();
+    static LOST: OnceLock<Regex> = OnceLock::new();
+    let Some(c) = re(
+        &SHARE,
+        r"(?i)\b(\d[\d,]*) (?:of|out of) (\d[\d,]*) (?:\w+ ){0,2}(?:rows|records|samples|examples|files|lines|shards|images|documents|sequences|transactions|utterances|items)\b",
+    )
+    .captures(msg) else {
+        return false;
+    };
+    let n = |i: usize| c[i].replace(',', "").parse::<f64>().unwrap_or(0.0);
+    let (lost, of) = (n(1), n(2));
+    of > 0.0
+        && lost / of >= 0.1
+        && re(
+            &LOST,
+            r"(?i)\b(?:dropped|dropping|skipped|skipping|discarded|removed|filtered out|unparseable|no parseable|malformed|corrupt|invalid|empty)\b",
+        )
+        .is_match(msg)
+}
+
+/// A job's own check that warns about what it found and lets the run go on (`overlap check:
+/// 300 of 300 validation rows also appear in the training shards`, `replica check:
+/// parameters differ across ranks`, `drift: unit_price PSI 8.18 > 0.25; continuing`, `shards
+/// part-00000 and part-00001 have the same checksum`), as a record at the warning level: what
+/// the run then produced stands on it. A check that says what it does about it (`retrying`,
+/// `skipping`, `falling back`) handled it.
+pub(crate) fn check_warning(msg: &str) -> Option<(Category, &'static str)> {
+    let l = msg.to_ascii_lowercase();
+    let words = || l.split(|c: char| !c.is_ascii_alphanumeric());
+    const CHECKS: [&str; 12] = [
+        "check",
+        "checks",
+        "checksum",
+        "checksums",
+        "drift",
+        "overlap",
+        "replica",
+        "replicas",
+        "sanity",
+        "quality",
+        "audit",
+        "leakage",
+    ];
+    if share_lost(msg) {
+        return Some((Category::Data, SHARE_LOST));
+    }
+    if !words().any(|w| CHECKS.contains(&w)) || announces_recovery(msg) || states_handled(msg) {
+        return None;
+    }
+    Some(
+        if words().any(|w| matches!(w, "replica" | "replicas" | "ranks" | "rank")) && l.contains("differ") {
+            (Category::Implementation, REPLICAS_DIFFER)
+        } else {
+            (Category::Data, CHECK_FOUND)
+        },
+    )
 }
 
 /// `        mean     sd  …  ess_tail  r_hat` → the column of r_hat.

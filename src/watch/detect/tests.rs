@@ -1203,6 +1203,28 @@ KeyError: \"The `metric_for_best_model` training argument is set to 'eval_f1', w
         let inc = lines(&log, Some(ExitOutcome::Code(1)));
         assert_eq!(inc[0].line, 4, "{outer}");
     }
+    // A library raising a lookup's bare key again as the value that is wrong: the
+    // restatement, its line and its category.
+    let log = "\
+Traceback (most recent call last):
+  File \"/v/sklearn/utils/_encode.py\", line 161, in __missing__
+    raise KeyError(key)
+KeyError: 'kiosk'
+
+During handling of the above exception, another exception occurred:
+
+Traceback (most recent call last):
+  File \"train.py\", line 21, in tensors
+    fmt = enc.transform(df[\"store_format\"])
+  File \"/v/sklearn/utils/_encode.py\", line 231, in _encode
+    raise ValueError(f\"y contains previously unseen labels: {e}\")
+ValueError: y contains previously unseen labels: 'kiosk'";
+    let inc = lines(log, Some(ExitOutcome::Code(1)));
+    assert_eq!(
+        (inc.len(), inc[0].line, inc[0].category),
+        (1, 13, Category::Data),
+        "{inc:#?}"
+    );
 }
 
 #[test]
@@ -1762,4 +1784,209 @@ ExceptionGroup: unhandled errors in a TaskGroup (1 sub-exception)
         "{}",
         p.text
     );
+}
+
+/// A burst of one failure, then long ordinary output, then a failing exit: the burst is the
+/// cause (one report), not an exit the log does not explain beside it. With two different
+/// failures in the log nothing says which ended the run: the exit stays its own.
+#[test]
+fn the_logs_one_failure_explains_a_failing_exit_after_long_ordinary_output() {
+    let calm: String = (0..(CAUSE_WITHIN as usize + 50))
+        .map(|i| format!("step {i} loss 0.41\n"))
+        .collect();
+    let oom =
+        "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.15 GiB total capacity)\n";
+    let log = format!("{calm}{}{calm}", oom.repeat(50));
+    let inc = lines(&log, Some(ExitOutcome::Code(1)));
+    let fatal: Vec<_> = inc.iter().filter(|i| i.severity == Severity::Fatal).collect();
+    assert_eq!(fatal.len(), 1, "{inc:#?}");
+    assert_eq!(
+        (fatal[0].category, fatal[0].line),
+        (Category::Resource, CAUSE_WITHIN + 51)
+    );
+    assert!(
+        inc.iter().all(|i| !i.text.contains("log states no error")),
+        "{inc:#?}"
+    );
+
+    let other = "Traceback (most recent call last):\n  File \"t.py\", line 3, in <module>\nValueError: could not convert string to float: 'n/a'\n";
+    let log = format!("{calm}{oom}{calm}{other}{calm}");
+    let inc = lines(&log, Some(ExitOutcome::Code(1)));
+    assert!(
+        inc.iter().any(|i| i.severity == Severity::Fatal && i.line == 0),
+        "{inc:#?}"
+    );
+}
+
+/// An error the run logged, then its word that what failed works again, then exit 0: no
+/// warning (a metrics client's circuit breaker opening on a gateway's 500s, then closing).
+#[test]
+fn an_error_record_then_its_recovery_is_no_warning_at_exit_0() {
+    let log = "03:02:04 INFO    metrics: epoch 0 loss 0.3163 acc 0.945
+03:02:04 ERROR   metrics: push failed (1/3): HTTP 500 gateway restarting
+03:02:04 ERROR   metrics: circuit OPEN: buffering metrics locally (3 points)
+03:02:05 INFO    metrics: epoch 1 loss 0.1286 acc 0.980
+03:02:06 INFO    metrics: circuit CLOSED: gateway back, flushed 19 buffered points
+03:02:06 INFO    metrics: epoch 2 loss 0.0738 acc 0.990";
+    assert!(rules::states_recovered(
+        "03:02:06 INFO    metrics: circuit CLOSED: gateway back, flushed 19 buffered points"
+    ));
+    assert!(
+        lines(log, Some(ExitOutcome::Code(0))).is_empty(),
+        "{:#?}",
+        lines(log, Some(ExitOutcome::Code(0)))
+    );
+    // Without the recovery the error stands, a warning.
+    let unrecovered: String = log
+        .lines()
+        .filter(|l| !l.contains("CLOSED"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let inc = lines(&unrecovered, Some(ExitOutcome::Code(0)));
+    assert_eq!(
+        (inc.len(), inc[0].category, inc[0].severity),
+        (1, Category::Infrastructure, Severity::Warning)
+    );
+}
+
+/// A loss named by its metric (`train_mse`, `val_rmse`) that becomes NaN or infinite is the
+/// loss's; another metric's NaN beside it is not.
+#[test]
+fn a_loss_named_by_its_metric_that_goes_non_finite_is_convergence() {
+    let log =
+        "INFO train: epoch 0 train_mse=inf\nINFO train: epoch 1 train_mse=nan\nINFO train: saved model.pt";
+    let inc = lines(log, Some(ExitOutcome::Code(0)));
+    assert_eq!(
+        (inc[0].line, inc[0].category),
+        (1, Category::Convergence),
+        "{inc:#?}"
+    );
+    assert_eq!(inc[0].reason, classify::LOSS_NOT_FINITE);
+    assert!(classify::loss_not_finite("epoch 3 val_rmse nan"));
+    assert!(!classify::loss_not_finite(
+        "epoch 3 val_mae 0.31 recall nan (0/0)"
+    ));
+    assert!(!classify::loss_not_finite("epoch 3 msec=12 nan_count=0"));
+}
+
+/// A division by a count of the data is read from the divisor only.
+#[test]
+fn a_count_divisor_is_read_from_the_right_of_the_division() {
+    assert!(classify::count_divisor_source(
+        "    weights = [len(df) / (len(CLASSES) * counts[c]) for c in CLASSES]"
+    ));
+    assert!(classify::count_divisor_source("    acc = correct / n_total"));
+    assert!(!classify::count_divisor_source("    half = counts[c] / 2"));
+    assert!(!classify::count_divisor_source("    ratio = a / b"));
+}
+
+/// A script's getopts refusing an option, and cmp finding two files apart, before a failing
+/// exit: that line, with its category.
+#[test]
+fn getopts_refusals_and_cmps_differences_are_the_line_that_failed() {
+    let log = "sweep trial 7/12: lr=0.003 batch=64\ntrain.sh: illegal option -- r\nusage: train.sh -e EPOCHS -b BATCH -l LR [-s SEED]";
+    let inc = lines(log, Some(ExitOutcome::Code(2)));
+    assert_eq!(
+        (inc[0].line, inc[0].category),
+        (2, Category::Implementation),
+        "{inc:#?}"
+    );
+    let log = "[check] tokenizer vocabulary matches the base checkpoint\nbase-ckpt/vocab.txt tokenizer/vocab.txt differ: byte 11048, line 1383";
+    let inc = lines(log, Some(ExitOutcome::Code(1)));
+    assert_eq!((inc[0].line, inc[0].category), (2, Category::Data), "{inc:#?}");
+}
+
+/// A numeric error that ends the run right after its loss rose many-fold is the divergence's
+/// consequence; the same error after a falling loss keeps its own category.
+#[test]
+fn a_numeric_error_after_the_loss_rose_many_fold_is_convergence() {
+    let tb = "Traceback (most recent call last):\n  File \"fit.py\", line 52, in <module>\n    Lc = torch.linalg.cholesky(cov)\ntorch._C._LinAlgError: linalg.cholesky: The factorization could not be completed because the input is not positive-definite (the leading minor of order 2 is not positive-definite).";
+    let rising = "epoch 0 step 0 nll 11.4\nepoch 0 step 2 nll 19.67\nepoch 0 step 14 nll 63.29\n";
+    let inc = lines(&format!("{rising}{tb}"), Some(ExitOutcome::Code(1)));
+    assert_eq!(
+        (inc[0].category, inc[0].reason.as_str()),
+        (Category::Convergence, rise::DIVERGED_FIRST),
+        "{inc:#?}"
+    );
+    let falling = "epoch 0 step 0 nll 11.4\nepoch 0 step 2 nll 9.67\nepoch 0 step 14 nll 3.29\n";
+    let inc = lines(&format!("{falling}{tb}"), Some(ExitOutcome::Code(1)));
+    assert_eq!(inc[0].category, Category::Data, "{inc:#?}");
+}
+
+/// A job's own check that warns about its data or its replicas and lets the run go on: a
+/// warning at exit 0. A warning that says what it does about it, or that is no check, is not.
+#[test]
+fn a_jobs_own_check_that_warns_is_a_warning_at_exit_0() {
+    let log = "2026-12-04 02:59:52,694 INFO rank0.shards: part-00000.npz sha256 69c8572a
+2026-12-04 02:59:52,696 WARNING rank0.shards: shards part-00000 and part-00001 have the same checksum: training on 1 distinct shard(s) of 2
+epoch 0: train_mse 0.2804
+saved model.pt";
+    let inc = lines(log, Some(ExitOutcome::Code(0)));
+    assert_eq!(
+        (inc.len(), inc[0].line, inc[0].category, inc[0].severity),
+        (1, 2, Category::Data, Severity::Warning),
+        "{inc:#?}"
+    );
+    let replicas = "19:20:11 [rank0] WARNING replica check: parameters differ across ranks (max abs diff 1.3068 over 738 values)";
+    let share = "WARNING demand.weekly: dropped 5907 of 10000 rows with no parseable order_date";
+    let inc = lines(share, Some(ExitOutcome::Code(0)));
+    assert_eq!(
+        (inc[0].category, inc[0].reason.as_str()),
+        (Category::Data, rules::SHARE_LOST)
+    );
+    let inc = lines(replicas, Some(ExitOutcome::Code(0)));
+    assert_eq!(
+        (inc[0].category, inc[0].reason.as_str()),
+        (Category::Implementation, rules::REPLICAS_DIFFER)
+    );
+    for handled in [
+        "2026-12-03 11:44:30,668 WARNING resume.rank1: no checkpoint to resume from; starting at epoch 0",
+        "2026-12-04 02:18:05,089 WARNING preflight: gradcheck in float32 failed; re-running in float64",
+        "WARNING loader: checksum mismatch on shard 7; skipping it",
+        "WARNING quality check of batch 3 failed, retrying in 2 s",
+        "NCCL WARN Net : Connection closed by remote peer",
+        "WARNING loader: skipped 3 of 5000 records with an empty text",
+        "WARNING optional metadata: 2 of 3 services did not answer within 0.5 s; continuing without their annotations",
+    ] {
+        assert!(lines(handled, Some(ExitOutcome::Code(0))).is_empty(), "{handled}");
+    }
+}
+
+/// A service's unhealthy status logged as a field just before an exception that names no
+/// cause: the service's answer, infrastructure.
+#[test]
+fn a_service_status_logged_as_a_field_explains_the_exception_after_it() {
+    let log =
+        "INFO clicks.train: catalog listing: status=degraded shards=0 (search index rebuild in progress)
+INFO clicks.train: fetched 0 shards
+Traceback (most recent call last):
+  File \"/v/torch/utils/data/dataset.py\", line 324, in __init__
+    raise AssertionError(\"datasets should not be an empty iterable\")
+AssertionError: datasets should not be an empty iterable";
+    let inc = lines(log, Some(ExitOutcome::Code(1)));
+    assert_eq!(
+        (inc[0].line, inc[0].category),
+        (6, Category::Infrastructure),
+        "{inc:#?}"
+    );
+    assert!(rules::reports_service_error(
+        "catalog listing: status: REINDEXING"
+    ));
+    assert!(!rules::reports_service_error("health: status=ok shards=24"));
+}
+
+/// bash unable to run the interpreter a job script names by a stale path is the script's;
+/// tar lacking a member of the data's archive is the data's.
+#[test]
+fn a_stale_program_path_is_the_scripts_and_a_member_missing_from_an_archive_the_datas() {
+    let log = "[job] stage 2/2 train with ./envs/ctr-2026.11/bin/python\n/w/job.sh: line 15: ./envs/ctr-2026.11/bin/python: No such file or directory";
+    let inc = lines(log, Some(ExitOutcome::Code(127)));
+    assert_eq!(
+        (inc[0].line, inc[0].category),
+        (2, Category::Implementation),
+        "{inc:#?}"
+    );
+    let log = "[stagein] extracting shards listed in manifest.txt\ntar: shard-03.npy: Not found in archive\ntar: Exiting with failure status due to previous errors";
+    let inc = lines(log, Some(ExitOutcome::Code(2)));
+    assert_eq!((inc[0].line, inc[0].category), (2, Category::Data), "{inc:#?}");
 }

@@ -58,6 +58,7 @@ impl Detector {
                 b.ctx.log_call =
                     t.contains("log(") || t.contains("log1p(") || t.contains("log10(") || t.contains("log2(");
                 b.ctx.network_frame |= classify::socket_source(t);
+                b.ctx.config_load = classify::config_load_source(t);
             }
             if b.lines.len() >= MAX_EXCERPT * 2 {
                 b.lines.remove(EXCERPT_HEAD);
@@ -88,11 +89,18 @@ impl Detector {
         let mut v = classify::classify_exception(e.name, e.msg, &b.ctx);
         // NaN in a step's input after the run's own loss went NaN or infinite: the NaN came
         // out of the diverged optimisation (embeddings, predictions), not from the data.
-        if v.reason == classify::NAN_INPUT && self.loss_went_non_finite() {
+        // So is an error no rule explains after it (a loss refusing the NaN probabilities:
+        // `all elements of input should be between 0 and 1`).
+        let after_divergence = match v.reason {
+            classify::NAN_INPUT => Some(classify::NAN_FROM_DIVERGENCE),
+            classify::FALLBACK => Some(classify::ERROR_AFTER_DIVERGENCE),
+            _ => None,
+        };
+        if let Some(reason) = after_divergence.filter(|_| self.loss_went_non_finite()) {
             v = classify::Verdict {
                 category: Category::Convergence,
                 strong: true,
-                reason: classify::NAN_FROM_DIVERGENCE,
+                reason,
             };
         }
         let mut lines = b.lines;
@@ -100,7 +108,11 @@ impl Detector {
         // The exception line itself, without an exception group's margin.
         let t = &full[full.len() - e.line.len()..];
         let group = b.group;
-        if b.recovered && b.target == Target::Fresh {
+        let logged_as_info = b
+            .info_intro
+            .as_deref()
+            .is_some_and(|intro| rules::quotes_exception(intro, e.name, e.msg));
+        if (b.recovered || logged_as_info) && b.target == Target::Fresh {
             // The program said it handles this and goes on: the run outlives it, so it is not
             // an incident; the tracebacks chained to it belong to it.
             self.recovering = true;

@@ -58,6 +58,31 @@ pub(crate) struct TbContext {
     /// The job's own code, in its innermost frame, takes a logarithm (`math.log(d)`,
     /// `np.log(x)`): a domain error there is a value at or below zero.
     pub log_call: bool,
+    /// The job's own code, in its innermost frame, parses its configuration (`cfg =
+    /// json.load(f)`, `yaml.safe_load(open("config.yaml"))`): a syntax error there is in
+    /// the job's own file, not in its data.
+    pub config_load: bool,
+}
+
+/// Is `source` (a traceback's source line of the job's code) a parse of a configuration: a
+/// JSON, YAML or TOML load whose target or argument is named for one?
+pub(crate) fn config_load_source(source: &str) -> bool {
+    let s = source.trim().to_ascii_lowercase();
+    const LOADS: [&str; 7] = [
+        "json.load(",
+        "json.loads(",
+        "yaml.safe_load(",
+        "yaml.load(",
+        "tomllib.load(",
+        "tomllib.loads(",
+        "toml.load(",
+    ];
+    LOADS.iter().any(|l| s.contains(l))
+        && [
+            "cfg", "config", "conf", "settings", "hparams", "params", "options",
+        ]
+        .iter()
+        .any(|w| s.contains(w))
 }
 
 /// Is `source` (a traceback's source line) a call that converts values to a tensor, an
@@ -699,7 +724,7 @@ fn resource(short: &str, msg: &str, ctx: &TbContext) -> Option<&'static str> {
     }
     match short {
         "BrokenProcessPool" | "TerminatedWorkerError" => return Some(WORKER_KILLED),
-        "KeyboardInterrupt" => return Some("interrupted from outside (Ctrl-C, SIGINT) (resource)"),
+        "KeyboardInterrupt" => return Some(INTERRUPTED),
         _ => {}
     }
     // EAGAIN as a process is started (`BlockingIOError: [Errno 11] Resource temporarily
@@ -963,11 +988,27 @@ const REPRESENTATION_COLLAPSE: &str =
     "the run says its encoder's representations collapsed: every input maps to the same point (convergence)";
 const POSTERIOR_COLLAPSE: &str =
     "the run says its VAE's posterior collapsed: the decoder ignores the latent code (convergence)";
+pub(crate) const POLICY_COLLAPSE: &str =
+    "the run says its policy collapsed: its entropy fell to near zero, its choices fixed before it learnt the best ones (convergence)";
 const MODE_COLLAPSE: &str =
     "the run says its generator collapsed onto a few modes of the data: the adversarial training failed (convergence)";
 const NO_IMPROVEMENT: &str = "the run says its metric stopped improving and it gave up (convergence)";
 pub(crate) const NOT_LEARNING: &str =
     "the run says the model did not learn (loss or accuracy flat) (convergence)";
+
+/// A message saying the model collapsed (a policy's entropy, a GAN's modes, an encoder's
+/// representations, a VAE's posterior): that collapse's reason.
+pub(crate) fn says_collapsed(msg: &str) -> Option<&'static str> {
+    convergence("", msg).filter(|r| {
+        [
+            POLICY_COLLAPSE,
+            MODE_COLLAPSE,
+            REPRESENTATION_COLLAPSE,
+            POSTERIOR_COLLAPSE,
+        ]
+        .contains(r)
+    })
+}
 
 fn convergence(short: &str, msg: &str) -> Option<&'static str> {
     if short == "FloatingPointError" {
@@ -1032,6 +1073,19 @@ fn convergence(short: &str, msg: &str) -> Option<&'static str> {
     // A GAN's generator that learnt to produce a few modes of the data only.
     if has_any(&lower, &["mode collapse", "modes collapsed", "mode-collapse"]) {
         return Some(MODE_COLLAPSE);
+    }
+    // A policy (reinforcement learning, a bandit) whose choices became deterministic before
+    // it learnt which are best: its entropy collapsed.
+    if has_any(
+        &lower,
+        &[
+            "policy collapsed",
+            "policy collapse",
+            "entropy collapsed",
+            "entropy collapse",
+        ],
+    ) {
+        return Some(POLICY_COLLAPSE);
     }
     // Gradients that shrink to nothing through the layers: the model stops learning.
     if has_any(
@@ -2004,6 +2058,31 @@ fn data(short: &str, msg: &str, ctx: &TbContext) -> Option<&'static str> {
 }
 
 pub(crate) const NAN_INPUT: &str = "NaN or infinity in the input (data)";
+pub(crate) const CONFIG_SYNTAX: &str =
+    "the job's own configuration file does not parse (a trailing comma, a quote, an indent): a mistake in the job's files (implementation)";
+pub(crate) const ENCODED_OTHERWISE: &str =
+    "a field of the data is encoded otherwise than the code decodes it (base64 without padding, another alphabet) (data)";
+pub(crate) const NAN_FROM_EMPTY_BATCH: &str =
+    "the loss is NaN because a batch of the data held nothing to average over (empty targets, zero items): 0/0 made by the data (data)";
+
+/// Does `msg` name a count of zero items of the data (`0 target characters`, `0 samples`,
+/// `zero tokens`, `empty batch`)?
+fn names_zero_count(msg: &str) -> bool {
+    static ZERO: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    ZERO.get_or_init(|| {
+        regex::Regex::new(
+            r"(?i)\b(?:0|zero|no) (?:[a-z_-]+ ){0,2}(?:characters|chars|tokens|targets|labels|samples|frames|rows|examples|items|elements)\b|\bempty (?:batch|targets?|labels?|transcripts?)\b",
+        )
+        .expect("valid")
+    })
+    .is_match(msg)
+}
+
+pub(crate) const FORMAT_UNSUPPORTED: &str =
+    "a data file uses a format its reader does not implement (a compression method, a codec): the file's format (data)";
+pub(crate) const INTERRUPTED: &str = "interrupted from outside (Ctrl-C, SIGINT) (resource)";
+pub(crate) const ERROR_AFTER_DIVERGENCE: &str =
+    "an error no rule explains, raised after the run's loss had become NaN or infinite: a consequence of the diverged optimisation (convergence)";
 pub(crate) const NAN_FROM_DIVERGENCE: &str =
     "NaN in a step's input after the run's loss had become NaN or infinite: the NaN came from the diverged optimisation, not the data (convergence)";
 
@@ -2098,6 +2177,11 @@ pub(crate) fn classify_exception(name: &str, msg: &str, ctx: &TbContext) -> Verd
     // memory's.)
     if let Some(r) = resource(short, msg, ctx) {
         return strong(Category::Resource, r);
+    }
+    // A NaN loss whose message names a batch with nothing in it (`loss is nan … (0 target
+    // characters in the batch …)`): a mean over zero items, 0/0, made by the data.
+    if loss_not_finite(msg) && names_zero_count(msg) {
+        return strong(Category::Data, NAN_FROM_EMPTY_BATCH);
     }
     // A worker or child that died of a signal the message names (a DataLoader worker
     // `killed by signal: Killed`): that signal's verdict.
@@ -2247,6 +2331,25 @@ pub(crate) fn classify_exception(name: &str, msg: &str, ctx: &TbContext) -> Verd
     if ctx.optim_frame && matches!(short, "TypeError" | "ValueError") {
         return strong(Category::Implementation, OPTIMIZER_SETTINGS);
     }
+    // A parser's syntax error (`JSONDecodeError: Expecting property name … line 9 column 3`:
+    // a position, not a table's column): in the job's own configuration the code's mistake,
+    // elsewhere a record of the data that does not parse.
+    if matches!(
+        short,
+        "JSONDecodeError" | "TOMLDecodeError" | "ScannerError" | "ParserError" | "YAMLError"
+    ) {
+        return if ctx.config_load {
+            strong(Category::Implementation, CONFIG_SYNTAX)
+        } else {
+            strong(Category::Data, UNPARSABLE)
+        };
+    }
+    // binascii's refusal of an encoded field (`Incorrect padding`, `Non-base64 digit found`,
+    // `Odd-length string`): the data's values are encoded otherwise than the code decodes
+    // them (base64url without padding, another alphabet).
+    if short == "Error" && name.starts_with("binascii.") {
+        return strong(Category::Data, ENCODED_OTHERWISE);
+    }
     if short == "ValueError" && ctx.splitting && msg.starts_with("not enough values to unpack") {
         return strong(Category::Data, LINE_FIELDS);
     }
@@ -2261,6 +2364,18 @@ pub(crate) fn classify_exception(name: &str, msg: &str, ctx: &TbContext) -> Verd
     }
     if let Some(r) = data(short, msg, ctx) {
         return strong(Category::Data, r);
+    }
+    // A reader of data files that does not implement what the file uses (zipfile's `That
+    // compression method is not supported` for an .npz written with Zstandard): the file's
+    // format. (Elsewhere a NotImplementedError is a code path nobody wrote.)
+    if ctx.reader_frame
+        && short == "NotImplementedError"
+        && has_any(
+            &msg.to_ascii_lowercase(),
+            &["compression", "codec", "format", "encoding"],
+        )
+    {
+        return strong(Category::Data, FORMAT_UNSUPPORTED);
     }
     // A value or format error raised inside a reader of data files, that no rule above
     // names: the reader refused the file it was given. (A wrong type, a missing attribute or

@@ -32,10 +32,13 @@ impl Detector {
                 // (a launcher restarted the group, and the job then went on to succeed).
                 // Everything else (a warning, a NaN loss, a traceback at the very end that a
                 // wrapper's status hid) is a warning.
+                // An interrupt (SIGINT's KeyboardInterrupt) in a run that then exits 0 stopped a
+                // process of the job (a sampler, a helper it stops itself), not the run.
                 let tail_ordinary = self.tail_ordinary >= SURVIVE_AFTER;
                 for i in 0..self.meta.len() {
                     let m = &self.meta[i];
-                    let outlived = m.looks_fatal && !m.caught && (m.survived || tail_ordinary);
+                    let interrupt = self.incidents[i].reason == classify::INTERRUPTED;
+                    let outlived = m.looks_fatal && !m.caught && (m.survived || tail_ordinary || interrupt);
                     if outlived {
                         self.meta[i].outlived = true;
                         self.set_forced(i, Severity::Note, &mut out);

@@ -181,6 +181,10 @@ struct Block {
     /// The program announced, just before, that it handles this and goes on (a retry, a
     /// rebuilt cache, a fallback).
     recovered: bool,
+    /// The message of the record at the info or debug level just before the traceback, if
+    /// one was: when it quotes the exception, the program logged the traceback as
+    /// information (`logger.info(…, exc_info=True)`) and goes on.
+    info_intro: Option<String>,
     /// What the log stated just before this traceback began (see `Detector::relay_words`).
     stated: Option<(u64, String, Verdict)>,
     /// The last frame line read is in the job's own code, and the line after it is its
@@ -770,6 +774,14 @@ impl Detector {
             }
             _ => false,
         };
+        let info_intro = match target {
+            Target::Fresh if !group => self
+                .tail
+                .back()
+                .and_then(|(_, l)| rules::info_record(l.trim()))
+                .map(str::to_string),
+            _ => None,
+        };
         let ctx = TbContext {
             service_refused: self.ring().any(|(_, l)| rules::reports_service_error(l)),
             ..TbContext::default()
@@ -782,6 +794,7 @@ impl Detector {
             ignored,
             group,
             recovered,
+            info_intro,
             stated: if target == Target::Fresh {
                 self.stated_cause()
             } else {

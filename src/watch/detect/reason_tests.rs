@@ -34,6 +34,7 @@ fn ctx(pandas: bool, getitem: bool) -> TbContext {
         count_divisor: false,
         splitting: false,
         log_call: false,
+        config_load: false,
     }
 }
 
@@ -246,6 +247,13 @@ fn exception_examples() -> Vec<(&'static str, &'static str, TbContext, Category,
         ("ValueError", "__len__() should return >= 0", n, Data, "a windowed dataset's length came out negative: its data is shorter than the window it needs (data)"),
         ("ValueError", "not enough values to unpack (expected 2, got 1)", TbContext { splitting: true, ..n }, Data, "a line of a data file splits into fewer fields than the code reads from it (another separator, a missing column) (data)"),
         ("", "prep: shard_2.tsv:119: expected 5 fields, got 4", n, Data, classify::UNPARSABLE),
+        ("binascii.Error", "Incorrect padding", n, Data, classify::ENCODED_OTHERWISE),
+        ("RuntimeError", "policy collapsed at step 40: entropy 0.0101", n, Convergence, classify::POLICY_COLLAPSE),
+        ("NotImplementedError", "That compression method is not supported", TbContext { reader_frame: true, ..n }, Data, classify::FORMAT_UNSUPPORTED),
+        ("json.decoder.JSONDecodeError", "Expecting property name enclosed in double quotes: line 9 column 3 (char 256)", TbContext { config_load: true, ..n }, Implementation, classify::CONFIG_SYNTAX),
+        // (the same error reading anything but the job's configuration: a record that does not parse)
+        ("json.decoder.JSONDecodeError", "Expecting property name enclosed in double quotes: line 9 column 3 (char 256)", n, Data, classify::UNPARSABLE),
+        ("AssertionError", "loss is nan at epoch 0 step 70 (0 target characters in the batch, recordings rec-01120..rec-01135)", n, Data, classify::NAN_FROM_EMPTY_BATCH),
     ]
 }
 

@@ -272,6 +272,21 @@ pub(crate) fn warning_record(t: &str) -> Option<&str> {
     record_at(t, &["<4>"], &["WARNING", "WARN"])
 }
 
+/// A logging record at the info or debug level (`12:00:01 INFO name: msg`, `<6>`, `<7>`):
+/// its message. The program judged what it logs there ordinary.
+pub(crate) fn info_record(t: &str) -> Option<&str> {
+    record_at(t, &["<6>", "<7>"], &["INFO", "DEBUG"])
+}
+
+/// Does the record message `intro` quote the exception `name: msg` that follows it: its
+/// message (the part before any quoted detail) or its class name? Then the traceback is that
+/// record's, not an unrelated crash after an ordinary line of the log.
+pub(crate) fn quotes_exception(intro: &str, name: &str, msg: &str) -> bool {
+    let class = name.rsplit('.').next().unwrap_or(name);
+    let msg = msg.trim();
+    (msg.len() >= 8 && intro.contains(msg)) || (class.len() >= 5 && intro.contains(class))
+}
+
 /// The message of a record whose level, one of `levels`, is a whole token among its first
 /// fields, or that starts with one of the sd-daemon priority prefixes `priorities`.
 fn record_at<'a>(t: &'a str, priorities: &[&str], levels: &[&str]) -> Option<&'a str> {
@@ -1233,7 +1248,48 @@ pub(crate) fn classify_line_with(line: &str, rhat_threshold: f64, m: prefilter::
     {
         return hit(category, false, HitKind::Plain, t, reason);
     }
+    // A job's own word, at the warning level, that its model collapsed (`WARNING offers:
+    // policy collapsed: entropy 0.0002 nats`): the run goes on, its result is worth little.
+    if let Some(reason) = has(prefilter::WARN_RECORD)
+        .then(|| warning_record(t))
+        .flatten()
+        .and_then(classify::says_collapsed)
+    {
+        return hit(Category::Convergence, false, HitKind::Plain, t, reason);
+    }
+    // A job's own word, at the warning level, that it stops training because its time is
+    // running out (`WARNING intent: wall-time budget 4 s nearly used (3.6 s) at step
+    // 234/1504; stopping training`): the run ends well, with a model trained for less.
+    if has(prefilter::WARN_RECORD) && warning_record(t).is_some_and(stops_for_time) {
+        return hit(Category::Resource, false, HitKind::Plain, t, STOPPED_FOR_TIME);
+    }
     LineKind::Nothing
+}
+
+pub(crate) const STOPPED_FOR_TIME: &str =
+    "the job stopped its training early for its time budget: the model trained for less than planned (resource)";
+
+/// Does the record message `msg` say training stops because its time budget is used up?
+fn stops_for_time(msg: &str) -> bool {
+    let l = msg.to_ascii_lowercase();
+    [
+        "stopping training",
+        "stopping early",
+        "stopped training",
+        "ending training early",
+    ]
+    .iter()
+    .any(|w| l.contains(w))
+        && [
+            "wall-time",
+            "walltime",
+            "wall-clock",
+            "wall clock",
+            "time budget",
+            "time limit",
+        ]
+        .iter()
+        .any(|w| l.contains(w))
 }
 
 pub(crate) const CHECK_FOUND: &str =

@@ -1990,3 +1990,100 @@ fn a_stale_program_path_is_the_scripts_and_a_member_missing_from_an_archive_the_
     let inc = lines(log, Some(ExitOutcome::Code(2)));
     assert_eq!((inc[0].line, inc[0].category), (2, Category::Data), "{inc:#?}");
 }
+
+/// A traceback that a record at the info level introduces, quoting its exception
+/// (`logger.info("… raised %s; using the cached copy", e, exc_info=True)`), is logged as
+/// information: the run outlives it, no warning at exit 0. An ordinary info line before an
+/// unrelated traceback does not make that one handled.
+#[test]
+fn a_traceback_an_info_record_quotes_is_information_not_a_warning() {
+    let tb = "Traceback (most recent call last):\n  File \"job.py\", line 56, in fetch_vocab\n    with urllib.request.urlopen(req, timeout=5) as r:\nurllib.error.HTTPError: HTTP Error 304: Not Modified\n";
+    let log = format!("20:22:07 INFO topics: vocabulary fetch raised HTTP Error 304: Not Modified; cached copy is current, using it\n{tb}20:22:07 INFO topics: test accuracy 1.000\n");
+    let inc = lines(&log, Some(ExitOutcome::Code(0)));
+    assert!(inc.iter().all(|i| i.severity == Severity::Note), "{inc:?}");
+    let unrelated = format!(
+        "20:22:07 INFO topics: fetching the vocabulary\n{tb}20:22:07 INFO topics: test accuracy 1.000\n"
+    );
+    let inc = lines(&unrelated, Some(ExitOutcome::Code(0)));
+    assert_eq!(inc[0].severity, Severity::Warning, "{inc:?}");
+}
+
+/// A KeyboardInterrupt's traceback in a run that exits 0: SIGINT stopped a process of the job
+/// (a sampler it stops itself), not the run — a note, not a warning. At a failing exit it is
+/// still the interrupt that ended the run.
+#[test]
+fn an_interrupt_in_a_run_that_exits_0_stopped_a_process_of_the_job() {
+    let log = "INFO job: model saved\nTraceback (most recent call last):\n  File \"rss_sampler.py\", line 19, in <module>\n    time.sleep(0.1)\nKeyboardInterrupt\nINFO job: rss sampler stopped by SIGINT\n";
+    let inc = lines(log, Some(ExitOutcome::Code(0)));
+    assert!(inc.iter().all(|i| i.severity == Severity::Note), "{inc:?}");
+    let inc = lines(log, Some(ExitOutcome::Code(130)));
+    assert!(
+        inc.iter()
+            .any(|i| i.severity == Severity::Fatal && i.category == Category::Resource),
+        "{inc:?}"
+    );
+}
+
+/// The job's own configuration parsed in its innermost frame (`cfg = json.load(f)`), not a
+/// data file read the same way.
+#[test]
+fn a_config_load_is_told_from_a_data_load_by_its_source_line() {
+    assert!(classify::config_load_source("    cfg = json.load(f)"));
+    assert!(classify::config_load_source(
+        "    settings = yaml.safe_load(open(path))"
+    ));
+    assert!(!classify::config_load_source(
+        "    rows = [json.loads(l) for l in f]"
+    ));
+    assert!(!classify::config_load_source("    cfg = build(f)"));
+}
+
+/// An error no rule explains, after the run's loss went infinite (binary cross-entropy
+/// refusing the NaN probabilities of a diverged trunk): the divergence's consequence.
+#[test]
+fn an_unexplained_error_after_the_loss_went_infinite_is_the_divergences() {
+    let log = "step 6 bce 0.71 aux_mse 3.1e+30 total 3.1e+30\nstep 7 bce 25.1 aux_mse inf total inf\nTraceback (most recent call last):\n  File \"job.py\", line 80, in <module>\n    loss = F.binary_cross_entropy(p, y)\nRuntimeError: all elements of input should be between 0 and 1\n";
+    let inc = lines(log, Some(ExitOutcome::Code(1)));
+    let fatal: Vec<_> = inc.iter().filter(|i| i.severity == Severity::Fatal).collect();
+    assert_eq!(fatal.len(), 1, "{inc:?}");
+    assert_eq!(
+        (fatal[0].line, fatal[0].category),
+        (6, Category::Convergence),
+        "{inc:?}"
+    );
+    // Without the infinite loss before it, the same error names no cause.
+    let alone = log.lines().skip(2).collect::<Vec<_>>().join("\n");
+    let inc = lines(&alone, Some(ExitOutcome::Code(1)));
+    assert_eq!(inc[0].category, Category::Implementation, "{inc:?}");
+}
+
+/// A job's own WARNING that its policy collapsed, in a run that exits 0: a convergence
+/// warning (the result is worth little), not a clean run.
+#[test]
+fn a_warning_record_that_the_model_collapsed_is_a_convergence_warning() {
+    let log = "INFO offers: update 10 entropy 0.001\nWARNING offers: policy collapsed: entropy 0.0002 nats (max 1.609)\nINFO offers: saved offer_policy.pt\n";
+    let inc = lines(log, Some(ExitOutcome::Code(0)));
+    assert_eq!(inc.len(), 1, "{inc:?}");
+    assert_eq!(
+        (inc[0].line, inc[0].category, inc[0].severity),
+        (2, Category::Convergence, Severity::Warning)
+    );
+    assert_eq!(inc[0].reason, classify::POLICY_COLLAPSE);
+    let fine = "WARNING offers: entropy bonus 0.01 keeps the policy from collapse\n";
+    assert!(lines(fine, Some(ExitOutcome::Code(0))).is_empty());
+}
+
+/// A job's WARNING that it stops training for its time budget, then exit 0: a resource
+/// warning (the model trained for less than planned). Stopping for another reason is not.
+#[test]
+fn a_warning_that_training_stops_for_its_time_budget_is_a_resource_warning() {
+    let log = "step 200 loss 0.81\n20:20:34 WARNING intent: wall-time budget 4 s nearly used (3.6 s) at step 234/1504 (epoch 1.24 of 8); stopping training\neval_loss 0.78\n";
+    let inc = lines(log, Some(ExitOutcome::Code(0)));
+    assert_eq!(inc.len(), 1, "{inc:?}");
+    assert_eq!(
+        (inc[0].line, inc[0].category, inc[0].severity),
+        (2, Category::Resource, Severity::Warning)
+    );
+    let planned = "20:20:34 WARNING intent: stopping training at the planned step 1504\n";
+    assert!(lines(planned, Some(ExitOutcome::Code(0))).is_empty());
+}

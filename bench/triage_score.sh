@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Score `trainwatch triage` on the real-framework fixture corpus (issue 12), each part on its
-# own (tuned, held-out; tuned-2 to tuned-44: blind batches measured once, then tuned on):
+# own (tuned, held-out; tuned-2 to tuned-44: blind batches measured once, then tuned on;
+# held-out-45 to held-out-47: blind batches, measured only):
 # category accuracy, first error line accuracy, false
 # alarms on clean runs, and a per-fixture table of expected against got.
 #
@@ -16,7 +17,7 @@ MANIFESTS=()
 for a in "$@"; do
     case "$a" in
         --release) PROFILE=release ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
         *) MANIFESTS+=("$a") ;;
     esac
 done
@@ -49,7 +50,9 @@ if [ ${#MANIFESTS[@]} -eq 0 ]; then
         tests/fixtures/real/tuned-39/manifest.json tests/fixtures/real/tuned-40/manifest.json
         tests/fixtures/real/tuned-41/manifest.json
         tests/fixtures/real/tuned-42/manifest.json tests/fixtures/real/tuned-43/manifest.json
-        tests/fixtures/real/tuned-44/manifest.json)
+        tests/fixtures/real/tuned-44/manifest.json
+        tests/fixtures/real/held-out-45/manifest.json tests/fixtures/real/held-out-46/manifest.json
+        tests/fixtures/real/held-out-47/manifest.json)
 fi
 
 FLAGS=()

@@ -1,8 +1,8 @@
 //! The real-framework fixture corpus (tests/fixtures/real, issue 12) is consistent: each
 //! manifest entry names a script and a log that exist, the labelled first error line is
-//! really that line of the log, labels use the known words, and the forty-five parts (tuned,
-//! held-out; tuned-2 to tuned-44, each written blind later, measured once, then tuned on) do not
-//! share a case.
+//! really that line of the log, labels use the known words, and the forty-eight parts (tuned,
+//! held-out; tuned-2 to tuned-44, each written blind later, measured once, then tuned on;
+//! held-out-45 to held-out-47, written blind after those, measured only) do not share a case.
 //! It does not score the detector: `bench/triage_score.sh` measures that, because the corpus
 //! exists to show what triage still gets wrong.
 
@@ -39,7 +39,7 @@ struct First {
     text: String,
 }
 
-const PARTS: [&str; 45] = [
+const PARTS: [&str; 48] = [
     "tuned",
     "held-out",
     "tuned-2",
@@ -85,6 +85,9 @@ const PARTS: [&str; 45] = [
     "tuned-42",
     "tuned-43",
     "tuned-44",
+    "held-out-45",
+    "held-out-46",
+    "held-out-47",
 ];
 const CATEGORIES: [&str; 5] = [
     "implementation",

@@ -284,7 +284,9 @@ pub(crate) fn info_record(t: &str) -> Option<&str> {
 pub(crate) fn quotes_exception(intro: &str, name: &str, msg: &str) -> bool {
     let class = name.rsplit('.').next().unwrap_or(name);
     let msg = msg.trim();
-    (msg.len() >= 8 && intro.contains(msg)) || (class.len() >= 5 && intro.contains(class))
+    // (A bare `Error` or `Exception`, as binascii's, names nothing a record would quote.)
+    let specific = class.len() > "Error".len() && !matches!(class, "Exception" | "Warning");
+    (msg.len() >= 8 && intro.contains(msg)) || (specific && intro.contains(class))
 }
 
 /// The message of a record whose level, one of `levels`, is a whole token among its first

@@ -2006,6 +2006,16 @@ fn a_traceback_an_info_record_quotes_is_information_not_a_warning() {
     );
     let inc = lines(&unrelated, Some(ExitOutcome::Code(0)));
     assert_eq!(inc[0].severity, Severity::Warning, "{inc:?}");
+    assert!(!rules::quotes_exception(
+        "INFO decode: Error rate 0.0 so far",
+        "binascii.Error",
+        "Incorrect padding"
+    ));
+    assert!(rules::quotes_exception(
+        "INFO fetch raised HTTPError, using the cache",
+        "urllib.error.HTTPError",
+        "x"
+    ));
 }
 
 /// A KeyboardInterrupt's traceback in a run that exits 0: SIGINT stopped a process of the job

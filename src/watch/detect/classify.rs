@@ -77,12 +77,13 @@ pub(crate) fn config_load_source(source: &str) -> bool {
         "tomllib.loads(",
         "toml.load(",
     ];
-    LOADS.iter().any(|l| s.contains(l))
-        && [
-            "cfg", "config", "conf", "settings", "hparams", "params", "options",
-        ]
-        .iter()
-        .any(|w| s.contains(w))
+    has_any(&s, &LOADS)
+        && has_any(
+            &s,
+            &[
+                "cfg", "config", "conf", "settings", "hparams", "params", "options",
+            ],
+        )
 }
 
 /// Is `source` (a traceback's source line) a call that converts values to a tensor, an
@@ -331,7 +332,7 @@ pub(crate) fn short_name(name: &str) -> &str {
     name.rsplit('.').next().unwrap_or(name)
 }
 
-fn has_any(hay: &str, needles: &[&str]) -> bool {
+pub(crate) fn has_any(hay: &str, needles: &[&str]) -> bool {
     needles.iter().any(|n| hay.contains(n))
 }
 

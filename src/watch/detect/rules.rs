@@ -282,7 +282,7 @@ pub(crate) fn info_record(t: &str) -> Option<&str> {
 /// message (the part before any quoted detail) or its class name? Then the traceback is that
 /// record's, not an unrelated crash after an ordinary line of the log.
 pub(crate) fn quotes_exception(intro: &str, name: &str, msg: &str) -> bool {
-    let class = name.rsplit('.').next().unwrap_or(name);
+    let class = classify::short_name(name);
     let msg = msg.trim();
     // (A bare `Error` or `Exception`, as binascii's, names nothing a record would quote.)
     let specific = class.len() > "Error".len() && !matches!(class, "Exception" | "Warning");
@@ -516,7 +516,7 @@ pub(crate) fn states_failure(line: &str) -> bool {
         && !states_no_error(&l)
         // a record the program logged at an informational level is not its word of failure
         // (`INFO  checkpoint sanity: 0 Failed / 312 tensors OK; no RuntimeError during load`)
-        && record_at(line.trim(), &[], &["INFO", "DEBUG"]).is_none()
+        && info_record(line.trim()).is_none()
         && [
             "error",
             "failed",
@@ -1274,24 +1274,25 @@ pub(crate) const STOPPED_FOR_TIME: &str =
 /// Does the record message `msg` say training stops because its time budget is used up?
 fn stops_for_time(msg: &str) -> bool {
     let l = msg.to_ascii_lowercase();
-    [
-        "stopping training",
-        "stopping early",
-        "stopped training",
-        "ending training early",
-    ]
-    .iter()
-    .any(|w| l.contains(w))
-        && [
+    classify::has_any(
+        &l,
+        &[
+            "stopping training",
+            "stopping early",
+            "stopped training",
+            "ending training early",
+        ],
+    ) && classify::has_any(
+        &l,
+        &[
             "wall-time",
             "walltime",
             "wall-clock",
             "wall clock",
             "time budget",
             "time limit",
-        ]
-        .iter()
-        .any(|w| l.contains(w))
+        ],
+    )
 }
 
 pub(crate) const CHECK_FOUND: &str =
